@@ -1,0 +1,70 @@
+//! Lambda function names and ARNs as the Invoke API accepts them.
+
+/// `arn:aws:lambda:{region}:{account}:function:{name}`.
+pub fn function_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:{account}:function:{name}")
+}
+
+/// A `FunctionName` path segment of the Invoke API, split into name and qualifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRef<'a> {
+    pub name: &'a str,
+    pub qualifier: Option<&'a str>,
+}
+
+/// Accepts the three forms AWS documents: `my-function`, `123456789012:function:my-function`
+/// and `arn:aws:lambda:us-west-2:123456789012:function:my-function`, each with an optional
+/// `:qualifier`. Returns `None` for anything else.
+pub fn parse_function_ref(s: &str) -> Option<FunctionRef<'_>> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (name, qualifier) = match parts.as_slice() {
+        [name] => (*name, None),
+        [name, q] => (*name, Some(*q)),
+        [_acct, "function", name] => (*name, None),
+        [_acct, "function", name, q] => (*name, Some(*q)),
+        ["arn", _partition, "lambda", _region, _acct, "function", name] => (*name, None),
+        ["arn", _partition, "lambda", _region, _acct, "function", name, q] => (*name, Some(*q)),
+        _ => return None,
+    };
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid_qualifier = qualifier.is_none_or(|q| {
+        !q.is_empty()
+            && q.len() <= 128
+            && q.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'$')
+    });
+    (valid_name && valid_qualifier).then_some(FunctionRef { name, qualifier })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(s: &str) -> Option<(&str, Option<&str>)> {
+        parse_function_ref(s).map(|r| (r.name, r.qualifier))
+    }
+
+    #[test]
+    fn accepts_every_documented_function_name_form() {
+        assert_eq!(parsed("Hello"), Some(("Hello", None)));
+        assert_eq!(parsed("Hello:$LATEST"), Some(("Hello", Some("$LATEST"))));
+        assert_eq!(parsed("123456789012:function:Hello"), Some(("Hello", None)));
+        assert_eq!(
+            parsed("arn:aws:lambda:us-east-1:123456789012:function:Hello:live"),
+            Some(("Hello", Some("live")))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_names() {
+        assert_eq!(parsed(""), None);
+        assert_eq!(parsed("a:b:c"), None);
+        assert_eq!(parsed("has space"), None);
+        assert_eq!(parsed(&"x".repeat(65)), None);
+        assert_eq!(parsed("arn:aws:s3:::bucket"), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! The platform lines Lambda writes around each invocation, and the platform's own error bodies.
+
+use std::time::Duration;
+
+/// `START RequestId: <id> Version: $LATEST`
+pub fn start_line(request_id: &str, version: &str) -> String {
+    format!("START RequestId: {request_id} Version: {version}")
+}
+
+/// `END RequestId: <id>`
+pub fn end_line(request_id: &str) -> String {
+    format!("END RequestId: {request_id}")
+}
+
+/// What a REPORT line states about one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub duration: Duration,
+    pub memory_size_mb: u32,
+    pub max_memory_used_mb: u32,
+    /// Only on the first invocation of an on-demand environment.
+    pub init_duration: Option<Duration>,
+    /// `Status: timeout` / `Status: error` as Lambda adds for platform failures.
+    pub status: Option<&'static str>,
+}
+
+/// Lambda's tab-separated REPORT line. Billing rounds the duration up to the next millisecond.
+pub fn report_line(request_id: &str, r: &Report) -> String {
+    let ms = r.duration.as_secs_f64() * 1000.0;
+    let billed = r.duration.as_nanos().div_ceil(1_000_000).max(1);
+    let mut line = format!(
+        "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+        r.memory_size_mb, r.max_memory_used_mb
+    );
+    if let Some(init) = r.init_duration {
+        line.push_str(&format!(
+            "Init Duration: {:.2} ms\t",
+            init.as_secs_f64() * 1000.0
+        ));
+    }
+    if let Some(status) = r.status {
+        line.push_str(&format!("Status: {status}\t"));
+    }
+    line
+}
+
+/// `2019-04-23T21:10:07.727Z`, the timestamp style of Lambda's platform messages.
+pub fn timestamp_millis(epoch_ms: u64) -> String {
+    let t = time::OffsetDateTime::UNIX_EPOCH + Duration::from_millis(epoch_ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The invoke payload Lambda returns when a function runs past its timeout.
+pub fn timeout_error_body(epoch_ms: u64, request_id: &str, timeout: Duration) -> String {
+    let message = format!(
+        "{} {request_id} Task timed out after {:.2} seconds",
+        timestamp_millis(epoch_ms),
+        timeout.as_secs_f64()
+    );
+    serde_free_error_body(&message, "Sandbox.Timedout")
+}
+
+/// `{"errorMessage":..,"errorType":..}` built without a JSON library: both strings are escaped.
+pub fn serde_free_error_body(message: &str, error_type: &str) -> String {
+    format!(
+        "{{\"errorMessage\":\"{}\",\"errorType\":\"{}\"}}",
+        json_escape(message),
+        json_escape(error_type)
+    )
+}
+
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_line_matches_lambda_format_on_a_cold_start() {
+        let r = Report {
+            duration: Duration::from_micros(4_157_160),
+            memory_size_mb: 256,
+            max_memory_used_mb: 99,
+            init_duration: Some(Duration::from_micros(841_600)),
+            status: None,
+        };
+        assert_eq!(
+            report_line("abc", &r),
+            "REPORT RequestId: abc\tDuration: 4157.16 ms\tBilled Duration: 4158 ms\tMemory Size: 256 MB\tMax Memory Used: 99 MB\tInit Duration: 841.60 ms\t"
+        );
+    }
+
+    #[test]
+    fn billed_duration_rounds_up_and_is_at_least_one_ms() {
+        let mut r = Report {
+            duration: Duration::from_micros(2_000),
+            memory_size_mb: 128,
+            max_memory_used_mb: 10,
+            init_duration: None,
+            status: Some("timeout"),
+        };
+        assert!(report_line("x", &r).contains("Billed Duration: 2 ms\t"));
+        assert!(report_line("x", &r).ends_with("Status: timeout\t"));
+        r.duration = Duration::from_nanos(10);
+        assert!(report_line("x", &r).contains("Billed Duration: 1 ms\t"));
+    }
+
+    #[test]
+    fn timeout_body_is_the_sandbox_timedout_error() {
+        assert_eq!(
+            timeout_error_body(1_556_053_807_727, "req-1", Duration::from_secs(3)),
+            r#"{"errorMessage":"2019-04-23T21:10:07.727Z req-1 Task timed out after 3.00 seconds","errorType":"Sandbox.Timedout"}"#
+        );
+    }
+
+    #[test]
+    fn error_body_escapes_quotes_and_control_characters() {
+        assert_eq!(
+            serde_free_error_body("a \"b\"\n\u{1}", "T"),
+            r#"{"errorMessage":"a \"b\"\n\u0001","errorType":"T"}"#
+        );
+    }
+}

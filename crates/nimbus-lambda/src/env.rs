@@ -1,0 +1,574 @@
+//! One execution environment: a function process, the Runtime API server it talks to, and the
+//! task that captures its output.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use nimbus_core::report::{self, Report};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::logs::{LogCtl, LogSink};
+use crate::{runtime_api, FunctionSpec, InvokeRequest, LaunchSpec, PlatformConfig};
+
+/// What the runtime reported for one invocation.
+#[derive(Debug)]
+pub(crate) enum RuntimeResult {
+    Response(Bytes),
+    Error(Bytes),
+    TooLarge,
+}
+
+/// An invocation handed to the environment's `/next`.
+pub(crate) struct Dispatch {
+    pub request_id: String,
+    pub payload: Bytes,
+    /// The function's timeout: the deadline is set when `/next` hands the event over.
+    pub timeout: Duration,
+    pub client_context: Option<String>,
+    pub trace_header: String,
+    pub started_tx: oneshot::Sender<Instant>,
+    pub result_tx: oneshot::Sender<RuntimeResult>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EnvStatus {
+    Starting,
+    Ready { init: Duration },
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Failure {
+    /// The runtime posted `/runtime/init/error`.
+    InitError { error_type: String, body: Bytes },
+    /// The process ended; the text is how, e.g. `exit status 1` or `signal: killed`.
+    Exited(String),
+}
+
+/// The invocation currently running in the environment.
+pub(crate) struct Current {
+    pub request_id: String,
+    pub result_tx: Option<oneshot::Sender<RuntimeResult>>,
+}
+
+#[derive(Default)]
+pub(crate) struct EnvState {
+    pub current: Option<Current>,
+    /// Recently completed request ids, so a second `/response` gets 403 rather than 400.
+    pub finished: VecDeque<String>,
+}
+
+/// What the Runtime API handlers share with the environment.
+pub(crate) struct EnvShared {
+    pub function: Arc<FunctionSpec>,
+    pub spawned_at: Instant,
+    pub requests: tokio::sync::Mutex<mpsc::Receiver<Dispatch>>,
+    pub state: Mutex<EnvState>,
+    pub status: watch::Sender<EnvStatus>,
+    pub log_ctl: mpsc::Sender<LogCtl>,
+}
+
+impl EnvShared {
+    /// Marks a failure unless one was already recorded: the first cause is the one to report.
+    pub fn fail(&self, failure: Failure) {
+        self.status.send_if_modified(|s| {
+            if matches!(s, EnvStatus::Failed(_)) {
+                false
+            } else {
+                *s = EnvStatus::Failed(failure);
+                true
+            }
+        });
+    }
+}
+
+pub(crate) struct Env {
+    pub id: u64,
+    pub pid: i32,
+    pub provisioned: bool,
+    shared: Arc<EnvShared>,
+    requests: mpsc::Sender<Dispatch>,
+    init_reported: AtomicBool,
+    exited: watch::Receiver<bool>,
+}
+
+/// The outcome of one invocation in an environment.
+pub(crate) struct RunOutcome {
+    pub payload: Bytes,
+    pub function_error: bool,
+    pub log_tail: Option<String>,
+    /// False when the environment must be discarded (crash, timeout, init failure).
+    pub reusable: bool,
+}
+
+const LOG_STREAM_HEX: usize = 32;
+
+impl Env {
+    /// Starts the process and its Runtime API server. The environment initialises on its own;
+    /// [`Env::invoke`] waits for it.
+    pub async fn spawn(
+        id: u64,
+        function: Arc<FunctionSpec>,
+        launch: &LaunchSpec,
+        config: &PlatformConfig,
+        logs: Arc<LogSink>,
+        provisioned: bool,
+    ) -> std::io::Result<Arc<Env>> {
+        let listener = tokio::net::TcpListener::bind((config.runtime_api_host, 0)).await?;
+        let api_addr = listener.local_addr()?;
+
+        let tmp_dir = config
+            .state_dir
+            .join("tmp")
+            .join(format!("{}-{id}", function.name));
+        std::fs::create_dir_all(&tmp_dir)?;
+
+        let (pipe_reader, pipe_writer) = std::io::pipe()?;
+        let pipe_writer = OwnedFd::from(pipe_writer);
+
+        let env_vars = environment(
+            &function,
+            config,
+            &api_addr.to_string(),
+            &tmp_dir,
+            provisioned,
+        );
+        let mut cmd = tokio::process::Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .current_dir(&launch.task_root)
+            .env_clear()
+            .envs(&env_vars)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(pipe_writer.try_clone()?))
+            .stderr(Stdio::from(pipe_writer))
+            // Its own process group, so a timeout kills everything the function started.
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; nothing is allocated between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // If nimbus itself dies (even by SIGKILL), the function goes with it.
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", launch.program.display()),
+            )
+        })?;
+        // The parent's copies of the pipe's write end close with `cmd`, so EOF follows the
+        // child's exit.
+        drop(cmd);
+        let pid = child.id().map(|p| p as i32).unwrap_or_default();
+
+        let (req_tx, req_rx) = mpsc::channel(1);
+        let (status_tx, _) = watch::channel(EnvStatus::Starting);
+        let (log_tx, log_rx) = mpsc::channel(64);
+        let shared = Arc::new(EnvShared {
+            function: function.clone(),
+            spawned_at: Instant::now(),
+            requests: tokio::sync::Mutex::new(req_rx),
+            state: Mutex::new(EnvState::default()),
+            status: status_tx,
+            log_ctl: log_tx,
+        });
+
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(pipe_reader))?;
+        let log_task = tokio::spawn(crate::logs::capture(
+            reader,
+            log_rx,
+            logs,
+            function.name.clone(),
+        ));
+
+        let server = tokio::spawn(runtime_api::serve(listener, shared.clone()));
+
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let watcher_shared = shared.clone();
+        tokio::spawn(async move {
+            let how = match child.wait().await {
+                Ok(status) => describe_exit(status),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            watcher_shared.fail(Failure::Exited(how));
+            server.abort();
+            // Output written just before the exit is still in the pipe: let the capture task
+            // read it to EOF before the environment is reported gone.
+            let _ = log_task.await;
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            let _ = exited_tx.send(true);
+        });
+
+        Ok(Arc::new(Env {
+            id,
+            pid,
+            provisioned,
+            shared,
+            requests: req_tx,
+            init_reported: AtomicBool::new(provisioned),
+            exited: exited_rx,
+        }))
+    }
+
+    pub fn status(&self) -> EnvStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(*self.shared.status.borrow(), EnvStatus::Failed(_))
+    }
+
+    /// Waits until the environment has finished initialising (its first `/next`) or failed.
+    pub async fn wait_ready(&self, limit: Duration) -> Result<(), Failure> {
+        let mut status = self.shared.status.subscribe();
+        let waited =
+            tokio::time::timeout(limit, status.wait_for(|s| *s != EnvStatus::Starting)).await;
+        match waited {
+            Ok(Ok(s)) => match &*s {
+                EnvStatus::Failed(f) => Err(f.clone()),
+                _ => Ok(()),
+            },
+            Ok(Err(_)) => Err(Failure::Exited("environment lost".into())),
+            Err(_) => Err(Failure::Exited(format!(
+                "init did not finish within {:.2} seconds",
+                limit.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Kills the whole process group. The exit watcher cleans up after it.
+    pub fn kill(&self) {
+        if self.pid > 0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Resolves once the process has exited and its output has been captured.
+    pub async fn wait_exited(&self) {
+        let mut exited = self.exited.clone();
+        let _ = exited.wait_for(|e| *e).await;
+    }
+
+    /// Runs one invocation. Never fails: every function or platform failure is an outcome.
+    pub async fn invoke(
+        &self,
+        request_id: &str,
+        req: InvokeRequest,
+        trace_header: String,
+        init_timeout: Duration,
+    ) -> RunOutcome {
+        let function = &self.shared.function;
+        let (started_tx, started_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let dispatched_at = Instant::now();
+        let dispatch = Dispatch {
+            request_id: request_id.to_owned(),
+            payload: req.payload,
+            timeout: function.timeout,
+            client_context: req.client_context,
+            trace_header,
+            started_tx,
+            result_tx,
+        };
+        let mut status = self.shared.status.subscribe();
+        if self.requests.send(dispatch).await.is_err() {
+            return self
+                .platform_failure(
+                    request_id,
+                    "Runtime.ExitError",
+                    "environment stopped",
+                    req.tail_log,
+                    None,
+                )
+                .await;
+        }
+
+        // Phase 1: the runtime takes the event from /next. A cold environment may first spend
+        // up to the init limit initialising; a warm one is already waiting.
+        let phase1_limit = if matches!(*status.borrow(), EnvStatus::Starting) {
+            init_timeout.saturating_sub(self.shared.spawned_at.elapsed())
+        } else {
+            function.timeout
+        };
+        let started = tokio::select! {
+            started = started_rx => match started {
+                Ok(at) => at,
+                Err(_) => return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await,
+            },
+            _ = wait_failed(&mut status) => {
+                return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await;
+            }
+            _ = tokio::time::sleep(phase1_limit) => {
+                self.kill();
+                let body = report::timeout_error_body(epoch_ms(), request_id, init_timeout);
+                return self.finish(request_id, Bytes::from(body), true, false, dispatched_at, Some("timeout"), req.tail_log).await;
+            }
+        };
+
+        // Phase 2: the function runs against its deadline.
+        let deadline = started + function.timeout;
+        tokio::select! {
+            result = result_rx => match result {
+                Ok(RuntimeResult::Response(body)) => {
+                    self.finish(request_id, body, false, true, started, None, req.tail_log).await
+                }
+                Ok(RuntimeResult::Error(body)) => {
+                    self.finish(request_id, body, true, true, started, None, req.tail_log).await
+                }
+                Ok(RuntimeResult::TooLarge) => {
+                    let body = report::serde_free_error_body(
+                        &format!("Response payload size exceeded maximum allowed payload size ({} bytes).", crate::MAX_SYNC_PAYLOAD),
+                        "Function.ResponseSizeTooLarge",
+                    );
+                    self.finish(request_id, Bytes::from(body), true, true, started, Some("error"), req.tail_log).await
+                }
+                Err(_) => self.exit_outcome(request_id, &mut status, req.tail_log, started).await,
+            },
+            _ = wait_failed(&mut status) => {
+                self.exit_outcome(request_id, &mut status, req.tail_log, started).await
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                self.kill();
+                let body = report::timeout_error_body(epoch_ms(), request_id, function.timeout);
+                let message = format!("{} {request_id} Task timed out after {:.2} seconds", report::timestamp_millis(epoch_ms()), function.timeout.as_secs_f64());
+                let _ = self.shared.log_ctl.send(LogCtl::Line(message)).await;
+                self.finish(request_id, Bytes::from(body), true, false, started, Some("timeout"), req.tail_log).await
+            }
+        }
+    }
+
+    /// The outcome when the environment failed while an invocation was pending.
+    async fn exit_outcome(
+        &self,
+        request_id: &str,
+        status: &mut watch::Receiver<EnvStatus>,
+        tail: bool,
+        since: Instant,
+    ) -> RunOutcome {
+        // The process may still be alive (e.g. it posted an init error): make sure it is not.
+        self.kill();
+        let failure = match &*status.borrow_and_update() {
+            EnvStatus::Failed(f) => Some(f.clone()),
+            _ => None,
+        };
+        match failure {
+            Some(Failure::InitError { body, .. }) => {
+                self.finish(request_id, body, true, false, since, Some("error"), tail)
+                    .await
+            }
+            Some(Failure::Exited(how)) => {
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
+                self.platform_failure(request_id, "Runtime.ExitError", &message, tail, Some(since))
+                    .await
+            }
+            None => {
+                self.platform_failure(
+                    request_id,
+                    "Runtime.ExitError",
+                    "environment stopped",
+                    tail,
+                    Some(since),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn platform_failure(
+        &self,
+        request_id: &str,
+        error_type: &str,
+        message: &str,
+        tail: bool,
+        since: Option<Instant>,
+    ) -> RunOutcome {
+        let _ = self
+            .shared
+            .log_ctl
+            .send(LogCtl::Line(format!("{message}\n{error_type}")))
+            .await;
+        let body = report::serde_free_error_body(message, error_type);
+        self.finish(
+            request_id,
+            Bytes::from(body),
+            true,
+            false,
+            since.unwrap_or_else(Instant::now),
+            Some("error"),
+            tail,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        request_id: &str,
+        payload: Bytes,
+        function_error: bool,
+        reusable: bool,
+        started: Instant,
+        status: Option<&'static str>,
+        tail: bool,
+    ) -> RunOutcome {
+        let duration = started.elapsed();
+        let init_duration = match self.status() {
+            EnvStatus::Ready { init } if !self.init_reported.swap(true, Ordering::Relaxed) => {
+                Some(init)
+            }
+            _ => None,
+        };
+        let report = Report {
+            duration,
+            memory_size_mb: self.shared.function.memory_mb,
+            max_memory_used_mb: crate::memory::max_memory_used_mb(self.pid),
+            init_duration,
+            status,
+        };
+        let (tail_tx, tail_rx) = if tail {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let _ = self
+            .shared
+            .log_ctl
+            .send(LogCtl::Done {
+                request_id: request_id.to_owned(),
+                report: report::report_line(request_id, &report),
+                tail: tail_tx,
+            })
+            .await;
+        let log_tail = match tail_rx {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        RunOutcome {
+            payload,
+            function_error,
+            log_tail,
+            reusable: reusable && !self.is_failed(),
+        }
+    }
+}
+
+async fn wait_failed(status: &mut watch::Receiver<EnvStatus>) {
+    let _ = status.wait_for(|s| matches!(s, EnvStatus::Failed(_))).await;
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => {
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str().trim_start_matches("SIG").to_lowercase())
+                .unwrap_or_else(|_| sig.to_string());
+            let name = if name == "kill" {
+                "killed".to_owned()
+            } else {
+                name
+            };
+            format!("signal: {name}")
+        }
+        _ => "exited".into(),
+    }
+}
+
+pub(crate) fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// The process environment Lambda gives a function (INTERFACES.md section 1).
+fn environment(
+    f: &FunctionSpec,
+    config: &PlatformConfig,
+    runtime_api: &str,
+    tmp_dir: &std::path::Path,
+    provisioned: bool,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = f.environment.clone();
+    let date = time::OffsetDateTime::now_utc();
+    let stream_id: String = (0..LOG_STREAM_HEX)
+        .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    let runtime_dir = config.state_dir.join("runtime");
+    let task_root = match &f.launch {
+        Ok(l) => l.task_root.display().to_string(),
+        Err(_) => String::new(),
+    };
+    let fixed: [(&str, String); 21] = [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("_HANDLER", f.handler.clone().unwrap_or_default()),
+        ("AWS_REGION", config.region.clone()),
+        ("AWS_DEFAULT_REGION", config.region.clone()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", f.name),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!(
+                "{:04}/{:02}/{:02}/[$LATEST]{stream_id}",
+                date.year(),
+                date.month() as u8,
+                date.day()
+            ),
+        ),
+        ("LAMBDA_TASK_ROOT", task_root),
+        ("LAMBDA_RUNTIME_DIR", runtime_dir.display().to_string()),
+        ("TZ", ":UTC".into()),
+        // Dummy credentials: SDKs refuse to sign without some, and nimbus does not check them.
+        ("AWS_ACCESS_KEY_ID", "nimbus".into()),
+        ("AWS_SECRET_ACCESS_KEY", "nimbus".into()),
+        ("AWS_SESSION_TOKEN", "nimbus".into()),
+        (
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            if provisioned {
+                "provisioned-concurrency"
+            } else {
+                "on-demand"
+            }
+            .into(),
+        ),
+        ("AWS_ENDPOINT_URL", config.endpoint_url.clone()),
+        ("TMPDIR", tmp_dir.display().to_string()),
+        (
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
+        ("LANG", "en_US.UTF-8".into()),
+        ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into()),
+    ];
+    for (k, v) in fixed {
+        env.insert(k.to_owned(), v);
+    }
+    if let Some(version) = f.runtime.strip_prefix("python") {
+        env.insert(
+            "AWS_EXECUTION_ENV".into(),
+            format!("AWS_Lambda_python{version}"),
+        );
+        // A pipe, not a terminal: without this Python holds log lines back until exit.
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+    }
+    env
+}

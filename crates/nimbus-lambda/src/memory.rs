@@ -1,0 +1,52 @@
+//! `Max Memory Used` for REPORT lines: the peak resident set of the environment's process tree.
+
+/// Sum of `VmHWM` (peak RSS) over `pid` and its descendants, in MB rounded up. 0 when /proc is
+/// unreadable (the process is gone).
+pub(crate) fn max_memory_used_mb(pid: i32) -> u32 {
+    let mut total_kb = 0u64;
+    let mut stack = vec![pid];
+    // Bounded walk: a fork bomb must not stall the REPORT line.
+    let mut visited = 0;
+    while let Some(p) = stack.pop() {
+        visited += 1;
+        if visited > 256 {
+            break;
+        }
+        total_kb += peak_rss_kb(p).unwrap_or(0);
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
+            stack.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    total_kb.div_ceil(1024) as u32
+}
+
+fn peak_rss_kb(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_peak_rss_from_proc_status() {
+        let status = "Name:\tx\nVmPeak:\t  1000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1500 kB\n";
+        assert_eq!(super::parse_vm_hwm(status), Some(2048));
+        assert_eq!(super::parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn measures_this_process() {
+        assert!(super::max_memory_used_mb(std::process::id() as i32) > 0);
+    }
+}

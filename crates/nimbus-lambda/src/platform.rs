@@ -1,0 +1,297 @@
+//! The set of functions nimbus serves, their pools, and the account's concurrency.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use nimbus_core::concurrency::Concurrency;
+use nimbus_core::report;
+use nimbus_core::trace::TraceHeader;
+use tokio::sync::Notify;
+
+use crate::pool::FunctionPool;
+use crate::{
+    FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, LogSink, PlatformConfig,
+    PlatformError,
+};
+
+/// Cheap to clone; every clone drives the same functions.
+#[derive(Clone)]
+pub struct Platform {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PlatformConfig,
+    pools: BTreeMap<String, Arc<FunctionPool>>,
+    concurrency: Mutex<Concurrency>,
+    logs: Arc<LogSink>,
+    accepting: AtomicBool,
+    in_flight: AtomicUsize,
+    idle_now: Notify,
+    reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Holds one unit of concurrency and one in-flight count; gives both back on drop, whatever
+/// path the invocation leaves by.
+struct Slot<'a> {
+    inner: &'a Inner,
+    function: &'a str,
+    acquired: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.acquired {
+            self.inner
+                .concurrency
+                .lock()
+                .expect("concurrency poisoned")
+                .release(self.function);
+        }
+        if self.inner.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.idle_now.notify_waiters();
+        }
+    }
+}
+
+impl Platform {
+    /// Registers the functions and starts the idle reaper. Environments start on first use,
+    /// except provisioned ones: call [`Platform::prewarm`].
+    pub fn new(
+        config: PlatformConfig,
+        functions: Vec<FunctionSpec>,
+        logs: Arc<LogSink>,
+    ) -> Result<Self, PlatformError> {
+        for dir in ["tmp", "runtime"] {
+            let path = config.state_dir.join(dir);
+            std::fs::create_dir_all(&path).map_err(|source| PlatformError::StateDir {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let concurrency = Concurrency::new(
+            config.account_concurrency,
+            functions
+                .iter()
+                .map(|f| (f.name.as_str(), f.reserved_concurrency)),
+        )?;
+        let pools = functions
+            .into_iter()
+            .map(|f| (f.name.clone(), FunctionPool::new(f)))
+            .collect();
+        let platform = Self {
+            inner: Arc::new(Inner {
+                config,
+                pools,
+                concurrency: Mutex::new(concurrency),
+                logs,
+                accepting: AtomicBool::new(true),
+                in_flight: AtomicUsize::new(0),
+                idle_now: Notify::new(),
+                reaper: Mutex::new(None),
+            }),
+        };
+        platform.start_reaper();
+        Ok(platform)
+    }
+
+    fn start_reaper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let idle_timeout = self.inner.config.idle_timeout;
+        let period = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let handle = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let now = Instant::now();
+                for pool in inner.pools.values() {
+                    let reaped = pool.reap(now, idle_timeout);
+                    if reaped > 0 {
+                        tracing::debug!(function = %pool.spec.name, reaped, "stopped idle environments");
+                    }
+                }
+            }
+        });
+        *self.inner.reaper.lock().expect("reaper poisoned") = Some(handle);
+    }
+
+    pub fn config(&self) -> &PlatformConfig {
+        &self.inner.config
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {
+        self.inner.pools.values().map(|p| p.spec.as_ref())
+    }
+
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.inner.pools.get(name).map(|p| p.spec.as_ref())
+    }
+
+    /// `(live, idle)` environments of a function, for status and tests.
+    pub fn environment_counts(&self, name: &str) -> Option<(usize, usize)> {
+        self.inner.pools.get(name).map(|p| p.counts())
+    }
+
+    /// Starts each function's `ProvisionedConcurrencyConfig` environments and waits for their
+    /// init. A failed init is logged and leaves the function on-demand.
+    pub async fn prewarm(&self) {
+        let inner = &self.inner;
+        for pool in inner.pools.values() {
+            let Ok(launch) = &pool.spec.launch else {
+                continue;
+            };
+            for _ in 0..pool.spec.provisioned_concurrency {
+                match pool
+                    .start(launch, &inner.config, inner.logs.clone(), true)
+                    .await
+                {
+                    Ok(env) => match env.wait_ready(inner.config.init_timeout).await {
+                        Ok(()) => pool.put_idle(env),
+                        Err(failure) => {
+                            env.kill();
+                            tracing::error!(function = %pool.spec.name, ?failure, "provisioned environment failed to initialise");
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(function = %pool.spec.name, error = %e, "cannot start provisioned environment")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `name` once and waits for the result.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let inner = &*self.inner;
+        let pool = inner
+            .pools
+            .get(name)
+            .ok_or_else(|| InvokeError::NotFound(name.to_owned()))?;
+        inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let mut slot = Slot {
+            inner,
+            function: name,
+            acquired: false,
+        };
+        if !inner.accepting.load(Ordering::Acquire) {
+            return Err(InvokeError::ShuttingDown);
+        }
+        inner
+            .concurrency
+            .lock()
+            .expect("concurrency poisoned")
+            .try_acquire(name)
+            .map_err(InvokeError::Throttled)?;
+        slot.acquired = true;
+
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let trace_header = req
+            .trace_header
+            .as_deref()
+            .and_then(TraceHeader::parse)
+            .unwrap_or_else(new_trace_root)
+            .to_string();
+
+        let launch = match &pool.spec.launch {
+            Ok(l) => l,
+            Err(reason) => return Ok(self.entrypoint_failure(pool, &request_id, reason)),
+        };
+        let env = match pool.take_idle() {
+            Some(env) => env,
+            None => match pool
+                .start(launch, &inner.config, inner.logs.clone(), false)
+                .await
+            {
+                Ok(env) => env,
+                Err(e) => return Ok(self.entrypoint_failure(pool, &request_id, &e.to_string())),
+            },
+        };
+        let outcome = env
+            .invoke(&request_id, req, trace_header, inner.config.init_timeout)
+            .await;
+        if outcome.reusable {
+            pool.put_idle(env);
+        } else {
+            env.kill();
+        }
+        drop(slot);
+        Ok(InvokeResponse {
+            request_id,
+            payload: outcome.payload,
+            function_error: outcome.function_error.then_some("Unhandled"),
+            executed_version: "$LATEST".into(),
+            log_tail: outcome.log_tail,
+        })
+    }
+
+    fn entrypoint_failure(
+        &self,
+        pool: &FunctionPool,
+        request_id: &str,
+        reason: &str,
+    ) -> InvokeResponse {
+        let message = format!("RequestId: {request_id} Error: {reason}");
+        self.inner
+            .logs
+            .emit(&pool.spec.name, Some(request_id), true, &message);
+        InvokeResponse {
+            request_id: request_id.to_owned(),
+            payload: Bytes::from(report::serde_free_error_body(
+                &message,
+                "Runtime.InvalidEntrypoint",
+            )),
+            function_error: Some("Unhandled"),
+            executed_version: "$LATEST".into(),
+            log_tail: None,
+        }
+    }
+
+    /// Stops taking invocations, lets running ones finish for up to `grace`, then kills every
+    /// environment and waits until each process is gone.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::Release);
+        let drained = async {
+            loop {
+                let notified = inner.idle_now.notified();
+                if inner.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!(
+                in_flight = inner.in_flight.load(Ordering::Acquire),
+                "invocations still running after the shutdown grace period; stopping them"
+            );
+        }
+        if let Some(reaper) = inner.reaper.lock().expect("reaper poisoned").take() {
+            reaper.abort();
+        }
+        let envs: Vec<_> = inner.pools.values().flat_map(|p| p.live()).collect();
+        for env in &envs {
+            env.kill();
+        }
+        for env in &envs {
+            env.wait_exited().await;
+        }
+    }
+}
+
+fn new_trace_root() -> TraceHeader {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    TraceHeader::new_root(secs, rand::random(), true)
+}

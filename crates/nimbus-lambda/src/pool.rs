@@ -1,0 +1,103 @@
+//! The execution environments of one function: warm ones are reused most-recently-used first,
+//! new ones start on demand, idle ones are stopped after the idle timeout.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::env::Env;
+use crate::{FunctionSpec, LaunchSpec, LogSink, PlatformConfig};
+
+pub(crate) struct FunctionPool {
+    pub spec: Arc<FunctionSpec>,
+    /// Warm environments waiting for work, the most recently used last.
+    idle: Mutex<Vec<(Arc<Env>, Instant)>>,
+    /// Every live environment, busy or idle, so shutdown can stop them all.
+    live: Mutex<HashMap<u64, Arc<Env>>>,
+}
+
+static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(1);
+
+impl FunctionPool {
+    pub fn new(spec: FunctionSpec) -> Arc<Self> {
+        Arc::new(Self {
+            spec: Arc::new(spec),
+            idle: Mutex::new(Vec::new()),
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A warm environment if one is idle: `(env, cold = false)`.
+    pub fn take_idle(&self) -> Option<Arc<Env>> {
+        let mut idle = self.idle.lock().expect("pool poisoned");
+        while let Some((env, _)) = idle.pop() {
+            if !env.is_failed() {
+                return Some(env);
+            }
+        }
+        None
+    }
+
+    pub async fn start(
+        self: &Arc<Self>,
+        launch: &LaunchSpec,
+        config: &PlatformConfig,
+        logs: Arc<LogSink>,
+        provisioned: bool,
+    ) -> std::io::Result<Arc<Env>> {
+        let id = NEXT_ENV_ID.fetch_add(1, Ordering::Relaxed);
+        let env = Env::spawn(id, self.spec.clone(), launch, config, logs, provisioned).await?;
+        self.live
+            .lock()
+            .expect("pool poisoned")
+            .insert(id, env.clone());
+        let pool = self.clone();
+        let watched = env.clone();
+        tokio::spawn(async move {
+            watched.wait_exited().await;
+            pool.live.lock().expect("pool poisoned").remove(&watched.id);
+            pool.idle
+                .lock()
+                .expect("pool poisoned")
+                .retain(|(e, _)| e.id != watched.id);
+        });
+        Ok(env)
+    }
+
+    pub fn put_idle(&self, env: Arc<Env>) {
+        self.idle
+            .lock()
+            .expect("pool poisoned")
+            .push((env, Instant::now()));
+    }
+
+    /// Stops environments idle for `idle_timeout` or longer; provisioned ones stay.
+    pub fn reap(&self, now: Instant, idle_timeout: Duration) -> usize {
+        let mut idle = self.idle.lock().expect("pool poisoned");
+        let before = idle.len();
+        idle.retain(|(env, since)| {
+            let keep = env.provisioned || now.duration_since(*since) < idle_timeout;
+            if !keep {
+                env.kill();
+            }
+            keep
+        });
+        before - idle.len()
+    }
+
+    pub fn live(&self) -> Vec<Arc<Env>> {
+        self.live
+            .lock()
+            .expect("pool poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let idle = self.idle.lock().expect("pool poisoned").len();
+        let live = self.live.lock().expect("pool poisoned").len();
+        (live, idle)
+    }
+}

@@ -1,0 +1,159 @@
+//! AWS SAM / CloudFormation templates in, one resolved and validated [`Stack`] out.
+//!
+//! This crate is pure: the caller reads the file and hands its text in, so everything here is
+//! tested without a file system.
+//!
+//! The way through, one module per step: `yaml` builds a positioned tree (short-form tags become
+//! long forms), `template` checks the sections and drives the rest, `params` checks parameters,
+//! `globals` merges SAM's `Globals`, `resolve` evaluates conditions and intrinsic functions with
+//! the per-type `Ref`/`Fn::GetAtt` rules of `attrs`, and `function` turns function resources into
+//! [`Function`]s. `diag` collects every problem with its position; `pattern` is the small regex
+//! matcher behind `AllowedPattern`.
+//!
+//! # `Ref` and `Fn::GetAtt`
+//!
+//! Physical names follow `sam local`: a resource's name property when set, else its logical id
+//! (CloudFormation would add the stack name and a random suffix, which would make local names
+//! unpredictable). From that name:
+//!
+//! | type | `Ref` | `Fn::GetAtt` |
+//! | --- | --- | --- |
+//! | `AWS::Serverless::Function`, `AWS::Lambda::Function` | `FunctionName` or logical id | `Arn` |
+//! | `AWS::SQS::Queue` | queue URL `http://127.0.0.1:4566/{account}/{name}` (the default address of nimbus's AWS endpoint) | `Arn`, `QueueName`, `QueueUrl` |
+//! | `AWS::Events::EventBus` | `Name` (as on AWS) | `Arn`, `Name` |
+//! | `AWS::Events::Rule` | `Name` or logical id | `Arn` |
+//! | `AWS::Serverless::StateMachine`, `AWS::StepFunctions::StateMachine` | the ARN (as on AWS) | `Arn`, `Name` |
+//! | `AWS::IAM::Role` | `RoleName` or logical id | `Arn`, `RoleId` |
+//! | `AWS::SNS::Topic` | the ARN (as on AWS) | `TopicArn`, `TopicName` |
+//! | `AWS::DynamoDB::Table`, `AWS::Serverless::SimpleTable` | `TableName` or logical id | `Arn`, `StreamArn` |
+//! | `AWS::CloudWatch::Alarm` | `AlarmName` or logical id | `Arn` |
+//! | `AWS::Logs::LogGroup` | `LogGroupName` or logical id | `Arn` |
+//! | `AWS::S3::Bucket` | `BucketName` or logical id | as for anything else |
+//! | anything else | the logical id | any attribute: `Arn` is `arn:{partition}:{service}:{region}:{account}:{type}/{logical id}`, others `{logical id}.{attribute}` |
+//!
+//! A FIFO queue (`FifoQueue: true`) without a `QueueName` is named `{logical id}.fifo`, since
+//! SQS requires the suffix.
+//!
+//! SAM's generated resources can be referenced too, as on AWS: `ServerlessRestApi` and
+//! `ServerlessHttpApi` (for `Api`/`HttpApi` events without an explicit API; `Ref` is the
+//! logical id), `{Function}Role` for functions without a `Role` (an `AWS::IAM::Role`), and
+//! `{Function}.Alias` with `AutoPublishAlias` (`Ref` is the alias ARN). They are not listed in
+//! [`Stack::resources`], which holds the template's own resources.
+//!
+//! # Pseudo parameters
+//!
+//! `AWS::Region`, `AWS::AccountId` and `AWS::StackName` come from [`LoadOptions`];
+//! `AWS::Partition` and `AWS::URLSuffix` follow the region (`aws-cn` / `amazonaws.com.cn` for
+//! `cn-*`, `aws-us-gov` for `us-gov-*`, else `aws` / `amazonaws.com`); `AWS::StackId` is a
+//! CloudFormation stack ARN whose UUID is derived from region, account and stack name, so it is
+//! the same on every run; `AWS::NotificationARNs` is empty; `AWS::NoValue` removes the key or
+//! list element. `Fn::GetAZs` returns the region's `a`, `b` and `c` zones.
+
+use std::collections::BTreeMap;
+
+pub mod model;
+pub use model::*;
+
+mod attrs;
+mod diag;
+mod function;
+mod globals;
+mod params;
+mod pattern;
+mod resolve;
+mod template;
+mod yaml;
+
+/// Loads a SAM / CloudFormation template (YAML or JSON) into a resolved [`Stack`].
+///
+/// `file_name` only labels diagnostics. Every problem is collected: the error lists all of them,
+/// sorted by position, with the warnings found so far. On success, warnings (e.g. resource types
+/// nimbus does not serve yet) are in [`Stack::warnings`]. What `Ref` and `Fn::GetAtt` return is
+/// in the crate documentation.
+pub fn load(source: &str, file_name: &str, opts: &LoadOptions) -> Result<Stack, TemplateErrors> {
+    let mut diags = diag::Diags::new(file_name);
+    let (root, syntax_errors) = yaml::parse(source);
+    for e in syntax_errors {
+        let path = if e.path.is_empty() {
+            "(template)".to_string()
+        } else {
+            e.path
+        };
+        diags.error(&path, e.pos, e.message);
+    }
+    let stack = match &root {
+        Some(root) => template::build(root, opts, &mut diags),
+        None => {
+            if diags.errors.is_empty() {
+                diags.error(
+                    "(template)",
+                    yaml::Pos { line: 1, column: 1 },
+                    "the template is empty; it needs at least a Resources section",
+                );
+            }
+            None
+        }
+    };
+    let (errors, warnings) = diags.finish();
+    match stack {
+        Some(mut stack) if errors.is_empty() => {
+            stack.warnings = warnings;
+            Ok(stack)
+        }
+        _ => Err(TemplateErrors { errors, warnings }),
+    }
+}
+
+/// Where a template value came from, for error messages a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name as the caller gave it.
+    pub file: String,
+    /// 1-based line; 0 when unknown.
+    pub line: usize,
+    /// 1-based column; 0 when unknown.
+    pub column: usize,
+    /// Dotted path in the template, e.g. `Resources.Hello.Properties.Timeout`.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, self.path, self.message
+        )
+    }
+}
+
+/// Every error found in a template: loading does not stop at the first one.
+#[derive(Debug, thiserror::Error)]
+#[error("{} error(s) in template:\n{}", .errors.len(), .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct TemplateErrors {
+    pub errors: Vec<Diagnostic>,
+    /// Warnings found before the errors made loading fail.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What the caller supplies besides the text.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `--parameter-overrides Key=Value`.
+    pub parameter_overrides: BTreeMap<String, String>,
+    pub region: String,
+    pub account_id: String,
+    pub stack_name: String,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            parameter_overrides: BTreeMap::new(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            stack_name: "nimbus".into(),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! `Parameters`: declared types and constraints, checked against overrides or defaults.
+
+use std::collections::BTreeMap;
+
+use crate::diag::{child, did_you_mean, Diags};
+use crate::pattern::Pattern;
+use crate::yaml::{Entry, Kind, Node, Pos};
+use crate::LoadOptions;
+
+/// A parameter's value as `Ref` yields it: CloudFormation hands out `Number` parameters as
+/// strings, and list types as lists of strings.
+#[derive(Debug, Clone)]
+pub(crate) struct Param {
+    pub value: Node,
+    pub no_echo: bool,
+}
+
+const KEYS: &[&str] = &[
+    "Type",
+    "Default",
+    "AllowedValues",
+    "AllowedPattern",
+    "ConstraintDescription",
+    "Description",
+    "MaxLength",
+    "MaxValue",
+    "MinLength",
+    "MinValue",
+    "NoEcho",
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Type {
+    String,
+    Number,
+    NumberList,
+    List,
+    /// `AWS::SSM::Parameter::Value<...>`: the value lives in Parameter Store, which nimbus does
+    /// not read.
+    Ssm {
+        list: bool,
+    },
+    /// `AWS::EC2::KeyPair::KeyName` and friends: checked by CloudFormation against the account,
+    /// which does not exist locally, so taken as written.
+    AwsSpecific {
+        list: bool,
+    },
+}
+
+impl Type {
+    fn parse(s: &str) -> Option<Type> {
+        Some(match s {
+            "String" | "AWS::SSM::Parameter::Name" => Type::String,
+            "Number" => Type::Number,
+            "List<Number>" => Type::NumberList,
+            "CommaDelimitedList" => Type::List,
+            _ => {
+                if let Some(inner) = s
+                    .strip_prefix("AWS::SSM::Parameter::Value<")
+                    .and_then(|r| r.strip_suffix('>'))
+                {
+                    Type::Ssm {
+                        list: inner.starts_with("List<") || inner == "CommaDelimitedList",
+                    }
+                } else if s.starts_with("AWS::") {
+                    Type::AwsSpecific { list: false }
+                } else if s.starts_with("List<AWS::") && s.ends_with('>') {
+                    Type::AwsSpecific { list: true }
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+
+    fn is_list(self) -> bool {
+        matches!(
+            self,
+            Type::NumberList
+                | Type::List
+                | Type::Ssm { list: true }
+                | Type::AwsSpecific { list: true }
+        )
+    }
+
+    fn is_number(self) -> bool {
+        matches!(self, Type::Number | Type::NumberList)
+    }
+}
+
+pub(crate) fn load(
+    section: Option<&Entry>,
+    opts: &LoadOptions,
+    diags: &mut Diags,
+) -> BTreeMap<String, Param> {
+    let mut params = BTreeMap::new();
+    let entries = match section {
+        None => &[][..],
+        Some(e) => match &e.value.kind {
+            Kind::Map(entries) => entries,
+            Kind::Null => &[][..],
+            _ => {
+                diags.error(
+                    "Parameters",
+                    e.value.pos,
+                    "expected a map of parameter declarations",
+                );
+                &[][..]
+            }
+        },
+    };
+    for e in entries {
+        if let Some(p) = load_one(e, opts, diags) {
+            params.insert(e.key.clone(), p);
+        }
+    }
+    for name in opts.parameter_overrides.keys() {
+        if !entries.iter().any(|e| &e.key == name) {
+            let declared = entries.iter().map(|e| e.key.as_str());
+            diags.error(
+                "Parameters",
+                section.map_or(Pos::default(), |s| s.key_pos),
+                format!(
+                    "--parameter-overrides sets {name:?}, which is not a parameter of this template{}",
+                    did_you_mean(name, declared)
+                ),
+            );
+        }
+    }
+    params
+}
+
+fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
+    let name = &e.key;
+    let path = child("Parameters", name);
+    if !is_logical_id(name) {
+        diags.error(
+            &path,
+            e.key_pos,
+            "a parameter name must be alphanumeric (A-Z, a-z, 0-9)",
+        );
+    }
+    let decl = &e.value;
+    let Some(fields) = decl.entries() else {
+        diags.error(
+            &path,
+            decl.pos,
+            "expected a map with at least a Type, e.g. \"Type: String\"",
+        );
+        return None;
+    };
+    for f in fields {
+        if !KEYS.contains(&f.key.as_str()) {
+            diags.error(
+                &child(&path, &f.key),
+                f.key_pos,
+                format!(
+                    "unknown parameter property {:?}{}; parameters take {}",
+                    f.key,
+                    did_you_mean(&f.key, KEYS.iter().copied()),
+                    KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    let Some(type_node) = decl.get("Type") else {
+        diags.error(&path, e.key_pos, "missing Type; add e.g. \"Type: String\"");
+        return None;
+    };
+    let Some(ty) = type_node.as_str().and_then(Type::parse) else {
+        diags.error(
+            &child(&path, "Type"),
+            type_node.pos,
+            format!(
+                "unknown parameter type {}; use String, Number, List<Number>, CommaDelimitedList, \
+                 an AWS-specific type or AWS::SSM::Parameter::Value<...>",
+                type_node.describe()
+            ),
+        );
+        return None;
+    };
+    let no_echo = match decl.get("NoEcho") {
+        None => false,
+        Some(n) => match (&n.kind, n.as_str()) {
+            (Kind::Bool(b), _) => *b,
+            (_, Some("true")) => true,
+            (_, Some("false")) => false,
+            _ => {
+                diags.error(
+                    &child(&path, "NoEcho"),
+                    n.pos,
+                    format!("expected true or false, got {}", n.describe()),
+                );
+                false
+            }
+        },
+    };
+
+    let (text, source, vpath, vpos) = if let Some(v) = opts.parameter_overrides.get(name) {
+        (v.clone(), "override", path.clone(), e.key_pos)
+    } else if let Some(d) = decl.get("Default") {
+        let Some(text) = d.scalar_text() else {
+            diags.error(
+                &child(&path, "Default"),
+                d.pos,
+                format!(
+                    "expected a string Default (lists are written \"a,b,c\"), got {}",
+                    d.describe()
+                ),
+            );
+            return None;
+        };
+        (text, "default", child(&path, "Default"), d.pos)
+    } else {
+        diags.error(
+            &path,
+            e.key_pos,
+            format!(
+                "parameter {name:?} has no Default and no override; add a Default or pass \
+                 --parameter-overrides {name}=VALUE"
+            ),
+        );
+        return None;
+    };
+
+    if let Type::Ssm { .. } = ty {
+        if source == "default" {
+            diags.warn(
+                &path,
+                e.key_pos,
+                format!(
+                    "parameter {name:?} is read from SSM Parameter Store, which nimbus does not \
+                     read; its Default is used as the value itself; pass the real value with \
+                     --parameter-overrides {name}=VALUE"
+                ),
+            );
+        }
+    }
+
+    let items: Vec<String> = if ty.is_list() {
+        // CloudFormation trims the spaces around each member of a comma-delimited list.
+        text.split(',').map(|s| s.trim().to_string()).collect()
+    } else {
+        vec![text.clone()]
+    };
+    let shown = |v: &str| {
+        if no_echo {
+            "(hidden by NoEcho)".to_string()
+        } else {
+            format!("{v:?}")
+        }
+    };
+    let mut ok = true;
+    let mut fail = |diags: &mut Diags, msg: String| {
+        ok = false;
+        diags.error(&vpath, vpos, msg);
+    };
+
+    if ty.is_number() {
+        for item in &items {
+            if item
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .is_none()
+            {
+                fail(diags, format!("{source} {} is not a number", shown(item)));
+            }
+        }
+    }
+    if let Some(av) = decl.get("AllowedValues") {
+        let allowed: Option<Vec<String>> = av
+            .as_seq()
+            .map(|items| items.iter().filter_map(Node::scalar_text).collect());
+        match allowed {
+            Some(allowed) => {
+                for item in &items {
+                    if !allowed.contains(item) {
+                        fail(
+                            diags,
+                            format!(
+                                "{source} {} is not one of the AllowedValues: {}",
+                                shown(item),
+                                allowed.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            None => diags.error(
+                &child(&path, "AllowedValues"),
+                av.pos,
+                format!("expected a list of values, got {}", av.describe()),
+            ),
+        }
+    }
+    if let Some(ap) = decl.get("AllowedPattern") {
+        match ap.as_str().map(|s| (s, Pattern::parse(s))) {
+            Some((src, Ok(pattern))) => {
+                let hint = decl
+                    .get("ConstraintDescription")
+                    .and_then(Node::as_str)
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                for item in &items {
+                    if !pattern.full_match(item) {
+                        fail(
+                            diags,
+                            format!(
+                                "{source} {} does not match AllowedPattern {src:?}{hint}",
+                                shown(item)
+                            ),
+                        );
+                    }
+                }
+            }
+            Some((src, Err(why))) => diags.error(
+                &child(&path, "AllowedPattern"),
+                ap.pos,
+                format!("AllowedPattern {src:?} uses regex syntax nimbus cannot check: {why}"),
+            ),
+            None => diags.error(
+                &child(&path, "AllowedPattern"),
+                ap.pos,
+                format!(
+                    "expected a regular expression string, got {}",
+                    ap.describe()
+                ),
+            ),
+        }
+    }
+    let bound = |key: &str, diags: &mut Diags| -> Option<f64> {
+        let n = decl.get(key)?;
+        match n.scalar_text().and_then(|t| t.parse::<f64>().ok()) {
+            Some(f) => Some(f),
+            None => {
+                diags.error(
+                    &child(&path, key),
+                    n.pos,
+                    format!("expected a number, got {}", n.describe()),
+                );
+                None
+            }
+        }
+    };
+    let min_len = bound("MinLength", diags);
+    let max_len = bound("MaxLength", diags);
+    let min_val = bound("MinValue", diags);
+    let max_val = bound("MaxValue", diags);
+    for item in &items {
+        if !ty.is_number() {
+            let len = item.chars().count() as f64;
+            if let Some(min) = min_len.filter(|m| len < *m) {
+                fail(
+                    diags,
+                    format!("{source} {} is shorter than MinLength {min}", shown(item)),
+                );
+            }
+            if let Some(max) = max_len.filter(|m| len > *m) {
+                fail(
+                    diags,
+                    format!("{source} {} is longer than MaxLength {max}", shown(item)),
+                );
+            }
+        } else if let Ok(v) = item.trim().parse::<f64>() {
+            if let Some(min) = min_val.filter(|m| v < *m) {
+                fail(
+                    diags,
+                    format!("{source} {} is less than MinValue {min}", shown(item)),
+                );
+            }
+            if let Some(max) = max_val.filter(|m| v > *m) {
+                fail(
+                    diags,
+                    format!("{source} {} is greater than MaxValue {max}", shown(item)),
+                );
+            }
+        }
+    }
+    if !ok {
+        return Some(Param {
+            value: Node::invalid(vpos),
+            no_echo,
+        });
+    }
+    let value = if ty.is_list() {
+        Node::new(
+            Kind::Seq(items.into_iter().map(|s| Node::string(s, vpos)).collect()),
+            vpos,
+        )
+    } else {
+        Node::string(text, vpos)
+    };
+    Some(Param { value, no_echo })
+}
+
+/// CloudFormation's rule for logical ids and parameter names.
+pub(crate) fn is_logical_id(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())
+}

@@ -1,0 +1,160 @@
+//! `Parameters`: types, defaults, overrides and constraints.
+
+use serde_json::json;
+
+use crate::{check_err, check_err_with, check_ok, check_ok_with, overrides, warnings};
+
+const TEMPLATE: &str = r#"Parameters:
+  Stage:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, prod]
+  Name:
+    Type: String
+    Default: orders
+    AllowedPattern: "[a-z][a-z0-9-]*"
+    ConstraintDescription: lowercase letters, digits and hyphens
+    MinLength: 3
+    MaxLength: 10
+  Count:
+    Type: Number
+    Default: 2
+    MinValue: 1
+    MaxValue: 5
+  Secret:
+    Type: String
+    NoEcho: true
+    Default: hunter2
+    MinLength: 8
+  Ids:
+    Type: List<Number>
+    Default: "1, 2"
+  Image:
+    Type: AWS::SSM::Parameter::Value<String>
+    Default: /app/image
+  Subnets:
+    Type: List<AWS::EC2::Subnet::Id>
+    Default: subnet-1,subnet-2
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${Name}-${Stage}"
+"#;
+
+#[test]
+fn defaults_fill_in_values_as_ref_sees_them() {
+    let mut no_echo = TEMPLATE.replace("    MinLength: 8\n", "");
+    no_echo.push('\n');
+    check_ok(&no_echo, |stack| {
+        let p = &stack.parameters;
+        assert_eq!(p["Stage"].value, json!("dev"));
+        assert_eq!(p["Count"].value, json!("2"));
+        assert_eq!(p["Ids"].value, json!(["1", "2"]));
+        assert_eq!(p["Subnets"].value, json!(["subnet-1", "subnet-2"]));
+        assert!(p["Secret"].no_echo);
+        assert!(!p["Stage"].no_echo);
+        assert_eq!(
+            stack.resources["Queue"].properties["QueueName"],
+            json!("orders-dev")
+        );
+    });
+}
+
+#[test]
+fn ssm_parameters_warn_and_use_the_default_text() {
+    let yaml = TEMPLATE.replace("    MinLength: 8\n", "");
+    check_ok(&yaml, |stack| {
+        assert_eq!(stack.parameters["Image"].value, json!("/app/image"));
+        assert_eq!(
+            warnings(stack)[0],
+            "template.yaml:25:3: Parameters.Image: parameter \"Image\" is read from SSM Parameter Store, which nimbus does not read; its Default is used as the value itself; pass the real value with --parameter-overrides Image=VALUE"
+        );
+    });
+}
+
+#[test]
+fn overrides_replace_defaults() {
+    let yaml = TEMPLATE.replace("    MinLength: 8\n", "");
+    let opts = overrides(&[("Stage", "prod"), ("Count", "5"), ("Image", "repo:1")]);
+    check_ok_with(&yaml, &opts, |stack| {
+        assert_eq!(stack.parameters["Stage"].value, json!("prod"));
+        assert_eq!(stack.parameters["Count"].value, json!("5"));
+        assert_eq!(stack.parameters["Image"].value, json!("repo:1"));
+        assert_eq!(
+            stack.resources["Queue"].properties["QueueName"],
+            json!("orders-prod")
+        );
+        // An override is the real value, so there is nothing to warn about.
+        assert_eq!(warnings(stack).len(), 1, "{:?}", warnings(stack));
+    });
+}
+
+#[test]
+fn constraint_violations_name_the_constraint_and_hide_no_echo_values() {
+    let opts = overrides(&[
+        ("Stage", "qa"),
+        ("Name", "Orders_1"),
+        ("Count", "9"),
+        ("Ids", "1,x"),
+    ]);
+    check_err_with(
+        TEMPLATE,
+        &opts,
+        &[
+            "template.yaml:2:3: Parameters.Stage: override \"qa\" is not one of the AllowedValues: dev, prod",
+            "template.yaml:6:3: Parameters.Name: override \"Orders_1\" does not match AllowedPattern \"[a-z][a-z0-9-]*\" (lowercase letters, digits and hyphens)",
+            "template.yaml:13:3: Parameters.Count: override \"9\" is greater than MaxValue 5",
+            "template.yaml:21:14: Parameters.Secret.Default: default (hidden by NoEcho) is shorter than MinLength 8",
+            "template.yaml:23:3: Parameters.Ids: override \"x\" is not a number",
+        ],
+    );
+}
+
+#[test]
+fn a_parameter_without_default_or_override_is_an_error() {
+    check_err(
+        r#"Parameters:
+  ApiKey: {Type: String}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+"#,
+        &["template.yaml:2:3: Parameters.ApiKey: parameter \"ApiKey\" has no Default and no override; add a Default or pass --parameter-overrides ApiKey=VALUE"],
+    );
+}
+
+#[test]
+fn an_override_for_an_undeclared_parameter_is_an_error() {
+    check_err_with(
+        r#"Parameters:
+  Stage: {Type: String, Default: dev}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+"#,
+        &overrides(&[("Stag", "prod")]),
+        &["template.yaml:1:1: Parameters: --parameter-overrides sets \"Stag\", which is not a parameter of this template (did you mean \"Stage\"?)"],
+    );
+}
+
+#[test]
+fn declaration_mistakes_are_reported() {
+    check_err(
+        r#"Parameters:
+  A: {Type: Strin, Default: x}
+  B: {Type: String, Defualt: x, Default: y}
+  C: {Type: String, Default: [x]}
+  D: {Type: String, Default: x, AllowedPattern: "(?=x)"}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+"#,
+        &[
+            "template.yaml:2:13: Parameters.A.Type: unknown parameter type \"Strin\"; use String, Number, List<Number>, CommaDelimitedList, an AWS-specific type or AWS::SSM::Parameter::Value<...>",
+            "template.yaml:3:21: Parameters.B.Defualt: unknown parameter property \"Defualt\" (did you mean \"Default\"?); parameters take Type, Default, AllowedValues, AllowedPattern, ConstraintDescription, Description, MaxLength, MaxValue, MinLength, MinValue, NoEcho",
+            "template.yaml:4:30: Parameters.C.Default: expected a string Default (lists are written \"a,b,c\"), got a list of 1 value",
+            "template.yaml:5:49: Parameters.D.AllowedPattern: AllowedPattern \"(?=x)\" uses regex syntax nimbus cannot check: lookaround and inline flags are not supported",
+        ],
+    );
+}

@@ -1,0 +1,118 @@
+//! The command line: `nimbus up`, `nimbus invoke`, `nimbus validate`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "nimbus",
+    version,
+    about = "Run serverless systems described by AWS SAM templates on one machine, with AWS semantics."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build the template's functions and serve them (Lambda Runtime API, Invoke API).
+    Up(UpArgs),
+    /// Invoke a function of a running nimbus through the Lambda Invoke API.
+    Invoke(InvokeArgs),
+    /// Check a template and print what nimbus would run; exits non-zero on an error.
+    Validate(TemplateArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct TemplateArgs {
+    /// The SAM / CloudFormation template (YAML or JSON).
+    #[arg(default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// Template parameters, as `Key=Value` (repeatable, or several after one flag).
+    #[arg(long = "parameter-overrides", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    pub parameter_overrides: Vec<(String, String)>,
+    /// `AWS::StackName` for the template.
+    #[arg(long, default_value = "nimbus")]
+    pub stack_name: String,
+    /// `AWS::Region`, also given to functions as AWS_REGION.
+    #[arg(long, default_value = "us-east-1", env = "NIMBUS_REGION")]
+    pub region: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, Default)]
+pub enum LogFormatArg {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, Default)]
+pub enum PythonRuntimeArg {
+    /// nimbus's own runtime loop (standard library only).
+    #[default]
+    Builtin,
+    /// AWS's awslambdaric package (`python -m awslambdaric handler`); install it first.
+    Awslambdaric,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Address to listen on. Loopback by default: nimbus has no authentication.
+    #[arg(long, default_value = "127.0.0.1", env = "NIMBUS_HOST")]
+    pub host: IpAddr,
+    /// Port of the AWS endpoint (Lambda Invoke API, ...); 0 picks a free one.
+    #[arg(long, default_value_t = 4566, env = "NIMBUS_AWS_PORT")]
+    pub aws_port: u16,
+    /// Where logs and temporary files go [default: .nimbus/ beside the template].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Console and log-file format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormatArg,
+    /// Seconds an execution environment may stay idle before it is stopped.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// Account-wide concurrent executions (AWS's default quota is 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub account_concurrency: u32,
+    /// Which runtime interface client runs Python functions.
+    #[arg(long, value_enum, default_value_t)]
+    pub python_runtime: PythonRuntimeArg,
+    /// Python interpreter for python3.x functions, e.g. a virtualenv's [default: pythonX.Y of
+    /// the function's runtime, else python3, from PATH].
+    #[arg(long, env = "NIMBUS_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Seconds to let running invocations finish on SIGINT/SIGTERM before stopping them.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    /// Function name, `name:qualifier`, or ARN.
+    pub function: String,
+    /// The event, as JSON text, or `@path` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    /// RequestResponse (wait for the result), Event (asynchronous) or DryRun.
+    #[arg(long, default_value = "RequestResponse")]
+    pub invocation_type: String,
+    /// Print the last 4 KB of the invocation's log to stderr.
+    #[arg(long)]
+    pub tail: bool,
+    /// The nimbus AWS endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint_url: String,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

@@ -1,0 +1,197 @@
+//! `nimbus up` and `nimbus validate`: template in, a served system out.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nimbus_lambda::launch::{self, PrepareOptions, PythonRuntime};
+use nimbus_lambda::{FunctionSpec, LogFormat, LogSink, Platform, PlatformConfig};
+use nimbus_template::{LoadOptions, Stack};
+
+use crate::cli::{LogFormatArg, PythonRuntimeArg, TemplateArgs, UpArgs};
+
+/// Reads and resolves the template, printing every error and warning with its location.
+fn load(args: &TemplateArgs) -> anyhow::Result<Option<Stack>> {
+    let source = std::fs::read_to_string(&args.template)
+        .with_context(|| format!("cannot read template {}", args.template.display()))?;
+    let opts = LoadOptions {
+        parameter_overrides: args.parameter_overrides.iter().cloned().collect(),
+        region: args.region.clone(),
+        stack_name: args.stack_name.clone(),
+        ..LoadOptions::default()
+    };
+    let file = args.template.display().to_string();
+    match nimbus_template::load(&source, &file, &opts) {
+        Ok(stack) => {
+            for w in &stack.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(Some(stack))
+        }
+        Err(errors) => {
+            for w in &errors.warnings {
+                eprintln!("warning: {w}");
+            }
+            for e in &errors.errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{}: {} error(s); nothing was started",
+                file,
+                errors.errors.len()
+            );
+            Ok(None)
+        }
+    }
+}
+
+pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
+    let Some(stack) = load(args)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    println!(
+        "{}: valid; {} function(s), {} resource(s), {} warning(s)",
+        args.template.display(),
+        stack.functions.len(),
+        stack.resources.len(),
+        stack.warnings.len()
+    );
+    for f in &stack.functions {
+        println!(
+            "  {:<24} {:<16} {:>5} MB {:>4} s  {}",
+            f.name,
+            f.runtime,
+            f.memory_size,
+            f.timeout,
+            f.handler.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn template_dir(template: &Path) -> PathBuf {
+    match template.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let Some(stack) = load(&args.template)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let template_dir = template_dir(&args.template.template);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| template_dir.join(".nimbus"));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let state_dir = state_dir.canonicalize()?;
+    let template_dir = template_dir.canonicalize()?;
+
+    let listener = tokio::net::TcpListener::bind((args.host, args.aws_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}; is another nimbus running? choose another port with --aws-port",
+                args.host, args.aws_port
+            )
+        })?;
+    let aws_addr = listener.local_addr()?;
+    let endpoint = format!("http://{aws_addr}");
+
+    let prepare = PrepareOptions {
+        template_dir,
+        state_dir: state_dir.clone(),
+        python_runtime: match args.python_runtime {
+            PythonRuntimeArg::Builtin => PythonRuntime::Builtin,
+            PythonRuntimeArg::Awslambdaric => PythonRuntime::Awslambdaric,
+        },
+        python: args.python.clone(),
+        cargo: std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("cargo")),
+    };
+    let mut config = PlatformConfig::new(state_dir.clone(), endpoint.clone());
+    config.region = args.template.region.clone();
+    config.account_concurrency = args.account_concurrency;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout);
+
+    let specs: Vec<FunctionSpec> = stack
+        .functions
+        .iter()
+        .map(|f| {
+            let launch = launch::prepare(f, &prepare).map_err(|e| {
+                eprintln!("error: {e}");
+                eprintln!("       {} will answer every invoke with Runtime.InvalidEntrypoint until this is fixed", f.name);
+                e.to_string()
+            });
+            FunctionSpec {
+                name: f.name.clone(),
+                arn: nimbus_core::arn::function_arn(&config.region, &config.account_id, &f.name),
+                runtime: f.runtime.clone(),
+                handler: f.handler.clone(),
+                memory_mb: f.memory_size,
+                timeout: Duration::from_secs(u64::from(f.timeout)),
+                environment: f.environment.clone(),
+                reserved_concurrency: f.reserved_concurrent_executions,
+                provisioned_concurrency: f.provisioned_concurrency.unwrap_or(0),
+                launch,
+            }
+        })
+        .collect();
+
+    let log_format = match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let logs = Arc::new(
+        LogSink::new(log_format, Some(state_dir.join("logs")), true)
+            .context("cannot open the log directory")?,
+    );
+    let platform = Platform::new(config, specs, logs)?;
+    platform.prewarm().await;
+
+    println!("nimbus: AWS endpoint {endpoint}");
+    println!("nimbus: state directory {}", state_dir.display());
+    for f in platform.functions() {
+        println!("nimbus: function {} ({})", f.name, f.runtime);
+    }
+    println!(
+        "nimbus: ready; try: nimbus invoke <function> --payload '{{}}' --endpoint-url {endpoint}"
+    );
+
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let server_shutdown = shutdown.clone();
+    let app = nimbus_aws::router(platform.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.notified().await })
+            .await
+    });
+
+    wait_for_signal().await;
+    println!("nimbus: shutting down");
+    shutdown.notify_one();
+    platform
+        .shutdown(Duration::from_secs(args.shutdown_grace))
+        .await;
+    // Every invocation has ended by now, so open requests answer at once; keep-alive
+    // connections are closed by the graceful shutdown.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    println!("nimbus: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("cannot install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,100 @@
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::Nimbus;
+
+fn nimbus(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nimbus"))
+        .args(args)
+        .output()
+        .expect("run nimbus");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_accepts_the_hello_app_and_lists_its_functions() {
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../apps/hello/template.yaml"
+    );
+    let (code, stdout, stderr) = nimbus(&["validate", template]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("valid; 2 function(s)"), "{stdout}");
+    assert!(stdout.contains("HelloPython"), "{stdout}");
+}
+
+#[test]
+fn validate_reports_every_error_with_file_line_and_path_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: x\n      Runtime: python3.12\n      Handler: app.h\n      Timeout: 901\n      Environment:\n        Variables:\n          AB: !Ref Nope\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = nimbus(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let file = path.display().to_string();
+    assert!(stderr.contains(&format!("error: {file}:9:")), "{stderr}");
+    assert!(
+        stderr.contains("Resources.F.Properties.Timeout"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("error: {file}:12:")), "{stderr}");
+    assert!(stderr.contains("Nope"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn validate_names_a_missing_template_file() {
+    let (code, _, stderr) = nimbus(&["validate", "/nonexistent/template.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot read template /nonexistent/template.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_invoke_command_prints_the_result_and_fails_on_a_function_error() {
+    let nimbus_up = Nimbus::start(crate::invoke::TEMPLATE, &[]);
+    let ep = nimbus_up.endpoint.clone();
+    let (code, stdout, stderr) = nimbus(&[
+        "invoke",
+        "Echo",
+        "--payload",
+        r#"{"action":"echo","x":5}"#,
+        "--endpoint-url",
+        &ep,
+        "--tail",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""x":5"#), "{stdout}");
+    assert!(stderr.contains("REPORT RequestId: "), "{stderr}");
+    let (code, stdout, stderr) = nimbus(&[
+        "invoke",
+        "Echo",
+        "--payload",
+        r#"{"action":"error"}"#,
+        "--endpoint-url",
+        &ep,
+    ]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("something went wrong"), "{stdout}");
+    assert!(stderr.contains("function error: Unhandled"), "{stderr}");
+    let (code, _, stderr) = nimbus(&["invoke", "Nope", "--endpoint-url", &ep]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("ResourceNotFoundException (404 Not Found): Function not found"),
+        "{stderr}"
+    );
+    drop(nimbus_up);
+    let (code, _, stderr) = nimbus(&["invoke", "Echo", "--endpoint-url", &ep]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is `nimbus up` running?"), "{stderr}");
+    let _ = Duration::ZERO;
+}

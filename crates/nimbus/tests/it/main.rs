@@ -1,0 +1,7 @@
+//! End-to-end tests: a real `nimbus up`, real function processes built with the unmodified
+//! `lambda_runtime` crate, and plain HTTP clients speaking the Lambda Invoke API.
+
+mod cli;
+mod harness;
+mod invoke;
+mod lifecycle;

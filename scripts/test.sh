@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every nimbus test: Rust unit, integration and end-to-end tests (cargo test), then the
+# Python end-to-end tests (boto3 and awslambdaric as clients of a real `nimbus up`).
+# Installs what the Python tests need into a virtualenv under the cargo target directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="$target/test-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+# `cargo test --workspace` builds the nimbus binary and the test function (an example) too.
+cargo test --workspace
+
+export NIMBUS_BIN="$target/debug/nimbus"
+export NIMBUS_TESTFN="$target/debug/examples/testfn"
+"$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

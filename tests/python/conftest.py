@@ -1,0 +1,89 @@
+"""Starts a real `nimbus up` for the Python end-to-end tests."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+NIMBUS = Path(os.environ.get("NIMBUS_BIN", TARGET / "debug" / "nimbus"))
+TESTFN = Path(os.environ.get("NIMBUS_TESTFN", TARGET / "debug" / "examples" / "testfn"))
+
+
+class Nimbus:
+    def __init__(self, template_dir, args=()):
+        assert NIMBUS.exists(), f"{NIMBUS} is missing: run scripts/test.sh (it builds it)"
+        self.lines = []
+        self.proc = subprocess.Popen(
+            [str(NIMBUS), "up", str(template_dir / "template.yaml"), "--aws-port", "0", *args],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        line = self.wait_for("nimbus: AWS endpoint ", 60)
+        self.endpoint = line.split("nimbus: AWS endpoint ", 1)[1].strip()
+        self.wait_for("nimbus: ready", 60)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, needle, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for line in list(self.lines):
+                if needle in line:
+                    return line
+            if self.proc.poll() is not None and not any(needle in l for l in self.lines):
+                raise AssertionError("nimbus exited: %s\n%s" % (self.proc.returncode, "\n".join(self.lines)))
+            time.sleep(0.02)
+        raise AssertionError("no line with %r in:\n%s" % (needle, "\n".join(self.lines)))
+
+    def lambda_client(self):
+        return boto3.client(
+            "lambda",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}, read_timeout=60),
+        )
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def start_nimbus(tmp_path):
+    started = []
+
+    def start(template, files=None, args=()):
+        (tmp_path / "template.yaml").write_text(template)
+        for rel, content in (files or {}).items():
+            path = tmp_path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                path.symlink_to(content)
+            else:
+                path.write_text(content)
+        n = Nimbus(tmp_path, args)
+        started.append(n)
+        return n
+
+    yield start
+    for n in started:
+        n.stop()
