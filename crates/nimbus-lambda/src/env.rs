@@ -107,6 +107,10 @@ pub(crate) struct RunOutcome {
 }
 
 const LOG_STREAM_HEX: usize = 32;
+/// How often a running invocation's resident memory is compared with its `MemorySize`.
+/// Lambda enforces the limit in the kernel; nimbus samples /proc, so a spike shorter than
+/// this can pass unnoticed.
+const MEMORY_CHECK_PERIOD: Duration = Duration::from_millis(50);
 
 impl Env {
     /// Starts the process and its Runtime API server. The environment initialises on its own;
@@ -316,8 +320,20 @@ impl Env {
             }
         };
 
-        // Phase 2: the function runs against its deadline.
+        // Phase 2: the function runs against its deadline and its memory size.
         let deadline = started + function.timeout;
+        let mut memory_check = tokio::time::interval_at(
+            (Instant::now() + MEMORY_CHECK_PERIOD).into(),
+            MEMORY_CHECK_PERIOD,
+        );
+        let over_memory = async {
+            loop {
+                memory_check.tick().await;
+                if crate::memory::current_memory_mb(self.pid) > function.memory_mb {
+                    break;
+                }
+            }
+        };
         tokio::select! {
             result = result_rx => match result {
                 Ok(RuntimeResult::Response(body)) => {
@@ -337,6 +353,11 @@ impl Env {
             },
             _ = wait_failed(&mut status) => {
                 self.exit_outcome(request_id, &mut status, req.tail_log, started).await
+            }
+            _ = over_memory => {
+                self.kill();
+                let message = format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed");
+                self.platform_failure(request_id, "Runtime.OutOfMemory", &message, req.tail_log, Some(started)).await
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 self.kill();

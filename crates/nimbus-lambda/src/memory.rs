@@ -3,6 +3,15 @@
 /// Sum of `VmHWM` (peak RSS) over `pid` and its descendants, in MB rounded up. 0 when /proc is
 /// unreadable (the process is gone).
 pub(crate) fn max_memory_used_mb(pid: i32) -> u32 {
+    tree_sum_mb(pid, "VmHWM:")
+}
+
+/// Sum of `VmRSS` (resident now) over `pid` and its descendants, in MB rounded up.
+pub(crate) fn current_memory_mb(pid: i32) -> u32 {
+    tree_sum_mb(pid, "VmRSS:")
+}
+
+fn tree_sum_mb(pid: i32, field: &str) -> u32 {
     let mut total_kb = 0u64;
     let mut stack = vec![pid];
     // Bounded walk: a fork bomb must not stall the REPORT line.
@@ -12,7 +21,7 @@ pub(crate) fn max_memory_used_mb(pid: i32) -> u32 {
         if visited > 256 {
             break;
         }
-        total_kb += peak_rss_kb(p).unwrap_or(0);
+        total_kb += status_kb(p, field).unwrap_or(0);
         if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
             stack.extend(
                 children
@@ -24,15 +33,15 @@ pub(crate) fn max_memory_used_mb(pid: i32) -> u32 {
     total_kb.div_ceil(1024) as u32
 }
 
-fn peak_rss_kb(pid: i32) -> Option<u64> {
+fn status_kb(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vm_hwm(&status)
+    parse_kb(&status, field)
 }
 
-fn parse_vm_hwm(status: &str) -> Option<u64> {
+fn parse_kb(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -41,12 +50,15 @@ mod tests {
     #[test]
     fn reads_peak_rss_from_proc_status() {
         let status = "Name:\tx\nVmPeak:\t  1000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1500 kB\n";
-        assert_eq!(super::parse_vm_hwm(status), Some(2048));
-        assert_eq!(super::parse_vm_hwm("Name:\tx\n"), None);
+        assert_eq!(super::parse_kb(status, "VmHWM:"), Some(2048));
+        assert_eq!(super::parse_kb(status, "VmRSS:"), Some(1500));
+        assert_eq!(super::parse_kb("Name:\tx\n", "VmHWM:"), None);
     }
 
     #[test]
     fn measures_this_process() {
-        assert!(super::max_memory_used_mb(std::process::id() as i32) > 0);
+        let pid = std::process::id() as i32;
+        assert!(super::max_memory_used_mb(pid) >= super::current_memory_mb(pid));
+        assert!(super::current_memory_mb(pid) > 0);
     }
 }

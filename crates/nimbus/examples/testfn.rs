@@ -41,6 +41,18 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             println!("exiting on purpose");
             std::process::exit(payload["code"].as_i64().unwrap_or(1) as i32)
         }
+        "alloc" => {
+            // Touch every page so the memory is resident, then hold it.
+            let mb = payload["mb"].as_u64().unwrap_or(256) as usize;
+            let block = vec![1u8; mb * 1024 * 1024];
+            tokio::time::sleep(Duration::from_millis(
+                payload["hold_ms"].as_u64().unwrap_or(1000),
+            ))
+            .await;
+            Ok(
+                json!({"allocated_mb": mb, "checksum": block.iter().step_by(4096).map(|b| *b as u64).sum::<u64>()}),
+            )
+        }
         "big" => {
             let bytes = payload["bytes"].as_u64().unwrap_or(7 * 1024 * 1024) as usize;
             Ok(Value::String("x".repeat(bytes)))

@@ -237,6 +237,24 @@ fn an_oversized_response_gives_function_response_size_too_large() {
 }
 
 #[test]
+fn a_function_over_its_memory_size_is_killed_with_runtime_out_of_memory() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    // Echo has MemorySize 256.
+    let ok = nimbus.invoke("Echo", r#"{"action":"alloc","mb":64,"hold_ms":200}"#);
+    assert_eq!(ok.header("x-amz-function-error"), None, "{}", ok.body);
+    let r = nimbus.invoke("Echo", r#"{"action":"alloc","mb":400,"hold_ms":2000}"#);
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    let body = r.json();
+    assert_eq!(body["errorType"], "Runtime.OutOfMemory");
+    let id = r.header("x-amzn-requestid").unwrap();
+    assert_eq!(
+        body["errorMessage"],
+        format!("RequestId: {id} Error: Runtime exited with error: signal: killed")
+    );
+    assert_eq!(nimbus.invoke("Echo", "{}").status, 200);
+}
+
+#[test]
 fn reserved_concurrency_throttles_with_429_and_the_reason() {
     let nimbus = Nimbus::start(TEMPLATE, &[]);
     let r = nimbus.invoke("Disabled", "{}");
