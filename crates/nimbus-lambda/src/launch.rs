@@ -39,7 +39,7 @@ pub enum PrepareError {
     NotExecutable { function: String, path: PathBuf },
     #[error("function {function}: InlineCode is only supported for python runtimes")]
     InlineNotSupported { function: String },
-    #[error("function {function}: no {wanted} or python3 on PATH; install Python 3 to run this function")]
+    #[error("function {function}: no working {wanted} or python3; install Python 3 or point --python at an interpreter")]
     PythonNotFound { function: String, wanted: String },
     #[error("function {function}: cargo build failed ({detail}); fix the compile errors above and restart")]
     BuildFailed { function: String, detail: String },
@@ -119,15 +119,7 @@ pub fn prepare(f: &Function, opts: &PrepareOptions) -> Result<LaunchSpec, Prepar
         })
     } else if let Some(version) = f.runtime.strip_prefix("python") {
         let wanted = format!("python{version}");
-        let python = opts
-            .python
-            .clone()
-            .or_else(|| find_on_path(&wanted))
-            .or_else(|| find_on_path("python3"))
-            .ok_or_else(|| PrepareError::PythonNotFound {
-                function: f.name.clone(),
-                wanted: wanted.clone(),
-            })?;
+        let python = choose_python(f, opts.python.as_deref(), &wanted, version)?;
         let handler = f.handler.clone().unwrap_or_default();
         let args = match opts.python_runtime {
             PythonRuntime::Builtin => {
@@ -171,6 +163,53 @@ fn check_executable(f: &Function, program: &Path) -> Result<(), PrepareError> {
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// The interpreter for a python function: `--python` if given, else `pythonX.Y`, else
+/// `python3`. Each candidate is run once to check that it works, because version managers such
+/// as pyenv put shims on PATH for versions that are not active.
+fn choose_python(
+    f: &Function,
+    explicit: Option<&Path>,
+    wanted: &str,
+    version: &str,
+) -> Result<PathBuf, PrepareError> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.to_owned()],
+        None => [wanted, "python3"]
+            .iter()
+            .filter_map(|name| find_on_path(name))
+            .collect(),
+    };
+    for candidate in candidates {
+        if let Some(found) = python_version(&candidate) {
+            if found != version {
+                eprintln!(
+                    "warning: function {}: runtime is python{version} but {} is Python {found}",
+                    f.name,
+                    candidate.display()
+                );
+            }
+            return Ok(candidate);
+        }
+    }
+    Err(PrepareError::PythonNotFound {
+        function: f.name.clone(),
+        wanted: explicit.map_or_else(|| wanted.to_owned(), |p| p.display().to_string()),
+    })
+}
+
+/// `3.12` for a working interpreter, `None` when it does not run.
+fn python_version(python: &Path) -> Option<String> {
+    let out = std::process::Command::new(python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 pub fn find_on_path(program: &str) -> Option<PathBuf> {

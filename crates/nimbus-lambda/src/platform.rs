@@ -132,11 +132,6 @@ impl Platform {
         self.inner.pools.get(name).map(|p| p.spec.as_ref())
     }
 
-    /// `(live, idle)` environments of a function, for status and tests.
-    pub fn environment_counts(&self, name: &str) -> Option<(usize, usize)> {
-        self.inner.pools.get(name).map(|p| p.counts())
-    }
-
     /// Starts each function's `ProvisionedConcurrencyConfig` environments and waits for their
     /// init. A failed init is logged and leaves the function on-demand.
     pub async fn prewarm(&self) {

@@ -94,10 +94,4 @@ impl FunctionPool {
             .cloned()
             .collect()
     }
-
-    pub fn counts(&self) -> (usize, usize) {
-        let idle = self.idle.lock().expect("pool poisoned").len();
-        let live = self.live.lock().expect("pool poisoned").len();
-        (live, idle)
-    }
 }
