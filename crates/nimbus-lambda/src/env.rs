@@ -286,6 +286,7 @@ impl Env {
             result_tx,
         };
         let mut status = self.shared.status.subscribe();
+        let _ = self.shared.log_ctl.send(LogCtl::Dispatched).await;
         if self.requests.send(dispatch).await.is_err() {
             return self
                 .platform_failure(

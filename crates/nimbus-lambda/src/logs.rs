@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_LINE: usize = 256 * 1024;
 /// `X-Amz-Log-Type: Tail` returns the last 4 KB of the invocation's log.
 pub const TAIL_BYTES: usize = 4096;
+/// How long output capture waits after EOF for the END/REPORT of an invocation in progress.
+const AFTER_EOF_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -85,6 +87,8 @@ impl LogSink {
 
 /// Messages from the environment to its capture task, in order with the function's output.
 pub(crate) enum LogCtl {
+    /// An invocation was handed to the environment; its `Done` will follow.
+    Dispatched,
     Start {
         request_id: String,
     },
@@ -99,7 +103,9 @@ pub(crate) enum LogCtl {
 
 /// Reads the function's merged stdout/stderr line by line until EOF, interleaving the platform
 /// lines it is sent. Before writing START or END it drains what the pipe already holds, so
-/// every line the function printed before answering lands inside its invocation.
+/// every line the function printed before answering lands inside its invocation. After EOF it
+/// still waits (bounded) for the END/REPORT of invocations that were dispatched, since a
+/// process that dies mid-invocation closes the pipe before the platform reports it.
 pub(crate) async fn capture(
     pipe: tokio::net::unix::pipe::Receiver,
     mut ctl: mpsc::Receiver<LogCtl>,
@@ -112,6 +118,7 @@ pub(crate) async fn capture(
         partial: Vec::new(),
         request_id: None,
         tail: String::new(),
+        pending: 0,
     };
     let mut ctl_open = true;
     loop {
@@ -132,9 +139,16 @@ pub(crate) async fn capture(
         }
     }
     cap.flush_partial();
-    // Platform lines sent while the pipe was closing (e.g. the exit error) still get written.
-    while let Ok(msg) = ctl.try_recv() {
-        cap.control(msg);
+    let guard = tokio::time::sleep(AFTER_EOF_WAIT);
+    tokio::pin!(guard);
+    while cap.pending > 0 && ctl_open {
+        tokio::select! {
+            msg = ctl.recv() => match msg {
+                Some(msg) => cap.control(msg),
+                None => break,
+            },
+            _ = &mut guard => break,
+        }
     }
 }
 
@@ -144,6 +158,8 @@ struct Capture {
     partial: Vec<u8>,
     request_id: Option<String>,
     tail: String,
+    /// Invocations dispatched whose `Done` has not arrived yet.
+    pending: usize,
 }
 
 impl Capture {
@@ -201,6 +217,7 @@ impl Capture {
 
     fn control(&mut self, msg: LogCtl) {
         match msg {
+            LogCtl::Dispatched => self.pending += 1,
             LogCtl::Start { request_id } => {
                 self.tail.clear();
                 self.request_id = Some(request_id.clone());
@@ -219,6 +236,7 @@ impl Capture {
                 report,
                 tail,
             } => {
+                self.pending = self.pending.saturating_sub(1);
                 // An invocation that never reached /next still gets its START line.
                 if self.request_id.as_deref() != Some(request_id.as_str()) {
                     self.tail.clear();

@@ -36,20 +36,20 @@ struct Inner {
 
 /// Holds one unit of concurrency and one in-flight count; gives both back on drop, whatever
 /// path the invocation leaves by.
-struct Slot<'a> {
-    inner: &'a Inner,
-    function: &'a str,
+struct Slot {
+    inner: Arc<Inner>,
+    function: String,
     acquired: bool,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         if self.acquired {
             self.inner
                 .concurrency
                 .lock()
                 .expect("concurrency poisoned")
-                .release(self.function);
+                .release(&self.function);
         }
         if self.inner.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.inner.idle_now.notify_waiters();
@@ -160,21 +160,24 @@ impl Platform {
         }
     }
 
-    /// Runs `name` once and waits for the result.
+    /// Runs `name` once and waits for the result. The invocation runs in a task of its own,
+    /// so a caller that goes away (a client disconnecting) does not abandon the environment
+    /// mid-invocation: as on AWS, the function runs to completion.
     pub async fn invoke(
         &self,
         name: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        let inner = &*self.inner;
+        let inner = &self.inner;
         let pool = inner
             .pools
             .get(name)
-            .ok_or_else(|| InvokeError::NotFound(name.to_owned()))?;
+            .ok_or_else(|| InvokeError::NotFound(name.to_owned()))?
+            .clone();
         inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut slot = Slot {
-            inner,
-            function: name,
+            inner: inner.clone(),
+            function: name.to_owned(),
             acquired: false,
         };
         if !inner.accepting.load(Ordering::Acquire) {
@@ -187,7 +190,17 @@ impl Platform {
             .try_acquire(name)
             .map_err(InvokeError::Throttled)?;
         slot.acquired = true;
+        let platform = self.clone();
+        let task = tokio::spawn(async move {
+            let response = platform.run(&pool, req).await;
+            drop(slot);
+            response
+        });
+        Ok(task.await.expect("invocation task panicked"))
+    }
 
+    async fn run(&self, pool: &Arc<FunctionPool>, req: InvokeRequest) -> InvokeResponse {
+        let inner = &self.inner;
         let request_id = uuid::Uuid::new_v4().to_string();
         let trace_header = req
             .trace_header
@@ -198,7 +211,7 @@ impl Platform {
 
         let launch = match &pool.spec.launch {
             Ok(l) => l,
-            Err(reason) => return Ok(self.entrypoint_failure(pool, &request_id, reason)),
+            Err(reason) => return self.entrypoint_failure(pool, &request_id, reason),
         };
         let env = match pool.take_idle() {
             Some(env) => env,
@@ -207,7 +220,7 @@ impl Platform {
                 .await
             {
                 Ok(env) => env,
-                Err(e) => return Ok(self.entrypoint_failure(pool, &request_id, &e.to_string())),
+                Err(e) => return self.entrypoint_failure(pool, &request_id, &e.to_string()),
             },
         };
         let outcome = env
@@ -218,14 +231,13 @@ impl Platform {
         } else {
             env.kill();
         }
-        drop(slot);
-        Ok(InvokeResponse {
+        InvokeResponse {
             request_id,
             payload: outcome.payload,
             function_error: outcome.function_error.then_some("Unhandled"),
             executed_version: "$LATEST".into(),
             log_tail: outcome.log_tail,
-        })
+        }
     }
 
     fn entrypoint_failure(

@@ -190,8 +190,22 @@ fn a_process_that_dies_mid_invoke_gives_runtime_exit_error() {
         body["errorMessage"],
         format!("RequestId: {id} Error: Runtime exited with error: exit status 7")
     );
-    // The line the function printed before exiting is in its log, inside the invocation.
+    // The line the function printed before exiting is in its log, inside the invocation, and
+    // the invocation still gets its END and REPORT lines.
     nimbus.wait_for_line("Echo | exiting on purpose", Duration::from_secs(5));
+    nimbus.wait_for_line(
+        &format!("Echo | RequestId: {id} Error: Runtime exited with error: exit status 7"),
+        Duration::from_secs(5),
+    );
+    nimbus.wait_for_line(
+        &format!("Echo | END RequestId: {id}"),
+        Duration::from_secs(5),
+    );
+    let report = nimbus.wait_for_line(
+        &format!("Echo | REPORT RequestId: {id}"),
+        Duration::from_secs(5),
+    );
+    assert!(report.ends_with("Status: error\t"), "{report}");
     assert_eq!(nimbus.invoke("Echo", "{}").status, 200);
 }
 

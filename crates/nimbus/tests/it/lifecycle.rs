@@ -148,3 +148,28 @@ Resources:
         "{line}"
     );
 }
+
+#[test]
+fn a_caller_that_disconnects_does_not_abandon_the_environment() {
+    let nimbus = Nimbus::start(ONE, &[]);
+    let pid = nimbus.invoke("Echo", "{}").json()["pid"].as_u64().unwrap();
+    let impatient: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(300)))
+        .build()
+        .into();
+    let gone = impatient
+        .post(&format!(
+            "{}/2015-03-31/functions/Echo/invocations",
+            nimbus.endpoint
+        ))
+        .send(r#"{"action":"sleep","ms":800}"#);
+    assert!(gone.is_err(), "the client should have timed out");
+    // The invocation runs to completion and the environment goes back to the pool.
+    std::thread::sleep(Duration::from_millis(1200));
+    let again = nimbus.invoke("Echo", "{}").json();
+    assert_eq!(
+        again["pid"].as_u64(),
+        Some(pid),
+        "the environment should be warm and reused"
+    );
+}
