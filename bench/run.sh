@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Benchmark: nimbus vs AWS's Runtime Interface Emulator (RIE) for a Rust echo function
+# (crates/nimbus/examples/testfn.rs, built with the unmodified lambda_runtime crate).
+#
+# Measures warm invoke latency (p50/p99, keep-alive client, concurrency 1), throughput
+# (nimbus at concurrency 16, RIE at 1: RIE runs one environment) and cold start (first invoke
+# after a fresh start, median of BENCH_COLD_RUNS), then prints a table and PASS/MISS per target.
+# Exits 0 whether targets are met or not; non-zero only if something failed to run.
+#
+# Environment:
+#   CARGO_TARGET_DIR   cargo's target dir (default: ./target of the workspace)
+#   BENCH_CACHE        where the aws-sam-cli wheel and RIE binary go (default: $CARGO_TARGET_DIR/bench-cache)
+#   BENCH_DURATION     seconds per measured wrk run (default 5)
+#   BENCH_COLD_RUNS    fresh starts per cold-start measurement (default 10)
+#   BENCH_NO_BUILD=1   skip `cargo build`
+# Load generator: wrk (Debian package; installed with apt-get when missing). Traffic: 127.0.0.1 only.
+set -euo pipefail
+
+DUR=${BENCH_DURATION:-5}
+COLD_RUNS=${BENCH_COLD_RUNS:-10}
+CONC=16
+PAYLOAD='{"action":"echo"}'
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
+CACHE=$(realpath -m "${BENCH_CACHE:-$TARGET/bench-cache}")
+T_START=$EPOCHREALTIME
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- processes and cleanup
+# Every server runs as the leader of its own session (setsid), so that it and whatever it
+# spawned can be stopped by that id alone.
+LEADERS=()
+WORK=""
+
+stop_leader() { # pid: SIGTERM its group, wait up to 5 s, then SIGKILL anything left in its session
+    local pid=$1 st i
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        st=$(ps -o stat= -p "$pid" 2>/dev/null) || break
+        [[ $st == Z* ]] && break
+        sleep 0.05
+    done
+    pkill -KILL -s "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${LEADERS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    LEADERS=("${keep[@]+"${keep[@]}"}")
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${LEADERS[@]+"${LEADERS[@]}"}"; do stop_leader "$p"; done
+    [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+start_leader() { # log file, command...: starts it in a new session; sets LEADER
+    local out=$1
+    shift
+    setsid "$@" >"$out" 2>&1 </dev/null &
+    LEADER=$!
+    LEADERS+=("$LEADER")
+}
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); } # wall clock in ms
+
+# A port below the kernel's ephemeral range (so no client socket holds it) that no TCP socket uses.
+port_free() { [[ -z $(ss -tanH "sport = :$1" 2>/dev/null) ]]; }
+pick_port() {
+    local lo p i
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((lo > 12000)) || lo=32768
+    for ((i = 0; i < 50; i++)); do
+        p=$((10000 + RANDOM % (lo - 10000)))
+        port_free "$p" && { echo "$p"; return; }
+    done
+    die "no free loopback port found"
+}
+
+# ---------------------------------------------------------------- tools
+need() { # command, Debian package
+    command -v "$1" >/dev/null 2>&1 && return
+    log "installing $2 (apt-get)"
+    if [[ -z ${APT_UPDATED:-} ]]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
+}
+need wrk wrk
+need curl curl
+need unzip unzip
+need ss iproute2
+need pkill procps
+need setsid util-linux
+
+# ---------------------------------------------------------------- build
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    log "cargo build --release -p nimbus --bin nimbus --example testfn (target: $TARGET)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus --example testfn)
+fi
+NIMBUS=$TARGET/release/nimbus
+TESTFN=$TARGET/release/examples/testfn
+[[ -x $NIMBUS && -x $TESTFN ]] || die "missing $NIMBUS or $TESTFN"
+
+# ---------------------------------------------------------------- RIE from the aws-sam-cli wheel
+RIE=$CACHE/aws-lambda-rie-x86_64
+mkdir -p "$CACHE"
+WHEEL=$(ls -t "$CACHE"/aws_sam_cli-*.whl 2>/dev/null | head -1 || true)
+if [[ -z $WHEEL ]]; then
+    log "pip download --no-deps aws-sam-cli -> $CACHE"
+    python3 -m pip download --no-deps --quiet --dest "$CACHE" aws-sam-cli >&2
+    WHEEL=$(ls -t "$CACHE"/aws_sam_cli-*.whl | head -1)
+fi
+if [[ ! -x $RIE || $WHEEL -nt $RIE ]]; then
+    member=$(unzip -Z1 "$WHEEL" | grep -E '/aws-lambda-rie-x86_64$' | head -1)
+    [[ -n $member ]] || die "no aws-lambda-rie-x86_64 in $WHEEL"
+    unzip -o -j -q "$WHEEL" "$member" -d "$CACHE"
+    chmod +x "$RIE"
+    touch "$RIE"
+fi
+SAM_VERSION=$(basename "$WHEEL" | sed -E 's/^aws_sam_cli-([^-]+)-.*/\1/')
+
+# ---------------------------------------------------------------- fixtures
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench.XXXXXX")
+mkdir -p "$WORK/app/fn"
+ln -s "$TESTFN" "$WORK/app/fn/bootstrap"
+cat >"$WORK/app/template.yaml" <<'EOF'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+      MemorySize: 128
+      Timeout: 10
+EOF
+cat >"$WORK/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$PAYLOAD'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# ---------------------------------------------------------------- helpers
+to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+# wrk_run name url threads connections seconds -> $WORK/wrk-name.txt; sets P50 P99 RPS REQS
+wrk_run() {
+    local name=$1 url=$2 t=$3 c=$4 d=$5 out="$WORK/wrk-$1.txt"
+    timeout $((d + 15)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$WORK/post.lua" "$url" >"$out" 2>&1 ||
+        { cat "$out" >&2; die "wrk ($name) failed"; }
+    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
+    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
+    REQS=$(awk '/requests in/ {print $1}' "$out")
+    [[ -n $RPS && $REQS -gt 0 ]] || { cat "$out" >&2; die "wrk ($name): no result"; }
+    log "$name: p50 ${P50} ms, p99 ${P99} ms, ${RPS} req/s (${REQS} requests, c=$c, ${d}s)"
+}
+
+check_echo() { # url: one invoke must return the echoed event and no function error
+    local url=$1 hdr="$WORK/check.hdr" body="$WORK/check.body"
+    curl -sS --max-time 10 -D "$hdr" -o "$body" -H 'Content-Type: application/json' -d "$PAYLOAD" "$url" ||
+        die "invoke $url failed"
+    grep -q '"event":{"action":"echo"}' "$body" && ! grep -qi '^x-amz-function-error' "$hdr" ||
+        die "unexpected reply from $url: $(head -c 300 "$body")"
+}
+
+first_invoke() { # url -> prints seconds (curl time_total) of one invoke; checks the reply
+    local url=$1 body="$WORK/first.body" t
+    t=$(curl -sS --max-time 30 -o "$body" -w '%{time_total}' -H 'Content-Type: application/json' -d "$PAYLOAD" "$url") ||
+        die "first invoke $url failed"
+    grep -q '"event":{"action":"echo"}' "$body" || die "unexpected first reply: $(head -c 300 "$body")"
+    echo "$t"
+}
+
+median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) { print "n/a"; exit }
+    if (NR % 2) printf "%.2f", a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END { printf "%.2f-%.2f", lo, hi }'; }
+
+# Starts nimbus on the app; sets NB_PID NB_URL NB_OUT NB_T0 (spawn time, ms)
+start_nimbus() {
+    local tag=$1 ep="" i
+    NB_OUT="$WORK/nimbus-$tag.log"
+    NB_T0=$(now_ms)
+    start_leader "$NB_OUT" "$NIMBUS" up "$WORK/app/template.yaml" --aws-port 0 --host 127.0.0.1 \
+        --state-dir "$WORK/state-$tag" --shutdown-grace 1
+    NB_PID=$LEADER
+    for ((i = 0; i < 1500; i++)); do # 15 s
+        grep -q '^nimbus: ready' "$NB_OUT" && break
+        kill -0 "$NB_PID" 2>/dev/null || { cat "$NB_OUT" >&2; die "nimbus exited"; }
+        sleep 0.01
+    done
+    grep -q '^nimbus: ready' "$NB_OUT" || { cat "$NB_OUT" >&2; die "nimbus not ready in 15 s"; }
+    ep=$(sed -n 's/^nimbus: AWS endpoint //p' "$NB_OUT" | head -1)
+    [[ $ep == http://127.0.0.1:* ]] || die "unexpected nimbus endpoint '$ep'"
+    NB_URL="$ep/2015-03-31/functions/Echo/invocations"
+}
+
+# Starts RIE on free loopback ports; sets RIE_PID RIE_URL RIE_OUT RIE_T0
+start_rie() {
+    local tag=$1 port api i
+    RIE_TRIES=$((${RIE_TRIES:-0} + 1))
+    port=$(pick_port)
+    api=$(pick_port)
+    [[ $api != "$port" ]] || api=$(pick_port)
+    RIE_OUT="$WORK/rie-$tag.log"
+    RIE_T0=$(now_ms)
+    # RIE sets AWS_LAMBDA_FUNCTION_NAME/MEMORY_SIZE/VERSION itself (test_function, 3008, $LATEST).
+    # --log-level error as `sam local` runs it; its per-invoke START/END/REPORT lines stay.
+    start_leader "$RIE_OUT" "$RIE" --log-level error \
+        --runtime-interface-emulator-address "127.0.0.1:$port" --runtime-api-address "127.0.0.1:$api" "$TESTFN"
+    RIE_PID=$LEADER
+    RIE_URL="http://127.0.0.1:$port/2015-03-31/functions/function/invocations"
+    for ((i = 0; i < 1500; i++)); do # 15 s; GET / answers 404 once it listens, without invoking
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && { RIE_TRIES=0; return; }
+        if ! kill -0 "$RIE_PID" 2>/dev/null; then # a port taken since we picked it: try others
+            stop_leader "$RIE_PID"
+            if grep -q 'address already in use' "$RIE_OUT" && ((RIE_TRIES < 3)); then start_rie "$tag"; RIE_TRIES=0; return; fi
+            cat "$RIE_OUT" >&2
+            die "RIE exited"
+        fi
+        sleep 0.01
+    done
+    cat "$RIE_OUT" >&2
+    die "RIE not listening in 15 s"
+}
+
+init_duration() { # log file, from a line containing 'Init Duration: X ms'; waits up to 2 s
+    local i v=""
+    for ((i = 0; i < 200; i++)); do
+        v=$(grep -o 'Init Duration: [0-9.]*' "$1" | head -1 | awk '{print $3}')
+        [[ -n $v ]] && break
+        sleep 0.01
+    done
+    echo "${v:-}"
+}
+
+# ================================================================ nimbus warm
+log "nimbus $("$NIMBUS" --version 2>/dev/null | awk '{print $2}'), RIE from aws-sam-cli $SAM_VERSION, $(nproc) CPUs, ${DUR}s per run"
+start_nimbus warm
+check_echo "$NB_URL"
+wrk_run nimbus-warmup-c1 "$NB_URL" 1 1 1 >/dev/null
+wrk_run nimbus-c1 "$NB_URL" 1 1 "$DUR"
+NB_P50=$P50 NB_P99=$P99 NB_RPS1=$RPS
+wrk_run nimbus-warmup-c$CONC "$NB_URL" 2 "$CONC" 2
+NB_ENVS=$(ps -o comm= -s "$NB_PID" | grep -c '^bootstrap$' || true)
+log "nimbus environments after warm-up: $NB_ENVS"
+wrk_run nimbus-c$CONC "$NB_URL" 2 "$CONC" "$DUR"
+NB_RPS16=$RPS NB_P50_16=$P50 NB_P99_16=$P99
+NB_ENVS_AFTER=$(ps -o comm= -s "$NB_PID" | grep -c '^bootstrap$' || true)
+check_echo "$NB_URL"
+stop_leader "$NB_PID"
+
+# ================================================================ RIE warm
+start_rie warm
+check_echo "$RIE_URL"
+wrk_run rie-warmup-c1 "$RIE_URL" 1 1 1 >/dev/null
+wrk_run rie-c1 "$RIE_URL" 1 1 "$DUR"
+RIE_P50=$P50 RIE_P99=$P99 RIE_RPS1=$RPS
+check_echo "$RIE_URL"
+stop_leader "$RIE_PID"
+
+# ================================================================ cold starts
+: >"$WORK/nb-cold" ; : >"$WORK/nb-spawn" ; : >"$WORK/nb-init"
+: >"$WORK/rie-cold"; : >"$WORK/rie-spawn"; : >"$WORK/rie-init"
+for ((r = 1; r <= COLD_RUNS; r++)); do
+    start_nimbus "cold$r"
+    t=$(first_invoke "$NB_URL")
+    echo $(( $(now_ms) - NB_T0 )) >>"$WORK/nb-spawn"
+    awk -v t="$t" 'BEGIN {printf "%.3f\n", t * 1000}' >>"$WORK/nb-cold"
+    init_duration "$NB_OUT" >>"$WORK/nb-init"
+    stop_leader "$NB_PID"
+
+    start_rie "cold$r"
+    t=$(first_invoke "$RIE_URL")
+    echo $(( $(now_ms) - RIE_T0 )) >>"$WORK/rie-spawn"
+    awk -v t="$t" 'BEGIN {printf "%.3f\n", t * 1000}' >>"$WORK/rie-cold"
+    init_duration "$RIE_OUT" >>"$WORK/rie-init"
+    stop_leader "$RIE_PID"
+done
+NB_COLD=$(median <"$WORK/nb-cold") RIE_COLD=$(median <"$WORK/rie-cold")
+log "nimbus first invokes (ms): $(sort -g "$WORK/nb-cold" | tr '\n' ' ')"
+log "RIE    first invokes (ms): $(sort -g "$WORK/rie-cold" | tr '\n' ' ')"
+
+# ================================================================ report
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    ok = (op == "<=") ? (v <= t) : (v >= t); print (ok ? "PASS" : "MISS") }'; }
+
+R_P50=$(ratio "$NB_P50" "$RIE_P50")
+R_TPUT=$(ratio "$NB_RPS16" "$RIE_RPS1")
+R_COLD=$(ratio "$NB_COLD" "$RIE_COLD")
+ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')
+
+echo
+echo "Rust echo function (testfn, lambda_runtime); wrk keep-alive; ${DUR}s per run; $(nproc) CPUs; cold = median of $COLD_RUNS"
+printf '%-40s %14s %14s\n' "metric" "nimbus" "RIE"
+printf '%-40s %14s %14s\n' "----------------------------------------" "--------------" "--------------"
+printf '%-40s %14s %14s\n' "warm p50, c=1 (ms)" "$NB_P50" "$RIE_P50"
+printf '%-40s %14s %14s\n' "warm p99, c=1 (ms)" "$NB_P99" "$RIE_P99"
+printf '%-40s %14s %14s\n' "throughput, c=1 (req/s)" "$NB_RPS1" "$RIE_RPS1"
+printf '%-40s %14s %14s\n' "throughput, c=$CONC (req/s)" "$NB_RPS16" "-"
+printf '%-40s %14s %14s\n' "  p50 / p99 at c=$CONC (ms)" "$NB_P50_16/$NB_P99_16" "-"
+printf '%-40s %14s %14s\n' "  environments (after warm-up / run)" "$NB_ENVS/$NB_ENVS_AFTER" "1"
+printf '%-40s %14s %14s\n' "cold: first invoke, median (ms)" "$NB_COLD" "$RIE_COLD"
+printf '%-40s %14s %14s\n' "cold: first invoke, min-max (ms)" "$(minmax <"$WORK/nb-cold")" "$(minmax <"$WORK/rie-cold")"
+printf '%-40s %14s %14s\n' "cold: spawn -> first reply, median (ms)" "$(median <"$WORK/nb-spawn")" "$(median <"$WORK/rie-spawn")"
+printf '%-40s %14s %14s\n' "cold: reported Init Duration, median (ms)" "$( (grep . "$WORK/nb-init" || true) | median)" "$( (grep . "$WORK/rie-init" || true) | median)"
+echo
+printf '%-52s %8s %8s  %s\n' "target" "ratio" "goal" "result"
+printf '%-52s %8s %8s  %s\n' "warm p50: nimbus / RIE" "$R_P50" "<= 0.33" "$(verdict "$R_P50" "<=" 0.3334)"
+printf '%-52s %8s %8s  %s\n' "throughput: nimbus c=$CONC / RIE c=1" "$R_TPUT" ">= 5" "$(verdict "$R_TPUT" ">=" 5)"
+printf '%-52s %8s %8s  %s\n' "cold start (first invoke): nimbus / RIE" "$R_COLD" "<= 1" "$(verdict "$R_COLD" "<=" 1)"
+echo
+echo "total time: ${ELAPSED}s (RIE: aws-sam-cli $SAM_VERSION)"
+exit 0
