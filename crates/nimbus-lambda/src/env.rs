@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +71,9 @@ pub(crate) struct EnvShared {
     pub state: Mutex<EnvState>,
     pub status: watch::Sender<EnvStatus>,
     pub log_ctl: mpsc::Sender<LogCtl>,
+    /// Invocations dispatched whose END/REPORT has not been sent to the capture task yet: it
+    /// keeps reading control messages after EOF until this is 0.
+    pub pending: Arc<AtomicUsize>,
 }
 
 impl EnvShared {
@@ -176,6 +179,7 @@ impl Env {
         let (req_tx, req_rx) = mpsc::channel(1);
         let (status_tx, _) = watch::channel(EnvStatus::Starting);
         let (log_tx, log_rx) = mpsc::channel(64);
+        let pending = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(EnvShared {
             function: function.clone(),
             spawned_at: Instant::now(),
@@ -183,12 +187,15 @@ impl Env {
             state: Mutex::new(EnvState::default()),
             status: status_tx,
             log_ctl: log_tx,
+            pending: pending.clone(),
         });
 
         let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(pipe_reader))?;
         let log_task = tokio::spawn(crate::logs::capture(
             reader,
             log_rx,
+            pending,
+            pid,
             logs,
             function.name.clone(),
         ));
@@ -286,7 +293,7 @@ impl Env {
             result_tx,
         };
         let mut status = self.shared.status.subscribe();
-        let _ = self.shared.log_ctl.send(LogCtl::Dispatched).await;
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
         if self.requests.send(dispatch).await.is_err() {
             return self
                 .platform_failure(
@@ -455,7 +462,7 @@ impl Env {
         let report = Report {
             duration,
             memory_size_mb: self.shared.function.memory_mb,
-            max_memory_used_mb: crate::memory::max_memory_used_mb(self.pid),
+            max_memory_used_mb: 0,
             init_duration,
             status,
         };
@@ -470,10 +477,11 @@ impl Env {
             .log_ctl
             .send(LogCtl::Done {
                 request_id: request_id.to_owned(),
-                report: report::report_line(request_id, &report),
+                report,
                 tail: tail_tx,
             })
             .await;
+        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         let log_tail = match tail_rx {
             Some(rx) => rx.await.ok(),
             None => None,

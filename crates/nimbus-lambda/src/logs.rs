@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
@@ -87,8 +88,6 @@ impl LogSink {
 
 /// Messages from the environment to its capture task, in order with the function's output.
 pub(crate) enum LogCtl {
-    /// An invocation was handed to the environment; its `Done` will follow.
-    Dispatched,
     Start {
         request_id: String,
     },
@@ -96,7 +95,9 @@ pub(crate) enum LogCtl {
     Line(String),
     Done {
         request_id: String,
-        report: String,
+        /// `max_memory_used_mb` is read here, off the invocation's path, just before the
+        /// REPORT line is written.
+        report: nimbus_core::report::Report,
         tail: Option<oneshot::Sender<String>>,
     },
 }
@@ -109,6 +110,8 @@ pub(crate) enum LogCtl {
 pub(crate) async fn capture(
     pipe: tokio::net::unix::pipe::Receiver,
     mut ctl: mpsc::Receiver<LogCtl>,
+    pending: Arc<AtomicUsize>,
+    pid: i32,
     sink: Arc<LogSink>,
     function: String,
 ) {
@@ -118,7 +121,7 @@ pub(crate) async fn capture(
         partial: Vec::new(),
         request_id: None,
         tail: String::new(),
-        pending: 0,
+        pid,
     };
     let mut ctl_open = true;
     loop {
@@ -141,7 +144,7 @@ pub(crate) async fn capture(
     cap.flush_partial();
     let guard = tokio::time::sleep(AFTER_EOF_WAIT);
     tokio::pin!(guard);
-    while cap.pending > 0 && ctl_open {
+    while pending.load(Ordering::Acquire) > 0 && ctl_open {
         tokio::select! {
             msg = ctl.recv() => match msg {
                 Some(msg) => cap.control(msg),
@@ -149,6 +152,10 @@ pub(crate) async fn capture(
             },
             _ = &mut guard => break,
         }
+    }
+    // A `Done` may be queued just as the count reached 0.
+    while let Ok(msg) = ctl.try_recv() {
+        cap.control(msg);
     }
 }
 
@@ -158,8 +165,8 @@ struct Capture {
     partial: Vec<u8>,
     request_id: Option<String>,
     tail: String,
-    /// Invocations dispatched whose `Done` has not arrived yet.
-    pending: usize,
+    /// The environment's main process, for `Max Memory Used`.
+    pid: i32,
 }
 
 impl Capture {
@@ -217,7 +224,6 @@ impl Capture {
 
     fn control(&mut self, msg: LogCtl) {
         match msg {
-            LogCtl::Dispatched => self.pending += 1,
             LogCtl::Start { request_id } => {
                 self.tail.clear();
                 self.request_id = Some(request_id.clone());
@@ -236,7 +242,6 @@ impl Capture {
                 report,
                 tail,
             } => {
-                self.pending = self.pending.saturating_sub(1);
                 // An invocation that never reached /next still gets its START line.
                 if self.request_id.as_deref() != Some(request_id.as_str()) {
                     self.tail.clear();
@@ -247,7 +252,12 @@ impl Capture {
                     );
                 }
                 self.record(&nimbus_core::report::end_line(&request_id), true);
-                self.record(&report, true);
+                let mut report = report;
+                report.max_memory_used_mb = crate::memory::max_memory_used_mb(self.pid);
+                self.record(
+                    &nimbus_core::report::report_line(&request_id, &report),
+                    true,
+                );
                 if let Some(tx) = tail {
                     let mut t = std::mem::take(&mut self.tail);
                     trim_front(&mut t, TAIL_BYTES);
