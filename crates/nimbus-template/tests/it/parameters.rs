@@ -154,7 +154,7 @@ Resources:
             "template.yaml:2:13: Parameters.A.Type: unknown parameter type \"Strin\"; use String, Number, List<Number>, CommaDelimitedList, an AWS-specific type or AWS::SSM::Parameter::Value<...>",
             "template.yaml:3:21: Parameters.B.Defualt: unknown parameter property \"Defualt\" (did you mean \"Default\"?); parameters take Type, Default, AllowedValues, AllowedPattern, ConstraintDescription, Description, MaxLength, MaxValue, MinLength, MinValue, NoEcho",
             "template.yaml:4:30: Parameters.C.Default: expected a string Default (lists are written \"a,b,c\"), got a list of 1 value",
-            "template.yaml:5:49: Parameters.D.AllowedPattern: AllowedPattern \"(?=x)\" uses regex syntax nimbus cannot check: lookaround and inline flags are not supported",
+            "template.yaml:5:49: Parameters.D.AllowedPattern: AllowedPattern \"(?=x)\" uses regex syntax nimbus cannot check: look-around, including look-ahead and look-behind, is not supported",
         ],
     );
 }
