@@ -173,3 +173,23 @@ fn a_caller_that_disconnects_does_not_abandon_the_environment() {
         "the environment should be warm and reused"
     );
 }
+
+#[test]
+fn json_log_format_writes_one_object_per_line_to_console_and_file() {
+    let nimbus = Nimbus::start(ONE, &["--log-format", "json"]);
+    let r = nimbus.invoke("Echo", r#"{"action":"print","lines":["hello \"json\""]}"#);
+    let id = r.header("x-amzn-requestid").unwrap().to_owned();
+    let line = nimbus.wait_for_line("hello \\\"json\\\"", Duration::from_secs(5));
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["function"], "Echo");
+    assert_eq!(v["requestId"], id.as_str());
+    assert_eq!(v["type"], "function");
+    assert_eq!(v["message"], "hello \"json\"");
+    let report = nimbus.wait_for_line(&format!("REPORT RequestId: {id}"), Duration::from_secs(5));
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["type"], "platform");
+    let file = std::fs::read_to_string(nimbus.state_dir().join("logs/Echo.log")).unwrap();
+    for l in file.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}
