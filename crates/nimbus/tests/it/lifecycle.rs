@@ -193,3 +193,43 @@ fn json_log_format_writes_one_object_per_line_to_console_and_file() {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
 }
+
+#[test]
+fn an_init_phase_over_ten_seconds_times_out_and_the_environment_is_killed() {
+    let template = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Hang:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Runtime: provided.al2023
+      Timeout: 30
+      Environment:
+        Variables:
+          TESTFN_INIT: hang
+"#;
+    let nimbus = Nimbus::start(template, &[]);
+    let started = Instant::now();
+    let r = nimbus.invoke("Hang", "{}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(20),
+        "{waited:?}"
+    );
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    let body = r.json();
+    assert_eq!(body["errorType"], "Sandbox.Timedout");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Task timed out after 10.00 seconds"),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        descendants(nimbus.pid()).is_empty(),
+        "the hung environment must be killed"
+    );
+}
