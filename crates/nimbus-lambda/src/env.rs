@@ -98,6 +98,8 @@ pub(crate) struct Env {
     requests: mpsc::Sender<Dispatch>,
     init_reported: AtomicBool,
     exited: watch::Receiver<bool>,
+    /// Set once the process is reaped and its group killed: its pid may be reused after that.
+    reaped: Arc<AtomicBool>,
 }
 
 /// The outcome of one invocation in an environment.
@@ -110,6 +112,9 @@ pub(crate) struct RunOutcome {
 }
 
 const LOG_STREAM_HEX: usize = 32;
+/// How long an exited environment's output capture may take to finish (it waits up to 5 s for
+/// the END/REPORT of an invocation in progress).
+const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(7);
 /// How often a running invocation's resident memory is compared with its `MemorySize`.
 /// Lambda enforces the limit in the kernel; nimbus samples /proc, so a spike shorter than
 /// this can pass unnoticed.
@@ -204,16 +209,28 @@ impl Env {
 
         let (exited_tx, exited_rx) = watch::channel(false);
         let watcher_shared = shared.clone();
+        let reaped = Arc::new(AtomicBool::new(false));
+        let watcher_reaped = reaped.clone();
         tokio::spawn(async move {
             let how = match child.wait().await {
                 Ok(status) => describe_exit(status),
                 Err(e) => format!("wait failed: {e}"),
             };
+            // Whatever the runtime started goes with it, even when it exited on its own.
+            kill_group(pid);
+            watcher_reaped.store(true, Ordering::Release);
             watcher_shared.fail(Failure::Exited(how));
             server.abort();
             // Output written just before the exit is still in the pipe: let the capture task
-            // read it to EOF before the environment is reported gone.
-            let _ = log_task.await;
+            // read it to EOF before the environment is reported gone. A process that left the
+            // group can hold the pipe open forever, hence the bound.
+            let mut log_task = log_task;
+            if tokio::time::timeout(LOG_DRAIN_LIMIT, &mut log_task)
+                .await
+                .is_err()
+            {
+                log_task.abort();
+            }
             let _ = std::fs::remove_dir_all(&tmp_dir);
             let _ = exited_tx.send(true);
         });
@@ -226,6 +243,7 @@ impl Env {
             requests: req_tx,
             init_reported: AtomicBool::new(provisioned),
             exited: exited_rx,
+            reaped,
         }))
     }
 
@@ -257,11 +275,8 @@ impl Env {
 
     /// Kills the whole process group. The exit watcher cleans up after it.
     pub fn kill(&self) {
-        if self.pid > 0 {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if !self.reaped.load(Ordering::Acquire) {
+            kill_group(self.pid);
         }
     }
 
@@ -482,8 +497,12 @@ impl Env {
             })
             .await;
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        // Bounded: the capture task may be waiting on a full log queue.
         let log_tail = match tail_rx {
-            Some(rx) => rx.await.ok(),
+            Some(rx) => tokio::time::timeout(Duration::from_secs(2), rx)
+                .await
+                .ok()
+                .and_then(Result::ok),
             None => None,
         };
         RunOutcome {
@@ -492,6 +511,15 @@ impl Env {
             log_tail,
             reusable: reusable && !self.is_failed(),
         }
+    }
+}
+
+fn kill_group(pid: i32) {
+    if pid > 0 {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

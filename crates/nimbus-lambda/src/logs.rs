@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,13 +24,31 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where log lines go. Cheap to share.
-pub struct LogSink {
-    format: LogFormat,
-    console: bool,
-    dir: Option<PathBuf>,
-    files: Mutex<HashMap<String, File>>,
+/// One line for the log, rendered by the writer thread.
+pub(crate) struct Record {
+    pub function: Arc<str>,
+    pub request_id: Option<Arc<str>>,
+    /// nimbus's own lines (START, END, REPORT, platform errors), as opposed to the function's.
+    pub platform: bool,
+    pub line: String,
+    pub time_ms: u64,
 }
+
+enum Msg {
+    Lines(Vec<Record>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Where log lines go: the console and `<dir>/<function>.log`. Lines are written by one
+/// thread of their own, in batches, so a slow terminal or disk never blocks the async
+/// runtime; when the bounded queue is full, the capture tasks wait, and so the functions'
+/// writes to their pipes do too.
+pub struct LogSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Batches queued for the writer thread before producers wait.
+const SINK_QUEUE: usize = 1024;
 
 impl LogSink {
     /// `dir`: where per-function files go (`None`: console only). `console`: also print.
@@ -38,50 +56,102 @@ impl LogSink {
         if let Some(d) = &dir {
             std::fs::create_dir_all(d)?;
         }
-        Ok(Self {
-            format,
-            console,
-            dir,
-            files: Mutex::new(HashMap::new()),
-        })
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        std::thread::Builder::new()
+            .name("nimbus-logs".into())
+            .spawn(move || write_logs(rx, format, dir, console))?;
+        Ok(Self { tx })
     }
 
-    /// Writes one line. `platform` marks nimbus's own lines (START, END, REPORT, errors).
-    pub fn emit(&self, function: &str, request_id: Option<&str>, platform: bool, line: &str) {
-        let rendered = match self.format {
-            LogFormat::Text => None,
-            LogFormat::Json => Some(
-                serde_json::json!({
-                    "time": nimbus_core::report::timestamp_millis(crate::env::epoch_ms()),
-                    "function": function,
-                    "requestId": request_id,
-                    "type": if platform { "platform" } else { "function" },
-                    "message": line,
-                })
-                .to_string(),
-            ),
-        };
-        if self.console {
-            let mut out = std::io::stdout().lock();
-            let _ = match &rendered {
-                Some(json) => writeln!(out, "{json}"),
-                None => writeln!(out, "{function} | {line}"),
-            };
+    pub(crate) async fn write(&self, lines: Vec<Record>) {
+        if !lines.is_empty() {
+            let _ = self.tx.send(Msg::Lines(lines)).await;
         }
-        if let Some(dir) = &self.dir {
-            let mut files = self.files.lock().expect("log files poisoned");
-            let file = match files.get_mut(function) {
-                Some(f) => Some(f),
-                None => File::options()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join(format!("{function}.log")))
-                    .ok()
-                    .map(|f| files.entry(function.to_owned()).or_insert(f)),
+    }
+
+    /// Writes one platform line outside any environment (e.g. a function that cannot start).
+    pub(crate) async fn platform_line(&self, function: &str, request_id: &str, line: String) {
+        self.write(vec![Record {
+            function: function.into(),
+            request_id: Some(request_id.into()),
+            platform: true,
+            line,
+            time_ms: crate::env::epoch_ms(),
+        }])
+        .await;
+    }
+
+    /// Waits until every line queued so far is written and flushed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBuf>, console: bool) {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    let mut files: HashMap<Arc<str>, std::io::BufWriter<File>> = HashMap::new();
+    let mut rendered = String::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut waiters = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+            let lines = match msg {
+                Msg::Lines(lines) => lines,
+                Msg::Flush(done) => {
+                    waiters.push(done);
+                    continue;
+                }
             };
-            if let Some(f) = file {
-                let _ = writeln!(f, "{}", rendered.as_deref().unwrap_or(line));
+            for r in lines {
+                rendered.clear();
+                match format {
+                    LogFormat::Text => rendered.push_str(&r.line),
+                    LogFormat::Json => rendered.push_str(
+                        &serde_json::json!({
+                            "time": nimbus_core::report::timestamp_millis(r.time_ms),
+                            "function": &*r.function,
+                            "requestId": r.request_id.as_deref(),
+                            "type": if r.platform { "platform" } else { "function" },
+                            "message": r.line,
+                        })
+                        .to_string(),
+                    ),
+                }
+                if console {
+                    let _ = match format {
+                        LogFormat::Text => writeln!(stdout, "{} | {rendered}", r.function),
+                        LogFormat::Json => writeln!(stdout, "{rendered}"),
+                    };
+                }
+                if let Some(dir) = &dir {
+                    let file = match files.get_mut(&r.function) {
+                        Some(f) => Some(f),
+                        None => File::options()
+                            .create(true)
+                            .append(true)
+                            .open(dir.join(format!("{}.log", r.function)))
+                            .ok()
+                            .map(|f| {
+                                files
+                                    .entry(r.function.clone())
+                                    .or_insert(std::io::BufWriter::new(f))
+                            }),
+                    };
+                    if let Some(f) = file {
+                        let _ = writeln!(f, "{rendered}");
+                    }
+                }
             }
+        }
+        let _ = stdout.flush();
+        for f in files.values_mut() {
+            let _ = f.flush();
+        }
+        for done in waiters {
+            let _ = done.send(());
         }
     }
 }
@@ -116,29 +186,34 @@ pub(crate) async fn capture(
     function: String,
 ) {
     let mut cap = Capture {
-        sink,
-        function,
+        function: function.into(),
         partial: Vec::new(),
         request_id: None,
         tail: String::new(),
         pid,
+        out: Vec::new(),
     };
     let mut ctl_open = true;
     loop {
-        tokio::select! {
+        let eof = tokio::select! {
             biased;
             msg = ctl.recv(), if ctl_open => match msg {
                 Some(msg) => {
-                    cap.drain(&pipe);
+                    // Lines printed before the control message belong before its line.
+                    while cap.drain(&pipe) == Drained::More {}
                     cap.control(msg);
+                    false
                 }
-                None => ctl_open = false,
+                None => {
+                    ctl_open = false;
+                    false
+                }
             },
-            ready = pipe.readable() => {
-                if ready.is_err() || cap.drain(&pipe) {
-                    break;
-                }
-            }
+            ready = pipe.readable() => ready.is_err() || cap.drain(&pipe) == Drained::Eof,
+        };
+        sink.write(std::mem::take(&mut cap.out)).await;
+        if eof {
+            break;
         }
     }
     cap.flush_partial();
@@ -152,36 +227,57 @@ pub(crate) async fn capture(
             },
             _ = &mut guard => break,
         }
+        sink.write(std::mem::take(&mut cap.out)).await;
     }
     // A `Done` may be queued just as the count reached 0.
     while let Ok(msg) = ctl.try_recv() {
         cap.control(msg);
     }
+    sink.write(cap.out).await;
 }
 
+#[derive(PartialEq)]
+enum Drained {
+    /// Nothing more to read now.
+    Empty,
+    /// The per-call budget ran out with data still waiting.
+    More,
+    Eof,
+}
+
+/// Bytes read per wake-up, so a chatty function cannot keep its capture task from handling
+/// control messages (and from yielding to the runtime).
+const DRAIN_BUDGET: usize = 64 * 1024;
+
 struct Capture {
-    sink: Arc<LogSink>,
-    function: String,
+    function: Arc<str>,
     partial: Vec<u8>,
-    request_id: Option<String>,
+    request_id: Option<Arc<str>>,
     tail: String,
     /// The environment's main process, for `Max Memory Used`.
     pid: i32,
+    /// Lines to hand to the sink at the end of this step.
+    out: Vec<Record>,
 }
 
 impl Capture {
-    /// Reads everything available now. Returns true at EOF.
-    fn drain(&mut self, pipe: &tokio::net::unix::pipe::Receiver) -> bool {
+    /// Reads what is available now, up to [`DRAIN_BUDGET`] bytes.
+    fn drain(&mut self, pipe: &tokio::net::unix::pipe::Receiver) -> Drained {
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        let mut read = 0;
+        while read < DRAIN_BUDGET {
             match pipe.try_read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => self.push(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Ok(0) => return Drained::Eof,
+                Ok(n) => {
+                    read += n;
+                    self.push(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Empty,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return true,
+                Err(_) => return Drained::Eof,
             }
         }
+        Drained::More
     }
 
     fn push(&mut self, mut data: &[u8]) {
@@ -213,8 +309,13 @@ impl Capture {
     }
 
     fn record(&mut self, line: &str, platform: bool) {
-        self.sink
-            .emit(&self.function, self.request_id.as_deref(), platform, line);
+        self.out.push(Record {
+            function: self.function.clone(),
+            request_id: self.request_id.clone(),
+            platform,
+            line: line.to_owned(),
+            time_ms: crate::env::epoch_ms(),
+        });
         if self.request_id.is_some() {
             self.tail.push_str(line);
             self.tail.push('\n');
@@ -226,7 +327,7 @@ impl Capture {
         match msg {
             LogCtl::Start { request_id } => {
                 self.tail.clear();
-                self.request_id = Some(request_id.clone());
+                self.request_id = Some(request_id.as_str().into());
                 self.record(
                     &nimbus_core::report::start_line(&request_id, "$LATEST"),
                     true,
@@ -245,7 +346,7 @@ impl Capture {
                 // An invocation that never reached /next still gets its START line.
                 if self.request_id.as_deref() != Some(request_id.as_str()) {
                     self.tail.clear();
-                    self.request_id = Some(request_id.clone());
+                    self.request_id = Some(request_id.as_str().into());
                     self.record(
                         &nimbus_core::report::start_line(&request_id, "$LATEST"),
                         true,

@@ -211,7 +211,7 @@ impl Platform {
 
         let launch = match &pool.spec.launch {
             Ok(l) => l,
-            Err(reason) => return self.entrypoint_failure(pool, &request_id, reason),
+            Err(reason) => return self.entrypoint_failure(pool, &request_id, reason).await,
         };
         let env = match pool.take_idle() {
             Some(env) => env,
@@ -220,7 +220,11 @@ impl Platform {
                 .await
             {
                 Ok(env) => env,
-                Err(e) => return self.entrypoint_failure(pool, &request_id, &e.to_string()),
+                Err(e) => {
+                    return self
+                        .entrypoint_failure(pool, &request_id, &e.to_string())
+                        .await
+                }
             },
         };
         let outcome = env
@@ -240,7 +244,7 @@ impl Platform {
         }
     }
 
-    fn entrypoint_failure(
+    async fn entrypoint_failure(
         &self,
         pool: &FunctionPool,
         request_id: &str,
@@ -249,7 +253,8 @@ impl Platform {
         let message = format!("RequestId: {request_id} Error: {reason}");
         self.inner
             .logs
-            .emit(&pool.spec.name, Some(request_id), true, &message);
+            .platform_line(&pool.spec.name, request_id, message.clone())
+            .await;
         InvokeResponse {
             request_id: request_id.to_owned(),
             payload: Bytes::from(report::serde_free_error_body(
@@ -285,12 +290,24 @@ impl Platform {
         if let Some(reaper) = inner.reaper.lock().expect("reaper poisoned").take() {
             reaper.abort();
         }
-        let envs: Vec<_> = inner.pools.values().flat_map(|p| p.live()).collect();
+        let envs: Vec<_> = inner
+            .pools
+            .values()
+            .flat_map(|p| p.stop_starting())
+            .collect();
         for env in &envs {
             env.kill();
         }
-        for env in &envs {
-            env.wait_exited().await;
+        let all_exited = async {
+            for env in &envs {
+                env.wait_exited().await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), all_exited)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some function output was still open 10 s after its process was killed");
         }
     }
 }

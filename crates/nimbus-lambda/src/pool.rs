@@ -13,8 +13,9 @@ pub(crate) struct FunctionPool {
     pub spec: Arc<FunctionSpec>,
     /// Warm environments waiting for work, the most recently used last.
     idle: Mutex<Vec<(Arc<Env>, Instant)>>,
-    /// Every live environment, busy or idle, so shutdown can stop them all.
-    live: Mutex<HashMap<u64, Arc<Env>>>,
+    /// Every live environment, busy or idle, so shutdown can stop them all. `None` once
+    /// shutdown has begun: no environment starts after that.
+    live: Mutex<Option<HashMap<u64, Arc<Env>>>>,
 }
 
 static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(1);
@@ -24,7 +25,7 @@ impl FunctionPool {
         Arc::new(Self {
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Some(HashMap::new())),
         })
     }
 
@@ -48,15 +49,22 @@ impl FunctionPool {
     ) -> std::io::Result<Arc<Env>> {
         let id = NEXT_ENV_ID.fetch_add(1, Ordering::Relaxed);
         let env = Env::spawn(id, self.spec.clone(), launch, config, logs, provisioned).await?;
-        self.live
-            .lock()
-            .expect("pool poisoned")
-            .insert(id, env.clone());
+        match self.live.lock().expect("pool poisoned").as_mut() {
+            Some(live) => {
+                live.insert(id, env.clone());
+            }
+            None => {
+                env.kill();
+                return Err(std::io::Error::other("nimbus is shutting down"));
+            }
+        }
         let pool = self.clone();
         let watched = env.clone();
         tokio::spawn(async move {
             watched.wait_exited().await;
-            pool.live.lock().expect("pool poisoned").remove(&watched.id);
+            if let Some(live) = pool.live.lock().expect("pool poisoned").as_mut() {
+                live.remove(&watched.id);
+            }
             pool.idle
                 .lock()
                 .expect("pool poisoned")
@@ -86,12 +94,13 @@ impl FunctionPool {
         before - idle.len()
     }
 
-    pub fn live(&self) -> Vec<Arc<Env>> {
+    /// Refuses new environments from now on and returns every live one (shutdown).
+    pub fn stop_starting(&self) -> Vec<Arc<Env>> {
         self.live
             .lock()
             .expect("pool poisoned")
-            .values()
-            .cloned()
-            .collect()
+            .take()
+            .map(|live| live.into_values().collect())
+            .unwrap_or_default()
     }
 }

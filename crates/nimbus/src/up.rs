@@ -152,7 +152,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         LogSink::new(log_format, Some(state_dir.join("logs")), true)
             .context("cannot open the log directory")?,
     );
-    let platform = Platform::new(config, specs, logs)?;
+    let platform = Platform::new(config, specs, logs.clone())?;
     platform.prewarm().await;
 
     println!("nimbus: AWS endpoint {endpoint}");
@@ -174,7 +174,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     });
 
     wait_for_signal().await;
-    println!("nimbus: shutting down");
+    println!("nimbus: shutting down (a second Ctrl-C stops at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("nimbus: second signal; stopping now");
+        std::process::exit(130);
+    });
     shutdown.notify_one();
     platform
         .shutdown(Duration::from_secs(args.shutdown_grace))
@@ -182,6 +187,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // Every invocation has ended by now, so open requests answer at once; keep-alive
     // connections are closed by the graceful shutdown.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    logs.flush().await;
     println!("nimbus: stopped");
     Ok(ExitCode::SUCCESS)
 }
