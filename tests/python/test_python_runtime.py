@@ -16,6 +16,9 @@ def handler(event, context):
         time.sleep(event["s"])
     if action == "unserialisable":
         return {"when": object()}
+    if action == "decimal":
+        import decimal
+        return {"pi": decimal.Decimal("3.14159"), "n": decimal.Decimal("42")}
     print("handled", context.aws_request_id)
     return {
         "event": event,
@@ -110,6 +113,12 @@ def test_unserialisable_result_is_a_marshal_error(nimbus):
     resp, body = invoke(nimbus, "Py", {"action": "unserialisable"})
     assert resp["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.MarshalError"
+
+
+def test_decimals_serialise_as_numbers_as_on_aws(nimbus):
+    resp, body = invoke(nimbus, "Py", {"action": "decimal"})
+    assert "FunctionError" not in resp, body
+    assert body == {"pi": 3.14159, "n": 42}
 
 
 def test_timeout_kills_the_python_environment(nimbus):

@@ -1,5 +1,6 @@
 //! Lambda's control-plane and Invoke APIs (`/2015-03-31/functions/...`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,13 +17,28 @@ use nimbus_lambda::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AwsError;
 
 /// `X-Amz-Client-Context` is limited to 3583 bytes (base64) by Lambda.
 const MAX_CLIENT_CONTEXT: usize = 3583;
 
+/// Bytes of `Event` payloads waiting or running in memory. The durable async queue comes with
+/// the events work; until then this bounds what a burst of async invokes can hold.
+const ASYNC_BUDGET_KIB: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct Api {
+    platform: Platform,
+    async_budget: Arc<Semaphore>,
+}
+
 pub fn router(platform: Platform) -> Router {
+    let api = Api {
+        platform,
+        async_budget: Arc::new(Semaphore::new(ASYNC_BUDGET_KIB)),
+    };
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/2015-03-31/functions", get(list_functions))
@@ -32,7 +48,7 @@ pub fn router(platform: Platform) -> Router {
             "/2015-03-31/functions/{name}/configuration",
             get(get_function_configuration),
         )
-        .with_state(platform)
+        .with_state(api)
 }
 
 #[derive(Deserialize, Default)]
@@ -83,7 +99,10 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 async fn invoke(
-    State(platform): State<Platform>,
+    State(Api {
+        platform,
+        async_budget,
+    }): State<Api>,
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
     headers: HeaderMap,
@@ -146,13 +165,28 @@ async fn invoke(
         client_context,
         trace_header: header(&headers, "x-amzn-trace-id").map(str::to_owned),
         tail_log: tail_log && invocation_type == "RequestResponse",
+        request_id: None,
     };
 
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
+            let kib = u32::try_from(req.payload.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+            let Ok(permit) = async_budget.try_acquire_many_owned(kib) else {
+                let mut err = AwsError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequestsException",
+                    format!("nimbus holds {} MiB of asynchronous events in memory and is full; retry later", ASYNC_BUDGET_KIB / 1024),
+                );
+                err.retry_after = Some(1);
+                return Err(err);
+            };
             let request_id = uuid::Uuid::new_v4().to_string();
-            tokio::spawn(invoke_async(platform.clone(), function, req));
+            let req = InvokeRequest {
+                request_id: Some(request_id.clone()),
+                ..req
+            };
+            tokio::spawn(invoke_async(platform.clone(), function, req, permit));
             let mut resp = StatusCode::ACCEPTED.into_response();
             set(&mut resp, "x-amzn-requestid", &request_id);
             Ok(resp)
@@ -179,17 +213,30 @@ async fn invoke(
 }
 
 /// Runs an `Event` invocation in the background. Throttles are retried with exponential
-/// backoff, as Lambda's async queue does; the durable queue, retries after function errors
-/// and DLQs come with the events work.
-async fn invoke_async(platform: Platform, function: String, req: InvokeRequest) {
+/// backoff (1 s doubling to 5 min, for up to 6 hours), as Lambda's async queue does; the
+/// durable queue, retries after function errors and DLQs come with the events work.
+async fn invoke_async(
+    platform: Platform,
+    function: String,
+    req: InvokeRequest,
+    _budget: OwnedSemaphorePermit,
+) {
     let mut delay = Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(6 * 60 * 60);
+    let reserved_zero = platform
+        .function(&function)
+        .is_some_and(|f| f.reserved_concurrency == Some(0));
     loop {
         match platform.invoke(&function, req.clone()).await {
             Ok(out) => {
                 if out.function_error.is_some() {
                     tracing::warn!(%function, request_id = %out.request_id, "asynchronous invocation failed");
                 }
+                return;
+            }
+            // Lambda sends these straight to the DLQ or on-failure destination.
+            Err(InvokeError::Throttled(_)) if reserved_zero => {
+                tracing::warn!(%function, "asynchronous event dropped: ReservedConcurrentExecutions is 0");
                 return;
             }
             Err(InvokeError::Throttled(_)) if tokio::time::Instant::now() + delay < deadline => {
@@ -243,7 +290,7 @@ fn invoke_error(platform: &Platform, e: InvokeError) -> AwsError {
             err
         }
         InvokeError::ShuttingDown => AwsError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceException",
             "nimbus is shutting down",
         ),
@@ -279,7 +326,7 @@ fn configuration(platform: &Platform, f: &FunctionSpec) -> Value {
     })
 }
 
-async fn list_functions(State(platform): State<Platform>) -> Json<Value> {
+async fn list_functions(State(Api { platform, .. }): State<Api>) -> Json<Value> {
     let functions: Vec<Value> = platform
         .functions()
         .map(|f| configuration(&platform, f))
@@ -288,7 +335,7 @@ async fn list_functions(State(platform): State<Platform>) -> Json<Value> {
 }
 
 async fn get_function(
-    State(platform): State<Platform>,
+    State(Api { platform, .. }): State<Api>,
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, AwsError> {
@@ -304,7 +351,7 @@ async fn get_function(
 }
 
 async fn get_function_configuration(
-    State(platform): State<Platform>,
+    State(Api { platform, .. }): State<Api>,
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, AwsError> {

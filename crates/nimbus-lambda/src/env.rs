@@ -321,10 +321,12 @@ impl Env {
                 .await;
         }
 
-        // Phase 1: the runtime takes the event from /next. A cold environment may first spend
-        // up to the init limit initialising; a warm one is already waiting.
+        // Phase 1: the runtime takes the event from /next. A warm environment is already
+        // waiting. A cold one first initialises: Lambda allows 10 s, and past that retries the
+        // init inside the invocation under the function's timeout; nimbus lets the same init
+        // go on for that long rather than restarting it.
         let phase1_limit = if matches!(*status.borrow(), EnvStatus::Starting) {
-            init_timeout.saturating_sub(self.shared.spawned_at.elapsed())
+            (init_timeout + function.timeout).saturating_sub(self.shared.spawned_at.elapsed())
         } else {
             function.timeout
         };
@@ -337,9 +339,7 @@ impl Env {
                 return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await;
             }
             _ = tokio::time::sleep(phase1_limit) => {
-                self.kill();
-                let body = report::timeout_error_body(epoch_ms(), request_id, init_timeout);
-                return self.finish(request_id, Bytes::from(body), true, false, dispatched_at, Some("timeout"), req.tail_log).await;
+                return self.timed_out(request_id, req.tail_log, dispatched_at).await;
             }
         };
 
@@ -383,13 +383,33 @@ impl Env {
                 self.platform_failure(request_id, "Runtime.OutOfMemory", &message, req.tail_log, Some(started)).await
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
-                self.kill();
-                let body = report::timeout_error_body(epoch_ms(), request_id, function.timeout);
-                let message = format!("{} {request_id} Task timed out after {:.2} seconds", report::timestamp_millis(epoch_ms()), function.timeout.as_secs_f64());
-                let _ = self.shared.log_ctl.send(LogCtl::Line(message)).await;
-                self.finish(request_id, Bytes::from(body), true, false, started, Some("timeout"), req.tail_log).await
+                self.timed_out(request_id, req.tail_log, started).await
             }
         }
+    }
+
+    /// Kills the environment and answers Lambda's `Sandbox.Timedout`.
+    async fn timed_out(&self, request_id: &str, tail: bool, since: Instant) -> RunOutcome {
+        self.kill();
+        let timeout = self.shared.function.timeout;
+        let now = epoch_ms();
+        let message = format!(
+            "{} {request_id} Task timed out after {:.2} seconds",
+            report::timestamp_millis(now),
+            timeout.as_secs_f64()
+        );
+        let _ = self.shared.log_ctl.send(LogCtl::Line(message)).await;
+        let body = report::timeout_error_body(now, request_id, timeout);
+        self.finish(
+            request_id,
+            Bytes::from(body),
+            true,
+            false,
+            since,
+            Some("timeout"),
+            tail,
+        )
+        .await
     }
 
     /// The outcome when the environment failed while an invocation was pending.

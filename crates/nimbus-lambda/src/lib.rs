@@ -92,6 +92,9 @@ pub struct InvokeRequest {
     pub trace_header: Option<String>,
     /// `X-Amz-Log-Type: Tail`: return the last 4 KB of the invocation's log.
     pub tail_log: bool,
+    /// The request id to use (an `Event` invocation answers with it before running); a new
+    /// one when `None`.
+    pub request_id: Option<String>,
 }
 
 /// What an invocation produced. A function failure is `function_error: Some("Unhandled")`

@@ -22,12 +22,18 @@ fn tree_sum_mb(pid: i32, field: &str) -> u32 {
             break;
         }
         total_kb += status_kb(p, field).unwrap_or(0);
-        if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
-            stack.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<i32>().ok()),
-            );
+        // Children are listed per thread: a child forked from any thread counts.
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+                stack.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<i32>().ok()),
+                );
+            }
         }
     }
     total_kb.div_ceil(1024) as u32

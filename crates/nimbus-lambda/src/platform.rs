@@ -145,7 +145,12 @@ impl Platform {
                     .start(launch, &inner.config, inner.logs.clone(), true)
                     .await
                 {
-                    Ok(env) => match env.wait_ready(inner.config.init_timeout).await {
+                    // Provisioned environments may initialise for up to 130 s or the
+                    // function's timeout, whichever is longer (Lambda's limit).
+                    Ok(env) => match env
+                        .wait_ready(pool.spec.timeout.max(Duration::from_secs(130)))
+                        .await
+                    {
                         Ok(()) => pool.put_idle(env),
                         Err(failure) => {
                             env.kill();
@@ -201,7 +206,10 @@ impl Platform {
 
     async fn run(&self, pool: &Arc<FunctionPool>, req: InvokeRequest) -> InvokeResponse {
         let inner = &self.inner;
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = req
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let trace_header = req
             .trace_header
             .as_deref()

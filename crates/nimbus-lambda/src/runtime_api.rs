@@ -164,8 +164,32 @@ fn complete(
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ()> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ())
+enum ReadError {
+    TooLarge,
+    /// The runtime went away mid-body, or sent a malformed one.
+    Broken,
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ReadError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if too_large {
+            ReadError::TooLarge
+        } else {
+            ReadError::Broken
+        }
+    })
+}
+
+fn broken_body() -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestBody",
+        "the request body could not be read",
+    )
 }
 
 async fn response(
@@ -181,7 +205,7 @@ async fn response(
             }
             Err(rejection) => rejection.into_response(&id),
         },
-        Err(()) => {
+        Err(ReadError::TooLarge) => {
             if let Ok(tx) = complete(&shared, &id) {
                 let _ = tx.send(RuntimeResult::TooLarge);
             }
@@ -191,6 +215,7 @@ async fn response(
                 &format!("Exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD} bytes)."),
             )
         }
+        Err(ReadError::Broken) => broken_body(),
     }
 }
 
@@ -224,19 +249,31 @@ async fn error(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(bytes) = read_limited(body, MAX_ERROR_BODY).await else {
-        return api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            &format!("error bodies are limited to {MAX_ERROR_BODY} bytes"),
-        );
-    };
     let error_type = error_type(&headers);
+    let (bytes, status) = match read_limited(body, MAX_ERROR_BODY).await {
+        Ok(bytes) => (bytes, None),
+        // The invocation still ends now, with what can be said about the error.
+        Err(ReadError::TooLarge) => (
+            Bytes::from(nimbus_core::report::serde_free_error_body(
+                &format!("the runtime's error document exceeded {MAX_ERROR_BODY} bytes"),
+                &error_type,
+            )),
+            Some(StatusCode::PAYLOAD_TOO_LARGE),
+        ),
+        Err(ReadError::Broken) => return broken_body(),
+    };
     match complete(&shared, &id) {
         Ok(tx) => {
             let body = normalise_error_body(bytes, &error_type);
             let _ = tx.send(RuntimeResult::Error(body));
-            accepted()
+            match status {
+                Some(status) => api_error(
+                    status,
+                    "RequestEntityTooLarge",
+                    &format!("error documents are limited to {MAX_ERROR_BODY} bytes"),
+                ),
+                None => accepted(),
+            }
         }
         Err(rejection) => rejection.into_response(&id),
     }
@@ -247,12 +284,16 @@ async fn init_error(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(bytes) = read_limited(body, MAX_ERROR_BODY).await else {
-        return api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            &format!("error bodies are limited to {MAX_ERROR_BODY} bytes"),
-        );
+    let bytes = match read_limited(body, MAX_ERROR_BODY).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge) => {
+            return api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("error documents are limited to {MAX_ERROR_BODY} bytes"),
+            )
+        }
+        Err(ReadError::Broken) => return broken_body(),
     };
     if *shared.status.borrow() != EnvStatus::Starting {
         return api_error(

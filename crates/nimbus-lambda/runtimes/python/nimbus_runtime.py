@@ -5,6 +5,7 @@ AWS's Python runtime does: import the handler once (init), then loop on /next, c
 with the event and a context object, and post the result or the error.
 """
 
+import decimal
 import http.client
 import importlib
 import json
@@ -68,6 +69,13 @@ class LambdaContext:
         return max(self._deadline_ms - int(time.time() * 1000), 0)
 
 
+def json_default(value):
+    # AWS's Python runtime writes Decimal (what boto3 returns for DynamoDB numbers) as a number.
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
 def error_body(exc, request_id=""):
     return {
         "errorMessage": str(exc),
@@ -103,14 +111,17 @@ def load_handler(conn):
         return None
     try:
         module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:  # the handler's own import errors count as init errors too
-        if isinstance(exc, ModuleNotFoundError):
-            post_init_error(conn, "Runtime.ImportModuleError", "Unable to import module '%s': %s" % (module_name, exc))
-        else:
-            body = error_body(exc)
-            log_error(body)
-            conn.request("POST", "/init/error", json.dumps(body).encode(),
-                         {"Lambda-Runtime-Function-Error-Type": "Runtime.Unknown"})
+    except ImportError as exc:
+        post_init_error(conn, "Runtime.ImportModuleError", "Unable to import module '%s': %s" % (module_name, exc))
+        return None
+    except SyntaxError as exc:
+        post_init_error(conn, "Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (module_name, exc))
+        return None
+    except Exception as exc:  # the module's own code failed while importing: an init error
+        body = error_body(exc)
+        log_error(body)
+        conn.request("POST", "/init/error", json.dumps(body).encode(),
+                     {"Lambda-Runtime-Function-Error-Type": "Runtime.Unknown"})
         return None
     func = getattr(module, function_name, None)
     if func is None:
@@ -147,7 +158,7 @@ def main():
             event = json.loads(event_bytes) if event_bytes else {}
             result = func(event, context)
             try:
-                payload = json.dumps(result).encode()
+                payload = json.dumps(result, default=json_default).encode()
             except (TypeError, ValueError) as exc:
                 body = {"errorMessage": "Unable to marshal response: %s" % exc, "errorType": "Runtime.MarshalError",
                         "requestId": request_id, "stackTrace": []}
