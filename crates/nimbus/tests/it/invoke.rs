@@ -155,7 +155,10 @@ fn function_errors_and_panics_are_200_with_unhandled() {
 #[test]
 fn a_timed_out_invocation_gets_sandbox_timedout_and_its_environment_is_replaced() {
     let nimbus = Nimbus::start(TEMPLATE, &[]);
-    let pid = nimbus.invoke("Echo", "{}").json()["pid"].as_u64().unwrap() as u32;
+    let first = nimbus.invoke("Echo", "{}").json();
+    let pid = first["pid"].as_u64().unwrap() as u32;
+    let tmpdir = std::path::PathBuf::from(first["env"]["tmpdir"].as_str().unwrap());
+    assert!(tmpdir.is_dir(), "each environment has its own TMPDIR");
     let r = nimbus.invoke("Echo", r#"{"action":"sleep","ms":10000}"#);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
