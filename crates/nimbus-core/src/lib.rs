@@ -3,5 +3,7 @@
 
 pub mod arn;
 pub mod concurrency;
+pub mod quota;
 pub mod report;
+pub mod route;
 pub mod trace;

@@ -26,12 +26,23 @@ pub enum LogFormat {
 
 /// One line for the log, rendered by the writer thread.
 pub(crate) struct Record {
+    /// The function (or API, for access lines) the line belongs to: the console prefix and
+    /// the log file's name.
     pub function: Arc<str>,
     pub request_id: Option<Arc<str>>,
-    /// nimbus's own lines (START, END, REPORT, platform errors), as opposed to the function's.
-    pub platform: bool,
+    pub kind: Kind,
     pub line: String,
     pub time_ms: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// What the function printed.
+    Function,
+    /// nimbus's own lines about an invocation (START, END, REPORT, platform errors).
+    Platform,
+    /// An API access-log line, already a JSON object.
+    Access,
 }
 
 enum Msg {
@@ -74,8 +85,20 @@ impl LogSink {
         self.write(vec![Record {
             function: function.into(),
             request_id: Some(request_id.into()),
-            platform: true,
+            kind: Kind::Platform,
             line,
+            time_ms: crate::env::epoch_ms(),
+        }])
+        .await;
+    }
+
+    /// Writes one access-log line (a JSON object) for `api`.
+    pub async fn access_line(&self, api: &str, json: String) {
+        self.write(vec![Record {
+            function: api.into(),
+            request_id: None,
+            kind: Kind::Access,
+            line: json,
             time_ms: crate::env::epoch_ms(),
         }])
         .await;
@@ -107,14 +130,14 @@ fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBu
             };
             for r in lines {
                 rendered.clear();
-                match format {
-                    LogFormat::Text => rendered.push_str(&r.line),
-                    LogFormat::Json => rendered.push_str(
+                match (format, r.kind) {
+                    (LogFormat::Text, _) | (_, Kind::Access) => rendered.push_str(&r.line),
+                    (LogFormat::Json, _) => rendered.push_str(
                         &serde_json::json!({
                             "time": nimbus_core::report::timestamp_millis(r.time_ms),
                             "function": &*r.function,
                             "requestId": r.request_id.as_deref(),
-                            "type": if r.platform { "platform" } else { "function" },
+                            "type": if r.kind == Kind::Platform { "platform" } else { "function" },
                             "message": r.line,
                         })
                         .to_string(),
@@ -309,10 +332,15 @@ impl Capture {
     }
 
     fn record(&mut self, line: &str, platform: bool) {
+        let kind = if platform {
+            Kind::Platform
+        } else {
+            Kind::Function
+        };
         self.out.push(Record {
             function: self.function.clone(),
             request_id: self.request_id.clone(),
-            platform,
+            kind,
             line: line.to_owned(),
             time_ms: crate::env::epoch_ms(),
         });

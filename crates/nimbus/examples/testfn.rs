@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, ctx) = event.into_parts();
+    if payload["requestContext"].is_object() {
+        return gateway(payload, ctx).await;
+    }
     let action = payload["action"].as_str().unwrap_or("echo");
     match action {
         "echo" => Ok(json!({
@@ -67,6 +70,47 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             // A grandchild that would outlive a careless platform.
             let child = std::process::Command::new("sleep").arg("300").spawn()?;
             Ok(json!({"child_pid": child.id(), "pid": std::process::id()}))
+        }
+        other => Err(format!("unknown action {other}").into()),
+    }
+}
+
+/// Behind API Gateway: `?action=` picks the behaviour; the default echoes the event as the
+/// response body.
+async fn gateway(event: Value, ctx: lambda_runtime::Context) -> Result<Value, Error> {
+    let query = &event["queryStringParameters"];
+    let action = query["action"].as_str().unwrap_or("echo");
+    match action {
+        "echo" => Ok(json!({
+            "statusCode": 200,
+            "headers": {"content-type": "application/json", "x-seen-trace": ctx.xray_trace_id},
+            "body": event.to_string(),
+        })),
+        "status" => Ok(json!({
+            "statusCode": query["code"].as_str().and_then(|c| c.parse::<u16>().ok()).unwrap_or(200),
+            "headers": {"content-type": "text/plain"},
+            "multiValueHeaders": {"x-multi": ["a", "b"]},
+            "body": "status",
+        })),
+        "sleep" => {
+            let ms = query["ms"]
+                .as_str()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(1000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({"statusCode": 200, "body": "slept"}))
+        }
+        "error" => Err("gateway function failed".into()),
+        "malformed" => Ok(json!({"statusCode": "abc"})),
+        "raw" => Ok(json!({"hello": "world"})),
+        "binary" => Ok(json!({
+            "statusCode": 200,
+            "headers": {"content-type": "application/octet-stream"},
+            "body": "AAECAwT/",
+            "isBase64Encoded": true,
+        })),
+        "cookies" => {
+            Ok(json!({"statusCode": 201, "cookies": ["a=1; Path=/", "b=2"], "body": "cookies"}))
         }
         other => Err(format!("unknown action {other}").into()),
     }

@@ -68,6 +68,16 @@ pub struct UpArgs {
     /// Port of the AWS endpoint (Lambda Invoke API, ...); 0 picks a free one.
     #[arg(long, default_value_t = 4566, env = "NIMBUS_AWS_PORT")]
     pub aws_port: u16,
+    /// Port of the first API (REST or HTTP API); further APIs take the next ports. 0 picks
+    /// free ones.
+    #[arg(long, default_value_t = 3000, env = "NIMBUS_API_PORT")]
+    pub api_port: u16,
+    /// Account-wide API Gateway throttle: requests per second (AWS's default is 10,000).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub account_rate: f64,
+    /// Account-wide API Gateway burst (AWS's default is 5,000).
+    #[arg(long, default_value_t = 5_000)]
+    pub account_burst: u32,
     /// Where logs and temporary files go [default: .nimbus/ beside the template].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,

@@ -153,6 +153,54 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .context("cannot open the log directory")?,
     );
     let platform = Platform::new(config, specs, logs.clone())?;
+
+    let mut new_key = || {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    };
+    let apis = match nimbus_gateway::config::apis(&stack, &mut new_key) {
+        Ok(apis) => apis,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {e}", args.template.template.display());
+            }
+            eprintln!("{} API error(s); nothing was started", errors.len());
+            platform.shutdown(Duration::ZERO).await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let limits = nimbus_gateway::server::AccountLimits {
+        throttle: nimbus_gateway::config::Throttle {
+            rate: args.account_rate,
+            burst: args.account_burst,
+        },
+    };
+    let api_states = match nimbus_gateway::server::build(apis, &platform, &logs, limits) {
+        Ok(states) => states,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.template.template.display());
+            platform.shutdown(Duration::ZERO).await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut api_listeners = Vec::new();
+    for (i, api) in api_states.iter().enumerate() {
+        let port = if args.api_port == 0 {
+            0
+        } else {
+            args.api_port.saturating_add(i as u16)
+        };
+        let listener = tokio::net::TcpListener::bind((args.host, port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{port} for API {}; choose other ports with --api-port",
+                    args.host, api.config.logical_id
+                )
+            })?;
+        api_listeners.push((api.clone(), listener));
+    }
+
     platform.prewarm().await;
 
     println!("nimbus: AWS endpoint {endpoint}");
@@ -160,18 +208,70 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     for f in platform.functions() {
         println!("nimbus: function {} ({})", f.name, f.runtime);
     }
+    for (api, listener) in &api_listeners {
+        let cfg = &api.config;
+        let kind = match cfg.kind {
+            nimbus_gateway::ApiKind::Rest => "REST API",
+            nimbus_gateway::ApiKind::Http => "HTTP API",
+        };
+        println!(
+            "nimbus: {kind} {} (stage {}) http://{}",
+            cfg.logical_id,
+            cfg.stage,
+            listener.local_addr()?
+        );
+        for r in &cfg.routes {
+            let key = if r.api_key_required {
+                " (API key required)"
+            } else {
+                ""
+            };
+            println!("nimbus:   {} -> {}{key}", r.key(), r.function);
+        }
+        for plan in &cfg.usage_plans {
+            for k in &plan.keys {
+                if k.generated {
+                    // Generated keys exist only in this run: the user needs the value to call.
+                    println!(
+                        "nimbus:   API key {} (usage plan {}): {}",
+                        k.id, plan.id, k.value
+                    );
+                } else {
+                    println!(
+                        "nimbus:   API key {} (usage plan {}): value from the template",
+                        k.id, plan.id
+                    );
+                }
+            }
+        }
+    }
     println!(
         "nimbus: ready; try: nimbus invoke <function> --payload '{{}}' --endpoint-url {endpoint}"
     );
 
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let server_shutdown = shutdown.clone();
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
     let app = nimbus_aws::router(platform.clone());
-    let server = tokio::spawn(async move {
+    let mut stop = shutdown.subscribe();
+    servers.push(tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_shutdown.notified().await })
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
             .await
-    });
+    }));
+    for (api, listener) in api_listeners {
+        let app = nimbus_gateway::server::router(api)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mut stop = shutdown.subscribe();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
 
     wait_for_signal().await;
     println!("nimbus: shutting down (a second Ctrl-C stops at once)");
@@ -180,13 +280,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         eprintln!("nimbus: second signal; stopping now");
         std::process::exit(130);
     });
-    shutdown.notify_one();
+    let _ = shutdown.send(true);
     platform
         .shutdown(Duration::from_secs(args.shutdown_grace))
         .await;
     // Every invocation has ended by now, so open requests answer at once; keep-alive
     // connections are closed by the graceful shutdown.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        for server in servers {
+            let _ = server.await;
+        }
+    })
+    .await;
     logs.flush().await;
     println!("nimbus: stopped");
     Ok(ExitCode::SUCCESS)

@@ -60,7 +60,30 @@ impl Nimbus {
         extra_args: &[&str],
         files: &[(&str, &str, bool)],
     ) -> Nimbus {
+        Self::start_inner(template, extra_args, files, &[])
+    }
+
+    /// Like [`Nimbus::start`], with `<dir>/bootstrap` linked to each given executable.
+    pub fn start_with_bootstraps(
+        template: &str,
+        extra_args: &[&str],
+        bootstraps: &[(&str, PathBuf)],
+    ) -> Nimbus {
+        Self::start_inner(template, extra_args, &[], bootstraps)
+    }
+
+    fn start_inner(
+        template: &str,
+        extra_args: &[&str],
+        files: &[(&str, &str, bool)],
+        bootstraps: &[(&str, PathBuf)],
+    ) -> Nimbus {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (code_dir, exe) in bootstraps {
+            let code = dir.path().join(code_dir);
+            std::fs::create_dir_all(&code).unwrap();
+            std::os::unix::fs::symlink(exe, code.join("bootstrap")).unwrap();
+        }
         for (rel, contents, executable) in files {
             let path = dir.path().join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -79,7 +102,7 @@ impl Nimbus {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus"))
             .arg("up")
             .arg(&template_path)
-            .args(["--aws-port", "0"])
+            .args(["--aws-port", "0", "--api-port", "0"])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -144,6 +167,22 @@ impl Nimbus {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The base URL nimbus printed for an API, e.g. `http://127.0.0.1:40123`.
+    pub fn api_url(&self, logical_id: &str) -> String {
+        let line = self.wait_for_line(&format!(" {logical_id} (stage "), Duration::from_secs(5));
+        line.rsplit(' ').next().unwrap().to_owned()
+    }
+
+    /// Sends any request; `url` is absolute.
+    pub fn request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        reply(self.agent.run(req).expect("request to nimbus"))
     }
 
     pub fn lines(&self) -> Vec<String> {

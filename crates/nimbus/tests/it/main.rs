@@ -2,6 +2,7 @@
 //! `lambda_runtime` crate, and plain HTTP clients speaking the Lambda Invoke API.
 
 mod cli;
+mod gateway;
 mod harness;
 mod invoke;
 mod lifecycle;

@@ -1,0 +1,425 @@
+//! The HTTP side: one listener per API, each request routed, admitted, turned into a proxy
+//! event, invoked, and mapped back, with API Gateway's error responses and an access-log line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use governor::clock::DefaultClock;
+use nimbus_core::route::RouteTable;
+use nimbus_core::trace::TraceHeader;
+use nimbus_lambda::{InvokeError, InvokeRequest, LogSink, Platform};
+use serde_json::json;
+
+use crate::admission::{Admission, Bucket, Verdict};
+use crate::config::{ApiConfig, RouteConfig, Throttle};
+use crate::{
+    event, response, ApiKind, GatewayRequest, GatewayResponse, MatchedRoute, PayloadVersion,
+    RequestContext,
+};
+
+/// Largest request body API Gateway accepts: 10 MB.
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Everything one API needs to answer requests.
+pub struct ApiState {
+    pub config: ApiConfig,
+    table: RouteTable<usize>,
+    admission: Admission<DefaultClock>,
+    platform: Platform,
+    logs: Arc<LogSink>,
+}
+
+/// Settings shared by every API.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountLimits {
+    /// The account-wide throttle (AWS: 10,000 requests per second, burst 5,000).
+    pub throttle: Throttle,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        Self {
+            throttle: Throttle {
+                rate: 10_000.0,
+                burst: 5_000,
+            },
+        }
+    }
+}
+
+/// Builds the state of every API; fails on routes that clash or cannot be parsed.
+pub fn build(
+    apis: Vec<ApiConfig>,
+    platform: &Platform,
+    logs: &Arc<LogSink>,
+    limits: AccountLimits,
+) -> Result<Vec<Arc<ApiState>>, String> {
+    let clock = DefaultClock::default();
+    let account = Arc::new(Bucket::new(limits.throttle, &clock));
+    apis.into_iter()
+        .map(|config| {
+            let mut table = RouteTable::new();
+            for (i, r) in config.routes.iter().enumerate() {
+                let inserted = if r.path == "$default" {
+                    table.insert_default(i)
+                } else {
+                    table.insert(&r.method, &r.path, i)
+                };
+                inserted.map_err(|e| format!("{}: {e}", r.source))?;
+            }
+            Ok(Arc::new(ApiState {
+                admission: Admission::new(&config, account.clone(), &clock),
+                config,
+                table,
+                platform: platform.clone(),
+                logs: logs.clone(),
+            }))
+        })
+        .collect()
+}
+
+/// The router of one API: every path and method goes through [`handle`].
+pub fn router(api: Arc<ApiState>) -> Router {
+    Router::new().fallback(handle).with_state(api)
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// What the access log says about one request.
+struct Access {
+    route_key: Option<String>,
+    api_key_id: Option<String>,
+    integration_ms: Option<f64>,
+    error: Option<String>,
+}
+
+async fn handle(
+    State(api): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let request_time_epoch_ms = epoch_ms();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let trace = req
+        .headers()
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceHeader::parse)
+        .unwrap_or_else(|| {
+            TraceHeader::new_root(
+                request_time_epoch_ms / 1000,
+                uuid::Uuid::new_v4().as_bytes()[..12]
+                    .try_into()
+                    .unwrap_or_default(),
+                true,
+            )
+        })
+        .to_string();
+    let method = req.method().as_str().to_owned();
+    let raw_path = req.uri().path().to_owned();
+    let mut access = Access {
+        route_key: None,
+        api_key_id: None,
+        integration_ms: None,
+        error: None,
+    };
+    let mut resp = answer(
+        &api,
+        req,
+        peer,
+        &request_id,
+        &trace,
+        request_time_epoch_ms,
+        &mut access,
+    )
+    .await;
+
+    let headers = resp.headers_mut();
+    match api.config.kind {
+        ApiKind::Rest => {
+            put(headers, "x-amzn-requestid", &request_id);
+            put(headers, "x-amzn-trace-id", &trace);
+        }
+        ApiKind::Http => put(headers, "apigw-requestid", &request_id),
+    }
+    let line = json!({
+        "requestId": request_id,
+        "ip": peer.ip().to_string(),
+        "requestTime": nimbus_core::report::timestamp_millis(request_time_epoch_ms),
+        "httpMethod": method,
+        "path": raw_path,
+        "routeKey": access.route_key,
+        "status": resp.status().as_u16(),
+        "latencyMs": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        "integrationLatencyMs": access.integration_ms.map(|ms| (ms * 100.0).round() / 100.0),
+        "apiKeyId": access.api_key_id,
+        "error": access.error,
+        "xrayTraceId": trace,
+    });
+    api.logs
+        .access_line(&api.config.logical_id, line.to_string())
+        .await;
+    resp
+}
+
+fn put(headers: &mut axum::http::HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// API Gateway's own error responses, as each API flavour words them.
+fn gateway_error(
+    kind: ApiKind,
+    status: StatusCode,
+    rest: (&str, &str),
+    http_message: &str,
+) -> Response {
+    let (error_type, rest_message) = rest;
+    let message = match kind {
+        ApiKind::Rest => rest_message,
+        ApiKind::Http => http_message,
+    };
+    let mut resp = (
+        status,
+        [("content-type", "application/json")],
+        json!({ "message": message }).to_string(),
+    )
+        .into_response();
+    if kind == ApiKind::Rest {
+        put(resp.headers_mut(), "x-amzn-errortype", error_type);
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    api: &ApiState,
+    req: Request,
+    peer: SocketAddr,
+    request_id: &str,
+    trace: &str,
+    request_time_epoch_ms: u64,
+    access: &mut Access,
+) -> Response {
+    let kind = api.config.kind;
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_uppercase();
+    let raw_path = parts.uri.path().to_owned();
+
+    let Some(hit) = api.table.lookup(&method, &raw_path) else {
+        access.error = Some("no route".into());
+        return match kind {
+            ApiKind::Rest => gateway_error(
+                kind,
+                StatusCode::FORBIDDEN,
+                (
+                    "MissingAuthenticationTokenException",
+                    "Missing Authentication Token",
+                ),
+                "",
+            ),
+            ApiKind::Http => gateway_error(kind, StatusCode::NOT_FOUND, ("", ""), "Not Found"),
+        };
+    };
+    let route: &RouteConfig = &api.config.routes[*hit.value];
+    access.route_key = Some(route.key());
+    let matched = MatchedRoute {
+        route_key: match kind {
+            ApiKind::Rest => route.path.clone(),
+            ApiKind::Http => route.key(),
+        },
+        resource_path: route.path.clone(),
+        path_parameters: hit.params.into_iter().collect(),
+    };
+
+    let accept = parts
+        .headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let api_key_header = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let api_key = match api
+        .admission
+        .check(route, api_key_header, time::OffsetDateTime::now_utc())
+    {
+        Verdict::Allow { api_key } => api_key,
+        Verdict::Forbidden => {
+            access.error = Some("api key missing or invalid".into());
+            return gateway_error(
+                kind,
+                StatusCode::FORBIDDEN,
+                ("ForbiddenException", "Forbidden"),
+                "Forbidden",
+            );
+        }
+        Verdict::TooManyRequests => {
+            access.error = Some("throttled".into());
+            return gateway_error(
+                kind,
+                StatusCode::TOO_MANY_REQUESTS,
+                ("TooManyRequestsException", "Too Many Requests"),
+                "Too Many Requests",
+            );
+        }
+        Verdict::LimitExceeded => {
+            access.error = Some("quota exceeded".into());
+            return gateway_error(
+                kind,
+                StatusCode::TOO_MANY_REQUESTS,
+                ("LimitExceededException", "Limit Exceeded"),
+                "Limit Exceeded",
+            );
+        }
+    };
+    access.api_key_id = api_key.as_ref().map(|(_, id)| id.clone());
+
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            access.error = Some("request body over 10 MB".into());
+            return gateway_error(
+                kind,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ("RequestTooLargeException", "Request Too Long"),
+                "Request Entity Too Large",
+            );
+        }
+    };
+    let request = GatewayRequest {
+        method: method.clone(),
+        raw_path,
+        raw_query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        source_ip: peer.ip().to_string(),
+        protocol: format!("{:?}", parts.version),
+    };
+    let ctx = RequestContext {
+        account_id: api.platform.config().account_id.clone(),
+        api_id: api.config.logical_id.to_lowercase(),
+        stage: api.config.stage.clone(),
+        stage_variables: api.config.stage_variables.clone(),
+        request_id: request_id.to_owned(),
+        domain_name: parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned(),
+        request_time_epoch_ms,
+        api_key: api_key.as_ref().map(|(v, _)| v.clone()),
+        api_key_id: api_key.map(|(_, id)| id),
+        authorizer: None,
+        binary_media_types: api.config.binary_media_types.clone(),
+    };
+    let event = match (kind, route.payload) {
+        (ApiKind::Rest, _) => event::rest_v1(&request, &matched, &ctx),
+        (ApiKind::Http, PayloadVersion::V1) => event::http_v1(&request, &matched, &ctx),
+        (ApiKind::Http, PayloadVersion::V2) => event::http_v2(&request, &matched, &ctx),
+    };
+
+    let invoke = InvokeRequest {
+        payload: serde_json::to_vec(&event).unwrap_or_default().into(),
+        trace_header: Some(trace.to_owned()),
+        ..InvokeRequest::default()
+    };
+    let integration_started = Instant::now();
+    let outcome =
+        tokio::time::timeout(route.timeout, api.platform.invoke(&route.function, invoke)).await;
+    access.integration_ms = Some(integration_started.elapsed().as_secs_f64() * 1000.0);
+    // A failed or malformed integration: REST answers 502, HTTP APIs 500.
+    let internal = |access: &mut Access, why: String| {
+        access.error = Some(why);
+        let status = match kind {
+            ApiKind::Rest => StatusCode::BAD_GATEWAY,
+            ApiKind::Http => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        gateway_error(
+            kind,
+            status,
+            ("InternalServerErrorException", "Internal server error"),
+            "Internal Server Error",
+        )
+    };
+    let out = match outcome {
+        Err(_) => {
+            access.error = Some(format!(
+                "integration timed out after {} ms",
+                route.timeout.as_millis()
+            ));
+            return gateway_error(
+                kind,
+                StatusCode::GATEWAY_TIMEOUT,
+                ("InternalServerErrorException", "Endpoint request timed out"),
+                "Service Unavailable",
+            );
+        }
+        // Lambda refused the invocation itself: API Gateway answers 500.
+        Ok(Err(
+            e @ (InvokeError::Throttled(_) | InvokeError::NotFound(_) | InvokeError::ShuttingDown),
+        )) => {
+            access.error = Some(format!("lambda refused the invocation: {e}"));
+            return gateway_error(
+                kind,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ("InternalServerErrorException", "Internal server error"),
+                "Internal Server Error",
+            );
+        }
+        Ok(Ok(out)) => out,
+    };
+    if out.function_error.is_some() {
+        return internal(access, "function error".into());
+    }
+    let mapped = match (kind, route.payload) {
+        (ApiKind::Rest, _) => response::map_rest(
+            &out.payload,
+            accept.as_deref(),
+            &api.config.binary_media_types,
+        ),
+        (ApiKind::Http, PayloadVersion::V1) => response::map_v1_http(&out.payload),
+        (ApiKind::Http, PayloadVersion::V2) => response::map_v2(&out.payload),
+    };
+    match mapped {
+        Ok(r) => to_http(r),
+        Err(e) => internal(access, format!("malformed Lambda proxy response: {e}")),
+    }
+}
+
+fn to_http(r: GatewayResponse) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    for (k, v) in r.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    resp
+}

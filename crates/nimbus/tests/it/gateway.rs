@@ -1,0 +1,470 @@
+//! API Gateway end to end: real HTTP requests through nimbus's REST and HTTP APIs to functions
+//! built with the unmodified `lambda_runtime` and `lambda_http` crates.
+
+use std::time::Duration;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+
+use crate::harness::Nimbus;
+
+const TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: fn
+    Handler: bootstrap
+    Runtime: provided.al2023
+    Timeout: 10
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Item:
+          Type: Api
+          Properties:
+            Path: /items/{id}
+            Method: get
+        Proxy:
+          Type: Api
+          Properties:
+            Path: /files/{proxy+}
+            Method: any
+        Post:
+          Type: Api
+          Properties:
+            Path: /items
+            Method: post
+        HttpItem:
+          Type: HttpApi
+          Properties:
+            Path: /items/{id}
+            Method: GET
+        HttpV1:
+          Type: HttpApi
+          Properties:
+            Path: /v1/{id}
+            Method: GET
+            PayloadFormatVersion: "1.0"
+        Slow:
+          Type: HttpApi
+          Properties:
+            Path: /slow
+            Method: GET
+            TimeoutInMillis: 500
+        Default:
+          Type: HttpApi
+  Off:
+    Type: AWS::Serverless::Function
+    Properties:
+      ReservedConcurrentExecutions: 0
+      Events:
+        Off:
+          Type: Api
+          Properties:
+            Path: /off
+            Method: get
+"#;
+
+#[test]
+fn rest_api_sends_a_complete_payload_1_0_event_and_maps_the_response() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let base = nimbus.api_url("ServerlessRestApi");
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/items/a%20b?x=1&x=2&y=z"),
+        &[("x-test", "one"), ("user-agent", "nimbus-test")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let request_id = r
+        .header("x-amzn-requestid")
+        .expect("x-amzn-RequestId")
+        .to_owned();
+    assert!(r.header("x-amzn-trace-id").unwrap().starts_with("Root=1-"));
+    let event: ApiGatewayProxyRequest = serde_json::from_str(&r.body).expect("a REST proxy event");
+    assert_eq!(event.resource.as_deref(), Some("/items/{id}"));
+    assert_eq!(event.path.as_deref(), Some("/items/a%20b"));
+    assert_eq!(event.http_method.as_str(), "GET");
+    assert_eq!(
+        event.path_parameters.get("id").map(String::as_str),
+        Some("a b")
+    );
+    assert_eq!(
+        event.multi_value_query_string_parameters.all("x"),
+        Some(vec!["1", "2"])
+    );
+    assert_eq!(event.query_string_parameters.first("y"), Some("z"));
+    assert_eq!(event.headers.get("x-test").unwrap(), "one");
+    let ctx = &event.request_context;
+    assert_eq!(ctx.stage.as_deref(), Some("Prod"));
+    assert_eq!(ctx.request_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(ctx.resource_path.as_deref(), Some("/items/{id}"));
+    assert_eq!(ctx.path.as_deref(), Some("/Prod/items/a%20b"));
+    assert_eq!(ctx.account_id.as_deref(), Some("123456789012"));
+    assert_eq!(ctx.identity.source_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(ctx.identity.user_agent.as_deref(), Some("nimbus-test"));
+    assert!(!event.is_base64_encoded);
+    // The trace id the gateway made reached the function.
+    assert_eq!(r.header("x-seen-trace"), r.header("x-amzn-trace-id"));
+
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/items"),
+        &[("content-type", "application/json")],
+        br#"{"a":1}"#,
+    );
+    let event: ApiGatewayProxyRequest = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(event.body.as_deref(), Some(r#"{"a":1}"#));
+
+    let r = nimbus.request("DELETE", &format!("{base}/files/a/b/c.txt"), &[], b"");
+    let event: ApiGatewayProxyRequest = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        event.path_parameters.get("proxy").map(String::as_str),
+        Some("a/b/c.txt")
+    );
+    assert_eq!(event.resource.as_deref(), Some("/files/{proxy+}"));
+}
+
+#[test]
+fn http_api_sends_payload_2_0_and_1_0_events() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let base = nimbus.api_url("ServerlessHttpApi");
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/items/42?a=1&a=2"),
+        &[
+            ("cookie", "c1=v1; c2=v2"),
+            ("x-multi", "p"),
+            ("X-Trace-Me", "yes"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let request_id = r
+        .header("apigw-requestid")
+        .expect("apigw-requestid")
+        .to_owned();
+    let event: ApiGatewayV2httpRequest = serde_json::from_str(&r.body).expect("a 2.0 event");
+    assert_eq!(event.version.as_deref(), Some("2.0"));
+    assert_eq!(event.route_key.as_deref(), Some("GET /items/{id}"));
+    assert_eq!(event.raw_path.as_deref(), Some("/items/42"));
+    assert_eq!(event.raw_query_string.as_deref(), Some("a=1&a=2"));
+    assert_eq!(
+        event.cookies,
+        Some(vec!["c1=v1".to_owned(), "c2=v2".to_owned()])
+    );
+    assert_eq!(
+        event.path_parameters.get("id").map(String::as_str),
+        Some("42")
+    );
+    // AWS joins repeated query values with commas in 2.0 (the typed QueryMap splits them).
+    assert_eq!(r.json()["queryStringParameters"]["a"], "1,2");
+    assert_eq!(event.headers.get("x-trace-me").unwrap(), "yes");
+    assert_eq!(
+        event.request_context.request_id.as_deref(),
+        Some(request_id.as_str())
+    );
+    assert_eq!(event.request_context.http.method.as_str(), "GET");
+    assert_eq!(
+        event.request_context.http.path.as_deref(),
+        Some("/items/42")
+    );
+    assert_eq!(event.request_context.stage.as_deref(), Some("$default"));
+
+    let r = nimbus.request("GET", &format!("{base}/v1/7"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event: ApiGatewayProxyRequest = serde_json::from_str(&r.body).expect("a 1.0 event");
+    assert_eq!(
+        event.path_parameters.get("id").map(String::as_str),
+        Some("7")
+    );
+}
+
+#[test]
+fn responses_are_mapped_as_api_gateway_maps_them() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let http = nimbus.api_url("ServerlessHttpApi");
+    let rest = nimbus.api_url("ServerlessRestApi");
+
+    // 2.0: a JSON value without statusCode is the body of a 200.
+    let r = nimbus.request(
+        "GET",
+        &format!("{http}/anything/at/all?action=raw"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json(), serde_json::json!({"hello": "world"}));
+
+    let r = nimbus.request("GET", &format!("{http}/x?action=cookies"), &[], b"");
+    assert_eq!(r.status, 201);
+    let cookies: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1; Path=/", "b=2"]);
+
+    let r = nimbus.request(
+        "GET",
+        &format!("{rest}/items/1?action=status&code=418"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 418);
+    assert_eq!(r.body, "status");
+    let multi: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-multi")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(multi, ["a", "b"]);
+
+    let r = nimbus.request("GET", &format!("{rest}/items/1?action=binary"), &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+}
+
+#[test]
+fn gateway_errors_have_api_gateways_status_codes_and_bodies() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let rest = nimbus.api_url("ServerlessRestApi");
+    let http = nimbus.api_url("ServerlessHttpApi");
+
+    let r = nimbus.request("GET", &format!("{rest}/nowhere"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, r#"{"message":"Missing Authentication Token"}"#)
+    );
+    assert_eq!(
+        r.header("x-amzn-errortype"),
+        Some("MissingAuthenticationTokenException")
+    );
+    let r = nimbus.request("PUT", &format!("{rest}/items/1"), &[], b"");
+    assert_eq!(
+        r.status, 403,
+        "a path that exists without the method is still unknown to REST"
+    );
+
+    let r = nimbus.request("GET", &format!("{rest}/items/1?action=error"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (502, r#"{"message":"Internal server error"}"#)
+    );
+    let r = nimbus.request("GET", &format!("{rest}/items/1?action=malformed"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (502, r#"{"message":"Internal server error"}"#)
+    );
+    let r = nimbus.request("GET", &format!("{http}/items/1?action=error"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, r#"{"message":"Internal Server Error"}"#)
+    );
+
+    let r = nimbus.request(
+        "GET",
+        &format!("{http}/slow?action=sleep&ms=3000"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 504, "{}", r.body);
+
+    let r = nimbus.request("GET", &format!("{rest}/off"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, r#"{"message":"Internal server error"}"#)
+    );
+
+    let big = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let r = nimbus.request("POST", &format!("{rest}/items"), &[], &big);
+    assert_eq!(r.status, 413);
+
+    // Every request got one access-log line.
+    let line = nimbus.wait_for_line("ServerlessRestApi | {", Duration::from_secs(5));
+    let access: serde_json::Value =
+        serde_json::from_str(line.split_once(" | ").unwrap().1).unwrap();
+    assert!(
+        access["requestId"].is_string() && access["status"].is_number(),
+        "{access}"
+    );
+}
+
+const KEYED: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: live
+      Variables:
+        color: blue
+      Auth:
+        ApiKeyRequired: true
+        UsagePlan:
+          CreateUsagePlan: PER_API
+          Quota:
+            Limit: 3
+            Period: DAY
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Events:
+        Get:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Api
+            Path: /w
+            Method: get
+            Auth:
+              ApiKeyRequired: true
+        Open:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Api
+            Path: /open
+            Method: get
+"#;
+
+#[test]
+fn api_keys_and_usage_plan_quotas_guard_rest_routes() {
+    let nimbus = Nimbus::start(KEYED, &[]);
+    let base = nimbus.api_url("Api");
+    let key_line = nimbus.wait_for_line(
+        "API key ApiApiKey (usage plan ApiUsagePlan): ",
+        Duration::from_secs(5),
+    );
+    let key = key_line.rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(key.len(), 40);
+
+    let r = nimbus.request("GET", &format!("{base}/w"), &[], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, r#"{"message":"Forbidden"}"#)
+    );
+    assert_eq!(r.header("x-amzn-errortype"), Some("ForbiddenException"));
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/w"),
+        &[("x-api-key", "not-the-key")],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+
+    let r = nimbus.request("GET", &format!("{base}/w"), &[("x-api-key", &key)], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event: ApiGatewayProxyRequest = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        event.request_context.identity.api_key.as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(
+        event.request_context.identity.api_key_id.as_deref(),
+        Some("ApiApiKey")
+    );
+    assert_eq!(event.request_context.stage.as_deref(), Some("live"));
+    assert_eq!(
+        event.stage_variables.get("color").map(String::as_str),
+        Some("blue")
+    );
+
+    assert_eq!(
+        nimbus
+            .request("GET", &format!("{base}/w"), &[("x-api-key", &key)], b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        nimbus
+            .request("GET", &format!("{base}/w"), &[("x-api-key", &key)], b"")
+            .status,
+        200
+    );
+    let r = nimbus.request("GET", &format!("{base}/w"), &[("x-api-key", &key)], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (429, r#"{"message":"Limit Exceeded"}"#)
+    );
+
+    // A route without ApiKeyRequired is open.
+    assert_eq!(
+        nimbus
+            .request("GET", &format!("{base}/open"), &[], b"")
+            .status,
+        200
+    );
+    // The key never appears in nimbus's logs, only in the start-up line that hands it out.
+    let leaks = nimbus.lines().iter().filter(|l| l.contains(&key)).count();
+    assert_eq!(leaks, 1);
+}
+
+const HTTPFN: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Web:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: web
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Events:
+        Rest:
+          Type: Api
+          Properties:
+            Path: /r/{name}
+            Method: post
+        Http:
+          Type: HttpApi
+          Properties:
+            Path: /h/{name}
+            Method: post
+        Http1:
+          Type: HttpApi
+          Properties:
+            Path: /h1/{name}
+            Method: post
+            PayloadFormatVersion: "1.0"
+"#;
+
+#[test]
+fn lambda_http_functions_parse_every_event_nimbus_sends() {
+    let httpfn = crate::harness::testfn().with_file_name("httpfn");
+    let nimbus = Nimbus::start_with_bootstraps(HTTPFN, &[], &[("web", httpfn)]);
+    let rest = nimbus.api_url("ServerlessRestApi");
+    let http = nimbus.api_url("ServerlessHttpApi");
+    for (url, kind) in [
+        (format!("{rest}/r/ada?q=1"), "apiGateway"),
+        (format!("{http}/h/ada?q=1"), "apiGatewayV2"),
+        (format!("{http}/h1/ada?q=1"), "apiGateway"),
+    ] {
+        let r = nimbus.request(
+            "POST",
+            &url,
+            &[("x-test", "yes"), ("content-type", "text/plain")],
+            b"hello",
+        );
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+        let body = r.json();
+        assert_eq!(body["method"], "POST", "{url}: {body}");
+        assert_eq!(
+            body["path_parameters"][0],
+            serde_json::json!(["name", "ada"]),
+            "{url}: {body}"
+        );
+        assert_eq!(
+            body["query"][0],
+            serde_json::json!(["q", "1"]),
+            "{url}: {body}"
+        );
+        assert_eq!(body["header_x_test"], "yes", "{url}: {body}");
+        assert_eq!(body["body"], "hello", "{url}: {body}");
+        let _ = kind;
+    }
+}
