@@ -37,8 +37,9 @@
 //! SAM's generated resources can be referenced too, as on AWS: `ServerlessRestApi` and
 //! `ServerlessHttpApi` (for `Api`/`HttpApi` events without an explicit API; `Ref` is the
 //! logical id), `{Function}Role` for functions without a `Role` (an `AWS::IAM::Role`), and
-//! `{Function}.Alias` with `AutoPublishAlias` (`Ref` is the alias ARN). They are not listed in
-//! [`Stack::resources`], which holds the template's own resources.
+//! `{Function}.Alias` with `AutoPublishAlias` (`Ref` is the alias ARN). The generated APIs are
+//! in [`Stack::resources`] with `Globals.Api` / `Globals.HttpApi` applied, since the gateway
+//! serves them; the generated roles and aliases are not.
 //!
 //! # Pseudo parameters
 //!

@@ -53,8 +53,18 @@ const SAM_TYPES: &[&str] = &[
     "AWS::Serverless::GraphQLApi",
 ];
 
-/// The resource types nimbus runs today; every other type is kept in the model with a warning.
-const SERVED: &[&str] = &["AWS::Serverless::Function", "AWS::Lambda::Function"];
+/// The resource types that become [`crate::Function`]s.
+const FUNCTIONS: &[&str] = &["AWS::Serverless::Function", "AWS::Lambda::Function"];
+
+/// The other resource types nimbus serves today; every type in neither list is kept in the
+/// model with a warning.
+const SERVED: &[&str] = &[
+    "AWS::Serverless::Api",
+    "AWS::Serverless::HttpApi",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::UsagePlanKey",
+];
 
 /// Builds the stack, reporting into `diags`. The caller turns any error into a failure.
 pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Option<Stack> {
@@ -188,7 +198,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
         }
     }
 
-    let (implicit, aliases) = implicit_resources(&resources);
+    let (implicit, aliases) = implicit_resources(&resources, &globals, diags);
     let t = Template {
         params,
         mappings,
@@ -229,7 +239,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                 .unwrap_or_else(|| empty.clone()),
             None => empty.clone(),
         };
-        if SERVED.contains(&decl.resource_type.as_str()) {
+        if FUNCTIONS.contains(&decl.resource_type.as_str()) {
             if let Some(name) = r.physical_name(id) {
                 if let Some(f) = function::build(decl, name, &props, &metadata, r.diags) {
                     match function_names.get(&f.name) {
@@ -255,7 +265,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                     }
                 }
             }
-        } else {
+        } else if !SERVED.contains(&decl.resource_type.as_str()) {
             r.diags.warn(
                 &base,
                 decl.key_pos,
@@ -272,6 +282,27 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                 resource_type: decl.resource_type.clone(),
                 properties: props.to_json(),
                 metadata: metadata.to_json(),
+                line: decl.key_pos.line,
+            },
+        );
+    }
+
+    // The APIs SAM generates for `Api` / `HttpApi` events are served like declared ones.
+    for (id, decl) in &t.implicit {
+        if !decl.resource_type.starts_with("AWS::Serverless::") {
+            continue;
+        }
+        let path = child(&child("Resources", id), "Properties");
+        let props = r
+            .resolve(&decl.properties, &path)
+            .unwrap_or_else(|| Node::new(Kind::Map(Vec::new()), decl.properties_pos));
+        stack_resources.insert(
+            id.clone(),
+            Resource {
+                logical_id: id.clone(),
+                resource_type: decl.resource_type.clone(),
+                properties: props.to_json(),
+                metadata: serde_json::Value::Object(Default::default()),
                 line: decl.key_pos.line,
             },
         );
@@ -573,6 +604,8 @@ fn declare(e: &Entry, globals: &Globals, diags: &mut Diags) -> Option<Decl> {
 /// `{Function}Role` for functions without a `Role`, `{Function}.Alias` with `AutoPublishAlias`.
 fn implicit_resources(
     resources: &BTreeMap<String, Decl>,
+    globals: &Globals,
+    diags: &mut Diags,
 ) -> (BTreeMap<String, Decl>, BTreeMap<String, String>) {
     let mut implicit = BTreeMap::new();
     let mut aliases = BTreeMap::new();
@@ -626,6 +659,18 @@ fn implicit_resources(
                 }
                 _ => {}
             }
+        }
+    }
+    // SAM applies `Globals.Api` / `Globals.HttpApi` to the APIs it generates too.
+    for (id, decl) in implicit.iter_mut() {
+        if decl.resource_type.starts_with("AWS::Serverless::") {
+            decl.properties = globals.apply(
+                &decl.resource_type,
+                &decl.properties,
+                None,
+                &child("Resources", id),
+                diags,
+            );
         }
     }
     (implicit, aliases)

@@ -171,3 +171,38 @@ Resources:
         &["template.yaml:1:1: Globals: Globals is a SAM section; add \"Transform: AWS::Serverless-2016-10-31\" to the template"],
     );
 }
+
+#[test]
+fn api_globals_apply_to_the_apis_sam_generates_for_events() {
+    let yaml = r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Api:
+    Variables:
+      color: !Sub "${AWS::Region}-blue"
+  HttpApi:
+    StageVariables:
+      mode: fast
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f
+      Runtime: python3.12
+      Handler: app.h
+      Events:
+        Get:
+          Type: Api
+          Properties: {Path: /x, Method: get}
+        Http:
+          Type: HttpApi
+"#;
+    check_ok(yaml, |stack| {
+        let rest = &stack.resources["ServerlessRestApi"];
+        assert_eq!(rest.resource_type, "AWS::Serverless::Api");
+        assert_eq!(rest.properties["Variables"]["color"], "us-east-1-blue");
+        let http = &stack.resources["ServerlessHttpApi"];
+        assert_eq!(http.properties["StageVariables"]["mode"], "fast");
+        // Served resource types are not reported as ignored.
+        assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    });
+}
