@@ -468,3 +468,49 @@ fn lambda_http_functions_parse_every_event_nimbus_sends() {
         let _ = kind;
     }
 }
+
+/// Sends raw bytes and returns the status line of the answer ("" when the connection closed).
+fn raw_status(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn malformed_http_gets_a_4xx_and_a_closed_connection_never_a_hang() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let rest = nimbus.api_url("ServerlessRestApi");
+    assert!(raw_status(&rest, b"NOT HTTP AT ALL\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let huge = format!(
+        "GET /items/1 HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let status = raw_status(&rest, huge.as_bytes());
+    assert!(
+        status.starts_with("HTTP/1.1 431") || status.starts_with("HTTP/1.1 400"),
+        "{status:?}"
+    );
+    assert!(
+        raw_status(&rest, b"GET /items/\xff\xfe HTTP/1.1\r\nhost: x\r\n\r\n")
+            .starts_with("HTTP/1.1 400")
+    );
+    // Percent-encoded bytes that are not UTF-8 still reach the function, decoded lossily.
+    let r = nimbus.request("GET", &format!("{rest}/items/%FF%FE"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // nimbus keeps serving.
+    assert_eq!(
+        nimbus
+            .request("GET", &format!("{rest}/items/1"), &[], b"")
+            .status,
+        200
+    );
+}
