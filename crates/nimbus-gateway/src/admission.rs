@@ -158,6 +158,9 @@ mod tests {
             payload: PayloadVersion::V1,
             timeout: Duration::from_secs(29),
             api_key_required: key_required,
+            authorizer: None,
+            authorization_scopes: vec![],
+            cache_ttl: 0,
             source: "test".into(),
         }
     }
@@ -177,6 +180,11 @@ mod tests {
             stage_throttle: stage,
             route_throttles: routes.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
             usage_plans: plans,
+            cors: None,
+            authorizers: BTreeMap::new(),
+            default_authorizer: None,
+            default_api_key_required: false,
+            cache_ttls: BTreeMap::new(),
         }
     }
 

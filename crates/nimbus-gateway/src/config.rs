@@ -31,6 +31,52 @@ pub struct ApiConfig {
     pub route_throttles: BTreeMap<String, Throttle>,
     /// Usage plans that include this API's stage.
     pub usage_plans: Vec<UsagePlan>,
+    /// `Cors` (REST) or `CorsConfiguration` (HTTP API) as written; `cors.rs` reads it.
+    pub cors: Option<Value>,
+    /// Authorizers by name (`Auth.Authorizers`).
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    /// `Auth.DefaultAuthorizer`: protects every route that does not say otherwise.
+    pub default_authorizer: Option<String>,
+    /// REST `Auth.ApiKeyRequired` on the API: the default for its routes.
+    pub default_api_key_required: bool,
+    /// REST `MethodSettings` caching, by route key (`GET /items`) or `*` for the stage, when
+    /// `CacheClusterEnabled` is on: TTL in seconds.
+    pub cache_ttls: BTreeMap<String, u64>,
+}
+
+/// An API Gateway authorizer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthorizerConfig {
+    /// HTTP API JWT authorizer.
+    Jwt {
+        issuer: String,
+        audiences: Vec<String>,
+        /// E.g. `$request.header.Authorization`.
+        identity_source: String,
+    },
+    /// A Lambda authorizer.
+    Lambda {
+        /// The authorizer function's name.
+        function: String,
+        kind: LambdaAuthorizerKind,
+        /// Where the identity comes from: REST `method.request.header.X` style, HTTP API
+        /// `$request.header.X` style, normalised to `header:x`, `query:x`.
+        identity_sources: Vec<String>,
+        /// `ReauthorizeEvery` / result TTL in seconds (0: no cache).
+        ttl_secs: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaAuthorizerKind {
+    /// REST `TOKEN`: the identity header's value is the token.
+    RestToken,
+    /// REST `REQUEST`: a proxy-like event.
+    RestRequest,
+    /// HTTP API payload 2.0; `simple` for `EnableSimpleResponses`.
+    HttpV2 { simple: bool },
+    /// HTTP API payload 1.0 (IAM policy answers).
+    HttpV1,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +92,12 @@ pub struct RouteConfig {
     pub timeout: Duration,
     /// REST `Auth.ApiKeyRequired`.
     pub api_key_required: bool,
+    /// The authorizer protecting the route, by name; `None` for an open route.
+    pub authorizer: Option<String>,
+    /// HTTP API `AuthorizationScopes` a JWT must carry.
+    pub authorization_scopes: Vec<String>,
+    /// REST response cache TTL in seconds; 0 when not cached.
+    pub cache_ttl: u64,
     /// Where it came from, for messages: `Resources.Fn.Properties.Events.Get`.
     pub source: String,
 }
@@ -170,7 +222,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
                     continue;
                 }
             };
-            match route_from_event(kind, props, &f.name, &source) {
+            match route_from_event(kind, props, &f.name, &source, api) {
                 Ok(route) => api.routes.push(route),
                 Err(e) => errors.push(e),
             }
@@ -291,6 +343,58 @@ fn api_from_properties(
         }
     }
 
+    let cors = match kind {
+        ApiKind::Rest => &props["Cors"],
+        ApiKind::Http => &props["CorsConfiguration"],
+    };
+    let cors = (!cors.is_null() && cors != &Value::Bool(false)).then(|| cors.clone());
+
+    let auth = &props["Auth"];
+    let mut authorizers = BTreeMap::new();
+    if let Some(map) = auth["Authorizers"].as_object() {
+        for (name, a) in map {
+            let path = format!("{source}.Auth.Authorizers.{name}");
+            match authorizer(kind, a, &path) {
+                Ok(a) => {
+                    authorizers.insert(name.clone(), a);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    let default_authorizer = match auth["DefaultAuthorizer"].as_str() {
+        None | Some("NONE") => None,
+        Some(name) if authorizers.contains_key(name) => Some(name.to_owned()),
+        Some(name) => {
+            errors.push(format!(
+                "{source}.Auth.DefaultAuthorizer: no authorizer named {name:?} in Auth.Authorizers"
+            ));
+            None
+        }
+    };
+
+    let mut cache_ttls = BTreeMap::new();
+    if kind == ApiKind::Rest && props["CacheClusterEnabled"].as_bool() == Some(true) {
+        for m in props["MethodSettings"].as_array().into_iter().flatten() {
+            if m["CachingEnabled"].as_bool() != Some(true) {
+                continue;
+            }
+            // API Gateway's default TTL is 300 s, at most 3600.
+            let ttl = m["CacheTtlInSeconds"].as_u64().unwrap_or(300).min(3600);
+            let method = m["HttpMethod"].as_str().unwrap_or("*").to_uppercase();
+            let path = m["ResourcePath"]
+                .as_str()
+                .unwrap_or("/*")
+                .replace("~1", "/");
+            let key = if path == "/*" && method == "*" {
+                "*".to_owned()
+            } else {
+                format!("{method} {path}")
+            };
+            cache_ttls.insert(key, ttl);
+        }
+    }
+
     ApiConfig {
         logical_id: id.to_owned(),
         kind,
@@ -301,7 +405,140 @@ fn api_from_properties(
         stage_throttle,
         route_throttles,
         usage_plans: Vec::new(),
+        cors,
+        authorizers,
+        default_authorizer,
+        default_api_key_required: kind == ApiKind::Rest
+            && auth["ApiKeyRequired"].as_bool().unwrap_or(false),
+        cache_ttls,
     }
+}
+
+/// The function name in a Lambda ARN (`...:function:Name`), or the value itself.
+fn function_name(arn: &str) -> String {
+    match arn.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_owned(),
+        None => arn.to_owned(),
+    }
+}
+
+/// `method.request.header.Authorization` or `$request.header.Authorization` -> `header:authorization`.
+fn identity_source(s: &str) -> Option<String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("method.request.")
+        .or_else(|| s.strip_prefix("$request."))?;
+    let (kind, name) = rest.split_once('.')?;
+    match kind {
+        "header" => Some(format!("header:{}", name.to_lowercase())),
+        "querystring" => Some(format!("query:{name}")),
+        _ => None,
+    }
+}
+
+fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, String> {
+    if !a["UserPoolArn"].is_null() {
+        return Err(format!("{path}: Cognito user pool authorizers are not supported by nimbus; use a JWT authorizer on an HTTP API or a Lambda authorizer"));
+    }
+    if let Some(jwt) = a.get("JwtConfiguration") {
+        if kind != ApiKind::Http {
+            return Err(format!(
+                "{path}.JwtConfiguration: JWT authorizers exist on HTTP APIs only"
+            ));
+        }
+        let issuer = jwt["issuer"]
+            .as_str()
+            .ok_or_else(|| format!("{path}.JwtConfiguration.issuer: required"))?;
+        let audiences = jwt["audience"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(AuthorizerConfig::Jwt {
+            issuer: issuer.to_owned(),
+            audiences,
+            identity_source: a["IdentitySource"]
+                .as_str()
+                .unwrap_or("$request.header.Authorization")
+                .to_owned(),
+        });
+    }
+    let function = a["FunctionArn"]
+        .as_str()
+        .map(function_name)
+        .ok_or_else(|| {
+            format!(
+                "{path}: an authorizer needs FunctionArn (a Lambda authorizer) or JwtConfiguration"
+            )
+        })?;
+    let identity = &a["Identity"];
+    let ttl_secs = identity["ReauthorizeEvery"]
+        .as_u64()
+        .unwrap_or(300)
+        .min(3600);
+    let lambda_kind = match kind {
+        ApiKind::Rest => match a["FunctionPayloadType"].as_str().unwrap_or("TOKEN") {
+            "TOKEN" => LambdaAuthorizerKind::RestToken,
+            "REQUEST" => LambdaAuthorizerKind::RestRequest,
+            other => {
+                return Err(format!(
+                    "{path}.FunctionPayloadType: {other:?} is not TOKEN or REQUEST"
+                ))
+            }
+        },
+        ApiKind::Http => match a["AuthorizerPayloadFormatVersion"]
+            .as_str()
+            .or_else(|| a["AuthorizerPayloadFormatVersion"].as_f64().map(|_| "2.0"))
+        {
+            Some("1.0") => LambdaAuthorizerKind::HttpV1,
+            Some("2.0") | None => LambdaAuthorizerKind::HttpV2 {
+                simple: a["EnableSimpleResponses"].as_bool().unwrap_or(false),
+            },
+            Some(other) => {
+                return Err(format!(
+                    "{path}.AuthorizerPayloadFormatVersion: {other:?} is not 1.0 or 2.0"
+                ))
+            }
+        },
+    };
+    let mut identity_sources = Vec::new();
+    match lambda_kind {
+        LambdaAuthorizerKind::RestToken => {
+            let header = identity["Header"].as_str().unwrap_or("Authorization");
+            identity_sources.push(format!("header:{}", header.to_lowercase()));
+        }
+        _ => {
+            for h in identity["Headers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                identity_sources.push(format!("header:{}", h.to_lowercase()));
+            }
+            for q in identity["QueryStrings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                identity_sources.push(format!("query:{q}"));
+            }
+        }
+    }
+    if let Some(raw) = a["IdentitySource"].as_str() {
+        identity_sources.extend(raw.split(',').filter_map(identity_source));
+    }
+    Ok(AuthorizerConfig::Lambda {
+        function,
+        kind: lambda_kind,
+        identity_sources,
+        ttl_secs,
+    })
 }
 
 fn route_from_event(
@@ -309,6 +546,7 @@ fn route_from_event(
     props: &Value,
     function: &str,
     source: &str,
+    api: &ApiConfig,
 ) -> Result<RouteConfig, String> {
     let path = props["Path"].as_str();
     let method = props["Method"].as_str();
@@ -357,13 +595,52 @@ fn route_from_event(
             }
         },
     };
+    let auth = &props["Auth"];
+    let authorizer = match auth["Authorizer"].as_str() {
+        Some("NONE") => None,
+        Some(name) if api.authorizers.contains_key(name) => Some(name.to_owned()),
+        Some(name) => {
+            return Err(format!(
+                "{source}.Properties.Auth.Authorizer: {} has no authorizer named {name:?}; declare it in Auth.Authorizers of the API",
+                api.logical_id
+            ))
+        }
+        None => api.default_authorizer.clone(),
+    };
+    let authorization_scopes = auth["AuthorizationScopes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = format!("{method} {path}");
+    // Caching is GET-only unless MethodSettings names the method explicitly.
+    let cache_ttl = api
+        .cache_ttls
+        .get(&key)
+        .or_else(|| api.cache_ttls.get(&format!("* {path}")))
+        .copied()
+        .or_else(|| {
+            (method == "GET")
+                .then(|| api.cache_ttls.get("*").copied())
+                .flatten()
+        })
+        .unwrap_or(0);
     Ok(RouteConfig {
         method,
         path,
         function: function.to_owned(),
         payload,
         timeout,
-        api_key_required: props["Auth"]["ApiKeyRequired"].as_bool().unwrap_or(false),
+        api_key_required: auth["ApiKeyRequired"]
+            .as_bool()
+            .unwrap_or(api.default_api_key_required),
+        authorizer,
+        authorization_scopes,
+        cache_ttl,
         source: source.to_owned(),
     })
 }
