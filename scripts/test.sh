@@ -12,7 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-# `cargo test --workspace` builds the nimbus binary and the test function (an example) too.
+# The end-to-end tests run the test functions, which are examples: build them first, so they
+# are never older than their source.
+cargo build --workspace --examples
 cargo test --workspace
 
 export NIMBUS_BIN="$target/debug/nimbus"

@@ -2,7 +2,11 @@
 //! 2.0), as the template declares them. The only crate that knows API Gateway event shapes.
 
 pub mod admission;
+pub mod auth;
+mod authorize;
+pub mod cache;
 pub mod config;
+pub mod cors;
 pub mod event;
 pub mod response;
 pub mod server;

@@ -2,7 +2,7 @@
 //! event, invoked, and mapped back, with API Gateway's error responses and an access-log line.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -17,7 +17,10 @@ use nimbus_lambda::{InvokeError, InvokeRequest, LogSink, Platform};
 use serde_json::json;
 
 use crate::admission::{Admission, Bucket, Verdict};
+use crate::authorize::{AnswerCache, JwksStore};
+use crate::cache::{self, ResponseCache};
 use crate::config::{ApiConfig, RouteConfig, Throttle};
+use crate::cors::{self, CorsConfig};
 use crate::{
     event, response, ApiKind, GatewayRequest, GatewayResponse, MatchedRoute, PayloadVersion,
     RequestContext,
@@ -31,9 +34,18 @@ pub struct ApiState {
     pub config: ApiConfig,
     table: RouteTable<usize>,
     admission: Admission<DefaultClock>,
-    platform: Platform,
+    cors: Option<CorsConfig>,
+    /// The stage's response cache, when any route caches.
+    cache: Option<Mutex<ResponseCache>>,
+    pub(crate) platform: Platform,
     logs: Arc<LogSink>,
+    pub(crate) jwks: Arc<JwksStore>,
+    pub(crate) answers: AnswerCache,
 }
+
+/// Bytes a stage's response cache may hold (API Gateway's smallest cache is 0.5 GB; a local
+/// run needs far less).
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Settings shared by every API.
 #[derive(Debug, Clone, Copy)]
@@ -53,14 +65,19 @@ impl Default for AccountLimits {
     }
 }
 
+/// Where JWT authorizers' keys come from: `--jwks ISSUER=FILE`, else the issuer itself.
+pub type JwksFiles = std::collections::HashMap<String, std::path::PathBuf>;
+
 /// Builds the state of every API; fails on routes that clash or cannot be parsed.
 pub fn build(
     apis: Vec<ApiConfig>,
     platform: &Platform,
     logs: &Arc<LogSink>,
     limits: AccountLimits,
+    jwks_files: JwksFiles,
 ) -> Result<Vec<Arc<ApiState>>, String> {
     let clock = DefaultClock::default();
+    let jwks = Arc::new(JwksStore::new(jwks_files));
     let account = Arc::new(Bucket::new(limits.throttle, &clock));
     apis.into_iter()
         .map(|config| {
@@ -73,12 +90,27 @@ pub fn build(
                 };
                 inserted.map_err(|e| format!("{}: {e}", r.source))?;
             }
+            let cors = match (&config.cors, config.kind) {
+                (None, _) => Ok(None),
+                (Some(v), ApiKind::Rest) => cors::from_sam_rest(v),
+                (Some(v), ApiKind::Http) => cors::from_sam_http(v),
+            }
+            .map_err(|e| format!("Resources.{}.Properties: {e}", config.logical_id))?;
+            let cache = config
+                .routes
+                .iter()
+                .any(|r| r.cache_ttl > 0)
+                .then(|| Mutex::new(ResponseCache::new(CACHE_BYTES)));
             Ok(Arc::new(ApiState {
                 admission: Admission::new(&config, account.clone(), &clock),
+                cors,
+                cache,
                 config,
                 table,
                 platform: platform.clone(),
                 logs: logs.clone(),
+                jwks: jwks.clone(),
+                answers: AnswerCache::default(),
             }))
         })
         .collect()
@@ -98,6 +130,7 @@ fn epoch_ms() -> u64 {
 
 /// What the access log says about one request.
 struct Access {
+    cache_hit: bool,
     route_key: Option<String>,
     api_key_id: Option<String>,
     integration_ms: Option<f64>,
@@ -130,6 +163,7 @@ async fn handle(
     let method = req.method().as_str().to_owned();
     let raw_path = req.uri().path().to_owned();
     let mut access = Access {
+        cache_hit: false,
         route_key: None,
         api_key_id: None,
         integration_ms: None,
@@ -165,6 +199,7 @@ async fn handle(
         "latencyMs": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         "integrationLatencyMs": access.integration_ms.map(|ms| (ms * 100.0).round() / 100.0),
         "apiKeyId": access.api_key_id,
+        "cacheHit": access.cache_hit,
         "error": access.error,
         "xrayTraceId": trace,
     });
@@ -216,10 +251,50 @@ async fn answer(
 ) -> Response {
     let kind = api.config.kind;
     let (parts, body) = req.into_parts();
-    let method = parts.method.as_str().to_uppercase();
-    let raw_path = parts.uri.path().to_owned();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            access.error = Some("request body over 10 MB".into());
+            return gateway_error(
+                kind,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ("RequestTooLargeException", "Request Too Long"),
+                "Request Entity Too Large",
+            );
+        }
+    };
+    let request = GatewayRequest {
+        method: parts.method.as_str().to_uppercase(),
+        raw_path: parts.uri.path().to_owned(),
+        raw_query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        source_ip: peer.ip().to_string(),
+        protocol: format!("{:?}", parts.version),
+    };
 
-    let Some(hit) = api.table.lookup(&method, &raw_path) else {
+    // HTTP APIs answer CORS preflights themselves, before any route.
+    if let (Some(cors), ApiKind::Http) = (&api.cors, kind) {
+        if let Some(r) = cors::preflight(cors, &request) {
+            access.route_key = Some("(CORS preflight)".into());
+            return to_http(r);
+        }
+    }
+
+    let Some(hit) = api.table.lookup(&request.method, &request.raw_path) else {
+        if let Some(r) = rest_preflight(api, &request) {
+            access.route_key = Some("(CORS preflight)".into());
+            return to_http(r);
+        }
         access.error = Some("no route".into());
         return match kind {
             ApiKind::Rest => gateway_error(
@@ -245,11 +320,35 @@ async fn answer(
         path_parameters: hit.params.into_iter().collect(),
     };
 
-    let accept = parts
-        .headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let mut ctx = RequestContext {
+        account_id: api.platform.config().account_id.clone(),
+        api_id: api.config.logical_id.to_lowercase(),
+        stage: api.config.stage.clone(),
+        stage_variables: api.config.stage_variables.clone(),
+        request_id: request_id.to_owned(),
+        domain_name: parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned(),
+        request_time_epoch_ms,
+        api_key: None,
+        api_key_id: None,
+        authorizer: None,
+        binary_media_types: api.config.binary_media_types.clone(),
+    };
+
+    if let Some(name) = &route.authorizer {
+        match crate::authorize::authorize(api, name, route, &request, &matched, &ctx).await {
+            Ok(authorizer) => ctx.authorizer = Some(authorizer),
+            Err((resp, why)) => {
+                access.error = Some(format!("authorizer {name}: {why}"));
+                return to_http(resp);
+            }
+        }
+    }
+
     let api_key_header = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
     let api_key = match api
         .admission
@@ -285,61 +384,25 @@ async fn answer(
         }
     };
     access.api_key_id = api_key.as_ref().map(|(_, id)| id.clone());
+    ctx.api_key = api_key.as_ref().map(|(v, _)| v.clone());
+    ctx.api_key_id = api_key.map(|(_, id)| id);
 
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            access.error = Some("request body over 10 MB".into());
-            return gateway_error(
-                kind,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ("RequestTooLargeException", "Request Too Long"),
-                "Request Entity Too Large",
-            );
+    // The stage cache answers after authorization and throttling, as API Gateway's does.
+    let cache_key = (route.cache_ttl > 0 && !cache::cache_control_bypass(&request.headers))
+        .then(|| cache::key(&request.method, &request.raw_path, &request.raw_query));
+    if let (Some(cache), Some(key)) = (&api.cache, &cache_key) {
+        let cached = cache.lock().expect("cache poisoned").get(key, epoch_ms());
+        if let Some(r) = cached {
+            access.cache_hit = true;
+            return to_http(r);
         }
-    };
-    let request = GatewayRequest {
-        method: method.clone(),
-        raw_path,
-        raw_query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-        source_ip: peer.ip().to_string(),
-        protocol: format!("{:?}", parts.version),
-    };
-    let ctx = RequestContext {
-        account_id: api.platform.config().account_id.clone(),
-        api_id: api.config.logical_id.to_lowercase(),
-        stage: api.config.stage.clone(),
-        stage_variables: api.config.stage_variables.clone(),
-        request_id: request_id.to_owned(),
-        domain_name: parts
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost")
-            .to_owned(),
-        request_time_epoch_ms,
-        api_key: api_key.as_ref().map(|(v, _)| v.clone()),
-        api_key_id: api_key.map(|(_, id)| id),
-        authorizer: None,
-        binary_media_types: api.config.binary_media_types.clone(),
-    };
+    }
+
     let event = match (kind, route.payload) {
         (ApiKind::Rest, _) => event::rest_v1(&request, &matched, &ctx),
         (ApiKind::Http, PayloadVersion::V1) => event::http_v1(&request, &matched, &ctx),
         (ApiKind::Http, PayloadVersion::V2) => event::http_v2(&request, &matched, &ctx),
     };
-
     let invoke = InvokeRequest {
         payload: serde_json::to_vec(&event).unwrap_or_default().into(),
         trace_header: Some(trace.to_owned()),
@@ -393,19 +456,53 @@ async fn answer(
     if out.function_error.is_some() {
         return internal(access, "function error".into());
     }
+    let accept = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "accept")
+        .map(|(_, v)| v.as_str());
     let mapped = match (kind, route.payload) {
-        (ApiKind::Rest, _) => response::map_rest(
-            &out.payload,
-            accept.as_deref(),
-            &api.config.binary_media_types,
-        ),
+        (ApiKind::Rest, _) => {
+            response::map_rest(&out.payload, accept, &api.config.binary_media_types)
+        }
         (ApiKind::Http, PayloadVersion::V1) => response::map_v1_http(&out.payload),
         (ApiKind::Http, PayloadVersion::V2) => response::map_v2(&out.payload),
     };
-    match mapped {
-        Ok(r) => to_http(r),
-        Err(e) => internal(access, format!("malformed Lambda proxy response: {e}")),
+    let mut mapped = match mapped {
+        Ok(r) => r,
+        Err(e) => return internal(access, format!("malformed Lambda proxy response: {e}")),
+    };
+    if let Some(cors) = &api.cors {
+        cors::apply(cors, &request, &mut mapped);
     }
+    if let (Some(cache), Some(key)) = (&api.cache, &cache_key) {
+        cache
+            .lock()
+            .expect("cache poisoned")
+            .put(key, &mapped, route.cache_ttl * 1000, epoch_ms());
+    }
+    to_http(mapped)
+}
+
+/// REST APIs with `Cors`: SAM adds a mock `OPTIONS` method to every path that has routes but
+/// no `OPTIONS` of its own.
+fn rest_preflight(api: &ApiState, request: &GatewayRequest) -> Option<GatewayResponse> {
+    let cors = api.cors.as_ref()?;
+    if api.config.kind != ApiKind::Rest || request.method != "OPTIONS" {
+        return None;
+    }
+    let methods: Vec<&str> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "ANY"]
+        .into_iter()
+        .filter(|m| {
+            api.table
+                .lookup(m, &request.raw_path)
+                .is_some_and(|hit| hit.method == *m)
+        })
+        .collect();
+    if methods.is_empty() {
+        return None;
+    }
+    cors::preflight(&cors.for_path(&methods), request)
 }
 
 fn to_http(r: GatewayResponse) -> Response {

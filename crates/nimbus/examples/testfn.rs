@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, ctx) = event.into_parts();
+    if payload["methodArn"].is_string() || payload["routeArn"].is_string() {
+        return authorizer(payload);
+    }
     if payload["requestContext"].is_object() {
         return gateway(payload, ctx).await;
     }
@@ -73,6 +76,37 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
         }
         other => Err(format!("unknown action {other}").into()),
     }
+}
+
+/// As a Lambda authorizer: the token (REST TOKEN) or the `authorization` header decides.
+fn authorizer(event: Value) -> Result<Value, Error> {
+    let token = event["authorizationToken"]
+        .as_str()
+        .or_else(|| event["headers"]["authorization"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let arn = event["methodArn"]
+        .as_str()
+        .or_else(|| event["routeArn"].as_str())
+        .unwrap_or_default();
+    if event["version"] == "2.0" && event["routeArn"].is_string() {
+        // HTTP API simple response.
+        return Ok(json!({"isAuthorized": token == "allow", "context": {"user": "simple-user"}}));
+    }
+    let effect = match token.as_str() {
+        "allow" => "Allow",
+        "deny" => "Deny",
+        "unauthorized" => return Err("Unauthorized".into()),
+        _ => return Ok(json!("not a policy")),
+    };
+    Ok(json!({
+        "principalId": "user-42",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": arn}],
+        },
+        "context": {"tier": "gold", "n": 7},
+    }))
 }
 
 /// Behind API Gateway: `?action=` picks the behaviour; the default echoes the event as the

@@ -78,6 +78,10 @@ pub struct UpArgs {
     /// Account-wide API Gateway burst (AWS's default is 5,000).
     #[arg(long, default_value_t = 5_000)]
     pub account_burst: u32,
+    /// Keys for an HTTP API JWT authorizer's issuer, as `ISSUER=FILE` (a JWKS JSON file); by
+    /// default nimbus fetches them from an `http://` issuer's OpenID discovery document.
+    #[arg(long = "jwks", value_name = "ISSUER=FILE", value_parser = parse_issuer_file)]
+    pub jwks: Vec<(String, PathBuf)>,
     /// Where logs and temporary files go [default: .nimbus/ beside the template].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -118,6 +122,16 @@ pub struct InvokeArgs {
     /// The nimbus AWS endpoint.
     #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
     pub endpoint_url: String,
+}
+
+fn parse_issuer_file(s: &str) -> Result<(String, PathBuf), String> {
+    // Issuers are URLs with their own `=`-free syntax; split at the last `=`.
+    match s.rsplit_once('=') {
+        Some((issuer, file)) if !issuer.is_empty() && !file.is_empty() => {
+            Ok((issuer.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected ISSUER=FILE, got {s:?}")),
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

@@ -175,7 +175,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             burst: args.account_burst,
         },
     };
-    let api_states = match nimbus_gateway::server::build(apis, &platform, &logs, limits) {
+    let jwks_files = args.jwks.iter().cloned().collect();
+    let api_states = match nimbus_gateway::server::build(apis, &platform, &logs, limits, jwks_files)
+    {
         Ok(states) => states,
         Err(e) => {
             eprintln!("error: {}: {e}", args.template.template.display());

@@ -331,6 +331,14 @@ Resources:
             RestApiId: !Ref Api
             Path: /open
             Method: get
+            Auth:
+              ApiKeyRequired: false
+        Inherits:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Api
+            Path: /inherits
+            Method: get
 "#;
 
 #[test]

@@ -13,7 +13,7 @@ pub fn testfn() -> PathBuf {
     let path = profile_dir.join("examples").join("testfn");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (it builds examples)",
+        "{} is missing: run `cargo build --workspace --examples` first (scripts/test.sh does)",
         path.display()
     );
     path

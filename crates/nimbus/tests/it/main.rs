@@ -3,6 +3,7 @@
 
 mod cli;
 mod gateway;
+mod gateway_auth;
 mod harness;
 mod invoke;
 mod lifecycle;

@@ -1,0 +1,352 @@
+//! Gateway authorizers, CORS and the response cache, end to end.
+
+use std::time::Duration;
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::harness::Nimbus;
+
+// A key made with openssl for nimbus's tests only (shared with nimbus-gateway's unit tests).
+const RSA_PEM: &str = include_str!("../../../nimbus-gateway/src/auth/testdata/rsa-test-key.pem");
+const ISSUER: &str = "https://issuer.example.com/pool";
+
+const JWT_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            IdentitySource: $request.header.Authorization
+            JwtConfiguration:
+              issuer: https://issuer.example.com/pool
+              audience: [my-app]
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Events:
+        Read:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Api
+            Path: /read
+            Method: GET
+            Auth:
+              AuthorizationScopes: [read]
+        Public:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Api
+            Path: /public
+            Method: GET
+            Auth:
+              Authorizer: NONE
+"#;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(claims: Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key".into());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn jwks() -> String {
+    let key = EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap();
+    let mut jwk = serde_json::to_value(
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap(),
+    )
+    .unwrap();
+    jwk["kid"] = "test-key".into();
+    json!({"keys": [jwk]}).to_string()
+}
+
+#[test]
+fn jwt_authorizers_check_signature_issuer_audience_expiry_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks()).unwrap();
+    let arg = format!("{ISSUER}={}", jwks_file.display());
+    let nimbus = Nimbus::start(JWT_TEMPLATE, &["--jwks", &arg]);
+    let base = nimbus.api_url("Api");
+    let good = json!({"iss": ISSUER, "aud": "my-app", "sub": "ada", "exp": now() + 600, "scope": "read write"});
+    let call = |auth: Option<String>| {
+        let auth = auth.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        nimbus.request("GET", &format!("{base}/read"), &headers, b"")
+    };
+
+    let r = call(Some(token(good.clone())));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event: Value = r.json();
+    assert_eq!(
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"],
+        "ada"
+    );
+    assert_eq!(
+        event["requestContext"]["authorizer"]["jwt"]["scopes"],
+        json!(["read", "write"])
+    );
+
+    let unauthorized = r#"{"message":"Unauthorized"}"#;
+    let r = call(None);
+    assert_eq!((r.status, r.body.as_str()), (401, unauthorized));
+    let r = call(Some("not.a.jwt".into()));
+    assert_eq!((r.status, r.body.as_str()), (401, unauthorized));
+    let mut expired = good.clone();
+    expired["exp"] = json!(now() - 600);
+    assert_eq!(call(Some(token(expired))).status, 401);
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    assert_eq!(call(Some(token(wrong_aud))).status, 401);
+    let mut wrong_iss = good.clone();
+    wrong_iss["iss"] = json!("https://evil.example.com");
+    assert_eq!(call(Some(token(wrong_iss))).status, 401);
+    let mut tampered = token(good.clone());
+    tampered.pop();
+    tampered.push('A');
+    assert_eq!(call(Some(tampered)).status, 401);
+    let mut no_scope = good.clone();
+    no_scope["scope"] = json!("write");
+    let r = call(Some(token(no_scope)));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, r#"{"message":"Forbidden"}"#)
+    );
+
+    // Authorizer: NONE opens one route of an API with a default authorizer.
+    assert_eq!(
+        nimbus
+            .request("GET", &format!("{base}/public"), &[], b"")
+            .status,
+        200
+    );
+}
+
+const LAMBDA_AUTH_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: fn
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Rest:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      Auth:
+        DefaultAuthorizer: Tokens
+        Authorizers:
+          Tokens:
+            FunctionArn: !GetAtt Authorizer.Arn
+            Identity:
+              ReauthorizeEvery: 0
+  Http:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Simple
+        Authorizers:
+          Simple:
+            FunctionArn: !GetAtt Authorizer.Arn
+            AuthorizerPayloadFormatVersion: "2.0"
+            EnableSimpleResponses: true
+            Identity:
+              Headers: [Authorization]
+  Authorizer:
+    Type: AWS::Serverless::Function
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Rest:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Rest
+            Path: /items/{id}
+            Method: get
+        Http:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Http
+            Path: /items/{id}
+            Method: GET
+"#;
+
+#[test]
+fn lambda_authorizers_allow_deny_and_pass_their_context() {
+    let nimbus = Nimbus::start(LAMBDA_AUTH_TEMPLATE, &[]);
+    let rest = nimbus.api_url("Rest");
+    let get = |base: &str, token: &str| {
+        nimbus.request(
+            "GET",
+            &format!("{base}/items/1"),
+            &[("authorization", token)],
+            b"",
+        )
+    };
+
+    let r = get(&rest, "allow");
+    assert_eq!(r.status, 200, "{}\n{}", r.body, nimbus.lines().join("\n"));
+    let auth = &r.json()["requestContext"]["authorizer"];
+    assert_eq!(auth["principalId"], "user-42");
+    assert_eq!(auth["tier"], "gold");
+    assert_eq!(auth["n"], "7", "REST passes context values as strings");
+
+    let r = get(&rest, "deny");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.body,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#
+    );
+    let r = get(&rest, "unauthorized");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, r#"{"message":"Unauthorized"}"#)
+    );
+    let r = get(&rest, "garbage");
+    assert_eq!(r.status, 500, "{}", r.body);
+    let r = nimbus.request("GET", &format!("{rest}/items/1"), &[], b"");
+    assert_eq!(r.status, 401, "no token: {}", r.body);
+
+    let http = nimbus.api_url("Http");
+    let r = get(&http, "allow");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["requestContext"]["authorizer"]["lambda"]["user"],
+        "simple-user"
+    );
+    let r = get(&http, "nope");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (403, r#"{"message":"Forbidden"}"#)
+    );
+}
+
+const CORS_CACHE_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Rest:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: prod
+      Cors: "'*'"
+      CacheClusterEnabled: true
+      MethodSettings:
+        - HttpMethod: "*"
+          ResourcePath: "/*"
+          CachingEnabled: true
+          CacheTtlInSeconds: 60
+  Http:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration:
+        AllowOrigins: [https://app.example.com]
+        AllowMethods: [GET, POST]
+        AllowHeaders: [content-type]
+        MaxAge: 600
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Events:
+        Rest:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Rest
+            Path: /items/{id}
+            Method: get
+        Http:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Http
+            Path: /items/{id}
+            Method: GET
+"#;
+
+#[test]
+fn cors_preflights_and_headers_as_each_api_flavour_answers_them() {
+    let nimbus = Nimbus::start(CORS_CACHE_TEMPLATE, &[]);
+    let http = nimbus.api_url("Http");
+    let origin = ("origin", "https://app.example.com");
+    let r = nimbus.request(
+        "OPTIONS",
+        &format!("{http}/items/1"),
+        &[origin, ("access-control-request-method", "GET")],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
+    let r = nimbus.request("GET", &format!("{http}/items/1"), &[origin], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = nimbus.request(
+        "GET",
+        &format!("{http}/items/1"),
+        &[("origin", "https://evil.example.com")],
+        b"",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    let rest = nimbus.api_url("Rest");
+    let r = nimbus.request("OPTIONS", &format!("{rest}/items/1"), &[origin], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET,OPTIONS")
+    );
+}
+
+#[test]
+fn the_rest_stage_cache_answers_repeated_gets_until_the_ttl() {
+    let nimbus = Nimbus::start(CORS_CACHE_TEMPLATE, &[]);
+    let rest = nimbus.api_url("Rest");
+    let first = nimbus.request("GET", &format!("{rest}/items/1?q=a"), &[], b"");
+    let second = nimbus.request("GET", &format!("{rest}/items/1?q=a"), &[], b"");
+    assert_eq!(first.status, 200);
+    // The echoed event carries its request id: the same body means the function ran once.
+    assert_eq!(first.body, second.body);
+    let other = nimbus.request("GET", &format!("{rest}/items/1?q=b"), &[], b"");
+    assert_ne!(
+        first.body, other.body,
+        "the query string is part of the cache key"
+    );
+    let bypass = nimbus.request(
+        "GET",
+        &format!("{rest}/items/1?q=a"),
+        &[("cache-control", "max-age=0")],
+        b"",
+    );
+    assert_ne!(first.body, bypass.body);
+    let hit = nimbus.wait_for_line("\"cacheHit\":true", Duration::from_secs(5));
+    assert!(hit.starts_with("Rest | {"), "{hit}");
+}
