@@ -214,6 +214,7 @@ pub(crate) async fn capture(
         request_id: None,
         tail: String::new(),
         pid,
+        memory: None,
         out: Vec::new(),
     };
     let mut ctl_open = true;
@@ -279,11 +280,29 @@ struct Capture {
     tail: String,
     /// The environment's main process, for `Max Memory Used`.
     pid: i32,
+    /// The last `Max Memory Used` reading and when it was taken.
+    memory: Option<(std::time::Instant, u32)>,
     /// Lines to hand to the sink at the end of this step.
     out: Vec<Record>,
 }
 
+/// How long a `Max Memory Used` reading is reused. Walking the process tree in /proc costs more
+/// than a warm invocation itself; the peak only grows, so a reading this recent understates it
+/// by at most what was allocated since, and the next REPORT catches up.
+const MEMORY_READING_TTL: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Capture {
+    fn max_memory_used_mb(&mut self) -> u32 {
+        match self.memory {
+            Some((at, mb)) if at.elapsed() < MEMORY_READING_TTL => mb,
+            _ => {
+                let mb = crate::memory::max_memory_used_mb(self.pid);
+                self.memory = Some((std::time::Instant::now(), mb));
+                mb
+            }
+        }
+    }
+
     /// Reads what is available now, up to [`DRAIN_BUDGET`] bytes.
     fn drain(&mut self, pipe: &tokio::net::unix::pipe::Receiver) -> Drained {
         let mut buf = [0u8; 16 * 1024];
@@ -382,7 +401,7 @@ impl Capture {
                 }
                 self.record(&nimbus_core::report::end_line(&request_id), true);
                 let mut report = report;
-                report.max_memory_used_mb = crate::memory::max_memory_used_mb(self.pid);
+                report.max_memory_used_mb = self.max_memory_used_mb();
                 self.record(
                     &nimbus_core::report::report_line(&request_id, &report),
                     true,
