@@ -71,6 +71,8 @@ pub(crate) struct EnvShared {
     pub state: Mutex<EnvState>,
     pub status: watch::Sender<EnvStatus>,
     pub log_ctl: mpsc::Sender<LogCtl>,
+    /// The request id `/next` last handed out, for the capture task's START line.
+    pub started: Arc<Mutex<Option<Arc<str>>>>,
     /// Invocations dispatched whose END/REPORT has not been sent to the capture task yet: it
     /// keeps reading control messages after EOF until this is 0.
     pub pending: Arc<AtomicUsize>,
@@ -185,6 +187,7 @@ impl Env {
         let (status_tx, _) = watch::channel(EnvStatus::Starting);
         let (log_tx, log_rx) = mpsc::channel(64);
         let pending = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(Mutex::new(None));
         let shared = Arc::new(EnvShared {
             function: function.clone(),
             spawned_at: Instant::now(),
@@ -193,6 +196,7 @@ impl Env {
             status: status_tx,
             log_ctl: log_tx,
             pending: pending.clone(),
+            started: started.clone(),
         });
 
         let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(pipe_reader))?;
@@ -200,6 +204,7 @@ impl Env {
             reader,
             log_rx,
             pending,
+            started,
             pid,
             logs,
             function.name.clone(),

@@ -176,14 +176,17 @@ fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBu
         for done in waiters {
             let _ = done.send(());
         }
+        // Let lines gather before the next batch: under load this turns a wake-up and a few
+        // write calls per invocation into one per batch. Nothing waits on log output.
+        std::thread::sleep(WRITER_LINGER);
     }
 }
 
+/// How long the log writer waits between batches.
+const WRITER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Messages from the environment to its capture task, in order with the function's output.
 pub(crate) enum LogCtl {
-    Start {
-        request_id: String,
-    },
     /// A platform line inside the current invocation (e.g. the timeout message).
     Line(String),
     Done {
@@ -204,6 +207,7 @@ pub(crate) async fn capture(
     pipe: tokio::net::unix::pipe::Receiver,
     mut ctl: mpsc::Receiver<LogCtl>,
     pending: Arc<AtomicUsize>,
+    started: Arc<std::sync::Mutex<Option<Arc<str>>>>,
     pid: i32,
     sink: Arc<LogSink>,
     function: String,
@@ -214,6 +218,7 @@ pub(crate) async fn capture(
         request_id: None,
         tail: String::new(),
         pid,
+        started,
         memory: None,
         out: Vec::new(),
     };
@@ -223,7 +228,7 @@ pub(crate) async fn capture(
             biased;
             msg = ctl.recv(), if ctl_open => match msg {
                 Some(msg) => {
-                    // Lines printed before the control message belong before its line.
+                    // Lines printed before the control message belong before its lines.
                     while cap.drain(&pipe) == Drained::More {}
                     cap.control(msg);
                     false
@@ -280,6 +285,8 @@ struct Capture {
     tail: String,
     /// The environment's main process, for `Max Memory Used`.
     pid: i32,
+    /// The request id `/next` last handed out (see [`Capture::sync_start`]).
+    started: Arc<std::sync::Mutex<Option<Arc<str>>>>,
     /// The last `Max Memory Used` reading and when it was taken.
     memory: Option<(std::time::Instant, u32)>,
     /// Lines to hand to the sink at the end of this step.
@@ -345,6 +352,7 @@ impl Capture {
     }
 
     fn function_line(&mut self, raw: &[u8]) {
+        self.sync_start();
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let line = String::from_utf8_lossy(raw);
         self.record(&line, false);
@@ -372,15 +380,8 @@ impl Capture {
 
     fn control(&mut self, msg: LogCtl) {
         match msg {
-            LogCtl::Start { request_id } => {
-                self.tail.clear();
-                self.request_id = Some(request_id.as_str().into());
-                self.record(
-                    &nimbus_core::report::start_line(&request_id, "$LATEST"),
-                    true,
-                );
-            }
             LogCtl::Line(text) => {
+                self.sync_start();
                 for line in text.lines() {
                     self.record(line, true);
                 }
@@ -413,6 +414,24 @@ impl Capture {
                 }
                 self.tail.clear();
                 self.request_id = None;
+                let mut started = self.started.lock().expect("started poisoned");
+                if started.as_deref() == Some(request_id.as_str()) {
+                    *started = None;
+                }
+            }
+        }
+    }
+
+    /// Writes START for the invocation the runtime has taken from `/next`, if not yet done.
+    /// The Runtime API handler records it in `started` rather than sending a message, so a
+    /// warm invocation costs this task one wake-up (for its END), not two.
+    fn sync_start(&mut self) {
+        let started = self.started.lock().expect("started poisoned").clone();
+        if let Some(id) = started {
+            if self.request_id.as_deref() != Some(&*id) {
+                self.tail.clear();
+                self.request_id = Some(id.clone());
+                self.record(&nimbus_core::report::start_line(&id, "$LATEST"), true);
             }
         }
     }

@@ -12,7 +12,6 @@ use axum::Router;
 use bytes::Bytes;
 
 use crate::env::{epoch_ms, Current, EnvShared, EnvStatus, Failure, RuntimeResult};
-use crate::logs::LogCtl;
 use crate::MAX_SYNC_PAYLOAD;
 
 const FINISHED_REMEMBERED: usize = 16;
@@ -94,12 +93,7 @@ async fn next(State(shared): State<Arc<EnvShared>>) -> Response {
             result_tx: Some(dispatch.result_tx),
         });
     }
-    let _ = shared
-        .log_ctl
-        .send(LogCtl::Start {
-            request_id: dispatch.request_id.clone(),
-        })
-        .await;
+    *shared.started.lock().expect("started poisoned") = Some(dispatch.request_id.as_str().into());
     let _ = dispatch.started_tx.send(Instant::now());
 
     let mut headers = HeaderMap::new();
