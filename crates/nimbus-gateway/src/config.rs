@@ -313,8 +313,7 @@ fn api_from_properties(
                 if method == "*" && path == "/*" {
                     stage_throttle = Some(t);
                 } else {
-                    // MethodSettings paths escape `/` as `~1`.
-                    let path = path.replace("~1", "/");
+                    let path = method_settings_path(path);
                     route_throttles.insert(format!("{} {path}", method.to_uppercase()), t);
                 }
             }
@@ -382,10 +381,7 @@ fn api_from_properties(
             // API Gateway's default TTL is 300 s, at most 3600.
             let ttl = m["CacheTtlInSeconds"].as_u64().unwrap_or(300).min(3600);
             let method = m["HttpMethod"].as_str().unwrap_or("*").to_uppercase();
-            let path = m["ResourcePath"]
-                .as_str()
-                .unwrap_or("/*")
-                .replace("~1", "/");
+            let path = method_settings_path(m["ResourcePath"].as_str().unwrap_or("/*"));
             let key = if path == "/*" && method == "*" {
                 "*".to_owned()
             } else {
@@ -411,6 +407,20 @@ fn api_from_properties(
         default_api_key_required: kind == ApiKind::Rest
             && auth["ApiKeyRequired"].as_bool().unwrap_or(false),
         cache_ttls,
+    }
+}
+
+/// `MethodSettings` paths are `/` followed by the resource path with its `/` escaped as `~1`:
+/// `/~1items~1{id}` is `/items/{id}`; `/*` stands for every resource.
+fn method_settings_path(p: &str) -> String {
+    if p == "/*" {
+        return p.to_owned();
+    }
+    let escaped = p.strip_prefix('/').unwrap_or(p);
+    if escaped.starts_with("~1") {
+        escaped.replace("~1", "/")
+    } else {
+        p.to_owned()
     }
 }
 
@@ -893,5 +903,157 @@ fn attach_usage_plans(
                 _ => errors.push(format!("{path}.ApiStages[{i}].ApiId: no REST API (AWS::Serverless::Api) named {api_id:?}")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<Vec<ApiConfig>, Vec<String>> {
+        let stack = nimbus_template::load(yaml, "t.yaml", &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut n = 0;
+        apis(&stack, &mut || {
+            n += 1;
+            format!("generated-key-{n:0>26}")
+        })
+    }
+
+    const HEAD: &str = "Transform: AWS::Serverless-2016-10-31\nResources:\n";
+
+    fn function(events: &str) -> String {
+        format!("  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Runtime: provided.al2023\n      Events:\n{events}")
+    }
+
+    #[test]
+    fn events_without_an_api_go_to_the_implicit_apis_with_sams_defaults() {
+        let yaml = format!(
+            "{HEAD}{}",
+            function("        A:\n          Type: Api\n          Properties: {Path: /a, Method: get}\n        H:\n          Type: HttpApi\n          Properties: {Path: /h, Method: post, TimeoutInMillis: 500}\n        D:\n          Type: HttpApi\n")
+        );
+        let apis = load(&yaml).unwrap();
+        let rest = apis
+            .iter()
+            .find(|a| a.logical_id == "ServerlessRestApi")
+            .unwrap();
+        assert_eq!((rest.kind, rest.stage.as_str()), (ApiKind::Rest, "Prod"));
+        assert_eq!(rest.routes[0].key(), "GET /a");
+        assert_eq!(rest.routes[0].payload, PayloadVersion::V1);
+        assert_eq!(rest.routes[0].timeout, Duration::from_secs(29));
+        let http = apis
+            .iter()
+            .find(|a| a.logical_id == "ServerlessHttpApi")
+            .unwrap();
+        assert_eq!(http.stage, "$default");
+        let keys: Vec<String> = http.routes.iter().map(RouteConfig::key).collect();
+        assert_eq!(keys, ["$default", "POST /h"]);
+        assert_eq!(http.routes[1].payload, PayloadVersion::V2);
+        assert_eq!(http.routes[1].timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn usage_plans_throttles_and_cache_settings_are_read() {
+        let yaml = format!(
+            "{HEAD}  Api:\n    Type: AWS::Serverless::Api\n    Properties:\n      StageName: live\n      CacheClusterEnabled: true\n      MethodSettings:\n        - {{HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10, CachingEnabled: true, CacheTtlInSeconds: 30}}\n        - {{HttpMethod: GET, ResourcePath: '/~1hot', ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100}}\n      Auth:\n        ApiKeyRequired: true\n        UsagePlan:\n          CreateUsagePlan: PER_API\n          Throttle: {{RateLimit: 1, BurstLimit: 2}}\n          Quota: {{Limit: 100, Period: WEEK}}\n{}",
+            function("        A:\n          Type: Api\n          Properties: {RestApiId: !Ref Api, Path: /hot, Method: get}\n        B:\n          Type: Api\n          Properties: {RestApiId: !Ref Api, Path: /cold, Method: post, Auth: {ApiKeyRequired: false}}\n")
+        );
+        let apis = load(&yaml).unwrap();
+        let api = &apis[0];
+        assert_eq!(api.stage, "live");
+        assert_eq!(
+            api.stage_throttle,
+            Some(Throttle {
+                rate: 5.0,
+                burst: 10
+            })
+        );
+        assert_eq!(
+            api.route_throttles["GET /hot"],
+            Throttle {
+                rate: 50.0,
+                burst: 100
+            }
+        );
+        let plan = &api.usage_plans[0];
+        assert_eq!(plan.id, "ApiUsagePlan");
+        assert_eq!(plan.keys[0].id, "ApiApiKey");
+        assert!(plan.keys[0].generated);
+        assert_eq!(
+            plan.quota,
+            Some(QuotaConfig {
+                limit: 100,
+                period: Period::Week,
+                offset: 0
+            })
+        );
+        let hot = api.routes.iter().find(|r| r.path == "/hot").unwrap();
+        let cold = api.routes.iter().find(|r| r.path == "/cold").unwrap();
+        assert!(hot.api_key_required && !cold.api_key_required);
+        assert_eq!(
+            (hot.cache_ttl, cold.cache_ttl),
+            (30, 0),
+            "only GET is cached by default"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_together_with_where_they_are() {
+        let yaml = format!(
+            "{HEAD}{}",
+            function("        A:\n          Type: Api\n          Properties: {RestApiId: Missing, Path: /a, Method: get}\n        B:\n          Type: Api\n          Properties: {Path: /b, Method: fetch}\n        C:\n          Type: HttpApi\n          Properties: {Path: /c, Method: get, PayloadFormatVersion: '3.0'}\n        D:\n          Type: Api\n          Properties: {Path: nope, Method: get}\n        E:\n          Type: Api\n          Properties: {Method: get}\n")
+        );
+        let errors = load(&yaml).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "Resources.F.Properties.Events.A.Properties.RestApiId: no API named Missing in the template",
+                "Resources.F.Properties.Events.B.Properties.Method: \"fetch\" is not an HTTP method (use get, post, put, patch, delete, head, options or any)",
+                "Resources.F.Properties.Events.C.Properties.PayloadFormatVersion: \"3.0\" is not 1.0 or 2.0",
+                "Resources.F.Properties.Events.D.Properties.Path: \"nope\" must start with /",
+                "Resources.F.Properties.Events.E.Properties.Path: required (e.g. /items/{id})",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_route_twice_is_an_error() {
+        let yaml = format!(
+            "{HEAD}{}",
+            function("        A:\n          Type: Api\n          Properties: {Path: /a, Method: get}\n        B:\n          Type: Api\n          Properties: {Path: /a, Method: GET}\n")
+        );
+        let errors = load(&yaml).unwrap_err();
+        assert_eq!(
+            errors,
+            ["Resources.F.Properties.Events.B: route GET /a of ServerlessRestApi is also declared by Resources.F.Properties.Events.A"]
+        );
+    }
+
+    #[test]
+    fn authorizers_are_read_and_routes_get_the_default_unless_they_opt_out() {
+        let yaml = format!(
+            "{HEAD}  Api:\n    Type: AWS::Serverless::HttpApi\n    Properties:\n      Auth:\n        DefaultAuthorizer: L\n        Authorizers:\n          L:\n            FunctionArn: arn:aws:lambda:us-east-1:123456789012:function:Auth\n            EnableSimpleResponses: true\n            Identity: {{Headers: [X-Token], ReauthorizeEvery: 60}}\n{}",
+            function("        A:\n          Type: HttpApi\n          Properties: {ApiId: !Ref Api, Path: /a, Method: get}\n        B:\n          Type: HttpApi\n          Properties: {ApiId: !Ref Api, Path: /b, Method: get, Auth: {Authorizer: NONE}}\n")
+        );
+        let api = &load(&yaml).unwrap()[0];
+        assert_eq!(
+            api.authorizers["L"],
+            AuthorizerConfig::Lambda {
+                function: "Auth".into(),
+                kind: LambdaAuthorizerKind::HttpV2 { simple: true },
+                identity_sources: vec!["header:x-token".into()],
+                ttl_secs: 60,
+            }
+        );
+        let by_path = |p: &str| {
+            api.routes
+                .iter()
+                .find(|r| r.path == p)
+                .unwrap()
+                .authorizer
+                .clone()
+        };
+        assert_eq!(by_path("/a"), Some("L".into()));
+        assert_eq!(by_path("/b"), None);
     }
 }
