@@ -31,50 +31,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 T_START=$EPOCHREALTIME
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# ---------------------------------------------------------------- processes and cleanup
-# Every server runs as the leader of its own session (setsid), so that it and whatever it
-# spawned can be stopped by that id alone.
-LEADERS=()
-WORK=""
-WRK_PID="" # the running wrk: it runs in the background so that a signal is handled at once
-
-stop_leader() { # pid: SIGTERM its group, wait up to 5 s, then SIGKILL anything left in its session
-    local pid=$1 st i
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        st=$(ps -o stat= -p "$pid" 2>/dev/null) || break
-        [[ $st == Z* ]] && break
-        sleep 0.05
-    done
-    pkill -KILL -s "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local keep=() p
-    for p in "${LEADERS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    LEADERS=("${keep[@]+"${keep[@]}"}")
-}
-
-cleanup() {
-    local rc=$? p
-    trap - EXIT INT TERM
-    if [[ -n $WRK_PID ]]; then kill -TERM "$WRK_PID" 2>/dev/null || true; wait "$WRK_PID" 2>/dev/null || true; fi
-    for p in "${LEADERS[@]+"${LEADERS[@]}"}"; do stop_leader "$p"; done
-    [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-start_leader() { # log file, command...: starts it in a new session; sets LEADER
-    local out=$1
-    shift
-    setsid "$@" >"$out" 2>&1 </dev/null &
-    LEADER=$!
-    LEADERS+=("$LEADER")
-}
-
+# ---------------------------------------------------------------- helpers of this script
 wait_line() { # log file, pid, ERE, what: waits up to 15 s for a line of the server's output
     local out=$1 pid=$2 re=$3 what=$4 i
     for ((i = 0; i < 1500; i++)); do
@@ -87,13 +47,6 @@ wait_line() { # log file, pid, ERE, what: waits up to 15 s for a line of the ser
 }
 
 # ---------------------------------------------------------------- tools
-need() { # command, Debian package
-    command -v "$1" >/dev/null 2>&1 && return
-    log "installing $2 (apt-get)"
-    if [[ -z ${APT_UPDATED:-} ]]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
-}
 need wrk wrk
 need curl curl
 need pkill procps
@@ -142,12 +95,6 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
 
 # ---------------------------------------------------------------- helpers
-to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
 
 # CPU ticks (utime + stime, all threads) of one pid, or of every process of a session but its leader
 cpu_pid() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -245,8 +192,6 @@ FL_BYTES=$(curl -sS --max-time 10 -o /dev/null -w '%{size_download}' -H 'Content
 stop_leader "$FL_PID"
 
 # ================================================================ report
-verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    ok = (op == "<=") ? (v <= t) : (v >= t); print (ok ? "PASS" : "MISS") }'; }
 D_P50_US=$(awk -v a="$gw_P50_1" -v b="$di_P50_1" 'BEGIN {printf "%.0f", (a - b) * 1000}')
 R_TPUT=$(awk -v a="$gw_RPS_N" -v b="$fl_RPS_N" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }')
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')

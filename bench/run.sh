@@ -25,48 +25,10 @@ TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 CACHE=$(realpath -m "${BENCH_CACHE:-$TARGET/bench-cache}")
 T_START=$EPOCHREALTIME
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# ---------------------------------------------------------------- processes and cleanup
-# Every server runs as the leader of its own session (setsid), so that it and whatever it
-# spawned can be stopped by that id alone.
-LEADERS=()
-WORK=""
-
-stop_leader() { # pid: SIGTERM its group, wait up to 5 s, then SIGKILL anything left in its session
-    local pid=$1 st i
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        st=$(ps -o stat= -p "$pid" 2>/dev/null) || break
-        [[ $st == Z* ]] && break
-        sleep 0.05
-    done
-    pkill -KILL -s "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local keep=() p
-    for p in "${LEADERS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    LEADERS=("${keep[@]+"${keep[@]}"}")
-}
-
-cleanup() {
-    local rc=$? p
-    trap - EXIT INT TERM
-    for p in "${LEADERS[@]+"${LEADERS[@]}"}"; do stop_leader "$p"; done
-    [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-start_leader() { # log file, command...: starts it in a new session; sets LEADER
-    local out=$1
-    shift
-    setsid "$@" >"$out" 2>&1 </dev/null &
-    LEADER=$!
-    LEADERS+=("$LEADER")
-}
-
+# ---------------------------------------------------------------- helpers of this script
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); } # wall clock in ms
 
 # A port below the kernel's ephemeral range (so no client socket holds it) that no TCP socket uses.
@@ -83,13 +45,6 @@ pick_port() {
 }
 
 # ---------------------------------------------------------------- tools
-need() { # command, Debian package
-    command -v "$1" >/dev/null 2>&1 && return
-    log "installing $2 (apt-get)"
-    if [[ -z ${APT_UPDATED:-} ]]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
-}
 need wrk wrk
 need curl curl
 need unzip unzip
@@ -147,12 +102,6 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
 
 # ---------------------------------------------------------------- helpers
-to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
 
 # wrk_run name url threads connections seconds -> $WORK/wrk-name.txt; sets P50 P99 RPS REQS
 wrk_run() {
@@ -295,8 +244,6 @@ log "RIE    first invokes (ms): $(sort -g "$WORK/rie-cold" | tr '\n' ' ')"
 
 # ================================================================ report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    ok = (op == "<=") ? (v <= t) : (v >= t); print (ok ? "PASS" : "MISS") }'; }
 
 R_P50=$(ratio "$NB_P50" "$RIE_P50")
 R_TPUT=$(ratio "$NB_RPS16" "$RIE_RPS1")

@@ -1,0 +1,64 @@
+# Shared by the benchmark scripts: logging, servers started as session leaders and stopped with
+# everything they spawned, cleanup on exit or interrupt, tool installation, wrk's units.
+# Source it after `set -euo pipefail`.
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# Every server runs as the leader of its own session (setsid), so that it and whatever it
+# spawned can be stopped by that id alone.
+LEADERS=()
+WORK=""
+WRK_PID="" # a wrk running in the background, so that a signal is handled at once
+
+stop_leader() { # pid: SIGTERM its group, wait up to 5 s, then SIGKILL anything left in its session
+    local pid=$1 st i
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        st=$(ps -o stat= -p "$pid" 2>/dev/null) || break
+        [[ $st == Z* ]] && break
+        sleep 0.05
+    done
+    pkill -KILL -s "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${LEADERS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    LEADERS=("${keep[@]+"${keep[@]}"}")
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    if [[ -n $WRK_PID ]]; then kill -TERM "$WRK_PID" 2>/dev/null || true; wait "$WRK_PID" 2>/dev/null || true; fi
+    for p in "${LEADERS[@]+"${LEADERS[@]}"}"; do stop_leader "$p"; done
+    [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+start_leader() { # log file, command...: starts it in a new session; sets LEADER
+    local out=$1
+    shift
+    setsid "$@" >"$out" 2>&1 </dev/null &
+    LEADER=$!
+    LEADERS+=("$LEADER")
+}
+
+need() { # command, Debian package: installs the package when the command is missing
+    command -v "$1" >/dev/null 2>&1 && return
+    log "installing $2 (apt-get)"
+    if [[ -z ${APT_UPDATED:-} ]]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
+}
+
+to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    ok = (op == "<=") ? (v <= t) : (v >= t); print (ok ? "PASS" : "MISS") }'; }
