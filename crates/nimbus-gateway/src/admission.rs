@@ -25,10 +25,12 @@ pub struct Bucket<C: Clock> {
 
 impl<C: Clock + Clone> Bucket<C> {
     pub fn new(t: Throttle, clock: &C) -> Self {
+        // NaN and negative rates refuse everything; the period is kept within what
+        // `Duration` and governor represent.
         let limiter = NonZeroU32::new(t.burst)
             .filter(|_| t.rate > 0.0)
             .map(|burst| {
-                let period = Duration::from_secs_f64(1.0 / t.rate.min(1e9));
+                let period = Duration::from_secs_f64(1.0 / t.rate.clamp(1e-6, 1e9));
                 let quota = governor::Quota::with_period(period.max(Duration::from_nanos(1)))
                     .expect("period is positive")
                     .allow_burst(burst);
@@ -107,34 +109,45 @@ impl<C: Clock + Clone> Admission<C> {
         api_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Verdict {
-        let mut presented = None;
+        let mut key_state = None;
         if route.api_key_required {
-            let Some(key) = api_key.and_then(|k| self.keys.get(k).map(|s| (k, s))) else {
+            let Some((value, state)) = api_key.and_then(|k| self.keys.get(k).map(|s| (k, s)))
+            else {
                 return Verdict::Forbidden;
             };
-            let (value, state) = key;
             if !state.enabled {
                 return Verdict::Forbidden;
             }
             if state.bucket.as_ref().is_some_and(|b| !b.take()) {
                 return Verdict::TooManyRequests;
             }
+            key_state = Some((value, state));
+        }
+        // A MethodSettings entry for one path may name the method or `*`.
+        let route_bucket = self
+            .routes
+            .get(&route.key())
+            .or_else(|| self.routes.get(&format!("* {}", route.path)));
+        match route_bucket {
+            Some(b) if !b.take() => return Verdict::TooManyRequests,
+            Some(_) => {}
+            None if self.stage.as_ref().is_some_and(|b| !b.take()) => {
+                return Verdict::TooManyRequests
+            }
+            None => {}
+        }
+        if !self.account.take() {
+            return Verdict::TooManyRequests;
+        }
+        // Last, so that a throttled request does not count against the key's quota.
+        let mut presented = None;
+        if let Some((value, state)) = key_state {
             if let Some(q) = &state.quota {
                 if !q.lock().expect("quota poisoned").try_consume(now) {
                     return Verdict::LimitExceeded;
                 }
             }
             presented = Some((value.to_owned(), state.id.clone()));
-        }
-        if let Some(b) = self.routes.get(&route.key()) {
-            if !b.take() {
-                return Verdict::TooManyRequests;
-            }
-        } else if self.stage.as_ref().is_some_and(|b| !b.take()) {
-            return Verdict::TooManyRequests;
-        }
-        if !self.account.take() {
-            return Verdict::TooManyRequests;
         }
         Verdict::Allow { api_key: presented }
     }
@@ -346,6 +359,88 @@ mod tests {
             a.check(&route("/cold", false), None, NOW),
             Verdict::Allow { .. }
         ));
+    }
+
+    #[test]
+    fn a_throttled_request_does_not_count_against_the_quota() {
+        let clock = FakeRelativeClock::default();
+        let q = QuotaConfig {
+            limit: 1,
+            period: Period::Day,
+            offset: 0,
+        };
+        let stage = Throttle {
+            rate: 1.0,
+            burst: 1,
+        };
+        let a = Admission::new(
+            &api(vec![plan(None, Some(q), &[("k", true)])], Some(stage), &[]),
+            unlimited(&clock),
+            &clock,
+        );
+        let r = route("/w", true);
+        assert!(matches!(a.check(&r, Some("k"), NOW), Verdict::Allow { .. }));
+        // The quota of 1 is spent; the next refusal is the stage's, and does not touch it.
+        assert_eq!(a.check(&r, Some("k"), NOW), Verdict::TooManyRequests);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(a.check(&r, Some("k"), NOW), Verdict::LimitExceeded);
+    }
+
+    #[test]
+    fn a_method_setting_for_every_method_of_a_path_applies_to_its_routes() {
+        let clock = FakeRelativeClock::default();
+        let a = Admission::new(
+            &api(
+                vec![],
+                None,
+                &[(
+                    "* /w",
+                    Throttle {
+                        rate: 1.0,
+                        burst: 1,
+                    },
+                )],
+            ),
+            unlimited(&clock),
+            &clock,
+        );
+        assert!(matches!(
+            a.check(&route("/w", false), None, NOW),
+            Verdict::Allow { .. }
+        ));
+        assert_eq!(
+            a.check(&route("/w", false), None, NOW),
+            Verdict::TooManyRequests
+        );
+    }
+
+    #[test]
+    fn nan_tiny_and_huge_rates_do_not_panic() {
+        let clock = FakeRelativeClock::default();
+        assert!(!Bucket::new(
+            Throttle {
+                rate: f64::NAN,
+                burst: 1
+            },
+            &clock
+        )
+        .take());
+        assert!(Bucket::new(
+            Throttle {
+                rate: 1e-20,
+                burst: 1
+            },
+            &clock
+        )
+        .take());
+        assert!(Bucket::new(
+            Throttle {
+                rate: f64::MAX,
+                burst: 1
+            },
+            &clock
+        )
+        .take());
     }
 
     #[test]

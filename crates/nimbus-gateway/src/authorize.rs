@@ -30,6 +30,8 @@ const JWKS_TTL: Duration = Duration::from_secs(3600);
 const AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Authorizer answers kept at most, across all authorizers of one API.
 const MAX_CACHED_ANSWERS: usize = 10_000;
+/// Longest identity (the authorizer's identity source values) whose answer is cached.
+const MAX_CACHED_IDENTITY: usize = 4096;
 /// Largest discovery document or JWKS nimbus reads.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
@@ -124,6 +126,11 @@ impl AnswerCache {
     }
 
     fn put(&self, authorizer: &str, key: String, answer: AuthorizerAnswer, ttl: Duration) {
+        // Identities are client input: huge ones are not kept, so the cache stays bounded in
+        // bytes (at most MAX_CACHED_ANSWERS entries of MAX_CACHED_IDENTITY bytes).
+        if key.len() > MAX_CACHED_IDENTITY {
+            return;
+        }
         let mut entries = self.entries.lock().expect("auth cache poisoned");
         if entries.len() >= MAX_CACHED_ANSWERS {
             entries.retain(|_, (at, _)| at.elapsed() < ttl);

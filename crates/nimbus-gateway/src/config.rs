@@ -538,6 +538,22 @@ fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, 
             {
                 identity_sources.push(format!("query:{q}"));
             }
+            for v in identity["StageVariables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                identity_sources.push(format!("stage:{v}"));
+            }
+            for c in identity["Context"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                identity_sources.push(format!("context:{c}"));
+            }
         }
     }
     if let Some(raw) = a["IdentitySource"].as_str() {

@@ -28,6 +28,8 @@ use crate::{
 
 /// Largest request body API Gateway accepts: 10 MB.
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
+/// A client that stops sending its body is not waited on for ever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Everything one API needs to answer requests.
 pub struct ApiState {
@@ -204,8 +206,7 @@ async fn handle(
         "xrayTraceId": trace,
     });
     api.logs
-        .access_line(&api.config.logical_id, line.to_string())
-        .await;
+        .try_access_line(&api.config.logical_id, line.to_string());
     resp
 }
 
@@ -251,9 +252,22 @@ async fn answer(
 ) -> Response {
     let kind = api.config.kind;
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            access.error = Some(format!(
+                "request body not received within {} s",
+                BODY_TIMEOUT.as_secs()
+            ));
+            return gateway_error(
+                kind,
+                StatusCode::BAD_REQUEST,
+                ("BadRequestException", "Request body not received in time"),
+                "Bad Request",
+            );
+        }
+        Ok(Err(_)) => {
             access.error = Some("request body over 10 MB".into());
             return gateway_error(
                 kind,
@@ -290,11 +304,19 @@ async fn answer(
         }
     }
 
-    let Some(hit) = api.table.lookup(&request.method, &request.raw_path) else {
+    // SAM gives every REST path without its own OPTIONS method a CORS mock, which wins over
+    // an ANY route on the same path.
+    let explicit_options = api
+        .table
+        .lookup(&request.method, &request.raw_path)
+        .is_some_and(|hit| hit.method == "OPTIONS");
+    if !explicit_options {
         if let Some(r) = rest_preflight(api, &request) {
             access.route_key = Some("(CORS preflight)".into());
             return to_http(r);
         }
+    }
+    let Some(hit) = api.table.lookup(&request.method, &request.raw_path) else {
         access.error = Some("no route".into());
         return match kind {
             ApiKind::Rest => gateway_error(
@@ -388,9 +410,11 @@ async fn answer(
     ctx.api_key_id = api_key.map(|(_, id)| id);
 
     // The stage cache answers after authorization and throttling, as API Gateway's does.
-    let cache_key = (route.cache_ttl > 0 && !cache::cache_control_bypass(&request.headers))
+    let cache_key = (route.cache_ttl > 0)
         .then(|| cache::key(&request.method, &request.raw_path, &request.raw_query));
-    if let (Some(cache), Some(key)) = (&api.cache, &cache_key) {
+    // `Cache-Control: max-age=0` skips the lookup; the fresh answer replaces the entry.
+    let bypass = cache::cache_control_bypass(&request.headers);
+    if let (Some(cache), Some(key), false) = (&api.cache, &cache_key, bypass) {
         let cached = cache.lock().expect("cache poisoned").get(key, epoch_ms());
         if let Some(r) = cached {
             access.cache_hit = true;

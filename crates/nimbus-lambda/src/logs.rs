@@ -92,16 +92,19 @@ impl LogSink {
         .await;
     }
 
-    /// Writes one access-log line (a JSON object) for `api`.
-    pub async fn access_line(&self, api: &str, json: String) {
-        self.write(vec![Record {
+    /// Queues one access-log line without waiting: when the writer is behind, the line is
+    /// dropped rather than holding up the response it describes.
+    pub fn try_access_line(&self, api: &str, json: String) {
+        let record = Record {
             function: api.into(),
             request_id: None,
             kind: Kind::Access,
             line: json,
             time_ms: crate::env::epoch_ms(),
-        }])
-        .await;
+        };
+        if self.tx.try_send(Msg::Lines(vec![record])).is_err() {
+            tracing::warn!(api, "access-log queue full; line dropped");
+        }
     }
 
     /// Waits until every line queued so far is written and flushed.
