@@ -317,7 +317,15 @@ async fn answer(
         }
     }
     let Some(hit) = api.table.lookup(&request.method, &request.raw_path) else {
-        access.error = Some("no route".into());
+        let stage_prefix = format!("/{}/", api.config.stage);
+        access.error = Some(if request.raw_path.starts_with(&stage_prefix) {
+            format!(
+                "no route; nimbus serves paths without the stage prefix {}",
+                stage_prefix.trim_end_matches('/')
+            )
+        } else {
+            "no route".into()
+        });
         return match kind {
             ApiKind::Rest => gateway_error(
                 kind,

@@ -170,15 +170,20 @@ impl Globals {
                         ),
                     );
                 } else {
-                    diags.error(
-                        &child(&path, &p.key),
-                        p.key_pos,
+                    // A near miss of a global property is a typo, not a misplaced property.
+                    let suggestion = did_you_mean(&p.key, allowed.iter().copied());
+                    let message = if suggestion.is_empty() {
                         format!(
-                            "{:?} cannot be set in Globals.{name}{}; set it on each {ty} instead",
-                            p.key,
-                            did_you_mean(&p.key, allowed.iter().copied())
-                        ),
-                    );
+                            "{:?} cannot be set in Globals.{name}; set it on each {ty} instead",
+                            p.key
+                        )
+                    } else {
+                        format!(
+                            "{:?} is not a property of Globals.{name}{suggestion}",
+                            p.key
+                        )
+                    };
+                    diags.error(&child(&path, &p.key), p.key_pos, message);
                 }
             }
             by_type.insert(*ty, Node::new(Kind::Map(kept), e.value.pos));

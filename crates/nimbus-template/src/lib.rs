@@ -62,6 +62,7 @@ mod globals;
 mod params;
 mod pattern;
 mod resolve;
+mod sam_props;
 mod template;
 mod yaml;
 

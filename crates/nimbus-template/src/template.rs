@@ -580,6 +580,12 @@ fn declare(e: &Entry, globals: &Globals, diags: &mut Diags) -> Option<Decl> {
             None
         }
     };
+    crate::sam_props::check(
+        &resource_type,
+        &properties,
+        &child(&base, "Properties"),
+        diags,
+    );
     let properties = globals.apply(
         &resource_type,
         &properties,

@@ -13,7 +13,7 @@ use nimbus_template::{LoadOptions, Stack};
 use crate::cli::{LogFormatArg, PythonRuntimeArg, TemplateArgs, UpArgs};
 
 /// Reads and resolves the template, printing every error and warning with its location.
-fn load(args: &TemplateArgs) -> anyhow::Result<Option<Stack>> {
+fn load(args: &TemplateArgs, starting: bool) -> anyhow::Result<Option<Stack>> {
     let source = std::fs::read_to_string(&args.template)
         .with_context(|| format!("cannot read template {}", args.template.display()))?;
     let opts = LoadOptions {
@@ -37,19 +37,31 @@ fn load(args: &TemplateArgs) -> anyhow::Result<Option<Stack>> {
             for e in &errors.errors {
                 eprintln!("error: {e}");
             }
-            eprintln!(
-                "{}: {} error(s); nothing was started",
-                file,
-                errors.errors.len()
-            );
+            let outcome = if starting {
+                "; nothing was started"
+            } else {
+                ""
+            };
+            eprintln!("{}: {} error(s){outcome}", file, errors.errors.len());
             Ok(None)
         }
     }
 }
 
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
-    let Some(stack) = load(args)? else {
+    let Some(stack) = load(args, false)? else {
         return Ok(ExitCode::FAILURE);
+    };
+    // The APIs are checked as `up` would check them (no key is generated here).
+    let apis = match nimbus_gateway::config::apis(&stack, &mut String::new) {
+        Ok(apis) => apis,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {e}", args.template.display());
+            }
+            eprintln!("{}: {} error(s)", args.template.display(), errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
     };
     println!(
         "{}: valid; {} function(s), {} resource(s), {} warning(s)",
@@ -68,6 +80,12 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
             f.handler.as_deref().unwrap_or("-")
         );
     }
+    for api in &apis {
+        println!("  API {} (stage {})", api.logical_id, api.stage);
+        for r in &api.routes {
+            println!("    {} -> {}", r.key(), r.function);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,7 +97,7 @@ fn template_dir(template: &Path) -> PathBuf {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let Some(stack) = load(&args.template)? else {
+    let Some(stack) = load(&args.template, true)? else {
         return Ok(ExitCode::FAILURE);
     };
     let template_dir = template_dir(&args.template.template);
@@ -247,8 +265,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "nimbus".into());
     println!(
-        "nimbus: ready; try: nimbus invoke <function> --payload '{{}}' --endpoint-url {endpoint}"
+        "nimbus: ready; try: {me} invoke <function> --payload '{{}}' --endpoint-url {endpoint}"
     );
 
     let (shutdown, _) = tokio::sync::watch::channel(false);

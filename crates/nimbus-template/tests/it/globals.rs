@@ -153,7 +153,7 @@ Resources:
         &[
             "template.yaml:4:5: Globals.Function.Events: \"Events\" cannot be set in Globals.Function: each function declares its own events; move them to Resources.<Function>.Properties.Events",
             "template.yaml:6:5: Globals.Function.FunctionName: \"FunctionName\" cannot be set in Globals.Function; set it on each AWS::Serverless::Function instead",
-            "template.yaml:7:5: Globals.Function.Timeuot: \"Timeuot\" cannot be set in Globals.Function (did you mean \"Timeout\"?); set it on each AWS::Serverless::Function instead",
+            "template.yaml:7:5: Globals.Function.Timeuot: \"Timeuot\" is not a property of Globals.Function (did you mean \"Timeout\"?)",
             "template.yaml:8:3: Globals.Table: unknown Globals section \"Table\" (did you mean \"SimpleTable\"?); use Function, Api, HttpApi, SimpleTable, StateMachine, LayerVersion",
         ],
     );

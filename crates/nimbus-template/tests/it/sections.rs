@@ -249,3 +249,61 @@ fn rules_are_accepted_with_a_warning() {
         },
     );
 }
+
+#[test]
+fn misspelled_sam_properties_are_warned_about_with_a_suggestion() {
+    let yaml = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageNme: prod
+      Auth:
+        ApiKeysRequired: true
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f
+      Runtime: python3.12
+      Handler: app.h
+      Timout: 3
+      Events:
+        Get:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Api
+            Pth: /x
+            Method: get
+"#;
+    check_ok(yaml, |stack| {
+        assert_eq!(
+            warnings(stack),
+            [
+                "template.yaml:6:7: Resources.Api.Properties.StageNme: \"StageNme\" is not a property of AWS::Serverless::Api (did you mean \"StageName\"?); nimbus ignores it",
+                "template.yaml:8:9: Resources.Api.Properties.Auth.ApiKeysRequired: \"ApiKeysRequired\" is not a property of an Api's Auth (did you mean \"ApiKeyRequired\"?); nimbus ignores it",
+                "template.yaml:15:7: Resources.F.Properties.Timout: \"Timout\" is not a property of AWS::Serverless::Function (did you mean \"Timeout\"?); nimbus ignores it",
+                "template.yaml:21:13: Resources.F.Properties.Events.Get.Properties.Pth: \"Pth\" is not a property of an Api event (did you mean \"Path\"?); nimbus ignores it",
+            ]
+        );
+    });
+}
+
+#[test]
+fn an_unknown_event_type_is_an_error() {
+    let yaml = r#"Transform: AWS::Serverless-2016-10-31
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: f
+      Runtime: python3.12
+      Handler: app.h
+      Events:
+        Get:
+          Type: HttpAPI
+"#;
+    check_err(
+        yaml,
+        &["template.yaml:11:17: Resources.F.Properties.Events.Get.Type: unknown event type \"HttpAPI\" (did you mean \"HttpApi\"?); SAM's event types are AlexaSkill, Api, CloudWatchEvent, CloudWatchLogs, Cognito, DocumentDB, DynamoDB, EventBridgeRule, HttpApi, IoTRule, Kinesis, MQ, MSK, S3, Schedule, ScheduleV2, SelfManagedKafka, SNS, SQS"],
+    );
+}

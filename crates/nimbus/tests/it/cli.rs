@@ -98,3 +98,24 @@ fn the_invoke_command_prints_the_result_and_fails_on_a_function_error() {
     assert!(stderr.contains("is `nimbus up` running?"), "{stderr}");
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn validate_checks_the_apis_as_up_would_and_warns_about_misspelled_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    std::fs::write(
+        &path,
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Runtime: python3.12\n      Handler: app.h\n      Events:\n        G:\n          Type: Api\n          Properties: {Pth: /x, Method: get}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = nimbus(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("\"Pth\" is not a property of an Api event (did you mean \"Path\"?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Resources.F.Properties.Events.G.Properties.Path: required"),
+        "{stderr}"
+    );
+}
