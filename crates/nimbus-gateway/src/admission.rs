@@ -197,6 +197,7 @@ mod tests {
             authorizers: BTreeMap::new(),
             default_authorizer: None,
             default_api_key_required: false,
+            api_key_from_authorizer: false,
             cache_ttls: BTreeMap::new(),
         }
     }

@@ -142,8 +142,17 @@ impl AnswerCache {
     }
 }
 
-/// Runs the route's authorizer. `Ok` carries what goes into `requestContext.authorizer`;
-/// `Err` the response API Gateway gives the client, and the reason for the access log.
+/// What an authorizer let through.
+pub(crate) struct Granted {
+    /// What goes into `requestContext.authorizer`.
+    pub context: Value,
+    /// A Lambda authorizer's `usageIdentifierKey`: the API key to meter when the API's
+    /// `ApiKeySourceType` is `AUTHORIZER`.
+    pub usage_key: Option<String>,
+}
+
+/// Runs the route's authorizer. `Err` carries the response API Gateway gives the client, and
+/// the reason for the access log.
 pub(crate) async fn authorize(
     api: &ApiState,
     name: &str,
@@ -151,7 +160,7 @@ pub(crate) async fn authorize(
     req: &GatewayRequest,
     matched: &MatchedRoute,
     ctx: &RequestContext,
-) -> Result<Value, (GatewayResponse, String)> {
+) -> Result<Granted, (GatewayResponse, String)> {
     let kind = api.config.kind;
     let refuse = |e: AuthError| (e.response(kind), e.to_string());
     let Some(config) = api.config.authorizers.get(name) else {
@@ -184,7 +193,10 @@ pub(crate) async fn authorize(
             let claims =
                 auth::verify_jwt(&identity[0], &cfg, &jwks, &route.authorization_scopes, now)
                     .map_err(refuse)?;
-            Ok(claims.authorizer_value(route.payload))
+            Ok(Granted {
+                context: claims.authorizer_value(route.payload),
+                usage_key: None,
+            })
         }
         AuthorizerConfig::Lambda {
             function,
@@ -280,7 +292,10 @@ pub(crate) async fn authorize(
                 ApiKind::Rest => PayloadVersion::V1,
                 ApiKind::Http => route.payload,
             };
-            Ok(authorized.authorizer_value(payload, latency))
+            Ok(Granted {
+                context: authorized.authorizer_value(payload, latency),
+                usage_key: authorized.usage_identifier_key.clone(),
+            })
         }
     }
 }

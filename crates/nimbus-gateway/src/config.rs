@@ -39,6 +39,9 @@ pub struct ApiConfig {
     pub default_authorizer: Option<String>,
     /// REST `Auth.ApiKeyRequired` on the API: the default for its routes.
     pub default_api_key_required: bool,
+    /// REST `ApiKeySourceType: AUTHORIZER`: the key comes from a Lambda authorizer's
+    /// `usageIdentifierKey` instead of the `x-api-key` header.
+    pub api_key_from_authorizer: bool,
     /// REST `MethodSettings` caching, by route key (`GET /items`) or `*` for the stage, when
     /// `CacheClusterEnabled` is on: TTL in seconds.
     pub cache_ttls: BTreeMap<String, u64>,
@@ -406,6 +409,8 @@ fn api_from_properties(
         default_authorizer,
         default_api_key_required: kind == ApiKind::Rest
             && auth["ApiKeyRequired"].as_bool().unwrap_or(false),
+        api_key_from_authorizer: kind == ApiKind::Rest
+            && props["ApiKeySourceType"].as_str() == Some("AUTHORIZER"),
         cache_ttls,
     }
 }

@@ -369,9 +369,13 @@ async fn answer(
         binary_media_types: api.config.binary_media_types.clone(),
     };
 
+    let mut usage_key = None;
     if let Some(name) = &route.authorizer {
         match crate::authorize::authorize(api, name, route, &request, &matched, &ctx).await {
-            Ok(authorizer) => ctx.authorizer = Some(authorizer),
+            Ok(granted) => {
+                ctx.authorizer = Some(granted.context);
+                usage_key = granted.usage_key;
+            }
             Err((resp, why)) => {
                 access.error = Some(format!("authorizer {name}: {why}"));
                 return to_http(resp);
@@ -379,7 +383,12 @@ async fn answer(
         }
     }
 
-    let api_key_header = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    // `ApiKeySourceType: AUTHORIZER` meters the key the authorizer named, not a header.
+    let api_key_header = if api.config.api_key_from_authorizer {
+        usage_key.as_deref()
+    } else {
+        parts.headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    };
     let api_key = match api
         .admission
         .check(route, api_key_header, time::OffsetDateTime::now_utc())

@@ -106,6 +106,8 @@ fn authorizer(event: Value) -> Result<Value, Error> {
             "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": arn}],
         },
         "context": {"tier": "gold", "n": 7},
+        // Metered when the API's ApiKeySourceType is AUTHORIZER.
+        "usageIdentifierKey": "authorizer-issued-key-0001",
     }))
 }
 

@@ -358,3 +358,75 @@ fn the_rest_stage_cache_answers_repeated_gets_until_the_ttl() {
     let hit = nimbus.wait_for_line("\"cacheHit\":true", Duration::from_secs(5));
     assert!(hit.starts_with("Rest | {"), "{hit}");
 }
+
+const KEY_FROM_AUTHORIZER: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: fn
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Rest:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      ApiKeySourceType: AUTHORIZER
+      Auth:
+        ApiKeyRequired: true
+        DefaultAuthorizer: Tokens
+        Authorizers:
+          Tokens:
+            FunctionArn: !GetAtt Authorizer.Arn
+  Key:
+    Type: AWS::ApiGateway::ApiKey
+    Properties:
+      Enabled: true
+      Value: authorizer-issued-key-0001
+  Plan:
+    Type: AWS::ApiGateway::UsagePlan
+    Properties:
+      ApiStages: [{ApiId: !Ref Rest, Stage: v1}]
+      Quota: {Limit: 1, Period: DAY}
+  PlanKey:
+    Type: AWS::ApiGateway::UsagePlanKey
+    Properties: {KeyId: !Ref Key, KeyType: API_KEY, UsagePlanId: !Ref Plan}
+  Authorizer:
+    Type: AWS::Serverless::Function
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Rest:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Rest
+            Path: /items
+            Method: get
+"#;
+
+#[test]
+fn with_api_key_source_authorizer_the_authorizers_usage_key_is_metered() {
+    let nimbus = Nimbus::start(KEY_FROM_AUTHORIZER, &[]);
+    let rest = nimbus.api_url("Rest");
+    // No x-api-key header: the key comes from the authorizer's usageIdentifierKey.
+    let r = nimbus.request(
+        "GET",
+        &format!("{rest}/items"),
+        &[("authorization", "allow")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["requestContext"]["identity"]["apiKeyId"], "Key");
+    // The plan's quota of 1 is now spent.
+    let r = nimbus.request(
+        "GET",
+        &format!("{rest}/items"),
+        &[("authorization", "allow")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (429, r#"{"message":"Limit Exceeded"}"#)
+    );
+}
