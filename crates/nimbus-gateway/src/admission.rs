@@ -198,6 +198,8 @@ mod tests {
             default_authorizer: None,
             default_api_key_required: false,
             api_key_from_authorizer: false,
+            authorizer_on_preflight: true,
+            api_key_on_preflight: true,
             cache_ttls: BTreeMap::new(),
         }
     }

@@ -39,6 +39,10 @@ pub struct ApiConfig {
     pub default_authorizer: Option<String>,
     /// REST `Auth.ApiKeyRequired` on the API: the default for its routes.
     pub default_api_key_required: bool,
+    /// REST `Auth.AddDefaultAuthorizerToCorsPreflight` (default true).
+    pub authorizer_on_preflight: bool,
+    /// REST `Auth.AddApiKeyRequiredToCorsPreflight` (default true).
+    pub api_key_on_preflight: bool,
     /// REST `ApiKeySourceType: AUTHORIZER`: the key comes from a Lambda authorizer's
     /// `usageIdentifierKey` instead of the `x-api-key` header.
     pub api_key_from_authorizer: bool,
@@ -411,6 +415,12 @@ fn api_from_properties(
             && auth["ApiKeyRequired"].as_bool().unwrap_or(false),
         api_key_from_authorizer: kind == ApiKind::Rest
             && props["ApiKeySourceType"].as_str() == Some("AUTHORIZER"),
+        authorizer_on_preflight: auth["AddDefaultAuthorizerToCorsPreflight"]
+            .as_bool()
+            .unwrap_or(true),
+        api_key_on_preflight: auth["AddApiKeyRequiredToCorsPreflight"]
+            .as_bool()
+            .unwrap_or(true),
         cache_ttls,
     }
 }

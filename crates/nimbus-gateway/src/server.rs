@@ -304,6 +304,25 @@ async fn answer(
         }
     }
 
+    let mut ctx = RequestContext {
+        account_id: api.platform.config().account_id.clone(),
+        api_id: api.config.logical_id.to_lowercase(),
+        stage: api.config.stage.clone(),
+        stage_variables: api.config.stage_variables.clone(),
+        request_id: request_id.to_owned(),
+        domain_name: parts
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned(),
+        request_time_epoch_ms,
+        api_key: None,
+        api_key_id: None,
+        authorizer: None,
+        binary_media_types: api.config.binary_media_types.clone(),
+    };
+
     // SAM gives every REST path without its own OPTIONS method a CORS mock, which wins over
     // an ANY route on the same path.
     let explicit_options = api
@@ -311,9 +330,15 @@ async fn answer(
         .lookup(&request.method, &request.raw_path)
         .is_some_and(|hit| hit.method == "OPTIONS");
     if !explicit_options {
-        if let Some(r) = rest_preflight(api, &request) {
+        if let Some((r, matched)) = rest_preflight(api, &request) {
             access.route_key = Some("(CORS preflight)".into());
-            return to_http(r);
+            return match guard_rest_preflight(api, &request, &matched, &ctx).await {
+                Ok(()) => to_http(r),
+                Err((resp, why)) => {
+                    access.error = Some(format!("CORS preflight: {why}"));
+                    resp
+                }
+            };
         }
     }
     let Some(hit) = api.table.lookup(&request.method, &request.raw_path) else {
@@ -348,25 +373,6 @@ async fn answer(
         },
         resource_path: route.path.clone(),
         path_parameters: hit.params.into_iter().collect(),
-    };
-
-    let mut ctx = RequestContext {
-        account_id: api.platform.config().account_id.clone(),
-        api_id: api.config.logical_id.to_lowercase(),
-        stage: api.config.stage.clone(),
-        stage_variables: api.config.stage_variables.clone(),
-        request_id: request_id.to_owned(),
-        domain_name: parts
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost")
-            .to_owned(),
-        request_time_epoch_ms,
-        api_key: None,
-        api_key_id: None,
-        authorizer: None,
-        binary_media_types: api.config.binary_media_types.clone(),
     };
 
     let mut usage_key = None;
@@ -527,23 +533,86 @@ async fn answer(
 
 /// REST APIs with `Cors`: SAM adds a mock `OPTIONS` method to every path that has routes but
 /// no `OPTIONS` of its own.
-fn rest_preflight(api: &ApiState, request: &GatewayRequest) -> Option<GatewayResponse> {
+fn rest_preflight(
+    api: &ApiState,
+    request: &GatewayRequest,
+) -> Option<(GatewayResponse, MatchedRoute)> {
     let cors = api.cors.as_ref()?;
     if api.config.kind != ApiKind::Rest || request.method != "OPTIONS" {
         return None;
     }
+    let mut matched = None;
     let methods: Vec<&str> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "ANY"]
         .into_iter()
-        .filter(|m| {
-            api.table
-                .lookup(m, &request.raw_path)
-                .is_some_and(|hit| hit.method == *m)
+        .filter(|m| match api.table.lookup(m, &request.raw_path) {
+            Some(hit) if hit.method == *m => {
+                matched.get_or_insert_with(|| MatchedRoute {
+                    route_key: hit.template.to_owned(),
+                    resource_path: hit.template.to_owned(),
+                    path_parameters: hit.params.clone(),
+                });
+                true
+            }
+            _ => false,
         })
         .collect();
-    if methods.is_empty() {
-        return None;
+    let response = cors::preflight(&cors.for_path(&methods), request)?;
+    Some((response, matched?))
+}
+
+/// SAM puts the API's default authorizer and its API-key requirement on the OPTIONS methods it
+/// generates, unless `AddDefaultAuthorizerToCorsPreflight` / `AddApiKeyRequiredToCorsPreflight`
+/// is false: a preflight is then refused as any request would be.
+async fn guard_rest_preflight(
+    api: &ApiState,
+    request: &GatewayRequest,
+    matched: &MatchedRoute,
+    ctx: &RequestContext,
+) -> Result<(), (Response, String)> {
+    let cfg = &api.config;
+    let route = RouteConfig {
+        method: "OPTIONS".into(),
+        path: matched.resource_path.clone(),
+        function: String::new(),
+        payload: PayloadVersion::V1,
+        timeout: std::time::Duration::from_secs(29),
+        api_key_required: cfg.default_api_key_required && cfg.api_key_on_preflight,
+        authorizer: cfg
+            .default_authorizer
+            .clone()
+            .filter(|_| cfg.authorizer_on_preflight),
+        authorization_scopes: Vec::new(),
+        cache_ttl: 0,
+        source: "(CORS preflight)".into(),
+    };
+    if let Some(name) = &route.authorizer {
+        if let Err((resp, why)) =
+            crate::authorize::authorize(api, name, &route, request, matched, ctx).await
+        {
+            return Err((to_http(resp), why));
+        }
     }
-    cors::preflight(&cors.for_path(&methods), request)
+    if route.api_key_required {
+        let key = request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-api-key")
+            .map(|(_, v)| v.as_str());
+        if api
+            .admission
+            .check(&route, key, time::OffsetDateTime::now_utc())
+            == Verdict::Forbidden
+        {
+            let resp = gateway_error(
+                ApiKind::Rest,
+                StatusCode::FORBIDDEN,
+                ("ForbiddenException", "Forbidden"),
+                "Forbidden",
+            );
+            return Err((resp, "api key missing or invalid".into()));
+        }
+    }
+    Ok(())
 }
 
 fn to_http(r: GatewayResponse) -> Response {

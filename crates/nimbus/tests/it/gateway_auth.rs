@@ -430,3 +430,69 @@ fn with_api_key_source_authorizer_the_authorizers_usage_key_is_metered() {
         (429, r#"{"message":"Limit Exceeded"}"#)
     );
 }
+
+const PREFLIGHT_AUTH: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: fn
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Guarded:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      Cors: "'*'"
+      Auth:
+        DefaultAuthorizer: Tokens
+        Authorizers:
+          Tokens:
+            FunctionArn: !GetAtt Authorizer.Arn
+  Open:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      Cors: "'*'"
+      Auth:
+        DefaultAuthorizer: Tokens
+        AddDefaultAuthorizerToCorsPreflight: false
+        Authorizers:
+          Tokens:
+            FunctionArn: !GetAtt Authorizer.Arn
+  Authorizer:
+    Type: AWS::Serverless::Function
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Guarded:
+          Type: Api
+          Properties: {RestApiId: !Ref Guarded, Path: /items, Method: get}
+        Open:
+          Type: Api
+          Properties: {RestApiId: !Ref Open, Path: /items, Method: get}
+"#;
+
+#[test]
+fn sams_cors_preflights_carry_the_default_authorizer_unless_told_not_to() {
+    let nimbus = Nimbus::start(PREFLIGHT_AUTH, &[]);
+    let origin = ("origin", "https://app.example.com");
+    let guarded = nimbus.api_url("Guarded");
+    let r = nimbus.request("OPTIONS", &format!("{guarded}/items"), &[origin], b"");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, r#"{"message":"Unauthorized"}"#)
+    );
+    let r = nimbus.request(
+        "OPTIONS",
+        &format!("{guarded}/items"),
+        &[origin, ("authorization", "allow")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let open = nimbus.api_url("Open");
+    let r = nimbus.request("OPTIONS", &format!("{open}/items"), &[origin], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+}
