@@ -537,37 +537,23 @@ fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, 
             identity_sources.push(format!("header:{}", header.to_lowercase()));
         }
         _ => {
-            for h in identity["Headers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                identity_sources.push(format!("header:{}", h.to_lowercase()));
-            }
-            for q in identity["QueryStrings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                identity_sources.push(format!("query:{q}"));
-            }
-            for v in identity["StageVariables"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                identity_sources.push(format!("stage:{v}"));
-            }
-            for c in identity["Context"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                identity_sources.push(format!("context:{c}"));
+            // SAM's `Identity` lists, in the `kind:name` form `auth::identity_values` reads.
+            for (field, kind) in [
+                ("Headers", "header"),
+                ("QueryStrings", "query"),
+                ("StageVariables", "stage"),
+                ("Context", "context"),
+            ] {
+                let names = identity[field].as_array().into_iter().flatten();
+                for name in names.filter_map(Value::as_str) {
+                    // Header names are case-insensitive; the others are not.
+                    let name = if kind == "header" {
+                        name.to_lowercase()
+                    } else {
+                        name.to_owned()
+                    };
+                    identity_sources.push(format!("{kind}:{name}"));
+                }
             }
         }
     }
