@@ -66,32 +66,12 @@ pub fn timeout_error_body(epoch_ms: u64, request_id: &str, timeout: Duration) ->
         timestamp_millis(epoch_ms),
         timeout.as_secs_f64()
     );
-    serde_free_error_body(&message, "Sandbox.Timedout")
+    error_body(&message, "Sandbox.Timedout")
 }
 
-/// `{"errorMessage":..,"errorType":..}` built without a JSON library: both strings are escaped.
-pub fn serde_free_error_body(message: &str, error_type: &str) -> String {
-    format!(
-        "{{\"errorMessage\":\"{}\",\"errorType\":\"{}\"}}",
-        json_escape(message),
-        json_escape(error_type)
-    )
-}
-
-fn json_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+/// Lambda's error document, `{"errorMessage":..,"errorType":..}`.
+pub fn error_body(message: &str, error_type: &str) -> String {
+    serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string()
 }
 
 #[cfg(test)]
@@ -139,7 +119,7 @@ mod tests {
     #[test]
     fn error_body_escapes_quotes_and_control_characters() {
         assert_eq!(
-            serde_free_error_body("a \"b\"\n\u{1}", "T"),
+            error_body("a \"b\"\n\u{1}", "T"),
             r#"{"errorMessage":"a \"b\"\n\u0001","errorType":"T"}"#
         );
     }

@@ -285,16 +285,10 @@ fn api_from_properties(
         &format!("{source}.{variables_key}"),
         errors,
     );
-    let binary_media_types = props["BinaryMediaTypes"]
-        .as_array()
-        .map(|types| {
-            types
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|t| t.replace("~1", "/"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let binary_media_types = strings(&props["BinaryMediaTypes"])
+        .iter()
+        .map(|t| t.replace("~1", "/"))
+        .collect();
 
     let mut stage_throttle = None;
     let mut route_throttles = BTreeMap::new();
@@ -439,6 +433,16 @@ fn method_settings_path(p: &str) -> String {
     }
 }
 
+/// The strings of a list property; anything else counts as none.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The function name in a Lambda ARN (`...:function:Name`), or the value itself.
 fn function_name(arn: &str) -> String {
     match arn.split_once(":function:") {
@@ -474,15 +478,7 @@ fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, 
         let issuer = jwt["issuer"]
             .as_str()
             .ok_or_else(|| format!("{path}.JwtConfiguration.issuer: required"))?;
-        let audiences = jwt["audience"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let audiences = strings(&jwt["audience"]);
         return Ok(AuthorizerConfig::Jwt {
             issuer: issuer.to_owned(),
             audiences,
@@ -544,13 +540,12 @@ fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, 
                 ("StageVariables", "stage"),
                 ("Context", "context"),
             ] {
-                let names = identity[field].as_array().into_iter().flatten();
-                for name in names.filter_map(Value::as_str) {
+                for name in strings(&identity[field]) {
                     // Header names are case-insensitive; the others are not.
                     let name = if kind == "header" {
                         name.to_lowercase()
                     } else {
-                        name.to_owned()
+                        name
                     };
                     identity_sources.push(format!("{kind}:{name}"));
                 }
@@ -634,15 +629,7 @@ fn route_from_event(
         }
         None => api.default_authorizer.clone(),
     };
-    let authorization_scopes = auth["AuthorizationScopes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let authorization_scopes = strings(&auth["AuthorizationScopes"]);
     let key = format!("{method} {path}");
     // Caching is GET-only unless MethodSettings names the method explicitly.
     let cache_ttl = api

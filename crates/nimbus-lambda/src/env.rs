@@ -371,7 +371,7 @@ impl Env {
                     self.finish(request_id, body, true, true, started, None, req.tail_log).await
                 }
                 Ok(RuntimeResult::TooLarge) => {
-                    let body = report::serde_free_error_body(
+                    let body = report::error_body(
                         &format!("Response payload size exceeded maximum allowed payload size ({} bytes).", crate::MAX_SYNC_PAYLOAD),
                         "Function.ResponseSizeTooLarge",
                     );
@@ -468,7 +468,7 @@ impl Env {
             .log_ctl
             .send(LogCtl::Line(format!("{message}\n{error_type}")))
             .await;
-        let body = report::serde_free_error_body(message, error_type);
+        let body = report::error_body(message, error_type);
         self.finish(
             request_id,
             Bytes::from(body),

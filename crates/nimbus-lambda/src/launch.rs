@@ -184,8 +184,8 @@ fn choose_python(
     for candidate in candidates {
         if let Some(found) = python_version(&candidate) {
             if found != version {
-                eprintln!(
-                    "warning: function {}: runtime is python{version} but {} is Python {found}",
+                tracing::warn!(
+                    "function {}: runtime is python{version} but {} is Python {found}",
                     f.name,
                     candidate.display()
                 );
@@ -229,8 +229,8 @@ fn cargo_build(f: &Function, dir: &Path, opts: &PrepareOptions) -> Result<PathBu
             path: manifest,
         });
     }
-    eprintln!(
-        "nimbus: building {} (cargo build --release in {})",
+    tracing::info!(
+        "building {} (cargo build --release in {})",
         f.name,
         dir.display()
     );

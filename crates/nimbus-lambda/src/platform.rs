@@ -265,10 +265,7 @@ impl Platform {
             .await;
         InvokeResponse {
             request_id: request_id.to_owned(),
-            payload: Bytes::from(report::serde_free_error_body(
-                &message,
-                "Runtime.InvalidEntrypoint",
-            )),
+            payload: Bytes::from(report::error_body(&message, "Runtime.InvalidEntrypoint")),
             function_error: Some("Unhandled"),
             executed_version: "$LATEST".into(),
             log_tail: None,

@@ -39,7 +39,7 @@ fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
         status,
         [("content-type", "application/json")],
-        nimbus_core::report::serde_free_error_body(message, error_type),
+        nimbus_core::report::error_body(message, error_type),
     )
         .into_response()
 }
@@ -231,9 +231,7 @@ fn normalise_error_body(bytes: Bytes, error_type: &str) -> Bytes {
         bytes
     } else {
         let text = String::from_utf8_lossy(&bytes);
-        Bytes::from(nimbus_core::report::serde_free_error_body(
-            &text, error_type,
-        ))
+        Bytes::from(nimbus_core::report::error_body(&text, error_type))
     }
 }
 
@@ -248,7 +246,7 @@ async fn error(
         Ok(bytes) => (bytes, None),
         // The invocation still ends now, with what can be said about the error.
         Err(ReadError::TooLarge) => (
-            Bytes::from(nimbus_core::report::serde_free_error_body(
+            Bytes::from(nimbus_core::report::error_body(
                 &format!("the runtime's error document exceeded {MAX_ERROR_BODY} bytes"),
                 &error_type,
             )),
