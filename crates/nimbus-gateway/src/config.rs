@@ -380,7 +380,7 @@ fn api_from_properties(
                 continue;
             }
             // API Gateway's default TTL is 300 s, at most 3600.
-            let ttl = m["CacheTtlInSeconds"].as_u64().unwrap_or(300).min(3600);
+            let ttl = as_u64(&m["CacheTtlInSeconds"]).unwrap_or(300).min(3600);
             let method = m["HttpMethod"].as_str().unwrap_or("*").to_uppercase();
             let path = method_settings_path(m["ResourcePath"].as_str().unwrap_or("/*"));
             let key = if path == "/*" && method == "*" {
@@ -431,6 +431,17 @@ fn method_settings_path(p: &str) -> String {
     } else {
         p.to_owned()
     }
+}
+
+/// A whole-number property. CloudFormation takes numbers written as strings, which is also
+/// what a `Number` parameter's `Ref` gives.
+fn as_u64(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
+/// A number property, as [`as_u64`].
+fn as_f64(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
 /// The strings of a list property; anything else counts as none.
@@ -497,8 +508,7 @@ fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, 
             )
         })?;
     let identity = &a["Identity"];
-    let ttl_secs = identity["ReauthorizeEvery"]
-        .as_u64()
+    let ttl_secs = as_u64(&identity["ReauthorizeEvery"])
         .unwrap_or(300)
         .min(3600);
     let lambda_kind = match kind {
@@ -608,7 +618,7 @@ fn route_from_event(
     };
     let timeout = match &props["TimeoutInMillis"] {
         Value::Null => default_timeout,
-        v => match v.as_u64() {
+        v => match as_u64(v) {
             Some(ms) if (50..=30_000).contains(&ms) => Duration::from_millis(ms),
             _ => {
                 return Err(format!(
@@ -712,7 +722,7 @@ fn throttle(
     }
     let rate_value = match rate {
         Value::Null => f64::MAX,
-        r => match r.as_f64() {
+        r => match as_f64(r) {
             Some(r) if r >= 0.0 => r,
             _ => {
                 errors.push(format!(
@@ -724,7 +734,7 @@ fn throttle(
     };
     let burst_value = match burst {
         Value::Null => u32::MAX,
-        b => match b.as_u64().and_then(|b| u32::try_from(b).ok()) {
+        b => match as_u64(b).and_then(|b| u32::try_from(b).ok()) {
             Some(b) => b,
             None => {
                 errors.push(format!(
@@ -744,13 +754,13 @@ fn quota(v: &Value, path: &str, errors: &mut Vec<String>) -> Option<QuotaConfig>
     if v.is_null() {
         return None;
     }
-    let limit = v["Limit"].as_u64();
+    let limit = as_u64(&v["Limit"]);
     let period = v["Period"].as_str().and_then(Period::parse);
     match (limit, period) {
         (Some(limit), Some(period)) => Some(QuotaConfig {
             limit,
             period,
-            offset: v["Offset"].as_u64().unwrap_or(0),
+            offset: as_u64(&v["Offset"]).unwrap_or(0),
         }),
         _ => {
             errors.push(format!("{path}: a quota needs Limit (a whole number) and Period (DAY, WEEK or MONTH), got {v}"));
@@ -954,6 +964,25 @@ mod tests {
         assert_eq!(keys, ["$default", "POST /h"]);
         assert_eq!(http.routes[1].payload, PayloadVersion::V2);
         assert_eq!(http.routes[1].timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn numbers_from_number_parameters_are_accepted() {
+        // A `Number` parameter's Ref resolves to a string, as in CloudFormation.
+        let yaml = format!(
+            "{HEAD}  Api:\n    Type: AWS::Serverless::Api\n    Properties:\n      StageName: live\n      Auth:\n        ApiKeyRequired: true\n        UsagePlan:\n          CreateUsagePlan: PER_API\n          Throttle: {{RateLimit: '2.5', BurstLimit: '4'}}\n          Quota: {{Limit: '100', Period: DAY}}\n{}",
+            function("        A:\n          Type: Api\n          Properties: {RestApiId: !Ref Api, Path: /a, Method: get}\n")
+        );
+        let apis = load(&yaml).unwrap();
+        let plan = &apis[0].usage_plans[0];
+        assert_eq!(
+            plan.throttle,
+            Some(Throttle {
+                rate: 2.5,
+                burst: 4
+            })
+        );
+        assert_eq!(plan.quota.as_ref().map(|q| q.limit), Some(100));
     }
 
     #[test]
