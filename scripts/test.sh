@@ -12,9 +12,18 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
+# The weather app's shared-cache test runs a real Redis (the ElastiCache engine).
+if ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (Debian package) for the weather app's tests" >&2
+  apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get install -y -q redis-server >/dev/null 2>&1 || { apt_get update -q >/dev/null && apt_get install -y -q redis-server >/dev/null; }
+fi
+
 # The end-to-end tests run the test functions, which are examples: build them first, so they
-# are never older than their source.
+# are never older than their source. The weather app is built as `nimbus up` builds it
+# (cargo build --release), so its tests find it built.
 cargo build --workspace --examples
+cargo build --release -p weather
 cargo test --workspace
 
 export NIMBUS_BIN="$target/debug/nimbus"

@@ -18,19 +18,19 @@ TESTFN = Path(os.environ.get("NIMBUS_TESTFN", TARGET / "debug" / "examples" / "t
 
 
 class Nimbus:
-    def __init__(self, template_dir, args=()):
+    def __init__(self, template_dir, args=(), template="template.yaml", timeout=60):
         assert NIMBUS.exists(), f"{NIMBUS} is missing: run scripts/test.sh (it builds it)"
         self.lines = []
         self.proc = subprocess.Popen(
-            [str(NIMBUS), "up", str(template_dir / "template.yaml"), "--aws-port", "0", *args],
+            [str(NIMBUS), "up", str(template_dir / template), "--aws-port", "0", *args],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
-        line = self.wait_for("nimbus: AWS endpoint ", 60)
+        line = self.wait_for("nimbus: AWS endpoint ", timeout)
         self.endpoint = line.split("nimbus: AWS endpoint ", 1)[1].strip()
-        self.wait_for("nimbus: ready", 60)
+        self.wait_for("nimbus: ready", timeout)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -46,6 +46,16 @@ class Nimbus:
                 raise AssertionError("nimbus exited: %s\n%s" % (self.proc.returncode, "\n".join(self.lines)))
             time.sleep(0.02)
         raise AssertionError("no line with %r in:\n%s" % (needle, "\n".join(self.lines)))
+
+    def api_url(self, api_id):
+        """The base URL nimbus printed for the API `api_id`."""
+        line = self.wait_for(f" API {api_id} (stage ")
+        return line.rsplit(" ", 1)[1].strip()
+
+    def api_key(self, key_id):
+        """The value of a key nimbus generated (it prints those at start-up)."""
+        line = self.wait_for(f"API key {key_id} ")
+        return line.rsplit(": ", 1)[1].strip()
 
     def lambda_client(self):
         return boto3.client(

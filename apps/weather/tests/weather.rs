@@ -167,7 +167,9 @@ fn validation_accepts_good_input_and_names_what_is_wrong_otherwise() {
             .count(),
         100
     );
-    let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+    // (city, country, units, expected error code)
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
+    let cases: &[Case] = &[
         (None, None, None, "invalid_city"),
         (Some(""), None, None, "invalid_city"),
         (Some("   "), None, None, "invalid_city"),
