@@ -70,8 +70,36 @@ fn round3(x: f64) -> f64 {
 
 /// The line for `r`, metrics under `namespace` with the provider as their dimension.
 pub fn line(namespace: &str, r: &RequestRecord<'_>) -> String {
-    let count = |b: bool| if b { 1 } else { 0 };
+    let count = |b: bool| if b { 1.0 } else { 0.0 };
+    let values: [f64; 11] = [
+        1.0,
+        round3(r.latency_ms),
+        count(r.cache == CacheOutcome::Hit),
+        count(r.cache == CacheOutcome::Miss),
+        count(r.cache == CacheOutcome::Stale),
+        r.upstream.attempts.into(),
+        r.upstream.errors.into(),
+        r.upstream.retries.into(),
+        round3(r.upstream.latency_ms),
+        count((400..500).contains(&r.status)),
+        count(r.status >= 500),
+    ];
+    // Each line declares only the metrics it has a non-zero value for (EMF allows a different
+    // set per line; sums and counts come out the same): a cache hit's line stays short, and
+    // the log pipeline carries a third of the bytes.
+    let mut declared = Vec::new();
     let mut o = Map::new();
+    for (i, ((name, unit), v)) in METRICS.iter().zip(values).enumerate() {
+        if v != 0.0 || i < 2 {
+            declared.push(json!({"Name": name, "Unit": unit}));
+            let v = if v.fract() == 0.0 {
+                json!(v as u64)
+            } else {
+                json!(v)
+            };
+            o.insert((*name).into(), v);
+        }
+    }
     o.insert(
         "_aws".into(),
         json!({
@@ -79,27 +107,11 @@ pub fn line(namespace: &str, r: &RequestRecord<'_>) -> String {
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
                 "Dimensions": [["Provider"]],
-                "Metrics": METRICS.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+                "Metrics": declared,
             }],
         }),
     );
     o.insert("Provider".into(), r.provider.into());
-    let values: [Value; 11] = [
-        1.into(),
-        round3(r.latency_ms).into(),
-        count(r.cache == CacheOutcome::Hit).into(),
-        count(r.cache == CacheOutcome::Miss).into(),
-        count(r.cache == CacheOutcome::Stale).into(),
-        r.upstream.attempts.into(),
-        r.upstream.errors.into(),
-        r.upstream.retries.into(),
-        round3(r.upstream.latency_ms).into(),
-        count((400..500).contains(&r.status)).into(),
-        count(r.status >= 500).into(),
-    ];
-    for ((name, _), v) in METRICS.iter().zip(values) {
-        o.insert((*name).into(), v);
-    }
     let log = json!({
         "level": if r.status >= 500 { "ERROR" } else { "INFO" },
         "message": "request",
@@ -117,7 +129,7 @@ pub fn line(namespace: &str, r: &RequestRecord<'_>) -> String {
         "latencyMs": round3(r.latency_ms),
     });
     if let Value::Object(fields) = log {
-        o.extend(fields);
+        o.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
     }
     Value::Object(o).to_string()
 }
@@ -168,6 +180,8 @@ mod tests {
         assert_eq!(v["UpstreamRetries"], 2);
         assert_eq!(v["ServerErrors"], 1);
         assert_eq!(v["CacheMisses"], 1);
+        assert!(v.get("CacheHits").is_none(), "zero metrics are left out");
+        assert_eq!(v["Requests"], 1);
         assert_eq!(v["UpstreamLatency"], 12.346);
         assert_eq!(v["requestId"], "r-1");
         assert_eq!(v["city"], "Melbourne\n\"x\"");
