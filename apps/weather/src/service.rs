@@ -297,6 +297,18 @@ impl Service {
                 }
             }
         }
+        // The previous holder may have stored its entry and let go between this request's
+        // cache read and its lock: look again before calling the provider.
+        if let Some(e) = self.cache_get(key).await {
+            if e.is_fresh(self.clock.now_ms(), self.config.cache_ttl) {
+                self.unlock(key, &token).await;
+                let fetched = Fetched {
+                    entry: Arc::new(e),
+                    shared: true,
+                };
+                return (Ok(fetched), stats);
+            }
+        }
         let result = self.fetch(q, deadline_ms, &mut stats).await;
         let result = match result {
             Ok(observation) => {
@@ -318,12 +330,16 @@ impl Service {
             }
             Err(e) => Err(e),
         };
-        if let Err(err) = self.store.unlock(key, &token).await {
+        self.unlock(key, &token).await;
+        (result, stats)
+    }
+
+    async fn unlock(&self, key: &str, token: &str) {
+        if let Err(err) = self.store.unlock(key, token).await {
             warn(&format!(
                 "cache unlock failed (the lock expires by itself): {err}"
             ));
         }
-        (result, stats)
     }
 
     async fn fetch(
