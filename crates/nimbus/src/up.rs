@@ -221,12 +221,39 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         api_listeners.push((api.clone(), listener));
     }
 
+    let db = state_dir.join("nimbus.db");
+    let store = Arc::new(
+        nimbus_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?,
+    );
+    let sqs = nimbus_aws::Sqs::new(
+        store.clone(),
+        nimbus_aws::SqsConfig {
+            endpoint: endpoint.clone(),
+            region: platform.config().region.clone(),
+            account: platform.config().account_id.clone(),
+        },
+    );
+    let queues = match template_queues(&stack, &store) {
+        Ok(q) => q,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {e}", args.template.template.display());
+            }
+            eprintln!("{} queue error(s); nothing was started", errors.len());
+            platform.shutdown(Duration::ZERO).await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+
     platform.prewarm().await;
 
     println!("nimbus: AWS endpoint {endpoint}");
     println!("nimbus: state directory {}", state_dir.display());
     for f in platform.functions() {
         println!("nimbus: function {} ({})", f.name, f.runtime);
+    }
+    for q in &queues {
+        println!("nimbus: queue {q} {}", sqs.queue_url(q));
     }
     for (api, listener) in &api_listeners {
         let cfg = &api.config;
@@ -274,7 +301,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
-    let app = nimbus_aws::router(platform.clone());
+    let app = nimbus_aws::router(platform.clone(), sqs);
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {
         axum::serve(listener, app)
@@ -327,5 +354,76 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Creates the template's `AWS::SQS::Queue`s in the store, or brings an existing one's attributes
+/// in line with the template (its messages stay). Returns the queue names.
+fn template_queues(
+    stack: &nimbus_template::Stack,
+    store: &nimbus_store::Store,
+) -> Result<Vec<String>, Vec<String>> {
+    const ATTRIBUTES: &[&str] = &[
+        "DelaySeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "VisibilityTimeout",
+        "FifoQueue",
+        "ContentBasedDeduplication",
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut names = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in &stack.resources {
+        if r.resource_type != "AWS::SQS::Queue" {
+            continue;
+        }
+        let p = &r.properties;
+        let fifo = p["FifoQueue"] == true || p["FifoQueue"] == "true";
+        let name = match p["QueueName"].as_str() {
+            Some(n) => n.to_owned(),
+            None if fifo => format!("{id}.fifo"),
+            None => id.clone(),
+        };
+        let mut attrs = std::collections::BTreeMap::new();
+        for a in ATTRIBUTES {
+            match &p[*a] {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => {
+                    attrs.insert(a.to_string(), s.clone());
+                }
+                v => {
+                    attrs.insert(a.to_string(), v.to_string());
+                }
+            }
+        }
+        match &p["RedrivePolicy"] {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => {
+                attrs.insert("RedrivePolicy".into(), s.clone());
+            }
+            v => {
+                attrs.insert("RedrivePolicy".into(), v.to_string());
+            }
+        }
+        let result = match store.create_queue(&name, attrs.clone(), now) {
+            Err(nimbus_store::StoreError::Queue(nimbus_store::QueueError::QueueAlreadyExists(
+                _,
+            ))) => store.set_queue_attributes(&name, attrs),
+            other => other.map(|_| ()),
+        };
+        match result {
+            Ok(()) => names.push(name),
+            Err(e) => errors.push(format!("Resources.{id} (line {}): {e}", r.line)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(names)
+    } else {
+        Err(errors)
     }
 }

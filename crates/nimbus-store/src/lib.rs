@@ -1,0 +1,130 @@
+//! nimbus's durable state: one SQLite database in the state directory.
+//!
+//! Every message nimbus acknowledges is committed here before the acknowledgement. The database
+//! runs in WAL mode with `synchronous=NORMAL`: a commit survives the process being killed
+//! (`kill -9`) at any point; only an operating-system crash or power loss can lose the last
+//! commits, a trade SQS users make no different locally. The schema is versioned with SQLite's
+//! `user_version` and upgraded by [`MIGRATIONS`] when a newer nimbus opens an older database.
+//!
+//! Time is always passed in (`now_ms`, Unix milliseconds), so the queue rules are tested with
+//! controlled time. This is the only crate that touches the data directory's database.
+
+pub mod queue;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use queue::{
+    Message, NewMessage, QueueAttributes, QueueCounts, QueueError, Received, Redrive,
+    RECEIPT_PREFIX,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}; this nimbus knows up to {known}: use a newer nimbus or another --state-dir")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Schema versions, in order: `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: SQS queues and messages.
+    "CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        attributes TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        md5_body TEXT NOT NULL,
+        attributes TEXT,
+        md5_attributes TEXT,
+        system_attributes TEXT,
+        sent_ms INTEGER NOT NULL,
+        visible_ms INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        first_receive_ms INTEGER,
+        receipt TEXT
+    );
+    CREATE INDEX messages_ready ON messages(queue, visible_ms, seq);
+    CREATE INDEX messages_sent ON messages(queue, sent_ms);
+    CREATE INDEX messages_receipt ON messages(receipt);",
+];
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        Store::migrate(conn, &shown)
+    }
+
+    /// A database in memory, for tests.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::migrate(Connection::open_in_memory()?, ":memory:")
+    }
+
+    fn migrate(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection leaves no half-done transaction behind (rusqlite
+        // rolls back on drop), so the connection is still good.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

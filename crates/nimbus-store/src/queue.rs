@@ -1,0 +1,586 @@
+//! SQS queues: their attributes (validated as SQS does) and their messages' life cycle.
+//!
+//! A message is *delayed* until its `DelaySeconds` pass, then *visible*; a receive makes it *in
+//! flight* for the visibility timeout under a new receipt handle; deleting with the latest
+//! handle removes it, otherwise it becomes visible again. With a `RedrivePolicy`, a message
+//! that has been received `maxReceiveCount` times moves to the dead-letter queue instead of
+//! being received again. Messages older than `MessageRetentionPeriod` are dropped.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::{Store, StoreError};
+
+/// SQS's own errors, by the name of AWS's error code (the wire layer maps them).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueueError {
+    #[error("The specified queue does not exist.")]
+    NonExistentQueue,
+    #[error("A queue already exists with the same name and a different value for attribute {0}")]
+    QueueAlreadyExists(String),
+    #[error("Invalid value for the parameter {name}: {reason}")]
+    InvalidAttributeValue { name: String, reason: String },
+    #[error("Unknown Attribute {0}.")]
+    InvalidAttributeName(String),
+    #[error("The input receipt handle \"{0}\" is not a valid receipt handle.")]
+    ReceiptHandleIsInvalid(String),
+    #[error("Message does not exist or is not available for visibility timeout change.")]
+    MessageNotInflight,
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A queue's settings, parsed from its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueAttributes {
+    pub visibility_timeout_s: u32,
+    pub delay_s: u32,
+    pub maximum_message_size: u32,
+    pub retention_s: u32,
+    pub receive_wait_s: u32,
+    pub redrive: Option<Redrive>,
+    /// The attributes as given (AWS's names, string values), for GetQueueAttributes.
+    pub raw: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redrive {
+    /// The dead-letter queue's name (from `deadLetterTargetArn`).
+    pub dead_letter_queue: String,
+    pub dead_letter_arn: String,
+    pub max_receive_count: u32,
+}
+
+fn number(name: &str, v: &str, min: u32, max: u32) -> Result<u32, QueueError> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(QueueError::InvalidAttributeValue {
+            name: name.to_owned(),
+            reason: format!("expected a whole number from {min} to {max}, got {v:?}"),
+        }),
+    }
+}
+
+impl QueueAttributes {
+    /// Checks `raw` as `CreateQueue` / `SetQueueAttributes` do and fills in SQS's defaults.
+    pub fn parse(raw: BTreeMap<String, String>) -> Result<QueueAttributes, QueueError> {
+        let mut a = QueueAttributes {
+            visibility_timeout_s: 30,
+            delay_s: 0,
+            maximum_message_size: 262_144,
+            retention_s: 345_600,
+            receive_wait_s: 0,
+            redrive: None,
+            raw: BTreeMap::new(),
+        };
+        for (name, value) in &raw {
+            match name.as_str() {
+                "VisibilityTimeout" => a.visibility_timeout_s = number(name, value, 0, 43_200)?,
+                "DelaySeconds" => a.delay_s = number(name, value, 0, 900)?,
+                "MaximumMessageSize" => {
+                    a.maximum_message_size = number(name, value, 1_024, 1_048_576)?
+                }
+                "MessageRetentionPeriod" => a.retention_s = number(name, value, 60, 1_209_600)?,
+                "ReceiveMessageWaitTimeSeconds" => a.receive_wait_s = number(name, value, 0, 20)?,
+                "RedrivePolicy" => {
+                    a.redrive = if value.trim().is_empty() {
+                        None
+                    } else {
+                        Some(parse_redrive(value)?)
+                    }
+                }
+                "FifoQueue" if value.eq_ignore_ascii_case("false") => {}
+                "FifoQueue"
+                | "ContentBasedDeduplication"
+                | "DeduplicationScope"
+                | "FifoThroughputLimit" => {
+                    return Err(QueueError::Unsupported(
+                        "FIFO queues are not supported by nimbus yet; use a standard queue".into(),
+                    ))
+                }
+                // Accepted and kept, with no effect locally.
+                "Policy"
+                | "KmsMasterKeyId"
+                | "KmsDataKeyReusePeriodSeconds"
+                | "SqsManagedSseEnabled"
+                | "RedriveAllowPolicy" => {}
+                other => return Err(QueueError::InvalidAttributeName(other.to_owned())),
+            }
+        }
+        a.raw = raw;
+        Ok(a)
+    }
+}
+
+fn parse_redrive(value: &str) -> Result<Redrive, QueueError> {
+    let bad = |reason: String| QueueError::InvalidAttributeValue {
+        name: "RedrivePolicy".into(),
+        reason,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(value).map_err(|e| bad(format!("not JSON ({e})")))?;
+    let arn = v["deadLetterTargetArn"]
+        .as_str()
+        .ok_or_else(|| bad("deadLetterTargetArn is required".into()))?;
+    let name = arn
+        .strip_prefix("arn:")
+        .and_then(|_| arn.rsplit(':').next())
+        .filter(|n| !n.is_empty() && arn.split(':').nth(2) == Some("sqs"))
+        .ok_or_else(|| {
+            bad(format!(
+                "deadLetterTargetArn {arn:?} is not an SQS queue ARN"
+            ))
+        })?;
+    let count = match &v["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|n| (1..=1000).contains(n))
+    .ok_or_else(|| bad("maxReceiveCount must be from 1 to 1000".into()))?;
+    Ok(Redrive {
+        dead_letter_queue: name.to_owned(),
+        dead_letter_arn: arn.to_owned(),
+        max_receive_count: count as u32,
+    })
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewMessage {
+    pub id: String,
+    pub body: String,
+    pub md5_body: String,
+    /// Message attributes as the client sent them (JSON), and their MD5.
+    pub attributes: Option<String>,
+    pub md5_attributes: Option<String>,
+    /// System attributes (`AWSTraceHeader`), JSON.
+    pub system_attributes: Option<String>,
+    /// Overrides the queue's `DelaySeconds`.
+    pub delay_s: Option<u32>,
+}
+
+/// A message as a receive hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub message: Message,
+    pub receipt: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+    pub md5_body: String,
+    pub attributes: Option<String>,
+    pub md5_attributes: Option<String>,
+    pub system_attributes: Option<String>,
+    pub sent_ms: u64,
+    pub receive_count: u32,
+    pub first_receive_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct QueueCounts {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub oldest_sent_ms: Option<u64>,
+}
+
+/// Receipt handles start with this, so that a handle from elsewhere is told apart from a stale
+/// one (which SQS accepts silently).
+pub const RECEIPT_PREFIX: &str = "nimbus-";
+
+fn new_receipt(seq: i64) -> String {
+    let raw = format!("{seq}:{:032x}", rand::random::<u128>());
+    format!(
+        "{RECEIPT_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+fn check_receipt(receipt: &str) -> Result<(), QueueError> {
+    let ok = receipt
+        .strip_prefix(RECEIPT_PREFIX)
+        .and_then(|b| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b)
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .is_some_and(|s| {
+            s.split_once(':')
+                .is_some_and(|(seq, _)| seq.parse::<i64>().is_ok())
+        });
+    match ok {
+        true => Ok(()),
+        false => Err(QueueError::ReceiptHandleIsInvalid(receipt.to_owned())),
+    }
+}
+
+fn attributes_of(tx: &Transaction<'_>, queue: &str) -> Result<QueueAttributes, StoreError> {
+    let raw: Option<String> = tx
+        .prepare_cached("SELECT attributes FROM queues WHERE name = ?1")?
+        .query_row([queue], |r| r.get(0))
+        .optional()?;
+    let raw = raw.ok_or(QueueError::NonExistentQueue)?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&raw).unwrap_or_default();
+    Ok(QueueAttributes::parse(map)?)
+}
+
+fn queue_exists(tx: &Transaction<'_>, queue: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM queues WHERE name = ?1")?
+        .exists([queue])?)
+}
+
+impl Store {
+    /// Creates `name`; `Ok(false)` when it exists with the same attributes (SQS's answer is the
+    /// same), an error when they differ.
+    pub fn create_queue(
+        &self,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        QueueAttributes::parse(attributes.clone())?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT attributes FROM queues WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(existing) = existing {
+            let existing: BTreeMap<String, String> =
+                serde_json::from_str(&existing).unwrap_or_default();
+            for (k, v) in &attributes {
+                if existing.get(k) != Some(v) {
+                    return Err(QueueError::QueueAlreadyExists(k.clone()).into());
+                }
+            }
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO queues (name, created_ms, attributes) VALUES (?1, ?2, ?3)",
+            params![
+                name,
+                now_ms as i64,
+                serde_json::to_string(&attributes).expect("strings")
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        attributes_of(&tx, name)
+    }
+
+    pub fn queue_created_ms(&self, name: &str) -> Result<u64, StoreError> {
+        let created: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT created_ms FROM queues WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(created.ok_or(QueueError::NonExistentQueue)? as u64)
+    }
+
+    /// Merges `changes` into the queue's attributes (an empty value removes one).
+    pub fn set_queue_attributes(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut raw = attributes_of(&tx, name)?.raw;
+        for (k, v) in changes {
+            if v.is_empty() && k == "RedrivePolicy" {
+                raw.remove(&k);
+            } else {
+                raw.insert(k, v);
+            }
+        }
+        QueueAttributes::parse(raw.clone())?;
+        tx.execute(
+            "UPDATE queues SET attributes = ?2 WHERE name = ?1",
+            params![name, serde_json::to_string(&raw).expect("strings")],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn list_queues(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT name FROM queues ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .filter_map(Result::ok)
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        Ok(names)
+    }
+
+    pub fn delete_queue(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if !queue_exists(&tx, name)? {
+            return Err(QueueError::NonExistentQueue.into());
+        }
+        tx.execute("DELETE FROM messages WHERE queue = ?1", [name])?;
+        tx.execute("DELETE FROM queues WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn purge_queue(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if !queue_exists(&tx, name)? {
+            return Err(QueueError::NonExistentQueue.into());
+        }
+        tx.execute("DELETE FROM messages WHERE queue = ?1", [name])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores `messages` in one transaction: all of them are durable when this returns.
+    pub fn send(
+        &self,
+        queue: &str,
+        messages: &[NewMessage],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let attrs = attributes_of(&tx, queue)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (queue, id, body, md5_body, attributes, md5_attributes,
+                     system_attributes, sent_ms, visible_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for m in messages {
+                let delay = m.delay_s.unwrap_or(attrs.delay_s) as u64;
+                insert.execute(params![
+                    queue,
+                    m.id,
+                    m.body,
+                    m.md5_body,
+                    m.attributes,
+                    m.md5_attributes,
+                    m.system_attributes,
+                    now_ms as i64,
+                    (now_ms + delay * 1000) as i64,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Receives up to `max` visible messages, oldest first, making them invisible for
+    /// `visibility_s` (the queue's timeout when `None`). Moves messages past the redrive
+    /// policy's `maxReceiveCount` to the dead-letter queue, and drops expired ones.
+    pub fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility_s: Option<u32>,
+        now_ms: u64,
+    ) -> Result<Vec<Received>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let attrs = attributes_of(&tx, queue)?;
+        let expired_before = now_ms.saturating_sub(attrs.retention_s as u64 * 1000);
+        tx.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND sent_ms < ?2")?
+            .execute(params![queue, expired_before as i64])?;
+        let dead_letter = match &attrs.redrive {
+            Some(r) if queue_exists(&tx, &r.dead_letter_queue)? => Some(r),
+            _ => None,
+        };
+        let visible_until =
+            now_ms + visibility_s.unwrap_or(attrs.visibility_timeout_s) as u64 * 1000;
+        let mut out = Vec::new();
+        // Candidates beyond `max`, so that messages moved to the DLQ do not shrink the batch.
+        let mut candidates = tx.prepare_cached(
+            "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
+                    sent_ms, receive_count, first_receive_ms
+             FROM messages WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows: Vec<(i64, Message)> = candidates
+            .query_map(params![queue, now_ms as i64, (max as i64) * 2 + 10], |r| {
+                Ok((
+                    r.get(0)?,
+                    Message {
+                        id: r.get(1)?,
+                        body: r.get(2)?,
+                        md5_body: r.get(3)?,
+                        attributes: r.get(4)?,
+                        md5_attributes: r.get(5)?,
+                        system_attributes: r.get(6)?,
+                        sent_ms: r.get::<_, i64>(7)? as u64,
+                        receive_count: r.get::<_, i64>(8)? as u32,
+                        first_receive_ms: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        drop(candidates);
+        for (seq, mut m) in rows {
+            if out.len() as u32 >= max {
+                break;
+            }
+            if let Some(r) = dead_letter {
+                if m.receive_count >= r.max_receive_count {
+                    tx.prepare_cached(
+                        "UPDATE messages SET queue = ?2, visible_ms = ?3, receipt = NULL,
+                             receive_count = 0, first_receive_ms = NULL WHERE seq = ?1",
+                    )?
+                    .execute(params![
+                        seq,
+                        r.dead_letter_queue,
+                        now_ms as i64
+                    ])?;
+                    continue;
+                }
+            }
+            let receipt = new_receipt(seq);
+            m.receive_count += 1;
+            m.first_receive_ms = m.first_receive_ms.or(Some(now_ms));
+            tx.prepare_cached(
+                "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, receipt = ?4,
+                     visible_ms = ?5 WHERE seq = ?1",
+            )?
+            .execute(params![
+                seq,
+                m.receive_count as i64,
+                m.first_receive_ms.map(|v| v as i64),
+                receipt,
+                visible_until as i64
+            ])?;
+            out.push(Received {
+                message: m,
+                receipt,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Deletes the message `receipt` was issued for, if it is still the latest handle; a stale
+    /// handle is accepted and does nothing, as in SQS.
+    pub fn delete_message(&self, queue: &str, receipt: &str) -> Result<(), StoreError> {
+        check_receipt(receipt)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if !queue_exists(&tx, queue)? {
+            return Err(QueueError::NonExistentQueue.into());
+        }
+        tx.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")?
+            .execute(params![queue, receipt])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes an in-flight message visible again after `timeout_s` from now.
+    pub fn change_visibility(
+        &self,
+        queue: &str,
+        receipt: &str,
+        timeout_s: u32,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        check_receipt(receipt)?;
+        if timeout_s > 43_200 {
+            return Err(QueueError::InvalidAttributeValue {
+                name: "VisibilityTimeout".into(),
+                reason: format!("expected 0 to 43200, got {timeout_s}"),
+            }
+            .into());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if !queue_exists(&tx, queue)? {
+            return Err(QueueError::NonExistentQueue.into());
+        }
+        let changed = tx
+            .prepare_cached(
+                "UPDATE messages SET visible_ms = ?4
+                 WHERE queue = ?1 AND receipt = ?2 AND visible_ms > ?3",
+            )?
+            .execute(params![
+                queue,
+                receipt,
+                now_ms as i64,
+                (now_ms + timeout_s as u64 * 1000) as i64
+            ])?;
+        if changed == 0 {
+            return Err(QueueError::MessageNotInflight.into());
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn counts(&self, queue: &str, now_ms: u64) -> Result<QueueCounts, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        if !queue_exists(&tx, queue)? {
+            return Err(QueueError::NonExistentQueue.into());
+        }
+        let c = tx.query_row(
+            "SELECT
+                 COALESCE(SUM(visible_ms <= ?2), 0),
+                 COALESCE(SUM(visible_ms > ?2 AND receipt IS NOT NULL), 0),
+                 COALESCE(SUM(visible_ms > ?2 AND receipt IS NULL), 0),
+                 MIN(sent_ms)
+             FROM messages WHERE queue = ?1",
+            params![queue, now_ms as i64],
+            |r| {
+                Ok(QueueCounts {
+                    visible: r.get::<_, i64>(0)? as u64,
+                    in_flight: r.get::<_, i64>(1)? as u64,
+                    delayed: r.get::<_, i64>(2)? as u64,
+                    oldest_sent_ms: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                })
+            },
+        )?;
+        Ok(c)
+    }
+
+    /// When the next message of `queue` becomes visible, if any is waiting.
+    pub fn next_visible_ms(&self, queue: &str) -> Result<Option<u64>, StoreError> {
+        let v: Option<i64> = self.lock().query_row(
+            "SELECT MIN(visible_ms) FROM messages WHERE queue = ?1",
+            [queue],
+            |r| r.get(0),
+        )?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    /// Queues whose redrive policy names `dead_letter_queue`.
+    pub fn dead_letter_sources(&self, dead_letter_queue: &str) -> Result<Vec<String>, StoreError> {
+        let mut sources = Vec::new();
+        for name in self.list_queues("")? {
+            if let Ok(a) = self.queue_attributes(&name) {
+                if a.redrive
+                    .is_some_and(|r| r.dead_letter_queue == dead_letter_queue)
+                {
+                    sources.push(name);
+                }
+            }
+        }
+        Ok(sources)
+    }
+}

@@ -1,0 +1,256 @@
+//! The queue rules with controlled time, and durability across reopening the database.
+
+use std::collections::BTreeMap;
+
+use nimbus_store::{NewMessage, QueueError, Store, StoreError};
+
+fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn msg(body: &str) -> NewMessage {
+    NewMessage {
+        id: format!("id-{body}"),
+        body: body.into(),
+        md5_body: "md5".into(),
+        ..Default::default()
+    }
+}
+
+fn queue_err(r: Result<impl std::fmt::Debug, StoreError>) -> QueueError {
+    match r {
+        Err(StoreError::Queue(e)) => e,
+        other => panic!("expected a queue error, got {other:?}"),
+    }
+}
+
+const T0: u64 = 1_700_000_000_000;
+
+#[test]
+fn a_received_message_is_invisible_until_its_timeout_then_comes_back() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", attrs(&[("VisibilityTimeout", "10")]), T0)
+        .unwrap();
+    s.send("q", &[msg("a"), msg("b")], T0).unwrap();
+    let got = s.receive("q", 10, None, T0).unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(got[0].message.receive_count, 1);
+    assert!(s.receive("q", 10, None, T0 + 9_999).unwrap().is_empty());
+    let c = s.counts("q", T0 + 1).unwrap();
+    assert_eq!((c.visible, c.in_flight, c.delayed), (0, 2, 0));
+    let again = s.receive("q", 1, None, T0 + 10_000).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.receive_count, 2);
+    assert_ne!(
+        again[0].receipt, got[0].receipt,
+        "a new receipt handle per receive"
+    );
+    assert_eq!(again[0].message.first_receive_ms, Some(T0));
+}
+
+#[test]
+fn delete_needs_the_latest_receipt_and_a_stale_one_is_accepted_silently() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", attrs(&[("VisibilityTimeout", "1")]), T0)
+        .unwrap();
+    s.send("q", &[msg("a")], T0).unwrap();
+    let first = s.receive("q", 1, None, T0).unwrap().remove(0);
+    let second = s.receive("q", 1, None, T0 + 1_000).unwrap().remove(0);
+    s.delete_message("q", &first.receipt).unwrap();
+    assert_eq!(
+        s.counts("q", T0 + 1_000).unwrap().in_flight,
+        1,
+        "the stale handle deleted nothing"
+    );
+    s.delete_message("q", &second.receipt).unwrap();
+    assert_eq!(s.counts("q", T0 + 1_000).unwrap(), Default::default());
+    assert!(matches!(
+        queue_err(s.delete_message("q", "garbage")),
+        QueueError::ReceiptHandleIsInvalid(_)
+    ));
+}
+
+#[test]
+fn delays_hold_messages_back() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", attrs(&[("DelaySeconds", "5")]), T0)
+        .unwrap();
+    s.send("q", &[msg("queue-delay")], T0).unwrap();
+    s.send(
+        "q",
+        &[NewMessage {
+            delay_s: Some(0),
+            ..msg("no-delay")
+        }],
+        T0,
+    )
+    .unwrap();
+    assert_eq!(s.counts("q", T0).unwrap().delayed, 1);
+    let got = s.receive("q", 10, None, T0).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message.body, "no-delay");
+    assert_eq!(
+        s.receive("q", 10, None, T0 + 5_000).unwrap()[0]
+            .message
+            .body,
+        "queue-delay"
+    );
+}
+
+#[test]
+fn messages_past_max_receive_count_move_to_the_dead_letter_queue() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("dlq", BTreeMap::new(), T0).unwrap();
+    let policy =
+        r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":"2"}"#;
+    s.create_queue(
+        "q",
+        attrs(&[("VisibilityTimeout", "1"), ("RedrivePolicy", policy)]),
+        T0,
+    )
+    .unwrap();
+    s.send("q", &[msg("poison")], T0).unwrap();
+    assert_eq!(s.receive("q", 1, None, T0).unwrap().len(), 1);
+    assert_eq!(s.receive("q", 1, None, T0 + 1_000).unwrap().len(), 1);
+    assert!(
+        s.receive("q", 1, None, T0 + 2_000).unwrap().is_empty(),
+        "third receive: moved"
+    );
+    let dead = s.receive("dlq", 10, None, T0 + 2_000).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.body, "poison");
+    assert_eq!(dead[0].message.sent_ms, T0, "keeps its original send time");
+    assert_eq!(s.dead_letter_sources("dlq").unwrap(), ["q"]);
+}
+
+#[test]
+fn expired_messages_are_dropped() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", attrs(&[("MessageRetentionPeriod", "60")]), T0)
+        .unwrap();
+    s.send("q", &[msg("old")], T0).unwrap();
+    s.send("q", &[msg("new")], T0 + 30_000).unwrap();
+    let got = s.receive("q", 10, None, T0 + 61_000).unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["new"]
+    );
+}
+
+#[test]
+fn change_visibility_applies_to_in_flight_messages_only() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", BTreeMap::new(), T0).unwrap();
+    s.send("q", &[msg("a")], T0).unwrap();
+    let r = s.receive("q", 1, None, T0).unwrap().remove(0);
+    s.change_visibility("q", &r.receipt, 0, T0 + 1).unwrap();
+    let r2 = s.receive("q", 1, None, T0 + 1).unwrap().remove(0);
+    assert_eq!(r2.message.receive_count, 2);
+    assert_eq!(
+        queue_err(s.change_visibility("q", &r.receipt, 5, T0 + 2)),
+        QueueError::MessageNotInflight
+    );
+}
+
+#[test]
+fn queue_attributes_are_checked_as_sqs_does() {
+    let s = Store::in_memory().unwrap();
+    let e = queue_err(s.create_queue("q", attrs(&[("VisibilityTimeout", "43201")]), T0));
+    assert!(
+        matches!(e, QueueError::InvalidAttributeValue { ref name, .. } if name == "VisibilityTimeout"),
+        "{e:?}"
+    );
+    assert_eq!(
+        queue_err(s.create_queue("q", attrs(&[("Colour", "blue")]), T0)),
+        QueueError::InvalidAttributeName("Colour".into())
+    );
+    let e = queue_err(s.create_queue(
+        "q",
+        attrs(&[("RedrivePolicy", "{\"maxReceiveCount\":3}")]),
+        T0,
+    ));
+    assert!(e.to_string().contains("deadLetterTargetArn"), "{e}");
+    assert!(matches!(
+        queue_err(s.create_queue("q.fifo", attrs(&[("FifoQueue", "true")]), T0)),
+        QueueError::Unsupported(_)
+    ));
+    assert!(s
+        .create_queue("q", attrs(&[("DelaySeconds", "3")]), T0)
+        .unwrap());
+    assert!(
+        !s.create_queue("q", attrs(&[("DelaySeconds", "3")]), T0)
+            .unwrap(),
+        "same attributes: fine"
+    );
+    assert_eq!(
+        queue_err(s.create_queue("q", attrs(&[("DelaySeconds", "4")]), T0)),
+        QueueError::QueueAlreadyExists("DelaySeconds".into())
+    );
+    assert_eq!(
+        queue_err(s.send("nope", &[msg("a")], T0)),
+        QueueError::NonExistentQueue
+    );
+    s.set_queue_attributes("q", attrs(&[("VisibilityTimeout", "7")]))
+        .unwrap();
+    assert_eq!(s.queue_attributes("q").unwrap().visibility_timeout_s, 7);
+    assert_eq!(s.queue_attributes("q").unwrap().delay_s, 3);
+}
+
+#[test]
+fn everything_acknowledged_survives_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nimbus.db");
+    {
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap(),
+            nimbus_store::MIGRATIONS.len() as i64
+        );
+        s.create_queue("q", attrs(&[("VisibilityTimeout", "30")]), T0)
+            .unwrap();
+        let batch: Vec<NewMessage> = (0..100).map(|i| msg(&i.to_string())).collect();
+        s.send("q", &batch, T0).unwrap();
+        s.receive("q", 10, None, T0).unwrap();
+        // Dropped without any shutdown step, as a killed process would leave it.
+        std::mem::forget(s);
+    }
+    let s = Store::open(&path).unwrap();
+    let c = s.counts("q", T0).unwrap();
+    assert_eq!((c.visible, c.in_flight), (90, 10));
+    let later = s.receive("q", 10, None, T0 + 30_000).unwrap();
+    assert_eq!(
+        later[0].message.body, "0",
+        "in-flight messages reappear after their timeout"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_nimbus_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nimbus.db");
+    drop(Store::open(&path).unwrap());
+    bump_schema_version(&path);
+    match Store::open(&path) {
+        Err(e @ StoreError::TooNew { .. }) => assert!(e.to_string().contains("newer nimbus")),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+/// Bumps the schema version with the sqlite3 file format's own header field (offset 60,
+/// `user_version`), so the test needs no SQL client of its own.
+fn bump_schema_version(path: &std::path::Path) {
+    // WAL content is checkpointed when the last connection closes, so the header is current.
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&999u32.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
