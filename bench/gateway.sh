@@ -35,16 +35,6 @@ T_START=$EPOCHREALTIME
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- helpers of this script
-wait_line() { # log file, pid, ERE, what: waits up to 15 s for a line of the server's output
-    local out=$1 pid=$2 re=$3 what=$4 i
-    for ((i = 0; i < 1500; i++)); do
-        grep -qE "$re" "$out" && return
-        kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; die "$what exited"; }
-        sleep 0.01
-    done
-    cat "$out" >&2
-    die "$what not ready in 15 s"
-}
 
 # ---------------------------------------------------------------- tools
 need wrk wrk
@@ -114,16 +104,7 @@ cpu_session_others() {
 wrk_run() {
     local name=$1 url=$2 t=$3 c=$4 d=$5 sid=${6:-} out="$WORK/wrk-$1.txt" m0=0 f0=0 m1 f1 hz
     if [[ -n $sid ]]; then m0=$(cpu_pid "$sid"); f0=$(cpu_session_others "$sid"); fi
-    timeout $((d + 15)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$WORK/post.lua" "$url" >"$out" 2>&1 &
-    WRK_PID=$!
-    wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk ($name) failed"; }
-    WRK_PID=""
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
-    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
-    REQS=$(awk '/requests in/ {print $1}' "$out")
-    [[ -n $RPS && $REQS -gt 0 ]] || { cat "$out" >&2; die "wrk ($name): no result"; }
+    wrk_measure "$name" "$d" "$out" -t"$t" -c"$c" --timeout 5s -s "$WORK/post.lua" "$url"
     CPU_MAIN=- CPU_FN=-
     if [[ -n $sid ]]; then
         m1=$(cpu_pid "$sid"); f1=$(cpu_session_others "$sid"); hz=$(getconf CLK_TCK)

@@ -53,6 +53,35 @@ need() { # command, Debian package: installs the package when the command is mis
     command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
 }
 
+wait_line() { # log file, pid, ERE, what, [seconds, 15]: waits for a line of a server's output
+    local out=$1 pid=$2 re=$3 what=$4 secs=${5:-15} i
+    for ((i = 0; i < secs * 100; i++)); do
+        grep -qE "$re" "$out" && return
+        kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; die "$what exited"; }
+        sleep 0.01
+    done
+    cat "$out" >&2
+    die "$what not ready in $secs s"
+}
+
+# wrk_measure name seconds output-file wrk-arguments...: runs wrk for that long (in the
+# background, so that a signal is handled at once); dies if it fails or saw errors;
+# sets P50 P99 (ms) RPS REQS
+wrk_measure() {
+    local name=$1 d=$2 out=$3
+    shift 3
+    timeout $((d + 15)) wrk -d"${d}s" --latency "$@" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk ($name) failed"; }
+    WRK_PID=""
+    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
+    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
+    REQS=$(awk '/requests in/ {print $1}' "$out")
+    [[ -n $RPS && $REQS -gt 0 ]] || { cat "$out" >&2; die "wrk ($name): no result"; }
+}
+
 to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
     awk -v v="$1" 'BEGIN {
         n = v + 0; u = v; sub(/^[0-9.]+/, "", u)

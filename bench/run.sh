@@ -106,14 +106,7 @@ EOF
 # wrk_run name url threads connections seconds -> $WORK/wrk-name.txt; sets P50 P99 RPS REQS
 wrk_run() {
     local name=$1 url=$2 t=$3 c=$4 d=$5 out="$WORK/wrk-$1.txt"
-    timeout $((d + 15)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$WORK/post.lua" "$url" >"$out" 2>&1 ||
-        { cat "$out" >&2; die "wrk ($name) failed"; }
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
-    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
-    REQS=$(awk '/requests in/ {print $1}' "$out")
-    [[ -n $RPS && $REQS -gt 0 ]] || { cat "$out" >&2; die "wrk ($name): no result"; }
+    wrk_measure "$name" "$d" "$out" -t"$t" -c"$c" --timeout 5s -s "$WORK/post.lua" "$url"
     log "$name: p50 ${P50} ms, p99 ${P99} ms, ${RPS} req/s (${REQS} requests, c=$c, ${d}s)"
 }
 

@@ -49,8 +49,7 @@ EOF
 OUT="$WORK/nimbus.log"
 start_leader "$OUT" "$NIMBUS" up "$WORK/app/template.yaml" --aws-port 0 --state-dir "$WORK/state" --shutdown-grace 1
 NB_PID=$LEADER
-for ((i = 0; i < 3000; i++)); do grep -q '^nimbus: ready' "$OUT" && break; sleep 0.01; done
-grep -q '^nimbus: ready' "$OUT" || { cat "$OUT" >&2; die "nimbus not ready"; }
+wait_line "$OUT" "$NB_PID" '^nimbus: ready' nimbus 30
 EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$OUT" | head -1)
 QURL="$EP/123456789012/bench"
 
@@ -72,16 +71,9 @@ code=$(curl -sS -o "$WORK/check.json" -w '%{http_code}' -H 'Content-Type: applic
 [[ $code == 200 ]] && grep -q MessageId "$WORK/check.json" || die "SendMessage answered $code: $(cat "$WORK/check.json")"
 
 run() { # name connections script -> RPS P50 P99
-    local out="$WORK/wrk-$1.txt" t=1
+    local t=1
     (($2 > 1)) && t=2
-    timeout $((DUR + 15)) wrk -t"$t" -c"$2" -d"${DUR}s" --latency -s "$3" "$EP/" >"$out" 2>&1 &
-    WRK_PID=$!
-    wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk ($1) failed"; }
-    WRK_PID=""
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($1): errors"; fi
-    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
-    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    wrk_measure "$1" "$DUR" "$WORK/wrk-$1.txt" -t"$t" -c"$2" -s "$3" "$EP/"
     log "$1: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms (c=$2)"
 }
 

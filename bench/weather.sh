@@ -30,16 +30,6 @@ T_START=$EPOCHREALTIME
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-wait_line() { # log file, pid, ERE, what: waits up to 120 s (nimbus may run cargo first)
-    local out=$1 pid=$2 re=$3 what=$4 i
-    for ((i = 0; i < 12000; i++)); do
-        grep -qE "$re" "$out" && return
-        kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; die "$what exited"; }
-        sleep 0.01
-    done
-    cat "$out" >&2
-    die "$what not ready in 120 s"
-}
 
 need wrk wrk
 need curl curl
@@ -91,16 +81,7 @@ EOF
 wrk_run() {
     local name=$1 url=$2 c=$3 d=$4 script=$5 out="$WORK/wrk-$1.txt" t=1
     ((c > 1)) && t=2
-    timeout $((d + 15)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$script" "$url" >"$out" 2>&1 &
-    WRK_PID=$!
-    wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk ($name) failed"; }
-    WRK_PID=""
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
-    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")
-    REQS=$(awk '/requests in/ {print $1}' "$out")
-    [[ -n $RPS && $REQS -gt 0 ]] || { cat "$out" >&2; die "wrk ($name): no result"; }
+    wrk_measure "$name" "$d" "$out" -t"$t" -c"$c" --timeout 5s -s "$script" "$url"
     log "$name: p50 ${P50} ms, p99 ${P99} ms, ${RPS} req/s (${REQS} requests, c=$c, ${d}s)"
 }
 
@@ -138,7 +119,8 @@ start_nimbus() { # log, template, args...: sets NB_PID, API (first API URL), KEY
     start_leader "$out" "$NIMBUS" up "$template" --host 127.0.0.1 --aws-port 0 --api-port 0 \
         --account-rate 1000000000 --account-burst 1000000 --shutdown-grace 1 "$@"
     NB_PID=$LEADER
-    wait_line "$out" "$NB_PID" '^nimbus: ready' nimbus
+    # nimbus may run cargo first: give it 120 s.
+    wait_line "$out" "$NB_PID" '^nimbus: ready' nimbus 120
     API=$(grep -E '^nimbus: REST API .* \(stage ' "$out" | head -1 | awk '{print $NF}')
     KEY=$(sed -n 's/^nimbus:   API key [^ ]* (usage plan [^)]*): //p' "$out" | head -1)
     [[ $API == http://127.0.0.1:* && -n $KEY ]] || { cat "$out" >&2; die "no API URL or key in nimbus output"; }

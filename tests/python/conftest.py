@@ -57,15 +57,19 @@ class Nimbus:
         line = self.wait_for(f"API key {key_id} ")
         return line.rsplit(": ", 1)[1].strip()
 
-    def lambda_client(self):
+    def client(self, service):
+        """A boto3 client for `service` on nimbus's AWS endpoint (no retries, long reads)."""
         return boto3.client(
-            "lambda",
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
             config=Config(retries={"max_attempts": 1}, read_timeout=60),
         )
+
+    def lambda_client(self):
+        return self.client("lambda")
 
     def stop(self):
         if self.proc.poll() is None:

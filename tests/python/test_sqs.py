@@ -6,9 +6,7 @@ import hashlib
 import threading
 import time
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 TEMPLATE = """
@@ -31,14 +29,7 @@ Resources:
 
 
 def sqs_client(n):
-    return boto3.client(
-        "sqs",
-        endpoint_url=n.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}, read_timeout=30),
-    )
+    return n.client("sqs")
 
 
 @pytest.fixture

@@ -29,6 +29,16 @@ pub enum FailureClass {
     Permanent,
 }
 
+impl FailureClass {
+    /// The wait the provider asked for, if any.
+    pub fn retry_after(self) -> Option<Duration> {
+        match self {
+            FailureClass::Transient { retry_after } => retry_after,
+            FailureClass::Permanent => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Next {
     RetryAfter(Duration),
@@ -63,10 +73,10 @@ impl RetryPolicy {
         remaining: Duration,
         jitter: f64,
     ) -> Next {
-        let retry_after = match failure {
-            FailureClass::Permanent => return Next::Stop(Stop::NotRetryable),
-            FailureClass::Transient { retry_after } => retry_after,
-        };
+        if failure == FailureClass::Permanent {
+            return Next::Stop(Stop::NotRetryable);
+        }
+        let retry_after = failure.retry_after();
         if attempts >= self.max_attempts {
             return Next::Stop(Stop::AttemptsExhausted);
         }

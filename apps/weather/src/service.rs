@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::model::{render, CacheInfo, Observation, Place};
 use crate::provider::{open_meteo, owm, redact, Invalid};
 use crate::request::WeatherQuery;
-use crate::retry::{Next, Stop};
+use crate::retry::{FailureClass, Next, Stop};
 use crate::singleflight::Group;
 use crate::telemetry::{CacheOutcome, UpstreamStats};
 use crate::upstream;
@@ -277,14 +277,8 @@ impl Service {
             ));
             while self.clock.now_ms() < wait_until {
                 tokio::time::sleep(LOCK_POLL).await;
-                if let Some(e) = self.cache_get(key).await {
-                    if e.is_fresh(self.clock.now_ms(), self.config.cache_ttl) {
-                        let fetched = Fetched {
-                            entry: Arc::new(e),
-                            shared: true,
-                        };
-                        return (Ok(fetched), stats);
-                    }
+                if let Some(fetched) = self.fresh_shared(key).await {
+                    return (Ok(fetched), stats);
                 }
                 // The holder gave up or died (its lock expired): take over.
                 if self
@@ -299,15 +293,9 @@ impl Service {
         }
         // The previous holder may have stored its entry and let go between this request's
         // cache read and its lock: look again before calling the provider.
-        if let Some(e) = self.cache_get(key).await {
-            if e.is_fresh(self.clock.now_ms(), self.config.cache_ttl) {
-                self.unlock(key, &token).await;
-                let fetched = Fetched {
-                    entry: Arc::new(e),
-                    shared: true,
-                };
-                return (Ok(fetched), stats);
-            }
+        if let Some(fetched) = self.fresh_shared(key).await {
+            self.unlock(key, &token).await;
+            return (Ok(fetched), stats);
         }
         let result = self.fetch(q, deadline_ms, &mut stats).await;
         let result = match result {
@@ -332,6 +320,16 @@ impl Service {
         };
         self.unlock(key, &token).await;
         (result, stats)
+    }
+
+    /// A fresh entry another fetch (here or in another environment) stored meanwhile.
+    async fn fresh_shared(&self, key: &str) -> Option<Fetched> {
+        let e = self.cache_get(key).await?;
+        e.is_fresh(self.clock.now_ms(), self.config.cache_ttl)
+            .then(|| Fetched {
+                entry: Arc::new(e),
+                shared: true,
+            })
     }
 
     async fn unlock(&self, key: &str, token: &str) {
@@ -428,11 +426,9 @@ impl Service {
             };
             stats.errors += 1;
             match failure.class {
-                crate::retry::FailureClass::Transient { .. } => {
-                    self.breaker().failure(self.clock.now_ms())
-                }
+                FailureClass::Transient { .. } => self.breaker().failure(self.clock.now_ms()),
                 // A 4xx is the provider answering: it is up.
-                crate::retry::FailureClass::Permanent => self.breaker().success(),
+                FailureClass::Permanent => self.breaker().success(),
             }
             let remaining = Duration::from_millis(deadline_ms.saturating_sub(self.clock.now_ms()));
             match policy.next(attempts, failure.class, remaining, rand::random::<f64>()) {
@@ -450,15 +446,11 @@ impl Service {
                     })
                 }
                 Next::Stop(Stop::AttemptsExhausted) => {
-                    let retry_after = match failure.class {
-                        crate::retry::FailureClass::Transient { retry_after } => retry_after,
-                        crate::retry::FailureClass::Permanent => None,
-                    };
                     return Err(FetchError::Unavailable {
                         url: shown,
                         detail: failure.detail,
                         attempts,
-                        retry_after,
+                        retry_after: failure.class.retry_after(),
                     });
                 }
                 Next::Stop(Stop::RetryAfterTooLong(d)) => {

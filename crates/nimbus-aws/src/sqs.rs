@@ -340,7 +340,8 @@ impl Sqs {
             }
             "SendMessage" => {
                 let queue = self.queue_of(&input)?;
-                let (msg, out) = self.new_message(&queue, &input)?;
+                let max = self.store.queue_attributes(&queue)?.maximum_message_size;
+                let (msg, out) = new_message(&input, max as usize)?;
                 self.store.send(&queue, &[msg], now_ms())?;
                 self.waker(&queue).notify_waiters();
                 Ok(out)
@@ -452,59 +453,6 @@ impl Sqs {
         Ok(json!({"Attributes": out}))
     }
 
-    /// Validates one message of a send and works out its MD5s; the answer fields for it.
-    fn new_message(&self, queue: &str, input: &Value) -> Result<(NewMessage, Value)> {
-        let body = string(input, "MessageBody")?;
-        let max = self.store.queue_attributes(queue)?.maximum_message_size as usize;
-        if body.is_empty() {
-            return Err(SqsError::invalid(
-                "The request must contain the parameter MessageBody.",
-            ));
-        }
-        if body.len() > max {
-            return Err(SqsError::invalid(format!(
-                "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
-            )));
-        }
-        // SQS's allowed characters: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
-        if body.chars().any(|c| {
-            (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
-        }) {
-            return Err(SqsError::invalid(
-                "Invalid binary character in the message body: SQS allows #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF",
-            ));
-        }
-        let delay = opt_u32(input, "DelaySeconds", 0, 900)?;
-        let (attributes, md5_attributes) = match &input["MessageAttributes"] {
-            Value::Object(m) if !m.is_empty() => (
-                Some(Value::Object(m.clone()).to_string()),
-                Some(message_attributes_md5(m)?),
-            ),
-            _ => (None, None),
-        };
-        let trace = input["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
-            .as_str()
-            .map(|t| json!({"AWSTraceHeader": t}).to_string());
-        let id = uuid::Uuid::new_v4().to_string();
-        let md5_body = md5_hex(body.as_bytes());
-        let mut out = json!({"MessageId": id, "MD5OfMessageBody": md5_body});
-        if let Some(m) = &md5_attributes {
-            out["MD5OfMessageAttributes"] = m.clone().into();
-        }
-        Ok((
-            NewMessage {
-                id,
-                body: body.to_owned(),
-                md5_body,
-                attributes,
-                md5_attributes,
-                system_attributes: trace,
-                delay_s: delay,
-            },
-            out,
-        ))
-    }
-
     fn entries(input: &Value) -> Result<&Vec<Value>> {
         let entries = input["Entries"]
             .as_array()
@@ -559,13 +507,14 @@ impl Sqs {
     fn send_batch(&self, input: &Value) -> Result<Value> {
         let queue = self.queue_of(input)?;
         let entries = Sqs::entries(input)?;
+        let max = self.store.queue_attributes(&queue)?.maximum_message_size as usize;
         let mut messages = Vec::new();
         let mut successful = Vec::new();
         let mut failed = Vec::new();
         let mut total = 0usize;
         for e in entries {
             let id = e["Id"].as_str().unwrap_or("");
-            match self.new_message(&queue, e) {
+            match new_message(e, max) {
                 Ok((m, mut out)) => {
                     total += m.body.len();
                     out["Id"] = id.into();
@@ -575,7 +524,6 @@ impl Sqs {
                 Err(err) => failed.push(Sqs::failed(id, err)),
             }
         }
-        let max = self.store.queue_attributes(&queue)?.maximum_message_size as usize;
         if total > max.max(262_144) {
             return Err(SqsError::new(
                 "BatchRequestTooLong",
@@ -706,6 +654,59 @@ impl Sqs {
         }
         out
     }
+}
+
+/// Validates one message of a send (`max`: the queue's MaximumMessageSize) and works out its
+/// MD5s; the answer fields for it.
+fn new_message(input: &Value, max: usize) -> Result<(NewMessage, Value)> {
+    let body = string(input, "MessageBody")?;
+    if body.is_empty() {
+        return Err(SqsError::invalid(
+            "The request must contain the parameter MessageBody.",
+        ));
+    }
+    if body.len() > max {
+        return Err(SqsError::invalid(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
+        )));
+    }
+    // SQS's allowed characters: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+    if body.chars().any(|c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }) {
+        return Err(SqsError::invalid(
+            "Invalid binary character in the message body: SQS allows #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF",
+        ));
+    }
+    let delay = opt_u32(input, "DelaySeconds", 0, 900)?;
+    let (attributes, md5_attributes) = match &input["MessageAttributes"] {
+        Value::Object(m) if !m.is_empty() => (
+            Some(Value::Object(m.clone()).to_string()),
+            Some(message_attributes_md5(m)?),
+        ),
+        _ => (None, None),
+    };
+    let trace = input["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+        .as_str()
+        .map(|t| json!({"AWSTraceHeader": t}).to_string());
+    let id = uuid::Uuid::new_v4().to_string();
+    let md5_body = md5_hex(body.as_bytes());
+    let mut out = json!({"MessageId": id, "MD5OfMessageBody": md5_body});
+    if let Some(m) = &md5_attributes {
+        out["MD5OfMessageAttributes"] = m.clone().into();
+    }
+    Ok((
+        NewMessage {
+            id,
+            body: body.to_owned(),
+            md5_body,
+            attributes,
+            md5_attributes,
+            system_attributes: trace,
+            delay_s: delay,
+        },
+        out,
+    ))
 }
 
 fn names(input: &Value, keys: &[&str]) -> Vec<String> {

@@ -3,6 +3,7 @@
 
 pub mod arn;
 pub mod concurrency;
+pub mod json;
 pub mod pattern;
 pub mod quota;
 pub mod report;

@@ -40,6 +40,7 @@
 //!
 //! Matching allocates nothing and uses no regular expressions.
 
+use crate::json::kind;
 use serde_json::{Map, Number, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -222,17 +223,6 @@ struct Cidr {
 
 // ---------------------------------------------------------------------------------------------
 // Compiling
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() {

@@ -22,6 +22,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
+use nimbus_core::json::kind;
 use serde_json::{Map, Value};
 
 use crate::event::matches_media_type;
@@ -336,17 +337,6 @@ fn invalid_kind(field: String, expected: &'static str, got: &'static str) -> Mal
         field,
         expected,
         got,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -178,14 +178,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let apis = match nimbus_gateway::config::apis(&stack, &mut new_key) {
         Ok(apis) => apis,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {}: {e}", args.template.template.display());
-            }
-            eprintln!("{} API error(s); nothing was started", errors.len());
-            platform.shutdown(Duration::ZERO).await;
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(refuse(&platform, &args.template.template, "API", &errors).await),
     };
     let limits = nimbus_gateway::server::AccountLimits {
         throttle: nimbus_gateway::config::Throttle {
@@ -236,12 +229,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let queues = match template_queues(&stack, &store) {
         Ok(q) => q,
         Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {}: {e}", args.template.template.display());
-            }
-            eprintln!("{} queue error(s); nothing was started", errors.len());
-            platform.shutdown(Duration::ZERO).await;
-            return Ok(ExitCode::FAILURE);
+            return Ok(refuse(&platform, &args.template.template, "queue", &errors).await)
         }
     };
 
@@ -357,12 +345,19 @@ async fn wait_for_signal() {
     }
 }
 
+/// Reports the template's `what` errors and stops the functions already set up: nothing runs.
+async fn refuse(platform: &Platform, template: &Path, what: &str, errors: &[String]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {}: {e}", template.display());
+    }
+    eprintln!("{} {what} error(s); nothing was started", errors.len());
+    platform.shutdown(Duration::ZERO).await;
+    ExitCode::FAILURE
+}
+
 /// Creates the template's `AWS::SQS::Queue`s in the store, or brings an existing one's attributes
 /// in line with the template (its messages stay). Returns the queue names.
-fn template_queues(
-    stack: &nimbus_template::Stack,
-    store: &nimbus_store::Store,
-) -> Result<Vec<String>, Vec<String>> {
+fn template_queues(stack: &Stack, store: &nimbus_store::Store) -> Result<Vec<String>, Vec<String>> {
     const ATTRIBUTES: &[&str] = &[
         "DelaySeconds",
         "MaximumMessageSize",
@@ -371,6 +366,8 @@ fn template_queues(
         "VisibilityTimeout",
         "FifoQueue",
         "ContentBasedDeduplication",
+        // An object in templates; SQS takes it as a JSON string.
+        "RedrivePolicy",
     ];
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -399,15 +396,6 @@ fn template_queues(
                 v => {
                     attrs.insert(a.to_string(), v.to_string());
                 }
-            }
-        }
-        match &p["RedrivePolicy"] {
-            serde_json::Value::Null => {}
-            serde_json::Value::String(s) => {
-                attrs.insert("RedrivePolicy".into(), s.clone());
-            }
-            v => {
-                attrs.insert("RedrivePolicy".into(), v.to_string());
             }
         }
         let result = match store.create_queue(&name, attrs.clone(), now) {
