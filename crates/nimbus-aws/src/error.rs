@@ -37,6 +37,8 @@ impl IntoResponse for AwsError {
     fn into_response(self) -> Response {
         let mut body = serde_json::Map::new();
         body.insert("Type".into(), self.fault.into());
+        // AWS JSON protocol clients (EventBridge) read the code from `__type`.
+        body.insert("__type".into(), self.code.into());
         body.insert("message".into(), self.message.into());
         for (k, v) in self.extra {
             body.insert(k.into(), v.into());

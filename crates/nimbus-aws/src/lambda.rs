@@ -1,8 +1,5 @@
 //! Lambda's control-plane and Invoke APIs (`/2015-03-31/functions/...`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -12,33 +9,27 @@ use axum::{Json, Router};
 use base64::Engine;
 use bytes::Bytes;
 use nimbus_core::arn::{function_arn, parse_function_ref};
+use nimbus_events::{EventsError, Hub};
 use nimbus_lambda::{
     FunctionSpec, InvokeError, InvokeRequest, Platform, MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AwsError;
 
 /// `X-Amz-Client-Context` is limited to 3583 bytes (base64) by Lambda.
 const MAX_CLIENT_CONTEXT: usize = 3583;
 
-/// Bytes of `Event` payloads waiting or running in memory. The durable async queue comes with
-/// the events work; until then this bounds what a burst of async invokes can hold.
-const ASYNC_BUDGET_KIB: usize = 64 * 1024;
-
 #[derive(Clone)]
 struct Api {
     platform: Platform,
-    async_budget: Arc<Semaphore>,
+    /// `Event` invocations go to the event engine's durable queue.
+    events: Hub,
 }
 
-pub fn router(platform: Platform) -> Router {
-    let api = Api {
-        platform,
-        async_budget: Arc::new(Semaphore::new(ASYNC_BUDGET_KIB)),
-    };
+pub fn router(platform: Platform, events: Hub) -> Router {
+    let api = Api { platform, events };
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/2015-03-31/functions", get(list_functions))
@@ -99,10 +90,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 async fn invoke(
-    State(Api {
-        platform,
-        async_budget,
-    }): State<Api>,
+    State(Api { platform, events }): State<Api>,
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
     headers: HeaderMap,
@@ -171,22 +159,18 @@ async fn invoke(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            let kib = u32::try_from(req.payload.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-            let Ok(permit) = async_budget.try_acquire_many_owned(kib) else {
-                let mut err = AwsError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequestsException",
-                    format!("nimbus holds {} MiB of asynchronous events in memory and is full; retry later", ASYNC_BUDGET_KIB / 1024),
-                );
-                err.retry_after = Some(1);
-                return Err(err);
-            };
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let req = InvokeRequest {
-                request_id: Some(request_id.clone()),
-                ..req
-            };
-            tokio::spawn(invoke_async(platform.clone(), function, req, permit));
+            // Valid JSON is UTF-8, so the payload is text.
+            let payload = std::str::from_utf8(&req.payload).unwrap_or("{}");
+            let request_id = events
+                .invoke_async(&function, payload, req.trace_header.as_deref())
+                .map_err(|e| match e {
+                    EventsError::FunctionNotFound(name) => not_found(&platform, &name, None),
+                    other => AwsError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "ServiceException",
+                        format!("nimbus could not store the event: {other}"),
+                    ),
+                })?;
             let mut resp = StatusCode::ACCEPTED.into_response();
             set(&mut resp, "x-amzn-requestid", &request_id);
             Ok(resp)
@@ -208,45 +192,6 @@ async fn invoke(
                 set(&mut resp, "x-amz-log-result", &encoded);
             }
             Ok(resp)
-        }
-    }
-}
-
-/// Runs an `Event` invocation in the background. Throttles are retried with exponential
-/// backoff (1 s doubling to 5 min, for up to 6 hours), as Lambda's async queue does; the
-/// durable queue, retries after function errors and DLQs come with the events work.
-async fn invoke_async(
-    platform: Platform,
-    function: String,
-    req: InvokeRequest,
-    _budget: OwnedSemaphorePermit,
-) {
-    let mut delay = Duration::from_secs(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(6 * 60 * 60);
-    let reserved_zero = platform
-        .function(&function)
-        .is_some_and(|f| f.reserved_concurrency == Some(0));
-    loop {
-        match platform.invoke(&function, req.clone()).await {
-            Ok(out) => {
-                if out.function_error.is_some() {
-                    tracing::warn!(%function, request_id = %out.request_id, "asynchronous invocation failed");
-                }
-                return;
-            }
-            // Lambda sends these straight to the DLQ or on-failure destination.
-            Err(InvokeError::Throttled(_)) if reserved_zero => {
-                tracing::warn!(%function, "asynchronous event dropped: ReservedConcurrentExecutions is 0");
-                return;
-            }
-            Err(InvokeError::Throttled(_)) if tokio::time::Instant::now() + delay < deadline => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(300));
-            }
-            Err(e) => {
-                tracing::error!(%function, error = %e, "asynchronous invocation dropped");
-                return;
-            }
         }
     }
 }

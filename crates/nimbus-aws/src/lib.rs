@@ -1,8 +1,10 @@
 //! The AWS APIs nimbus serves on its one endpoint, so the AWS CLI, boto3 and the AWS SDKs work
 //! against it with `--endpoint-url`: Lambda's Invoke, ListFunctions, GetFunction and
-//! GetFunctionConfiguration (restJson1), and SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`).
+//! GetFunctionConfiguration (restJson1), SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`) and
+//! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`).
 
 mod error;
+mod events;
 mod lambda;
 pub mod sqs;
 
@@ -16,36 +18,54 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use nimbus_events::Hub;
 use nimbus_lambda::Platform;
 
 /// SQS messages are up to 1 MiB, a batch too; JSON escaping can double that.
 const JSON_PROTOCOL_BODY_LIMIT: usize = 4 << 20;
 
+#[derive(Clone)]
+struct JsonServices {
+    sqs: Sqs,
+    events: Hub,
+}
+
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
-pub fn router(platform: Platform, sqs: Sqs) -> Router {
+pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
         .route("/", post(json_protocol))
         .route("/{account}/{queue}", post(json_protocol))
         .layer(DefaultBodyLimit::max(JSON_PROTOCOL_BODY_LIMIT))
-        .with_state(sqs);
-    lambda_router(platform)
+        .with_state(JsonServices {
+            sqs,
+            events: events.clone(),
+        });
+    lambda_router(platform, events)
         .merge(json_protocol)
         .fallback(error::unknown_operation)
 }
 
 /// Routes an AWS JSON protocol request by its `X-Amz-Target`.
-async fn json_protocol(State(sqs): State<Sqs>, headers: HeaderMap, body: Bytes) -> Response {
+async fn json_protocol(
+    State(services): State<JsonServices>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(action) = target.strip_prefix("AmazonSQS.") else {
+    let (service, action, content_type) = if let Some(a) = target.strip_prefix("AmazonSQS.") {
+        (Service::Sqs, a, "application/x-amz-json-1.0")
+    } else if let Some(a) = target.strip_prefix("AWSEvents.") {
+        (Service::Events, a, "application/x-amz-json-1.1")
+    } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; SQS needs X-Amz-Target: AmazonSQS.<Action> (the query protocol is not supported)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS) or AWSEvents.<Action> (EventBridge); the SQS query protocol is not supported"
             ),
         )
         .into_response();
@@ -61,20 +81,35 @@ async fn json_protocol(State(sqs): State<Sqs>, headers: HeaderMap, body: Bytes) 
                 });
                 return (
                     StatusCode::BAD_REQUEST,
-                    [("content-type", "application/x-amz-json-1.0")],
+                    [("content-type", content_type)],
                     body.to_string(),
                 )
                     .into_response();
             }
         },
     };
-    match sqs.dispatch(action, input).await {
+    let answer = match service {
+        Service::Sqs => services
+            .sqs
+            .dispatch(action, input)
+            .await
+            .map_err(IntoResponse::into_response),
+        Service::Events => events::dispatch(&services.events, action, input)
+            .await
+            .map_err(IntoResponse::into_response),
+    };
+    match answer {
         Ok(out) => (
             StatusCode::OK,
-            [("content-type", "application/x-amz-json-1.0")],
+            [("content-type", content_type)],
             out.to_string(),
         )
             .into_response(),
-        Err(e) => e.into_response(),
+        Err(resp) => resp,
     }
+}
+
+enum Service {
+    Sqs,
+    Events,
 }

@@ -5,14 +5,13 @@
 //! The store's calls are short synchronous SQLite transactions (WAL, no fsync per commit), made
 //! directly on the async task: cheaper than a hop to a blocking thread for tens of microseconds.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use md5::{Digest, Md5};
+use nimbus_events::Signals;
 use nimbus_store::{NewMessage, QueueError, Received, Store, StoreError};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
@@ -31,7 +30,7 @@ pub struct Sqs {
     store: Arc<Store>,
     config: Arc<SqsConfig>,
     /// Wakes long polls when a queue gets a message.
-    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    wakers: Signals,
 }
 
 /// An SQS error in the JSON protocol's shape.
@@ -194,68 +193,20 @@ fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>> {
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    let digest = Md5::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    nimbus_events::message::md5_hex(bytes)
 }
 
-/// Checks message attributes and computes their MD5 the way SQS (and the SDKs that verify it)
-/// do: by name, each as length-prefixed name, data type, a transport byte (1 string, 2 binary)
-/// and length-prefixed value.
+/// Checks message attributes and computes their MD5 as SQS does.
 pub fn message_attributes_md5(attrs: &Map<String, Value>) -> Result<String> {
-    if attrs.len() > 10 {
-        return Err(SqsError::invalid(
-            "Number of message attributes [>10] exceeds the allowed maximum [10].",
-        ));
-    }
-    let mut buf = Vec::new();
-    let mut names: Vec<&String> = attrs.keys().collect();
-    names.sort();
-    let put = |buf: &mut Vec<u8>, b: &[u8]| {
-        buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
-        buf.extend_from_slice(b);
-    };
-    for name in names {
-        let a = &attrs[name];
-        let data_type = a["DataType"].as_str().unwrap_or("");
-        let base = data_type.split('.').next().unwrap_or("");
-        if !matches!(base, "String" | "Number" | "Binary") {
-            return Err(SqsError::invalid(format!(
-                "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
-            )));
-        }
-        put(&mut buf, name.as_bytes());
-        put(&mut buf, data_type.as_bytes());
-        if base == "Binary" {
-            let value = a["BinaryValue"]
-                .as_str()
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                .ok_or_else(|| {
-                    SqsError::invalid(format!("The message attribute '{name}' must contain a non-empty message attribute value for message attribute type 'Binary'."))
-                })?;
-            buf.push(2);
-            put(&mut buf, &value);
-        } else {
-            let value = a["StringValue"].as_str().ok_or_else(|| {
-                SqsError::invalid(format!("The message attribute '{name}' must contain a non-empty message attribute value for message attribute type '{base}'."))
-            })?;
-            if base == "Number" && value.trim().parse::<f64>().is_err() {
-                return Err(SqsError::invalid(format!(
-                    "Can't cast the value of message attribute '{name}' to a number."
-                )));
-            }
-            buf.push(1);
-            put(&mut buf, value.as_bytes());
-        }
-    }
-    Ok(md5_hex(&buf))
+    nimbus_events::message::attributes_md5(attrs).map_err(SqsError::invalid)
 }
 
 impl Sqs {
-    pub fn new(store: Arc<Store>, config: SqsConfig) -> Sqs {
+    pub fn new(store: Arc<Store>, config: SqsConfig, wakers: Signals) -> Sqs {
         Sqs {
             store,
             config: Arc::new(config),
-            wakers: Arc::default(),
+            wakers,
         }
     }
 
@@ -280,12 +231,7 @@ impl Sqs {
     }
 
     fn waker(&self, queue: &str) -> Arc<Notify> {
-        self.wakers
-            .lock()
-            .expect("wakers poisoned")
-            .entry(queue.to_owned())
-            .or_default()
-            .clone()
+        self.wakers.waker(queue)
     }
 
     /// The queue a `QueueUrl` names: its last path segment (any host, as SDKs may rewrite it).

@@ -7,5 +7,8 @@ pub mod json;
 pub mod pattern;
 pub mod quota;
 pub mod report;
+pub mod retry;
 pub mod route;
+pub mod schedule;
 pub mod trace;
+pub mod transform;

@@ -9,6 +9,7 @@
 //! Time is always passed in (`now_ms`, Unix milliseconds), so the queue rules are tested with
 //! controlled time. This is the only crate that touches the data directory's database.
 
+pub mod jobs;
 pub mod queue;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use jobs::{Job, NewJob};
 pub use queue::{
     Message, NewMessage, QueueAttributes, QueueCounts, QueueError, Received, Redrive,
     RECEIPT_PREFIX,
@@ -66,6 +68,20 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_ready ON messages(queue, visible_ms, seq);
     CREATE INDEX messages_sent ON messages(queue, sent_ms);
     CREATE INDEX messages_receipt ON messages(receipt);",
+    // 2: durable scheduled work (asynchronous invocations, rule deliveries).
+    "CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        lane TEXT NOT NULL,
+        id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        due_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        throttles INTEGER NOT NULL DEFAULT 0,
+        leased INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_due ON jobs(lane, due_ms, seq);",
 ];
 
 pub struct Store {

@@ -533,6 +533,32 @@ impl Store {
         Ok(())
     }
 
+    /// Hands in-flight messages back as if they had never been received: visible at once, and
+    /// their receive count as before. For an event source mapping whose function was throttled:
+    /// Lambda's poller backs off without using up the messages' `maxReceiveCount`.
+    pub fn unreceive(
+        &self,
+        queue: &str,
+        receipts: &[String],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut undo = tx.prepare_cached(
+                "UPDATE messages SET visible_ms = ?3, receipt = NULL,
+                     receive_count = MAX(receive_count - 1, 0),
+                     first_receive_ms = CASE WHEN receive_count <= 1 THEN NULL ELSE first_receive_ms END
+                 WHERE queue = ?1 AND receipt = ?2",
+            )?;
+            for r in receipts {
+                undo.execute(params![queue, r, now_ms as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn counts(&self, queue: &str, now_ms: u64) -> Result<QueueCounts, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;

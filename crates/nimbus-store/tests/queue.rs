@@ -254,3 +254,18 @@ fn bump_schema_version(path: &std::path::Path) {
     bytes[60..64].copy_from_slice(&999u32.to_be_bytes());
     std::fs::write(path, bytes).unwrap();
 }
+
+#[test]
+fn unreceived_messages_are_visible_at_once_with_their_receive_count_undone() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", attrs(&[("VisibilityTimeout", "30")]), T0)
+        .unwrap();
+    s.send("q", &[msg("a")], T0).unwrap();
+    let first = s.receive("q", 1, None, T0).unwrap();
+    s.unreceive("q", &[first[0].receipt.clone()], T0 + 5)
+        .unwrap();
+    let again = s.receive("q", 1, None, T0 + 6).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.receive_count, 1);
+    assert_eq!(again[0].message.first_receive_ms, Some(T0 + 6));
+}

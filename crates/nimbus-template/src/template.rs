@@ -64,6 +64,11 @@ const SERVED: &[&str] = &[
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::UsagePlanKey",
+    "AWS::SQS::Queue",
+    "AWS::Events::EventBus",
+    "AWS::Events::Rule",
+    "AWS::Lambda::EventSourceMapping",
+    "AWS::Lambda::EventInvokeConfig",
 ];
 
 /// Builds the stack, reporting into `diags`. The caller turns any error into a failure.

@@ -63,6 +63,16 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let events = match events_spec(&stack, None) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {e}", args.template.display());
+            }
+            eprintln!("{}: {} error(s)", args.template.display(), errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     println!(
         "{}: valid; {} function(s), {} resource(s), {} warning(s)",
         args.template.display(),
@@ -85,6 +95,17 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         for r in &api.routes {
             println!("    {} -> {}", r.key(), r.function);
         }
+    }
+    for r in &events.rules {
+        println!(
+            "  rule {} on bus {} ({} target(s))",
+            r.name,
+            r.bus,
+            r.targets.len()
+        );
+    }
+    for m in &events.mappings {
+        println!("  event source mapping {} -> {}", m.queue, m.function);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -218,6 +239,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(
         nimbus_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?,
     );
+    let signals = nimbus_events::Signals::default();
     let sqs = nimbus_aws::Sqs::new(
         store.clone(),
         nimbus_aws::SqsConfig {
@@ -225,6 +247,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             region: platform.config().region.clone(),
             account: platform.config().account_id.clone(),
         },
+        signals.clone(),
     );
     let queues = match template_queues(&stack, &store) {
         Ok(q) => q,
@@ -232,6 +255,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             return Ok(refuse(&platform, &args.template.template, "queue", &errors).await)
         }
     };
+    let events = match events_spec(&stack, Some(&store)) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "event", &errors).await)
+        }
+    };
+    let hub = nimbus_events::Hub::new(
+        store.clone(),
+        platform.clone(),
+        nimbus_events::Settings {
+            region: platform.config().region.clone(),
+            account: platform.config().account_id.clone(),
+            delay_scale: args.delay_scale,
+        },
+        signals,
+        events,
+    );
 
     platform.prewarm().await;
 
@@ -243,6 +283,35 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     for q in &queues {
         println!("nimbus: queue {q} {}", sqs.queue_url(q));
     }
+    for r in hub.rules() {
+        let on = match (&r.pattern_text, &r.schedule_expression) {
+            (_, Some(s)) => s.clone(),
+            (Some(p), None) => format!("pattern {p}"),
+            (None, None) => String::new(),
+        };
+        let targets: Vec<String> = r.targets.iter().map(|t| format!("{:?}", t.dest)).collect();
+        let state = if r.enabled { "" } else { " (disabled)" };
+        println!(
+            "nimbus: rule {} on bus {}{state}: {on} -> {}",
+            r.name,
+            r.bus,
+            targets.join(", ")
+        );
+    }
+    for m in hub.mappings() {
+        let state = if m.enabled { "" } else { " (disabled)" };
+        println!(
+            "nimbus: event source mapping {} -> {} (batch {}){state}",
+            m.queue, m.function, m.batch_size
+        );
+    }
+    if args.delay_scale != 1.0 {
+        println!(
+            "nimbus: retry and backoff delays scaled by {} (--delay-scale)",
+            args.delay_scale
+        );
+    }
+    hub.start()?;
     for (api, listener) in &api_listeners {
         let cfg = &api.config;
         let kind = match cfg.kind {
@@ -289,7 +358,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
-    let app = nimbus_aws::router(platform.clone(), sqs);
+    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone());
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {
         axum::serve(listener, app)
@@ -319,6 +388,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         std::process::exit(130);
     });
     let _ = shutdown.send(true);
+    hub.stop();
     platform
         .shutdown(Duration::from_secs(args.shutdown_grace))
         .await;
@@ -355,6 +425,50 @@ async fn refuse(platform: &Platform, template: &Path, what: &str, errors: &[Stri
     ExitCode::FAILURE
 }
 
+/// A template queue's physical name: `QueueName`, else the logical id (`.fifo` added for FIFO).
+fn queue_name(id: &str, p: &serde_json::Value) -> String {
+    let fifo = p["FifoQueue"] == true || p["FifoQueue"] == "true";
+    match p["QueueName"].as_str() {
+        Some(n) => n.to_owned(),
+        None if fifo => format!("{id}.fifo"),
+        None => id.to_owned(),
+    }
+}
+
+/// The template's rules, mappings and asynchronous settings, checked against the functions and
+/// the queues that exist.
+/// `store`: the queues that exist (`None` in `validate`: the template's own).
+fn events_spec(
+    stack: &Stack,
+    store: Option<&nimbus_store::Store>,
+) -> Result<nimbus_events::EventsSpec, Vec<String>> {
+    let functions = stack.functions.iter().map(|f| f.name.clone()).collect();
+    let queues = match store {
+        Some(store) => store
+            .list_queues("")
+            .map_err(|e| vec![e.to_string()])?
+            .into_iter()
+            .collect(),
+        None => stack
+            .resources
+            .iter()
+            .filter(|(_, r)| r.resource_type == "AWS::SQS::Queue")
+            .map(|(id, r)| queue_name(id, &r.properties))
+            .collect(),
+    };
+    let spec = nimbus_events::config::read(
+        stack,
+        nimbus_events::config::Known {
+            functions: &functions,
+            queues: &queues,
+        },
+    )?;
+    for w in &spec.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(spec)
+}
+
 /// Creates the template's `AWS::SQS::Queue`s in the store, or brings an existing one's attributes
 /// in line with the template (its messages stay). Returns the queue names.
 fn template_queues(stack: &Stack, store: &nimbus_store::Store) -> Result<Vec<String>, Vec<String>> {
@@ -380,12 +494,7 @@ fn template_queues(stack: &Stack, store: &nimbus_store::Store) -> Result<Vec<Str
             continue;
         }
         let p = &r.properties;
-        let fifo = p["FifoQueue"] == true || p["FifoQueue"] == "true";
-        let name = match p["QueueName"].as_str() {
-            Some(n) => n.to_owned(),
-            None if fifo => format!("{id}.fifo"),
-            None => id.clone(),
-        };
+        let name = queue_name(id, p);
         let mut attrs = std::collections::BTreeMap::new();
         for a in ATTRIBUTES {
             match &p[*a] {

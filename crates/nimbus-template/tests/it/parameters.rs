@@ -86,7 +86,7 @@ fn overrides_replace_defaults() {
             json!("orders-prod")
         );
         // An override is the real value, so there is nothing to warn about.
-        assert_eq!(warnings(stack).len(), 1, "{:?}", warnings(stack));
+        assert_eq!(warnings(stack).len(), 0, "{:?}", warnings(stack));
     });
 }
 

@@ -76,12 +76,12 @@ fn unserved_resources_warn_but_stay_in_the_model_resolved() {
     check_ok(
         r#"Transform: AWS::Serverless-2016-10-31
 Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties: {VisibilityTimeout: 30, QueueName: !Sub "${AWS::StackName}-jobs"}
-  Bus:
-    Type: AWS::Events::EventBus
-    Properties: {Name: orders}
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties: {TopicName: !Sub "${AWS::StackName}-jobs"}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties: {TableName: orders}
   Custom:
     Type: Custom::Seeder
 "#,
@@ -89,17 +89,14 @@ Resources:
             assert_eq!(
                 warnings(stack),
                 [
-                    "template.yaml:3:3: Resources.Queue: resource type AWS::SQS::Queue is not served by nimbus yet; ignoring Resources.Queue",
-                    "template.yaml:6:3: Resources.Bus: resource type AWS::Events::EventBus is not served by nimbus yet; ignoring Resources.Bus",
+                    "template.yaml:3:3: Resources.Topic: resource type AWS::SNS::Topic is not served by nimbus yet; ignoring Resources.Topic",
+                    "template.yaml:6:3: Resources.Table: resource type AWS::DynamoDB::Table is not served by nimbus yet; ignoring Resources.Table",
                     "template.yaml:9:3: Resources.Custom: resource type Custom::Seeder is not served by nimbus yet; ignoring Resources.Custom",
                 ]
             );
-            let q = &stack.resources["Queue"];
-            assert_eq!(q.resource_type, "AWS::SQS::Queue");
-            assert_eq!(
-                q.properties,
-                json!({"VisibilityTimeout": 30, "QueueName": "nimbus-jobs"})
-            );
+            let t = &stack.resources["Topic"];
+            assert_eq!(t.resource_type, "AWS::SNS::Topic");
+            assert_eq!(t.properties, json!({"TopicName": "nimbus-jobs"}));
             assert_eq!(stack.resources["Custom"].properties, json!({}));
             assert_eq!(stack.resources["Custom"].metadata, json!({}));
             assert!(stack.functions.is_empty());

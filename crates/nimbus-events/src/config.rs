@@ -1,0 +1,716 @@
+//! What the template asks of the event engine, read from the resolved stack and checked before
+//! anything starts: every error names the resource, the property and the template line.
+//!
+//! Sources: SAM function properties `EventInvokeConfig` and `DeadLetterQueue`, SAM events
+//! `EventBridgeRule`, `Schedule` and `SQS`; resources `AWS::Lambda::EventInvokeConfig`,
+//! `AWS::Events::EventBus`, `AWS::Events::Rule` and `AWS::Lambda::EventSourceMapping`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nimbus_core::pattern::Pattern;
+use nimbus_core::retry::RetryPolicy;
+use nimbus_core::schedule::Schedule;
+use nimbus_core::transform::TargetInput;
+use nimbus_template::Stack;
+use serde_json::Value;
+
+/// Where events, records and failed invocations can be sent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dest {
+    Function(String),
+    Queue(String),
+    Bus(String),
+}
+
+impl Dest {
+    /// The ARN of a destination, for records and messages.
+    pub fn arn(&self, region: &str, account: &str) -> String {
+        match self {
+            Dest::Function(f) => nimbus_core::arn::function_arn(region, account, f),
+            Dest::Queue(q) => format!("arn:aws:sqs:{region}:{account}:{q}"),
+            Dest::Bus(b) => format!("arn:aws:events:{region}:{account}:event-bus/{b}"),
+        }
+    }
+}
+
+/// A function's asynchronous invocation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncConfig {
+    pub policy: RetryPolicy,
+    pub on_success: Option<Dest>,
+    pub on_failure: Option<Dest>,
+    /// `DeadLetterQueue` (SQS): the queue's name.
+    pub dead_letter_queue: Option<String>,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        AsyncConfig {
+            policy: RetryPolicy::LAMBDA_ASYNC,
+            on_success: None,
+            on_failure: None,
+            dead_letter_queue: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: String,
+    pub bus: String,
+    pub pattern: Option<Pattern>,
+    /// The pattern as JSON text and the schedule as written, for `DescribeRule`.
+    pub pattern_text: Option<String>,
+    pub schedule_expression: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub enabled: bool,
+    pub targets: Vec<TargetSpec>,
+    /// Where it was declared, for messages.
+    pub declared_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub id: String,
+    pub dest: Dest,
+    pub input: TargetInput,
+    pub retry: RetryPolicy,
+    pub dead_letter_queue: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingSpec {
+    pub function: String,
+    pub queue: String,
+    pub batch_size: u32,
+    pub window_ms: u64,
+    pub max_concurrency: Option<u32>,
+    pub report_batch_item_failures: bool,
+    pub filters: Vec<Pattern>,
+    pub enabled: bool,
+    pub declared_at: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventsSpec {
+    pub async_configs: BTreeMap<String, AsyncConfig>,
+    /// Custom buses; `default` always exists.
+    pub buses: BTreeSet<String>,
+    pub rules: Vec<RuleSpec>,
+    pub mappings: Vec<MappingSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// The names a template's ARNs may refer to.
+pub struct Known<'a> {
+    pub functions: &'a BTreeSet<String>,
+    pub queues: &'a BTreeSet<String>,
+}
+
+struct Reader<'a> {
+    known: Known<'a>,
+    buses: BTreeSet<String>,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// A place in the template, for messages: `Resources.R.Properties.Targets[0].Arn (line 12)`.
+#[derive(Clone)]
+struct At {
+    path: String,
+    line: usize,
+}
+
+impl At {
+    fn child(&self, key: &str) -> At {
+        At {
+            path: format!("{}.{key}", self.path),
+            line: self.line,
+        }
+    }
+    fn index(&self, i: usize) -> At {
+        At {
+            path: format!("{}[{i}]", self.path),
+            line: self.line,
+        }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (line {})", self.path, self.line)
+    }
+}
+
+/// Reads the event engine's part of `stack`; every error at once.
+pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> {
+    let mut r = Reader {
+        known,
+        buses: BTreeSet::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut spec = EventsSpec::default();
+    for (id, res) in &stack.resources {
+        if res.resource_type == "AWS::Events::EventBus" {
+            let name = res.properties["Name"].as_str().unwrap_or(id).to_owned();
+            r.buses.insert(name);
+        }
+    }
+    for f in &stack.functions {
+        let at = At {
+            path: format!("Resources.{}.Properties", f.logical_id),
+            line: f.line,
+        };
+        let cfg = r.function_async(&f.properties, &at);
+        if cfg != AsyncConfig::default() {
+            spec.async_configs.insert(f.name.clone(), cfg);
+        }
+        for (event_id, ev) in &f.events {
+            let at = At {
+                path: format!("Resources.{}.Properties.Events.{event_id}", f.logical_id),
+                line: f.line,
+            };
+            let props = &ev["Properties"];
+            let name = format!("{}{event_id}", f.logical_id);
+            match ev["Type"].as_str().unwrap_or("") {
+                "EventBridgeRule" => {
+                    if let Some(rule) = r.sam_rule(&f.name, &name, props, &at, false) {
+                        spec.rules.push(rule);
+                    }
+                }
+                "Schedule" => {
+                    if let Some(rule) = r.sam_rule(&f.name, &name, props, &at, true) {
+                        spec.rules.push(rule);
+                    }
+                }
+                "SQS" => {
+                    if let Some(m) = r.mapping(&f.name, props, &at.child("Properties"), "Queue") {
+                        spec.mappings.push(m);
+                    }
+                }
+                "Api" | "HttpApi" => {}
+                other => r.warnings.push(format!(
+                    "{at}: event type {other} is not served by nimbus; the function will not receive these events"
+                )),
+            }
+        }
+    }
+    for (id, res) in &stack.resources {
+        let at = At {
+            path: format!("Resources.{id}.Properties"),
+            line: res.line,
+        };
+        let p = &res.properties;
+        match res.resource_type.as_str() {
+            "AWS::Events::Rule" => {
+                if let Some(rule) = r.rule_resource(id, p, &at) {
+                    spec.rules.push(rule);
+                }
+            }
+            "AWS::Lambda::EventSourceMapping" => {
+                let function = r.function_ref(p, &at.child("FunctionName"));
+                if let Some(function) = function {
+                    if let Some(m) = r.mapping(&function, p, &at, "EventSourceArn") {
+                        spec.mappings.push(m);
+                    }
+                }
+            }
+            "AWS::Lambda::EventInvokeConfig" => {
+                let Some(function) = r.function_ref(p, &at.child("FunctionName")) else {
+                    continue;
+                };
+                let mut cfg = spec.async_configs.remove(&function).unwrap_or_default();
+                let own = r.invoke_config(p, &at, false);
+                cfg.policy = own.policy;
+                cfg.on_success = own.on_success;
+                cfg.on_failure = own.on_failure;
+                spec.async_configs.insert(function, cfg);
+            }
+            _ => {}
+        }
+    }
+    spec.buses = r.buses.clone();
+    spec.warnings = std::mem::take(&mut r.warnings);
+    if r.errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(r.errors)
+    }
+}
+
+impl Reader<'_> {
+    fn error(&mut self, at: &At, message: impl std::fmt::Display) {
+        self.errors.push(format!("{at}: {message}"));
+    }
+
+    /// A bus named by name or ARN; `default` when absent.
+    fn bus(&mut self, v: &Value, at: &At) -> Option<String> {
+        let raw = match v {
+            Value::Null => return Some("default".into()),
+            Value::String(s) => s.as_str(),
+            other => {
+                self.error(
+                    at,
+                    format!("expected an event bus name or ARN, got {other}"),
+                );
+                return None;
+            }
+        };
+        let name = raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n);
+        if name == "default" || self.buses.contains(name) {
+            Some(name.to_owned())
+        } else {
+            self.error(
+                at,
+                format!("no event bus {name:?}: declare an AWS::Events::EventBus named so, or use the default bus"),
+            );
+            None
+        }
+    }
+
+    /// The resource an ARN names, which must exist.
+    fn dest(&mut self, v: &Value, at: &At) -> Option<Dest> {
+        let Some(arn) = v.as_str() else {
+            self.error(at, format!("expected an ARN, got {v}"));
+            return None;
+        };
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let (service, resource) = match parts.as_slice() {
+            ["arn", _, service, _, _, resource] => (*service, *resource),
+            _ => {
+                self.error(at, format!("{arn:?} is not an ARN"));
+                return None;
+            }
+        };
+        let dest = match service {
+            "lambda" => {
+                let name = resource.strip_prefix("function:").unwrap_or(resource);
+                let (name, qualifier) = name.split_once(':').unwrap_or((name, "$LATEST"));
+                if qualifier != "$LATEST" {
+                    self.warnings.push(format!(
+                        "{at}: qualifier {qualifier} is served as $LATEST (nimbus serves only $LATEST)"
+                    ));
+                }
+                Dest::Function(name.to_owned())
+            }
+            "sqs" => Dest::Queue(resource.to_owned()),
+            "events" => Dest::Bus(
+                resource
+                    .strip_prefix("event-bus/")
+                    .unwrap_or(resource)
+                    .to_owned(),
+            ),
+            other => {
+                self.error(
+                    at,
+                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues and event buses, not {other}"),
+                );
+                return None;
+            }
+        };
+        let missing = match &dest {
+            Dest::Function(f) => !self.known.functions.contains(f),
+            Dest::Queue(q) => !self.known.queues.contains(q),
+            Dest::Bus(b) => b != "default" && !self.buses.contains(b),
+        };
+        if missing {
+            self.error(at, format!("{arn} names no resource of this template"));
+            return None;
+        }
+        Some(dest)
+    }
+
+    fn function_ref(&mut self, p: &Value, at: &At) -> Option<String> {
+        let raw = p["FunctionName"].as_str().unwrap_or("");
+        let name = raw.rsplit_once(":function:").map_or(raw, |(_, n)| n);
+        let name = name.split(':').next().unwrap_or(name);
+        if self.known.functions.contains(name) {
+            Some(name.to_owned())
+        } else {
+            self.error(at, format!("no function {raw:?} in this template"));
+            None
+        }
+    }
+
+    fn queue_dest(&mut self, v: &Value, at: &At) -> Option<String> {
+        match self.dest(v, at)? {
+            Dest::Queue(q) => Some(q),
+            other => {
+                self.error(at, format!("expected an SQS queue ARN, got {other:?}"));
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, p: &Value, key: &str, at: &At, min: u64, max: u64) -> Option<u64> {
+        let v = &p[key];
+        let n = match v {
+            Value::Null => return None,
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    &at.child(key),
+                    format!("expected an integer from {min} to {max}, got {v}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn function_async(&mut self, p: &Value, at: &At) -> AsyncConfig {
+        let mut cfg = match &p["EventInvokeConfig"] {
+            Value::Null => AsyncConfig::default(),
+            c => self.invoke_config(c, &at.child("EventInvokeConfig"), true),
+        };
+        let dlq = &p["DeadLetterQueue"];
+        if !dlq.is_null() {
+            let at = at.child("DeadLetterQueue");
+            match dlq["Type"].as_str() {
+                Some("SQS") => {
+                    cfg.dead_letter_queue =
+                        self.queue_dest(&dlq["TargetArn"], &at.child("TargetArn"))
+                }
+                other => self.error(
+                    &at.child("Type"),
+                    format!("nimbus supports dead-letter queues of Type SQS, got {other:?}"),
+                ),
+            }
+        }
+        cfg
+    }
+
+    fn invoke_config(&mut self, c: &Value, at: &At, sam: bool) -> AsyncConfig {
+        let mut cfg = AsyncConfig::default();
+        if let Some(n) = self.int(c, "MaximumRetryAttempts", at, 0, 2) {
+            cfg.policy.maximum_retry_attempts = n as u32;
+        }
+        if let Some(n) = self.int(c, "MaximumEventAgeInSeconds", at, 60, 21_600) {
+            cfg.policy.maximum_event_age_s = n as u32;
+        }
+        let dc = &c["DestinationConfig"];
+        for (key, slot) in [
+            ("OnSuccess", &mut cfg.on_success),
+            ("OnFailure", &mut cfg.on_failure),
+        ] {
+            let d = &dc[key];
+            if d.is_null() {
+                continue;
+            }
+            let at = at.child("DestinationConfig").child(key);
+            if d["Destination"].is_null() {
+                let hint = if sam {
+                    " (SAM would create an SQS queue or SNS topic for you; nimbus needs the queue declared and its ARN here)"
+                } else {
+                    ""
+                };
+                self.error(&at.child("Destination"), format!("required{hint}"));
+                continue;
+            }
+            *slot = self.dest(&d["Destination"], &at.child("Destination"));
+        }
+        cfg
+    }
+
+    fn input(&mut self, p: &Value, at: &At) -> TargetInput {
+        let transformer = &p["InputTransformer"];
+        let paths = transformer["InputPathsMap"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let template = transformer["InputTemplate"].as_str();
+        let t = if transformer.is_null() {
+            None
+        } else {
+            Some((&paths, template.unwrap_or("")))
+        };
+        let input = match &p["Input"] {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            // SAM accepts the event's constant input as YAML; AWS takes it as JSON text.
+            other => Some(other.to_string()),
+        };
+        match TargetInput::parse(input.as_deref(), p["InputPath"].as_str(), t) {
+            Ok(i) => i,
+            Err(e) => {
+                self.error(at, e);
+                TargetInput::Event
+            }
+        }
+    }
+
+    fn retry(&mut self, p: &Value, at: &At) -> RetryPolicy {
+        let mut policy = RetryPolicy::EVENTBRIDGE_TARGET;
+        let rp = &p["RetryPolicy"];
+        let at = at.child("RetryPolicy");
+        if let Some(n) = self.int(rp, "MaximumRetryAttempts", &at, 0, 185) {
+            policy.maximum_retry_attempts = n as u32;
+        }
+        if let Some(n) = self.int(rp, "MaximumEventAgeInSeconds", &at, 60, 86_400) {
+            policy.maximum_event_age_s = n as u32;
+        }
+        policy
+    }
+
+    fn target_dlq(&mut self, p: &Value, at: &At) -> Option<String> {
+        let d = &p["DeadLetterConfig"];
+        if d.is_null() {
+            return None;
+        }
+        let at = at.child("DeadLetterConfig");
+        if d["Arn"].is_null() {
+            let hint = if d["Type"] == "SQS" {
+                ": SAM's DeadLetterConfig.Type creates a queue on AWS; nimbus needs the queue declared and its Arn given"
+            } else {
+                ""
+            };
+            self.error(&at.child("Arn"), format!("required{hint}"));
+            return None;
+        }
+        self.queue_dest(&d["Arn"], &at.child("Arn"))
+    }
+
+    fn pattern(&mut self, v: &Value, at: &At) -> Option<Pattern> {
+        let parsed = match v {
+            Value::String(s) => Pattern::parse(s),
+            other => Pattern::from_value(other),
+        };
+        match parsed {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(at, format!("invalid event pattern: {e}"));
+                None
+            }
+        }
+    }
+
+    fn schedule(&mut self, v: &Value, at: &At) -> Option<Schedule> {
+        match Schedule::parse(v.as_str().unwrap_or("")) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(at, format!("invalid schedule expression {v}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn enabled(&mut self, p: &Value, at: &At) -> bool {
+        match (&p["Enabled"], &p["State"]) {
+            (Value::Bool(b), _) => *b,
+            (_, Value::String(s)) => match s.as_str() {
+                "ENABLED" => true,
+                "DISABLED" => false,
+                other => {
+                    self.error(
+                        &at.child("State"),
+                        format!("expected ENABLED or DISABLED, got {other:?}"),
+                    );
+                    true
+                }
+            },
+            _ => true,
+        }
+    }
+
+    /// A SAM `EventBridgeRule` or `Schedule` event: a rule with the function as its target.
+    fn sam_rule(
+        &mut self,
+        function: &str,
+        name: &str,
+        ev: &Value,
+        at: &At,
+        schedule: bool,
+    ) -> Option<RuleSpec> {
+        let at = at.child("Properties");
+        let (pattern, sched) = if schedule {
+            (
+                None,
+                Some(self.schedule(&ev["Schedule"], &at.child("Schedule"))?),
+            )
+        } else {
+            if ev["Pattern"].is_null() {
+                self.error(&at.child("Pattern"), "required");
+                return None;
+            }
+            (
+                Some(self.pattern(&ev["Pattern"], &at.child("Pattern"))?),
+                None,
+            )
+        };
+        let bus = if schedule {
+            Some("default".into())
+        } else {
+            self.bus(&ev["EventBusName"], &at.child("EventBusName"))
+        }?;
+        let target = TargetSpec {
+            id: ev["Target"]["Id"]
+                .as_str()
+                .unwrap_or(&format!("{name}LambdaTarget"))
+                .to_owned(),
+            dest: Dest::Function(function.to_owned()),
+            input: self.input(ev, &at),
+            retry: self.retry(ev, &at),
+            dead_letter_queue: self.target_dlq(ev, &at),
+        };
+        Some(RuleSpec {
+            pattern_text: json_text(&ev["Pattern"]),
+            schedule_expression: ev["Schedule"].as_str().map(str::to_owned),
+            name: ev["RuleName"]
+                .as_str()
+                .or(ev["Name"].as_str())
+                .unwrap_or(name)
+                .to_owned(),
+            bus,
+            pattern,
+            schedule: sched,
+            enabled: self.enabled(ev, &at),
+            targets: vec![target],
+            declared_at: at.to_string(),
+        })
+    }
+
+    fn rule_resource(&mut self, id: &str, p: &Value, at: &At) -> Option<RuleSpec> {
+        let pattern = match &p["EventPattern"] {
+            Value::Null => None,
+            v => Some(self.pattern(v, &at.child("EventPattern"))?),
+        };
+        let schedule = match &p["ScheduleExpression"] {
+            Value::Null => None,
+            v => Some(self.schedule(v, &at.child("ScheduleExpression"))?),
+        };
+        if pattern.is_none() && schedule.is_none() {
+            self.error(at, "a rule needs EventPattern or ScheduleExpression");
+            return None;
+        }
+        let bus = self.bus(&p["EventBusName"], &at.child("EventBusName"))?;
+        let mut targets = Vec::new();
+        let empty = Vec::new();
+        let list = match &p["Targets"] {
+            Value::Array(a) => a,
+            Value::Null => &empty,
+            other => {
+                self.error(
+                    &at.child("Targets"),
+                    format!("expected a list of targets, got {other}"),
+                );
+                return None;
+            }
+        };
+        if list.len() > 5 {
+            self.error(
+                &at.child("Targets"),
+                format!("a rule has at most 5 targets, got {}", list.len()),
+            );
+        }
+        let mut ids = BTreeSet::new();
+        for (i, t) in list.iter().enumerate() {
+            let at = at.child("Targets").index(i);
+            let Some(tid) = t["Id"].as_str() else {
+                self.error(&at.child("Id"), "required");
+                continue;
+            };
+            if !ids.insert(tid.to_owned()) {
+                self.error(
+                    &at.child("Id"),
+                    format!("target id {tid:?} is used twice in this rule"),
+                );
+            }
+            let Some(dest) = self.dest(&t["Arn"], &at.child("Arn")) else {
+                continue;
+            };
+            targets.push(TargetSpec {
+                id: tid.to_owned(),
+                dest,
+                input: self.input(t, &at),
+                retry: self.retry(t, &at),
+                dead_letter_queue: self.target_dlq(t, &at),
+            });
+        }
+        Some(RuleSpec {
+            pattern_text: json_text(&p["EventPattern"]),
+            schedule_expression: p["ScheduleExpression"].as_str().map(str::to_owned),
+            name: p["Name"].as_str().unwrap_or(id).to_owned(),
+            bus,
+            pattern,
+            schedule,
+            enabled: self.enabled(p, at),
+            targets,
+            declared_at: at.to_string(),
+        })
+    }
+
+    fn mapping(
+        &mut self,
+        function: &str,
+        p: &Value,
+        at: &At,
+        source_key: &str,
+    ) -> Option<MappingSpec> {
+        let queue = self.queue_dest(&p[source_key], &at.child(source_key))?;
+        let window_s = self
+            .int(p, "MaximumBatchingWindowInSeconds", at, 0, 300)
+            .unwrap_or(0);
+        let batch_size = self.int(p, "BatchSize", at, 1, 10_000).unwrap_or(10) as u32;
+        if batch_size > 10 && window_s == 0 {
+            self.error(
+                &at.child("BatchSize"),
+                "a BatchSize over 10 needs MaximumBatchingWindowInSeconds of at least 1 (as Lambda requires)",
+            );
+        }
+        let max_concurrency = match &p["ScalingConfig"] {
+            Value::Null => None,
+            s => self
+                .int(s, "MaximumConcurrency", &at.child("ScalingConfig"), 2, 1000)
+                .map(|n| n as u32),
+        };
+        let report = match &p["FunctionResponseTypes"] {
+            Value::Null => false,
+            Value::Array(a) if a.iter().all(|v| v == "ReportBatchItemFailures") => !a.is_empty(),
+            other => {
+                self.error(
+                    &at.child("FunctionResponseTypes"),
+                    format!("expected [ReportBatchItemFailures], got {other}"),
+                );
+                false
+            }
+        };
+        let mut filters = Vec::new();
+        if let Some(list) = p["FilterCriteria"]["Filters"].as_array() {
+            for (i, f) in list.iter().enumerate() {
+                let at = at
+                    .child("FilterCriteria")
+                    .child("Filters")
+                    .index(i)
+                    .child("Pattern");
+                if let Some(pat) = self.pattern(&f["Pattern"], &at) {
+                    filters.push(pat);
+                }
+            }
+        }
+        Some(MappingSpec {
+            function: function.to_owned(),
+            queue,
+            batch_size,
+            window_ms: window_s * 1000,
+            max_concurrency,
+            report_batch_item_failures: report,
+            filters,
+            enabled: self.enabled(p, at),
+            declared_at: at.to_string(),
+        })
+    }
+}
+
+/// A pattern given as an object or as JSON text, as JSON text.
+fn json_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}

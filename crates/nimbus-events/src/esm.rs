@@ -1,0 +1,252 @@
+//! SQS event source mappings: Lambda's poller for one queue and one function.
+//!
+//! The poller takes a concurrency slot, gathers a batch (up to `BatchSize`, waiting up to
+//! `MaximumBatchingWindowInSeconds` for more once it has some), drops the messages no filter
+//! matches (deleted, as Lambda does), and invokes the function with the rest while it gathers
+//! the next batch. Slots bound the mapping's concurrent invocations to
+//! `ScalingConfig.MaximumConcurrency`. Success deletes the batch, or with
+//! `ReportBatchItemFailures` all but the reported items; a function error deletes nothing, so
+//! the messages come back after their visibility timeout and end in the queue's dead-letter
+//! queue after `maxReceiveCount`. A throttle hands the messages back without using up a
+//! receive and slows the poller down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use nimbus_lambda::{InvokeError, InvokeRequest};
+use nimbus_store::{QueueError, Received, StoreError};
+use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::MappingSpec;
+use crate::{message, now_ms, Hub};
+
+/// Concurrent batches of a mapping without `MaximumConcurrency`, beyond the function's own
+/// limit: Lambda scales further (to 1250), but on one machine each is a process.
+const DEFAULT_CONCURRENCY: u32 = 64;
+
+/// An empty queue is polled again after this (or as soon as a message arrives).
+const IDLE_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+struct Backoff {
+    throttles: u32,
+    until: Option<tokio::time::Instant>,
+}
+
+pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
+    let reserved = hub
+        .platform()
+        .function(&m.function)
+        .and_then(|f| f.reserved_concurrency);
+    let limit = m
+        .max_concurrency
+        .or(reserved)
+        .unwrap_or(DEFAULT_CONCURRENCY)
+        .max(1) as usize;
+    let slots = Arc::new(Semaphore::new(limit));
+    let backoff = Arc::new(Mutex::new(Backoff::default()));
+    let mut stop = hub.stopping();
+    let mut missing_reported = false;
+    loop {
+        let until = backoff.lock().unwrap_or_else(|e| e.into_inner()).until;
+        if let Some(until) = until {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let batch = match gather(&hub, &m, &mut stop).await {
+            Ok(Some(b)) => {
+                missing_reported = false;
+                b
+            }
+            Ok(None) => return,
+            Err(e) => {
+                if !missing_reported {
+                    tracing::error!(queue = %m.queue, function = %m.function, error = %e, "event source mapping cannot read its queue; trying again every 5 s");
+                    missing_reported = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        let batch = filter(&hub, &m, batch);
+        if batch.is_empty() {
+            continue;
+        }
+        tokio::spawn(invoke(hub.clone(), m.clone(), batch, slot, backoff.clone()));
+    }
+}
+
+/// One batch, or `None` when stopping.
+async fn gather(
+    hub: &Hub,
+    m: &MappingSpec,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Vec<Received>>, StoreError> {
+    let waker = hub.queues().waker(&m.queue);
+    let mut batch: Vec<Received> = Vec::new();
+    let mut window_end: Option<tokio::time::Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        let notified = waker.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let want = (m.batch_size as usize - batch.len()).min(10) as u32;
+        let now = now_ms();
+        let got = hub.store().receive(&m.queue, want, None, now)?;
+        let got_some = !got.is_empty();
+        batch.extend(got);
+        if batch.len() >= m.batch_size as usize || (!batch.is_empty() && m.window_ms == 0) {
+            return Ok(Some(batch));
+        }
+        if !batch.is_empty() && window_end.is_none() {
+            window_end = Some(tokio::time::Instant::now() + Duration::from_millis(m.window_ms));
+        }
+        if let Some(end) = window_end {
+            if tokio::time::Instant::now() >= end {
+                return Ok(Some(batch));
+            }
+        }
+        if got_some {
+            continue;
+        }
+        let mut wait = IDLE_WAIT;
+        if let Some(next) = hub.store().next_visible_ms(&m.queue)? {
+            wait = wait.min(Duration::from_millis(next.saturating_sub(now).max(1)));
+        }
+        if let Some(end) = window_end {
+            wait = wait.min(end.saturating_duration_since(tokio::time::Instant::now()));
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(None),
+        }
+    }
+}
+
+/// Drops (deletes) the messages no filter matches; filters see the record with its body parsed
+/// when the body is JSON, as Lambda's do.
+fn filter(hub: &Hub, m: &MappingSpec, batch: Vec<Received>) -> Vec<Received> {
+    if m.filters.is_empty() {
+        return batch;
+    }
+    let s = hub.settings();
+    let arn = hub.queue_arn(&m.queue);
+    let mut keep = Vec::new();
+    for r in batch {
+        let mut record = message::lambda_record(&r, &arn, &s.region, &s.account);
+        if let Ok(body) = serde_json::from_str::<Value>(&r.message.body) {
+            record["body"] = body;
+        }
+        if m.filters.iter().any(|f| f.matches(&record)) {
+            keep.push(r);
+        } else if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt) {
+            tracing::error!(queue = %m.queue, error = %e, "cannot delete a filtered-out message");
+        }
+    }
+    keep
+}
+
+async fn invoke(
+    hub: Hub,
+    m: MappingSpec,
+    batch: Vec<Received>,
+    slot: OwnedSemaphorePermit,
+    backoff: Arc<Mutex<Backoff>>,
+) {
+    let s = hub.settings();
+    let arn = hub.queue_arn(&m.queue);
+    let records: Vec<Value> = batch
+        .iter()
+        .map(|r| message::lambda_record(r, &arn, &s.region, &s.account))
+        .collect();
+    let req = InvokeRequest {
+        payload: Bytes::from(json!({ "Records": records }).to_string()),
+        trace_header: batch.first().and_then(message::trace_of),
+        ..InvokeRequest::default()
+    };
+    let receipts: Vec<String> = batch.iter().map(|r| r.receipt.clone()).collect();
+    match hub.platform().invoke(&m.function, req).await {
+        Ok(out) if out.function_error.is_none() => {
+            backoff.lock().unwrap_or_else(|e| e.into_inner()).throttles = 0;
+            let failed = if m.report_batch_item_failures {
+                match failed_items(&out.payload, &batch) {
+                    Ok(ids) => ids,
+                    Err(why) => {
+                        tracing::warn!(function = %m.function, request_id = %out.request_id, %why, "the whole batch counts as failed");
+                        batch.iter().map(|r| r.message.id.clone()).collect()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            for r in batch.iter().filter(|r| !failed.contains(&r.message.id)) {
+                if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt) {
+                    if !matches!(e, StoreError::Queue(QueueError::NonExistentQueue)) {
+                        tracing::error!(queue = %m.queue, error = %e, "cannot delete a processed message");
+                    }
+                }
+            }
+        }
+        Ok(out) => {
+            tracing::info!(function = %m.function, request_id = %out.request_id, messages = batch.len(), "batch failed; its messages return after their visibility timeout");
+        }
+        Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
+            let _ = hub.store().unreceive(&m.queue, &receipts, now_ms());
+            let mut b = backoff.lock().unwrap_or_else(|e| e.into_inner());
+            b.throttles += 1;
+            let ms =
+                (1000u64 << b.throttles.min(6)).min(60_000) as f64 * hub.settings().delay_scale;
+            b.until = Some(tokio::time::Instant::now() + Duration::from_millis(ms as u64));
+        }
+        // The messages come back after their visibility timeout, after the restart.
+        Err(InvokeError::ShuttingDown) => {}
+    }
+    drop(slot);
+}
+
+/// The message ids a `ReportBatchItemFailures` answer names. An empty or null answer, or an
+/// empty list, means all succeeded; an answer Lambda cannot read fails the whole batch.
+fn failed_items(payload: &[u8], batch: &[Received]) -> Result<Vec<String>, String> {
+    let doc: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(_) if payload.iter().all(u8::is_ascii_whitespace) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("the answer is not JSON: {e}")),
+    };
+    let list = match &doc {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(o) => match o.get("batchItemFailures") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(other) => return Err(format!("batchItemFailures is not a list: {other}")),
+        },
+        _ => return Ok(Vec::new()),
+    };
+    let mut ids = Vec::new();
+    for item in list {
+        match item["itemIdentifier"].as_str() {
+            Some(id) if !id.is_empty() && batch.iter().any(|r| r.message.id == id) => {
+                ids.push(id.to_owned())
+            }
+            _ => {
+                return Err(format!(
+                    "itemIdentifier {} is not a message id of the batch",
+                    item["itemIdentifier"]
+                ))
+            }
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,260 @@
+//! nimbus's event engine: everything that moves an event without a caller waiting for it.
+//!
+//! - Asynchronous invocation ([`Hub::invoke_async`]): a durable job per event in the function's
+//!   lane, run by one worker per function with Lambda's retry timing, `EventInvokeConfig`,
+//!   dead-letter queues and destinations.
+//! - EventBridge ([`Hub::put_events`]): buses, rules matched with `nimbus_core::pattern`,
+//!   targets (functions asynchronously, queues, other buses) with their input reshaped, rule
+//!   retries with `RetryPolicy` and the target's dead-letter queue, and schedules.
+//! - SQS event source mappings: a poller per mapping that batches, filters, bounds its
+//!   concurrency and deletes or keeps messages by the function's answer.
+//!
+//! Invariants: what the engine accepts is in the store before the call that accepted it
+//! returns; the engine never holds events only in memory. Policy (retry timing, patterns,
+//! input transforms, schedules) lives in `nimbus-core`; this crate is the I/O around it.
+
+mod asyncq;
+mod bus;
+pub mod config;
+mod esm;
+pub mod message;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use nimbus_lambda::Platform;
+use nimbus_store::{NewMessage, Store, StoreError};
+use tokio::sync::Notify;
+
+pub use bus::{PutEntryError, PutEventsEntry};
+pub use config::{AsyncConfig, Dest, EventsSpec, MappingSpec, RuleSpec, TargetSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Function not found: {0}")]
+    FunctionNotFound(String),
+    #[error("nimbus is shutting down")]
+    ShuttingDown,
+}
+
+/// Settings shared by the engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub region: String,
+    pub account: String,
+    /// Multiplies every retry and backoff delay (not event age limits): 1.0 is AWS's timing.
+    pub delay_scale: f64,
+}
+
+/// Wakes whoever waits on a queue (long polls, pollers) when messages arrive.
+#[derive(Clone, Default)]
+pub struct Signals {
+    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+impl Signals {
+    pub fn waker(&self, key: &str) -> Arc<Notify> {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub fn wake(&self, key: &str) {
+        self.waker(key).notify_waiters();
+    }
+}
+
+/// The engine's handle; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    platform: Platform,
+    settings: Settings,
+    queues: Signals,
+    lanes: Signals,
+    async_configs: BTreeMap<String, AsyncConfig>,
+    buses: bus::Buses,
+    mappings: Vec<MappingSpec>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<Store>,
+        platform: Platform,
+        settings: Settings,
+        queues: Signals,
+        spec: EventsSpec,
+    ) -> Hub {
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let buses = bus::Buses::new(&settings, spec.buses, spec.rules);
+        Hub {
+            inner: Arc::new(Inner {
+                store,
+                platform,
+                settings,
+                queues,
+                lanes: Signals::default(),
+                async_configs: spec.async_configs,
+                buses,
+                mappings: spec.mappings,
+                stop,
+            }),
+        }
+    }
+
+    /// Starts the workers: one per function (asynchronous queue), per rule target lane, per
+    /// schedule and per event source mapping. Jobs leased by a previous run are released
+    /// first: nothing is running yet, so they were cut short by a crash.
+    pub fn start(&self) -> Result<(), EventsError> {
+        let released = self.inner.store.release_leases(now_ms())?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "resuming asynchronous work interrupted by the last stop"
+            );
+        }
+        for f in self.inner.platform.functions() {
+            tokio::spawn(asyncq::worker(self.clone(), f.name.clone()));
+        }
+        self.inner.buses.start(self);
+        for m in self.inner.mappings.iter().filter(|m| m.enabled) {
+            tokio::spawn(esm::poller(self.clone(), m.clone()));
+        }
+        Ok(())
+    }
+
+    /// Stops the workers; running invocations finish in the platform's own shutdown.
+    pub fn stop(&self) {
+        let _ = self.inner.stop.send(true);
+    }
+
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    pub(crate) fn platform(&self) -> &Platform {
+        &self.inner.platform
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &RuleSpec> {
+        self.inner.buses.rules()
+    }
+
+    pub fn buses(&self) -> impl Iterator<Item = &str> {
+        self.inner.buses.names()
+    }
+
+    pub fn mappings(&self) -> &[MappingSpec] {
+        &self.inner.mappings
+    }
+
+    pub fn queue_arn(&self, queue: &str) -> String {
+        Dest::Queue(queue.to_owned()).arn(&self.inner.settings.region, &self.inner.settings.account)
+    }
+
+    /// Sends messages nimbus produces (DLQ entries, records, rule deliveries) and wakes the
+    /// queue's readers.
+    pub(crate) fn send(&self, queue: &str, messages: &[NewMessage]) -> Result<(), StoreError> {
+        self.inner.store.send(queue, messages, now_ms())?;
+        self.inner.queues.wake(queue);
+        Ok(())
+    }
+
+    /// Accepts an `Event` invocation: durable when this returns. Returns the request id.
+    pub fn invoke_async(
+        &self,
+        function: &str,
+        payload: &str,
+        trace_header: Option<&str>,
+    ) -> Result<String, EventsError> {
+        if self.inner.platform.function(function).is_none() {
+            return Err(EventsError::FunctionNotFound(function.to_owned()));
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        asyncq::enqueue(self, function, &request_id, payload, trace_header)?;
+        Ok(request_id)
+    }
+
+    /// `PutEvents`: each entry's result, in order. Accepted entries are durable (their target
+    /// deliveries stored) when this returns.
+    pub fn put_events(&self, entries: &[PutEventsEntry]) -> Vec<Result<String, PutEntryError>> {
+        bus::put_events(self, entries)
+    }
+
+    fn async_config(&self, function: &str) -> AsyncConfig {
+        self.inner
+            .async_configs
+            .get(function)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn lanes(&self) -> &Signals {
+        &self.inner.lanes
+    }
+
+    pub(crate) fn queues(&self) -> &Signals {
+        &self.inner.queues
+    }
+
+    /// Delivers a payload to a destination: a queue message, an asynchronous invocation, or an
+    /// event on a bus (`detail_type`/`source` used only then).
+    pub(crate) fn deliver(
+        &self,
+        dest: &Dest,
+        payload: &str,
+        trace: Option<&str>,
+        as_event: (&str, &str, &str),
+    ) -> Result<(), String> {
+        match dest {
+            Dest::Queue(q) => self
+                .send(q, &[message::internal(payload.to_owned(), None, trace)])
+                .map_err(|e| e.to_string()),
+            Dest::Function(f) => self
+                .invoke_async(f, payload, trace)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Dest::Bus(b) => {
+                let (source, detail_type, resource) = as_event;
+                let entry = PutEventsEntry {
+                    source: Some(source.to_owned()),
+                    detail_type: Some(detail_type.to_owned()),
+                    detail: Some(payload.to_owned()),
+                    event_bus_name: Some(b.clone()),
+                    resources: vec![resource.to_owned()],
+                    time: None,
+                    trace_header: trace.map(str::to_owned),
+                };
+                match bus::put_events(self, std::slice::from_ref(&entry)).remove(0) {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.message),
+                }
+            }
+        }
+    }
+}
