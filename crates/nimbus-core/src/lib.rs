@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod concurrency;
 pub mod json;
+pub mod local_url;
 pub mod pattern;
 pub mod quota;
 pub mod report;

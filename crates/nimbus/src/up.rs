@@ -159,6 +159,53 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     config.account_concurrency = args.account_concurrency;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
 
+    let mut new_key = || {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    };
+    let apis = match nimbus_gateway::config::apis(&stack, &mut new_key) {
+        Ok(apis) => apis,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {e}", args.template.template.display());
+            }
+            eprintln!("{} API error(s); nothing was started", errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut api_listeners = Vec::new();
+    for (i, api) in apis.iter().enumerate() {
+        let port = if args.api_port == 0 {
+            0
+        } else {
+            args.api_port.saturating_add(i as u16)
+        };
+        let listener = tokio::net::TcpListener::bind((args.host, port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{port} for API {}; choose other ports with --api-port",
+                    args.host, api.logical_id
+                )
+            })?;
+        api_listeners.push(listener);
+    }
+
+    // URLs of the stack's own APIs in function environments point at the local gateway.
+    let bases: Vec<String> = api_listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+        .collect::<Result<_, _>>()?;
+    let local_apis: Vec<nimbus_core::local_url::LocalApi<'_>> = apis
+        .iter()
+        .zip(&bases)
+        .map(|(api, base)| nimbus_core::local_url::LocalApi {
+            id: &api.logical_id,
+            stage: &api.stage,
+            base,
+        })
+        .collect();
+
     let specs: Vec<FunctionSpec> = stack
         .functions
         .iter()
@@ -175,7 +222,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 handler: f.handler.clone(),
                 memory_mb: f.memory_size,
                 timeout: Duration::from_secs(u64::from(f.timeout)),
-                environment: f.environment.clone(),
+                environment: f
+                    .environment
+                    .iter()
+                    .map(|(k, v)| {
+                        let local =
+                            nimbus_core::local_url::rewrite(v, &config.region, &local_apis);
+                        (k.clone(), local.unwrap_or_else(|| v.clone()))
+                    })
+                    .collect(),
                 reserved_concurrency: f.reserved_concurrent_executions,
                 provisioned_concurrency: f.provisioned_concurrency.unwrap_or(0),
                 launch,
@@ -193,14 +248,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     let platform = Platform::new(config, specs, logs.clone())?;
 
-    let mut new_key = || {
-        use rand::distr::{Alphanumeric, SampleString};
-        Alphanumeric.sample_string(&mut rand::rng(), 40)
-    };
-    let apis = match nimbus_gateway::config::apis(&stack, &mut new_key) {
-        Ok(apis) => apis,
-        Err(errors) => return Ok(refuse(&platform, &args.template.template, "API", &errors).await),
-    };
     let limits = nimbus_gateway::server::AccountLimits {
         throttle: nimbus_gateway::config::Throttle {
             rate: args.account_rate,
@@ -208,33 +255,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let jwks_files = args.jwks.iter().cloned().collect();
-    let api_states = match nimbus_gateway::server::build(apis, &platform, &logs, limits, jwks_files)
-    {
-        Ok(states) => states,
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.template.template.display());
-            platform.shutdown(Duration::ZERO).await;
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let mut api_listeners = Vec::new();
-    for (i, api) in api_states.iter().enumerate() {
-        let port = if args.api_port == 0 {
-            0
-        } else {
-            args.api_port.saturating_add(i as u16)
+    let api_listeners =
+        match nimbus_gateway::server::build(apis, &platform, &logs, limits, jwks_files) {
+            Ok(states) => states.into_iter().zip(api_listeners).collect::<Vec<_>>(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.template.template.display());
+                platform.shutdown(Duration::ZERO).await;
+                return Ok(ExitCode::FAILURE);
+            }
         };
-        let listener = tokio::net::TcpListener::bind((args.host, port))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{port} for API {}; choose other ports with --api-port",
-                    args.host, api.config.logical_id
-                )
-            })?;
-        api_listeners.push((api.clone(), listener));
-    }
-
     let db = state_dir.join("nimbus.db");
     let store = Arc::new(
         nimbus_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?,
