@@ -20,10 +20,10 @@ if ! command -v redis-server >/dev/null; then
 fi
 
 # The end-to-end tests run the test functions, which are examples: build them first, so they
-# are never older than their source. The weather app is built as `nimbus up` builds it
-# (cargo build --release), so its tests find it built.
+# are never older than their source. The apps are built as `nimbus up` builds them
+# (cargo build --release), so their tests find them built.
 cargo build --workspace --examples
-cargo build --release -p weather
+cargo build --release -p weather -p orders
 cargo test --workspace
 
 export NIMBUS_BIN="$target/debug/nimbus"

@@ -167,8 +167,8 @@ def test_bad_input_gets_sqs_errors(sqs):
         sqs.create_queue(QueueName="bad", Attributes={"VisibilityTimeout": "99999"})
     assert error_code(e) == "InvalidAttributeValue"
     with pytest.raises(ClientError) as e:
-        sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})
-    assert error_code(e) == "AWS.SimpleQueueService.UnsupportedOperation"
+        sqs.create_queue(QueueName="q-no-suffix", Attributes={"FifoQueue": "true"})
+    assert error_code(e) == "InvalidParameterValue"
     with pytest.raises(ClientError) as e:
         sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"n": {"DataType": "Number", "StringValue": "abc"}})
     assert error_code(e) == "InvalidParameterValue"
@@ -230,3 +230,33 @@ def test_acknowledged_messages_survive_kill_9(start_nimbus):
         seen |= {m["Body"] for m in batch}
         sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
     assert seen == bodies
+
+
+def test_fifo_queues_keep_group_order_and_drop_duplicates(sqs):
+    url = sqs.create_queue(QueueName="orders.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "1"})["QueueUrl"]
+    sent = [sqs.send_message(QueueUrl=url, MessageBody=f"{g}-{i}", MessageGroupId=g)
+            for i in range(3) for g in ("a", "b")]
+    assert all("SequenceNumber" in s for s in sent)
+    dup = sqs.send_message(QueueUrl=url, MessageBody="a-0", MessageGroupId="a")
+    assert dup["MessageId"] == sent[0]["MessageId"], "a duplicate answers with the first message's id"
+    explicit = sqs.send_message(QueueUrl=url, MessageBody="a-0", MessageGroupId="a", MessageDeduplicationId="other")
+    assert explicit["MessageId"] != sent[0]["MessageId"]
+
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"])["Messages"]
+    assert first[0]["Body"] == "a-0"
+    assert first[0]["Attributes"]["MessageGroupId"] == "a"
+    assert first[0]["Attributes"]["SequenceNumber"] == sent[0]["SequenceNumber"]
+    # Group a is in flight: only group b's messages, in order.
+    rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in rest] == ["b-0", "b-1", "b-2"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    later = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in later] == ["a-1", "a-2", "a-0"]
+
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+    assert error_code(e) == "MissingParameter"
+    with pytest.raises(ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="a", DelaySeconds=5)
+    assert error_code(e) == "InvalidParameterValue"

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nimbus_events::Signals;
-use nimbus_store::{NewMessage, QueueError, Received, Store, StoreError};
+use nimbus_store::{NewMessage, QueueAttributes, QueueError, Received, Sent, Store, StoreError};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
@@ -100,6 +100,9 @@ impl From<StoreError> for SqsError {
                 "UnsupportedOperation",
                 "AWS.SimpleQueueService.UnsupportedOperation",
             ),
+            QueueError::InvalidParameterValue(_) => {
+                ("InvalidParameterValueException", "InvalidParameterValue")
+            }
         };
         SqsError::new(shape, query_code, message)
     }
@@ -286,10 +289,11 @@ impl Sqs {
             }
             "SendMessage" => {
                 let queue = self.queue_of(&input)?;
-                let max = self.store.queue_attributes(&queue)?.maximum_message_size;
-                let (msg, out) = new_message(&input, max as usize)?;
-                self.store.send(&queue, &[msg], now_ms())?;
+                let attrs = self.store.queue_attributes(&queue)?;
+                let (msg, mut out) = new_message(&input, &attrs)?;
+                let sent = self.store.send(&queue, &[msg], now_ms())?;
                 self.waker(&queue).notify_waiters();
+                answer_sent(&mut out, &sent[0]);
                 Ok(out)
             }
             "SendMessageBatch" => self.send_batch(&input),
@@ -453,14 +457,15 @@ impl Sqs {
     fn send_batch(&self, input: &Value) -> Result<Value> {
         let queue = self.queue_of(input)?;
         let entries = Sqs::entries(input)?;
-        let max = self.store.queue_attributes(&queue)?.maximum_message_size as usize;
+        let attrs = self.store.queue_attributes(&queue)?;
+        let max = attrs.maximum_message_size as usize;
         let mut messages = Vec::new();
         let mut successful = Vec::new();
         let mut failed = Vec::new();
         let mut total = 0usize;
         for e in entries {
             let id = e["Id"].as_str().unwrap_or("");
-            match new_message(e, max) {
+            match new_message(e, &attrs) {
                 Ok((m, mut out)) => {
                     total += m.body.len();
                     out["Id"] = id.into();
@@ -481,8 +486,11 @@ impl Sqs {
             ));
         }
         // All the accepted entries commit together, before the answer.
-        self.store.send(&queue, &messages, now_ms())?;
+        let sent = self.store.send(&queue, &messages, now_ms())?;
         self.waker(&queue).notify_waiters();
+        for (out, s) in successful.iter_mut().zip(&sent) {
+            answer_sent(out, s);
+        }
         Ok(json!({"Successful": successful, "Failed": failed}))
     }
 
@@ -548,6 +556,15 @@ impl Sqs {
         let mut all = Map::new();
         all.insert("SenderId".into(), self.config.account.clone().into());
         all.insert("SentTimestamp".into(), m.sent_ms.to_string().into());
+        for (k, v) in [
+            ("MessageGroupId", &m.group_id),
+            ("MessageDeduplicationId", &m.deduplication_id),
+            ("SequenceNumber", &m.sequence_number),
+        ] {
+            if let Some(v) = v {
+                all.insert(k.into(), v.clone().into());
+            }
+        }
         all.insert(
             "ApproximateReceiveCount".into(),
             m.receive_count.to_string().into(),
@@ -602,9 +619,18 @@ impl Sqs {
     }
 }
 
-/// Validates one message of a send (`max`: the queue's MaximumMessageSize) and works out its
-/// MD5s; the answer fields for it.
-fn new_message(input: &Value, max: usize) -> Result<(NewMessage, Value)> {
+/// A stored send's id (the first message's, for a FIFO duplicate) and sequence number.
+fn answer_sent(out: &mut Value, sent: &Sent) {
+    out["MessageId"] = sent.id.clone().into();
+    if let Some(n) = &sent.sequence_number {
+        out["SequenceNumber"] = n.clone().into();
+    }
+}
+
+/// Validates one message of a send against its queue and works out its MD5s (and, for a FIFO
+/// queue with content-based deduplication, its deduplication id); the answer fields for it.
+fn new_message(input: &Value, queue: &QueueAttributes) -> Result<(NewMessage, Value)> {
+    let max = queue.maximum_message_size as usize;
     let body = string(input, "MessageBody")?;
     if body.is_empty() {
         return Err(SqsError::invalid(
@@ -625,6 +651,56 @@ fn new_message(input: &Value, max: usize) -> Result<(NewMessage, Value)> {
         ));
     }
     let delay = opt_u32(input, "DelaySeconds", 0, 900)?;
+    let text = |k: &str| input[k].as_str().map(str::to_owned);
+    let (group_id, deduplication_id) = if queue.fifo {
+        if delay.is_some() {
+            return Err(SqsError::invalid(
+                "Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
+            ));
+        }
+        let group = text("MessageGroupId")
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| {
+                SqsError::new(
+                    "MissingParameter",
+                    "MissingParameter",
+                    "The request must contain the parameter MessageGroupId.",
+                )
+            })?;
+        let dedup = match text("MessageDeduplicationId") {
+            Some(d) => d,
+            None if queue.content_based_deduplication => {
+                use sha2::Digest;
+                sha2::Sha256::digest(body.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }
+            None => {
+                return Err(SqsError::invalid(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ))
+            }
+        };
+        for (name, v) in [
+            ("MessageGroupId", &group),
+            ("MessageDeduplicationId", &dedup),
+        ] {
+            if v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(SqsError::invalid(format!(
+                    "Value {v} for parameter {name} is invalid. Reason: it must be 1 to 128 characters from alphanumeric and punctuation characters."
+                )));
+            }
+        }
+        (Some(group), Some(dedup))
+    } else {
+        if input.get("MessageGroupId").is_some() || input.get("MessageDeduplicationId").is_some() {
+            return Err(SqsError::invalid(
+                "The request include parameter MessageGroupId or MessageDeduplicationId that is not valid for this queue type (a standard queue)",
+            ));
+        }
+        (None, None)
+    };
     let (attributes, md5_attributes) = match &input["MessageAttributes"] {
         Value::Object(m) if !m.is_empty() => (
             Some(Value::Object(m.clone()).to_string()),
@@ -650,6 +726,8 @@ fn new_message(input: &Value, max: usize) -> Result<(NewMessage, Value)> {
             md5_attributes,
             system_attributes: trace,
             delay_s: delay,
+            group_id,
+            deduplication_id,
         },
         out,
     ))

@@ -79,6 +79,8 @@ pub fn internal(
         md5_attributes,
         system_attributes: trace.map(|t| json!({ "AWSTraceHeader": t }).to_string()),
         delay_s: None,
+        group_id: None,
+        deduplication_id: None,
     }
 }
 
@@ -103,6 +105,15 @@ pub fn lambda_record(r: &Received, queue_arn: &str, region: &str, account: &str)
     });
     if let Some(t) = trace_of(r) {
         attributes["AWSTraceHeader"] = t.into();
+    }
+    for (k, v) in [
+        ("MessageGroupId", &m.group_id),
+        ("MessageDeduplicationId", &m.deduplication_id),
+        ("SequenceNumber", &m.sequence_number),
+    ] {
+        if let Some(v) = v {
+            attributes[k] = v.clone().into();
+        }
     }
     let mut message_attributes = Map::new();
     if let Some(attrs) = m

@@ -3,7 +3,7 @@
 //! their routes from functions' `Api` / `HttpApi` events, stages, throttling, API keys and
 //! usage plans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nimbus_core::quota::Period;
@@ -866,7 +866,7 @@ fn attach_usage_plans(
             );
         }
     }
-    let mut plan_keys: BTreeMap<String, Vec<ApiKey>> = BTreeMap::new();
+    let mut plan_keys: BTreeMap<String, Vec<(String, ApiKey)>> = BTreeMap::new();
     for (id, r) in &stack.resources {
         if r.resource_type == "AWS::ApiGateway::UsagePlanKey" {
             let key_id = r.properties["KeyId"].as_str().unwrap_or_default();
@@ -875,15 +875,45 @@ fn attach_usage_plans(
                 Some(k) => plan_keys
                     .entry(plan_id.to_owned())
                     .or_default()
-                    .push(k.clone()),
+                    .push((id.clone(), k.clone())),
                 None => errors.push(format!(
                     "Resources.{id}.Properties.KeyId: no AWS::ApiGateway::ApiKey named {key_id:?}"
                 )),
             }
         }
     }
+    // Keys the template adds to SAM's own plans (`UsagePlanId: !Ref MyApiUsagePlan`).
+    let sam_plans: BTreeSet<String> = apis
+        .values()
+        .flat_map(|a| a.usage_plans.iter().map(|p| p.id.clone()))
+        .collect();
+    for api in apis.values_mut() {
+        for plan in &mut api.usage_plans {
+            if let Some(extra) = plan_keys.get(&plan.id) {
+                plan.keys.extend(extra.iter().map(|(_, k)| k.clone()));
+            }
+        }
+    }
+    for (plan_id, entries) in &plan_keys {
+        let declared = sam_plans.contains(plan_id)
+            || stack
+                .resources
+                .get(plan_id)
+                .is_some_and(|r| r.resource_type == "AWS::ApiGateway::UsagePlan");
+        if !declared {
+            for (id, _) in entries {
+                errors.push(format!(
+                    "Resources.{id}.Properties.UsagePlanId: no usage plan named {plan_id:?} (an AWS::ApiGateway::UsagePlan, or the {{Api}}UsagePlan SAM creates for Auth.UsagePlan)"
+                ));
+            }
+        }
+    }
+    let mut plan_keys: BTreeMap<String, Vec<ApiKey>> = plan_keys
+        .into_iter()
+        .map(|(plan, entries)| (plan, entries.into_iter().map(|(_, k)| k).collect()))
+        .collect();
     for (id, r) in &stack.resources {
-        if r.resource_type != "AWS::ApiGateway::UsagePlan" {
+        if r.resource_type != "AWS::ApiGateway::UsagePlan" || sam_plans.contains(id) {
             continue;
         }
         let path = format!("Resources.{id}.Properties");
@@ -1088,5 +1118,30 @@ mod tests {
         };
         assert_eq!(by_path("/a"), Some("L".into()));
         assert_eq!(by_path("/b"), None);
+    }
+
+    #[test]
+    fn a_template_key_joins_the_usage_plan_sam_creates_for_an_api() {
+        let yaml = format!(
+            "{HEAD}  Slow:\n    Type: AWS::Serverless::Api\n    Properties:\n      StageName: Prod\n      Auth:\n        ApiKeyRequired: true\n        UsagePlan: {{CreateUsagePlan: PER_API}}\n  Key:\n    Type: AWS::ApiGateway::ApiKey\n    Properties: {{Value: abcdefghijklmnopqrstuvwxyz, Enabled: true}}\n  InPlan:\n    Type: AWS::ApiGateway::UsagePlanKey\n    Properties: {{KeyId: !Ref Key, KeyType: API_KEY, UsagePlanId: !Ref SlowUsagePlan}}\n{}",
+            function("        A:\n          Type: Api\n          Properties: {RestApiId: !Ref Slow, Path: /a, Method: post}\n")
+        );
+        let apis = load(&yaml).unwrap();
+        let plan = &apis[0].usage_plans[0];
+        assert_eq!(plan.id, "SlowUsagePlan");
+        let keys: Vec<&str> = plan.keys.iter().map(|k| k.value.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "generated-key-00000000000000000000000001",
+                "abcdefghijklmnopqrstuvwxyz"
+            ]
+        );
+
+        let wrong = yaml.replace("!Ref SlowUsagePlan", "nope");
+        assert_eq!(
+            load(&wrong).unwrap_err(),
+            ["Resources.InPlan.Properties.UsagePlanId: no usage plan named \"nope\" (an AWS::ApiGateway::UsagePlan, or the {Api}UsagePlan SAM creates for Auth.UsagePlan)"]
+        );
     }
 }

@@ -19,8 +19,8 @@ use rusqlite::Connection;
 
 pub use jobs::{Job, NewJob};
 pub use queue::{
-    Message, NewMessage, QueueAttributes, QueueCounts, QueueError, Received, Redrive,
-    RECEIPT_PREFIX,
+    Message, NewMessage, QueueAttributes, QueueCounts, QueueError, Received, Redrive, Sent,
+    DEDUPLICATION_WINDOW_MS, RECEIPT_PREFIX,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,18 @@ pub const MIGRATIONS: &[&str] = &[
         leased INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX jobs_due ON jobs(lane, due_ms, seq);",
+    // 3: FIFO queues: message groups and the five-minute deduplication window.
+    "ALTER TABLE messages ADD COLUMN group_id TEXT;
+    ALTER TABLE messages ADD COLUMN dedup_id TEXT;
+    CREATE INDEX messages_group ON messages(queue, group_id);
+    CREATE TABLE fifo_dedup (
+        queue TEXT NOT NULL,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sequence TEXT NOT NULL,
+        sent_ms INTEGER NOT NULL,
+        PRIMARY KEY (queue, dedup_id)
+    );",
 ];
 
 pub struct Store {

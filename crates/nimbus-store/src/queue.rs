@@ -5,6 +5,12 @@
 //! handle removes it, otherwise it becomes visible again. With a `RedrivePolicy`, a message
 //! that has been received `maxReceiveCount` times moves to the dead-letter queue instead of
 //! being received again. Messages older than `MessageRetentionPeriod` are dropped.
+//!
+//! FIFO queues (`FifoQueue`, a name ending in `.fifo`): every message has a message group; a
+//! receive hands out messages in the order they were sent and never a message of a group that
+//! has one in flight, so each group is processed in order by one consumer at a time. A send
+//! whose deduplication id was seen in the last five minutes is accepted and dropped, answering
+//! with the first message's id. Sequence numbers are the store's own increasing row numbers.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +36,12 @@ pub enum QueueError {
     MessageNotInflight,
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    InvalidParameterValue(String),
 }
+
+/// How long a FIFO queue remembers a deduplication id.
+pub const DEDUPLICATION_WINDOW_MS: u64 = 5 * 60 * 1000;
 
 /// A queue's settings, parsed from its attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +52,8 @@ pub struct QueueAttributes {
     pub retention_s: u32,
     pub receive_wait_s: u32,
     pub redrive: Option<Redrive>,
+    pub fifo: bool,
+    pub content_based_deduplication: bool,
     /// The attributes as given (AWS's names, string values), for GetQueueAttributes.
     pub raw: BTreeMap<String, String>,
 }
@@ -73,8 +86,19 @@ impl QueueAttributes {
             retention_s: 345_600,
             receive_wait_s: 0,
             redrive: None,
+            fifo: false,
+            content_based_deduplication: false,
             raw: BTreeMap::new(),
         };
+        let boolean = |name: &str, v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(QueueError::InvalidAttributeValue {
+                name: name.to_owned(),
+                reason: format!("expected true or false, got {v:?}"),
+            }),
+        };
+        let mut fifo_only = None;
         for (name, value) in &raw {
             match name.as_str() {
                 "VisibilityTimeout" => a.visibility_timeout_s = number(name, value, 0, 43_200)?,
@@ -91,14 +115,24 @@ impl QueueAttributes {
                         Some(parse_redrive(value)?)
                     }
                 }
-                "FifoQueue" if value.eq_ignore_ascii_case("false") => {}
-                "FifoQueue"
-                | "ContentBasedDeduplication"
-                | "DeduplicationScope"
-                | "FifoThroughputLimit" => {
-                    return Err(QueueError::Unsupported(
-                        "FIFO queues are not supported by nimbus yet; use a standard queue".into(),
-                    ))
+                "FifoQueue" => a.fifo = boolean(name, value)?,
+                "ContentBasedDeduplication" => {
+                    a.content_based_deduplication = boolean(name, value)?;
+                    fifo_only = Some(name);
+                }
+                "DeduplicationScope" | "FifoThroughputLimit" => {
+                    let allowed: &[&str] = if name == "DeduplicationScope" {
+                        &["messageGroup", "queue"]
+                    } else {
+                        &["perQueue", "perMessageGroupId"]
+                    };
+                    if !allowed.contains(&value.as_str()) {
+                        return Err(QueueError::InvalidAttributeValue {
+                            name: name.to_owned(),
+                            reason: format!("expected {}, got {value:?}", allowed.join(" or ")),
+                        });
+                    }
+                    fifo_only = Some(name);
                 }
                 // Accepted and kept, with no effect locally.
                 "Policy"
@@ -108,6 +142,9 @@ impl QueueAttributes {
                 | "RedriveAllowPolicy" => {}
                 other => return Err(QueueError::InvalidAttributeName(other.to_owned())),
             }
+        }
+        if let (Some(name), false) = (fifo_only, a.fifo) {
+            return Err(QueueError::InvalidAttributeName(name.to_owned()));
         }
         a.raw = raw;
         Ok(a)
@@ -160,6 +197,18 @@ pub struct NewMessage {
     pub system_attributes: Option<String>,
     /// Overrides the queue's `DelaySeconds`.
     pub delay_s: Option<u32>,
+    /// FIFO queues: the message group (required) and the deduplication id (given, or the
+    /// body's SHA-256 with `ContentBasedDeduplication`).
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+}
+
+/// What a send stored (or found already stored, for a duplicate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub id: String,
+    /// FIFO queues only.
+    pub sequence_number: Option<String>,
 }
 
 /// A message as a receive hands it out.
@@ -180,6 +229,14 @@ pub struct Message {
     pub sent_ms: u64,
     pub receive_count: u32,
     pub first_receive_ms: Option<u64>,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+    /// FIFO queues only.
+    pub sequence_number: Option<String>,
+}
+
+fn sequence_number(seq: i64) -> String {
+    format!("{seq:020}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -246,7 +303,15 @@ impl Store {
         attributes: BTreeMap<String, String>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        QueueAttributes::parse(attributes.clone())?;
+        let parsed = QueueAttributes::parse(attributes.clone())?;
+        if parsed.fifo != name.ends_with(".fifo") {
+            return Err(QueueError::InvalidParameterValue(if parsed.fifo {
+                format!("The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length: {name}")
+            } else {
+                format!("Queue {name} ends with .fifo: set the FifoQueue attribute to true to create a FIFO queue")
+            })
+            .into());
+        }
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let existing: Option<String> = tx
@@ -339,6 +404,7 @@ impl Store {
             return Err(QueueError::NonExistentQueue.into());
         }
         tx.execute("DELETE FROM messages WHERE queue = ?1", [name])?;
+        tx.execute("DELETE FROM fifo_dedup WHERE queue = ?1", [name])?;
         tx.execute("DELETE FROM queues WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(())
@@ -361,17 +427,60 @@ impl Store {
         queue: &str,
         messages: &[NewMessage],
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Sent>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let attrs = attributes_of(&tx, queue)?;
+        if attrs.fifo {
+            tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue = ?1 AND sent_ms <= ?2")?
+                .execute(params![
+                    queue,
+                    now_ms.saturating_sub(DEDUPLICATION_WINDOW_MS) as i64
+                ])?;
+        }
+        let mut out = Vec::with_capacity(messages.len());
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (queue, id, body, md5_body, attributes, md5_attributes,
-                     system_attributes, sent_ms, visible_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     system_attributes, sent_ms, visible_ms, group_id, dedup_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut seen = tx.prepare_cached(
+                "SELECT message_id, sequence FROM fifo_dedup WHERE queue = ?1 AND dedup_id = ?2",
+            )?;
+            let mut remember = tx.prepare_cached(
+                "INSERT INTO fifo_dedup (queue, dedup_id, message_id, sequence, sent_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for m in messages {
+                let dedup = match (attrs.fifo, &m.group_id, &m.deduplication_id) {
+                    (false, _, _) => None,
+                    (true, None, _) => {
+                        return Err(QueueError::InvalidParameterValue(
+                            "The request must contain the parameter MessageGroupId.".into(),
+                        )
+                        .into())
+                    }
+                    (true, Some(_), None) => {
+                        return Err(QueueError::InvalidParameterValue(
+                            "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".into(),
+                        )
+                        .into())
+                    }
+                    (true, Some(_), Some(d)) => Some(d),
+                };
+                if let Some(d) = dedup {
+                    let earlier: Option<(String, String)> = seen
+                        .query_row(params![queue, d], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((id, sequence)) = earlier {
+                        out.push(Sent {
+                            id,
+                            sequence_number: Some(sequence),
+                        });
+                        continue;
+                    }
+                }
                 let delay = m.delay_s.unwrap_or(attrs.delay_s) as u64;
                 insert.execute(params![
                     queue,
@@ -383,11 +492,21 @@ impl Store {
                     m.system_attributes,
                     now_ms as i64,
                     (now_ms + delay * 1000) as i64,
+                    m.group_id,
+                    m.deduplication_id,
                 ])?;
+                let sequence = attrs.fifo.then(|| sequence_number(tx.last_insert_rowid()));
+                if let (Some(d), Some(sq)) = (dedup, &sequence) {
+                    remember.execute(params![queue, d, m.id, sq, now_ms as i64])?;
+                }
+                out.push(Sent {
+                    id: m.id.clone(),
+                    sequence_number: sequence,
+                });
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(out)
     }
 
     /// Receives up to `max` visible messages, oldest first, making them invisible for
@@ -414,11 +533,20 @@ impl Store {
             now_ms + visibility_s.unwrap_or(attrs.visibility_timeout_s) as u64 * 1000;
         let mut out = Vec::new();
         // Candidates beyond `max`, so that messages moved to the DLQ do not shrink the batch.
-        let mut candidates = tx.prepare_cached(
+        // FIFO: never a message of a group that has one in flight, so each group goes in order.
+        let mut candidates = tx.prepare_cached(if attrs.fifo {
             "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
-                    sent_ms, receive_count, first_receive_ms
-             FROM messages WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY seq LIMIT ?3",
-        )?;
+                    sent_ms, receive_count, first_receive_ms, group_id, dedup_id
+             FROM messages m WHERE queue = ?1 AND visible_ms <= ?2
+               AND NOT EXISTS (SELECT 1 FROM messages i WHERE i.queue = ?1
+                   AND i.group_id = m.group_id AND i.receipt IS NOT NULL AND i.visible_ms > ?2)
+             ORDER BY seq LIMIT ?3"
+        } else {
+            "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
+                    sent_ms, receive_count, first_receive_ms, group_id, dedup_id
+             FROM messages WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY seq LIMIT ?3"
+        })?;
+        let fifo = attrs.fifo;
         let rows: Vec<(i64, Message)> = candidates
             .query_map(params![queue, now_ms as i64, (max as i64) * 2 + 10], |r| {
                 Ok((
@@ -433,6 +561,9 @@ impl Store {
                         sent_ms: r.get::<_, i64>(7)? as u64,
                         receive_count: r.get::<_, i64>(8)? as u32,
                         first_receive_ms: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                        group_id: r.get(10)?,
+                        deduplication_id: r.get(11)?,
+                        sequence_number: None,
                     },
                 ))
             })?
@@ -441,6 +572,9 @@ impl Store {
         for (seq, mut m) in rows {
             if out.len() as u32 >= max {
                 break;
+            }
+            if fifo {
+                m.sequence_number = Some(sequence_number(seq));
             }
             if let Some(r) = dead_letter {
                 if m.receive_count >= r.max_receive_count {

@@ -181,8 +181,8 @@ fn queue_attributes_are_checked_as_sqs_does() {
     ));
     assert!(e.to_string().contains("deadLetterTargetArn"), "{e}");
     assert!(matches!(
-        queue_err(s.create_queue("q.fifo", attrs(&[("FifoQueue", "true")]), T0)),
-        QueueError::Unsupported(_)
+        queue_err(s.create_queue("q.fifo", attrs(&[("FifoQueue", "maybe")]), T0)),
+        QueueError::InvalidAttributeValue { .. }
     ));
     assert!(s
         .create_queue("q", attrs(&[("DelaySeconds", "3")]), T0)
@@ -268,4 +268,130 @@ fn unreceived_messages_are_visible_at_once_with_their_receive_count_undone() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.receive_count, 1);
     assert_eq!(again[0].message.first_receive_ms, Some(T0 + 6));
+}
+
+fn fifo_msg(body: &str, group: &str, dedup: &str) -> NewMessage {
+    NewMessage {
+        group_id: Some(group.into()),
+        deduplication_id: Some(dedup.into()),
+        ..msg(body)
+    }
+}
+
+fn fifo_queue(s: &Store) {
+    s.create_queue(
+        "q.fifo",
+        attrs(&[("FifoQueue", "true"), ("VisibilityTimeout", "10")]),
+        T0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_fifo_queue_name_and_attribute_must_agree() {
+    let s = Store::in_memory().unwrap();
+    for (name, a) in [("q", &[("FifoQueue", "true")][..]), ("q.fifo", &[][..])] {
+        assert!(matches!(
+            queue_err(s.create_queue(name, attrs(a), T0)),
+            QueueError::InvalidParameterValue(_)
+        ));
+    }
+    assert_eq!(
+        queue_err(s.create_queue("q", attrs(&[("ContentBasedDeduplication", "true")]), T0)),
+        QueueError::InvalidAttributeName("ContentBasedDeduplication".into())
+    );
+}
+
+#[test]
+fn a_fifo_group_is_received_in_order_one_consumer_at_a_time() {
+    let s = Store::in_memory().unwrap();
+    fifo_queue(&s);
+    let sent = s
+        .send(
+            "q.fifo",
+            &[
+                fifo_msg("a1", "a", "1"),
+                fifo_msg("b1", "b", "2"),
+                fifo_msg("a2", "a", "3"),
+            ],
+            T0,
+        )
+        .unwrap();
+    assert!(sent[0].sequence_number < sent[1].sequence_number);
+    let first = s.receive("q.fifo", 1, None, T0).unwrap();
+    assert_eq!(first[0].message.body, "a1");
+    // Group a has a message in flight: only b is handed out.
+    let next = s.receive("q.fifo", 10, None, T0).unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["b1"]
+    );
+    s.delete_message("q.fifo", &first[0].receipt).unwrap();
+    let after = s.receive("q.fifo", 10, None, T0).unwrap();
+    assert_eq!(after[0].message.body, "a2");
+    assert_eq!(after[0].message.group_id.as_deref(), Some("a"));
+    assert!(after[0].message.sequence_number.is_some());
+}
+
+#[test]
+fn a_failed_fifo_message_blocks_its_group_until_it_comes_back_first() {
+    let s = Store::in_memory().unwrap();
+    fifo_queue(&s);
+    s.send(
+        "q.fifo",
+        &[fifo_msg("a1", "a", "1"), fifo_msg("a2", "a", "2")],
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        s.receive("q.fifo", 1, None, T0).unwrap()[0].message.body,
+        "a1"
+    );
+    assert!(s
+        .receive("q.fifo", 10, None, T0 + 9_999)
+        .unwrap()
+        .is_empty());
+    let again = s.receive("q.fifo", 10, None, T0 + 10_000).unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+}
+
+#[test]
+fn a_duplicate_within_five_minutes_is_dropped_and_answered_with_the_first_id() {
+    let s = Store::in_memory().unwrap();
+    fifo_queue(&s);
+    let first = s.send("q.fifo", &[fifo_msg("x", "g", "d")], T0).unwrap();
+    let mut again = fifo_msg("x", "g", "d");
+    again.id = "other-id".into();
+    let dup = s.send("q.fifo", &[again.clone()], T0 + 299_999).unwrap();
+    assert_eq!(dup, first);
+    assert_eq!(s.counts("q.fifo", T0).unwrap().visible, 1);
+    let later = s.send("q.fifo", &[again], T0 + 300_001).unwrap();
+    assert_eq!(later[0].id, "other-id");
+    assert_eq!(s.counts("q.fifo", T0 + 300_001).unwrap().visible, 2);
+}
+
+#[test]
+fn a_fifo_send_needs_a_group_and_a_deduplication_id() {
+    let s = Store::in_memory().unwrap();
+    fifo_queue(&s);
+    assert!(matches!(
+        queue_err(s.send("q.fifo", &[msg("x")], T0)),
+        QueueError::InvalidParameterValue(m) if m.contains("MessageGroupId")
+    ));
+    let no_dedup = NewMessage {
+        group_id: Some("g".into()),
+        ..msg("x")
+    };
+    assert!(matches!(
+        queue_err(s.send("q.fifo", &[no_dedup], T0)),
+        QueueError::InvalidParameterValue(m) if m.contains("ContentBasedDeduplication")
+    ));
 }

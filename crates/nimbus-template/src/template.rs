@@ -635,6 +635,31 @@ fn implicit_resources(
         }
     };
     for (id, d) in resources {
+        if d.resource_type == "AWS::Serverless::Api" {
+            // SAM's usage plan, which a template's own `AWS::ApiGateway::UsagePlanKey` may name.
+            let plan = d
+                .properties
+                .get("Auth")
+                .and_then(|a| a.get("UsagePlan"))
+                .and_then(|p| p.get("CreateUsagePlan"))
+                .and_then(Node::as_str);
+            match plan {
+                Some("PER_API") => add(
+                    format!("{id}UsagePlan"),
+                    "AWS::ApiGateway::UsagePlan",
+                    d,
+                    d.condition.clone(),
+                ),
+                Some("SHARED") => add(
+                    "ServerlessUsagePlan".into(),
+                    "AWS::ApiGateway::UsagePlan",
+                    d,
+                    None,
+                ),
+                _ => {}
+            }
+            continue;
+        }
         if d.resource_type != "AWS::Serverless::Function" {
             continue;
         }

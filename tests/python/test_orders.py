@@ -1,0 +1,134 @@
+"""The order-notification pipeline (apps/orders) end to end on nimbus, both templates unchanged:
+POST /notify -> PutEvents (AWS SDK for Rust) -> rule -> Deliver (async, or through the SQS queue
+with flow control) -> the slow, flaky, rate-limited API behind its API key. A short load; the
+functions' own log lines account for every order."""
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ROOT, Nimbus
+
+sys.path.insert(0, str(ROOT / "bench"))
+from orders_load import records  # noqa: E402
+
+APP = ROOT / "apps" / "orders"
+# Fast retries and a fast downstream, so the test takes seconds; rates and limits as shipped.
+FAST = ["DeliverRetryMinMs=50", "DeliverRetryMaxMs=100", "SlowMaxDelayMs=100"]
+
+
+def start(tmp_path, template, overrides):
+    state = tmp_path / "state"
+    args = ["--api-port", "0", "--state-dir", str(state), "--delay-scale", "0.01",
+            "--parameter-overrides", *overrides]
+    n = Nimbus(APP, args, template=template, timeout=600)
+    return n, state
+
+
+def notify_url(n):
+    return n.api_url("NotifyApi") + "/notify"
+
+
+def send_orders(url, count):
+    def post(i):
+        r = requests.post(url, json={"order_id": f"o-{i}", "email": "c@example.com"}, timeout=30)
+        return r.status_code, r.json()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(post, range(count)))
+
+
+def outcomes(recs):
+    """Delivered ids, and ids Lambda gave up on (Deliver failed on all 3 async attempts)."""
+    delivered = {r["correlation_id"] for r in recs.get("delivered", [])}
+    failures = {}
+    for r in recs.get("gave_up", []):
+        failures[r["correlation_id"]] = failures.get(r["correlation_id"], 0) + 1
+    return delivered, {c for c, k in failures.items() if k >= 3 and c not in delivered}
+
+
+def wait_for_outcomes(state, ids, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        recs = records(str(state))
+        delivered, lost = outcomes(recs)
+        if ids <= delivered | lost:
+            return recs
+        time.sleep(0.2)
+    raise AssertionError(f"no outcome for: {ids - delivered - lost}")
+
+
+def test_notify_rejects_bodies_that_are_not_json_objects(tmp_path):
+    n, _ = start(tmp_path, "template.yaml", FAST)
+    try:
+        url = notify_url(n)
+        for body, needle in [("not json", "not JSON"), ("[1, 2]", "JSON object"), ('{"meta_data": 5}', "meta_data")]:
+            r = requests.post(url, data=body, headers={"content-type": "application/json"}, timeout=10)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] == "invalid_order"
+            assert needle in r.json()["error"]["message"], r.text
+        slow = n.api_url("SlowApi") + "/slow"
+        assert requests.post(slow, json={}, timeout=10).status_code == 403, "the slow API needs its key"
+    finally:
+        n.stop()
+
+
+def burst(tmp_path, template, extra=()):
+    """30 orders at once against a downstream limited to 10 rps (burst 10) that fails 30% of
+    calls; every order accounted for."""
+    n, state = start(tmp_path, template, [*FAST, *extra, "SlowFailureRate=0.3"])
+    try:
+        answers = send_orders(notify_url(n), 30)
+        assert all(status == 200 for status, _ in answers), answers
+        ids = {body["correlation_id"] for _, body in answers}
+        assert len(ids) == 30
+        recs = wait_for_outcomes(state, ids)
+        assert ids <= {r["correlation_id"] for r in recs["accepted"]}
+        delivered, lost = outcomes(recs)
+        downstream = {r["correlation_id"] for r in recs["slow_call"] if r["status"] == 200}
+        assert delivered <= downstream, "the slow API got x-correlation-id for every delivered order"
+        statuses = [r["status"] for r in recs["attempt"]]
+        assert set(statuses) <= {200, 429, 500}, statuses
+        return ids, delivered, lost, statuses
+    finally:
+        n.stop()
+
+
+def test_without_flow_control_a_burst_meets_429s_and_every_order_is_delivered_or_given_up(tmp_path):
+    ids, delivered, lost, statuses = burst(tmp_path, "template.yaml")
+    assert statuses.count(429) > 0, "30 concurrent deliveries exceed the usage plan's burst of 10"
+    assert delivered | lost == ids and not delivered & lost
+
+
+def test_with_flow_control_a_burst_is_delivered_in_full(tmp_path):
+    ids, delivered, lost, statuses = burst(tmp_path, "template-flow-control.yaml", ["QueueVisibilityTimeout=5"])
+    assert delivered == ids and not lost
+
+
+def test_with_flow_control_a_failing_downstream_loses_nothing(tmp_path):
+    """Every call fails: each order is tried DeliverMaxAttempts times per receive, and after
+    maxReceiveCount receives it is in the dead-letter queue; none is lost."""
+    n, state = start(tmp_path, "template-flow-control.yaml",
+                     [*FAST, "SlowFailureRate=1", "DeliverMaxAttempts=2", "MaxReceiveCount=2",
+                      "QueueVisibilityTimeout=1", "DeliverTimeout=1"])
+    try:
+        answers = send_orders(notify_url(n), 5)
+        ids = {body["correlation_id"] for _, body in answers}
+        sqs = n.client("sqs")
+        dlq = sqs.get_queue_url(QueueName="DeliveryDlq")["QueueUrl"]
+        got = []
+        deadline = time.time() + 60
+        while len(got) < 5 and time.time() < deadline:
+            for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                got.append(json.loads(m["Body"]))
+        assert {e["detail"]["meta_data"]["correlation_id"] for e in got} == ids
+        assert all(e["detail-type"] == "order-notify" for e in got)
+        gave_up = {r["correlation_id"] for r in records(str(state)).get("gave_up", [])}
+        assert ids <= gave_up
+    finally:
+        n.stop()
