@@ -37,18 +37,11 @@ T_START=$EPOCHREALTIME
 # ---------------------------------------------------------------- helpers of this script
 
 # ---------------------------------------------------------------- tools
-need wrk wrk
-need curl curl
-need pkill procps
-need setsid util-linux
+need_load_tools
 
 # ---------------------------------------------------------------- build (one cargo command at a time)
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-    log "cargo build --release -p nimbus --bin nimbus --example testfn (target: $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus --example testfn)
-    log "cargo build --release -p nimbus-gateway --example floor"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus-gateway --example floor)
-fi
+build -p nimbus --bin nimbus --example testfn
+build -p nimbus-gateway --example floor
 NIMBUS=$TARGET/release/nimbus
 TESTFN=$TARGET/release/examples/testfn
 FLOOR=$TARGET/release/examples/floor

@@ -53,6 +53,19 @@ need() { # command, Debian package: installs the package when the command is mis
     command -v "$1" >/dev/null 2>&1 || die "$1 is missing and could not be installed"
 }
 
+need_load_tools() { # what every wrk benchmark needs
+    need wrk wrk
+    need curl curl
+    need pkill procps
+    need setsid util-linux
+}
+
+build() { # cargo build --release ARGS..., unless BENCH_NO_BUILD is set (needs ROOT and TARGET)
+    [[ -n ${BENCH_NO_BUILD:-} ]] && return
+    log "cargo build --release $* (target: $TARGET)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release "$@")
+}
+
 wait_line() { # log file, pid, ERE, what, [seconds, 15]: waits for a line of a server's output
     local out=$1 pid=$2 re=$3 what=$4 secs=${5:-15} i
     for ((i = 0; i < secs * 100; i++)); do

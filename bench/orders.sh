@@ -23,10 +23,8 @@ case $SCENARIO in
     smoke) FILE=$ROOT/apps/orders/load/smoke.yml SCALE=0.1 ;;
     *) die "unknown scenario $SCENARIO (compressed, seed or smoke)" ;;
 esac
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-    log "cargo build --release -p nimbus -p orders (target: $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus)
-fi
+# nimbus builds the functions at start-up as well; building them here keeps that out of the run.
+build -p nimbus --bin nimbus -p orders
 run() { # template
     CARGO_TARGET_DIR=$TARGET "$PY" "$ROOT/bench/orders_load.py" --nimbus "$TARGET/release/nimbus" \
         --template "$ROOT/apps/orders/$1" --scenario "$FILE" --scale "$SCALE"

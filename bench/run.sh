@@ -45,18 +45,12 @@ pick_port() {
 }
 
 # ---------------------------------------------------------------- tools
-need wrk wrk
-need curl curl
+need_load_tools
 need unzip unzip
 need ss iproute2
-need pkill procps
-need setsid util-linux
 
 # ---------------------------------------------------------------- build
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-    log "cargo build --release -p nimbus --bin nimbus --example testfn (target: $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus --example testfn)
-fi
+build -p nimbus --bin nimbus --example testfn
 NIMBUS=$TARGET/release/nimbus
 TESTFN=$TARGET/release/examples/testfn
 [[ -x $NIMBUS && -x $TESTFN ]] || die "missing $NIMBUS or $TESTFN"

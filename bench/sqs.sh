@@ -25,15 +25,9 @@ T_START=$EPOCHREALTIME
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need wrk wrk
-need curl curl
-need pkill procps
-need setsid util-linux
+need_load_tools
 
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-    log "cargo build --release -p nimbus --bin nimbus (target: $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus)
-fi
+build -p nimbus --bin nimbus
 NIMBUS=$TARGET/release/nimbus
 [[ -x $NIMBUS ]] || die "missing $NIMBUS"
 

@@ -31,18 +31,11 @@ T_START=$EPOCHREALTIME
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 
-need wrk wrk
-need curl curl
-need pkill procps
-need setsid util-linux
+need_load_tools
 need python3 python3
 
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-    log "cargo build --release -p nimbus --bin nimbus --example testfn (target: $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p nimbus --bin nimbus --example testfn)
-    log "cargo build --release -p weather"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p weather)
-fi
+build -p nimbus --bin nimbus --example testfn
+build -p weather
 NIMBUS=$TARGET/release/nimbus
 TESTFN=$TARGET/release/examples/testfn
 [[ -x $NIMBUS && -x $TESTFN ]] || die "missing $NIMBUS or $TESTFN"

@@ -57,8 +57,7 @@ pub async fn dispatch(hub: &Hub, action: &str, input: Value) -> Result<Value, Aw
 }
 
 fn bus_name(input: &Value) -> &str {
-    let raw = input["EventBusName"].as_str().unwrap_or("default");
-    raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n)
+    nimbus_events::config::bus_name(input["EventBusName"].as_str().unwrap_or("default"))
 }
 
 /// The rule `input[key]` names on the bus `EventBusName` names.
@@ -80,14 +79,7 @@ fn rule<'h>(hub: &'h Hub, input: &Value, key: &str) -> Result<&'h RuleSpec, AwsE
 
 fn describe(hub: &Hub, r: &RuleSpec) -> Value {
     let s = hub.settings();
-    let arn = if r.bus == "default" {
-        format!("arn:aws:events:{}:{}:rule/{}", s.region, s.account, r.name)
-    } else {
-        format!(
-            "arn:aws:events:{}:{}:rule/{}/{}",
-            s.region, s.account, r.bus, r.name
-        )
-    };
+    let arn = nimbus_events::config::rule_arn(&s.region, &s.account, &r.bus, &r.name);
     let mut out = json!({
         "Name": r.name,
         "Arn": arn,

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use nimbus_events::Signals;
+use nimbus_events::message::md5_hex;
+use nimbus_events::{now_ms, Signals};
 use nimbus_store::{NewMessage, QueueAttributes, QueueError, Received, Sent, Store, StoreError};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
@@ -134,13 +135,6 @@ impl IntoResponse for SqsError {
 
 type Result<T> = std::result::Result<T, SqsError>;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Queue names: 1-80 of alphanumerics, `-` and `_` (and `.fifo` at the end of FIFO queues).
 fn check_queue_name(name: &str) -> Result<()> {
     let base = name.strip_suffix(".fifo").unwrap_or(name);
@@ -193,10 +187,6 @@ fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>> {
             .collect(),
         _ => Err(SqsError::invalid(format!("{what} must be a map"))),
     }
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    nimbus_events::message::md5_hex(bytes)
 }
 
 /// Checks message attributes and computes their MD5 as SQS does.

@@ -16,7 +16,7 @@ use nimbus_core::transform::TransformContext;
 use nimbus_store::NewJob;
 use serde_json::{json, Map, Value};
 
-use crate::config::{Dest, RuleSpec, TargetSpec};
+use crate::config::{bus_name, rule_arn, Dest, RuleSpec, TargetSpec};
 use crate::{message, now_ms, Hub, Settings};
 
 /// EventBridge's limit on one entry (and on a whole request).
@@ -77,7 +77,7 @@ impl Buses {
         let rules = rules
             .into_iter()
             .map(|spec| Rule {
-                arn: rule_arn(settings, &spec.bus, &spec.name),
+                arn: rule_arn(&settings.region, &settings.account, &spec.bus, &spec.name),
                 spec,
             })
             .collect();
@@ -101,17 +101,6 @@ impl Buses {
                 tokio::spawn(scheduler(hub.clone(), i));
             }
         }
-    }
-}
-
-fn rule_arn(s: &Settings, bus: &str, rule: &str) -> String {
-    if bus == "default" {
-        format!("arn:aws:events:{}:{}:rule/{rule}", s.region, s.account)
-    } else {
-        format!(
-            "arn:aws:events:{}:{}:rule/{bus}/{rule}",
-            s.region, s.account
-        )
     }
 }
 
@@ -159,10 +148,7 @@ fn check_entry(hub: &Hub, e: &PutEventsEntry) -> Result<(String, Value), PutEntr
             ))
         }
     };
-    let raw_bus = e.event_bus_name.as_deref().unwrap_or("default");
-    let bus = raw_bus
-        .rsplit_once(":event-bus/")
-        .map_or(raw_bus, |(_, n)| n);
+    let bus = bus_name(e.event_bus_name.as_deref().unwrap_or("default"));
     if !hub.inner.buses.names.contains(bus) {
         return Err(PutEntryError::new(
             "ResourceNotFoundException",
@@ -282,8 +268,7 @@ fn deliver(
                     "event went through {MAX_BUS_HOPS} buses; not forwarded again"
                 ));
             }
-            // The event itself goes to the other bus (EventBridge ignores input transforms
-            // for bus targets only in the sense that the receiving bus sees an event).
+            // The receiving bus matches its own rules against the (possibly reshaped) event.
             let forwarded: Value = serde_json::from_str(payload).unwrap_or_else(|_| event.clone());
             dispatch(hub, b, &forwarded, trace, hops + 1);
             Ok(())

@@ -33,6 +33,20 @@ impl Dest {
     }
 }
 
+/// The bus a name or an ARN (`arn:aws:events:..:event-bus/NAME`) names.
+pub fn bus_name(raw: &str) -> &str {
+    raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n)
+}
+
+/// A rule's ARN, as EventBridge writes it (the bus appears unless it is `default`).
+pub fn rule_arn(region: &str, account: &str, bus: &str, rule: &str) -> String {
+    if bus == "default" {
+        format!("arn:aws:events:{region}:{account}:rule/{rule}")
+    } else {
+        format!("arn:aws:events:{region}:{account}:rule/{bus}/{rule}")
+    }
+}
+
 /// A function's asynchronous invocation settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AsyncConfig {
@@ -257,7 +271,7 @@ impl Reader<'_> {
                 return None;
             }
         };
-        let name = raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n);
+        let name = bus_name(raw);
         if name == "default" || self.buses.contains(name) {
             Some(name.to_owned())
         } else {

@@ -35,8 +35,6 @@ pub enum EventsError {
     Store(#[from] StoreError),
     #[error("Function not found: {0}")]
     FunctionNotFound(String),
-    #[error("nimbus is shutting down")]
-    ShuttingDown,
 }
 
 /// Settings shared by the engine.
@@ -87,7 +85,8 @@ struct Inner {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Unix milliseconds: the time the engine and the SQS layer pass to the store.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

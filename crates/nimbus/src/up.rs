@@ -512,10 +512,7 @@ fn template_queues(stack: &Stack, store: &nimbus_store::Store) -> Result<Vec<Str
         // An object in templates; SQS takes it as a JSON string.
         "RedrivePolicy",
     ];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = nimbus_events::now_ms();
     let mut names = Vec::new();
     let mut errors = Vec::new();
     for (id, r) in &stack.resources {
