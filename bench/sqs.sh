@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark: durable SQS sends on nimbus (each acknowledged message committed to SQLite first).
-# wrk as a keep-alive client posting AWS JSON 1.0 requests to the AWS endpoint:
-#   single   SendMessage, one message per request, at 1 and at $CONC connections
-#   batch    SendMessageBatch of 10 messages per request, at $CONC connections (messages/s)
+# Clients, all on 127.0.0.1:
+#   Rust     crates/nimbus/examples/aws_json_load.rs (hyper, one kept-alive connection per task)
+#            posting AWS JSON 1.0: SendMessage at 1 and $CONC connections, SendMessageBatch of 10
+#   boto3    send_message in 1 and $BOTO_THREADS threads (one client per thread)
 # then ReceiveMessage + DeleteMessageBatch of 10 with boto3 (one client, one thread): messages/s.
-# Target (PASS/MISS): at least 5,000 durable single sends/s at c=$CONC.
+# Target (PASS/MISS): at least 5,000 durable single sends/s with the Rust client at c=$CONC.
 # Exits 0 whether the target is met or not; non-zero only if something failed to run.
 #
 # Environment:
 #   CARGO_TARGET_DIR   cargo's target dir (default: ./target of the workspace)
-#   BENCH_DURATION     seconds per measured wrk run (default 5)
+#   BENCH_DURATION     seconds per measured run (default 5)
 #   BENCH_NO_BUILD=1   skip `cargo build`
 #   BENCH_PYTHON       a python with boto3 (default: the test venv under the target dir)
-# Load generator: wrk (Debian package; installed with apt-get when missing). Traffic: 127.0.0.1 only.
 set -euo pipefail
 
 DUR=${BENCH_DURATION:-5}
@@ -25,11 +25,16 @@ T_START=$EPOCHREALTIME
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need_load_tools
+BOTO_THREADS=8
+need curl curl
+need pkill procps
+need setsid util-linux
+[[ -x $PY ]] && "$PY" -c 'import boto3' 2>/dev/null || die "no python with boto3 at $PY (run scripts/test.sh once, or set BENCH_PYTHON)"
 
-build -p nimbus --bin nimbus
+build -p nimbus --bin nimbus --example aws_json_load
 NIMBUS=$TARGET/release/nimbus
-[[ -x $NIMBUS ]] || die "missing $NIMBUS"
+LOAD=$TARGET/release/examples/aws_json_load
+[[ -x $NIMBUS && -x $LOAD ]] || die "missing $NIMBUS or $LOAD"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-sqsbench.XXXXXX")
 mkdir -p "$WORK/app"
@@ -47,37 +52,53 @@ wait_line "$OUT" "$NB_PID" '^nimbus: ready' nimbus 30
 EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$OUT" | head -1)
 QURL="$EP/123456789012/bench"
 
-lua() { # file, action, body
-    cat >"$1" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-amz-json-1.0"
-wrk.headers["X-Amz-Target"] = "AmazonSQS.$2"
-wrk.body = '$3'
-EOF
-}
-# Bodies without quotes or backslashes: they pass through Lua's string syntax unchanged.
-lua "$WORK/single.lua" SendMessage "{\"QueueUrl\":\"$QURL\",\"MessageBody\":\"order 42: one widget to Melbourne\"}"
+SINGLE="{\"QueueUrl\":\"$QURL\",\"MessageBody\":\"order 42: one widget to Melbourne\"}"
 ENTRIES=$(for i in $(seq 0 9); do printf '{"Id":"m%d","MessageBody":"order %d"}' "$i" "$i"; if ((i < 9)); then printf ','; fi; done)
-lua "$WORK/batch.lua" SendMessageBatch "{\"QueueUrl\":\"$QURL\",\"Entries\":[$ENTRIES]}"
+BATCH="{\"QueueUrl\":\"$QURL\",\"Entries\":[$ENTRIES]}"
 
 code=$(curl -sS -o "$WORK/check.json" -w '%{http_code}' -H 'Content-Type: application/x-amz-json-1.0' \
-    -H 'X-Amz-Target: AmazonSQS.SendMessage' -d "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$WORK/single.lua")" "$EP/") || die "SendMessage failed"
+    -H 'X-Amz-Target: AmazonSQS.SendMessage' -d "$SINGLE" "$EP/") || die "SendMessage failed"
 [[ $code == 200 ]] && grep -q MessageId "$WORK/check.json" || die "SendMessage answered $code: $(cat "$WORK/check.json")"
 
-run() { # name connections script -> RPS P50 P99
-    local t=1
-    (($2 > 1)) && t=2
-    wrk_measure "$1" "$DUR" "$WORK/wrk-$1.txt" -t"$t" -c"$2" -s "$3" "$EP/"
-    log "$1: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms (c=$2)"
+run() { # name action body connections -> RPS P50 P99
+    local out
+    out=$(timeout $((DUR + 30)) "$LOAD" "$EP/" "AmazonSQS.$2" application/x-amz-json-1.0 "$3" "$4" "$DUR") || die "$1: the load client failed"
+    read -r RPS P50 P99 ERRS <<<"$out"
+    ((ERRS == 0)) || die "$1: $ERRS requests failed"
+    log "$1: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms (c=$4)"
 }
 
-run single-c1 1 "$WORK/single.lua"; S1=$RPS S1P50=$P50 S1P99=$P99
-run single-c$CONC "$CONC" "$WORK/single.lua"; SN=$RPS SNP50=$P50 SNP99=$P99
-run batch-c$CONC "$CONC" "$WORK/batch.lua"; BN=$((RPS * 10)) BNP50=$P50 BNP99=$P99
+run single-c1 SendMessage "$SINGLE" 1; S1=$RPS S1P50=$P50 S1P99=$P99
+run single-c$CONC SendMessage "$SINGLE" "$CONC"; SN=$RPS SNP50=$P50 SNP99=$P99
+run batch-c$CONC SendMessageBatch "$BATCH" "$CONC"; BN=$((RPS * 10)) BNP50=$P50 BNP99=$P99
 
-RECV="n/a"
-if [[ -x $PY ]] && "$PY" -c 'import boto3' 2>/dev/null; then
-    RECV=$("$PY" - "$EP" "$QURL" <<'EOF'
+boto_send() { # threads -> sends/s
+    "$PY" - "$EP" "$QURL" "$1" "$DUR" <<'EOF'
+import sys, threading, time, boto3
+from botocore.config import Config
+ep, url, threads, dur = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+counts = [0] * threads
+def work(i):
+    sqs = boto3.session.Session().client("sqs", endpoint_url=ep, region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+    sqs.send_message(QueueUrl=url, MessageBody="warm")
+    end = time.time() + dur
+    while time.time() < end:
+        sqs.send_message(QueueUrl=url, MessageBody="order 42: one widget to Melbourne")
+        counts[i] += 1
+start = time.time()
+ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(f"{sum(counts) / (time.time() - start):.0f}")
+EOF
+}
+B1=$(boto_send 1) || die "boto3 sends failed"
+log "boto3 send_message, 1 thread: $B1/s"
+BT=$(boto_send "$BOTO_THREADS") || die "boto3 sends failed"
+log "boto3 send_message, $BOTO_THREADS threads: $BT/s"
+
+RECV=$("$PY" - "$EP" "$QURL" <<'EOF'
 import sys, time, boto3
 from botocore.config import Config
 ep, url = sys.argv[1], sys.argv[2]
@@ -92,23 +113,22 @@ while time.time() - start < 5:
     n += len(msgs)
 print(f"{n / (time.time() - start):.0f}")
 EOF
-)
-else
-    log "no python with boto3 at $PY (run scripts/test.sh once, or set BENCH_PYTHON): skipping receive"
-fi
+) || die "boto3 receive failed"
 stop_leader "$NB_PID"
 
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')
 echo
-echo "durable SQS on nimbus (SQLite WAL); wrk keep-alive POSTs; ${DUR}s per run; $(nproc) CPUs"
+echo "durable SQS on nimbus (SQLite WAL); ${DUR}s per run; $(nproc) CPUs, shared by client and server"
 printf '%-44s %12s %22s\n' "metric" "messages/s" "p50 / p99 (ms)"
-printf '%-44s %12s %22s\n' "SendMessage, c=1" "$S1" "$S1P50 / $S1P99"
-printf '%-44s %12s %22s\n' "SendMessage, c=$CONC" "$SN" "$SNP50 / $SNP99"
-printf '%-44s %12s %22s\n' "SendMessageBatch (10 per request), c=$CONC" "$BN" "$BNP50 / $BNP99"
+printf '%-44s %12s %22s\n' "SendMessage, Rust keep-alive, c=1" "$S1" "$S1P50 / $S1P99"
+printf '%-44s %12s %22s\n' "SendMessage, Rust keep-alive, c=$CONC" "$SN" "$SNP50 / $SNP99"
+printf '%-44s %12s %22s\n' "SendMessageBatch (10/request), Rust, c=$CONC" "$BN" "$BNP50 / $BNP99"
+printf '%-44s %12s %22s\n' "send_message, boto3, 1 thread" "$B1" "-"
+printf '%-44s %12s %22s\n' "send_message, boto3, $BOTO_THREADS threads" "$BT" "-"
 printf '%-44s %12s %22s\n' "ReceiveMessage + DeleteMessageBatch, boto3" "$RECV" "-"
 echo
 printf '%-52s %10s %10s  %s\n' "target" "value" "goal" "result"
-printf '%-52s %10s %10s  %s\n' "durable single sends/s, c=$CONC" "$SN" ">= 5000" "$(verdict "$SN" ">=" 5000)"
+printf '%-52s %10s %10s  %s\n' "durable single sends/s, Rust client, c=$CONC" "$SN" ">= 5000" "$(verdict "$SN" ">=" 5000)"
 echo
 echo "total time: ${ELAPSED}s"
 exit 0

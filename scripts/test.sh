@@ -11,6 +11,13 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# A boto3 from before SQS's JSON protocol, for the query-protocol tests; it cannot share a
+# virtualenv with the current boto3.
+query_venv="$target/test-venv-query"
+if [ ! -x "$query_venv/bin/python" ]; then
+  python3 -m venv "$query_venv"
+fi
+"$query_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements-query.txt
 
 # The weather app's shared-cache test runs a real Redis (the ElastiCache engine).
 if ! command -v redis-server >/dev/null; then
@@ -28,4 +35,6 @@ cargo test --workspace
 
 export NIMBUS_BIN="$target/debug/nimbus"
 export NIMBUS_TESTFN="$target/debug/examples/testfn"
+export NIMBUS_QUERY_PYTHON="$query_venv/bin/python"
+export NIMBUS_AWS_CLI="$venv/bin/aws"
 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -79,6 +79,20 @@ def receive_all(sqs, url, n, timeout=20):
     return got
 
 
+def work_queue(visibility, max_receive_count):
+    """A queue `Work` that redrives to `WorkDlq` after `max_receive_count` receives."""
+    return f"""  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: {visibility}
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt WorkDlq.Arn
+        maxReceiveCount: {max_receive_count}
+  WorkDlq:
+    Type: AWS::SQS::Queue
+"""
+
+
 @pytest.fixture
 def calls(tmp_path):
     return tmp_path / "calls.jsonl"
@@ -309,16 +323,7 @@ MAPPING = """
             FilterCriteria:
               Filters:
                 - Pattern: '{"body": [{"anything-but": "ignore-me"}]}'
-  Work:
-    Type: AWS::SQS::Queue
-    Properties:
-      VisibilityTimeout: 1
-      RedrivePolicy:
-        deadLetterTargetArn: !GetAtt WorkDlq.Arn
-        maxReceiveCount: 2
-  WorkDlq:
-    Type: AWS::SQS::Queue
-"""
+""" + work_queue(visibility=1, max_receive_count=2)
 
 
 def test_sqs_mapping_deletes_successes_and_sends_reported_failures_to_the_dlq(start_nimbus, calls):
@@ -387,9 +392,18 @@ def test_a_mapping_never_runs_more_batches_at_once_than_its_maximum_concurrency(
     assert sorted(r["body"] for c in runs for r in c["event"]["Records"]) == sorted(f"{i}-{j}" for i in range(4) for j in range(10))
 
 
-def test_a_rule_targeting_a_missing_queue_stops_start_up_with_the_property_named(tmp_path, calls):
+def refused_start_up(tmp_path, text):
+    """`nimbus up` on a template it must refuse: the finished process (stderr says why)."""
     import subprocess
     from conftest import NIMBUS
+    (tmp_path / "template.yaml").write_text(text)
+    out = subprocess.run([str(NIMBUS), "up", str(tmp_path / "template.yaml"), "--aws-port", "0"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    return out
+
+
+def test_a_rule_targeting_a_missing_queue_stops_start_up_with_the_property_named(tmp_path, calls):
     bad = """
   Rule:
     Type: AWS::Events::Rule
@@ -404,11 +418,93 @@ def test_a_rule_targeting_a_missing_queue_stops_start_up_with_the_property_named
       EventPattern: {source: [{prefix: 5}]}
       Targets: []
 """
-    (tmp_path / "template.yaml").write_text(template(calls, bad))
-    out = subprocess.run([str(NIMBUS), "up", str(tmp_path / "template.yaml"), "--aws-port", "0"],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode != 0
+    out = refused_start_up(tmp_path, template(calls, bad))
     assert "Resources.Rule.Properties.Targets[0].Arn" in out.stderr
     assert "arn:aws:sqs:us-east-1:123456789012:missing names no resource of this template" in out.stderr
     assert "Resources.BadPattern.Properties.EventPattern" in out.stderr
     assert "nothing was started" in out.stderr
+
+
+FIFO_TARGET = """
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: orders.fifo
+      FifoQueue: true
+      ContentBasedDeduplication: true
+  ToFifo:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [shop]}
+      Targets:
+        - Id: fifo
+          Arn: !GetAtt Orders.Arn
+          InputPath: $.detail
+          SqsParameters:
+            MessageGroupId: shop-orders
+"""
+
+
+def test_a_fifo_queue_target_gets_the_rule_message_group_in_order(start_nimbus, calls):
+    n = start_nimbus(template(calls, FIFO_TARGET), {"src/app.py": APP})
+    events, sqs = n.client("events"), n.client("sqs")
+    for i in range(6):
+        r = events.put_events(Entries=[{"Source": "shop", "DetailType": "order", "Detail": json.dumps({"n": i})}])
+        assert r["FailedEntryCount"] == 0
+    url = sqs.get_queue_url(QueueName="orders.fifo")["QueueUrl"]
+    got = receive_all(sqs, url, 6)
+    assert [json.loads(m["Body"])["n"] for m in got] == list(range(6))
+    assert {m["Attributes"]["MessageGroupId"] for m in got} == {"shop-orders"}
+    # Identical bodies in the deduplication window are one message, as content-based dedup says.
+    for _ in range(2):
+        events.put_events(Entries=[{"Source": "shop", "DetailType": "order", "Detail": '{"n": 99}'}])
+    assert len(receive_all(sqs, url, 1)) == 1
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
+
+
+def test_a_fifo_target_without_a_message_group_stops_start_up(tmp_path, calls):
+    out = refused_start_up(tmp_path, template(calls, FIFO_TARGET.replace(
+        "          SqsParameters:\n            MessageGroupId: shop-orders\n", "")))
+    assert "Resources.ToFifo.Properties.Targets[0].SqsParameters.MessageGroupId" in out.stderr
+    assert "required: the target is a FIFO queue" in out.stderr
+
+
+THROTTLED = """
+  Single:
+    Type: AWS::Serverless::Function
+    Properties:
+      ReservedConcurrentExecutions: 1
+      Environment:
+        Variables:
+          MODE: slow
+          SLEEP: "0.2"
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            BatchSize: 1
+            ScalingConfig:
+              MaximumConcurrency: 4
+""" + work_queue(visibility=30, max_receive_count=1)
+
+
+def test_throttled_mapping_batches_go_back_without_burning_receives(start_nimbus, calls):
+    # Four pollers, one unit of concurrency: three of every four batches are throttled. With
+    # maxReceiveCount 1, a throttle that counted as a receive would send messages to the DLQ; and
+    # a throttled message left in flight would wait out the 30 s visibility timeout.
+    n = start_nimbus(template(calls, THROTTLED), {"src/app.py": APP})
+    sqs = n.client("sqs")
+    url = sqs.get_queue_url(QueueName="Work")["QueueUrl"]
+    for first in (0, 6):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": f"m{j}"}
+                                                      for j in range(first, first + 6)])
+    started = time.time()
+    runs = wait_until("12 invocations", lambda: (lambda c: c if len(c) >= 12 else None)(calls_of(calls, "Single")), 25)
+    assert time.time() - started < 25
+    assert sorted(r["body"] for c in runs for r in c["event"]["Records"]) == sorted(f"m{j}" for j in range(12))
+    dlq = sqs.get_queue_url(QueueName="WorkDlq")["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+    receive_counts = [int(r["attributes"]["ApproximateReceiveCount"]) for c in runs for r in c["event"]["Records"]]
+    assert receive_counts == [1] * 12

@@ -1,7 +1,8 @@
 //! The AWS APIs nimbus serves on its one endpoint, so the AWS CLI, boto3 and the AWS SDKs work
 //! against it with `--endpoint-url`: Lambda's Invoke, ListFunctions, GetFunction and
 //! GetFunctionConfiguration (restJson1), SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`) and
-//! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`).
+//! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`), and SQS's older query protocol
+//! (form-encoded `Action=...`, XML answers).
 
 mod error;
 mod events;
@@ -13,8 +14,9 @@ pub use lambda::router as lambda_router;
 pub use sqs::{Sqs, SqsConfig};
 
 use axum::body::Bytes;
+use axum::extract::RawQuery;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -34,8 +36,8 @@ struct JsonServices {
 pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
-        .route("/", post(json_protocol))
-        .route("/{account}/{queue}", post(json_protocol))
+        .route("/", post(json_protocol).get(query_get))
+        .route("/{account}/{queue}", post(json_protocol).get(query_get))
         .layer(DefaultBodyLimit::max(JSON_PROTOCOL_BODY_LIMIT))
         .with_state(JsonServices {
             sqs,
@@ -46,9 +48,32 @@ pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
         .fallback(error::unknown_operation)
 }
 
-/// Routes an AWS JSON protocol request by its `X-Amz-Target`.
+/// The `{account}/{queue}` of a request sent to a queue URL.
+fn path_queue(uri: &Uri) -> Option<(&str, &str)> {
+    let mut parts = uri.path().trim_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(q), None) if !a.is_empty() => Some((a, q)),
+        _ => None,
+    }
+}
+
+/// An SQS query-protocol request sent as a GET with its parameters in the query string.
+async fn query_get(
+    State(services): State<JsonServices>,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    services.sqs.query(params, path_queue(&uri)).await
+}
+
+/// Routes an AWS JSON protocol request by its `X-Amz-Target`, and a form-encoded one to SQS's
+/// query protocol.
 async fn json_protocol(
     State(services): State<JsonServices>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -56,6 +81,14 @@ async fn json_protocol(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if target.is_empty() && form {
+        let params = form_urlencoded::parse(&body).into_owned().collect();
+        return services.sqs.query(params, path_queue(&uri)).await;
+    }
     let (service, action, content_type) = if let Some(a) = target.strip_prefix("AmazonSQS.") {
         (Service::Sqs, a, "application/x-amz-json-1.0")
     } else if let Some(a) = target.strip_prefix("AWSEvents.") {
@@ -65,7 +98,7 @@ async fn json_protocol(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS) or AWSEvents.<Action> (EventBridge); the SQS query protocol is not supported"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS) or AWSEvents.<Action> (EventBridge), or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use nimbus_events::message::md5_hex;
+use nimbus_events::message::{md5_hex, sha256_hex};
 use nimbus_events::{now_ms, Signals};
 use nimbus_store::{NewMessage, QueueAttributes, QueueError, Received, Sent, Store, StoreError};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
+
+mod query;
 
 /// Where the queues are reachable, for the URLs and ARNs nimbus hands out.
 #[derive(Debug, Clone)]
@@ -239,6 +241,39 @@ impl Sqs {
             )
         })?;
         Ok(name.to_owned())
+    }
+
+    /// Answers a query-protocol request (form parameters; `path_queue` is the queue URL when the
+    /// request was sent to it rather than to `/`).
+    pub async fn query(
+        &self,
+        params: Vec<(String, String)>,
+        path_queue: Option<(&str, &str)>,
+    ) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let answer = match query::parse(&params) {
+            Ok((action, mut input)) => {
+                if let Some((account, queue)) = path_queue {
+                    if input.get("QueueUrl").is_none() {
+                        input["QueueUrl"] =
+                            format!("{}/{account}/{queue}", self.config.endpoint).into();
+                    }
+                }
+                self.dispatch(&action, input)
+                    .await
+                    .map(|out| query::response(&action, &out, &request_id))
+            }
+            Err(e) => Err(e),
+        };
+        let (status, body) = match answer {
+            Ok(xml) => (StatusCode::OK, xml),
+            Err(e) => (e.status, query::error(&e, &request_id)),
+        };
+        let mut resp = (status, [("content-type", "text/xml")], body).into_response();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amzn-requestid", v);
+        }
+        resp
     }
 
     /// Runs one action; `input` is the request's JSON body.
@@ -659,13 +694,7 @@ fn new_message(input: &Value, queue: &QueueAttributes) -> Result<(NewMessage, Va
             })?;
         let dedup = match text("MessageDeduplicationId") {
             Some(d) => d,
-            None if queue.content_based_deduplication => {
-                use sha2::Digest;
-                sha2::Sha256::digest(body.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            }
+            None if queue.content_based_deduplication => sha256_hex(body.as_bytes()),
             None => {
                 return Err(SqsError::invalid(
                     "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",

@@ -6,6 +6,7 @@ pub mod concurrency;
 pub mod json;
 pub mod local_url;
 pub mod pattern;
+pub mod poller;
 pub mod quota;
 pub mod report;
 pub mod retry;

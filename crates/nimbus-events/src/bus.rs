@@ -273,6 +273,20 @@ fn deliver(
             dispatch(hub, b, &forwarded, trace, hops + 1);
             Ok(())
         }
+        Dest::Queue(q) if target.message_group_id.is_some() => {
+            // EventBridge sets no deduplication id: a FIFO target needs content-based
+            // deduplication, the SHA-256 of the body, as SQS computes it.
+            let attrs = hub.store().queue_attributes(q).map_err(|e| e.to_string())?;
+            if !attrs.content_based_deduplication {
+                return Err(format!(
+                    "the FIFO queue {q} must have ContentBasedDeduplication enabled to be an EventBridge target"
+                ));
+            }
+            let mut m = message::internal(payload.to_owned(), None, trace);
+            m.group_id = target.message_group_id.clone();
+            m.deduplication_id = Some(message::sha256_hex(payload.as_bytes()));
+            hub.send(q, &[m]).map_err(|e| e.to_string())
+        }
         other => hub.deliver(other, payload, trace, ("", "", "")),
     }
 }

@@ -90,6 +90,8 @@ pub struct TargetSpec {
     pub input: TargetInput,
     pub retry: RetryPolicy,
     pub dead_letter_queue: Option<String>,
+    /// `SqsParameters.MessageGroupId`: required for, and only for, a FIFO queue target.
+    pub message_group_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +349,34 @@ impl Reader<'_> {
         }
     }
 
+    /// A target's `SqsParameters.MessageGroupId`, which EventBridge requires for a FIFO queue and
+    /// refuses for anything else.
+    fn message_group(&mut self, t: &Value, dest: &Dest, at: &At) -> Option<String> {
+        let params_at = at.child("SqsParameters");
+        let at = params_at.child("MessageGroupId");
+        let group = &t["SqsParameters"]["MessageGroupId"];
+        let fifo = matches!(dest, Dest::Queue(q) if q.ends_with(".fifo"));
+        match (group, fifo) {
+            (Value::String(g), true) if !g.is_empty() && g.len() <= 128 => Some(g.clone()),
+            (Value::Null, true) => {
+                self.error(&at, "required: the target is a FIFO queue");
+                None
+            }
+            (Value::Null, false) if t["SqsParameters"].is_null() => None,
+            (_, false) => {
+                self.error(&params_at, "SqsParameters apply to FIFO queue targets only");
+                None
+            }
+            (other, true) => {
+                self.error(
+                    &at,
+                    format!("expected a message group id of 1 to 128 characters, got {other}"),
+                );
+                None
+            }
+        }
+    }
+
     fn queue_dest(&mut self, v: &Value, at: &At) -> Option<String> {
         match self.dest(v, at)? {
             Dest::Queue(q) => Some(q),
@@ -570,6 +600,7 @@ impl Reader<'_> {
             input: self.input(ev, &at),
             retry: self.retry(ev, &at),
             dead_letter_queue: self.target_dlq(ev, &at),
+            message_group_id: None,
         };
         Some(RuleSpec {
             pattern_text: json_text(&ev["Pattern"]),
@@ -637,12 +668,14 @@ impl Reader<'_> {
             let Some(dest) = self.dest(&t["Arn"], &at.child("Arn")) else {
                 continue;
             };
+            let message_group_id = self.message_group(t, &dest, &at);
             targets.push(TargetSpec {
                 id: tid.to_owned(),
                 dest,
                 input: self.input(t, &at),
                 retry: self.retry(t, &at),
                 dead_letter_queue: self.target_dlq(t, &at),
+                message_group_id,
             });
         }
         Some(RuleSpec {

@@ -8,16 +8,17 @@
 //! `ReportBatchItemFailures` all but the reported items; a function error deletes nothing, so
 //! the messages come back after their visibility timeout and end in the queue's dead-letter
 //! queue after `maxReceiveCount`. A throttle hands the messages back without using up a
-//! receive and slows the poller down.
+//! receive and slows the poller down (`nimbus_core::poller`: fewer batches at once, then pauses).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use nimbus_core::poller::{PollerScale, Start};
 use nimbus_lambda::{InvokeError, InvokeRequest};
 use nimbus_store::{QueueError, Received, StoreError};
 use serde_json::{json, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 use crate::config::MappingSpec;
 use crate::{message, now_ms, Hub};
@@ -29,10 +30,27 @@ const DEFAULT_CONCURRENCY: u32 = 64;
 /// An empty queue is polled again after this (or as soon as a message arrives).
 const IDLE_WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Default)]
-struct Backoff {
-    throttles: u32,
-    until: Option<tokio::time::Instant>,
+/// The mapping's batches in flight and how many it may have.
+struct Scaling {
+    state: Mutex<(PollerScale, u32)>,
+    /// Signalled when a batch ends.
+    ended: Notify,
+}
+
+impl Scaling {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (PollerScale, u32)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One batch in flight; ending it (dropping) frees its place.
+struct Slot(Arc<Scaling>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.lock().1 -= 1;
+        self.0.ended.notify_waiters();
+    }
 }
 
 pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
@@ -43,23 +61,38 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
     let limit = m
         .max_concurrency
         .or(reserved)
-        .unwrap_or(DEFAULT_CONCURRENCY)
-        .max(1) as usize;
-    let slots = Arc::new(Semaphore::new(limit));
-    let backoff = Arc::new(Mutex::new(Backoff::default()));
+        .unwrap_or(DEFAULT_CONCURRENCY);
+    let scaling = Arc::new(Scaling {
+        state: Mutex::new((PollerScale::new(limit), 0)),
+        ended: Notify::new(),
+    });
     let mut stop = hub.stopping();
     let mut missing_reported = false;
     loop {
-        let until = backoff.lock().unwrap_or_else(|e| e.into_inner()).until;
-        if let Some(until) = until {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
-                _ = stop.changed() => return,
+        let slot = loop {
+            // Registered before looking, so a batch ending in between still wakes us.
+            let ended = scaling.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let start = {
+                let mut state = scaling.lock();
+                let start = state.0.may_start(state.1, now_ms());
+                if start == Start::Now {
+                    state.1 += 1;
+                }
+                start
+            };
+            match start {
+                Start::Now => break Slot(scaling.clone()),
+                Start::PausedUntil(t) => tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))) => {}
+                    _ = stop.changed() => return,
+                },
+                Start::WhenOneEnds => tokio::select! {
+                    _ = &mut ended => {}
+                    _ = stop.changed() => return,
+                },
             }
-        }
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => return },
-            _ = stop.changed() => return,
         };
         let batch = match gather(&hub, &m, &mut stop).await {
             Ok(Some(b)) => {
@@ -82,7 +115,7 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
         if batch.is_empty() {
             continue;
         }
-        tokio::spawn(invoke(hub.clone(), m.clone(), batch, slot, backoff.clone()));
+        tokio::spawn(invoke(hub.clone(), m.clone(), batch, slot));
     }
 }
 
@@ -159,13 +192,7 @@ fn filter(hub: &Hub, m: &MappingSpec, batch: Vec<Received>) -> Vec<Received> {
     keep
 }
 
-async fn invoke(
-    hub: Hub,
-    m: MappingSpec,
-    batch: Vec<Received>,
-    slot: OwnedSemaphorePermit,
-    backoff: Arc<Mutex<Backoff>>,
-) {
+async fn invoke(hub: Hub, m: MappingSpec, batch: Vec<Received>, slot: Slot) {
     let s = hub.settings();
     let arn = hub.queue_arn(&m.queue);
     let records: Vec<Value> = batch
@@ -180,7 +207,7 @@ async fn invoke(
     let receipts: Vec<String> = batch.iter().map(|r| r.receipt.clone()).collect();
     match hub.platform().invoke(&m.function, req).await {
         Ok(out) if out.function_error.is_none() => {
-            backoff.lock().unwrap_or_else(|e| e.into_inner()).throttles = 0;
+            slot.0.lock().0.succeeded();
             let failed = if m.report_batch_item_failures {
                 match failed_items(&out.payload, &batch) {
                     Ok(ids) => ids,
@@ -205,11 +232,10 @@ async fn invoke(
         }
         Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
             let _ = hub.store().unreceive(&m.queue, &receipts, now_ms());
-            let mut b = backoff.lock().unwrap_or_else(|e| e.into_inner());
-            b.throttles += 1;
-            let ms =
-                (1000u64 << b.throttles.min(6)).min(60_000) as f64 * hub.settings().delay_scale;
-            b.until = Some(tokio::time::Instant::now() + Duration::from_millis(ms as u64));
+            slot.0
+                .lock()
+                .0
+                .throttled(now_ms(), hub.settings().delay_scale);
         }
         // The messages come back after their visibility timeout, after the restart.
         Err(InvokeError::ShuttingDown) => {}

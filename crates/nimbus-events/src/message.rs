@@ -6,6 +6,14 @@ use md5::{Digest, Md5};
 use nimbus_store::{NewMessage, Received};
 use serde_json::{json, Map, Value};
 
+/// SQS's content-based deduplication id: the SHA-256 of the body, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn md5_hex(bytes: &[u8]) -> String {
     let digest = Md5::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

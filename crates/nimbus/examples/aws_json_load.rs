@@ -1,0 +1,94 @@
+//! A keep-alive Rust load client for AWS JSON protocol APIs (bench/sqs.sh, bench/events.sh):
+//! `C` tasks, each with its own kept-alive HTTP/1.1 connection, post the same request for `D`
+//! seconds; prints `requests/s p50_ms p99_ms errors` on one line.
+//!
+//! Usage: aws_json_load URL X-AMZ-TARGET CONTENT-TYPE BODY CONNECTIONS SECONDS
+//!
+//! A request counts as an error unless it answers 200; the first error body is printed to stderr.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [url, target, content_type, body, conns, secs] = args.as_slice() else {
+        eprintln!("usage: aws_json_load URL X-AMZ-TARGET CONTENT-TYPE BODY CONNECTIONS SECONDS");
+        std::process::exit(2);
+    };
+    let conns: usize = conns.parse().expect("CONNECTIONS is a number");
+    let secs: f64 = secs.parse().expect("SECONDS is a number");
+    let body = Bytes::from(body.clone());
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        // One client per task: one connection each, reused for every request.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build_http::<Full<Bytes>>();
+        let (url, target, content_type, body) = (
+            url.clone(),
+            target.clone(),
+            content_type.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let req = hyper::Request::post(&url)
+                    .header("content-type", &content_type)
+                    .header("x-amz-target", &target)
+                    .body(Full::new(body.clone()))
+                    .expect("a valid request");
+                let t = Instant::now();
+                match client.request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status() == 200;
+                        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
+                        if ok && bytes.is_ok() {
+                            latencies.push(t.elapsed());
+                        } else {
+                            if errors == 0 {
+                                eprintln!("error answer: {bytes:?}");
+                            }
+                            errors += 1;
+                        }
+                    }
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("request failed: {e}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("a load task");
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{:.0} {:.2} {:.2} {errors}",
+        all.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99)
+    );
+}
