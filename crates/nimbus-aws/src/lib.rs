@@ -43,9 +43,30 @@ pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
             sqs,
             events: events.clone(),
         });
+    let metrics = Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(events.clone());
     lambda_router(platform, events)
         .merge(json_protocol)
+        .merge(metrics)
         .fallback(error::unknown_operation)
+}
+
+/// Every metric in the OpenMetrics text format (which Prometheus scrapes), the store's gauges
+/// read at this moment.
+async fn metrics(State(hub): State<Hub>) -> Response {
+    if let Err(e) = hub.refresh_metrics() {
+        tracing::error!(error = %e, "cannot read queue depths for /metrics");
+    }
+    (
+        StatusCode::OK,
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        hub.telemetry().encode(),
+    )
+        .into_response()
 }
 
 /// The `{account}/{queue}` of a request sent to a queue URL.

@@ -31,8 +31,11 @@ const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// The most of a function's error message a dead-letter message carries (as Lambda: 1 KB).
 const DLQ_MESSAGE_LIMIT: usize = 1024;
 
+/// A function's asynchronous events are the jobs of lane `fn:<function>`.
+pub(crate) const LANE_PREFIX: &str = "fn:";
+
 pub(crate) fn lane(function: &str) -> String {
-    format!("fn:{function}")
+    format!("{LANE_PREFIX}{function}")
 }
 
 pub(crate) fn enqueue(
@@ -218,6 +221,14 @@ fn give_up(
     trace: Option<&str>,
 ) {
     tracing::warn!(%function, request_id = %job.id, attempts, reason = why.as_str(), "asynchronous invocation given up");
+    if cfg.on_failure.is_some() || cfg.dead_letter_queue.is_some() {
+        hub.platform()
+            .telemetry()
+            .lambda
+            .dead_letter_sends
+            .get_or_create(&nimbus_telemetry::function(function))
+            .inc();
+    }
     if let Some(dest) = &cfg.on_failure {
         let record = record(hub, function, job, why.as_str(), out, attempts);
         send_record(hub, function, dest, &record, trace, false);

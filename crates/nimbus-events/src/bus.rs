@@ -14,6 +14,7 @@ use std::time::Duration;
 use nimbus_core::retry::Next;
 use nimbus_core::transform::TransformContext;
 use nimbus_store::NewJob;
+use nimbus_telemetry::{BusLabels, RuleLabels, TargetLabels};
 use serde_json::{json, Map, Value};
 
 use crate::config::{bus_name, rule_arn, Dest, RuleSpec, TargetSpec};
@@ -193,6 +194,12 @@ pub(crate) fn put_events(
         .iter()
         .map(|e| {
             let (bus, envelope) = check_entry(hub, e)?;
+            hub.platform()
+                .telemetry()
+                .events
+                .put_events_entries
+                .get_or_create(&BusLabels { bus: bus.clone() })
+                .inc();
             let id = envelope["id"].as_str().unwrap_or_default().to_owned();
             dispatch(hub, &bus, &envelope, e.trace_header.as_deref(), 0);
             Ok(id)
@@ -217,6 +224,15 @@ fn dispatch(hub: &Hub, bus: &str, event: &Value, trace: Option<&str>, hops: u32)
             continue;
         }
         tracing::debug!(rule = %rule.spec.name, id = %event["id"], "event matched");
+        hub.platform()
+            .telemetry()
+            .events
+            .matched
+            .get_or_create(&RuleLabels {
+                bus: bus.to_owned(),
+                rule: rule.spec.name.clone(),
+            })
+            .inc();
         deliver_to_targets(hub, rule, event, trace, &ingestion_time, hops);
     }
 }
@@ -236,7 +252,9 @@ fn deliver_to_targets(
     };
     for target in &rule.spec.targets {
         let payload = target.input.apply(event, &ctx);
-        if let Err(error) = deliver(hub, target, &payload, event, trace, hops) {
+        if let Err(error) = counted(hub, rule, target, || {
+            deliver(hub, target, &payload, event, trace, hops)
+        }) {
             // Stored for the retry worker: accepted means durable, even when the target is not.
             let job = NewJob {
                 lane: lane(rule, target),
@@ -251,6 +269,27 @@ fn deliver_to_targets(
             }
         }
     }
+}
+
+/// One delivery to a target, counted in the target's metrics.
+fn counted(
+    hub: &Hub,
+    rule: &Rule,
+    target: &TargetSpec,
+    deliver: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let m = &hub.platform().telemetry().events;
+    let labels = TargetLabels {
+        bus: rule.spec.bus.clone(),
+        rule: rule.spec.name.clone(),
+        target: target.id.clone(),
+    };
+    m.target_invocations.get_or_create(&labels).inc();
+    let result = deliver();
+    if result.is_err() {
+        m.target_failures.get_or_create(&labels).inc();
+    }
+    result
 }
 
 fn deliver(
@@ -304,8 +343,9 @@ async fn retry_worker(hub: Hub, rule_index: usize, target_index: usize) {
                     let meta: Value = serde_json::from_str(&job.meta).unwrap_or_default();
                     let trace = meta["trace"].as_str();
                     let attempts = job.attempts + 1;
-                    let result = match deliver(&hub, target, &job.payload, &meta["event"], trace, 0)
-                    {
+                    let result = match counted(&hub, rule, target, || {
+                        deliver(&hub, target, &job.payload, &meta["event"], trace, 0)
+                    }) {
                         Ok(()) => hub.store().finish_job(job.seq),
                         Err(error) => {
                             let jitter: f64 = rand::random();

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use nimbus_lambda::Platform;
 use nimbus_store::{NewMessage, Store, StoreError};
+use nimbus_telemetry::{AsyncSnapshot, QueueSnapshot};
 use tokio::sync::Notify;
 
 pub use bus::{PutEntryError, PutEventsEntry};
@@ -170,6 +171,48 @@ impl Hub {
 
     pub fn mappings(&self) -> &[MappingSpec] {
         &self.inner.mappings
+    }
+
+    /// Fills the metrics that are read from the store (queue depths and ages, asynchronous
+    /// queues) with their current values: called when metrics are scraped.
+    pub fn refresh_metrics(&self) -> Result<(), StoreError> {
+        let store = self.store();
+        let now = now_ms();
+        let age =
+            |oldest: Option<u64>| oldest.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
+        let mut queues = Vec::new();
+        for q in store.list_queues("")? {
+            match store.counts(&q, now) {
+                Ok(c) => queues.push(QueueSnapshot {
+                    queue: q,
+                    visible: c.visible as i64,
+                    in_flight: c.in_flight as i64,
+                    delayed: c.delayed as i64,
+                    oldest_age_s: age(c.oldest_sent_ms),
+                }),
+                // Deleted between the listing and the count.
+                Err(StoreError::Queue(nimbus_store::QueueError::NonExistentQueue)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let lanes = store.job_lane_stats(asyncq::LANE_PREFIX)?;
+        let functions: Vec<AsyncSnapshot> = lanes
+            .into_iter()
+            .map(|(lane, jobs, oldest)| AsyncSnapshot {
+                function: lane[asyncq::LANE_PREFIX.len()..].to_owned(),
+                queued: jobs as i64,
+                oldest_age_s: age(Some(oldest)),
+            })
+            .collect();
+        let t = self.platform().telemetry();
+        t.set_queues(&queues);
+        t.set_async_queues(&functions);
+        Ok(())
+    }
+
+    /// The metrics the engine and the platform record into.
+    pub fn telemetry(&self) -> &std::sync::Arc<nimbus_telemetry::Telemetry> {
+        self.platform().telemetry()
     }
 
     pub fn queue_arn(&self, queue: &str) -> String {

@@ -25,6 +25,7 @@ use crate::{
     event, response, ApiKind, GatewayRequest, GatewayResponse, MatchedRoute, PayloadVersion,
     RequestContext,
 };
+use nimbus_telemetry::{RouteLabels, RouteStatusLabels};
 
 /// Largest request body API Gateway accepts: 10 MB.
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -182,6 +183,7 @@ async fn handle(
     )
     .await;
 
+    record_metrics(&api, &access, resp.status().as_u16(), started.elapsed());
     let headers = resp.headers_mut();
     match api.config.kind {
         ApiKind::Rest => {
@@ -208,6 +210,41 @@ async fn handle(
     api.logs
         .try_access_line(&api.config.logical_id, line.to_string());
     resp
+}
+
+/// Counts a request under its route (declared routes only, so labels stay bounded).
+fn record_metrics(api: &ApiState, access: &Access, status: u16, latency: std::time::Duration) {
+    let m = &api.platform.telemetry().gateway;
+    let route = RouteLabels {
+        api: api.config.logical_id.clone(),
+        route: access
+            .route_key
+            .clone()
+            .unwrap_or_else(|| "(no route)".into()),
+    };
+    m.requests
+        .get_or_create(&RouteStatusLabels {
+            api: route.api.clone(),
+            route: route.route.clone(),
+            status_class: nimbus_telemetry::status_class(status),
+        })
+        .inc();
+    m.latency
+        .get_or_create(&route)
+        .observe(latency.as_secs_f64());
+    if let Some(ms) = access.integration_ms {
+        m.integration_latency
+            .get_or_create(&route)
+            .observe(ms / 1000.0);
+    }
+    if access.cache_hit {
+        m.cache_hits.get_or_create(&route).inc();
+    }
+    match status {
+        429 => m.throttled.get_or_create(&route).inc(),
+        403 => m.forbidden.get_or_create(&route).inc(),
+        _ => 0,
+    };
 }
 
 fn put(headers: &mut axum::http::HeaderMap, name: &'static str, value: &str) {

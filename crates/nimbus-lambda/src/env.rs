@@ -111,6 +111,11 @@ pub(crate) struct RunOutcome {
     pub log_tail: Option<String>,
     /// False when the environment must be discarded (crash, timeout, init failure).
     pub reusable: bool,
+    /// As on the REPORT line: for metrics.
+    pub duration: Duration,
+    pub init_duration: Option<Duration>,
+    /// `timeout` or `error` (a platform failure), as on the REPORT line.
+    pub status: Option<&'static str>,
 }
 
 const LOG_STREAM_HEX: usize = 32;
@@ -535,6 +540,9 @@ impl Env {
             function_error,
             log_tail,
             reusable: reusable && !self.is_failed(),
+            duration,
+            init_duration,
+            status,
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Function logs: every line a function prints, framed by Lambda's START / END / REPORT lines,
-//! shown on the console and appended to `<state-dir>/logs/<function>.log`.
+//! shown on the console and appended to `<state-dir>/logs/<function>.log` (API access lines to
+//! `<api>.log`). In the text format each file line starts with its time and a tab
+//! (`2026-11-22T13:26:41.123Z\t<line>`); in the JSON format each line is an object with `time`
+//! (access lines: `requestTime`). [`file_line_time_ms`] reads either back.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -8,7 +11,27 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use nimbus_telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
+
+/// The time of a line of a log file (epoch milliseconds), in either format; `None` for a line
+/// that carries none.
+pub fn file_line_time_ms(line: &str) -> Option<(u64, &str)> {
+    if let Some((stamp, rest)) = line.split_once('\t') {
+        if let Some(ms) = parse_timestamp_millis(stamp) {
+            return Some((ms, rest));
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let stamp = v["time"].as_str().or(v["requestTime"].as_str())?;
+    Some((parse_timestamp_millis(stamp)?, line))
+}
+
+/// `2026-11-22T13:26:41.123Z` (what [`nimbus_core::report::timestamp_millis`] writes).
+fn parse_timestamp_millis(s: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
 
 /// Longest line kept whole; longer output is split, so one line cannot grow a buffer unbounded.
 const MAX_LINE: usize = 256 * 1024;
@@ -63,14 +86,21 @@ const SINK_QUEUE: usize = 1024;
 
 impl LogSink {
     /// `dir`: where per-function files go (`None`: console only). `console`: also print.
-    pub fn new(format: LogFormat, dir: Option<PathBuf>, console: bool) -> std::io::Result<Self> {
+    /// `telemetry`: where the functions' Embedded Metric Format lines are recorded (parsed on
+    /// the writer thread, off the invocation's path).
+    pub fn new(
+        format: LogFormat,
+        dir: Option<PathBuf>,
+        console: bool,
+        telemetry: Option<Arc<Telemetry>>,
+    ) -> std::io::Result<Self> {
         if let Some(d) = &dir {
             std::fs::create_dir_all(d)?;
         }
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
         std::thread::Builder::new()
             .name("nimbus-logs".into())
-            .spawn(move || write_logs(rx, format, dir, console))?;
+            .spawn(move || write_logs(rx, format, dir, console, telemetry))?;
         Ok(Self { tx })
     }
 
@@ -116,7 +146,13 @@ impl LogSink {
     }
 }
 
-fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBuf>, console: bool) {
+fn write_logs(
+    mut rx: mpsc::Receiver<Msg>,
+    format: LogFormat,
+    dir: Option<PathBuf>,
+    console: bool,
+    telemetry: Option<Arc<Telemetry>>,
+) {
     let mut stdout = std::io::BufWriter::new(std::io::stdout());
     let mut files: HashMap<Arc<str>, std::io::BufWriter<File>> = HashMap::new();
     let mut rendered = String::new();
@@ -132,6 +168,9 @@ fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBu
                 }
             };
             for r in lines {
+                if let (Some(t), Kind::Function) = (&telemetry, r.kind) {
+                    t.record_log_line(&r.function, &r.line);
+                }
                 rendered.clear();
                 match (format, r.kind) {
                     (LogFormat::Text, _) | (_, Kind::Access) => rendered.push_str(&r.line),
@@ -167,7 +206,16 @@ fn write_logs(mut rx: mpsc::Receiver<Msg>, format: LogFormat, dir: Option<PathBu
                             }),
                     };
                     if let Some(f) = file {
-                        let _ = writeln!(f, "{rendered}");
+                        // Text lines carry their time in the file (JSON lines have "time"), so
+                        // `nimbus logs --since` and the logs API can place them.
+                        let _ = match format {
+                            LogFormat::Text => writeln!(
+                                f,
+                                "{}\t{rendered}",
+                                nimbus_core::report::timestamp_millis(r.time_ms)
+                            ),
+                            LogFormat::Json => writeln!(f, "{rendered}"),
+                        };
                     }
                 }
             }

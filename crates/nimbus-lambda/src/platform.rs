@@ -9,6 +9,7 @@ use bytes::Bytes;
 use nimbus_core::concurrency::Concurrency;
 use nimbus_core::report;
 use nimbus_core::trace::TraceHeader;
+use nimbus_telemetry::{ErrorLabels, Telemetry, ThrottleLabels};
 use tokio::sync::Notify;
 
 use crate::pool::FunctionPool;
@@ -28,6 +29,7 @@ struct Inner {
     pools: BTreeMap<String, Arc<FunctionPool>>,
     concurrency: Mutex<Concurrency>,
     logs: Arc<LogSink>,
+    telemetry: Arc<Telemetry>,
     accepting: AtomicBool,
     in_flight: AtomicUsize,
     idle_now: Notify,
@@ -64,6 +66,7 @@ impl Platform {
         config: PlatformConfig,
         functions: Vec<FunctionSpec>,
         logs: Arc<LogSink>,
+        telemetry: Arc<Telemetry>,
     ) -> Result<Self, PlatformError> {
         for dir in ["tmp", "runtime"] {
             let path = config.state_dir.join(dir);
@@ -88,6 +91,7 @@ impl Platform {
                 pools,
                 concurrency: Mutex::new(concurrency),
                 logs,
+                telemetry,
                 accepting: AtomicBool::new(true),
                 in_flight: AtomicUsize::new(0),
                 idle_now: Notify::new(),
@@ -188,16 +192,30 @@ impl Platform {
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(InvokeError::ShuttingDown);
         }
-        inner
+        let acquired = inner
             .concurrency
             .lock()
             .expect("concurrency poisoned")
-            .try_acquire(name)
-            .map_err(InvokeError::Throttled)?;
+            .try_acquire(name);
+        let m = &inner.telemetry.lambda;
+        let labels = nimbus_telemetry::function(name);
+        if let Err(reason) = acquired {
+            m.throttles
+                .get_or_create(&ThrottleLabels {
+                    function: name.to_owned(),
+                    reason: reason.as_str().to_owned(),
+                })
+                .inc();
+            return Err(InvokeError::Throttled(reason));
+        }
         slot.acquired = true;
+        m.invocations.get_or_create(&labels).inc();
+        let running = m.concurrent_executions.get_or_create(&labels).clone();
+        running.inc();
         let platform = self.clone();
         let task = tokio::spawn(async move {
             let response = platform.run(&pool, req).await;
+            running.dec();
             drop(slot);
             response
         });
@@ -243,6 +261,26 @@ impl Platform {
         } else {
             env.kill();
         }
+        let m = &inner.telemetry.lambda;
+        let labels = nimbus_telemetry::function(&pool.spec.name);
+        m.duration
+            .get_or_create(&labels)
+            .observe(outcome.duration.as_secs_f64());
+        if let Some(init) = outcome.init_duration {
+            m.cold_starts.get_or_create(&labels).inc();
+            m.init_duration
+                .get_or_create(&labels)
+                .observe(init.as_secs_f64());
+        }
+        let error_type = match (outcome.status, outcome.function_error) {
+            (Some("timeout"), _) => Some("timeout"),
+            (Some(_), _) => Some("runtime"),
+            (None, true) => Some("function"),
+            (None, false) => None,
+        };
+        if let Some(error_type) = error_type {
+            self.count_error(&pool.spec.name, error_type);
+        }
         InvokeResponse {
             request_id,
             payload: outcome.payload,
@@ -252,12 +290,30 @@ impl Platform {
         }
     }
 
+    fn count_error(&self, function: &str, error_type: &str) {
+        self.inner
+            .telemetry
+            .lambda
+            .errors
+            .get_or_create(&ErrorLabels {
+                function: function.to_owned(),
+                error_type: error_type.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The metrics this platform records into.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.inner.telemetry
+    }
+
     async fn entrypoint_failure(
         &self,
         pool: &FunctionPool,
         request_id: &str,
         reason: &str,
     ) -> InvokeResponse {
+        self.count_error(&pool.spec.name, "runtime");
         let message = format!("RequestId: {request_id} Error: {reason}");
         self.inner
             .logs

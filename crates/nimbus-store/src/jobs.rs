@@ -168,6 +168,24 @@ impl Store {
             })?)
     }
 
+    /// Every lane starting with `prefix` that has jobs: `(lane, jobs, oldest created_ms)`.
+    pub fn job_lane_stats(&self, prefix: &str) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        Ok(self
+            .lock()
+            .prepare_cached(
+                "SELECT lane, COUNT(*), MIN(created_ms) FROM jobs
+                 WHERE substr(lane, 1, length(?1)) = ?1 GROUP BY lane ORDER BY lane",
+            )?
+            .query_map([prefix], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
     /// The lanes that have jobs, for start-up.
     pub fn job_lanes(&self) -> Result<Vec<String>, StoreError> {
         Ok(self

@@ -24,6 +24,30 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Check a template and print what nimbus would run; exits non-zero on an error.
     Validate(TemplateArgs),
+    /// Print the functions' (and APIs' access) logs from the state directory.
+    Logs(LogsArgs),
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// A function's (or an API's) logical id; all of them when left out.
+    pub function: Option<String>,
+    /// The template whose state directory (`.nimbus/` beside it) holds the logs.
+    #[arg(long, default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// The state directory, when `nimbus up` was given one.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Only lines from this long ago: 30s, 10m, 2h, 1d.
+    #[arg(long, value_parser = crate::logs::parse_since)]
+    pub since: Option<std::time::Duration>,
+    /// Only lines matching a CloudWatch Logs filter pattern: terms (all must appear),
+    /// "quoted phrases", ?alternatives, -exclusions; case-sensitive.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Keep printing lines as they are written (Ctrl-C stops).
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Args, Clone)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod invoke;
+mod logs;
 mod up;
 
 use clap::Parser;
@@ -21,6 +22,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Validate(args) => up::validate(&args),
         cli::Command::Up(args) => run_async(up::up(args)),
         cli::Command::Invoke(args) => run_async(invoke::invoke(args)),
+        cli::Command::Logs(args) => logs::logs(&args),
     };
     match result {
         Ok(code) => code,

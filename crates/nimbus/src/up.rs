@@ -117,6 +117,11 @@ fn template_dir(template: &Path) -> PathBuf {
     }
 }
 
+/// `.nimbus/` beside the template.
+pub fn default_state_dir(template: &std::path::Path) -> PathBuf {
+    template_dir(template).join(".nimbus")
+}
+
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let Some(stack) = load(&args.template, true)? else {
         return Ok(ExitCode::FAILURE);
@@ -125,7 +130,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let state_dir = args
         .state_dir
         .clone()
-        .unwrap_or_else(|| template_dir.join(".nimbus"));
+        .unwrap_or_else(|| default_state_dir(&args.template.template));
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;
@@ -242,11 +247,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     };
+    let telemetry = Arc::new(nimbus_telemetry::Telemetry::new());
     let logs = Arc::new(
-        LogSink::new(log_format, Some(state_dir.join("logs")), true)
-            .context("cannot open the log directory")?,
+        LogSink::new(
+            log_format,
+            Some(state_dir.join("logs")),
+            true,
+            Some(telemetry.clone()),
+        )
+        .context("cannot open the log directory")?,
     );
-    let platform = Platform::new(config, specs, logs.clone())?;
+    let platform = Platform::new(config, specs, logs.clone(), telemetry)?;
 
     let limits = nimbus_gateway::server::AccountLimits {
         throttle: nimbus_gateway::config::Throttle {

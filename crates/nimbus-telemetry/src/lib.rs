@@ -1,0 +1,512 @@
+//! What nimbus measures: one [`Telemetry`] handle, shared by the platform, the gateway, the
+//! event engine and the AWS endpoint, holding Prometheus metric families named
+//! `nimbus_<subsystem>_<name>_<unit>` (counters end in `_total`). Labels are bounded: function,
+//! API, route, queue, bus, rule and target names, status classes and error types, never request
+//! ids. Queue and async-queue gauges are filled from the store at scrape time
+//! ([`Telemetry::set_queues`], [`Telemetry::set_async_queues`]).
+//!
+//! Functions' CloudWatch Embedded Metric Format lines ([`emf`]) become metrics too.
+//!
+//! Invariant: no I/O and no clock; callers pass durations and snapshots in.
+
+pub mod emf;
+pub mod filter;
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Distinct EMF series kept; more are dropped (with one warning), so a function that puts a
+/// request id in a dimension cannot grow memory without bound.
+pub const MAX_EMF_SERIES: usize = 1000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    pub function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub function: String,
+    /// `function` (the handler failed), `timeout`, or `runtime` (the process or its start failed).
+    pub error_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    pub function: String,
+    /// Lambda's `Reason`: `ReservedFunctionConcurrentInvocationLimitExceeded`, ...
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub api: String,
+    /// The route key as declared (`GET /weather/{city}`), not the request path.
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatusLabels {
+    pub api: String,
+    pub route: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusLabels {
+    pub bus: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub bus: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmfLabels {
+    pub function: String,
+    pub namespace: String,
+    pub metric: String,
+    pub unit: String,
+    /// The dimension set as `Name=value,Name=value`, in the order the line declared it.
+    pub dimensions: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Seconds: a millisecond to a quarter of an hour (Lambda's longest timeout).
+fn seconds_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        300.0, 900.0,
+    ])
+}
+
+pub struct LambdaMetrics {
+    pub invocations: Family<FunctionLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub throttles: Family<ThrottleLabels, Counter>,
+    pub duration: Histograms<FunctionLabels>,
+    pub init_duration: Histograms<FunctionLabels>,
+    pub cold_starts: Family<FunctionLabels, Counter>,
+    pub concurrent_executions: Family<FunctionLabels, Gauge>,
+    pub async_events_queued: Family<FunctionLabels, Gauge>,
+    pub async_event_age: Family<FunctionLabels, FloatGauge>,
+    pub dead_letter_sends: Family<FunctionLabels, Counter>,
+}
+
+pub struct GatewayMetrics {
+    pub requests: Family<RouteStatusLabels, Counter>,
+    pub latency: Histograms<RouteLabels>,
+    pub integration_latency: Histograms<RouteLabels>,
+    pub cache_hits: Family<RouteLabels, Counter>,
+    pub throttled: Family<RouteLabels, Counter>,
+    pub forbidden: Family<RouteLabels, Counter>,
+}
+
+pub struct SqsMetrics {
+    pub visible: Family<QueueLabels, Gauge>,
+    pub in_flight: Family<QueueLabels, Gauge>,
+    pub delayed: Family<QueueLabels, Gauge>,
+    pub oldest_message_age: Family<QueueLabels, FloatGauge>,
+}
+
+pub struct EventsMetrics {
+    pub put_events_entries: Family<BusLabels, Counter>,
+    pub matched: Family<RuleLabels, Counter>,
+    pub target_invocations: Family<TargetLabels, Counter>,
+    pub target_failures: Family<TargetLabels, Counter>,
+}
+
+pub struct EmfMetrics {
+    pub observations: Family<EmfLabels, Counter>,
+    pub sum: Family<EmfLabels, FloatGauge>,
+    pub last: Family<EmfLabels, FloatGauge>,
+    pub invalid_lines: Family<FunctionLabels, Counter>,
+    series: Mutex<HashSet<EmfLabels>>,
+}
+
+/// Every metric nimbus keeps.
+pub struct Telemetry {
+    registry: Registry,
+    pub lambda: LambdaMetrics,
+    pub gateway: GatewayMetrics,
+    pub sqs: SqsMetrics,
+    pub events: EventsMetrics,
+    pub emf: EmfMetrics,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telemetry")
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+/// A queue's counts at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSnapshot {
+    pub queue: String,
+    pub visible: i64,
+    pub in_flight: i64,
+    pub delayed: i64,
+    pub oldest_age_s: f64,
+}
+
+/// A function's durable async queue at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncSnapshot {
+    pub function: String,
+    pub queued: i64,
+    pub oldest_age_s: f64,
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let mut r = Registry::with_prefix("nimbus");
+        let lambda = LambdaMetrics {
+            invocations: Family::default(),
+            errors: Family::default(),
+            throttles: Family::default(),
+            duration: Family::new_with_constructor(seconds_histogram),
+            init_duration: Family::new_with_constructor(seconds_histogram),
+            cold_starts: Family::default(),
+            concurrent_executions: Family::default(),
+            async_events_queued: Family::default(),
+            async_event_age: Family::default(),
+            dead_letter_sends: Family::default(),
+        };
+        let l = &lambda;
+        r.register(
+            "lambda_invocations",
+            "Function invocations that ran (not throttled)",
+            l.invocations.clone(),
+        );
+        r.register(
+            "lambda_errors",
+            "Invocations that failed, by error type (function, timeout, runtime)",
+            l.errors.clone(),
+        );
+        r.register(
+            "lambda_throttles",
+            "Invocations refused for lack of concurrency, by reason",
+            l.throttles.clone(),
+        );
+        r.register_with_unit(
+            "lambda_duration",
+            "Invocation duration, as on the REPORT line",
+            Unit::Seconds,
+            l.duration.clone(),
+        );
+        r.register_with_unit(
+            "lambda_init_duration",
+            "Execution environment initialisation time of cold starts",
+            Unit::Seconds,
+            l.init_duration.clone(),
+        );
+        r.register(
+            "lambda_cold_starts",
+            "Invocations that started a new execution environment",
+            l.cold_starts.clone(),
+        );
+        r.register(
+            "lambda_concurrent_executions",
+            "Invocations running now",
+            l.concurrent_executions.clone(),
+        );
+        r.register(
+            "lambda_async_events_queued",
+            "Asynchronous events waiting in the function's durable queue (incl. retries)",
+            l.async_events_queued.clone(),
+        );
+        r.register_with_unit(
+            "lambda_async_event_age",
+            "Age of the oldest event in the function's asynchronous queue",
+            Unit::Seconds,
+            l.async_event_age.clone(),
+        );
+        r.register(
+            "lambda_dead_letter_sends",
+            "Asynchronous events given up and sent to a dead-letter queue or OnFailure destination",
+            l.dead_letter_sends.clone(),
+        );
+
+        let gateway = GatewayMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(seconds_histogram),
+            integration_latency: Family::new_with_constructor(seconds_histogram),
+            cache_hits: Family::default(),
+            throttled: Family::default(),
+            forbidden: Family::default(),
+        };
+        let g = &gateway;
+        r.register(
+            "apigateway_requests",
+            "API requests by route and status class",
+            g.requests.clone(),
+        );
+        r.register_with_unit(
+            "apigateway_latency",
+            "Time from request to response, as API Gateway's Latency",
+            Unit::Seconds,
+            g.latency.clone(),
+        );
+        r.register_with_unit(
+            "apigateway_integration_latency",
+            "Time spent in the Lambda integration, as API Gateway's IntegrationLatency",
+            Unit::Seconds,
+            g.integration_latency.clone(),
+        );
+        r.register(
+            "apigateway_cache_hits",
+            "Responses served from the stage cache",
+            g.cache_hits.clone(),
+        );
+        r.register(
+            "apigateway_throttled",
+            "Requests refused with 429 (throttle or quota)",
+            g.throttled.clone(),
+        );
+        r.register(
+            "apigateway_forbidden",
+            "Requests refused with 403 (API key or authorizer)",
+            g.forbidden.clone(),
+        );
+
+        let sqs = SqsMetrics {
+            visible: Family::default(),
+            in_flight: Family::default(),
+            delayed: Family::default(),
+            oldest_message_age: Family::default(),
+        };
+        r.register(
+            "sqs_messages_visible",
+            "Messages available for retrieval",
+            sqs.visible.clone(),
+        );
+        r.register(
+            "sqs_messages_in_flight",
+            "Messages received and not yet deleted or visible again",
+            sqs.in_flight.clone(),
+        );
+        r.register(
+            "sqs_messages_delayed",
+            "Messages not yet available because of a delay",
+            sqs.delayed.clone(),
+        );
+        r.register_with_unit(
+            "sqs_oldest_message_age",
+            "Age of the oldest message in the queue",
+            Unit::Seconds,
+            sqs.oldest_message_age.clone(),
+        );
+
+        let events = EventsMetrics {
+            put_events_entries: Family::default(),
+            matched: Family::default(),
+            target_invocations: Family::default(),
+            target_failures: Family::default(),
+        };
+        r.register(
+            "events_put_entries",
+            "Events accepted by PutEvents (and by schedules), per bus",
+            events.put_events_entries.clone(),
+        );
+        r.register(
+            "events_rule_matches",
+            "Events a rule matched",
+            events.matched.clone(),
+        );
+        r.register(
+            "events_target_invocations",
+            "Deliveries to a rule's target, first attempts and retries",
+            events.target_invocations.clone(),
+        );
+        r.register(
+            "events_target_failures",
+            "Deliveries to a rule's target that failed (retried or dead-lettered)",
+            events.target_failures.clone(),
+        );
+
+        let emf = EmfMetrics {
+            observations: Family::default(),
+            sum: Family::default(),
+            last: Family::default(),
+            invalid_lines: Family::default(),
+            series: Mutex::new(HashSet::new()),
+        };
+        r.register(
+            "emf_observations",
+            "Values functions reported in Embedded Metric Format lines",
+            emf.observations.clone(),
+        );
+        r.register(
+            "emf_sum",
+            "Sum of the values functions reported in Embedded Metric Format lines",
+            emf.sum.clone(),
+        );
+        r.register(
+            "emf_last",
+            "Last value a function reported for an Embedded Metric Format metric",
+            emf.last.clone(),
+        );
+        r.register(
+            "emf_invalid_lines",
+            "Log lines that declared _aws but broke the Embedded Metric Format (no metric kept)",
+            emf.invalid_lines.clone(),
+        );
+
+        Telemetry {
+            registry: r,
+            lambda,
+            gateway,
+            sqs,
+            events,
+            emf,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Replaces the queue gauges with the store's counts (queues deleted since disappear).
+    pub fn set_queues(&self, queues: &[QueueSnapshot]) {
+        let s = &self.sqs;
+        s.visible.clear();
+        s.in_flight.clear();
+        s.delayed.clear();
+        s.oldest_message_age.clear();
+        for q in queues {
+            let l = QueueLabels {
+                queue: q.queue.clone(),
+            };
+            s.visible.get_or_create(&l).set(q.visible);
+            s.in_flight.get_or_create(&l).set(q.in_flight);
+            s.delayed.get_or_create(&l).set(q.delayed);
+            s.oldest_message_age.get_or_create(&l).set(q.oldest_age_s);
+        }
+    }
+
+    /// Replaces the asynchronous queue gauges with the store's counts.
+    pub fn set_async_queues(&self, queues: &[AsyncSnapshot]) {
+        let l = &self.lambda;
+        l.async_events_queued.clear();
+        l.async_event_age.clear();
+        for q in queues {
+            let labels = function(&q.function);
+            l.async_events_queued.get_or_create(&labels).set(q.queued);
+            l.async_event_age.get_or_create(&labels).set(q.oldest_age_s);
+        }
+    }
+
+    /// Records one log line of `function` if it is an Embedded Metric Format line; a broken one
+    /// is counted and logged, never an error.
+    pub fn record_log_line(&self, function: &str, line: &str) {
+        if !emf::looks_like_emf(line) {
+            return;
+        }
+        match emf::parse(line) {
+            Ok(Some(metrics)) => {
+                for m in metrics {
+                    self.record_emf(function, m);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.emf
+                    .invalid_lines
+                    .get_or_create(&self::function(function))
+                    .inc();
+                tracing::warn!(%function, error = %e, "log line ignored as a metric");
+            }
+        }
+    }
+
+    fn record_emf(&self, function: &str, m: emf::EmfMetric) {
+        let labels = EmfLabels {
+            function: function.to_owned(),
+            namespace: m.namespace,
+            metric: m.name,
+            unit: m.unit,
+            dimensions: m
+                .dimensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        {
+            let mut series = self.emf.series.lock().unwrap_or_else(|e| e.into_inner());
+            if !series.contains(&labels) {
+                if series.len() >= MAX_EMF_SERIES {
+                    if series.len() == MAX_EMF_SERIES {
+                        tracing::warn!(%function, "more than {MAX_EMF_SERIES} EMF series; new ones are dropped (is a request id a dimension?)");
+                        // Marks the warning as given; the placeholder is never exported.
+                        series.insert(EmfLabels {
+                            function: String::new(),
+                            namespace: String::new(),
+                            metric: String::new(),
+                            unit: String::new(),
+                            dimensions: "\u{0}".into(),
+                        });
+                    }
+                    return;
+                }
+                series.insert(labels.clone());
+            }
+        }
+        let e = &self.emf;
+        e.observations
+            .get_or_create(&labels)
+            .inc_by(m.values.len() as u64);
+        e.sum.get_or_create(&labels).inc_by(m.values.iter().sum());
+        if let Some(v) = m.values.last() {
+            e.last.get_or_create(&labels).set(*v);
+        }
+    }
+}
+
+/// The labels of one function.
+pub fn function(name: &str) -> FunctionLabels {
+    FunctionLabels {
+        function: name.to_owned(),
+    }
+}
+
+/// `2xx` ... `5xx` for a status code.
+pub fn status_class(status: u16) -> String {
+    format!("{}xx", status / 100)
+}

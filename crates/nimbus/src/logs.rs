@@ -1,0 +1,195 @@
+//! `nimbus logs`: what the state directory's log files hold, for one function (or API) or all,
+//! interleaved by time, optionally only since a moment, matching a CloudWatch filter pattern,
+//! and followed as it grows. Works whether or not nimbus is running.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use nimbus_lambda::logs::file_line_time_ms;
+use nimbus_telemetry::filter::FilterPattern;
+
+use crate::cli::LogsArgs;
+
+/// How often `--follow` looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+pub fn logs(args: &LogsArgs) -> anyhow::Result<std::process::ExitCode> {
+    let dir = match &args.state_dir {
+        Some(d) => d.join("logs"),
+        None => crate::up::default_state_dir(&args.template).join("logs"),
+    };
+    let filter = FilterPattern::parse(args.filter.as_deref().unwrap_or(""))?;
+    let since_ms = args
+        .since
+        .map(|d| now_ms().saturating_sub(d.as_millis() as u64));
+    let files = log_files(&dir, args.function.as_deref())?;
+    let prefix = files.len() > 1 || args.function.is_none();
+    let mut offsets: BTreeMap<String, u64> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for (name, path) in &files {
+        let (read, end) = read_from(path, 0)?;
+        offsets.insert(name.clone(), end);
+        lines.extend(read.into_iter().map(|l| (name.clone(), l)));
+    }
+    print_lines(lines, since_ms, &filter, prefix);
+    if !args.follow {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(FOLLOW_POLL);
+        // New functions' files appear while following all.
+        let files = log_files(&dir, args.function.as_deref()).unwrap_or_default();
+        let mut lines = Vec::new();
+        for (name, path) in &files {
+            let from = offsets.get(name).copied().unwrap_or(0);
+            if let Ok((read, end)) = read_from(path, from) {
+                offsets.insert(name.clone(), end);
+                lines.extend(read.into_iter().map(|l| (name.clone(), l)));
+            }
+        }
+        print_lines(lines, None, &filter, prefix);
+    }
+}
+
+/// The log files to read: `<function>.log`, or every `*.log`, by name.
+fn log_files(dir: &Path, function: Option<&str>) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut all = Vec::new();
+    if dir.is_dir() {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".log"))
+            {
+                all.push((name.to_owned(), path.clone()));
+            }
+        }
+    }
+    all.sort();
+    match function {
+        None => Ok(all),
+        Some(f) => match all.iter().find(|(n, _)| n == f) {
+            Some(found) => Ok(vec![found.clone()]),
+            None => {
+                let known: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+                bail!(
+                    "no log for {f} in {} (logs there: {})",
+                    dir.display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+        },
+    }
+}
+
+/// The complete lines from byte `from`, and the offset after the last complete line (a line
+/// still being written is read on the next poll).
+fn read_from(path: &Path, from: u64) -> anyhow::Result<(Vec<String>, u64)> {
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata()?.len();
+    // A file that shrank was replaced: read it again from the start.
+    let from = if from > len { 0 } else { from };
+    f.seek(SeekFrom::Start(from))?;
+    let mut reader = BufReader::new(f);
+    let mut lines = Vec::new();
+    let mut offset = from;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf)?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            break;
+        }
+        offset += n as u64;
+        buf.pop();
+        lines.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Ok((lines, offset))
+}
+
+fn print_lines(
+    lines: Vec<(String, String)>,
+    since_ms: Option<u64>,
+    filter: &FilterPattern,
+    prefix: bool,
+) {
+    let mut timed: Vec<(u64, usize, String, String)> = Vec::with_capacity(lines.len());
+    for (i, (name, line)) in lines.into_iter().enumerate() {
+        let (ms, text) = match file_line_time_ms(&line) {
+            Some((ms, text)) => (ms, text.to_owned()),
+            None => (0, line.clone()),
+        };
+        if since_ms.is_some_and(|s| ms < s) || !filter.matches(&text) {
+            continue;
+        }
+        timed.push((ms, i, name, line));
+    }
+    // Interleaved by time; lines of one file keep their order.
+    timed.sort_by_key(|(ms, i, _, _)| (*ms, *i));
+    let mut out = std::io::stdout().lock();
+    for (_, _, name, line) in timed {
+        use std::io::Write;
+        let written = if prefix {
+            writeln!(out, "{name} | {line}")
+        } else {
+            writeln!(out, "{line}")
+        };
+        if written.is_err() {
+            // The reader went away (`| head`): stop quietly.
+            std::process::exit(0);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// `30s`, `10m`, `2h`, `1d` (or a bare number of seconds).
+pub fn parse_since(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m, 2h or 1d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_minutes_hours_and_days() {
+        assert_eq!(parse_since("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_since("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_since("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_since("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_since("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_since("10 minutes").is_err());
+        assert!(parse_since("m").is_err());
+    }
+}
