@@ -132,3 +132,31 @@ def test_with_flow_control_a_failing_downstream_loses_nothing(tmp_path):
         assert ids <= gave_up
     finally:
         n.stop()
+
+
+def test_one_trace_id_crosses_api_function_bus_queue_and_function(tmp_path):
+    """The X-Ray trace id of the API request travels as on AWS: gateway -> notify
+    (Lambda-Runtime-Trace-Id) -> PutEvents TraceHeader (the AWS SDK for Rust) -> rule -> SQS
+    AWSTraceHeader -> deliver through the event source mapping. Both functions have
+    `Tracing: Active`, so their REPORT lines name the trace, as Lambda's do."""
+    n, state = start(tmp_path, "template-flow-control.yaml", FAST)
+    try:
+        root = "1-%08x-%s" % (int(time.time()), "0123456789abcdef01234567")
+        r = requests.post(notify_url(n), json={"order_id": "t-1"}, timeout=30,
+                          headers={"X-Amzn-Trace-Id": f"Root={root};Sampled=1"})
+        assert r.status_code == 200, r.text
+        wait_for_outcomes(state, {r.json()["correlation_id"]})
+        deadline = time.time() + 10
+        while True:
+            reports = {fn: [l for l in (state / "logs" / f"{fn}.log").read_text().splitlines()
+                            if "REPORT RequestId:" in l]
+                       for fn in ("Notify", "Deliver")}
+            traced = {fn: [l for l in lines if f"XRAY TraceId: {root}\t" in l] for fn, lines in reports.items()}
+            if all(traced.values()) or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert traced["Notify"], reports["Notify"]
+        assert traced["Deliver"], reports["Deliver"]
+        assert "Sampled: true" in traced["Deliver"][0]
+    finally:
+        n.stop()

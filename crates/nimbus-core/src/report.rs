@@ -22,6 +22,9 @@ pub struct Report {
     pub init_duration: Option<Duration>,
     /// `Status: timeout` / `Status: error` as Lambda adds for platform failures.
     pub status: Option<&'static str>,
+    /// For a function with active tracing: the invocation's trace, which Lambda states at the
+    /// end of the line (`XRAY TraceId: ... SegmentId: ... Sampled: true`).
+    pub xray: Option<crate::trace::TraceHeader>,
 }
 
 /// Lambda's tab-separated REPORT line. Billing rounds the duration up to the next millisecond.
@@ -40,6 +43,14 @@ pub fn report_line(request_id: &str, r: &Report) -> String {
     }
     if let Some(status) = r.status {
         line.push_str(&format!("Status: {status}\t"));
+    }
+    if let Some(t) = &r.xray {
+        line.push_str(&format!(
+            "XRAY TraceId: {}\tSegmentId: {}\tSampled: {}\t",
+            t.root,
+            t.parent.as_deref().unwrap_or(""),
+            t.sampled.as_deref() == Some("1")
+        ));
     }
     line
 }
@@ -86,6 +97,7 @@ mod tests {
             max_memory_used_mb: 99,
             init_duration: Some(Duration::from_micros(841_600)),
             status: None,
+            xray: None,
         };
         assert_eq!(
             report_line("abc", &r),
@@ -101,11 +113,29 @@ mod tests {
             max_memory_used_mb: 10,
             init_duration: None,
             status: Some("timeout"),
+            xray: None,
         };
         assert!(report_line("x", &r).contains("Billed Duration: 2 ms\t"));
         assert!(report_line("x", &r).ends_with("Status: timeout\t"));
         r.duration = Duration::from_nanos(10);
         assert!(report_line("x", &r).contains("Billed Duration: 1 ms\t"));
+    }
+
+    #[test]
+    fn active_tracing_ends_the_line_with_the_xray_segment() {
+        let r = Report {
+            duration: Duration::from_millis(2),
+            memory_size_mb: 128,
+            max_memory_used_mb: 10,
+            init_duration: None,
+            status: None,
+            xray: crate::trace::TraceHeader::parse(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            ),
+        };
+        assert!(report_line("x", &r).ends_with(
+            "Max Memory Used: 10 MB\tXRAY TraceId: 1-5759e988-bd862e3fe1be46a994272793\tSegmentId: 53995c3f42cd8ad8\tSampled: true\t"
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nimbus_core::report::{self, Report};
+use nimbus_core::trace::TraceHeader;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::logs::{LogCtl, LogSink};
@@ -102,6 +103,8 @@ pub(crate) struct Env {
     exited: watch::Receiver<bool>,
     /// Set once the process is reaped and its group killed: its pid may be reused after that.
     reaped: Arc<AtomicBool>,
+    /// The running invocation's trace, for the REPORT line of an actively traced function.
+    xray: Mutex<Option<TraceHeader>>,
 }
 
 /// The outcome of one invocation in an environment.
@@ -254,6 +257,7 @@ impl Env {
             init_reported: AtomicBool::new(provisioned),
             exited: exited_rx,
             reaped,
+            xray: Mutex::new(None),
         }))
     }
 
@@ -305,6 +309,10 @@ impl Env {
         init_timeout: Duration,
     ) -> RunOutcome {
         let function = &self.shared.function;
+        if function.tracing_active {
+            *self.xray.lock().unwrap_or_else(|e| e.into_inner()) =
+                TraceHeader::parse(&trace_header);
+        }
         let (started_tx, started_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();
         let dispatched_at = Instant::now();
@@ -510,6 +518,7 @@ impl Env {
             max_memory_used_mb: 0,
             init_duration,
             status,
+            xray: self.xray.lock().unwrap_or_else(|e| e.into_inner()).take(),
         };
         let (tail_tx, tail_rx) = if tail {
             let (tx, rx) = oneshot::channel();

@@ -42,6 +42,8 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     pub reserved_concurrency: Option<u32>,
     pub provisioned_concurrency: u32,
+    /// `Tracing: Active`: REPORT lines state the invocation's X-Ray trace.
+    pub tracing_active: bool,
     /// How to start an environment, or why it cannot start (a missing bootstrap, a failed
     /// build). A function that cannot start is still served: each invoke answers
     /// `Runtime.InvalidEntrypoint` with the reason, as Lambda does.

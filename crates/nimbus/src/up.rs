@@ -238,6 +238,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     .collect(),
                 reserved_concurrency: f.reserved_concurrent_executions,
                 provisioned_concurrency: f.provisioned_concurrency.unwrap_or(0),
+                tracing_active: f.tracing.as_deref() == Some("Active"),
                 launch,
             }
         })
