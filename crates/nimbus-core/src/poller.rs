@@ -18,6 +18,9 @@ pub struct PollerScale {
     /// Throttles in a row with one batch allowed.
     streak: u32,
     paused_until_ms: u64,
+    /// Bumped at each decrease: a throttle of a batch started before the last decrease was
+    /// already answered by it, so a burst of throttles halves once, not once per batch.
+    generation: u64,
 }
 
 /// Whether the poller may start another batch now.
@@ -39,7 +42,13 @@ impl PollerScale {
             allowed: limit,
             streak: 0,
             paused_until_ms: 0,
+            generation: 0,
         }
+    }
+
+    /// What a batch started now must hand back to [`PollerScale::throttled`].
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn allowed(&self) -> u32 {
@@ -61,8 +70,13 @@ impl PollerScale {
         self.allowed = (self.allowed + 1).min(self.limit);
     }
 
-    /// A batch was throttled at `now_ms`; `scale` shrinks the pause (`--delay-scale`).
-    pub fn throttled(&mut self, now_ms: u64, scale: f64) {
+    /// A batch started in `generation` was throttled at `now_ms`; `scale` shrinks the pause
+    /// (`--delay-scale`).
+    pub fn throttled(&mut self, generation: u64, now_ms: u64, scale: f64) {
+        if generation != self.generation {
+            return;
+        }
+        self.generation += 1;
         if self.allowed > 1 {
             self.allowed /= 2;
             return;
@@ -82,10 +96,10 @@ mod tests {
         let mut p = PollerScale::new(8);
         assert_eq!(p.may_start(7, 0), Start::Now);
         assert_eq!(p.may_start(8, 0), Start::WhenOneEnds);
-        p.throttled(0, 1.0);
+        p.throttled(p.generation(), 0, 1.0);
         assert_eq!(p.allowed(), 4);
-        p.throttled(0, 1.0);
-        p.throttled(0, 1.0);
+        p.throttled(p.generation(), 0, 1.0);
+        p.throttled(p.generation(), 0, 1.0);
         assert_eq!(p.allowed(), 1);
         assert_eq!(p.may_start(0, 0), Start::Now, "no pause while shrinking");
         for want in [2, 3, 4, 5, 6, 7, 8, 8] {
@@ -97,21 +111,36 @@ mod tests {
     #[test]
     fn throttles_at_one_batch_pause_with_a_doubling_scaled_delay() {
         let mut p = PollerScale::new(1);
-        p.throttled(1_000, 1.0);
+        p.throttled(p.generation(), 1_000, 1.0);
         assert_eq!(p.may_start(0, 1_000), Start::PausedUntil(2_000));
         assert_eq!(p.may_start(0, 2_000), Start::Now);
-        p.throttled(2_000, 1.0);
+        p.throttled(p.generation(), 2_000, 1.0);
         assert_eq!(p.may_start(0, 2_000), Start::PausedUntil(4_000));
         for _ in 0..10 {
-            p.throttled(10_000, 1.0);
+            p.throttled(p.generation(), 10_000, 1.0);
         }
         assert_eq!(
             p.may_start(0, 10_000),
             Start::PausedUntil(10_000 + MAX_PAUSE_MS)
         );
         p.succeeded();
-        p.throttled(100_000, 0.01);
+        p.throttled(p.generation(), 100_000, 0.01);
         assert_eq!(p.may_start(0, 100_000), Start::PausedUntil(100_010));
+    }
+
+    #[test]
+    fn a_burst_of_throttles_from_one_generation_halves_once() {
+        let mut p = PollerScale::new(64);
+        let started = p.generation();
+        for _ in 0..54 {
+            p.throttled(started, 0, 1.0);
+        }
+        assert_eq!(p.allowed(), 32);
+        assert_eq!(
+            p.may_start(0, 0),
+            Start::Now,
+            "no pause: batches still succeed"
+        );
     }
 
     #[test]

@@ -43,8 +43,9 @@ impl Scaling {
     }
 }
 
-/// One batch in flight; ending it (dropping) frees its place.
-struct Slot(Arc<Scaling>);
+/// One batch in flight (and the scaling generation it started in); ending it (dropping) frees
+/// its place.
+struct Slot(Arc<Scaling>, u64);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -74,16 +75,16 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
             let ended = scaling.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            let start = {
+            let (start, generation) = {
                 let mut state = scaling.lock();
                 let start = state.0.may_start(state.1, now_ms());
                 if start == Start::Now {
                     state.1 += 1;
                 }
-                start
+                (start, state.0.generation())
             };
             match start {
-                Start::Now => break Slot(scaling.clone()),
+                Start::Now => break Slot(scaling.clone(), generation),
                 Start::PausedUntil(t) => tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))) => {}
                     _ = stop.changed() => return,
@@ -235,7 +236,7 @@ async fn invoke(hub: Hub, m: MappingSpec, batch: Vec<Received>, slot: Slot) {
             slot.0
                 .lock()
                 .0
-                .throttled(now_ms(), hub.settings().delay_scale);
+                .throttled(slot.1, now_ms(), hub.settings().delay_scale);
         }
         // The messages come back after their visibility timeout, after the restart.
         Err(InvokeError::ShuttingDown) => {}

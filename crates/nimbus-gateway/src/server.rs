@@ -131,8 +131,18 @@ fn epoch_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// Why the gateway itself refused a request (not the function's own 403s and 429s).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// API key or authorizer.
+    Forbidden,
+    /// Throttle or quota.
+    Throttled,
+}
+
 /// What the access log says about one request.
 struct Access {
+    refused: Option<Refusal>,
     cache_hit: bool,
     route_key: Option<String>,
     api_key_id: Option<String>,
@@ -166,6 +176,7 @@ async fn handle(
     let method = req.method().as_str().to_owned();
     let raw_path = req.uri().path().to_owned();
     let mut access = Access {
+        refused: None,
         cache_hit: false,
         route_key: None,
         api_key_id: None,
@@ -240,10 +251,10 @@ fn record_metrics(api: &ApiState, access: &Access, status: u16, latency: std::ti
     if access.cache_hit {
         m.cache_hits.get_or_create(&route).inc();
     }
-    match status {
-        429 => m.throttled.get_or_create(&route).inc(),
-        403 => m.forbidden.get_or_create(&route).inc(),
-        _ => 0,
+    match access.refused {
+        Some(Refusal::Throttled) => m.throttled.get_or_create(&route).inc(),
+        Some(Refusal::Forbidden) => m.forbidden.get_or_create(&route).inc(),
+        None => 0,
     };
 }
 
@@ -421,6 +432,7 @@ async fn answer(
             }
             Err((resp, why)) => {
                 access.error = Some(format!("authorizer {name}: {why}"));
+                access.refused = Some(Refusal::Forbidden);
                 return to_http(resp);
             }
         }
@@ -439,6 +451,7 @@ async fn answer(
         Verdict::Allow { api_key } => api_key,
         Verdict::Forbidden => {
             access.error = Some("api key missing or invalid".into());
+            access.refused = Some(Refusal::Forbidden);
             return gateway_error(
                 kind,
                 StatusCode::FORBIDDEN,
@@ -448,6 +461,7 @@ async fn answer(
         }
         Verdict::TooManyRequests => {
             access.error = Some("throttled".into());
+            access.refused = Some(Refusal::Throttled);
             return gateway_error(
                 kind,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -457,6 +471,7 @@ async fn answer(
         }
         Verdict::LimitExceeded => {
             access.error = Some("quota exceeded".into());
+            access.refused = Some(Refusal::Throttled);
             return gateway_error(
                 kind,
                 StatusCode::TOO_MANY_REQUESTS,

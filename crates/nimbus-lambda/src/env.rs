@@ -310,8 +310,12 @@ impl Env {
     ) -> RunOutcome {
         let function = &self.shared.function;
         if function.tracing_active {
+            // The function's own segment: a new id, as Lambda's REPORT line states.
             *self.xray.lock().unwrap_or_else(|e| e.into_inner()) =
-                TraceHeader::parse(&trace_header);
+                TraceHeader::parse(&trace_header).map(|mut t| {
+                    t.parent = Some(format!("{:016x}", rand::random::<u64>()));
+                    t
+                });
         }
         let (started_tx, started_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();

@@ -36,6 +36,22 @@ struct Inner {
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// One running invocation in the concurrency gauge, however the invocation ends.
+struct Running(nimbus_telemetry::IntGauge);
+
+impl Running {
+    fn new(g: nimbus_telemetry::IntGauge) -> Running {
+        g.inc();
+        Running(g)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Holds one unit of concurrency and one in-flight count; gives both back on drop, whatever
 /// path the invocation leaves by.
 struct Slot {
@@ -210,12 +226,11 @@ impl Platform {
         }
         slot.acquired = true;
         m.invocations.get_or_create(&labels).inc();
-        let running = m.concurrent_executions.get_or_create(&labels).clone();
-        running.inc();
+        let running = Running::new(m.concurrent_executions.get_or_create(&labels).clone());
         let platform = self.clone();
         let task = tokio::spawn(async move {
             let response = platform.run(&pool, req).await;
-            running.dec();
+            drop(running);
             drop(slot);
             response
         });

@@ -95,6 +95,8 @@ pub struct EmfLabels {
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+/// An integer gauge, e.g. one function's running invocations.
+pub type IntGauge = Gauge;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Seconds: a millisecond to a quarter of an hour (Lambda's longest timeout).
@@ -152,6 +154,8 @@ pub struct EmfMetrics {
 /// Every metric nimbus keeps.
 pub struct Telemetry {
     registry: Registry,
+    /// Serialises scrapes: the scrape-time gauges are cleared and refilled.
+    scrape: Mutex<()>,
     pub lambda: LambdaMetrics,
     pub gateway: GatewayMetrics,
     pub sqs: SqsMetrics,
@@ -292,12 +296,12 @@ impl Telemetry {
         );
         r.register(
             "apigateway_throttled",
-            "Requests refused with 429 (throttle or quota)",
+            "Requests the gateway refused with 429 (throttle or quota), not the function's own",
             g.throttled.clone(),
         );
         r.register(
             "apigateway_forbidden",
-            "Requests refused with 403 (API key or authorizer)",
+            "Requests the gateway refused for the API key or the authorizer, not the function's own 403s",
             g.forbidden.clone(),
         );
 
@@ -337,7 +341,7 @@ impl Telemetry {
         };
         r.register(
             "events_put_entries",
-            "Events accepted by PutEvents (and by schedules), per bus",
+            "Events accepted by PutEvents, per bus (scheduled events are not put: see target invocations)",
             events.put_events_entries.clone(),
         );
         r.register(
@@ -386,12 +390,21 @@ impl Telemetry {
 
         Telemetry {
             registry: r,
+            scrape: Mutex::new(()),
             lambda,
             gateway,
             sqs,
             events,
             emf,
         }
+    }
+
+    /// One scrape: `refresh` sets the scrape-time gauges, then everything is encoded, with no
+    /// other scrape in between.
+    pub fn scrape(&self, refresh: impl FnOnce()) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        refresh();
+        self.encode()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -57,6 +57,12 @@ const ENVELOPE: &[&str] = &[
     "SecurityToken",
 ];
 
+/// The deepest SQS parameter has 7 parts
+/// (`SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringListValue.1`).
+const MAX_DEPTH: usize = 8;
+/// A batch of 10 entries with 10 attributes of 4 parameters each is about 500.
+const MAX_PARAMETERS: usize = 1000;
+
 /// How a flattened request parameter maps onto the JSON protocol's member.
 enum Flat {
     /// `Name.N` -> `[..]`; each item a string or an object.
@@ -112,6 +118,12 @@ pub fn parse(params: &[(String, String)]) -> Result<(String, Value), SqsError> {
             format!("The action {action} is not valid for this endpoint."),
         ));
     }
+    if params.len() > MAX_PARAMETERS {
+        return Err(malformed(format!(
+            "{} parameters; at most {MAX_PARAMETERS}",
+            params.len()
+        )));
+    }
     let mut root = BTreeMap::new();
     for (key, value) in params {
         if ENVELOPE.contains(&key.as_str()) {
@@ -124,6 +136,13 @@ pub fn parse(params: &[(String, String)]) -> Result<(String, Value), SqsError> {
 
 fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: String) -> Result<(), SqsError> {
     let parts: Vec<&str> = key.split('.').collect();
+    // Bounds the tree's depth, which the conversion walks recursively.
+    if parts.len() > MAX_DEPTH {
+        return Err(malformed(format!(
+            "the parameter name {:?}... has more than {MAX_DEPTH} parts",
+            parts[..MAX_DEPTH].join(".")
+        )));
+    }
     if parts.iter().any(|p| p.is_empty()) {
         return Err(malformed(format!(
             "the parameter name {key:?} is not valid"
@@ -416,6 +435,18 @@ mod tests {
         assert!(e.message.contains("AttributeName.1"), "{}", e.message);
         let e = parse(&params("Action=SendMessage&QueueUrl=a&QueueUrl.x=b")).unwrap_err();
         assert!(e.message.contains("QueueUrl"), "{}", e.message);
+        let deep = format!("Action=SendMessage&{}=1", vec!["a"; 100_000].join("."));
+        assert_eq!(
+            parse(&params(&deep)).unwrap_err().query_code,
+            "MalformedQueryString"
+        );
+        let many: String = (0..1001).map(|i| format!("&p{i}=1")).collect();
+        assert_eq!(
+            parse(&params(&format!("Action=ListQueues{many}")))
+                .unwrap_err()
+                .query_code,
+            "MalformedQueryString"
+        );
     }
 
     #[test]
