@@ -34,10 +34,6 @@ pub const DEADLINE_MARGIN_MS: u64 = 500;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
     pub fn expose(&self) -> &str {
         &self.0
     }

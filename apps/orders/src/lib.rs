@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod deliver;
+pub mod edge;
 pub mod log;
 pub mod notify;
 pub mod slow;

@@ -2,7 +2,7 @@
 //! captures into the function's log stream. Each line has `event` first and `ts_ms` (Unix
 //! milliseconds, passed in by the caller) last.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// One JSON line: `{"event": event, ...fields, "ts_ms": ts_ms}` (keys in that order).
 pub fn line(event: &str, fields: &[(&str, Value)], ts_ms: u64) -> String {
@@ -26,15 +26,6 @@ pub fn line(event: &str, fields: &[(&str, Value)], ts_ms: u64) -> String {
 /// `Some(text)` as a JSON string, `None` as `null`.
 pub fn opt(v: Option<&str>) -> Value {
     v.map_or(Value::Null, Value::from)
-}
-
-/// A JSON object from pairs (for response bodies).
-pub fn object(pairs: &[(&str, Value)]) -> Value {
-    let mut m = Map::new();
-    for (k, v) in pairs {
-        m.insert((*k).to_owned(), v.clone());
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]

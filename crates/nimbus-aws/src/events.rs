@@ -79,7 +79,7 @@ fn rule<'h>(hub: &'h Hub, input: &Value, key: &str) -> Result<&'h RuleSpec, AwsE
 
 fn describe(hub: &Hub, r: &RuleSpec) -> Value {
     let s = hub.settings();
-    let arn = nimbus_events::config::rule_arn(&s.region, &s.account, &r.bus, &r.name);
+    let arn = nimbus_core::arn::rule_arn(&s.region, &s.account, &r.bus, &r.name);
     let mut out = json!({
         "Name": r.name,
         "Arn": arn,

@@ -219,10 +219,7 @@ impl Sqs {
     }
 
     pub fn queue_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:sqs:{}:{}:{}",
-            self.config.region, self.config.account, name
-        )
+        nimbus_core::arn::queue_arn(&self.config.region, &self.config.account, name)
     }
 
     fn waker(&self, queue: &str) -> Arc<Notify> {

@@ -1,8 +1,27 @@
-//! Lambda function names and ARNs as the Invoke API accepts them.
+//! The ARNs nimbus hands out, and Lambda function names as the Invoke API accepts them.
 
 /// `arn:aws:lambda:{region}:{account}:function:{name}`.
 pub fn function_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:lambda:{region}:{account}:function:{name}")
+}
+
+/// `arn:aws:sqs:{region}:{account}:{queue}`.
+pub fn queue_arn(region: &str, account: &str, queue: &str) -> String {
+    format!("arn:aws:sqs:{region}:{account}:{queue}")
+}
+
+/// `arn:aws:events:{region}:{account}:event-bus/{bus}`.
+pub fn event_bus_arn(region: &str, account: &str, bus: &str) -> String {
+    format!("arn:aws:events:{region}:{account}:event-bus/{bus}")
+}
+
+/// A rule's ARN, as EventBridge writes it (the bus appears unless it is `default`).
+pub fn rule_arn(region: &str, account: &str, bus: &str, rule: &str) -> String {
+    if bus == "default" {
+        format!("arn:aws:events:{region}:{account}:rule/{rule}")
+    } else {
+        format!("arn:aws:events:{region}:{account}:rule/{bus}/{rule}")
+    }
 }
 
 /// A `FunctionName` path segment of the Invoke API, split into name and qualifier.

@@ -17,7 +17,9 @@ use nimbus_store::NewJob;
 use nimbus_telemetry::{BusLabels, RuleLabels, TargetLabels};
 use serde_json::{json, Map, Value};
 
-use crate::config::{bus_name, rule_arn, Dest, RuleSpec, TargetSpec};
+use nimbus_core::arn::rule_arn;
+
+use crate::config::{bus_name, Dest, RuleSpec, TargetSpec};
 use crate::{message, now_ms, Hub, Settings};
 
 /// EventBridge's limit on one entry (and on a whole request).

@@ -27,8 +27,8 @@ impl Dest {
     pub fn arn(&self, region: &str, account: &str) -> String {
         match self {
             Dest::Function(f) => nimbus_core::arn::function_arn(region, account, f),
-            Dest::Queue(q) => format!("arn:aws:sqs:{region}:{account}:{q}"),
-            Dest::Bus(b) => format!("arn:aws:events:{region}:{account}:event-bus/{b}"),
+            Dest::Queue(q) => nimbus_core::arn::queue_arn(region, account, q),
+            Dest::Bus(b) => nimbus_core::arn::event_bus_arn(region, account, b),
         }
     }
 }
@@ -36,15 +36,6 @@ impl Dest {
 /// The bus a name or an ARN (`arn:aws:events:..:event-bus/NAME`) names.
 pub fn bus_name(raw: &str) -> &str {
     raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n)
-}
-
-/// A rule's ARN, as EventBridge writes it (the bus appears unless it is `default`).
-pub fn rule_arn(region: &str, account: &str, bus: &str, rule: &str) -> String {
-    if bus == "default" {
-        format!("arn:aws:events:{region}:{account}:rule/{rule}")
-    } else {
-        format!("arn:aws:events:{region}:{account}:rule/{bus}/{rule}")
-    }
 }
 
 /// A function's asynchronous invocation settings.

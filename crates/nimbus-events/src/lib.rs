@@ -87,12 +87,7 @@ struct Inner {
 }
 
 /// Unix milliseconds: the time the engine and the SQS layer pass to the store.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use nimbus_lambda::epoch_ms as now_ms;
 
 impl Hub {
     pub fn new(
@@ -216,7 +211,8 @@ impl Hub {
     }
 
     pub fn queue_arn(&self, queue: &str) -> String {
-        Dest::Queue(queue.to_owned()).arn(&self.inner.settings.region, &self.inner.settings.account)
+        let s = &self.inner.settings;
+        nimbus_core::arn::queue_arn(&s.region, &s.account, queue)
     }
 
     /// Sends messages nimbus produces (DLQ entries, records, rule deliveries) and wakes the

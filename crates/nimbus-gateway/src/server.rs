@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -124,12 +124,7 @@ pub fn router(api: Arc<ApiState>) -> Router {
     Router::new().fallback(handle).with_state(api)
 }
 
-fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
+use nimbus_lambda::epoch_ms;
 
 /// Why the gateway itself refused a request (not the function's own 403s and 429s).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -592,7 +592,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
     }
 }
 
-pub(crate) fn epoch_ms() -> u64 {
+/// Unix milliseconds now: the one wall-clock reading the I/O crates share.
+pub fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use nimbus_lambda::logs::file_line_time_ms;
@@ -25,7 +25,7 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<std::process::ExitCode> {
     let filter = FilterPattern::parse(args.filter.as_deref().unwrap_or(""))?;
     let since_ms = args
         .since
-        .map(|d| now_ms().saturating_sub(d.as_millis() as u64));
+        .map(|d| nimbus_lambda::epoch_ms().saturating_sub(d.as_millis() as u64));
     let files = log_files(&dir, args.function.as_deref())?;
     let prefix = files.len() > 1 || args.function.is_none();
     let mut offsets: BTreeMap<String, u64> = BTreeMap::new();
@@ -150,13 +150,6 @@ fn print_lines(
             std::process::exit(0);
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// `30s`, `10m`, `2h`, `1d` (or a bare number of seconds).

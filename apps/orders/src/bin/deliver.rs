@@ -2,7 +2,7 @@
 //! asynchronously by an EventBridge rule (one event) or by an SQS event source mapping (a
 //! batch of records, answered with `batchItemFailures`); see `orders::deliver`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use orders::deliver::{self, Attempt, Config, Effects, Order};
@@ -54,9 +54,7 @@ impl Effects for Live {
     }
 
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        orders::edge::now_ms()
     }
 
     fn random(&self) -> f64 {
@@ -70,13 +68,7 @@ impl Effects for Live {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cfg = match Config::from_vars(&|k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("deliver: bad configuration: {e}");
-            std::process::exit(2);
-        }
-    };
+    let cfg = orders::edge::or_exit("deliver", Config::from_vars(&|k| std::env::var(k).ok()));
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(cfg.retry.attempt_timeout_ms))
         .build()?;

@@ -1,8 +1,6 @@
 //! notify: `POST /notify` (lambda_http, REST API). The order, stamped with API Gateway's
 //! request id as its correlation id, goes on the pipeline's bus as one PutEvents entry.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_config::BehaviorVersion;
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -10,13 +8,8 @@ use aws_sdk_eventbridge::Client;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use lambda_http::request::RequestContext;
 use lambda_http::{run, service_fn, Body, Error, Request, RequestExt, Response};
+use orders::edge::{json_response, now_ms, or_exit};
 use orders::notify::{self, ApiError, EntryResult};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 struct Notify {
     events: Client,
@@ -34,14 +27,6 @@ fn correlation_id(req: &Request) -> String {
         .filter(|id| !id.is_empty())
         .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
         .unwrap_or_default()
-}
-
-fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
-        .expect("static header names and values are valid")
 }
 
 impl Notify {
@@ -95,13 +80,13 @@ impl Notify {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let bus = match std::env::var("EVENT_BUS_NAME") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => {
-            eprintln!("notify: bad configuration: EVENT_BUS_NAME is not set");
-            std::process::exit(2);
-        }
-    };
+    let bus = or_exit(
+        "notify",
+        std::env::var("EVENT_BUS_NAME")
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or("EVENT_BUS_NAME is not set"),
+    );
     // Once per environment. Region, credentials and (on nimbus) AWS_ENDPOINT_URL come from the
     // environment; HTTPS is rustls on ring, like reqwest's.
     let http = aws_smithy_http_client::Builder::new()

@@ -1,16 +1,11 @@
 //! slow-api: `POST /slow` (lambda_http, REST API behind an API key and a usage plan). Fails
 //! at once with probability FAILURE_RATE, else answers after a random delay.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_http::{run, service_fn, Body, Error, Request, Response};
+use orders::edge::{json_response, now_ms, or_exit};
 use orders::slow::{self, Config, Decision};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 async fn handle(cfg: &Config, req: Request) -> Response<Body> {
     let id = req
@@ -31,22 +26,12 @@ async fn handle(cfg: &Config, req: Request) -> Response<Body> {
         "{}",
         slow::call_line(id.as_deref(), status, delay_ms, now_ms())
     );
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
-        .expect("static header names and values are valid")
+    json_response(status, &body)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let cfg = match Config::from_vars(&|k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("slow-api: bad configuration: {e}");
-            std::process::exit(2);
-        }
-    };
+    let cfg = or_exit("slow-api", Config::from_vars(&|k| std::env::var(k).ok()));
     let cfg = &cfg;
     run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(handle(cfg, req).await)
