@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use nimbus_events::message::{md5_hex, sha256_hex};
+use nimbus_events::message::{md5_hex, sha256_hex, trace_of};
 use nimbus_events::{now_ms, Signals};
 use nimbus_store::{NewMessage, QueueAttributes, QueueError, Received, Sent, Store, StoreError};
 use serde_json::{json, Map, Value};
@@ -54,6 +54,15 @@ impl SqsError {
             shape: "InvalidParameterValueException",
             query_code: "InvalidParameterValue",
             message: message.into(),
+        }
+    }
+
+    /// `Sender` (the caller's fault) or `Receiver`, as SQS's error documents say.
+    fn fault(&self) -> &'static str {
+        if self.status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
         }
     }
 
@@ -113,11 +122,7 @@ impl From<StoreError> for SqsError {
 
 impl IntoResponse for SqsError {
     fn into_response(self) -> Response {
-        let fault = if self.status.is_server_error() {
-            "Receiver"
-        } else {
-            "Sender"
-        };
+        let fault = self.fault();
         let body = json!({
             "__type": format!("com.amazonaws.sqs#{}", self.shape),
             "message": self.message,
@@ -205,10 +210,6 @@ impl Sqs {
         }
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     pub fn queue_url(&self, name: &str) -> String {
         format!(
             "{}/{}/{}",
@@ -248,7 +249,7 @@ impl Sqs {
         path_queue: Option<(&str, &str)>,
     ) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let answer = match query::parse(&params) {
+        let answer = match query::parse(params) {
             Ok((action, mut input)) => {
                 if let Some((account, queue)) = path_queue {
                     if input.get("QueueUrl").is_none() {
@@ -314,7 +315,7 @@ impl Sqs {
                 let attrs = self.store.queue_attributes(&queue)?;
                 let (msg, mut out) = new_message(&input, &attrs)?;
                 let sent = self.store.send(&queue, &[msg], now_ms())?;
-                self.waker(&queue).notify_waiters();
+                self.wakers.wake(&queue);
                 answer_sent(&mut out, &sent[0]);
                 Ok(out)
             }
@@ -341,7 +342,7 @@ impl Sqs {
                     timeout,
                     now_ms(),
                 )?;
-                self.waker(&queue).notify_waiters();
+                self.wakers.wake(&queue);
                 Ok(json!({}))
             }
             "ChangeMessageVisibilityBatch" => self.batch(&input, |queue, entry| {
@@ -473,7 +474,7 @@ impl Sqs {
     }
 
     fn failed(id: &str, e: SqsError) -> Value {
-        json!({"Id": id, "SenderFault": !e.status.is_server_error(), "Code": e.query_code, "Message": e.message})
+        json!({"Id": id, "SenderFault": e.fault() == "Sender", "Code": e.query_code, "Message": e.message})
     }
 
     fn send_batch(&self, input: &Value) -> Result<Value> {
@@ -509,7 +510,7 @@ impl Sqs {
         }
         // All the accepted entries commit together, before the answer.
         let sent = self.store.send(&queue, &messages, now_ms())?;
-        self.waker(&queue).notify_waiters();
+        self.wakers.wake(&queue);
         for (out, s) in successful.iter_mut().zip(&sent) {
             answer_sent(out, s);
         }
@@ -568,6 +569,7 @@ impl Sqs {
     }
 
     fn render(&self, r: Received, system: &[String], wanted: &[String]) -> Value {
+        let trace = trace_of(&r);
         let m = r.message;
         let mut out = json!({
             "MessageId": m.id,
@@ -597,12 +599,7 @@ impl Sqs {
                 t.to_string().into(),
             );
         }
-        if let Some(trace) = m
-            .system_attributes
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .and_then(|v| v["AWSTraceHeader"].as_str().map(str::to_owned))
-        {
+        if let Some(trace) = trace {
             all.insert("AWSTraceHeader".into(), trace.into());
         }
         let chosen: Map<String, Value> = all
@@ -719,7 +716,7 @@ fn new_message(input: &Value, queue: &QueueAttributes) -> Result<(NewMessage, Va
     };
     let (attributes, md5_attributes) = match &input["MessageAttributes"] {
         Value::Object(m) if !m.is_empty() => (
-            Some(Value::Object(m.clone()).to_string()),
+            serde_json::to_string(m).ok(),
             Some(message_attributes_md5(m)?),
         ),
         _ => (None, None),

@@ -83,10 +83,7 @@ impl RetryPolicy {
 
     /// After the `throttles`-th throttle in a row (1 for the first): 1 s doubling to 5 min.
     pub fn after_throttle(&self, throttles: u32, created_ms: u64, now_ms: u64, scale: f64) -> Next {
-        let delay_ms = 1000u64
-            .saturating_mul(1 << throttles.saturating_sub(1).min(20))
-            .min(300_000);
-        self.at(created_ms, now_ms + scaled(delay_ms, scale))
+        self.at(created_ms, now_ms + scaled(backoff_step(throttles), scale))
     }
 
     /// After a rule target's `attempts`-th delivery failed; `jitter` in [0, 1) spreads the
@@ -102,9 +99,7 @@ impl RetryPolicy {
         if attempts.saturating_sub(1) >= self.maximum_retry_attempts {
             return Next::GiveUp(GiveUp::RetriesExhausted);
         }
-        let step = 1000u64
-            .saturating_mul(1 << attempts.saturating_sub(1).min(20))
-            .min(300_000);
+        let step = backoff_step(attempts);
         let delay_ms = step / 2 + (step as f64 / 2.0 * jitter.clamp(0.0, 1.0)) as u64;
         self.at(created_ms, now_ms + scaled(delay_ms, scale))
     }
@@ -116,6 +111,13 @@ impl RetryPolicy {
             Next::RetryAt(due_ms)
         }
     }
+}
+
+/// The `n`-th step (1 for the first) of a wait of 1 s doubling to 5 min, in milliseconds.
+fn backoff_step(n: u32) -> u64 {
+    1000u64
+        .saturating_mul(1 << n.saturating_sub(1).min(20))
+        .min(300_000)
 }
 
 fn scaled(ms: u64, scale: f64) -> u64 {

@@ -122,13 +122,15 @@ fn seconds_timestamp(ms: u64) -> String {
 }
 
 fn check_entry(hub: &Hub, e: &PutEventsEntry) -> Result<(String, Value), PutEntryError> {
-    let required = |v: &Option<String>, name: &str| match v.as_deref() {
-        Some(s) if !s.is_empty() => Ok(s.to_owned()),
-        _ => Err(PutEntryError::new(
-            "InvalidArgument",
-            format!("Parameter {name} is not valid. Reason: {name} is a required argument."),
-        )),
-    };
+    fn required<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str, PutEntryError> {
+        match v.as_deref() {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(PutEntryError::new(
+                "InvalidArgument",
+                format!("Parameter {name} is not valid. Reason: {name} is a required argument."),
+            )),
+        }
+    }
     let source = required(&e.source, "Source")?;
     let detail_type = required(&e.detail_type, "DetailType")?;
     let detail_text = required(&e.detail, "Detail")?;
@@ -142,7 +144,7 @@ fn check_entry(hub: &Hub, e: &PutEventsEntry) -> Result<(String, Value), PutEntr
             format!("Event entry is {size} bytes; the limit is {MAX_ENTRY_BYTES} bytes."),
         ));
     }
-    let detail: Value = match serde_json::from_str(&detail_text) {
+    let detail: Value = match serde_json::from_str(detail_text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
             return Err(PutEntryError::new(
@@ -262,7 +264,12 @@ fn deliver_to_targets(
                 lane: lane(rule, target),
                 id: event["id"].as_str().unwrap_or_default().to_owned(),
                 payload,
-                meta: json!({"trace": trace, "error": error, "event": event}).to_string(),
+                // The event itself only for a bus target, which matches the event again.
+                meta: match target.dest {
+                    Dest::Bus(_) => json!({"trace": trace, "error": error, "event": event}),
+                    _ => json!({"trace": trace, "error": error}),
+                }
+                .to_string(),
                 due_ms: Some(now_ms() + 1000),
             };
             tracing::warn!(rule = %rule.spec.name, target = %target.id, %error, "delivery failed; will retry");

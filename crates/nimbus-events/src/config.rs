@@ -70,8 +70,6 @@ pub struct RuleSpec {
     pub schedule: Option<Schedule>,
     pub enabled: bool,
     pub targets: Vec<TargetSpec>,
-    /// Where it was declared, for messages.
-    pub declared_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +93,6 @@ pub struct MappingSpec {
     pub report_batch_item_failures: bool,
     pub filters: Vec<Pattern>,
     pub enabled: bool,
-    pub declared_at: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,7 +234,7 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             _ => {}
         }
     }
-    spec.buses = r.buses.clone();
+    spec.buses = std::mem::take(&mut r.buses);
     spec.warnings = std::mem::take(&mut r.warnings);
     if r.errors.is_empty() {
         Ok(spec)
@@ -454,22 +451,18 @@ impl Reader<'_> {
 
     fn input(&mut self, p: &Value, at: &At) -> TargetInput {
         let transformer = &p["InputTransformer"];
+        let no_paths = serde_json::Map::new();
         let paths = transformer["InputPathsMap"]
             .as_object()
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&no_paths);
         let template = transformer["InputTemplate"].as_str();
         let t = if transformer.is_null() {
             None
         } else {
-            Some((&paths, template.unwrap_or("")))
+            Some((paths, template.unwrap_or("")))
         };
-        let input = match &p["Input"] {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            // SAM accepts the event's constant input as YAML; AWS takes it as JSON text.
-            other => Some(other.to_string()),
-        };
+        // SAM accepts the event's constant input as YAML; AWS takes it as JSON text.
+        let input = json_text(&p["Input"]);
         match TargetInput::parse(input.as_deref(), p["InputPath"].as_str(), t) {
             Ok(i) => i,
             Err(e) => {
@@ -606,7 +599,6 @@ impl Reader<'_> {
             schedule: sched,
             enabled: self.enabled(ev, &at),
             targets: vec![target],
-            declared_at: at.to_string(),
         })
     }
 
@@ -678,7 +670,6 @@ impl Reader<'_> {
             schedule,
             enabled: self.enabled(p, at),
             targets,
-            declared_at: at.to_string(),
         })
     }
 
@@ -739,7 +730,6 @@ impl Reader<'_> {
             report_batch_item_failures: report,
             filters,
             enabled: self.enabled(p, at),
-            declared_at: at.to_string(),
         })
     }
 }

@@ -55,6 +55,8 @@ impl Drop for Slot {
 }
 
 pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
+    let m = Arc::new(m);
+    let arn = hub.queue_arn(&m.queue);
     let reserved = hub
         .platform()
         .function(&m.function)
@@ -112,11 +114,11 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
                 }
             }
         };
-        let batch = filter(&hub, &m, batch);
+        let (batch, records) = filter(&hub, &m, &arn, batch);
         if batch.is_empty() {
             continue;
         }
-        tokio::spawn(invoke(hub.clone(), m.clone(), batch, slot));
+        tokio::spawn(invoke(hub.clone(), m.clone(), batch, records, slot));
     }
 }
 
@@ -170,42 +172,53 @@ async fn gather(
     }
 }
 
-/// Drops (deletes) the messages no filter matches; filters see the record with its body parsed
-/// when the body is JSON, as Lambda's do.
-fn filter(hub: &Hub, m: &MappingSpec, batch: Vec<Received>) -> Vec<Received> {
-    if m.filters.is_empty() {
-        return batch;
-    }
+/// The messages to invoke with and their Lambda records, built once. Drops (deletes) the
+/// messages no filter matches; filters see the record with its body parsed when the body is
+/// JSON, as Lambda's do.
+fn filter(
+    hub: &Hub,
+    m: &MappingSpec,
+    arn: &str,
+    batch: Vec<Received>,
+) -> (Vec<Received>, Vec<Value>) {
     let s = hub.settings();
-    let arn = hub.queue_arn(&m.queue);
-    let mut keep = Vec::new();
+    let mut keep = Vec::with_capacity(batch.len());
+    let mut records = Vec::with_capacity(batch.len());
     for r in batch {
-        let mut record = message::lambda_record(&r, &arn, &s.region, &s.account);
-        if let Ok(body) = serde_json::from_str::<Value>(&r.message.body) {
-            record["body"] = body;
-        }
-        if m.filters.iter().any(|f| f.matches(&record)) {
+        let mut record = message::lambda_record(&r, arn, &s.region, &s.account);
+        let matched = m.filters.is_empty() || {
+            match serde_json::from_str::<Value>(&r.message.body) {
+                Ok(body) => {
+                    let raw = std::mem::replace(&mut record["body"], body);
+                    let matched = m.filters.iter().any(|f| f.matches(&record));
+                    record["body"] = raw;
+                    matched
+                }
+                Err(_) => m.filters.iter().any(|f| f.matches(&record)),
+            }
+        };
+        if matched {
             keep.push(r);
+            records.push(record);
         } else if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt) {
             tracing::error!(queue = %m.queue, error = %e, "cannot delete a filtered-out message");
         }
     }
-    keep
+    (keep, records)
 }
 
-async fn invoke(hub: Hub, m: MappingSpec, batch: Vec<Received>, slot: Slot) {
-    let s = hub.settings();
-    let arn = hub.queue_arn(&m.queue);
-    let records: Vec<Value> = batch
-        .iter()
-        .map(|r| message::lambda_record(r, &arn, &s.region, &s.account))
-        .collect();
+async fn invoke(
+    hub: Hub,
+    m: Arc<MappingSpec>,
+    batch: Vec<Received>,
+    records: Vec<Value>,
+    slot: Slot,
+) {
     let req = InvokeRequest {
         payload: Bytes::from(json!({ "Records": records }).to_string()),
         trace_header: batch.first().and_then(message::trace_of),
         ..InvokeRequest::default()
     };
-    let receipts: Vec<String> = batch.iter().map(|r| r.receipt.clone()).collect();
     match hub.platform().invoke(&m.function, req).await {
         Ok(out) if out.function_error.is_none() => {
             slot.0.lock().0.succeeded();
@@ -232,6 +245,7 @@ async fn invoke(hub: Hub, m: MappingSpec, batch: Vec<Received>, slot: Slot) {
             tracing::info!(function = %m.function, request_id = %out.request_id, messages = batch.len(), "batch failed; its messages return after their visibility timeout");
         }
         Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
+            let receipts: Vec<String> = batch.iter().map(|r| r.receipt.clone()).collect();
             let _ = hub.store().unreceive(&m.queue, &receipts, now_ms());
             slot.0
                 .lock()

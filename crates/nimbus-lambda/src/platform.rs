@@ -36,33 +36,19 @@ struct Inner {
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// One running invocation in the concurrency gauge, however the invocation ends.
-struct Running(nimbus_telemetry::IntGauge);
-
-impl Running {
-    fn new(g: nimbus_telemetry::IntGauge) -> Running {
-        g.inc();
-        Running(g)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// Holds one unit of concurrency and one in-flight count; gives both back on drop, whatever
-/// path the invocation leaves by.
+/// Holds one in-flight count and, once acquired, one unit of concurrency counted in the
+/// function's running-invocations gauge; gives them back on drop, whatever path the
+/// invocation leaves by.
 struct Slot {
     inner: Arc<Inner>,
     function: String,
-    acquired: bool,
+    acquired: Option<nimbus_telemetry::IntGauge>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.acquired {
+        if let Some(running) = self.acquired.take() {
+            running.dec();
             self.inner
                 .concurrency
                 .lock()
@@ -203,7 +189,7 @@ impl Platform {
         let mut slot = Slot {
             inner: inner.clone(),
             function: name.to_owned(),
-            acquired: false,
+            acquired: None,
         };
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(InvokeError::ShuttingDown);
@@ -224,13 +210,13 @@ impl Platform {
                 .inc();
             return Err(InvokeError::Throttled(reason));
         }
-        slot.acquired = true;
         m.invocations.get_or_create(&labels).inc();
-        let running = Running::new(m.concurrent_executions.get_or_create(&labels).clone());
+        let running = m.concurrent_executions.get_or_create(&labels).clone();
+        running.inc();
+        slot.acquired = Some(running);
         let platform = self.clone();
         let task = tokio::spawn(async move {
             let response = platform.run(&pool, req).await;
-            drop(running);
             drop(slot);
             response
         });

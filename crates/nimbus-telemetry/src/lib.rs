@@ -13,7 +13,7 @@ pub mod emf;
 pub mod filter;
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -149,6 +149,8 @@ pub struct EmfMetrics {
     pub last: Family<EmfLabels, FloatGauge>,
     pub invalid_lines: Family<FunctionLabels, Counter>,
     series: Mutex<HashSet<EmfLabels>>,
+    /// The cap on series was reached and said so.
+    capped: AtomicBool,
 }
 
 /// Every metric nimbus keeps.
@@ -366,6 +368,7 @@ impl Telemetry {
             last: Family::default(),
             invalid_lines: Family::default(),
             series: Mutex::new(HashSet::new()),
+            capped: AtomicBool::new(false),
         };
         r.register(
             "emf_observations",
@@ -485,16 +488,8 @@ impl Telemetry {
             let mut series = self.emf.series.lock().unwrap_or_else(|e| e.into_inner());
             if !series.contains(&labels) {
                 if series.len() >= MAX_EMF_SERIES {
-                    if series.len() == MAX_EMF_SERIES {
+                    if !self.emf.capped.swap(true, Ordering::Relaxed) {
                         tracing::warn!(%function, "more than {MAX_EMF_SERIES} EMF series; new ones are dropped (is a request id a dimension?)");
-                        // Marks the warning as given; the placeholder is never exported.
-                        series.insert(EmfLabels {
-                            function: String::new(),
-                            namespace: String::new(),
-                            metric: String::new(),
-                            unit: String::new(),
-                            dimensions: "\u{0}".into(),
-                        });
                     }
                     return;
                 }

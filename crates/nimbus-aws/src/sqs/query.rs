@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::SqsError;
@@ -98,8 +97,9 @@ fn malformed(message: String) -> SqsError {
     SqsError::new("MalformedQueryString", "MalformedQueryString", message)
 }
 
-/// A query request's action and its input as the JSON protocol's request body.
-pub fn parse(params: &[(String, String)]) -> Result<(String, Value), SqsError> {
+/// A query request's action and its input as the JSON protocol's request body (the values,
+/// message bodies among them, are moved, not copied).
+pub fn parse(params: Vec<(String, String)>) -> Result<(String, Value), SqsError> {
     let action = params
         .iter()
         .find(|(k, _)| k == "Action")
@@ -129,7 +129,7 @@ pub fn parse(params: &[(String, String)]) -> Result<(String, Value), SqsError> {
         if ENVELOPE.contains(&key.as_str()) {
             continue;
         }
-        insert(&mut root, key, value.clone())?;
+        insert(&mut root, &key, value)?;
     }
     Ok((action, object(root, "")?))
 }
@@ -276,11 +276,7 @@ pub fn response(action: &str, output: &Value, request_id: &str) -> String {
 
 /// The query protocol's `ErrorResponse` for an error.
 pub fn error(e: &SqsError, request_id: &str) -> String {
-    let fault = if e.status == StatusCode::INTERNAL_SERVER_ERROR {
-        "Receiver"
-    } else {
-        "Sender"
-    };
+    let fault = e.fault();
     format!(
         r#"<?xml version="1.0"?><ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{fault}</Type><Code>{}</Code><Message>{}</Message><Detail/></Error><RequestId>{request_id}</RequestId></ErrorResponse>"#,
         e.query_code,
@@ -373,7 +369,7 @@ mod tests {
 
     #[test]
     fn flattened_parameters_become_the_json_members() {
-        let (action, input) = parse(&params(
+        let (action, input) = parse(params(
             "Action=SendMessageBatch&Version=2012-11-05&QueueUrl=http%3A%2F%2Fh%2F1%2Fq\
              &SendMessageBatchRequestEntry.2.Id=b&SendMessageBatchRequestEntry.2.MessageBody=two\
              &SendMessageBatchRequestEntry.1.Id=a&SendMessageBatchRequestEntry.1.MessageBody=one%20%26\
@@ -395,7 +391,7 @@ mod tests {
                 ]
             })
         );
-        let (_, input) = parse(&params(
+        let (_, input) = parse(params(
             "Action=CreateQueue&QueueName=q&Attribute.1.Name=VisibilityTimeout&Attribute.1.Value=40\
              &Attribute.2.Name=DelaySeconds&Attribute.2.Value=0&Tag.1.Key=team&Tag.1.Value=a",
         ))
@@ -405,7 +401,7 @@ mod tests {
             json!({"QueueName": "q", "Attributes": {"VisibilityTimeout": "40", "DelaySeconds": "0"},
                    "tags": {"team": "a"}})
         );
-        let (_, input) = parse(&params(
+        let (_, input) = parse(params(
             "Action=ReceiveMessage&QueueUrl=u&AttributeName.1=All&MessageAttributeName.1=kind\
              &MessageAttributeName.2=other&MaxNumberOfMessages=10",
         ))
@@ -419,30 +415,30 @@ mod tests {
 
     #[test]
     fn bad_requests_name_the_parameter() {
-        let code = |s: &str| parse(&params(s)).unwrap_err().query_code;
+        let code = |s: &str| parse(params(s)).unwrap_err().query_code;
         assert_eq!(code("QueueName=q"), "MissingAction");
         assert_eq!(code("Action=Frobnicate"), "InvalidAction");
         assert_eq!(
             code("Action=CreateQueue&Attribute.1.Value=3"),
             "MalformedQueryString"
         );
-        let e = parse(&params(
+        let e = parse(params(
             "Action=CreateQueue&Attribute.0.Name=a&Attribute.0.Value=b",
         ))
         .unwrap_err();
         assert!(e.message.contains("Attribute.0"), "{}", e.message);
-        let e = parse(&params("Action=ReceiveMessage&AttributeName=All")).unwrap_err();
+        let e = parse(params("Action=ReceiveMessage&AttributeName=All")).unwrap_err();
         assert!(e.message.contains("AttributeName.1"), "{}", e.message);
-        let e = parse(&params("Action=SendMessage&QueueUrl=a&QueueUrl.x=b")).unwrap_err();
+        let e = parse(params("Action=SendMessage&QueueUrl=a&QueueUrl.x=b")).unwrap_err();
         assert!(e.message.contains("QueueUrl"), "{}", e.message);
         let deep = format!("Action=SendMessage&{}=1", vec!["a"; 100_000].join("."));
         assert_eq!(
-            parse(&params(&deep)).unwrap_err().query_code,
+            parse(params(&deep)).unwrap_err().query_code,
             "MalformedQueryString"
         );
         let many: String = (0..1001).map(|i| format!("&p{i}=1")).collect();
         assert_eq!(
-            parse(&params(&format!("Action=ListQueues{many}")))
+            parse(params(&format!("Action=ListQueues{many}")))
                 .unwrap_err()
                 .query_code,
             "MalformedQueryString"
