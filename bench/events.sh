@@ -78,11 +78,7 @@ Resources:
           Properties: {Queue: !GetAtt Work.Arn, BatchSize: 1}
 EOF
 
-OUT="$WORK/nimbus.log"
-start_leader "$OUT" "$NIMBUS" up "$WORK/app/template.yaml" --aws-port 0 --state-dir "$WORK/state" --shutdown-grace 1
-NB_PID=$LEADER
-wait_line "$OUT" "$NB_PID" '^nimbus: ready' nimbus 30
-EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$OUT" | head -1)
+nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --state-dir "$WORK/state" --shutdown-grace 1
 
 lua() { # file, entries
     cat >"$1" <<EOF

@@ -133,11 +133,8 @@ measure() {
 # ================================================================ nimbus: gateway and direct invoke
 log "nimbus $("$NIMBUS" --version 2>/dev/null | awk '{print $2}'), $(nproc) CPUs, ${DUR}s per run, c=1 and c=$CONC"
 NB_OUT="$WORK/nimbus.log"
-start_leader "$NB_OUT" "$NIMBUS" up "$WORK/app/template.yaml" --host 127.0.0.1 --aws-port 0 --api-port 0 \
+nimbus_up "$NIMBUS" "$NB_OUT" 15 "$WORK/app/template.yaml" --host 127.0.0.1 --aws-port 0 --api-port 0 \
     --account-rate 1000000000 --account-burst 1000000 --state-dir "$WORK/state" --shutdown-grace 1
-NB_PID=$LEADER
-wait_line "$NB_OUT" "$NB_PID" '^nimbus: ready' nimbus
-EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$NB_OUT" | head -1)
 API=$(grep -E '^nimbus: HTTP API ServerlessHttpApi \(stage ' "$NB_OUT" | head -1 | awk '{print $NF}')
 [[ $EP == http://127.0.0.1:* && $API == http://127.0.0.1:* ]] || { cat "$NB_OUT" >&2; die "no endpoint/API URL in nimbus output"; }
 GW_URL="$API/echo"

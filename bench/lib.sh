@@ -66,6 +66,21 @@ build() { # cargo build --release ARGS..., unless BENCH_NO_BUILD is set (needs R
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release "$@")
 }
 
+nimbus_up() { # binary, log file, seconds to wait, args of `up`...: starts nimbus as a session
+    # leader and waits until it is ready; sets NB_PID and EP (the AWS endpoint)
+    local bin=$1 out=$2 secs=$3
+    shift 3
+    start_leader "$out" "$bin" up "$@"
+    NB_PID=$LEADER
+    wait_line "$out" "$NB_PID" '^nimbus: ready' nimbus "$secs"
+    EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$out" | head -1)
+    [[ $EP == http://127.0.0.1:* ]] || { cat "$out" >&2; die "no AWS endpoint in nimbus output"; }
+}
+
+# The median of the numbers on stdin (the mean of the middle two for an even count), or n/a.
+median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) { print "n/a"; exit }
+    if (NR % 2) printf "%.2f", a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
 wait_line() { # log file, pid, ERE, what, [seconds, 15]: waits for a line of a server's output
     local out=$1 pid=$2 re=$3 what=$4 secs=${5:-15} i
     for ((i = 0; i < secs * 100; i++)); do

@@ -70,26 +70,23 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"action":"echo"}'
 EOF
 
-# run label binary -> appends the c=$CONC req/s to <label>_RUNS, sets SCRAPE_MS for current
+# run label binary -> appends the c=$CONC req/s to $WORK/<label>.runs, sets SCRAPE_MS for current
 run() {
-    local label=$1 bin=$2 out="$WORK/$1.log" pid ep api
+    local label=$1 bin=$2 out="$WORK/$1.log" api
     rm -rf "$WORK/state"
-    start_leader "$out" "$bin" up "$WORK/app/template.yaml" --aws-port 0 --api-port 0 \
+    nimbus_up "$bin" "$out" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 \
         --account-rate 1000000000 --account-burst 1000000 --state-dir "$WORK/state" --shutdown-grace 1
-    pid=$LEADER
-    wait_line "$out" "$pid" '^nimbus: ready' "nimbus ($label)" 30
-    ep=$(sed -n 's/^nimbus: AWS endpoint //p' "$out" | head -1)
     api=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' <<<"$(grep ' API ServerlessHttpApi ' "$out")" | head -1)
     [[ -n $api ]] || { cat "$out" >&2; die "no API URL ($label)"; }
     wrk_measure "$label-warmup" 2 "$WORK/wrk-warm.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
     wrk_measure "$label" "$DUR" "$WORK/wrk-$label.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
     log "$label: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms (c=$CONC)"
-    printf -v "${label}_RUNS" '%s %s' "$(eval echo "\${${label}_RUNS:-}")" "$RPS"
+    echo "$RPS" >>"$WORK/$label.runs"
     if [[ $label == current ]]; then
-        SCRAPE_MS=$(curl -sS -o "$WORK/metrics.txt" -w '%{time_total}' "$ep/metrics" | awk '{printf "%.2f", $1 * 1000}')
+        SCRAPE_MS=$(curl -sS -o "$WORK/metrics.txt" -w '%{time_total}' "$EP/metrics" | awk '{printf "%.2f", $1 * 1000}')
         grep -q '^nimbus_lambda_invocations_total{function="Echo"}' "$WORK/metrics.txt" || die "no Echo invocations in /metrics"
     fi
-    stop_leader "$pid"
+    stop_leader "$NB_PID"
 }
 
 for ((i = 1; i <= ROUNDS; i++)); do
@@ -97,17 +94,16 @@ for ((i = 1; i <= ROUNDS; i++)); do
     run current "$WORK/nimbus-current"
 done
 
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-BASE=$(median "$base_RUNS")
-CUR=$(median "$current_RUNS")
+BASE=$(median <"$WORK/base.runs")
+CUR=$(median <"$WORK/current.runs")
 RATIO=$(awk -v c="$CUR" -v b="$BASE" 'BEGIN {printf "%.3f", c / b}')
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')
 
 echo
 echo "observability cost: gateway echo (HTTP API -> testfn), wrk c=$CONC, ${DUR}s x $ROUNDS runs each, alternating; $(nproc) CPUs"
 printf '%-44s %12s  %s\n' "nimbus" "median req/s" "runs"
-printf '%-44s %12s  %s\n' "baseline $BASELINE_SHA (no metrics)" "$BASE" "$base_RUNS"
-printf '%-44s %12s  %s\n' "current (metrics on every request)" "$CUR" "$current_RUNS"
+printf '%-44s %12s  %s\n' "baseline $BASELINE_SHA (no metrics)" "$BASE" "$(paste -sd' ' "$WORK/base.runs")"
+printf '%-44s %12s  %s\n' "current (metrics on every request)" "$CUR" "$(paste -sd' ' "$WORK/current.runs")"
 printf '%-44s %12s\n' "current / baseline" "$RATIO"
 printf '%-44s %12s\n' "GET /metrics after the load (ms)" "$SCRAPE_MS"
 echo

@@ -120,8 +120,6 @@ first_invoke() { # url -> prints seconds (curl time_total) of one invoke; checks
     echo "$t"
 }
 
-median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) { print "n/a"; exit }
-    if (NR % 2) printf "%.2f", a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END { printf "%.2f-%.2f", lo, hi }'; }
 
 # Starts nimbus on the app; sets NB_PID NB_URL NB_OUT NB_T0 (spawn time, ms)

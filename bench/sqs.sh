@@ -45,11 +45,7 @@ Resources:
     Properties: {QueueName: bench}
 EOF
 
-OUT="$WORK/nimbus.log"
-start_leader "$OUT" "$NIMBUS" up "$WORK/app/template.yaml" --aws-port 0 --state-dir "$WORK/state" --shutdown-grace 1
-NB_PID=$LEADER
-wait_line "$OUT" "$NB_PID" '^nimbus: ready' nimbus 30
-EP=$(sed -n 's/^nimbus: AWS endpoint //p' "$OUT" | head -1)
+nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --state-dir "$WORK/state" --shutdown-grace 1
 QURL="$EP/123456789012/bench"
 
 SINGLE="{\"QueueUrl\":\"$QURL\",\"MessageBody\":\"order 42: one widget to Melbourne\"}"

@@ -109,11 +109,9 @@ measure() {
 start_nimbus() { # log, template, args...: sets NB_PID, API (first API URL), KEY
     local out=$1 template=$2
     shift 2
-    start_leader "$out" "$NIMBUS" up "$template" --host 127.0.0.1 --aws-port 0 --api-port 0 \
-        --account-rate 1000000000 --account-burst 1000000 --shutdown-grace 1 "$@"
-    NB_PID=$LEADER
     # nimbus may run cargo first: give it 120 s.
-    wait_line "$out" "$NB_PID" '^nimbus: ready' nimbus 120
+    nimbus_up "$NIMBUS" "$out" 120 "$template" --host 127.0.0.1 --aws-port 0 --api-port 0 \
+        --account-rate 1000000000 --account-burst 1000000 --shutdown-grace 1 "$@"
     API=$(grep -E '^nimbus: REST API .* \(stage ' "$out" | head -1 | awk '{print $NF}')
     KEY=$(sed -n 's/^nimbus:   API key [^ ]* (usage plan [^)]*): //p' "$out" | head -1)
     [[ $API == http://127.0.0.1:* && -n $KEY ]] || { cat "$out" >&2; die "no API URL or key in nimbus output"; }

@@ -36,5 +36,4 @@ cargo test --workspace
 export NIMBUS_BIN="$target/debug/nimbus"
 export NIMBUS_TESTFN="$target/debug/examples/testfn"
 export NIMBUS_QUERY_PYTHON="$query_venv/bin/python"
-export NIMBUS_AWS_CLI="$venv/bin/aws"
 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -12,6 +12,25 @@ import pytest
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def poll(read, done, timeout=10, interval=0.1):
+    """Calls `read()` until `done(value)` or `timeout` seconds pass; the last value either way,
+    so the caller's assertions say what was seen."""
+    deadline = time.time() + timeout
+    while True:
+        value = read()
+        if done(value) or time.time() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_until(what, check, timeout=20):
+    """`check()`'s first truthy value; fails the test after `timeout` seconds."""
+    got = poll(check, bool, timeout, 0.05)
+    if not got:
+        raise AssertionError(f"timed out waiting for {what}")
+    return got
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 NIMBUS = Path(os.environ.get("NIMBUS_BIN", TARGET / "debug" / "nimbus"))
 TESTFN = Path(os.environ.get("NIMBUS_TESTFN", TARGET / "debug" / "examples" / "testfn"))

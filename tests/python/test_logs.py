@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from conftest import NIMBUS
+from conftest import NIMBUS, poll
 
 APP = '''
 def handler(event, context):
@@ -37,12 +37,7 @@ def test_logs_filters_limits_and_follows(start_nimbus, tmp_path):
     lam.invoke(FunctionName="Orders", Payload=b'{"n": 2, "fail": true}')
 
     def wait_for(args, needle):
-        deadline = time.time() + 10
-        while True:
-            out = logs(tmp_path, *args)
-            if needle in out.stdout or time.time() > deadline:
-                return out
-            time.sleep(0.1)
+        return poll(lambda: logs(tmp_path, *args), lambda out: needle in out.stdout)
 
     out = wait_for(["Orders"], "order 2 failed")
     assert out.returncode == 0, out.stderr

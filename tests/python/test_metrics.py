@@ -5,9 +5,10 @@ skipped."""
 
 import json
 import re
-import time
 
 import requests
+
+from conftest import poll
 
 APP = '''
 import json, os, time
@@ -114,12 +115,7 @@ def test_metrics_count_exactly_what_happened(start_nimbus):
     assert r["FailedEntryCount"] == 0
 
     # EMF lines are parsed by the log writer, a moment after the invocation answers.
-    deadline = time.time() + 10
-    while True:
-        m = scrape(n)
-        if m.get('nimbus_emf_invalid_lines_total{function="Emf"}') == 2 or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    m = poll(lambda: scrape(n), lambda m: m.get('nimbus_emf_invalid_lines_total{function="Emf"}') == 2)
 
     expected = {
         'nimbus_lambda_invocations_total{function="Ok"}': 3,

@@ -7,12 +7,10 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import requests
 
-from conftest import ROOT, Nimbus
+from conftest import ROOT, Nimbus, poll
 
 sys.path.insert(0, str(ROOT / "bench"))
 from orders_load import records  # noqa: E402
@@ -146,15 +144,14 @@ def test_one_trace_id_crosses_api_function_bus_queue_and_function(tmp_path):
                           headers={"X-Amzn-Trace-Id": f"Root={root};Sampled=1"})
         assert r.status_code == 200, r.text
         wait_for_outcomes(state, {r.json()["correlation_id"]})
-        deadline = time.time() + 10
-        while True:
+        def read():
             reports = {fn: [l for l in (state / "logs" / f"{fn}.log").read_text().splitlines()
                             if "REPORT RequestId:" in l]
                        for fn in ("Notify", "Deliver")}
             traced = {fn: [l for l in lines if f"XRAY TraceId: {root}\t" in l] for fn, lines in reports.items()}
-            if all(traced.values()) or time.time() > deadline:
-                break
-            time.sleep(0.1)
+            return reports, traced
+
+        reports, traced = poll(read, lambda r: all(r[1].values()))
         assert traced["Notify"], reports["Notify"]
         assert traced["Deliver"], reports["Deliver"]
         assert "Sampled: true" in traced["Deliver"][0]

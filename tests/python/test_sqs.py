@@ -28,14 +28,10 @@ Resources:
 """
 
 
-def sqs_client(n):
-    return n.client("sqs")
-
-
 @pytest.fixture
 def sqs(start_nimbus):
     n = start_nimbus(TEMPLATE)
-    return sqs_client(n)
+    return n.client("sqs")
 
 
 def error_code(excinfo):
@@ -202,7 +198,7 @@ def test_a_message_received_too_often_moves_to_the_dead_letter_queue(sqs):
 
 def test_acknowledged_messages_survive_kill_9(start_nimbus):
     n = start_nimbus(TEMPLATE)
-    sqs = sqs_client(n)
+    sqs = n.client("sqs")
     url = sqs.create_queue(QueueName="durable", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
     bodies = set()
     for i in range(20):
@@ -218,7 +214,7 @@ def test_acknowledged_messages_survive_kill_9(start_nimbus):
     n.proc.wait()
 
     again = start_nimbus(TEMPLATE)
-    sqs = sqs_client(again)
+    sqs = again.client("sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 250
     time.sleep(2.1)  # the in-flight ones come back after their visibility timeout

@@ -271,7 +271,7 @@ def test_a_provider_slower_than_the_function_timeout_is_504(start_weather, fake)
 # ---- OpenWeatherMap and its key -------------------------------------------------------------
 
 
-def test_openweathermap_with_a_noecho_key_that_never_shows(tmp_path, start_weather):
+def test_openweathermap_with_a_noecho_key_that_never_shows(start_weather):
     secret = "owm-secret-0123456789"
     provider = FakeProvider(owm_key=secret).start()
     try:
