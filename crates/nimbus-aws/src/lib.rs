@@ -144,6 +144,10 @@ async fn json_protocol(
             }
         },
     };
+    let mut input = input;
+    if let Some(trace) = headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()) {
+        carry_trace_header(&mut input, action, trace);
+    }
     let answer = match service {
         Service::Sqs => services
             .sqs
@@ -162,6 +166,49 @@ async fn json_protocol(
         )
             .into_response(),
         Err(resp) => resp,
+    }
+}
+
+/// The request's `X-Amzn-Trace-Id` (what an SDK in a traced function sends) applies to every
+/// message of `SendMessage` / `SendMessageBatch` and every `PutEvents` entry that does not set
+/// its own (`AWSTraceHeader`, `TraceHeader`), which wins, as SQS documents for X-Ray.
+fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) {
+    let sqs_attribute = || serde_json::json!({"DataType": "String", "StringValue": trace});
+    // A malformed `MessageSystemAttributes` is left for validation to refuse.
+    let set_sqs = |m: &mut serde_json::Value| {
+        let Some(m) = m.as_object_mut() else {
+            return;
+        };
+        match m.get_mut("MessageSystemAttributes") {
+            Some(attrs) if attrs.is_object() && attrs.get("AWSTraceHeader").is_none() => {
+                attrs["AWSTraceHeader"] = sqs_attribute();
+            }
+            None => {
+                m.insert(
+                    "MessageSystemAttributes".into(),
+                    serde_json::json!({"AWSTraceHeader": sqs_attribute()}),
+                );
+            }
+            _ => {}
+        }
+    };
+    match action {
+        "SendMessage" => set_sqs(input),
+        "SendMessageBatch" => {
+            if let Some(entries) = input["Entries"].as_array_mut() {
+                entries.iter_mut().for_each(set_sqs);
+            }
+        }
+        "PutEvents" => {
+            if let Some(entries) = input["Entries"].as_array_mut() {
+                for e in entries.iter_mut().filter(|e| e.is_object()) {
+                    if e["TraceHeader"].is_null() {
+                        e["TraceHeader"] = trace.into();
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 

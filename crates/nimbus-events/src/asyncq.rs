@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nimbus_core::retry::{GiveUp, Next};
-use nimbus_lambda::{InvokeError, InvokeRequest, InvokeResponse};
+use nimbus_lambda::{epoch_us, InvokeError, InvokeRequest, InvokeResponse};
 use nimbus_store::{Job, NewJob, StoreError};
+use nimbus_telemetry::traces::SpanKind;
 use serde_json::{json, Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -124,9 +125,23 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
     let outcome = if !cfg.policy.alive(job.created_ms, now_ms()) {
         Outcome::GiveUp(GiveUp::EventAgeExceeded, None, job.attempts)
     } else {
+        // The event's time in the queue, as Lambda's async "Dwell time".
+        let traces = &hub.telemetry().traces;
+        let wait = traces.open(
+            trace.as_deref(),
+            SpanKind::AsyncQueue,
+            format!("function:{function}"),
+            "Async event queue".into(),
+            job.created_ms * 1000,
+        );
+        let header = wait.as_ref().map(|w| w.header()).or_else(|| trace.clone());
+        if let Some(mut w) = wait {
+            w.attr("attempt", (job.attempts + 1).to_string());
+            traces.close(w, epoch_us());
+        }
         let req = InvokeRequest {
             payload: Bytes::from(job.payload.clone()),
-            trace_header: trace.clone(),
+            trace_header: header,
             request_id: Some(job.id.clone()),
             ..InvokeRequest::default()
         };

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use nimbus_core::retry::Next;
 use nimbus_core::transform::TransformContext;
+use nimbus_lambda::epoch_us;
 use nimbus_store::NewJob;
+use nimbus_telemetry::traces::SpanKind;
 use nimbus_telemetry::{BusLabels, RuleLabels, TargetLabels};
 use serde_json::{json, Map, Value};
 
@@ -205,7 +207,31 @@ pub(crate) fn put_events(
                 .get_or_create(&BusLabels { bus: bus.clone() })
                 .inc();
             let id = envelope["id"].as_str().unwrap_or_default().to_owned();
-            dispatch(hub, &bus, &envelope, e.trace_header.as_deref(), 0);
+            let traces = &hub.telemetry().traces;
+            let span = traces.open(
+                e.trace_header.as_deref(),
+                SpanKind::Bus,
+                format!("bus:{bus}"),
+                "PutEvents".into(),
+                epoch_us(),
+            );
+            let header = span.as_ref().map(|s| s.header());
+            dispatch(
+                hub,
+                &bus,
+                &envelope,
+                header.as_deref().or(e.trace_header.as_deref()),
+                0,
+            );
+            if let Some(mut s) = span {
+                s.attr("event_id", id.clone());
+                s.attr("source", envelope["source"].as_str().unwrap_or_default());
+                s.attr(
+                    "detail_type",
+                    envelope["detail-type"].as_str().unwrap_or_default(),
+                );
+                traces.close(s, epoch_us());
+            }
             Ok(id)
         })
         .collect()
@@ -256,8 +282,10 @@ fn deliver_to_targets(
     };
     for target in &rule.spec.targets {
         let payload = target.input.apply(event, &ctx);
-        if let Err(error) = counted(hub, rule, target, || {
-            deliver(hub, target, &payload, event, trace, hops)
+        if let Err(error) = traced(hub, rule, target, trace, |trace| {
+            counted(hub, rule, target, || {
+                deliver(hub, target, &payload, event, trace, hops)
+            })
         }) {
             // Stored for the retry worker: accepted means durable, even when the target is not.
             let job = NewJob {
@@ -278,6 +306,33 @@ fn deliver_to_targets(
             }
         }
     }
+}
+
+/// One delivery to a target as a span of the event's trace (when it has one); `deliver` gets
+/// the header to pass on.
+fn traced(
+    hub: &Hub,
+    rule: &Rule,
+    target: &TargetSpec,
+    trace: Option<&str>,
+    deliver: impl FnOnce(Option<&str>) -> Result<(), String>,
+) -> Result<(), String> {
+    let traces = &hub.telemetry().traces;
+    let Some(mut span) = traces.open(
+        trace,
+        SpanKind::Target,
+        format!("rule:{}", rule.spec.name),
+        format!("{} -> {}", rule.spec.name, target.id),
+        epoch_us(),
+    ) else {
+        return deliver(trace);
+    };
+    let result = deliver(Some(&span.header()));
+    if let Err(e) = &result {
+        span.fail(e.clone());
+    }
+    traces.close(span, epoch_us());
+    result
 }
 
 /// One delivery to a target, counted in the target's metrics.
@@ -352,8 +407,10 @@ async fn retry_worker(hub: Hub, rule_index: usize, target_index: usize) {
                     let meta: Value = serde_json::from_str(&job.meta).unwrap_or_default();
                     let trace = meta["trace"].as_str();
                     let attempts = job.attempts + 1;
-                    let result = match counted(&hub, rule, target, || {
-                        deliver(&hub, target, &job.payload, &meta["event"], trace, 0)
+                    let result = match traced(&hub, rule, target, trace, |trace| {
+                        counted(&hub, rule, target, || {
+                            deliver(&hub, target, &job.payload, &meta["event"], trace, 0)
+                        })
                     }) {
                         Ok(()) => hub.store().finish_job(job.seq),
                         Err(error) => {

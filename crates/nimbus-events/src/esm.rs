@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nimbus_core::poller::{PollerScale, Start};
-use nimbus_lambda::{InvokeError, InvokeRequest};
+use nimbus_lambda::{epoch_us, InvokeError, InvokeRequest};
 use nimbus_store::{QueueError, Received, StoreError};
+use nimbus_telemetry::traces::SpanKind;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -214,9 +215,26 @@ async fn invoke(
     records: Vec<Value>,
     slot: Slot,
 ) {
+    let trace = batch.first().and_then(message::trace_of);
+    let traces = &hub.telemetry().traces;
+    // The first message's wait between its send and this receive.
+    let wait = batch.first().and_then(|first| {
+        traces.open(
+            trace.as_deref(),
+            SpanKind::QueueWait,
+            format!("queue:{}", m.queue),
+            format!("{} -> {}", m.queue, m.function),
+            first.message.sent_ms * 1000,
+        )
+    });
+    let header = wait.as_ref().map(|w| w.header()).or(trace);
+    if let Some(mut w) = wait {
+        w.attr("messages", batch.len().to_string());
+        traces.close(w, epoch_us());
+    }
     let req = InvokeRequest {
         payload: Bytes::from(json!({ "Records": records }).to_string()),
-        trace_header: batch.first().and_then(message::trace_of),
+        trace_header: header,
         ..InvokeRequest::default()
     };
     match hub.platform().invoke(&m.function, req).await {

@@ -244,7 +244,8 @@ impl Hub {
         bus::put_events(self, entries)
     }
 
-    fn async_config(&self, function: &str) -> AsyncConfig {
+    /// A function's asynchronous invocation settings (Lambda's defaults when it declared none).
+    pub fn async_config(&self, function: &str) -> AsyncConfig {
         self.inner
             .async_configs
             .get(function)

@@ -14,6 +14,7 @@ use governor::clock::DefaultClock;
 use nimbus_core::route::RouteTable;
 use nimbus_core::trace::TraceHeader;
 use nimbus_lambda::{InvokeError, InvokeRequest, LogSink, Platform};
+use nimbus_telemetry::traces::SpanKind;
 use serde_json::json;
 
 use crate::admission::{Admission, Bucket, Verdict};
@@ -170,6 +171,19 @@ async fn handle(
         .to_string();
     let method = req.method().as_str().to_owned();
     let raw_path = req.uri().path().to_owned();
+    let traces = &api.platform.telemetry().traces;
+    let mut span = traces.open(
+        Some(&trace),
+        SpanKind::Gateway,
+        format!("api:{}", api.config.logical_id),
+        String::new(),
+        nimbus_lambda::epoch_us(),
+    );
+    // The function sees the gateway's segment as its parent, as on AWS.
+    let downstream = span
+        .as_ref()
+        .map(|s| s.header())
+        .unwrap_or_else(|| trace.clone());
     let mut access = Access {
         refused: None,
         cache_hit: false,
@@ -183,13 +197,36 @@ async fn handle(
         req,
         peer,
         &request_id,
-        &trace,
+        &downstream,
         request_time_epoch_ms,
         &mut access,
     )
     .await;
 
     record_metrics(&api, &access, resp.status().as_u16(), started.elapsed());
+    if let Some(mut s) = span.take() {
+        let status = resp.status().as_u16();
+        s.rename(
+            access
+                .route_key
+                .clone()
+                .unwrap_or_else(|| format!("{method} {raw_path}")),
+        );
+        s.attr("http.method", method.clone());
+        s.attr("http.target", raw_path.clone());
+        s.attr("http.status_code", status.to_string());
+        s.attr("request_id", request_id.clone());
+        // X-Ray calls 5xx a fault of the service; 4xx are the caller's and stay plain.
+        if status >= 500 {
+            s.fail(
+                access
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("HTTP {status}")),
+            );
+        }
+        traces.close(s, nimbus_lambda::epoch_us());
+    }
     let headers = resp.headers_mut();
     match api.config.kind {
         ApiKind::Rest => {

@@ -310,12 +310,9 @@ impl Env {
     ) -> RunOutcome {
         let function = &self.shared.function;
         if function.tracing_active {
-            // The function's own segment: a new id, as Lambda's REPORT line states.
+            // `Parent` is already the function's own segment (the platform made it).
             *self.xray.lock().unwrap_or_else(|e| e.into_inner()) =
-                TraceHeader::parse(&trace_header).map(|mut t| {
-                    t.parent = Some(format!("{:016x}", rand::random::<u64>()));
-                    t
-                });
+                TraceHeader::parse(&trace_header);
         }
         let (started_tx, started_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();
@@ -597,6 +594,14 @@ pub fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Microseconds since the epoch: span times.
+pub fn epoch_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or_default()
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use env::epoch_ms;
+pub use env::{epoch_ms, epoch_us};
 pub use launch::{LaunchSpec, PrepareError};
 pub use logs::{LogFormat, LogSink};
 pub use nimbus_core::concurrency::ThrottleReason;

@@ -168,8 +168,22 @@ fn write_logs(
                 }
             };
             for r in lines {
-                if let (Some(t), Kind::Function) = (&telemetry, r.kind) {
-                    t.record_log_line(&r.function, &r.line);
+                if let Some(t) = &telemetry {
+                    if r.kind == Kind::Function {
+                        t.record_log_line(&r.function, &r.line);
+                    }
+                    let kind = match r.kind {
+                        Kind::Function => "function",
+                        Kind::Platform => "platform",
+                        Kind::Access => "access",
+                    };
+                    t.logs.push(
+                        r.time_ms,
+                        &r.function,
+                        kind,
+                        r.request_id.as_deref(),
+                        &r.line,
+                    );
                 }
                 rendered.clear();
                 match (format, r.kind) {

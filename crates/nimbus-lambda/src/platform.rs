@@ -9,6 +9,7 @@ use bytes::Bytes;
 use nimbus_core::concurrency::Concurrency;
 use nimbus_core::report;
 use nimbus_core::trace::TraceHeader;
+use nimbus_telemetry::traces::SpanKind;
 use nimbus_telemetry::{ErrorLabels, Telemetry, ThrottleLabels};
 use tokio::sync::Notify;
 
@@ -225,20 +226,56 @@ impl Platform {
 
     async fn run(&self, pool: &Arc<FunctionPool>, req: InvokeRequest) -> InvokeResponse {
         let inner = &self.inner;
+        let name = &pool.spec.name;
         let request_id = req
             .request_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let trace_header = req
+        let header = req
             .trace_header
             .as_deref()
             .and_then(TraceHeader::parse)
-            .unwrap_or_else(new_trace_root)
-            .to_string();
+            .unwrap_or_else(new_trace_root);
+        let traces = &inner.telemetry.traces;
+        let started_us = crate::epoch_us();
+        let service = format!("function:{name}");
+        let header_text = header.to_string();
+        let invoke_span = traces.open(
+            Some(&header_text),
+            SpanKind::Invoke,
+            service.clone(),
+            name.clone(),
+            started_us,
+        );
+        let exec_span = invoke_span.as_ref().map(|s| {
+            traces.open_child(
+                s,
+                SpanKind::Execution,
+                service.clone(),
+                name.clone(),
+                started_us,
+            )
+        });
+        // The function runs in its own segment: `Parent` is its id, which Lambda's REPORT
+        // line states as the SegmentId and the function's SDK calls carry on.
+        let trace_header = match &exec_span {
+            Some(s) => s.header(),
+            None => TraceHeader {
+                parent: Some(traces.new_span_id()),
+                ..header
+            }
+            .to_string(),
+        };
 
         let launch = match &pool.spec.launch {
             Ok(l) => l,
-            Err(reason) => return self.entrypoint_failure(pool, &request_id, reason).await,
+            Err(reason) => {
+                if let Some(mut s) = invoke_span {
+                    s.fail(reason.clone());
+                    traces.close(s, crate::epoch_us());
+                }
+                return self.entrypoint_failure(pool, &request_id, reason).await;
+            }
         };
         let env = match pool.take_idle() {
             Some(env) => env,
@@ -248,9 +285,13 @@ impl Platform {
             {
                 Ok(env) => env,
                 Err(e) => {
+                    if let Some(mut s) = invoke_span {
+                        s.fail(e.to_string());
+                        traces.close(s, crate::epoch_us());
+                    }
                     return self
                         .entrypoint_failure(pool, &request_id, &e.to_string())
-                        .await
+                        .await;
                 }
             },
         };
@@ -263,7 +304,7 @@ impl Platform {
             env.kill();
         }
         let m = &inner.telemetry.lambda;
-        let labels = nimbus_telemetry::function(&pool.spec.name);
+        let labels = nimbus_telemetry::function(name);
         m.duration
             .get_or_create(&labels)
             .observe(outcome.duration.as_secs_f64());
@@ -280,7 +321,40 @@ impl Platform {
             (None, false) => None,
         };
         if let Some(error_type) = error_type {
-            self.count_error(&pool.spec.name, error_type);
+            self.count_error(name, error_type);
+        }
+        if let (Some(mut invoke), Some(mut exec)) = (invoke_span, exec_span) {
+            let end_us = crate::epoch_us();
+            let exec_start = end_us
+                .saturating_sub(outcome.duration.as_micros() as u64)
+                .max(started_us);
+            if let Some(init) = outcome.init_duration {
+                let init_start = exec_start
+                    .saturating_sub(init.as_micros() as u64)
+                    .max(started_us);
+                let s = traces.open_child(
+                    &invoke,
+                    SpanKind::Init,
+                    service.clone(),
+                    "Initialization".into(),
+                    init_start,
+                );
+                traces.close(s, exec_start);
+            }
+            exec.set_start_us(exec_start);
+            exec.attr("request_id", request_id.clone());
+            invoke.attr("request_id", request_id.clone());
+            invoke.attr("cold_start", outcome.init_duration.is_some().to_string());
+            if let Some(error_type) = error_type {
+                let why = match error_type {
+                    "function" => "Unhandled".to_owned(),
+                    other => format!("Runtime ({other})"),
+                };
+                exec.fail(why.clone());
+                invoke.fail(why);
+            }
+            traces.close(exec, end_us);
+            traces.close(invoke, end_us);
         }
         InvokeResponse {
             request_id,

@@ -11,6 +11,9 @@
 
 pub mod emf;
 pub mod filter;
+pub mod recent;
+pub mod samples;
+pub mod traces;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,6 +166,10 @@ pub struct Telemetry {
     pub sqs: SqsMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
+    /// Spans of recent traces (the dashboard's waterfall; OTLP export hooks in here).
+    pub traces: traces::Traces,
+    /// The newest log lines (the dashboard's live tail).
+    pub logs: recent::RecentLogs,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -197,6 +204,11 @@ pub struct AsyncSnapshot {
 
 impl Telemetry {
     pub fn new() -> Telemetry {
+        Telemetry::with_seed(0)
+    }
+
+    /// `seed` varies span ids between runs; callers pass randomness in.
+    pub fn with_seed(seed: u64) -> Telemetry {
         let mut r = Registry::with_prefix("nimbus");
         let lambda = LambdaMetrics {
             invocations: Family::default(),
@@ -399,6 +411,8 @@ impl Telemetry {
             sqs,
             events,
             emf,
+            traces: traces::Traces::new(seed),
+            logs: recent::RecentLogs::default(),
         }
     }
 

@@ -248,7 +248,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     };
-    let telemetry = Arc::new(nimbus_telemetry::Telemetry::new());
+    let telemetry = Arc::new(nimbus_telemetry::Telemetry::with_seed(rand::random()));
     let logs = Arc::new(
         LogSink::new(
             log_format,
@@ -399,7 +399,31 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
-    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone());
+    let served: Vec<nimbus_dashboard::graph::ServedApi<'_>> = api_listeners
+        .iter()
+        .map(|(api, l)| nimbus_dashboard::graph::ServedApi {
+            config: &api.config,
+            url: l
+                .local_addr()
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_default(),
+        })
+        .collect();
+    let graph = nimbus_dashboard::graph::build(
+        &nimbus_dashboard::graph::Meta {
+            template: args.template.template.display().to_string(),
+            endpoint: endpoint.clone(),
+        },
+        &served,
+        &platform,
+        &hub,
+        &queues,
+    );
+    drop(served);
+    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone()).merge(
+        nimbus_dashboard::router(hub.clone(), graph, || serde_json::json!({"alarms": []})),
+    );
+    println!("nimbus: dashboard {endpoint}/_nimbus/");
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {
         axum::serve(listener, app)

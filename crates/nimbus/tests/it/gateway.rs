@@ -105,8 +105,12 @@ fn rest_api_sends_a_complete_payload_1_0_event_and_maps_the_response() {
     assert_eq!(ctx.identity.source_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(ctx.identity.user_agent.as_deref(), Some("nimbus-test"));
     assert!(!event.is_base64_encoded);
-    // The trace id the gateway made reached the function.
-    assert_eq!(r.header("x-seen-trace"), r.header("x-amzn-trace-id"));
+    // The trace the gateway made reached the function, with the function's own segment as
+    // the parent.
+    let root = |h: &str| h.split(';').next().unwrap().to_owned();
+    let seen = r.header("x-seen-trace").unwrap();
+    assert_eq!(root(seen), root(r.header("x-amzn-trace-id").unwrap()));
+    assert!(seen.contains(";Parent="), "{seen}");
 
     let r = nimbus.request(
         "POST",

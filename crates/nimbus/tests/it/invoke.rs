@@ -77,7 +77,14 @@ fn invoke_returns_the_result_with_the_lambda_context_and_environment() {
         body["arn"],
         "arn:aws:lambda:us-east-1:123456789012:function:Echo"
     );
-    assert_eq!(body["trace_id"], trace);
+    // Same trace, same sampling; the parent is now the function's own segment, as on Lambda.
+    let seen = body["trace_id"].as_str().unwrap();
+    assert!(
+        seen.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=")
+            && seen.ends_with(";Sampled=1")
+            && !seen.contains("53995c3f42cd8ad8"),
+        "{seen}"
+    );
     assert_eq!(body["client_context"]["custom"]["k"], "v");
     assert_eq!(body["env"]["name"], "Echo");
     assert_eq!(body["env"]["memory"], "256");
