@@ -101,6 +101,12 @@ class Nimbus:
 
 
 @pytest.fixture
+def calls(tmp_path):
+    """Where the event tests' functions record their calls (one JSON object a line)."""
+    return tmp_path / "calls.jsonl"
+
+
+@pytest.fixture
 def start_nimbus(tmp_path):
     started = []
 

@@ -85,11 +85,6 @@ def work_queue(visibility, max_receive_count):
 """
 
 
-@pytest.fixture
-def calls(tmp_path):
-    return tmp_path / "calls.jsonl"
-
-
 ASYNC = """
   Failing:
     Type: AWS::Serverless::Function
@@ -267,7 +262,10 @@ def test_put_events_reaches_rule_targets_on_sqs_and_lambda(start_nimbus, calls):
         {"order": 2, "kind": "order-created", "rule": "ToQueue"},
     ]
     first = next(m for m in got if json.loads(m["Body"])["order"] == 1)
-    assert first["Attributes"]["AWSTraceHeader"] == trace
+    # The same trace; its parent is now the rule's delivery span, as each AWS hop's segment is.
+    seen = first["Attributes"]["AWSTraceHeader"]
+    assert seen.startswith("Root=1-5759e988-bd862e3fe1be46a994272793;Parent="), seen
+    assert seen.endswith(";Sampled=1") and "53995c3f42cd8ad8" not in seen
 
     wait_until("the Lambda target", lambda: calls_of(calls, "Handler"))
     time.sleep(0.5)

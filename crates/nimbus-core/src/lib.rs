@@ -1,6 +1,7 @@
 //! Pure policy shared by nimbus's I/O layers. Nothing here reads a clock, opens a socket or
 //! spawns a process: callers pass time and randomness in, so every rule is tested directly.
 
+pub mod alarm;
 pub mod arn;
 pub mod concurrency;
 pub mod json;

@@ -3,14 +3,17 @@
 //!
 //! Sources: SAM function properties `EventInvokeConfig` and `DeadLetterQueue`, SAM events
 //! `EventBridgeRule`, `Schedule` and `SQS`; resources `AWS::Lambda::EventInvokeConfig`,
-//! `AWS::Events::EventBus`, `AWS::Events::Rule` and `AWS::Lambda::EventSourceMapping`.
+//! `AWS::Events::EventBus`, `AWS::Events::Rule`, `AWS::Lambda::EventSourceMapping` and
+//! `AWS::CloudWatch::Alarm`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use nimbus_core::alarm::{Comparison, Evaluation, MissingData};
 use nimbus_core::pattern::Pattern;
 use nimbus_core::retry::RetryPolicy;
 use nimbus_core::schedule::Schedule;
 use nimbus_core::transform::TargetInput;
+use nimbus_telemetry::cloudwatch::{Source, Statistic};
 use nimbus_template::Stack;
 use serde_json::Value;
 
@@ -102,7 +105,25 @@ pub struct EventsSpec {
     pub buses: BTreeSet<String>,
     pub rules: Vec<RuleSpec>,
     pub mappings: Vec<MappingSpec>,
+    pub alarms: Vec<AlarmSpec>,
     pub warnings: Vec<String>,
+}
+
+/// An `AWS::CloudWatch::Alarm` on one metric.
+#[derive(Debug, Clone)]
+pub struct AlarmSpec {
+    /// `AlarmName`, or the logical id.
+    pub name: String,
+    pub description: Option<String>,
+    pub namespace: String,
+    pub metric: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub statistic: Statistic,
+    pub period_s: u64,
+    pub evaluation: Evaluation,
+    /// What nimbus reads for the metric, or why it cannot: such an alarm stays
+    /// `INSUFFICIENT_DATA` and says why.
+    pub source: Result<Source, String>,
 }
 
 /// The names a template's ARNs may refer to.
@@ -218,6 +239,11 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                     if let Some(m) = r.mapping(&function, p, &at, "EventSourceArn") {
                         spec.mappings.push(m);
                     }
+                }
+            }
+            "AWS::CloudWatch::Alarm" => {
+                if let Some(a) = r.alarm(id, p, &at) {
+                    spec.alarms.push(a);
                 }
             }
             "AWS::Lambda::EventInvokeConfig" => {
@@ -393,6 +419,143 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    fn alarm(&mut self, id: &str, p: &Value, at: &At) -> Option<AlarmSpec> {
+        if !p["Metrics"].is_null() {
+            self.warnings.push(format!(
+                "{}: metric math alarms are not evaluated by nimbus; the alarm is ignored",
+                at.child("Metrics")
+            ));
+            return None;
+        }
+        let text = |key: &str| p[key].as_str().map(str::to_owned);
+        let before = self.errors.len();
+        let required = |r: &mut Self, key: &str| {
+            let v = text(key);
+            if v.is_none() {
+                r.error(&at.child(key), "required (a string)");
+            }
+            v
+        };
+        let namespace = required(self, "Namespace");
+        let metric = required(self, "MetricName");
+        let comparison = required(self, "ComparisonOperator").and_then(|c| {
+            let parsed = Comparison::parse(&c);
+            if parsed.is_none() {
+                self.error(
+                    &at.child("ComparisonOperator"),
+                    format!("{c:?} is not GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold (anomaly detection is not served)"),
+                );
+            }
+            parsed
+        });
+        let statistic =
+            match Statistic::parse(p["Statistic"].as_str(), p["ExtendedStatistic"].as_str()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.error(&at.child("Statistic"), e);
+                    None
+                }
+            };
+        let threshold = match &p["Threshold"] {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        if threshold.is_none() {
+            self.error(
+                &at.child("Threshold"),
+                format!("expected a number, got {}", p["Threshold"]),
+            );
+        }
+        let periods = self.int(p, "EvaluationPeriods", at, 1, 100_000);
+        if p["EvaluationPeriods"].is_null() {
+            self.error(
+                &at.child("EvaluationPeriods"),
+                "required (an integer from 1)",
+            );
+        }
+        let period_s = self.int(p, "Period", at, 1, 86_400 * 7).unwrap_or(60);
+        if !(period_s == 10 || period_s == 20 || period_s == 30 || period_s.is_multiple_of(60)) {
+            self.error(
+                &at.child("Period"),
+                format!("{period_s} is not 10, 20, 30 or a multiple of 60 seconds"),
+            );
+        }
+        let to_alarm = self.int(p, "DatapointsToAlarm", at, 1, 100_000);
+        if let (Some(m), Some(n)) = (to_alarm, periods) {
+            if m > n {
+                self.error(
+                    &at.child("DatapointsToAlarm"),
+                    format!("{m} is more than EvaluationPeriods ({n})"),
+                );
+            }
+        }
+        let missing = match text("TreatMissingData") {
+            None => MissingData::Missing,
+            Some(t) => MissingData::parse(&t).unwrap_or_else(|| {
+                self.error(
+                    &at.child("TreatMissingData"),
+                    format!("{t:?} is not breaching, notBreaching, ignore or missing"),
+                );
+                MissingData::Missing
+            }),
+        };
+        let mut dimensions = BTreeMap::new();
+        match &p["Dimensions"] {
+            Value::Null => {}
+            Value::Array(a) => {
+                for (i, d) in a.iter().enumerate() {
+                    match (d["Name"].as_str(), d["Value"].as_str()) {
+                        (Some(n), Some(v)) => {
+                            dimensions.insert(n.to_owned(), v.to_owned());
+                        }
+                        _ => self.error(
+                            &at.child("Dimensions").index(i),
+                            "expected {Name: string, Value: string}",
+                        ),
+                    }
+                }
+            }
+            other => self.error(
+                &at.child("Dimensions"),
+                format!("expected a list, got {other}"),
+            ),
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        let (namespace, metric, comparison, statistic, threshold, periods) = (
+            namespace?,
+            metric?,
+            comparison?,
+            statistic?,
+            threshold?,
+            periods?,
+        );
+        let source = nimbus_telemetry::cloudwatch::source(&namespace, &metric, &dimensions);
+        if let Err(why) = &source {
+            self.warnings
+                .push(format!("{at}: {why}; the alarm stays INSUFFICIENT_DATA"));
+        }
+        Some(AlarmSpec {
+            name: text("AlarmName").unwrap_or_else(|| id.to_owned()),
+            description: text("AlarmDescription"),
+            namespace,
+            metric,
+            dimensions,
+            statistic,
+            period_s,
+            evaluation: Evaluation {
+                threshold,
+                comparison,
+                evaluation_periods: periods as usize,
+                datapoints_to_alarm: to_alarm.unwrap_or(periods) as usize,
+                missing,
+            },
+            source,
+        })
     }
 
     fn function_async(&mut self, p: &Value, at: &At) -> AsyncConfig {

@@ -13,6 +13,7 @@
 //! returns; the engine never holds events only in memory. Policy (retry timing, patterns,
 //! input transforms, schedules) lives in `nimbus-core`; this crate is the I/O around it.
 
+mod alarms;
 mod asyncq;
 mod bus;
 pub mod config;
@@ -28,7 +29,7 @@ use nimbus_telemetry::{AsyncSnapshot, QueueSnapshot};
 use tokio::sync::Notify;
 
 pub use bus::{PutEntryError, PutEventsEntry};
-pub use config::{AsyncConfig, Dest, EventsSpec, MappingSpec, RuleSpec, TargetSpec};
+pub use config::{AlarmSpec, AsyncConfig, Dest, EventsSpec, MappingSpec, RuleSpec, TargetSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -83,6 +84,7 @@ struct Inner {
     async_configs: BTreeMap<String, AsyncConfig>,
     buses: bus::Buses,
     mappings: Vec<MappingSpec>,
+    alarms: Vec<Arc<alarms::Alarm>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -109,6 +111,11 @@ impl Hub {
                 async_configs: spec.async_configs,
                 buses,
                 mappings: spec.mappings,
+                alarms: spec
+                    .alarms
+                    .into_iter()
+                    .map(|a| Arc::new(alarms::Alarm::new(a)))
+                    .collect(),
                 stop,
             }),
         }
@@ -131,6 +138,9 @@ impl Hub {
         self.inner.buses.start(self);
         for m in self.inner.mappings.iter().filter(|m| m.enabled) {
             tokio::spawn(esm::poller(self.clone(), m.clone()));
+        }
+        for a in &self.inner.alarms {
+            tokio::spawn(alarms::evaluator(self.clone(), a.clone()));
         }
         Ok(())
     }
@@ -162,6 +172,18 @@ impl Hub {
 
     pub fn buses(&self) -> impl Iterator<Item = &str> {
         self.inner.buses.names()
+    }
+
+    /// The template's alarms and their states: `{"alarms": [...]}` as the dashboard's API
+    /// shows them.
+    pub fn alarm_states(&self) -> serde_json::Value {
+        let alarms: Vec<serde_json::Value> =
+            self.inner.alarms.iter().map(|a| a.describe()).collect();
+        serde_json::json!({ "alarms": alarms })
+    }
+
+    pub fn alarms(&self) -> impl Iterator<Item = &AlarmSpec> {
+        self.inner.alarms.iter().map(|a| &a.spec)
     }
 
     pub fn mappings(&self) -> &[MappingSpec] {

@@ -9,6 +9,7 @@
 //!
 //! Invariant: no I/O and no clock; callers pass durations and snapshots in.
 
+pub mod cloudwatch;
 pub mod emf;
 pub mod filter;
 pub mod recent;

@@ -69,6 +69,7 @@ const SERVED: &[&str] = &[
     "AWS::Events::Rule",
     "AWS::Lambda::EventSourceMapping",
     "AWS::Lambda::EventInvokeConfig",
+    "AWS::CloudWatch::Alarm",
 ];
 
 /// Builds the stack, reporting into `diags`. The caller turns any error into a failure.

@@ -339,6 +339,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             targets.join(", ")
         );
     }
+    for a in hub.alarms() {
+        println!(
+            "nimbus: alarm {} on {} {} {} {} {} (period {} s)",
+            a.name,
+            a.namespace,
+            a.metric,
+            a.statistic.name(),
+            a.evaluation.comparison.as_str(),
+            a.evaluation.threshold,
+            a.period_s
+        );
+    }
     for m in hub.mappings() {
         let state = if m.enabled { "" } else { " (disabled)" };
         println!(
@@ -421,7 +433,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     drop(served);
     let app = nimbus_aws::router(platform.clone(), sqs, hub.clone()).merge(
-        nimbus_dashboard::router(hub.clone(), graph, || serde_json::json!({"alarms": []})),
+        nimbus_dashboard::router(hub.clone(), graph, {
+            let hub = hub.clone();
+            move || hub.alarm_states()
+        }),
     );
     println!("nimbus: dashboard {endpoint}/_nimbus/");
     let mut stop = shutdown.subscribe();
