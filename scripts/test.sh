@@ -26,6 +26,15 @@ if ! command -v redis-server >/dev/null; then
   apt_get install -y -q redis-server >/dev/null 2>&1 || { apt_get update -q >/dev/null && apt_get install -y -q redis-server >/dev/null; }
 fi
 
+# The dashboard's browser test drives Debian's Chromium with playwright-core (from npm; it
+# never downloads a browser of its own).
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian package) for the dashboard's browser test" >&2
+  apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get install -y -q chromium >/dev/null 2>&1 || { apt_get update -q >/dev/null && apt_get install -y -q chromium >/dev/null; }
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 # The end-to-end tests run the test functions, which are examples: build them first, so they
 # are never older than their source. The apps are built as `nimbus up` builds them
 # (cargo build --release), so their tests find them built.

@@ -1,0 +1,331 @@
+#!/usr/bin/env node
+// End-to-end test of the nimbus dashboard (/_nimbus/) in headless Chromium, driven by
+// playwright-core. Needs a running nimbus:
+//
+//   NIMBUS_ENDPOINT=http://127.0.0.1:4566 NIMBUS_FUNCTION=Hello node tests/browser/dashboard.mjs
+//
+// Environment:
+//   NIMBUS_ENDPOINT  nimbus's AWS endpoint                      [http://127.0.0.1:4566]
+//   NIMBUS_FUNCTION  a function of the stack to invoke          [the stack's first function]
+//   SCREENSHOT_DIR   where the views' screenshots go            [<repo>/target/dashboard-screenshots]
+//   CHROMIUM         the browser                                 [/usr/bin/chromium]
+//
+// Checks: the page loads with no console error and no failed request; the service map has a
+// node for every node of GET /_nimbus/api/stack; an Invoke of NIMBUS_FUNCTION raises its
+// invocation total on the Functions view and its REPORT line (by request id) reaches the log
+// tail within 10 s; the Traces view lists a trace whose waterfall has span rows. Screenshots of
+// every view are saved. The whole run is bounded to 60 s. Exit status 0 only if all passed.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+const endpoint = (process.env.NIMBUS_ENDPOINT || 'http://127.0.0.1:4566').replace(/\/+$/, '');
+const dashboard = `${endpoint}/_nimbus/`;
+const shotDir = path.resolve(process.env.SCREENSHOT_DIR || path.join(repoRoot, 'target', 'dashboard-screenshots'));
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const TOTAL_MS = 60_000;
+const STEP_MS = 10_000;
+
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(5) + 's';
+let passed = 0;
+let failed = 0;
+let browser = null;
+let currentStep = 'start';
+
+const consoleErrors = [];
+const failedRequests = [];
+let watching = true;
+
+function log(msg) {
+  process.stdout.write(`[${secs()}] ${msg}\n`);
+}
+
+class StepError extends Error {}
+
+/** Polls `probe` (async, returns a truthy value when done) until `timeoutMs`; the error says what was not seen. */
+async function waitFor(what, probe, timeoutMs = STEP_MS, intervalMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? ` (last error: ${last.message.split('\n')[0]})` : '';
+      throw new StepError(`${what} — not seen within ${(timeoutMs / 1000).toFixed(0)} s${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+async function step(name, fn, { critical = true } = {}) {
+  currentStep = name;
+  const started = Date.now();
+  try {
+    await fn();
+    passed++;
+    log(`ok     ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    return true;
+  } catch (e) {
+    failed++;
+    log(`FAILED ${name}\n         ${String(e && e.message ? e.message : e).split('\n').join('\n         ')}`);
+    await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 50)}`).catch(() => {});
+    if (critical) throw new StepError('stop');
+    return false;
+  }
+}
+
+let page = null;
+async function shot(name, opts = {}) {
+  if (!page) return;
+  fs.mkdirSync(shotDir, { recursive: true });
+  const file = path.join(shotDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: opts.fullPage ?? true, timeout: 5000 });
+  const rel = path.relative(process.cwd(), file);
+  log(`       screenshot ${rel.startsWith('..') ? file : rel}`);
+}
+
+async function go(hash, readySelector) {
+  await page.evaluate((h) => {
+    location.hash = h;
+  }, hash);
+  if (readySelector) await page.waitForSelector(readySelector, { state: 'visible', timeout: STEP_MS });
+}
+
+async function getJSON(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return res.json();
+}
+
+const numberIn = (s) => {
+  const m = String(s || '').replace(/[,\s\u202f]/g, '').match(/-?\d+(\.\d+)?/);
+  return m ? Number(m[0]) : null;
+};
+
+async function main() {
+  log(`dashboard ${dashboard}; screenshots in ${shotDir}`);
+
+  // ---------------------------------------------------------------- the API first
+  let stack;
+  let fnName = process.env.NIMBUS_FUNCTION || '';
+  await step('GET /_nimbus/api/stack answers with the stack', async () => {
+    try {
+      stack = await getJSON(`${dashboard}api/stack`);
+    } catch (e) {
+      throw new StepError(`nimbus's dashboard API is not reachable at ${dashboard}api/stack: ${e.message}. Is \`nimbus up\` running with its AWS endpoint at ${endpoint}?`);
+    }
+    if (!stack || !Array.isArray(stack.nodes)) throw new StepError(`api/stack has no "nodes" array: ${JSON.stringify(stack).slice(0, 300)}`);
+    const fns = stack.nodes.filter((n) => n.kind === 'function').map((n) => n.name);
+    if (!fnName) {
+      if (!fns.length) throw new StepError('the stack has no function to invoke (and NIMBUS_FUNCTION is not set)');
+      fnName = fns[0];
+      log(`       NIMBUS_FUNCTION not set; using the stack's first function, ${fnName}`);
+    } else if (!fns.includes(fnName)) {
+      throw new StepError(`NIMBUS_FUNCTION=${fnName} is not a function of the stack (functions: ${fns.join(', ') || 'none'})`);
+    }
+  });
+
+  // ---------------------------------------------------------------- browser
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    timeout: 20_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+  page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.on('console', (msg) => {
+    if (watching && msg.type() === 'error') consoleErrors.push(`${msg.text()}${msg.location() && msg.location().url ? ` (${msg.location().url})` : ''}`);
+  });
+  page.on('pageerror', (err) => {
+    if (watching) consoleErrors.push(`uncaught: ${err.message}`);
+  });
+  page.on('requestfailed', (req) => {
+    if (watching) failedRequests.push(`${req.method()} ${req.url()}: ${req.failure() ? req.failure().errorText : 'failed'}`);
+  });
+  page.on('response', (res) => {
+    if (watching && res.status() >= 400) failedRequests.push(`${res.request().method()} ${res.url()}: HTTP ${res.status()}`);
+  });
+
+  await step('/_nimbus/ loads and shows live data', async () => {
+    const res = await page.goto(dashboard, { waitUntil: 'load', timeout: STEP_MS });
+    if (!res || !res.ok()) throw new StepError(`GET ${dashboard} answered ${res ? res.status() : 'nothing'}`);
+    await waitFor('the header\'s live indicator saying "Live"', () => page.locator('#live[data-status="live"]').count());
+  });
+
+  // ---------------------------------------------------------------- service map
+  await step('the service map has a node for every node of the stack', async () => {
+    await go('#/overview', '#map');
+    const want = stack.nodes.map((n) => n.id);
+    const fnIds = stack.nodes.filter((n) => n.kind === 'function').map((n) => n.id);
+    let missing = want;
+    await waitFor(
+      'service map nodes',
+      async () => {
+        const have = new Set(await page.$$eval('#map [data-node-id]', (els) => els.map((e) => e.getAttribute('data-node-id'))));
+        missing = want.filter((id) => !have.has(id));
+        return missing.length === 0;
+      },
+      STEP_MS,
+    ).catch(() => {
+      const missingFns = missing.filter((id) => fnIds.includes(id));
+      throw new StepError(
+        `the service map at ${dashboard}#/overview is missing ${missing.length} of ${want.length} nodes: ${missing.join(', ')}` +
+          (missingFns.length ? ` (functions: ${missingFns.join(', ')})` : ''),
+      );
+    });
+    // rates need two polls: wait for them (at most 5 s) so the screenshot shows numbers
+    await waitFor('rates on the overview', async () => {
+      const first = await page.locator('#kpis .kpi-value').first().textContent();
+      return first && first.trim() !== '…';
+    }, 5000).catch(() => {});
+    await page.waitForTimeout(300);
+    await shot('overview');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- invoke -> totals and logs
+  let requestId = null;
+  let invokedAt = 0;
+  await step(`invoking ${fnName} raises its invocation total on the Functions view`, async () => {
+    await go('#/functions', `[data-function="${fnName}"]`);
+    const total = page.locator(`[data-function="${fnName}"] [data-total="invocations"]`);
+    const before = await waitFor(
+      `a number in ${fnName}'s invocation total ([data-function="${fnName}"] [data-total="invocations"])`,
+      async () => {
+        const n = numberIn(await total.textContent());
+        return n === null ? null : { n };
+      },
+    );
+    invokedAt = Date.now();
+    const url = `${endpoint}/2015-03-31/functions/${encodeURIComponent(fnName)}/invocations`;
+    const res = await fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(STEP_MS) });
+    const body = await res.text();
+    if (res.status !== 200) throw new StepError(`POST ${url} answered ${res.status}: ${body.slice(0, 300)}`);
+    requestId = res.headers.get('x-amz-request-id') || res.headers.get('x-amzn-requestid');
+    const fnError = res.headers.get('x-amz-function-error');
+    log(`       invoked ${fnName}: request id ${requestId || '(none)'}${fnError ? `, function error ${fnError}` : ''}`);
+    let lastText = '';
+    await waitFor(
+      `${fnName}'s invocation total rising above ${before.n} after the invoke`,
+      async () => {
+        lastText = (await total.textContent()) || '';
+        const n = numberIn(lastText);
+        return n !== null && n > before.n;
+      },
+      Math.max(1000, invokedAt + STEP_MS - Date.now()),
+    ).catch((e) => {
+      throw new StepError(`${e.message}; it still shows "${lastText}"`);
+    });
+    await page.waitForTimeout(1000); // let the charts draw the new point
+    await shot('functions');
+  }, { critical: false });
+
+  await step(`the invocation's REPORT line reaches the log tail`, async () => {
+    if (!requestId) throw new StepError('the Invoke response had no x-amz-request-id (or x-amzn-requestid) header, so its log line cannot be matched');
+    await go('#/logs', '#log-tail');
+    const line = page.locator('#log-tail .log-line', { hasText: requestId }).filter({ hasText: 'REPORT' });
+    await waitFor(
+      `a REPORT line with request id ${requestId} in #log-tail`,
+      async () => (await line.count()) > 0,
+      Math.max(3000, invokedAt + STEP_MS - Date.now()),
+    ).catch(async (e) => {
+      const lines = await page.locator('#log-tail .log-line').count();
+      const withId = await page.locator('#log-tail .log-line', { hasText: requestId }).count();
+      throw new StepError(`${e.message} (the tail has ${lines} lines, ${withId} of them with that request id)`);
+    });
+    await shot('logs', { fullPage: false });
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- traces
+  await step('the Traces view lists a trace, and the newest opens a waterfall with spans', async () => {
+    await go('#/traces', '#trace-list');
+    const rows = page.locator('#trace-list [data-trace-id]');
+    await waitFor('a trace row ([data-trace-id]) in the Traces view', async () => (await rows.count()) > 0);
+    await shot('traces');
+    const first = rows.first();
+    const id = await first.getAttribute('data-trace-id');
+    await first.click();
+    await waitFor(`the waterfall (#waterfall) of trace ${id} with at least one span row ([data-span-kind])`, async () => (await page.locator('#waterfall [data-span-kind]').count()) > 0);
+    const n = await page.locator('#waterfall [data-span-kind]').count();
+    const hash = await page.evaluate(() => location.hash);
+    if (!hash.startsWith('#/traces/')) throw new StepError(`clicking a trace should route to #/traces/<id>, the page is at ${hash}`);
+    log(`       trace ${id}: ${n} span rows`);
+    // open the first span's attributes for the screenshot
+    await page.locator('#waterfall .span-row').first().click();
+    await shot('waterfall');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- the remaining views
+  await step('the Queues and Alarms views render', async () => {
+    await go('#/queues', '#queue-table');
+    await waitFor('the queues table or its empty state', async () => (await page.locator('#queue-table table, #queue-table .empty').count()) > 0);
+    await shot('queues');
+    await go('#/alarms', '#alarm-table');
+    await waitFor('the alarms table or its empty state', async () => {
+      const txt = (await page.locator('#alarm-table').textContent()) || '';
+      return !txt.includes('Loading') && (await page.locator('#alarm-table table, #alarm-table .empty').count()) > 0;
+    });
+    await shot('alarms');
+  }, { critical: false });
+}
+
+async function finish(code) {
+  watching = false;
+  if (browser) await browser.close().catch(() => {});
+  log(`${passed} passed, ${failed} failed`);
+  process.exit(code);
+}
+
+const overall = setTimeout(() => {
+  failed++;
+  log(`FAILED the whole test must finish within ${TOTAL_MS / 1000} s; it was still at: ${currentStep}`);
+  finish(1);
+}, TOTAL_MS);
+
+try {
+  await main();
+} catch (e) {
+  if (!(e instanceof StepError)) {
+    failed++;
+    log(`FAILED ${currentStep}: ${e && e.stack ? e.stack : e}`);
+  }
+}
+
+// ---------------------------------------------------------------- always: console and network
+watching = false;
+if (page) {
+  if (consoleErrors.length === 0) {
+    passed++;
+    log('ok     no console errors');
+  } else {
+    failed++;
+    log(`FAILED ${consoleErrors.length} console error(s):\n         ${consoleErrors.slice(0, 10).join('\n         ')}`);
+  }
+  if (failedRequests.length === 0) {
+    passed++;
+    log('ok     no failed requests');
+  } else {
+    failed++;
+    log(`FAILED ${failedRequests.length} failed request(s):\n         ${failedRequests.slice(0, 10).join('\n         ')}`);
+  }
+}
+clearTimeout(overall);
+await finish(failed ? 1 : 0);

@@ -1,0 +1,39 @@
+"""The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core
+from tests/browser; scripts/test.sh installs both): it loads with no console errors, the
+service map shows every function, a fresh invocation and its REPORT line appear within
+seconds, and a trace opens in the waterfall. Screenshots go to
+<target>/dashboard-screenshots."""
+
+import os
+import subprocess
+
+from conftest import ROOT, TARGET
+from test_dashboard_api import APP, TEMPLATE
+
+ALARM = """
+  WorkerErrors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions: [{Name: FunctionName, Value: !Ref Worker}]
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+"""
+
+
+def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(start_nimbus):
+    n = start_nimbus(TEMPLATE + ALARM, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    shots = TARGET / "dashboard-screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
+               SCREENSHOT_DIR=str(shots))
+    out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert " 0 failed" in out.stdout, out.stdout
+    assert (shots / "overview.png").exists() or any(shots.glob("*.png")), list(shots.iterdir())
