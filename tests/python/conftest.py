@@ -1,8 +1,10 @@
 """Starts a real `nimbus up` for the Python end-to-end tests."""
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +33,19 @@ def wait_until(what, check, timeout=20):
     if not got:
         raise AssertionError(f"timed out waiting for {what}")
     return got
+
+
+def aws(n, *args):
+    """The AWS CLI (installed with the test requirements) against nimbus: its exit status, its
+    JSON answer and its stderr."""
+    cli = Path(sys.executable).parent / "aws"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}
+    out = subprocess.run([str(cli), "--endpoint-url", n.endpoint, "--output", "json", *args],
+                         capture_output=True, text=True, env=env, timeout=60)
+    return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
+
+
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 NIMBUS = Path(os.environ.get("NIMBUS_BIN", TARGET / "debug" / "nimbus"))
 TESTFN = Path(os.environ.get("NIMBUS_TESTFN", TARGET / "debug" / "examples" / "testfn"))

@@ -6,12 +6,12 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import requests
+
+from conftest import aws
 
 NS = {"q": "http://queue.amazonaws.com/doc/2012-11-05/"}
 
@@ -217,16 +217,6 @@ def test_a_query_protocol_boto3_works_unchanged(nimbus):
     assert got["depth"] == {"ApproximateNumberOfMessages": "0"}
     assert got["queues"] == ["JobsDlq", "jobs", "legacy"]
     assert got["error"] == "AWS.SimpleQueueService.NonExistentQueue" and got["typed"]
-
-
-def aws(n, *args):
-    """The AWS CLI (installed with the test requirements) against nimbus."""
-    cli = Path(sys.executable).parent / "aws"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}
-    out = subprocess.run([str(cli), "--endpoint-url", n.endpoint, "--output", "json", *args],
-                         capture_output=True, text=True, env=env, timeout=60)
-    return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
 
 
 def test_the_aws_cli_drives_queues_and_buses(start_nimbus):

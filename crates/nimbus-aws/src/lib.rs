@@ -1,12 +1,14 @@
 //! The AWS APIs nimbus serves on its one endpoint, so the AWS CLI, boto3 and the AWS SDKs work
 //! against it with `--endpoint-url`: Lambda's Invoke, ListFunctions, GetFunction and
-//! GetFunctionConfiguration (restJson1), SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`) and
-//! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`), and SQS's older query protocol
-//! (form-encoded `Action=...`, XML answers).
+//! GetFunctionConfiguration (restJson1), SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`),
+//! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`), CloudWatch Logs' reads of the
+//! functions' logs (AWS JSON 1.1, `X-Amz-Target: Logs_20140328.*`), and SQS's older query
+//! protocol (form-encoded `Action=...`, XML answers).
 
 mod error;
 mod events;
 mod lambda;
+mod logs;
 pub mod sqs;
 
 pub use error::AwsError;
@@ -30,6 +32,7 @@ const JSON_PROTOCOL_BODY_LIMIT: usize = 4 << 20;
 struct JsonServices {
     sqs: Sqs,
     events: Hub,
+    logs: logs::Logs,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -42,6 +45,7 @@ pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
         .with_state(JsonServices {
             sqs,
             events: events.clone(),
+            logs: logs::Logs::new(platform.clone()),
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -116,12 +120,14 @@ async fn json_protocol(
         (Service::Sqs, a, "application/x-amz-json-1.0")
     } else if let Some(a) = target.strip_prefix("AWSEvents.") {
         (Service::Events, a, "application/x-amz-json-1.1")
+    } else if let Some(a) = target.strip_prefix("Logs_20140328.") {
+        (Service::Logs, a, "application/x-amz-json-1.1")
     } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS) or AWSEvents.<Action> (EventBridge), or a form-encoded Action=<Action> body (SQS query protocol)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge) or Logs_20140328.<Action> (CloudWatch Logs), or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();
@@ -155,6 +161,11 @@ async fn json_protocol(
             .await
             .map_err(IntoResponse::into_response),
         Service::Events => events::dispatch(&services.events, action, input)
+            .await
+            .map_err(IntoResponse::into_response),
+        Service::Logs => services
+            .logs
+            .dispatch(action, input)
             .await
             .map_err(IntoResponse::into_response),
     };
@@ -215,4 +226,5 @@ fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) 
 enum Service {
     Sqs,
     Events,
+    Logs,
 }

@@ -24,6 +24,20 @@ pub fn rule_arn(region: &str, account: &str, bus: &str, rule: &str) -> String {
     }
 }
 
+/// `arn:aws:logs:{region}:{account}:log-group:{group}`: the form without the trailing `:*`,
+/// which `logGroupIdentifier` takes and `logGroupArn` states (`arn` adds `:*`).
+pub fn log_group_arn(region: &str, account: &str, group: &str) -> String {
+    format!("arn:aws:logs:{region}:{account}:log-group:{group}")
+}
+
+/// `arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{stream}`.
+pub fn log_stream_arn(region: &str, account: &str, group: &str, stream: &str) -> String {
+    format!(
+        "{}:log-stream:{stream}",
+        log_group_arn(region, account, group)
+    )
+}
+
 /// A `FunctionName` path segment of the Invoke API, split into name and qualifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionRef<'a> {
@@ -65,6 +79,18 @@ mod tests {
 
     fn parsed(s: &str) -> Option<(&str, Option<&str>)> {
         parse_function_ref(s).map(|r| (r.name, r.qualifier))
+    }
+
+    #[test]
+    fn log_group_and_stream_arns_are_cloudwatchs() {
+        assert_eq!(
+            log_group_arn("us-east-1", "123456789012", "/aws/lambda/Orders"),
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/Orders"
+        );
+        assert_eq!(
+            log_stream_arn("us-east-1", "123456789012", "/aws/lambda/Orders", "2026/11/22/[$LATEST]ab"),
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/Orders:log-stream:2026/11/22/[$LATEST]ab"
+        );
     }
 
     #[test]

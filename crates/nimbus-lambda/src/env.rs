@@ -13,7 +13,7 @@ use nimbus_core::report::{self, Report};
 use nimbus_core::trace::TraceHeader;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::logs::{LogCtl, LogSink};
+use crate::logs::{LogCtl, LogSink, Origin};
 use crate::{runtime_api, FunctionSpec, InvokeRequest, LaunchSpec, PlatformConfig};
 
 /// What the runtime reported for one invocation.
@@ -121,7 +121,6 @@ pub(crate) struct RunOutcome {
     pub status: Option<&'static str>,
 }
 
-const LOG_STREAM_HEX: usize = 32;
 /// How long an exited environment's output capture may take to finish (it waits up to 5 s for
 /// the END/REPORT of an invocation in progress).
 const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(7);
@@ -153,12 +152,16 @@ impl Env {
         let (pipe_reader, pipe_writer) = std::io::pipe()?;
         let pipe_writer = OwnedFd::from(pipe_writer);
 
+        // The environment's log stream: the function sees it in AWS_LAMBDA_LOG_STREAM_NAME and
+        // every line it writes is filed under it.
+        let stream: Arc<str> = crate::logfile::stream_name(epoch_ms(), rand::random()).into();
         let env_vars = environment(
             &function,
             config,
             &api_addr.to_string(),
             &tmp_dir,
             provisioned,
+            &stream,
         );
         let mut cmd = tokio::process::Command::new(&launch.program);
         cmd.args(&launch.args)
@@ -215,7 +218,10 @@ impl Env {
             started,
             pid,
             logs,
-            function.name.clone(),
+            Origin {
+                function: function.name.clone(),
+                stream,
+            },
         ));
 
         let server = tokio::spawn(runtime_api::serve(listener, shared.clone()));
@@ -612,12 +618,9 @@ fn environment(
     runtime_api: &str,
     tmp_dir: &std::path::Path,
     provisioned: bool,
+    log_stream: &str,
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = f.environment.clone();
-    let date = time::OffsetDateTime::now_utc();
-    let stream_id: String = (0..LOG_STREAM_HEX)
-        .map(|_| char::from_digit(rand::random_range(0..16), 16).unwrap_or('0'))
-        .collect();
     let runtime_dir = config.state_dir.join("runtime");
     let task_root = match &f.launch {
         Ok(l) => l.task_root.display().to_string(),
@@ -635,15 +638,7 @@ fn environment(
             "AWS_LAMBDA_LOG_GROUP_NAME",
             format!("/aws/lambda/{}", f.name),
         ),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!(
-                "{:04}/{:02}/{:02}/[$LATEST]{stream_id}",
-                date.year(),
-                date.month() as u8,
-                date.day()
-            ),
-        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
         ("LAMBDA_TASK_ROOT", task_root),
         ("LAMBDA_RUNTIME_DIR", runtime_dir.display().to_string()),
         ("TZ", ":UTC".into()),

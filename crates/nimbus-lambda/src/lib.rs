@@ -7,6 +7,7 @@
 
 mod env;
 pub mod launch;
+pub mod logfile;
 pub mod logs;
 mod memory;
 mod platform;

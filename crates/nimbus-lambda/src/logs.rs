@@ -1,8 +1,7 @@
 //! Function logs: every line a function prints, framed by Lambda's START / END / REPORT lines,
 //! shown on the console and appended to `<state-dir>/logs/<function>.log` (API access lines to
-//! `<api>.log`). In the text format each file line starts with its time and a tab
-//! (`2026-11-22T13:26:41.123Z\t<line>`); in the JSON format each line is an object with `time`
-//! (access lines: `requestTime`). [`file_line_time_ms`] reads either back.
+//! `<api>.log`), each file line carrying its time and its execution environment's log stream.
+//! The file format, and reading it back, is [`crate::logfile`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,25 +12,6 @@ use std::sync::Arc;
 
 use nimbus_telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
-
-/// The time of a line of a log file (epoch milliseconds), in either format; `None` for a line
-/// that carries none.
-pub fn file_line_time_ms(line: &str) -> Option<(u64, &str)> {
-    if let Some((stamp, rest)) = line.split_once('\t') {
-        if let Some(ms) = parse_timestamp_millis(stamp) {
-            return Some((ms, rest));
-        }
-    }
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let stamp = v["time"].as_str().or(v["requestTime"].as_str())?;
-    Some((parse_timestamp_millis(stamp)?, line))
-}
-
-/// `2026-11-22T13:26:41.123Z` (what [`nimbus_core::report::timestamp_millis`] writes).
-fn parse_timestamp_millis(s: &str) -> Option<u64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
-}
 
 /// Longest line kept whole; longer output is split, so one line cannot grow a buffer unbounded.
 const MAX_LINE: usize = 256 * 1024;
@@ -53,6 +33,8 @@ pub(crate) struct Record {
     /// the log file's name.
     pub function: Arc<str>,
     pub request_id: Option<Arc<str>>,
+    /// The log stream of the environment that wrote the line (none for access lines).
+    pub stream: Option<Arc<str>>,
     pub kind: Kind,
     pub line: String,
     pub time_ms: u64,
@@ -112,12 +94,15 @@ impl LogSink {
 
     /// Writes one platform line outside any environment (e.g. a function that cannot start).
     pub(crate) async fn platform_line(&self, function: &str, request_id: &str, line: String) {
+        let time_ms = crate::env::epoch_ms();
         self.write(vec![Record {
             function: function.into(),
             request_id: Some(request_id.into()),
+            // No environment wrote it: it goes to the day's stream of such lines.
+            stream: Some(crate::logfile::day_stream(time_ms).into()),
             kind: Kind::Platform,
             line,
-            time_ms: crate::env::epoch_ms(),
+            time_ms,
         }])
         .await;
     }
@@ -128,6 +113,7 @@ impl LogSink {
         let record = Record {
             function: api.into(),
             request_id: None,
+            stream: None,
             kind: Kind::Access,
             line: json,
             time_ms: crate::env::epoch_ms(),
@@ -195,6 +181,7 @@ fn write_logs(
                             "requestId": r.request_id.as_deref(),
                             "type": if r.kind == Kind::Platform { "platform" } else { "function" },
                             "message": r.line,
+                            "logStream": r.stream.as_deref(),
                         })
                         .to_string(),
                     ),
@@ -220,13 +207,15 @@ fn write_logs(
                             }),
                     };
                     if let Some(f) = file {
-                        // Text lines carry their time in the file (JSON lines have "time"), so
-                        // `nimbus logs --since` and the logs API can place them.
+                        // Text lines carry their time and stream in the file (JSON lines have
+                        // "time" and "logStream"), so `nimbus logs` and the logs API can place
+                        // them.
                         let _ = match format {
-                            LogFormat::Text => writeln!(
+                            LogFormat::Text => crate::logfile::write_text_line(
                                 f,
-                                "{}\t{rendered}",
-                                nimbus_core::report::timestamp_millis(r.time_ms)
+                                r.time_ms,
+                                r.stream.as_deref(),
+                                &rendered,
                             ),
                             LogFormat::Json => writeln!(f, "{rendered}"),
                         };
@@ -263,6 +252,12 @@ pub(crate) enum LogCtl {
     },
 }
 
+/// Whose lines a capture task files: the function, and its environment's log stream.
+pub(crate) struct Origin {
+    pub function: String,
+    pub stream: Arc<str>,
+}
+
 /// Reads the function's merged stdout/stderr line by line until EOF, interleaving the platform
 /// lines it is sent. Before writing START or END it drains what the pipe already holds, so
 /// every line the function printed before answering lands inside its invocation. After EOF it
@@ -275,10 +270,11 @@ pub(crate) async fn capture(
     started: Arc<std::sync::Mutex<Option<Arc<str>>>>,
     pid: i32,
     sink: Arc<LogSink>,
-    function: String,
+    origin: Origin,
 ) {
     let mut cap = Capture {
-        function: function.into(),
+        function: origin.function.into(),
+        stream: origin.stream,
         partial: Vec::new(),
         request_id: None,
         tail: String::new(),
@@ -345,6 +341,8 @@ const DRAIN_BUDGET: usize = 64 * 1024;
 
 struct Capture {
     function: Arc<str>,
+    /// The environment's log stream.
+    stream: Arc<str>,
     partial: Vec<u8>,
     request_id: Option<Arc<str>>,
     tail: String,
@@ -432,6 +430,7 @@ impl Capture {
         self.out.push(Record {
             function: self.function.clone(),
             request_id: self.request_id.clone(),
+            stream: Some(self.stream.clone()),
             kind,
             line: line.to_owned(),
             time_ms: crate::env::epoch_ms(),

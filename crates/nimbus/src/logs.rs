@@ -3,13 +3,11 @@
 //! and followed as it grows. Works whether or not nimbus is running.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use nimbus_lambda::logs::file_line_time_ms;
+use nimbus_lambda::logfile::{self, Line};
 use nimbus_telemetry::filter::FilterPattern;
 
 use crate::cli::LogsArgs;
@@ -19,8 +17,8 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
 pub fn logs(args: &LogsArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = match &args.state_dir {
-        Some(d) => d.join("logs"),
-        None => crate::up::default_state_dir(&args.template).join("logs"),
+        Some(d) => logfile::log_dir(d),
+        None => logfile::log_dir(&crate::up::default_state_dir(&args.template)),
     };
     let filter = FilterPattern::parse(args.filter.as_deref().unwrap_or(""))?;
     let since_ms = args
@@ -57,22 +55,8 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<std::process::ExitCode> {
 
 /// The log files to read: `<function>.log`, or every `*.log`, by name.
 fn log_files(dir: &Path, function: Option<&str>) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut all = Vec::new();
-    if dir.is_dir() {
-        for entry in
-            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".log"))
-            {
-                all.push((name.to_owned(), path.clone()));
-            }
-        }
-    }
-    all.sort();
+    let all =
+        logfile::log_sources(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     match function {
         None => Ok(all),
         Some(f) => match all.iter().find(|(n, _)| n == f) {
@@ -96,26 +80,7 @@ fn log_files(dir: &Path, function: Option<&str>) -> anyhow::Result<Vec<(String, 
 /// The complete lines from byte `from`, and the offset after the last complete line (a line
 /// still being written is read on the next poll).
 fn read_from(path: &Path, from: u64) -> anyhow::Result<(Vec<String>, u64)> {
-    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = f.metadata()?.len();
-    // A file that shrank was replaced: read it again from the start.
-    let from = if from > len { 0 } else { from };
-    f.seek(SeekFrom::Start(from))?;
-    let mut reader = BufReader::new(f);
-    let mut lines = Vec::new();
-    let mut offset = from;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            break;
-        }
-        offset += n as u64;
-        buf.pop();
-        lines.push(String::from_utf8_lossy(&buf).into_owned());
-    }
-    Ok((lines, offset))
+    logfile::read_lines(path, from).with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn print_lines(
@@ -126,14 +91,15 @@ fn print_lines(
 ) {
     let mut timed: Vec<(u64, usize, String, String)> = Vec::with_capacity(lines.len());
     for (i, (name, line)) in lines.into_iter().enumerate() {
-        let (ms, text) = match file_line_time_ms(&line) {
-            Some((ms, text)) => (ms, text.to_owned()),
-            None => (0, line.clone()),
+        // Shown as written, without the stream the file adds for the logs API.
+        let (ms, text, shown) = match Line::parse(&line) {
+            Some(l) => (l.time_ms, l.text, l.shown().into_owned()),
+            None => (0, line.as_str(), line.clone()),
         };
-        if since_ms.is_some_and(|s| ms < s) || !filter.matches(&text) {
+        if since_ms.is_some_and(|s| ms < s) || !filter.matches(text) {
             continue;
         }
-        timed.push((ms, i, name, line));
+        timed.push((ms, i, name, shown));
     }
     // Interleaved by time; lines of one file keep their order.
     timed.sort_by_key(|(ms, i, _, _)| (*ms, *i));

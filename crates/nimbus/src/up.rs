@@ -252,7 +252,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let logs = Arc::new(
         LogSink::new(
             log_format,
-            Some(state_dir.join("logs")),
+            Some(nimbus_lambda::logfile::log_dir(&state_dir)),
             true,
             Some(telemetry.clone()),
         )
