@@ -127,7 +127,8 @@ pub struct UpArgs {
     pub python: Option<PathBuf>,
     /// Multiplies every retry and backoff delay of asynchronous invocations, rule deliveries and
     /// event source mappings (Lambda retries a failed event after about 1 and 2 minutes; 0.01
-    /// makes that 0.6 and 1.2 s). Event age limits are not scaled.
+    /// makes that 0.6 and 1.2 s), and CloudWatch alarms' periods. Event age limits are not
+    /// scaled.
     #[arg(long, default_value_t = 1.0, env = "NIMBUS_DELAY_SCALE", value_parser = parse_scale)]
     pub delay_scale: f64,
     /// Seconds to let running invocations finish on SIGINT/SIGTERM before stopping them.
