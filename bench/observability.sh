@@ -37,13 +37,14 @@ BASELINE_REV=${BENCH_BASELINE_REV:-$ADDED^}
 BASELINE_SHA=$(cd "$ROOT" && git rev-parse --short "$BASELINE_REV")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-obsbench.XXXXXX")
-# The baseline first (same target dir: only nimbus's own crates rebuild), copied out; then the
-# current tree, so the target dir ends as it was.
-log "building the baseline nimbus at $BASELINE_SHA"
+# The baseline is built in a target dir of its own: the two trees have the same package ids, and
+# cargo's mtime fingerprints would take one tree's artifacts for the other's in a shared one.
+BASE_TARGET=$TARGET/bench-baseline
+log "building the baseline nimbus at $BASELINE_SHA (in $BASE_TARGET)"
 (cd "$ROOT" && git worktree add --detach -q "$WORK/base" "$BASELINE_REV")
 trap '(cd "$ROOT" && git worktree remove --force "$WORK/base" 2>/dev/null) || true; cleanup' EXIT
-(cd "$WORK/base" && CARGO_TARGET_DIR=$TARGET cargo build --release -q -p nimbus --bin nimbus)
-cp "$TARGET/release/nimbus" "$WORK/nimbus-base"
+(cd "$WORK/base" && CARGO_TARGET_DIR=$BASE_TARGET cargo build --release -q -p nimbus --bin nimbus)
+cp "$BASE_TARGET/release/nimbus" "$WORK/nimbus-base"
 build -p nimbus --bin nimbus --example testfn
 cp "$TARGET/release/nimbus" "$WORK/nimbus-current"
 TESTFN=$TARGET/release/examples/testfn
