@@ -59,18 +59,13 @@ pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
 /// Every metric in the OpenMetrics text format (which Prometheus scrapes), the store's gauges
 /// read at this moment.
 async fn metrics(State(hub): State<Hub>) -> Response {
-    let text = hub.telemetry().scrape(|| {
-        if let Err(e) = hub.refresh_metrics() {
-            tracing::error!(error = %e, "cannot read queue depths for /metrics");
-        }
-    });
     (
         StatusCode::OK,
         [(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        text,
+        hub.scrape_metrics(),
     )
         .into_response()
 }

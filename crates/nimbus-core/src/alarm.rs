@@ -258,21 +258,13 @@ pub fn reason_time(epoch_ms: u64) -> String {
     }
 }
 
-/// `2019-10-01T13:56:40.987+0000`: the timestamps of alarm state events.
+/// `2019-10-01T13:56:40.987+0000`: the timestamps of alarm state events (Lambda's platform
+/// style with CloudWatch's zone suffix).
 pub fn state_timestamp(epoch_ms: u64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp((epoch_ms / 1000) as i64) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            epoch_ms % 1000
-        ),
-        Err(_) => String::new(),
-    }
+    let mut t = crate::report::timestamp_millis(epoch_ms);
+    t.pop(); // the `Z`
+    t.push_str("+0000");
+    t
 }
 
 #[cfg(test)]

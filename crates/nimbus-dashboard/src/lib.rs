@@ -118,13 +118,7 @@ async fn stack(State(d): State<Dashboard>) -> Json<Value> {
 }
 
 async fn metrics(State(d): State<Dashboard>) -> Json<Value> {
-    let hub = &d.hub;
-    let text = hub.telemetry().scrape(|| {
-        if let Err(e) = hub.refresh_metrics() {
-            tracing::error!(error = %e, "cannot read queue depths for the dashboard");
-        }
-    });
-    let samples: Vec<Value> = samples::parse(&text)
+    let samples: Vec<Value> = samples::parse(&d.hub.scrape_metrics())
         .into_iter()
         .map(|s| {
             let labels: serde_json::Map<String, Value> = s

@@ -77,13 +77,8 @@ impl Alarm {
     }
 }
 
-fn snapshot(hub: &Hub) -> Arc<Vec<Sample>> {
-    let text = hub.telemetry().scrape(|| {
-        if let Err(e) = hub.refresh_metrics() {
-            tracing::warn!(error = %e, "cannot read queue depths for alarms");
-        }
-    });
-    Arc::new(samples::parse(&text))
+fn snapshot(hub: &Hub) -> Vec<Sample> {
+    samples::parse(&hub.scrape_metrics())
 }
 
 /// Evaluates one alarm until the engine stops.

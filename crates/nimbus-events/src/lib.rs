@@ -190,9 +190,20 @@ impl Hub {
         &self.inner.mappings
     }
 
+    /// Every metric as the OpenMetrics text, with the store's gauges read at this moment
+    /// (`GET /metrics`, the dashboard and alarms all read this). A store that cannot be read
+    /// leaves the gauges as they were, with an error logged.
+    pub fn scrape_metrics(&self) -> String {
+        self.telemetry().scrape(|| {
+            if let Err(e) = self.refresh_metrics() {
+                tracing::error!(error = %e, "cannot read queue depths for the metrics");
+            }
+        })
+    }
+
     /// Fills the metrics that are read from the store (queue depths and ages, asynchronous
     /// queues) with their current values: called when metrics are scraped.
-    pub fn refresh_metrics(&self) -> Result<(), StoreError> {
+    fn refresh_metrics(&self) -> Result<(), StoreError> {
         let store = self.store();
         let now = now_ms();
         let age =

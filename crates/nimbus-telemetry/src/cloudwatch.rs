@@ -104,11 +104,8 @@ pub enum Source {
     /// A plain count (`Invocations`, `Count`, `MatchedEvents`).
     Count { count: Series },
     /// A histogram in seconds reported in `scale` units (1000: milliseconds).
-    Histogram {
-        base: &'static str,
-        labels: Series,
-        scale: f64,
-    },
+    /// `histogram` names the family without its `_bucket` / `_sum` / `_count` suffix.
+    Histogram { histogram: Series, scale: f64 },
     /// A gauge, sampled at the period's end.
     Gauge { gauge: Series, scale: f64 },
     /// An EMF metric: sum and observation counters.
@@ -148,8 +145,7 @@ pub fn source(
                     }
                 }
                 "Duration" => Source::Histogram {
-                    base: "nimbus_lambda_duration_seconds",
-                    labels: Series::new("", &[("function", f)]),
+                    histogram: Series::new("nimbus_lambda_duration_seconds", &[("function", f)]),
                     scale: 1000.0,
                 },
                 "ConcurrentExecutions" => Source::Gauge {
@@ -199,13 +195,14 @@ pub fn source(
                     of: vec![requests],
                 },
                 "Latency" => Source::Histogram {
-                    base: "nimbus_apigateway_latency_seconds",
-                    labels: Series::new("", &labels),
+                    histogram: Series::new("nimbus_apigateway_latency_seconds", &labels),
                     scale: 1000.0,
                 },
                 "IntegrationLatency" => Source::Histogram {
-                    base: "nimbus_apigateway_integration_latency_seconds",
-                    labels: Series::new("", &labels),
+                    histogram: Series::new(
+                        "nimbus_apigateway_integration_latency_seconds",
+                        &labels,
+                    ),
                     scale: 1000.0,
                 },
                 _ => return Err(unknown()),
@@ -315,14 +312,10 @@ pub fn datapoint(
                 _ => total / n,
             })
         }
-        Source::Histogram {
-            base,
-            labels,
-            scale,
-        } => {
+        Source::Histogram { histogram, scale } => {
             let named = |suffix: &str| Series {
-                name: format!("{base}{suffix}"),
-                labels: labels.labels.clone(),
+                name: format!("{}{suffix}", histogram.name),
+                labels: histogram.labels.clone(),
             };
             let n = delta(&named("_count"));
             if n == 0.0 {
@@ -333,9 +326,11 @@ pub fn datapoint(
                 Statistic::Sum => total,
                 Statistic::SampleCount => n,
                 Statistic::Average => total / n,
-                Statistic::Minimum => quantile(base, labels, start, end, 0.0)? * scale,
-                Statistic::Maximum => quantile(base, labels, start, end, 1.0)? * scale,
-                Statistic::Percentile(p) => quantile(base, labels, start, end, p / 100.0)? * scale,
+                Statistic::Minimum => quantile(&named("_bucket"), start, end, 0.0)? * scale,
+                Statistic::Maximum => quantile(&named("_bucket"), start, end, 1.0)? * scale,
+                Statistic::Percentile(p) => {
+                    quantile(&named("_bucket"), start, end, p / 100.0)? * scale
+                }
             })
         }
     }
@@ -343,28 +338,19 @@ pub fn datapoint(
 
 /// The `q` quantile (0..=1) of the observations made between `start` and `end`, from the
 /// cumulative buckets: linear within the bucket it falls in.
-fn quantile(base: &str, labels: &Series, start: &[Sample], end: &[Sample], q: f64) -> Option<f64> {
-    let bucket_name = format!("{base}_bucket");
+fn quantile(bucket: &Series, start: &[Sample], end: &[Sample], q: f64) -> Option<f64> {
+    // Bounds are never negative, so their bit patterns sort as the numbers do.
     let buckets = |samples: &[Sample]| -> Vec<(f64, f64)> {
         let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-        for s in samples.iter().filter(|s| {
-            s.name == bucket_name
-                && labels
-                    .labels
-                    .iter()
-                    .all(|(k, v)| s.label(k) == Some(v.as_str()))
-        }) {
+        for s in samples.iter().filter(|s| bucket.matches(s)) {
             let le = match s.label("le") {
                 Some("+Inf") => f64::INFINITY,
                 Some(v) => v.parse().unwrap_or(f64::INFINITY),
                 None => continue,
             };
-            let e = by_le.entry(le.to_bits()).or_insert((le, 0.0));
-            e.1 += s.value;
+            by_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += s.value;
         }
-        let mut v: Vec<(f64, f64)> = by_le.into_values().collect();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        v
+        by_le.into_values().collect()
     };
     let before = buckets(start);
     let after = buckets(end);

@@ -211,7 +211,37 @@ impl Traces {
         if h.sampled.as_deref() == Some("0") {
             return None;
         }
-        Some(OpenSpan {
+        Some(self.span(h, kind, service, name, start_us))
+    }
+
+    /// Opens a child of `parent`.
+    pub fn open_child(
+        &self,
+        parent: &OpenSpan,
+        kind: SpanKind,
+        service: String,
+        name: String,
+        start_us: u64,
+    ) -> OpenSpan {
+        let h = TraceHeader {
+            root: parent.span.trace_id.clone(),
+            parent: Some(parent.span.id.clone()),
+            sampled: parent.sampled.clone(),
+            other: parent.other.clone(),
+        };
+        self.span(h, kind, service, name, start_us)
+    }
+
+    /// A new span under `h`'s parent, in `h`'s trace.
+    fn span(
+        &self,
+        h: TraceHeader,
+        kind: SpanKind,
+        service: String,
+        name: String,
+        start_us: u64,
+    ) -> OpenSpan {
+        OpenSpan {
             span: Span {
                 trace_id: h.root,
                 id: self.new_span_id(),
@@ -226,33 +256,6 @@ impl Traces {
             },
             sampled: h.sampled,
             other: h.other,
-        })
-    }
-
-    /// Opens a child of `parent`.
-    pub fn open_child(
-        &self,
-        parent: &OpenSpan,
-        kind: SpanKind,
-        service: String,
-        name: String,
-        start_us: u64,
-    ) -> OpenSpan {
-        OpenSpan {
-            span: Span {
-                trace_id: parent.span.trace_id.clone(),
-                id: self.new_span_id(),
-                parent_id: Some(parent.span.id.clone()),
-                name,
-                service,
-                kind,
-                start_us,
-                end_us: start_us,
-                error: None,
-                attributes: Vec::new(),
-            },
-            sampled: parent.sampled.clone(),
-            other: parent.other.clone(),
         }
     }
 
