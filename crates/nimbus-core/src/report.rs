@@ -57,17 +57,28 @@ pub fn report_line(request_id: &str, r: &Report) -> String {
 
 /// `2019-04-23T21:10:07.727Z`, the timestamp style of Lambda's platform messages.
 pub fn timestamp_millis(epoch_ms: u64) -> String {
-    let t = time::OffsetDateTime::UNIX_EPOCH + Duration::from_millis(epoch_ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    TimestampMillis(epoch_ms).to_string()
+}
+
+/// [`timestamp_millis`] as a `Display`, to write a time without allocating it first.
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampMillis(pub u64);
+
+impl std::fmt::Display for TimestampMillis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = time::OffsetDateTime::UNIX_EPOCH + Duration::from_millis(self.0);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
 }
 
 /// The invoke payload Lambda returns when a function runs past its timeout.

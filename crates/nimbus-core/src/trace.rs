@@ -13,12 +13,14 @@ pub struct TraceHeader {
 impl TraceHeader {
     /// A new root: `1-` + 8 hex digits of epoch seconds + `-` + 24 random hex digits.
     pub fn new_root(epoch_secs: u64, random: [u8; 12], sampled: bool) -> Self {
-        let mut hex = String::with_capacity(24);
+        use std::fmt::Write as _;
+        let mut root = String::with_capacity(35);
+        let _ = write!(root, "1-{:08x}-", epoch_secs as u32);
         for b in random {
-            hex.push_str(&format!("{b:02x}"));
+            let _ = write!(root, "{b:02x}");
         }
         Self {
-            root: format!("1-{:08x}-{hex}", epoch_secs as u32),
+            root,
             parent: None,
             sampled: Some(if sampled { "1" } else { "0" }.into()),
             other: Vec::new(),

@@ -201,8 +201,8 @@ async fn trace(State(d): State<Dashboard>, Path(id): Path<String>) -> Response {
             json!({
                 "id": s.id,
                 "parent_id": s.parent_id,
-                "name": s.name,
-                "service": s.service,
+                "name": &*s.name,
+                "service": &*s.service,
                 "kind": s.kind.as_str(),
                 "start_us": s.start_us,
                 "end_us": s.end_us,
@@ -233,9 +233,9 @@ async fn logs(State(d): State<Dashboard>, Query(q): Query<HashMap<String, String
             json!({
                 "seq": l.seq,
                 "time_ms": l.time_ms,
-                "source": l.source,
+                "source": &*l.source,
                 "kind": l.kind,
-                "request_id": l.request_id,
+                "request_id": l.request_id.as_deref(),
                 "message": l.message,
             })
         })

@@ -131,7 +131,7 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
             trace.as_deref(),
             SpanKind::AsyncQueue,
             format!("function:{function}"),
-            "Async event queue".into(),
+            "Async event queue",
             job.created_ms * 1000,
         );
         let header = wait.as_ref().map(|w| w.header()).or_else(|| trace.clone());

@@ -212,7 +212,7 @@ pub(crate) fn put_events(
                 e.trace_header.as_deref(),
                 SpanKind::Bus,
                 format!("bus:{bus}"),
-                "PutEvents".into(),
+                "PutEvents",
                 epoch_us(),
             );
             let header = span.as_ref().map(|s| s.header());

@@ -45,6 +45,8 @@ pub struct ApiState {
     logs: Arc<LogSink>,
     pub(crate) jwks: Arc<JwksStore>,
     pub(crate) answers: AnswerCache,
+    /// `api:<logical id>`, the service its spans name.
+    service: Arc<str>,
 }
 
 /// Bytes a stage's response cache may hold (API Gateway's smallest cache is 0.5 GB; a local
@@ -106,6 +108,7 @@ pub fn build(
                 .any(|r| r.cache_ttl > 0)
                 .then(|| Mutex::new(ResponseCache::new(CACHE_BYTES)));
             Ok(Arc::new(ApiState {
+                service: format!("api:{}", config.logical_id).into(),
                 admission: Admission::new(&config, account.clone(), &clock),
                 cors,
                 cache,
@@ -154,7 +157,7 @@ async fn handle(
     let started = Instant::now();
     let request_time_epoch_ms = epoch_ms();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let trace = req
+    let header = req
         .headers()
         .get("x-amzn-trace-id")
         .and_then(|v| v.to_str().ok())
@@ -167,18 +170,20 @@ async fn handle(
                     .unwrap_or_default(),
                 true,
             )
-        })
-        .to_string();
+        });
+    let trace = header.to_string();
     let method = req.method().as_str().to_owned();
     let raw_path = req.uri().path().to_owned();
     let traces = &api.platform.telemetry().traces;
-    let mut span = traces.open(
-        Some(&trace),
-        SpanKind::Gateway,
-        format!("api:{}", api.config.logical_id),
-        String::new(),
-        nimbus_lambda::epoch_us(),
-    );
+    let mut span = traces
+        .open_header(
+            header,
+            SpanKind::Gateway,
+            api.service.clone(),
+            "",
+            nimbus_lambda::epoch_us(),
+        )
+        .ok();
     // The function sees the gateway's segment as its parent, as on AWS.
     let downstream = span
         .as_ref()
@@ -206,14 +211,12 @@ async fn handle(
     record_metrics(&api, &access, resp.status().as_u16(), started.elapsed());
     if let Some(mut s) = span.take() {
         let status = resp.status().as_u16();
-        s.rename(
-            access
-                .route_key
-                .clone()
-                .unwrap_or_else(|| format!("{method} {raw_path}")),
-        );
-        s.attr("http.method", method.clone());
-        s.attr("http.target", raw_path.clone());
+        match &access.route_key {
+            Some(k) => s.rename(k.as_str()),
+            None => s.rename(format!("{method} {raw_path}")),
+        }
+        s.attr("http.method", method.as_str());
+        s.attr("http.target", raw_path.as_str());
         s.attr("http.status_code", status.to_string());
         s.attr("request_id", request_id.clone());
         // X-Ray calls 5xx a fault of the service; 4xx are the caller's and stay plain.

@@ -178,7 +178,7 @@ pub(crate) fn write_text_line(
     stream: Option<&str>,
     line: &str,
 ) -> io::Result<()> {
-    let time = nimbus_core::report::timestamp_millis(time_ms);
+    let time = nimbus_core::report::TimestampMillis(time_ms);
     match stream {
         Some(s) => writeln!(out, "{time}\t{s}\t{line}"),
         None => writeln!(out, "{time}\t{line}"),

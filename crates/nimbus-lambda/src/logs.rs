@@ -141,7 +141,8 @@ fn write_logs(
 ) {
     let mut stdout = std::io::BufWriter::new(std::io::stdout());
     let mut files: HashMap<Arc<str>, std::io::BufWriter<File>> = HashMap::new();
-    let mut rendered = String::new();
+    // A JSON line is rendered here, reusing one buffer.
+    let mut json: Vec<u8> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut waiters = Vec::new();
         let mut next = Some(first);
@@ -158,34 +159,25 @@ fn write_logs(
                     if r.kind == Kind::Function {
                         t.record_log_line(&r.function, &r.line);
                     }
-                    let kind = match r.kind {
-                        Kind::Function => "function",
-                        Kind::Platform => "platform",
-                        Kind::Access => "access",
-                    };
-                    t.logs.push(
-                        r.time_ms,
-                        &r.function,
-                        kind,
-                        r.request_id.as_deref(),
-                        &r.line,
-                    );
                 }
-                rendered.clear();
-                match (format, r.kind) {
-                    (LogFormat::Text, _) | (_, Kind::Access) => rendered.push_str(&r.line),
-                    (LogFormat::Json, _) => rendered.push_str(
-                        &serde_json::json!({
-                            "time": nimbus_core::report::timestamp_millis(r.time_ms),
-                            "function": &*r.function,
-                            "requestId": r.request_id.as_deref(),
-                            "type": if r.kind == Kind::Platform { "platform" } else { "function" },
-                            "message": r.line,
-                            "logStream": r.stream.as_deref(),
-                        })
-                        .to_string(),
-                    ),
-                }
+                let rendered: &str = match (format, r.kind) {
+                    (LogFormat::Text, _) | (_, Kind::Access) => &r.line,
+                    (LogFormat::Json, _) => {
+                        json.clear();
+                        let _ = serde_json::to_writer(
+                            &mut json,
+                            &serde_json::json!({
+                                "time": nimbus_core::report::timestamp_millis(r.time_ms),
+                                "function": &*r.function,
+                                "requestId": r.request_id.as_deref(),
+                                "type": if r.kind == Kind::Platform { "platform" } else { "function" },
+                                "message": r.line,
+                                "logStream": r.stream.as_deref(),
+                            }),
+                        );
+                        std::str::from_utf8(&json).unwrap_or_default()
+                    }
+                };
                 if console {
                     let _ = match format {
                         LogFormat::Text => writeln!(stdout, "{} | {rendered}", r.function),
@@ -215,11 +207,21 @@ fn write_logs(
                                 f,
                                 r.time_ms,
                                 r.stream.as_deref(),
-                                &rendered,
+                                rendered,
                             ),
                             LogFormat::Json => writeln!(f, "{rendered}"),
                         };
                     }
+                }
+                // Last, so the dashboard's ring takes the line without a copy.
+                if let Some(t) = &telemetry {
+                    let kind = match r.kind {
+                        Kind::Function => "function",
+                        Kind::Platform => "platform",
+                        Kind::Access => "access",
+                    };
+                    t.logs
+                        .push(r.time_ms, r.function, kind, r.request_id, r.line);
                 }
             }
         }

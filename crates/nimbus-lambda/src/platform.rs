@@ -238,33 +238,35 @@ impl Platform {
             .unwrap_or_else(new_trace_root);
         let traces = &inner.telemetry.traces;
         let started_us = crate::epoch_us();
-        let service = format!("function:{name}");
-        let header_text = header.to_string();
-        let invoke_span = traces.open(
-            Some(&header_text),
+        let (invoke_span, unsampled) = match traces.open_header(
+            header,
             SpanKind::Invoke,
-            service.clone(),
-            name.clone(),
+            pool.span_service.clone(),
+            pool.span_name.clone(),
             started_us,
-        );
+        ) {
+            Ok(s) => (Some(s), None),
+            Err(h) => (None, Some(h)),
+        };
         let exec_span = invoke_span.as_ref().map(|s| {
             traces.open_child(
                 s,
                 SpanKind::Execution,
-                service.clone(),
-                name.clone(),
+                pool.span_service.clone(),
+                pool.span_name.clone(),
                 started_us,
             )
         });
         // The function runs in its own segment: `Parent` is its id, which Lambda's REPORT
         // line states as the SegmentId and the function's SDK calls carry on.
-        let trace_header = match &exec_span {
-            Some(s) => s.header(),
-            None => TraceHeader {
+        let trace_header = match (&exec_span, unsampled) {
+            (Some(s), _) => s.header(),
+            (None, Some(h)) => TraceHeader {
                 parent: Some(traces.new_span_id()),
-                ..header
+                ..h
             }
             .to_string(),
+            (None, None) => unreachable!("open_header returns the span or the header"),
         };
 
         let launch = match &pool.spec.launch {
@@ -335,8 +337,8 @@ impl Platform {
                 let s = traces.open_child(
                     &invoke,
                     SpanKind::Init,
-                    service.clone(),
-                    "Initialization".into(),
+                    pool.span_service.clone(),
+                    "Initialization",
                     init_start,
                 );
                 traces.close(s, exec_start);

@@ -11,6 +11,10 @@ use crate::{FunctionSpec, LaunchSpec, LogSink, PlatformConfig};
 
 pub(crate) struct FunctionPool {
     pub spec: Arc<FunctionSpec>,
+    /// The function's name, and `function:<name>`, as its trace spans name them (made once,
+    /// not per invocation).
+    pub span_name: Arc<str>,
+    pub span_service: Arc<str>,
     /// Warm environments waiting for work, the most recently used last.
     idle: Mutex<Vec<(Arc<Env>, Instant)>>,
     /// Every live environment, busy or idle, so shutdown can stop them all. `None` once
@@ -23,6 +27,8 @@ static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(1);
 impl FunctionPool {
     pub fn new(spec: FunctionSpec) -> Arc<Self> {
         Arc::new(Self {
+            span_name: spec.name.as_str().into(),
+            span_service: format!("function:{}", spec.name).into(),
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             live: Mutex::new(Some(HashMap::new())),

@@ -4,7 +4,7 @@
 //! The log files stay the record; this only saves the dashboard from reading them.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Lines kept; older ones drop out (they are still in the log files).
 pub const MAX_RECENT_LINES: usize = 2000;
@@ -16,10 +16,10 @@ pub struct LogLine {
     pub seq: u64,
     pub time_ms: u64,
     /// The function or API that wrote it.
-    pub source: String,
+    pub source: Arc<str>,
     /// `function`, `platform` or `access`.
     pub kind: &'static str,
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     pub message: String,
 }
 
@@ -35,32 +35,41 @@ struct Ring {
 }
 
 impl RecentLogs {
+    /// Takes the line's parts by value (shared names, the message moved in), so that a push
+    /// on the log writer's path copies nothing.
     pub fn push(
         &self,
         time_ms: u64,
-        source: &str,
+        source: Arc<str>,
         kind: &'static str,
-        request_id: Option<&str>,
-        message: &str,
+        request_id: Option<Arc<str>>,
+        mut message: String,
     ) {
-        let mut end = message.len().min(MAX_RECENT_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
+        if message.len() > MAX_RECENT_LINE_BYTES {
+            let mut end = MAX_RECENT_LINE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
         }
         let mut r = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         r.last_seq += 1;
-        let seq = r.last_seq;
-        if r.lines.len() >= MAX_RECENT_LINES {
-            r.lines.pop_front();
-        }
-        r.lines.push_back(LogLine {
-            seq,
+        let line = LogLine {
+            seq: r.last_seq,
             time_ms,
-            source: source.to_owned(),
+            source,
             kind,
-            request_id: request_id.map(str::to_owned),
-            message: message[..end].to_owned(),
-        });
+            request_id,
+            message,
+        };
+        let old = if r.lines.len() >= MAX_RECENT_LINES {
+            r.lines.pop_front()
+        } else {
+            None
+        };
+        r.lines.push_back(line);
+        drop(r);
+        drop(old);
     }
 
     /// Lines after `after` (all kept ones when 0), of `source` when given, oldest first; at
@@ -73,7 +82,7 @@ impl RecentLogs {
             .iter()
             .rev()
             .take_while(|l| l.seq > after)
-            .filter(|l| source.is_none_or(|s| l.source == s))
+            .filter(|l| source.is_none_or(|s| *l.source == *s))
             .take(limit)
             .cloned()
             .collect();
@@ -90,7 +99,7 @@ mod tests {
     fn readers_get_what_came_after_their_last_line_oldest_first() {
         let r = RecentLogs::default();
         for i in 0..5 {
-            r.push(i, "Fn", "function", None, &format!("line {i}"));
+            r.push(i, "Fn".into(), "function", None, format!("line {i}"));
         }
         let (lines, last) = r.after(2, None, 100);
         assert_eq!(last, 5);
@@ -109,8 +118,8 @@ mod tests {
     #[test]
     fn a_source_filter_keeps_one_functions_lines() {
         let r = RecentLogs::default();
-        r.push(1, "A", "function", None, "a");
-        r.push(2, "B", "platform", Some("req"), "b");
+        r.push(1, "A".into(), "function", None, "a".into());
+        r.push(2, "B".into(), "platform", Some("req".into()), "b".into());
         let (lines, last) = r.after(0, Some("B"), 10);
         assert_eq!(last, 2);
         assert_eq!(lines.len(), 1);
@@ -121,13 +130,13 @@ mod tests {
     fn the_ring_is_bounded_in_lines_and_bytes() {
         let r = RecentLogs::default();
         for i in 0..MAX_RECENT_LINES + 10 {
-            r.push(i as u64, "A", "function", None, "x");
+            r.push(i as u64, "A".into(), "function", None, "x".into());
         }
         let (lines, last) = r.after(0, None, usize::MAX);
         assert_eq!(lines.len(), MAX_RECENT_LINES);
         assert_eq!(last, (MAX_RECENT_LINES + 10) as u64);
         let long = "é".repeat(MAX_RECENT_LINE_BYTES);
-        r.push(0, "A", "function", None, &long);
+        r.push(0, "A".into(), "function", None, long);
         let (lines, _) = r.after(last, None, 1);
         assert!(lines[0].message.len() <= MAX_RECENT_LINE_BYTES);
         assert!(lines[0].message.chars().all(|c| c == 'é'));

@@ -12,8 +12,9 @@
 //! Invariant: no clock and no I/O; callers pass epoch microseconds in.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nimbus_core::trace::TraceHeader;
 
@@ -59,15 +60,15 @@ impl SpanKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
-    /// The X-Ray root, `1-<8 hex>-<24 hex>`.
-    pub trace_id: String,
+    /// The X-Ray root, `1-<8 hex>-<24 hex>` (shared by the trace's spans).
+    pub trace_id: Arc<str>,
     /// 16 hex digits.
     pub id: String,
     pub parent_id: Option<String>,
-    pub name: String,
+    pub name: Arc<str>,
     /// The node of the stack doing the work: `api:<name>`, `function:<name>`, `bus:<name>`,
     /// `rule:<name>`, `queue:<name>`.
-    pub service: String,
+    pub service: Arc<str>,
     pub kind: SpanKind,
     pub start_us: u64,
     pub end_us: u64,
@@ -80,8 +81,9 @@ pub struct Span {
 #[derive(Debug)]
 pub struct OpenSpan {
     span: Span,
-    sampled: Option<String>,
-    other: Vec<(String, String)>,
+    /// What the header passed on carries after `Parent` (`;Sampled=..` and the keys nimbus
+    /// does not interpret), rendered once per trace rather than once per span.
+    tail: Arc<str>,
 }
 
 impl OpenSpan {
@@ -91,17 +93,12 @@ impl OpenSpan {
 
     /// The header to pass on: the same trace, with this span as the parent.
     pub fn header(&self) -> String {
-        TraceHeader {
-            root: self.span.trace_id.clone(),
-            parent: Some(self.span.id.clone()),
-            sampled: self.sampled.clone(),
-            other: self.other.clone(),
-        }
-        .to_string()
+        let s = &self.span;
+        format!("Root={};Parent={}{}", s.trace_id, s.id, self.tail)
     }
 
     /// Names the span once its name is known (a request's route, after matching).
-    pub fn rename(&mut self, name: impl Into<String>) {
+    pub fn rename(&mut self, name: impl Into<Arc<str>>) {
         self.span.name = name.into();
     }
 
@@ -153,12 +150,18 @@ pub struct Traces {
 
 #[derive(Default)]
 struct State {
-    traces: HashMap<String, Trace>,
+    traces: HashMap<Arc<str>, Trace>,
     /// Trace ids, oldest first.
-    order: VecDeque<String>,
+    order: VecDeque<Arc<str>>,
 }
 
-#[derive(Default)]
+/// Where a new span hangs: its trace, its parent span, and the header's tail.
+struct Parent {
+    trace_id: Arc<str>,
+    id: Option<String>,
+    tail: Arc<str>,
+}
+
 struct Trace {
     spans: Vec<Span>,
     dropped: usize,
@@ -203,15 +206,40 @@ impl Traces {
         &self,
         header: Option<&str>,
         kind: SpanKind,
-        service: String,
-        name: String,
+        service: impl Into<Arc<str>>,
+        name: impl Into<Arc<str>>,
         start_us: u64,
     ) -> Option<OpenSpan> {
         let h = TraceHeader::parse(header?)?;
+        self.open_header(h, kind, service, name, start_us).ok()
+    }
+
+    /// [`Traces::open`] for a header already parsed. A `Sampled=0` header records nothing
+    /// and comes back untouched, for the caller to pass on.
+    pub fn open_header(
+        &self,
+        h: TraceHeader,
+        kind: SpanKind,
+        service: impl Into<Arc<str>>,
+        name: impl Into<Arc<str>>,
+        start_us: u64,
+    ) -> Result<OpenSpan, TraceHeader> {
         if h.sampled.as_deref() == Some("0") {
-            return None;
+            return Err(h);
         }
-        Some(self.span(h, kind, service, name, start_us))
+        let mut tail = String::new();
+        if let Some(v) = &h.sampled {
+            let _ = write!(tail, ";Sampled={v}");
+        }
+        for (k, v) in &h.other {
+            let _ = write!(tail, ";{k}={v}");
+        }
+        let parent = Parent {
+            trace_id: h.root.into(),
+            id: h.parent,
+            tail: tail.into(),
+        };
+        Ok(self.span(parent, kind, service.into(), name.into(), start_us))
     }
 
     /// Opens a child of `parent`.
@@ -219,43 +247,41 @@ impl Traces {
         &self,
         parent: &OpenSpan,
         kind: SpanKind,
-        service: String,
-        name: String,
+        service: impl Into<Arc<str>>,
+        name: impl Into<Arc<str>>,
         start_us: u64,
     ) -> OpenSpan {
-        let h = TraceHeader {
-            root: parent.span.trace_id.clone(),
-            parent: Some(parent.span.id.clone()),
-            sampled: parent.sampled.clone(),
-            other: parent.other.clone(),
+        let p = Parent {
+            trace_id: parent.span.trace_id.clone(),
+            id: Some(parent.span.id.clone()),
+            tail: parent.tail.clone(),
         };
-        self.span(h, kind, service, name, start_us)
+        self.span(p, kind, service.into(), name.into(), start_us)
     }
 
-    /// A new span under `h`'s parent, in `h`'s trace.
+    /// A new span under `parent`, in its trace.
     fn span(
         &self,
-        h: TraceHeader,
+        parent: Parent,
         kind: SpanKind,
-        service: String,
-        name: String,
+        service: Arc<str>,
+        name: Arc<str>,
         start_us: u64,
     ) -> OpenSpan {
         OpenSpan {
             span: Span {
-                trace_id: h.root,
+                trace_id: parent.trace_id,
                 id: self.new_span_id(),
-                parent_id: h.parent,
+                parent_id: parent.id,
                 name,
                 service,
                 kind,
                 start_us,
                 end_us: start_us,
                 error: None,
-                attributes: Vec::new(),
+                attributes: Vec::with_capacity(4),
             },
-            sampled: h.sampled,
-            other: h.other,
+            tail: parent.tail,
         }
     }
 
@@ -271,20 +297,28 @@ impl Traces {
             export(&span);
         }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !s.traces.contains_key(&span.trace_id) {
-            if s.order.len() >= MAX_TRACES {
-                if let Some(oldest) = s.order.pop_front() {
-                    s.traces.remove(&oldest);
-                }
+        let State { traces, order } = &mut *s;
+        if let Some(trace) = traces.get_mut(&span.trace_id) {
+            if trace.spans.len() >= MAX_SPANS_PER_TRACE {
+                trace.dropped += 1;
+            } else {
+                trace.spans.push(span);
             }
-            s.order.push_back(span.trace_id.clone());
+            return;
         }
-        let trace = s.traces.entry(span.trace_id.clone()).or_default();
-        if trace.spans.len() >= MAX_SPANS_PER_TRACE {
-            trace.dropped += 1;
+        let evicted = if order.len() >= MAX_TRACES {
+            order.pop_front().and_then(|oldest| traces.remove(&oldest))
         } else {
-            trace.spans.push(span);
-        }
+            None
+        };
+        let id = span.trace_id.clone();
+        order.push_back(id.clone());
+        let mut spans = Vec::with_capacity(4);
+        spans.push(span);
+        traces.insert(id, Trace { spans, dropped: 0 });
+        drop(s);
+        // The forgotten trace's spans are freed outside the lock.
+        drop(evicted);
     }
 
     /// The newest traces first, at most `limit`.
@@ -318,7 +352,7 @@ impl Traces {
                 .spans
                 .iter()
                 .filter(|s| s.kind == SpanKind::Execution)
-                .map(|s| (s.id.as_str(), s.service.as_str()))
+                .map(|s| (s.id.as_str(), &*s.service))
                 .collect();
             for span in &t.spans {
                 let operation = match span.kind {
@@ -330,7 +364,7 @@ impl Traces {
                 if let Some(from) = span.parent_id.as_deref().and_then(|p| executions.get(p)) {
                     calls.insert(Call {
                         from: (*from).to_owned(),
-                        to: span.service.clone(),
+                        to: span.service.to_string(),
                         operation,
                     });
                 }
@@ -346,14 +380,14 @@ fn summary(id: &str, t: &Trace) -> TraceSummary {
     let first = by_start.first().copied();
     let mut services: Vec<String> = Vec::new();
     for s in &by_start {
-        if !services.contains(&s.service) {
-            services.push(s.service.clone());
+        if !services.iter().any(|known| **known == *s.service) {
+            services.push(s.service.to_string());
         }
     }
     TraceSummary {
         trace_id: id.to_owned(),
-        name: first.map(|s| s.name.clone()).unwrap_or_default(),
-        service: first.map(|s| s.service.clone()).unwrap_or_default(),
+        name: first.map(|s| s.name.to_string()).unwrap_or_default(),
+        service: first.map(|s| s.service.to_string()).unwrap_or_default(),
         start_us: first.map(|s| s.start_us).unwrap_or_default(),
         end_us: t.spans.iter().map(|s| s.end_us).max().unwrap_or_default(),
         spans: t.spans.len() + t.dropped,
@@ -373,13 +407,7 @@ mod tests {
     fn a_span_is_the_child_of_the_headers_parent_and_passes_itself_on() {
         let t = Traces::new(7);
         let open = t
-            .open(
-                Some(HEADER),
-                SpanKind::Gateway,
-                "api:Api".into(),
-                "GET /".into(),
-                10,
-            )
+            .open(Some(HEADER), SpanKind::Gateway, "api:Api", "GET /", 10)
             .unwrap();
         let passed = TraceHeader::parse(&open.header()).unwrap();
         assert_eq!(passed.root, "1-5759e988-bd862e3fe1be46a994272793");
@@ -393,29 +421,43 @@ mod tests {
     }
 
     #[test]
+    fn the_header_passed_on_keeps_the_keys_nimbus_does_not_interpret() {
+        let t = Traces::new(5);
+        let h = TraceHeader::parse(&format!("{HEADER};Lineage=a87bd80c:1|68fd508a:5")).unwrap();
+        let open = t
+            .open_header(h, SpanKind::Gateway, "api:Api", "GET /", 0)
+            .unwrap();
+        let child = t.open_child(&open, SpanKind::Invoke, "function:F", "F", 1);
+        assert_eq!(
+            child.header(),
+            format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=1;Lineage=a87bd80c:1|68fd508a:5",
+                child.id()
+            )
+        );
+    }
+
+    #[test]
+    fn an_unsampled_parsed_header_comes_back_untouched() {
+        let t = Traces::new(5);
+        let h = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0").unwrap();
+        let back = t
+            .open_header(h.clone(), SpanKind::Gateway, "api:Api", "GET /", 0)
+            .unwrap_err();
+        assert_eq!(back, h);
+        assert!(t.recent(10).is_empty());
+    }
+
+    #[test]
     fn unsampled_or_missing_headers_record_nothing() {
         let t = Traces::new(1);
         let unsampled = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0";
         assert!(t
-            .open(
-                Some(unsampled),
-                SpanKind::Bus,
-                "bus:b".into(),
-                "x".into(),
-                0
-            )
+            .open(Some(unsampled), SpanKind::Bus, "bus:b", "x", 0)
             .is_none());
+        assert!(t.open(None, SpanKind::Bus, "bus:b", "x", 0).is_none());
         assert!(t
-            .open(None, SpanKind::Bus, "bus:b".into(), "x".into(), 0)
-            .is_none());
-        assert!(t
-            .open(
-                Some("Root=junk"),
-                SpanKind::Bus,
-                "bus:b".into(),
-                "x".into(),
-                0
-            )
+            .open(Some("Root=junk"), SpanKind::Bus, "bus:b", "x", 0)
             .is_none());
         assert!(t.recent(10).is_empty());
     }
@@ -439,13 +481,7 @@ mod tests {
         let t = Traces::new(3);
         for n in 0..MAX_TRACES + 5 {
             let open = t
-                .open(
-                    Some(&root(n)),
-                    SpanKind::Gateway,
-                    "api:a".into(),
-                    "r".into(),
-                    n as u64,
-                )
+                .open(Some(&root(n)), SpanKind::Gateway, "api:a", "r", n as u64)
                 .unwrap();
             t.close(open, n as u64 + 1);
         }
@@ -467,8 +503,8 @@ mod tests {
                 .open(
                     Some(&root(1)),
                     SpanKind::QueueWait,
-                    "queue:q".into(),
-                    "s".into(),
+                    "queue:q",
+                    "s",
                     i as u64,
                 )
                 .unwrap();
@@ -486,28 +522,22 @@ mod tests {
             .open(
                 Some(HEADER),
                 SpanKind::Invoke,
-                "function:Notify".into(),
-                "Notify".into(),
+                "function:Notify",
+                "Notify",
                 0,
             )
             .unwrap();
-        let exec = t.open_child(
-            &invoke,
-            SpanKind::Execution,
-            "function:Notify".into(),
-            "Notify".into(),
-            1,
-        );
+        let exec = t.open_child(&invoke, SpanKind::Execution, "function:Notify", "Notify", 1);
         let bus = t
             .open(
                 Some(&exec.header()),
                 SpanKind::Bus,
-                "bus:default".into(),
-                "PutEvents".into(),
+                "bus:default",
+                "PutEvents",
                 2,
             )
             .unwrap();
-        let target = t.open_child(&bus, SpanKind::Target, "rule:R".into(), "R -> T".into(), 3);
+        let target = t.open_child(&bus, SpanKind::Target, "rule:R", "R -> T", 3);
         t.close(target, 3);
         t.close(bus, 3);
         t.close(exec, 4);
@@ -540,7 +570,7 @@ mod tests {
         });
         for n in 0..3 {
             let open = t
-                .open(Some(&root(n)), SpanKind::Bus, "bus:b".into(), "p".into(), 0)
+                .open(Some(&root(n)), SpanKind::Bus, "bus:b", "p", 0)
                 .unwrap();
             t.close(open, 1);
         }
