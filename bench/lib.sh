@@ -102,7 +102,12 @@ wrk_measure() {
     WRK_PID=$!
     wait "$WRK_PID" || { WRK_PID=""; cat "$out" >&2; die "wrk ($name) failed"; }
     WRK_PID=""
-    if [[ ${WRK_TOLERATE:-0} != 1 ]] && grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out" >&2; die "wrk ($name): errors"; fi
+    if [[ ${WRK_TOLERATE:-0} != 1 ]] && grep -qE 'Non-2xx|Socket errors' "$out"; then
+        cat "$out" >&2
+        # A script may say what the errors were (WRK_ON_ERROR names a function of its own).
+        [[ -n ${WRK_ON_ERROR:-} ]] && "$WRK_ON_ERROR" >&2
+        die "wrk ($name): errors"
+    fi
     P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
     P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     RPS=$(awk '$1 == "Requests/sec:" {printf "%.0f", $2}' "$out")

@@ -72,6 +72,19 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"action":"echo"}'
 EOF
 
+# On a failed request: the gateway's access lines that were not 200, and the function's
+# platform errors, from the run's state directory.
+explain_errors() {
+    echo "[bench] requests that failed (access log):"
+    grep -h -v '"status":200' "$WORK"/state/logs/ServerlessHttpApi.log | tail -5 || true
+    grep -h -E 'Task timed out|Runtime\.|errorType' "$WORK"/state/logs/Echo.log | tail -5 || true
+}
+WRK_ON_ERROR=explain_errors
+
+cpu_ticks() { # pid -> its user + system CPU time so far, in clock ticks (/proc/PID/stat)
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 # run label binary -> appends the c=$CONC req/s to $WORK/<label>.runs, sets SCRAPE_MS for current
 run() {
     local label=$1 bin=$2 out="$WORK/$1.log" api
@@ -81,9 +94,17 @@ run() {
     api=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' <<<"$(grep ' API ServerlessHttpApi ' "$out")" | head -1)
     [[ -n $api ]] || { cat "$out" >&2; die "no API URL ($label)"; }
     WRK_TOLERATE=1 wrk_measure "$label-warmup" 2 "$WORK/wrk-warm.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
+    local cpu0
+    cpu0=$(cpu_ticks "$NB_PID")
     wrk_measure "$label" "$DUR" "$WORK/wrk-$label.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
-    log "$label: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms (c=$CONC)"
+    # nimbus's own CPU time (not its functions') per request: the cost that observability adds
+    # lives in this process, and this figure is far less noisy than requests/s on 2 shared cores.
+    local us_per_req
+    us_per_req=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$NB_PID")" -v n="$REQS" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.1f", (b - a) / hz * 1e6 / n}')
+    log "$label: ${RPS} req/s, p50 ${P50} ms, p99 ${P99} ms, nimbus CPU ${us_per_req} us/request (c=$CONC)"
     echo "$RPS" >>"$WORK/$label.runs"
+    echo "$us_per_req" >>"$WORK/$label.cpu"
     if [[ $label == current ]]; then
         SCRAPE_MS=$(curl -sS -o "$WORK/metrics.txt" -w '%{time_total}' "$EP/metrics" | awk '{printf "%.2f", $1 * 1000}')
         grep -q '^nimbus_lambda_invocations_total{function="Echo"}' "$WORK/metrics.txt" || die "no Echo invocations in /metrics"
@@ -98,6 +119,9 @@ done
 
 BASE=$(median <"$WORK/base.runs")
 CUR=$(median <"$WORK/current.runs")
+BASE_CPU=$(median <"$WORK/base.cpu")
+CUR_CPU=$(median <"$WORK/current.cpu")
+CPU_RATIO=$(awk -v c="$CUR_CPU" -v b="$BASE_CPU" 'BEGIN {printf "%.3f", c / b}')
 RATIO=$(awk -v c="$CUR" -v b="$BASE" 'BEGIN {printf "%.3f", c / b}')
 ELAPSED=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')
 
@@ -107,6 +131,9 @@ printf '%-44s %12s  %s\n' "nimbus" "median req/s" "runs"
 printf '%-44s %12s  %s\n' "baseline $BASELINE_SHA (no metrics, no spans)" "$BASE" "$(paste -sd' ' "$WORK/base.runs")"
 printf '%-44s %12s  %s\n' "current (metrics + spans, every request)" "$CUR" "$(paste -sd' ' "$WORK/current.runs")"
 printf '%-44s %12s\n' "current / baseline" "$RATIO"
+printf '%-44s %12s  %s\n' "baseline nimbus CPU (us/request)" "$BASE_CPU" "$(paste -sd' ' "$WORK/base.cpu")"
+printf '%-44s %12s  %s\n' "current nimbus CPU (us/request)" "$CUR_CPU" "$(paste -sd' ' "$WORK/current.cpu")"
+printf '%-44s %12s\n' "CPU per request, current / baseline" "$CPU_RATIO"
 printf '%-44s %12s\n' "GET /metrics after the load (ms)" "$SCRAPE_MS"
 echo
 printf '%-44s %10s %10s  %s\n' "target" "value" "goal" "result"

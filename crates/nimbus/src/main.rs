@@ -3,6 +3,7 @@
 mod cli;
 mod invoke;
 mod logs;
+mod otlp;
 mod up;
 
 use clap::Parser;

@@ -249,6 +249,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         LogFormatArg::Json => LogFormat::Json,
     };
     let telemetry = Arc::new(nimbus_telemetry::Telemetry::with_seed(rand::random()));
+    let otlp = crate::otlp::start(&telemetry.traces).map_err(|e| anyhow::anyhow!(e))?;
+    if let (Some(_), Some((var, endpoint))) = (&otlp, crate::otlp::configured()) {
+        println!("nimbus: exporting trace spans over OTLP to {endpoint} ({var})");
+    }
     let logs = Arc::new(
         LogSink::new(
             log_format,
@@ -481,6 +485,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
     .await;
     logs.flush().await;
+    if let Some(otlp) = &otlp {
+        otlp.flush(Duration::from_secs(3)).await;
+    }
     println!("nimbus: stopped");
     Ok(ExitCode::SUCCESS)
 }
