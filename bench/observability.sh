@@ -94,6 +94,10 @@ run() {
     api=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' <<<"$(grep ' API ServerlessHttpApi ' "$out")" | head -1)
     [[ -n $api ]] || { cat "$out" >&2; die "no API URL ($label)"; }
     WRK_TOLERATE=1 wrk_measure "$label-warmup" 2 "$WORK/wrk-warm.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
+    # wrk stops with requests in flight, and their invocations still hold the function's
+    # reserved concurrency ($CONC): without a pause, the measured run's first requests can
+    # meet them and be throttled (429), as on AWS.
+    sleep 0.5
     local cpu0
     cpu0=$(cpu_ticks "$NB_PID")
     wrk_measure "$label" "$DUR" "$WORK/wrk-$label.txt" -t2 -c"$CONC" -s "$WORK/post.lua" "$api/echo"
