@@ -238,35 +238,36 @@ impl Platform {
             .unwrap_or_else(new_trace_root);
         let traces = &inner.telemetry.traces;
         let started_us = crate::epoch_us();
-        let (invoke_span, unsampled) = match traces.open_header(
+        // The function runs in its own segment: `Parent` is its id, which Lambda's REPORT
+        // line states as the SegmentId and the function's SDK calls carry on.
+        let trace_header;
+        let (invoke_span, exec_span) = match traces.open_header(
             header,
             SpanKind::Invoke,
             pool.span_service.clone(),
             pool.span_name.clone(),
             started_us,
         ) {
-            Ok(s) => (Some(s), None),
-            Err(h) => (None, Some(h)),
-        };
-        let exec_span = invoke_span.as_ref().map(|s| {
-            traces.open_child(
-                s,
-                SpanKind::Execution,
-                pool.span_service.clone(),
-                pool.span_name.clone(),
-                started_us,
-            )
-        });
-        // The function runs in its own segment: `Parent` is its id, which Lambda's REPORT
-        // line states as the SegmentId and the function's SDK calls carry on.
-        let trace_header = match (&exec_span, unsampled) {
-            (Some(s), _) => s.header(),
-            (None, Some(h)) => TraceHeader {
-                parent: Some(traces.new_span_id()),
-                ..h
+            Ok(invoke) => {
+                let exec = traces.open_child(
+                    &invoke,
+                    SpanKind::Execution,
+                    pool.span_service.clone(),
+                    pool.span_name.clone(),
+                    started_us,
+                );
+                trace_header = exec.header();
+                (Some(invoke), Some(exec))
             }
-            .to_string(),
-            (None, None) => unreachable!("open_header returns the span or the header"),
+            // Not sampled: nothing is recorded, but the function still gets a segment id.
+            Err(h) => {
+                trace_header = TraceHeader {
+                    parent: Some(traces.new_span_id()),
+                    ..h
+                }
+                .to_string();
+                (None, None)
+            }
         };
 
         let launch = match &pool.spec.launch {

@@ -67,16 +67,23 @@ pub fn start(traces: &Traces) -> Result<Option<Otlp>, String> {
     if configured().is_none() {
         return Ok(None);
     }
-    for var in [
+    // The traces variable wins over the general one, as in the SDKs.
+    let protocol = [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        if let Ok(p) = std::env::var(var) {
-            if !p.trim().is_empty() && p.trim() != "http/protobuf" {
-                return Err(format!(
-                    "{var}={p}: nimbus exports spans over http/protobuf only"
-                ));
-            }
+    ]
+    .into_iter()
+    .find_map(|var| {
+        std::env::var(var)
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| (var, p))
+    });
+    if let Some((var, p)) = protocol {
+        if p.trim() != "http/protobuf" {
+            return Err(format!(
+                "{var}={p}: nimbus exports spans over http/protobuf only"
+            ));
         }
     }
     // Build one exporter now, so a bad endpoint stops start-up instead of every export.
