@@ -201,7 +201,6 @@ impl Platform {
             .expect("concurrency poisoned")
             .try_acquire(name);
         let m = &inner.telemetry.lambda;
-        let labels = nimbus_telemetry::function(name);
         if let Err(reason) = acquired {
             m.throttles
                 .get_or_create(&ThrottleLabels {
@@ -211,8 +210,8 @@ impl Platform {
                 .inc();
             return Err(InvokeError::Throttled(reason));
         }
-        m.invocations.get_or_create(&labels).inc();
-        let running = m.concurrent_executions.get_or_create(&labels).clone();
+        m.invocations.get_or_create(&pool.labels).inc();
+        let running = m.concurrent_executions.get_or_create(&pool.labels).clone();
         running.inc();
         slot.acquired = Some(running);
         let platform = self.clone();
@@ -307,14 +306,14 @@ impl Platform {
             env.kill();
         }
         let m = &inner.telemetry.lambda;
-        let labels = nimbus_telemetry::function(name);
+        let labels = &pool.labels;
         m.duration
-            .get_or_create(&labels)
+            .get_or_create(labels)
             .observe(outcome.duration.as_secs_f64());
         if let Some(init) = outcome.init_duration {
-            m.cold_starts.get_or_create(&labels).inc();
+            m.cold_starts.get_or_create(labels).inc();
             m.init_duration
-                .get_or_create(&labels)
+                .get_or_create(labels)
                 .observe(init.as_secs_f64());
         }
         let error_type = match (outcome.status, outcome.function_error) {

@@ -11,10 +11,11 @@ use crate::{FunctionSpec, LaunchSpec, LogSink, PlatformConfig};
 
 pub(crate) struct FunctionPool {
     pub spec: Arc<FunctionSpec>,
-    /// The function's name, and `function:<name>`, as its trace spans name them (made once,
-    /// not per invocation).
+    /// The function's name, and `function:<name>`, as its trace spans name them, and its
+    /// metric labels: made once, not per invocation.
     pub span_name: Arc<str>,
     pub span_service: Arc<str>,
+    pub labels: nimbus_telemetry::FunctionLabels,
     /// Warm environments waiting for work, the most recently used last.
     idle: Mutex<Vec<(Arc<Env>, Instant)>>,
     /// Every live environment, busy or idle, so shutdown can stop them all. `None` once
@@ -29,6 +30,7 @@ impl FunctionPool {
         Arc::new(Self {
             span_name: spec.name.as_str().into(),
             span_service: format!("function:{}", spec.name).into(),
+            labels: nimbus_telemetry::function(&spec.name),
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             live: Mutex::new(Some(HashMap::new())),
