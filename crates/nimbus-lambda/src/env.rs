@@ -157,6 +157,7 @@ impl Env {
         let stream: Arc<str> = crate::logfile::stream_name(epoch_ms(), rand::random()).into();
         let env_vars = environment(
             &function,
+            launch,
             config,
             &api_addr.to_string(),
             &tmp_dir,
@@ -614,6 +615,7 @@ pub fn epoch_us() -> u64 {
 /// The process environment Lambda gives a function (INTERFACES.md section 1).
 fn environment(
     f: &FunctionSpec,
+    launch: &LaunchSpec,
     config: &PlatformConfig,
     runtime_api: &str,
     tmp_dir: &std::path::Path,
@@ -622,10 +624,7 @@ fn environment(
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = f.environment.clone();
     let runtime_dir = config.state_dir.join("runtime");
-    let task_root = match &f.launch {
-        Ok(l) => l.task_root.display().to_string(),
-        Err(_) => String::new(),
-    };
+    let task_root = launch.task_root.display().to_string();
     let fixed: [(&str, String); 21] = [
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
@@ -667,6 +666,7 @@ fn environment(
     for (k, v) in fixed {
         env.insert(k.to_owned(), v);
     }
+    env.extend(launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Some(version) = f.runtime.strip_prefix("python") {
         env.insert(
             "AWS_EXECUTION_ENV".into(),
@@ -674,6 +674,11 @@ fn environment(
         );
         // A pipe, not a terminal: without this Python holds log lines back until exit.
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
+    } else if f.runtime.starts_with("nodejs") {
+        env.insert(
+            "AWS_EXECUTION_ENV".into(),
+            format!("AWS_Lambda_{}", f.runtime),
+        );
     }
     env
 }

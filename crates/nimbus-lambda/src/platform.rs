@@ -139,12 +139,26 @@ impl Platform {
         self.inner.pools.get(name).map(|p| p.spec.as_ref())
     }
 
+    /// New invocations of `name` run `launch` (a rebuilt function, or why the rebuild cannot
+    /// start); running invocations finish on the old code, whose environments are then
+    /// stopped. `false` when there is no such function.
+    pub fn replace_code(&self, name: &str, launch: Result<crate::LaunchSpec, String>) -> bool {
+        match self.inner.pools.get(name) {
+            Some(pool) => {
+                pool.replace_code(launch);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts each function's `ProvisionedConcurrencyConfig` environments and waits for their
     /// init. A failed init is logged and leaves the function on-demand.
     pub async fn prewarm(&self) {
         let inner = &self.inner;
         for pool in inner.pools.values() {
-            let Ok(launch) = &pool.spec.launch else {
+            let (generation, code) = pool.code();
+            let Ok(launch) = code.as_ref() else {
                 continue;
             };
             for _ in 0..pool.spec.provisioned_concurrency {
@@ -158,7 +172,7 @@ impl Platform {
                         .wait_ready(pool.spec.timeout.max(Duration::from_secs(130)))
                         .await
                     {
-                        Ok(()) => pool.put_idle(env),
+                        Ok(()) => pool.put_idle(env, generation),
                         Err(failure) => {
                             env.kill();
                             tracing::error!(function = %pool.spec.name, ?failure, "provisioned environment failed to initialise");
@@ -269,7 +283,8 @@ impl Platform {
             }
         };
 
-        let launch = match &pool.spec.launch {
+        let (generation, code) = pool.code();
+        let launch = match code.as_ref() {
             Ok(l) => l,
             Err(reason) => {
                 if let Some(mut s) = invoke_span {
@@ -279,13 +294,13 @@ impl Platform {
                 return self.entrypoint_failure(pool, &request_id, reason).await;
             }
         };
-        let env = match pool.take_idle() {
-            Some(env) => env,
+        let (env, generation) = match pool.take_idle() {
+            Some(idle) => idle,
             None => match pool
                 .start(launch, &inner.config, inner.logs.clone(), false)
                 .await
             {
-                Ok(env) => env,
+                Ok(env) => (env, generation),
                 Err(e) => {
                     if let Some(mut s) = invoke_span {
                         s.fail(e.to_string());
@@ -301,7 +316,7 @@ impl Platform {
             .invoke(&request_id, req, trace_header, inner.config.init_timeout)
             .await;
         if outcome.reusable {
-            pool.put_idle(env);
+            pool.put_idle(env, generation);
         } else {
             env.kill();
         }

@@ -16,8 +16,12 @@ pub(crate) struct FunctionPool {
     pub span_name: Arc<str>,
     pub span_service: Arc<str>,
     pub labels: nimbus_telemetry::FunctionLabels,
-    /// Warm environments waiting for work, the most recently used last.
-    idle: Mutex<Vec<(Arc<Env>, Instant)>>,
+    /// How new environments start, and its generation: replaced when `--watch` rebuilds the
+    /// function. An environment of an older generation is not reused.
+    code: Mutex<(u64, Arc<Result<LaunchSpec, String>>)>,
+    /// Warm environments waiting for work, the most recently used last, with the generation
+    /// of the code they run.
+    idle: Mutex<Vec<(Arc<Env>, Instant, u64)>>,
     /// Every live environment, busy or idle, so shutdown can stop them all. `None` once
     /// shutdown has begun: no environment starts after that.
     live: Mutex<Option<HashMap<u64, Arc<Env>>>>,
@@ -31,18 +35,45 @@ impl FunctionPool {
             span_name: spec.name.as_str().into(),
             span_service: format!("function:{}", spec.name).into(),
             labels: nimbus_telemetry::function(&spec.name),
+            code: Mutex::new((0, Arc::new(spec.launch.clone()))),
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             live: Mutex::new(Some(HashMap::new())),
         })
     }
 
-    /// A warm environment if one is idle: `(env, cold = false)`.
-    pub fn take_idle(&self) -> Option<Arc<Env>> {
+    /// The code new environments run, and its generation.
+    pub fn code(&self) -> (u64, Arc<Result<LaunchSpec, String>>) {
+        let code = self.code.lock().expect("pool poisoned");
+        (code.0, code.1.clone())
+    }
+
+    /// New environments run `launch` from now on; idle environments of the old code are
+    /// stopped, and busy ones are stopped when their invocation ends (see [`Self::put_idle`]).
+    pub fn replace_code(&self, launch: Result<LaunchSpec, String>) {
+        let generation = {
+            let mut code = self.code.lock().expect("pool poisoned");
+            *code = (code.0 + 1, Arc::new(launch));
+            code.0
+        };
+        self.idle
+            .lock()
+            .expect("pool poisoned")
+            .retain(|(env, _, g)| {
+                let keep = *g == generation;
+                if !keep {
+                    env.kill();
+                }
+                keep
+            });
+    }
+
+    /// A warm environment if one is idle, with its code's generation.
+    pub fn take_idle(&self) -> Option<(Arc<Env>, u64)> {
         let mut idle = self.idle.lock().expect("pool poisoned");
-        while let Some((env, _)) = idle.pop() {
+        while let Some((env, _, generation)) = idle.pop() {
             if !env.is_failed() {
-                return Some(env);
+                return Some((env, generation));
             }
         }
         None
@@ -76,23 +107,29 @@ impl FunctionPool {
             pool.idle
                 .lock()
                 .expect("pool poisoned")
-                .retain(|(e, _)| e.id != watched.id);
+                .retain(|(e, _, _)| e.id != watched.id);
         });
         Ok(env)
     }
 
-    pub fn put_idle(&self, env: Arc<Env>) {
+    /// Keeps `env` warm for the next invocation, unless the code changed since it started.
+    pub fn put_idle(&self, env: Arc<Env>, generation: u64) {
+        let current = self.code.lock().expect("pool poisoned").0;
+        if generation != current {
+            env.kill();
+            return;
+        }
         self.idle
             .lock()
             .expect("pool poisoned")
-            .push((env, Instant::now()));
+            .push((env, Instant::now(), generation));
     }
 
     /// Stops environments idle for `idle_timeout` or longer; provisioned ones stay.
     pub fn reap(&self, now: Instant, idle_timeout: Duration) -> usize {
         let mut idle = self.idle.lock().expect("pool poisoned");
         let before = idle.len();
-        idle.retain(|(env, since)| {
+        idle.retain(|(env, since, _)| {
             let keep = env.provisioned || now.duration_since(*since) < idle_timeout;
             if !keep {
                 env.kill();

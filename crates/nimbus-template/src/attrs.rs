@@ -12,6 +12,7 @@ pub(crate) enum Family {
     Table,
     Alarm,
     LogGroup,
+    Layer,
     Other,
 }
 
@@ -29,6 +30,7 @@ pub(crate) fn family(resource_type: &str) -> Family {
         "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable" => Family::Table,
         "AWS::CloudWatch::Alarm" => Family::Alarm,
         "AWS::Logs::LogGroup" => Family::LogGroup,
+        "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => Family::Layer,
         _ => Family::Other,
     }
 }
@@ -46,6 +48,7 @@ pub(crate) fn name_property(resource_type: &str) -> Option<&'static str> {
         "AWS::CloudWatch::Alarm" => "AlarmName",
         "AWS::Logs::LogGroup" => "LogGroupName",
         "AWS::S3::Bucket" => "BucketName",
+        "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => "LayerName",
         _ => return None,
     })
 }
@@ -64,6 +67,8 @@ pub(crate) fn attributes(f: Family) -> Option<&'static [&'static str]> {
         Family::Table => &["Arn", "StreamArn"],
         Family::Alarm => &["Arn"],
         Family::LogGroup => &["Arn"],
+        // CloudFormation's LayerVersion has no GetAtt attributes; its Ref is the version ARN.
+        Family::Layer => &[],
         Family::Other => return None,
     })
 }
@@ -100,6 +105,8 @@ pub(crate) fn ref_value(env: &Env, f: Family, name: &str) -> String {
         Family::Queue => env.queue_url(name),
         Family::StateMachine => env.arn("states", true, &format!("stateMachine:{name}")),
         Family::Topic => env.arn("sns", true, name),
+        // A local stack publishes each layer once: version 1.
+        Family::Layer => env.arn("lambda", true, &format!("layer:{name}:1")),
         _ => name.to_string(),
     }
 }

@@ -82,9 +82,9 @@ pub(crate) fn build(
     }
 
     let code = if serverless {
-        serverless_code(&mut r, decl)
+        serverless_code(&mut r)
     } else {
-        lambda_code(&mut r, decl)
+        lambda_code(&mut r, decl, metadata)
     };
 
     let runtime = r.string("Runtime");
@@ -217,6 +217,7 @@ pub(crate) fn build(
         None => None,
     };
     r.ok &= m.ok;
+    let layers = layers(&mut r);
 
     if !r.ok {
         return None;
@@ -235,6 +236,8 @@ pub(crate) fn build(
         architectures,
         build_method,
         build_binary,
+        layers,
+        metadata: metadata.to_json(),
         auto_publish_alias,
         tracing,
         events,
@@ -338,7 +341,7 @@ fn integer(
 
 const S3_UNSUPPORTED: &str = "points at S3, which nimbus cannot read";
 
-fn serverless_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
+fn serverless_code(r: &mut Reader<'_>) -> Option<Code> {
     let uri = r.props.get("CodeUri");
     let inline = r.props.get("InlineCode");
     if let (Some(_), Some(i)) = (uri, inline) {
@@ -353,15 +356,8 @@ fn serverless_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
         return r.string("InlineCode").map(Code::Inline);
     }
     let Some(uri) = uri else {
-        if r.props.get("ImageUri").is_none() {
-            r.error_at_props(
-                decl,
-                "missing CodeUri; point it at the function's folder (e.g. \"CodeUri: ./hello\") \
-                 or use InlineCode"
-                    .into(),
-            );
-        }
-        return None;
+        // SAM CLI builds a function without CodeUri from the template's own folder.
+        return Some(Code::Uri(".".into()));
     };
     match &uri.kind {
         Kind::String(s) if s.starts_with("s3://") => {
@@ -386,7 +382,15 @@ fn serverless_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
     }
 }
 
-fn lambda_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
+/// The local folder CDK (and `sam build`) record for an asset in `Metadata`: what
+/// `sam local` runs instead of the S3 object the template names.
+pub(crate) fn asset_path(metadata: &Node) -> Option<String> {
+    metadata
+        .get("aws:asset:path")
+        .and_then(|n| n.as_str().map(str::to_owned))
+}
+
+fn lambda_code(r: &mut Reader<'_>, decl: &Decl, metadata: &Node) -> Option<Code> {
     let Some(code) = r.props.get("Code") else {
         r.error_at_props(
             decl,
@@ -405,13 +409,19 @@ fn lambda_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
         r.ok = false;
         return None;
     }
+    if code.get("S3Key").is_some() || code.get("S3Bucket").is_some() {
+        if let Some(asset) = asset_path(metadata) {
+            return Some(Code::Uri(asset));
+        }
+    }
     for key in ["S3Key", "S3Bucket"] {
         if let Some(n) = code.get(key) {
             r.diags.error(
                 &child(&base, key),
                 n.pos,
                 format!(
-                    "Code.{key} {S3_UNSUPPORTED}; inline the code with Code.ZipFile, or use an \
+                    "Code.{key} {S3_UNSUPPORTED}; inline the code with Code.ZipFile, point \
+                     Metadata.aws:asset:path at the code's local folder (as CDK does), or use an \
                      AWS::Serverless::Function with a local CodeUri"
                 ),
             );
@@ -435,6 +445,43 @@ fn lambda_code(r: &mut Reader<'_>, decl: &Decl) -> Option<Code> {
         );
     }
     zip.map(Code::Inline)
+}
+
+/// `Layers`: a list of layer version ARNs, at most five, as Lambda allows.
+fn layers(r: &mut Reader<'_>) -> Vec<String> {
+    let Some(list) = r.props.get("Layers") else {
+        return Vec::new();
+    };
+    let Kind::Seq(items) = &list.kind else {
+        if !list.is_invalid() {
+            r.error(
+                "Layers",
+                list.pos,
+                format!("expected a list of layer ARNs, got {}", list.describe()),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match &item.kind {
+            Kind::String(s) => out.push(s.clone()),
+            Kind::Invalid => r.ok = false,
+            _ => r.error(
+                &index("Layers", i),
+                item.pos,
+                format!("expected a layer version ARN, got {}", item.describe()),
+            ),
+        }
+    }
+    if out.len() > 5 {
+        r.error(
+            "Layers",
+            list.pos,
+            format!("a function can use at most 5 layers, got {}", out.len()),
+        );
+    }
+    out
 }
 
 fn environment(r: &mut Reader<'_>) -> BTreeMap<String, String> {

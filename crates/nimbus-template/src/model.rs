@@ -69,6 +69,10 @@ pub struct Function {
     pub build_method: Option<String>,
     /// `Metadata.BuildProperties.Binary` for cargo-lambda builds.
     pub build_binary: Option<String>,
+    /// `Layers`, resolved: layer version ARNs (a template's own layers as `Ref` gives them).
+    pub layers: Vec<String>,
+    /// The resource's resolved `Metadata` (build properties, CDK asset paths).
+    pub metadata: serde_json::Value,
     pub auto_publish_alias: Option<String>,
     /// `Tracing: Active | PassThrough`.
     pub tracing: Option<String>,

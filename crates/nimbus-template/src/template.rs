@@ -70,6 +70,8 @@ const SERVED: &[&str] = &[
     "AWS::Lambda::EventSourceMapping",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::CloudWatch::Alarm",
+    "AWS::Serverless::LayerVersion",
+    "AWS::Lambda::LayerVersion",
 ];
 
 /// Builds the stack, reporting into `diags`. The caller turns any error into a failure.

@@ -125,12 +125,28 @@ pub struct UpArgs {
     /// the function's runtime, else python3, from PATH].
     #[arg(long, env = "NIMBUS_PYTHON")]
     pub python: Option<PathBuf>,
+    /// Node.js for nodejsN.x functions [default: node from PATH].
+    #[arg(long, env = "NIMBUS_NODE")]
+    pub node: Option<PathBuf>,
+    /// A published layer (which nimbus cannot download) served from a local folder laid out as
+    /// the layer's zip is (python/, nodejs/node_modules/, bin/, lib/). An ARN without its
+    /// version matches every version. Repeatable.
+    #[arg(long = "layer", value_name = "ARN=DIR", value_parser = parse_layer)]
+    pub layers: Vec<(String, PathBuf)>,
+    /// Where installed dependencies, the runtimes' AWS SDKs and build tools are cached, shared
+    /// by every stack [default: $XDG_CACHE_HOME/nimbus or ~/.cache/nimbus].
+    #[arg(long, env = "NIMBUS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Multiplies every retry and backoff delay of asynchronous invocations, rule deliveries and
     /// event source mappings (Lambda retries a failed event after about 1 and 2 minutes; 0.01
     /// makes that 0.6 and 1.2 s), and CloudWatch alarms' periods. Event age limits are not
     /// scaled.
     #[arg(long, default_value_t = 1.0, env = "NIMBUS_DELAY_SCALE", value_parser = parse_scale)]
     pub delay_scale: f64,
+    /// Rebuild a function when a file of its code (or of a template layer it uses) changes, and
+    /// serve new invocations from the new code; running ones finish on the old.
+    #[arg(long)]
+    pub watch: bool,
     /// Seconds to let running invocations finish on SIGINT/SIGTERM before stopping them.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -176,6 +192,17 @@ fn parse_scale(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!(
             "{s:?} is not a number greater than 0 and at most 1"
+        )),
+    }
+}
+
+fn parse_layer(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((arn, dir)) if arn.contains(":layer:") && !dir.is_empty() => {
+            Ok((arn.to_owned(), PathBuf::from(dir)))
+        }
+        _ => Err(format!(
+            "expected ARN=DIR with a layer ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME[:VERSION]), got {s:?}"
         )),
     }
 }

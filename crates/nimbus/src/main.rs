@@ -5,6 +5,7 @@ mod invoke;
 mod logs;
 mod otlp;
 mod up;
+mod watch;
 
 use clap::Parser;
 

@@ -155,10 +155,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             PythonRuntimeArg::Awslambdaric => PythonRuntime::Awslambdaric,
         },
         python: args.python.clone(),
+        node: args.node.clone(),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(PrepareOptions::default_cache_dir),
+        layer_dirs: args.layers.clone(),
+        generation: 0,
         cargo: std::env::var_os("CARGO")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("cargo")),
     };
+    // Builds of an earlier run (and of its --watch generations) are made afresh.
+    for dir in ["build", "code", "inline", "layers"] {
+        let _ = std::fs::remove_dir_all(state_dir.join(dir));
+    }
     let mut config = PlatformConfig::new(state_dir.clone(), endpoint.clone());
     config.region = args.template.region.clone();
     config.account_concurrency = args.account_concurrency;
@@ -215,7 +226,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .functions
         .iter()
         .map(|f| {
-            let launch = launch::prepare(f, &prepare).map_err(|e| {
+            let launch = launch::prepare(f, &stack, &prepare).map_err(|e| {
                 eprintln!("error: {e}");
                 eprintln!("       {} will answer every invoke with Runtime.InvalidEntrypoint until this is fixed", f.name);
                 e.to_string()
@@ -464,7 +475,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }));
     }
 
+    let watch = if args.watch {
+        Some(crate::watch::start(stack, prepare, platform.clone())?)
+    } else {
+        None
+    };
+
     wait_for_signal().await;
+    drop(watch);
     println!("nimbus: shutting down (a second Ctrl-C stops at once)");
     tokio::spawn(async {
         wait_for_signal().await;

@@ -203,11 +203,6 @@ fn function_property_errors_name_the_fix() {
             "template.yaml:5:5: Resources.Hello.Properties: missing Runtime; set it on the function or in Globals.Function, e.g. \"Runtime: provided.al2023\"",
         ),
         (
-            "missing code",
-            "      Runtime: provided.al2023\n",
-            "template.yaml:5:5: Resources.Hello.Properties: missing CodeUri; point it at the function's folder (e.g. \"CodeUri: ./hello\") or use InlineCode",
-        ),
-        (
             "python without handler",
             "      Runtime: python3.12\n      CodeUri: .\n",
             "template.yaml:5:5: Resources.Hello.Properties: missing Handler; runtime python3.12 needs one, e.g. \"Handler: app.handler\"",
@@ -310,6 +305,6 @@ fn s3_code_on_a_plain_lambda_function_is_an_error() {
       Runtime: provided.al2023
       Code: {S3Bucket: b, S3Key: k.zip}
 "#,
-        &["template.yaml:6:34: Resources.Fn.Properties.Code.S3Key: Code.S3Key points at S3, which nimbus cannot read; inline the code with Code.ZipFile, or use an AWS::Serverless::Function with a local CodeUri"],
+        &["template.yaml:6:34: Resources.Fn.Properties.Code.S3Key: Code.S3Key points at S3, which nimbus cannot read; inline the code with Code.ZipFile, point Metadata.aws:asset:path at the code's local folder (as CDK does), or use an AWS::Serverless::Function with a local CodeUri"],
     );
 }

@@ -1,0 +1,207 @@
+//! Running build steps (pip, npm, esbuild, make) for a function, and the content-keyed cache
+//! of what they install: a second `nimbus up` of the same code installs nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::PrepareError;
+
+/// How many lines of a failed command's output an error repeats.
+const TAIL_LINES: usize = 20;
+
+/// Runs one build step, its output captured. On failure the error names the function, the
+/// command and its last output lines; the caller decides whether the function can still start.
+pub(crate) fn run(function: &str, what: &str, cmd: &mut Command) -> Result<(), PrepareError> {
+    let shown = display(cmd);
+    tracing::info!("{function}: {what} ({shown})");
+    let started = Instant::now();
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| PrepareError::Io {
+            function: function.to_owned(),
+            path: PathBuf::from(cmd.get_program()),
+            source,
+        })?;
+    if !output.status.success() {
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        return Err(PrepareError::CommandFailed {
+            function: function.to_owned(),
+            command: shown,
+            status: output.status.to_string(),
+            tail: tail(&text, TAIL_LINES),
+        });
+    }
+    tracing::info!(
+        "{function}: {what} done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The command as a person would type it (arguments with spaces quoted).
+fn display(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last `n` non-empty lines of `text`, indented for an error message.
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A short content hash of `parts` (each part length-prefixed, so parts cannot run together).
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `dir`, filled once by `fill` and then reused. `fill` works in a fresh folder beside `dir`
+/// that is renamed into place only when it succeeds, so an interrupted or failed install never
+/// leaves a folder that looks complete, and two nimbus processes filling the same folder at
+/// once both end up with a whole one.
+pub(crate) fn cached_dir(
+    function: &str,
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), PrepareError>,
+) -> Result<PathBuf, PrepareError> {
+    if dir.is_dir() {
+        return Ok(dir.to_owned());
+    }
+    let io = |path: &Path| {
+        let function = function.to_owned();
+        let path = path.to_owned();
+        move |source| PrepareError::Io {
+            function,
+            path,
+            source,
+        }
+    };
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another process finished the same install first: theirs is as good as ours.
+        if !dir.is_dir() {
+            return Err(io(dir)(e));
+        }
+    }
+    Ok(dir.to_owned())
+}
+
+/// An empty folder at `dir` (what was there is removed): the output of a build that runs on
+/// every start (esbuild bundles, `make` artifacts).
+pub(crate) fn fresh_dir(function: &str, dir: &Path) -> Result<PathBuf, PrepareError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|source| PrepareError::Io {
+        function: function.to_owned(),
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(dir.to_owned())
+}
+
+/// Reads a file that is part of a cache key, naming the function on failure.
+pub(crate) fn read(function: &str, path: &Path) -> Result<Vec<u8>, PrepareError> {
+    std::fs::read(path).map_err(|source| PrepareError::Io {
+        function: function.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_separates_parts() {
+        assert_ne!(digest(&[b"ab", b"c"]), digest(&[b"a", b"bc"]));
+        assert_eq!(digest(&[b"x"]), digest(&[b"x"]));
+        assert_eq!(digest(&[b"x"]).len(), 20);
+    }
+
+    #[test]
+    fn tail_keeps_the_last_non_empty_lines() {
+        assert_eq!(tail("a\n\nb\nc\n\n", 2), "    b\n    c");
+        assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_nothing_and_a_good_one_is_reused() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("deps");
+        let err = cached_dir("F", &dir, |tmp| {
+            std::fs::write(tmp.join("half"), "x").unwrap();
+            Err(PrepareError::CommandFailed {
+                function: "F".into(),
+                command: "pip".into(),
+                status: "exit status: 1".into(),
+                tail: String::new(),
+            })
+        });
+        assert!(err.is_err());
+        assert!(!dir.exists());
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+
+        cached_dir("F", &dir, |tmp| {
+            std::fs::write(tmp.join("whole"), "x").map_err(|_| unreachable!())
+        })
+        .unwrap();
+        // A second call must not run the install again.
+        cached_dir("F", &dir, |_| panic!("installed twice")).unwrap();
+        assert!(dir.join("whole").is_file());
+    }
+
+    #[test]
+    fn failed_command_names_the_command_and_its_output() {
+        let err = run(
+            "F",
+            "testing",
+            Command::new("sh").args(["-c", "echo one; echo two >&2; exit 3"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "function F: `sh -c 'echo one; echo two >&2; exit 3'` failed (exit status: 3)"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("    one\n    two"), "{err}");
+    }
+}

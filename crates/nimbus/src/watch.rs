@@ -1,0 +1,215 @@
+//! `nimbus up --watch`: when a file of a function's code (or of a template layer it uses)
+//! changes, that function alone is prepared again (cargo, pip, npm, esbuild, make: installs
+//! only when a dependency file changed, since installs are cached by content) and swapped in.
+//! New invocations start new environments on the new code; running invocations finish on the
+//! old code, whose environments are then stopped. A failed rebuild keeps the last good code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nimbus_lambda::launch::{self, PrepareOptions};
+use nimbus_lambda::Platform;
+use nimbus_template::Stack;
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::Notify;
+
+/// Changes closer together than this are one edit (an editor's save is several events).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Folder names whose changes are never code edits: build outputs, caches, VCS data.
+const IGNORED_DIRS: &[&str] = &[
+    "node_modules",
+    "target",
+    "__pycache__",
+    ".git",
+    ".aws-sam",
+    ".nimbus",
+    ".pytest_cache",
+    ".mypy_cache",
+];
+
+/// Keeps the watch running; dropping it stops watching.
+pub struct Watch {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Which functions each watched root belongs to.
+struct Roots {
+    /// `(root, function)`: a change at or under `root` rebuilds `function`.
+    entries: Vec<(PathBuf, String)>,
+    /// Never treated as code: nimbus's own state directory and cache.
+    excluded: Vec<PathBuf>,
+}
+
+impl Roots {
+    fn affected<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a str> + 'a {
+        let ignored = self.excluded.iter().any(|e| path.starts_with(e)) || is_noise(path);
+        self.entries
+            .iter()
+            .filter(move |(root, _)| !ignored && path.starts_with(root))
+            .map(|(_, f)| f.as_str())
+    }
+}
+
+/// Editor droppings and build outputs inside a code folder.
+fn is_noise(path: &Path) -> bool {
+    let in_ignored_dir = path.components().any(|c| match c {
+        Component::Normal(n) => IGNORED_DIRS.iter().any(|d| n == *d),
+        _ => false,
+    });
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    in_ignored_dir
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".pyc")
+        || name.starts_with(".#")
+        || name == "4913"
+}
+
+/// Starts watching every function's sources.
+pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyhow::Result<Watch> {
+    let mut entries = Vec::new();
+    for f in &stack.functions {
+        for root in launch::sources(f, &stack, &prepare) {
+            let root = root.canonicalize().unwrap_or(root);
+            entries.push((root, f.name.clone()));
+        }
+    }
+    let roots = Arc::new(Roots {
+        entries,
+        excluded: vec![prepare.state_dir.clone(), prepare.cache_dir.clone()],
+    });
+    let pending: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let wake = Arc::new(Notify::new());
+
+    let mut watcher = {
+        let roots = roots.clone();
+        let pending = pending.clone();
+        let wake = wake.clone();
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let mut any = false;
+            if let Ok(mut set) = pending.lock() {
+                for path in &event.paths {
+                    for f in roots.affected(path) {
+                        any |= set.insert(f.to_owned());
+                    }
+                }
+            }
+            if any {
+                wake.notify_one();
+            }
+        })?
+    };
+    let mut watched = BTreeMap::new();
+    for (root, _) in &roots.entries {
+        // An archive is watched through its folder; the paths filter picks the file.
+        let (path, mode) = if root.is_dir() {
+            (root.clone(), RecursiveMode::Recursive)
+        } else {
+            let parent = root.parent().unwrap_or(Path::new(".")).to_owned();
+            (parent, RecursiveMode::NonRecursive)
+        };
+        if watched.insert(path.clone(), mode).is_none() {
+            watcher
+                .watch(&path, mode)
+                .map_err(|e| anyhow::anyhow!("--watch: cannot watch {}: {e}", path.display()))?;
+        }
+    }
+    println!(
+        "nimbus: watching {} folder(s) of function code; a change rebuilds that function",
+        watched.len()
+    );
+
+    let task = tokio::spawn(async move {
+        let mut generation = prepare.generation;
+        loop {
+            wake.notified().await;
+            tokio::time::sleep(SETTLE).await;
+            let names = std::mem::take(&mut *pending.lock().expect("watch set poisoned"));
+            for name in names {
+                let Some(f) = stack.function(&name).cloned() else {
+                    continue;
+                };
+                generation += 1;
+                let opts = PrepareOptions {
+                    generation,
+                    ..prepare.clone()
+                };
+                println!("nimbus: {name} changed; rebuilding");
+                let started = Instant::now();
+                let stack = stack.clone();
+                let result =
+                    tokio::task::spawn_blocking(move || launch::prepare(&f, &stack, &opts)).await;
+                match result {
+                    Ok(Ok(spec)) => {
+                        platform.replace_code(&name, Ok(spec));
+                        println!(
+                            "nimbus: {name} reloaded in {:.1} s; new invocations run the new code",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("error: {e}");
+                        eprintln!("       {name} keeps serving its last good code");
+                    }
+                    Err(e) => eprintln!("error: rebuilding {name} failed: {e}"),
+                }
+            }
+        }
+    });
+    Ok(Watch {
+        _watcher: watcher,
+        task,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_map_to_the_functions_whose_code_they_are() {
+        let roots = Roots {
+            entries: vec![
+                (PathBuf::from("/app/fn-a"), "A".into()),
+                (PathBuf::from("/app"), "Root".into()),
+                (PathBuf::from("/layers/shared"), "A".into()),
+            ],
+            excluded: vec![PathBuf::from("/app/.state")],
+        };
+        let check = |path: &str| -> Vec<String> {
+            roots.affected(Path::new(path)).map(str::to_owned).collect()
+        };
+        assert_eq!(check("/app/fn-a/app.py"), ["A", "Root"]);
+        assert_eq!(check("/app/other.py"), ["Root"]);
+        assert_eq!(check("/layers/shared/python/util.py"), ["A"]);
+        for noise in [
+            "/app/fn-a/node_modules/x/index.js",
+            "/app/fn-a/__pycache__/app.cpython-311.pyc",
+            "/app/target/release/hello",
+            "/app/fn-a/.app.py.swp",
+            "/app/fn-a/app.py~",
+            "/app/.state/nimbus.db",
+        ] {
+            assert!(check(noise).is_empty(), "{noise}");
+        }
+        assert!(check("/elsewhere/x.py").is_empty());
+    }
+}
