@@ -124,3 +124,71 @@ to_ms() { # wrk duration (e.g. 412.00us, 1.20ms, 1.01s) -> ms
 
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
     ok = (op == "<=") ? (v <= t) : (v >= t); print (ok ? "PASS" : "MISS") }'; }
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); } # wall clock in ms
+
+# A port below the kernel's ephemeral range (so no client socket holds it) that no TCP socket uses.
+port_free() { [[ -z $(ss -tanH "sport = :$1" 2>/dev/null) ]]; }
+pick_port() {
+    local lo p i
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((lo > 12000)) || lo=32768
+    for ((i = 0; i < 50; i++)); do
+        p=$((10000 + RANDOM % (lo - 10000)))
+        port_free "$p" && { echo "$p"; return; }
+    done
+    die "no free loopback port found"
+}
+
+# AWS's Runtime Interface Emulator, from the aws-sam-cli wheel on PyPI (which ships it), into
+# $CACHE once; sets RIE (its path) and SAM_VERSION. Needs CACHE, unzip and python3's pip.
+ensure_rie() {
+    RIE=$CACHE/aws-lambda-rie-x86_64
+    mkdir -p "$CACHE"
+    local wheel member
+    wheel=$(ls -t "$CACHE"/aws_sam_cli-*.whl 2>/dev/null | head -1 || true)
+    if [[ -z $wheel ]]; then
+        log "pip download --no-deps aws-sam-cli -> $CACHE"
+        python3 -m pip download --no-deps --quiet --dest "$CACHE" aws-sam-cli >&2
+        wheel=$(ls -t "$CACHE"/aws_sam_cli-*.whl | head -1)
+    fi
+    if [[ ! -x $RIE || $wheel -nt $RIE ]]; then
+        member=$(unzip -Z1 "$wheel" | grep -E '/aws-lambda-rie-x86_64$' | head -1)
+        [[ -n $member ]] || die "no aws-lambda-rie-x86_64 in $wheel"
+        unzip -o -j -q "$wheel" "$member" -d "$CACHE"
+        chmod +x "$RIE"
+        touch "$RIE"
+    fi
+    SAM_VERSION=$(basename "$wheel" | sed -E 's/^aws_sam_cli-([^-]+)-.*/\1/')
+}
+
+# start_rie tag command...: RIE on free loopback ports running the runtime `command` (with
+# this shell's environment); sets RIE_PID RIE_URL RIE_OUT RIE_T0. Needs WORK and RIE.
+start_rie() {
+    local tag=$1 port api i
+    shift
+    RIE_TRIES=$((${RIE_TRIES:-0} + 1))
+    port=$(pick_port)
+    api=$(pick_port)
+    [[ $api != "$port" ]] || api=$(pick_port)
+    RIE_OUT="$WORK/rie-$tag.log"
+    RIE_T0=$(now_ms)
+    # RIE sets AWS_LAMBDA_FUNCTION_NAME/MEMORY_SIZE/VERSION itself (test_function, 3008, $LATEST).
+    # --log-level error as `sam local` runs it; its per-invoke START/END/REPORT lines stay.
+    start_leader "$RIE_OUT" "$RIE" --log-level error \
+        --runtime-interface-emulator-address "127.0.0.1:$port" --runtime-api-address "127.0.0.1:$api" "$@"
+    RIE_PID=$LEADER
+    RIE_URL="http://127.0.0.1:$port/2015-03-31/functions/function/invocations"
+    for ((i = 0; i < 1500; i++)); do # 15 s; GET / answers 404 once it listens, without invoking
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && { RIE_TRIES=0; return; }
+        if ! kill -0 "$RIE_PID" 2>/dev/null; then # a port taken since we picked it: try others
+            stop_leader "$RIE_PID"
+            if grep -q 'address already in use' "$RIE_OUT" && ((RIE_TRIES < 3)); then start_rie "$tag" "$@"; RIE_TRIES=0; return; fi
+            cat "$RIE_OUT" >&2
+            die "RIE exited"
+        fi
+        sleep 0.01
+    done
+    cat "$RIE_OUT" >&2
+    die "RIE not listening in 15 s"
+}

@@ -28,22 +28,6 @@ T_START=$EPOCHREALTIME
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# ---------------------------------------------------------------- helpers of this script
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); } # wall clock in ms
-
-# A port below the kernel's ephemeral range (so no client socket holds it) that no TCP socket uses.
-port_free() { [[ -z $(ss -tanH "sport = :$1" 2>/dev/null) ]]; }
-pick_port() {
-    local lo p i
-    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    ((lo > 12000)) || lo=32768
-    for ((i = 0; i < 50; i++)); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        port_free "$p" && { echo "$p"; return; }
-    done
-    die "no free loopback port found"
-}
-
 # ---------------------------------------------------------------- tools
 need_load_tools
 need unzip unzip
@@ -56,22 +40,7 @@ TESTFN=$TARGET/release/examples/testfn
 [[ -x $NIMBUS && -x $TESTFN ]] || die "missing $NIMBUS or $TESTFN"
 
 # ---------------------------------------------------------------- RIE from the aws-sam-cli wheel
-RIE=$CACHE/aws-lambda-rie-x86_64
-mkdir -p "$CACHE"
-WHEEL=$(ls -t "$CACHE"/aws_sam_cli-*.whl 2>/dev/null | head -1 || true)
-if [[ -z $WHEEL ]]; then
-    log "pip download --no-deps aws-sam-cli -> $CACHE"
-    python3 -m pip download --no-deps --quiet --dest "$CACHE" aws-sam-cli >&2
-    WHEEL=$(ls -t "$CACHE"/aws_sam_cli-*.whl | head -1)
-fi
-if [[ ! -x $RIE || $WHEEL -nt $RIE ]]; then
-    member=$(unzip -Z1 "$WHEEL" | grep -E '/aws-lambda-rie-x86_64$' | head -1)
-    [[ -n $member ]] || die "no aws-lambda-rie-x86_64 in $WHEEL"
-    unzip -o -j -q "$WHEEL" "$member" -d "$CACHE"
-    chmod +x "$RIE"
-    touch "$RIE"
-fi
-SAM_VERSION=$(basename "$WHEEL" | sed -E 's/^aws_sam_cli-([^-]+)-.*/\1/')
+ensure_rie
 
 # ---------------------------------------------------------------- fixtures
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench.XXXXXX")
@@ -141,35 +110,6 @@ start_nimbus() {
     NB_URL="$ep/2015-03-31/functions/Echo/invocations"
 }
 
-# Starts RIE on free loopback ports; sets RIE_PID RIE_URL RIE_OUT RIE_T0
-start_rie() {
-    local tag=$1 port api i
-    RIE_TRIES=$((${RIE_TRIES:-0} + 1))
-    port=$(pick_port)
-    api=$(pick_port)
-    [[ $api != "$port" ]] || api=$(pick_port)
-    RIE_OUT="$WORK/rie-$tag.log"
-    RIE_T0=$(now_ms)
-    # RIE sets AWS_LAMBDA_FUNCTION_NAME/MEMORY_SIZE/VERSION itself (test_function, 3008, $LATEST).
-    # --log-level error as `sam local` runs it; its per-invoke START/END/REPORT lines stay.
-    start_leader "$RIE_OUT" "$RIE" --log-level error \
-        --runtime-interface-emulator-address "127.0.0.1:$port" --runtime-api-address "127.0.0.1:$api" "$TESTFN"
-    RIE_PID=$LEADER
-    RIE_URL="http://127.0.0.1:$port/2015-03-31/functions/function/invocations"
-    for ((i = 0; i < 1500; i++)); do # 15 s; GET / answers 404 once it listens, without invoking
-        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && { RIE_TRIES=0; return; }
-        if ! kill -0 "$RIE_PID" 2>/dev/null; then # a port taken since we picked it: try others
-            stop_leader "$RIE_PID"
-            if grep -q 'address already in use' "$RIE_OUT" && ((RIE_TRIES < 3)); then start_rie "$tag"; RIE_TRIES=0; return; fi
-            cat "$RIE_OUT" >&2
-            die "RIE exited"
-        fi
-        sleep 0.01
-    done
-    cat "$RIE_OUT" >&2
-    die "RIE not listening in 15 s"
-}
-
 init_duration() { # log file, from a line containing 'Init Duration: X ms'; waits up to 2 s
     local i v=""
     for ((i = 0; i < 200; i++)); do
@@ -197,7 +137,7 @@ check_echo "$NB_URL"
 stop_leader "$NB_PID"
 
 # ================================================================ RIE warm
-start_rie warm
+start_rie warm "$TESTFN"
 check_echo "$RIE_URL"
 wrk_run rie-warmup-c1 "$RIE_URL" 1 1 1 >/dev/null
 wrk_run rie-c1 "$RIE_URL" 1 1 "$DUR"
@@ -216,7 +156,7 @@ for ((r = 1; r <= COLD_RUNS; r++)); do
     init_duration "$NB_OUT" >>"$WORK/nb-init"
     stop_leader "$NB_PID"
 
-    start_rie "cold$r"
+    start_rie "cold$r" "$TESTFN"
     t=$(first_invoke "$RIE_URL")
     echo $(( $(now_ms) - RIE_T0 )) >>"$WORK/rie-spawn"
     awk -v t="$t" 'BEGIN {printf "%.3f\n", t * 1000}' >>"$WORK/rie-cold"

@@ -54,14 +54,19 @@ TESTFN = Path(os.environ.get("NIMBUS_TESTFN", TARGET / "debug" / "examples" / "t
 class Nimbus:
     def __init__(self, template_dir, args=(), template="template.yaml", timeout=60):
         assert NIMBUS.exists(), f"{NIMBUS} is missing: run scripts/test.sh (it builds it)"
+        # Everything nimbus printed, stdout and stderr, each line as it was read; `err_lines` holds
+        # the stderr lines alone (build errors, warnings and the INFO log of installs).
         self.lines = []
+        self.err_lines = []
         self.proc = subprocess.Popen(
             [str(NIMBUS), "up", str(template_dir / template), "--aws-port", "0", *args],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
         line = self.wait_for("nimbus: AWS endpoint ", timeout)
         self.endpoint = line.split("nimbus: AWS endpoint ", 1)[1].strip()
         self.wait_for("nimbus: ready", timeout)
@@ -69,6 +74,21 @@ class Nimbus:
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
+
+    def _read_stderr(self):
+        # Passed on to the test's own stderr as well, so pytest still shows it on a failure.
+        for line in self.proc.stderr:
+            line = line.rstrip("\n")
+            self.err_lines.append(line)
+            self.lines.append(line)
+            try:
+                sys.stderr.write(line + "\n")
+            except (ValueError, OSError):  # pytest closed the capture after the test
+                pass
+
+    @property
+    def stderr(self):
+        return "\n".join(self.err_lines)
 
     def wait_for(self, needle, timeout=10):
         deadline = time.time() + timeout
@@ -125,7 +145,7 @@ def calls(tmp_path):
 def start_nimbus(tmp_path):
     started = []
 
-    def start(template, files=None, args=()):
+    def start(template, files=None, args=(), timeout=60):
         (tmp_path / "template.yaml").write_text(template)
         for rel, content in (files or {}).items():
             path = tmp_path / rel
@@ -134,7 +154,7 @@ def start_nimbus(tmp_path):
                 path.symlink_to(content)
             else:
                 path.write_text(content)
-        n = Nimbus(tmp_path, args)
+        n = Nimbus(tmp_path, args, timeout=timeout)
         started.append(n)
         return n
 

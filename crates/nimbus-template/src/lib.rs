@@ -29,6 +29,7 @@
 //! | `AWS::CloudWatch::Alarm` | `AlarmName` or logical id | `Arn` |
 //! | `AWS::Logs::LogGroup` | `LogGroupName` or logical id | `Arn` |
 //! | `AWS::S3::Bucket` | `BucketName` or logical id | as for anything else |
+//! | `AWS::Serverless::LayerVersion`, `AWS::Lambda::LayerVersion` | the version ARN `arn:...:layer:{LayerName or logical id}:1` (as on AWS) | none |
 //! | anything else | the logical id | any attribute: `Arn` is `arn:{partition}:{service}:{region}:{account}:{type}/{logical id}`, others `{logical id}.{attribute}` |
 //!
 //! A FIFO queue (`FifoQueue: true`) without a `QueueName` is named `{logical id}.fifo`, since

@@ -127,6 +127,77 @@ fn a_plain_lambda_function_with_zipfile_is_inline_code() {
 }
 
 #[test]
+fn layers_resolve_to_version_arns_and_code_uri_defaults_to_the_template_folder() {
+    check_ok(
+        r#"Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Layers: [arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV2:79]
+Resources:
+  Shared:
+    Type: AWS::Serverless::LayerVersion
+    Metadata: {BuildMethod: python3.12}
+    Properties:
+      ContentUri: layers/shared
+  Named:
+    Type: AWS::Lambda::LayerVersion
+    Properties:
+      LayerName: tools
+      Content: {S3Bucket: b, S3Key: k}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Layers: [!Ref Shared, !Ref Named]
+"#,
+        |stack| {
+            let f = &stack.functions[0];
+            assert_eq!(f.code, Code::Uri(".".into()));
+            // Globals' list entries come first, as SAM merges lists.
+            assert_eq!(
+                f.layers,
+                [
+                    "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV2:79",
+                    "arn:aws:lambda:us-east-1:123456789012:layer:Shared:1",
+                    "arn:aws:lambda:us-east-1:123456789012:layer:tools:1",
+                ]
+            );
+            assert_eq!(
+                stack.resources["Shared"].metadata,
+                json!({"BuildMethod": "python3.12"})
+            );
+            assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+        },
+    );
+}
+
+#[test]
+fn a_cdk_function_runs_its_asset_folder() {
+    check_ok(
+        r#"Resources:
+  HandlerFn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: nodejs20.x
+      Handler: index.handler
+      Code:
+        S3Bucket: cdk-hnb659fds-assets-123456789012-us-east-1
+        S3Key: 5f0c.zip
+    Metadata:
+      aws:cdk:path: Stack/HandlerFn/Resource
+      aws:asset:path: asset.5f0c
+      aws:asset:property: Code
+"#,
+        |stack| {
+            let f = &stack.functions[0];
+            assert_eq!(f.code, Code::Uri("asset.5f0c".into()));
+            assert_eq!(f.metadata["aws:cdk:path"], "Stack/HandlerFn/Resource");
+        },
+    );
+}
+
+#[test]
 fn inline_code_on_a_serverless_function() {
     check_ok(
         r#"Transform: AWS::Serverless-2016-10-31
@@ -246,6 +317,21 @@ fn function_property_errors_name_the_fix() {
             "provisioned concurrency without an alias",
             "      Runtime: provided.al2023\n      CodeUri: .\n      ProvisionedConcurrencyConfig: {ProvisionedConcurrentExecutions: 1}\n",
             "template.yaml:8:37: Resources.Hello.Properties.ProvisionedConcurrencyConfig: ProvisionedConcurrencyConfig needs AutoPublishAlias: provisioned concurrency is set on an alias",
+        ),
+        (
+            "layers that are not a list",
+            "      Runtime: python3.12\n      Handler: app.handler\n      Layers: arn:aws:lambda:us-east-1:1:layer:L:1\n",
+            "template.yaml:8:15: Resources.Hello.Properties.Layers: expected a list of layer ARNs, got \"arn:aws:lambda:us-east-1:1:layer:L:1\"",
+        ),
+        (
+            "a layer that is not a string",
+            "      Runtime: python3.12\n      Handler: app.handler\n      Layers: [{Name: x}]\n",
+            "template.yaml:8:16: Resources.Hello.Properties.Layers[0]: expected a layer version ARN, got a map",
+        ),
+        (
+            "more than five layers",
+            "      Runtime: python3.12\n      Handler: app.handler\n      Layers: [a, b, c, d, e, f]\n",
+            "template.yaml:8:15: Resources.Hello.Properties.Layers: a function can use at most 5 layers, got 6",
         ),
         (
             "invalid function name",
