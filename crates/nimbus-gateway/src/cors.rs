@@ -433,6 +433,7 @@ mod tests {
 
     fn req(method: &str, headers: Headers) -> GatewayRequest {
         GatewayRequest {
+            header_names: Vec::new(),
             method: method.into(),
             raw_path: "/items".into(),
             headers: headers

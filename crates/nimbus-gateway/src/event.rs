@@ -24,6 +24,7 @@
 //! one; payload 2.0 joins repeats with commas. Absent maps are `null` in 1.0 and omitted in 2.0,
 //! as AWS sends them.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -96,6 +97,7 @@ pub fn rest_v1(req: &GatewayRequest, route: &MatchedRoute, ctx: &RequestContext)
         request_context,
         body,
         is_base64,
+        true,
     )
 }
 
@@ -141,6 +143,7 @@ pub fn http_v1(req: &GatewayRequest, route: &MatchedRoute, ctx: &RequestContext)
         request_context,
         body.map_or(Value::Null, Value::String),
         is_base64,
+        false,
     );
     if let Value::Object(map) = &mut event {
         map.insert("version".into(), "1.0".into());
@@ -287,12 +290,26 @@ fn v1_event(
     request_context: Map<String, Value>,
     body: Value,
     is_base64: bool,
+    client_case: bool,
 ) -> Value {
+    // REST APIs keep header names as the client wrote them; HTTP APIs lower-case them.
+    let case: HashMap<String, &str> = match client_case {
+        true => req
+            .header_names
+            .iter()
+            .rev()
+            .map(|n| (n.to_ascii_lowercase(), n.as_str()))
+            .collect(),
+        false => HashMap::new(),
+    };
     let mut headers = Map::new();
     let mut multi_headers = Map::new();
     for (name, value) in &req.headers {
+        let name = case
+            .get(name)
+            .map_or_else(|| name.clone(), |n| (*n).to_owned());
         headers.insert(name.clone(), value.clone().into());
-        push_into(&mut multi_headers, name.clone(), value.clone());
+        push_into(&mut multi_headers, name, value.clone());
     }
     let mut query = Map::new();
     let mut multi_query = Map::new();
@@ -504,6 +521,7 @@ mod tests {
     ) -> GatewayRequest {
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
         GatewayRequest {
+            header_names: Vec::new(),
             method: method.into(),
             raw_path: raw_path.into(),
             raw_query: raw_query.into(),

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod event;
+pub mod listener;
 pub mod response;
 pub mod server;
 
@@ -43,6 +44,9 @@ pub struct GatewayRequest {
     /// Header names lower-case (HTTP/1.1 as parsed by hyper), values as received, in order,
     /// repeated names kept as separate entries.
     pub headers: Vec<(String, String)>,
+    /// The header names as the client wrote them (see `listener`), when known: REST APIs
+    /// hand functions these.
+    pub header_names: Vec<String>,
     pub body: Bytes,
     pub source_ip: String,
     /// E.g. `HTTP/1.1`.

@@ -1,7 +1,6 @@
 //! The HTTP side: one listener per API, each request routed, admitted, turned into a proxy
 //! event, invoked, and mapped back, with API Gateway's error responses and an access-log line.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -151,7 +150,7 @@ struct Access {
 
 async fn handle(
     State(api): State<Arc<ApiState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<crate::listener::Peer>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
@@ -197,6 +196,7 @@ async fn handle(
         integration_ms: None,
         error: None,
     };
+    let ip = peer.addr.ip();
     let mut resp = answer(
         &api,
         req,
@@ -240,7 +240,7 @@ async fn handle(
     }
     let line = json!({
         "requestId": request_id,
-        "ip": peer.ip().to_string(),
+        "ip": ip.to_string(),
         "requestTime": nimbus_core::report::timestamp_millis(request_time_epoch_ms),
         "httpMethod": method,
         "path": raw_path,
@@ -327,7 +327,7 @@ fn gateway_error(
 async fn answer(
     api: &ApiState,
     req: Request,
-    peer: SocketAddr,
+    peer: crate::listener::Peer,
     request_id: &str,
     trace: &str,
     request_time_epoch_ms: u64,
@@ -374,8 +374,18 @@ async fn answer(
                 )
             })
             .collect(),
+        header_names: match api.config.kind {
+            ApiKind::Rest => {
+                let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                peer.heads
+                    .take(parts.method.as_str(), target)
+                    .map(|h| h.names)
+                    .unwrap_or_default()
+            }
+            ApiKind::Http => Vec::new(),
+        },
         body,
-        source_ip: peer.ip().to_string(),
+        source_ip: peer.addr.ip().to_string(),
         protocol: format!("{:?}", parts.version),
     };
 

@@ -49,6 +49,7 @@ pub(crate) fn name_property(resource_type: &str) -> Option<&'static str> {
         "AWS::Logs::LogGroup" => "LogGroupName",
         "AWS::S3::Bucket" => "BucketName",
         "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => "LayerName",
+        "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => "StageName",
         _ => return None,
     })
 }

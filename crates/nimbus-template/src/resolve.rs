@@ -35,6 +35,31 @@ pub(crate) struct Template {
     pub implicit: BTreeMap<String, Decl>,
     /// `{Function}.Alias` references, by that name, to the function's logical id.
     pub aliases: BTreeMap<String, String>,
+    /// SAM's other referenceable properties (`{Api}.Stage`, `{Api}.Deployment`,
+    /// `{Function}.Version`, `{Api}.ApiKey`, ...), by that name, to the generated logical id.
+    pub generated_refs: BTreeMap<String, String>,
+}
+
+impl Template {
+    /// A declared or generated resource. SAM names some generated resources with a hash of
+    /// their content (`MyApiDeployment926eeb5ff1`, `MyFunctionVersion640128d35d`); any such
+    /// hash names the one local resource, which is generated without it.
+    pub fn decl(&self, id: &str) -> Option<&Decl> {
+        self.resources
+            .get(id)
+            .or_else(|| self.implicit.get(id))
+            .or_else(|| self.implicit.get(without_sam_hash(id)?))
+    }
+}
+
+/// `MyApiDeployment926eeb5ff1` -> `MyApiDeployment`: a 10-hex-digit suffix after the words SAM
+/// puts before its hashes.
+fn without_sam_hash(id: &str) -> Option<&str> {
+    let (head, tail) = id.split_at_checked(id.len().checked_sub(10)?)?;
+    let hashed = tail
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (hashed && (head.ends_with("Deployment") || head.ends_with("Version"))).then_some(head)
 }
 
 const PSEUDO: &[&str] = &[
@@ -244,7 +269,7 @@ impl<'a> Resolver<'a> {
     /// counts as true, so the resource is still checked.
     pub fn is_kept(&mut self, id: &str) -> bool {
         let t = self.t;
-        let Some(decl) = t.resources.get(id).or_else(|| t.implicit.get(id)) else {
+        let Some(decl) = t.decl(id) else {
             return false;
         };
         match &decl.condition {
@@ -413,6 +438,9 @@ impl<'a> Resolver<'a> {
         if let Some(p) = t.params.get(name) {
             return Some(p.value.clone().with_pos(pos));
         }
+        if let Some(generated) = t.generated_refs.get(name) {
+            return self.ref_name(generated, pos, path);
+        }
         if let Some(function) = t.aliases.get(name) {
             self.target(function, "Ref", pos, path)?;
             let alias = self.property_text(function, "AutoPublishAlias");
@@ -441,7 +469,7 @@ impl<'a> Resolver<'a> {
     /// Looks up a resource that is referenced, reporting why it cannot be.
     fn target(&mut self, id: &str, what: &str, pos: Pos, path: &str) -> Option<&'a Decl> {
         let t = self.t;
-        let Some(decl) = t.resources.get(id).or_else(|| t.implicit.get(id)) else {
+        let Some(decl) = t.decl(id) else {
             let message = if what == "Ref" {
                 let names = t
                     .params
@@ -494,7 +522,7 @@ impl<'a> Resolver<'a> {
             Some(Memo::Done(v)) => return v.clone(),
             Some(Memo::Busy) => {
                 let t = self.t;
-                let decl = t.resources.get(id).or_else(|| t.implicit.get(id))?;
+                let decl = t.decl(id)?;
                 self.diags.error(
                     &child("Resources", id),
                     decl.key_pos,
@@ -505,7 +533,7 @@ impl<'a> Resolver<'a> {
             None => {}
         }
         let t = self.t;
-        let decl = t.resources.get(id).or_else(|| t.implicit.get(id))?;
+        let decl = t.decl(id)?;
         self.names.insert(id.to_string(), Memo::Busy);
         let prop = attrs::name_property(&decl.resource_type)
             .and_then(|p| decl.properties.entry(p).map(|e| (p, e)));
@@ -550,7 +578,7 @@ impl<'a> Resolver<'a> {
     /// A resolved scalar property of a resource, as text.
     fn property_text(&mut self, id: &str, prop: &str) -> Option<String> {
         let t = self.t;
-        let decl = t.resources.get(id).or_else(|| t.implicit.get(id))?;
+        let decl = t.decl(id)?;
         let node = decl.properties.get(prop)?;
         self.resolve(node, &format!("Resources.{id}.Properties.{prop}"))?
             .scalar_text()

@@ -206,14 +206,15 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
         }
     }
 
-    let (implicit, aliases) = implicit_resources(&resources, &globals, diags);
+    let generated = implicit_resources(&resources, &globals, diags);
     let t = Template {
         params,
         mappings,
         conditions,
         resources,
-        implicit,
-        aliases,
+        implicit: generated.implicit,
+        aliases: generated.aliases,
+        generated_refs: generated.refs,
     };
     let mut r = Resolver::new(&t, opts, diags);
     for (name, node) in &t.conditions {
@@ -613,69 +614,90 @@ fn declare(e: &Entry, globals: &Globals, diags: &mut Diags) -> Option<Decl> {
     })
 }
 
-/// Resources the SAM transform would generate and templates commonly reference:
-/// `ServerlessRestApi` / `ServerlessHttpApi` for events without an explicit API,
-/// `{Function}Role` for functions without a `Role`, `{Function}.Alias` with `AutoPublishAlias`.
+/// What the SAM transform would generate that a template may name.
+struct Generated {
+    implicit: BTreeMap<String, Decl>,
+    aliases: BTreeMap<String, String>,
+    refs: BTreeMap<String, String>,
+}
+
+/// Resources the SAM transform generates, with SAM's logical ids, so that `Ref`, `Fn::GetAtt`,
+/// `Fn::Sub`, `DependsOn` and `Outputs` may name them as on AWS: `ServerlessRestApi` /
+/// `ServerlessHttpApi` for events without an explicit API; each API's stage
+/// (`{Api}{StageName}Stage`, `{Api}ApiGatewayDefaultStage`) and deployment
+/// (`{Api}Deployment<hash>`); usage plans, keys and plan keys; `{Function}Role`,
+/// `{Function}Version<hash>`, `{Function}Alias{Alias}`; per event, the permission, rule, event
+/// source mapping or subscription (`{Function}{Event}[Permission]`); `{StateMachine}Role`; and
+/// the referenceable properties (`{Api}.Stage`, `{Function}.Alias`, ...).
 fn implicit_resources(
     resources: &BTreeMap<String, Decl>,
     globals: &Globals,
     diags: &mut Diags,
-) -> (BTreeMap<String, Decl>, BTreeMap<String, String>) {
+) -> Generated {
     let mut implicit = BTreeMap::new();
     let mut aliases = BTreeMap::new();
-    let mut add = |id: String, ty: &str, from: &Decl, condition: Option<(String, Pos)>| {
-        if !resources.contains_key(&id) {
-            implicit.entry(id.clone()).or_insert_with(|| Decl {
-                logical_id: id,
-                resource_type: ty.to_string(),
-                key_pos: from.key_pos,
-                properties_pos: from.key_pos,
-                condition,
-                properties: Node::new(Kind::Map(Vec::new()), from.key_pos),
-                metadata: None,
-                depends_on: None,
-            });
-        }
-    };
+    let mut refs = BTreeMap::new();
+    // The APIs, declared or generated, and their stage names.
+    let mut apis: Vec<(String, &Decl, bool)> = Vec::new();
+    let mut implicit_rest: Option<&Decl> = None;
+    let mut implicit_http: Option<&Decl> = None;
     for (id, d) in resources {
-        if d.resource_type == "AWS::Serverless::Api" {
-            // SAM's usage plan, which a template's own `AWS::ApiGateway::UsagePlanKey` may name.
-            let plan = d
-                .properties
-                .get("Auth")
-                .and_then(|a| a.get("UsagePlan"))
-                .and_then(|p| p.get("CreateUsagePlan"))
-                .and_then(Node::as_str);
-            match plan {
-                Some("PER_API") => add(
-                    format!("{id}UsagePlan"),
-                    "AWS::ApiGateway::UsagePlan",
-                    d,
-                    d.condition.clone(),
-                ),
-                Some("SHARED") => add(
-                    "ServerlessUsagePlan".into(),
-                    "AWS::ApiGateway::UsagePlan",
-                    d,
-                    None,
-                ),
-                _ => {}
-            }
-            continue;
-        }
-        if d.resource_type != "AWS::Serverless::Function" {
-            continue;
-        }
-        if d.properties.get("Role").is_none() {
-            add(
+        match d.resource_type.as_str() {
+            "AWS::Serverless::Api" => apis.push((id.clone(), d, true)),
+            "AWS::Serverless::HttpApi" => apis.push((id.clone(), d, false)),
+            "AWS::Serverless::StateMachine" if d.properties.get("Role").is_none() => add(
+                &mut implicit,
+                resources,
                 format!("{id}Role"),
                 "AWS::IAM::Role",
                 d,
                 d.condition.clone(),
+                vec![],
+            ),
+            _ => {}
+        }
+        if d.resource_type != "AWS::Serverless::Function" {
+            continue;
+        }
+        let cond = || d.condition.clone();
+        if d.properties.get("Role").is_none() {
+            add(
+                &mut implicit,
+                resources,
+                format!("{id}Role"),
+                "AWS::IAM::Role",
+                d,
+                cond(),
+                vec![],
             );
         }
-        if d.properties.get("AutoPublishAlias").is_some() {
+        if let Some(alias) = d.properties.get("AutoPublishAlias") {
             aliases.insert(format!("{id}.Alias"), id.clone());
+            if let Some(alias) = alias.as_str() {
+                let alias_id = format!("{id}Alias{}", logical_id_part(alias));
+                aliases.insert(alias_id, id.clone());
+            }
+            add(
+                &mut implicit,
+                resources,
+                format!("{id}Version"),
+                "AWS::Lambda::Version",
+                d,
+                cond(),
+                vec![],
+            );
+            refs.insert(format!("{id}.Version"), format!("{id}Version"));
+        }
+        if d.properties.get("EventInvokeConfig").is_some() {
+            add(
+                &mut implicit,
+                resources,
+                format!("{id}EventInvokeConfig"),
+                "AWS::Lambda::EventInvokeConfig",
+                d,
+                cond(),
+                vec![],
+            );
         }
         for ev in d
             .properties
@@ -684,21 +706,67 @@ fn implicit_resources(
             .unwrap_or_default()
         {
             let props = ev.value.get("Properties");
-            match ev.value.get("Type").and_then(Node::as_str) {
+            let event_id = format!("{id}{}", ev.key);
+            let permission = format!("{event_id}Permission");
+            const PERMISSION: &str = "AWS::Lambda::Permission";
+            let kind = ev.value.get("Type").and_then(Node::as_str);
+            match kind {
                 Some("Api") if props.and_then(|p| p.get("RestApiId")).is_none() => {
-                    add("ServerlessRestApi".into(), "AWS::Serverless::Api", d, None);
+                    implicit_rest.get_or_insert(d);
                 }
                 Some("HttpApi") if props.and_then(|p| p.get("ApiId")).is_none() => {
-                    add(
-                        "ServerlessHttpApi".into(),
-                        "AWS::Serverless::HttpApi",
-                        d,
-                        None,
-                    );
+                    implicit_http.get_or_insert(d);
                 }
                 _ => {}
             }
+            let made: Vec<(String, &str)> = match kind {
+                // Older SAM versions named an Api event's permission after the stage too.
+                Some("Api") => vec![
+                    (format!("{permission}Prod"), PERMISSION),
+                    (permission, PERMISSION),
+                ],
+                Some("EventBridgeRule" | "CloudWatchEvent" | "Schedule") => {
+                    vec![(event_id, "AWS::Events::Rule"), (permission, PERMISSION)]
+                }
+                Some(
+                    "SQS" | "DynamoDB" | "Kinesis" | "MSK" | "MQ" | "SelfManagedKafka"
+                    | "DocumentDB",
+                ) => vec![(event_id, "AWS::Lambda::EventSourceMapping")],
+                Some("SNS") => vec![
+                    (event_id, "AWS::SNS::Subscription"),
+                    (permission, PERMISSION),
+                ],
+                Some(
+                    "HttpApi" | "S3" | "IoTRule" | "CloudWatchLogs" | "Cognito" | "AlexaSkill",
+                ) => vec![(permission, PERMISSION)],
+                _ => Vec::new(),
+            };
+            for (made_id, ty) in made {
+                add(&mut implicit, resources, made_id, ty, d, cond(), vec![]);
+            }
         }
+    }
+    if let Some(d) = implicit_rest {
+        add(
+            &mut implicit,
+            resources,
+            "ServerlessRestApi".into(),
+            "AWS::Serverless::Api",
+            d,
+            None,
+            vec![],
+        );
+    }
+    if let Some(d) = implicit_http {
+        add(
+            &mut implicit,
+            resources,
+            "ServerlessHttpApi".into(),
+            "AWS::Serverless::HttpApi",
+            d,
+            None,
+            vec![],
+        );
     }
     // SAM applies `Globals.Api` / `Globals.HttpApi` to the APIs it generates too.
     for (id, decl) in implicit.iter_mut() {
@@ -712,7 +780,134 @@ fn implicit_resources(
             );
         }
     }
-    (implicit, aliases)
+    let generated_apis: Vec<(String, Decl, bool)> = implicit
+        .iter()
+        .filter(|(_, d)| d.resource_type.starts_with("AWS::Serverless::"))
+        .map(|(id, d)| (id.clone(), d.clone(), d.resource_type.ends_with("::Api")))
+        .collect();
+    let all_apis = apis
+        .into_iter()
+        .map(|(id, d, rest)| (id, d.clone(), rest))
+        .chain(generated_apis);
+    for (id, d, rest) in all_apis {
+        let cond = || d.condition.clone();
+        // A generated REST API's stage is Prod; an HTTP API without StageName uses $default.
+        let stage = d
+            .properties
+            .get("StageName")
+            .and_then(Node::as_str)
+            .map(str::to_owned);
+        let stage_id = match (&stage, rest) {
+            (Some(s), _) => format!("{id}{}Stage", logical_id_part(s)),
+            (None, true) => format!("{id}ProdStage"),
+            (None, false) => format!("{id}ApiGatewayDefaultStage"),
+        };
+        let stage_name = stage.unwrap_or_else(|| if rest { "Prod" } else { "$default" }.into());
+        let (stage_type, deployment_type) = if rest {
+            ("AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment")
+        } else {
+            ("AWS::ApiGatewayV2::Stage", "AWS::ApiGatewayV2::Deployment")
+        };
+        add(
+            &mut implicit,
+            resources,
+            stage_id.clone(),
+            stage_type,
+            &d,
+            cond(),
+            vec![("StageName", stage_name)],
+        );
+        refs.insert(format!("{id}.Stage"), stage_id);
+        if rest {
+            add(
+                &mut implicit,
+                resources,
+                format!("{id}Deployment"),
+                deployment_type,
+                &d,
+                cond(),
+                vec![],
+            );
+            refs.insert(format!("{id}.Deployment"), format!("{id}Deployment"));
+        }
+        // SAM's usage plan, and its key, which a template's own resources may name.
+        let plan = d
+            .properties
+            .get("Auth")
+            .and_then(|a| a.get("UsagePlan"))
+            .and_then(|p| p.get("CreateUsagePlan"))
+            .and_then(Node::as_str);
+        let prefix = match plan {
+            Some("PER_API") => id.clone(),
+            Some("SHARED") => "Serverless".to_owned(),
+            _ => continue,
+        };
+        for (suffix, ty) in [
+            ("UsagePlan", "AWS::ApiGateway::UsagePlan"),
+            ("ApiKey", "AWS::ApiGateway::ApiKey"),
+            ("UsagePlanKey", "AWS::ApiGateway::UsagePlanKey"),
+        ] {
+            let generated = format!("{prefix}{suffix}");
+            let condition = if plan == Some("PER_API") {
+                cond()
+            } else {
+                None
+            };
+            add(
+                &mut implicit,
+                resources,
+                generated.clone(),
+                ty,
+                &d,
+                condition,
+                vec![],
+            );
+            refs.insert(format!("{id}.{suffix}"), generated);
+        }
+    }
+    Generated {
+        implicit,
+        aliases,
+        refs,
+    }
+}
+
+/// Adds a generated resource, unless the template declares one with that id.
+fn add(
+    implicit: &mut BTreeMap<String, Decl>,
+    resources: &BTreeMap<String, Decl>,
+    id: String,
+    ty: &str,
+    from: &Decl,
+    condition: Option<(String, Pos)>,
+    props: Vec<(&str, String)>,
+) {
+    if resources.contains_key(&id) {
+        return;
+    }
+    let entries = props
+        .into_iter()
+        .map(|(k, v)| Entry {
+            key: k.to_owned(),
+            key_pos: from.key_pos,
+            value: Node::string(v, from.key_pos),
+        })
+        .collect();
+    implicit.entry(id.clone()).or_insert_with(|| Decl {
+        logical_id: id,
+        resource_type: ty.to_string(),
+        key_pos: from.key_pos,
+        properties_pos: from.key_pos,
+        condition,
+        properties: Node::new(Kind::Map(entries), from.key_pos),
+        metadata: None,
+        depends_on: None,
+    });
+}
+
+/// SAM builds logical ids from names by keeping their letters and digits only.
+fn logical_id_part(name: &str) -> String {
+    name.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
 fn depends_on(r: &mut Resolver<'_>, t: &Template, decl: &Decl, base: &str) {
@@ -746,7 +941,7 @@ fn depends_on(r: &mut Resolver<'_>, t: &Template, decl: &Decl, base: &str) {
             );
             continue;
         };
-        if !t.resources.contains_key(name) {
+        if t.decl(name).is_none() {
             r.diags.error(
                 &p,
                 item.pos,

@@ -464,7 +464,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }));
     for (api, listener) in api_listeners {
         let app = nimbus_gateway::server::router(api)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            .into_make_service_with_connect_info::<nimbus_gateway::listener::Peer>();
+        let listener = nimbus_gateway::listener::CaseListener(listener);
         let mut stop = shutdown.subscribe();
         servers.push(tokio::spawn(async move {
             axum::serve(listener, app)

@@ -731,6 +731,7 @@ mod tests {
             path_parameters: Default::default(),
         };
         let req = crate::GatewayRequest {
+            header_names: Vec::new(),
             method: "GET".into(),
             raw_path: "/me".into(),
             ..Default::default()

@@ -407,6 +407,7 @@ mod tests {
     fn request(target: &str, headers: &[(&str, &str)]) -> GatewayRequest {
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
         GatewayRequest {
+            header_names: Vec::new(),
             method: "GET".into(),
             raw_path: raw_path.into(),
             raw_query: raw_query.into(),

@@ -49,6 +49,23 @@ Resources:
     Properties: {TableName: items}
   Key:
     Type: AWS::KMS::Key
+    DependsOn: [MyApiGammaStage, MyApiDeployment926eeb5ff1, HelloVersion640128d35d]
+  MyApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Gamma
+      Auth: {UsagePlan: {CreateUsagePlan: PER_API}}
+  MyHttp:
+    Type: AWS::Serverless::HttpApi
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: provided.al2023
+      CodeUri: ./worker
+      Events:
+        Tick: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+        Jobs: {Type: SQS, Properties: {Queue: !GetAtt Queue.Arn}}
+        Call: {Type: HttpApi, Properties: {ApiId: !Ref MyHttp, Path: /w, Method: get}}
 Outputs:
   Out:
     Value: EXPR
@@ -118,6 +135,52 @@ fn intrinsics_and_short_forms_resolve_like_cloudformation() {
             "Ref of a function's .Alias is the alias ARN",
             "!Ref Hello.Alias",
             json!(format!("{arn}:live")),
+        ),
+        (
+            "Ref of a generated stage is its name",
+            "!Ref MyApiGammaStage",
+            json!("Gamma"),
+        ),
+        ("Ref of an API's .Stage", "!Ref MyApi.Stage", json!("Gamma")),
+        (
+            "the implicit REST API's stage is Prod",
+            "!Ref ServerlessRestApiProdStage",
+            json!("Prod"),
+        ),
+        (
+            "an HTTP API without StageName has the $default stage",
+            "!Ref MyHttp.Stage",
+            json!("$default"),
+        ),
+        (
+            "SAM's hashed deployment id names the one deployment",
+            "!Ref MyApiDeployment926eeb5ff1",
+            json!("MyApiDeployment"),
+        ),
+        (
+            "an API's .Deployment",
+            "!Ref MyApi.Deployment",
+            json!("MyApiDeployment"),
+        ),
+        (
+            "a function's generated alias resource is the alias ARN",
+            "!Ref HelloAliaslive",
+            json!(format!("{arn}:live")),
+        ),
+        (
+            "a PER_API usage plan and its key",
+            "!Join [',', [!Ref MyApiUsagePlan, !Ref MyApi.ApiKey, !Ref MyApiUsagePlanKey]]",
+            json!("MyApiUsagePlan,MyApiApiKey,MyApiUsagePlanKey"),
+        ),
+        (
+            "event resources: permissions, rule, mapping",
+            "!Join [',', [!Ref HelloGetPermissionProd, !Ref HelloGetPermission, !Ref WorkerTick, !Ref WorkerJobs, !Ref WorkerCallPermission]]",
+            json!("HelloGetPermissionProd,HelloGetPermission,WorkerTick,WorkerJobs,WorkerCallPermission"),
+        ),
+        (
+            "a state machine's generated role",
+            "!GetAtt MachineRole.Arn",
+            json!("arn:aws:iam::123456789012:role/MachineRole"),
         ),
         (
             "Ref of the implicit SAM API",
@@ -341,7 +404,7 @@ fn region_decides_partition_and_url_suffix() {
 }
 
 /// Line of `Value: EXPR` in the fixture, where every output error points.
-const OUT_LINE: usize = 46;
+const OUT_LINE: usize = 63;
 
 #[test]
 fn intrinsic_misuse_is_reported_at_the_expression() {

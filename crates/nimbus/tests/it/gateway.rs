@@ -66,6 +66,83 @@ Resources:
             Method: get
 "#;
 
+/// Sends raw HTTP/1.1 requests over one connection and returns each response's body (the
+/// responses carry Content-Length).
+fn raw_exchange(base: &str, requests: &[String]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the gateway");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut bodies = Vec::new();
+    for req in requests {
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        bodies.push(String::from_utf8(body).unwrap());
+    }
+    bodies
+}
+
+#[test]
+fn rest_events_keep_header_names_as_the_client_wrote_them_and_http_apis_lower_case_them() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let rest = nimbus.api_url("ServerlessRestApi");
+    // One keep-alive connection: a chunked POST between two GETs must not confuse which
+    // request's names are which.
+    let bodies = raw_exchange(
+        &rest,
+        &[
+            "GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Thing: t\r\nAUTHORIZATION: Bearer abc\r\n\r\n".into(),
+            "POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".into(),
+            "GET /items/2 HTTP/1.1\r\nhost: x\r\nx-thing: lower\r\n\r\n".into(),
+        ],
+    );
+    let events: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("the echoed event"))
+        .collect();
+    for (event, name, value) in [
+        (&events[0], "X-Thing", "t"),
+        (&events[0], "AUTHORIZATION", "Bearer abc"),
+        (&events[0], "Host", "x"),
+        (&events[1], "Content-Type", "application/json"),
+        (&events[2], "x-thing", "lower"),
+        (&events[2], "host", "x"),
+    ] {
+        assert_eq!(
+            event["headers"][name], value,
+            "{name} in {}",
+            event["headers"]
+        );
+        assert_eq!(event["multiValueHeaders"][name][0], value);
+    }
+    assert!(events[0]["headers"].get("x-thing").is_none());
+
+    let http = nimbus.api_url("ServerlessHttpApi");
+    let bodies = raw_exchange(
+        &http,
+        &["GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Thing: t\r\n\r\n".into()],
+    );
+    let event: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(event["headers"]["x-thing"], "t", "{}", event["headers"]);
+}
+
 #[test]
 fn rest_api_sends_a_complete_payload_1_0_event_and_maps_the_response() {
     let nimbus = Nimbus::start(TEMPLATE, &[]);
