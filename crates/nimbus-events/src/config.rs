@@ -199,7 +199,8 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             let props = &ev["Properties"];
             let name = format!("{}{event_id}", f.logical_id);
             match ev["Type"].as_str().unwrap_or("") {
-                "EventBridgeRule" => {
+                // CloudWatchEvent is the older name of the same event type.
+                "EventBridgeRule" | "CloudWatchEvent" => {
                     if let Some(rule) = r.sam_rule(&f.name, &name, props, &at, false) {
                         spec.rules.push(rule);
                     }

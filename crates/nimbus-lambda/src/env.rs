@@ -119,6 +119,11 @@ pub(crate) struct RunOutcome {
     pub init_duration: Option<Duration>,
     /// `timeout` or `error` (a platform failure), as on the REPORT line.
     pub status: Option<&'static str>,
+    /// The environment was warm but its process ended before taking the event from `/next`
+    /// (a runtime that posts an error and then exits, as Node's does after an unhandled
+    /// rejection): the event never reached it, nothing was logged, and the platform hands it
+    /// to another environment, as Lambda does.
+    pub undelivered: bool,
 }
 
 /// How long an exited environment's output capture may take to finish (it waits up to 5 s for
@@ -334,6 +339,7 @@ impl Env {
             result_tx,
         };
         let mut status = self.shared.status.subscribe();
+        let warm = matches!(*status.borrow(), EnvStatus::Ready { .. });
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
         if self.requests.send(dispatch).await.is_err() {
             return self
@@ -359,9 +365,13 @@ impl Env {
         let started = tokio::select! {
             started = started_rx => match started {
                 Ok(at) => at,
+                Err(_) if warm => return self.undelivered(),
                 Err(_) => return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await,
             },
             _ = wait_failed(&mut status) => {
+                if warm {
+                    return self.undelivered();
+                }
                 return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await;
             }
             _ = tokio::time::sleep(phase1_limit) => {
@@ -436,6 +446,22 @@ impl Env {
             tail,
         )
         .await
+    }
+
+    /// A warm environment ended before it took the event: see [`RunOutcome::undelivered`].
+    fn undelivered(&self) -> RunOutcome {
+        self.kill();
+        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        RunOutcome {
+            payload: Bytes::new(),
+            function_error: false,
+            log_tail: None,
+            reusable: false,
+            duration: Duration::ZERO,
+            init_duration: None,
+            status: None,
+            undelivered: true,
+        }
     }
 
     /// The outcome when the environment failed while an invocation was pending.
@@ -560,6 +586,7 @@ impl Env {
             duration,
             init_duration,
             status,
+            undelivered: false,
         }
     }
 }

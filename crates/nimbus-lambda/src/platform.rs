@@ -294,27 +294,49 @@ impl Platform {
                 return self.entrypoint_failure(pool, &request_id, reason).await;
             }
         };
-        let (env, generation) = match pool.take_idle() {
-            Some(idle) => idle,
-            None => match pool
-                .start(launch, &inner.config, inner.logs.clone(), false)
-                .await
-            {
-                Ok(env) => (env, generation),
-                Err(e) => {
-                    if let Some(mut s) = invoke_span {
-                        s.fail(e.to_string());
-                        traces.close(s, crate::epoch_us());
+        // A warm environment whose process ends before taking the event never saw it: the
+        // event goes to a new environment, once.
+        let mut req = Some(req);
+        let mut attempt = 0;
+        let (env, generation, outcome) = loop {
+            attempt += 1;
+            let idle = if attempt == 1 { pool.take_idle() } else { None };
+            let (env, generation) = match idle {
+                Some(idle) => idle,
+                None => match pool
+                    .start(launch, &inner.config, inner.logs.clone(), false)
+                    .await
+                {
+                    Ok(env) => (env, generation),
+                    Err(e) => {
+                        if let Some(mut s) = invoke_span {
+                            s.fail(e.to_string());
+                            traces.close(s, crate::epoch_us());
+                        }
+                        return self
+                            .entrypoint_failure(pool, &request_id, &e.to_string())
+                            .await;
                     }
-                    return self
-                        .entrypoint_failure(pool, &request_id, &e.to_string())
-                        .await;
+                },
+            };
+            let this = req.take().expect("one request per attempt");
+            let retry = (attempt == 1).then(|| this.clone());
+            let outcome = env
+                .invoke(
+                    &request_id,
+                    this,
+                    trace_header.clone(),
+                    inner.config.init_timeout,
+                )
+                .await;
+            match retry {
+                Some(again) if outcome.undelivered => {
+                    env.kill();
+                    req = Some(again);
                 }
-            },
+                _ => break (env, generation, outcome),
+            }
         };
-        let outcome = env
-            .invoke(&request_id, req, trace_header, inner.config.init_timeout)
-            .await;
         if outcome.reusable {
             pool.put_idle(env, generation);
         } else {

@@ -80,6 +80,8 @@ pub(crate) struct Env {
     pub partition: String,
     pub region: String,
     pub account: String,
+    /// nimbus's AWS endpoint, which queue URLs name.
+    pub endpoint: String,
 }
 
 impl Env {
@@ -92,7 +94,7 @@ impl Env {
     }
 
     pub fn queue_url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:4566/{}/{name}", self.account)
+        format!("{}/{}/{name}", self.endpoint, self.account)
     }
 
     pub fn function_arn(&self, name: &str) -> String {
@@ -178,6 +180,7 @@ mod tests {
             partition: "aws".into(),
             region: "eu-west-1".into(),
             account: "111122223333".into(),
+            endpoint: "http://127.0.0.1:4566".into(),
         }
     }
 

@@ -243,6 +243,7 @@ pub(crate) fn build(
         events,
         properties: props.to_json(),
         line: decl.key_pos.line,
+        property_lines: crate::yaml::key_lines(props),
     })
 }
 

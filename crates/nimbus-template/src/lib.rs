@@ -19,7 +19,7 @@
 //! | type | `Ref` | `Fn::GetAtt` |
 //! | --- | --- | --- |
 //! | `AWS::Serverless::Function`, `AWS::Lambda::Function` | `FunctionName` or logical id | `Arn` |
-//! | `AWS::SQS::Queue` | queue URL `http://127.0.0.1:4566/{account}/{name}` (the default address of nimbus's AWS endpoint) | `Arn`, `QueueName`, `QueueUrl` |
+//! | `AWS::SQS::Queue` | queue URL `{endpoint}/{account}/{name}` (nimbus's AWS endpoint, `http://127.0.0.1:4566` by default) | `Arn`, `QueueName`, `QueueUrl` |
 //! | `AWS::Events::EventBus` | `Name` (as on AWS) | `Arn`, `Name` |
 //! | `AWS::Events::Rule` | `Name` or logical id | `Arn` |
 //! | `AWS::Serverless::StateMachine`, `AWS::StepFunctions::StateMachine` | the ARN (as on AWS) | `Arn`, `Name` |
@@ -148,6 +148,11 @@ pub struct LoadOptions {
     pub region: String,
     pub account_id: String,
     pub stack_name: String,
+    /// Refuse a parameter without a Default or an override, instead of starting with a
+    /// placeholder value (and a warning).
+    pub strict: bool,
+    /// nimbus's AWS endpoint: what queue URLs (`Ref` of a queue, `QueueUrl`) start with.
+    pub endpoint_url: String,
 }
 
 impl Default for LoadOptions {
@@ -157,6 +162,8 @@ impl Default for LoadOptions {
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             stack_name: "nimbus".into(),
+            strict: false,
+            endpoint_url: "http://127.0.0.1:4566".into(),
         }
     }
 }

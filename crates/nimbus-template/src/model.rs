@@ -17,6 +17,9 @@ pub struct Stack {
     pub outputs: BTreeMap<String, serde_json::Value>,
     /// E.g. resource types nimbus does not serve yet. Never silently dropped.
     pub warnings: Vec<Diagnostic>,
+    /// `(logical id, type)` of resources a local run needs nothing from (IAM, VPC, KMS, WAF,
+    /// domains, certificates, permissions and policies): accepted without a warning.
+    pub not_emulated: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -45,6 +48,8 @@ pub struct Resource {
     pub metadata: serde_json::Value,
     /// 1-based line of the resource in the template.
     pub line: usize,
+    /// 1-based line of each property's key, for messages about one property.
+    pub property_lines: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +86,8 @@ pub struct Function {
     /// All resolved properties after the Globals merge, for subsystems that need more.
     pub properties: serde_json::Value,
     pub line: usize,
+    /// 1-based line of each property's key (a property from `Globals` has its line there).
+    pub property_lines: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

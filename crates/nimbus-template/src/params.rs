@@ -88,6 +88,83 @@ impl Type {
     }
 }
 
+/// A value for a parameter nobody gave one, accepted by its declared constraints: the first
+/// `AllowedValues` entry, a number within `MinValue`/`MaxValue`, an id of the right shape for
+/// the AWS-specific types, else a word padded to `MinLength` that `AllowedPattern` accepts.
+/// `None` when no candidate matches the pattern.
+fn placeholder(decl: &Node, ty: Type, type_name: &str) -> Option<String> {
+    if let Some(first) = decl
+        .get("AllowedValues")
+        .and_then(Node::as_seq)
+        .and_then(|items| items.first())
+        .and_then(Node::scalar_text)
+    {
+        return Some(first);
+    }
+    let number = |key: &str| {
+        decl.get(key)
+            .and_then(Node::scalar_text)
+            .and_then(|t| t.trim().parse::<f64>().ok())
+    };
+    if ty.is_number() {
+        let v = match (number("MinValue"), number("MaxValue")) {
+            (Some(min), _) => min,
+            (None, Some(max)) if max < 1.0 => max,
+            _ => 1.0,
+        };
+        return Some(if v.fract() == 0.0 {
+            format!("{}", v as i64)
+        } else {
+            v.to_string()
+        });
+    }
+    let inner = type_name
+        .strip_prefix("List<")
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(type_name);
+    let shaped = match inner {
+        "AWS::EC2::VPC::Id" => "vpc-0123456789abcdef0",
+        "AWS::EC2::Subnet::Id" => "subnet-0123456789abcdef0",
+        "AWS::EC2::SecurityGroup::Id" => "sg-0123456789abcdef0",
+        "AWS::EC2::Image::Id" => "ami-0123456789abcdef0",
+        "AWS::EC2::Instance::Id" => "i-0123456789abcdef0",
+        "AWS::EC2::Volume::Id" => "vol-0123456789abcdef0",
+        "AWS::Route53::HostedZone::Id" => "Z0123456789ABCDEFGHIJ",
+        "AWS::EC2::AvailabilityZone::Name" => "us-east-1a",
+        _ => "",
+    };
+    if !shaped.is_empty() {
+        return Some(shaped.to_owned());
+    }
+    let min_len = number("MinLength").map_or(0, |n| n.max(0.0) as usize);
+    let pattern = decl
+        .get("AllowedPattern")
+        .and_then(Node::as_str)
+        .and_then(|p| Pattern::parse(p).ok());
+    let candidates = [
+        "placeholder",
+        "nimbus-placeholder",
+        "Placeholder1",
+        "placeholder@example.com",
+        "https://example.com",
+        "arn:aws:iam::123456789012:role/placeholder",
+        "a",
+        "A",
+        "0",
+        "1",
+    ];
+    candidates
+        .iter()
+        .map(|c| {
+            let mut v = (*c).to_owned();
+            while v.len() < min_len {
+                v.push('x');
+            }
+            v
+        })
+        .find(|v| pattern.as_ref().is_none_or(|p| p.full_match(v)))
+}
+
 pub(crate) fn load(
     section: Option<&Entry>,
     opts: &LoadOptions,
@@ -211,7 +288,7 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
             return None;
         };
         (text, "default", child(&path, "Default"), d.pos)
-    } else {
+    } else if opts.strict {
         diags.error(
             &path,
             e.key_pos,
@@ -221,6 +298,35 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
             ),
         );
         return None;
+    } else {
+        // A local run rarely needs what such parameters hold (VPC ids, bucket names, e-mail
+        // addresses): start with a value their constraints accept, and say so.
+        let Some(value) = placeholder(decl, ty, type_node.as_str().unwrap_or_default()) else {
+            diags.error(
+                &path,
+                e.key_pos,
+                format!(
+                    "parameter {name:?} has no Default and no override, and nimbus cannot make \
+                     up a value its AllowedPattern accepts; pass --parameter-overrides {name}=VALUE"
+                ),
+            );
+            return None;
+        };
+        let shown = if no_echo {
+            "a placeholder (hidden by NoEcho)".to_owned()
+        } else {
+            format!("the placeholder {value:?}")
+        };
+        diags.warn(
+            &path,
+            e.key_pos,
+            format!(
+                "parameter {name:?} has no Default and no override; using {shown}. Pass \
+                 --parameter-overrides {name}=VALUE (or samconfig.toml) for a real value; \
+                 --strict refuses instead"
+            ),
+        );
+        (value, "placeholder", path.clone(), e.key_pos)
     };
 
     if let Type::Ssm { .. } = ty {

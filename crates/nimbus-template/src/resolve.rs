@@ -105,6 +105,7 @@ impl<'a> Resolver<'a> {
             partition: partition.into(),
             region,
             account: opts.account_id.clone(),
+            endpoint: opts.endpoint_url.trim_end_matches('/').to_owned(),
         };
         // AWS makes the id a random UUID; hashing the stack's coordinates keeps it stable
         // across runs, so nothing downstream sees a new stack on every start.

@@ -74,6 +74,48 @@ const SERVED: &[&str] = &[
     "AWS::Lambda::LayerVersion",
 ];
 
+/// Resource types a local run needs nothing from (permissions, networking, encryption keys,
+/// domains, certificates, firewalls, deployment bookkeeping): accepted without a warning and
+/// listed by `nimbus validate`. A prefix ending in `::` takes the whole service.
+const NOT_EMULATED: &[&str] = &[
+    "AWS::IAM::",
+    "AWS::EC2::",
+    "AWS::KMS::",
+    "AWS::WAF::",
+    "AWS::WAFv2::",
+    "AWS::WAFRegional::",
+    "AWS::CertificateManager::",
+    "AWS::Route53::",
+    "AWS::ResourceGroups::",
+    "AWS::ApplicationInsights::",
+    "AWS::CloudFormation::",
+    "AWS::XRay::",
+    "AWS::SSO::",
+    "AWS::Budgets::",
+    "AWS::ApiGateway::Account",
+    "AWS::ApiGateway::DomainName",
+    "AWS::ApiGateway::BasePathMapping",
+    "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGatewayV2::ApiMapping",
+    "AWS::Lambda::Permission",
+    "AWS::SQS::QueuePolicy",
+    "AWS::SNS::TopicPolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::Events::EventBusPolicy",
+    "AWS::Logs::ResourcePolicy",
+    "AWS::Serverless::Connector",
+];
+
+fn not_emulated(resource_type: &str) -> bool {
+    NOT_EMULATED.iter().any(|t| {
+        if t.ends_with("::") {
+            resource_type.starts_with(t)
+        } else {
+            resource_type == *t
+        }
+    })
+}
+
 /// Builds the stack, reporting into `diags`. The caller turns any error into a failure.
 pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Option<Stack> {
     let Some(sections) = root.entries() else {
@@ -224,6 +266,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
     let mut stack_resources = BTreeMap::new();
     let mut functions = Vec::new();
     let mut function_names: BTreeMap<String, String> = BTreeMap::new();
+    let mut not_emulated_ids = Vec::new();
     for (id, decl) in &t.resources {
         if !r.is_kept(id) {
             continue;
@@ -274,6 +317,8 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                     }
                 }
             }
+        } else if not_emulated(&decl.resource_type) {
+            not_emulated_ids.push((id.clone(), decl.resource_type.clone()));
         } else if !SERVED.contains(&decl.resource_type.as_str()) {
             r.diags.warn(
                 &base,
@@ -292,6 +337,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                 properties: props.to_json(),
                 metadata: metadata.to_json(),
                 line: decl.key_pos.line,
+                property_lines: crate::yaml::key_lines(&props),
             },
         );
     }
@@ -313,6 +359,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                 properties: props.to_json(),
                 metadata: serde_json::Value::Object(Default::default()),
                 line: decl.key_pos.line,
+                property_lines: crate::yaml::key_lines(&props),
             },
         );
     }
@@ -337,6 +384,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
         parameters,
         outputs,
         warnings: Vec::new(),
+        not_emulated: not_emulated_ids,
     })
 }
 

@@ -628,6 +628,15 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// The 1-based line of each key of a map (none for anything else).
+pub(crate) fn key_lines(map: &Node) -> std::collections::BTreeMap<String, usize> {
+    map.entries()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| (e.key.clone(), e.key_pos.line))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Build the template's functions and serve them (Lambda Runtime API, Invoke API).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Invoke a function of a running nimbus through the Lambda Invoke API.
     Invoke(InvokeArgs),
     /// Check a template and print what nimbus would run; exits non-zero on an error.
@@ -58,12 +58,22 @@ pub struct TemplateArgs {
     /// Template parameters, as `Key=Value` (repeatable, or several after one flag).
     #[arg(long = "parameter-overrides", value_name = "KEY=VALUE", num_args = 1.., value_parser = parse_key_value)]
     pub parameter_overrides: Vec<(String, String)>,
-    /// `AWS::StackName` for the template.
-    #[arg(long, default_value = "nimbus")]
-    pub stack_name: String,
-    /// `AWS::Region`, also given to functions as AWS_REGION.
-    #[arg(long, default_value = "us-east-1", env = "NIMBUS_REGION")]
-    pub region: String,
+    /// `AWS::StackName` for the template [default: samconfig's stack_name, else nimbus].
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// `AWS::Region`, also given to functions as AWS_REGION [default: samconfig's region, else
+    /// us-east-1].
+    #[arg(long, env = "NIMBUS_REGION")]
+    pub region: Option<String>,
+    /// A SAM configuration file [default: samconfig.toml, .yaml or .yml beside the template].
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+    /// The environment of the configuration file to use.
+    #[arg(long, default_value = "default")]
+    pub config_env: String,
+    /// Refuse parameters without a Default or a value, instead of starting with placeholders.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]

@@ -4,6 +4,7 @@ mod cli;
 mod invoke;
 mod logs;
 mod otlp;
+mod samconfig;
 mod up;
 mod watch;
 
@@ -22,7 +23,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         cli::Command::Validate(args) => up::validate(&args),
-        cli::Command::Up(args) => run_async(up::up(args)),
+        cli::Command::Up(args) => run_async(up::up(*args)),
         cli::Command::Invoke(args) => run_async(invoke::invoke(args)),
         cli::Command::Logs(args) => logs::logs(&args),
     };

@@ -11,15 +11,28 @@ use nimbus_lambda::{FunctionSpec, LogFormat, LogSink, Platform, PlatformConfig};
 use nimbus_template::{LoadOptions, Stack};
 
 use crate::cli::{LogFormatArg, PythonRuntimeArg, TemplateArgs, UpArgs};
+use crate::samconfig::Settings;
 
 /// Reads and resolves the template, printing every error and warning with its location.
-fn load(args: &TemplateArgs, starting: bool) -> anyhow::Result<Option<Stack>> {
+/// `endpoint`: nimbus's AWS endpoint when starting (`None` for `validate`).
+fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(Stack, Settings)>> {
+    let starting = endpoint.is_some();
     let source = std::fs::read_to_string(&args.template)
         .with_context(|| format!("cannot read template {}", args.template.display()))?;
+    let settings = crate::samconfig::settings(args)?;
+    if let Some(file) = &settings.file {
+        eprintln!(
+            "nimbus: using {} (environment {})",
+            file.display(),
+            args.config_env
+        );
+    }
     let opts = LoadOptions {
-        parameter_overrides: args.parameter_overrides.iter().cloned().collect(),
-        region: args.region.clone(),
-        stack_name: args.stack_name.clone(),
+        parameter_overrides: settings.parameter_overrides.clone(),
+        region: settings.region.clone(),
+        stack_name: settings.stack_name.clone(),
+        strict: args.strict,
+        endpoint_url: endpoint.unwrap_or("http://127.0.0.1:4566").to_owned(),
         ..LoadOptions::default()
     };
     let file = args.template.display().to_string();
@@ -28,7 +41,7 @@ fn load(args: &TemplateArgs, starting: bool) -> anyhow::Result<Option<Stack>> {
             for w in &stack.warnings {
                 eprintln!("warning: {w}");
             }
-            Ok(Some(stack))
+            Ok(Some((stack, settings)))
         }
         Err(errors) => {
             for w in &errors.warnings {
@@ -49,7 +62,7 @@ fn load(args: &TemplateArgs, starting: bool) -> anyhow::Result<Option<Stack>> {
 }
 
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
-    let Some(stack) = load(args, false)? else {
+    let Some((stack, _)) = load(args, None)? else {
         return Ok(ExitCode::FAILURE);
     };
     // The APIs are checked as `up` would check them (no key is generated here).
@@ -107,6 +120,17 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     for m in &events.mappings {
         println!("  event source mapping {} -> {}", m.queue, m.function);
     }
+    if !stack.not_emulated.is_empty() {
+        let list: Vec<String> = stack
+            .not_emulated
+            .iter()
+            .map(|(id, ty)| format!("{id} ({ty})"))
+            .collect();
+        println!(
+            "  accepted, not emulated (a local run needs nothing from them): {}",
+            list.join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,7 +147,18 @@ pub fn default_state_dir(template: &std::path::Path) -> PathBuf {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let Some(stack) = load(&args.template, true)? else {
+    // The endpoint is known before the template is read: queue URLs in it name the endpoint.
+    let listener = tokio::net::TcpListener::bind((args.host, args.aws_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}; is another nimbus running? choose another port with --aws-port",
+                args.host, args.aws_port
+            )
+        })?;
+    let aws_addr = listener.local_addr()?;
+    let endpoint = format!("http://{aws_addr}");
+    let Some((stack, settings)) = load(&args.template, Some(&endpoint))? else {
         return Ok(ExitCode::FAILURE);
     };
     let template_dir = template_dir(&args.template.template);
@@ -135,17 +170,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;
     let template_dir = template_dir.canonicalize()?;
-
-    let listener = tokio::net::TcpListener::bind((args.host, args.aws_port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{}; is another nimbus running? choose another port with --aws-port",
-                args.host, args.aws_port
-            )
-        })?;
-    let aws_addr = listener.local_addr()?;
-    let endpoint = format!("http://{aws_addr}");
 
     let prepare = PrepareOptions {
         template_dir,
@@ -171,7 +195,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir_all(state_dir.join(dir));
     }
     let mut config = PlatformConfig::new(state_dir.clone(), endpoint.clone());
-    config.region = args.template.region.clone();
+    config.region = settings.region.clone();
     config.account_concurrency = args.account_concurrency;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
 

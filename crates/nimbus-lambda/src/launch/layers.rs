@@ -125,13 +125,13 @@ fn template(
 ) -> Result<Layer, PrepareError> {
     let id = &r.logical_id;
     let (property, location) = location(r);
+    let line = r.property_lines.get(property).copied().unwrap_or(r.line);
     let Some(location) = location else {
         return Err(PrepareError::Invalid {
             function: f.name.clone(),
             what: format!(
-                "layer {id} (Resources.{id}.Properties.{property}, line {}) is not a local path; \
-                 nimbus reads layers from local folders or .zip files",
-                r.line
+                "layer {id} (Resources.{id}.Properties.{property}, line {line}) is not a local \
+                 path; nimbus reads layers from local folders or .zip files"
             ),
         });
     };
@@ -148,9 +148,8 @@ fn template(
         return Err(PrepareError::Invalid {
             function: f.name.clone(),
             what: format!(
-                "layer {id}: Resources.{id}.Properties.{property} (line {}) names {}, which does \
-                 not exist",
-                r.line,
+                "layer {id}: Resources.{id}.Properties.{property} (line {line}) names {}, which \
+                 does not exist",
                 dir.display()
             ),
         });

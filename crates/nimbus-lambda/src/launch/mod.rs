@@ -186,7 +186,7 @@ pub fn prepare(
             function: f.name.clone(),
             logical_id: f.logical_id.clone(),
             runtime: f.runtime.clone(),
-            line: f.line,
+            line: f.property_lines.get("Runtime").copied().unwrap_or(f.line),
         });
     };
     let code = code::locate(f, runtime, opts)?;

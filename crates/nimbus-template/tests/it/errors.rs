@@ -72,7 +72,6 @@ Outputs:
     Value: !GetAtt Hello.Name
 "#,
         &[
-            "template.yaml:3:3: Parameters.Stage: parameter \"Stage\" has no Default and no override; add a Default or pass --parameter-overrides Stage=VALUE",
             "template.yaml:7:5: Resources.Hello.Properties: missing Runtime; set it on the function or in Globals.Function, e.g. \"Runtime: provided.al2023\"",
             "template.yaml:9:16: Resources.Hello.Properties.Timeout: expected an integer between 1 and 900 (seconds), got 0",
             "template.yaml:12:18: Resources.Hello.Properties.Environment.Variables.QUEUE: Ref to \"Queue\", which is not a parameter, resource or pseudo parameter",

@@ -403,6 +403,21 @@ fn region_decides_partition_and_url_suffix() {
     });
 }
 
+#[test]
+fn queue_urls_name_the_endpoint_nimbus_listens_on() {
+    let yaml = FIXTURE.replace("EXPR", "!Join [' ', [!Ref Queue, !GetAtt Queue.QueueUrl]]");
+    let opts = nimbus_template::LoadOptions {
+        endpoint_url: "http://127.0.0.1:39001/".into(),
+        ..Default::default()
+    };
+    crate::check_ok_with(&yaml, &opts, |stack| {
+        assert_eq!(
+            stack.outputs["Out"],
+            json!("http://127.0.0.1:39001/123456789012/Queue http://127.0.0.1:39001/123456789012/Queue")
+        );
+    });
+}
+
 /// Line of `Value: EXPR` in the fixture, where every output error points.
 const OUT_LINE: usize = 63;
 

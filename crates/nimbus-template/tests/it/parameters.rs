@@ -1,5 +1,6 @@
 //! `Parameters`: types, defaults, overrides and constraints.
 
+use nimbus_template::LoadOptions;
 use serde_json::json;
 
 use crate::{check_err, check_err_with, check_ok, check_ok_with, overrides, warnings};
@@ -112,15 +113,69 @@ fn constraint_violations_name_the_constraint_and_hide_no_echo_values() {
 }
 
 #[test]
-fn a_parameter_without_default_or_override_is_an_error() {
-    check_err(
+fn with_strict_a_parameter_without_default_or_override_is_an_error() {
+    check_err_with(
         r#"Parameters:
   ApiKey: {Type: String}
 Resources:
   Queue:
     Type: AWS::SQS::Queue
 "#,
+        &LoadOptions {
+            strict: true,
+            ..LoadOptions::default()
+        },
         &["template.yaml:2:3: Parameters.ApiKey: parameter \"ApiKey\" has no Default and no override; add a Default or pass --parameter-overrides ApiKey=VALUE"],
+    );
+}
+
+#[test]
+fn a_parameter_without_default_or_override_gets_a_placeholder_its_constraints_accept() {
+    let cases: &[(&str, serde_json::Value)] = &[
+        ("{Type: String}", json!("placeholder")),
+        ("{Type: String, AllowedValues: [dev, prod]}", json!("dev")),
+        ("{Type: String, MinLength: 16}", json!("placeholderxxxxx")),
+        (
+            "{Type: String, AllowedPattern: '^[^@]+@[^@]+$'}",
+            json!("placeholder@example.com"),
+        ),
+        ("{Type: String, AllowedPattern: '[0-9]+'}", json!("0")),
+        ("{Type: Number, MinValue: 5, MaxValue: 9}", json!("5")),
+        ("{Type: Number, MaxValue: -3}", json!("-3")),
+        (
+            "{Type: 'AWS::EC2::VPC::Id'}",
+            json!("vpc-0123456789abcdef0"),
+        ),
+        (
+            "{Type: 'List<AWS::EC2::Subnet::Id>'}",
+            json!(["subnet-0123456789abcdef0"]),
+        ),
+        ("{Type: CommaDelimitedList}", json!(["placeholder"])),
+        ("{Type: String, NoEcho: true}", json!("placeholder")),
+    ];
+    for (decl, want) in cases {
+        let yaml = format!(
+            "Parameters:\n  P: {decl}\nResources:\n  Queue:\n    Type: AWS::SQS::Queue\nOutputs:\n  Out:\n    Value: !Ref P\n"
+        );
+        check_ok(&yaml, |stack| {
+            assert_eq!(&stack.parameters["P"].value, want, "{decl}");
+            let warning = stack
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>();
+            assert!(
+                warning.len() == 1 && warning[0].contains("has no Default and no override; using"),
+                "{decl}: {warning:?}"
+            );
+            if decl.contains("NoEcho") {
+                assert!(!warning[0].contains("\"placeholder\""), "{warning:?}");
+            }
+        });
+    }
+    check_err(
+        "Parameters:\n  P: {Type: String, AllowedPattern: 'z{3}[0-9]{2}'}\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n",
+        &["template.yaml:2:3: Parameters.P: parameter \"P\" has no Default and no override, and nimbus cannot make up a value its AllowedPattern accepts; pass --parameter-overrides P=VALUE"],
     );
 }
 

@@ -72,6 +72,43 @@ fn yaml_scalars_keep_their_types_in_resolved_properties() {
 }
 
 #[test]
+fn resources_a_local_run_needs_nothing_from_are_accepted_without_warnings() {
+    check_ok(
+        r#"Resources:
+  Role:
+    Type: AWS::IAM::Role
+  Vpc:
+    Type: AWS::EC2::VPC
+  Key:
+    Type: AWS::KMS::Key
+  Allow:
+    Type: AWS::Lambda::Permission
+  Policy:
+    Type: AWS::SQS::QueuePolicy
+  Cert:
+    Type: AWS::CertificateManager::Certificate
+  Domain:
+    Type: AWS::ApiGateway::DomainName
+  Group:
+    Type: AWS::ResourceGroups::Group
+"#,
+        |stack| {
+            assert!(warnings(stack).is_empty(), "{:?}", warnings(stack));
+            let ids: Vec<&str> = stack
+                .not_emulated
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect();
+            assert_eq!(
+                ids,
+                ["Allow", "Cert", "Domain", "Group", "Key", "Policy", "Role", "Vpc"]
+            );
+            assert_eq!(stack.resources.len(), 8);
+        },
+    );
+}
+
+#[test]
 fn unserved_resources_warn_but_stay_in_the_model_resolved() {
     check_ok(
         r#"Transform: AWS::Serverless-2016-10-31
