@@ -175,6 +175,7 @@ mod tests {
             authorization_scopes: vec![],
             cache_ttl: 0,
             source: "test".into(),
+            validation: None,
         }
     }
 
@@ -201,6 +202,7 @@ mod tests {
             authorizer_on_preflight: true,
             api_key_on_preflight: true,
             cache_ttls: BTreeMap::new(),
+            notes: vec![],
         }
     }
 

@@ -49,6 +49,8 @@ pub struct ApiConfig {
     /// REST `MethodSettings` caching, by route key (`GET /items`) or `*` for the stage, when
     /// `CacheClusterEnabled` is on: TTL in seconds.
     pub cache_ttls: BTreeMap<String, u64>,
+    /// What nimbus does not serve of the API's definition, to say once at start-up.
+    pub notes: Vec<String>,
 }
 
 /// An API Gateway authorizer.
@@ -107,6 +109,18 @@ pub struct RouteConfig {
     pub cache_ttl: u64,
     /// Where it came from, for messages: `Resources.Fn.Properties.Events.Get`.
     pub source: String,
+    /// What a REST request validator checks before the integration runs.
+    pub validation: Option<RequestValidation>,
+}
+
+/// A REST API's request validation of one route (`x-amazon-apigateway-request-validators`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestValidation {
+    /// The JSON schema (draft 4) a JSON body must match, with the definition's components
+    /// beside it for `$ref`s.
+    pub body_schema: Option<Value>,
+    /// `(in, name)` of the required parameters: `query`, `header` or `path`.
+    pub required: Vec<(String, String)>,
 }
 
 impl RouteConfig {
@@ -179,10 +193,21 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
             "AWS::Serverless::HttpApi" => ApiKind::Http,
             _ => continue,
         };
-        apis.insert(
-            id.clone(),
-            api_from_properties(id, kind, &r.properties, &mut errors),
-        );
+        let mut api = api_from_properties(id, kind, &r.properties, &mut errors);
+        let body = &r.properties["DefinitionBody"];
+        if !body.is_null() {
+            let read = crate::openapi::read(
+                id,
+                kind,
+                body,
+                &format!("Resources.{id}.Properties.DefinitionBody"),
+                &|f| stack.function(f).is_some(),
+                &mut errors,
+            );
+            api.routes = read.routes;
+            api.notes = read.warnings;
+        }
+        apis.insert(id.clone(), api);
     }
 
     for f in &stack.functions {
@@ -230,7 +255,14 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
                 }
             };
             match route_from_event(kind, props, &f.name, &source, api) {
-                Ok(route) => api.routes.push(route),
+                Ok(route) => {
+                    // SAM puts an event's integration into the API's definition, over what the
+                    // definition said for that path and method.
+                    api.routes.retain(|r| {
+                        !(r.key() == route.key() && r.source.contains(".DefinitionBody."))
+                    });
+                    api.routes.push(route)
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -416,6 +448,7 @@ fn api_from_properties(
             .as_bool()
             .unwrap_or(true),
         cache_ttls,
+        notes: Vec::new(),
     }
 }
 
@@ -666,6 +699,7 @@ fn route_from_event(
         authorization_scopes,
         cache_ttl,
         source: source.to_owned(),
+        validation: None,
     })
 }
 

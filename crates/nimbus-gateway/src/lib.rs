@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod event;
 pub mod listener;
+pub mod openapi;
 pub mod response;
 pub mod server;
 

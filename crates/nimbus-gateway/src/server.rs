@@ -46,6 +46,8 @@ pub struct ApiState {
     pub(crate) answers: AnswerCache,
     /// `api:<logical id>`, the service its spans name.
     service: Arc<str>,
+    /// Each route's compiled body schema (REST request validators), by route index.
+    body_schemas: Vec<Option<jsonschema::Validator>>,
 }
 
 /// Bytes a stage's response cache may hold (API Gateway's smallest cache is 0.5 GB; a local
@@ -106,7 +108,23 @@ pub fn build(
                 .iter()
                 .any(|r| r.cache_ttl > 0)
                 .then(|| Mutex::new(ResponseCache::new(CACHE_BYTES)));
+            // API Gateway's models are JSON Schema draft 4.
+            let body_schemas = config
+                .routes
+                .iter()
+                .map(|r| {
+                    let schema = r.validation.as_ref()?.body_schema.as_ref()?;
+                    Some(jsonschema::draft4::new(schema).map_err(|e| {
+                        format!(
+                            "{}: the request body's schema is not valid JSON Schema draft 4: {e}",
+                            r.source
+                        )
+                    }))
+                })
+                .map(Option::transpose)
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Arc::new(ApiState {
+                body_schemas,
                 service: format!("api:{}", config.logical_id).into(),
                 admission: Admission::new(&config, account.clone(), &clock),
                 cors,
@@ -128,6 +146,57 @@ pub fn router(api: Arc<ApiState>) -> Router {
 }
 
 use nimbus_lambda::epoch_ms;
+
+/// A REST request validator's checks, with API Gateway's messages: the required parameters
+/// first, then the body against its model.
+fn validate(
+    v: &crate::config::RequestValidation,
+    schema: Option<&jsonschema::Validator>,
+    request: &GatewayRequest,
+    matched: &MatchedRoute,
+) -> Result<(), String> {
+    let query: Vec<String> = form_urlencoded_names(&request.raw_query);
+    let missing: Vec<&str> = v
+        .required
+        .iter()
+        .filter(|(location, name)| match location.as_str() {
+            "query" => !query.iter().any(|q| q == name),
+            "header" => !request
+                .headers
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case(name)),
+            "path" => !matched.path_parameters.iter().any(|(p, _)| p == name),
+            _ => false,
+        })
+        .map(|(_, name)| name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "Missing required request parameters: [{}]",
+            missing.join(", ")
+        ));
+    }
+    if let Some(schema) = schema {
+        let valid = serde_json::from_slice::<serde_json::Value>(&request.body)
+            .is_ok_and(|body| schema.is_valid(&body));
+        if !valid {
+            return Err("Invalid request body".into());
+        }
+    }
+    Ok(())
+}
+
+/// The names in a query string, decoded.
+fn form_urlencoded_names(query: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            nimbus_core::route::percent_decode(&name.replace('+', " "))
+        })
+        .collect()
+}
 
 /// Why the gateway itself refused a request (not the function's own 403s and 429s).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -529,6 +598,19 @@ async fn answer(
     ctx.api_key = api_key.as_ref().map(|(v, _)| v.clone());
     ctx.api_key_id = api_key.map(|(_, id)| id);
 
+    if let (ApiKind::Rest, Some(validation)) = (kind, &route.validation) {
+        let schema = api.body_schemas.get(*hit.value).and_then(Option::as_ref);
+        if let Err(message) = validate(validation, schema, &request, &matched) {
+            access.error = Some(message.clone());
+            return gateway_error(
+                kind,
+                StatusCode::BAD_REQUEST,
+                ("BadRequestException", &message),
+                "Bad Request",
+            );
+        }
+    }
+
     // The stage cache answers after authorization and throttling, as API Gateway's does.
     let cache_key = (route.cache_ttl > 0)
         .then(|| cache::key(&request.method, &request.raw_path, &request.raw_query));
@@ -681,6 +763,7 @@ async fn guard_rest_preflight(
         authorization_scopes: Vec::new(),
         cache_ttl: 0,
         source: "(CORS preflight)".into(),
+        validation: None,
     };
     if let Some(name) = &route.authorizer {
         if let Err((resp, why)) =

@@ -1,6 +1,7 @@
 //! `nimbus`: run an AWS SAM template's serverless system on this machine.
 
 mod cli;
+mod definitions;
 mod invoke;
 mod logs;
 mod otlp;

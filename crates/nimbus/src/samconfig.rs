@@ -173,9 +173,9 @@ fn overrides(text: &str) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// samconfig.yaml holds plain maps, lists and scalars: read them with the YAML parser the
-/// template crate uses.
-fn yaml_to_json(text: &str) -> anyhow::Result<serde_json::Value> {
+/// Plain YAML (maps, lists, scalars; what samconfig.yaml and OpenAPI files hold) as JSON,
+/// with the YAML parser the template crate uses.
+pub fn yaml_to_json(text: &str) -> anyhow::Result<serde_json::Value> {
     use yaml_rust2::{Yaml, YamlLoader};
     fn convert(y: &Yaml) -> serde_json::Value {
         match y {
@@ -194,8 +194,16 @@ fn yaml_to_json(text: &str) -> anyhow::Result<serde_json::Value> {
                     .collect(),
             ),
             Yaml::Array(a) => serde_json::Value::Array(a.iter().map(convert).collect()),
-            Yaml::String(s) | Yaml::Real(s) => serde_json::Value::String(s.clone()),
-            Yaml::Integer(i) => serde_json::Value::String(i.to_string()),
+            Yaml::String(s) => serde_json::Value::String(s.clone()),
+            Yaml::Real(r) => r
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(
+                    || serde_json::Value::String(r.clone()),
+                    serde_json::Value::Number,
+                ),
+            Yaml::Integer(i) => serde_json::Value::from(*i),
             Yaml::Boolean(b) => serde_json::Value::Bool(*b),
             _ => serde_json::Value::Null,
         }

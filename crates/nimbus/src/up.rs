@@ -66,6 +66,14 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     // The APIs are checked as `up` would check them (no key is generated here).
+    let mut stack = stack;
+    if let Err(errors) = crate::definitions::inline(&mut stack, &template_dir(&args.template)) {
+        for e in &errors {
+            eprintln!("error: {}: {e}", args.template.display());
+        }
+        eprintln!("{}: {} error(s)", args.template.display(), errors.len());
+        return Ok(ExitCode::FAILURE);
+    }
     let apis = match nimbus_gateway::config::apis(&stack, &mut String::new) {
         Ok(apis) => apis,
         Err(errors) => {
@@ -104,6 +112,9 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for api in &apis {
+        for note in &api.notes {
+            eprintln!("warning: {}: {note}", args.template.display());
+        }
         println!("  API {} (stage {})", api.logical_id, api.stage);
         for r in &api.routes {
             println!("    {} -> {}", r.key(), r.function);
@@ -203,8 +214,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         use rand::distr::{Alphanumeric, SampleString};
         Alphanumeric.sample_string(&mut rand::rng(), 40)
     };
+    let mut stack = stack;
+    if let Err(errors) = crate::definitions::inline(&mut stack, &prepare.template_dir) {
+        for e in &errors {
+            eprintln!("error: {}: {e}", args.template.template.display());
+        }
+        eprintln!("{} API error(s); nothing was started", errors.len());
+        return Ok(ExitCode::FAILURE);
+    }
     let apis = match nimbus_gateway::config::apis(&stack, &mut new_key) {
-        Ok(apis) => apis,
+        Ok(apis) => {
+            for note in apis.iter().flat_map(|a| &a.notes) {
+                eprintln!("warning: {}: {note}", args.template.template.display());
+            }
+            apis
+        }
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {}: {e}", args.template.template.display());

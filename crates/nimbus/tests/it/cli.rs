@@ -50,6 +50,72 @@ fn validate_reports_every_error_with_file_line_and_path_and_fails() {
 }
 
 #[test]
+fn validate_reports_broken_openapi_definitions_with_the_property_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    std::fs::write(
+        &path,
+        r##"Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: x, Runtime: python3.12, Handler: app.h}
+  Broken:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Prod
+      DefinitionUri: broken.yaml
+  Dangling:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Prod
+      DefinitionBody:
+        paths:
+          /a:
+            post:
+              requestBody: {$ref: "#/components/requestBodies/Nope"}
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                uri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Other.Arn}/invocations
+  Other:
+    Type: AWS::SQS::Queue
+"##,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "paths:
+  /a: [unclosed
+",
+    )
+    .unwrap();
+    let (code, _, stderr) = nimbus(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    for want in [
+        "Resources.Broken.Properties.DefinitionUri: ",
+        "broken.yaml: ",
+        "line 3",
+    ] {
+        assert!(stderr.contains(want), "{want} in {stderr}");
+    }
+    // The second API's problems are reported only once the file reads; fix the file and see.
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "paths: {}
+",
+    )
+    .unwrap();
+    let (code, _, stderr) = nimbus(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    for want in [
+        "Resources.Dangling.Properties.DefinitionBody.paths./a.post.requestBody.$ref: \"#/components/requestBodies/Nope\" does not resolve within the document",
+        "Resources.Dangling.Properties.DefinitionBody.paths./a.post.x-amazon-apigateway-integration.uri: ",
+    ] {
+        assert!(stderr.contains(want), "{want} in {stderr}");
+    }
+}
+
+#[test]
 fn validate_names_a_missing_template_file() {
     let (code, _, stderr) = nimbus(&["validate", "/nonexistent/template.yaml"]);
     assert_eq!(code, 2);

@@ -603,3 +603,144 @@ fn malformed_http_gets_a_4xx_and_a_closed_connection_never_a_hang() {
         200
     );
 }
+
+const OPENAPI_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Handler: bootstrap
+      Runtime: provided.al2023
+  DefinedApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      DefinitionUri: api.yaml
+"#;
+
+/// The routes live in a separate OpenAPI file; `${EchoArn}` is replaced with the function's ARN.
+const OPENAPI_FILE: &str = r##"
+openapi: "3.0.1"
+info: {title: defined, version: "1"}
+x-amazon-apigateway-request-validators:
+  all: {validateRequestBody: true, validateRequestParameters: true}
+paths:
+  /orders/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:Echo/invocations
+  /orders:
+    post:
+      x-amazon-apigateway-request-validator: all
+      parameters:
+        - {name: tenant, in: query, required: true}
+        - {name: X-Client, in: header, required: true}
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Order"}
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:Echo/invocations
+components:
+  schemas:
+    Order:
+      type: object
+      required: [item, quantity]
+      properties:
+        item: {type: string}
+        quantity: {type: integer, minimum: 1}
+"##;
+
+#[test]
+fn openapi_definitions_route_to_functions_and_validate_requests_as_api_gateway_does() {
+    let nimbus =
+        Nimbus::start_with_files(OPENAPI_TEMPLATE, &[], &[("api.yaml", OPENAPI_FILE, false)]);
+    let base = nimbus.api_url("DefinedApi");
+    let r = nimbus.request("GET", &format!("{base}/orders/7"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event = r.json();
+    assert_eq!(event["resource"], "/orders/{id}");
+    assert_eq!(event["pathParameters"]["id"], "7");
+    assert_eq!(event["requestContext"]["stage"], "v1");
+
+    let json = ("content-type", "application/json");
+    // (query, headers, body, status, API Gateway's message when refused)
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: &[Case<'_>] = &[
+        (
+            "?tenant=a",
+            &[json, ("x-client", "t")],
+            r#"{"item":"tea","quantity":2}"#,
+            200,
+            None,
+        ),
+        (
+            "",
+            &[json],
+            r#"{"item":"tea","quantity":2}"#,
+            400,
+            Some("Missing required request parameters: [tenant, X-Client]"),
+        ),
+        (
+            "?tenant=a",
+            &[json],
+            "{}",
+            400,
+            Some("Missing required request parameters: [X-Client]"),
+        ),
+        (
+            "?tenant=a",
+            &[json, ("x-client", "t")],
+            r#"{"item":"tea"}"#,
+            400,
+            Some("Invalid request body"),
+        ),
+        (
+            "?tenant=a",
+            &[json, ("x-client", "t")],
+            r#"{"item":"tea","quantity":0}"#,
+            400,
+            Some("Invalid request body"),
+        ),
+        (
+            "?tenant=a",
+            &[json, ("x-client", "t")],
+            "not json",
+            400,
+            Some("Invalid request body"),
+        ),
+    ];
+    for (query, headers, body, status, message) in cases {
+        let r = nimbus.request(
+            "POST",
+            &format!("{base}/orders{query}"),
+            headers,
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, *status, "{query} {body}: {}", r.body);
+        if let Some(message) = message {
+            assert_eq!(
+                r.json(),
+                serde_json::json!({"message": message}),
+                "{query} {body}"
+            );
+            assert_eq!(r.header("x-amzn-errortype"), Some("BadRequestException"));
+        } else {
+            assert_eq!(r.json()["body"], *body);
+        }
+    }
+}
