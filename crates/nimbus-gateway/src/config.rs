@@ -256,11 +256,19 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
             };
             match route_from_event(kind, props, &f.name, &source, api) {
                 Ok(route) => {
-                    // SAM puts an event's integration into the API's definition, over what the
-                    // definition said for that path and method.
+                    // SAM refuses a template whose event declares a method the definition
+                    // already integrates; nimbus serves the event's and says so.
+                    let before = api.routes.len();
                     api.routes.retain(|r| {
                         !(r.key() == route.key() && r.source.contains(".DefinitionBody."))
                     });
+                    if api.routes.len() < before {
+                        api.notes.push(format!(
+                            "{source}: {} is also integrated in the DefinitionBody of {}; `sam deploy` refuses this (API method defined multiple times); nimbus serves the event's function",
+                            route.key(),
+                            api.logical_id
+                        ));
+                    }
                     api.routes.push(route)
                 }
                 Err(e) => errors.push(e),

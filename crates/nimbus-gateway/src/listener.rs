@@ -219,48 +219,51 @@ impl Tracker {
                     // Blank lines before a request are allowed (RFC 9112, 2.2).
                     data = &data[1..];
                 }
-                State::Head | State::ChunkSize | State::Trailers => {
-                    let end = match self.state {
-                        State::Head => b"\r\n\r\n".as_slice(),
-                        _ => b"\r\n".as_slice(),
-                    };
-                    // Only the bytes that can complete the terminator are searched again.
-                    let start = self.buf.len().saturating_sub(end.len() - 1);
+                State::Head => {
+                    // httparse says where the head ends, as hyper's parser will (bare LF line
+                    // ends included), so the two never disagree about the next request.
                     self.buf.extend_from_slice(data);
-                    let Some(at) = find(&self.buf[start..], end).map(|i| start + i + end.len())
-                    else {
+                    match parse_head(&self.buf) {
+                        Parsed::Complete(head, next, len) => {
+                            let used = data.len() - (self.buf.len() - len);
+                            data = &data[used..];
+                            self.buf.clear();
+                            heads.push(head);
+                            self.state = next;
+                        }
+                        Parsed::Partial if self.buf.len() <= MAX_HEAD => return heads,
+                        Parsed::Partial | Parsed::Invalid => {
+                            self.stop();
+                            return heads;
+                        }
+                    }
+                }
+                State::ChunkSize | State::Trailers => {
+                    let start = self.buf.len();
+                    self.buf.extend_from_slice(data);
+                    let Some(at) = self.buf[start..].iter().position(|b| *b == b'\n') else {
                         if self.buf.len() > MAX_HEAD {
                             self.stop();
                         }
                         return heads;
                     };
-                    // What followed the terminator goes round again.
+                    let at = start + at + 1;
+                    // What followed the line goes round again.
                     let used = data.len() - (self.buf.len() - at);
                     data = &data[used..];
-                    let unit = std::mem::take(&mut self.buf);
-                    let unit = &unit[..at];
-                    match self.state {
-                        State::Head => match parse_head(unit) {
-                            Some((head, next)) => {
-                                heads.push(head);
-                                self.state = next;
-                            }
-                            None => self.stop(),
-                        },
-                        State::ChunkSize => {
-                            let line = String::from_utf8_lossy(&unit[..unit.len() - 2]);
-                            let size = line.split(';').next().unwrap_or_default().trim();
-                            match u64::from_str_radix(size, 16) {
-                                Ok(0) => self.state = State::Trailers,
-                                Ok(n) => self.state = State::ChunkData(n + 2),
-                                Err(_) => self.stop(),
-                            }
+                    let line = std::mem::take(&mut self.buf);
+                    let line = String::from_utf8_lossy(&line[..at]);
+                    let line = line.trim_end_matches(['\r', '\n']);
+                    if self.state == State::ChunkSize {
+                        let size = line.split(';').next().unwrap_or_default().trim();
+                        match u64::from_str_radix(size, 16) {
+                            Ok(0) => self.state = State::Trailers,
+                            // The data, then its CRLF.
+                            Ok(n) => self.state = State::ChunkData(n.saturating_add(2)),
+                            Err(_) => self.stop(),
                         }
-                        _ => {
-                            if unit == b"\r\n" {
-                                self.state = State::Head;
-                            }
-                        }
+                    } else if line.is_empty() {
+                        self.state = State::Head;
                     }
                 }
             }
@@ -274,17 +277,29 @@ impl Tracker {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+enum Parsed {
+    /// The head, what follows it, and its length in bytes.
+    Complete(Head, State, usize),
+    Partial,
+    Invalid,
 }
 
-/// A complete head's names and what follows it.
-fn parse_head(bytes: &[u8]) -> Option<(Head, State)> {
+/// The request head at the start of `bytes`, if it is all there.
+fn parse_head(bytes: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    if !matches!(req.parse(bytes), Ok(httparse::Status::Complete(_))) {
-        return None;
+    let len = match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Invalid,
+    };
+    match head_of(&req) {
+        Some((head, next)) => Parsed::Complete(head, next, len),
+        None => Parsed::Invalid,
     }
+}
+
+fn head_of(req: &httparse::Request<'_, '_>) -> Option<(Head, State)> {
     let mut length = 0u64;
     let mut chunked = false;
     let mut upgrade = false;
@@ -373,6 +388,22 @@ GET /b HTTP/1.1\r\nhost: h\r\nAuthorization: Bearer x\r\n\r\n";
                 "reads of {size} bytes"
             );
         }
+    }
+
+    #[test]
+    fn bare_lf_heads_and_huge_chunk_sizes_stay_in_step() {
+        let mut t = Tracker::default();
+        let heads = t.feed(b"GET /lf HTTP/1.1\nX-Lf: 1\n\nGET /next HTTP/1.1\r\nX-Next: 2\r\n\r\n");
+        assert_eq!(
+            names(&heads),
+            vec![
+                ("GET /lf".to_owned(), vec!["X-Lf".to_owned()]),
+                ("GET /next".to_owned(), vec!["X-Next".to_owned()]),
+            ]
+        );
+        let mut t = Tracker::default();
+        t.feed(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n");
+        assert_eq!(t.state, State::ChunkData(u64::MAX));
     }
 
     #[test]

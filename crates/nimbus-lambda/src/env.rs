@@ -362,17 +362,22 @@ impl Env {
         } else {
             function.timeout
         };
+        let mut started_rx = started_rx;
         let started = tokio::select! {
-            started = started_rx => match started {
+            // A runtime that took the event and then died has seen it: that is not
+            // "undelivered", so the hand-over is checked first.
+            biased;
+            started = &mut started_rx => match started {
                 Ok(at) => at,
                 Err(_) if warm => return self.undelivered(),
                 Err(_) => return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await,
             },
             _ = wait_failed(&mut status) => {
-                if warm {
-                    return self.undelivered();
+                match started_rx.try_recv() {
+                    Ok(at) => at,
+                    Err(_) if warm => return self.undelivered(),
+                    Err(_) => return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await,
                 }
-                return self.exit_outcome(request_id, &mut status, req.tail_log, dispatched_at).await;
             }
             _ = tokio::time::sleep(phase1_limit) => {
                 return self.timed_out(request_id, req.tail_log, dispatched_at).await;

@@ -90,8 +90,8 @@ impl Type {
 
 /// A value for a parameter nobody gave one, accepted by its declared constraints: the first
 /// `AllowedValues` entry, a number within `MinValue`/`MaxValue`, an id of the right shape for
-/// the AWS-specific types, else a word padded to `MinLength` that `AllowedPattern` accepts.
-/// `None` when no candidate matches the pattern.
+/// the AWS-specific types, else a word padded to `MinLength`, within `MaxLength`, that
+/// `AllowedPattern` accepts. `None` when no candidate fits.
 fn placeholder(decl: &Node, ty: Type, type_name: &str) -> Option<String> {
     if let Some(first) = decl
         .get("AllowedValues")
@@ -136,7 +136,12 @@ fn placeholder(decl: &Node, ty: Type, type_name: &str) -> Option<String> {
     if !shaped.is_empty() {
         return Some(shaped.to_owned());
     }
+    // CloudFormation's parameter values are at most 4 KB.
     let min_len = number("MinLength").map_or(0, |n| n.max(0.0) as usize);
+    if min_len > 4096 {
+        return None;
+    }
+    let max_len = number("MaxLength").map_or(usize::MAX, |n| n.max(0.0) as usize);
     let pattern = decl
         .get("AllowedPattern")
         .and_then(Node::as_str)
@@ -162,7 +167,7 @@ fn placeholder(decl: &Node, ty: Type, type_name: &str) -> Option<String> {
             }
             v
         })
-        .find(|v| pattern.as_ref().is_none_or(|p| p.full_match(v)))
+        .find(|v| v.len() <= max_len && pattern.as_ref().is_none_or(|p| p.full_match(v)))
 }
 
 pub(crate) fn load(
@@ -307,7 +312,7 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
                 e.key_pos,
                 format!(
                     "parameter {name:?} has no Default and no override, and nimbus cannot make \
-                     up a value its AllowedPattern accepts; pass --parameter-overrides {name}=VALUE"
+                     up a value its constraints accept; pass --parameter-overrides {name}=VALUE"
                 ),
             );
             return None;

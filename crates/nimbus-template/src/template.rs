@@ -248,7 +248,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
         }
     }
 
-    let generated = implicit_resources(&resources, &globals, diags);
+    let generated = implicit_resources(&resources, &globals, &params, diags);
     let t = Template {
         params,
         mappings,
@@ -680,6 +680,7 @@ struct Generated {
 fn implicit_resources(
     resources: &BTreeMap<String, Decl>,
     globals: &Globals,
+    params: &BTreeMap<String, crate::params::Param>,
     diags: &mut Diags,
 ) -> Generated {
     let mut implicit = BTreeMap::new();
@@ -840,11 +841,15 @@ fn implicit_resources(
     for (id, d, rest) in all_apis {
         let cond = || d.condition.clone();
         // A generated REST API's stage is Prod; an HTTP API without StageName uses $default.
+        // SAM resolves a parameter `Ref` in StageName itself, since the stage's logical id is
+        // made from it.
         let stage = d
             .properties
             .get("StageName")
-            .and_then(Node::as_str)
-            .map(str::to_owned);
+            .and_then(|n| match n.as_str() {
+                Some(s) => Some(s.to_owned()),
+                None => params.get(n.get("Ref")?.as_str()?)?.value.scalar_text(),
+            });
         let stage_id = match (&stage, rest) {
             (Some(s), _) => format!("{id}{}Stage", logical_id_part(s)),
             (None, true) => format!("{id}ProdStage"),

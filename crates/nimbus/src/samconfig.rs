@@ -151,8 +151,9 @@ fn overrides(text: &str) -> anyhow::Result<Vec<(String, String)>> {
             c => current.push(c),
         }
     }
+    // Values may be secrets (NoEcho parameters): messages name keys and positions only.
     if quoted {
-        bail!("unclosed double quote in {text:?}");
+        bail!("a double quote is not closed");
     }
     if !current.is_empty() {
         tokens.push(current);
@@ -167,7 +168,8 @@ fn overrides(text: &str) -> anyhow::Result<Vec<(String, String)>> {
             }
             match t.split_once('=') {
                 Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-                _ => bail!("expected Key=Value, got {t:?}"),
+                Some(_) => bail!("expected Key=Value, got a value without a key"),
+                None => bail!("expected Key=Value, got a word without \"=\" (a value with spaces needs double quotes)"),
             }
         })
         .collect()

@@ -202,7 +202,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| PathBuf::from("cargo")),
     };
     // Builds of an earlier run (and of its --watch generations) are made afresh.
-    for dir in ["build", "code", "inline", "layers"] {
+    for dir in ["build", "code", "inline", "layers", "scratch"] {
         let _ = std::fs::remove_dir_all(state_dir.join(dir));
     }
     let mut config = PlatformConfig::new(state_dir.clone(), endpoint.clone());

@@ -15,7 +15,8 @@ use nimbus_template::Stack;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-/// Changes closer together than this are one edit (an editor's save is several events).
+/// A rebuild waits for this long without a change: an editor's save is several events, and a
+/// large file (an archive, a binary) is written in many.
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Folder names whose changes are never code edits: build outputs, caches, VCS data.
@@ -52,15 +53,22 @@ struct Roots {
 
 impl Roots {
     fn affected<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a str> + 'a {
-        let ignored = self.excluded.iter().any(|e| path.starts_with(e)) || is_noise(path);
+        let excluded = self.excluded.iter().any(|e| path.starts_with(e));
+        // Only what lies below a root counts as noise: code may itself live under a folder
+        // such as `.aws-sam/build` or `target/lambda`.
         self.entries
             .iter()
-            .filter(move |(root, _)| !ignored && path.starts_with(root))
+            .filter(move |(root, _)| {
+                !excluded
+                    && path
+                        .strip_prefix(root)
+                        .is_ok_and(|rel| root == path || !is_noise(rel))
+            })
             .map(|(_, f)| f.as_str())
     }
 }
 
-/// Editor droppings and build outputs inside a code folder.
+/// Editor droppings and build outputs inside a code folder (`path` relative to it).
 fn is_noise(path: &Path) -> bool {
     let in_ignored_dir = path.components().any(|c| match c {
         Component::Normal(n) => IGNORED_DIRS.iter().any(|d| n == *d),
@@ -139,9 +147,13 @@ pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyho
 
     let task = tokio::spawn(async move {
         let mut generation = prepare.generation;
+        // Per function, the generation it serves and the one before, whose environments may
+        // still finish an invocation; older ones' files are removed.
+        let mut served: BTreeMap<String, (u64, Option<u64>)> = BTreeMap::new();
         loop {
             wake.notified().await;
-            tokio::time::sleep(SETTLE).await;
+            // Quiet for SETTLE since the last change.
+            while tokio::time::timeout(SETTLE, wake.notified()).await.is_ok() {}
             let names = std::mem::take(&mut *pending.lock().expect("watch set poisoned"));
             for name in names {
                 let Some(f) = stack.function(&name).cloned() else {
@@ -160,12 +172,21 @@ pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyho
                 match result {
                     Ok(Ok(spec)) => {
                         platform.replace_code(&name, Ok(spec));
+                        let (current, previous) = served
+                            .get(&name)
+                            .copied()
+                            .unwrap_or((prepare.generation, None));
+                        if let Some(old) = previous {
+                            launch::remove_generation(&prepare.state_dir, &name, old);
+                        }
+                        served.insert(name.clone(), (generation, Some(current)));
                         println!(
                             "nimbus: {name} reloaded in {:.1} s; new invocations run the new code",
                             started.elapsed().as_secs_f64()
                         );
                     }
                     Ok(Err(e)) => {
+                        launch::remove_generation(&prepare.state_dir, &name, generation);
                         eprintln!("error: {e}");
                         eprintln!("       {name} keeps serving its last good code");
                     }
@@ -200,6 +221,17 @@ mod tests {
         assert_eq!(check("/app/fn-a/app.py"), ["A", "Root"]);
         assert_eq!(check("/app/other.py"), ["Root"]);
         assert_eq!(check("/layers/shared/python/util.py"), ["A"]);
+        let built = Roots {
+            entries: vec![(PathBuf::from("/app/.aws-sam/build/Fn"), "Fn".into())],
+            excluded: vec![],
+        };
+        assert_eq!(
+            built
+                .affected(Path::new("/app/.aws-sam/build/Fn/app.py"))
+                .collect::<Vec<_>>(),
+            ["Fn"],
+            "code under an ignored folder name is still code"
+        );
         for noise in [
             "/app/fn-a/node_modules/x/index.js",
             "/app/fn-a/__pycache__/app.cpython-311.pyc",

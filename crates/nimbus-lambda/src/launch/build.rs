@@ -1,9 +1,10 @@
 //! Running build steps (pip, npm, esbuild, make) for a function, and the content-keyed cache
 //! of what they install: a second `nimbus up` of the same code installs nothing.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -12,35 +13,112 @@ use super::PrepareError;
 /// How many lines of a failed command's output an error repeats.
 const TAIL_LINES: usize = 20;
 
-/// Runs one build step, its output captured. On failure the error names the function, the
-/// command and its last output lines; the caller decides whether the function can still start.
+/// A build step that runs longer than this is killed (with everything it started): a stalled
+/// `npm install` must not hold start-up or `--watch` forever.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How much of each of a step's output streams is kept for the error message.
+const OUTPUT_KEPT: usize = 64 * 1024;
+
+/// Puts a build command in its own process group, killed with nimbus if nimbus dies, like the
+/// functions' processes: npm, pip and cargo start children of their own.
+pub(crate) fn contain(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing is allocated between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Runs one build step, its output captured (the last 64 KB of each stream). On failure the
+/// error names the function, the command and its last output lines; the caller decides
+/// whether the function can still start.
 pub(crate) fn run(function: &str, what: &str, cmd: &mut Command) -> Result<(), PrepareError> {
     let shown = display(cmd);
     tracing::info!("{function}: {what} ({shown})");
     let started = Instant::now();
-    let output = cmd
+    contain(cmd);
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|source| PrepareError::Io {
             function: function.to_owned(),
             path: PathBuf::from(cmd.get_program()),
             source,
         })?;
-    if !output.status.success() {
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        return Err(PrepareError::CommandFailed {
+    let readers = [
+        child.stdout.take().map(|s| keep_tail(Box::new(s))),
+        child.stderr.take().map(|s| keep_tail(Box::new(s))),
+    ];
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if started.elapsed() > STEP_TIMEOUT => {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = child.wait();
+                break Err(format!(
+                    "killed after {} minutes",
+                    STEP_TIMEOUT.as_secs() / 60
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    let mut text = String::new();
+    for reader in readers.into_iter().flatten() {
+        text.push_str(&String::from_utf8_lossy(&reader.join().unwrap_or_default()));
+    }
+    match status {
+        Ok(s) if s.success() => {
+            tracing::info!(
+                "{function}: {what} done in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Ok(s) => Err(PrepareError::CommandFailed {
             function: function.to_owned(),
             command: shown,
-            status: output.status.to_string(),
+            status: s.to_string(),
             tail: tail(&text, TAIL_LINES),
-        });
+        }),
+        Err(why) => Err(PrepareError::CommandFailed {
+            function: function.to_owned(),
+            command: shown,
+            status: why,
+            tail: tail(&text, TAIL_LINES),
+        }),
     }
-    tracing::info!(
-        "{function}: {what} done in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+}
+
+/// Reads a stream to its end on a thread of its own, keeping its last [`OUTPUT_KEPT`] bytes.
+fn keep_tail(mut stream: Box<dyn Read + Send>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..n]);
+            if kept.len() > 2 * OUTPUT_KEPT {
+                kept.drain(..kept.len() - OUTPUT_KEPT);
+            }
+        }
+        if kept.len() > OUTPUT_KEPT {
+            kept.drain(..kept.len() - OUTPUT_KEPT);
+        }
+        kept
+    })
 }
 
 /// The command as a person would type it (arguments with spaces quoted).
@@ -133,6 +211,54 @@ pub(crate) fn fresh_dir(function: &str, dir: &Path) -> Result<PathBuf, PrepareEr
         source,
     })?;
     Ok(dir.to_owned())
+}
+
+/// Folders a copy of a function's source leaves out: version control, build outputs and
+/// installed dependencies, which a build makes again.
+const NOT_COPIED: &[&str] = &[
+    ".git",
+    ".nimbus",
+    ".aws-sam",
+    "node_modules",
+    "target",
+    "__pycache__",
+];
+
+/// Copies the source folder `from` to a fresh `to`, as `sam build` copies a function's source
+/// to a scratch folder before running its builder, so builds never write into the user's
+/// tree. Symbolic links are copied as links.
+pub(crate) fn copy_source(function: &str, from: &Path, to: &Path) -> Result<(), PrepareError> {
+    fresh_dir(function, to)?;
+    let io = |path: &Path| {
+        let function = function.to_owned();
+        let path = path.to_owned();
+        move |source| PrepareError::Io {
+            function,
+            path,
+            source,
+        }
+    };
+    let mut stack = vec![(from.to_owned(), to.to_owned())];
+    while let Some((src, dst)) = stack.pop() {
+        for entry in std::fs::read_dir(&src).map_err(io(&src))? {
+            let entry = entry.map_err(io(&src))?;
+            let kind = entry.file_type().map_err(io(&entry.path()))?;
+            let target = dst.join(entry.file_name());
+            if kind.is_dir() {
+                if NOT_COPIED.iter().any(|n| entry.file_name() == *n) {
+                    continue;
+                }
+                std::fs::create_dir(&target).map_err(io(&target))?;
+                stack.push((entry.path(), target));
+            } else if kind.is_symlink() {
+                let link = std::fs::read_link(entry.path()).map_err(io(&entry.path()))?;
+                std::os::unix::fs::symlink(link, &target).map_err(io(&target))?;
+            } else {
+                std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a file that is part of a cache key, naming the function on failure.

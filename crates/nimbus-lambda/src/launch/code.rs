@@ -21,6 +21,11 @@ pub(crate) fn locate(
             } else if path.is_file() && is_zip(&path) {
                 let out = opts.work_dir("code", f);
                 extract(f, &path, &out)?;
+                if let Runtime::Node(_) = runtime {
+                    if !out.join("package.json").exists() {
+                        commonjs_root(f, &out)?;
+                    }
+                }
                 Ok(out)
             } else if path.is_file() {
                 Err(PrepareError::Invalid {
@@ -58,9 +63,25 @@ pub(crate) fn locate(
                 path,
                 source,
             })?;
+            if let Runtime::Node(_) = runtime {
+                commonjs_root(f, &dir)?;
+            }
             Ok(dir)
         }
     }
+}
+
+/// Code nimbus writes under the state directory (inline code, an extracted archive, a bundle)
+/// is the whole of `/var/task` on Lambda, where no `package.json` above it makes `.js` files ES
+/// modules. Here the state directory may sit inside a project whose `package.json` says
+/// `"type": "module"`, so the folder gets one of its own that says CommonJS.
+pub(crate) fn commonjs_root(f: &Function, dir: &Path) -> Result<(), PrepareError> {
+    let path = dir.join("package.json");
+    std::fs::write(&path, "{\"type\": \"commonjs\"}\n").map_err(|source| PrepareError::Io {
+        function: f.name.clone(),
+        path,
+        source,
+    })
 }
 
 fn is_zip(path: &Path) -> bool {

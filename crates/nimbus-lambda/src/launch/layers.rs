@@ -161,12 +161,13 @@ fn template(
             ..Layer::default()
         }),
         Some("makefile") => {
-            let out = opts
-                .state_dir
-                .join("layers")
-                .join(format!("{id}-build.{}", opts.generation));
+            let at = |kind: &str| {
+                opts.state_dir
+                    .join("layers")
+                    .join(format!("{id}-{kind}.{}", opts.generation))
+            };
             Ok(Layer {
-                root: Some(super::make(f, id, &dir, &out)?),
+                root: Some(super::make(f, id, &dir, &at("build"), &at("scratch"))?),
                 ..Layer::default()
             })
         }
@@ -184,9 +185,7 @@ fn template(
         Some(m) if m.starts_with("nodejs") => {
             let mut node_modules = Vec::new();
             if let Interp::Node(node) = interp {
-                node_modules.extend(super::node::dependencies(
-                    f, node, &dir, node.major, false, opts,
-                )?);
+                node_modules.extend(super::node::dependencies(f, node, &dir, false, opts)?);
             }
             Ok(Layer {
                 node_modules,

@@ -104,7 +104,7 @@ pub enum PrepareError {
         wanted: String,
         major: u32,
     },
-    #[error("function {function}: cargo build failed ({detail}); fix the compile errors above and restart")]
+    #[error("function {function}: cargo build failed ({detail}); fix the compile errors above")]
     BuildFailed { function: String, detail: String },
     #[error("function {function}: `{command}` failed ({status}); its last output:\n{tail}")]
     CommandFailed {
@@ -197,7 +197,13 @@ pub fn prepare(
     };
     let layers = layers::resolve(f, stack, &interp, opts)?;
     let task_root = match f.build_method.as_deref() {
-        Some("makefile") => make(f, &f.logical_id, &code, &opts.work_dir("build", f))?,
+        Some("makefile") => make(
+            f,
+            &f.logical_id,
+            &code,
+            &opts.work_dir("build", f),
+            &opts.work_dir("scratch", f),
+        )?,
         _ => code,
     };
 
@@ -228,6 +234,28 @@ pub fn prepare(
         exec_wrapper(f, &layers, &mut spec);
     }
     Ok(spec)
+}
+
+/// Removes what preparing `function` at `generation` wrote under the state directory (bundles,
+/// make artifacts and scratch copies, extracted archives, inline code, built layers), once no
+/// environment runs that code any more. Generations are unique per rebuild, so a layer folder
+/// with that suffix belongs to this one.
+pub fn remove_generation(state_dir: &Path, function: &str, generation: u64) {
+    for kind in ["build", "code", "inline", "scratch", "layers"] {
+        let Ok(entries) = std::fs::read_dir(state_dir.join(kind)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = match generation {
+                0 => name == function || (kind == "layers" && name.ends_with(".0")),
+                g => name.ends_with(&format!(".{g}")),
+            };
+            if ours {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// The files `f` is made of: its code folder (or archive) and the folders of the template's
@@ -265,9 +293,16 @@ fn exec_wrapper(f: &Function, layers: &[layers::Layer], spec: &mut LaunchSpec) {
     spec.args = args;
 }
 
-/// `Metadata: BuildMethod: makefile`: `make build-<LogicalId>` in the code's folder with
-/// `ARTIFACTS_DIR`, as `sam build` runs it; the artifacts are the function's code.
-fn make(f: &Function, target_id: &str, code: &Path, out: &Path) -> Result<PathBuf, PrepareError> {
+/// `Metadata: BuildMethod: makefile`: `make build-<LogicalId>` with `ARTIFACTS_DIR` (also as a
+/// make variable), as `sam build` runs it: in a scratch copy of the code's folder, so the
+/// Makefile's own outputs land outside the user's tree. The artifacts are the code.
+fn make(
+    f: &Function,
+    target_id: &str,
+    code: &Path,
+    out: &Path,
+    scratch: &Path,
+) -> Result<PathBuf, PrepareError> {
     if !code.join("Makefile").is_file() {
         return Err(PrepareError::Invalid {
             function: f.name.clone(),
@@ -277,12 +312,13 @@ fn make(f: &Function, target_id: &str, code: &Path, out: &Path) -> Result<PathBu
             ),
         });
     }
+    build::copy_source(&f.name, code, scratch)?;
     let out = build::fresh_dir(&f.name, out)?;
     build::run(
         &f.name,
         "building with make",
         std::process::Command::new("make")
-            .current_dir(code)
+            .current_dir(scratch)
             .arg(format!("build-{target_id}"))
             .arg(format!("ARTIFACTS_DIR={}", out.display()))
             .env("ARTIFACTS_DIR", &out),
@@ -376,14 +412,20 @@ fn cargo_build(f: &Function, dir: &Path, opts: &PrepareOptions) -> Result<PathBu
         f.name,
         dir.display()
     );
-    let output = std::process::Command::new(&opts.cargo)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
+    let mut cmd = std::process::Command::new(&opts.cargo);
+    cmd.args([
+        "build",
+        "--release",
+        "--message-format=json-render-diagnostics",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
+    // A named binary may belong to any member of a workspace whose root is the CodeUri.
+    if let Some(bin) = &f.build_binary {
+        cmd.args(["--bin", bin]);
+    }
+    build::contain(&mut cmd);
+    let output = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
@@ -400,7 +442,7 @@ fn cargo_build(f: &Function, dir: &Path, opts: &PrepareOptions) -> Result<PathBu
     }
     let manifest = manifest.canonicalize().unwrap_or(manifest);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let binaries = built_binaries(&stdout, &manifest);
+    let binaries = built_binaries(&stdout, f.build_binary.is_none().then_some(&*manifest));
     let chosen = match &f.build_binary {
         Some(name) => binaries.iter().find(|(n, _)| n == name),
         None if binaries.len() == 1 => binaries.first(),
@@ -412,6 +454,11 @@ fn cargo_build(f: &Function, dir: &Path, opts: &PrepareOptions) -> Result<PathBu
             function: f.name.clone(),
             detail: match &f.build_binary {
                 Some(name) => format!("the crate has no binary named {name}"),
+                None if binaries.is_empty() => format!(
+                    "{} builds no binary of its own (a workspace root?); name the binary with \
+                     Metadata: BuildProperties: Binary",
+                    manifest.display()
+                ),
                 None => format!(
                     "the crate builds {} binaries ({}); name one with Metadata: BuildProperties: Binary",
                     binaries.len(),
@@ -421,14 +468,17 @@ fn cargo_build(f: &Function, dir: &Path, opts: &PrepareOptions) -> Result<PathBu
         })
 }
 
-/// `(name, path)` of each binary cargo built for the package at `manifest`, from cargo's JSON
-/// messages.
-fn built_binaries(messages: &str, manifest: &Path) -> Vec<(String, PathBuf)> {
+/// `(name, path)` of each binary cargo built (for the package at `manifest`, when given), from
+/// cargo's JSON messages.
+fn built_binaries(messages: &str, manifest: Option<&Path>) -> Vec<(String, PathBuf)> {
     messages
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
-        .filter(|m| m["manifest_path"].as_str().map(Path::new) == Some(manifest))
+        .filter(|m| {
+            manifest
+                .is_none_or(|manifest| m["manifest_path"].as_str().map(Path::new) == Some(manifest))
+        })
         .filter(|m| {
             m["target"]["kind"]
                 .as_array()
@@ -453,7 +503,7 @@ mod tests {
 {"reason":"compiler-artifact","manifest_path":"/w/f/Cargo.toml","target":{"kind":["bin"],"name":"hello"},"executable":"/t/release/hello"}
 {"reason":"build-finished","success":true}"#;
         assert_eq!(
-            built_binaries(msgs, Path::new("/w/f/Cargo.toml")),
+            built_binaries(msgs, Some(Path::new("/w/f/Cargo.toml"))),
             vec![("hello".to_owned(), PathBuf::from("/t/release/hello"))]
         );
     }

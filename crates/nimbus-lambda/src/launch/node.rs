@@ -96,13 +96,13 @@ pub(crate) fn prepare(
         Some("makefile") => code.clone(),
         Some("esbuild") => {
             // Bundling needs the development dependencies too (TypeScript types, plugins).
-            let deps = dependencies(f, node, &code, major, true, opts)?;
+            let deps = dependencies(f, node, &code, true, opts)?;
             let out = esbuild(f, &code, deps.as_deref(), opts)?;
             modules.extend(deps);
             out
         }
         _ => {
-            modules.extend(dependencies(f, node, &code, major, false, opts)?);
+            modules.extend(dependencies(f, node, &code, false, opts)?);
             code.clone()
         }
     };
@@ -160,10 +160,11 @@ pub(crate) fn dependencies(
     f: &Function,
     node: &Node,
     dir: &Path,
-    major: u32,
     with_dev: bool,
     opts: &PrepareOptions,
 ) -> Result<Option<PathBuf>, PrepareError> {
+    // Native add-ons are built for the node that installs them, and for this machine.
+    let major = node.major;
     let manifest_path = dir.join("package.json");
     if !manifest_path.is_file() {
         return Ok(None);
@@ -197,6 +198,7 @@ pub(crate) fn dependencies(
         &lock_text,
         &npmrc,
         major.to_string().as_bytes(),
+        std::env::consts::ARCH.as_bytes(),
         mode,
     ]);
     let target = opts
@@ -235,7 +237,10 @@ pub(crate) fn dependencies(
         if !with_dev {
             cmd.arg("--omit=dev");
         }
-        build::run(&f.name, what, &mut cmd)
+        build::run(&f.name, what, &mut cmd)?;
+        // A registry token in .npmrc has done its work: it stays in the user's folder only.
+        let _ = std::fs::remove_file(tmp.join(".npmrc"));
+        Ok(())
     })?;
     let modules = out.join("node_modules");
     Ok(modules.is_dir().then_some(modules))
@@ -454,6 +459,7 @@ fn esbuild(
         cmd.env("NODE_PATH", deps);
     }
     build::run(&f.name, "bundling with esbuild", &mut cmd)?;
+    super::code::commonjs_root(f, &out)?;
     Ok(out)
 }
 

@@ -160,7 +160,11 @@ pub(crate) fn install_packages(
     opts: &PrepareOptions,
 ) -> Result<PathBuf, PrepareError> {
     let joined = specs.join("\n");
-    let key = build::digest(&[joined.as_bytes(), py.version.as_bytes()]);
+    let key = build::digest(&[
+        joined.as_bytes(),
+        py.version.as_bytes(),
+        std::env::consts::ARCH.as_bytes(),
+    ]);
     let target = opts
         .cache_dir
         .join("deps")

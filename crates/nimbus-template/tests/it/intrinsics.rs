@@ -57,6 +57,7 @@ Resources:
       Auth: {UsagePlan: {CreateUsagePlan: PER_API}}
   MyHttp:
     Type: AWS::Serverless::HttpApi
+    Properties: {StageName: !Ref Env}
   Worker:
     Type: AWS::Serverless::Function
     Properties:
@@ -66,6 +67,7 @@ Resources:
         Tick: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
         Jobs: {Type: SQS, Properties: {Queue: !GetAtt Queue.Arn}}
         Call: {Type: HttpApi, Properties: {ApiId: !Ref MyHttp, Path: /w, Method: get}}
+        Open: {Type: HttpApi, Properties: {Path: /open, Method: get}}
 Outputs:
   Out:
     Value: EXPR
@@ -148,8 +150,13 @@ fn intrinsics_and_short_forms_resolve_like_cloudformation() {
             json!("Prod"),
         ),
         (
-            "an HTTP API without StageName has the $default stage",
-            "!Ref MyHttp.Stage",
+            "a StageName from a parameter names the stage",
+            "!Join [',', [!Ref MyHttp.Stage, !Ref MyHttpdevStage]]",
+            json!("dev,dev"),
+        ),
+        (
+            "the implicit HTTP API has the $default stage",
+            "!Ref ServerlessHttpApi.Stage",
             json!("$default"),
         ),
         (
@@ -419,7 +426,7 @@ fn queue_urls_name_the_endpoint_nimbus_listens_on() {
 }
 
 /// Line of `Value: EXPR` in the fixture, where every output error points.
-const OUT_LINE: usize = 63;
+const OUT_LINE: usize = 65;
 
 #[test]
 fn intrinsic_misuse_is_reported_at_the_expression() {

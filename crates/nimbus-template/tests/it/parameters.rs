@@ -152,6 +152,7 @@ fn a_parameter_without_default_or_override_gets_a_placeholder_its_constraints_ac
         ),
         ("{Type: CommaDelimitedList}", json!(["placeholder"])),
         ("{Type: String, NoEcho: true}", json!("placeholder")),
+        ("{Type: String, MaxLength: 4}", json!("a")),
     ];
     for (decl, want) in cases {
         let yaml = format!(
@@ -173,10 +174,15 @@ fn a_parameter_without_default_or_override_gets_a_placeholder_its_constraints_ac
             }
         });
     }
-    check_err(
-        "Parameters:\n  P: {Type: String, AllowedPattern: 'z{3}[0-9]{2}'}\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n",
-        &["template.yaml:2:3: Parameters.P: parameter \"P\" has no Default and no override, and nimbus cannot make up a value its AllowedPattern accepts; pass --parameter-overrides P=VALUE"],
-    );
+    for decl in [
+        "{Type: String, AllowedPattern: 'z{3}[0-9]{2}'}",
+        "{Type: String, MinLength: 9999999999}",
+    ] {
+        check_err(
+            &format!("Parameters:\n  P: {decl}\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n"),
+            &["template.yaml:2:3: Parameters.P: parameter \"P\" has no Default and no override, and nimbus cannot make up a value its constraints accept; pass --parameter-overrides P=VALUE"],
+        );
+    }
 }
 
 #[test]
