@@ -172,15 +172,7 @@ pub(crate) fn cached_dir(
     if dir.is_dir() {
         return Ok(dir.to_owned());
     }
-    let io = |path: &Path| {
-        let function = function.to_owned();
-        let path = path.to_owned();
-        move |source| PrepareError::Io {
-            function,
-            path,
-            source,
-        }
-    };
+    let io = |path: &Path| io_error(function, path);
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
@@ -229,15 +221,7 @@ const NOT_COPIED: &[&str] = &[
 /// tree. Symbolic links are copied as links.
 pub(crate) fn copy_source(function: &str, from: &Path, to: &Path) -> Result<(), PrepareError> {
     fresh_dir(function, to)?;
-    let io = |path: &Path| {
-        let function = function.to_owned();
-        let path = path.to_owned();
-        move |source| PrepareError::Io {
-            function,
-            path,
-            source,
-        }
-    };
+    let io = |path: &Path| io_error(function, path);
     let mut stack = vec![(from.to_owned(), to.to_owned())];
     while let Some((src, dst)) = stack.pop() {
         for entry in std::fs::read_dir(&src).map_err(io(&src))? {
@@ -259,6 +243,17 @@ pub(crate) fn copy_source(function: &str, from: &Path, to: &Path) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Turns an I/O error at `path` into the function's prepare error.
+fn io_error(function: &str, path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError {
+    let function = function.to_owned();
+    let path = path.to_owned();
+    move |source| PrepareError::Io {
+        function,
+        path,
+        source,
+    }
 }
 
 /// Reads a file that is part of a cache key, naming the function on failure.
