@@ -1012,3 +1012,44 @@ def test_a_function_that_cannot_start_answers_errors_and_nimbus_says_why(broken,
         assert message in body["errorMessage"], body
         n.wait_for(message)
         assert any(l.startswith(prefix) and message in l for l in n.lines), "\n".join(n.lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS_LAMBDA_EXEC_WRAPPER: Lambda starts the wrapper with the runtime's command as arguments; a
+# wrapper under /opt comes from a layer.
+
+WRAPPER_TEMPLATE = f"""
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Tools:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {{ContentUri: tools}}
+  Wrapped:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: wrapped
+      Handler: app.handler
+      Runtime: {PY}
+      Layers: [!Ref Tools]
+      Environment:
+        Variables:
+          AWS_LAMBDA_EXEC_WRAPPER: /opt/wrapper.sh
+"""
+
+
+def test_an_exec_wrapper_from_a_layer_starts_the_runtime(tmp_path):
+    files = {
+        "tools/wrapper.sh": "#!/bin/sh\nexport WRAPPED_BY=wrapper.sh\nexport WRAPPED_ARGS=\"$#\"\nexec \"$@\"\n",
+        "wrapped/app.py": "import os\n\ndef handler(event, context):\n"
+                          "    return {k: os.environ.get(k) for k in ('WRAPPED_BY', 'WRAPPED_ARGS')}\n",
+    }
+    write_tree(tmp_path, files)
+    os.chmod(tmp_path / "tools" / "wrapper.sh", 0o755)
+    n = launch(tmp_path, WRAPPER_TEMPLATE, {})
+    try:
+        body = ok(n, "Wrapped")
+        assert body["WRAPPED_BY"] == "wrapper.sh", body
+        # The runtime's own command (interpreter and loop) came through as arguments.
+        assert int(body["WRAPPED_ARGS"]) >= 2, body
+    finally:
+        n.stop()
