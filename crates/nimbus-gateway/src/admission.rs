@@ -176,6 +176,7 @@ mod tests {
             cache_ttl: 0,
             source: "test".into(),
             validation: None,
+            unserved: None,
         }
     }
 

@@ -111,6 +111,51 @@ pub struct RouteConfig {
     pub source: String,
     /// What a REST request validator checks before the integration runs.
     pub validation: Option<RequestValidation>,
+    /// Why the route's integration is not served yet (a service, HTTP or mock integration):
+    /// it answers 500, as API Gateway does for a failing integration, and the reason is logged.
+    pub unserved: Option<String>,
+}
+
+impl RouteConfig {
+    /// An open route to `function`, with no key, authorizer, cache or validation.
+    pub(crate) fn to_function(
+        method: String,
+        path: String,
+        function: String,
+        payload: PayloadVersion,
+        timeout: Duration,
+        source: &str,
+    ) -> Self {
+        RouteConfig {
+            method,
+            path,
+            function,
+            payload,
+            timeout,
+            api_key_required: false,
+            authorizer: None,
+            authorization_scopes: Vec::new(),
+            cache_ttl: 0,
+            source: source.to_owned(),
+            validation: None,
+            unserved: None,
+        }
+    }
+}
+
+/// A route whose integration nimbus does not serve yet (see [`RouteConfig::unserved`]).
+pub(crate) fn unserved_route(method: &str, path: &str, source: &str, why: &str) -> RouteConfig {
+    RouteConfig {
+        unserved: Some(why.to_owned()),
+        ..RouteConfig::to_function(
+            method.to_owned(),
+            path.to_owned(),
+            String::new(),
+            PayloadVersion::V1,
+            Duration::from_millis(29_000),
+            source,
+        )
+    }
 }
 
 /// A REST API's request validation of one route (`x-amazon-apigateway-request-validators`).
@@ -209,6 +254,8 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
         }
         apis.insert(id.clone(), api);
     }
+
+    apis.extend(crate::cfn::apis(stack, &mut errors));
 
     for f in &stack.functions {
         for (event_id, event) in &f.events {
@@ -708,6 +755,7 @@ fn route_from_event(
         cache_ttl,
         source: source.to_owned(),
         validation: None,
+        unserved: None,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod auth;
 mod authorize;
 pub mod cache;
+pub mod cfn;
 pub mod config;
 pub mod cors;
 pub mod event;

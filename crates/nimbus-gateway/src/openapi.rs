@@ -80,10 +80,14 @@ pub fn read(
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             if ty != "aws_proxy" {
-                out.warnings.push(format!(
-                    "{int_source}.type: {} integrations are not served by nimbus yet; {method} {path} of {api_id} is not served",
+                let why = format!(
+                    "{int_source}.type: {} integrations are not served by nimbus yet; {method} {path} of {api_id} answers 500, as a failing integration does",
                     if ty.is_empty() { "untyped" } else { &ty }
+                );
+                out.routes.push(crate::config::unserved_route(
+                    method, path, &op_source, &why,
                 ));
+                out.warnings.push(why);
                 continue;
             }
             let uri = integration["uri"].as_str().unwrap_or_default();
@@ -146,6 +150,7 @@ pub fn read(
                 cache_ttl: 0,
                 source: op_source,
                 validation,
+                unserved: None,
             });
         }
     }
@@ -154,7 +159,7 @@ pub fn read(
 
 /// The function name in a Lambda integration URI (API Gateway's `.../functions/ARN/invocations`
 /// form, or an HTTP API's bare function ARN); an alias or version qualifier is dropped.
-fn function_of_uri(uri: &str) -> Option<String> {
+pub(crate) fn function_of_uri(uri: &str) -> Option<String> {
     let arn = uri.split("function:").nth(1)?;
     let name = arn.split(['/', ':']).next()?;
     (!name.is_empty()).then(|| name.to_owned())
@@ -345,6 +350,11 @@ mod tests {
                     Duration::from_secs(29)
                 ),
                 (
+                    "DELETE /items/{id}".into(),
+                    String::new(),
+                    Duration::from_secs(29)
+                ),
+                (
                     "ANY /items/{id}".into(),
                     "Echo".into(),
                     Duration::from_secs(29)
@@ -356,7 +366,8 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(read.warnings, ["Resources.Api.Properties.DefinitionBody.paths./items/{id}.delete.x-amazon-apigateway-integration.type: mock integrations are not served by nimbus yet; DELETE /items/{id} of Api is not served"]);
+        assert!(read.routes[1].unserved.is_some());
+        assert_eq!(read.warnings, ["Resources.Api.Properties.DefinitionBody.paths./items/{id}.delete.x-amazon-apigateway-integration.type: mock integrations are not served by nimbus yet; DELETE /items/{id} of Api answers 500, as a failing integration does"]);
     }
 
     #[test]

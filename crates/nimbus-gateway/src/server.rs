@@ -598,6 +598,15 @@ async fn answer(
     ctx.api_key = api_key.as_ref().map(|(v, _)| v.clone());
     ctx.api_key_id = api_key.map(|(_, id)| id);
 
+    if let Some(why) = &route.unserved {
+        access.error = Some(why.clone());
+        return gateway_error(
+            kind,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ("InternalServerErrorException", "Internal server error"),
+            "Internal Server Error",
+        );
+    }
     if let (ApiKind::Rest, Some(validation)) = (kind, &route.validation) {
         let schema = api.body_schemas.get(*hit.value).and_then(Option::as_ref);
         if let Err(message) = validate(validation, schema, &request, &matched) {
@@ -764,6 +773,7 @@ async fn guard_rest_preflight(
         cache_ttl: 0,
         source: "(CORS preflight)".into(),
         validation: None,
+        unserved: None,
     };
     if let Some(name) = &route.authorizer {
         if let Err((resp, why)) =

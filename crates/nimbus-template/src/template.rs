@@ -72,6 +72,16 @@ const SERVED: &[&str] = &[
     "AWS::CloudWatch::Alarm",
     "AWS::Serverless::LayerVersion",
     "AWS::Lambda::LayerVersion",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::ApiGatewayV2::Deployment",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,

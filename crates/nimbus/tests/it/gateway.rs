@@ -744,3 +744,75 @@ fn openapi_definitions_route_to_functions_and_validate_requests_as_api_gateway_d
         }
     }
 }
+
+const CFN_TEMPLATE: &str = r#"
+Resources:
+  Echo:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Code: {S3Bucket: assets, S3Key: echo.zip}
+    Metadata:
+      aws:asset:path: fn
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties: {Name: cfn}
+  Orders:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: orders}
+  Order:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !Ref Orders, PathPart: "{id}"}
+  GetOrder:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Order
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: AWS_PROXY
+        IntegrationHttpMethod: POST
+        Uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+  PostOrders:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Orders
+      HttpMethod: POST
+      AuthorizationType: NONE
+      Integration: {Type: AWS, IntegrationHttpMethod: POST, Uri: "arn:aws:apigateway:us-east-1:sqs:path/123456789012/orders"}
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    DependsOn: [GetOrder, PostOrders]
+    Properties: {RestApiId: !Ref Api}
+  Stage:
+    Type: AWS::ApiGateway::Stage
+    Properties: {RestApiId: !Ref Api, DeploymentId: !Ref Deployment, StageName: live}
+"#;
+
+#[test]
+fn cloudformation_rest_apis_serve_their_resource_tree_and_unserved_integrations_answer_500() {
+    let nimbus = Nimbus::start(CFN_TEMPLATE, &[]);
+    let base = nimbus.api_url("Api");
+    let r = nimbus.request("GET", &format!("{base}/orders/9"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event = r.json();
+    assert_eq!(event["resource"], "/orders/{id}");
+    assert_eq!(event["pathParameters"]["id"], "9");
+    assert_eq!(event["requestContext"]["stage"], "live");
+
+    // An SQS service integration is not served yet: API Gateway's answer to a failing
+    // integration.
+    let r = nimbus.request("POST", &format!("{base}/orders"), &[], b"{}");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Internal server error"})
+    );
+    assert_eq!(
+        r.header("x-amzn-errortype"),
+        Some("InternalServerErrorException")
+    );
+}
