@@ -223,3 +223,35 @@ enum Service {
     Events,
     Logs,
 }
+
+/// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the
+/// answer in the JSON shape that integration returns, or the status and message of SQS's
+/// error.
+pub async fn sqs_send_message(
+    sqs: &Sqs,
+    input: serde_json::Value,
+) -> Result<serde_json::Value, (u16, String)> {
+    match sqs.dispatch("SendMessage", input).await {
+        Ok(r) => Ok(serde_json::json!({"SendMessageResponse": {
+            "ResponseMetadata": {"RequestId": uuid::Uuid::new_v4().to_string()},
+            "SendMessageResult": {
+                "MD5OfMessageAttributes": r.get("MD5OfMessageAttributes"),
+                "MD5OfMessageBody": r.get("MD5OfMessageBody"),
+                "MD5OfMessageSystemAttributes": r.get("MD5OfMessageSystemAttributes"),
+                "MessageId": r.get("MessageId"),
+                "SequenceNumber": r.get("SequenceNumber"),
+            },
+        }})),
+        Err(e) => Err(e.status_and_message()),
+    }
+}
+
+/// EventBridge `PutEvents` as the `EventBridge-PutEvents` integration calls it.
+pub async fn events_put_events(
+    hub: &nimbus_events::Hub,
+    input: serde_json::Value,
+) -> Result<serde_json::Value, (u16, String)> {
+    events::dispatch(hub, "PutEvents", input)
+        .await
+        .map_err(|e| (e.status.as_u16(), e.message))
+}

@@ -48,6 +48,14 @@ pub struct SqsError {
 }
 
 impl SqsError {
+    /// The HTTP status and message, for callers outside the SQS protocol.
+    pub fn status_and_message(&self) -> (u16, String) {
+        (
+            self.status.as_u16(),
+            format!("{}: {}", self.shape, self.message),
+        )
+    }
+
     fn invalid(message: impl Into<String>) -> SqsError {
         SqsError {
             status: StatusCode::BAD_REQUEST,

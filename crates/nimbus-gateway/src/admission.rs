@@ -177,6 +177,7 @@ mod tests {
             source: "test".into(),
             validation: None,
             unserved: None,
+            service: None,
         }
     }
 

@@ -351,8 +351,28 @@ fn http_api(
         };
         let ip = &integration.properties;
         let ty = ip["IntegrationType"].as_str().unwrap_or_default();
-        if ty != "AWS_PROXY" || !ip["IntegrationSubtype"].is_null() {
-            let what = ip["IntegrationSubtype"].as_str().unwrap_or(ty);
+        let subtype = ip["IntegrationSubtype"].as_str();
+        if let Some(subtype) = subtype.filter(|s| crate::service::SERVED.contains(s)) {
+            let parameters = ip["RequestParameters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+            let ms = ip["TimeoutInMillis"].as_u64().unwrap_or(30_000);
+            if let Some(mut r) =
+                http_route(key, String::new(), PayloadVersion::V1, ms, &source, errors)
+            {
+                r.service = Some(crate::service::ServiceIntegration {
+                    subtype: subtype.to_owned(),
+                    parameters,
+                });
+                config.routes.push(r);
+            }
+            continue;
+        }
+        if ty != "AWS_PROXY" || subtype.is_some() {
+            let what = subtype.unwrap_or(ty);
             let why = format!(
                 "Resources.{}.Properties.IntegrationType: {what} integrations are not served by nimbus yet; route {key} of {id} answers 500, as a failing integration does",
                 integration.logical_id
@@ -549,7 +569,7 @@ mod tests {
     Properties: {ApiId: !Ref Http, RouteKey: "GET /things/{id}", Target: !Sub "integrations/${Integration}"}
   Sqs:
     Type: AWS::ApiGatewayV2::Integration
-    Properties: {ApiId: !Ref Http, IntegrationType: AWS_PROXY, IntegrationSubtype: SQS-SendMessage}
+    Properties: {ApiId: !Ref Http, IntegrationType: AWS_PROXY, IntegrationSubtype: StepFunctions-StartExecution}
   SqsRoute:
     Type: AWS::ApiGatewayV2::Route
     Properties: {ApiId: !Ref Http, RouteKey: "POST /send", Target: !Sub "integrations/${Sqs}"}
@@ -569,7 +589,8 @@ mod tests {
         assert_eq!(http.routes.len(), 2);
         assert!(http.routes[1].unserved.is_some());
         assert!(
-            http.notes[0].contains("SQS-SendMessage integrations are not served by nimbus yet"),
+            http.notes[0]
+                .contains("StepFunctions-StartExecution integrations are not served by nimbus yet"),
             "{:?}",
             http.notes
         );

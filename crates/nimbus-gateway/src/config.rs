@@ -114,6 +114,8 @@ pub struct RouteConfig {
     /// Why the route's integration is not served yet (a service, HTTP or mock integration):
     /// it answers 500, as API Gateway does for a failing integration, and the reason is logged.
     pub unserved: Option<String>,
+    /// An HTTP API's first-class AWS service integration, instead of a function.
+    pub service: Option<crate::service::ServiceIntegration>,
 }
 
 impl RouteConfig {
@@ -139,6 +141,7 @@ impl RouteConfig {
             source: source.to_owned(),
             validation: None,
             unserved: None,
+            service: None,
         }
     }
 }
@@ -756,6 +759,7 @@ fn route_from_event(
         source: source.to_owned(),
         validation: None,
         unserved: None,
+        service: None,
     })
 }
 

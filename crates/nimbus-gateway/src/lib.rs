@@ -13,6 +13,7 @@ pub mod listener;
 pub mod openapi;
 pub mod response;
 pub mod server;
+pub mod service;
 
 use std::collections::BTreeMap;
 

@@ -79,7 +79,26 @@ pub fn read(
                 .as_str()
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            if ty != "aws_proxy" {
+            let subtype = integration["integrationSubtype"].as_str();
+            if let (ApiKind::Http, Some(sub)) = (kind, subtype) {
+                if crate::service::SERVED.contains(&sub) {
+                    let mut route = crate::config::unserved_route(method, path, &op_source, "");
+                    route.unserved = None;
+                    route.service = Some(crate::service::ServiceIntegration {
+                        subtype: sub.to_owned(),
+                        parameters: integration["requestParameters"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect(),
+                    });
+                    out.routes.push(route);
+                    continue;
+                }
+            }
+            if ty != "aws_proxy" || subtype.is_some() {
+                let ty = subtype.map_or(ty, str::to_owned);
                 let why = format!(
                     "{int_source}.type: {} integrations are not served by nimbus yet; {method} {path} of {api_id} answers 500, as a failing integration does",
                     if ty.is_empty() { "untyped" } else { &ty }
@@ -151,6 +170,7 @@ pub fn read(
                 source: op_source,
                 validation,
                 unserved: None,
+                service: None,
             });
         }
     }

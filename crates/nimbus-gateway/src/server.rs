@@ -48,6 +48,8 @@ pub struct ApiState {
     service: Arc<str>,
     /// Each route's compiled body schema (REST request validators), by route index.
     body_schemas: Vec<Option<jsonschema::Validator>>,
+    /// nimbus's services, for first-class AWS service integrations.
+    services: Option<Arc<dyn crate::service::Services>>,
 }
 
 /// Bytes a stage's response cache may hold (API Gateway's smallest cache is 0.5 GB; a local
@@ -82,6 +84,7 @@ pub fn build(
     logs: &Arc<LogSink>,
     limits: AccountLimits,
     jwks_files: JwksFiles,
+    services: Option<Arc<dyn crate::service::Services>>,
 ) -> Result<Vec<Arc<ApiState>>, String> {
     let clock = DefaultClock::default();
     let jwks = Arc::new(JwksStore::new(jwks_files));
@@ -125,6 +128,7 @@ pub fn build(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Arc::new(ApiState {
                 body_schemas,
+                services: services.clone(),
                 service: format!("api:{}", config.logical_id).into(),
                 admission: Admission::new(&config, account.clone(), &clock),
                 cors,
@@ -607,6 +611,44 @@ async fn answer(
             "Internal Server Error",
         );
     }
+    if let Some(integration) = &route.service {
+        let cx = crate::service::Context {
+            request: &request,
+            path_parameters: &matched.path_parameters,
+            request_id: &ctx.request_id,
+            stage: &api.config.stage,
+            stage_variables: &api.config.stage_variables,
+        };
+        let parameters = crate::service::evaluate(&integration.parameters, &cx);
+        let started = Instant::now();
+        let answer = match &api.services {
+            Some(services) => tokio::time::timeout(
+                route.timeout,
+                services.call(&integration.subtype, parameters),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("{} timed out", integration.subtype))),
+            None => Err("no services are connected to the gateway".into()),
+        };
+        access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        return match answer {
+            Ok((status, body)) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [("content-type", "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(why) => {
+                access.error = Some(format!("{}: {why}", integration.subtype));
+                gateway_error(
+                    kind,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ("InternalServerErrorException", "Internal server error"),
+                    "Internal Server Error",
+                )
+            }
+        };
+    }
     if let (ApiKind::Rest, Some(validation)) = (kind, &route.validation) {
         let schema = api.body_schemas.get(*hit.value).and_then(Option::as_ref);
         if let Err(message) = validate(validation, schema, &request, &matched) {
@@ -774,6 +816,7 @@ async fn guard_rest_preflight(
         source: "(CORS preflight)".into(),
         validation: None,
         unserved: None,
+        service: None,
     };
     if let Some(name) = &route.authorizer {
         if let Err((resp, why)) =

@@ -329,16 +329,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             burst: args.account_burst,
         },
     };
-    let jwks_files = args.jwks.iter().cloned().collect();
-    let api_listeners =
-        match nimbus_gateway::server::build(apis, &platform, &logs, limits, jwks_files) {
-            Ok(states) => states.into_iter().zip(api_listeners).collect::<Vec<_>>(),
-            Err(e) => {
-                eprintln!("error: {}: {e}", args.template.template.display());
-                platform.shutdown(Duration::ZERO).await;
-                return Ok(ExitCode::FAILURE);
-            }
-        };
     let db = state_dir.join("nimbus.db");
     let store = Arc::new(
         nimbus_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?,
@@ -376,6 +366,28 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         signals,
         events,
     );
+
+    let jwks_files = args.jwks.iter().cloned().collect();
+    let services: Arc<dyn nimbus_gateway::service::Services> =
+        Arc::new(crate::integrations::NimbusServices {
+            sqs: sqs.clone(),
+            hub: hub.clone(),
+        });
+    let api_listeners = match nimbus_gateway::server::build(
+        apis,
+        &platform,
+        &logs,
+        limits,
+        jwks_files,
+        Some(services),
+    ) {
+        Ok(states) => states.into_iter().zip(api_listeners).collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.template.template.display());
+            platform.shutdown(Duration::ZERO).await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
 
     platform.prewarm().await;
 

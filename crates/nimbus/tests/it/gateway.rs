@@ -816,3 +816,89 @@ fn cloudformation_rest_apis_serve_their_resource_tree_and_unserved_integrations_
         Some("InternalServerErrorException")
     );
 }
+
+const SERVICE_TEMPLATE: &str = r#"
+Resources:
+  Outbox:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: outbox}
+  Audit:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: audit}
+  ToAudit:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [orders.api]}
+      Targets: [{Arn: !GetAtt Audit.Arn, Id: audit}]
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: services, ProtocolType: HTTP}
+  Send:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: AWS_PROXY
+      IntegrationSubtype: SQS-SendMessage
+      PayloadFormatVersion: "1.0"
+      RequestParameters: {QueueUrl: !Ref Outbox, MessageBody: $request.body.order}
+  Publish:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: AWS_PROXY
+      IntegrationSubtype: EventBridge-PutEvents
+      PayloadFormatVersion: "1.0"
+      RequestParameters: {Source: orders.api, DetailType: $request.header.x-kind, Detail: $request.body}
+  SendRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: POST /orders, Target: !Sub "integrations/${Send}"}
+  PublishRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: POST /events, Target: !Sub "integrations/${Publish}"}
+"#;
+
+#[test]
+fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
+    let nimbus = Nimbus::start(SERVICE_TEMPLATE, &[]);
+    let base = nimbus.api_url("Http");
+    let receive = |queue: &str| -> serde_json::Value {
+        let url = format!("{}/123456789012/{queue}", nimbus.endpoint);
+        let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 5}).to_string();
+        let r = nimbus.request(
+            "POST",
+            &nimbus.endpoint,
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "AmazonSQS.ReceiveMessage"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["Messages"][0].clone()
+    };
+
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/orders"),
+        &[("content-type", "application/json")],
+        br#"{"order":{"id":7}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let result = &r.json()["SendMessageResponse"]["SendMessageResult"];
+    let message = receive("outbox");
+    assert_eq!(message["Body"], r#"{"id":7}"#);
+    assert_eq!(message["MessageId"], result["MessageId"]);
+
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/events"),
+        &[("x-kind", "order.placed")],
+        br#"{"id":8}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["FailedEntryCount"], 0);
+    let envelope: serde_json::Value =
+        serde_json::from_str(receive("audit")["Body"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["detail-type"], "order.placed");
+    assert_eq!(envelope["detail"], serde_json::json!({"id": 8}));
+}

@@ -1,0 +1,157 @@
+//! HTTP APIs' first-class AWS service integrations (`IntegrationSubtype`, e.g.
+//! `SQS-SendMessage`, `EventBridge-PutEvents`): the integration's `RequestParameters` are
+//! evaluated against the request (pure, here), then the service call itself goes to nimbus's
+//! own services through [`Services`], which the binary implements: the gateway knows no other
+//! service's crate.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::GatewayRequest;
+
+/// What a first-class integration calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceIntegration {
+    /// E.g. `SQS-SendMessage`.
+    pub subtype: String,
+    /// `RequestParameters` as written: a static value or a selection expression.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The subtypes nimbus serves.
+pub const SERVED: &[&str] = &["SQS-SendMessage", "EventBridge-PutEvents"];
+
+/// An integration's answer: the status and body API Gateway passes on.
+pub type ServiceAnswer = Result<(u16, Vec<u8>), String>;
+
+/// nimbus's services, as the gateway's integrations call them.
+pub trait Services: Send + Sync {
+    /// Calls `subtype` with the evaluated parameters.
+    fn call<'a>(
+        &'a self,
+        subtype: &'a str,
+        parameters: BTreeMap<String, String>,
+    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
+}
+
+/// What the selection expressions of an HTTP API's parameter mapping may read.
+pub struct Context<'a> {
+    pub request: &'a GatewayRequest,
+    pub path_parameters: &'a BTreeMap<String, String>,
+    pub request_id: &'a str,
+    pub stage: &'a str,
+    pub stage_variables: &'a BTreeMap<String, String>,
+}
+
+/// Evaluates each parameter: `$request.body` (the whole body), `$request.body.a.b` (a JSON
+/// field of it), `$request.header.name`, `$request.querystring.name`, `$request.path.name`,
+/// `$context.requestId` / `stage` / `httpMethod` / `path`, `$stageVariables.name`; anything
+/// else is a static value. A selection that finds nothing gives an empty string, as API
+/// Gateway does.
+pub fn evaluate(
+    parameters: &BTreeMap<String, String>,
+    cx: &Context<'_>,
+) -> BTreeMap<String, String> {
+    parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), select(v, cx)))
+        .collect()
+}
+
+fn select(expr: &str, cx: &Context<'_>) -> String {
+    let req = cx.request;
+    if expr == "$request.body" {
+        return String::from_utf8_lossy(&req.body).into_owned();
+    }
+    if let Some(path) = expr.strip_prefix("$request.body.") {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let found = path.split('.').try_fold(&body, |v, k| v.get(k));
+        return match found {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+    }
+    if let Some(name) = expr.strip_prefix("$request.header.") {
+        return req
+            .headers
+            .iter()
+            .filter(|(h, _)| h.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if let Some(name) = expr.strip_prefix("$request.querystring.") {
+        use nimbus_core::route::form_decode;
+        return req
+            .raw_query
+            .split('&')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (form_decode(k) == name).then(|| form_decode(v))
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if let Some(name) = expr.strip_prefix("$request.path.") {
+        return cx.path_parameters.get(name).cloned().unwrap_or_default();
+    }
+    if let Some(name) = expr.strip_prefix("$stageVariables.") {
+        return cx.stage_variables.get(name).cloned().unwrap_or_default();
+    }
+    match expr {
+        "$context.requestId" => cx.request_id.to_owned(),
+        "$context.stage" => cx.stage.to_owned(),
+        "$context.httpMethod" => req.method.clone(),
+        "$context.path" => req.raw_path.clone(),
+        _ => expr.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_expressions_read_the_request() {
+        let request = GatewayRequest {
+            method: "POST".into(),
+            raw_path: "/send/7".into(),
+            raw_query: "q=1&q=2&x=a%20b".into(),
+            headers: vec![("x-group".into(), "g1".into())],
+            body: bytes::Bytes::from_static(br#"{"message":{"text":"hi","n":3},"tag":null}"#),
+            ..GatewayRequest::default()
+        };
+        let vars = BTreeMap::from([("queue".to_owned(), "http://q".to_owned())]);
+        let path = BTreeMap::from([("id".to_owned(), "7".to_owned())]);
+        let cx = Context {
+            request: &request,
+            path_parameters: &path,
+            request_id: "rid",
+            stage: "$default",
+            stage_variables: &vars,
+        };
+        for (expr, want) in [
+            (
+                "$request.body",
+                r#"{"message":{"text":"hi","n":3},"tag":null}"#,
+            ),
+            ("$request.body.message.text", "hi"),
+            ("$request.body.message", r#"{"n":3,"text":"hi"}"#),
+            ("$request.body.tag", ""),
+            ("$request.body.missing.deeper", ""),
+            ("$request.header.X-Group", "g1"),
+            ("$request.querystring.q", "1,2"),
+            ("$request.querystring.x", "a b"),
+            ("$request.path.id", "7"),
+            ("$stageVariables.queue", "http://q"),
+            ("$context.requestId", "rid"),
+            ("static-value", "static-value"),
+        ] {
+            assert_eq!(select(expr, &cx), want, "{expr}");
+        }
+    }
+}

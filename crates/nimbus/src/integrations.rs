@@ -1,0 +1,95 @@
+//! The gateway's first-class AWS service integrations, connected to nimbus's own SQS and
+//! EventBridge. The gateway and the AWS protocol crate know nothing of each other; the binary
+//! joins them here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use nimbus_gateway::service::{ServiceAnswer, Services};
+use serde_json::{json, Map, Value};
+
+pub struct NimbusServices {
+    pub sqs: nimbus_aws::Sqs,
+    pub hub: nimbus_events::Hub,
+}
+
+impl Services for NimbusServices {
+    fn call<'a>(
+        &'a self,
+        subtype: &'a str,
+        parameters: BTreeMap<String, String>,
+    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>> {
+        Box::pin(async move {
+            let answer = match subtype {
+                "SQS-SendMessage" => {
+                    nimbus_aws::sqs_send_message(&self.sqs, sqs_input(&parameters)?).await
+                }
+                "EventBridge-PutEvents" => {
+                    nimbus_aws::events_put_events(&self.hub, events_input(&parameters)?).await
+                }
+                other => return Err(format!("{other} is not served by nimbus yet")),
+            };
+            match answer {
+                Ok(v) => Ok((200, v.to_string().into_bytes())),
+                // API Gateway passes the service's failure on as its own status and error.
+                Err((status, message)) => {
+                    Ok((status, json!({"message": message}).to_string().into_bytes()))
+                }
+            }
+        })
+    }
+}
+
+/// `RequestParameters` of `SQS-SendMessage` as SendMessage's input: `QueueUrl`,
+/// `MessageBody`, `DelaySeconds`, `MessageGroupId`, `MessageDeduplicationId`,
+/// `MessageAttributes` (a JSON map).
+fn sqs_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
+    let mut input = Map::new();
+    for key in [
+        "QueueUrl",
+        "MessageBody",
+        "MessageGroupId",
+        "MessageDeduplicationId",
+    ] {
+        if let Some(v) = p.get(key) {
+            input.insert(key.into(), v.clone().into());
+        }
+    }
+    if let Some(d) = p.get("DelaySeconds") {
+        let d: u64 = d
+            .trim()
+            .parse()
+            .map_err(|_| format!("DelaySeconds {d:?} is not a number"))?;
+        input.insert("DelaySeconds".into(), d.into());
+    }
+    if let Some(a) = p.get("MessageAttributes") {
+        let a: Value =
+            serde_json::from_str(a).map_err(|e| format!("MessageAttributes is not JSON: {e}"))?;
+        input.insert("MessageAttributes".into(), a);
+    }
+    Ok(Value::Object(input))
+}
+
+/// `RequestParameters` of `EventBridge-PutEvents` as one entry: `Detail`, `DetailType`,
+/// `Source`, `EventBusName`, `Resources` (comma-separated), `Time`, `TraceHeader`.
+fn events_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
+    let mut entry = Map::new();
+    for key in [
+        "Detail",
+        "DetailType",
+        "Source",
+        "EventBusName",
+        "Time",
+        "TraceHeader",
+    ] {
+        if let Some(v) = p.get(key) {
+            entry.insert(key.into(), v.clone().into());
+        }
+    }
+    if let Some(r) = p.get("Resources") {
+        let list: Vec<Value> = r.split(',').map(|s| s.trim().to_owned().into()).collect();
+        entry.insert("Resources".into(), list.into());
+    }
+    Ok(json!({"Entries": [entry]}))
+}
