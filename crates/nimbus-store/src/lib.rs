@@ -94,6 +94,8 @@ pub const MIGRATIONS: &[&str] = &[
         sent_ms INTEGER NOT NULL,
         PRIMARY KEY (queue, dedup_id)
     );",
+    // 4: receive walks a queue in send order without sorting its backlog (queue.rs).
+    "CREATE INDEX messages_order ON messages(queue, seq, visible_ms);",
 ];
 
 pub struct Store {

@@ -19,6 +19,37 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::{Store, StoreError};
 
+/// A standard queue's next messages, oldest first. `messages_order` walks the queue in send
+/// order and stops after `LIMIT` visible ones, so a receive costs the batch plus the in-flight
+/// or delayed messages ahead of it, not the backlog (sorting the visible ones, as the
+/// `messages_ready` range would, costs the whole backlog).
+pub(crate) const RECEIVE_STANDARD: &str =
+    "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
+            sent_ms, receive_count, first_receive_ms, group_id, dedup_id
+     FROM messages INDEXED BY messages_order
+     WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY seq LIMIT ?3";
+
+/// A FIFO queue's next messages: in send order, never from a group with one in flight.
+pub(crate) const RECEIVE_FIFO: &str =
+    "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
+            sent_ms, receive_count, first_receive_ms, group_id, dedup_id
+     FROM messages m INDEXED BY messages_order WHERE queue = ?1 AND visible_ms <= ?2
+       AND NOT EXISTS (SELECT 1 FROM messages i WHERE i.queue = ?1
+           AND i.group_id = m.group_id AND i.receipt IS NOT NULL AND i.visible_ms > ?2)
+     ORDER BY seq LIMIT ?3";
+
+/// Visible messages: counted in the `messages_ready` index alone (no row is read).
+pub(crate) const COUNT_VISIBLE: &str =
+    "SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_ms <= ?2";
+
+/// In-flight and delayed messages: an index range over the invisible ones only.
+pub(crate) const COUNT_INVISIBLE: &str =
+    "SELECT COALESCE(SUM(receipt IS NOT NULL), 0), COALESCE(SUM(receipt IS NULL), 0)
+     FROM messages WHERE queue = ?1 AND visible_ms > ?2";
+
+/// The oldest message's send time: one seek in `messages_sent`.
+pub(crate) const OLDEST_SENT: &str = "SELECT MIN(sent_ms) FROM messages WHERE queue = ?1";
+
 /// SQS's own errors, by the name of AWS's error code (the wire layer maps them).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueueError {
@@ -535,16 +566,9 @@ impl Store {
         // Candidates beyond `max`, so that messages moved to the DLQ do not shrink the batch.
         // FIFO: never a message of a group that has one in flight, so each group goes in order.
         let mut candidates = tx.prepare_cached(if attrs.fifo {
-            "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
-                    sent_ms, receive_count, first_receive_ms, group_id, dedup_id
-             FROM messages m WHERE queue = ?1 AND visible_ms <= ?2
-               AND NOT EXISTS (SELECT 1 FROM messages i WHERE i.queue = ?1
-                   AND i.group_id = m.group_id AND i.receipt IS NOT NULL AND i.visible_ms > ?2)
-             ORDER BY seq LIMIT ?3"
+            RECEIVE_FIFO
         } else {
-            "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
-                    sent_ms, receive_count, first_receive_ms, group_id, dedup_id
-             FROM messages WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY seq LIMIT ?3"
+            RECEIVE_STANDARD
         })?;
         let fifo = attrs.fifo;
         let rows: Vec<(i64, Message)> = candidates
@@ -699,24 +723,22 @@ impl Store {
         if !queue_exists(&tx, queue)? {
             return Err(QueueError::NonExistentQueue.into());
         }
-        let c = tx.query_row(
-            "SELECT
-                 COALESCE(SUM(visible_ms <= ?2), 0),
-                 COALESCE(SUM(visible_ms > ?2 AND receipt IS NOT NULL), 0),
-                 COALESCE(SUM(visible_ms > ?2 AND receipt IS NULL), 0),
-                 MIN(sent_ms)
-             FROM messages WHERE queue = ?1",
-            params![queue, now_ms as i64],
-            |r| {
-                Ok(QueueCounts {
-                    visible: r.get::<_, i64>(0)? as u64,
-                    in_flight: r.get::<_, i64>(1)? as u64,
-                    delayed: r.get::<_, i64>(2)? as u64,
-                    oldest_sent_ms: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
-                })
-            },
-        )?;
-        Ok(c)
+        let at = params![queue, now_ms as i64];
+        let visible: i64 = tx
+            .prepare_cached(COUNT_VISIBLE)?
+            .query_row(at, |r| r.get(0))?;
+        let (in_flight, delayed): (i64, i64) = tx
+            .prepare_cached(COUNT_INVISIBLE)?
+            .query_row(at, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let oldest: Option<i64> = tx
+            .prepare_cached(OLDEST_SENT)?
+            .query_row([queue], |r| r.get(0))?;
+        Ok(QueueCounts {
+            visible: visible as u64,
+            in_flight: in_flight as u64,
+            delayed: delayed as u64,
+            oldest_sent_ms: oldest.map(|v| v as u64),
+        })
     }
 
     /// When the next message of `queue` becomes visible, if any is waiting.
@@ -742,5 +764,49 @@ impl Store {
             }
         }
         Ok(sources)
+    }
+}
+
+#[cfg(test)]
+mod plans {
+    use super::*;
+
+    /// SQLite's plan for `sql`, one line per step.
+    fn plan(store: &Store, sql: &str, args: usize) -> Vec<String> {
+        let conn = store.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let values: Vec<i64> = vec![0; args];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn the_hot_queries_seek_an_index_and_never_scan_or_sort_the_queue() {
+        let store = Store::in_memory().unwrap();
+        for (name, sql, args) in [
+            ("receive (standard)", RECEIVE_STANDARD, 3),
+            ("receive (FIFO)", RECEIVE_FIFO, 3),
+            ("visible count", COUNT_VISIBLE, 2),
+            ("in-flight and delayed counts", COUNT_INVISIBLE, 2),
+            ("oldest message", OLDEST_SENT, 1),
+        ] {
+            let steps = plan(&store, sql, args);
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH") && s.contains("USING")),
+                "{name}: {steps:?}"
+            );
+            assert!(
+                !steps
+                    .iter()
+                    .any(|s| s.starts_with("SCAN") || s.contains("TEMP B-TREE")),
+                "{name} scans or sorts: {steps:?}"
+            );
+        }
     }
 }
