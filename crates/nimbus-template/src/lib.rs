@@ -153,6 +153,8 @@ pub struct LoadOptions {
     pub strict: bool,
     /// nimbus's AWS endpoint: what queue URLs (`Ref` of a queue, `QueueUrl`) start with.
     pub endpoint_url: String,
+    /// `--import-values NAME=VALUE`: what `Fn::ImportValue` of another stack's export gives.
+    pub import_values: BTreeMap<String, String>,
 }
 
 impl Default for LoadOptions {
@@ -164,6 +166,7 @@ impl Default for LoadOptions {
             stack_name: "nimbus".into(),
             strict: false,
             endpoint_url: "http://127.0.0.1:4566".into(),
+            import_values: BTreeMap::new(),
         }
     }
 }

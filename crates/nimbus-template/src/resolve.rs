@@ -89,6 +89,9 @@ pub(crate) struct Resolver<'a> {
     names: HashMap<String, Memo<Option<String>>>,
     /// Evaluating `Conditions`, where CloudFormation allows only parameters.
     in_conditions: bool,
+    /// `--import-values`: other stacks' exports, by name.
+    imports: std::collections::BTreeMap<String, String>,
+    strict: bool,
 }
 
 impl<'a> Resolver<'a> {
@@ -137,6 +140,8 @@ impl<'a> Resolver<'a> {
             conditions: HashMap::new(),
             names: HashMap::new(),
             in_conditions: false,
+            imports: opts.import_values.clone(),
+            strict: opts.strict,
         }
     }
 
@@ -370,12 +375,37 @@ impl<'a> Resolver<'a> {
                 let azs = ["a", "b", "c"].iter().map(|z| Node::string(format!("{region}{z}"), pos));
                 Some(Node::new(Kind::Seq(azs.collect()), pos))
             }
-            "Fn::ImportValue" => self.fail(
-                path,
-                pos,
-                "Fn::ImportValue is not supported locally: nimbus runs a single stack, so there \
-                 are no other stacks' exports; pass the value in as a parameter instead",
-            ),
+            "Fn::ImportValue" => {
+                let p = child(path, f);
+                let name = match self.resolve(arg, &p) {
+                    Some(Node { kind: Kind::String(s), .. }) => s,
+                    Some(n) if n.is_invalid() => return Some(n),
+                    other => {
+                        return self.fail(
+                            path,
+                            pos,
+                            format!("Fn::ImportValue expects an export name, got {}", describe_opt(&other)),
+                        )
+                    }
+                };
+                // nimbus runs one stack, so other stacks' exports come from the command line.
+                if let Some(v) = self.imports.get(&name) {
+                    return Some(Node::string(v.clone(), pos));
+                }
+                if self.strict {
+                    return self.fail(
+                        path,
+                        pos,
+                        format!("Fn::ImportValue of {name:?}: no other stack exports it here; pass --import-values {name}=VALUE"),
+                    );
+                }
+                self.diags.warn(
+                    path,
+                    pos,
+                    format!("Fn::ImportValue of {name:?}: no other stack exports it here; using the placeholder {name:?}. Pass --import-values {name}=VALUE for the real value; --strict refuses instead"),
+                );
+                Some(Node::string(name, pos))
+            }
             "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" => self.fail(
                 path,
                 pos,

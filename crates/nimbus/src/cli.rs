@@ -71,9 +71,13 @@ pub struct TemplateArgs {
     /// The environment of the configuration file to use.
     #[arg(long, default_value = "default")]
     pub config_env: String,
-    /// Refuse parameters without a Default or a value, instead of starting with placeholders.
+    /// Refuse parameters without a Default or a value (and Fn::ImportValue without
+    /// --import-values), instead of starting with placeholders.
     #[arg(long)]
     pub strict: bool,
+    /// Other stacks' exports for Fn::ImportValue, as `Name=Value` (repeatable).
+    #[arg(long = "import-values", value_name = "NAME=VALUE", num_args = 1.., value_parser = parse_key_value)]
+    pub import_values: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]

@@ -32,6 +32,7 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
         region: settings.region.clone(),
         stack_name: settings.stack_name.clone(),
         strict: args.strict,
+        import_values: args.import_values.iter().cloned().collect(),
         endpoint_url: endpoint.unwrap_or("http://127.0.0.1:4566").to_owned(),
         ..LoadOptions::default()
     };

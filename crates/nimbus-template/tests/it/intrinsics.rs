@@ -425,6 +425,34 @@ fn queue_urls_name_the_endpoint_nimbus_listens_on() {
     });
 }
 
+#[test]
+fn import_value_takes_import_values_else_a_placeholder_with_a_warning_or_refuses_with_strict() {
+    let yaml = FIXTURE.replace("EXPR", "!ImportValue {\"Fn::Sub\": \"${Env}-vpc\"}");
+    let given = nimbus_template::LoadOptions {
+        import_values: [("dev-vpc".to_owned(), "vpc-123".to_owned())].into(),
+        ..Default::default()
+    };
+    crate::check_ok_with(&yaml, &given, |stack| {
+        assert_eq!(stack.outputs["Out"], json!("vpc-123"));
+        assert!(!stack.warnings.iter().any(|w| w.message.contains("ImportValue")));
+    });
+    crate::check_ok(&yaml, |stack| {
+        assert_eq!(stack.outputs["Out"], json!("dev-vpc"));
+        assert!(stack.warnings.iter().any(|w| w.message.contains(
+            "Fn::ImportValue of \"dev-vpc\": no other stack exports it here; using the placeholder"
+        )));
+    });
+    let strict = nimbus_template::LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let err = crate::load_with(&yaml, &strict).expect_err("strict refuses");
+    assert_eq!(
+        err.errors[0].message,
+        "Fn::ImportValue of \"dev-vpc\": no other stack exports it here; pass --import-values dev-vpc=VALUE"
+    );
+}
+
 /// Line of `Value: EXPR` in the fixture, where every output error points.
 const OUT_LINE: usize = 65;
 
@@ -449,11 +477,6 @@ fn intrinsic_misuse_is_reported_at_the_expression() {
         ("!If [Nope, a, b]", "unknown condition \"Nope\"; declare it under Conditions"),
         ("!FindInMap [RegionMap, eu-west-1, Ami]", "Fn::FindInMap: Mappings.RegionMap has no key \"eu-west-1\""),
         ("!FindInMap [Nope, a, b]", "Fn::FindInMap: there is no mapping \"Nope\" under Mappings"),
-        (
-            "!ImportValue shared-vpc",
-            "Fn::ImportValue is not supported locally: nimbus runs a single stack, so there are no \
-             other stacks' exports; pass the value in as a parameter instead",
-        ),
         (
             "!Equals [a, b]",
             "Fn::Equals can only be used under Conditions; declare a condition there and use Fn::If",
