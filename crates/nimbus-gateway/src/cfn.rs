@@ -160,6 +160,7 @@ fn rest_api(
         );
         config.routes = read.routes;
         config.notes.extend(read.warnings);
+        config.binary_media_types.extend(read.binary_media_types);
         return Some(config);
     }
 
@@ -317,6 +318,9 @@ fn http_api(
         );
         config.routes = read.routes;
         config.notes.extend(read.warnings);
+        if config.cors.is_none() {
+            config.cors = read.cors;
+        }
     }
     let source = format!("Resources.{id}.Properties");
     if let Some(target) = quick_target {

@@ -254,6 +254,10 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
             );
             api.routes = read.routes;
             api.notes = read.warnings;
+            api.binary_media_types.extend(read.binary_media_types);
+            if api.cors.is_none() {
+                api.cors = read.cors;
+            }
         }
         apis.insert(id.clone(), api);
     }

@@ -29,6 +29,10 @@ const METHODS: &[(&str, &str)] = &[
 pub struct Read {
     pub routes: Vec<RouteConfig>,
     pub warnings: Vec<String>,
+    /// `x-amazon-apigateway-binary-media-types` (REST).
+    pub binary_media_types: Vec<String>,
+    /// `x-amazon-apigateway-cors` (HTTP API), in the shape of SAM's `CorsConfiguration`.
+    pub cors: Option<Value>,
 }
 
 /// Reads the routes of `doc`, the definition of the API `api_id`, found at `source` (a property
@@ -56,6 +60,36 @@ pub fn read(
         ));
         return out;
     };
+    out.binary_media_types = doc["x-amazon-apigateway-binary-media-types"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some(t.as_str()?.replace("~1", "/")))
+        .collect();
+    // The extension's keys are SAM's CorsConfiguration keys with a lower-case first letter.
+    if let Some(cors) = doc["x-amazon-apigateway-cors"].as_object() {
+        let sam: serde_json::Map<String, Value> = cors
+            .iter()
+            .map(|(k, v)| {
+                let mut key = k.clone();
+                if let Some(first) = key.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                (key, v.clone())
+            })
+            .collect();
+        out.cors = Some(Value::Object(sam));
+    }
+    for unserved in [
+        "x-amazon-apigateway-gateway-responses",
+        "x-amazon-apigateway-authorizer",
+        "x-amazon-apigateway-api-key-source",
+    ] {
+        if !doc[unserved].is_null() {
+            out.warnings
+                .push(format!("{source}.{unserved}: not served by nimbus yet"));
+        }
+    }
     let validators = doc["x-amazon-apigateway-request-validators"].as_object();
     let default_validator = doc["x-amazon-apigateway-request-validator"].as_str();
     for (path, item) in paths {
@@ -455,6 +489,33 @@ mod tests {
         assert!(
             get.validation.is_none(),
             "nothing to check on a GET without parameters"
+        );
+    }
+
+    #[test]
+    fn cors_and_binary_media_types_come_from_the_extensions() {
+        let doc = json!({
+            "openapi": "3.0.1",
+            "x-amazon-apigateway-cors": {"allowOrigins": ["https://a.example"], "allowMethods": ["GET"], "maxAge": 60},
+            "x-amazon-apigateway-binary-media-types": ["image~1png", "*/*"],
+            "x-amazon-apigateway-gateway-responses": {"DEFAULT_4XX": {}},
+            "paths": {},
+        });
+        let (read, errors) = read_doc(ApiKind::Http, &doc);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            read.cors,
+            Some(
+                json!({"AllowOrigins": ["https://a.example"], "AllowMethods": ["GET"], "MaxAge": 60})
+            )
+        );
+        assert!(crate::cors::from_sam_http(read.cors.as_ref().unwrap())
+            .unwrap()
+            .is_some());
+        assert_eq!(read.binary_media_types, ["image/png", "*/*"]);
+        assert_eq!(
+            read.warnings,
+            ["Resources.Api.Properties.DefinitionBody.x-amazon-apigateway-gateway-responses: not served by nimbus yet"]
         );
     }
 

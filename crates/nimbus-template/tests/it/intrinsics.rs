@@ -434,7 +434,10 @@ fn import_value_takes_import_values_else_a_placeholder_with_a_warning_or_refuses
     };
     crate::check_ok_with(&yaml, &given, |stack| {
         assert_eq!(stack.outputs["Out"], json!("vpc-123"));
-        assert!(!stack.warnings.iter().any(|w| w.message.contains("ImportValue")));
+        assert!(!stack
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("ImportValue")));
     });
     crate::check_ok(&yaml, |stack| {
         assert_eq!(stack.outputs["Out"], json!("dev-vpc"));
