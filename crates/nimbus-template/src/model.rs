@@ -36,6 +36,8 @@ pub struct ParameterValue {
     pub value: serde_json::Value,
     /// `NoEcho: true`: the value must never be printed or logged.
     pub no_echo: bool,
+    /// No default and no value was given: nimbus made up a placeholder.
+    pub placeholder: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -13,6 +13,8 @@ use crate::LoadOptions;
 pub(crate) struct Param {
     pub value: Node,
     pub no_echo: bool,
+    /// Nobody gave a value: it is a placeholder.
+    pub placeholder: bool,
 }
 
 const KEYS: &[&str] = &[
@@ -493,6 +495,7 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
         return Some(Param {
             value: Node::invalid(vpos),
             no_echo,
+            placeholder: source == "placeholder",
         });
     }
     let value = if ty.is_list() {
@@ -503,7 +506,11 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
     } else {
         Node::string(text, vpos)
     };
-    Some(Param { value, no_echo })
+    Some(Param {
+        value,
+        no_echo,
+        placeholder: source == "placeholder",
+    })
 }
 
 /// CloudFormation's rule for logical ids and parameter names.

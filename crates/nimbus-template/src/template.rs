@@ -384,6 +384,7 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
                 ParameterValue {
                     value: p.value.to_json(),
                     no_echo: p.no_echo,
+                    placeholder: p.placeholder,
                 },
             )
         })

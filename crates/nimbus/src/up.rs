@@ -27,7 +27,7 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
             args.config_env
         );
     }
-    let opts = LoadOptions {
+    let mut opts = LoadOptions {
         parameter_overrides: settings.parameter_overrides.clone(),
         region: settings.region.clone(),
         stack_name: settings.stack_name.clone(),
@@ -37,7 +37,17 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
         ..LoadOptions::default()
     };
     let file = args.template.display().to_string();
-    match nimbus_template::load(&source, &file, &opts) {
+    let mut loaded = nimbus_template::load(&source, &file, &opts);
+    // In a terminal, ask for what nobody gave a value, as `sam deploy --guided` does; the
+    // answers are loaded again with the others.
+    if let (true, Ok(stack)) = (starting, &loaded) {
+        let asked = ask_for_placeholders(stack);
+        if !asked.is_empty() {
+            opts.parameter_overrides.extend(asked);
+            loaded = nimbus_template::load(&source, &file, &opts);
+        }
+    }
+    match loaded {
         Ok(stack) => {
             for w in &stack.warnings {
                 eprintln!("warning: {w}");
@@ -60,6 +70,56 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
             Ok(None)
         }
     }
+}
+
+/// Values typed for the parameters that got placeholders, when standard input is a terminal.
+/// An empty answer keeps the placeholder; a NoEcho parameter is read without echo.
+fn ask_for_placeholders(stack: &Stack) -> Vec<(String, String)> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Vec::new();
+    }
+    let mut answers = Vec::new();
+    for (name, p) in stack.parameters.iter().filter(|(_, p)| p.placeholder) {
+        let shown = if p.no_echo {
+            "hidden".to_owned()
+        } else {
+            p.value.to_string()
+        };
+        eprint!(
+            "Parameter {name} has no value; enter one (Enter keeps the placeholder, {shown}): "
+        );
+        let _ = std::io::stderr().flush();
+        let echo_off = p.no_echo.then(no_echo);
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        drop(echo_off);
+        if p.no_echo {
+            eprintln!();
+        }
+        let value = line.trim_end_matches(['\r', '\n']);
+        if read.is_ok_and(|n| n > 0) && !value.is_empty() {
+            answers.push((name.clone(), value.to_owned()));
+        }
+    }
+    answers
+}
+
+/// Turns the terminal's echo off until dropped, for a NoEcho parameter's value.
+fn no_echo() -> Option<impl Drop> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg, Termios};
+    struct Restore(Termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.0);
+        }
+    }
+    let saved = tcgetattr(std::io::stdin()).ok()?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(std::io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
+    Some(Restore(saved))
 }
 
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
