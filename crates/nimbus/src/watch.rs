@@ -134,7 +134,15 @@ pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyho
             let parent = root.parent().unwrap_or(Path::new(".")).to_owned();
             (parent, RecursiveMode::NonRecursive)
         };
-        if watched.insert(path.clone(), mode).is_none() {
+        // A folder watched for an archive beside it may also be some function's code folder:
+        // then it is watched recursively.
+        let upgrade = watched.get(&path) == Some(&RecursiveMode::NonRecursive)
+            && mode == RecursiveMode::Recursive;
+        if upgrade {
+            let _ = watcher.unwatch(&path);
+        }
+        if upgrade || !watched.contains_key(&path) {
+            watched.insert(path.clone(), mode);
             watcher
                 .watch(&path, mode)
                 .map_err(|e| anyhow::anyhow!("--watch: cannot watch {}: {e}", path.display()))?;

@@ -247,8 +247,10 @@ pub fn remove_generation(state_dir: &Path, function: &str, generation: u64) {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            // Generation 0's layers are shared by every function prepared at start-up: they
+            // stay. A later generation's are this rebuild's own.
             let ours = match generation {
-                0 => name == function || (kind == "layers" && name.ends_with(".0")),
+                0 => kind != "layers" && name == function,
                 g => name.ends_with(&format!(".{g}")),
             };
             if ours {
