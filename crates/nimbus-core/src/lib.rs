@@ -15,3 +15,4 @@ pub mod route;
 pub mod schedule;
 pub mod trace;
 pub mod transform;
+pub mod vtl;

@@ -178,6 +178,7 @@ mod tests {
             validation: None,
             unserved: None,
             service: None,
+            rest: None,
         }
     }
 

@@ -238,6 +238,16 @@ fn rest_api(
         let integration = &p["Integration"];
         let ty = integration["Type"].as_str().unwrap_or_default();
         if ty != "AWS_PROXY" {
+            if let Ok(rest) =
+                crate::integration::read(integration, &format!("{source}.Integration"), errors)
+            {
+                let mut route = crate::config::unserved_route(&method, &path, &source, "");
+                route.unserved = None;
+                route.rest = Some(Box::new(rest));
+                route.api_key_required = p["ApiKeyRequired"].as_bool() == Some(true);
+                config.routes.push(route);
+                continue;
+            }
             let why = format!(
                 "{source}.Integration.Type: {} integrations are not served by nimbus yet; {method} {path} of {id} answers 500, as a failing integration does",
                 if ty.is_empty() { "untyped" } else { ty }
@@ -532,10 +542,30 @@ mod tests {
             [
                 ("ANY /".to_owned(), "Fn", false),
                 ("GET /items/{id}".to_owned(), "Fn", false),
-                ("OPTIONS /items".to_owned(), "", true),
+                ("OPTIONS /items".to_owned(), "", false),
             ]
         );
-        assert_eq!(api.notes, ["Resources.MockItems.Properties.Integration.Type: MOCK integrations are not served by nimbus yet; OPTIONS /items of Api answers 500, as a failing integration does"]);
+        assert!(
+            api.routes[2].rest.is_some(),
+            "MOCK is served with its templates"
+        );
+        assert!(api.notes.is_empty(), "{:?}", api.notes);
+    }
+
+    #[test]
+    fn mapping_templates_that_do_not_parse_are_errors_with_line_and_column() {
+        let bad = method(
+            "Mock",
+            "!Ref Items",
+            "GET",
+            "{Type: MOCK, RequestTemplates: {application/json: \"{\\n #if($x\"}}",
+        );
+        let (apis, errors) = load(&rest(&bad));
+        assert_eq!(
+            errors,
+            ["Resources.Mock.Properties.Integration.RequestTemplates.application/json: the mapping template does not parse: line 2, column 8: expected \")\""]
+        );
+        assert!(apis["Api"].routes[0].rest.is_some());
     }
 
     #[test]

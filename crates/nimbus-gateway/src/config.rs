@@ -116,6 +116,8 @@ pub struct RouteConfig {
     pub unserved: Option<String>,
     /// An HTTP API's first-class AWS service integration, instead of a function.
     pub service: Option<crate::service::ServiceIntegration>,
+    /// A REST API's MOCK or AWS service integration with mapping templates.
+    pub rest: Option<Box<crate::integration::RestIntegration>>,
 }
 
 impl RouteConfig {
@@ -142,6 +144,7 @@ impl RouteConfig {
             validation: None,
             unserved: None,
             service: None,
+            rest: None,
         }
     }
 }
@@ -764,6 +767,7 @@ fn route_from_event(
         validation: None,
         unserved: None,
         service: None,
+        rest: None,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod cfn;
 pub mod config;
 pub mod cors;
 pub mod event;
+pub mod integration;
 pub mod listener;
 pub mod openapi;
 pub mod response;

@@ -15,6 +15,7 @@ use nimbus_core::trace::TraceHeader;
 use nimbus_lambda::{InvokeError, InvokeRequest, LogSink, Platform};
 use nimbus_telemetry::traces::SpanKind;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use crate::admission::{Admission, Bucket, Verdict};
 use crate::authorize::{AnswerCache, JwksStore};
@@ -150,6 +151,200 @@ pub fn router(api: Arc<ApiState>) -> Router {
 }
 
 use nimbus_lambda::epoch_ms;
+
+/// What a REST mapping template sees as `$input`, `$context` and `$stageVariables`.
+struct MappingHost<'a> {
+    body: String,
+    request: &'a GatewayRequest,
+    matched: &'a MatchedRoute,
+    ctx: &'a RequestContext,
+}
+
+impl nimbus_core::vtl::Host for MappingHost<'_> {
+    fn body(&self) -> &str {
+        &self.body
+    }
+
+    fn params(&self) -> serde_json::Value {
+        let mut query = serde_json::Map::new();
+        for pair in self.request.raw_query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            query.insert(
+                nimbus_core::route::form_decode(k),
+                nimbus_core::route::form_decode(v).into(),
+            );
+        }
+        let mut header = serde_json::Map::new();
+        for (k, v) in &self.request.headers {
+            header.insert(k.clone(), v.clone().into());
+        }
+        json!({"path": self.matched.path_parameters, "querystring": query, "header": header})
+    }
+
+    fn variable(&self, name: &str) -> Option<serde_json::Value> {
+        let r = self.request;
+        match name {
+            "context" => Some(json!({
+                "requestId": self.ctx.request_id,
+                "extendedRequestId": self.ctx.request_id,
+                "accountId": self.ctx.account_id,
+                "apiId": self.ctx.api_id,
+                "stage": self.ctx.stage,
+                "httpMethod": r.method,
+                "resourcePath": self.matched.resource_path,
+                "path": format!("/{}{}", self.ctx.stage, r.raw_path),
+                "domainName": self.ctx.domain_name,
+                "requestTimeEpoch": self.ctx.request_time_epoch_ms,
+                "identity": {
+                    "sourceIp": r.source_ip,
+                    "userAgent": r.headers.iter().find(|(k, _)| k == "user-agent").map(|(_, v)| v.clone()),
+                    "apiKey": self.ctx.api_key,
+                    "apiKeyId": self.ctx.api_key_id,
+                },
+                "authorizer": self.ctx.authorizer,
+            })),
+            "stageVariables" => Some(json!(self.ctx.stage_variables)),
+            _ => None,
+        }
+    }
+}
+
+/// A REST API's MOCK or AWS integration: the request template, the call, the integration
+/// response chosen by its status, the response template and parameters.
+async fn run_rest(
+    api: &ApiState,
+    rest: &crate::integration::RestIntegration,
+    request: &GatewayRequest,
+    matched: &MatchedRoute,
+    ctx: &RequestContext,
+    access: &mut Access,
+) -> Response {
+    let internal = |access: &mut Access, why: String| {
+        access.error = Some(why);
+        gateway_error(
+            ApiKind::Rest,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ("InternalServerErrorException", "Internal server error"),
+            "",
+        )
+    };
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map_or("", |(_, v)| v.as_str());
+    let mut host = MappingHost {
+        body: String::from_utf8_lossy(&request.body).into_owned(),
+        request,
+        matched,
+        ctx,
+    };
+    let body = match rest.request_body(content_type) {
+        crate::integration::RequestBody::Unsupported => {
+            access.error = Some("no request template for the content type".into());
+            return gateway_error(
+                ApiKind::Rest,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ("UnsupportedMediaTypeException", "Unsupported Media Type"),
+                "",
+            );
+        }
+        crate::integration::RequestBody::Passthrough => host.body.clone(),
+        crate::integration::RequestBody::Template(t) => match t.render(&host) {
+            Ok(b) => b,
+            Err(e) => return internal(access, format!("request template: {e}")),
+        },
+    };
+    let started = Instant::now();
+    let (status, integration_body, headers) = match &rest.backend {
+        crate::integration::Backend::Mock => {
+            // A MOCK integration answers with the statusCode its request template wrote.
+            let status = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["statusCode"].as_u64())
+                .unwrap_or(200) as u16;
+            (status, String::new(), BTreeMap::new())
+        }
+        crate::integration::Backend::Aws { service, target } => {
+            let mut headers = BTreeMap::new();
+            for (k, v) in &rest.request_parameters {
+                if let Some(name) = k.strip_prefix("integration.request.header.") {
+                    let value = match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                        Some(literal) => literal.to_owned(),
+                        None => v
+                            .strip_prefix("method.request.header.")
+                            .and_then(|h| {
+                                request
+                                    .headers
+                                    .iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(h))
+                            })
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default(),
+                    };
+                    headers.insert(name.to_ascii_lowercase(), value);
+                }
+            }
+            let answer = match &api.services {
+                Some(s) => s.aws(service, target, headers, body.into_bytes()).await,
+                None => Err("no services are connected to the gateway".into()),
+            };
+            match answer {
+                Ok((status, bytes)) => (
+                    status,
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    BTreeMap::new(),
+                ),
+                Err(e) => return internal(access, format!("{service} integration: {e}")),
+            }
+        }
+    };
+    access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let Some(chosen) = rest.response_for(status) else {
+        return internal(
+            access,
+            format!("no integration response matches status {status} and there is no default"),
+        );
+    };
+    host.body = integration_body;
+    let rendered = match chosen
+        .templates
+        .get("application/json")
+        .or_else(|| chosen.templates.values().next())
+    {
+        Some(t) => match t.render(&host) {
+            Ok(b) => b,
+            Err(e) => return internal(access, format!("response template: {e}")),
+        },
+        None => host.body.clone(),
+    };
+    let mut resp = (
+        StatusCode::from_u16(chosen.status).unwrap_or(StatusCode::OK),
+        [("content-type", "application/json")],
+        rendered,
+    )
+        .into_response();
+    let integration_headers: &BTreeMap<String, String> = &headers;
+    for (k, v) in &chosen.parameters {
+        let Some(name) = k.strip_prefix("method.response.header.") else {
+            continue;
+        };
+        let value = match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            Some(literal) => Some(literal.to_owned()),
+            None => v
+                .strip_prefix("integration.response.header.")
+                .and_then(|h| integration_headers.get(&h.to_ascii_lowercase()).cloned()),
+        };
+        if let (Some(value), Ok(name)) =
+            (value, axum::http::HeaderName::from_bytes(name.as_bytes()))
+        {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+    }
+    resp
+}
 
 /// A REST request validator's checks, with API Gateway's messages: the required parameters
 /// first, then the body against its model.
@@ -611,6 +806,9 @@ async fn answer(
             "Internal Server Error",
         );
     }
+    if let Some(rest) = &route.rest {
+        return run_rest(api, rest, &request, &matched, &ctx, access).await;
+    }
     if let Some(integration) = &route.service {
         let cx = crate::service::Context {
             request: &request,
@@ -817,6 +1015,7 @@ async fn guard_rest_preflight(
         validation: None,
         unserved: None,
         service: None,
+        rest: None,
     };
     if let Some(name) = &route.authorizer {
         if let Err((resp, why)) =

@@ -35,6 +35,16 @@ pub trait Services: Send + Sync {
         subtype: &'a str,
         parameters: BTreeMap<String, String>,
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
+
+    /// A REST API's `AWS` integration: `service` (`sqs`, `events`) at `target` (`path/...` or
+    /// `action/...`), with the integration request's headers and (mapped) body.
+    fn aws<'a>(
+        &'a self,
+        service: &'a str,
+        target: &'a str,
+        headers: BTreeMap<String, String>,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
 }
 
 /// What the selection expressions of an HTTP API's parameter mapping may read.

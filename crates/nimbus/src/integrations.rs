@@ -15,6 +15,16 @@ pub struct NimbusServices {
 }
 
 impl Services for NimbusServices {
+    fn aws<'a>(
+        &'a self,
+        service: &'a str,
+        target: &'a str,
+        headers: BTreeMap<String, String>,
+        body: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>> {
+        Box::pin(self.rest_aws(service, target, headers, body))
+    }
+
     fn call<'a>(
         &'a self,
         subtype: &'a str,
@@ -38,6 +48,57 @@ impl Services for NimbusServices {
                 }
             }
         })
+    }
+}
+
+impl NimbusServices {
+    async fn rest_aws(
+        &self,
+        service: &str,
+        target: &str,
+        headers: BTreeMap<String, String>,
+        body: Vec<u8>,
+    ) -> ServiceAnswer {
+        match (service, target.split_once('/')) {
+            // SQS's query API at the queue's path, as such integrations call it.
+            ("sqs", Some(("path", path))) => {
+                let json_target = headers
+                    .get("x-amz-target")
+                    .and_then(|t| t.strip_prefix("AmazonSQS."));
+                if let Some(action) = json_target {
+                    let input: Value = serde_json::from_slice(&body)
+                        .map_err(|e| format!("the SQS request is not JSON: {e}"))?;
+                    return match self.sqs.dispatch(action, input).await {
+                        Ok(v) => Ok((200, v.to_string().into_bytes())),
+                        Err(e) => {
+                            let (status, message) = e.status_and_message();
+                            Ok((status, json!({"message": message}).to_string().into_bytes()))
+                        }
+                    };
+                }
+                let params: Vec<(String, String)> = form_urlencoded::parse(&body)
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                let queue = path.split_once('/');
+                let resp = self.sqs.query(params, queue).await;
+                let status = resp.status().as_u16();
+                let bytes = axum::body::to_bytes(resp.into_body(), 1024 * 1024)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((status, bytes.to_vec()))
+            }
+            ("events", Some(("action", "PutEvents"))) => {
+                let input: Value = serde_json::from_slice(&body)
+                    .map_err(|e| format!("the PutEvents request is not JSON: {e}"))?;
+                match nimbus_aws::events_put_events(&self.hub, input).await {
+                    Ok(v) => Ok((200, v.to_string().into_bytes())),
+                    Err((status, message)) => {
+                        Ok((status, json!({"message": message}).to_string().into_bytes()))
+                    }
+                }
+            }
+            _ => Err(format!("{service} {target} is not served by nimbus yet")),
+        }
     }
 }
 

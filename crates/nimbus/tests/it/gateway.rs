@@ -902,3 +902,120 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     assert_eq!(envelope["detail-type"], "order.placed");
     assert_eq!(envelope["detail"], serde_json::json!({"id": 8}));
 }
+
+const MAPPING_TEMPLATE: &str = r##"
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: orders}
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties: {Name: mapped}
+  Health:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: health}
+  OrdersPath:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: orders}
+  HealthGet:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Health
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: MOCK
+        RequestTemplates:
+          application/json: |
+            #if($input.params('fail') == "yes"){"statusCode": 503}#else{"statusCode": 200}#end
+        IntegrationResponses:
+          - StatusCode: 200
+            ResponseTemplates: {application/json: '{"ok": true, "stage": "$context.stage", "who": "$util.escapeJavaScript($input.params(''name''))"}'}
+            ResponseParameters: {method.response.header.X-Served-By: "'mock'"}
+          - StatusCode: 503
+            SelectionPattern: "5\\d{2}"
+            ResponseTemplates: {application/json: '{"ok": false}'}
+  OrdersPost:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref OrdersPath
+      HttpMethod: POST
+      AuthorizationType: NONE
+      Integration:
+        Type: AWS
+        IntegrationHttpMethod: POST
+        Uri: !Sub "arn:aws:apigateway:${AWS::Region}:sqs:path/${AWS::AccountId}/orders"
+        PassthroughBehavior: NEVER
+        RequestParameters: {integration.request.header.Content-Type: "'application/x-www-form-urlencoded'"}
+        RequestTemplates:
+          application/json: "Action=SendMessage&MessageBody=$util.urlEncode($input.json('$.order'))"
+        IntegrationResponses:
+          - StatusCode: 202
+            ResponseTemplates: {application/json: '{"accepted": true}'}
+  Stage:
+    Type: AWS::ApiGateway::Stage
+    Properties: {RestApiId: !Ref Api, DeploymentId: deployment, StageName: beta}
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    Properties: {RestApiId: !Ref Api}
+"##;
+
+#[test]
+fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
+    let nimbus = Nimbus::start(MAPPING_TEMPLATE, &[]);
+    let base = nimbus.api_url("Api");
+    let r = nimbus.request("GET", &format!("{base}/health?name=a%22b"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"ok": true, "stage": "beta", "who": "a\"b"})
+    );
+    assert_eq!(r.header("x-served-by"), Some("mock"));
+    let r = nimbus.request("GET", &format!("{base}/health?fail=yes"), &[], b"");
+    assert_eq!(
+        (r.status, r.json()),
+        (503, serde_json::json!({"ok": false}))
+    );
+
+    let json = ("content-type", "application/json");
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/orders"),
+        &[json],
+        br#"{"order": {"id": 9, "item": "tea"}}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (202, serde_json::json!({"accepted": true})),
+        "{}",
+        r.body
+    );
+    let url = format!("{}/123456789012/orders", nimbus.endpoint);
+    let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 2}).to_string();
+    let got = nimbus.request(
+        "POST",
+        &nimbus.endpoint,
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "AmazonSQS.ReceiveMessage"),
+        ],
+        body.as_bytes(),
+    );
+    let message = &got.json()["Messages"][0];
+    assert_eq!(message["Body"], r#"{"id":9,"item":"tea"}"#, "{}", got.body);
+
+    // PassthroughBehavior NEVER: a content type without a template is refused, as API Gateway does.
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/orders"),
+        &[("content-type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "Unsupported Media Type"})
+    );
+}

@@ -1,0 +1,253 @@
+//! REST API integrations other than Lambda proxy: `MOCK`, and `AWS` service integrations to
+//! the services nimbus serves (SQS, EventBridge), with request and response mapping templates
+//! (Velocity, `nimbus_core::vtl`), `IntegrationResponses` chosen by `SelectionPattern`, and
+//! static or integration-header `ResponseParameters`. Read from CloudFormation's `Integration`
+//! (capitalised keys) or OpenAPI's `x-amazon-apigateway-integration` (camel case). Pure: the
+//! service call goes through [`crate::service::Services`].
+
+use std::collections::BTreeMap;
+
+use nimbus_core::vtl::Template;
+use serde_json::Value;
+
+/// What the integration calls.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    Mock,
+    /// `arn:aws:apigateway:REGION:SERVICE:path/...` or `...:action/NAME`: the service and the
+    /// rest (`path/123456789012/queue`, `action/PutEvents`).
+    Aws {
+        service: String,
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// A Java regular expression the integration's status (or error) must match; `None` for
+    /// the default response.
+    pub selection_pattern: Option<RegexEq>,
+    pub status: u16,
+    pub templates: BTreeMap<String, Template>,
+    /// `method.response.header.X` -> `'literal'` or `integration.response.header.y`.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// `regex::Regex` compared by its source, so configurations stay comparable.
+#[derive(Debug, Clone)]
+pub struct RegexEq(pub regex::Regex);
+
+impl PartialEq for RegexEq {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// How a request body reaches the integration (`PassthroughBehavior`).
+pub enum RequestBody<'a> {
+    Template(&'a Template),
+    Passthrough,
+    /// No template for the content type, and passing it through is not allowed: 415.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestIntegration {
+    pub backend: Backend,
+    /// By content type.
+    pub request_templates: BTreeMap<String, Template>,
+    /// `WHEN_NO_MATCH` (the default), `WHEN_NO_TEMPLATES` or `NEVER`.
+    pub passthrough: String,
+    /// `integration.request.header.X` -> `'literal'` or `method.request.header.y` (and
+    /// `querystring`, `path`).
+    pub request_parameters: BTreeMap<String, String>,
+    pub responses: Vec<Response>,
+}
+
+/// Looks a key up in CloudFormation's casing, then OpenAPI's.
+fn get<'v>(v: &'v Value, cfn: &str) -> &'v Value {
+    let mut camel = cfn.to_owned();
+    if let Some(first) = camel.get_mut(0..1) {
+        first.make_ascii_lowercase();
+    }
+    if v[cfn].is_null() {
+        &v[camel.as_str()]
+    } else {
+        &v[cfn]
+    }
+}
+
+fn strings(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+fn templates(v: &Value, at: &str, errors: &mut Vec<String>) -> BTreeMap<String, Template> {
+    let mut out = BTreeMap::new();
+    for (content_type, text) in strings(v) {
+        match Template::parse(&text) {
+            Ok(t) => {
+                out.insert(content_type, t);
+            }
+            Err(e) => errors.push(format!(
+                "{at}.{content_type}: the mapping template does not parse: {e}"
+            )),
+        }
+    }
+    out
+}
+
+/// The integration at `at` (`Resources.M.Properties.Integration` or an OpenAPI path), when it
+/// is a MOCK or an AWS integration to a service nimbus serves. `Err` carries why it is not
+/// served (said once; the route answers 500).
+pub fn read(
+    integration: &Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Result<RestIntegration, String> {
+    let ty = get(integration, "Type")
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let backend = match ty.as_str() {
+        "MOCK" => Backend::Mock,
+        "AWS" => {
+            let uri = get(integration, "Uri").as_str().unwrap_or_default();
+            // arn:aws:apigateway:REGION:SERVICE:path/... | action/...
+            let parts: Vec<&str> = uri.splitn(6, ':').collect();
+            match parts.as_slice() {
+                [_, _, "apigateway", _, service, target] if matches!(*service, "sqs" | "events") => Backend::Aws {
+                    service: (*service).to_owned(),
+                    target: (*target).to_owned(),
+                },
+                [_, _, "apigateway", _, service, _] => {
+                    return Err(format!("{at}.Type: AWS integrations with {service} are not served by nimbus yet (it serves sqs and events)"))
+                }
+                _ => return Err(format!("{at}.Uri: {uri:?} is not an arn:aws:apigateway:REGION:SERVICE:path/... or action/... URI")),
+            }
+        }
+        other => {
+            return Err(format!(
+                "{at}.Type: {other} integrations are not served by nimbus yet"
+            ))
+        }
+    };
+    let mut responses = Vec::new();
+    match get(integration, "IntegrationResponses") {
+        // CloudFormation: a list with SelectionPattern.
+        Value::Array(items) => {
+            for (i, r) in items.iter().enumerate() {
+                let rat = format!("{at}.IntegrationResponses[{i}]");
+                responses.extend(response(
+                    r,
+                    get(r, "SelectionPattern").as_str(),
+                    &rat,
+                    errors,
+                ));
+            }
+        }
+        // OpenAPI: `responses` keyed by the pattern (`default` for the default).
+        _ => {
+            for (pattern, r) in integration["responses"].as_object().into_iter().flatten() {
+                let rat = format!("{at}.responses.{pattern}");
+                let pattern = (pattern != "default").then_some(pattern.as_str());
+                responses.extend(response(r, pattern, &rat, errors));
+            }
+        }
+    }
+    Ok(RestIntegration {
+        backend,
+        request_templates: templates(
+            get(integration, "RequestTemplates"),
+            &format!("{at}.RequestTemplates"),
+            errors,
+        ),
+        passthrough: get(integration, "PassthroughBehavior")
+            .as_str()
+            .unwrap_or("WHEN_NO_MATCH")
+            .to_ascii_uppercase(),
+        request_parameters: strings(get(integration, "RequestParameters")),
+        responses,
+    })
+}
+
+fn response(
+    r: &Value,
+    pattern: Option<&str>,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> Option<Response> {
+    let status = get(r, "StatusCode");
+    let status = status
+        .as_u64()
+        .or_else(|| status.as_str()?.parse().ok())
+        .unwrap_or(200) as u16;
+    let selection_pattern = match pattern.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
+            Ok(re) => Some(RegexEq(re)),
+            Err(e) => {
+                errors.push(format!(
+                    "{at}.SelectionPattern: {p:?} is not a regular expression: {e}"
+                ));
+                return None;
+            }
+        },
+    };
+    Some(Response {
+        selection_pattern,
+        status,
+        templates: templates(
+            get(r, "ResponseTemplates"),
+            &format!("{at}.ResponseTemplates"),
+            errors,
+        ),
+        parameters: strings(get(r, "ResponseParameters")),
+    })
+}
+
+impl RestIntegration {
+    /// What becomes of a request body of `content_type`.
+    pub fn request_body(&self, content_type: &str) -> RequestBody<'_> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let media = if media.is_empty() {
+            "application/json".to_owned()
+        } else {
+            media
+        };
+        if let Some(t) = self.request_templates.get(&media) {
+            return RequestBody::Template(t);
+        }
+        match self.passthrough.as_str() {
+            "NEVER" => RequestBody::Unsupported,
+            "WHEN_NO_TEMPLATES" if !self.request_templates.is_empty() => RequestBody::Unsupported,
+            _ => RequestBody::Passthrough,
+        }
+    }
+
+    /// The integration response for an integration status: the first whose pattern matches,
+    /// else the default.
+    pub fn response_for(&self, status: u16) -> Option<&Response> {
+        let status = status.to_string();
+        self.responses
+            .iter()
+            .find(|r| {
+                r.selection_pattern
+                    .as_ref()
+                    .is_some_and(|p| p.0.is_match(&status))
+            })
+            .or_else(|| {
+                self.responses
+                    .iter()
+                    .find(|r| r.selection_pattern.is_none())
+            })
+    }
+}
