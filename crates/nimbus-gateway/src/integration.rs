@@ -14,6 +14,10 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
     Mock,
+    /// Lambda non-proxy: the function gets the mapped body as its event.
+    Lambda {
+        function: String,
+    },
     /// `arn:aws:apigateway:REGION:SERVICE:path/...` or `...:action/NAME`: the service and the
     /// rest (`path/123456789012/queue`, `action/PutEvents`).
     Aws {
@@ -114,6 +118,17 @@ pub fn read(
         .to_ascii_uppercase();
     let backend = match ty.as_str() {
         "MOCK" => Backend::Mock,
+        "AWS"
+            if get(integration, "Uri")
+                .as_str()
+                .is_some_and(|u| u.contains(":lambda:path/")) =>
+        {
+            let uri = get(integration, "Uri").as_str().unwrap_or_default();
+            match crate::openapi::function_of_uri(uri) {
+                Some(function) => Backend::Lambda { function },
+                None => return Err(format!("{at}.Uri: {uri:?} names no Lambda function")),
+            }
+        }
         "AWS" => {
             let uri = get(integration, "Uri").as_str().unwrap_or_default();
             // arn:aws:apigateway:REGION:SERVICE:path/... | action/...
@@ -233,16 +248,17 @@ impl RestIntegration {
         }
     }
 
-    /// The integration response for an integration status: the first whose pattern matches,
-    /// else the default.
-    pub fn response_for(&self, status: u16) -> Option<&Response> {
-        let status = status.to_string();
+    /// The integration response for an integration status (for Lambda: a function error's
+    /// `errorMessage`, else empty): the first whose pattern matches, else the default. As on
+    /// API Gateway, a function error that no pattern matches gets the default response.
+    pub fn response_for(&self, selector: &str) -> Option<&Response> {
         self.responses
             .iter()
+            .filter(|_| !selector.is_empty())
             .find(|r| {
                 r.selection_pattern
                     .as_ref()
-                    .is_some_and(|p| p.0.is_match(&status))
+                    .is_some_and(|p| p.0.is_match(selector))
             })
             .or_else(|| {
                 self.responses

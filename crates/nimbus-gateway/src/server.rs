@@ -263,7 +263,28 @@ async fn run_rest(
                 .ok()
                 .and_then(|v| v["statusCode"].as_u64())
                 .unwrap_or(200) as u16;
-            (status, String::new(), BTreeMap::new())
+            (status.to_string(), String::new(), BTreeMap::new())
+        }
+        crate::integration::Backend::Lambda { function } => {
+            let invoke = InvokeRequest {
+                payload: body.into_bytes().into(),
+                ..InvokeRequest::default()
+            };
+            match api.platform.invoke(function, invoke).await {
+                // A function error selects by its errorMessage; a success by "" (the default).
+                Ok(out) => {
+                    let payload = String::from_utf8_lossy(&out.payload).into_owned();
+                    let selector = match out.function_error {
+                        Some(_) => serde_json::from_str::<serde_json::Value>(&payload)
+                            .ok()
+                            .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    (selector, payload, BTreeMap::new())
+                }
+                Err(e) => return internal(access, format!("invoking {function}: {e}")),
+            }
         }
         crate::integration::Backend::Aws { service, target } => {
             let mut headers = BTreeMap::new();
@@ -291,7 +312,7 @@ async fn run_rest(
             };
             match answer {
                 Ok((status, bytes)) => (
-                    status,
+                    status.to_string(),
                     String::from_utf8_lossy(&bytes).into_owned(),
                     BTreeMap::new(),
                 ),
@@ -300,7 +321,7 @@ async fn run_rest(
         }
     };
     access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-    let Some(chosen) = rest.response_for(status) else {
+    let Some(chosen) = rest.response_for(&status) else {
         return internal(
             access,
             format!("no integration response matches status {status} and there is no default"),

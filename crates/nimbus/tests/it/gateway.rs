@@ -905,6 +905,36 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
 
 const MAPPING_TEMPLATE: &str = r##"
 Resources:
+  Echo:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: provided.al2023
+      Handler: bootstrap
+      Code: {S3Bucket: assets, S3Key: echo.zip}
+    Metadata:
+      aws:asset:path: fn
+  LambdaPath:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: lambda}
+  LambdaGet:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref LambdaPath
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: AWS
+        IntegrationHttpMethod: POST
+        Uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+        RequestTemplates:
+          application/json: '{"action": "$input.params(''action'')", "who": "$input.params(''name'')"}'
+        IntegrationResponses:
+          - StatusCode: 200
+            ResponseTemplates: {application/json: '{"who": "$input.path(''$.event.who'')"}'}
+          - StatusCode: 422
+            SelectionPattern: ".*went wrong.*"
+            ResponseTemplates: {application/json: '{"failed": "$input.path(''$.errorMessage'')"}'}
   Orders:
     Type: AWS::SQS::Queue
     Properties: {QueueName: orders}
@@ -1005,6 +1035,28 @@ fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
     );
     let message = &got.json()["Messages"][0];
     assert_eq!(message["Body"], r#"{"id":9,"item":"tea"}"#, "{}", got.body);
+
+    // Lambda non-proxy: the mapped event in, the response template out; a function error
+    // picks the response whose SelectionPattern matches its errorMessage.
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/lambda?action=echo&name=ada"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (200, serde_json::json!({"who": "ada"})),
+        "{}",
+        r.body
+    );
+    let r = nimbus.request("GET", &format!("{base}/lambda?action=error"), &[], b"");
+    assert_eq!(
+        (r.status, r.json()),
+        (422, serde_json::json!({"failed": "something went wrong"})),
+        "{}",
+        r.body
+    );
 
     // PassthroughBehavior NEVER: a content type without a template is refused, as API Gateway does.
     let r = nimbus.request(
