@@ -385,6 +385,26 @@ fn http_api(
             }
             continue;
         }
+        if ty == "HTTP_PROXY" {
+            if let Ok(rest) = crate::integration::read(
+                ip,
+                &format!("Resources.{}.Properties", integration.logical_id),
+                errors,
+            ) {
+                if let Some(mut r) = http_route(
+                    key,
+                    String::new(),
+                    PayloadVersion::V2,
+                    30_000,
+                    &source,
+                    errors,
+                ) {
+                    r.rest = Some(Box::new(rest));
+                    config.routes.push(r);
+                }
+                continue;
+            }
+        }
         if ty != "AWS_PROXY" || subtype.is_some() {
             let what = subtype.unwrap_or(ty);
             let why = format!(

@@ -18,6 +18,11 @@ pub enum Backend {
     Lambda {
         function: String,
     },
+    /// `HTTP_PROXY`: the request goes to this URL (`{name}` filled from path parameters) and
+    /// the answer comes back as it is.
+    HttpProxy {
+        url: String,
+    },
     /// `arn:aws:apigateway:REGION:SERVICE:path/...` or `...:action/NAME`: the service and the
     /// rest (`path/123456789012/queue`, `action/PutEvents`).
     Aws {
@@ -118,6 +123,20 @@ pub fn read(
         .to_ascii_uppercase();
     let backend = match ty.as_str() {
         "MOCK" => Backend::Mock,
+        "HTTP_PROXY" => {
+            let url = get(integration, "Uri")
+                .as_str()
+                .or_else(|| get(integration, "IntegrationUri").as_str())
+                .unwrap_or_default();
+            if !url.starts_with("http://") {
+                return Err(format!(
+                    "{at}.Uri: {url:?}: nimbus proxies to http:// URLs (a local backend); https is not served yet"
+                ));
+            }
+            Backend::HttpProxy {
+                url: url.to_owned(),
+            }
+        }
         "AWS"
             if get(integration, "Uri")
                 .as_str()

@@ -131,7 +131,7 @@ pub fn read(
                     continue;
                 }
             }
-            if kind == ApiKind::Rest && ty != "aws_proxy" {
+            if (kind == ApiKind::Rest && ty != "aws_proxy") || ty == "http_proxy" {
                 if let Ok(rest) = crate::integration::read(integration, &int_source, errors) {
                     let mut route = crate::config::unserved_route(method, path, &op_source, "");
                     route.unserved = None;

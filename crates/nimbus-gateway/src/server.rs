@@ -152,6 +152,117 @@ pub fn router(api: Arc<ApiState>) -> Router {
 
 use nimbus_lambda::epoch_ms;
 
+/// Largest answer an `HTTP_PROXY` backend may give (API Gateway's payload limit).
+const MAX_PROXIED: usize = 10 * 1024 * 1024;
+
+/// `HTTP_PROXY`: the request, with its method, headers, query and body, to the integration's
+/// URL (each `{name}` filled from the path parameter its `RequestParameters` map, else the one of
+/// that name), and the backend's answer back as it is.
+async fn http_proxy(
+    url: &str,
+    rest: &crate::integration::RestIntegration,
+    route: &RouteConfig,
+    request: &GatewayRequest,
+    matched: &MatchedRoute,
+    access: &mut Access,
+) -> Response {
+    use http_body_util::BodyExt;
+    let mut target = url.to_owned();
+    for (name, value) in &matched.path_parameters {
+        let mapped = rest
+            .request_parameters
+            .iter()
+            .find(|(_, v)| v.as_str() == format!("method.request.path.{name}"))
+            .and_then(|(k, _)| k.strip_prefix("integration.request.path."))
+            .unwrap_or(name);
+        target = target.replace(&format!("{{{mapped}}}"), value);
+        target = target.replace(&format!("{{{mapped}+}}"), value);
+    }
+    if !request.raw_query.is_empty() {
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&request.raw_query);
+    }
+    let fail = |access: &mut Access, why: String, status: StatusCode| {
+        access.error = Some(why);
+        gateway_error(
+            ApiKind::Rest,
+            status,
+            ("InternalServerErrorException", "Internal server error"),
+            "Internal Server Error",
+        )
+    };
+    let mut builder = hyper::Request::builder()
+        .method(request.method.as_str())
+        .uri(&target);
+    for (k, v) in &request.headers {
+        if !matches!(
+            k.as_str(),
+            "host"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "upgrade"
+                | "content-length"
+        ) {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+    }
+    let Ok(outgoing) = builder.body(http_body_util::Full::new(request.body.clone())) else {
+        return fail(
+            access,
+            format!("HTTP_PROXY: {target:?} is not a valid request URL"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        );
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(route.timeout, client.request(outgoing)).await;
+    access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let resp = match answer {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return fail(
+                access,
+                format!("HTTP_PROXY to {target}: {e}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+        Err(_) => {
+            return fail(
+                access,
+                format!("HTTP_PROXY to {target}: timed out"),
+                StatusCode::GATEWAY_TIMEOUT,
+            )
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_PROXIED)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return fail(
+                access,
+                format!("HTTP_PROXY answer from {target}: {e}"),
+                StatusCode::BAD_GATEWAY,
+            )
+        }
+    };
+    let mut out = Response::new(axum::body::Body::from(body));
+    *out.status_mut() = parts.status;
+    for (k, v) in &parts.headers {
+        if !matches!(
+            k.as_str(),
+            "connection" | "keep-alive" | "transfer-encoding" | "content-length"
+        ) {
+            out.headers_mut().append(k, v.clone());
+        }
+    }
+    out
+}
+
 /// What a REST mapping template sees as `$input`, `$context` and `$stageVariables`.
 struct MappingHost<'a> {
     body: String,
@@ -264,6 +375,13 @@ async fn run_rest(
                 .and_then(|v| v["statusCode"].as_u64())
                 .unwrap_or(200) as u16;
             (status.to_string(), String::new(), BTreeMap::new())
+        }
+        // Answered by `http_proxy` before templates are involved.
+        crate::integration::Backend::HttpProxy { url } => {
+            return internal(
+                access,
+                format!("HTTP_PROXY to {url} reached the template path"),
+            );
         }
         crate::integration::Backend::Lambda { function } => {
             let invoke = InvokeRequest {
@@ -828,6 +946,9 @@ async fn answer(
         );
     }
     if let Some(rest) = &route.rest {
+        if let crate::integration::Backend::HttpProxy { url } = &rest.backend {
+            return http_proxy(url, rest, route, &request, &matched, access).await;
+        }
         return run_rest(api, rest, &request, &matched, &ctx, access).await;
     }
     if let Some(integration) = &route.service {

@@ -1071,3 +1071,74 @@ fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
         serde_json::json!({"message": "Unsupported Media Type"})
     );
 }
+
+/// A backend for HTTP_PROXY tests: answers each request with 201, its request line as the body
+/// and an `x-backend` header.
+fn proxy_backend() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut seen = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("x-client:") {
+                    seen = line.trim().to_owned();
+                }
+            }
+            let body = format!("{} | {seen}", first.trim());
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 201 Created\r\ncontent-type: text/plain\r\nx-backend: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn http_proxy_integrations_forward_the_request_and_pass_the_answer_back() {
+    let port = proxy_backend();
+    let template = format!(
+        r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Proxy:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Prod
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {{title: proxy, version: "1"}}
+        paths:
+          /items/{{item}}:
+            get:
+              x-amazon-apigateway-integration:
+                type: http_proxy
+                httpMethod: GET
+                uri: http://127.0.0.1:{port}/backend/{{id}}
+                requestParameters:
+                  integration.request.path.id: method.request.path.item
+"#
+    );
+    let nimbus = Nimbus::start(&template, &[]);
+    let base = nimbus.api_url("Proxy");
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/items/5?x=1"),
+        &[("x-client", "c1")],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.header("x-backend"), Some("yes"));
+    assert_eq!(r.body, "GET /backend/5?x=1 HTTP/1.1 | x-client: c1");
+}
