@@ -117,8 +117,10 @@ pub fn read(
     at: &str,
     errors: &mut Vec<String>,
 ) -> Result<RestIntegration, String> {
+    // REST and OpenAPI say `Type`; AWS::ApiGatewayV2::Integration says `IntegrationType`.
     let ty = get(integration, "Type")
         .as_str()
+        .or_else(|| integration["IntegrationType"].as_str())
         .unwrap_or_default()
         .to_ascii_uppercase();
     let backend = match ty.as_str() {

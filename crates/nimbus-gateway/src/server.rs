@@ -162,12 +162,62 @@ async fn http_proxy(
     url: &str,
     rest: &crate::integration::RestIntegration,
     route: &RouteConfig,
-    request: &GatewayRequest,
+    cx: &crate::service::Context<'_>,
     matched: &MatchedRoute,
     access: &mut Access,
 ) -> Response {
     use http_body_util::BodyExt;
+    let request = cx.request;
+    // HTTP APIs' parameter mapping: `append|overwrite|remove:header.x`,
+    // `append|overwrite|remove:querystring.x`, `overwrite:path`.
+    let mut headers: Vec<(String, String)> = request.headers.clone();
+    let mut query: Vec<(String, String)> = request
+        .raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let mut path_override = None;
+    for (key, value) in &rest.request_parameters {
+        let Some((action, place)) = key.split_once(':') else {
+            continue;
+        };
+        let value = crate::service::select(value, cx);
+        match (action, place.split_once('.')) {
+            ("overwrite", None) if place == "path" => path_override = Some(value),
+            (action, Some(("header", name))) => {
+                if action != "append" {
+                    headers.retain(|(h, _)| !h.eq_ignore_ascii_case(name));
+                }
+                if action != "remove" {
+                    headers.push((name.to_ascii_lowercase(), value));
+                }
+            }
+            (action, Some(("querystring", name))) => {
+                if action != "append" {
+                    query.retain(|(q, _)| q != name);
+                }
+                if action != "remove" {
+                    let encoded: String =
+                        form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                    query.push((name.to_owned(), encoded));
+                }
+            }
+            _ => {}
+        }
+    }
     let mut target = url.to_owned();
+    if let Some(path) = path_override {
+        // The integration URI keeps its scheme and host; the path is replaced.
+        let after_scheme = target.find("://").map_or(0, |i| i + 3);
+        let host_end = target[after_scheme..]
+            .find('/')
+            .map_or(target.len(), |i| after_scheme + i);
+        target = format!("{}{}", &target[..host_end], path);
+    }
     for (name, value) in &matched.path_parameters {
         let mapped = rest
             .request_parameters
@@ -178,9 +228,10 @@ async fn http_proxy(
         target = target.replace(&format!("{{{mapped}}}"), value);
         target = target.replace(&format!("{{{mapped}+}}"), value);
     }
-    if !request.raw_query.is_empty() {
+    if !query.is_empty() {
         target.push(if target.contains('?') { '&' } else { '?' });
-        target.push_str(&request.raw_query);
+        let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        target.push_str(&pairs.join("&"));
     }
     let fail = |access: &mut Access, why: String, status: StatusCode| {
         access.error = Some(why);
@@ -194,7 +245,7 @@ async fn http_proxy(
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
         .uri(&target);
-    for (k, v) in &request.headers {
+    for (k, v) in &headers {
         if !matches!(
             k.as_str(),
             "host"
@@ -947,7 +998,14 @@ async fn answer(
     }
     if let Some(rest) = &route.rest {
         if let crate::integration::Backend::HttpProxy { url } = &rest.backend {
-            return http_proxy(url, rest, route, &request, &matched, access).await;
+            let cx = crate::service::Context {
+                request: &request,
+                path_parameters: &matched.path_parameters,
+                request_id: &ctx.request_id,
+                stage: &api.config.stage,
+                stage_variables: &api.config.stage_variables,
+            };
+            return http_proxy(url, rest, route, &cx, &matched, access).await;
         }
         return run_rest(api, rest, &request, &matched, &ctx, access).await;
     }

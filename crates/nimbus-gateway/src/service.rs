@@ -71,7 +71,46 @@ pub fn evaluate(
         .collect()
 }
 
-fn select(expr: &str, cx: &Context<'_>) -> String {
+/// A mapping value: a selection expression, or text with `${...}` or `$request.…` /
+/// `$context.…` / `$stageVariables.…` inside it (`prefix-${request.header.x}`).
+pub(crate) fn select(expr: &str, cx: &Context<'_>) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(inner) = tail.strip_prefix("${") {
+            if let Some(end) = inner.find('}') {
+                out.push_str(&select_one(&tail[..end + 3], cx));
+                rest = &inner[end + 1..];
+                continue;
+            }
+        }
+        let known = ["$request.", "$context.", "$stageVariables."]
+            .iter()
+            .any(|p| tail.starts_with(p));
+        if known {
+            let end = tail[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+                .map_or(tail.len(), |i| i + 1);
+            out.push_str(&select_one(&tail[..end], cx));
+            rest = &tail[end..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn select_one(expr: &str, cx: &Context<'_>) -> String {
+    // `${request.header.x}` is `$request.header.x` written with braces.
+    let braced = expr
+        .strip_prefix("${")
+        .and_then(|e| e.strip_suffix('}'))
+        .map(|e| format!("${e}"));
+    let expr = braced.as_deref().unwrap_or(expr);
     let req = cx.request;
     if expr == "$request.body" {
         return String::from_utf8_lossy(&req.body).into_owned();
@@ -113,6 +152,7 @@ fn select(expr: &str, cx: &Context<'_>) -> String {
         return cx.stage_variables.get(name).cloned().unwrap_or_default();
     }
     match expr {
+        "$request.path" => req.raw_path.clone(),
         "$context.requestId" => cx.request_id.to_owned(),
         "$context.stage" => cx.stage.to_owned(),
         "$context.httpMethod" => req.method.clone(),
@@ -160,6 +200,13 @@ mod tests {
             ("$stageVariables.queue", "http://q"),
             ("$context.requestId", "rid"),
             ("static-value", "static-value"),
+            (
+                "prefix-${request.header.x-group}-suffix",
+                "prefix-g1-suffix",
+            ),
+            ("/v2/$request.path.id/items", "/v2/7/items"),
+            ("${request.querystring.x}", "a b"),
+            ("price: $5", "price: $5"),
         ] {
             assert_eq!(select(expr, &cx), want, "{expr}");
         }

@@ -1142,3 +1142,45 @@ Resources:
     assert_eq!(r.header("x-backend"), Some("yes"));
     assert_eq!(r.body, "GET /backend/5?x=1 HTTP/1.1 | x-client: c1");
 }
+
+#[test]
+fn http_api_parameter_mapping_rewrites_what_reaches_an_http_backend() {
+    let port = proxy_backend();
+    let template = format!(
+        r#"
+Resources:
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {{Name: mapped, ProtocolType: HTTP}}
+  Backend:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: ANY
+      IntegrationUri: http://127.0.0.1:{port}/base
+      PayloadFormatVersion: "1.0"
+      RequestParameters:
+        overwrite:path: /v2/$request.path.id
+        overwrite:header.x-client: mapped-$request.header.x-client
+        append:querystring.src: api
+        remove:querystring.debug: ""
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {{ApiId: !Ref Http, RouteKey: "GET /things/{{id}}", Target: !Sub "integrations/${{Backend}}"}}
+"#
+    );
+    let nimbus = Nimbus::start(&template, &[]);
+    let base = nimbus.api_url("Http");
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/things/9?debug=1&q=z"),
+        &[("x-client", "c1")],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body,
+        "GET /v2/9?q=z&src=api HTTP/1.1 | x-client: mapped-c1"
+    );
+}
