@@ -62,25 +62,10 @@ fn members<'s>(
 }
 
 fn empty_api(id: &str, kind: ApiKind, stage: String) -> ApiConfig {
+    // A SAM API with no properties has every default this one needs.
     ApiConfig {
-        logical_id: id.to_owned(),
-        kind,
         stage,
-        stage_variables: BTreeMap::new(),
-        routes: Vec::new(),
-        binary_media_types: Vec::new(),
-        stage_throttle: None,
-        route_throttles: BTreeMap::new(),
-        usage_plans: Vec::new(),
-        cors: None,
-        authorizers: BTreeMap::new(),
-        default_authorizer: None,
-        default_api_key_required: false,
-        api_key_from_authorizer: false,
-        authorizer_on_preflight: true,
-        api_key_on_preflight: true,
-        cache_ttls: BTreeMap::new(),
-        notes: Vec::new(),
+        ..crate::config::api_from_properties(id, kind, &Value::Null, &mut Vec::new())
     }
 }
 
@@ -241,8 +226,7 @@ fn rest_api(
             if let Ok(rest) =
                 crate::integration::read(integration, &format!("{source}.Integration"), errors)
             {
-                let mut route = crate::config::unserved_route(&method, &path, &source, "");
-                route.unserved = None;
+                let mut route = crate::config::integration_route(&method, &path, &source);
                 route.rest = Some(Box::new(rest));
                 route.api_key_required = p["ApiKeyRequired"].as_bool() == Some(true);
                 config.routes.push(route);

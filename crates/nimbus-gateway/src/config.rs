@@ -149,18 +149,24 @@ impl RouteConfig {
     }
 }
 
+/// An open route to something other than a function (a service or REST integration, set by
+/// the caller).
+pub(crate) fn integration_route(method: &str, path: &str, source: &str) -> RouteConfig {
+    RouteConfig::to_function(
+        method.to_owned(),
+        path.to_owned(),
+        String::new(),
+        PayloadVersion::V1,
+        Duration::from_millis(29_000),
+        source,
+    )
+}
+
 /// A route whose integration nimbus does not serve yet (see [`RouteConfig::unserved`]).
 pub(crate) fn unserved_route(method: &str, path: &str, source: &str, why: &str) -> RouteConfig {
     RouteConfig {
         unserved: Some(why.to_owned()),
-        ..RouteConfig::to_function(
-            method.to_owned(),
-            path.to_owned(),
-            String::new(),
-            PayloadVersion::V1,
-            Duration::from_millis(29_000),
-            source,
-        )
+        ..integration_route(method, path, source)
     }
 }
 
@@ -358,7 +364,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
     }
 }
 
-fn api_from_properties(
+pub(crate) fn api_from_properties(
     id: &str,
     kind: ApiKind,
     props: &Value,

@@ -422,7 +422,8 @@ fn content_type(req: &GatewayRequest) -> Option<&str> {
 
 /// Decoded `name=value` pairs in order; a name without `=` has the value `""`, and a value
 /// without a name (`=x`) is dropped, there being no parameter to give it to.
-fn query_pairs(raw: &str) -> Vec<(String, String)> {
+/// A query string's `(name, value)` pairs, form-decoded, in order.
+pub(crate) fn query_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -116,8 +116,7 @@ pub fn read(
             let subtype = integration["integrationSubtype"].as_str();
             if let (ApiKind::Http, Some(sub)) = (kind, subtype) {
                 if crate::service::SERVED.contains(&sub) {
-                    let mut route = crate::config::unserved_route(method, path, &op_source, "");
-                    route.unserved = None;
+                    let mut route = crate::config::integration_route(method, path, &op_source);
                     route.service = Some(crate::service::ServiceIntegration {
                         subtype: sub.to_owned(),
                         parameters: integration["requestParameters"]
@@ -133,8 +132,7 @@ pub fn read(
             }
             if (kind == ApiKind::Rest && ty != "aws_proxy") || ty == "http_proxy" {
                 if let Ok(rest) = crate::integration::read(integration, &int_source, errors) {
-                    let mut route = crate::config::unserved_route(method, path, &op_source, "");
-                    route.unserved = None;
+                    let mut route = crate::config::integration_route(method, path, &op_source);
                     route.rest = Some(Box::new(rest));
                     route.api_key_required = requires_api_key(doc, op);
                     out.routes.push(route);
@@ -225,9 +223,15 @@ pub fn read(
 /// The function name in a Lambda integration URI (API Gateway's `.../functions/ARN/invocations`
 /// form, or an HTTP API's bare function ARN); an alias or version qualifier is dropped.
 pub(crate) fn function_of_uri(uri: &str) -> Option<String> {
-    let arn = uri.split("function:").nth(1)?;
-    let name = arn.split(['/', ':']).next()?;
-    (!name.is_empty()).then(|| name.to_owned())
+    let arn = match uri.split_once("/functions/") {
+        Some((_, rest)) => rest.strip_suffix("/invocations").unwrap_or(rest),
+        None => uri,
+    };
+    // In a URI only an ARN names a function, not a bare word.
+    if !arn.contains(":function:") {
+        return None;
+    }
+    nimbus_core::arn::parse_function_ref(arn).map(|f| f.name.to_owned())
 }
 
 /// Whether `security` (the operation's, else the document's) names an API key scheme in the

@@ -152,6 +152,16 @@ pub fn router(api: Arc<ApiState>) -> Router {
 
 use nimbus_lambda::epoch_ms;
 
+/// Headers about one connection (and the body's framing, which hyper sets anew): not passed
+/// through a proxy in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
 /// Largest answer an `HTTP_PROXY` backend may give (API Gateway's payload limit).
 const MAX_PROXIED: usize = 10 * 1024 * 1024;
 
@@ -246,15 +256,7 @@ async fn http_proxy(
         .method(request.method.as_str())
         .uri(&target);
     for (k, v) in &headers {
-        if !matches!(
-            k.as_str(),
-            "host"
-                | "connection"
-                | "keep-alive"
-                | "transfer-encoding"
-                | "upgrade"
-                | "content-length"
-        ) {
+        if k != "host" && !HOP_BY_HOP.contains(&k.as_str()) {
             builder = builder.header(k.as_str(), v.as_str());
         }
     }
@@ -304,10 +306,7 @@ async fn http_proxy(
     let mut out = Response::new(axum::body::Body::from(body));
     *out.status_mut() = parts.status;
     for (k, v) in &parts.headers {
-        if !matches!(
-            k.as_str(),
-            "connection" | "keep-alive" | "transfer-encoding" | "content-length"
-        ) {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
             out.headers_mut().append(k, v.clone());
         }
     }
@@ -328,14 +327,11 @@ impl nimbus_core::vtl::Host for MappingHost<'_> {
     }
 
     fn params(&self) -> serde_json::Value {
-        let mut query = serde_json::Map::new();
-        for pair in self.request.raw_query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            query.insert(
-                nimbus_core::route::form_decode(k),
-                nimbus_core::route::form_decode(v).into(),
-            );
-        }
+        let query: serde_json::Map<String, serde_json::Value> =
+            crate::event::query_pairs(&self.request.raw_query)
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect();
         let mut header = serde_json::Map::new();
         for (k, v) in &self.request.headers {
             header.insert(k.clone(), v.clone().into());
@@ -544,7 +540,10 @@ fn validate(
     request: &GatewayRequest,
     matched: &MatchedRoute,
 ) -> Result<(), String> {
-    let query: Vec<String> = form_urlencoded_names(&request.raw_query);
+    let query: Vec<String> = crate::event::query_pairs(&request.raw_query)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     let missing: Vec<&str> = v
         .required
         .iter()
@@ -573,18 +572,6 @@ fn validate(
         }
     }
     Ok(())
-}
-
-/// The names in a query string, decoded.
-fn form_urlencoded_names(query: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let name = p.split('=').next().unwrap_or_default();
-            nimbus_core::route::percent_decode(&name.replace('+', " "))
-        })
-        .collect()
 }
 
 /// Why the gateway itself refused a request (not the function's own 403s and 429s).

@@ -134,14 +134,10 @@ fn select_one(expr: &str, cx: &Context<'_>) -> String {
             .join(",");
     }
     if let Some(name) = expr.strip_prefix("$request.querystring.") {
-        use nimbus_core::route::form_decode;
-        return req
-            .raw_query
-            .split('&')
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (form_decode(k) == name).then(|| form_decode(v))
-            })
+        return crate::event::query_pairs(&req.raw_query)
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
             .collect::<Vec<_>>()
             .join(",");
     }

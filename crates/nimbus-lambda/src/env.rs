@@ -316,7 +316,7 @@ impl Env {
     pub async fn invoke(
         &self,
         request_id: &str,
-        req: InvokeRequest,
+        req: &InvokeRequest,
         trace_header: String,
         init_timeout: Duration,
     ) -> RunOutcome {
@@ -331,9 +331,10 @@ impl Env {
         let dispatched_at = Instant::now();
         let dispatch = Dispatch {
             request_id: request_id.to_owned(),
-            payload: req.payload,
+            // A `Bytes` clone shares the payload; the platform keeps the request for a retry.
+            payload: req.payload.clone(),
             timeout: function.timeout,
-            client_context: req.client_context,
+            client_context: req.client_context.clone(),
             trace_header,
             started_tx,
             result_tx,

@@ -296,7 +296,6 @@ impl Platform {
         };
         // A warm environment whose process ends before taking the event never saw it: the
         // event goes to a new environment, once.
-        let mut req = Some(req);
         let mut attempt = 0;
         let (env, generation, outcome) = loop {
             attempt += 1;
@@ -319,23 +318,19 @@ impl Platform {
                     }
                 },
             };
-            let this = req.take().expect("one request per attempt");
-            let retry = (attempt == 1).then(|| this.clone());
             let outcome = env
                 .invoke(
                     &request_id,
-                    this,
+                    &req,
                     trace_header.clone(),
                     inner.config.init_timeout,
                 )
                 .await;
-            match retry {
-                Some(again) if outcome.undelivered => {
-                    env.kill();
-                    req = Some(again);
-                }
-                _ => break (env, generation, outcome),
+            if outcome.undelivered && attempt == 1 {
+                env.kill();
+                continue;
             }
+            break (env, generation, outcome);
         };
         if outcome.reusable {
             pool.put_idle(env, generation);

@@ -160,6 +160,32 @@ pub(crate) fn digest(parts: &[&[u8]]) -> String {
         .collect()
 }
 
+/// The cache folder for an install of `parts` by `runtime` (`python3.11`, `node20`): named by
+/// the runtime and a digest of what it installs and this machine's architecture, since wheels
+/// and native add-ons are built for both.
+pub(crate) fn deps_dir(cache_dir: &Path, runtime: &str, parts: &[&[u8]]) -> PathBuf {
+    let mut all: Vec<&[u8]> = parts.to_vec();
+    all.push(runtime.as_bytes());
+    all.push(std::env::consts::ARCH.as_bytes());
+    cache_dir
+        .join("deps")
+        .join(format!("{runtime}-{}", digest(&all)))
+}
+
+/// `text` written to `path` (its folder made), through a temporary file and a rename; unchanged
+/// text is not rewritten, so running environments never see a half-written file.
+pub(crate) fn write_file(function: &str, path: &Path, text: &str) -> Result<(), PrepareError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error(function, dir))?;
+    }
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io_error(function, &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(function, path))
+}
+
 /// `dir`, filled once by `fill` and then reused. `fill` works in a fresh folder beside `dir`
 /// that is renamed into place only when it succeeds, so an interrupted or failed install never
 /// leaves a folder that looks complete, and two nimbus processes filling the same folder at

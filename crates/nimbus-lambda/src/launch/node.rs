@@ -16,7 +16,6 @@ use std::process::{Command, Stdio};
 use nimbus_template::Function;
 
 use super::layers::Layer;
-use super::python::write_file;
 use super::{build, LaunchSpec, PrepareError, PrepareOptions};
 
 const NODE_LOOP: &str = include_str!("../../runtimes/node/nimbus_runtime.mjs");
@@ -120,7 +119,7 @@ pub(crate) fn prepare(
 
     let dir = opts.state_dir.join("runtime").join("node");
     let script = dir.join("nimbus_runtime.mjs");
-    write_file(f, &script, NODE_LOOP)?;
+    build::write_file(&f.name, &script, NODE_LOOP)?;
 
     let joined = std::env::join_paths(&modules)
         .unwrap_or_default()
@@ -193,18 +192,11 @@ pub(crate) fn dependencies(
         .unwrap_or_default();
     let npmrc = std::fs::read(dir.join(".npmrc")).unwrap_or_default();
     let mode: &[u8] = if with_dev { b"all" } else { b"prod" };
-    let key = build::digest(&[
-        &manifest,
-        &lock_text,
-        &npmrc,
-        major.to_string().as_bytes(),
-        std::env::consts::ARCH.as_bytes(),
-        mode,
-    ]);
-    let target = opts
-        .cache_dir
-        .join("deps")
-        .join(format!("node{major}-{key}"));
+    let target = build::deps_dir(
+        &opts.cache_dir,
+        &format!("node{major}"),
+        &[&manifest, &lock_text, &npmrc, mode],
+    );
     let out = build::cached_dir(&f.name, &target, |tmp| {
         let copy = |name: &str| -> Result<(), PrepareError> {
             let from = dir.join(name);
@@ -253,14 +245,11 @@ pub(crate) fn install_packages(
     packages: &[String],
     opts: &PrepareOptions,
 ) -> Result<PathBuf, PrepareError> {
-    let key = build::digest(&[
-        packages.join("\n").as_bytes(),
-        node.major.to_string().as_bytes(),
-    ]);
-    let target = opts
-        .cache_dir
-        .join("deps")
-        .join(format!("node{}-{key}", node.major));
+    let target = build::deps_dir(
+        &opts.cache_dir,
+        &format!("node{}", node.major),
+        &[packages.join("\n").as_bytes()],
+    );
     let out = build::cached_dir(&f.name, &target, |tmp| {
         std::fs::write(tmp.join("package.json"), "{\"private\":true}\n").map_err(|source| {
             PrepareError::Io {

@@ -70,7 +70,7 @@ pub(crate) fn prepare(
         PythonRuntime::Builtin => {
             let dir = opts.state_dir.join("runtime").join("python");
             let script = dir.join("nimbus_runtime.py");
-            write_file(f, &script, PYTHON_LOOP)?;
+            build::write_file(&f.name, &script, PYTHON_LOOP)?;
             vec![OsString::from("-u"), script.into_os_string()]
         }
         PythonRuntime::Awslambdaric => vec![
@@ -88,24 +88,6 @@ pub(crate) fn prepare(
         task_root,
         env,
     })
-}
-
-pub(crate) fn write_file(f: &Function, path: &Path, text: &str) -> Result<(), PrepareError> {
-    let io = |source| PrepareError::Io {
-        function: f.name.clone(),
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    // Unchanged text is not rewritten, so running environments never see a half-written file.
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// `requirements.txt` in `dir`, installed with pip into a cached folder; `None` when there is
@@ -127,17 +109,21 @@ pub(crate) fn requirements(
     if !lists_something {
         return Ok(None);
     }
-    // Wheels are for this interpreter's version and platform, so both are part of the key;
-    // a requirements file may name other files (-r, -c, local paths), so pip runs in `dir`.
-    let key = build::digest(&[
-        &text,
-        py.version.as_bytes(),
-        std::env::consts::ARCH.as_bytes(),
-    ]);
-    let target = opts
-        .cache_dir
-        .join("deps")
-        .join(format!("python{}-{key}", py.version));
+    // Wheels are for this interpreter's version and platform (part of every cache key); files
+    // it names (`-r base.txt`, `-c constraints.txt`) are part of what it installs. It may name
+    // other files and local paths, so pip runs in `dir`.
+    let mut named = Vec::new();
+    for line in String::from_utf8_lossy(&text).lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("-r" | "-c" | "--requirement" | "--constraint"), Some(name)) =
+            (words.next(), words.next())
+        {
+            named.push(std::fs::read(dir.join(name)).unwrap_or_default());
+        }
+    }
+    let mut parts: Vec<&[u8]> = vec![&text];
+    parts.extend(named.iter().map(Vec::as_slice));
+    let target = build::deps_dir(&opts.cache_dir, &format!("python{}", py.version), &parts);
     let dir = build::cached_dir(&f.name, &target, |tmp| {
         build::run(
             &f.name,
@@ -160,15 +146,11 @@ pub(crate) fn install_packages(
     opts: &PrepareOptions,
 ) -> Result<PathBuf, PrepareError> {
     let joined = specs.join("\n");
-    let key = build::digest(&[
-        joined.as_bytes(),
-        py.version.as_bytes(),
-        std::env::consts::ARCH.as_bytes(),
-    ]);
-    let target = opts
-        .cache_dir
-        .join("deps")
-        .join(format!("python{}-{key}", py.version));
+    let target = build::deps_dir(
+        &opts.cache_dir,
+        &format!("python{}", py.version),
+        &[joined.as_bytes()],
+    );
     build::cached_dir(&f.name, &target, |tmp| {
         build::run(
             &f.name,

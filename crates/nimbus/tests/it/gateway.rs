@@ -745,7 +745,10 @@ fn openapi_definitions_route_to_functions_and_validate_requests_as_api_gateway_d
     }
 }
 
-const CFN_TEMPLATE: &str = r#"
+/// The echo function as CDK declares one: plain CloudFormation with its code as an asset.
+macro_rules! cfn_echo {
+    () => {
+        r#"
 Resources:
   Echo:
     Type: AWS::Lambda::Function
@@ -755,7 +758,13 @@ Resources:
       Code: {S3Bucket: assets, S3Key: echo.zip}
     Metadata:
       aws:asset:path: fn
-  Api:
+"#
+    };
+}
+
+const CFN_TEMPLATE: &str = concat!(
+    cfn_echo!(),
+    r#"  Api:
     Type: AWS::ApiGateway::RestApi
     Properties: {Name: cfn}
   Orders:
@@ -790,7 +799,8 @@ Resources:
   Stage:
     Type: AWS::ApiGateway::Stage
     Properties: {RestApiId: !Ref Api, DeploymentId: !Ref Deployment, StageName: live}
-"#;
+"#
+);
 
 #[test]
 fn cloudformation_rest_apis_serve_their_resource_tree_and_unserved_integrations_answer_500() {
@@ -815,6 +825,23 @@ fn cloudformation_rest_apis_serve_their_resource_tree_and_unserved_integrations_
         r.header("x-amzn-errortype"),
         Some("InternalServerErrorException")
     );
+}
+
+/// The next message of `queue` on nimbus's SQS (JSON protocol), waiting up to 5 s for one.
+fn receive_one(nimbus: &Nimbus, queue: &str) -> serde_json::Value {
+    let url = format!("{}/123456789012/{queue}", nimbus.endpoint);
+    let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 5}).to_string();
+    let r = nimbus.request(
+        "POST",
+        &nimbus.endpoint,
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "AmazonSQS.ReceiveMessage"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["Messages"][0].clone()
 }
 
 const SERVICE_TEMPLATE: &str = r#"
@@ -861,21 +888,7 @@ Resources:
 fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     let nimbus = Nimbus::start(SERVICE_TEMPLATE, &[]);
     let base = nimbus.api_url("Http");
-    let receive = |queue: &str| -> serde_json::Value {
-        let url = format!("{}/123456789012/{queue}", nimbus.endpoint);
-        let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 5}).to_string();
-        let r = nimbus.request(
-            "POST",
-            &nimbus.endpoint,
-            &[
-                ("content-type", "application/x-amz-json-1.0"),
-                ("x-amz-target", "AmazonSQS.ReceiveMessage"),
-            ],
-            body.as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()["Messages"][0].clone()
-    };
+    let receive = |queue: &str| receive_one(&nimbus, queue);
 
     let r = nimbus.request(
         "POST",
@@ -903,17 +916,9 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     assert_eq!(envelope["detail"], serde_json::json!({"id": 8}));
 }
 
-const MAPPING_TEMPLATE: &str = r##"
-Resources:
-  Echo:
-    Type: AWS::Lambda::Function
-    Properties:
-      Runtime: provided.al2023
-      Handler: bootstrap
-      Code: {S3Bucket: assets, S3Key: echo.zip}
-    Metadata:
-      aws:asset:path: fn
-  LambdaPath:
+const MAPPING_TEMPLATE: &str = concat!(
+    cfn_echo!(),
+    r##"  LambdaPath:
     Type: AWS::ApiGateway::Resource
     Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: lambda}
   LambdaGet:
@@ -990,7 +995,8 @@ Resources:
   Deployment:
     Type: AWS::ApiGateway::Deployment
     Properties: {RestApiId: !Ref Api}
-"##;
+"##
+);
 
 #[test]
 fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
@@ -1022,19 +1028,8 @@ fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
         "{}",
         r.body
     );
-    let url = format!("{}/123456789012/orders", nimbus.endpoint);
-    let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 2}).to_string();
-    let got = nimbus.request(
-        "POST",
-        &nimbus.endpoint,
-        &[
-            ("content-type", "application/x-amz-json-1.0"),
-            ("x-amz-target", "AmazonSQS.ReceiveMessage"),
-        ],
-        body.as_bytes(),
-    );
-    let message = &got.json()["Messages"][0];
-    assert_eq!(message["Body"], r#"{"id":9,"item":"tea"}"#, "{}", got.body);
+    let message = receive_one(&nimbus, "orders");
+    assert_eq!(message["Body"], r#"{"id":9,"item":"tea"}"#, "{message}");
 
     // Lambda non-proxy: the mapped event in, the response template out; a function error
     // picks the response whose SelectionPattern matches its errorMessage.
