@@ -2,8 +2,9 @@
 //! against it with `--endpoint-url`: Lambda's Invoke, ListFunctions, GetFunction and
 //! GetFunctionConfiguration (restJson1), SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`),
 //! EventBridge (AWS JSON 1.1, `X-Amz-Target: AWSEvents.*`), CloudWatch Logs' reads of the
-//! functions' logs (AWS JSON 1.1, `X-Amz-Target: Logs_20140328.*`), and SQS's older query
-//! protocol (form-encoded `Action=...`, XML answers).
+//! functions' logs (AWS JSON 1.1, `X-Amz-Target: Logs_20140328.*`), DynamoDB and DynamoDB
+//! Streams (AWS JSON 1.0, `DynamoDB_20120810.*`, `DynamoDBStreams_20120810.*`, served by
+//! `nimbus-dynamodb`), and SQS's older query protocol (form-encoded `Action=...`, XML answers).
 
 mod error;
 mod events;
@@ -25,18 +26,25 @@ use axum::Router;
 use nimbus_events::Hub;
 use nimbus_lambda::Platform;
 
-/// SQS messages are up to 1 MiB, a batch too; JSON escaping can double that.
-const JSON_PROTOCOL_BODY_LIMIT: usize = 4 << 20;
+/// DynamoDB's largest request (BatchWriteItem, TransactWriteItems) is 16 MB; SQS messages are up
+/// to 1 MiB, a batch too, and JSON escaping can double that.
+const JSON_PROTOCOL_BODY_LIMIT: usize = 17 << 20;
 
 #[derive(Clone)]
 struct JsonServices {
     sqs: Sqs,
     events: Hub,
     logs: logs::Logs,
+    dynamodb: nimbus_dynamodb::DynamoDb,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
-pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
+pub fn router(
+    platform: Platform,
+    sqs: Sqs,
+    events: Hub,
+    dynamodb: nimbus_dynamodb::DynamoDb,
+) -> Router {
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
         .route("/", post(json_protocol).get(query_get))
@@ -46,6 +54,7 @@ pub fn router(platform: Platform, sqs: Sqs, events: Hub) -> Router {
             sqs,
             events: events.clone(),
             logs: logs::Logs::new(platform.clone()),
+            dynamodb,
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -117,12 +126,16 @@ async fn json_protocol(
         (Service::Events, a, "application/x-amz-json-1.1")
     } else if let Some(a) = target.strip_prefix("Logs_20140328.") {
         (Service::Logs, a, "application/x-amz-json-1.1")
+    } else if let Some(a) = target.strip_prefix("DynamoDB_20120810.") {
+        (Service::DynamoDb, a, "application/x-amz-json-1.0")
+    } else if let Some(a) = target.strip_prefix("DynamoDBStreams_20120810.") {
+        (Service::DynamoDbStreams, a, "application/x-amz-json-1.0")
     } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge) or Logs_20140328.<Action> (CloudWatch Logs), or a form-encoded Action=<Action> body (SQS query protocol)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action>, or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();
@@ -163,6 +176,22 @@ async fn json_protocol(
             .dispatch(action, input)
             .await
             .map_err(IntoResponse::into_response),
+        Service::DynamoDb | Service::DynamoDbStreams => {
+            let db = services.dynamodb.clone();
+            let action = action.to_owned();
+            // A page of a query or scan reads up to 1 MB: off the async workers.
+            let answer = tokio::task::spawn_blocking(move || match service {
+                Service::DynamoDb => db.dispatch(&action, &input),
+                _ => db.dispatch_streams(&action, &input),
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(nimbus_dynamodb::DdbError::Internal(format!(
+                    "the operation failed: {e}"
+                )))
+            });
+            answer.map_err(dynamodb_error)
+        }
     };
     match answer {
         Ok(out) => (
@@ -173,6 +202,17 @@ async fn json_protocol(
             .into_response(),
         Err(resp) => resp,
     }
+}
+
+/// A DynamoDB error as its AWS JSON 1.0 clients read it: `__type` and `message` in the body.
+fn dynamodb_error(e: nimbus_dynamodb::DdbError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [("content-type", "application/x-amz-json-1.0")],
+        e.body().to_string(),
+    )
+        .into_response()
 }
 
 /// The request's `X-Amzn-Trace-Id` (what an SDK in a traced function sends) applies to every
@@ -218,10 +258,13 @@ fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) 
     }
 }
 
+#[derive(Clone, Copy)]
 enum Service {
     Sqs,
     Events,
     Logs,
+    DynamoDb,
+    DynamoDbStreams,
 }
 
 /// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the

@@ -98,6 +98,29 @@ pub struct MappingSpec {
     pub enabled: bool,
 }
 
+/// A DynamoDB stream's event source mapping (SAM `DynamoDB` events and
+/// `AWS::Lambda::EventSourceMapping`s whose source is a table's stream).
+#[derive(Debug, Clone)]
+pub struct StreamMappingSpec {
+    /// Stable across runs: where the mapping's checkpoint is kept.
+    pub id: String,
+    pub function: String,
+    pub table: String,
+    /// `TRIM_HORIZON` (true) or `LATEST`: where a new mapping starts reading.
+    pub from_start: bool,
+    pub batch_size: u32,
+    pub window_ms: u64,
+    /// `MaximumRetryAttempts`; `None` retries until the record expires (Lambda's -1).
+    pub max_retries: Option<u32>,
+    /// `MaximumRecordAgeInSeconds`; `None` is the stream's 24-hour retention (Lambda's -1).
+    pub max_record_age_s: Option<u64>,
+    pub bisect: bool,
+    pub report_batch_item_failures: bool,
+    pub on_failure: Option<Dest>,
+    pub filters: Vec<Pattern>,
+    pub enabled: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventsSpec {
     pub async_configs: BTreeMap<String, AsyncConfig>,
@@ -105,6 +128,7 @@ pub struct EventsSpec {
     pub buses: BTreeSet<String>,
     pub rules: Vec<RuleSpec>,
     pub mappings: Vec<MappingSpec>,
+    pub stream_mappings: Vec<StreamMappingSpec>,
     pub alarms: Vec<AlarmSpec>,
     pub warnings: Vec<String>,
 }
@@ -130,6 +154,8 @@ pub struct AlarmSpec {
 pub struct Known<'a> {
     pub functions: &'a BTreeSet<String>,
     pub queues: &'a BTreeSet<String>,
+    /// DynamoDB tables that have a stream.
+    pub streams: &'a BTreeSet<String>,
 }
 
 struct Reader<'a> {
@@ -215,6 +241,14 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                         spec.mappings.push(m);
                     }
                 }
+                "DynamoDB" => {
+                    let id = format!("{}/{event_id}", f.logical_id);
+                    if let Some(m) =
+                        r.stream_mapping(id, &f.name, props, &at.child("Properties"), "Stream")
+                    {
+                        spec.stream_mappings.push(m);
+                    }
+                }
                 "Api" | "HttpApi" => {}
                 other => r.warnings.push(format!(
                     "{at}: event type {other} is not served by nimbus; the function will not receive these events"
@@ -236,8 +270,17 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             }
             "AWS::Lambda::EventSourceMapping" => {
                 let function = r.function_ref(p, &at.child("FunctionName"));
+                let from_stream = p["EventSourceArn"]
+                    .as_str()
+                    .is_some_and(|a| a.contains(":dynamodb:"));
                 if let Some(function) = function {
-                    if let Some(m) = r.mapping(&function, p, &at, "EventSourceArn") {
+                    if from_stream {
+                        if let Some(m) =
+                            r.stream_mapping(id.clone(), &function, p, &at, "EventSourceArn")
+                        {
+                            spec.stream_mappings.push(m);
+                        }
+                    } else if let Some(m) = r.mapping(&function, p, &at, "EventSourceArn") {
                         spec.mappings.push(m);
                     }
                 }
@@ -861,7 +904,25 @@ impl Reader<'_> {
                 .int(s, "MaximumConcurrency", &at.child("ScalingConfig"), 2, 1000)
                 .map(|n| n as u32),
         };
-        let report = match &p["FunctionResponseTypes"] {
+        let report = self.report_batch_item_failures(p, at);
+        let filters = self.filter_criteria(p, at);
+        Some(MappingSpec {
+            function: function.to_owned(),
+            queue,
+            batch_size,
+            window_ms: window_s * 1000,
+            max_concurrency,
+            report_batch_item_failures: report,
+            filters,
+            enabled: self.enabled(p, at),
+        })
+    }
+}
+
+impl Reader<'_> {
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]` of a mapping.
+    fn report_batch_item_failures(&mut self, p: &Value, at: &At) -> bool {
+        match &p["FunctionResponseTypes"] {
             Value::Null => false,
             Value::Array(a) if a.iter().all(|v| v == "ReportBatchItemFailures") => !a.is_empty(),
             other => {
@@ -871,7 +932,11 @@ impl Reader<'_> {
                 );
                 false
             }
-        };
+        }
+    }
+
+    /// A mapping's `FilterCriteria.Filters[].Pattern`s.
+    fn filter_criteria(&mut self, p: &Value, at: &At) -> Vec<Pattern> {
         let mut filters = Vec::new();
         if let Some(list) = p["FilterCriteria"]["Filters"].as_array() {
             for (i, f) in list.iter().enumerate() {
@@ -885,13 +950,127 @@ impl Reader<'_> {
                 }
             }
         }
-        Some(MappingSpec {
+        filters
+    }
+
+    /// An integer where Lambda's -1 means "no limit": `None` then.
+    fn limit_or_unlimited(
+        &mut self,
+        p: &Value,
+        key: &str,
+        at: &At,
+        min: i64,
+        max: i64,
+    ) -> Option<u64> {
+        let v = &p[key];
+        let n = match v {
+            Value::Null => return None,
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        match n {
+            Some(-1) => None,
+            Some(n) if (min..=max).contains(&n) => Some(n as u64),
+            _ => {
+                self.error(
+                    &at.child(key),
+                    format!("expected -1 (no limit) or an integer from {min} to {max}, got {v}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn stream_mapping(
+        &mut self,
+        id: String,
+        function: &str,
+        p: &Value,
+        at: &At,
+        source_key: &str,
+    ) -> Option<StreamMappingSpec> {
+        let arn = p[source_key].as_str().unwrap_or_default();
+        let table = arn
+            .split_once(":table/")
+            .and_then(|(_, rest)| rest.split_once("/stream/"))
+            .map(|(t, _)| t.to_owned());
+        let Some(table) = table else {
+            self.error(
+                &at.child(source_key),
+                format!(
+                    "expected a DynamoDB stream ARN (!GetAtt Table.StreamArn), got {}",
+                    p[source_key]
+                ),
+            );
+            return None;
+        };
+        if !self.known.streams.contains(&table) {
+            self.error(
+                &at.child(source_key),
+                format!("table {table:?} has no stream: give it a StreamSpecification with a StreamViewType"),
+            );
+            return None;
+        }
+        let from_start = match p["StartingPosition"].as_str() {
+            Some("TRIM_HORIZON") => true,
+            Some("LATEST") => false,
+            other => {
+                self.error(
+                    &at.child("StartingPosition"),
+                    format!("expected TRIM_HORIZON or LATEST, got {other:?} (AT_TIMESTAMP is for Kinesis)"),
+                );
+                return None;
+            }
+        };
+        let window_s = self
+            .int(p, "MaximumBatchingWindowInSeconds", at, 0, 300)
+            .unwrap_or(0);
+        let batch_size = self.int(p, "BatchSize", at, 1, 10_000).unwrap_or(100) as u32;
+        let max_retries = self
+            .limit_or_unlimited(p, "MaximumRetryAttempts", at, 0, 10_000)
+            .map(|n| n as u32);
+        let max_record_age_s =
+            self.limit_or_unlimited(p, "MaximumRecordAgeInSeconds", at, 60, 604_800);
+        let bisect =
+            p["BisectBatchOnFunctionError"] == true || p["BisectBatchOnFunctionError"] == "true";
+        if let Some(n) = self.int(p, "ParallelizationFactor", at, 1, 10) {
+            if n > 1 {
+                self.warnings.push(format!(
+                    "{at}: ParallelizationFactor {n} is served as 1: one batch at a time per stream, in order"
+                ));
+            }
+        }
+        if !p["TumblingWindowInSeconds"].is_null() {
+            self.warnings.push(format!(
+                "{at}: TumblingWindowInSeconds is not served by nimbus yet; the function is invoked without window state"
+            ));
+        }
+        let report = self.report_batch_item_failures(p, at);
+        let dest = &p["DestinationConfig"]["OnFailure"]["Destination"];
+        let on_failure = if dest.is_null() {
+            None
+        } else {
+            self.dest(
+                dest,
+                &at.child("DestinationConfig")
+                    .child("OnFailure")
+                    .child("Destination"),
+            )
+        };
+        let filters = self.filter_criteria(p, at);
+        Some(StreamMappingSpec {
+            id,
             function: function.to_owned(),
-            queue,
+            table,
+            from_start,
             batch_size,
             window_ms: window_s * 1000,
-            max_concurrency,
+            max_retries,
+            max_record_age_s,
+            bisect,
             report_batch_item_failures: report,
+            on_failure,
             filters,
             enabled: self.enabled(p, at),
         })

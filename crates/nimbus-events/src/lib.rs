@@ -8,6 +8,8 @@
 //!   retries with `RetryPolicy` and the target's dead-letter queue, and schedules.
 //! - SQS event source mappings: a poller per mapping that batches, filters, bounds its
 //!   concurrency and deletes or keeps messages by the function's answer.
+//! - DynamoDB stream event source mappings (`streams`): a poller per mapping that reads the
+//!   table's stream in order from a durable checkpoint and moves it only on success.
 //!
 //! Invariants: what the engine accepts is in the store before the call that accepted it
 //! returns; the engine never holds events only in memory. Policy (retry timing, patterns,
@@ -19,6 +21,7 @@ mod bus;
 pub mod config;
 mod esm;
 pub mod message;
+mod streams;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -84,6 +87,7 @@ struct Inner {
     async_configs: BTreeMap<String, AsyncConfig>,
     buses: bus::Buses,
     mappings: Vec<MappingSpec>,
+    stream_mappings: Vec<config::StreamMappingSpec>,
     alarms: Vec<Arc<alarms::Alarm>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -111,6 +115,7 @@ impl Hub {
                 async_configs: spec.async_configs,
                 buses,
                 mappings: spec.mappings,
+                stream_mappings: spec.stream_mappings,
                 alarms: spec
                     .alarms
                     .into_iter()
@@ -143,6 +148,17 @@ impl Hub {
             tokio::spawn(alarms::evaluator(self.clone(), a.clone()));
         }
         Ok(())
+    }
+
+    /// Starts a poller per DynamoDB stream event source mapping.
+    pub fn start_streams(&self, ddb: &nimbus_dynamodb::DynamoDb) {
+        for m in self.inner.stream_mappings.iter().filter(|m| m.enabled) {
+            tokio::spawn(streams::poller(self.clone(), ddb.clone(), m.clone()));
+        }
+    }
+
+    pub fn stream_mappings(&self) -> &[config::StreamMappingSpec] {
+        &self.inner.stream_mappings
     }
 
     /// Stops the workers; running invocations finish in the platform's own shutdown.

@@ -98,6 +98,50 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE INDEX messages_order ON messages(queue, seq, visible_ms);",
 ];
 
+/// Opens (creating if needed) a database at `path` with nimbus's durability settings (WAL,
+/// `synchronous=NORMAL`: a commit survives `kill -9`) and brings its schema up to date with
+/// `migrations`, where `migrations[i]` upgrades version `i` to `i + 1`. Services that keep a
+/// database of their own (DynamoDB) open it here, so every database nimbus writes behaves alike.
+pub fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
+    let shown = path.display().to_string();
+    let open_err = |source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
+    migrate(conn, &shown, migrations)
+}
+
+/// Runs the `migrations` a database has not had yet, each in its own transaction.
+pub fn migrate(
+    mut conn: Connection,
+    path: &str,
+    migrations: &[&str],
+) -> Result<Connection, StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = migrations.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -105,44 +149,19 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let shown = path.display().to_string();
-        let open_err = |source| StoreError::Open {
-            path: shown.clone(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        Store::migrate(conn, &shown)
+        Ok(Store {
+            conn: Mutex::new(open_database(path, MIGRATIONS)?),
+        })
     }
 
     /// A database in memory, for tests.
     pub fn in_memory() -> Result<Store, StoreError> {
-        Store::migrate(Connection::open_in_memory()?, ":memory:")
-    }
-
-    fn migrate(mut conn: Connection, path: &str) -> Result<Store, StoreError> {
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                known,
-            });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
         Ok(Store {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(migrate(
+                Connection::open_in_memory()?,
+                ":memory:",
+                MIGRATIONS,
+            )?),
         })
     }
 

@@ -122,6 +122,15 @@ fn no_echo() -> Option<impl Drop> {
     Some(Restore(saved))
 }
 
+/// What `validate` prints for a template that does not hold together.
+fn invalid(template: &Path, errors: &[String]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {}: {e}", template.display());
+    }
+    eprintln!("{}: {} error(s)", template.display(), errors.len());
+    ExitCode::FAILURE
+}
+
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     let Some((stack, _)) = load(args, None)? else {
         return Ok(ExitCode::FAILURE);
@@ -129,31 +138,24 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     // The APIs are checked as `up` would check them (no key is generated here).
     let mut stack = stack;
     if let Err(errors) = crate::definitions::inline(&mut stack, &template_dir(&args.template)) {
-        for e in &errors {
-            eprintln!("error: {}: {e}", args.template.display());
-        }
-        eprintln!("{}: {} error(s)", args.template.display(), errors.len());
-        return Ok(ExitCode::FAILURE);
+        return Ok(invalid(&args.template, &errors));
     }
     let apis = match nimbus_gateway::config::apis(&stack, &mut String::new) {
         Ok(apis) => apis,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {}: {e}", args.template.display());
-            }
-            eprintln!("{}: {} error(s)", args.template.display(), errors.len());
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
-    let events = match events_spec(&stack, None) {
+    let tables = match template_tables(&stack) {
+        Ok(t) => t,
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
+    };
+    let streams = tables
+        .iter()
+        .filter(|t| t.stream.is_some())
+        .map(|t| t.name.clone())
+        .collect();
+    let events = match events_spec(&stack, None, &streams) {
         Ok(spec) => spec,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {}: {e}", args.template.display());
-            }
-            eprintln!("{}: {} error(s)", args.template.display(), errors.len());
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
     println!(
         "{}: valid; {} function(s), {} resource(s), {} warning(s)",
@@ -410,7 +412,42 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             return Ok(refuse(&platform, &args.template.template, "queue", &errors).await)
         }
     };
-    let events = match events_spec(&stack, Some(&store)) {
+    let ddb_path = state_dir.join("dynamodb.db");
+    let dynamodb = nimbus_dynamodb::DynamoDb::open(
+        Some(&ddb_path),
+        &nimbus_dynamodb::DdbConfig {
+            region: platform.config().region.clone(),
+            account: platform.config().account_id.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", ddb_path.display()))?;
+    let tables = match template_tables(&stack).and_then(|defs| {
+        let mut errors = Vec::new();
+        let mut names = Vec::new();
+        for (id, def) in defs.into_iter().enumerate() {
+            let name = def.name.clone();
+            match dynamodb.ensure_table(def) {
+                Ok(()) => names.push(name),
+                Err(e) => errors.push(format!("table {name} (#{id}): {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(names)
+        } else {
+            Err(errors)
+        }
+    }) {
+        Ok(t) => t,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "table", &errors).await)
+        }
+    };
+    let streams = dynamodb
+        .table_names()
+        .into_iter()
+        .filter(|t| dynamodb.has_stream(t))
+        .collect();
+    let events = match events_spec(&stack, Some(&store), &streams) {
         Ok(spec) => spec,
         Err(errors) => {
             return Ok(refuse(&platform, &args.template.template, "event", &errors).await)
@@ -460,6 +497,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     for q in &queues {
         println!("nimbus: queue {q} {}", sqs.queue_url(q));
     }
+    for t in &tables {
+        println!("nimbus: DynamoDB table {t}");
+    }
+    for m in hub.stream_mappings() {
+        let state = if m.enabled { "" } else { " (disabled)" };
+        println!("nimbus: stream {} -> {}{state}", m.table, m.function);
+    }
     for r in hub.rules() {
         let on = match (&r.pattern_text, &r.schedule_expression) {
             (_, Some(s)) => s.clone(),
@@ -501,6 +545,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     hub.start()?;
+    hub.start_streams(&dynamodb);
     for (api, listener) in &api_listeners {
         let cfg = &api.config;
         let kind = match cfg.kind {
@@ -546,6 +591,28 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
 
     let (shutdown, _) = tokio::sync::watch::channel(false);
+    {
+        // DynamoDB deletes expired items in the background, typically within days; locally
+        // within seconds, so a test of TTL does not wait.
+        let dynamodb = dynamodb.clone();
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let db = dynamodb.clone();
+                match tokio::task::spawn_blocking(move || db.sweep_ttl()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "DynamoDB TTL sweep failed"),
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(deleted = n, "DynamoDB TTL deleted expired items")
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
     let mut servers = Vec::new();
     let served: Vec<nimbus_dashboard::graph::ServedApi<'_>> = api_listeners
         .iter()
@@ -568,7 +635,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         &queues,
     );
     drop(served);
-    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone()).merge(
+    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone(), dynamodb.clone()).merge(
         nimbus_dashboard::router(hub.clone(), graph, {
             let hub = hub.clone();
             move || hub.alarm_states()
@@ -668,6 +735,7 @@ fn queue_name(id: &str, p: &serde_json::Value) -> String {
 fn events_spec(
     stack: &Stack,
     store: Option<&nimbus_store::Store>,
+    streams: &std::collections::BTreeSet<String>,
 ) -> Result<nimbus_events::EventsSpec, Vec<String>> {
     let functions = stack.functions.iter().map(|f| f.name.clone()).collect();
     let queues = match store {
@@ -688,12 +756,39 @@ fn events_spec(
         nimbus_events::config::Known {
             functions: &functions,
             queues: &queues,
+            streams,
         },
     )?;
     for w in &spec.warnings {
         eprintln!("warning: {w}");
     }
     Ok(spec)
+}
+
+/// The template's DynamoDB tables (`AWS::DynamoDB::Table`, `AWS::DynamoDB::GlobalTable`,
+/// `AWS::Serverless::SimpleTable`), named as `Ref` names them: `TableName`, else the logical id.
+fn template_tables(stack: &Stack) -> Result<Vec<nimbus_dynamodb::TableDef>, Vec<String>> {
+    let now = nimbus_events::now_ms();
+    let mut defs = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in &stack.resources {
+        if !matches!(
+            r.resource_type.as_str(),
+            "AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable" | "AWS::Serverless::SimpleTable"
+        ) {
+            continue;
+        }
+        let name = r.properties["TableName"].as_str().unwrap_or(id);
+        match nimbus_dynamodb::TableDef::from_template(&r.resource_type, name, &r.properties, now) {
+            Ok(def) => defs.push(def),
+            Err(e) => errors.push(format!("Resources.{id}.Properties (line {}): {e}", r.line)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(defs)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Creates the template's `AWS::SQS::Queue`s in the store, or brings an existing one's attributes

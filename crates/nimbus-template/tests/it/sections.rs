@@ -116,9 +116,9 @@ Resources:
   Topic:
     Type: AWS::SNS::Topic
     Properties: {TopicName: !Sub "${AWS::StackName}-jobs"}
-  Table:
-    Type: AWS::DynamoDB::Table
-    Properties: {TableName: orders}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: orders}
   Custom:
     Type: Custom::Seeder
 "#,
@@ -127,7 +127,7 @@ Resources:
                 warnings(stack),
                 [
                     "template.yaml:3:3: Resources.Topic: resource type AWS::SNS::Topic is not served by nimbus yet; ignoring Resources.Topic",
-                    "template.yaml:6:3: Resources.Table: resource type AWS::DynamoDB::Table is not served by nimbus yet; ignoring Resources.Table",
+                    "template.yaml:6:3: Resources.Bucket: resource type AWS::S3::Bucket is not served by nimbus yet; ignoring Resources.Bucket",
                     "template.yaml:9:3: Resources.Custom: resource type Custom::Seeder is not served by nimbus yet; ignoring Resources.Custom",
                 ]
             );

@@ -1,0 +1,242 @@
+//! Amazon DynamoDB in nimbus: the DynamoDB API (AWS JSON 1.0, `X-Amz-Target:
+//! DynamoDB_20120810.<Action>`) and DynamoDB Streams (`DynamoDBStreams_20120810.<Action>`), over
+//! tables held in memory and written through to SQLite before each acknowledgement.
+//!
+//! Layout, as DESIGN.md lays out a service: [`value`] (attribute values and numbers),
+//! [`expr`] (the expression language), [`table`] (definitions and keys) are pure; [`state`] is
+//! the durable state; [`items`], [`queries`], [`tables`] and [`streams`] are the operations, one
+//! function each, taking the request's JSON and answering JSON or DynamoDB's error.
+
+pub mod error;
+pub mod expr;
+pub mod items;
+pub mod queries;
+pub mod reserved;
+pub mod state;
+pub mod streams;
+pub mod table;
+pub mod tables;
+pub mod value;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value as Json;
+use tokio::sync::Notify;
+
+pub use error::{CancellationReason, DdbError};
+pub use table::TableDef;
+pub use value::{AttrValue, Item, KeyVal, Number};
+
+use state::State;
+
+/// Where the tables are, for the ARNs DynamoDB hands out.
+#[derive(Debug, Clone)]
+pub struct DdbConfig {
+    pub region: String,
+    pub account: String,
+}
+
+/// The DynamoDB service: cheap to clone, shared by the endpoint and the stream pollers.
+#[derive(Clone)]
+pub struct DynamoDb {
+    state: Arc<Mutex<State>>,
+    /// Wakes stream pollers when a record is written.
+    pub records: Arc<Notify>,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+fn system_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl DynamoDb {
+    /// Opens the tables kept in the database at `path` (`None`: in memory, for tests).
+    pub fn open(path: Option<&Path>, config: &DdbConfig) -> Result<DynamoDb, DdbError> {
+        Ok(DynamoDb {
+            state: Arc::new(Mutex::new(State::open(
+                path,
+                &config.region,
+                &config.account,
+            )?)),
+            records: Arc::new(Notify::new()),
+            clock: Arc::new(system_now_ms),
+        })
+    }
+
+    /// The same service with time from `clock` (Unix milliseconds), for tests.
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> DynamoDb {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic mid-operation happens before `State::write` commits or after it applied
+        // everything, so the state behind a poisoned lock is consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a template's table, or brings an existing one's settings in line with the
+    /// template (its items stay). A changed key schema is refused: DynamoDB cannot change one
+    /// either, and replacing the table would drop its items.
+    pub fn ensure_table(&self, def: TableDef) -> Result<(), DdbError> {
+        let mut st = self.lock();
+        match st.tables.get(&def.name) {
+            None => st.create_table(def),
+            Some(t) if t.def.key != def.key => {
+                Err(DdbError::validation(format!(
+                    "table {} already exists in the state directory with another key schema; delete it (aws dynamodb delete-table) or use another --state-dir",
+                    def.name
+                )))
+            }
+            Some(t) => {
+                let mut merged = def;
+                merged.created_ms = t.def.created_ms;
+                merged.table_id = t.def.table_id.clone();
+                merged.tags.extend(t.def.tags.clone());
+                // A stream that stays on keeps its label, so its ARN does not change between runs.
+                if merged.stream.is_some() && t.def.stream.is_some() {
+                    merged.stream_label = t.def.stream_label.clone();
+                }
+                if merged == t.def {
+                    return Ok(());
+                }
+                st.redefine(merged)
+            }
+        }
+    }
+
+    /// Answers one DynamoDB API call.
+    pub fn dispatch(&self, action: &str, input: &Json) -> Result<Json, DdbError> {
+        if !input.is_object() {
+            return Err(DdbError::Serialization(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        match action {
+            "CreateTable" => tables::create_table(self, input),
+            "DeleteTable" => tables::delete_table(self, input),
+            "DescribeTable" => tables::describe_table(self, input),
+            "ListTables" => tables::list_tables(self, input),
+            "UpdateTable" => tables::update_table(self, input),
+            "DescribeTimeToLive" => tables::describe_ttl(self, input),
+            "UpdateTimeToLive" => tables::update_ttl(self, input),
+            "TagResource" => tables::tag_resource(self, input),
+            "UntagResource" => tables::untag_resource(self, input),
+            "ListTagsOfResource" => tables::list_tags(self, input),
+            "DescribeLimits" => Ok(tables::describe_limits()),
+            "DescribeEndpoints" => Ok(tables::describe_endpoints(self)),
+            "PutItem" => items::put_item(self, input),
+            "GetItem" => items::get_item(self, input),
+            "UpdateItem" => items::update_item(self, input),
+            "DeleteItem" => items::delete_item(self, input),
+            "BatchGetItem" => items::batch_get(self, input),
+            "BatchWriteItem" => items::batch_write(self, input),
+            "TransactWriteItems" => items::transact_write(self, input),
+            "TransactGetItems" => items::transact_get(self, input),
+            "Query" => queries::query(self, input),
+            "Scan" => queries::scan(self, input),
+            other => Err(DdbError::UnknownOperation(format!(
+                "nimbus's DynamoDB does not serve {other} yet; see the README for the operations it serves"
+            ))),
+        }
+    }
+
+    /// Answers one DynamoDB Streams API call.
+    pub fn dispatch_streams(&self, action: &str, input: &Json) -> Result<Json, DdbError> {
+        match action {
+            "ListStreams" => streams::list_streams(self, input),
+            "DescribeStream" => streams::describe_stream(self, input),
+            "GetShardIterator" => streams::get_shard_iterator(self, input),
+            "GetRecords" => streams::get_records(self, input),
+            other => Err(DdbError::UnknownOperation(format!(
+                "DynamoDB Streams has no operation {other}"
+            ))),
+        }
+    }
+
+    /// Deletes the items whose TTL attribute has passed, with `REMOVE` stream records that name
+    /// DynamoDB's service principal, as DynamoDB's background TTL process does. Returns how many.
+    pub fn sweep_ttl(&self) -> Result<usize, DdbError> {
+        let now = self.now_ms();
+        let mut st = self.lock();
+        let mut changes = Vec::new();
+        for (name, t) in &st.tables {
+            let Some(attr) = &t.def.ttl_attribute else {
+                continue;
+            };
+            for (key, item) in &t.items {
+                // DynamoDB ignores TTL values more than five years in the past.
+                if let Some(exp) = state::ttl_expiry(item, attr) {
+                    let now_s = now as f64 / 1000.0;
+                    if exp < now_s && exp > now_s - 5.0 * 365.0 * 86_400.0 {
+                        changes.push(state::Change {
+                            table: name.clone(),
+                            key: key.clone(),
+                            new: None,
+                            by_ttl: true,
+                        });
+                    }
+                }
+            }
+        }
+        let n = changes.len();
+        if n > 0 {
+            st.write(changes, now)?;
+            drop(st);
+            self.records.notify_waiters();
+        }
+        let _ = self.lock().trim_streams(now);
+        Ok(n)
+    }
+
+    /// Stream records of `table` after sequence number `after` (for event source mappings).
+    pub fn stream_records(
+        &self,
+        table: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Json)>, DdbError> {
+        self.lock().stream_records(table, after, limit)
+    }
+
+    /// An event source mapping's checkpoint (the last sequence number it finished), kept with
+    /// the stream so both survive a restart together.
+    pub fn checkpoint(&self, mapping: &str) -> Result<Option<u64>, DdbError> {
+        self.lock().checkpoint(mapping)
+    }
+
+    pub fn set_checkpoint(&self, mapping: &str, seq: u64) -> Result<(), DdbError> {
+        self.lock().set_checkpoint(mapping, seq)
+    }
+
+    /// The one shard of `table`'s stream.
+    pub fn shard_id(&self, table: &str) -> Result<String, DdbError> {
+        streams::shard_id(&self.lock(), table)
+    }
+
+    /// The newest stream sequence number of `table` (where `LATEST` starts).
+    pub fn stream_latest(&self, table: &str) -> Result<u64, DdbError> {
+        Ok(self.lock().table(table)?.stream_seq)
+    }
+
+    /// Whether `table` exists and has a stream enabled.
+    pub fn has_stream(&self, table: &str) -> bool {
+        self.lock()
+            .tables
+            .get(table)
+            .is_some_and(|t| t.def.stream.is_some())
+    }
+
+    /// The names of the tables, in order.
+    pub fn table_names(&self) -> Vec<String> {
+        self.lock().tables.keys().cloned().collect()
+    }
+}

@@ -1,0 +1,304 @@
+//! DynamoDB stream event source mappings: Lambda's poller for one table's stream and one
+//! function.
+//!
+//! The poller reads the stream in order from its checkpoint, gathers a batch (up to `BatchSize`,
+//! waiting up to `MaximumBatchingWindowInSeconds` for more), skips the records no filter
+//! matches, and invokes the function synchronously with the rest. Only success moves the
+//! checkpoint on, so a function error retries the same records, in order, blocking the stream
+//! as Lambda blocks a shard: halving the batch with `BisectBatchOnFunctionError`, until
+//! `MaximumRetryAttempts` or `MaximumRecordAgeInSeconds` gives up on it, when a description of
+//! the batch goes to the `OnFailure` destination and the poller moves past it. With
+//! `ReportBatchItemFailures` the checkpoint moves to just before the first failed record.
+//! The checkpoint is kept in DynamoDB's database, so a restart resumes where the last run
+//! stopped and a record is handed to the function again only if its batch had not succeeded.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use nimbus_dynamodb::DynamoDb;
+use nimbus_lambda::{InvokeError, InvokeRequest};
+use serde_json::{json, Value};
+
+use crate::config::StreamMappingSpec;
+use crate::{now_ms, Hub};
+
+/// A stream with nothing new is read again after this (or as soon as a record is written).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest pause between two attempts at a failing batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
+    let mut stop = hub.stopping();
+    let mut after = match ddb.checkpoint(&m.id) {
+        Ok(Some(seq)) => seq,
+        Ok(None) => {
+            let start = if m.from_start {
+                0
+            } else {
+                ddb.stream_latest(&m.table).unwrap_or(0)
+            };
+            if let Err(e) = ddb.set_checkpoint(&m.id, start) {
+                tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot keep the stream mapping's checkpoint");
+            }
+            start
+        }
+        Err(e) => {
+            tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot read the stream mapping's checkpoint; the mapping does not run");
+            return;
+        }
+    };
+    let mut limit = m.batch_size as usize;
+    let mut attempts = 0u32;
+    loop {
+        let Some(batch) = gather(&ddb, &m, after, limit, &mut stop).await else {
+            return;
+        };
+        let last_seq = batch.last().map_or(after, |(s, _)| *s);
+        let records: Vec<Value> = batch
+            .iter()
+            .filter(|(_, r)| m.filters.is_empty() || m.filters.iter().any(|f| f.matches(r)))
+            .map(|(_, r)| r.clone())
+            .collect();
+        if records.is_empty() {
+            after = last_seq;
+            save(&ddb, &m, after);
+            continue;
+        }
+        let req = InvokeRequest {
+            payload: Bytes::from(json!({ "Records": records }).to_string()),
+            ..InvokeRequest::default()
+        };
+        let outcome = hub.platform().invoke(&m.function, req).await;
+        let failed_from = match &outcome {
+            Ok(out) if out.function_error.is_none() => {
+                if m.report_batch_item_failures {
+                    first_failed(&out.payload, &records)
+                } else {
+                    None
+                }
+            }
+            Ok(_) => Some(after),
+            Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+            Err(InvokeError::ShuttingDown) => return,
+        };
+        let Some(failed_after) = failed_from else {
+            after = last_seq;
+            save(&ddb, &m, after);
+            limit = m.batch_size as usize;
+            attempts = 0;
+            continue;
+        };
+        // Records before the first reported failure are done.
+        if failed_after > after {
+            after = failed_after;
+            save(&ddb, &m, after);
+        }
+        attempts += 1;
+        let oldest_ms = batch
+            .first()
+            .and_then(|(_, r)| r["dynamodb"]["ApproximateCreationDateTime"].as_f64())
+            .map_or(now_ms(), |s| (s * 1000.0) as u64);
+        let too_old = m
+            .max_record_age_s
+            .is_some_and(|max| now_ms().saturating_sub(oldest_ms) > max * 1000);
+        let exhausted = m.max_retries.is_some_and(|max| attempts > max);
+        if exhausted || too_old {
+            let failed: Vec<&(u64, Value)> = batch.iter().filter(|(s, _)| *s > after).collect();
+            give_up(&hub, &ddb, &m, &failed, attempts, too_old);
+            after = last_seq;
+            save(&ddb, &m, after);
+            limit = m.batch_size as usize;
+            attempts = 0;
+            continue;
+        }
+        if m.bisect && limit > 1 {
+            limit = (batch.len() / 2).max(1);
+        }
+        let scale = hub.settings().delay_scale.max(0.0);
+        let backoff = Duration::from_millis(500 << attempts.min(5)).min(MAX_BACKOFF);
+        tracing::info!(function = %m.function, table = %m.table, attempts, "stream batch failed; retrying it");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.mul_f64(scale)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn save(ddb: &DynamoDb, m: &StreamMappingSpec, after: u64) {
+    if let Err(e) = ddb.set_checkpoint(&m.id, after) {
+        tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot keep the stream mapping's checkpoint");
+    }
+}
+
+/// The next batch after `after`, or `None` when stopping.
+async fn gather(
+    ddb: &DynamoDb,
+    m: &StreamMappingSpec,
+    after: u64,
+    limit: usize,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Vec<(u64, Value)>> {
+    let mut window_end: Option<tokio::time::Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        let notified = ddb.records.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let batch = match ddb.stream_records(&m.table, after, limit) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(table = %m.table, function = %m.function, error = %e, "the stream mapping cannot read its stream; trying again in 5 s");
+                Vec::new()
+            }
+        };
+        if batch.len() >= limit || (!batch.is_empty() && m.window_ms == 0) {
+            return Some(batch);
+        }
+        if !batch.is_empty() && window_end.is_none() {
+            window_end = Some(tokio::time::Instant::now() + Duration::from_millis(m.window_ms));
+        }
+        let mut wait = IDLE_WAIT;
+        if let Some(end) = window_end {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Some(batch);
+            }
+            wait = wait.min(left);
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
+/// With `ReportBatchItemFailures`: the sequence number just before the first failed record the
+/// answer names, or `None` when all succeeded. An answer Lambda cannot read fails the batch.
+fn first_failed(payload: &[u8], records: &[Value]) -> Option<u64> {
+    let seq_of =
+        |r: &Value| -> Option<u64> { r["dynamodb"]["SequenceNumber"].as_str()?.parse().ok() };
+    let whole = records
+        .first()
+        .and_then(seq_of)
+        .map(|s| s.saturating_sub(1));
+    let doc: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(_) if payload.iter().all(u8::is_ascii_whitespace) => return None,
+        Err(_) => return whole,
+    };
+    let list = match &doc["batchItemFailures"] {
+        Value::Null => return None,
+        Value::Array(a) if a.is_empty() => return None,
+        Value::Array(a) => a,
+        _ => return whole,
+    };
+    let mut first: Option<u64> = None;
+    for item in list {
+        let Some(seq) = item["itemIdentifier"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            return whole;
+        };
+        if !records.iter().any(|r| seq_of(r) == Some(seq)) {
+            return whole;
+        }
+        first = Some(first.map_or(seq, |f| f.min(seq)));
+    }
+    first.map(|s| s.saturating_sub(1))
+}
+
+/// Gives up on a batch: its description (not its records) goes to the `OnFailure` destination,
+/// in the shape Lambda sends for stream sources.
+fn give_up(
+    hub: &Hub,
+    ddb: &DynamoDb,
+    m: &StreamMappingSpec,
+    failed: &[&(u64, Value)],
+    attempts: u32,
+    too_old: bool,
+) {
+    let s = hub.settings();
+    tracing::warn!(function = %m.function, table = %m.table, records = failed.len(), attempts, "stream batch given up on");
+    let Some(dest) = &m.on_failure else { return };
+    let (Some(first), Some(last)) = (failed.first(), failed.last()) else {
+        return;
+    };
+    let time = |r: &Value| {
+        r["dynamodb"]["ApproximateCreationDateTime"]
+            .as_f64()
+            .map(|secs| nimbus_core::report::timestamp_millis((secs * 1000.0) as u64))
+            .unwrap_or_default()
+    };
+    let stream_arn = first.1["eventSourceARN"].as_str().unwrap_or_default();
+    let info = json!({
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": nimbus_core::arn::function_arn(&s.region, &s.account, &m.function),
+            "condition": if too_old { "RecordAgeExceeded" } else { "RetryAttemptsExhausted" },
+            "approximateInvokeCount": attempts,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": nimbus_core::report::timestamp_millis(now_ms()),
+        "DDBStreamBatchInfo": {
+            "shardId": ddb.shard_id(&m.table).unwrap_or_default(),
+            "startSequenceNumber": first.1["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": last.1["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": time(&first.1),
+            "approximateArrivalOfLastRecord": time(&last.1),
+            "batchSize": failed.len(),
+            "streamArn": stream_arn,
+        },
+    });
+    let as_event = (
+        "aws.lambda",
+        "Lambda Function Invocation Result - Failure",
+        stream_arn,
+    );
+    if let Err(e) = hub.deliver(dest, &info.to_string(), None, as_event) {
+        tracing::error!(function = %m.function, error = %e, "cannot send the failed stream batch to its OnFailure destination");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_failures_move_the_checkpoint_to_just_before_the_first() {
+        let rec = |seq: u64| json!({"dynamodb": {"SequenceNumber": format!("{seq:021}")}});
+        let records = vec![rec(5), rec(6), rec(7)];
+        let cases: &[(&str, Option<u64>)] = &[
+            ("", None),
+            ("null", None),
+            (r#"{"batchItemFailures": []}"#, None),
+            (
+                r#"{"batchItemFailures": [{"itemIdentifier": "000000000000000000007"}, {"itemIdentifier": "000000000000000000006"}]}"#,
+                Some(5),
+            ),
+            (
+                r#"{"batchItemFailures": [{"itemIdentifier": "99"}]}"#,
+                Some(4),
+            ),
+            (r#"{"batchItemFailures": "x"}"#, Some(4)),
+            ("not json", Some(4)),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(
+                first_failed(payload.as_bytes(), &records),
+                *want,
+                "{payload}"
+            );
+        }
+    }
+}
