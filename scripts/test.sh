@@ -39,7 +39,7 @@ fi
 # are never older than their source. The apps are built as `nimbus up` builds them
 # (cargo build --release), so their tests find them built.
 cargo build --workspace --examples
-cargo build --release -p weather -p orders
+cargo build --release -p weather -p orders -p inventory
 cargo test --workspace
 
 export NIMBUS_BIN="$target/debug/nimbus"

@@ -1,6 +1,7 @@
 //! Item operations: PutItem, GetItem, UpdateItem, DeleteItem, BatchGetItem, BatchWriteItem,
 //! TransactWriteItems and TransactGetItems.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value as Json};
@@ -72,10 +73,10 @@ pub(crate) fn projection_arg(
 }
 
 /// The item reduced to the request's projection, if it has one.
-pub(crate) fn projected(item: &Item, projection: Option<&[Path]>) -> Item {
+pub(crate) fn projected<'a>(item: &'a Item, projection: Option<&[Path]>) -> Cow<'a, Item> {
     match projection {
-        Some(p) => expr::project(item, p),
-        None => item.clone(),
+        Some(p) => Cow::Owned(expr::project(item, p)),
+        None => Cow::Borrowed(item),
     }
 }
 
@@ -216,9 +217,11 @@ pub fn put_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let t = st.table(&name)?;
     let key = t.def.primary_key(&item, true)?;
     validate_item(&t.def, &item)?;
-    let old = t.items.get(&key).cloned();
-    check(&cond, old.as_ref(), want_old)?;
-    let units = write_units(old.as_ref(), Some(&item));
+    let old = t.items.get(&key);
+    check(&cond, old, want_old)?;
+    let units = write_units(old, Some(&item));
+    // The old item is copied only when the answer shows it.
+    let old = old.filter(|_| rv == "ALL_OLD").cloned();
     write_one(db, &mut st, Change::by_caller(&name, key, Some(item)))?;
     let mut out = Map::new();
     if let (Some(old), "ALL_OLD") = (&old, rv) {
@@ -260,10 +263,12 @@ pub fn delete_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let mut st = db.lock();
     let t = st.table(&name)?;
     let key = t.def.primary_key(&key_item, false)?;
-    let old = t.items.get(&key).cloned();
-    check(&cond, old.as_ref(), want_old)?;
-    let units = write_units(old.as_ref(), None);
-    if old.is_some() {
+    let old = t.items.get(&key);
+    check(&cond, old, want_old)?;
+    let units = write_units(old, None);
+    let existed = old.is_some();
+    let old = old.filter(|_| rv == "ALL_OLD").cloned();
+    if existed {
         write_one(db, &mut st, Change::by_caller(&name, key, None))?;
     }
     let mut out = Map::new();
@@ -434,30 +439,42 @@ pub fn batch_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
             "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
         ));
     }
-    let mut st = db.lock();
-    let mut changes = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut capacity: BTreeMap<String, f64> = BTreeMap::new();
+    // Parsed before the lock: up to 16 MB of items must not hold up every other table.
+    let mut parsed: Vec<(&String, Vec<(Item, bool)>)> = Vec::new();
     for (table, list) in requests {
         check_table_name(&json!(table), "requestItems")?;
-        let t = st.table(table)?;
-        for r in list.as_array().into_iter().flatten() {
-            let (key, new) = match (&r["PutRequest"], &r["DeleteRequest"]) {
-                (Json::Object(p), Json::Null) => {
-                    let item = item_arg(&Json::Object(p.clone()), "Item", "item")?;
-                    let key = t.def.primary_key(&item, true)?;
-                    validate_item(&t.def, &item)?;
-                    (key, Some(item))
-                }
-                (Json::Null, Json::Object(d)) => {
-                    let k = item_arg(&Json::Object(d.clone()), "Key", "key")?;
-                    (t.def.primary_key(&k, false)?, None)
-                }
+        let list = list.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+            DdbError::validation(
+                "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+            )
+        })?;
+        let mut writes = Vec::with_capacity(list.len());
+        for r in list {
+            writes.push(match (r.get("PutRequest"), r.get("DeleteRequest")) {
+                (Some(p), None) if p.is_object() => (item_arg(p, "Item", "item")?, true),
+                (None, Some(d)) if d.is_object() => (item_arg(d, "Key", "key")?, false),
                 _ => {
                     return Err(DdbError::validation(
                         "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
                     ))
                 }
+            });
+        }
+        parsed.push((table, writes));
+    }
+    let mut st = db.lock();
+    let mut changes = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut capacity: BTreeMap<String, f64> = BTreeMap::new();
+    for (table, writes) in parsed {
+        let t = st.table(table)?;
+        for (item, put) in writes {
+            let key = t.def.primary_key(&item, put)?;
+            let new = if put {
+                validate_item(&t.def, &item)?;
+                Some(item)
+            } else {
+                None
             };
             if !seen.insert((table.clone(), key.clone())) {
                 return Err(DdbError::validation(
@@ -559,6 +576,15 @@ fn parse_tx_action(element: &Json) -> Result<TxAction, DdbError> {
     })
 }
 
+/// What identifies a transaction's request for its idempotency token: a hash, so ten minutes
+/// of tokens never hold the requests themselves.
+fn fingerprint(items: &Json) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    items.to_string().hash(&mut h);
+    h.finish()
+}
+
 pub fn transact_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let list = transact_items(input, 100)?;
     let actions = list
@@ -566,11 +592,16 @@ pub fn transact_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
         .map(parse_tx_action)
         .collect::<Result<Vec<_>, _>>()?;
     let token = input["ClientRequestToken"].as_str().map(str::to_owned);
+    if let Some(t) = token.as_deref().filter(|t| t.is_empty() || t.len() > 36) {
+        return Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36"
+        )));
+    }
     let now = db.now_ms();
     let mut st = db.lock();
     if let Some(token) = &token {
         // A retried transaction with the same token within ten minutes is not applied again.
-        let fingerprint = input["TransactItems"].to_string();
+        let fingerprint = fingerprint(&input["TransactItems"]);
         st.tokens
             .retain(|_, (_, at)| now.saturating_sub(*at) < 10 * 60 * 1000);
         if let Some((seen, _)) = st.tokens.get(token) {
@@ -583,7 +614,7 @@ pub fn transact_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
         }
     }
     let mut targets = BTreeSet::new();
-    let mut planned: Vec<(PrimaryKey, Option<Item>, Option<Option<Item>>)> = Vec::new();
+    let mut planned: Vec<(PrimaryKey, Option<Option<Item>>)> = Vec::new();
     let mut reasons = Vec::new();
     let mut failed = false;
     for a in &actions {
@@ -595,41 +626,58 @@ pub fn transact_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
                 "Transaction request cannot include multiple operations on one item",
             ));
         }
-        let old = t.items.get(&key).cloned();
+        // What the request says on its own is refused for the whole request; what the
+        // transaction's changes would make of an item is a cancellation reason, as DynamoDB does.
+        match &a.kind {
+            TxKind::Put(item) => validate_item(&t.def, item)?,
+            TxKind::Update(Some(u)) => check_key_untouched(&t.def, u)?,
+            _ => {}
+        }
+        let old = t.items.get(&key);
+        if let Err(e) = check(&a.cond, old, a.want_old) {
+            let DdbError::ConditionalCheckFailed(item) = e else {
+                return Err(e);
+            };
+            failed = true;
+            reasons.push(CancellationReason {
+                code: "ConditionalCheckFailed",
+                message: Some("The conditional request failed".into()),
+                item,
+            });
+            planned.push((key, None));
+            continue;
+        }
         let new = match &a.kind {
-            TxKind::Check => None,
-            TxKind::Put(item) => {
-                validate_item(&t.def, item)?;
-                Some(Some(item.clone()))
-            }
-            TxKind::Delete => Some(None),
+            TxKind::Check => Ok(None),
+            TxKind::Put(item) => Ok(Some(Some(item.clone()))),
+            TxKind::Delete => Ok(Some(None)),
             TxKind::Update(u) => {
-                let mut new = old.clone().unwrap_or_else(|| a.key_item.clone());
-                if let Some(u) = u {
-                    check_key_untouched(&t.def, u)?;
-                    u.apply(&mut new)?;
-                }
-                validate_item(&t.def, &new)?;
-                Some(Some(new))
+                let mut new = old.cloned().unwrap_or_else(|| a.key_item.clone());
+                u.as_ref()
+                    .map_or(Ok(()), |u| u.apply(&mut new))
+                    .and_then(|()| validate_item(&t.def, &new))
+                    .map(|()| Some(Some(new)))
             }
         };
-        match check(&a.cond, old.as_ref(), a.want_old) {
-            Ok(()) => reasons.push(CancellationReason {
-                code: "None",
-                message: None,
-                item: None,
-            }),
-            Err(DdbError::ConditionalCheckFailed(item)) => {
+        match new {
+            Ok(new) => {
+                reasons.push(CancellationReason {
+                    code: "None",
+                    message: None,
+                    item: None,
+                });
+                planned.push((key, new));
+            }
+            Err(e) => {
                 failed = true;
                 reasons.push(CancellationReason {
-                    code: "ConditionalCheckFailed",
-                    message: Some("The conditional request failed".into()),
-                    item,
+                    code: "ValidationError",
+                    message: Some(e.to_string()),
+                    item: None,
                 });
+                planned.push((key, None));
             }
-            Err(e) => return Err(e),
         }
-        planned.push((key, old, new));
     }
     if failed {
         return Err(DdbError::TransactionCanceled(reasons));
@@ -637,12 +685,12 @@ pub fn transact_write(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let changes = actions
         .iter()
         .zip(planned)
-        .filter_map(|(a, (key, _, new))| new.map(|new| Change::by_caller(&a.table, key, new)))
+        .filter_map(|(a, (key, new))| new.map(|new| Change::by_caller(&a.table, key, new)))
         .collect();
     st.write(changes, now)?;
     if let Some(token) = token {
         st.tokens
-            .insert(token, (input["TransactItems"].to_string(), now));
+            .insert(token, (fingerprint(&input["TransactItems"]), now));
     }
     drop(st);
     db.records.notify_waiters();

@@ -90,7 +90,10 @@ impl DynamoDb {
         let mut st = self.lock();
         match st.tables.get(&def.name) {
             None => st.create_table(def),
-            Some(t) if t.def.key != def.key => {
+            Some(t)
+                if t.def.key != def.key
+                    || t.def.key.names().any(|k| t.def.attributes.get(k) != def.attributes.get(k)) =>
+            {
                 Err(DdbError::validation(format!(
                     "table {} already exists in the state directory with another key schema; delete it (aws dynamodb delete-table) or use another --state-dir",
                     def.name
@@ -100,9 +103,13 @@ impl DynamoDb {
                 let mut merged = def;
                 merged.created_ms = t.def.created_ms;
                 merged.table_id = t.def.table_id.clone();
-                merged.tags.extend(t.def.tags.clone());
-                // A stream that stays on keeps its label, so its ARN does not change between runs.
-                if merged.stream.is_some() && t.def.stream.is_some() {
+                // Tags added through the API stay; the template's own win.
+                let template_tags = std::mem::take(&mut merged.tags);
+                merged.tags = t.def.tags.clone();
+                merged.tags.extend(template_tags);
+                // A stream the template turned off keeps its label, as DynamoDB keeps
+                // LatestStreamArn.
+                if merged.stream.is_none() {
                     merged.stream_label = t.def.stream_label.clone();
                 }
                 if merged == t.def {
@@ -190,21 +197,25 @@ impl DynamoDb {
         let n = changes.len();
         if n > 0 {
             st.write(changes, now)?;
-            drop(st);
+        }
+        st.trim_streams(now)?;
+        drop(st);
+        if n > 0 {
             self.records.notify_waiters();
         }
-        let _ = self.lock().trim_streams(now);
         Ok(n)
     }
 
-    /// Stream records of `table` after sequence number `after` (for event source mappings).
+    /// Stream records of `table` after sequence number `after`, at most `limit`, as JSON text
+    /// (for event source mappings, which parse them off the lock). Blocking: call it from a
+    /// blocking thread.
     pub fn stream_records(
         &self,
         table: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Json)>, DdbError> {
-        self.lock().stream_records(table, after, limit)
+    ) -> Result<Vec<(u64, String)>, DdbError> {
+        self.lock().stream_records_raw(table, after, limit)
     }
 
     /// An event source mapping's checkpoint (the last sequence number it finished), kept with

@@ -1,6 +1,7 @@
 //! Query and Scan: key-ordered walks over a table or a secondary index, with `Limit`, the 1 MB
 //! page, `ExclusiveStartKey`/`LastEvaluatedKey`, filters, projections and parallel scan segments.
 
+use std::borrow::Cow;
 use std::ops::Bound;
 
 use serde_json::{json, Map, Value as Json};
@@ -8,21 +9,13 @@ use serde_json::{json, Map, Value as Json};
 use crate::error::DdbError;
 use crate::expr::{self, Kind, Params, Path, RangeOp};
 use crate::items::{condition_arg, consumed, projected, projection_arg, read_units, table_name};
-use crate::state::TableState;
+use crate::state::{IndexEntry, TableState};
 use crate::table::{IndexDef, PrimaryKey, Projection, TableDef};
 use crate::value::{item_from_json, item_size, item_to_json, Item, KeyVal};
 use crate::DynamoDb;
 
 /// A page stops once it has read this much, as DynamoDB's does.
 const PAGE_BYTES: usize = 1024 * 1024;
-
-/// The smallest primary key there is: keys order by variant (S, N, B), then value.
-fn min_key() -> PrimaryKey {
-    PrimaryKey {
-        hash: KeyVal::S(String::new()),
-        range: None,
-    }
-}
 
 fn limit_arg(input: &Json) -> Result<Option<usize>, DdbError> {
     match &input["Limit"] {
@@ -101,6 +94,8 @@ fn last_key(def: &TableDef, index: Option<&IndexDef>, pos: &Position) -> Json {
 /// What a read returns of each item: `Select` and the projection, checked as DynamoDB checks them.
 struct Output {
     count_only: bool,
+    /// `Select: ALL_ATTRIBUTES`: a local index's items are then fetched from the table.
+    all_attributes: bool,
     projection: Option<Vec<Path>>,
 }
 
@@ -152,6 +147,7 @@ fn output(
     let _ = def;
     Ok(Output {
         count_only: select == Some("COUNT"),
+        all_attributes: select == Some("ALL_ATTRIBUTES"),
         projection,
     })
 }
@@ -198,9 +194,13 @@ fn page<'a>(
     let mut bytes = 0usize;
     let mut last = None;
     for (pos, item) in positions {
+        // A local index reads what it does not project from the table, as DynamoDB does
+        // (with the extra read cost); a global one has only its projection.
+        let from_table = index
+            .is_none_or(|i| i.local && (out_spec.all_attributes || out_spec.projection.is_some()));
         let shown_item = match index {
-            Some(i) => t.def.project_for_index(i, item),
-            None => item.clone(),
+            Some(i) if !from_table => Cow::Owned(t.def.project_for_index(i, item)),
+            _ => Cow::Borrowed(item),
         };
         scanned += 1;
         bytes += item_size(&shown_item);
@@ -256,6 +256,11 @@ pub fn query(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
         .filter(|_| kc.hash.1.type_name() == want(hash_name))
         .ok_or_else(|| DdbError::validation("One or more parameter values were invalid: Condition parameter type does not match schema type"))?;
     if let (Some((_, op)), Some(want_type)) = (&kc.range, range_name.map(|r| want(r))) {
+        if matches!(op, RangeOp::BeginsWith(_)) && want_type == "N" {
+            return Err(DdbError::validation(
+                "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
+            ));
+        }
         if range_values(op).iter().any(|v| v.type_name() != want_type) {
             return Err(DdbError::validation(
                 "One or more parameter values were invalid: Condition parameter type does not match schema type",
@@ -264,39 +269,6 @@ pub fn query(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     }
     let start = start_key(input, &t.def, index)?;
     let forward = input["ScanIndexForward"].as_bool().unwrap_or(true);
-    let in_range = |r: &Option<KeyVal>| match (&kc.range, r) {
-        (None, _) => true,
-        (Some((_, op)), Some(r)) => op.matches(&r.to_attr()),
-        (Some(_), None) => false,
-    };
-    let mut candidates: Vec<(Position, &Item)> = match index {
-        None => t
-            .items
-            .range(
-                PrimaryKey {
-                    hash: hash.clone(),
-                    range: None,
-                }..,
-            )
-            .take_while(|(k, _)| k.hash == hash)
-            .filter(|(k, _)| in_range(&k.range))
-            .map(|(k, item)| (Position::Table(k.clone()), item))
-            .collect(),
-        Some(i) => t.indexes[&i.name]
-            .range((hash.clone(), None, min_key())..)
-            .take_while(|(h, _, _)| *h == hash)
-            .filter(|(_, r, _)| in_range(r))
-            .filter_map(|(h, r, k)| {
-                Some((
-                    Position::Index(h.clone(), r.clone(), k.clone()),
-                    t.items.get(k)?,
-                ))
-            })
-            .collect(),
-    };
-    if !forward {
-        candidates.reverse();
-    }
     if let Some(start) = &start {
         let start_hash = match start {
             Position::Table(k) => &k.hash,
@@ -307,12 +279,90 @@ pub fn query(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
                 "The provided starting key is outside query boundaries based on provided conditions",
             ));
         }
-        candidates.retain(|(p, _)| if forward { p > start } else { p < start });
     }
+    let in_range = |r: &Option<KeyVal>| match (&kc.range, r) {
+        (None, _) => true,
+        (Some((_, op)), Some(r)) => op.matches(&r.to_attr()),
+        (Some(_), None) => false,
+    };
+    // The walk is lazy and bounded by the sort key condition and the start key, so a page
+    // costs its own items, not the partition's.
+    let (lo, hi) = sort_bounds(kc.range.as_ref().map(|(_, op)| op));
+    let candidates: Box<dyn Iterator<Item = (Position, &Item)>> = match index {
+        None => {
+            let at = |r: Option<KeyVal>| PrimaryKey {
+                hash: hash.clone(),
+                range: r,
+            };
+            let mut lo = lo.map(at);
+            let mut hi = hi.map(at);
+            if let Some(Position::Table(k)) = &start {
+                if forward {
+                    lo = Bound::Excluded(k.clone());
+                } else {
+                    hi = Bound::Excluded(k.clone());
+                }
+            }
+            if !ordered(&lo, &hi) {
+                Box::new(std::iter::empty())
+            } else {
+                let walk = t.items.range((lo, hi));
+                let walk: Box<dyn Iterator<Item = (&PrimaryKey, &Item)>> = if forward {
+                    Box::new(walk)
+                } else {
+                    Box::new(walk.rev())
+                };
+                Box::new(
+                    walk.filter(move |(k, _)| in_range(&k.range))
+                        .map(|(k, item)| (Position::Table(k.clone()), item)),
+                )
+            }
+        }
+        Some(i) => {
+            let (first, last) = (PrimaryKey::MIN, PrimaryKey::MAX);
+            let mut lo = match lo {
+                Bound::Included(r) => Bound::Included((hash.clone(), r, first.clone())),
+                Bound::Excluded(r) => Bound::Excluded((hash.clone(), r, last.clone())),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let mut hi = match hi {
+                Bound::Included(r) => Bound::Included((hash.clone(), r, last)),
+                Bound::Excluded(r) => Bound::Excluded((hash.clone(), r, first)),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            if let Some(Position::Index(h, r, k)) = &start {
+                let at = (h.clone(), r.clone(), k.clone());
+                if forward {
+                    lo = Bound::Excluded(at);
+                } else {
+                    hi = Bound::Excluded(at);
+                }
+            }
+            if !ordered(&lo, &hi) {
+                Box::new(std::iter::empty())
+            } else {
+                let walk = t.indexes[&i.name].range((lo, hi));
+                let walk: Box<dyn Iterator<Item = &IndexEntry>> = if forward {
+                    Box::new(walk)
+                } else {
+                    Box::new(walk.rev())
+                };
+                Box::new(
+                    walk.filter(move |(_, r, _)| in_range(r))
+                        .filter_map(|(h, r, k)| {
+                            Some((
+                                Position::Index(h.clone(), r.clone(), k.clone()),
+                                t.items.get(k)?,
+                            ))
+                        }),
+                )
+            }
+        }
+    };
     Ok(page(
         t,
         index,
-        candidates.into_iter(),
+        candidates,
         limit,
         filter.as_ref(),
         &out_spec,
@@ -333,12 +383,42 @@ fn range_values(op: &RangeOp) -> Vec<&crate::value::AttrValue> {
     }
 }
 
+/// The sort key bounds a key condition sets (within one partition): `None` sorts before every
+/// sort key and `Some(KeyVal::Max)` after, so an open side still stays in the partition.
+fn sort_bounds(op: Option<&RangeOp>) -> (Bound<Option<KeyVal>>, Bound<Option<KeyVal>>) {
+    let key = |v: &crate::value::AttrValue| KeyVal::from_attr(v);
+    let first = Bound::Included(None);
+    let last = Bound::Included(Some(KeyVal::Max));
+    match op {
+        None => (first, last),
+        Some(RangeOp::Eq(v)) => (Bound::Included(key(v)), Bound::Included(key(v))),
+        Some(RangeOp::Lt(v)) => (first, Bound::Excluded(key(v))),
+        Some(RangeOp::Le(v)) => (first, Bound::Included(key(v))),
+        Some(RangeOp::Gt(v)) => (Bound::Excluded(key(v)), last),
+        Some(RangeOp::Ge(v)) => (Bound::Included(key(v)), last),
+        Some(RangeOp::Between(a, b)) => (Bound::Included(key(a)), Bound::Included(key(b))),
+        // Every string or binary with a prefix sorts at or after the prefix itself.
+        Some(RangeOp::BeginsWith(p)) => (Bound::Included(key(p)), last),
+    }
+}
+
+/// Whether `BTreeMap::range` accepts these bounds (it panics on a reversed or empty-excluded
+/// range; such a range simply has no keys).
+fn ordered<K: Ord>(lo: &Bound<K>, hi: &Bound<K>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
+        _ => true,
+    }
+}
+
 /// The parallel-scan segment a partition key falls in: a stable hash of its value.
 fn segment_of(hash: &KeyVal, total: u64) -> u64 {
     let bytes: Vec<u8> = match hash {
         KeyVal::S(s) => s.as_bytes().to_vec(),
         KeyVal::N(n) => n.to_string().into_bytes(),
         KeyVal::B(b) => b.clone(),
+        KeyVal::Max => Vec::new(),
     };
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {

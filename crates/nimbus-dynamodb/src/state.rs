@@ -12,6 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+/// A stored stream record, parsed.
+pub fn parse_record(text: &str) -> Result<Json, DdbError> {
+    serde_json::from_str(text)
+        .map_err(|e| DdbError::Internal(format!("a stored stream record: {e}")))
+}
 use serde_json::{json, Map, Value as Json};
 
 use crate::error::DdbError;
@@ -36,6 +42,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tbl, seq)
     ) WITHOUT ROWID;
     CREATE TABLE stream_checkpoints (mapping TEXT PRIMARY KEY, seq INTEGER NOT NULL);",
+    // 2: each table's last stream sequence number, kept apart from the records so trimming
+    // them (24-hour retention) or deleting and recreating the table never reuses a number a
+    // mapping's checkpoint has passed; trimming by age through an index.
+    "CREATE TABLE stream_seqs (tbl TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    INSERT INTO stream_seqs (tbl, seq) SELECT tbl, MAX(seq) FROM stream_records GROUP BY tbl;
+    CREATE INDEX stream_records_age ON stream_records(created_ms);",
 ];
 
 /// An index entry: the index's key, then the table's key (unique per item), in index order.
@@ -143,7 +155,7 @@ pub struct State {
     /// TransactWriteItems' `ClientRequestToken`s of the last ten minutes: the request they came
     /// with and when. Kept in memory: a restart forgets them, which can only re-apply a
     /// transaction retried across the restart.
-    pub tokens: std::collections::HashMap<String, (String, u64)>,
+    pub tokens: std::collections::HashMap<String, (u64, u64)>,
 }
 
 /// The key as stored: its wire form, which is stable for equal keys (numbers are normalized).
@@ -194,17 +206,22 @@ impl State {
                 let key = t.def.primary_key(&item, true)?;
                 t.put_mem(key, item);
             }
-            t.stream_seq = self
-                .conn
-                .query_row(
-                    "SELECT MAX(seq) FROM stream_records WHERE tbl = ?1",
-                    [&name],
-                    |r| r.get::<_, Option<i64>>(0),
-                )?
-                .unwrap_or(0) as u64;
+            t.stream_seq = self.last_seq(&name)?;
             self.tables.insert(name, t);
         }
         Ok(())
+    }
+
+    /// The last stream sequence number `table` has had (0 if none), surviving trims and
+    /// re-creation of the table.
+    fn last_seq(&self, table: &str) -> Result<u64, DdbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq FROM stream_seqs WHERE tbl = ?1", [table], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0) as u64)
     }
 
     pub fn table(&self, name: &str) -> Result<&TableState, DdbError> {
@@ -240,7 +257,9 @@ impl State {
             )));
         }
         self.save_def(&def)?;
-        self.tables.insert(def.name.clone(), TableState::new(def));
+        let mut t = TableState::new(def);
+        t.stream_seq = self.last_seq(&t.def.name)?;
+        self.tables.insert(t.def.name.clone(), t);
         Ok(())
     }
 
@@ -261,7 +280,8 @@ impl State {
             .tables
             .get_mut(&def.name)
             .ok_or_else(DdbError::not_found)?;
-        let reindex = t.def.gsis != def.gsis || t.def.lsis != def.lsis;
+        let reindex =
+            t.def.gsis != def.gsis || t.def.lsis != def.lsis || t.def.attributes != def.attributes;
         t.def = def;
         if reindex {
             t.reindex();
@@ -322,6 +342,13 @@ impl State {
                 records.push((c.table.clone(), seq));
             }
         }
+        for (table, seq) in &records {
+            tx.execute(
+                "INSERT INTO stream_seqs (tbl, seq) VALUES (?1, ?2)
+                 ON CONFLICT (tbl) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                params![table, *seq as i64],
+            )?;
+        }
         tx.commit()?;
         for c in changes {
             let t = self.tables.get_mut(&c.table).expect("checked above");
@@ -338,27 +365,21 @@ impl State {
         Ok(())
     }
 
-    /// Stream records of `table` after sequence number `after`, oldest first, at most `limit`.
-    pub fn stream_records(
+    /// Stream records of `table` after sequence number `after`, oldest first, at most `limit`,
+    /// as stored (JSON text), so callers parse them after letting go of the lock.
+    pub fn stream_records_raw(
         &self,
         table: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Json)>, DdbError> {
+    ) -> Result<Vec<(u64, String)>, DdbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, record FROM stream_records WHERE tbl = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![table, after as i64, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, text) = row?;
-            let record = serde_json::from_str(&text)
-                .map_err(|e| DdbError::Internal(format!("a stored stream record: {e}")))?;
-            out.push((seq, record));
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The first sequence number still kept for `table` (records older than 24 hours are trimmed).

@@ -149,10 +149,15 @@ pub fn get_records(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     };
     let st = db.lock();
     let table = table_of_stream(&st, arn)?;
-    let records = st.stream_records(&table, after, limit)?;
-    let next = records.last().map_or(after, |(seq, _)| *seq);
+    let raw = st.stream_records_raw(&table, after, limit)?;
+    drop(st);
+    let next = raw.last().map_or(after, |(seq, _)| *seq);
+    let records = raw
+        .iter()
+        .map(|(_, text)| crate::state::parse_record(text).map(api_record))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
-        "Records": records.into_iter().map(|(_, r)| api_record(r)).collect::<Vec<_>>(),
+        "Records": records,
         "NextShardIterator": format!("{ITERATOR_PREFIX}{arn}|{next}"),
     }))
 }

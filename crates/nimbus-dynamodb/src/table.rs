@@ -68,6 +68,12 @@ pub struct TableDef {
     pub deletion_protection: bool,
 }
 
+/// The stream label of a template's table. `!GetAtt Table.StreamArn` is resolved before the
+/// table exists (nimbus-template's attrs.rs gives this label), so the table's stream carries the
+/// same one and the ARN a function is handed is the stream's real ARN. Streams enabled later
+/// through the API are labelled with their creation time, as on AWS.
+pub const TEMPLATE_STREAM_LABEL: &str = "1970-01-01T00:00:00.000";
+
 const VIEW_TYPES: &[&str] = &["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"];
 
 /// DynamoDB's constraint messages for a request member (`1 validation error detected: ...`).
@@ -241,6 +247,12 @@ impl TableDef {
         }
         let gsis = indexes(&input["GlobalSecondaryIndexes"], false, &key)?;
         let lsis = indexes(&input["LocalSecondaryIndexes"], true, &key)?;
+        if let Some(dup) = gsis.iter().find(|g| lsis.iter().any(|l| l.name == g.name)) {
+            return Err(DdbError::invalid(format!(
+                "Duplicate index name: {}",
+                dup.name
+            )));
+        }
         let mut used: Vec<&str> = key.names().collect();
         for i in gsis.iter().chain(&lsis) {
             used.extend(i.key.names());
@@ -373,6 +385,9 @@ impl TableDef {
             input["StreamSpecification"] = json!({"StreamEnabled": true, "StreamViewType": view});
         }
         let mut def = TableDef::from_create(&input, now_ms)?;
+        if def.stream.is_some() {
+            def.stream_label = Some(TEMPLATE_STREAM_LABEL.to_string());
+        }
         let ttl = &props["TimeToLiveSpecification"];
         if ttl["Enabled"].as_bool().unwrap_or(false) || ttl["Enabled"].as_str() == Some("true") {
             def.ttl_attribute = ttl["AttributeName"].as_str().map(str::to_owned);
@@ -440,7 +455,12 @@ impl TableDef {
                 if self.key.hash == name { "hashkey" } else { "rangekey" },
                 key_limit(name, self)
             ))),
-            _ => Ok(KeyVal::from_attr(v).expect("a key's type is S, N or B")),
+            _ => KeyVal::from_attr(v).ok_or_else(|| {
+                DdbError::invalid(format!(
+                    "Type mismatch for key {name} expected: {want} actual: {}",
+                    v.type_name()
+                ))
+            }),
         }
     }
 
@@ -622,6 +642,16 @@ pub struct PrimaryKey {
 }
 
 impl PrimaryKey {
+    /// Bounds before and after every primary key (keys order by variant: S, N, B).
+    pub const MIN: PrimaryKey = PrimaryKey {
+        hash: KeyVal::S(String::new()),
+        range: None,
+    };
+    pub const MAX: PrimaryKey = PrimaryKey {
+        hash: KeyVal::Max,
+        range: Some(KeyVal::Max),
+    };
+
     /// The key as an item (`LastEvaluatedKey`, stream `Keys`).
     pub fn to_item(&self, schema: &KeySchema) -> Item {
         let mut m = Item::new();
@@ -693,14 +723,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
-        assert_eq!(t.stream_label.as_deref(), Some("2023-11-14T22:13:20.123"));
+        assert_eq!(t.stream_label.as_deref(), Some(TEMPLATE_STREAM_LABEL));
         assert_eq!(t.ttl_attribute.as_deref(), Some("expires"));
         let d = t.describe("us-east-1", "000000000000", 0, 0, "ACTIVE");
         assert_eq!(d["GlobalSecondaryIndexes"][0]["IndexName"], "by-status");
         assert_eq!(
             d["LatestStreamArn"],
-            "arn:aws:dynamodb:us-east-1:000000000000:table/acc/stream/2023-11-14T22:13:20.123"
+            "arn:aws:dynamodb:us-east-1:000000000000:table/acc/stream/1970-01-01T00:00:00.000"
         );
+        let api = TableDef::from_create(
+            &json!({"TableName": "api", "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                    "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
+            1_700_000_000_123,
+        )
+        .unwrap();
+        assert_eq!(api.stream_label.as_deref(), Some("2023-11-14T22:13:20.123"));
         let simple =
             TableDef::from_template("AWS::Serverless::SimpleTable", "simple", &json!({}), 0)
                 .unwrap();

@@ -80,8 +80,25 @@ pub fn update_table(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
         .into_iter()
         .flatten()
     {
-        if let (Some(n), Some(ty)) = (a["AttributeName"].as_str(), a["AttributeType"].as_str()) {
-            def.attributes.insert(n.to_string(), ty.to_string());
+        let (Some(n), Some(ty)) = (a["AttributeName"].as_str(), a["AttributeType"].as_str()) else {
+            return Err(DdbError::validation(
+                "1 validation error detected: Value null at 'attributeDefinitions.member.attributeName' failed to satisfy constraint: Member must not be null",
+            ));
+        };
+        if !matches!(ty, "S" | "N" | "B") {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{ty}' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
+            )));
+        }
+        match def.attributes.get(n) {
+            Some(old) if old != ty => {
+                return Err(DdbError::invalid(format!(
+                    "Cannot change the type of attribute {n} from {old} to {ty}; an attribute that is part of a key keeps its type"
+                )))
+            }
+            _ => {
+                def.attributes.insert(n.to_string(), ty.to_string());
+            }
         }
     }
     match input["BillingMode"].as_str() {

@@ -28,6 +28,14 @@ impl Number {
     /// an optional exponent; no spaces, no `Infinity`, no `NaN`.
     pub fn parse(text: &str) -> Result<Number, DdbError> {
         let bad = || DdbError::validation("A value provided cannot be converted into a number");
+        // 38 significant digits, a sign, a point, an exponent and the zeros of the largest and
+        // smallest magnitudes fit well within this; longer text is refused before the decimal
+        // parser, whose cost grows faster than the text.
+        if text.len() > 400 {
+            return Err(DdbError::validation(
+                "Attempting to store more than 38 significant digits in a Number",
+            ));
+        }
         let t = text.strip_prefix(['-', '+']).unwrap_or(text);
         let (mantissa, exponent) = match t.find(['e', 'E']) {
             Some(i) => (&t[..i], Some(&t[i + 1..])),
@@ -405,6 +413,8 @@ pub enum KeyVal {
     S(String),
     N(Number),
     B(Vec<u8>),
+    /// A bound after every key value, for walking to the end of a partition; never stored.
+    Max,
 }
 
 impl KeyVal {
@@ -422,6 +432,8 @@ impl KeyVal {
             KeyVal::S(s) => AttrValue::S(s.clone()),
             KeyVal::N(n) => AttrValue::N(n.clone()),
             KeyVal::B(b) => AttrValue::B(b.clone()),
+            // Only ever a bound; a key built from it has nothing to show.
+            KeyVal::Max => AttrValue::Null,
         }
     }
 }

@@ -28,101 +28,149 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two attempts at a failing batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// Lambda's synchronous invocation payload limit: a batch stops growing before it.
+const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+type Record = (u64, Value);
+
+/// Runs a blocking call on DynamoDB's state off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, nimbus_dynamodb::DdbError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn seq_of(r: &Value) -> Option<u64> {
+    r["dynamodb"]["SequenceNumber"].as_str()?.parse().ok()
+}
+
+fn created_ms(r: &Value) -> u64 {
+    r["dynamodb"]["ApproximateCreationDateTime"]
+        .as_f64()
+        .map_or(now_ms(), |s| (s * 1000.0) as u64)
+}
+
 pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
     let mut stop = hub.stopping();
-    let mut after = match ddb.checkpoint(&m.id) {
-        Ok(Some(seq)) => seq,
-        Ok(None) => {
-            let start = if m.from_start {
-                0
-            } else {
-                ddb.stream_latest(&m.table).unwrap_or(0)
-            };
-            if let Err(e) = ddb.set_checkpoint(&m.id, start) {
-                tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot keep the stream mapping's checkpoint");
-            }
-            start
-        }
+    let (db, id, table, from_start) = (ddb.clone(), m.id.clone(), m.table.clone(), m.from_start);
+    let start = blocking(move || {
+        let latest = db.stream_latest(&table)?;
+        let at = match db.checkpoint(&id)? {
+            // Past the stream's end: its records were trimmed away with the table; read what
+            // is kept from the start, as Lambda does after a trim.
+            Some(seq) if seq > latest => 0,
+            Some(seq) => seq,
+            None if from_start => 0,
+            None => latest,
+        };
+        db.set_checkpoint(&id, at)?;
+        Ok(at)
+    })
+    .await;
+    let mut after = match start {
+        Ok(seq) => seq,
         Err(e) => {
             tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot read the stream mapping's checkpoint; the mapping does not run");
             return;
         }
     };
+    // A failing range (up to this sequence number) is retried on its own, halved with
+    // BisectBatchOnFunctionError, until it succeeds or is given up on; new records wait.
+    let mut pinned: Option<u64> = None;
     let mut limit = m.batch_size as usize;
     let mut attempts = 0u32;
     loop {
-        let Some(batch) = gather(&ddb, &m, after, limit, &mut stop).await else {
+        let Some(mut batch) = gather(&ddb, &m, after, limit, pinned, &mut stop).await else {
             return;
         };
-        let last_seq = batch.last().map_or(after, |(s, _)| *s);
-        let records: Vec<Value> = batch
-            .iter()
-            .filter(|(_, r)| m.filters.is_empty() || m.filters.iter().any(|f| f.matches(r)))
-            .map(|(_, r)| r.clone())
-            .collect();
-        if records.is_empty() {
-            after = last_seq;
-            save(&ddb, &m, after);
-            continue;
+        if let Some(max_age) = m.max_record_age_s {
+            let cutoff = now_ms().saturating_sub(max_age * 1000);
+            let old = batch
+                .iter()
+                .take_while(|(_, r)| created_ms(r) < cutoff)
+                .count();
+            if old > 0 {
+                let expired: Vec<Record> = batch.drain(..old).collect();
+                give_up(&hub, &ddb, &m, &expired, attempts, true).await;
+                after = expired.last().map_or(after, |(s, _)| *s);
+                save(&ddb, &m, after).await;
+                if batch.is_empty() {
+                    continue;
+                }
+            }
         }
-        let req = InvokeRequest {
-            payload: Bytes::from(json!({ "Records": records }).to_string()),
-            ..InvokeRequest::default()
-        };
-        let outcome = hub.platform().invoke(&m.function, req).await;
-        let failed_from = match &outcome {
-            Ok(out) if out.function_error.is_none() => {
-                if m.report_batch_item_failures {
-                    first_failed(&out.payload, &records)
-                } else {
-                    None
+        let last_seq = batch.last().map_or(after, |(s, _)| *s);
+        let records: Vec<&Value> = batch
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| m.filters.is_empty() || m.filters.iter().any(|f| f.matches(r)))
+            .collect();
+        let failed_from = if records.is_empty() {
+            None
+        } else {
+            let req = InvokeRequest {
+                payload: Bytes::from(json!({ "Records": records }).to_string()),
+                ..InvokeRequest::default()
+            };
+            match hub.platform().invoke(&m.function, req).await {
+                Ok(out) if out.function_error.is_none() => {
+                    if m.report_batch_item_failures {
+                        first_failed(&out.payload, &records)
+                    } else {
+                        None
+                    }
                 }
-            }
-            Ok(_) => Some(after),
-            Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.changed() => return,
+                Ok(_) => Some(after),
+                Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.changed() => return,
+                    }
                 }
+                Err(InvokeError::ShuttingDown) => return,
             }
-            Err(InvokeError::ShuttingDown) => return,
         };
         let Some(failed_after) = failed_from else {
             after = last_seq;
-            save(&ddb, &m, after);
-            limit = m.batch_size as usize;
-            attempts = 0;
+            save(&ddb, &m, after).await;
+            if pinned.is_none_or(|end| after >= end) {
+                pinned = None;
+                limit = m.batch_size as usize;
+                attempts = 0;
+            }
             continue;
         };
         // Records before the first reported failure are done.
         if failed_after > after {
             after = failed_after;
-            save(&ddb, &m, after);
+            save(&ddb, &m, after).await;
         }
-        attempts += 1;
-        let oldest_ms = batch
-            .first()
-            .and_then(|(_, r)| r["dynamodb"]["ApproximateCreationDateTime"].as_f64())
-            .map_or(now_ms(), |s| (s * 1000.0) as u64);
-        let too_old = m
-            .max_record_age_s
-            .is_some_and(|max| now_ms().saturating_sub(oldest_ms) > max * 1000);
-        let exhausted = m.max_retries.is_some_and(|max| attempts > max);
-        if exhausted || too_old {
-            let failed: Vec<&(u64, Value)> = batch.iter().filter(|(s, _)| *s > after).collect();
-            give_up(&hub, &ddb, &m, &failed, attempts, too_old);
+        pinned = Some(pinned.unwrap_or(last_seq).max(last_seq));
+        let failing = batch.iter().filter(|(s, _)| *s > after).count();
+        if m.bisect && failing > 1 {
+            // Splitting is not a retry: Lambda does not count it against MaximumRetryAttempts.
+            limit = failing / 2;
+        } else {
+            attempts += 1;
+        }
+        if m.max_retries.is_some_and(|max| attempts > max) {
+            let failed: Vec<Record> = batch.into_iter().filter(|(s, _)| *s > after).collect();
+            give_up(&hub, &ddb, &m, &failed, attempts, false).await;
             after = last_seq;
-            save(&ddb, &m, after);
-            limit = m.batch_size as usize;
+            save(&ddb, &m, after).await;
+            if pinned.is_some_and(|end| after >= end) {
+                pinned = None;
+                limit = m.batch_size as usize;
+            }
             attempts = 0;
             continue;
         }
-        if m.bisect && limit > 1 {
-            limit = (batch.len() / 2).max(1);
-        }
         let scale = hub.settings().delay_scale.max(0.0);
         let backoff = Duration::from_millis(500 << attempts.min(5)).min(MAX_BACKOFF);
-        tracing::info!(function = %m.function, table = %m.table, attempts, "stream batch failed; retrying it");
+        tracing::info!(function = %m.function, table = %m.table, attempts, records = failing, "stream batch failed; retrying it");
         tokio::select! {
             _ = tokio::time::sleep(backoff.mul_f64(scale)) => {}
             _ = stop.changed() => return,
@@ -130,21 +178,25 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
     }
 }
 
-fn save(ddb: &DynamoDb, m: &StreamMappingSpec, after: u64) {
-    if let Err(e) = ddb.set_checkpoint(&m.id, after) {
+async fn save(ddb: &DynamoDb, m: &StreamMappingSpec, after: u64) {
+    let (db, id) = (ddb.clone(), m.id.clone());
+    if let Err(e) = blocking(move || db.set_checkpoint(&id, after)).await {
         tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot keep the stream mapping's checkpoint");
     }
 }
 
-/// The next batch after `after`, or `None` when stopping.
+/// The next batch after `after` (within the pinned failing range, if any), at most `limit`
+/// records and 6 MB, or `None` when stopping.
 async fn gather(
     ddb: &DynamoDb,
     m: &StreamMappingSpec,
     after: u64,
     limit: usize,
+    pinned: Option<u64>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Vec<(u64, Value)>> {
+) -> Option<Vec<Record>> {
     let mut window_end: Option<tokio::time::Instant> = None;
+    let mut pinned = pinned;
     loop {
         if *stop.borrow() {
             return None;
@@ -152,14 +204,41 @@ async fn gather(
         let notified = ddb.records.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let batch = match ddb.stream_records(&m.table, after, limit) {
+        let (db, table) = (ddb.clone(), m.table.clone());
+        let read = blocking(move || {
+            let raw = db.stream_records(&table, after, limit)?;
+            let mut out = Vec::with_capacity(raw.len());
+            let mut size = 0;
+            let mut capped = false;
+            for (seq, text) in raw {
+                if pinned.is_some_and(|end| seq > end) {
+                    break;
+                }
+                size += text.len();
+                if size > MAX_PAYLOAD && !out.is_empty() {
+                    capped = true;
+                    break;
+                }
+                out.push((seq, nimbus_dynamodb::state::parse_record(&text)?));
+            }
+            Ok((out, capped))
+        })
+        .await;
+        let (batch, capped) = match read {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(table = %m.table, function = %m.function, error = %e, "the stream mapping cannot read its stream; trying again in 5 s");
-                Vec::new()
+                (Vec::new(), false)
             }
         };
-        if batch.len() >= limit || (!batch.is_empty() && m.window_ms == 0) {
+        if pinned.is_some() && batch.is_empty() {
+            // The failing range's records are gone (trimmed with their table): move on.
+            pinned = None;
+            continue;
+        }
+        // A pinned (failing) range is already all there: no window to wait for.
+        let full = batch.len() >= limit || capped || pinned.is_some();
+        if !batch.is_empty() && (full || m.window_ms == 0) {
             return Some(batch);
         }
         if !batch.is_empty() && window_end.is_none() {
@@ -183,12 +262,10 @@ async fn gather(
 
 /// With `ReportBatchItemFailures`: the sequence number just before the first failed record the
 /// answer names, or `None` when all succeeded. An answer Lambda cannot read fails the batch.
-fn first_failed(payload: &[u8], records: &[Value]) -> Option<u64> {
-    let seq_of =
-        |r: &Value| -> Option<u64> { r["dynamodb"]["SequenceNumber"].as_str()?.parse().ok() };
+fn first_failed(payload: &[u8], records: &[&Value]) -> Option<u64> {
     let whole = records
         .first()
-        .and_then(seq_of)
+        .and_then(|r| seq_of(r))
         .map(|s| s.saturating_sub(1));
     let doc: Value = match serde_json::from_slice(payload) {
         Ok(v) => v,
@@ -217,29 +294,28 @@ fn first_failed(payload: &[u8], records: &[Value]) -> Option<u64> {
     first.map(|s| s.saturating_sub(1))
 }
 
-/// Gives up on a batch: its description (not its records) goes to the `OnFailure` destination,
-/// in the shape Lambda sends for stream sources.
-fn give_up(
+/// Gives up on records: their description (not the records) goes to the `OnFailure`
+/// destination, in the shape Lambda sends for stream sources.
+async fn give_up(
     hub: &Hub,
     ddb: &DynamoDb,
     m: &StreamMappingSpec,
-    failed: &[&(u64, Value)],
+    failed: &[Record],
     attempts: u32,
     too_old: bool,
 ) {
     let s = hub.settings();
-    tracing::warn!(function = %m.function, table = %m.table, records = failed.len(), attempts, "stream batch given up on");
+    tracing::warn!(function = %m.function, table = %m.table, records = failed.len(), attempts, too_old, "stream records given up on");
     let Some(dest) = &m.on_failure else { return };
     let (Some(first), Some(last)) = (failed.first(), failed.last()) else {
         return;
     };
-    let time = |r: &Value| {
-        r["dynamodb"]["ApproximateCreationDateTime"]
-            .as_f64()
-            .map(|secs| nimbus_core::report::timestamp_millis((secs * 1000.0) as u64))
-            .unwrap_or_default()
-    };
+    let time = |r: &Value| nimbus_core::report::timestamp_millis(created_ms(r));
     let stream_arn = first.1["eventSourceARN"].as_str().unwrap_or_default();
+    let (db, table) = (ddb.clone(), m.table.clone());
+    let shard = blocking(move || db.shard_id(&table))
+        .await
+        .unwrap_or_default();
     let info = json!({
         "requestContext": {
             "requestId": uuid::Uuid::new_v4().to_string(),
@@ -251,7 +327,7 @@ fn give_up(
         "version": "1.0",
         "timestamp": nimbus_core::report::timestamp_millis(now_ms()),
         "DDBStreamBatchInfo": {
-            "shardId": ddb.shard_id(&m.table).unwrap_or_default(),
+            "shardId": shard,
             "startSequenceNumber": first.1["dynamodb"]["SequenceNumber"],
             "endSequenceNumber": last.1["dynamodb"]["SequenceNumber"],
             "approximateArrivalOfFirstRecord": time(&first.1),
@@ -277,7 +353,8 @@ mod tests {
     #[test]
     fn reported_failures_move_the_checkpoint_to_just_before_the_first() {
         let rec = |seq: u64| json!({"dynamodb": {"SequenceNumber": format!("{seq:021}")}});
-        let records = vec![rec(5), rec(6), rec(7)];
+        let owned = [rec(5), rec(6), rec(7)];
+        let records: Vec<&Value> = owned.iter().collect();
         let cases: &[(&str, Option<u64>)] = &[
             ("", None),
             ("null", None),

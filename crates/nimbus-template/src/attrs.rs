@@ -143,6 +143,8 @@ pub(crate) fn get_att(
         (Family::Topic, "TopicArn") => ref_value(env, f, name),
         (Family::Topic, "TopicName") => name.to_string(),
         (Family::Table, "Arn") => env.arn("dynamodb", true, &format!("table/{name}")),
+        // nimbus-dynamodb labels a template table's stream with this same fixed label
+        // (TEMPLATE_STREAM_LABEL), so the ARN resolves before the table exists.
         (Family::Table, "StreamArn") => env.arn(
             "dynamodb",
             true,
