@@ -178,18 +178,27 @@ async fn json_protocol(
             .map_err(IntoResponse::into_response),
         Service::DynamoDb | Service::DynamoDbStreams => {
             let db = services.dynamodb.clone();
-            let action = action.to_owned();
-            // A page of a query or scan reads up to 1 MB: off the async workers.
-            let answer = tokio::task::spawn_blocking(move || match service {
-                Service::DynamoDb => db.dispatch(&action, &input),
-                _ => db.dispatch_streams(&action, &input),
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(nimbus_dynamodb::DdbError::Internal(format!(
-                    "the operation failed: {e}"
-                )))
-            });
+            let answer = if matches!(service, Service::DynamoDb)
+                && nimbus_dynamodb::is_single_item(action)
+            {
+                // One item: tens of microseconds, cheaper on this task than a hop to a
+                // blocking thread and back (as SQS's calls are).
+                db.dispatch(action, &input)
+            } else {
+                // A page of a query or scan reads up to 1 MB, a batch writes up to 16 MB:
+                // off the async workers.
+                let action = action.to_owned();
+                tokio::task::spawn_blocking(move || match service {
+                    Service::DynamoDb => db.dispatch(&action, &input),
+                    _ => db.dispatch_streams(&action, &input),
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(nimbus_dynamodb::DdbError::Internal(format!(
+                        "the operation failed: {e}"
+                    )))
+                })
+            };
             answer.map_err(dynamodb_error)
         }
     };

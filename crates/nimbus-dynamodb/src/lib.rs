@@ -30,6 +30,22 @@ pub use value::{AttrValue, Item, KeyVal, Number};
 
 use state::State;
 
+/// Operations on one item (and table metadata), short enough to run on the caller's task.
+pub fn is_single_item(action: &str) -> bool {
+    matches!(
+        action,
+        "PutItem"
+            | "GetItem"
+            | "UpdateItem"
+            | "DeleteItem"
+            | "DescribeTable"
+            | "ListTables"
+            | "DescribeLimits"
+            | "DescribeEndpoints"
+            | "DescribeTimeToLive"
+    )
+}
+
 /// Where the tables are, for the ARNs DynamoDB hands out.
 #[derive(Debug, Clone)]
 pub struct DdbConfig {

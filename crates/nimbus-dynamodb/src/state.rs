@@ -483,7 +483,7 @@ fn stream_record(
 /// The value of a TTL attribute as an expiry in Unix seconds: a number, else never.
 pub fn ttl_expiry(item: &Item, attribute: &str) -> Option<f64> {
     match item.get(attribute) {
-        Some(AttrValue::N(n)) => n.to_string().parse().ok(),
+        Some(AttrValue::N(n)) => n.as_str().parse().ok(),
         _ => None,
     }
 }

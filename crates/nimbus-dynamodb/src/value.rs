@@ -17,9 +17,38 @@ use crate::error::DdbError;
 pub type Item = BTreeMap<String, AttrValue>;
 
 /// A DynamoDB number: an exact decimal of at most 38 significant digits, magnitude between
-/// 1E-130 and 1E+126 (or zero). Kept normalized, so equal numbers have equal representations.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Number(BigDecimal);
+/// 1E-130 and 1E+126 (or zero). Kept normalized, so equal numbers have equal representations,
+/// with its text as DynamoDB answers it made once: items are read far more often than written,
+/// and formatting a big decimal on every read was the largest cost of a Query page.
+#[derive(Clone)]
+pub struct Number(BigDecimal, Box<str>);
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Number {}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Normalized, so equal values have equal text.
+        self.1.hash(state);
+    }
+}
 
 const MAX_DIGITS: u64 = 38;
 
@@ -67,7 +96,7 @@ impl Number {
     pub fn checked(d: BigDecimal) -> Result<Number, DdbError> {
         let d = d.normalized();
         if d.is_zero() {
-            return Ok(Number(BigDecimal::zero()));
+            return Ok(Number::new(BigDecimal::zero()));
         }
         if d.digits() > MAX_DIGITS {
             return Err(DdbError::validation(
@@ -87,11 +116,21 @@ impl Number {
                 "Number underflow. Attempting to store a number with magnitude smaller than supported range",
             ));
         }
-        Ok(Number(d))
+        Ok(Number::new(d))
     }
 
     pub fn from_i64(n: i64) -> Number {
-        Number(BigDecimal::from(n).normalized())
+        Number::new(BigDecimal::from(n).normalized())
+    }
+
+    fn new(d: BigDecimal) -> Number {
+        let text = plain(&d).into_boxed_str();
+        Number(d, text)
+    }
+
+    /// The number as DynamoDB writes it.
+    pub fn as_str(&self) -> &str {
+        &self.1
     }
 
     pub fn add(&self, other: &Number) -> Result<Number, DdbError> {
@@ -108,31 +147,39 @@ impl Number {
     }
 }
 
+/// Plain decimal notation, as DynamoDB answers (`1E+2` is stored and returned as `100`).
+fn plain(d: &BigDecimal) -> String {
+    if d.is_zero() {
+        return "0".into();
+    }
+    let (int, scale) = d.as_bigint_and_exponent();
+    let digits = int.abs().to_string();
+    let mut out = String::with_capacity(digits.len() + 4);
+    if int.is_negative() {
+        out.push('-');
+    }
+    if scale <= 0 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (-scale) as usize));
+        return out;
+    }
+    let scale = scale as usize;
+    if digits.len() > scale {
+        let (a, b) = digits.split_at(digits.len() - scale);
+        out.push_str(a);
+        out.push('.');
+        out.push_str(b);
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - digits.len()));
+        out.push_str(&digits);
+    }
+    out
+}
+
 impl fmt::Display for Number {
-    /// Plain decimal notation, as DynamoDB answers (`1E+2` is stored and returned as `100`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_zero() {
-            return f.write_str("0");
-        }
-        let (int, scale) = self.0.as_bigint_and_exponent();
-        let digits = int.abs().to_string();
-        if int.is_negative() {
-            f.write_str("-")?;
-        }
-        if scale <= 0 {
-            f.write_str(&digits)?;
-            for _ in 0..-scale {
-                f.write_str("0")?;
-            }
-            return Ok(());
-        }
-        let scale = scale as usize;
-        if digits.len() > scale {
-            let (a, b) = digits.split_at(digits.len() - scale);
-            write!(f, "{a}.{b}")
-        } else {
-            write!(f, "0.{}{digits}", "0".repeat(scale - digits.len()))
-        }
+        f.write_str(&self.1)
     }
 }
 
@@ -349,7 +396,7 @@ impl AttrValue {
         let b64 = |b: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(b));
         let (ty, v) = match self {
             AttrValue::S(s) => ("S", Json::String(s.clone())),
-            AttrValue::N(n) => ("N", Json::String(n.to_string())),
+            AttrValue::N(n) => ("N", Json::String(n.as_str().to_owned())),
             AttrValue::B(b) => ("B", b64(b)),
             AttrValue::Ss(v) => ("SS", v.iter().cloned().map(Json::String).collect()),
             AttrValue::Ns(v) => (

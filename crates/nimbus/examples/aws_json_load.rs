@@ -13,6 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+const AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=bench/20261206/us-east-1/dynamodb/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +46,10 @@ async fn main() {
                 let req = hyper::Request::post(&url)
                     .header("content-type", &content_type)
                     .header("x-amz-target", &target)
+                    // Peers that insist on a signed-looking request (dynalite) get one; nimbus
+                    // does not check signatures, like most local emulators.
+                    .header("x-amz-date", "20261206T000000Z")
+                    .header("authorization", AUTHORIZATION)
                     .body(Full::new(body.clone()))
                     .expect("a valid request");
                 let t = Instant::now();
