@@ -437,3 +437,23 @@ def test_expired_items_are_deleted_with_a_service_stream_record(n, ddb):
     it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     removes = [r for r in streams.get_records(ShardIterator=it)["Records"] if r["eventName"] == "REMOVE"]
     assert removes[-1]["userIdentity"] == {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+
+
+def test_a_bad_template_table_is_named_with_its_line_and_dynamodb_s_message(tmp_path):
+    import subprocess
+    from conftest import NIMBUS
+    (tmp_path / "template.yaml").write_text("""Transform: AWS::Serverless-2016-10-31
+Resources:
+  Good:
+    Type: AWS::Serverless::SimpleTable
+  Bad:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}, {AttributeName: sk, KeyType: RANGE}]
+""")
+    out = subprocess.run([str(NIMBUS), "validate", str(tmp_path / "template.yaml")], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert ("Resources.Bad.Properties (line 5): One or more parameter values were invalid: Some index key attributes "
+            "are not defined in AttributeDefinitions. Keys: [sk], AttributeDefinitions: [pk]") in out.stderr

@@ -1509,6 +1509,49 @@ pub fn parse_condition(kind: Kind, text: &str, p: &mut Params) -> Result<Conditi
 }
 
 impl Condition {
+    /// The top-level attribute names the condition reads (Query refuses a filter on a key).
+    pub fn top_level_names(&self) -> std::collections::BTreeSet<String> {
+        fn operand(o: &Operand, out: &mut std::collections::BTreeSet<String>) {
+            match o {
+                Operand::Path(p) => {
+                    out.insert(p.top().to_string());
+                }
+                Operand::Size(inner) => operand(inner, out),
+                Operand::Value(_) => {}
+            }
+        }
+        fn cond(c: &Cond, out: &mut std::collections::BTreeSet<String>) {
+            match c {
+                Cond::Cmp(_, a, b)
+                | Cond::Type(a, b)
+                | Cond::BeginsWith(a, b)
+                | Cond::Contains(a, b) => {
+                    operand(a, out);
+                    operand(b, out);
+                }
+                Cond::Between(a, b, c) => {
+                    operand(a, out);
+                    operand(b, out);
+                    operand(c, out);
+                }
+                Cond::In(a, list) => {
+                    operand(a, out);
+                    list.iter().for_each(|o| operand(o, out));
+                }
+                Cond::Exists(a) | Cond::NotExists(a) => operand(a, out),
+                Cond::And(a, b) | Cond::Or(a, b) => {
+                    cond(a, out);
+                    cond(b, out);
+                }
+                Cond::Not(a) => cond(a, out),
+                Cond::Refused => {}
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        cond(&self.root, &mut out);
+        out
+    }
+
     pub fn eval(&self, item: &Item) -> bool {
         eval_cond(&self.root, item)
     }

@@ -249,6 +249,15 @@ pub fn query(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let kc =
         expr::parse_key_condition(kce, &mut params, hash_name, range_name.map(String::as_str))?;
     let filter = condition_arg(input, "FilterExpression", Kind::Filter, &mut params)?;
+    if let Some(f) = &filter {
+        let names = f.top_level_names();
+        let queried = std::iter::once(hash_name).chain(range_name);
+        if let Some(key) = queried.into_iter().find(|k| names.contains(k.as_str())) {
+            return Err(DdbError::validation(format!(
+                "Filter Expression can only contain non-primary key attributes: Primary key attribute: {key}"
+            )));
+        }
+    }
     let out_spec = output(input, &t.def, index, &mut params)?;
     params.check_all_used()?;
     let want = |n: &str| t.def.attributes.get(n).map(String::as_str).unwrap_or("S");

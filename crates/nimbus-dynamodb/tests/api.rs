@@ -262,6 +262,9 @@ fn table_definitions_refuse_what_dynamodb_refuses() {
         ("Query", json!({"TableName": "cars", "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
                          "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"N": "1"}}}),
          "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N"),
+        ("Query", json!({"TableName": "cars", "KeyConditionExpression": "pk = :p", "FilterExpression": "sk > :s",
+                         "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"N": "1"}}}),
+         "Filter Expression can only contain non-primary key attributes: Primary key attribute: sk"),
     ];
     for (action, input, want) in cases {
         let got = call(&db, action, input.clone()).unwrap_err();

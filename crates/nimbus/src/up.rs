@@ -194,6 +194,22 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     for m in &events.mappings {
         println!("  event source mapping {} -> {}", m.queue, m.function);
     }
+    for t in &tables {
+        let stream = t
+            .stream
+            .as_deref()
+            .map(|v| format!(", stream {v}"))
+            .unwrap_or_default();
+        println!(
+            "  DynamoDB table {} ({} GSI(s), {} LSI(s){stream})",
+            t.name,
+            t.gsis.len(),
+            t.lsis.len()
+        );
+    }
+    for m in &events.stream_mappings {
+        println!("  stream {} -> {}", m.table, m.function);
+    }
     if !stack.not_emulated.is_empty() {
         let list: Vec<String> = stack
             .not_emulated
