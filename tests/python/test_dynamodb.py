@@ -457,3 +457,26 @@ Resources:
     assert out.returncode != 0
     assert ("Resources.Bad.Properties (line 5): One or more parameter values were invalid: Some index key attributes "
             "are not defined in AttributeDefinitions. Keys: [sk], AttributeDefinitions: [pk]") in out.stderr
+
+
+def test_legacy_conditional_parameters_still_work(ddb):
+    key = {"pk": S("legacy"), "sk": N(1)}
+    ddb.put_item(TableName="cars", Item=dict(key, v=N(1)), Expected={"pk": {"Exists": False}})
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName="cars", Item=dict(key, v=N(2)), Expected={"pk": {"Exists": False}})
+    assert error(e) == ("ConditionalCheckFailedException", "The conditional request failed")
+    ddb.update_item(TableName="cars", Key=key, AttributeUpdates={
+        "v": {"Action": "ADD", "Value": N(4)}, "tag": {"Action": "PUT", "Value": S("x")}},
+        Expected={"v": {"Value": N(1)}})
+    assert ddb.get_item(TableName="cars", Key=key)["Item"] == dict(key, v=N(5), tag=S("x"))
+    for sk in (2, 3):
+        ddb.put_item(TableName="cars", Item={"pk": S("legacy"), "sk": N(sk), "v": N(sk)})
+    r = ddb.query(TableName="cars", KeyConditions={
+        "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [S("legacy")]},
+        "sk": {"ComparisonOperator": "GE", "AttributeValueList": [N(2)]}},
+        QueryFilter={"v": {"ComparisonOperator": "GT", "AttributeValueList": [N(2)]}})
+    assert [i["sk"] for i in r["Items"]] == [N(3)] and r["ScannedCount"] == 2
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName="cars", Item=key, Expected={"pk": {"Exists": False}},
+                     ConditionExpression="attribute_not_exists(pk)")
+    assert error(e)[0] == "ValidationException" and "Can not use both expression and non-expression" in error(e)[1]

@@ -295,11 +295,6 @@ fn check_key_untouched(def: &TableDef, update: &Update) -> Result<(), DdbError> 
 pub fn update_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let name = table_name(input)?;
     let key_item = item_arg(input, "Key", "key")?;
-    if input["AttributeUpdates"].is_object() {
-        return Err(DdbError::validation(
-            "nimbus does not serve the legacy AttributeUpdates parameter yet; use UpdateExpression",
-        ));
-    }
     let mut params = Params::from_request(input)?;
     let update = match input["UpdateExpression"].as_str() {
         Some(text) => Some(expr::parse_update(text, &mut params)?),

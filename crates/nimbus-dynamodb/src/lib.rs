@@ -10,6 +10,7 @@
 pub mod error;
 pub mod expr;
 pub mod items;
+pub mod legacy;
 pub mod queries;
 pub mod reserved;
 pub mod state;
@@ -143,6 +144,8 @@ impl DynamoDb {
                 "the request body must be a JSON object".into(),
             ));
         }
+        let rewritten = legacy::rewrite(action, input)?;
+        let input = rewritten.as_ref().unwrap_or(input);
         match action {
             "CreateTable" => tables::create_table(self, input),
             "DeleteTable" => tables::delete_table(self, input),
