@@ -180,9 +180,12 @@ async fn json_protocol(
             let db = services.dynamodb.clone();
             let answer = if matches!(service, Service::DynamoDb)
                 && nimbus_dynamodb::is_single_item(action)
+                && db.is_idle()
             {
-                // One item: tens of microseconds, cheaper on this task than a hop to a
-                // blocking thread and back (as SQS's calls are).
+                // One item with the tables free: tens of microseconds, cheaper on this task
+                // than a hop to a blocking thread and back (as SQS's calls are). Behind a long
+                // page, batch or TTL sweep it waits on a blocking thread instead, so the async
+                // workers never wait on the lock.
                 db.dispatch(action, &input)
             } else {
                 // A page of a query or scan reads up to 1 MB, a batch writes up to 16 MB:

@@ -73,7 +73,14 @@ pub struct Params {
     values: BTreeMap<String, AttrValue>,
     used_names: BTreeSet<String>,
     used_values: BTreeSet<String>,
+    /// Expressions nimbus wrote from legacy parameters: DynamoDB's limits on expression size
+    /// and operators are limits on what a caller writes, so they do not apply to them.
+    generated: bool,
 }
+
+/// The member `legacy::rewrite` marks a rewritten request with. Not a name AWS members can
+/// have; a caller who sends it only lifts the expression size limits of its own request.
+pub const GENERATED_MARK: &str = "nimbus:generated";
 
 /// DynamoDB accepts placeholder keys of the prefix and at least one letter, digit or `_`.
 fn valid_placeholder(key: &str, prefix: char) -> bool {
@@ -89,7 +96,10 @@ impl Params {
     /// Reads `ExpressionAttributeNames` and `ExpressionAttributeValues` from the request JSON
     /// object (either may be absent), validating them as DynamoDB does.
     pub fn from_request(input: &Json) -> Result<Params, DdbError> {
-        let mut params = Params::default();
+        let mut params = Params {
+            generated: input.get(GENERATED_MARK).is_some(),
+            ..Params::default()
+        };
         let object = |field: &str| -> Result<Option<&serde_json::Map<String, Json>>, DdbError> {
             match input.get(field) {
                 None | Some(Json::Null) => Ok(None),
@@ -532,6 +542,8 @@ struct Parser<'a> {
     /// Operators and functions parsed so far. Counting while parsing stops a chain of `NOT`s or
     /// nested calls at DynamoDB's limit, before it costs deep recursion.
     operators: usize,
+    /// No operator limit: the expression was generated from legacy parameters.
+    unlimited: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -545,6 +557,7 @@ impl<'a> Parser<'a> {
             keywords,
             redundant_parens: false,
             operators: 0,
+            unlimited: false,
         }
     }
 
@@ -613,7 +626,7 @@ impl<'a> Parser<'a> {
     /// Counts one operator or function, refusing the expression past DynamoDB's limit.
     fn operator(&mut self) -> PResult<()> {
         self.operators += 1;
-        if self.operators > MAX_OPERATORS {
+        if self.operators > MAX_OPERATORS && !self.unlimited {
             return Err(PErr::Fatal(self.too_many_operators()));
         }
         Ok(())
@@ -1052,11 +1065,11 @@ impl<'a> Parser<'a> {
 }
 
 /// The checks every expression goes through before it is parsed.
-fn precheck(kind: Kind, text: &str) -> Result<(), DdbError> {
+fn precheck(kind: Kind, text: &str, generated: bool) -> Result<(), DdbError> {
     if text.is_empty() {
         return Err(kind.error("The expression can not be empty;"));
     }
-    if text.len() > MAX_EXPRESSION_BYTES {
+    if text.len() > MAX_EXPRESSION_BYTES && !generated {
         return Err(kind.error(format!(
             "Expression size has exceeded the maximum allowed size; expression size: {}",
             text.len()
@@ -1474,8 +1487,9 @@ fn show_scalar(v: &AttrValue) -> String {
 
 /// Parses and checks a condition; `kind` only chooses the messages' prefix.
 fn parse_cond(kind: Kind, text: &str, p: &mut Params) -> Result<Cond, DdbError> {
-    precheck(kind, text)?;
+    precheck(kind, text, p.generated)?;
     let mut parser = Parser::new(text, CONDITION_KEYWORDS);
+    parser.unlimited = p.generated;
     let result = parser.condition_expression();
     let raw = parser.finish(result).map_err(|m| kind.error(m))?;
     let mut lowering = CondLowering {
@@ -1824,8 +1838,9 @@ impl UpdateLowering<'_> {
 
 pub fn parse_update(text: &str, p: &mut Params) -> Result<Update, DdbError> {
     let kind = Kind::Update;
-    precheck(kind, text)?;
+    precheck(kind, text, p.generated)?;
     let mut parser = Parser::new(text, UPDATE_KEYWORDS);
+    parser.unlimited = p.generated;
     let result = parser.update_expression();
     let sections = parser.finish(result).map_err(|m| kind.error(m))?;
     let mut lowering = UpdateLowering {
@@ -2104,7 +2119,7 @@ impl Update {
 
 pub fn parse_projection(text: &str, p: &mut Params) -> Result<Vec<Path>, DdbError> {
     let kind = Kind::Projection;
-    precheck(kind, text)?;
+    precheck(kind, text, p.generated)?;
     // A projection has no keywords of its own: every word is an attribute name.
     let mut parser = Parser::new(text, &[]);
     let result = parser.projection_expression();

@@ -87,8 +87,10 @@ pub fn rewrite(action: &str, input: &Json) -> Result<Option<Json>, DdbError> {
     for (member, expr) in present {
         let text = match member {
             "AttributeUpdates" => updates(&input[member], &mut p)?,
-            "Expected" => conditions(&input[member], input, &mut p, true)?,
-            _ => conditions(&input[member], input, &mut p, false)?,
+            "Expected" => conditions(&input[member], join(input)?, &mut p, true)?,
+            // Key conditions are always joined with AND; ConditionalOperator is for filters.
+            "KeyConditions" => conditions(&input[member], " AND ", &mut p, false)?,
+            _ => conditions(&input[member], join(input)?, &mut p, false)?,
         };
         let obj = out.as_object_mut().expect("requests are objects");
         obj.remove(member);
@@ -98,6 +100,7 @@ pub fn rewrite(action: &str, input: &Json) -> Result<Option<Json>, DdbError> {
     }
     let obj = out.as_object_mut().expect("requests are objects");
     obj.remove("ConditionalOperator");
+    obj.insert(crate::expr::GENERATED_MARK.into(), Json::Bool(true));
     if !p.names.is_empty() {
         obj.insert("ExpressionAttributeNames".into(), Json::Object(p.names));
     }
@@ -109,9 +112,22 @@ pub fn rewrite(action: &str, input: &Json) -> Result<Option<Json>, DdbError> {
 
 /// `Expected`, `KeyConditions`, `QueryFilter` or `ScanFilter`: conditions on attributes,
 /// joined by `ConditionalOperator` (`AND` unless it says `OR`).
+/// `ConditionalOperator`: how filter and `Expected` conditions are joined (`AND` by default).
+fn join(input: &Json) -> Result<&'static str, DdbError> {
+    match input["ConditionalOperator"].as_str() {
+        None | Some("AND") => Ok(" AND "),
+        Some("OR") => Ok(" OR "),
+        Some(other) => Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]"
+        ))),
+    }
+}
+
+/// `Expected`, `KeyConditions`, `QueryFilter` or `ScanFilter`: conditions on attributes,
+/// joined by `join`.
 fn conditions(
     v: &Json,
-    input: &Json,
+    join: &str,
     p: &mut Placeholders,
     expected: bool,
 ) -> Result<Option<String>, DdbError> {
@@ -119,15 +135,6 @@ fn conditions(
         return Err(DdbError::Serialization(format!(
             "a legacy condition parameter must be a map of attribute names, not {v}"
         )));
-    };
-    let join = match input["ConditionalOperator"].as_str() {
-        None | Some("AND") => " AND ",
-        Some("OR") => " OR ",
-        Some(other) => {
-            return Err(DdbError::validation(format!(
-                "1 validation error detected: Value '{other}' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]"
-            )))
-        }
     };
     let mut parts = Vec::new();
     for (attribute, c) in map {
@@ -212,6 +219,14 @@ fn updates(v: &Json, p: &mut Placeholders) -> Result<Option<String>, DdbError> {
         let value = u.get("Value").filter(|v| !v.is_null());
         match (u["Action"].as_str().unwrap_or("PUT"), value) {
             ("PUT", Some(v)) => set.push(format!("{name} = {}", p.value(v))),
+            // Legacy ADD appends to a list, which the expression ADD does not take.
+            ("ADD", Some(v)) if v.get("L").is_some() => {
+                let empty = p.value(&json!({"L": []}));
+                set.push(format!(
+                    "{name} = list_append(if_not_exists({name}, {empty}), {})",
+                    p.value(v)
+                ));
+            }
             ("ADD", Some(v)) => add.push(format!("{name} {}", p.value(v))),
             ("DELETE", Some(v)) => delete.push(format!("{name} {}", p.value(v))),
             ("DELETE", None) => remove.push(name),
@@ -271,6 +286,18 @@ mod tests {
              Ok(json!({"UpdateExpression": "SET #legacy0 = :legacy0 ADD #legacy1 :legacy1 REMOVE #legacy2 DELETE #legacy3 :legacy2",
                        "ExpressionAttributeNames": {"#legacy0": "a", "#legacy1": "b", "#legacy2": "c", "#legacy3": "d"},
                        "ExpressionAttributeValues": {":legacy0": {"S": "x"}, ":legacy1": {"N": "1"}, ":legacy2": {"SS": ["q"]}}}))),
+            ("Query", json!({"KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]},
+                                               "sk": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "1"}]}},
+                             "QueryFilter": {"x": {"ComparisonOperator": "NULL"}, "y": {"ComparisonOperator": "NULL"}},
+                             "ConditionalOperator": "OR"}),
+             Ok(json!({"KeyConditionExpression": "#legacy0 = :legacy0 AND #legacy1 > :legacy1",
+                       "FilterExpression": "attribute_not_exists(#legacy2) OR attribute_not_exists(#legacy3)",
+                       "ExpressionAttributeNames": {"#legacy0": "pk", "#legacy1": "sk", "#legacy2": "x", "#legacy3": "y"},
+                       "ExpressionAttributeValues": {":legacy0": {"S": "a"}, ":legacy1": {"N": "1"}}}))),
+            ("UpdateItem", json!({"AttributeUpdates": {"l": {"Action": "ADD", "Value": {"L": [{"S": "x"}]}}}}),
+             Ok(json!({"UpdateExpression": "SET #legacy0 = list_append(if_not_exists(#legacy0, :legacy0), :legacy1)",
+                       "ExpressionAttributeNames": {"#legacy0": "l"},
+                       "ExpressionAttributeValues": {":legacy0": {"L": []}, ":legacy1": {"L": [{"S": "x"}]}}}))),
             ("PutItem", json!({"Expected": {"v": {"Exists": false}}, "ConditionExpression": "x = :y"}),
              Err("Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {Expected} Expression parameters: {ConditionExpression}")),
             ("Query", json!({"KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": []}}}),
@@ -282,7 +309,15 @@ mod tests {
         ];
         for (action, input, want) in cases {
             let got = rewrite(action, input)
-                .map(|o| o.unwrap())
+                .map(|o| {
+                    let mut o = o.unwrap();
+                    let mark = o
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(crate::expr::GENERATED_MARK);
+                    assert_eq!(mark, Some(Json::Bool(true)));
+                    o
+                })
                 .map_err(|e| e.to_string());
             assert_eq!(got, want.clone().map_err(str::to_owned), "{action} {input}");
         }

@@ -137,6 +137,12 @@ impl DynamoDb {
         }
     }
 
+    /// Whether no operation holds the tables now: a caller on an async task answers a
+    /// single-item call itself only then, rather than wait there behind a long page or batch.
+    pub fn is_idle(&self) -> bool {
+        self.state.try_lock().is_ok()
+    }
+
     /// Answers one DynamoDB API call.
     pub fn dispatch(&self, action: &str, input: &Json) -> Result<Json, DdbError> {
         if !input.is_object() {

@@ -44,9 +44,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE stream_checkpoints (mapping TEXT PRIMARY KEY, seq INTEGER NOT NULL);",
     // 2: each table's last stream sequence number, kept apart from the records so trimming
     // them (24-hour retention) or deleting and recreating the table never reuses a number a
-    // mapping's checkpoint has passed; trimming by age through an index.
+    // mapping's checkpoint has passed (numbers need not be consecutive, so a table starts past
+    // every checkpoint); trimming by age through an index.
     "CREATE TABLE stream_seqs (tbl TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-    INSERT INTO stream_seqs (tbl, seq) SELECT tbl, MAX(seq) FROM stream_records GROUP BY tbl;
+    INSERT INTO stream_seqs (tbl, seq)
+        SELECT name, MAX(
+            COALESCE((SELECT MAX(seq) FROM stream_records WHERE tbl = name), 0),
+            COALESCE((SELECT MAX(seq) FROM stream_checkpoints), 0))
+        FROM tables;
     CREATE INDEX stream_records_age ON stream_records(created_ms);",
 ];
 

@@ -97,6 +97,11 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
                 give_up(&hub, &ddb, &m, &expired, attempts, true).await;
                 after = expired.last().map_or(after, |(s, _)| *s);
                 save(&ddb, &m, after).await;
+                attempts = 0;
+                if pinned.is_some_and(|end| after >= end) {
+                    pinned = None;
+                    limit = m.batch_size as usize;
+                }
                 if batch.is_empty() {
                     continue;
                 }
@@ -136,17 +141,19 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
         let Some(failed_after) = failed_from else {
             after = last_seq;
             save(&ddb, &m, after).await;
+            // Retries are counted per batch: a part that succeeded leaves none behind.
+            attempts = 0;
             if pinned.is_none_or(|end| after >= end) {
                 pinned = None;
                 limit = m.batch_size as usize;
-                attempts = 0;
             }
             continue;
         };
-        // Records before the first reported failure are done.
+        // Records before the first reported failure are done, and the rest is a new batch.
         if failed_after > after {
             after = failed_after;
             save(&ddb, &m, after).await;
+            attempts = 0;
         }
         pinned = Some(pinned.unwrap_or(last_seq).max(last_seq));
         let failing = batch.iter().filter(|(s, _)| *s > after).count();
@@ -214,7 +221,7 @@ async fn gather(
                 if pinned.is_some_and(|end| seq > end) {
                     break;
                 }
-                size += text.len();
+                size += text.len() + 1; // and its comma in {"Records":[...]}
                 if size > MAX_PAYLOAD && !out.is_empty() {
                     capped = true;
                     break;
