@@ -480,3 +480,20 @@ def test_legacy_conditional_parameters_still_work(ddb):
         ddb.put_item(TableName="cars", Item=key, Expected={"pk": {"Exists": False}},
                      ConditionExpression="attribute_not_exists(pk)")
     assert error(e)[0] == "ValidationException" and "Can not use both expression and non-expression" in error(e)[1]
+
+
+def test_metrics_count_calls_by_table_operation_and_outcome_and_read_table_sizes(n, ddb):
+    for i in range(3):
+        ddb.put_item(TableName="cars", Item={"pk": S(f"m{i}"), "sk": N(0)})
+    with pytest.raises(ClientError):
+        ddb.put_item(TableName="cars", Item={"pk": N(1), "sk": N(0)})
+    text = requests_get(n.endpoint + "/metrics")
+    assert 'nimbus_dynamodb_requests_total{table="cars",operation="PutItem",outcome="ok"} 3' in text
+    assert 'nimbus_dynamodb_requests_total{table="cars",operation="PutItem",outcome="ValidationException"} 1' in text
+    assert 'nimbus_dynamodb_items{table="cars"} 3' in text
+    assert 'nimbus_dynamodb_latency_seconds_count{table="cars",operation="PutItem"} 4' in text
+
+
+def requests_get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()

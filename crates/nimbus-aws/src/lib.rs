@@ -45,6 +45,7 @@ pub fn router(
     events: Hub,
     dynamodb: nimbus_dynamodb::DynamoDb,
 ) -> Router {
+    let dynamodb_for_metrics = dynamodb.clone();
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
         .route("/", post(json_protocol).get(query_get))
@@ -58,7 +59,7 @@ pub fn router(
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
-        .with_state(events.clone());
+        .with_state((events.clone(), dynamodb_for_metrics));
     lambda_router(platform, events)
         .merge(json_protocol)
         .merge(metrics)
@@ -67,7 +68,11 @@ pub fn router(
 
 /// Every metric in the OpenMetrics text format (which Prometheus scrapes), the store's gauges
 /// read at this moment.
-async fn metrics(State(hub): State<Hub>) -> Response {
+async fn metrics(State((hub, dynamodb)): State<(Hub, nimbus_dynamodb::DynamoDb)>) -> Response {
+    let tables = tokio::task::spawn_blocking(move || dynamodb.table_stats())
+        .await
+        .unwrap_or_default();
+    hub.telemetry().set_tables(&tables);
     (
         StatusCode::OK,
         [(
@@ -178,6 +183,9 @@ async fn json_protocol(
             .map_err(IntoResponse::into_response),
         Service::DynamoDb | Service::DynamoDbStreams => {
             let db = services.dynamodb.clone();
+            let started = std::time::Instant::now();
+            // Calls on one table are labelled with it; batches and transactions span several.
+            let input_table = input["TableName"].as_str().map(str::to_owned);
             let answer = if matches!(service, Service::DynamoDb)
                 && nimbus_dynamodb::is_single_item(action)
                 && db.is_idle()
@@ -202,6 +210,21 @@ async fn json_protocol(
                     )))
                 })
             };
+            let outcome = match &answer {
+                Ok(_) => "ok",
+                Err(e) => e.code(),
+            };
+            let table = input_table.as_deref().unwrap_or("");
+            let operation = match service {
+                Service::DynamoDbStreams => "Streams",
+                _ => action,
+            };
+            services.events.telemetry().record_dynamodb(
+                table,
+                operation,
+                outcome,
+                started.elapsed().as_secs_f64(),
+            );
             answer.map_err(dynamodb_error)
         }
     };

@@ -271,6 +271,15 @@ impl DynamoDb {
             .is_some_and(|t| t.def.stream.is_some())
     }
 
+    /// `(table, items, bytes)` of every table, for the metrics.
+    pub fn table_stats(&self) -> Vec<(String, u64, u64)> {
+        self.lock()
+            .tables
+            .iter()
+            .map(|(name, t)| (name.clone(), t.items.len() as u64, t.bytes))
+            .collect()
+    }
+
     /// The names of the tables, in order.
     pub fn table_names(&self) -> Vec<String> {
         self.lock().tables.keys().cloned().collect()

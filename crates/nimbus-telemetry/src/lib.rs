@@ -71,6 +71,26 @@ pub struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
+}
+
+/// A DynamoDB call: the table (empty for calls on several or none), the operation, and `ok` or
+/// DynamoDB's error code (a bounded set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableRequestLabels {
+    pub table: String,
+    pub operation: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableOperationLabels {
+    pub table: String,
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BusLabels {
     pub bus: String,
 }
@@ -140,6 +160,13 @@ pub struct SqsMetrics {
     pub oldest_message_age: Family<QueueLabels, FloatGauge>,
 }
 
+pub struct DynamoDbMetrics {
+    pub requests: Family<TableRequestLabels, Counter>,
+    pub latency: Histograms<TableOperationLabels>,
+    pub items: Family<TableLabels, Gauge>,
+    pub bytes: Family<TableLabels, Gauge>,
+}
+
 pub struct EventsMetrics {
     pub put_events_entries: Family<BusLabels, Counter>,
     pub matched: Family<RuleLabels, Counter>,
@@ -165,6 +192,7 @@ pub struct Telemetry {
     pub lambda: LambdaMetrics,
     pub gateway: GatewayMetrics,
     pub sqs: SqsMetrics,
+    pub dynamodb: DynamoDbMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
     /// Spans of recent traces (the dashboard's waterfall; OTLP export hooks in here).
@@ -404,12 +432,41 @@ impl Telemetry {
             emf.invalid_lines.clone(),
         );
 
+        let dynamodb = DynamoDbMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(seconds_histogram),
+            items: Family::default(),
+            bytes: Family::default(),
+        };
+        r.register(
+            "dynamodb_requests",
+            "DynamoDB API calls, by table, operation and outcome (ok or DynamoDB's error code)",
+            dynamodb.requests.clone(),
+        );
+        r.register_with_unit(
+            "dynamodb_latency",
+            "DynamoDB API call latency inside nimbus, by table and operation",
+            Unit::Seconds,
+            dynamodb.latency.clone(),
+        );
+        r.register(
+            "dynamodb_items",
+            "Items in each DynamoDB table, read at scrape time",
+            dynamodb.items.clone(),
+        );
+        r.register_with_unit(
+            "dynamodb_table_size",
+            "Size of each DynamoDB table's items as DynamoDB counts it, read at scrape time",
+            Unit::Bytes,
+            dynamodb.bytes.clone(),
+        );
         Telemetry {
             registry: r,
             scrape: Mutex::new(()),
             lambda,
             gateway,
             sqs,
+            dynamodb,
             events,
             emf,
             traces: traces::Traces::new(seed),
@@ -449,6 +506,38 @@ impl Telemetry {
             s.delayed.get_or_create(&l).set(q.delayed);
             s.oldest_message_age.get_or_create(&l).set(q.oldest_age_s);
         }
+    }
+
+    /// Replaces the table gauges with `(table, items, bytes)` now (deleted tables disappear).
+    pub fn set_tables(&self, tables: &[(String, u64, u64)]) {
+        let d = &self.dynamodb;
+        d.items.clear();
+        d.bytes.clear();
+        for (table, items, bytes) in tables {
+            let l = TableLabels {
+                table: table.clone(),
+            };
+            d.items.get_or_create(&l).set(*items as i64);
+            d.bytes.get_or_create(&l).set(*bytes as i64);
+        }
+    }
+
+    /// Records one DynamoDB call.
+    pub fn record_dynamodb(&self, table: &str, operation: &str, outcome: &str, seconds: f64) {
+        let d = &self.dynamodb;
+        d.requests
+            .get_or_create(&TableRequestLabels {
+                table: table.to_owned(),
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        d.latency
+            .get_or_create(&TableOperationLabels {
+                table: table.to_owned(),
+                operation: operation.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// Replaces the asynchronous queue gauges with the store's counts.
