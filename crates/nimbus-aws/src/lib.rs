@@ -214,9 +214,15 @@ async fn json_protocol(
                 Ok(_) => "ok",
                 Err(e) => e.code(),
             };
-            let table = input_table.as_deref().unwrap_or("");
-            let operation = match service {
-                Service::DynamoDbStreams => "Streams",
+            // Labels stay bounded: a table that does not exist and an action DynamoDB does not
+            // have are not labels a caller can mint.
+            let table = input_table
+                .as_deref()
+                .filter(|t| outcome == "ok" || services.dynamodb.has_table_now(t))
+                .unwrap_or("");
+            let operation = match (service, outcome) {
+                (Service::DynamoDbStreams, _) => "Streams",
+                (_, "UnknownOperationException") => "unknown",
                 _ => action,
             };
             services.events.telemetry().record_dynamodb(

@@ -271,6 +271,14 @@ impl DynamoDb {
             .is_some_and(|t| t.def.stream.is_some())
     }
 
+    /// Whether `table` exists, if that can be told without waiting for the lock (for labels
+    /// on an async task; `false` when a long operation holds the tables).
+    pub fn has_table_now(&self, table: &str) -> bool {
+        self.state
+            .try_lock()
+            .is_ok_and(|st| st.tables.contains_key(table))
+    }
+
     /// `(table, items, bytes)` of every table, for the metrics.
     pub fn table_stats(&self) -> Vec<(String, u64, u64)> {
         self.lock()
