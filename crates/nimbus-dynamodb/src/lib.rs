@@ -26,10 +26,15 @@ use serde_json::Value as Json;
 use tokio::sync::Notify;
 
 pub use error::{CancellationReason, DdbError};
+use table::PrimaryKey;
 pub use table::TableDef;
 pub use value::{AttrValue, Item, KeyVal, Number};
 
 use state::State;
+
+/// The most items one TTL sweep deletes (in one write), so a sweep never holds the tables long;
+/// the next sweep takes the rest.
+const MAX_TTL_DELETES: usize = 1000;
 
 /// Operations on one item (and table metadata), short enough to run on the caller's task.
 pub fn is_single_item(action: &str) -> bool {
@@ -200,23 +205,24 @@ impl DynamoDb {
         let now = self.now_ms();
         let mut st = self.lock();
         let mut changes = Vec::new();
+        let now_s = (now / 1000) as i64;
+        // DynamoDB ignores TTL values more than five years in the past.
+        let oldest = now_s - 5 * 365 * 86_400;
         for (name, t) in &st.tables {
-            let Some(attr) = &t.def.ttl_attribute else {
+            if t.def.ttl_attribute.is_none() {
                 continue;
-            };
-            for (key, item) in &t.items {
-                // DynamoDB ignores TTL values more than five years in the past.
-                if let Some(exp) = state::ttl_expiry(item, attr) {
-                    let now_s = now as f64 / 1000.0;
-                    if exp < now_s && exp > now_s - 5.0 * 365.0 * 86_400.0 {
-                        changes.push(state::Change {
-                            table: name.clone(),
-                            key: key.clone(),
-                            new: None,
-                            by_ttl: true,
-                        });
-                    }
-                }
+            }
+            let expired = t
+                .expiries
+                .range((oldest + 1, PrimaryKey::MIN)..(now_s, PrimaryKey::MIN))
+                .take(MAX_TTL_DELETES - changes.len());
+            for (_, key) in expired {
+                changes.push(state::Change {
+                    table: name.clone(),
+                    key: key.clone(),
+                    new: None,
+                    by_ttl: true,
+                });
             }
         }
         let n = changes.len();

@@ -65,6 +65,9 @@ pub struct TableState {
     pub bytes: u64,
     /// The last stream record's sequence number.
     pub stream_seq: u64,
+    /// Items by expiry (whole Unix seconds of the TTL attribute), so a TTL sweep reads only
+    /// what has expired rather than every item.
+    pub expiries: BTreeSet<(i64, PrimaryKey)>,
 }
 
 impl TableState {
@@ -81,10 +84,24 @@ impl TableState {
             indexes,
             bytes: 0,
             stream_seq: 0,
+            expiries: BTreeSet::new(),
         }
     }
 
     fn index_item(&mut self, key: &PrimaryKey, item: &Item, add: bool) {
+        if let Some(exp) = self
+            .def
+            .ttl_attribute
+            .as_deref()
+            .and_then(|a| ttl_expiry(item, a))
+        {
+            let entry = (exp.floor() as i64, key.clone());
+            if add {
+                self.expiries.insert(entry);
+            } else {
+                self.expiries.remove(&entry);
+            }
+        }
         for index in self.def.gsis.iter().chain(&self.def.lsis) {
             if let Some((h, r)) = self.def.index_key(index, item) {
                 let set = self.indexes.entry(index.name.clone()).or_default();
@@ -97,8 +114,10 @@ impl TableState {
         }
     }
 
-    /// Rebuilds every index from the items (after `UpdateTable` adds one).
+    /// Rebuilds every index and the expiries from the items (after `UpdateTable` adds an
+    /// index, or TTL is turned on or moved to another attribute).
     pub fn reindex(&mut self) {
+        self.expiries.clear();
         self.indexes = self
             .def
             .gsis
@@ -285,8 +304,10 @@ impl State {
             .tables
             .get_mut(&def.name)
             .ok_or_else(DdbError::not_found)?;
-        let reindex =
-            t.def.gsis != def.gsis || t.def.lsis != def.lsis || t.def.attributes != def.attributes;
+        let reindex = t.def.gsis != def.gsis
+            || t.def.lsis != def.lsis
+            || t.def.attributes != def.attributes
+            || t.def.ttl_attribute != def.ttl_attribute;
         t.def = def;
         if reindex {
             t.reindex();

@@ -275,3 +275,38 @@ fn table_definitions_refuse_what_dynamodb_refuses() {
         );
     }
 }
+
+#[test]
+fn ttl_sweeps_read_only_expired_items_and_delete_at_most_a_thousand_at_a_time() {
+    let clock = Arc::new(AtomicU64::new(1_700_000_000_000));
+    let db = service(None, &clock);
+    ranged_table(&db, false);
+    ok(
+        &db,
+        "UpdateTimeToLive",
+        json!({"TableName": "cars", "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "exp"}}),
+    );
+    let mut requests = Vec::new();
+    for i in 0..1800 {
+        // Half expired a minute ago, a few far in the past (ignored, as DynamoDB does), the rest later.
+        let exp = match i % 3 {
+            0 | 1 => 1_700_000_000 - 60,
+            _ => 1_700_000_000 + 3600,
+        };
+        let exp = if i < 10 { 1_000_000_000 } else { exp };
+        requests.push(json!({"PutRequest": {"Item": {"pk": {"S": format!("k{i}")}, "sk": {"N": "1"}, "exp": {"N": exp.to_string()}}}}));
+        if requests.len() == 25 {
+            ok(
+                &db,
+                "BatchWriteItem",
+                json!({"RequestItems": {"cars": requests.split_off(0)}}),
+            );
+        }
+    }
+    let expired = (10..1800).filter(|i| i % 3 != 2).count();
+    assert_eq!(db.sweep_ttl().unwrap(), 1000);
+    assert_eq!(db.sweep_ttl().unwrap(), expired - 1000);
+    assert_eq!(db.sweep_ttl().unwrap(), 0);
+    let left = ok(&db, "Scan", json!({"TableName": "cars", "Select": "COUNT"}));
+    assert_eq!(left["Count"], json!(1800 - expired));
+}
