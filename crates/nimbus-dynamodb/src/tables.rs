@@ -108,6 +108,11 @@ pub fn update_table(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
             changed = true;
         }
         Some("PROVISIONED") => {
+            if def.provisioned.is_none() && !input["ProvisionedThroughput"].is_object() {
+                return Err(DdbError::invalid(
+                    "ProvisionedThroughput must be specified when BillingMode is PROVISIONED",
+                ));
+            }
             def.pay_per_request = false;
             changed = true;
         }
@@ -187,6 +192,14 @@ pub fn update_table(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
                     "Requested resource not found: Index: {n} not found"
                 )));
             }
+            // AttributeDefinitions hold key attributes only: the index's own go with it.
+            let keys: Vec<String> = def
+                .key
+                .names()
+                .chain(def.gsis.iter().chain(&def.lsis).flat_map(|i| i.key.names()))
+                .map(str::to_owned)
+                .collect();
+            def.attributes.retain(|a, _| keys.contains(a));
             changed = true;
         } else if let Some(n) = u["Update"]["IndexName"].as_str() {
             if def.index(n).is_none() {

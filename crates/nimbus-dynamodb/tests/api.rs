@@ -262,6 +262,8 @@ fn table_definitions_refuse_what_dynamodb_refuses() {
         ("Query", json!({"TableName": "cars", "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
                          "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"N": "1"}}}),
          "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N"),
+        ("UpdateTable", json!({"TableName": "cars", "BillingMode": "PROVISIONED"}),
+         "One or more parameter values were invalid: ProvisionedThroughput must be specified when BillingMode is PROVISIONED"),
         ("Query", json!({"TableName": "cars", "KeyConditionExpression": "pk = :p", "FilterExpression": "sk > :s",
                          "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"N": "1"}}}),
          "Filter Expression can only contain non-primary key attributes: Primary key attribute: sk"),
@@ -309,4 +311,26 @@ fn ttl_sweeps_read_only_expired_items_and_delete_at_most_a_thousand_at_a_time() 
     assert_eq!(db.sweep_ttl().unwrap(), 0);
     let left = ok(&db, "Scan", json!({"TableName": "cars", "Select": "COUNT"}));
     assert_eq!(left["Count"], json!(1800 - expired));
+}
+
+#[test]
+fn deleting_an_index_drops_its_attribute_definitions() {
+    let clock = Arc::new(AtomicU64::new(1_700_000_000_000));
+    let db = service(None, &clock);
+    ranged_table(&db, false);
+    let out = ok(
+        &db,
+        "UpdateTable",
+        json!({"TableName": "cars", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "by-g"}}]}),
+    );
+    let names: Vec<&str> = out["TableDescription"]["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["AttributeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pk", "sk"]);
+    assert!(out["TableDescription"]
+        .get("GlobalSecondaryIndexes")
+        .is_none());
 }
