@@ -66,6 +66,13 @@ build() { # cargo build --release ARGS..., unless BENCH_NO_BUILD is set (needs R
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release "$@")
 }
 
+build_json_load() { # nimbus and the keep-alive AWS JSON load client in release; sets NIMBUS and LOAD
+    build -p nimbus --bin nimbus --example aws_json_load
+    NIMBUS=$TARGET/release/nimbus
+    LOAD=$TARGET/release/examples/aws_json_load
+    [[ -x $NIMBUS && -x $LOAD ]] || die "missing $NIMBUS or $LOAD"
+}
+
 nimbus_up() { # binary, log file, seconds to wait, args of `up`...: starts nimbus as a session
     # leader and waits until it is ready; sets NB_PID and EP (the AWS endpoint)
     local bin=$1 out=$2 secs=$3

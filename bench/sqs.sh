@@ -31,10 +31,7 @@ need pkill procps
 need setsid util-linux
 [[ -x $PY ]] && "$PY" -c 'import boto3' 2>/dev/null || die "no python with boto3 at $PY (run scripts/test.sh once, or set BENCH_PYTHON)"
 
-build -p nimbus --bin nimbus --example aws_json_load
-NIMBUS=$TARGET/release/nimbus
-LOAD=$TARGET/release/examples/aws_json_load
-[[ -x $NIMBUS && -x $LOAD ]] || die "missing $NIMBUS or $LOAD"
+build_json_load
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-sqsbench.XXXXXX")
 mkdir -p "$WORK/app"

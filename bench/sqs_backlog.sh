@@ -26,10 +26,7 @@ T_START=$EPOCHREALTIME
 need curl curl
 need setsid util-linux
 
-build -p nimbus --bin nimbus --example aws_json_load
-NIMBUS=$TARGET/release/nimbus
-LOAD=$TARGET/release/examples/aws_json_load
-[[ -x $NIMBUS && -x $LOAD ]] || die "missing $NIMBUS or $LOAD"
+build_json_load
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench-backlog.XXXXXX")
 cat >"$WORK/template.yaml" <<'EOF'

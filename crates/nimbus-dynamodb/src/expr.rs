@@ -757,6 +757,12 @@ impl<'a> Parser<'a> {
 
     /// A value placeholder, a function call or a path.
     fn operand(&mut self) -> PResult<ROp> {
+        self.operand_with(|p| Ok(p.operand_parens()?.0))
+    }
+
+    /// A value placeholder, a function call whose arguments `arg` reads, or a path: the shape
+    /// condition and update operands share; only what an argument may be differs.
+    fn operand_with(&mut self, arg: fn(&mut Self) -> PResult<ROp>) -> PResult<ROp> {
         let tok = self.peek();
         if tok.t == T::Value {
             self.bump();
@@ -768,10 +774,10 @@ impl<'a> Parser<'a> {
                 let name = p.text(tok).to_owned();
                 p.bump();
                 p.operator()?;
-                let mut args = vec![p.operand_parens()?.0];
+                let mut args = vec![arg(p)?];
                 while p.peek().t == T::Comma {
                     p.bump();
-                    args.push(p.operand_parens()?.0);
+                    args.push(arg(p)?);
                 }
                 p.expect(T::RParen)?;
                 Ok(ROp::Func(RFunc { name, args }))
@@ -1028,27 +1034,7 @@ impl<'a> Parser<'a> {
     }
 
     fn update_operand(&mut self) -> PResult<ROp> {
-        let tok = self.peek();
-        if tok.t == T::Value {
-            self.bump();
-            return Ok(ROp::Value(self.text(tok).to_owned()));
-        }
-        if self.at_identifier() && self.peek_at(1).t == T::LParen {
-            return self.nested(|p| {
-                let tok = p.bump();
-                let name = p.text(tok).to_owned();
-                p.bump();
-                p.operator()?;
-                let mut args = vec![p.update_operand_parens()?];
-                while p.peek().t == T::Comma {
-                    p.bump();
-                    args.push(p.update_operand_parens()?);
-                }
-                p.expect(T::RParen)?;
-                Ok(ROp::Func(RFunc { name, args }))
-            });
-        }
-        Ok(ROp::Path(self.path()?))
+        self.operand_with(Self::update_operand_parens)
     }
 
     // --- projections -------------------------------------------------------------------------

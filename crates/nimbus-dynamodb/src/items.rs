@@ -205,14 +205,33 @@ fn write_one(db: &DynamoDb, st: &mut State, change: Change) -> Result<(), DdbErr
     Ok(())
 }
 
-pub fn put_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
-    let name = table_name(input)?;
-    let item = item_arg(input, "Item", "item")?;
+/// `ConditionExpression` (with its placeholders, all of which it must use), `ReturnValues` and
+/// whether `ReturnValuesOnConditionCheckFailure` asks for the old item: PutItem's and
+/// DeleteItem's arguments besides the item or key.
+fn condition_and_returns<'a>(
+    input: &'a Json,
+    op: &str,
+) -> Result<(Option<Condition>, &'a str, bool), DdbError> {
     let mut params = Params::from_request(input)?;
     let cond = condition_arg(input, "ConditionExpression", Kind::Condition, &mut params)?;
     params.check_all_used()?;
-    let rv = return_values(input, "PutItem")?;
-    let want_old = old_on_failure(input)?;
+    Ok((cond, return_values(input, op)?, old_on_failure(input)?))
+}
+
+/// A write's answer: the `Attributes` asked for, and `ConsumedCapacity` if asked for.
+fn write_answer(input: &Json, table: &str, units: f64, attributes: Option<&Item>) -> Json {
+    let mut out = Map::new();
+    if let Some(a) = attributes.filter(|a| !a.is_empty()) {
+        out.insert("Attributes".into(), Json::Object(item_to_json(a)));
+    }
+    consumed(input, table, units, &mut out);
+    Json::Object(out)
+}
+
+pub fn put_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
+    let name = table_name(input)?;
+    let item = item_arg(input, "Item", "item")?;
+    let (cond, rv, want_old) = condition_and_returns(input, "PutItem")?;
     let mut st = db.lock();
     let t = st.table(&name)?;
     let key = t.def.primary_key(&item, true)?;
@@ -223,12 +242,7 @@ pub fn put_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     // The old item is copied only when the answer shows it.
     let old = old.filter(|_| rv == "ALL_OLD").cloned();
     write_one(db, &mut st, Change::by_caller(&name, key, Some(item)))?;
-    let mut out = Map::new();
-    if let (Some(old), "ALL_OLD") = (&old, rv) {
-        out.insert("Attributes".into(), Json::Object(item_to_json(old)));
-    }
-    consumed(input, &name, units, &mut out);
-    Ok(Json::Object(out))
+    Ok(write_answer(input, &name, units, old.as_ref()))
 }
 
 pub fn get_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
@@ -255,11 +269,7 @@ pub fn get_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
 pub fn delete_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     let name = table_name(input)?;
     let key_item = item_arg(input, "Key", "key")?;
-    let mut params = Params::from_request(input)?;
-    let cond = condition_arg(input, "ConditionExpression", Kind::Condition, &mut params)?;
-    params.check_all_used()?;
-    let rv = return_values(input, "DeleteItem")?;
-    let want_old = old_on_failure(input)?;
+    let (cond, rv, want_old) = condition_and_returns(input, "DeleteItem")?;
     let mut st = db.lock();
     let t = st.table(&name)?;
     let key = t.def.primary_key(&key_item, false)?;
@@ -271,12 +281,7 @@ pub fn delete_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     if existed {
         write_one(db, &mut st, Change::by_caller(&name, key, None))?;
     }
-    let mut out = Map::new();
-    if let (Some(old), "ALL_OLD") = (&old, rv) {
-        out.insert("Attributes".into(), Json::Object(item_to_json(old)));
-    }
-    consumed(input, &name, units, &mut out);
-    Ok(Json::Object(out))
+    Ok(write_answer(input, &name, units, old.as_ref()))
 }
 
 /// Refuses an update that writes a key attribute.
@@ -310,33 +315,25 @@ pub fn update_item(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
     if let Some(u) = &update {
         check_key_untouched(&t.def, u)?;
     }
-    let old = t.items.get(&key).cloned();
-    check(&cond, old.as_ref(), want_old)?;
-    let mut new = old.clone().unwrap_or_else(|| key_item.clone());
+    let old = t.items.get(&key);
+    check(&cond, old, want_old)?;
+    let mut new = old.cloned().unwrap_or_else(|| key_item.clone());
     if let Some(u) = &update {
         u.apply(&mut new)?;
     }
     validate_item(&t.def, &new)?;
-    let units = write_units(old.as_ref(), Some(&new));
-    write_one(
-        db,
-        &mut st,
-        Change::by_caller(&name, key, Some(new.clone())),
-    )?;
-    let mut out = Map::new();
+    let units = write_units(old, Some(&new));
+    // What the answer shows is taken before the new item moves into the write.
     let paths = || update.as_ref().map(Update::paths).unwrap_or_default();
     let attributes = match rv {
-        "ALL_OLD" => old,
-        "ALL_NEW" => Some(new),
-        "UPDATED_OLD" => old.map(|o| expr::project(&o, &paths())),
+        "ALL_OLD" => old.cloned(),
+        "ALL_NEW" => Some(new.clone()),
+        "UPDATED_OLD" => old.map(|o| expr::project(o, &paths())),
         "UPDATED_NEW" => Some(expr::project(&new, &paths())),
         _ => None,
     };
-    if let Some(a) = attributes.filter(|a| !a.is_empty()) {
-        out.insert("Attributes".into(), Json::Object(item_to_json(&a)));
-    }
-    consumed(input, &name, units, &mut out);
-    Ok(Json::Object(out))
+    write_one(db, &mut st, Change::by_caller(&name, key, Some(new)))?;
+    Ok(write_answer(input, &name, units, attributes.as_ref()))
 }
 
 fn request_items(input: &Json) -> Result<&Map<String, Json>, DdbError> {

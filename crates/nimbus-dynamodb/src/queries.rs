@@ -358,12 +358,7 @@ pub fn query(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
                 };
                 Box::new(
                     walk.filter(move |(_, r, _)| in_range(r))
-                        .filter_map(|(h, r, k)| {
-                            Some((
-                                Position::Index(h.clone(), r.clone(), k.clone()),
-                                t.items.get(k)?,
-                            ))
-                        }),
+                        .filter_map(|e| index_position(t, e)),
                 )
             }
         }
@@ -390,6 +385,14 @@ fn range_values(op: &RangeOp) -> Vec<&crate::value::AttrValue> {
         | RangeOp::BeginsWith(v) => vec![v],
         RangeOp::Between(a, b) => vec![a, b],
     }
+}
+
+/// An index entry as a walk's position, with the table's item it points to.
+fn index_position<'a>(t: &'a TableState, (h, r, k): &IndexEntry) -> Option<(Position, &'a Item)> {
+    Some((
+        Position::Index(h.clone(), r.clone(), k.clone()),
+        t.items.get(k)?,
+    ))
 }
 
 /// The sort key bounds a key condition sets (within one partition): `None` sorts before every
@@ -500,12 +503,7 @@ pub fn scan(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
                 t.indexes[&i.name]
                     .range((from, Bound::Unbounded))
                     .filter(move |(_, _, k)| in_segment(k))
-                    .filter_map(|(h, r, k)| {
-                        Some((
-                            Position::Index(h.clone(), r.clone(), k.clone()),
-                            t.items.get(k)?,
-                        ))
-                    }),
+                    .filter_map(|e| index_position(t, e)),
             )
         }
     };

@@ -187,7 +187,11 @@ fn throughput(v: &Json) -> Option<(u64, u64)> {
     Some((r, w))
 }
 
-fn indexes(v: &Json, local: bool, table_key: &KeySchema) -> Result<Vec<IndexDef>, DdbError> {
+pub(crate) fn indexes(
+    v: &Json,
+    local: bool,
+    table_key: &KeySchema,
+) -> Result<Vec<IndexDef>, DdbError> {
     let Some(list) = v.as_array() else {
         return Ok(Vec::new());
     };

@@ -151,31 +151,29 @@ pub fn update_table(db: &DynamoDb, input: &Json) -> Result<Json, DdbError> {
         .flatten()
     {
         if u["Create"].is_object() {
-            let spec = json!({
-                "TableName": name,
-                "KeySchema": [{"AttributeName": def.key.hash, "KeyType": "HASH"}],
-                "AttributeDefinitions": def.attributes.iter()
-                    .map(|(n, t)| json!({"AttributeName": n, "AttributeType": t})).collect::<Vec<_>>(),
-                "BillingMode": "PAY_PER_REQUEST",
-                "GlobalSecondaryIndexes": [u["Create"].clone()],
-            });
-            // Reuse CreateTable's index reading; the placeholder key schema is not kept.
-            let mut probe = spec.clone();
-            probe["AttributeDefinitions"] = json!(def
-                .attributes
-                .iter()
-                .filter(|(n, _)| {
-                    *n == &def.key.hash
-                        || u["Create"]["KeySchema"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|k| k["AttributeName"].as_str() == Some(n.as_str()))
-                })
-                .map(|(n, t)| json!({"AttributeName": n, "AttributeType": t}))
-                .collect::<Vec<_>>());
-            let parsed = TableDef::from_create(&probe, now)?;
-            let index = parsed.gsis.into_iter().next().expect("one index was given");
+            let index = table::indexes(&json!([u["Create"]]), false, &def.key)?
+                .into_iter()
+                .next()
+                .expect("one index was given");
+            let missing: Vec<&str> = index
+                .key
+                .names()
+                .filter(|k| !def.attributes.contains_key(*k))
+                .collect();
+            if !missing.is_empty() {
+                // The definitions DynamoDB lists: the table's hash key and the index's keys.
+                let known: Vec<&str> = def
+                    .attributes
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| *n == def.key.hash || index.key.names().any(|k| k == *n))
+                    .collect();
+                return Err(DdbError::invalid(format!(
+                    "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                    missing.join(", "),
+                    known.join(", ")
+                )));
+            }
             if def.index(&index.name).is_some() {
                 return Err(DdbError::validation(format!(
                     "One or more parameter values were invalid: Index with name: {} already exists",

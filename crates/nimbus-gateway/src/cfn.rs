@@ -348,6 +348,11 @@ fn http_api(
             continue;
         };
         let ip = &integration.properties;
+        // A route whose integration is not a function (a service, an HTTP proxy, or one nimbus
+        // does not serve).
+        let no_function = |payload, ms, errors: &mut Vec<String>| {
+            http_route(key, String::new(), payload, ms, &source, errors)
+        };
         let ty = ip["IntegrationType"].as_str().unwrap_or_default();
         let subtype = ip["IntegrationSubtype"].as_str();
         if let Some(subtype) = subtype.filter(|s| crate::service::SERVED.contains(s)) {
@@ -358,9 +363,7 @@ fn http_api(
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                 .collect();
             let ms = ip["TimeoutInMillis"].as_u64().unwrap_or(30_000);
-            if let Some(mut r) =
-                http_route(key, String::new(), PayloadVersion::V1, ms, &source, errors)
-            {
+            if let Some(mut r) = no_function(PayloadVersion::V1, ms, errors) {
                 r.service = Some(crate::service::ServiceIntegration {
                     subtype: subtype.to_owned(),
                     parameters,
@@ -375,14 +378,7 @@ fn http_api(
                 &format!("Resources.{}.Properties", integration.logical_id),
                 errors,
             ) {
-                if let Some(mut r) = http_route(
-                    key,
-                    String::new(),
-                    PayloadVersion::V2,
-                    30_000,
-                    &source,
-                    errors,
-                ) {
+                if let Some(mut r) = no_function(PayloadVersion::V2, 30_000, errors) {
                     r.rest = Some(Box::new(rest));
                     config.routes.push(r);
                 }
@@ -395,14 +391,7 @@ fn http_api(
                 "Resources.{}.Properties.IntegrationType: {what} integrations are not served by nimbus yet; route {key} of {id} answers 500, as a failing integration does",
                 integration.logical_id
             );
-            if let Some(mut r) = http_route(
-                key,
-                String::new(),
-                PayloadVersion::V2,
-                30_000,
-                &source,
-                errors,
-            ) {
+            if let Some(mut r) = no_function(PayloadVersion::V2, 30_000, errors) {
                 r.unserved = Some(why.clone());
                 config.routes.push(r);
             }

@@ -983,27 +983,21 @@ async fn answer(
             "Internal Server Error",
         );
     }
+    // What HTTP proxies and service integrations map their parameters from.
+    let cx = crate::service::Context {
+        request: &request,
+        path_parameters: &matched.path_parameters,
+        request_id: &ctx.request_id,
+        stage: &api.config.stage,
+        stage_variables: &api.config.stage_variables,
+    };
     if let Some(rest) = &route.rest {
         if let crate::integration::Backend::HttpProxy { url } = &rest.backend {
-            let cx = crate::service::Context {
-                request: &request,
-                path_parameters: &matched.path_parameters,
-                request_id: &ctx.request_id,
-                stage: &api.config.stage,
-                stage_variables: &api.config.stage_variables,
-            };
             return http_proxy(url, rest, route, &cx, &matched, access).await;
         }
         return run_rest(api, rest, &request, &matched, &ctx, access).await;
     }
     if let Some(integration) = &route.service {
-        let cx = crate::service::Context {
-            request: &request,
-            path_parameters: &matched.path_parameters,
-            request_id: &ctx.request_id,
-            stage: &api.config.stage,
-            stage_variables: &api.config.stage_variables,
-        };
         let parameters = crate::service::evaluate(&integration.parameters, &cx);
         let started = Instant::now();
         let answer = match &api.services {

@@ -102,21 +102,26 @@ impl NimbusServices {
     }
 }
 
+/// The parameters among `keys` that are set, as JSON strings.
+fn strings(p: &BTreeMap<String, String>, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| Some(((*k).to_owned(), Value::from(p.get(*k)?.clone()))))
+        .collect()
+}
+
 /// `RequestParameters` of `SQS-SendMessage` as SendMessage's input: `QueueUrl`,
 /// `MessageBody`, `DelaySeconds`, `MessageGroupId`, `MessageDeduplicationId`,
 /// `MessageAttributes` (a JSON map).
 fn sqs_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
-    let mut input = Map::new();
-    for key in [
-        "QueueUrl",
-        "MessageBody",
-        "MessageGroupId",
-        "MessageDeduplicationId",
-    ] {
-        if let Some(v) = p.get(key) {
-            input.insert(key.into(), v.clone().into());
-        }
-    }
+    let mut input = strings(
+        p,
+        &[
+            "QueueUrl",
+            "MessageBody",
+            "MessageGroupId",
+            "MessageDeduplicationId",
+        ],
+    );
     if let Some(d) = p.get("DelaySeconds") {
         let d: u64 = d
             .trim()
@@ -135,19 +140,17 @@ fn sqs_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
 /// `RequestParameters` of `EventBridge-PutEvents` as one entry: `Detail`, `DetailType`,
 /// `Source`, `EventBusName`, `Resources` (comma-separated), `Time`, `TraceHeader`.
 fn events_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
-    let mut entry = Map::new();
-    for key in [
-        "Detail",
-        "DetailType",
-        "Source",
-        "EventBusName",
-        "Time",
-        "TraceHeader",
-    ] {
-        if let Some(v) = p.get(key) {
-            entry.insert(key.into(), v.clone().into());
-        }
-    }
+    let mut entry = strings(
+        p,
+        &[
+            "Detail",
+            "DetailType",
+            "Source",
+            "EventBusName",
+            "Time",
+            "TraceHeader",
+        ],
+    );
     if let Some(r) = p.get("Resources") {
         let list: Vec<Value> = r.split(',').map(|s| s.trim().to_owned().into()).collect();
         entry.insert("Resources".into(), list.into());
