@@ -9,13 +9,13 @@
 #
 # Environment:
 #   CARGO_TARGET_DIR   cargo's target dir (default: ./target of the workspace)
-#   BENCH_DEPTHS       depths to measure (default "1000 10000 100000")
+#   BENCH_DEPTHS       depths to measure (default "1000 10000 100000 1000000")
 #   BENCH_DURATION     seconds per measured run (default 3)
 #   BENCH_NO_BUILD=1   skip `cargo build`
 # Traffic: 127.0.0.1 only.
 set -euo pipefail
 
-DEPTHS=${BENCH_DEPTHS:-1000 10000 100000}
+DEPTHS=${BENCH_DEPTHS:-1000 10000 100000 1000000}
 DUR=${BENCH_DURATION:-3}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
@@ -52,7 +52,7 @@ load() { # target, body, connections, seconds -> sets RPS P50 P99
 }
 
 ENTRIES=$(for i in $(seq 1 10); do printf '{"Id":"m%d","MessageBody":"order %d: one widget to Melbourne"}\n' "$i" "$i"; done | paste -sd, -)
-printf '%s\n' "depth receive_p50_ms receive_p99_ms receive_per_s attributes_p50_ms" >"$WORK/rows"
+printf '%s\n' "depth receive_p50_ms receive_p99_ms receive_per_s attributes_p50_ms send_per_s send_cpu_us_per_msg" >"$WORK/rows"
 for d in $DEPTHS; do
     nimbus_up "$NIMBUS" "$WORK/nimbus-$d.log" 30 "$WORK/template.yaml" --aws-port 0 \
         --state-dir "$WORK/state-$d" --shutdown-grace 1
@@ -69,13 +69,21 @@ for d in $DEPTHS; do
     load ReceiveMessage "{\"QueueUrl\":\"$QURL\",\"MaxNumberOfMessages\":10,\"VisibilityTimeout\":0}" 1 "$DUR"
     R50=$P50 R99=$P99 RPS_R=$RPS
     load GetQueueAttributes "{\"QueueUrl\":\"$QURL\",\"AttributeNames\":[\"All\"]}" 1 "$DUR"
-    log "depth $d: receive p50 $R50 ms, p99 $R99 ms, $RPS_R/s; attributes p50 $P50 ms"
-    printf '%s\n' "$have $R50 $R99 $RPS_R $P50" >>"$WORK/rows"
+    A50=$P50
+    # Single sends on 16 connections at this depth, and nimbus's CPU time per message sent
+    # (user + system, from /proc, over the run).
+    cpu0=$(awk '{print $14 + $15}' "/proc/$NB_PID/stat")
+    load SendMessage "{\"QueueUrl\":\"$QURL\",\"MessageBody\":\"order 42: one widget to Melbourne\"}" 16 "$DUR"
+    cpu1=$(awk '{print $14 + $15}' "/proc/$NB_PID/stat")
+    SEND=$RPS
+    CPU=$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v n="$RPS" -v d="$DUR" 'BEGIN { printf "%.0f", t / hz * 1e6 / (n * d) }')
+    log "depth $d: receive p50 $R50 ms, p99 $R99 ms, $RPS_R/s; attributes p50 $A50 ms; send $SEND/s at ${CPU} us CPU each"
+    printf '%s\n' "$have $R50 $R99 $RPS_R $A50 $SEND $CPU" >>"$WORK/rows"
     stop_leader "$NB_PID"
 done
 
 echo
-echo "ReceiveMessage (10, VisibilityTimeout 0) and GetQueueAttributes on one keep-alive connection, ${DUR}s each; $(nproc) CPUs"
+echo "ReceiveMessage (10, VisibilityTimeout 0) and GetQueueAttributes on one keep-alive connection, then SendMessage on 16, ${DUR}s each; $(nproc) CPUs"
 column -t "$WORK/rows"
 first=$(awk 'NR == 2 {print $2}' "$WORK/rows")
 last=$(awk 'END {print $2}' "$WORK/rows")

@@ -322,48 +322,49 @@ impl Sqs {
                 let queue = self.queue_of(&input)?;
                 let attrs = self.store.queue_attributes(&queue)?;
                 let (msg, mut out) = new_message(&input, &attrs)?;
-                let sent = self.store.send(&queue, &[msg], now_ms())?;
+                let sent = self.store.send(&queue, vec![msg], now_ms()).await?;
                 self.wakers.wake(&queue);
                 answer_sent(&mut out, &sent[0]);
                 Ok(out)
             }
-            "SendMessageBatch" => self.send_batch(&input),
+            "SendMessageBatch" => self.send_batch(&input).await,
             "ReceiveMessage" => self.receive(&input).await,
             "DeleteMessage" => {
                 let queue = self.queue_of(&input)?;
                 self.store
-                    .delete_message(&queue, string(&input, "ReceiptHandle")?)?;
+                    .delete_message(&queue, string(&input, "ReceiptHandle")?)
+                    .await?;
                 Ok(json!({}))
             }
-            "DeleteMessageBatch" => self.batch(&input, |queue, entry| {
-                self.store
-                    .delete_message(queue, string(entry, "ReceiptHandle")?)?;
-                Ok(())
-            }),
+            "DeleteMessageBatch" => {
+                let (queue, ids, receipts) =
+                    self.batch_entries(&input, |e| Ok(string(e, "ReceiptHandle")?.to_owned()))?;
+                let done = self.store.delete_messages(&queue, receipts).await?;
+                Ok(Sqs::batch_answer(ids, done))
+            }
             "ChangeMessageVisibility" => {
                 let queue = self.queue_of(&input)?;
                 let timeout = opt_u32(&input, "VisibilityTimeout", 0, 43_200)?
                     .ok_or_else(|| SqsError::invalid("VisibilityTimeout is required"))?;
-                self.store.change_visibility(
-                    &queue,
-                    string(&input, "ReceiptHandle")?,
-                    timeout,
-                    now_ms(),
-                )?;
+                self.store
+                    .change_visibility(&queue, string(&input, "ReceiptHandle")?, timeout, now_ms())
+                    .await?;
                 self.wakers.wake(&queue);
                 Ok(json!({}))
             }
-            "ChangeMessageVisibilityBatch" => self.batch(&input, |queue, entry| {
-                let timeout = opt_u32(entry, "VisibilityTimeout", 0, 43_200)?
-                    .ok_or_else(|| SqsError::invalid("VisibilityTimeout is required"))?;
-                self.store.change_visibility(
-                    queue,
-                    string(entry, "ReceiptHandle")?,
-                    timeout,
-                    now_ms(),
-                )?;
-                Ok(())
-            }),
+            "ChangeMessageVisibilityBatch" => {
+                let (queue, ids, changes) = self.batch_entries(&input, |e| {
+                    let timeout = opt_u32(e, "VisibilityTimeout", 0, 43_200)?
+                        .ok_or_else(|| SqsError::invalid("VisibilityTimeout is required"))?;
+                    Ok((string(e, "ReceiptHandle")?.to_owned(), timeout))
+                })?;
+                let done = self
+                    .store
+                    .change_visibilities(&queue, changes, now_ms())
+                    .await?;
+                self.wakers.wake(&queue);
+                Ok(Sqs::batch_answer(ids, done))
+            }
             "ListDeadLetterSourceQueues" => {
                 let queue = self.queue_of(&input)?;
                 self.store.queue_created_ms(&queue)?;
@@ -485,7 +486,7 @@ impl Sqs {
         json!({"Id": id, "SenderFault": e.fault() == "Sender", "Code": e.query_code, "Message": e.message})
     }
 
-    fn send_batch(&self, input: &Value) -> Result<Value> {
+    async fn send_batch(&self, input: &Value) -> Result<Value> {
         let queue = self.queue_of(input)?;
         let entries = Sqs::entries(input)?;
         let attrs = self.store.queue_attributes(&queue)?;
@@ -517,7 +518,7 @@ impl Sqs {
             ));
         }
         // All the accepted entries commit together, before the answer.
-        let sent = self.store.send(&queue, &messages, now_ms())?;
+        let sent = self.store.send(&queue, messages, now_ms()).await?;
         self.wakers.wake(&queue);
         for (out, s) in successful.iter_mut().zip(&sent) {
             answer_sent(out, s);
@@ -525,19 +526,54 @@ impl Sqs {
         Ok(json!({"Successful": successful, "Failed": failed}))
     }
 
-    fn batch(&self, input: &Value, each: impl Fn(&str, &Value) -> Result<()>) -> Result<Value> {
+    /// A batch's queue and its entries, each either checked into what the store needs or
+    /// already failed (its id with SQS's error).
+    #[allow(clippy::type_complexity)]
+    fn batch_entries<T>(
+        &self,
+        input: &Value,
+        check: impl Fn(&Value) -> Result<T>,
+    ) -> Result<(String, Vec<(String, Option<SqsError>)>, Vec<T>)> {
         let queue = self.queue_of(input)?;
         self.store.queue_created_ms(&queue)?;
-        let mut successful = Vec::new();
-        let mut failed = Vec::new();
+        let mut ids = Vec::new();
+        let mut checked = Vec::new();
         for e in Sqs::entries(input)? {
-            let id = e["Id"].as_str().unwrap_or("");
-            match each(&queue, e) {
-                Ok(()) => successful.push(json!({"Id": id})),
-                Err(err) => failed.push(Sqs::failed(id, err)),
+            let id = e["Id"].as_str().unwrap_or("").to_owned();
+            match check(e) {
+                Ok(t) => {
+                    checked.push(t);
+                    ids.push((id, None));
+                }
+                Err(err) => ids.push((id, Some(err))),
             }
         }
-        Ok(json!({"Successful": successful, "Failed": failed}))
+        Ok((queue, ids, checked))
+    }
+
+    /// The answer to a batch: the entries that failed their check, and the store's outcome for
+    /// the others, in order.
+    fn batch_answer(
+        ids: Vec<(String, Option<SqsError>)>,
+        done: Vec<std::result::Result<(), QueueError>>,
+    ) -> Value {
+        let mut done = done.into_iter();
+        let mut successful = Vec::new();
+        let mut failed = Vec::new();
+        for (id, checked) in ids {
+            let outcome = match checked {
+                Some(err) => Err(err),
+                None => done
+                    .next()
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| SqsError::from(StoreError::from(e))),
+            };
+            match outcome {
+                Ok(()) => successful.push(json!({"Id": id})),
+                Err(err) => failed.push(Sqs::failed(&id, err)),
+            }
+        }
+        json!({"Successful": successful, "Failed": failed})
     }
 
     async fn receive(&self, input: &Value) -> Result<Value> {
@@ -554,7 +590,7 @@ impl Sqs {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = now_ms();
-            let got = self.store.receive(&queue, max, visibility, now)?;
+            let got = self.store.receive(&queue, max, visibility, now).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if !got.is_empty() || left.is_zero() {
                 break got;

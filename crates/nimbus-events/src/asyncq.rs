@@ -47,7 +47,7 @@ pub(crate) fn enqueue(
     trace: Option<&str>,
 ) -> Result<(), StoreError> {
     let lane = lane(function);
-    hub.store().add_jobs(
+    hub.store().add_jobs_now(
         &[NewJob {
             lane: lane.clone(),
             id: request_id.to_owned(),
@@ -188,14 +188,16 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
     };
     let result = match outcome {
         Outcome::Retry(at, attempts, throttles) => {
-            hub.store().reschedule_job(job.seq, at, attempts, throttles)
+            hub.store()
+                .reschedule_job(job.seq, at, attempts, throttles)
+                .await
         }
         Outcome::Success(out, attempts) => {
             if let Some(dest) = &cfg.on_success {
                 let record = record(&hub, &function, &job, "Success", Some(&out), attempts);
                 send_record(&hub, &function, dest, &record, trace.as_deref(), true);
             }
-            hub.store().finish_job(job.seq)
+            hub.store().finish_job(job.seq).await
         }
         Outcome::GiveUp(why, out, attempts) => {
             give_up(
@@ -208,7 +210,7 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
                 attempts,
                 trace.as_deref(),
             );
-            hub.store().finish_job(job.seq)
+            hub.store().finish_job(job.seq).await
         }
     };
     if let Err(e) = result {

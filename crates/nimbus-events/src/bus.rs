@@ -301,7 +301,7 @@ fn deliver_to_targets(
                 due_ms: Some(now_ms() + 1000),
             };
             tracing::warn!(rule = %rule.spec.name, target = %target.id, %error, "delivery failed; will retry");
-            if let Err(e) = hub.store().add_jobs(&[job], now_ms()) {
+            if let Err(e) = hub.store().add_jobs_now(&[job], now_ms()) {
                 tracing::error!(rule = %rule.spec.name, target = %target.id, error = %e, "cannot store the failed delivery; the event is lost for this target");
             }
         }
@@ -412,7 +412,7 @@ async fn retry_worker(hub: Hub, rule_index: usize, target_index: usize) {
                             deliver(&hub, target, &job.payload, &meta["event"], trace, 0)
                         })
                     }) {
-                        Ok(()) => hub.store().finish_job(job.seq),
+                        Ok(()) => hub.store().finish_job(job.seq).await,
                         Err(error) => {
                             let jitter: f64 = rand::random();
                             match target.retry.after_delivery_failure(
@@ -423,7 +423,7 @@ async fn retry_worker(hub: Hub, rule_index: usize, target_index: usize) {
                                 hub.settings().delay_scale,
                             ) {
                                 Next::RetryAt(t) => {
-                                    hub.store().reschedule_job(job.seq, t, attempts, 0)
+                                    hub.store().reschedule_job(job.seq, t, attempts, 0).await
                                 }
                                 Next::GiveUp(why) => {
                                     dead_letter(
@@ -435,7 +435,7 @@ async fn retry_worker(hub: Hub, rule_index: usize, target_index: usize) {
                                         &error,
                                         why.as_str(),
                                     );
-                                    hub.store().finish_job(job.seq)
+                                    hub.store().finish_job(job.seq).await
                                 }
                             }
                         }

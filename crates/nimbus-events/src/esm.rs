@@ -115,7 +115,7 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
                 }
             }
         };
-        let (batch, records) = filter(&hub, &m, &arn, batch);
+        let (batch, records) = filter(&hub, &m, &arn, batch).await;
         if batch.is_empty() {
             continue;
         }
@@ -141,7 +141,7 @@ async fn gather(
         notified.as_mut().enable();
         let want = (m.batch_size as usize - batch.len()).min(10) as u32;
         let now = now_ms();
-        let got = hub.store().receive(&m.queue, want, None, now)?;
+        let got = hub.store().receive(&m.queue, want, None, now).await?;
         let got_some = !got.is_empty();
         batch.extend(got);
         if batch.len() >= m.batch_size as usize || (!batch.is_empty() && m.window_ms == 0) {
@@ -176,7 +176,7 @@ async fn gather(
 /// The messages to invoke with and their Lambda records, built once. Drops (deletes) the
 /// messages no filter matches; filters see the record with its body parsed when the body is
 /// JSON, as Lambda's do.
-fn filter(
+async fn filter(
     hub: &Hub,
     m: &MappingSpec,
     arn: &str,
@@ -201,7 +201,7 @@ fn filter(
         if matched {
             keep.push(r);
             records.push(record);
-        } else if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt) {
+        } else if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt).await {
             tracing::error!(queue = %m.queue, error = %e, "cannot delete a filtered-out message");
         }
     }
@@ -252,7 +252,7 @@ async fn invoke(
                 Vec::new()
             };
             for r in batch.iter().filter(|r| !failed.contains(&r.message.id)) {
-                if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt) {
+                if let Err(e) = hub.store().delete_message(&m.queue, &r.receipt).await {
                     if !matches!(e, StoreError::Queue(QueueError::NonExistentQueue)) {
                         tracing::error!(queue = %m.queue, error = %e, "cannot delete a processed message");
                     }
@@ -264,7 +264,7 @@ async fn invoke(
         }
         Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
             let receipts: Vec<String> = batch.iter().map(|r| r.receipt.clone()).collect();
-            let _ = hub.store().unreceive(&m.queue, &receipts, now_ms());
+            let _ = hub.store().unreceive(&m.queue, receipts, now_ms()).await;
             slot.0
                 .lock()
                 .0

@@ -250,6 +250,8 @@ impl Hub {
             .collect();
         let t = self.platform().telemetry();
         t.set_queues(&queues);
+        let commits = store.commit_stats();
+        t.set_store_commits(commits.commits, commits.writes);
         t.set_async_queues(&functions);
         Ok(())
     }
@@ -267,7 +269,7 @@ impl Hub {
     /// Sends messages nimbus produces (DLQ entries, records, rule deliveries) and wakes the
     /// queue's readers.
     pub(crate) fn send(&self, queue: &str, messages: &[NewMessage]) -> Result<(), StoreError> {
-        self.inner.store.send(queue, messages, now_ms())?;
+        self.inner.store.send_now(queue, messages, now_ms())?;
         self.inner.queues.wake(queue);
         Ok(())
     }

@@ -400,6 +400,9 @@ impl Env {
             }
         };
         tokio::select! {
+            // A result that arrived wins over the exit that may follow it at once (a runtime
+            // that gives up after its oversized response was refused).
+            biased;
             result = result_rx => match result {
                 Ok(RuntimeResult::Response(body)) => {
                     self.finish(request_id, body, false, true, started, None, req.tail_log).await

@@ -9,7 +9,7 @@
 //! produces (a DLQ message, a destination record) is sent before the job is finished, so a
 //! crash in between delivers twice rather than never (at least once, as on AWS).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{Store, StoreError};
 
@@ -42,26 +42,17 @@ pub struct Job {
 }
 
 impl Store {
-    /// Adds `jobs` in one transaction: all of them are durable when this returns.
-    pub fn add_jobs(&self, jobs: &[NewJob], now_ms: u64) -> Result<(), StoreError> {
+    /// Adds `jobs`, all or none: all of them are durable when this returns.
+    pub async fn add_jobs(&self, jobs: Vec<NewJob>, now_ms: u64) -> Result<(), StoreError> {
+        self.write(move |tx| add_jobs_in(tx, &jobs, now_ms)).await
+    }
+
+    /// [`Store::add_jobs`] in a commit of its own, for callers that cannot wait on a group
+    /// commit.
+    pub fn add_jobs_now(&self, jobs: &[NewJob], now_ms: u64) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO jobs (lane, id, payload, meta, created_ms, due_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for j in jobs {
-                insert.execute(params![
-                    j.lane,
-                    j.id,
-                    j.payload,
-                    j.meta,
-                    now_ms as i64,
-                    j.due_ms.unwrap_or(now_ms) as i64
-                ])?;
-            }
-        }
+        add_jobs_in(&tx, jobs, now_ms)?;
         tx.commit()?;
         Ok(())
     }
@@ -107,15 +98,15 @@ impl Store {
     }
 
     /// Puts a claimed job back to run at `due_ms` with its new counts.
-    pub fn reschedule_job(
+    pub async fn reschedule_job(
         &self,
         seq: i64,
         due_ms: u64,
         attempts: u32,
         throttles: u32,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
+        self.write(move |tx| {
+            tx.prepare_cached(
                 "UPDATE jobs SET due_ms = ?2, attempts = ?3, throttles = ?4, leased = 0
                  WHERE seq = ?1",
             )?
@@ -125,15 +116,19 @@ impl Store {
                 attempts as i64,
                 throttles as i64
             ])?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Removes a job that has succeeded or been given up on.
-    pub fn finish_job(&self, seq: i64) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("DELETE FROM jobs WHERE seq = ?1")?
-            .execute([seq])?;
-        Ok(())
+    pub async fn finish_job(&self, seq: i64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM jobs WHERE seq = ?1")?
+                .execute([seq])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Makes every leased job due at `now_ms`: for start-up, when no worker is running.
@@ -194,4 +189,22 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?)
     }
+}
+
+fn add_jobs_in(tx: &Connection, jobs: &[NewJob], now_ms: u64) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO jobs (lane, id, payload, meta, created_ms, due_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for j in jobs {
+        insert.execute(params![
+            j.lane,
+            j.id,
+            j.payload,
+            j.meta,
+            now_ms as i64,
+            j.due_ms.unwrap_or(now_ms) as i64
+        ])?;
+    }
+    Ok(())
 }

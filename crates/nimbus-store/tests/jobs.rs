@@ -14,11 +14,15 @@ fn job(lane: &str, id: &str) -> NewJob {
     }
 }
 
-#[test]
-fn claimed_jobs_are_leased_and_come_back_when_the_lease_ends() {
+#[tokio::test]
+async fn claimed_jobs_are_leased_and_come_back_when_the_lease_ends() {
     let s = Store::in_memory().unwrap();
-    s.add_jobs(&[job("fn:a", "1"), job("fn:a", "2"), job("fn:b", "3")], T0)
-        .unwrap();
+    s.add_jobs(
+        vec![job("fn:a", "1"), job("fn:a", "2"), job("fn:b", "3")],
+        T0,
+    )
+    .await
+    .unwrap();
     let got = s.claim_jobs("fn:a", 10, T0, T0 + 1000).unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
@@ -33,12 +37,12 @@ fn claimed_jobs_are_leased_and_come_back_when_the_lease_ends() {
     assert_eq!(back.len(), 2, "an expired lease hands the job out again");
 }
 
-#[test]
-fn rescheduled_jobs_wait_for_their_time_and_keep_their_counts() {
+#[tokio::test]
+async fn rescheduled_jobs_wait_for_their_time_and_keep_their_counts() {
     let s = Store::in_memory().unwrap();
-    s.add_jobs(&[job("fn:a", "1")], T0).unwrap();
+    s.add_jobs(vec![job("fn:a", "1")], T0).await.unwrap();
     let j = s.claim_jobs("fn:a", 1, T0, T0 + 1000).unwrap().remove(0);
-    s.reschedule_job(j.seq, T0 + 60_000, 1, 0).unwrap();
+    s.reschedule_job(j.seq, T0 + 60_000, 1, 0).await.unwrap();
     assert!(s
         .claim_jobs("fn:a", 1, T0 + 59_999, T0 + 70_000)
         .unwrap()
@@ -49,16 +53,18 @@ fn rescheduled_jobs_wait_for_their_time_and_keep_their_counts() {
         .unwrap()
         .remove(0);
     assert_eq!((j.attempts, j.throttles, j.created_ms), (1, 0, T0));
-    s.finish_job(j.seq).unwrap();
+    s.finish_job(j.seq).await.unwrap();
     assert_eq!(s.next_job_due_ms("fn:a").unwrap(), None);
 }
 
-#[test]
-fn jobs_due_later_are_not_claimed_early() {
+#[tokio::test]
+async fn jobs_due_later_are_not_claimed_early() {
     let s = Store::in_memory().unwrap();
     let mut later = job("fn:a", "later");
     later.due_ms = Some(T0 + 5000);
-    s.add_jobs(&[later, job("fn:a", "now")], T0).unwrap();
+    s.add_jobs(vec![later, job("fn:a", "now")], T0)
+        .await
+        .unwrap();
     let got = s.claim_jobs("fn:a", 10, T0, T0 + 100).unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
@@ -66,13 +72,14 @@ fn jobs_due_later_are_not_claimed_early() {
     );
 }
 
-#[test]
-fn jobs_survive_reopening_and_leases_are_released_at_start_up() {
+#[tokio::test]
+async fn jobs_survive_reopening_and_leases_are_released_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nimbus.db");
     {
         let s = Store::open(&path).unwrap();
-        s.add_jobs(&[job("fn:a", "1"), job("rule:x", "2")], T0)
+        s.add_jobs(vec![job("fn:a", "1"), job("rule:x", "2")], T0)
+            .await
             .unwrap();
         s.claim_jobs("fn:a", 1, T0, T0 + 900_000).unwrap();
     }
@@ -86,8 +93,8 @@ fn jobs_survive_reopening_and_leases_are_released_at_start_up() {
     assert_eq!(s.claim_jobs("fn:a", 1, T0 + 10, T0 + 20).unwrap().len(), 1);
 }
 
-#[test]
-fn a_version_1_database_is_upgraded_in_place_and_keeps_its_queues() {
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_in_place_and_keeps_its_queues() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nimbus.db");
     {
@@ -106,5 +113,5 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_its_queues() {
         nimbus_store::MIGRATIONS.len() as i64
     );
     assert_eq!(s.list_queues("").unwrap(), ["kept"]);
-    s.add_jobs(&[job("fn:a", "1")], T0).unwrap();
+    s.add_jobs(vec![job("fn:a", "1")], T0).await.unwrap();
 }

@@ -29,13 +29,13 @@ fn queue_err(r: Result<impl std::fmt::Debug, StoreError>) -> QueueError {
 
 const T0: u64 = 1_700_000_000_000;
 
-#[test]
-fn a_received_message_is_invisible_until_its_timeout_then_comes_back() {
+#[tokio::test]
+async fn a_received_message_is_invisible_until_its_timeout_then_comes_back() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", attrs(&[("VisibilityTimeout", "10")]), T0)
         .unwrap();
-    s.send("q", &[msg("a"), msg("b")], T0).unwrap();
-    let got = s.receive("q", 10, None, T0).unwrap();
+    s.send("q", vec![msg("a"), msg("b")], T0).await.unwrap();
+    let got = s.receive("q", 10, None, T0).await.unwrap();
     assert_eq!(
         got.iter()
             .map(|r| r.message.body.as_str())
@@ -43,10 +43,14 @@ fn a_received_message_is_invisible_until_its_timeout_then_comes_back() {
         ["a", "b"]
     );
     assert_eq!(got[0].message.receive_count, 1);
-    assert!(s.receive("q", 10, None, T0 + 9_999).unwrap().is_empty());
+    assert!(s
+        .receive("q", 10, None, T0 + 9_999)
+        .await
+        .unwrap()
+        .is_empty());
     let c = s.counts("q", T0 + 1).unwrap();
     assert_eq!((c.visible, c.in_flight, c.delayed), (0, 2, 0));
-    let again = s.receive("q", 1, None, T0 + 10_000).unwrap();
+    let again = s.receive("q", 1, None, T0 + 10_000).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.receive_count, 2);
     assert_ne!(
@@ -56,57 +60,58 @@ fn a_received_message_is_invisible_until_its_timeout_then_comes_back() {
     assert_eq!(again[0].message.first_receive_ms, Some(T0));
 }
 
-#[test]
-fn delete_needs_the_latest_receipt_and_a_stale_one_is_accepted_silently() {
+#[tokio::test]
+async fn delete_needs_the_latest_receipt_and_a_stale_one_is_accepted_silently() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", attrs(&[("VisibilityTimeout", "1")]), T0)
         .unwrap();
-    s.send("q", &[msg("a")], T0).unwrap();
-    let first = s.receive("q", 1, None, T0).unwrap().remove(0);
-    let second = s.receive("q", 1, None, T0 + 1_000).unwrap().remove(0);
-    s.delete_message("q", &first.receipt).unwrap();
+    s.send("q", vec![msg("a")], T0).await.unwrap();
+    let first = s.receive("q", 1, None, T0).await.unwrap().remove(0);
+    let second = s.receive("q", 1, None, T0 + 1_000).await.unwrap().remove(0);
+    s.delete_message("q", &first.receipt).await.unwrap();
     assert_eq!(
         s.counts("q", T0 + 1_000).unwrap().in_flight,
         1,
         "the stale handle deleted nothing"
     );
-    s.delete_message("q", &second.receipt).unwrap();
+    s.delete_message("q", &second.receipt).await.unwrap();
     assert_eq!(s.counts("q", T0 + 1_000).unwrap(), Default::default());
     assert!(matches!(
-        queue_err(s.delete_message("q", "garbage")),
+        queue_err(s.delete_message("q", "garbage").await),
         QueueError::ReceiptHandleIsInvalid(_)
     ));
 }
 
-#[test]
-fn delays_hold_messages_back() {
+#[tokio::test]
+async fn delays_hold_messages_back() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", attrs(&[("DelaySeconds", "5")]), T0)
         .unwrap();
-    s.send("q", &[msg("queue-delay")], T0).unwrap();
+    s.send("q", vec![msg("queue-delay")], T0).await.unwrap();
     s.send(
         "q",
-        &[NewMessage {
+        vec![NewMessage {
             delay_s: Some(0),
             ..msg("no-delay")
         }],
         T0,
     )
+    .await
     .unwrap();
     assert_eq!(s.counts("q", T0).unwrap().delayed, 1);
-    let got = s.receive("q", 10, None, T0).unwrap();
+    let got = s.receive("q", 10, None, T0).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].message.body, "no-delay");
     assert_eq!(
-        s.receive("q", 10, None, T0 + 5_000).unwrap()[0]
+        s.receive("q", 10, None, T0 + 5_000).await.unwrap()[0]
             .message
             .body,
         "queue-delay"
     );
 }
 
-#[test]
-fn messages_past_max_receive_count_move_to_the_dead_letter_queue() {
+#[tokio::test]
+async fn messages_past_max_receive_count_move_to_the_dead_letter_queue() {
     let s = Store::in_memory().unwrap();
     s.create_queue("dlq", BTreeMap::new(), T0).unwrap();
     let policy =
@@ -117,28 +122,31 @@ fn messages_past_max_receive_count_move_to_the_dead_letter_queue() {
         T0,
     )
     .unwrap();
-    s.send("q", &[msg("poison")], T0).unwrap();
-    assert_eq!(s.receive("q", 1, None, T0).unwrap().len(), 1);
-    assert_eq!(s.receive("q", 1, None, T0 + 1_000).unwrap().len(), 1);
+    s.send("q", vec![msg("poison")], T0).await.unwrap();
+    assert_eq!(s.receive("q", 1, None, T0).await.unwrap().len(), 1);
+    assert_eq!(s.receive("q", 1, None, T0 + 1_000).await.unwrap().len(), 1);
     assert!(
-        s.receive("q", 1, None, T0 + 2_000).unwrap().is_empty(),
+        s.receive("q", 1, None, T0 + 2_000)
+            .await
+            .unwrap()
+            .is_empty(),
         "third receive: moved"
     );
-    let dead = s.receive("dlq", 10, None, T0 + 2_000).unwrap();
+    let dead = s.receive("dlq", 10, None, T0 + 2_000).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message.body, "poison");
     assert_eq!(dead[0].message.sent_ms, T0, "keeps its original send time");
     assert_eq!(s.dead_letter_sources("dlq").unwrap(), ["q"]);
 }
 
-#[test]
-fn expired_messages_are_dropped() {
+#[tokio::test]
+async fn expired_messages_are_dropped() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", attrs(&[("MessageRetentionPeriod", "60")]), T0)
         .unwrap();
-    s.send("q", &[msg("old")], T0).unwrap();
-    s.send("q", &[msg("new")], T0 + 30_000).unwrap();
-    let got = s.receive("q", 10, None, T0 + 61_000).unwrap();
+    s.send("q", vec![msg("old")], T0).await.unwrap();
+    s.send("q", vec![msg("new")], T0 + 30_000).await.unwrap();
+    let got = s.receive("q", 10, None, T0 + 61_000).await.unwrap();
     assert_eq!(
         got.iter()
             .map(|r| r.message.body.as_str())
@@ -147,23 +155,25 @@ fn expired_messages_are_dropped() {
     );
 }
 
-#[test]
-fn change_visibility_applies_to_in_flight_messages_only() {
+#[tokio::test]
+async fn change_visibility_applies_to_in_flight_messages_only() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", BTreeMap::new(), T0).unwrap();
-    s.send("q", &[msg("a")], T0).unwrap();
-    let r = s.receive("q", 1, None, T0).unwrap().remove(0);
-    s.change_visibility("q", &r.receipt, 0, T0 + 1).unwrap();
-    let r2 = s.receive("q", 1, None, T0 + 1).unwrap().remove(0);
+    s.send("q", vec![msg("a")], T0).await.unwrap();
+    let r = s.receive("q", 1, None, T0).await.unwrap().remove(0);
+    s.change_visibility("q", &r.receipt, 0, T0 + 1)
+        .await
+        .unwrap();
+    let r2 = s.receive("q", 1, None, T0 + 1).await.unwrap().remove(0);
     assert_eq!(r2.message.receive_count, 2);
     assert_eq!(
-        queue_err(s.change_visibility("q", &r.receipt, 5, T0 + 2)),
+        queue_err(s.change_visibility("q", &r.receipt, 5, T0 + 2).await),
         QueueError::MessageNotInflight
     );
 }
 
-#[test]
-fn queue_attributes_are_checked_as_sqs_does() {
+#[tokio::test]
+async fn queue_attributes_are_checked_as_sqs_does() {
     let s = Store::in_memory().unwrap();
     let e = queue_err(s.create_queue("q", attrs(&[("VisibilityTimeout", "43201")]), T0));
     assert!(
@@ -197,7 +207,7 @@ fn queue_attributes_are_checked_as_sqs_does() {
         QueueError::QueueAlreadyExists("DelaySeconds".into())
     );
     assert_eq!(
-        queue_err(s.send("nope", &[msg("a")], T0)),
+        queue_err(s.send("nope", vec![msg("a")], T0).await),
         QueueError::NonExistentQueue
     );
     s.set_queue_attributes("q", attrs(&[("VisibilityTimeout", "7")]))
@@ -206,8 +216,8 @@ fn queue_attributes_are_checked_as_sqs_does() {
     assert_eq!(s.queue_attributes("q").unwrap().delay_s, 3);
 }
 
-#[test]
-fn everything_acknowledged_survives_reopening_the_database() {
+#[tokio::test]
+async fn everything_acknowledged_survives_reopening_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nimbus.db");
     {
@@ -219,23 +229,28 @@ fn everything_acknowledged_survives_reopening_the_database() {
         s.create_queue("q", attrs(&[("VisibilityTimeout", "30")]), T0)
             .unwrap();
         let batch: Vec<NewMessage> = (0..100).map(|i| msg(&i.to_string())).collect();
-        s.send("q", &batch, T0).unwrap();
-        s.receive("q", 10, None, T0).unwrap();
-        // Dropped without any shutdown step, as a killed process would leave it.
+        s.send("q", batch.clone(), T0).await.unwrap();
+        s.receive("q", 10, None, T0).await.unwrap();
+        // Never closed: the files are copied as a killed process leaves them (its lock would
+        // hold the originals until this process ends).
         std::mem::forget(s);
     }
-    let s = Store::open(&path).unwrap();
+    let after_kill = tempfile::tempdir().unwrap();
+    for file in ["nimbus.db", "nimbus.db-wal"] {
+        std::fs::copy(dir.path().join(file), after_kill.path().join(file)).unwrap();
+    }
+    let s = Store::open(&after_kill.path().join("nimbus.db")).unwrap();
     let c = s.counts("q", T0).unwrap();
     assert_eq!((c.visible, c.in_flight), (90, 10));
-    let later = s.receive("q", 10, None, T0 + 30_000).unwrap();
+    let later = s.receive("q", 10, None, T0 + 30_000).await.unwrap();
     assert_eq!(
         later[0].message.body, "0",
         "in-flight messages reappear after their timeout"
     );
 }
 
-#[test]
-fn a_database_from_a_newer_nimbus_is_refused() {
+#[tokio::test]
+async fn a_database_from_a_newer_nimbus_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nimbus.db");
     drop(Store::open(&path).unwrap());
@@ -255,16 +270,17 @@ fn bump_schema_version(path: &std::path::Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
-#[test]
-fn unreceived_messages_are_visible_at_once_with_their_receive_count_undone() {
+#[tokio::test]
+async fn unreceived_messages_are_visible_at_once_with_their_receive_count_undone() {
     let s = Store::in_memory().unwrap();
     s.create_queue("q", attrs(&[("VisibilityTimeout", "30")]), T0)
         .unwrap();
-    s.send("q", &[msg("a")], T0).unwrap();
-    let first = s.receive("q", 1, None, T0).unwrap();
-    s.unreceive("q", &[first[0].receipt.clone()], T0 + 5)
+    s.send("q", vec![msg("a")], T0).await.unwrap();
+    let first = s.receive("q", 1, None, T0).await.unwrap();
+    s.unreceive("q", vec![first[0].receipt.clone()], T0 + 5)
+        .await
         .unwrap();
-    let again = s.receive("q", 1, None, T0 + 6).unwrap();
+    let again = s.receive("q", 1, None, T0 + 6).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.receive_count, 1);
     assert_eq!(again[0].message.first_receive_ms, Some(T0 + 6));
@@ -287,8 +303,8 @@ fn fifo_queue(s: &Store) {
     .unwrap();
 }
 
-#[test]
-fn a_fifo_queue_name_and_attribute_must_agree() {
+#[tokio::test]
+async fn a_fifo_queue_name_and_attribute_must_agree() {
     let s = Store::in_memory().unwrap();
     for (name, a) in [("q", &[("FifoQueue", "true")][..]), ("q.fifo", &[][..])] {
         assert!(matches!(
@@ -302,58 +318,63 @@ fn a_fifo_queue_name_and_attribute_must_agree() {
     );
 }
 
-#[test]
-fn a_fifo_group_is_received_in_order_one_consumer_at_a_time() {
+#[tokio::test]
+async fn a_fifo_group_is_received_in_order_one_consumer_at_a_time() {
     let s = Store::in_memory().unwrap();
     fifo_queue(&s);
     let sent = s
         .send(
             "q.fifo",
-            &[
+            vec![
                 fifo_msg("a1", "a", "1"),
                 fifo_msg("b1", "b", "2"),
                 fifo_msg("a2", "a", "3"),
             ],
             T0,
         )
+        .await
         .unwrap();
     assert!(sent[0].sequence_number < sent[1].sequence_number);
-    let first = s.receive("q.fifo", 1, None, T0).unwrap();
+    let first = s.receive("q.fifo", 1, None, T0).await.unwrap();
     assert_eq!(first[0].message.body, "a1");
     // Group a has a message in flight: only b is handed out.
-    let next = s.receive("q.fifo", 10, None, T0).unwrap();
+    let next = s.receive("q.fifo", 10, None, T0).await.unwrap();
     assert_eq!(
         next.iter()
             .map(|r| r.message.body.as_str())
             .collect::<Vec<_>>(),
         ["b1"]
     );
-    s.delete_message("q.fifo", &first[0].receipt).unwrap();
-    let after = s.receive("q.fifo", 10, None, T0).unwrap();
+    s.delete_message("q.fifo", &first[0].receipt).await.unwrap();
+    let after = s.receive("q.fifo", 10, None, T0).await.unwrap();
     assert_eq!(after[0].message.body, "a2");
     assert_eq!(after[0].message.group_id.as_deref(), Some("a"));
     assert!(after[0].message.sequence_number.is_some());
 }
 
-#[test]
-fn a_failed_fifo_message_blocks_its_group_until_it_comes_back_first() {
+#[tokio::test]
+async fn a_failed_fifo_message_blocks_its_group_until_it_comes_back_first() {
     let s = Store::in_memory().unwrap();
     fifo_queue(&s);
     s.send(
         "q.fifo",
-        &[fifo_msg("a1", "a", "1"), fifo_msg("a2", "a", "2")],
+        vec![fifo_msg("a1", "a", "1"), fifo_msg("a2", "a", "2")],
         T0,
     )
+    .await
     .unwrap();
     assert_eq!(
-        s.receive("q.fifo", 1, None, T0).unwrap()[0].message.body,
+        s.receive("q.fifo", 1, None, T0).await.unwrap()[0]
+            .message
+            .body,
         "a1"
     );
     assert!(s
         .receive("q.fifo", 10, None, T0 + 9_999)
+        .await
         .unwrap()
         .is_empty());
-    let again = s.receive("q.fifo", 10, None, T0 + 10_000).unwrap();
+    let again = s.receive("q.fifo", 10, None, T0 + 10_000).await.unwrap();
     assert_eq!(
         again
             .iter()
@@ -363,27 +384,33 @@ fn a_failed_fifo_message_blocks_its_group_until_it_comes_back_first() {
     );
 }
 
-#[test]
-fn a_duplicate_within_five_minutes_is_dropped_and_answered_with_the_first_id() {
+#[tokio::test]
+async fn a_duplicate_within_five_minutes_is_dropped_and_answered_with_the_first_id() {
     let s = Store::in_memory().unwrap();
     fifo_queue(&s);
-    let first = s.send("q.fifo", &[fifo_msg("x", "g", "d")], T0).unwrap();
+    let first = s
+        .send("q.fifo", vec![fifo_msg("x", "g", "d")], T0)
+        .await
+        .unwrap();
     let mut again = fifo_msg("x", "g", "d");
     again.id = "other-id".into();
-    let dup = s.send("q.fifo", &[again.clone()], T0 + 299_999).unwrap();
+    let dup = s
+        .send("q.fifo", vec![again.clone()], T0 + 299_999)
+        .await
+        .unwrap();
     assert_eq!(dup, first);
     assert_eq!(s.counts("q.fifo", T0).unwrap().visible, 1);
-    let later = s.send("q.fifo", &[again], T0 + 300_001).unwrap();
+    let later = s.send("q.fifo", vec![again], T0 + 300_001).await.unwrap();
     assert_eq!(later[0].id, "other-id");
     assert_eq!(s.counts("q.fifo", T0 + 300_001).unwrap().visible, 2);
 }
 
-#[test]
-fn a_fifo_send_needs_a_group_and_a_deduplication_id() {
+#[tokio::test]
+async fn a_fifo_send_needs_a_group_and_a_deduplication_id() {
     let s = Store::in_memory().unwrap();
     fifo_queue(&s);
     assert!(matches!(
-        queue_err(s.send("q.fifo", &[msg("x")], T0)),
+        queue_err(s.send("q.fifo", vec![msg("x")], T0).await),
         QueueError::InvalidParameterValue(m) if m.contains("MessageGroupId")
     ));
     let no_dedup = NewMessage {
@@ -391,7 +418,110 @@ fn a_fifo_send_needs_a_group_and_a_deduplication_id() {
         ..msg("x")
     };
     assert!(matches!(
-        queue_err(s.send("q.fifo", &[no_dedup], T0)),
+        queue_err(s.send("q.fifo", vec![no_dedup], T0).await),
         QueueError::InvalidParameterValue(m) if m.contains("ContentBasedDeduplication")
     ));
+}
+
+/// (visible, in flight, delayed) of `queue` at `now`.
+fn counts(s: &Store, queue: &str, now: u64) -> (u64, u64, u64) {
+    let c = s.counts(queue, now).unwrap();
+    (c.visible, c.in_flight, c.delayed)
+}
+
+#[tokio::test]
+async fn the_counts_follow_every_way_a_message_arrives_and_leaves() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("dlq", BTreeMap::new(), T0).unwrap();
+    let policy =
+        r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":1}"#;
+    s.create_queue(
+        "q",
+        attrs(&[
+            ("VisibilityTimeout", "10"),
+            ("MessageRetentionPeriod", "60"),
+            ("RedrivePolicy", policy),
+        ]),
+        T0,
+    )
+    .unwrap();
+    s.send("q", vec![msg("a"), msg("b"), msg("c")], T0)
+        .await
+        .unwrap();
+    assert_eq!(counts(&s, "q", T0), (3, 0, 0), "sent");
+    let a = s.receive("q", 1, None, T0).await.unwrap().remove(0);
+    assert_eq!(counts(&s, "q", T0), (2, 1, 0), "received");
+    s.delete_messages(
+        "q",
+        vec![a.receipt.clone(), a.receipt.clone(), "junk".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        counts(&s, "q", T0),
+        (2, 0, 0),
+        "deleted once, however often asked"
+    );
+    s.receive("q", 1, None, T0 + 1).await.unwrap();
+    // b is visible again with one receive behind it: moved to the DLQ; c is received.
+    let got = s.receive("q", 10, None, T0 + 10_001).await.unwrap();
+    assert_eq!(got[0].message.body, "c");
+    assert_eq!(counts(&s, "q", T0 + 10_001), (0, 1, 0), "redriven");
+    assert_eq!(counts(&s, "dlq", T0 + 10_001), (1, 0, 0), "redriven");
+    let mut late = msg("late");
+    late.delay_s = Some(5);
+    s.send("q", vec![late], T0 + 20_000).await.unwrap();
+    assert_eq!(counts(&s, "q", T0 + 20_000), (0, 1, 1), "delayed");
+    assert_eq!(
+        counts(&s, "q", T0 + 25_000),
+        (2, 0, 0),
+        "delay and visibility timeout over"
+    );
+    // c (sent at T0) outlives its 60 s retention.
+    s.receive("q", 10, Some(0), T0 + 61_000).await.unwrap();
+    assert_eq!(counts(&s, "q", T0 + 61_000), (1, 0, 0), "expired");
+    s.purge_queue("q").unwrap();
+    assert_eq!(counts(&s, "q", T0 + 61_000), (0, 0, 0), "purged");
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_maintained_counts_is_migrated_with_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nimbus.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let conn = nimbus_store::migrate(conn, "old", &nimbus_store::MIGRATIONS[..4]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO queues (name, created_ms, attributes) VALUES ('q', 0, '{}'), ('e', 0, '{}');
+             INSERT INTO messages (queue, id, body, md5_body, sent_ms, visible_ms, receipt)
+             VALUES ('q', '1', 'a', 'm', 0, 0, NULL), ('q', '2', 'b', 'm', 0, 0, NULL),
+                    ('q', '3', 'c', 'm', 0, 9000000000000, 'nimbus-old');",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(
+        s.schema_version().unwrap(),
+        nimbus_store::MIGRATIONS.len() as i64
+    );
+    assert_eq!(counts(&s, "q", 1), (2, 1, 0));
+    assert_eq!(counts(&s, "e", 1), (0, 0, 0));
+    let got = s.receive("q", 10, None, 1).await.unwrap();
+    assert_eq!(got.len(), 2);
+    s.delete_message("q", &got[0].receipt).await.unwrap();
+    assert_eq!(counts(&s, "q", 1), (0, 2, 0));
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_database_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nimbus.db");
+    let first = Store::open(&path).unwrap();
+    first.create_queue("q", BTreeMap::new(), T0).unwrap();
+    match Store::open(&path) {
+        Err(e @ StoreError::InUse { .. }) => {
+            assert!(e.to_string().contains("another nimbus"), "{e}")
+        }
+        other => panic!("expected InUse, got {:?}", other.err()),
+    }
 }

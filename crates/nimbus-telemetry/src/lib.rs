@@ -158,6 +158,9 @@ pub struct SqsMetrics {
     pub in_flight: Family<QueueLabels, Gauge>,
     pub delayed: Family<QueueLabels, Gauge>,
     pub oldest_message_age: Family<QueueLabels, FloatGauge>,
+    /// The store's group commit: commits, and the writes they carried.
+    pub store_commits: Counter,
+    pub store_writes: Counter,
 }
 
 pub struct DynamoDbMetrics {
@@ -353,6 +356,8 @@ impl Telemetry {
             in_flight: Family::default(),
             delayed: Family::default(),
             oldest_message_age: Family::default(),
+            store_commits: Counter::default(),
+            store_writes: Counter::default(),
         };
         r.register(
             "sqs_messages_visible",
@@ -374,6 +379,16 @@ impl Telemetry {
             "Age of the oldest message in the queue",
             Unit::Seconds,
             sqs.oldest_message_age.clone(),
+        );
+        r.register(
+            "store_commits",
+            "Commits of nimbus's database by its group commit",
+            sqs.store_commits.clone(),
+        );
+        r.register(
+            "store_writes",
+            "Writes (sends, receives, deletes, jobs) those commits carried",
+            sqs.store_writes.clone(),
         );
 
         let events = EventsMetrics {
@@ -506,6 +521,15 @@ impl Telemetry {
             s.delayed.get_or_create(&l).set(q.delayed);
             s.oldest_message_age.get_or_create(&l).set(q.oldest_age_s);
         }
+    }
+
+    /// Brings the store's commit counters up to `commits` and `writes` (totals since start).
+    pub fn set_store_commits(&self, commits: u64, writes: u64) {
+        let s = &self.sqs;
+        s.store_commits
+            .inc_by(commits.saturating_sub(s.store_commits.get()));
+        s.store_writes
+            .inc_by(writes.saturating_sub(s.store_writes.get()));
     }
 
     /// Replaces the table gauges with `(table, items, bytes)` now (deleted tables disappear).
