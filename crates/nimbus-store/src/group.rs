@@ -347,6 +347,9 @@ mod tests {
         assert_eq!(rows(&g), [1]);
     }
 
+    // The test holds the connection across its waits on purpose: that is what makes writers
+    // queue behind a running commit.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writers_waiting_on_a_commit_share_the_next_one_and_a_failed_write_is_undone_alone() {
         let g = group();
@@ -376,6 +379,9 @@ mod tests {
         );
     }
 
+    // The test holds the connection across its waits on purpose: that is what makes writers
+    // queue behind a running commit.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_writer_that_goes_away_while_queued_stalls_nobody_and_its_write_is_kept() {
         let g = group();
