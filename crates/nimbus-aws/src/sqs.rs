@@ -823,6 +823,15 @@ mod tests {
     }
 
     #[test]
+    fn a_store_that_cannot_commit_answers_sqs_internal_error_as_the_receivers_fault() {
+        let e = SqsError::from(StoreError::Commit("database or disk is full".into()));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!((e.shape, e.query_code), ("InternalError", "InternalError"));
+        assert_eq!(e.fault(), "Receiver");
+        assert!(e.message.contains("disk is full"), "{}", e.message);
+    }
+
+    #[test]
     fn queue_names_follow_sqs_rules() {
         assert!(check_queue_name("orders-dlq_1").is_ok());
         assert!(check_queue_name("jobs.fifo").is_ok());

@@ -985,3 +985,66 @@ mod plans {
         }
     }
 }
+
+#[cfg(test)]
+mod disk_full {
+    use super::*;
+
+    fn message(i: usize) -> NewMessage {
+        NewMessage {
+            id: i.to_string(),
+            body: "x".repeat(4000),
+            md5_body: "m".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_send_keeps_everything_acknowledged_and_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("nimbus.db")).unwrap();
+        s.create_queue("q", BTreeMap::new(), 0).unwrap();
+        // SQLite's page limit stands in for the disk filling up: the same SQLITE_FULL, raised
+        // at the same place (a page the commit cannot add).
+        let pages: i64 = s
+            .lock()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        s.lock()
+            .pragma_update(None, "max_page_count", pages + 8)
+            .unwrap();
+        let mut acknowledged = 0;
+        let full = loop {
+            match s.send("q", vec![message(acknowledged)], 1).await {
+                Ok(_) => acknowledged += 1,
+                Err(e) => break e,
+            }
+            assert!(acknowledged < 1000, "the page limit never bit");
+        };
+        assert!(acknowledged > 0);
+        assert!(full.to_string().contains("full"), "{full}");
+        assert!(
+            !matches!(full, StoreError::Queue(_)),
+            "a full disk is not the caller's fault: {full:?}"
+        );
+        assert_eq!(s.counts("q", 1).unwrap().visible, acknowledged as u64);
+
+        s.lock()
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        s.send("q", vec![message(acknowledged)], 1).await.unwrap();
+        let mut got = 0;
+        loop {
+            let batch = s.receive("q", 10, Some(60), 1).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            got += batch.len();
+        }
+        assert_eq!(
+            got,
+            acknowledged + 1,
+            "every acknowledged message, and the new one"
+        );
+    }
+}
