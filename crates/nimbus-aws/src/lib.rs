@@ -36,6 +36,8 @@ struct JsonServices {
     events: Hub,
     logs: logs::Logs,
     dynamodb: nimbus_dynamodb::DynamoDb,
+    ssm: nimbus_ssm::ParameterStore,
+    secrets: nimbus_secrets::SecretsManager,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -44,6 +46,8 @@ pub fn router(
     sqs: Sqs,
     events: Hub,
     dynamodb: nimbus_dynamodb::DynamoDb,
+    ssm: nimbus_ssm::ParameterStore,
+    secrets: nimbus_secrets::SecretsManager,
 ) -> Router {
     let dynamodb_for_metrics = dynamodb.clone();
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
@@ -56,6 +60,8 @@ pub fn router(
             events: events.clone(),
             logs: logs::Logs::new(platform.clone()),
             dynamodb,
+            ssm,
+            secrets,
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -135,12 +141,16 @@ async fn json_protocol(
         (Service::DynamoDb, a, "application/x-amz-json-1.0")
     } else if let Some(a) = target.strip_prefix("DynamoDBStreams_20120810.") {
         (Service::DynamoDbStreams, a, "application/x-amz-json-1.0")
+    } else if let Some(a) = target.strip_prefix("AmazonSSM.") {
+        (Service::Ssm, a, "application/x-amz-json-1.1")
+    } else if let Some(a) = target.strip_prefix("secretsmanager.") {
+        (Service::Secrets, a, "application/x-amz-json-1.1")
     } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action>, or a form-encoded Action=<Action> body (SQS query protocol)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action> (DynamoDB), AmazonSSM.<Action> (Parameter Store), secretsmanager.<Action> (Secrets Manager), or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();
@@ -181,6 +191,15 @@ async fn json_protocol(
             .dispatch(action, input)
             .await
             .map_err(IntoResponse::into_response),
+        // Parameter Store and Secrets Manager: a row or two per call, answered on this task.
+        Service::Ssm => services
+            .ssm
+            .dispatch(action, &input, nimbus_events::now_ms())
+            .map_err(|e| json_error(e.status(), e.body())),
+        Service::Secrets => services
+            .secrets
+            .dispatch(action, &input, nimbus_events::now_ms())
+            .map_err(|e| json_error(e.status(), e.body())),
         Service::DynamoDb | Service::DynamoDbStreams => {
             let db = services.dynamodb.clone();
             let started = std::time::Instant::now();
@@ -245,6 +264,16 @@ async fn json_protocol(
     }
 }
 
+/// An AWS JSON 1.1 service's error: its status, `__type` and `message` in the body.
+fn json_error(status: u16, body: serde_json::Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "application/x-amz-json-1.1")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// A DynamoDB error as its AWS JSON 1.0 clients read it: `__type` and `message` in the body.
 fn dynamodb_error(e: nimbus_dynamodb::DdbError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -306,6 +335,8 @@ enum Service {
     Logs,
     DynamoDb,
     DynamoDbStreams,
+    Ssm,
+    Secrets,
 }
 
 /// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the

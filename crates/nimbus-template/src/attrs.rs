@@ -13,6 +13,7 @@ pub(crate) enum Family {
     Alarm,
     LogGroup,
     Layer,
+    Secret,
     Other,
 }
 
@@ -31,6 +32,7 @@ pub(crate) fn family(resource_type: &str) -> Family {
         "AWS::CloudWatch::Alarm" => Family::Alarm,
         "AWS::Logs::LogGroup" => Family::LogGroup,
         "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => Family::Layer,
+        "AWS::SecretsManager::Secret" => Family::Secret,
         _ => Family::Other,
     }
 }
@@ -50,6 +52,7 @@ pub(crate) fn name_property(resource_type: &str) -> Option<&'static str> {
         "AWS::S3::Bucket" => "BucketName",
         "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => "LayerName",
         "AWS::ApiGateway::Stage" | "AWS::ApiGatewayV2::Stage" => "StageName",
+        "AWS::SSM::Parameter" | "AWS::SecretsManager::Secret" => "Name",
         _ => return None,
     })
 }
@@ -70,6 +73,7 @@ pub(crate) fn attributes(f: Family) -> Option<&'static [&'static str]> {
         Family::LogGroup => &["Arn"],
         // CloudFormation's LayerVersion has no GetAtt attributes; its Ref is the version ARN.
         Family::Layer => &[],
+        Family::Secret => &["Id"],
         Family::Other => return None,
     })
 }
@@ -110,6 +114,7 @@ pub(crate) fn ref_value(env: &Env, f: Family, name: &str) -> String {
         Family::Topic => env.arn("sns", true, name),
         // A local stack publishes each layer once: version 1.
         Family::Layer => env.arn("lambda", true, &format!("layer:{name}:1")),
+        Family::Secret => crate::secret_arn(&env.region, &env.account, name),
         _ => name.to_string(),
     }
 }
@@ -142,6 +147,7 @@ pub(crate) fn get_att(
         (Family::Role, "RoleId") => format!("AROA{:016X}", fnv1a(name.as_bytes(), 0)),
         (Family::Topic, "TopicArn") => ref_value(env, f, name),
         (Family::Topic, "TopicName") => name.to_string(),
+        (Family::Secret, "Id") => ref_value(env, f, name),
         (Family::Table, "Arn") => env.arn("dynamodb", true, &format!("table/{name}")),
         // nimbus-dynamodb labels a template table's stream with this same fixed label
         // (TEMPLATE_STREAM_LABEL), so the ARN resolves before the table exists.

@@ -29,6 +29,8 @@
 //! | `AWS::CloudWatch::Alarm` | `AlarmName` or logical id | `Arn` |
 //! | `AWS::Logs::LogGroup` | `LogGroupName` or logical id | `Arn` |
 //! | `AWS::S3::Bucket` | `BucketName` or logical id | as for anything else |
+//! | `AWS::SSM::Parameter` | `Name` or logical id | as for anything else |
+//! | `AWS::SecretsManager::Secret` | the ARN, `...:secret:{Name or logical id}-{6 characters derived from the name}` (as on AWS, where the suffix is random) | `Id` (the ARN) |
 //! | `AWS::Serverless::LayerVersion`, `AWS::Lambda::LayerVersion` | the version ARN `arn:...:layer:{LayerName or logical id}:1` (as on AWS) | none |
 //! | anything else | the logical id | any attribute: `Arn` is `arn:{partition}:{service}:{region}:{account}:{type}/{logical id}`, others `{logical id}.{attribute}` |
 //!
@@ -73,6 +75,27 @@ mod yaml;
 /// sorted by position, with the warnings found so far. On success, warnings (e.g. resource types
 /// nimbus does not serve yet) are in [`Stack::warnings`]. What `Ref` and `Fn::GetAtt` return is
 /// in the crate documentation.
+/// The ARN of a template's secret: Secrets Manager adds six random characters to the name; a
+/// local stack derives them from the name, so `Ref` resolves before the secret exists and the
+/// same ARN comes back on every run. nimbus-secrets creates the template's secrets with it.
+pub fn secret_arn(region: &str, account: &str, name: &str) -> String {
+    let partition = match region {
+        r if r.starts_with("cn-") => "aws-cn",
+        r if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    };
+    const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut h = attrs::fnv1a(name.as_bytes(), 0x5ec2e7);
+    let suffix: String = (0..6)
+        .map(|_| {
+            let c = ALNUM[(h % ALNUM.len() as u64) as usize] as char;
+            h /= ALNUM.len() as u64;
+            c
+        })
+        .collect();
+    format!("arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-{suffix}")
+}
+
 pub fn load(source: &str, file_name: &str, opts: &LoadOptions) -> Result<Stack, TemplateErrors> {
     let mut diags = diag::Diags::new(file_name);
     let (root, syntax_errors) = yaml::parse(source);

@@ -85,6 +85,8 @@ const SERVED: &[&str] = &[
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Stage",
     "AWS::ApiGatewayV2::Deployment",
+    "AWS::SSM::Parameter",
+    "AWS::SecretsManager::Secret",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,

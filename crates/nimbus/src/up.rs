@@ -148,6 +148,14 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
+    let parameters = match template_parameters(&stack) {
+        Ok(p) => p,
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
+    };
+    let secrets = match template_secrets(&stack, "us-east-1", "123456789012") {
+        Ok(s) => s,
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
+    };
     let streams = tables
         .iter()
         .filter(|t| t.stream.is_some())
@@ -193,6 +201,12 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     }
     for m in &events.mappings {
         println!("  event source mapping {} -> {}", m.queue, m.function);
+    }
+    for p in &parameters {
+        println!("  SSM parameter {} ({})", p.name, p.kind);
+    }
+    for s in &secrets {
+        println!("  secret {}", s.name);
     }
     for t in &tables {
         let stream = t
@@ -458,6 +472,47 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             return Ok(refuse(&platform, &args.template.template, "table", &errors).await)
         }
     };
+    let now = nimbus_events::now_ms();
+    let (region, account) = (
+        platform.config().region.clone(),
+        platform.config().account_id.clone(),
+    );
+    let ssm_path = state_dir.join("ssm.db");
+    let ssm = nimbus_ssm::ParameterStore::open(
+        Some(&ssm_path),
+        nimbus_ssm::SsmConfig {
+            region: region.clone(),
+            account: account.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", ssm_path.display()))?;
+    let parameters = match template_parameters(&stack)
+        .and_then(|p| ssm.apply_template(&p, now).map_err(|e| vec![e.to_string()]))
+    {
+        Ok(p) => p,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "parameter", &errors).await)
+        }
+    };
+    let secrets_path = state_dir.join("secretsmanager.db");
+    let secrets = nimbus_secrets::SecretsManager::open(
+        Some(&secrets_path),
+        nimbus_secrets::SecretsConfig {
+            region: region.clone(),
+            account: account.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", secrets_path.display()))?;
+    let template_secrets = match template_secrets(&stack, &region, &account).and_then(|s| {
+        secrets
+            .apply_template(&s, now)
+            .map_err(|e| vec![e.to_string()])
+    }) {
+        Ok(s) => s,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "secret", &errors).await)
+        }
+    };
     let streams = dynamodb
         .table_names()
         .into_iter()
@@ -515,6 +570,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     for t in &tables {
         println!("nimbus: DynamoDB table {t}");
+    }
+    // Names only: values never reach the console.
+    for p in &parameters {
+        println!("nimbus: SSM parameter {p}");
+    }
+    for (name, arn) in &template_secrets {
+        println!("nimbus: secret {name} {arn}");
     }
     for m in hub.stream_mappings() {
         let state = if m.enabled { "" } else { " (disabled)" };
@@ -651,12 +713,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         &queues,
     );
     drop(served);
-    let app = nimbus_aws::router(platform.clone(), sqs, hub.clone(), dynamodb.clone()).merge(
-        nimbus_dashboard::router(hub.clone(), graph, {
-            let hub = hub.clone();
-            move || hub.alarm_states()
-        }),
-    );
+    let app = nimbus_aws::router(
+        platform.clone(),
+        sqs,
+        hub.clone(),
+        dynamodb.clone(),
+        ssm,
+        secrets,
+    )
+    .merge(nimbus_dashboard::router(hub.clone(), graph, {
+        let hub = hub.clone();
+        move || hub.alarm_states()
+    }));
     println!("nimbus: dashboard {endpoint}/_nimbus/");
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {
@@ -779,6 +847,112 @@ fn events_spec(
         eprintln!("warning: {w}");
     }
     Ok(spec)
+}
+
+/// The template's `AWS::SSM::Parameter`s; a property CloudFormation would refuse is an error
+/// naming the resource and its line.
+fn template_parameters(stack: &Stack) -> Result<Vec<nimbus_ssm::TemplateParameter>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in &stack.resources {
+        if r.resource_type != "AWS::SSM::Parameter" {
+            continue;
+        }
+        let p = &r.properties;
+        let at = format!("Resources.{id}.Properties (line {})", r.line);
+        let text = |k: &str| match &p[k] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        let kind = text("Type").unwrap_or_default();
+        if !matches!(kind.as_str(), "String" | "StringList") {
+            errors.push(match kind.as_str() {
+                "SecureString" => format!("{at}: SSM Parameters of type SecureString cannot be created using CloudFormation"),
+                "" => format!("{at}: Type is required (String or StringList)"),
+                other => format!("{at}: Type {other:?} is not String or StringList"),
+            });
+            continue;
+        }
+        let Some(value) = text("Value") else {
+            errors.push(format!("{at}: Value is required"));
+            continue;
+        };
+        out.push(nimbus_ssm::TemplateParameter {
+            name: text("Name").unwrap_or_else(|| id.clone()),
+            kind,
+            value,
+            description: text("Description"),
+            allowed_pattern: text("AllowedPattern"),
+            tier: text("Tier"),
+            data_type: text("DataType"),
+        });
+    }
+    match errors.is_empty() {
+        true => Ok(out),
+        false => Err(errors),
+    }
+}
+
+/// The template's `AWS::SecretsManager::Secret`s, each with the ARN its `Ref` resolved to.
+fn template_secrets(
+    stack: &Stack,
+    region: &str,
+    account: &str,
+) -> Result<Vec<nimbus_secrets::TemplateSecret>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in &stack.resources {
+        if r.resource_type != "AWS::SecretsManager::Secret" {
+            continue;
+        }
+        let p = &r.properties;
+        let at = format!("Resources.{id}.Properties (line {})", r.line);
+        let name = p["Name"].as_str().unwrap_or(id).to_owned();
+        let generate = &p["GenerateSecretString"];
+        let value = match (p["SecretString"].as_str(), generate.is_object()) {
+            (Some(_), true) => {
+                errors.push(format!(
+                    "{at}: use SecretString or GenerateSecretString, not both"
+                ));
+                continue;
+            }
+            (Some(v), false) => nimbus_secrets::TemplateValue::String(v.to_owned()),
+            (None, true) => {
+                let template = generate["SecretStringTemplate"].as_str().map(str::to_owned);
+                let key = generate["GenerateStringKey"].as_str().map(str::to_owned);
+                if key.is_some() != template.is_some() {
+                    errors.push(format!(
+                        "{at}.GenerateSecretString: SecretStringTemplate and GenerateStringKey go together"
+                    ));
+                    continue;
+                }
+                match nimbus_secrets::template_spec(generate) {
+                    Ok(spec) => nimbus_secrets::TemplateValue::Generate {
+                        spec,
+                        template,
+                        key,
+                    },
+                    Err(e) => {
+                        errors.push(format!("{at}.GenerateSecretString: {e}"));
+                        continue;
+                    }
+                }
+            }
+            (None, false) => nimbus_secrets::TemplateValue::None,
+        };
+        out.push(nimbus_secrets::TemplateSecret {
+            arn: nimbus_template::secret_arn(region, account, &name),
+            name,
+            description: p["Description"].as_str().map(str::to_owned),
+            value,
+        });
+    }
+    match errors.is_empty() {
+        true => Ok(out),
+        false => Err(errors),
+    }
 }
 
 /// The template's DynamoDB tables (`AWS::DynamoDB::Table`, `AWS::DynamoDB::GlobalTable`,
