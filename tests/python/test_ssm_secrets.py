@@ -247,3 +247,53 @@ Resources:
     said = out.stderr + out.stdout
     assert "Resources.P.Properties (line " in said
     assert "SSM Parameters of type SecureString cannot be created using CloudFormation" in said
+
+
+DYNREF_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Endpoint:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /app/endpoint, Type: String, Value: "http://example.test/v1"}
+  Db:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: app/db
+      SecretString: '{"username": "app", "password": "s3cret-pw"}'
+  Env:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: env.handler
+      Environment:
+        Variables:
+          URL: "{{resolve:ssm:/app/endpoint}}"
+          DSN: "postgres://{{resolve:secretsmanager:app/db:SecretString:username}}:{{resolve:secretsmanager:app/db:SecretString:password}}@db"
+"""
+
+ENV_APP = '''
+import os
+def handler(event, context):
+    return {"URL": os.environ["URL"], "DSN": os.environ["DSN"]}
+'''
+
+
+def test_dynamic_references_in_a_functions_environment_resolve_from_nimbus(start_nimbus):
+    n = start_nimbus(DYNREF_TEMPLATE, {"src/env.py": ENV_APP})
+    out = json.loads(n.client("lambda").invoke(FunctionName="Env")["Payload"].read())
+    assert out == {"URL": "http://example.test/v1", "DSN": "postgres://app:s3cret-pw@db"}
+    assert "s3cret-pw" not in "\n".join(n.lines)
+
+
+def test_a_dynamic_reference_to_nothing_stops_the_start_naming_it(tmp_path):
+    import subprocess
+    from conftest import NIMBUS
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "env.py").write_text(ENV_APP)
+    (tmp_path / "template.yaml").write_text(DYNREF_TEMPLATE.replace("/app/endpoint}}", "/app/missing}}"))
+    out = subprocess.run([str(NIMBUS), "up", str(tmp_path / "template.yaml"), "--aws-port", "0", "--api-port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "function Env Environment.Variables.URL: {{resolve:ssm:/app/missing}}: ParameterNotFound" in out.stderr
+    assert "nothing was started" in out.stderr

@@ -2,6 +2,7 @@
 
 mod cli;
 mod definitions;
+mod dynref;
 mod integrations;
 mod invoke;
 mod logs;

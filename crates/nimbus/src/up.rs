@@ -303,11 +303,65 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     config.account_concurrency = args.account_concurrency;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
 
+    let now = nimbus_events::now_ms();
+    let (region, account) = (config.region.clone(), config.account_id.clone());
+    let ssm_path = state_dir.join("ssm.db");
+    let ssm = nimbus_ssm::ParameterStore::open(
+        Some(&ssm_path),
+        nimbus_ssm::SsmConfig {
+            region: region.clone(),
+            account: account.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", ssm_path.display()))?;
+    let parameters = match template_parameters(&stack)
+        .and_then(|p| ssm.apply_template(&p, now).map_err(|e| vec![e.to_string()]))
+    {
+        Ok(p) => p,
+        Err(errors) => return Ok(refused_early(&args.template.template, "parameter", &errors)),
+    };
+    let secrets_path = state_dir.join("secretsmanager.db");
+    let secrets = nimbus_secrets::SecretsManager::open(
+        Some(&secrets_path),
+        nimbus_secrets::SecretsConfig {
+            region: region.clone(),
+            account: account.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", secrets_path.display()))?;
+    let template_secrets = match template_secrets(&stack, &region, &account).and_then(|s| {
+        secrets
+            .apply_template(&s, now)
+            .map_err(|e| vec![e.to_string()])
+    }) {
+        Ok(s) => s,
+        Err(errors) => return Ok(refused_early(&args.template.template, "secret", &errors)),
+    };
+    // Dynamic references in function environments, resolved as CloudFormation resolves them
+    // at deployment: from the parameters and secrets as they are now.
+    let mut stack = stack;
+    let mut errors = Vec::new();
+    for f in &mut stack.functions {
+        for (key, value) in f.environment.iter_mut() {
+            let at = format!("function {} Environment.Variables.{key}", f.name);
+            match crate::dynref::resolve(value, &at, &ssm, &secrets, now) {
+                Ok(v) => *value = v,
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(refused_early(
+            &args.template.template,
+            "dynamic reference",
+            &errors,
+        ));
+    }
+
     let mut new_key = || {
         use rand::distr::{Alphanumeric, SampleString};
         Alphanumeric.sample_string(&mut rand::rng(), 40)
     };
-    let mut stack = stack;
     if let Err(errors) = crate::definitions::inline(&mut stack, &prepare.template_dir) {
         for e in &errors {
             eprintln!("error: {}: {e}", args.template.template.display());
@@ -470,47 +524,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(errors) => {
             return Ok(refuse(&platform, &args.template.template, "table", &errors).await)
-        }
-    };
-    let now = nimbus_events::now_ms();
-    let (region, account) = (
-        platform.config().region.clone(),
-        platform.config().account_id.clone(),
-    );
-    let ssm_path = state_dir.join("ssm.db");
-    let ssm = nimbus_ssm::ParameterStore::open(
-        Some(&ssm_path),
-        nimbus_ssm::SsmConfig {
-            region: region.clone(),
-            account: account.clone(),
-        },
-    )
-    .with_context(|| format!("cannot open {}", ssm_path.display()))?;
-    let parameters = match template_parameters(&stack)
-        .and_then(|p| ssm.apply_template(&p, now).map_err(|e| vec![e.to_string()]))
-    {
-        Ok(p) => p,
-        Err(errors) => {
-            return Ok(refuse(&platform, &args.template.template, "parameter", &errors).await)
-        }
-    };
-    let secrets_path = state_dir.join("secretsmanager.db");
-    let secrets = nimbus_secrets::SecretsManager::open(
-        Some(&secrets_path),
-        nimbus_secrets::SecretsConfig {
-            region: region.clone(),
-            account: account.clone(),
-        },
-    )
-    .with_context(|| format!("cannot open {}", secrets_path.display()))?;
-    let template_secrets = match template_secrets(&stack, &region, &account).and_then(|s| {
-        secrets
-            .apply_template(&s, now)
-            .map_err(|e| vec![e.to_string()])
-    }) {
-        Ok(s) => s,
-        Err(errors) => {
-            return Ok(refuse(&platform, &args.template.template, "secret", &errors).await)
         }
     };
     let streams = dynamodb
@@ -794,6 +807,15 @@ async fn wait_for_signal() {
 }
 
 /// Reports the template's `what` errors and stops the functions already set up: nothing runs.
+/// Refuses to start before any function runs: the errors, and nothing started.
+fn refused_early(template: &Path, what: &str, errors: &[String]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {}: {e}", template.display());
+    }
+    eprintln!("{} {what} error(s); nothing was started", errors.len());
+    ExitCode::FAILURE
+}
+
 async fn refuse(platform: &Platform, template: &Path, what: &str, errors: &[String]) -> ExitCode {
     for e in errors {
         eprintln!("error: {}: {e}", template.display());
