@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod lambda;
 mod logs;
+mod sns;
 pub mod sqs;
 
 pub use error::AwsError;
@@ -38,6 +39,7 @@ struct JsonServices {
     dynamodb: nimbus_dynamodb::DynamoDb,
     ssm: nimbus_ssm::ParameterStore,
     secrets: nimbus_secrets::SecretsManager,
+    sns: nimbus_sns::Sns,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -48,6 +50,7 @@ pub fn router(
     dynamodb: nimbus_dynamodb::DynamoDb,
     ssm: nimbus_ssm::ParameterStore,
     secrets: nimbus_secrets::SecretsManager,
+    sns: nimbus_sns::Sns,
 ) -> Router {
     let dynamodb_for_metrics = dynamodb.clone();
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
@@ -62,6 +65,7 @@ pub fn router(
             dynamodb,
             ssm,
             secrets,
+            sns,
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -103,11 +107,16 @@ fn path_queue(uri: &Uri) -> Option<(&str, &str)> {
 async fn query_get(
     State(services): State<JsonServices>,
     uri: Uri,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if sns::is_sns(&headers, &params) {
+        return sns::answer(&services.sns, params);
+    }
     services.sqs.query(params, path_queue(&uri)).await
 }
 
@@ -128,7 +137,10 @@ async fn json_protocol(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if target.is_empty() && form {
-        let params = form_urlencoded::parse(&body).into_owned().collect();
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        if sns::is_sns(&headers, &params) {
+            return sns::answer(&services.sns, params);
+        }
         return services.sqs.query(params, path_queue(&uri)).await;
     }
     let (service, action, content_type) = if let Some(a) = target.strip_prefix("AmazonSQS.") {

@@ -17,7 +17,7 @@ use nimbus_store::{NewMessage, QueueAttributes, QueueError, Received, Sent, Stor
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
-mod query;
+pub(crate) mod query;
 
 /// Where the queues are reachable, for the URLs and ARNs nimbus hands out.
 #[derive(Debug, Clone)]

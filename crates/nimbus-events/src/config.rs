@@ -249,7 +249,8 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                         spec.stream_mappings.push(m);
                     }
                 }
-                "Api" | "HttpApi" => {}
+                // Served by nimbus-sns, which the binary gives the template's subscriptions.
+                "Api" | "HttpApi" | "SNS" => {}
                 other => r.warnings.push(format!(
                     "{at}: event type {other} is not served by nimbus; the function will not receive these events"
                 )),

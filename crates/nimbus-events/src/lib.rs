@@ -268,7 +268,7 @@ impl Hub {
 
     /// Sends messages nimbus produces (DLQ entries, records, rule deliveries) and wakes the
     /// queue's readers.
-    pub(crate) fn send(&self, queue: &str, messages: &[NewMessage]) -> Result<(), StoreError> {
+    pub fn send(&self, queue: &str, messages: &[NewMessage]) -> Result<(), StoreError> {
         self.inner.store.send_now(queue, messages, now_ms())?;
         self.inner.queues.wake(queue);
         Ok(())

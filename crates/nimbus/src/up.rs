@@ -156,6 +156,10 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
+    let (topics, subscriptions) = match template_sns(&stack, "us-east-1", "123456789012") {
+        Ok(t) => t,
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
+    };
     let streams = tables
         .iter()
         .filter(|t| t.stream.is_some())
@@ -207,6 +211,15 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     }
     for s in &secrets {
         println!("  secret {}", s.name);
+    }
+    for t in &topics {
+        println!("  SNS topic {}", t.name);
+    }
+    for s in &subscriptions {
+        println!(
+            "  SNS subscription {} -> {} {}",
+            s.topic_arn, s.protocol, s.endpoint
+        );
     }
     for t in &tables {
         let stream = t
@@ -548,6 +561,25 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         signals,
         events,
     );
+    let sns_path = state_dir.join("sns.db");
+    let sns = nimbus_sns::Sns::open(
+        Some(&sns_path),
+        hub.clone(),
+        nimbus_sns::SnsConfig {
+            region: region.clone(),
+            account: account.clone(),
+            endpoint: endpoint.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open {}", sns_path.display()))?;
+    let topics = match template_sns(&stack, &region, &account)
+        .and_then(|(t, s)| sns.apply_template(&t, &s).map_err(|e| vec![e.to_string()]))
+    {
+        Ok(t) => t,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "topic", &errors).await)
+        }
+    };
 
     let jwks_files = args.jwks.iter().cloned().collect();
     let services: Arc<dyn nimbus_gateway::service::Services> =
@@ -587,6 +619,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // Names only: values never reach the console.
     for p in &parameters {
         println!("nimbus: SSM parameter {p}");
+    }
+    for t in &topics {
+        println!("nimbus: SNS topic {t}");
     }
     for (name, arn) in &template_secrets {
         println!("nimbus: secret {name} {arn}");
@@ -733,6 +768,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         dynamodb.clone(),
         ssm,
         secrets,
+        sns,
     )
     .merge(nimbus_dashboard::router(hub.clone(), graph, {
         let hub = hub.clone();
@@ -869,6 +905,132 @@ fn events_spec(
         eprintln!("warning: {w}");
     }
     Ok(spec)
+}
+
+/// The template's topics and subscriptions: `AWS::SNS::Topic` (with its `Subscription` list),
+/// `AWS::SNS::Subscription` and SAM `SNS` events.
+fn template_sns(
+    stack: &Stack,
+    region: &str,
+    account: &str,
+) -> Result<
+    (
+        Vec<nimbus_sns::TemplateTopic>,
+        Vec<nimbus_sns::TemplateSubscription>,
+    ),
+    Vec<String>,
+> {
+    use serde_json::Value;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Object(_) | Value::Array(_) => Some(v.to_string()),
+        Value::Null => None,
+    };
+    let topic_arn = |name: &str| format!("arn:aws:sns:{region}:{account}:{name}");
+    let mut topics = Vec::new();
+    let mut subs = Vec::new();
+    let mut errors = Vec::new();
+    let subscription = |topic: String, p: &Value, protocol: &str, endpoint: String| {
+        let mut attributes = serde_json::Map::new();
+        for key in [
+            "FilterPolicy",
+            "FilterPolicyScope",
+            "RawMessageDelivery",
+            "RedrivePolicy",
+        ] {
+            if let Some(v) = text(&p[key]) {
+                attributes.insert(key.into(), v.into());
+            }
+        }
+        nimbus_sns::TemplateSubscription {
+            topic_arn: topic,
+            protocol: protocol.to_owned(),
+            endpoint,
+            attributes,
+        }
+    };
+    for (id, r) in &stack.resources {
+        let p = &r.properties;
+        let at = format!("Resources.{id}.Properties (line {})", r.line);
+        match r.resource_type.as_str() {
+            "AWS::SNS::Topic" => {
+                let name = p["TopicName"].as_str().unwrap_or(id).to_owned();
+                let mut attributes = serde_json::Map::new();
+                for key in ["FifoTopic", "ContentBasedDeduplication", "DisplayName"] {
+                    if let Some(v) = text(&p[key]) {
+                        attributes.insert(key.into(), v.into());
+                    }
+                }
+                for s in p["Subscription"].as_array().into_iter().flatten() {
+                    match (s["Protocol"].as_str(), s["Endpoint"].as_str()) {
+                        (Some(protocol), Some(endpoint)) => subs.push(subscription(
+                            topic_arn(&name),
+                            &Value::Null,
+                            protocol,
+                            endpoint.to_owned(),
+                        )),
+                        _ => errors.push(format!(
+                            "{at}.Subscription: each subscription needs Protocol and Endpoint"
+                        )),
+                    }
+                }
+                topics.push(nimbus_sns::TemplateTopic { name, attributes });
+            }
+            "AWS::SNS::Subscription" => {
+                match (
+                    p["TopicArn"].as_str(),
+                    p["Protocol"].as_str(),
+                    p["Endpoint"].as_str(),
+                ) {
+                    (Some(t), Some(protocol), Some(endpoint)) => {
+                        subs.push(subscription(t.to_owned(), p, protocol, endpoint.to_owned()))
+                    }
+                    _ => errors.push(format!(
+                        "{at}: TopicArn, Protocol and Endpoint are required"
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+    for f in &stack.functions {
+        for (event_id, ev) in &f.events {
+            if ev["Type"] != "SNS" {
+                continue;
+            }
+            let p = &ev["Properties"];
+            let at = format!(
+                "Resources.{}.Properties.Events.{event_id} (line {})",
+                f.logical_id, f.line
+            );
+            let Some(topic) = p["Topic"].as_str() else {
+                errors.push(format!("{at}: Topic is required"));
+                continue;
+            };
+            if !p["SqsSubscription"].is_null() && p["SqsSubscription"] != false {
+                eprintln!("warning: {at}: SqsSubscription is not served: the function is subscribed to the topic directly");
+            }
+            let function = nimbus_core::arn::function_arn(region, account, &f.name);
+            subs.push(subscription(topic.to_owned(), p, "lambda", function));
+        }
+    }
+    // An email or HTTP subscription (an alarm topic's, say) must not stop a local run.
+    subs.retain(|s| {
+        let served = matches!(s.protocol.as_str(), "sqs" | "lambda");
+        if !served {
+            eprintln!(
+                "warning: the {} subscription of {} to {} is not served: nimbus delivers sqs and lambda subscriptions",
+                s.protocol, s.topic_arn, s.endpoint
+            );
+        }
+        served
+    });
+    match errors.is_empty() {
+        true => Ok((topics, subs)),
+        false => Err(errors),
+    }
 }
 
 /// The template's `AWS::SSM::Parameter`s; a property CloudFormation would refuse is an error

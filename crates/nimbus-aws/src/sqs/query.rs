@@ -342,7 +342,7 @@ fn element(xml: &mut String, action: &str, name: &str, v: &Value) {
 }
 
 /// XML text; carriage returns as references so parsers do not fold them into line feeds.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

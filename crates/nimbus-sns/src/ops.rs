@@ -1,0 +1,848 @@
+//! SNS's operations: administration, and a publish planned (validated, matched, shaped) under
+//! the database lock, then delivered.
+
+use base64::Engine;
+use nimbus_core::pattern::Pattern;
+use rusqlite::Connection;
+use serde_json::{json, Map, Value};
+
+use crate::state::{self, Subscription, Topic};
+use crate::{empty, string_map, Sns, SnsError};
+
+/// A message's size limit, attributes included.
+const MAX_MESSAGE_BYTES: usize = 262_144;
+
+fn string<'a>(input: &'a Value, key: &str) -> Result<&'a str, SnsError> {
+    input[key]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            SnsError::invalid(format!(
+                "Invalid parameter: {key} Reason: no value for required parameter"
+            ))
+        })
+}
+
+pub(crate) fn check_topic_name(
+    name: &str,
+    attributes: &Map<String, Value>,
+) -> Result<(), SnsError> {
+    let fifo = attributes.get("FifoTopic").and_then(Value::as_str) == Some("true");
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    let ok = !base.is_empty()
+        && name.len() <= 256
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && fifo == name.ends_with(".fifo");
+    match ok {
+        true => Ok(()),
+        false => Err(SnsError::invalid(match fifo != name.ends_with(".fifo") {
+            true => "Invalid parameter: Fifo Topic names must end with .fifo and Standard Topic cannot end with .fifo",
+            false => "Invalid parameter: Topic Name",
+        })),
+    }
+}
+
+/// The queue name of an SQS ARN.
+fn queue_of(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sqs", _, _, name] if !name.is_empty() => Some(name),
+        _ => None,
+    }
+}
+
+/// The function name of a Lambda ARN (a qualifier, if any, dropped).
+fn function_of(arn: &str) -> Option<&str> {
+    arn.split_once(":function:")
+        .filter(|(p, _)| p.starts_with("arn:"))
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest))
+        .filter(|n| !n.is_empty())
+}
+
+pub(crate) fn check_subscription(
+    protocol: &str,
+    endpoint: &str,
+    attributes: &Map<String, Value>,
+) -> Result<(), SnsError> {
+    match protocol {
+        "sqs" if queue_of(endpoint).is_some() => {}
+        "lambda" if function_of(endpoint).is_some() => {}
+        "sqs" | "lambda" => {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: {protocol} endpoint ARN: {endpoint}"
+            )))
+        }
+        "http" | "https" | "email" | "email-json" | "sms" | "application" | "firehose" => {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: Protocol Reason: nimbus delivers sqs and lambda subscriptions; {protocol} is not served yet"
+            )))
+        }
+        other => {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: Amazon SNS does not support this protocol string: {other}"
+            )))
+        }
+    }
+    check_subscription_attributes(attributes)
+}
+
+fn check_subscription_attributes(attributes: &Map<String, Value>) -> Result<(), SnsError> {
+    for (k, v) in attributes {
+        let v = v.as_str().unwrap_or("");
+        match k.as_str() {
+            "FilterPolicy" => {
+                Pattern::parse(v).map_err(|e| {
+                    SnsError::invalid(format!("Invalid parameter: FilterPolicy: {e}"))
+                })?;
+            }
+            "FilterPolicyScope" if !matches!(v, "MessageAttributes" | "MessageBody") => {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: Attributes Reason: FilterPolicyScope: Invalid value [".to_owned()
+                        + v
+                        + "]. Please use either MessageBody or MessageAttributes",
+                ))
+            }
+            "RawMessageDelivery" if !matches!(v, "true" | "false") => {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value. Must be true or false.",
+                ))
+            }
+            "FilterPolicyScope" | "RawMessageDelivery" | "RedrivePolicy" | "DeliveryPolicy"
+            | "SubscriptionRoleArn" => {}
+            other => {
+                return Err(SnsError::invalid(format!(
+                    "Invalid parameter: Attributes Reason: Unknown attribute {other}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn topic_or_404(db: &Connection, arn: &str) -> Result<Topic, SnsError> {
+    state::topic(db, arn)?.ok_or_else(|| SnsError::not_found("Topic does not exist"))
+}
+
+fn subscription_json(s: &Subscription, account: &str) -> Value {
+    json!({
+        "SubscriptionArn": s.arn,
+        "Owner": account,
+        "Protocol": s.protocol,
+        "Endpoint": s.endpoint,
+        "TopicArn": s.topic_arn,
+    })
+}
+
+fn tags_of(input: &Value) -> Vec<Value> {
+    input["Tags"].as_array().cloned().unwrap_or_default()
+}
+
+pub(crate) fn admin(
+    sns: &Sns,
+    db: &mut Connection,
+    action: &str,
+    input: &Value,
+    _now_ms: u64,
+) -> Result<Value, SnsError> {
+    let account = sns.config().account.clone();
+    match action {
+        "CreateTopic" => {
+            let name = string(input, "Name")?;
+            let attributes = string_map(&input["Attributes"])?;
+            check_topic_name(name, &attributes)?;
+            let arn = sns.topic_arn(name);
+            match state::topic(db, &arn)? {
+                Some(existing) => {
+                    for (k, v) in &attributes {
+                        if existing.attributes.get(k) != Some(v) {
+                            return Err(SnsError::invalid(
+                                "Invalid parameter: Attributes Reason: Topic already exists with different attributes",
+                            ));
+                        }
+                    }
+                }
+                None => state::put_topic(
+                    db,
+                    &Topic {
+                        arn: arn.clone(),
+                        name: name.to_owned(),
+                        attributes,
+                        tags: tags_of(input),
+                    },
+                )?,
+            }
+            Ok(json!({"TopicArn": arn}))
+        }
+        "DeleteTopic" => {
+            // SNS answers a delete of a topic that is not there with success.
+            state::delete_topic(db, string(input, "TopicArn")?)?;
+            Ok(empty())
+        }
+        "ListTopics" => {
+            let after = input["NextToken"].as_str().unwrap_or("");
+            let all: Vec<Topic> = state::topics(db)?
+                .into_iter()
+                .filter(|t| t.arn.as_str() > after)
+                .collect();
+            let page: Vec<Value> = all
+                .iter()
+                .take(100)
+                .map(|t| json!({"TopicArn": t.arn}))
+                .collect();
+            let mut out = json!({"Topics": page});
+            if all.len() > 100 {
+                out["NextToken"] = all[99].arn.clone().into();
+            }
+            Ok(out)
+        }
+        "GetTopicAttributes" => {
+            let t = topic_or_404(db, string(input, "TopicArn")?)?;
+            let subs = state::subscriptions(db, Some(&t.arn))?;
+            let mut attrs = Map::new();
+            for (k, v) in [
+                ("TopicArn", t.arn.clone()),
+                ("Owner", account.clone()),
+                ("DisplayName", String::new()),
+                ("SubscriptionsConfirmed", subs.len().to_string()),
+                ("SubscriptionsPending", "0".into()),
+                ("SubscriptionsDeleted", "0".into()),
+                (
+                    "Policy",
+                    json!({"Version": "2008-10-17", "Id": "__default_policy_ID", "Statement": []})
+                        .to_string(),
+                ),
+            ] {
+                attrs.insert(k.into(), v.into());
+            }
+            attrs.extend(t.attributes.clone());
+            Ok(json!({"Attributes": attrs}))
+        }
+        "SetTopicAttributes" => {
+            let mut t = topic_or_404(db, string(input, "TopicArn")?)?;
+            let name = string(input, "AttributeName")?;
+            if matches!(name, "FifoTopic") {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: AttributeName Reason: FifoTopic cannot be changed",
+                ));
+            }
+            let value = input["AttributeValue"].as_str().unwrap_or("");
+            t.attributes.insert(name.to_owned(), value.into());
+            state::put_topic(db, &t)?;
+            Ok(empty())
+        }
+        "Subscribe" => {
+            let topic = topic_or_404(db, string(input, "TopicArn")?)?;
+            let protocol = string(input, "Protocol")?;
+            let endpoint = input["Endpoint"].as_str().unwrap_or("");
+            let attributes = string_map(&input["Attributes"])?;
+            check_subscription(protocol, endpoint, &attributes)?;
+            // Subscribing the same endpoint again answers the existing subscription.
+            if let Some(existing) = state::subscriptions(db, Some(&topic.arn))?
+                .into_iter()
+                .find(|s| s.protocol == protocol && s.endpoint == endpoint)
+            {
+                return Ok(json!({"SubscriptionArn": existing.arn}));
+            }
+            let arn = format!("{}:{}", topic.arn, uuid::Uuid::new_v4());
+            state::put_subscription(
+                db,
+                &Subscription {
+                    arn: arn.clone(),
+                    topic_arn: topic.arn,
+                    protocol: protocol.to_owned(),
+                    endpoint: endpoint.to_owned(),
+                    attributes,
+                },
+                false,
+            )?;
+            Ok(json!({"SubscriptionArn": arn}))
+        }
+        "ConfirmSubscription" => {
+            // sqs and lambda subscriptions are confirmed when made.
+            let topic = topic_or_404(db, string(input, "TopicArn")?)?;
+            Err(SnsError::invalid(format!(
+                "Invalid parameter: Token Reason: no pending subscription on {} has this token",
+                topic.arn
+            )))
+        }
+        "Unsubscribe" => match state::delete_subscription(db, string(input, "SubscriptionArn")?)? {
+            true => Ok(empty()),
+            false => Err(SnsError::not_found("Subscription does not exist")),
+        },
+        "ListSubscriptions" | "ListSubscriptionsByTopic" => {
+            let topic = match action {
+                "ListSubscriptionsByTopic" => {
+                    Some(topic_or_404(db, string(input, "TopicArn")?)?.arn)
+                }
+                _ => None,
+            };
+            let subs: Vec<Value> = state::subscriptions(db, topic.as_deref())?
+                .iter()
+                .map(|s| subscription_json(s, &account))
+                .collect();
+            Ok(json!({"Subscriptions": subs}))
+        }
+        "GetSubscriptionAttributes" => {
+            let s = state::subscription(db, string(input, "SubscriptionArn")?)?
+                .ok_or_else(|| SnsError::not_found("Subscription does not exist"))?;
+            let mut attrs = Map::new();
+            for (k, v) in [
+                ("SubscriptionArn", s.arn.as_str()),
+                ("TopicArn", s.topic_arn.as_str()),
+                ("Owner", account.as_str()),
+                ("Protocol", s.protocol.as_str()),
+                ("Endpoint", s.endpoint.as_str()),
+                ("ConfirmationWasAuthenticated", "true"),
+                ("PendingConfirmation", "false"),
+                ("RawMessageDelivery", "false"),
+            ] {
+                attrs.insert(k.into(), v.into());
+            }
+            if s.attributes.contains_key("FilterPolicy") {
+                attrs.insert("FilterPolicyScope".into(), "MessageAttributes".into());
+            }
+            attrs.extend(s.attributes.clone());
+            Ok(json!({"Attributes": attrs}))
+        }
+        "SetSubscriptionAttributes" => {
+            let mut s = state::subscription(db, string(input, "SubscriptionArn")?)?
+                .ok_or_else(|| SnsError::not_found("Subscription does not exist"))?;
+            let name = string(input, "AttributeName")?;
+            let value = input["AttributeValue"].as_str().unwrap_or("");
+            let mut one = Map::new();
+            one.insert(name.to_owned(), value.into());
+            check_subscription_attributes(&one)?;
+            match (name, value) {
+                ("FilterPolicy", "") => {
+                    s.attributes.remove(name);
+                }
+                _ => {
+                    s.attributes.insert(name.to_owned(), value.into());
+                }
+            }
+            state::put_subscription(db, &s, false)?;
+            Ok(empty())
+        }
+        "TagResource" | "UntagResource" | "ListTagsForResource" => {
+            let mut t = state::topic(db, string(input, "ResourceArn")?)?.ok_or_else(|| {
+                SnsError::Service {
+                    code: "ResourceNotFound",
+                    status: 404,
+                    message: "Resource does not exist".into(),
+                }
+            })?;
+            match action {
+                "ListTagsForResource" => return Ok(json!({"Tags": t.tags})),
+                "TagResource" => {
+                    for tag in tags_of(input) {
+                        t.tags.retain(|x| x["Key"] != tag["Key"]);
+                        t.tags.push(tag);
+                    }
+                }
+                _ => {
+                    let keys = input["TagKeys"].as_array().cloned().unwrap_or_default();
+                    t.tags.retain(|x| !keys.contains(&x["Key"]));
+                }
+            }
+            state::put_topic(db, &t)?;
+            Ok(empty())
+        }
+        other => Err(SnsError::Service {
+            code: "InvalidAction",
+            status: 400,
+            message: format!("The action {other} is not valid for this endpoint."),
+        }),
+    }
+}
+
+/// One message to deliver: already validated and shaped, with the subscriptions it goes to.
+pub(crate) struct Plan {
+    message_id: String,
+    deliveries: Vec<Delivery>,
+}
+
+/// A batch entry's id and its plan, or why it failed.
+pub(crate) type BatchEntry = (String, Result<Plan, SnsError>);
+
+enum Delivery {
+    Queue {
+        queue: String,
+        body: String,
+        attributes: Option<Map<String, Value>>,
+        group_id: Option<String>,
+        dedup_id: Option<String>,
+    },
+    Function {
+        function: String,
+        payload: String,
+    },
+}
+
+/// A publish's message attributes, checked: `{name: {DataType, StringValue|BinaryValue}}`.
+fn message_attributes(input: &Value) -> Result<Map<String, Value>, SnsError> {
+    let Some(m) = input["MessageAttributes"].as_object() else {
+        return Ok(Map::new());
+    };
+    if m.len() > 10 {
+        return Err(SnsError::invalid(
+            "Invalid parameter: MessageAttributes Reason: a message can have at most 10 attributes",
+        ));
+    }
+    for (name, v) in m {
+        let data_type = v["DataType"].as_str().unwrap_or("");
+        let base = data_type.split('.').next().unwrap_or("");
+        let has_value = v["StringValue"].is_string() || v["BinaryValue"].is_string();
+        if !matches!(base, "String" | "Number" | "Binary") || !has_value {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: MessageAttributes Reason: The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
+            )));
+        }
+        if data_type == "String.Array"
+            && serde_json::from_str::<Vec<Value>>(v["StringValue"].as_str().unwrap_or("")).is_err()
+        {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: MessageAttributes Reason: The message attribute '{name}' with type 'String.Array' must be a JSON array"
+            )));
+        }
+    }
+    Ok(m.clone())
+}
+
+/// What an attribute-scoped filter policy sees: each attribute's value, typed.
+fn attribute_doc(attrs: &Map<String, Value>) -> Value {
+    let mut doc = Map::new();
+    for (name, v) in attrs {
+        let text = v["StringValue"].as_str().unwrap_or("");
+        let value = match v["DataType"].as_str().unwrap_or("") {
+            t if t.starts_with("Number") => serde_json::from_str::<serde_json::Number>(text)
+                .map(Value::Number)
+                .unwrap_or_else(|_| text.into()),
+            "String.Array" => serde_json::from_str(text).unwrap_or_else(|_| text.into()),
+            t if t.starts_with("Binary") => continue,
+            _ => text.into(),
+        };
+        doc.insert(name.clone(), value);
+    }
+    Value::Object(doc)
+}
+
+fn matches(sub: &Subscription, attrs: &Map<String, Value>, message: &str) -> bool {
+    let Some(policy) = sub.attribute("FilterPolicy").filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    let Ok(pattern) = Pattern::parse(policy) else {
+        return false;
+    };
+    match sub.attribute("FilterPolicyScope") {
+        Some("MessageBody") => serde_json::from_str::<Value>(message)
+            .map(|body| pattern.matches(&body))
+            .unwrap_or(false),
+        _ => pattern.matches(&attribute_doc(attrs)),
+    }
+}
+
+/// The envelope attributes: `{name: {Type, Value}}`.
+fn envelope_attributes(attrs: &Map<String, Value>) -> Map<String, Value> {
+    attrs
+        .iter()
+        .map(|(name, v)| {
+            let value = v["StringValue"]
+                .as_str()
+                .or_else(|| v["BinaryValue"].as_str())
+                .unwrap_or("");
+            (
+                name.clone(),
+                json!({"Type": v["DataType"].as_str().unwrap_or("String"), "Value": value}),
+            )
+        })
+        .collect()
+}
+
+/// One publish entry, validated and matched against the topic's subscriptions.
+fn plan_one(
+    sns: &Sns,
+    topic: &Topic,
+    subs: &[Subscription],
+    entry: &Value,
+    now_ms: u64,
+) -> Result<Plan, SnsError> {
+    let message = entry["Message"].as_str().unwrap_or("");
+    if message.is_empty() {
+        return Err(SnsError::invalid("Invalid parameter: Empty message"));
+    }
+    let attrs = message_attributes(entry)?;
+    let size = message.len() + serde_json::to_string(&attrs).map_or(0, |s| s.len());
+    if size > MAX_MESSAGE_BYTES {
+        return Err(SnsError::invalid("Invalid parameter: Message too long"));
+    }
+    let subject = entry["Subject"].as_str();
+    if subject.is_some_and(|s| s.is_empty() || s.len() > 100) {
+        return Err(SnsError::invalid("Invalid parameter: Subject"));
+    }
+    let per_protocol: Option<Map<String, Value>> = match entry["MessageStructure"].as_str() {
+        None => None,
+        Some("json") => {
+            let doc: Map<String, Value> = serde_json::from_str(message).map_err(|_| {
+                SnsError::invalid(
+                    "Invalid parameter: Message Structure - JSON message body failed to parse",
+                )
+            })?;
+            if !doc.get("default").is_some_and(Value::is_string) {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: Message Structure - No default entry in JSON message body",
+                ));
+            }
+            Some(doc)
+        }
+        Some(other) => {
+            return Err(SnsError::invalid(format!(
+                "Invalid parameter: MessageStructure Reason: {other} is not json"
+            )))
+        }
+    };
+    let group_id = entry["MessageGroupId"].as_str().map(str::to_owned);
+    let mut dedup_id = entry["MessageDeduplicationId"].as_str().map(str::to_owned);
+    if topic.fifo() {
+        if group_id.is_none() {
+            return Err(SnsError::invalid(
+                "Invalid parameter: The MessageGroupId parameter is required for FIFO topics",
+            ));
+        }
+        if dedup_id.is_none() {
+            if !topic.content_based_dedup() {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ));
+            }
+            dedup_id = Some(nimbus_events::message::sha256_hex(message.as_bytes()));
+        }
+    } else if group_id.is_some() {
+        return Err(SnsError::invalid(
+            "Invalid parameter: MessageGroupId Reason: The request includes MessageGroupId parameter that is not valid for this topic type",
+        ));
+    }
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let timestamp = nimbus_core::report::timestamp_millis(now_ms);
+    let endpoint = &sns.config().endpoint;
+    let signature = base64::engine::general_purpose::STANDARD.encode(
+        nimbus_events::message::sha256_hex(format!("{message_id}{message}").as_bytes()),
+    );
+    let cert = format!("{endpoint}/_nimbus/sns/SimpleNotificationService.pem");
+    let mut deliveries = Vec::new();
+    for sub in subs {
+        let text = per_protocol
+            .as_ref()
+            .and_then(|m| m.get(&sub.protocol).or_else(|| m.get("default")))
+            .and_then(Value::as_str)
+            .unwrap_or(message);
+        if !matches(sub, &attrs, text) {
+            continue;
+        }
+        let unsubscribe = format!("{endpoint}/?Action=Unsubscribe&SubscriptionArn={}", sub.arn);
+        let mut sns_doc = json!({
+            "Type": "Notification",
+            "MessageId": message_id,
+            "TopicArn": topic.arn,
+            "Message": text,
+            "Timestamp": timestamp,
+            "SignatureVersion": "1",
+            "Signature": signature,
+        });
+        if let Some(s) = subject {
+            sns_doc["Subject"] = s.into();
+        }
+        match sub.protocol.as_str() {
+            "sqs" => {
+                let Some(queue) = queue_of(&sub.endpoint) else {
+                    continue;
+                };
+                let raw = sub.attribute("RawMessageDelivery") == Some("true");
+                let (body, attributes) = match raw {
+                    true => (text.to_owned(), (!attrs.is_empty()).then(|| attrs.clone())),
+                    false => {
+                        sns_doc["SigningCertURL"] = cert.clone().into();
+                        sns_doc["UnsubscribeURL"] = unsubscribe.into();
+                        if !attrs.is_empty() {
+                            sns_doc["MessageAttributes"] =
+                                Value::Object(envelope_attributes(&attrs));
+                        }
+                        (sns_doc.to_string(), None)
+                    }
+                };
+                deliveries.push(Delivery::Queue {
+                    queue: queue.to_owned(),
+                    body,
+                    attributes,
+                    group_id: group_id.clone(),
+                    dedup_id: dedup_id.clone(),
+                });
+            }
+            "lambda" => {
+                let Some(function) = function_of(&sub.endpoint) else {
+                    continue;
+                };
+                sns_doc["Subject"] = subject.map_or(Value::Null, Value::from);
+                sns_doc["SigningCertUrl"] = cert.clone().into();
+                sns_doc["UnsubscribeUrl"] = unsubscribe.into();
+                sns_doc["MessageAttributes"] = Value::Object(envelope_attributes(&attrs));
+                let event = json!({"Records": [{
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": sub.arn,
+                    "Sns": sns_doc,
+                }]});
+                deliveries.push(Delivery::Function {
+                    function: function.to_owned(),
+                    payload: event.to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(Plan {
+        message_id,
+        deliveries,
+    })
+}
+
+fn target_topic(db: &Connection, input: &Value) -> Result<(Topic, Vec<Subscription>), SnsError> {
+    let arn = input["TopicArn"]
+        .as_str()
+        .or_else(|| input["TargetArn"].as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            SnsError::invalid(
+                "Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter",
+            )
+        })?;
+    let topic = topic_or_404(db, arn)?;
+    let subs = state::subscriptions(db, Some(&topic.arn))?;
+    Ok((topic, subs))
+}
+
+pub(crate) fn publish_plan(
+    sns: &Sns,
+    db: &Connection,
+    input: &Value,
+    now_ms: u64,
+) -> Result<Plan, SnsError> {
+    if input["PhoneNumber"].is_string() {
+        return Err(SnsError::invalid(
+            "Invalid parameter: PhoneNumber Reason: nimbus does not send SMS",
+        ));
+    }
+    let (topic, subs) = target_topic(db, input)?;
+    plan_one(sns, &topic, &subs, input, now_ms)
+}
+
+pub(crate) fn publish_batch_plans(
+    sns: &Sns,
+    db: &Connection,
+    input: &Value,
+    now_ms: u64,
+) -> Result<Vec<BatchEntry>, SnsError> {
+    let (topic, subs) = target_topic(db, input)?;
+    let entries = input["PublishBatchRequestEntries"]
+        .as_array()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| SnsError::Service {
+            code: "EmptyBatchRequest",
+            status: 400,
+            message: "The batch request doesn't contain any entries".into(),
+        })?;
+    if entries.len() > 10 {
+        return Err(SnsError::Service {
+            code: "TooManyEntriesInBatchRequest",
+            status: 400,
+            message: "The batch request contains more entries than permissible".into(),
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in entries {
+        let id = e["Id"].as_str().unwrap_or("").to_owned();
+        if !ids.insert(id.clone()) {
+            return Err(SnsError::Service {
+                code: "BatchEntryIdsNotDistinct",
+                status: 400,
+                message: "Two or more batch entries in the request have the same Id".into(),
+            });
+        }
+        out.push((id, plan_one(sns, &topic, &subs, e, now_ms)));
+    }
+    Ok(out)
+}
+
+fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
+    for d in &plan.deliveries {
+        match d {
+            Delivery::Queue {
+                queue,
+                body,
+                attributes,
+                group_id,
+                dedup_id,
+            } => {
+                let mut m =
+                    nimbus_events::message::internal(body.clone(), attributes.clone(), None);
+                if queue.ends_with(".fifo") {
+                    m.group_id = group_id.clone().or_else(|| Some("sns".into()));
+                    m.deduplication_id = dedup_id
+                        .clone()
+                        .or_else(|| Some(nimbus_events::message::sha256_hex(body.as_bytes())));
+                }
+                // A queue that was deleted after it subscribed: SNS drops the delivery.
+                match sns.hub().send(queue, &[m]) {
+                    Ok(()) => {}
+                    Err(nimbus_store::StoreError::Queue(
+                        nimbus_store::QueueError::NonExistentQueue,
+                    )) => {}
+                    Err(e) => {
+                        return Err(SnsError::Internal(format!("delivering to {queue}: {e}")))
+                    }
+                }
+            }
+            Delivery::Function { function, payload } => {
+                match sns.hub().invoke_async(function, payload, None) {
+                    Ok(_) | Err(nimbus_events::EventsError::FunctionNotFound(_)) => {}
+                    Err(e) => return Err(SnsError::Internal(format!("invoking {function}: {e}"))),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn deliver(sns: &Sns, plan: Plan) -> Result<Value, SnsError> {
+    run(sns, &plan)?;
+    Ok(json!({"MessageId": plan.message_id}))
+}
+
+pub(crate) fn deliver_batch(sns: &Sns, plans: Vec<BatchEntry>) -> Result<Value, SnsError> {
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    for (id, plan) in plans {
+        match plan.and_then(|p| run(sns, &p).map(|()| p.message_id)) {
+            Ok(message_id) => successful.push(json!({"Id": id, "MessageId": message_id})),
+            Err(e) => failed.push(json!({
+                "Id": id,
+                "Code": e.code(),
+                "Message": e.to_string(),
+                "SenderFault": e.fault() == "Sender",
+            })),
+        }
+    }
+    Ok(json!({"Successful": successful, "Failed": failed}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(policy: Option<&str>, scope: Option<&str>) -> Subscription {
+        let mut attributes = Map::new();
+        if let Some(p) = policy {
+            attributes.insert("FilterPolicy".into(), p.into());
+        }
+        if let Some(s) = scope {
+            attributes.insert("FilterPolicyScope".into(), s.into());
+        }
+        Subscription {
+            arn: "arn:aws:sns:us-east-1:123456789012:t:1".into(),
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
+            protocol: "sqs".into(),
+            endpoint: "arn:aws:sqs:us-east-1:123456789012:q".into(),
+            attributes,
+        }
+    }
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn filter_policies_match_attributes_by_type_and_bodies_by_content() {
+        let red = attrs(
+            json!({"color": {"DataType": "String", "StringValue": "red"},
+                               "size": {"DataType": "Number", "StringValue": "7"},
+                               "tags": {"DataType": "String.Array", "StringValue": "[\"a\",\"b\"]"}}),
+        );
+        let none = Map::new();
+        for (policy, scope, attributes, body, want) in [
+            (None, None, &none, "x", true),
+            (Some(r#"{"color": ["red"]}"#), None, &red, "x", true),
+            (Some(r#"{"color": ["blue"]}"#), None, &red, "x", false),
+            (Some(r#"{"color": ["red"]}"#), None, &none, "x", false),
+            (
+                Some(r#"{"size": [{"numeric": [">", 5]}]}"#),
+                None,
+                &red,
+                "x",
+                true,
+            ),
+            (Some(r#"{"tags": ["b"]}"#), None, &red, "x", true),
+            (
+                Some(r#"{"color": [{"exists": false}]}"#),
+                None,
+                &none,
+                "x",
+                true,
+            ),
+            (
+                Some(r#"{"kind": ["order"]}"#),
+                Some("MessageBody"),
+                &none,
+                r#"{"kind": "order"}"#,
+                true,
+            ),
+            (
+                Some(r#"{"kind": ["order"]}"#),
+                Some("MessageBody"),
+                &none,
+                "not json",
+                false,
+            ),
+        ] {
+            assert_eq!(
+                matches(&sub(policy, scope), attributes, body),
+                want,
+                "{policy:?} {scope:?} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn subscriptions_are_checked_as_sns_checks_them() {
+        let ok = Map::new();
+        assert!(check_subscription("sqs", "arn:aws:sqs:us-east-1:123456789012:q", &ok).is_ok());
+        assert!(check_subscription(
+            "lambda",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            &ok
+        )
+        .is_ok());
+        assert!(check_subscription("sqs", "not-an-arn", &ok).is_err());
+        assert!(check_subscription("https", "https://example.com", &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("not served yet"));
+        assert!(check_subscription("pigeon", "x", &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("does not support this protocol"));
+        let mut bad = Map::new();
+        bad.insert("FilterPolicy".into(), "{not json".into());
+        let e =
+            check_subscription("sqs", "arn:aws:sqs:us-east-1:123456789012:q", &bad).unwrap_err();
+        assert!(
+            e.to_string().starts_with("Invalid parameter: FilterPolicy"),
+            "{e}"
+        );
+        assert_eq!(
+            function_of("arn:aws:lambda:us-east-1:1:function:f:live"),
+            Some("f")
+        );
+    }
+}
