@@ -13,7 +13,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-const AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=bench/20261206/us-east-1/dynamodb/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000";
+/// The signature's credential scope names a service (`AWS_LOAD_SERVICE`, default `dynamodb`):
+/// peers that route by it (moto's server) need the right one.
+fn authorization() -> String {
+    let service = std::env::var("AWS_LOAD_SERVICE").unwrap_or_else(|_| "dynamodb".into());
+    format!("AWS4-HMAC-SHA256 Credential=bench/20261206/us-east-1/{service}/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000")
+}
 
 #[tokio::main]
 async fn main() {
@@ -25,6 +30,7 @@ async fn main() {
     let conns: usize = conns.parse().expect("CONNECTIONS is a number");
     let secs: f64 = secs.parse().expect("SECONDS is a number");
     let body = Bytes::from(body.clone());
+    let authorization = authorization();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -33,11 +39,12 @@ async fn main() {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1)
             .build_http::<Full<Bytes>>();
-        let (url, target, content_type, body) = (
+        let (url, target, content_type, body, authorization) = (
             url.clone(),
             target.clone(),
             content_type.clone(),
             body.clone(),
+            authorization.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -49,7 +56,7 @@ async fn main() {
                     // Peers that insist on a signed-looking request (dynalite) get one; nimbus
                     // does not check signatures, like most local emulators.
                     .header("x-amz-date", "20261206T000000Z")
-                    .header("authorization", AUTHORIZATION)
+                    .header("authorization", &authorization)
                     .body(Full::new(body.clone()))
                     .expect("a valid request");
                 let t = Instant::now();
