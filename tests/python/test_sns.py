@@ -179,3 +179,53 @@ def test_an_accepted_publish_is_delivered_after_kill_9(start_nimbus):
     url = sqs.get_queue_url(QueueName="all")["QueueUrl"]
     got = {json.loads(m["Body"])["MessageId"] for m in drain(sqs, url, 20)}
     assert ids <= got
+
+
+TOPIC_TARGETS = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Alerts:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: alerts
+      Subscription:
+        - {Protocol: sqs, Endpoint: !GetAtt AlertsQueue.Arn}
+  AlertsQueue:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: alerts-q}
+  ShopRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [shop]}
+      Targets:
+        - {Id: ToAlerts, Arn: !Ref Alerts}
+  Fails:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: fails.handler
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+        DestinationConfig:
+          OnFailure: {Type: SNS, Destination: !Ref Alerts}
+"""
+
+FAILS = '''
+def handler(event, context):
+    raise RuntimeError("always")
+'''
+
+
+def test_a_topic_is_a_rule_target_and_a_functions_failure_destination(start_nimbus):
+    n = start_nimbus(TOPIC_TARGETS, {"src/fails.py": FAILS})
+    n.client("events").put_events(Entries=[{"Source": "shop", "DetailType": "order", "Detail": '{"id": 7}'}])
+    n.client("lambda").invoke(FunctionName="Fails", InvocationType="Event", Payload=b'{"order": 8}')
+    sqs = n.client("sqs")
+    url = sqs.get_queue_url(QueueName="alerts-q")["QueueUrl"]
+    messages = [json.loads(json.loads(m["Body"])["Message"]) for m in drain(sqs, url, 2, timeout=30)]
+    event = next(m for m in messages if m.get("source") == "shop")
+    assert event["detail"] == {"id": 7}, "the rule's event, as the topic's message"
+    record = next(m for m in messages if "requestContext" in m)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"] == {"order": 8}

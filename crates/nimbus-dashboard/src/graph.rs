@@ -33,6 +33,7 @@ fn dest_node(dest: &Dest) -> String {
         Dest::Function(f) => format!("function:{f}"),
         Dest::Queue(q) => format!("queue:{q}"),
         Dest::Bus(b) => format!("bus:{b}"),
+        Dest::Topic(t) => format!("topic:{t}"),
     }
 }
 

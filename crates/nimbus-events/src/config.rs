@@ -23,6 +23,8 @@ pub enum Dest {
     Function(String),
     Queue(String),
     Bus(String),
+    /// An SNS topic, by name: published to through [`crate::Hub::set_topic_publisher`].
+    Topic(String),
 }
 
 impl Dest {
@@ -32,6 +34,7 @@ impl Dest {
             Dest::Function(f) => nimbus_core::arn::function_arn(region, account, f),
             Dest::Queue(q) => nimbus_core::arn::queue_arn(region, account, q),
             Dest::Bus(b) => nimbus_core::arn::event_bus_arn(region, account, b),
+            Dest::Topic(t) => format!("arn:aws:sns:{region}:{account}:{t}"),
         }
     }
 }
@@ -161,6 +164,8 @@ pub struct Known<'a> {
 struct Reader<'a> {
     known: Known<'a>,
     buses: BTreeSet<String>,
+    /// The template's SNS topics (`TopicName` or the logical id).
+    topics: BTreeSet<String>,
     errors: Vec<String>,
     warnings: Vec<String>,
 }
@@ -198,6 +203,12 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
     let mut r = Reader {
         known,
         buses: BTreeSet::new(),
+        topics: stack
+            .resources
+            .iter()
+            .filter(|(_, r)| r.resource_type == "AWS::SNS::Topic")
+            .map(|(id, r)| r.properties["TopicName"].as_str().unwrap_or(id).to_owned())
+            .collect(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -376,10 +387,11 @@ impl Reader<'_> {
                     .unwrap_or(resource)
                     .to_owned(),
             ),
+            "sns" => Dest::Topic(resource.to_owned()),
             other => {
                 self.error(
                     at,
-                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues and event buses, not {other}"),
+                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues, event buses and SNS topics, not {other}"),
                 );
                 return None;
             }
@@ -388,6 +400,7 @@ impl Reader<'_> {
             Dest::Function(f) => !self.known.functions.contains(f),
             Dest::Queue(q) => !self.known.queues.contains(q),
             Dest::Bus(b) => b != "default" && !self.buses.contains(b),
+            Dest::Topic(t) => !self.topics.contains(t),
         };
         if missing {
             self.error(at, format!("{arn} names no resource of this template"));

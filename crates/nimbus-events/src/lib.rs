@@ -90,7 +90,13 @@ struct Inner {
     stream_mappings: Vec<config::StreamMappingSpec>,
     alarms: Vec<Arc<alarms::Alarm>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Publishes to an SNS topic (`topic name, message`); set once SNS exists, which is built on
+    /// this hub.
+    topics: std::sync::OnceLock<TopicPublisher>,
 }
+
+/// What publishes a message to an SNS topic for the engine: `(topic name, message)`.
+pub type TopicPublisher = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 
 /// Unix milliseconds: the time the engine and the SQS layer pass to the store.
 pub use nimbus_lambda::epoch_ms as now_ms;
@@ -122,6 +128,7 @@ impl Hub {
                     .map(|a| Arc::new(alarms::Alarm::new(a)))
                     .collect(),
                 stop,
+                topics: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -312,6 +319,12 @@ impl Hub {
         &self.inner.queues
     }
 
+    /// Lets the engine publish to SNS topics (rule targets, destinations, dead-letter queues);
+    /// the binary sets it once SNS is built on this hub. A second call is ignored.
+    pub fn set_topic_publisher(&self, publish: TopicPublisher) {
+        let _ = self.inner.topics.set(publish);
+    }
+
     /// Delivers a payload to a destination: a queue message, an asynchronous invocation, or an
     /// event on a bus (`detail_type`/`source` used only then).
     pub(crate) fn deliver(
@@ -329,6 +342,10 @@ impl Hub {
                 .invoke_async(f, payload, trace)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            Dest::Topic(t) => match self.inner.topics.get() {
+                Some(publish) => publish(t, payload),
+                None => Err(format!("topic {t}: SNS is not running")),
+            },
             Dest::Bus(b) => {
                 let (source, detail_type, resource) = as_event;
                 let entry = PutEventsEntry {

@@ -173,6 +173,16 @@ impl Sns {
         }
     }
 
+    /// Publishes `message` to the topic named `topic`, as a rule target, destination or
+    /// dead-letter queue does: the same fan-out as `Publish`.
+    pub fn publish(&self, topic: &str, message: &str) -> Result<String, SnsError> {
+        let out = self.dispatch(
+            "Publish",
+            &json!({"TopicArn": self.topic_arn(topic), "Message": message}),
+        )?;
+        Ok(out["MessageId"].as_str().unwrap_or("").to_owned())
+    }
+
     /// Names of the topics, for start-up output and the dashboard.
     pub fn topics(&self) -> Result<Vec<String>, SnsError> {
         state::topic_names(&self.db())

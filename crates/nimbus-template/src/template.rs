@@ -87,6 +87,8 @@ const SERVED: &[&str] = &[
     "AWS::ApiGatewayV2::Deployment",
     "AWS::SSM::Parameter",
     "AWS::SecretsManager::Secret",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,

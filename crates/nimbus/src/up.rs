@@ -572,6 +572,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("cannot open {}", sns_path.display()))?;
+    {
+        let sns = sns.clone();
+        hub.set_topic_publisher(Box::new(move |topic, message| {
+            sns.publish(topic, message)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", e.code()))
+        }));
+    }
     let topics = match template_sns(&stack, &region, &account)
         .and_then(|(t, s)| sns.apply_template(&t, &s).map_err(|e| vec![e.to_string()]))
     {
