@@ -83,16 +83,16 @@ Outputs:
 #[test]
 fn warnings_found_before_a_failure_are_kept_on_the_error() {
     let err = crate::load_with(
-        "Resources:\n  Q: {Type: AWS::SQS::Queue}\n  T:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: !Ref Nope}\n",
+        "Resources:\n  Q: {Type: AWS::SQS::Queue}\n  T:\n    Type: AWS::Kinesis::Stream\n    Properties: {Name: !Ref Nope}\n",
         &Default::default(),
     )
     .unwrap_err();
     assert_eq!(err.errors.len(), 1);
-    // The topic is not served (the queue is).
+    // The stream is not served (the queue is).
     assert_eq!(err.warnings.len(), 1);
     assert!(
         err.to_string()
-            .starts_with("1 error(s) in template:\n  template.yaml:5:29: "),
+            .starts_with("1 error(s) in template:\n  template.yaml:5:24: "),
         "{err}"
     );
 }

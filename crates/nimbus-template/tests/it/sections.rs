@@ -113,9 +113,9 @@ fn unserved_resources_warn_but_stay_in_the_model_resolved() {
     check_ok(
         r#"Transform: AWS::Serverless-2016-10-31
 Resources:
-  Topic:
-    Type: AWS::SNS::Topic
-    Properties: {TopicName: !Sub "${AWS::StackName}-jobs"}
+  Stream:
+    Type: AWS::Kinesis::Stream
+    Properties: {Name: !Sub "${AWS::StackName}-jobs"}
   Bucket:
     Type: AWS::S3::Bucket
     Properties: {BucketName: orders}
@@ -126,14 +126,14 @@ Resources:
             assert_eq!(
                 warnings(stack),
                 [
-                    "template.yaml:3:3: Resources.Topic: resource type AWS::SNS::Topic is not served by nimbus yet; ignoring Resources.Topic",
+                    "template.yaml:3:3: Resources.Stream: resource type AWS::Kinesis::Stream is not served by nimbus yet; ignoring Resources.Stream",
                     "template.yaml:6:3: Resources.Bucket: resource type AWS::S3::Bucket is not served by nimbus yet; ignoring Resources.Bucket",
                     "template.yaml:9:3: Resources.Custom: resource type Custom::Seeder is not served by nimbus yet; ignoring Resources.Custom",
                 ]
             );
-            let t = &stack.resources["Topic"];
-            assert_eq!(t.resource_type, "AWS::SNS::Topic");
-            assert_eq!(t.properties, json!({"TopicName": "nimbus-jobs"}));
+            let t = &stack.resources["Stream"];
+            assert_eq!(t.resource_type, "AWS::Kinesis::Stream");
+            assert_eq!(t.properties, json!({"Name": "nimbus-jobs"}));
             assert_eq!(stack.resources["Custom"].properties, json!({}));
             assert_eq!(stack.resources["Custom"].metadata, json!({}));
             assert!(stack.functions.is_empty());
