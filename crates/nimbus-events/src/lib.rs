@@ -319,8 +319,9 @@ impl Hub {
         &self.inner.queues
     }
 
-    /// Lets the engine publish to SNS topics (rule targets, destinations, dead-letter queues);
-    /// the binary sets it once SNS is built on this hub. A second call is ignored.
+    /// Lets the engine publish to SNS topics (rule targets, a function's destinations); the
+    /// binary sets it once SNS is built on this hub. A second call is ignored. The publisher
+    /// holds SNS, which holds this hub: both live as long as the process.
     pub fn set_topic_publisher(&self, publish: TopicPublisher) {
         let _ = self.inner.topics.set(publish);
     }
