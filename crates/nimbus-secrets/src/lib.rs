@@ -244,9 +244,9 @@ impl SecretsManager {
         let mut db = self.db();
         let tx = db.transaction()?;
         let mut out = Vec::new();
+        purge_expired(&tx, now_ms)?;
         for s in secrets {
             check_name(&s.name)?;
-            purge_expired(&tx, now_ms)?;
             let existing = secret(&tx, &s.name)?;
             let template_value = match &s.value {
                 TemplateValue::String(v) => Some(v.clone()),
@@ -258,15 +258,7 @@ impl SecretsManager {
                         .prepare_cached("SELECT template_value FROM secrets WHERE name = ?1")?
                         .query_row([&s.name], |r| r.get(0))?;
                     if let (Some(v), true) = (&template_value, template_value != last) {
-                        put_version(
-                            &tx,
-                            &e.name,
-                            &uuid::Uuid::new_v4().to_string(),
-                            Some(v),
-                            None,
-                            &["AWSCURRENT".into()],
-                            now_ms,
-                        )?;
+                        put_current(&tx, &e.name, &new_version_id(), Some(v), None, now_ms)?;
                     }
                     e.arn
                 }
@@ -292,15 +284,7 @@ impl SecretsManager {
                         TemplateValue::None => None,
                     };
                     if let Some(v) = value {
-                        put_version(
-                            &tx,
-                            &s.name,
-                            &uuid::Uuid::new_v4().to_string(),
-                            Some(&v),
-                            None,
-                            &["AWSCURRENT".into()],
-                            now_ms,
-                        )?;
+                        put_current(&tx, &s.name, &new_version_id(), Some(&v), None, now_ms)?;
                     }
                     arn
                 }
@@ -367,7 +351,6 @@ impl SecretsManager {
                 ),
             });
         }
-        let (string_value, binary_value) = value_of(input)?;
         let arn = self.new_arn(name);
         let tags = input.get("Tags").cloned().unwrap_or_else(|| json!([]));
         tx.prepare_cached(
@@ -382,22 +365,64 @@ impl SecretsManager {
             tags.to_string(),
             now_ms as i64
         ])?;
+        // A bad value fails the call after the insert: the transaction keeps neither.
         let mut answer = json!({"ARN": arn, "Name": name});
-        if string_value.is_some() || binary_value.is_some() {
-            let id = version_id(input)?;
-            put_version(
-                tx,
-                name,
-                &id,
-                string_value.as_deref(),
-                binary_value.as_deref(),
-                &["AWSCURRENT".into()],
-                now_ms,
-            )?;
+        if let Some(id) = put_given_value(tx, name, input, now_ms)? {
             answer["VersionId"] = id.into();
         }
         Ok(answer)
     }
+}
+
+/// The request's `SecretString` or `SecretBinary`, if it has one, as the new current version:
+/// its version id.
+fn put_given_value(
+    db: &Connection,
+    name: &str,
+    input: &Value,
+    now_ms: u64,
+) -> Result<Option<String>, SecretsError> {
+    let (string_value, binary_value) = value_of(input)?;
+    if string_value.is_none() && binary_value.is_none() {
+        return Ok(None);
+    }
+    let id = version_id(input)?;
+    put_current(
+        db,
+        name,
+        &id,
+        string_value.as_deref(),
+        binary_value.as_deref(),
+        now_ms,
+    )?;
+    Ok(Some(id))
+}
+
+/// A new version labelled `AWSCURRENT` (the one it replaces becomes `AWSPREVIOUS`).
+fn put_current(
+    db: &Connection,
+    name: &str,
+    id: &str,
+    string: Option<&str>,
+    binary: Option<&[u8]>,
+    now_ms: u64,
+) -> Result<(), SecretsError> {
+    put_version(db, name, id, string, binary, &["AWSCURRENT".into()], now_ms)
+}
+
+fn new_version_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The strings of a JSON array (anything else in it, or no array, gives none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn check_name(name: &str) -> Result<(), SecretsError> {
@@ -417,7 +442,7 @@ fn check_name(name: &str) -> Result<(), SecretsError> {
 
 fn version_id(input: &Value) -> Result<String, SecretsError> {
     match input["ClientRequestToken"].as_str() {
-        None => Ok(uuid::Uuid::new_v4().to_string()),
+        None => Ok(new_version_id()),
         Some(t) if (32..=64).contains(&t.len()) => Ok(t.to_owned()),
         Some(_) => Err(SecretsError::invalid_parameter(
             "ClientRequestToken must be 32-64 characters long.",
@@ -694,12 +719,9 @@ fn put_secret_value(db: &Connection, input: &Value, now_ms: u64) -> Result<Value
             "You must provide either SecretString or SecretBinary.",
         ));
     }
-    let stages: Vec<String> = match input["VersionStages"].as_array() {
-        Some(a) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        None => vec!["AWSCURRENT".into()],
+    let stages: Vec<String> = match input["VersionStages"].is_array() {
+        true => strings(&input["VersionStages"]),
+        false => vec!["AWSCURRENT".into()],
     };
     let id = version_id(input)?;
     put_version(
@@ -724,19 +746,8 @@ fn update_secret(db: &Connection, input: &Value, now_ms: u64) -> Result<Value, S
         db.prepare_cached("UPDATE secrets SET kms_key_id = ?2 WHERE name = ?1")?
             .execute(params![s.name, k])?;
     }
-    let (string_value, binary_value) = value_of(input)?;
     let mut answer = json!({"ARN": s.arn, "Name": s.name});
-    if string_value.is_some() || binary_value.is_some() {
-        let id = version_id(input)?;
-        put_version(
-            db,
-            &s.name,
-            &id,
-            string_value.as_deref(),
-            binary_value.as_deref(),
-            &["AWSCURRENT".into()],
-            now_ms,
-        )?;
+    if let Some(id) = put_given_value(db, &s.name, input, now_ms)? {
         answer["VersionId"] = id.into();
     }
     Ok(answer)
@@ -806,14 +817,7 @@ fn list_secrets(db: &Connection, input: &Value) -> Result<Value, SecretsError> {
         .map(|f| {
             (
                 f["Key"].as_str().unwrap_or("").to_owned(),
-                f["Values"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                strings(&f["Values"]),
             )
         })
         .collect();

@@ -76,28 +76,27 @@ fn object(text: String) -> Map<String, Value> {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
+fn topic_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Topic> {
+    Ok(Topic {
+        arn: r.get(0)?,
+        name: r.get(1)?,
+        attributes: object(r.get(2)?),
+        tags: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+    })
+}
+
 pub(crate) fn topic(db: &Connection, arn: &str) -> Result<Option<Topic>, SnsError> {
     Ok(db
         .prepare_cached("SELECT arn, name, attributes, tags FROM topics WHERE arn = ?1")?
-        .query_row([arn], |r| {
-            Ok(Topic {
-                arn: r.get(0)?,
-                name: r.get(1)?,
-                attributes: object(r.get(2)?),
-                tags: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
-            })
-        })
+        .query_row([arn], topic_of)
         .optional()?)
 }
 
 pub(crate) fn topics(db: &Connection) -> Result<Vec<Topic>, SnsError> {
-    let arns: Vec<String> = db
-        .prepare_cached("SELECT arn FROM topics ORDER BY arn")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    arns.iter()
-        .filter_map(|a| topic(db, a).transpose())
-        .collect()
+    Ok(db
+        .prepare_cached("SELECT arn, name, attributes, tags FROM topics ORDER BY arn")?
+        .query_map([], topic_of)?
+        .collect::<Result<_, _>>()?)
 }
 
 pub(crate) fn topic_names(db: &Connection) -> Result<Vec<String>, SnsError> {

@@ -60,21 +60,27 @@ fn bounded(input: &Value, key: &str, lo: u64, hi: u64, default: u64) -> Result<u
     }
 }
 
-fn names_list(input: &Value, max: usize) -> Result<Vec<String>, SsmError> {
-    let names: Vec<String> = input["Names"]
-        .as_array()
+/// The strings of a JSON array (anything else in it, or no array, gives none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         })
-        .unwrap_or_default();
-    if names.is_empty() || names.len() > max {
+        .unwrap_or_default()
+}
+
+/// A request's list of 1 to `max` strings under `key` (`Names`, `Labels`).
+fn bounded_list(input: &Value, key: &str, max: usize) -> Result<Vec<String>, SsmError> {
+    let list = strings(&input[key]);
+    if list.is_empty() || list.len() > max {
         return Err(SsmError::validation(format!(
-            "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and {max}"
+            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length between 1 and {max}",
+            lower_first(key)
         )));
     }
-    Ok(names)
+    Ok(list)
 }
 
 /// Where a paged listing goes on: after the name the token carries.
@@ -294,7 +300,7 @@ pub(crate) fn get_parameters(
     let decrypt = input["WithDecryption"].as_bool().unwrap_or(false);
     let mut found = Vec::new();
     let mut invalid = Vec::new();
-    for raw in names_list(input, 10)? {
+    for raw in bounded_list(input, "Names", 10)? {
         match select(db, &raw) {
             Ok((v, selector)) => found.push(parameter_json(ctx, &v, decrypt, selector.as_deref())),
             Err(SsmError::Service { .. }) => invalid.push(raw),
@@ -357,7 +363,7 @@ pub(crate) fn delete_parameter(db: &mut Connection, input: &Value) -> Result<Val
 }
 
 pub(crate) fn delete_parameters(db: &mut Connection, input: &Value) -> Result<Value, SsmError> {
-    let names = names_list(input, 10)?;
+    let names = bounded_list(input, "Names", 10)?;
     let tx = db.transaction()?;
     let mut deleted = Vec::new();
     let mut invalid = Vec::new();
@@ -444,14 +450,7 @@ fn filters(input: &Value) -> Result<Vec<Filter>, SsmError> {
             let default = if key == "Path" { "OneLevel" } else { "Equals" };
             out.push(Filter {
                 option: f["Option"].as_str().unwrap_or(default).to_owned(),
-                values: f["Values"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                values: strings(&f["Values"]),
                 key,
             });
         }
@@ -545,28 +544,11 @@ fn labelled_version(
     Ok((name, all, version))
 }
 
-fn labels_of(input: &Value) -> Result<Vec<String>, SsmError> {
-    let labels: Vec<String> = input["Labels"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if labels.is_empty() || labels.len() > MAX_LABELS {
-        return Err(SsmError::validation(format!(
-            "1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and {MAX_LABELS}"
-        )));
-    }
-    Ok(labels)
-}
-
 pub(crate) fn label_parameter_version(
     db: &mut Connection,
     input: &Value,
 ) -> Result<Value, SsmError> {
-    let labels = labels_of(input)?;
+    let labels = bounded_list(input, "Labels", MAX_LABELS)?;
     let tx = db.transaction()?;
     let (name, all, version) = labelled_version(&tx, input)?;
     let (valid, invalid): (Vec<String>, Vec<String>) =
@@ -602,7 +584,7 @@ pub(crate) fn unlabel_parameter_version(
     db: &mut Connection,
     input: &Value,
 ) -> Result<Value, SsmError> {
-    let labels = labels_of(input)?;
+    let labels = bounded_list(input, "Labels", MAX_LABELS)?;
     let tx = db.transaction()?;
     let (name, all, version) = labelled_version(&tx, input)?;
     let current = all

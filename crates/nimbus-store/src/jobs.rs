@@ -50,11 +50,7 @@ impl Store {
     /// [`Store::add_jobs`] in a commit of its own, for callers that cannot wait on a group
     /// commit.
     pub fn add_jobs_now(&self, jobs: &[NewJob], now_ms: u64) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        add_jobs_in(&tx, jobs, now_ms)?;
-        tx.commit()?;
-        Ok(())
+        self.write_now(|tx| add_jobs_in(tx, jobs, now_ms))
     }
 
     /// Claims up to `max` jobs of `lane` that are due at `now_ms`, oldest due first, leasing

@@ -235,6 +235,18 @@ impl Store {
         self.queues.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `write` in a commit of its own at once, for callers that cannot await a group commit.
+    fn write_now<T>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let out = write(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Runs `write` in the next group commit: answered once the commit holding it is durable.
     async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where

@@ -516,11 +516,7 @@ impl Store {
         messages: &[NewMessage],
         now_ms: u64,
     ) -> Result<Vec<Sent>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let sent = send_in(&tx, queue, messages, now_ms)?;
-        tx.commit()?;
-        Ok(sent)
+        self.write_now(|tx| send_in(tx, queue, messages, now_ms))
     }
 
     /// Receives up to `max` visible messages, oldest first, making them invisible for

@@ -870,6 +870,16 @@ async fn refuse(platform: &Platform, template: &Path, what: &str, errors: &[Stri
 }
 
 /// A template queue's physical name: `QueueName`, else the logical id (`.fifo` added for FIFO).
+/// A template property as the APIs take it: a string as it is, anything else as JSON text
+/// (numbers, booleans, policies written as objects); absent is `None`.
+fn property_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 fn queue_name(id: &str, p: &serde_json::Value) -> String {
     let fifo = p["FifoQueue"] == true || p["FifoQueue"] == "true";
     match p["QueueName"].as_str() {
@@ -929,13 +939,7 @@ fn template_sns(
     Vec<String>,
 > {
     use serde_json::Value;
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Object(_) | Value::Array(_) => Some(v.to_string()),
-        Value::Null => None,
-    };
+    let text = property_text;
     let topic_arn = |name: &str| format!("arn:aws:sns:{region}:{account}:{name}");
     let mut topics = Vec::new();
     let mut subs = Vec::new();
@@ -1052,11 +1056,11 @@ fn template_parameters(stack: &Stack) -> Result<Vec<nimbus_ssm::TemplateParamete
         }
         let p = &r.properties;
         let at = format!("Resources.{id}.Properties (line {})", r.line);
-        let text = |k: &str| match &p[k] {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Bool(b) => Some(b.to_string()),
-            _ => None,
+        // Scalars only: a parameter's value is never an object.
+        let text = |k: &str| {
+            Some(&p[k])
+                .filter(|v| !v.is_object() && !v.is_array())
+                .and_then(property_text)
         };
         let kind = text("Type").unwrap_or_default();
         if !matches!(kind.as_str(), "String" | "StringList") {
@@ -1198,14 +1202,8 @@ fn template_queues(stack: &Stack, store: &nimbus_store::Store) -> Result<Vec<Str
         let name = queue_name(id, p);
         let mut attrs = std::collections::BTreeMap::new();
         for a in ATTRIBUTES {
-            match &p[*a] {
-                serde_json::Value::Null => {}
-                serde_json::Value::String(s) => {
-                    attrs.insert(a.to_string(), s.clone());
-                }
-                v => {
-                    attrs.insert(a.to_string(), v.to_string());
-                }
+            if let Some(v) = property_text(&p[*a]) {
+                attrs.insert(a.to_string(), v);
             }
         }
         let result = match store.create_queue(&name, attrs.clone(), now) {
