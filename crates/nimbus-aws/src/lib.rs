@@ -40,18 +40,33 @@ struct JsonServices {
     ssm: nimbus_ssm::ParameterStore,
     secrets: nimbus_secrets::SecretsManager,
     sns: nimbus_sns::Sns,
+    sfn: nimbus_sfn::StepFunctions,
+}
+
+/// The services behind the AWS endpoint.
+pub struct Services {
+    pub platform: Platform,
+    pub sqs: Sqs,
+    pub events: Hub,
+    pub dynamodb: nimbus_dynamodb::DynamoDb,
+    pub ssm: nimbus_ssm::ParameterStore,
+    pub secrets: nimbus_secrets::SecretsManager,
+    pub sns: nimbus_sns::Sns,
+    pub sfn: nimbus_sfn::StepFunctions,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
-pub fn router(
-    platform: Platform,
-    sqs: Sqs,
-    events: Hub,
-    dynamodb: nimbus_dynamodb::DynamoDb,
-    ssm: nimbus_ssm::ParameterStore,
-    secrets: nimbus_secrets::SecretsManager,
-    sns: nimbus_sns::Sns,
-) -> Router {
+pub fn router(services: Services) -> Router {
+    let Services {
+        platform,
+        sqs,
+        events,
+        dynamodb,
+        ssm,
+        secrets,
+        sns,
+        sfn,
+    } = services;
     let dynamodb_for_metrics = dynamodb.clone();
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
@@ -66,6 +81,7 @@ pub fn router(
             ssm,
             secrets,
             sns,
+            sfn,
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -157,12 +173,14 @@ async fn json_protocol(
         (Service::Ssm, a, "application/x-amz-json-1.1")
     } else if let Some(a) = target.strip_prefix("secretsmanager.") {
         (Service::Secrets, a, "application/x-amz-json-1.1")
+    } else if let Some(a) = target.strip_prefix("AWSStepFunctions.") {
+        (Service::StepFunctions, a, "application/x-amz-json-1.0")
     } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action> (DynamoDB), AmazonSSM.<Action> (Parameter Store), secretsmanager.<Action> (Secrets Manager), or a form-encoded Action=<Action> body (SQS query protocol)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action> (DynamoDB), AmazonSSM.<Action> (Parameter Store), secretsmanager.<Action> (Secrets Manager), AWSStepFunctions.<Action> (Step Functions), or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();
@@ -212,6 +230,11 @@ async fn json_protocol(
             .secrets
             .dispatch(action, &input, nimbus_events::now_ms())
             .map_err(|e| json_error(e.status(), e.body())),
+        Service::StepFunctions => services
+            .sfn
+            .dispatch(action, &input)
+            .await
+            .map_err(|e| json10_error(e.status(), e.body())),
         Service::DynamoDb | Service::DynamoDbStreams => {
             let db = services.dynamodb.clone();
             let started = std::time::Instant::now();
@@ -286,6 +309,16 @@ fn json_error(status: u16, body: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// An AWS JSON 1.0 service's error (Step Functions): its status, `__type` and `message`.
+fn json10_error(status: u16, body: serde_json::Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// A DynamoDB error as its AWS JSON 1.0 clients read it: `__type` and `message` in the body.
 fn dynamodb_error(e: nimbus_dynamodb::DdbError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -349,6 +382,7 @@ enum Service {
     DynamoDbStreams,
     Ssm,
     Secrets,
+    StepFunctions,
 }
 
 /// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the
@@ -371,6 +405,18 @@ pub async fn sqs_send_message(
         }})),
         Err(e) => Err(e.status_and_message()),
     }
+}
+
+/// An EventBridge API call from another service (a Step Functions task): the answer, or the
+/// error's code and message.
+pub async fn events_call(
+    hub: &nimbus_events::Hub,
+    action: &str,
+    input: serde_json::Value,
+) -> Result<serde_json::Value, (String, String)> {
+    events::dispatch(hub, action, input)
+        .await
+        .map_err(|e| (e.code.to_owned(), e.message))
 }
 
 /// EventBridge `PutEvents` as the `EventBridge-PutEvents` integration calls it.

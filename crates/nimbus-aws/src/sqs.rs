@@ -56,6 +56,11 @@ impl SqsError {
         )
     }
 
+    /// SQS's error code (`__type` without its namespace), e.g. `QueueDoesNotExist`.
+    pub fn code(&self) -> &'static str {
+        self.shape
+    }
+
     fn invalid(message: impl Into<String>) -> SqsError {
         SqsError {
             status: StatusCode::BAD_REQUEST,

@@ -181,6 +181,52 @@ pub fn migrate(
     Ok(conn)
 }
 
+/// A service's own database (`<state-dir>/<service>.db`) with nimbus's durability settings and
+/// the same group commit as nimbus's queues: concurrent [`Database::write`]s share a commit, and
+/// each is answered only once the commit holding it is durable.
+pub struct Database {
+    db: group::Group,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` and runs `migrations` it has not had.
+    pub fn open(path: &Path, migrations: &[&str]) -> Result<Database, StoreError> {
+        Ok(Database {
+            db: group::Group::new(open_database(path, migrations)?),
+        })
+    }
+
+    /// A database in memory (tests, and services' state that need not survive a restart).
+    pub fn in_memory(migrations: &[&str]) -> Result<Database, StoreError> {
+        Ok(Database {
+            db: group::Group::new(migrate(
+                Connection::open_in_memory()?,
+                ":memory:",
+                migrations,
+            )?),
+        })
+    }
+
+    /// The connection, for reads and for writes that must not wait for a group commit.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock()
+    }
+
+    /// Runs `write` in the next group commit: answered once the commit holding it is durable.
+    pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.db.write(write).await
+    }
+
+    /// Commits so far and the writes they carried.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.db.stats()
+    }
+}
+
 /// nimbus's database. Reads and administration take the connection ([`Store::lock`]); the hot
 /// writes (sends, receives, deletes, visibility changes, jobs) go through group commit
 /// ([`group`]), so concurrent writers share one commit and each is answered after it.

@@ -89,6 +89,8 @@ const SERVED: &[&str] = &[
     "AWS::SecretsManager::Secret",
     "AWS::SNS::Topic",
     "AWS::SNS::Subscription",
+    "AWS::Serverless::StateMachine",
+    "AWS::StepFunctions::StateMachine",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,

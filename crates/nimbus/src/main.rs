@@ -8,6 +8,7 @@ mod invoke;
 mod logs;
 mod otlp;
 mod samconfig;
+mod states;
 mod up;
 mod watch;
 

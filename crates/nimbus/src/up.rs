@@ -160,6 +160,30 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
+    let machines = match crate::states::template_machines(
+        &stack,
+        &template_dir(&args.template),
+        "us-east-1",
+        "123456789012",
+    ) {
+        Ok(m) => m,
+        Err(errors) => return Ok(invalid(&args.template, &errors)),
+    };
+    let machine_errors: Vec<String> = machines
+        .iter()
+        .filter_map(|m| {
+            nimbus_sfn::asl::parse(&m.definition).err().map(|d| {
+                format!(
+                    "state machine {}: {}",
+                    m.name,
+                    nimbus_sfn::asl::invalid_definition_message(&d)
+                )
+            })
+        })
+        .collect();
+    if !machine_errors.is_empty() {
+        return Ok(invalid(&args.template, &machine_errors));
+    }
     let streams = tables
         .iter()
         .filter(|t| t.stream.is_some())
@@ -194,6 +218,9 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         for r in &api.routes {
             println!("    {} -> {}", r.key(), r.function);
         }
+    }
+    for m in &machines {
+        println!("  state machine {} ({})", m.name, m.kind);
     }
     for r in &events.rules {
         println!(
@@ -371,6 +398,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
+    let machines =
+        match crate::states::template_machines(&stack, &prepare.template_dir, &region, &account) {
+            Ok(m) => m,
+            Err(errors) => {
+                return Ok(refused_early(
+                    &args.template.template,
+                    "state machine",
+                    &errors,
+                ))
+            }
+        };
     let mut new_key = || {
         use rand::distr::{Alphanumeric, SampleString};
         Alphanumeric.sample_string(&mut rand::rng(), 40)
@@ -588,6 +626,27 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             return Ok(refuse(&platform, &args.template.template, "topic", &errors).await)
         }
     };
+    let sfn_path = state_dir.join("stepfunctions.db");
+    let sfn = nimbus_sfn::StepFunctions::open(
+        Some(&sfn_path),
+        nimbus_sfn::SfnConfig {
+            region: region.clone(),
+            account: account.clone(),
+            delay_scale: args.delay_scale,
+        },
+    )
+    .with_context(|| format!("cannot open {}", sfn_path.display()))?;
+    if let Err(errors) = sfn.apply_template(&machines) {
+        let errors: Vec<String> = errors.lines().map(str::to_owned).collect();
+        return Ok(refuse(&platform, &args.template.template, "state machine", &errors).await);
+    }
+    sfn.set_integrations(Arc::new(crate::states::NimbusTasks {
+        platform: platform.clone(),
+        sqs: sqs.clone(),
+        hub: hub.clone(),
+        dynamodb: dynamodb.clone(),
+        sns: sns.clone(),
+    }));
 
     let jwks_files = args.jwks.iter().cloned().collect();
     let services: Arc<dyn nimbus_gateway::service::Services> =
@@ -617,6 +676,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("nimbus: state directory {}", state_dir.display());
     for f in platform.functions() {
         println!("nimbus: function {} ({})", f.name, f.runtime);
+    }
+    for m in &machines {
+        println!("nimbus: state machine {} ({})", m.name, m.kind);
+    }
+    match sfn.resume() {
+        Ok(0) => {}
+        Ok(n) => println!("nimbus: {n} Step Functions execution(s) continue where they were"),
+        Err(e) => eprintln!("warning: cannot continue the running Step Functions executions: {e}"),
     }
     for q in &queues {
         println!("nimbus: queue {q} {}", sqs.queue_url(q));
@@ -769,15 +836,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         &queues,
     );
     drop(served);
-    let app = nimbus_aws::router(
-        platform.clone(),
+    let app = nimbus_aws::router(nimbus_aws::Services {
+        platform: platform.clone(),
         sqs,
-        hub.clone(),
-        dynamodb.clone(),
+        events: hub.clone(),
+        dynamodb: dynamodb.clone(),
         ssm,
         secrets,
         sns,
-    )
+        sfn: sfn.clone(),
+    })
     .merge(nimbus_dashboard::router(hub.clone(), graph, {
         let hub = hub.clone();
         move || hub.alarm_states()

@@ -1,0 +1,1222 @@
+//! The interpreter: runs a [`Machine`] state by state, recording each step in the execution's
+//! history through a [`Journal`], calling functions and services through [`Integrations`].
+//!
+//! A Standard execution's journal makes every event durable before the execution moves on, and
+//! keeps a [`Cursor`] (the top-level state being run, its input, its retry counts, when its
+//! wait ends): after a restart the execution continues from the cursor without repeating a
+//! history event. A task that had been started when nimbus stopped is not started again
+//! (Standard workflows start a task at most once): it fails with `States.TaskFailed`, which its
+//! `Retry` and `Catch` may handle.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::asl::{Kind, Lang, Machine, Retrier, Seconds, Sel, State, Text, WaitFor};
+use crate::clock::{format_ms, now_ms, parse_timestamp};
+use crate::error::StatesError;
+use crate::path::Path;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The largest input or output a state may have: 256 KiB.
+pub const PAYLOAD_LIMIT: usize = 262_144;
+
+/// A function's answer to a task.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub payload: Vec<u8>,
+    /// `Unhandled` or `Handled` when the function failed.
+    pub function_error: Option<String>,
+    pub executed_version: String,
+    pub request_id: String,
+}
+
+/// What tasks reach: the functions and services nimbus runs. The binary implements it; this
+/// crate depends on no other service.
+pub trait Integrations: Send + Sync + 'static {
+    /// Invokes a function (a name, a name with `:qualifier`, or an ARN) and waits for it.
+    /// `Err` when the platform refused (no such function, throttled): Lambda's own errors.
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Invoked, StatesError>>;
+
+    /// Calls an AWS API nimbus serves: `service` as Step Functions names it (`sqs`, `sns`,
+    /// `dynamodb`, `eventbridge`), `action` in PascalCase. `Err` carries the service's error
+    /// code and message.
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        action: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, (String, String)>>;
+}
+
+/// One event of an execution's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: u64,
+    pub previous: u64,
+    pub ts_ms: u64,
+    pub kind: String,
+    /// `(field, details)`: e.g. `("stateEnteredEventDetails", {"name": .., "input": ..})`.
+    pub details: Option<(String, Value)>,
+}
+
+/// Where a Standard execution is, kept with its history so a restart continues from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub state: String,
+    /// The state's raw input.
+    pub input: Value,
+    /// The id of the state's `...StateEntered` event.
+    pub entered: u64,
+    /// Attempts used so far, one count per retrier.
+    pub retries: Vec<u32>,
+    /// When the state's wait (a `Wait` state, or the delay before a retry) ends.
+    pub wake_at_ms: Option<u64>,
+}
+
+impl Cursor {
+    pub fn to_json(&self) -> Value {
+        json!({"state": self.state, "input": self.input, "entered": self.entered,
+               "retries": self.retries, "wake_at_ms": self.wake_at_ms})
+    }
+
+    pub fn from_json(v: &Value) -> Option<Cursor> {
+        Some(Cursor {
+            state: v["state"].as_str()?.to_owned(),
+            input: v["input"].clone(),
+            entered: v["entered"].as_u64()?,
+            retries: v["retries"]
+                .as_array()?
+                .iter()
+                .map(|n| n.as_u64().unwrap_or(0) as u32)
+                .collect(),
+            wake_at_ms: v["wake_at_ms"].as_u64(),
+        })
+    }
+}
+
+/// Where history goes: the database for Standard executions (durable before the call returns),
+/// nowhere for Express ones.
+pub trait Journal: Send + Sync {
+    /// Records `events` and, for a top-level step, the new cursor. `Err` when they could not be
+    /// kept: the execution stops where it is (and continues from the cursor after a restart).
+    fn record<'a>(
+        &'a self,
+        events: Vec<Event>,
+        cursor: Option<Cursor>,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// A journal that keeps nothing (Express executions).
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn record<'a>(&'a self, _: Vec<Event>, _: Option<Cursor>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(StatesError),
+    TimedOut,
+    /// The journal could not keep the history: the execution stopped without an end and
+    /// continues after a restart.
+    Suspended(String),
+}
+
+/// Where a resumed execution picks up.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub cursor: Cursor,
+    /// Whether a task of the cursor's state had been started and had not answered.
+    pub task_in_flight: bool,
+    /// The result of the cursor's task when it had answered before the restart: the state
+    /// goes on from it rather than starting the task again.
+    pub task_result: Option<Result<Value, StatesError>>,
+}
+
+/// One execution's run.
+pub struct Run {
+    pub integrations: Arc<dyn Integrations>,
+    pub journal: Arc<dyn Journal>,
+    /// The context object's `Execution` and `StateMachine` members.
+    pub context: Value,
+    pub region: String,
+    /// Multiplies every wait (`Wait` states, retry intervals): `--delay-scale`.
+    pub delay_scale: f64,
+    /// The id of the last event recorded.
+    pub last_event: AtomicU64,
+}
+
+/// Events of one flow (the execution, a branch, a Map iteration): each names the previous
+/// event of its own flow.
+struct Flow {
+    last: AtomicU64,
+    top: bool,
+}
+
+enum Step {
+    Next(String, Value),
+    End(Value),
+}
+
+/// An error the interpreter raises, and whether `States.ALL` may catch it.
+fn catchable(e: &StatesError) -> bool {
+    e.error != "States.Runtime" && e.error != "States.DataLimitExceeded"
+}
+
+fn matches(errors: &[String], e: &StatesError) -> bool {
+    errors.iter().any(|name| match name.as_str() {
+        "States.ALL" => catchable(e),
+        // Any failure of the task itself, not a timeout and not the interpreter's own errors.
+        "States.TaskFailed" => {
+            catchable(e)
+                && e.error != "States.Timeout"
+                && (e.error == "States.TaskFailed" || !e.error.starts_with("States."))
+        }
+        n => n == e.error,
+    })
+}
+
+fn size_check(v: &Value, what: &str) -> Result<(), StatesError> {
+    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+    if n > PAYLOAD_LIMIT {
+        return Err(StatesError::new(
+            "States.DataLimitExceeded",
+            format!("The state/task '{what}' returned a result with a size exceeding the maximum number of bytes service limit."),
+        ));
+    }
+    Ok(())
+}
+
+fn apply_input(
+    sel: &Sel,
+    input: &Value,
+    context: &Value,
+    field: &str,
+) -> Result<Value, StatesError> {
+    match sel {
+        Sel::Default => Ok(input.clone()),
+        Sel::Null => Ok(json!({})),
+        Sel::Path(p) => select(p, input, context).ok_or_else(|| {
+            let root = if p.is_context() { context } else { input };
+            let _ = field;
+            StatesError::runtime(p.not_found_cause(root))
+        }),
+    }
+}
+
+fn select(p: &Path, input: &Value, context: &Value) -> Option<Value> {
+    if p.is_context() {
+        p.select(context)
+    } else {
+        p.select(input)
+    }
+}
+
+fn apply_result(sel: &Sel, raw: Value, result: Value) -> Result<Value, StatesError> {
+    match sel {
+        Sel::Default => Ok(result),
+        Sel::Null => Ok(raw),
+        Sel::Path(p) => p
+            .set(raw, result)
+            .map_err(|cause| StatesError::new("States.ResultPathMatchFailure", cause)),
+    }
+}
+
+fn details(field: &str, v: Value) -> Option<(String, Value)> {
+    Some((field.to_owned(), v))
+}
+
+fn text(v: &Value) -> String {
+    v.to_string()
+}
+
+impl Run {
+    fn new_event(&self, flow: &Flow, kind: &str, det: Option<(String, Value)>) -> Event {
+        let id = self.last_event.fetch_add(1, Ordering::SeqCst) + 1;
+        let previous = flow.last.swap(id, Ordering::SeqCst);
+        Event {
+            id,
+            previous,
+            ts_ms: now_ms(),
+            kind: kind.to_owned(),
+            details: det,
+        }
+    }
+
+    async fn emit(
+        &self,
+        flow: &Flow,
+        kind: &str,
+        det: Option<(String, Value)>,
+    ) -> Result<u64, StatesError> {
+        let e = self.new_event(flow, kind, det);
+        let id = e.id;
+        self.journal
+            .record(vec![e], None)
+            .await
+            .map_err(suspended)?;
+        Ok(id)
+    }
+
+    async fn save_cursor(&self, flow: &Flow, cursor: Cursor) -> Result<(), StatesError> {
+        if flow.top {
+            self.journal
+                .record(Vec::new(), Some(cursor))
+                .await
+                .map_err(suspended)?;
+        }
+        Ok(())
+    }
+
+    fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.delay_scale.max(0.0))
+    }
+
+    /// Runs the execution from its start, or from `resume`. A new Standard execution's
+    /// `ExecutionStarted` is already recorded (with the execution's row) when `last_event` is 1.
+    pub async fn execute(
+        &self,
+        machine: &Machine,
+        input: Value,
+        resume: Option<Resume>,
+    ) -> Outcome {
+        if self.last_event.load(Ordering::SeqCst) == 0 {
+            let started = json!({"input": text(&input), "inputDetails": {"truncated": false},
+                                 "roleArn": self.context["Execution"]["RoleArn"]});
+            let first = Flow {
+                last: AtomicU64::new(0),
+                top: false,
+            };
+            if let Err(e) = self
+                .emit(
+                    &first,
+                    "ExecutionStarted",
+                    details("executionStartedEventDetails", started),
+                )
+                .await
+            {
+                return Outcome::Suspended(e.cause);
+            }
+        }
+        // The first state's entry names no previous event, as on AWS.
+        let flow = Flow {
+            last: AtomicU64::new(match &resume {
+                Some(_) => self.last_event.load(Ordering::SeqCst),
+                None => 0,
+            }),
+            top: true,
+        };
+        let finished = resume
+            .as_ref()
+            .filter(|r| r.cursor.state.is_empty())
+            .map(|r| r.cursor.input.clone());
+        let run = async {
+            match finished {
+                Some(output) => Ok(output),
+                None => self.machine(&flow, machine, input, resume).await,
+            }
+        };
+        let result = match machine.timeout_seconds {
+            Some(s) => {
+                let left = match self.context["Execution"]["StartTime"]
+                    .as_str()
+                    .and_then(parse_timestamp)
+                {
+                    Some(start) => {
+                        let end = start + i128::from(s) * 1000;
+                        Duration::from_millis((end - i128::from(now_ms())).max(0) as u64)
+                    }
+                    None => Duration::from_secs(s),
+                };
+                match tokio::time::timeout(left, run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let det = json!({"error": "States.Timeout"});
+                        let last = Flow {
+                            last: AtomicU64::new(0),
+                            top: false,
+                        };
+                        let _ = self
+                            .emit(
+                                &last,
+                                "ExecutionTimedOut",
+                                details("executionTimedOutEventDetails", det),
+                            )
+                            .await;
+                        return Outcome::TimedOut;
+                    }
+                }
+            }
+            None => run.await,
+        };
+        match result {
+            Ok(output) => {
+                let det = json!({"output": text(&output), "outputDetails": {"truncated": false}});
+                match self
+                    .emit(
+                        &flow,
+                        "ExecutionSucceeded",
+                        details("executionSucceededEventDetails", det),
+                    )
+                    .await
+                {
+                    Ok(_) => Outcome::Succeeded(output),
+                    Err(e) => Outcome::Suspended(e.cause),
+                }
+            }
+            Err(e) if e.error == SUSPENDED => Outcome::Suspended(e.cause),
+            Err(e) => {
+                let mut det = serde_json::Map::new();
+                if !e.error.is_empty() {
+                    det.insert("error".into(), json!(e.error));
+                }
+                if !e.cause.is_empty() {
+                    det.insert("cause".into(), json!(e.cause));
+                }
+                match self
+                    .emit(
+                        &flow,
+                        "ExecutionFailed",
+                        details("executionFailedEventDetails", Value::Object(det)),
+                    )
+                    .await
+                {
+                    Ok(_) => Outcome::Failed(e),
+                    Err(s) => Outcome::Suspended(s.cause),
+                }
+            }
+        }
+    }
+
+    fn entered_event(&self, flow: &Flow, name: &str, state: &State, input: &Value) -> Event {
+        let det = json!({"name": name, "input": text(input), "inputDetails": {"truncated": false}});
+        self.new_event(
+            flow,
+            &format!("{}StateEntered", state.type_name()),
+            details("stateEnteredEventDetails", det),
+        )
+    }
+
+    /// Runs `machine` (the execution's, a branch, an iteration's) to its end. A state's exit
+    /// and the next state's entry are recorded in one write with the cursor that points at the
+    /// next state, so a restart finds the execution either before or after the transition.
+    fn machine<'a>(
+        &'a self,
+        flow: &'a Flow,
+        machine: &'a Machine,
+        input: Value,
+        resume: Option<Resume>,
+    ) -> BoxFuture<'a, Result<Value, StatesError>> {
+        Box::pin(async move {
+            let (mut name, mut input, mut entered, mut resume) = match resume {
+                Some(r) => (
+                    r.cursor.state.clone(),
+                    r.cursor.input.clone(),
+                    r.cursor.entered,
+                    Some(r),
+                ),
+                None => {
+                    let name = machine.start_at.clone();
+                    let Some(state) = machine.states.get(&name) else {
+                        return Err(StatesError::runtime(format!("no state named {name}")));
+                    };
+                    let e = self.entered_event(flow, &name, state, &input);
+                    let id = e.id;
+                    let cursor = flow.top.then(|| Cursor {
+                        state: name.clone(),
+                        input: input.clone(),
+                        entered: id,
+                        retries: vec![0; state.retry.len()],
+                        wake_at_ms: None,
+                    });
+                    self.journal
+                        .record(vec![e], cursor)
+                        .await
+                        .map_err(suspended)?;
+                    (name, input, id, None)
+                }
+            };
+            loop {
+                let Some(state) = machine.states.get(&name) else {
+                    return Err(StatesError::runtime(format!("no state named {name}")));
+                };
+                size_check(&input, &name)?;
+                let step = self
+                    .state(flow, &name, state, input, entered, resume.take())
+                    .await?;
+                let output = match &step {
+                    Step::Next(_, o) | Step::End(o) => o.clone(),
+                };
+                size_check(&output, &name)?;
+                let det = json!({"name": name, "output": text(&output), "outputDetails": {"truncated": false}});
+                let exited = self.new_event(
+                    flow,
+                    &format!("{}StateExited", state.type_name()),
+                    details("stateExitedEventDetails", det),
+                );
+                match step {
+                    Step::Next(next, output) => {
+                        let Some(next_state) = machine.states.get(&next) else {
+                            return Err(StatesError::runtime(format!("no state named {next}")));
+                        };
+                        let e = self.entered_event(flow, &next, next_state, &output);
+                        let id = e.id;
+                        let cursor = flow.top.then(|| Cursor {
+                            state: next.clone(),
+                            input: output.clone(),
+                            entered: id,
+                            retries: vec![0; next_state.retry.len()],
+                            wake_at_ms: None,
+                        });
+                        self.journal
+                            .record(vec![exited, e], cursor)
+                            .await
+                            .map_err(suspended)?;
+                        name = next;
+                        input = output;
+                        entered = id;
+                    }
+                    Step::End(output) => {
+                        // The cursor's empty state means "finished with this output".
+                        let cursor = flow.top.then(|| Cursor {
+                            state: String::new(),
+                            input: output.clone(),
+                            entered: 0,
+                            retries: Vec::new(),
+                            wake_at_ms: None,
+                        });
+                        self.journal
+                            .record(vec![exited], cursor)
+                            .await
+                            .map_err(suspended)?;
+                        return Ok(output);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs one state; the interpreter's own errors name the state and its entered event.
+    async fn state(
+        &self,
+        flow: &Flow,
+        name: &str,
+        state: &State,
+        raw: Value,
+        entered: u64,
+        resume: Option<Resume>,
+    ) -> Result<Step, StatesError> {
+        self.state_inner(flow, name, state, raw, entered, resume)
+            .await
+            .map_err(|mut e| {
+                if e.error == "States.Runtime" && !e.cause.starts_with("An error occurred") {
+                    e.cause = format!(
+                        "An error occurred while executing the state '{name}' (entered at the event id #{entered}). {}",
+                        e.cause
+                    );
+                }
+                e
+            })
+    }
+
+    async fn state_inner(
+        &self,
+        flow: &Flow,
+        name: &str,
+        state: &State,
+        raw: Value,
+        entered: u64,
+        resume: Option<Resume>,
+    ) -> Result<Step, StatesError> {
+        let (mut retries, wake_at, task_in_flight, task_result) = match resume {
+            Some(r) => (
+                r.cursor.retries,
+                r.cursor.wake_at_ms,
+                r.task_in_flight,
+                r.task_result,
+            ),
+            None => (vec![0; state.retry.len()], None, false, None),
+        };
+        if retries.len() != state.retry.len() {
+            retries = vec![0; state.retry.len()];
+        }
+        if state.lang == Lang::Jsonata {
+            return Err(StatesError::runtime(
+                "nimbus does not evaluate JSONata yet (QueryLanguage: JSONata)",
+            ));
+        }
+        let entered_time = format_ms(now_ms());
+        let context = |retry: u32| {
+            let mut c = self.context.clone();
+            c["State"] = json!({"Name": name, "EnteredTime": entered_time, "RetryCount": retry});
+            c
+        };
+        let cursor = |retries: &Vec<u32>, wake: Option<u64>| Cursor {
+            state: name.to_owned(),
+            input: raw.clone(),
+            entered,
+            retries: retries.clone(),
+            wake_at_ms: wake,
+        };
+        let step = match &state.kind {
+            Kind::Choice { rules, default } => {
+                let ctx = context(0);
+                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let mut chosen = None;
+                for (rule, next) in rules {
+                    if crate::choice::eval(rule, &effective, &ctx)? {
+                        chosen = Some(next.clone());
+                        break;
+                    }
+                }
+                let Some(next) = chosen.or_else(|| default.clone()) else {
+                    return Err(StatesError::new(
+                        "States.NoChoiceMatched",
+                        format!("No Matches! at state: {name}"),
+                    ));
+                };
+                let output = apply_input(&state.output_path, &effective, &ctx, "OutputPath")?;
+                Step::Next(next, output)
+            }
+            Kind::Succeed => {
+                let ctx = context(0);
+                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                Step::End(apply_input(
+                    &state.output_path,
+                    &effective,
+                    &ctx,
+                    "OutputPath",
+                )?)
+            }
+            Kind::Fail { error, cause } => {
+                let ctx = context(0);
+                let resolve = |t: &Option<Text>| -> Result<String, StatesError> {
+                    Ok(match t {
+                        None => String::new(),
+                        Some(Text::Literal(s)) => s.clone(),
+                        Some(Text::Path(p)) => match select(p, &raw, &ctx) {
+                            Some(Value::String(s)) => s,
+                            Some(v) => v.to_string(),
+                            None => {
+                                return Err(StatesError::runtime(format!(
+                                    "Invalid path '{}': The Fail state's path could not be found in the input '{raw}'",
+                                    p.as_str()
+                                )))
+                            }
+                        },
+                        Some(Text::Intrinsic(f)) => match f.eval(&raw, &ctx)? {
+                            Value::String(s) => s,
+                            v => v.to_string(),
+                        },
+                    })
+                };
+                return Err(StatesError::new(resolve(error)?, resolve(cause)?));
+            }
+            Kind::Wait(w) => {
+                let ctx = context(0);
+                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let wake = match wake_at {
+                    Some(t) => t,
+                    None => {
+                        let t = self.wake_time(w, &effective, &ctx)?;
+                        self.save_cursor(flow, cursor(&retries, Some(t))).await?;
+                        t
+                    }
+                };
+                let left = wake.saturating_sub(now_ms());
+                tokio::time::sleep(Duration::from_millis(left)).await;
+                let output = apply_input(&state.output_path, &effective, &ctx, "OutputPath")?;
+                self.transition(state, output)
+            }
+            Kind::Pass { result } => {
+                let ctx = context(0);
+                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let value = match (result, &state.parameters) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(p)) => crate::payload::render(p, &effective, &ctx)?,
+                    (None, None) => effective,
+                };
+                let output = apply_result(&state.result_path, raw.clone(), value)?;
+                let output = apply_input(&state.output_path, &output, &ctx, "OutputPath")?;
+                self.transition(state, output)
+            }
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+                let mut in_flight = task_in_flight;
+                let mut known = task_result;
+                let mut wake = wake_at;
+                loop {
+                    if let Some(t) = wake.take() {
+                        let left = t.saturating_sub(now_ms());
+                        tokio::time::sleep(Duration::from_millis(left)).await;
+                    }
+                    let attempt: u32 = retries.iter().sum();
+                    let ctx = context(attempt);
+                    let result = if std::mem::take(&mut in_flight) {
+                        Err(StatesError::new(
+                            "States.TaskFailed",
+                            "nimbus stopped while this task was running; a Standard workflow starts a task at most once, so it was not started again",
+                        ))
+                    } else {
+                        self.work(flow, name, state, &raw, &ctx, known.take()).await
+                    };
+                    match result {
+                        Ok(output) => break self.transition(state, output),
+                        Err(e) if e.error == SUSPENDED => return Err(e),
+                        Err(e) => {
+                            if let Some(i) = state.retry.iter().position(|r| matches(&r.errors, &e))
+                            {
+                                if retries[i] < state.retry[i].max_attempts {
+                                    let delay =
+                                        self.scaled(retry_delay(&state.retry[i], retries[i]));
+                                    retries[i] += 1;
+                                    let t = now_ms() + delay.as_millis() as u64;
+                                    self.save_cursor(flow, cursor(&retries, Some(t))).await?;
+                                    wake = Some(t);
+                                    continue;
+                                }
+                            }
+                            if let Some(c) = state.catch.iter().find(|c| matches(&c.errors, &e)) {
+                                let err = json!({"Error": e.error, "Cause": e.cause});
+                                let output = apply_result(&c.result_path, raw.clone(), err)?;
+                                break Step::Next(c.next.clone(), output);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        };
+        Ok(step)
+    }
+
+    fn transition(&self, state: &State, output: Value) -> Step {
+        match &state.next {
+            Some(n) => Step::Next(n.clone(), output),
+            None => Step::End(output),
+        }
+    }
+
+    fn wake_time(&self, w: &WaitFor, input: &Value, ctx: &Value) -> Result<u64, StatesError> {
+        let now = now_ms();
+        let seconds = |s: u64| now + self.scaled(Duration::from_secs(s)).as_millis() as u64;
+        Ok(match w {
+            WaitFor::Seconds(Seconds::Fixed(s)) => seconds(*s),
+            WaitFor::Seconds(Seconds::Path(p)) => match select(p, input, ctx).and_then(|v| v.as_u64()) {
+                Some(s) => seconds(s),
+                None => {
+                    return Err(StatesError::runtime(format!(
+                        "The SecondsPath parameter does not reference a valid non-negative integer: '{}'",
+                        p.as_str()
+                    )))
+                }
+            },
+            WaitFor::Timestamp(t) => self.until(t)?,
+            WaitFor::TimestampPath(p) => match select(p, input, ctx) {
+                Some(Value::String(t)) => self.until(&t)?,
+                _ => {
+                    return Err(StatesError::runtime(format!(
+                        "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: '{}'",
+                        p.as_str()
+                    )))
+                }
+            },
+        })
+    }
+
+    /// A `Timestamp` wait ends at that time; `--delay-scale` shortens what is left of it.
+    fn until(&self, t: &str) -> Result<u64, StatesError> {
+        let Some(at) = parse_timestamp(t) else {
+            return Err(StatesError::runtime(format!(
+                "The Timestamp '{t}' is not a valid ISO-8601 extended offset date-time"
+            )));
+        };
+        let now = now_ms();
+        let left = (at - i128::from(now)).max(0) as u64;
+        Ok(now + self.scaled(Duration::from_millis(left)).as_millis() as u64)
+    }
+
+    /// One attempt of a Task, Parallel or Map state: input processing, the work, result
+    /// processing. Returns the state's output.
+    async fn work(
+        &self,
+        flow: &Flow,
+        name: &str,
+        state: &State,
+        raw: &Value,
+        ctx: &Value,
+        known: Option<Result<Value, StatesError>>,
+    ) -> Result<Value, StatesError> {
+        let effective = apply_input(&state.input_path, raw, ctx, "InputPath")?;
+        let result = match &state.kind {
+            Kind::Task {
+                resource, timeout, ..
+            } => {
+                let params = match &state.parameters {
+                    Some(p) => crate::payload::render(p, &effective, ctx)?,
+                    None => effective,
+                };
+                let timeout = match timeout {
+                    None => None,
+                    Some(Seconds::Fixed(s)) => Some(*s),
+                    Some(Seconds::Path(p)) => match select(p, raw, ctx).and_then(|v| v.as_u64()) {
+                        Some(s) if s > 0 => Some(s),
+                        _ => {
+                            return Err(StatesError::runtime(format!(
+                                "The TimeoutSecondsPath parameter does not reference a positive integer: '{}'",
+                                p.as_str()
+                            )))
+                        }
+                    },
+                };
+                match known {
+                    Some(answer) => answer?,
+                    None => {
+                        let task = self.task(flow, resource, params);
+                        match timeout {
+                            Some(s) => {
+                                match tokio::time::timeout(Duration::from_secs(s), task).await {
+                                    Ok(r) => r?,
+                                    Err(_) => {
+                                        let e = StatesError::new("States.Timeout", "");
+                                        let (rt, r) = task_kind(resource);
+                                        let det = json!({"resourceType": rt, "resource": r, "error": e.error});
+                                        self.emit(
+                                            flow,
+                                            "TaskTimedOut",
+                                            details("taskTimedOutEventDetails", det),
+                                        )
+                                        .await?;
+                                        return Err(e);
+                                    }
+                                }
+                            }
+                            None => task.await?,
+                        }
+                    }
+                }
+            }
+            Kind::Parallel { branches } => {
+                let input = match &state.parameters {
+                    Some(p) => crate::payload::render(p, &effective, ctx)?,
+                    None => effective,
+                };
+                self.emit(flow, "ParallelStateStarted", None).await?;
+                let runs = branches.iter().map(|b| {
+                    let input = input.clone();
+                    async move {
+                        let sub = Flow {
+                            last: AtomicU64::new(flow.last.load(Ordering::SeqCst)),
+                            top: false,
+                        };
+                        self.machine(&sub, b, input, None).await
+                    }
+                });
+                match futures_util::future::try_join_all(runs).await {
+                    Ok(outputs) => {
+                        self.emit(flow, "ParallelStateSucceeded", None).await?;
+                        Value::Array(outputs)
+                    }
+                    Err(e) => {
+                        if e.error != SUSPENDED {
+                            self.emit(flow, "ParallelStateFailed", None).await?;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Kind::Map {
+                processor,
+                items_path,
+                items,
+                max_concurrency,
+                tolerated_percentage,
+                tolerated_count,
+            } => {
+                let list = match items {
+                    Some(Value::Array(a)) => Value::Array(a.clone()),
+                    _ => apply_input(items_path, &effective, ctx, "ItemsPath")?,
+                };
+                let Value::Array(list) = list else {
+                    return Err(StatesError::runtime(format!(
+                        "Map state input must be an array, but got: {list}"
+                    )));
+                };
+                let limit = match max_concurrency {
+                    None | Some(Seconds::Fixed(0)) => list.len().max(1),
+                    Some(Seconds::Fixed(n)) => *n as usize,
+                    Some(Seconds::Path(p)) => match select(p, &effective, ctx).and_then(|v| v.as_u64()) {
+                        Some(0) => list.len().max(1),
+                        Some(n) => n as usize,
+                        None => {
+                            return Err(StatesError::runtime(format!(
+                                "The MaxConcurrencyPath field refers to value that is not a non-negative integer: '{}'",
+                                p.as_str()
+                            )))
+                        }
+                    },
+                };
+                self.emit(
+                    flow,
+                    "MapStateStarted",
+                    details("mapStateStartedEventDetails", json!({"length": list.len()})),
+                )
+                .await?;
+                let permits = tokio::sync::Semaphore::new(limit);
+                let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
+                let total = list.len();
+                let runs = list.into_iter().enumerate().map(|(index, item)| {
+                    let permits = &permits;
+                    let effective = &effective;
+                    async move {
+                        let _permit = permits.acquire().await;
+                        let mut ictx = ctx.clone();
+                        ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                        let input = match &state.parameters {
+                            Some(p) => crate::payload::render(p, effective, &ictx)?,
+                            None => item,
+                        };
+                        let sub = Flow {
+                            last: AtomicU64::new(flow.last.load(Ordering::SeqCst)),
+                            top: false,
+                        };
+                        let it = json!({"name": name, "index": index});
+                        self.emit(
+                            &sub,
+                            "MapIterationStarted",
+                            details("mapIterationStartedEventDetails", it.clone()),
+                        )
+                        .await?;
+                        let r = self.machine(&sub, processor, input, None).await;
+                        match r {
+                            Ok(out) => {
+                                self.emit(
+                                    &sub,
+                                    "MapIterationSucceeded",
+                                    details("mapIterationSucceededEventDetails", it),
+                                )
+                                .await?;
+                                Ok(Ok(out))
+                            }
+                            Err(e) if e.error == SUSPENDED => Err(e),
+                            Err(e) => {
+                                self.emit(
+                                    &sub,
+                                    "MapIterationFailed",
+                                    details("mapIterationFailedEventDetails", it),
+                                )
+                                .await?;
+                                if tolerant {
+                                    Ok(Err(e))
+                                } else {
+                                    Err(e)
+                                }
+                            }
+                        }
+                    }
+                });
+                let outcomes = match futures_util::future::try_join_all(runs).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        if e.error != SUSPENDED {
+                            self.emit(flow, "MapStateFailed", None).await?;
+                        }
+                        return Err(e);
+                    }
+                };
+                let failed = outcomes.iter().filter(|o| o.is_err()).count();
+                let over_count = tolerated_count.is_some_and(|n| failed as u64 > n);
+                let over_pct = tolerated_percentage
+                    .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) > p);
+                if failed > 0 && (over_count || over_pct) {
+                    self.emit(flow, "MapStateFailed", None).await?;
+                    return Err(StatesError::new(
+                        "States.ExceedToleratedFailureThreshold",
+                        "The specified tolerated failure threshold was exceeded",
+                    ));
+                }
+                self.emit(flow, "MapStateSucceeded", None).await?;
+                Value::Array(
+                    outcomes
+                        .into_iter()
+                        .map(|o| o.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause})))
+                        .collect(),
+                )
+            }
+            _ => unreachable!("work() runs only Task, Parallel and Map states"),
+        };
+        let result = match &state.result_selector {
+            Some(sel) => crate::payload::render(sel, &result, ctx)?,
+            None => result,
+        };
+        size_check(&result, name)?;
+        let output = apply_result(&state.result_path, raw.clone(), result)?;
+        apply_input(&state.output_path, &output, ctx, "OutputPath")
+    }
+
+    /// Runs a task's resource with its (rendered) parameters, recording the task's events.
+    async fn task(&self, flow: &Flow, resource: &str, params: Value) -> Result<Value, StatesError> {
+        if let Some(function) = plain_function(resource) {
+            let det = json!({"resource": resource, "input": text(&params), "inputDetails": {"truncated": false}});
+            self.emit(
+                flow,
+                "LambdaFunctionScheduled",
+                details("lambdaFunctionScheduledEventDetails", det),
+            )
+            .await?;
+            self.emit(flow, "LambdaFunctionStarted", None).await?;
+            let answer = self.invoke(function, &params, false).await.map(|(v, _)| v);
+            return match answer {
+                Ok(out) => {
+                    let det = json!({"output": text(&out), "outputDetails": {"truncated": false}});
+                    self.emit(
+                        flow,
+                        "LambdaFunctionSucceeded",
+                        details("lambdaFunctionSucceededEventDetails", det),
+                    )
+                    .await?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    let det = json!({"error": e.error, "cause": e.cause});
+                    self.emit(
+                        flow,
+                        "LambdaFunctionFailed",
+                        details("lambdaFunctionFailedEventDetails", det),
+                    )
+                    .await?;
+                    Err(e)
+                }
+            };
+        }
+        let (resource_type, short) = task_kind(resource);
+        let det = json!({"resourceType": resource_type, "resource": short, "region": self.region,
+                         "parameters": text(&params)});
+        self.emit(
+            flow,
+            "TaskScheduled",
+            details("taskScheduledEventDetails", det),
+        )
+        .await?;
+        let started = json!({"resourceType": resource_type, "resource": short});
+        self.emit(
+            flow,
+            "TaskStarted",
+            details("taskStartedEventDetails", started),
+        )
+        .await?;
+        let result = self.integration(resource, params).await;
+        match result {
+            Ok(out) => {
+                let det = json!({"resourceType": resource_type, "resource": short,
+                                 "output": text(&out), "outputDetails": {"truncated": false}});
+                self.emit(
+                    flow,
+                    "TaskSucceeded",
+                    details("taskSucceededEventDetails", det),
+                )
+                .await?;
+                Ok(out)
+            }
+            Err(e) => {
+                let det = json!({"resourceType": resource_type, "resource": short,
+                                 "error": e.error, "cause": e.cause});
+                self.emit(flow, "TaskFailed", details("taskFailedEventDetails", det))
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A function's answer as the task's result; its error (the function's `errorType`) as
+    /// the task's error. `lambda:invoke` gives the error document compacted as the cause, the
+    /// older function-ARN form gives it as the function wrote it.
+    async fn invoke(
+        &self,
+        function: &str,
+        payload: &Value,
+        compact_cause: bool,
+    ) -> Result<(Value, Invoked), StatesError> {
+        let bytes = serde_json::to_vec(payload).unwrap_or_default();
+        let answer = self.integrations.invoke(function, bytes).await?;
+        let parsed: Value = serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
+        });
+        if answer.function_error.is_some() {
+            let error = parsed["errorType"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .unwrap_or("Lambda.Unknown")
+                .to_owned();
+            let cause = match compact_cause && parsed.is_object() {
+                true => parsed.to_string(),
+                false => String::from_utf8_lossy(&answer.payload).into_owned(),
+            };
+            return Err(StatesError::new(error, cause));
+        }
+        Ok((parsed, answer))
+    }
+
+    async fn integration(&self, resource: &str, params: Value) -> Result<Value, StatesError> {
+        let rest = resource.strip_prefix("arn:aws:states:::").unwrap_or("");
+        match rest {
+            "lambda:invoke" => {
+                let Some(function) = params["FunctionName"].as_str() else {
+                    return Err(StatesError::runtime(
+                        "The field 'FunctionName' is required by arn:aws:states:::lambda:invoke",
+                    ));
+                };
+                let function = match params["Qualifier"].as_str() {
+                    Some(q) if !function.contains(':') => format!("{function}:{q}"),
+                    _ => function.to_owned(),
+                };
+                let payload = params.get("Payload").cloned().unwrap_or(json!({}));
+                let (parsed, answer) = self.invoke(&function, &payload, true).await?;
+                let headers = json!({"Connection": "keep-alive", "Content-Type": "application/json",
+                                     "X-Amz-Executed-Version": answer.executed_version,
+                                     "x-amzn-Remapped-Content-Length": "0",
+                                     "x-amzn-RequestId": answer.request_id});
+                Ok(json!({
+                    "ExecutedVersion": answer.executed_version,
+                    "Payload": parsed,
+                    "SdkHttpMetadata": {
+                        "AllHttpHeaders": headers.as_object().map(|h| h.iter().map(|(k, v)| (k.clone(), json!([v]))).collect::<serde_json::Map<_, _>>()),
+                        "HttpHeaders": headers,
+                        "HttpStatusCode": 200
+                    },
+                    "SdkResponseMetadata": {"RequestId": answer.request_id},
+                    "StatusCode": 200
+                }))
+            }
+            _ => {
+                let Some((service, action)) = service_action(rest) else {
+                    return Err(StatesError::new(
+                        "States.TaskFailed",
+                        format!("nimbus does not serve the integration {resource} yet"),
+                    ));
+                };
+                let input = shape_service_input(&service, &action, params);
+                match self.integrations.call(&service, &action, input).await {
+                    Ok(v) => Ok(v),
+                    Err((code, message)) => Err(StatesError::new(
+                        format!("{}.{code}", service_error_prefix(&service)),
+                        format!(
+                            "{message} (Service: {service}, Status Code: 400, Error Code: {code})"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The marker error that carries a journal failure up through the interpreter.
+const SUSPENDED: &str = "nimbus.Suspended";
+
+fn suspended(why: String) -> StatesError {
+    StatesError::new(SUSPENDED, why)
+}
+
+/// Step Functions' task event `resourceType`/`resource` for a service integration ARN:
+/// `arn:aws:states:::lambda:invoke` is `("lambda", "invoke")`.
+fn task_kind(resource: &str) -> (String, String) {
+    let rest = resource
+        .strip_prefix("arn:aws:states:::")
+        .unwrap_or(resource);
+    let rest = rest.strip_prefix("aws-sdk:").unwrap_or(rest);
+    match rest.split_once(':') {
+        Some((t, r)) => (t.to_owned(), r.to_owned()),
+        None => (rest.to_owned(), String::new()),
+    }
+}
+
+/// The function of a `Resource` that is a Lambda function's ARN (the older task form).
+fn plain_function(resource: &str) -> Option<&str> {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    (parts.len() >= 7 && parts[2] == "lambda" && parts[5] == "function").then_some(resource)
+}
+
+/// `sqs:sendMessage` -> `("sqs", "SendMessage")`; `aws-sdk:dynamodb:getItem` likewise.
+fn service_action(rest: &str) -> Option<(String, String)> {
+    let rest = rest.strip_prefix("aws-sdk:").unwrap_or(rest);
+    let (service, action) = rest.split_once(':')?;
+    if action.contains('.') {
+        return None; // .sync / .waitForTaskToken: not served yet
+    }
+    let mut chars = action.chars();
+    let first = chars.next()?;
+    Some((
+        service.to_owned(),
+        first.to_uppercase().chain(chars).collect(),
+    ))
+}
+
+/// Step Functions' optimized integrations accept JSON where the API wants text (an SQS body,
+/// an SNS message, an event's detail) and serialize it.
+fn shape_service_input(service: &str, action: &str, mut params: Value) -> Value {
+    let stringify = |v: &mut Value| {
+        if !v.is_string() && !v.is_null() {
+            *v = Value::String(v.to_string());
+        }
+    };
+    match (service, action) {
+        ("sqs", "SendMessage") => {
+            if let Some(b) = params.get_mut("MessageBody") {
+                stringify(b)
+            }
+        }
+        ("sns", "Publish") => {
+            if let Some(m) = params.get_mut("Message") {
+                stringify(m)
+            }
+        }
+        ("events" | "eventbridge", "PutEvents") => {
+            if let Some(entries) = params.get_mut("Entries").and_then(Value::as_array_mut) {
+                for e in entries {
+                    if let Some(d) = e.get_mut("Detail") {
+                        stringify(d)
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    params
+}
+
+/// The prefix of a service's errors in Step Functions: `DynamoDB.ConditionalCheckFailedException`.
+fn service_error_prefix(service: &str) -> &str {
+    match service {
+        "dynamodb" => "DynamoDB",
+        "sqs" => "SQS",
+        "sns" => "SNS",
+        "events" | "eventbridge" => "EventBridge",
+        other => other,
+    }
+}
+
+/// The delay before retry number `attempt + 1`: `IntervalSeconds * BackoffRate^attempt`, at
+/// most `MaxDelaySeconds`, and with `JitterStrategy: FULL` a random part of it.
+pub fn retry_delay(r: &Retrier, attempt: u32) -> Duration {
+    let mut s = r.interval_seconds * r.backoff_rate.powi(attempt as i32);
+    if let Some(max) = r.max_delay_seconds {
+        s = s.min(max);
+    }
+    if r.full_jitter {
+        s *= rand::random::<f64>();
+    }
+    Duration::from_secs_f64(s.clamp(0.0, 99_999_999.0))
+}

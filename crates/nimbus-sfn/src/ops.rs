@@ -1,0 +1,1061 @@
+//! The Step Functions API: one function per operation, taking the request's JSON.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use crate::asl::{self, Diagnostic};
+use crate::clock::{format_ms, now_ms};
+use crate::engine::{Cursor, Event, NoJournal, Outcome, Resume, Run};
+use crate::error::StatesError;
+use crate::state::{self, DbJournal, ExecutionRow, MachineRow};
+use crate::{Inner, MachineEntry, SfnError, StepFunctions, TemplateMachine};
+
+pub(crate) async fn dispatch(
+    sfn: &StepFunctions,
+    action: &str,
+    input: &Value,
+) -> Result<Value, SfnError> {
+    match action {
+        "CreateStateMachine" => create_state_machine(sfn, input),
+        "DescribeStateMachine" => describe_state_machine(sfn, input),
+        "ListStateMachines" => list_state_machines(sfn, input),
+        "UpdateStateMachine" => update_state_machine(sfn, input),
+        "DeleteStateMachine" => delete_state_machine(sfn, input),
+        "ValidateStateMachineDefinition" => Ok(validate_definition(input)),
+        "StartExecution" => start_execution(sfn, input).await,
+        "StartSyncExecution" => start_sync_execution(sfn, input).await,
+        "DescribeExecution" => describe_execution(sfn, input),
+        "DescribeStateMachineForExecution" => describe_machine_for_execution(sfn, input),
+        "StopExecution" => stop_execution(sfn, input).await,
+        "GetExecutionHistory" => get_execution_history(sfn, input),
+        "ListExecutions" => list_executions(sfn, input),
+        "TagResource" => tag_resource(sfn, input, true),
+        "UntagResource" => tag_resource(sfn, input, false),
+        "ListTagsForResource" => list_tags(sfn, input),
+        _ => Err(SfnError::new(
+            "UnknownOperationException",
+            format!("nimbus's Step Functions does not serve the operation {action} yet"),
+        )),
+    }
+}
+
+fn seconds(ms: u64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+fn required<'a>(input: &'a Value, key: &str) -> Result<&'a str, SfnError> {
+    match &input[key] {
+        Value::String(s) => Ok(s),
+        Value::Null => Err(SfnError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null"),
+        )),
+        _ => Err(SfnError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value at '{key}' failed to satisfy constraint: Member must be a string"),
+        )),
+    }
+}
+
+/// Step Functions' name rule for state machines and executions.
+fn check_name(name: &str) -> Result<(), SfnError> {
+    let bad = |c: char| {
+        c.is_whitespace()
+            || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c)
+            || ('\u{0}'..='\u{1f}').contains(&c)
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || c == '\u{fffe}'
+            || c == '\u{ffff}'
+    };
+    if name.chars().count() > 80 {
+        return Err(SfnError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: Member must have length less than or equal to 80"),
+        ));
+    }
+    if name.is_empty() || name.chars().any(bad) {
+        return Err(SfnError::new(
+            "InvalidName",
+            format!("Invalid Name: '{name}'"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_arn(arn: &str) -> Result<(), SfnError> {
+    if !arn.starts_with("arn:") {
+        return Err(SfnError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Invalid ARN prefix: {arn}'"),
+        ));
+    }
+    Ok(())
+}
+
+fn machine_entry(sfn: &StepFunctions, arn: &str) -> Result<Arc<MachineEntry>, SfnError> {
+    check_arn(arn)?;
+    lock(&sfn.inner.machines).get(arn).cloned().ok_or_else(|| {
+        SfnError::new(
+            "StateMachineDoesNotExist",
+            format!("State Machine Does Not Exist: '{arn}'"),
+        )
+    })
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parse_definition(text: &str) -> Result<asl::Machine, SfnError> {
+    asl::parse(text)
+        .map_err(|d| SfnError::new("InvalidDefinition", asl::invalid_definition_message(&d)))
+}
+
+fn machine_kind(input: &Value) -> Result<String, SfnError> {
+    match input["type"].as_str().unwrap_or("STANDARD") {
+        k @ ("STANDARD" | "EXPRESS") => Ok(k.to_owned()),
+        k => Err(SfnError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value '{k}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"),
+        )),
+    }
+}
+
+fn settings_of(input: &Value) -> Value {
+    let mut s = Map::new();
+    s.insert(
+        "loggingConfiguration".into(),
+        input
+            .get("loggingConfiguration")
+            .cloned()
+            .unwrap_or(json!({"level": "OFF", "includeExecutionData": false})),
+    );
+    s.insert(
+        "tracingConfiguration".into(),
+        input
+            .get("tracingConfiguration")
+            .cloned()
+            .unwrap_or(json!({"enabled": false})),
+    );
+    if let Some(d) = input.get("description") {
+        s.insert("description".into(), d.clone());
+    }
+    Value::Object(s)
+}
+
+fn tags_of(input: &Value) -> Value {
+    let mut tags = Map::new();
+    for t in input["tags"].as_array().into_iter().flatten() {
+        if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
+            tags.insert(k.to_owned(), json!(v));
+        }
+    }
+    Value::Object(tags)
+}
+
+fn install(inner: &Inner, row: MachineRow, machine: asl::Machine) {
+    lock(&inner.machines).insert(
+        row.arn.clone(),
+        Arc::new(MachineEntry {
+            row,
+            machine: Arc::new(machine),
+        }),
+    );
+}
+
+fn create_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let name = required(input, "name")?;
+    let definition = required(input, "definition")?;
+    let role_arn = required(input, "roleArn")?;
+    check_name(name)?;
+    let kind = machine_kind(input)?;
+    let machine = parse_definition(definition)?;
+    let arn = sfn.machine_arn(name);
+    let settings = settings_of(input);
+    if let Some(existing) = lock(&sfn.inner.machines).get(&arn) {
+        let r = &existing.row;
+        if r.definition == definition
+            && r.role_arn == role_arn
+            && r.kind == kind
+            && r.settings == settings
+        {
+            return Ok(json!({"stateMachineArn": arn, "creationDate": seconds(r.created_ms)}));
+        }
+        return Err(SfnError::new(
+            "StateMachineAlreadyExists",
+            format!("State Machine Already Exists: '{arn}'"),
+        ));
+    }
+    let now = now_ms();
+    let row = MachineRow {
+        arn: arn.clone(),
+        name: name.to_owned(),
+        kind,
+        definition: definition.to_owned(),
+        role_arn: role_arn.to_owned(),
+        created_ms: now,
+        updated_ms: None,
+        revision: uuid::Uuid::new_v4().to_string(),
+        from_template: false,
+        settings,
+        tags: tags_of(input),
+    };
+    state::put_machine(&sfn.inner.db, &row)?;
+    install(&sfn.inner, row, machine);
+    Ok(json!({"stateMachineArn": arn, "creationDate": seconds(now)}))
+}
+
+fn describe_row(r: &MachineRow) -> Value {
+    let mut out = json!({
+        "stateMachineArn": r.arn,
+        "name": r.name,
+        "status": "ACTIVE",
+        "definition": r.definition,
+        "roleArn": r.role_arn,
+        "type": r.kind,
+        "creationDate": seconds(r.created_ms),
+        "loggingConfiguration": r.settings["loggingConfiguration"],
+        "tracingConfiguration": r.settings["tracingConfiguration"],
+    });
+    if let Some(d) = r.settings.get("description") {
+        out["description"] = d.clone();
+    }
+    if r.updated_ms.is_some() {
+        out["revisionId"] = json!(r.revision);
+    }
+    out
+}
+
+fn describe_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    Ok(describe_row(&machine_entry(sfn, arn)?.row))
+}
+
+/// A page token: the offset of the page's first item.
+fn page(input: &Value, max: usize, default: usize) -> Result<(usize, usize), SfnError> {
+    let limit = match input["maxResults"].as_u64() {
+        None | Some(0) => default,
+        Some(n) if n as usize <= max => n as usize,
+        Some(n) => {
+            return Err(SfnError::new(
+                "ValidationException",
+                format!("1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to {max}"),
+            ))
+        }
+    };
+    let offset = match input["nextToken"].as_str() {
+        None => 0,
+        Some(t) => base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("nimbus:").and_then(|n| n.parse().ok()))
+            .ok_or_else(|| SfnError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
+    };
+    Ok((offset, limit))
+}
+
+fn token(offset: usize) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("nimbus:{offset}"))
+}
+
+fn list_state_machines(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let (offset, limit) = page(input, 1000, 100)?;
+    let mut all: Vec<Arc<MachineEntry>> = lock(&sfn.inner.machines).values().cloned().collect();
+    all.sort_by(|a, b| a.row.name.cmp(&b.row.name));
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| {
+            json!({"stateMachineArn": m.row.arn, "name": m.row.name, "type": m.row.kind,
+                   "creationDate": seconds(m.row.created_ms)})
+        })
+        .collect();
+    let mut out = json!({ "stateMachines": items });
+    if all.len() > offset + limit {
+        out["nextToken"] = json!(token(offset + limit));
+    }
+    Ok(out)
+}
+
+fn update_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    let entry = machine_entry(sfn, arn)?;
+    let changes = [
+        "definition",
+        "roleArn",
+        "loggingConfiguration",
+        "tracingConfiguration",
+    ];
+    if changes.iter().all(|k| input.get(*k).is_none()) {
+        return Err(SfnError::new(
+            "MissingRequiredParameter",
+            "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration must be specified",
+        ));
+    }
+    let mut row = entry.row.clone();
+    let machine = match input["definition"].as_str() {
+        Some(d) => {
+            let m = parse_definition(d)?;
+            row.definition = d.to_owned();
+            m
+        }
+        None => (*entry.machine).clone(),
+    };
+    if let Some(r) = input["roleArn"].as_str() {
+        row.role_arn = r.to_owned();
+    }
+    for key in ["loggingConfiguration", "tracingConfiguration"] {
+        if let Some(v) = input.get(key) {
+            row.settings[key] = v.clone();
+        }
+    }
+    let now = now_ms();
+    row.updated_ms = Some(now);
+    row.revision = uuid::Uuid::new_v4().to_string();
+    state::put_machine(&sfn.inner.db, &row)?;
+    let revision = row.revision.clone();
+    install(&sfn.inner, row, machine);
+    Ok(json!({"updateDate": seconds(now), "revisionId": revision}))
+}
+
+fn delete_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    check_arn(arn)?;
+    // Idempotent, as on AWS; running executions finish on the definition they started with.
+    state::delete_machine(&sfn.inner.db, arn)?;
+    lock(&sfn.inner.machines).remove(arn);
+    Ok(json!({}))
+}
+
+fn diagnostics_json(d: &[Diagnostic]) -> Vec<Value> {
+    d.iter()
+        .map(|d| {
+            let mut v = json!({"severity": "ERROR", "code": d.code, "message": d.message});
+            if d.location != "null" && !d.location.is_empty() {
+                v["location"] = json!(d.location);
+            }
+            v
+        })
+        .collect()
+}
+
+fn validate_definition(input: &Value) -> Value {
+    let text = input["definition"].as_str().unwrap_or("");
+    if text.trim().is_empty() {
+        return json!({"result": "FAIL", "truncated": false, "diagnostics": [
+            {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "Definition must be a valid JSON object"}]});
+    }
+    match asl::parse(text) {
+        Ok(_) => json!({"result": "OK", "diagnostics": [], "truncated": false}),
+        Err(d) => {
+            json!({"result": "FAIL", "diagnostics": diagnostics_json(&d), "truncated": false})
+        }
+    }
+}
+
+/// The execution's input: JSON text, at most 256 KiB; `{}` when absent.
+fn execution_input(input: &Value) -> Result<(String, Value), SfnError> {
+    let text = match &input["input"] {
+        Value::Null => "{}".to_owned(),
+        Value::String(s) => s.clone(),
+        _ => {
+            return Err(SfnError::new(
+                "InvalidExecutionInput",
+                "Invalid State Machine Execution Input: 'Invalid execution input.'",
+            ))
+        }
+    };
+    if text.len() > crate::engine::PAYLOAD_LIMIT {
+        return Err(SfnError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to {}", crate::engine::PAYLOAD_LIMIT),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err(SfnError::new(
+            "InvalidExecutionInput",
+            "Invalid State Machine Execution Input: 'Invalid execution input.'",
+        ));
+    }
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        SfnError::new(
+            "InvalidExecutionInput",
+            format!("Invalid State Machine Execution Input: '{e}'"),
+        )
+    })?;
+    Ok((text, value))
+}
+
+fn context(
+    execution_arn: &str,
+    name: &str,
+    input: &Value,
+    role: &str,
+    start_ms: u64,
+    machine: &MachineRow,
+) -> Value {
+    json!({
+        "Execution": {"Id": execution_arn, "Input": input, "Name": name, "RoleArn": role,
+                      "StartTime": format_ms(start_ms), "RedriveCount": 0},
+        "StateMachine": {"Id": machine.arn, "Name": machine.name},
+    })
+}
+
+struct NoIntegrations;
+
+impl crate::engine::Integrations for NoIntegrations {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        _: Vec<u8>,
+    ) -> crate::engine::BoxFuture<'a, Result<crate::engine::Invoked, StatesError>> {
+        Box::pin(async move {
+            Err(StatesError::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function} (nimbus has no functions here)"),
+            ))
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        _: &'a str,
+        _: Value,
+    ) -> crate::engine::BoxFuture<'a, Result<Value, (String, String)>> {
+        Box::pin(async move {
+            Err((
+                "ServiceUnavailable".to_owned(),
+                format!("nimbus serves no {service} here"),
+            ))
+        })
+    }
+}
+
+fn integrations(inner: &Inner) -> Arc<dyn crate::engine::Integrations> {
+    inner
+        .integrations
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(NoIntegrations))
+}
+
+/// Starts a Standard execution's task: runs it to its end (or from `resume`).
+fn spawn_standard(
+    sfn: &StepFunctions,
+    row: &ExecutionRow,
+    machine: Arc<asl::Machine>,
+    machine_row: &MachineRow,
+    input: Value,
+    resume: Option<Resume>,
+) {
+    let inner = Arc::clone(&sfn.inner);
+    let run = Run {
+        integrations: integrations(&inner),
+        journal: Arc::new(DbJournal {
+            db: Arc::clone(&inner.db),
+            execution: row.id,
+        }),
+        context: context(
+            &row.arn,
+            &row.name,
+            &input,
+            &row.role_arn,
+            row.start_ms,
+            machine_row,
+        ),
+        region: inner.config.region.clone(),
+        delay_scale: inner.config.delay_scale,
+        last_event: AtomicU64::new(row.last_event),
+    };
+    let arn = row.arn.clone();
+    let mut running = lock(&inner.running);
+    let task_inner = Arc::clone(&inner);
+    let task_arn = arn.clone();
+    let handle = tokio::spawn(async move {
+        let outcome = run.execute(&machine, input, resume).await;
+        if let Outcome::Suspended(why) = &outcome {
+            tracing::error!(execution = %task_arn, "the execution's history could not be written, so it stops here and continues after a restart: {why}");
+        }
+        lock(&task_inner.running).remove(&task_arn);
+    });
+    running.insert(arn, handle.abort_handle());
+}
+
+/// The execution's `name`, checked, or a new UUID as on AWS.
+fn execution_name(input: &Value) -> Result<String, SfnError> {
+    match input["name"].as_str() {
+        Some(n) => check_name(n).map(|_| n.to_owned()),
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+/// An Express execution's ARN: its name and a UUID after the machine's name.
+fn express_arn(cfg: &crate::SfnConfig, machine: &str, name: &str) -> String {
+    format!(
+        "arn:aws:states:{}:{}:express:{machine}:{name}:{}",
+        cfg.region,
+        cfg.account,
+        uuid::Uuid::new_v4()
+    )
+}
+
+async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let machine_arn = required(input, "stateMachineArn")?;
+    let entry = machine_entry(sfn, machine_arn)?;
+    let name = execution_name(input)?;
+    let (text, value) = execution_input(input)?;
+    let cfg = &sfn.inner.config;
+    let start_ms = now_ms();
+    if entry.row.kind == "EXPRESS" {
+        let arn = express_arn(cfg, &entry.row.name, &name);
+        let run = express_run(sfn, &arn, &name, &value, &entry.row, start_ms);
+        let machine = Arc::clone(&entry.machine);
+        let inner = Arc::clone(&sfn.inner);
+        let task_arn = arn.clone();
+        let mut running = lock(&sfn.inner.running);
+        let handle = tokio::spawn(async move {
+            let _ = run.execute(&machine, value, None).await;
+            lock(&inner.running).remove(&task_arn);
+        });
+        running.insert(arn.clone(), handle.abort_handle());
+        return Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}));
+    }
+    let arn = format!(
+        "arn:aws:states:{}:{}:execution:{}:{name}",
+        cfg.region, cfg.account, entry.row.name
+    );
+    if let Some(existing) = state::execution(&sfn.inner.db, &arn)? {
+        // Idempotent for the same input while it runs, as on AWS.
+        if existing.status == "RUNNING" && existing.input == text {
+            return Ok(json!({"executionArn": arn, "startDate": seconds(existing.start_ms)}));
+        }
+        return Err(SfnError::new(
+            "ExecutionAlreadyExists",
+            format!("Execution Already Exists: '{arn}'"),
+        ));
+    }
+    let mut row = ExecutionRow {
+        id: 0,
+        arn: arn.clone(),
+        machine_arn: machine_arn.to_owned(),
+        name: name.clone(),
+        status: "RUNNING".into(),
+        input: text.clone(),
+        output: None,
+        error: None,
+        cause: None,
+        start_ms,
+        stop_ms: None,
+        definition: entry.row.definition.clone(),
+        role_arn: entry.row.role_arn.clone(),
+        cursor: None,
+        last_event: 1,
+    };
+    let started = Event {
+        id: 1,
+        previous: 0,
+        ts_ms: start_ms,
+        kind: "ExecutionStarted".into(),
+        details: Some((
+            "executionStartedEventDetails".into(),
+            json!({"input": text, "inputDetails": {"truncated": false}, "roleArn": row.role_arn}),
+        )),
+    };
+    row.id = match state::start_execution(&sfn.inner.db, row.clone(), started).await {
+        Ok(id) => id,
+        // Two starts of one name at once: the second finds the first's row.
+        Err(_) if state::execution(&sfn.inner.db, &arn)?.is_some() => {
+            return Err(SfnError::new(
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{arn}'"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    spawn_standard(
+        sfn,
+        &row,
+        Arc::clone(&entry.machine),
+        &entry.row,
+        value,
+        None,
+    );
+    Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
+}
+
+fn express_run(
+    sfn: &StepFunctions,
+    arn: &str,
+    name: &str,
+    input: &Value,
+    machine: &MachineRow,
+    start_ms: u64,
+) -> Run {
+    Run {
+        integrations: integrations(&sfn.inner),
+        journal: Arc::new(NoJournal),
+        context: context(arn, name, input, &machine.role_arn, start_ms, machine),
+        region: sfn.inner.config.region.clone(),
+        delay_scale: sfn.inner.config.delay_scale,
+        last_event: AtomicU64::new(0),
+    }
+}
+
+async fn start_sync_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let machine_arn = required(input, "stateMachineArn")?;
+    let entry = machine_entry(sfn, machine_arn)?;
+    if entry.row.kind != "EXPRESS" {
+        return Err(SfnError::new(
+            "StateMachineTypeNotSupported",
+            "This operation is not supported by this type of state machine",
+        ));
+    }
+    let name = execution_name(input)?;
+    let (text, value) = execution_input(input)?;
+    let cfg = &sfn.inner.config;
+    let start_ms = now_ms();
+    let arn = express_arn(cfg, &entry.row.name, &name);
+    let run = express_run(sfn, &arn, &name, &value, &entry.row, start_ms);
+    let outcome = run.execute(&entry.machine, value, None).await;
+    let stop_ms = now_ms();
+    let mut out = json!({
+        "executionArn": arn,
+        "stateMachineArn": machine_arn,
+        "name": name,
+        "startDate": seconds(start_ms),
+        "stopDate": seconds(stop_ms),
+        "input": text,
+        "inputDetails": {"included": true},
+        "billingDetails": {
+            "billedMemoryUsedInMB": 64,
+            // Express workflows are billed in 100 ms steps.
+            "billedDurationInMilliseconds": (stop_ms.saturating_sub(start_ms)).div_ceil(100).max(1) * 100,
+        },
+    });
+    match outcome {
+        Outcome::Succeeded(v) => {
+            out["status"] = json!("SUCCEEDED");
+            out["output"] = json!(v.to_string());
+            out["outputDetails"] = json!({"included": true});
+        }
+        Outcome::Failed(e) => {
+            out["status"] = json!("FAILED");
+            if !e.error.is_empty() {
+                out["error"] = json!(e.error);
+            }
+            if !e.cause.is_empty() {
+                out["cause"] = json!(e.cause);
+            }
+        }
+        Outcome::TimedOut => out["status"] = json!("TIMED_OUT"),
+        Outcome::Suspended(why) => return Err(SfnError::Internal(why)),
+    }
+    Ok(out)
+}
+
+fn execution_row(sfn: &StepFunctions, arn: &str) -> Result<ExecutionRow, SfnError> {
+    check_arn(arn)?;
+    if arn.split(':').nth(5) == Some("express") {
+        return Err(SfnError::new(
+            "InvalidArn",
+            "Invalid Arn: 'Resource type not valid in this context: express'",
+        ));
+    }
+    state::execution(&sfn.inner.db, arn)?.ok_or_else(|| {
+        SfnError::new(
+            "ExecutionDoesNotExist",
+            format!("Execution Does Not Exist: '{arn}'"),
+        )
+    })
+}
+
+fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "executionArn")?;
+    let r = execution_row(sfn, arn)?;
+    let mut out = json!({
+        "executionArn": r.arn,
+        "stateMachineArn": r.machine_arn,
+        "name": r.name,
+        "status": r.status,
+        "startDate": seconds(r.start_ms),
+        "input": r.input,
+        "inputDetails": {"included": true},
+        "redriveCount": 0,
+    });
+    if let Some(stop) = r.stop_ms {
+        out["stopDate"] = seconds(stop);
+    }
+    if let Some(o) = &r.output {
+        out["output"] = json!(o);
+        out["outputDetails"] = json!({"included": true});
+    }
+    if let Some(e) = r.error.as_deref().filter(|e| !e.is_empty()) {
+        out["error"] = json!(e);
+    }
+    if let Some(c) = r.cause.as_deref().filter(|c| !c.is_empty()) {
+        out["cause"] = json!(c);
+    }
+    match r.status.as_str() {
+        "RUNNING" | "SUCCEEDED" => {
+            out["redriveStatus"] = json!("NOT_REDRIVABLE");
+            out["redriveStatusReason"] =
+                json!(format!("Execution is {} and cannot be redriven", r.status));
+        }
+        // nimbus does not redrive yet; AWS would say REDRIVABLE here.
+        _ => out["redriveStatus"] = json!("NOT_REDRIVABLE"),
+    }
+    Ok(out)
+}
+
+fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "executionArn")?;
+    let r = execution_row(sfn, arn)?;
+    let name = r
+        .machine_arn
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let current = lock(&sfn.inner.machines).get(&r.machine_arn).cloned();
+    let (kind, settings, created) = match &current {
+        Some(m) => (
+            m.row.kind.clone(),
+            m.row.settings.clone(),
+            m.row.updated_ms.unwrap_or(m.row.created_ms),
+        ),
+        None => ("STANDARD".into(), settings_of(&json!({})), r.start_ms),
+    };
+    let _ = kind;
+    Ok(json!({
+        "stateMachineArn": r.machine_arn,
+        "name": name,
+        "definition": r.definition,
+        "roleArn": r.role_arn,
+        "updateDate": seconds(created),
+        "loggingConfiguration": settings["loggingConfiguration"],
+        "tracingConfiguration": settings["tracingConfiguration"],
+    }))
+}
+
+async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "executionArn")?;
+    let r = execution_row(sfn, arn)?;
+    if let Some(h) = lock(&sfn.inner.running).remove(arn) {
+        h.abort();
+    }
+    let now = now_ms();
+    let mut det = Map::new();
+    for key in ["error", "cause"] {
+        if let Some(v) = input[key].as_str() {
+            det.insert(key.into(), json!(v));
+        }
+    }
+    let event = Event {
+        id: 0,
+        previous: 0,
+        ts_ms: now,
+        kind: "ExecutionAborted".into(),
+        details: Some(("executionAbortedEventDetails".into(), Value::Object(det))),
+    };
+    let stopped = state::abort(&sfn.inner.db, r.id, event).await?;
+    let stop_ms = if stopped {
+        now
+    } else {
+        execution_row(sfn, arn)?.stop_ms.unwrap_or(now)
+    };
+    Ok(json!({ "stopDate": seconds(stop_ms) }))
+}
+
+fn event_json(e: &Event, include_data: bool) -> Value {
+    let mut v = json!({"timestamp": seconds(e.ts_ms), "type": e.kind, "id": e.id,
+                       "previousEventId": e.previous});
+    if let Some((k, d)) = &e.details {
+        let mut d = d.clone();
+        if !include_data {
+            if let Some(obj) = d.as_object_mut() {
+                for key in ["input", "output", "parameters"] {
+                    obj.remove(key);
+                }
+            }
+        }
+        v[k.as_str()] = d;
+    }
+    v
+}
+
+fn get_execution_history(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "executionArn")?;
+    let r = execution_row(sfn, arn)?;
+    let (offset, limit) = page(input, 1000, 100)?;
+    let reverse = input["reverseOrder"].as_bool().unwrap_or(false);
+    let include = input["includeExecutionData"].as_bool().unwrap_or(true);
+    // The token is the last event id handed out: the next page starts after it (or before it,
+    // in reverse order).
+    let (events, more) = state::history(&sfn.inner.db, r.id, offset as u64, reverse, limit)?;
+    let mut out =
+        json!({"events": events.iter().map(|e| event_json(e, include)).collect::<Vec<_>>()});
+    if more {
+        if let Some(last) = events.last() {
+            out["nextToken"] = json!(token(last.id as usize));
+        }
+    }
+    Ok(out)
+}
+
+fn list_executions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let machine_arn = required(input, "stateMachineArn")?;
+    let entry = machine_entry(sfn, machine_arn)?;
+    if entry.row.kind == "EXPRESS" {
+        return Err(SfnError::new(
+            "StateMachineTypeNotSupported",
+            "This operation is not supported by this type of state machine",
+        ));
+    }
+    let status = match input["statusFilter"].as_str() {
+        None => None,
+        Some(s @ ("RUNNING" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED" | "PENDING_REDRIVE")) => Some(s),
+        Some(s) => {
+            return Err(SfnError::new(
+                "ValidationException",
+                format!("1 validation error detected: Value '{s}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [SUCCEEDED, TIMED_OUT, PENDING_REDRIVE, ABORTED, FAILED, RUNNING]"),
+            ))
+        }
+    };
+    let (offset, limit) = page(input, 1000, 100)?;
+    let (rows, more) = state::list_executions(&sfn.inner.db, machine_arn, status, offset, limit)?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = json!({"executionArn": r.arn, "stateMachineArn": r.machine_arn, "name": r.name,
+                               "status": r.status, "startDate": seconds(r.start_ms), "redriveCount": 0});
+            if let Some(s) = r.stop_ms {
+                v["stopDate"] = seconds(s);
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "executions": items });
+    if more {
+        out["nextToken"] = json!(token(offset + limit));
+    }
+    Ok(out)
+}
+
+fn tag_resource(sfn: &StepFunctions, input: &Value, add: bool) -> Result<Value, SfnError> {
+    let arn = required(input, "resourceArn")?;
+    let entry = machine_entry(sfn, arn)
+        .map_err(|_| SfnError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+    let mut row = entry.row.clone();
+    let tags = row.tags.as_object_mut().expect("tags are an object");
+    if add {
+        for t in input["tags"].as_array().into_iter().flatten() {
+            if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
+                tags.insert(k.to_owned(), json!(v));
+            }
+        }
+    } else {
+        for k in input["tagKeys"].as_array().into_iter().flatten() {
+            if let Some(k) = k.as_str() {
+                tags.remove(k);
+            }
+        }
+    }
+    state::put_machine(&sfn.inner.db, &row)?;
+    install(&sfn.inner, row, (*entry.machine).clone());
+    Ok(json!({}))
+}
+
+fn list_tags(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "resourceArn")?;
+    let entry = machine_entry(sfn, arn)
+        .map_err(|_| SfnError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+    let tags: Vec<Value> = entry
+        .row
+        .tags
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    Ok(json!({ "tags": tags }))
+}
+
+pub(crate) fn apply_template(
+    sfn: &StepFunctions,
+    machines: &[TemplateMachine],
+) -> Result<(), String> {
+    let mut errors = Vec::new();
+    let mut keep = std::collections::BTreeSet::new();
+    for t in machines {
+        let machine = match asl::parse(&t.definition) {
+            Ok(m) => m,
+            Err(d) => {
+                errors.push(format!(
+                    "state machine {}: {}",
+                    t.name,
+                    asl::invalid_definition_message(&d)
+                ));
+                continue;
+            }
+        };
+        let arn = sfn.machine_arn(&t.name);
+        keep.insert(arn.clone());
+        let existing = lock(&sfn.inner.machines).get(&arn).cloned();
+        let now = now_ms();
+        let row = match existing {
+            Some(e)
+                if e.row.definition == t.definition
+                    && e.row.kind == t.kind
+                    && e.row.role_arn == t.role_arn
+                    && e.row.settings == t.settings =>
+            {
+                continue
+            }
+            Some(e) => MachineRow {
+                definition: t.definition.clone(),
+                kind: t.kind.clone(),
+                role_arn: t.role_arn.clone(),
+                settings: t.settings.clone(),
+                updated_ms: Some(now),
+                revision: uuid::Uuid::new_v4().to_string(),
+                from_template: true,
+                ..e.row.clone()
+            },
+            None => MachineRow {
+                arn: arn.clone(),
+                name: t.name.clone(),
+                kind: t.kind.clone(),
+                definition: t.definition.clone(),
+                role_arn: t.role_arn.clone(),
+                created_ms: now,
+                updated_ms: None,
+                revision: uuid::Uuid::new_v4().to_string(),
+                from_template: true,
+                settings: t.settings.clone(),
+                tags: json!({}),
+            },
+        };
+        state::put_machine(&sfn.inner.db, &row).map_err(|e| e.to_string())?;
+        install(&sfn.inner, row, machine);
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    let gone: Vec<String> = lock(&sfn.inner.machines)
+        .values()
+        .filter(|m| m.row.from_template && !keep.contains(&m.row.arn))
+        .map(|m| m.row.arn.clone())
+        .collect();
+    for arn in gone {
+        state::delete_machine(&sfn.inner.db, &arn).map_err(|e| e.to_string())?;
+        lock(&sfn.inner.machines).remove(&arn);
+    }
+    Ok(())
+}
+
+/// The events that start and end a task, to tell whether a task was left running.
+const TASK_STARTS: &[&str] = &["TaskStarted", "LambdaFunctionStarted"];
+const TASK_ENDS: &[&str] = &[
+    "TaskSucceeded",
+    "TaskFailed",
+    "TaskTimedOut",
+    "LambdaFunctionSucceeded",
+    "LambdaFunctionFailed",
+    "LambdaFunctionTimedOut",
+];
+
+pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
+    let rows = state::running(&sfn.inner.db)?;
+    let n = rows.len();
+    for row in rows {
+        let Ok(machine) = asl::parse(&row.definition) else {
+            continue;
+        };
+        let input: Value = serde_json::from_str(&row.input).unwrap_or(json!({}));
+        let cursor = row
+            .cursor
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|c| Cursor::from_json(&c));
+        let resume = match cursor {
+            None => None,
+            Some(cursor) => {
+                let (events, _) =
+                    state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
+                let starts = events
+                    .iter()
+                    .filter(|e| TASK_STARTS.contains(&e.kind.as_str()))
+                    .count();
+                let ends = events
+                    .iter()
+                    .filter(|e| TASK_ENDS.contains(&e.kind.as_str()))
+                    .count();
+                // A top-level task that answered: go on from its answer, do not run it again.
+                let last_end = events
+                    .iter()
+                    .rev()
+                    .find(|e| TASK_ENDS.contains(&e.kind.as_str()));
+                // A retry already scheduled means the last failure was dealt with.
+                let handled = cursor.wake_at_ms.is_some();
+                let task_result = match (machine.states.get(&cursor.state), last_end) {
+                    (Some(s), Some(e))
+                        if matches!(s.kind, asl::Kind::Task { .. })
+                            && starts == ends
+                            && !handled =>
+                    {
+                        let d = e
+                            .details
+                            .as_ref()
+                            .map(|(_, d)| d.clone())
+                            .unwrap_or_default();
+                        Some(match e.kind.as_str() {
+                            "TaskSucceeded" | "LambdaFunctionSucceeded" => Ok(d["output"]
+                                .as_str()
+                                .and_then(|o| serde_json::from_str(o).ok())
+                                .unwrap_or(Value::Null)),
+                            _ => Err(StatesError::new(
+                                d["error"].as_str().unwrap_or("States.TaskFailed"),
+                                d["cause"].as_str().unwrap_or(""),
+                            )),
+                        })
+                    }
+                    _ => None,
+                };
+                Some(Resume {
+                    cursor,
+                    task_in_flight: starts > ends,
+                    task_result,
+                })
+            }
+        };
+        let machine_row = lock(&sfn.inner.machines)
+            .get(&row.machine_arn)
+            .map(|m| m.row.clone())
+            .unwrap_or_else(|| MachineRow {
+                arn: row.machine_arn.clone(),
+                name: row
+                    .machine_arn
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                kind: "STANDARD".into(),
+                definition: row.definition.clone(),
+                role_arn: row.role_arn.clone(),
+                created_ms: row.start_ms,
+                updated_ms: None,
+                revision: String::new(),
+                from_template: false,
+                settings: json!({}),
+                tags: json!({}),
+            });
+        spawn_standard(sfn, &row, Arc::new(machine), &machine_row, input, resume);
+    }
+    Ok(n)
+}

@@ -1,0 +1,434 @@
+//! Durable state: state machines, Standard executions and their histories in
+//! `<state-dir>/stepfunctions.db`. Every history event and every cursor move of a running
+//! execution is written through the database's group commit and is durable before the
+//! execution goes on.
+
+use std::sync::Arc;
+
+use nimbus_store::{Database, StoreError};
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value;
+
+use crate::engine::{BoxFuture, Cursor, Event, Journal};
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: machines, executions, history.
+    "CREATE TABLE machines (
+        arn TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER,
+        revision TEXT NOT NULL,
+        from_template INTEGER NOT NULL DEFAULT 0,
+        settings TEXT NOT NULL DEFAULT '{}',
+        tags TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE executions (
+        id INTEGER PRIMARY KEY,
+        arn TEXT NOT NULL UNIQUE,
+        machine_arn TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        cause TEXT,
+        start_ms INTEGER NOT NULL,
+        stop_ms INTEGER,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        cursor TEXT,
+        last_event INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX executions_machine ON executions (machine_arn, start_ms);
+    CREATE INDEX executions_running ON executions (status) WHERE status = 'RUNNING';
+    CREATE TABLE history (
+        execution INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        previous INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        details TEXT,
+        PRIMARY KEY (execution, id)
+    ) WITHOUT ROWID;",
+];
+
+/// A state machine's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineRow {
+    pub arn: String,
+    pub name: String,
+    pub kind: String,
+    pub definition: String,
+    pub role_arn: String,
+    pub created_ms: u64,
+    pub updated_ms: Option<u64>,
+    pub revision: String,
+    pub from_template: bool,
+    /// `loggingConfiguration`, `tracingConfiguration`, `description`.
+    pub settings: Value,
+    pub tags: Value,
+}
+
+/// An execution's row (without its history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRow {
+    pub id: i64,
+    pub arn: String,
+    pub machine_arn: String,
+    pub name: String,
+    pub status: String,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_ms: u64,
+    pub stop_ms: Option<u64>,
+    pub definition: String,
+    pub role_arn: String,
+    pub cursor: Option<String>,
+    pub last_event: u64,
+}
+
+const MACHINE_COLUMNS: &str =
+    "arn, name, type, definition, role_arn, created_ms, updated_ms, revision, from_template, settings, tags";
+
+fn machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRow> {
+    Ok(MachineRow {
+        arn: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        definition: r.get(3)?,
+        role_arn: r.get(4)?,
+        created_ms: r.get::<_, i64>(5)? as u64,
+        updated_ms: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+        revision: r.get(7)?,
+        from_template: r.get::<_, i64>(8)? != 0,
+        settings: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        tags: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
+    })
+}
+
+const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event";
+
+fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
+    Ok(ExecutionRow {
+        id: r.get(0)?,
+        arn: r.get(1)?,
+        machine_arn: r.get(2)?,
+        name: r.get(3)?,
+        status: r.get(4)?,
+        input: r.get(5)?,
+        output: r.get(6)?,
+        error: r.get(7)?,
+        cause: r.get(8)?,
+        start_ms: r.get::<_, i64>(9)? as u64,
+        stop_ms: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+        definition: r.get(11)?,
+        role_arn: r.get(12)?,
+        cursor: r.get(13)?,
+        last_event: r.get::<_, i64>(14)? as u64,
+    })
+}
+
+pub(crate) fn machines(db: &Database) -> Result<Vec<MachineRow>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {MACHINE_COLUMNS} FROM machines ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([], machine_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn put_machine(db: &Database, m: &MachineRow) -> Result<(), StoreError> {
+    let conn = db.lock();
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO machines ({MACHINE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+        params![
+            m.arn,
+            m.name,
+            m.kind,
+            m.definition,
+            m.role_arn,
+            m.created_ms as i64,
+            m.updated_ms.map(|v| v as i64),
+            m.revision,
+            m.from_template as i64,
+            m.settings.to_string(),
+            m.tags.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_machine(db: &Database, arn: &str) -> Result<(), StoreError> {
+    db.lock()
+        .execute("DELETE FROM machines WHERE arn = ?1", [arn])?;
+    Ok(())
+}
+
+pub(crate) fn execution(db: &Database, arn: &str) -> Result<Option<ExecutionRow>, StoreError> {
+    let conn = db.lock();
+    Ok(conn
+        .query_row(
+            &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE arn = ?1"),
+            [arn],
+            execution_row,
+        )
+        .optional()?)
+}
+
+pub(crate) fn running(db: &Database) -> Result<Vec<ExecutionRow>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = 'RUNNING' ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], execution_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A page of a machine's executions, newest first: `(rows, more)`.
+pub(crate) fn list_executions(
+    db: &Database,
+    machine_arn: &str,
+    status: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<ExecutionRow>, bool), StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE machine_arn = ?1 AND (?2 IS NULL OR status = ?2)
+         ORDER BY start_ms DESC, id DESC LIMIT ?3 OFFSET ?4"
+    ))?;
+    let rows: Vec<ExecutionRow> = stmt
+        .query_map(
+            params![machine_arn, status, (limit + 1) as i64, offset as i64],
+            execution_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > limit;
+    Ok((rows.into_iter().take(limit).collect(), more))
+}
+
+/// Inserts a new execution with its `ExecutionStarted` event, in one commit.
+pub(crate) async fn start_execution(
+    db: &Database,
+    row: ExecutionRow,
+    started: Event,
+) -> Result<i64, StoreError> {
+    db.write(move |tx| {
+        tx.execute(
+            "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event)
+             VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8)",
+            params![
+                row.arn,
+                row.machine_arn,
+                row.name,
+                row.input,
+                row.start_ms as i64,
+                row.definition,
+                row.role_arn,
+                started.id as i64
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_event(tx, id, &started)?;
+        Ok(id)
+    })
+    .await
+}
+
+fn insert_event(tx: &rusqlite::Transaction<'_>, execution: i64, e: &Event) -> rusqlite::Result<()> {
+    let details = e
+        .details
+        .as_ref()
+        .map(|(k, v)| serde_json::json!({ k.as_str(): v }).to_string());
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO history (execution, id, previous, ts_ms, type, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        execution,
+        e.id as i64,
+        e.previous as i64,
+        e.ts_ms as i64,
+        e.kind,
+        details
+    ])?;
+    Ok(())
+}
+
+/// A page of an execution's history: `(events, more)`.
+pub(crate) fn history(
+    db: &Database,
+    execution: i64,
+    after: u64,
+    reverse: bool,
+    limit: usize,
+) -> Result<(Vec<Event>, bool), StoreError> {
+    let conn = db.lock();
+    let sql = if reverse {
+        "SELECT id, previous, ts_ms, type, details FROM history WHERE execution = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    } else {
+        "SELECT id, previous, ts_ms, type, details FROM history WHERE execution = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    };
+    let bound = if reverse && after == 0 {
+        i64::MAX
+    } else {
+        after as i64
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows: Vec<Event> = stmt
+        .query_map(params![execution, bound, (limit + 1) as i64], |r| {
+            let details: Option<String> = r.get(4)?;
+            Ok(Event {
+                id: r.get::<_, i64>(0)? as u64,
+                previous: r.get::<_, i64>(1)? as u64,
+                ts_ms: r.get::<_, i64>(2)? as u64,
+                kind: r.get(3)?,
+                details: details
+                    .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                    .and_then(|v| match v {
+                        Value::Object(m) => m.into_iter().next(),
+                        _ => None,
+                    }),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > limit;
+    Ok((rows.into_iter().take(limit).collect(), more))
+}
+
+/// How an execution ends: written with its last event.
+#[derive(Debug, Clone)]
+pub(crate) struct Closing {
+    pub status: &'static str,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// A Standard execution's journal: each call is one group-committed write.
+pub(crate) struct DbJournal {
+    pub db: Arc<Database>,
+    pub execution: i64,
+}
+
+fn closing_of(e: &Event) -> Option<Closing> {
+    let det = e
+        .details
+        .as_ref()
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let s = |k: &str| det[k].as_str().map(str::to_owned);
+    Some(match e.kind.as_str() {
+        "ExecutionSucceeded" => Closing {
+            status: "SUCCEEDED",
+            output: s("output"),
+            error: None,
+            cause: None,
+        },
+        "ExecutionFailed" => Closing {
+            status: "FAILED",
+            output: None,
+            error: s("error"),
+            cause: s("cause"),
+        },
+        "ExecutionTimedOut" => Closing {
+            status: "TIMED_OUT",
+            output: None,
+            error: s("error"),
+            cause: s("cause"),
+        },
+        "ExecutionAborted" => Closing {
+            status: "ABORTED",
+            output: None,
+            error: s("error"),
+            cause: s("cause"),
+        },
+        _ => return None,
+    })
+}
+
+impl Journal for DbJournal {
+    fn record<'a>(
+        &'a self,
+        events: Vec<Event>,
+        cursor: Option<Cursor>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let execution = self.execution;
+        Box::pin(async move {
+            self.db
+                .write(move |tx| {
+                    write_events(tx, execution, &events, cursor.as_ref())?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn write_events(
+    tx: &rusqlite::Transaction<'_>,
+    execution: i64,
+    events: &[Event],
+    cursor: Option<&Cursor>,
+) -> Result<(), StoreError> {
+    for e in events {
+        insert_event(tx, execution, e)?;
+    }
+    if let Some(last) = events.iter().map(|e| e.id).max() {
+        tx.prepare_cached("UPDATE executions SET last_event = max(last_event, ?2) WHERE id = ?1")?
+            .execute(params![execution, last as i64])?;
+    }
+    if let Some(c) = cursor {
+        tx.prepare_cached("UPDATE executions SET cursor = ?2 WHERE id = ?1")?
+            .execute(params![execution, c.to_json().to_string()])?;
+    }
+    for e in events {
+        if let Some(c) = closing_of(e) {
+            tx.prepare_cached(
+                "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6, cursor = NULL
+                 WHERE id = ?1 AND status = 'RUNNING'",
+            )?
+            .execute(params![
+                execution,
+                c.status,
+                c.output,
+                c.error,
+                c.cause,
+                e.ts_ms as i64
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends a running execution with `event` (`ExecutionAborted`) unless it has ended already;
+/// says whether it did.
+pub(crate) async fn abort(db: &Database, execution: i64, event: Event) -> Result<bool, StoreError> {
+    db.write(move |tx| {
+        let status: String = tx.query_row(
+            "SELECT status FROM executions WHERE id = ?1",
+            [execution],
+            |r| r.get(0),
+        )?;
+        if status != "RUNNING" {
+            return Ok(false);
+        }
+        let last: i64 = tx.query_row(
+            "SELECT last_event FROM executions WHERE id = ?1",
+            [execution],
+            |r| r.get(0),
+        )?;
+        let mut e = event;
+        e.id = last as u64 + 1;
+        e.previous = last as u64;
+        write_events(tx, execution, &[e], None)?;
+        Ok(true)
+    })
+    .await
+}

@@ -1,0 +1,282 @@
+//! Step Functions joined to the rest of nimbus: the template's state machines (definitions
+//! read from the template, a `DefinitionUri` file, substitutions applied), and the task
+//! integrations (Lambda through the platform; SQS, SNS, DynamoDB and EventBridge through their
+//! own crates), which `nimbus-sfn` reaches only through its `Integrations` trait.
+
+use std::path::Path;
+
+use nimbus_sfn::engine::BoxFuture;
+use nimbus_sfn::{Invoked, StatesError, TemplateMachine};
+use nimbus_template::Stack;
+use serde_json::{json, Value};
+
+pub struct NimbusTasks {
+    pub platform: nimbus_lambda::Platform,
+    pub sqs: nimbus_aws::Sqs,
+    pub hub: nimbus_events::Hub,
+    pub dynamodb: nimbus_dynamodb::DynamoDb,
+    pub sns: nimbus_sns::Sns,
+}
+
+impl nimbus_sfn::Integrations for NimbusTasks {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Invoked, StatesError>> {
+        Box::pin(async move {
+            let cfg = self.platform.config();
+            let not_found = |name: &str| {
+                StatesError::new(
+                    "Lambda.ResourceNotFoundException",
+                    format!(
+                        "Function not found: {}:$LATEST (Service: AWSLambda; Status Code: 404; Error Code: ResourceNotFoundException; Proxy: null)",
+                        nimbus_core::arn::function_arn(&cfg.region, &cfg.account_id, name),
+                    ),
+                )
+            };
+            let Some(r) = nimbus_core::arn::parse_function_ref(function) else {
+                return Err(not_found(function));
+            };
+            // Versions and aliases come with the deployments work; until then only $LATEST.
+            if !matches!(r.qualifier, None | Some("$LATEST")) {
+                return Err(not_found(function));
+            }
+            let req = nimbus_lambda::InvokeRequest {
+                payload: payload.into(),
+                client_context: None,
+                trace_header: None,
+                tail_log: false,
+                request_id: None,
+            };
+            match self.platform.invoke(r.name, req).await {
+                Ok(answer) => Ok(Invoked {
+                    payload: answer.payload.to_vec(),
+                    function_error: answer.function_error.map(str::to_owned),
+                    executed_version: answer.executed_version,
+                    request_id: answer.request_id,
+                }),
+                Err(nimbus_lambda::InvokeError::NotFound(name)) => Err(not_found(&name)),
+                Err(nimbus_lambda::InvokeError::Throttled(why)) => Err(StatesError::new(
+                    "Lambda.TooManyRequestsException",
+                    format!(
+                        "Rate Exceeded. (Service: AWSLambda; Status Code: 429; Error Code: TooManyRequestsException; Reason: {})",
+                        why.as_str()
+                    ),
+                )),
+                Err(e) => Err(StatesError::new(
+                    "Lambda.ServiceException",
+                    format!("{e} (Service: AWSLambda; Status Code: 500; Error Code: ServiceException)"),
+                )),
+            }
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        action: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, (String, String)>> {
+        Box::pin(async move {
+            match service {
+                "sqs" => self
+                    .sqs
+                    .dispatch(action, input)
+                    .await
+                    .map_err(|e| (e.code().to_owned(), e.status_and_message().1)),
+                "events" | "eventbridge" => nimbus_aws::events_call(&self.hub, action, input).await,
+                "sns" => self
+                    .sns
+                    .dispatch(action, &input)
+                    .map_err(|e| (e.code().to_owned(), e.to_string())),
+                "dynamodb" => {
+                    let db = self.dynamodb.clone();
+                    let action = action.to_owned();
+                    tokio::task::spawn_blocking(move || db.dispatch(&action, &input))
+                        .await
+                        .map_err(|e| ("InternalServerError".to_owned(), e.to_string()))?
+                        .map_err(|e| (e.code().to_owned(), e.to_string()))
+                }
+                other => Err((
+                    "UnknownService".to_owned(),
+                    format!("nimbus does not serve {other} yet, so a task cannot call it"),
+                )),
+            }
+        })
+    }
+}
+
+/// The template's state machines: `AWS::Serverless::StateMachine` (`Definition`,
+/// `DefinitionUri` to a local file) and `AWS::StepFunctions::StateMachine` (`Definition`,
+/// `DefinitionString`), with `DefinitionSubstitutions` applied. Errors name the resource, its
+/// line and the property.
+pub fn template_machines(
+    stack: &Stack,
+    template_dir: &Path,
+    region: &str,
+    account: &str,
+) -> Result<Vec<TemplateMachine>, Vec<String>> {
+    let mut machines = Vec::new();
+    let mut errors = Vec::new();
+    for (id, r) in &stack.resources {
+        let sam = match r.resource_type.as_str() {
+            "AWS::Serverless::StateMachine" => true,
+            "AWS::StepFunctions::StateMachine" => false,
+            _ => continue,
+        };
+        let p = &r.properties;
+        let at = |key: &str| {
+            let line = r.property_lines.get(key).copied().unwrap_or(r.line);
+            format!("Resources.{id}.Properties.{key} (line {line})")
+        };
+        let name_key = if sam { "Name" } else { "StateMachineName" };
+        let name = p[name_key].as_str().unwrap_or(id).to_owned();
+        let definition = if let Some(d) = p.get("Definition").filter(|d| !d.is_null()) {
+            Ok(d.to_string())
+        } else if let Some(s) = p.get("DefinitionString").and_then(Value::as_str) {
+            Ok(s.to_owned())
+        } else if let Some(uri) = p.get("DefinitionUri") {
+            match uri.as_str() {
+                Some(file) if !file.starts_with("s3://") => {
+                    let path = template_dir.join(file);
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| {
+                            format!(
+                                "{}: cannot read {}: {e}",
+                                at("DefinitionUri"),
+                                path.display()
+                            )
+                        })
+                        .and_then(|text| definition_file(&text, &path, &at("DefinitionUri")))
+                }
+                _ => Err(format!(
+                    "{}: nimbus reads a definition from a local file; an S3 location is not served",
+                    at("DefinitionUri")
+                )),
+            }
+        } else if p.get("DefinitionS3Location").is_some() {
+            Err(format!(
+                "{}: nimbus reads a definition from the template or a local file; an S3 location is not served",
+                at("DefinitionS3Location")
+            ))
+        } else {
+            Err(format!(
+                "Resources.{id} (line {}): a state machine needs Definition, DefinitionString or DefinitionUri",
+                r.line
+            ))
+        };
+        let definition = match definition {
+            Ok(d) => substitute(&d, &p["DefinitionSubstitutions"]),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let kind = match p["Type"].as_str().or(p["StateMachineType"].as_str()) {
+            None => "STANDARD".to_owned(),
+            Some(k @ ("STANDARD" | "EXPRESS")) => k.to_owned(),
+            Some(k) => {
+                let key = if sam { "Type" } else { "StateMachineType" };
+                errors.push(format!("{}: {k:?} is not STANDARD or EXPRESS", at(key)));
+                continue;
+            }
+        };
+        let role_arn = p["Role"]
+            .as_str()
+            .or(p["RoleArn"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{id}Role"));
+        let _ = region;
+        let logging = match &p["Logging"] {
+            Value::Null => match &p["LoggingConfiguration"] {
+                Value::Null => json!({"level": "OFF", "includeExecutionData": false}),
+                l => lower_keys(l),
+            },
+            l => lower_keys(l),
+        };
+        let tracing = match (&p["Tracing"], &p["TracingConfiguration"]) {
+            (Value::Null, Value::Null) => json!({"enabled": false}),
+            (Value::Null, t) | (t, _) => {
+                json!({"enabled": t["Enabled"].as_bool().unwrap_or(false)})
+            }
+        };
+        machines.push(TemplateMachine {
+            name,
+            kind,
+            definition,
+            role_arn,
+            settings: json!({"loggingConfiguration": logging, "tracingConfiguration": tracing}),
+        });
+    }
+    if errors.is_empty() {
+        Ok(machines)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A `DefinitionUri` file: JSON, or YAML (as `sam` accepts), as JSON text.
+fn definition_file(text: &str, path: &Path, at: &str) -> Result<String, String> {
+    if serde_json::from_str::<Value>(text).is_ok() {
+        return Ok(text.to_owned());
+    }
+    crate::samconfig::yaml_to_json(text)
+        .map(|v| v.to_string())
+        .map_err(|e| format!("{at}: {} is neither JSON nor YAML: {e:#}", path.display()))
+}
+
+/// `DefinitionSubstitutions`: each `${Key}` in the definition replaced by its value.
+fn substitute(definition: &str, subs: &Value) -> String {
+    let Some(map) = subs.as_object() else {
+        return definition.to_owned();
+    };
+    let mut out = definition.to_owned();
+    for (k, v) in map {
+        let value = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("${{{k}}}"), &value);
+    }
+    out
+}
+
+/// CloudFormation's `LoggingConfiguration` (`Level`, `IncludeExecutionData`, `Destinations`)
+/// as the API shows it (`level`, `includeExecutionData`, `destinations`).
+fn lower_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut c = k.chars();
+                    let key = match c.next() {
+                        Some(f) => f.to_lowercase().chain(c).collect(),
+                        None => String::new(),
+                    };
+                    (key, lower_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(lower_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutions_replace_every_placeholder() {
+        let subs = json!({"Fn": "arn:aws:lambda:us-east-1:1:function:f", "N": 3});
+        let got = substitute(
+            r#"{"a":"${Fn}","b":"${Fn}","c":"${N}","d":"${Other}"}"#,
+            &subs,
+        );
+        assert_eq!(
+            got,
+            r#"{"a":"arn:aws:lambda:us-east-1:1:function:f","b":"arn:aws:lambda:us-east-1:1:function:f","c":"3","d":"${Other}"}"#
+        );
+    }
+}

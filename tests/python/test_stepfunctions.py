@@ -1,0 +1,376 @@
+"""Step Functions against nimbus with boto3: a SAM state machine of Python Lambda tasks with
+Retry, Catch, Choice, Map, Parallel and Wait; its history; Express StartSyncExecution; service
+integrations (SQS, DynamoDB); the API's errors in Step Functions' shapes; and a Standard
+execution that survives kill -9 during a Wait without a repeated history event."""
+
+import json
+import time
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import wait_until
+
+ROLE = "arn:aws:iam::123456789012:role/states"
+
+APP = '''
+import json, os
+class FlakyError(Exception):
+    pass
+class BrokenError(Exception):
+    pass
+def double(event, context):
+    return {"name": event["name"], "items": event["items"], "total": 2 * sum(event["items"])}
+def flaky(event, context):
+    p = os.path.join(os.environ["COUNTS"], event["key"])
+    n = int(open(p).read()) + 1 if os.path.exists(p) else 1
+    with open(p, "w") as f:
+        f.write(str(n))
+    if n < 3:
+        raise FlakyError("attempt %d fails" % n)
+    return {"attempts": n}
+def broken(event, context):
+    raise BrokenError("always broken")
+def square(event, context):
+    return event * event
+'''
+
+
+def definition(states, start):
+    return json.dumps({"StartAt": start, "States": states})
+
+
+FLOW = {
+    "Compute": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "${Double}", "Payload.$": "$"},
+                "OutputPath": "$.Payload", "Next": "IsBig"},
+    "IsBig": {"Type": "Choice", "Choices": [{"Variable": "$.total", "NumericGreaterThan": 10, "Next": "Both"}],
+              "Default": "TooSmall"},
+    "TooSmall": {"Type": "Fail", "Error": "TooSmall", "CausePath": "States.Format('total {}', $.total)"},
+    "Both": {"Type": "Parallel", "ResultPath": "$.both", "Next": "Pause", "Branches": [
+        {"StartAt": "Squares", "States": {"Squares": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "End": True,
+            "ItemProcessor": {"StartAt": "Square", "States": {"Square": {
+                "Type": "Task", "Resource": "${SquareArn}", "End": True}}}}}},
+        {"StartAt": "Count", "States": {"Count": {
+            "Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($.items)"}, "End": True}}},
+    ]},
+    "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Summarize"},
+    "Summarize": {"Type": "Pass", "Parameters": {
+        "message.$": "States.Format('total {} for {}', $.total, $.name)",
+        "squares.$": "$.both[0]", "count.$": "$.both[1].n", "execution.$": "$$.Execution.Name"},
+        "End": True},
+}
+
+RETRY = {
+    "TryIt": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+              "Parameters": {"FunctionName": "${Flaky}", "Payload.$": "$"},
+              "ResultSelector": {"attempts.$": "$.Payload.attempts"},
+              "Retry": [{"ErrorEquals": ["FlakyError"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 1.0}],
+              "Next": "Broken"},
+    "Broken": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+               "Parameters": {"FunctionName": "${Broken}", "Payload": {}},
+               "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Handled"}],
+               "ResultPath": "$.never", "End": True},
+    "Handled": {"Type": "Pass", "End": True},
+}
+
+TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.12
+    CodeUri: src
+    Timeout: 10
+Resources:
+  Double: {Type: AWS::Serverless::Function, Properties: {Handler: app.double}}
+  Square: {Type: AWS::Serverless::Function, Properties: {Handler: app.square}}
+  Flaky:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.flaky
+      Environment: {Variables: {COUNTS: %(counts)s}}
+  Broken: {Type: AWS::Serverless::Function, Properties: {Handler: app.broken}}
+  Flow:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: flow
+      Definition: %(flow)s
+      DefinitionSubstitutions:
+        Double: !Ref Double
+        SquareArn: !GetAtt Square.Arn
+      Policies:
+        - LambdaInvokePolicy: {FunctionName: !Ref Double}
+  Retrying:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: retrying
+      RoleArn: arn:aws:iam::123456789012:role/r
+      DefinitionString: '%(retry)s'
+      DefinitionSubstitutions:
+        Flaky: !GetAtt Flaky.Arn
+        Broken: !Ref Broken
+  Quick:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: quick
+      Type: EXPRESS
+      Definition:
+        StartAt: Greet
+        States:
+          Greet:
+            Type: Pass
+            Parameters: {"greeting.$": "States.Format('hello {}', $.name)"}
+            End: true
+"""
+
+
+def template(tmp_path):
+    counts = tmp_path / "counts"
+    counts.mkdir(exist_ok=True)
+    return TEMPLATE % {"counts": counts, "flow": json.dumps({"StartAt": "Compute", "States": FLOW}),
+                       "retry": json.dumps({"StartAt": "TryIt", "States": RETRY})}
+
+
+def finish(sfn, arn, timeout=30):
+    out = {}
+
+    def done():
+        out.update(sfn.describe_execution(executionArn=arn))
+        return out["status"] != "RUNNING"
+
+    wait_until(f"execution {arn} ends", done, timeout)
+    return out
+
+
+def history(sfn, arn):
+    events, kwargs = [], {}
+    while True:
+        page = sfn.get_execution_history(executionArn=arn, maxResults=20, **kwargs)
+        events += page["events"]
+        if "nextToken" not in page:
+            return events
+        kwargs = {"nextToken": page["nextToken"]}
+
+
+def machine(sfn, name):
+    return next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == name)
+
+
+def code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def test_a_sam_state_machine_runs_lambda_tasks_through_choice_parallel_map_and_wait(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    sfn = n.client("stepfunctions")
+    arn = machine(sfn, "flow")
+    assert arn == "arn:aws:states:us-east-1:123456789012:stateMachine:flow"
+    ex = sfn.start_execution(stateMachineArn=arn, name="first", input=json.dumps({"name": "acc", "items": [1, 2, 3]}))
+    d = finish(sfn, ex["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {"message": "total 12 for acc", "squares": [1, 4, 9], "count": 3,
+                                       "execution": "first"}
+
+    events = history(sfn, ex["executionArn"])
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types[:6] == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                         "TaskSucceeded", "TaskStateExited"]
+    assert types[-1] == "ExecutionSucceeded"
+    assert types.count("LambdaFunctionScheduled") == 3 and types.count("MapIterationSucceeded") == 3
+    scheduled = events[2]["taskScheduledEventDetails"]
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("lambda", "invoke")
+    assert json.loads(scheduled["parameters"])["FunctionName"] == "Double"
+    assert events[1]["previousEventId"] == 0 and events[2]["previousEventId"] == 2
+    newest = sfn.get_execution_history(executionArn=ex["executionArn"], reverseOrder=True, maxResults=1)
+    assert newest["events"][0]["type"] == "ExecutionSucceeded"
+
+    small = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"name": "s", "items": [1]}))
+    d = finish(sfn, small["executionArn"])
+    assert (d["status"], d["error"], d["cause"]) == ("FAILED", "TooSmall", "total 2")
+
+    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert [e["status"] for e in listed] == ["FAILED", "SUCCEEDED"], "newest first"
+    assert sfn.list_executions(stateMachineArn=arn, statusFilter="SUCCEEDED")["executions"][0]["name"] == "first"
+
+
+def test_retry_until_the_function_succeeds_and_catch_with_a_result_path(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    sfn = n.client("stepfunctions")
+    ex = sfn.start_execution(stateMachineArn=machine(sfn, "retrying"), input=json.dumps({"key": "k1"}))
+    d = finish(sfn, ex["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["attempts"] == 3
+    assert out["error"]["Error"] == "BrokenError"
+    cause = json.loads(out["error"]["Cause"])
+    assert cause["errorMessage"] == "always broken" and cause["errorType"] == "BrokenError"
+    types = [e["type"] for e in history(sfn, ex["executionArn"])]
+    assert types.count("TaskScheduled") == 4 and types.count("TaskFailed") == 3
+
+
+def test_express_start_sync_execution_answers_with_the_output(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    import boto3
+    sync = boto3.client("stepfunctions", endpoint_url=n.endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(inject_host_prefix=False, retries={"max_attempts": 1}))
+    arn = machine(sync, "quick")
+    r = sync.start_sync_execution(stateMachineArn=arn, input=json.dumps({"name": "sync"}))
+    assert r["status"] == "SUCCEEDED" and json.loads(r["output"]) == {"greeting": "hello sync"}
+    assert r["executionArn"].startswith("arn:aws:states:us-east-1:123456789012:express:quick:")
+    assert r["billingDetails"]["billedDurationInMilliseconds"] % 100 == 0
+    with pytest.raises(ClientError) as e:
+        sync.describe_execution(executionArn=r["executionArn"])
+    assert code(e) == "InvalidArn"
+    with pytest.raises(ClientError) as e:
+        sync.start_sync_execution(stateMachineArn=machine(sync, "flow"), input="{}")
+    assert code(e) == "StateMachineTypeNotSupported"
+
+
+SERVICES = """
+Resources:
+  Jobs: {Type: AWS::SQS::Queue, Properties: {QueueName: jobs}}
+  Items:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: items
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+"""
+
+
+def test_tasks_call_sqs_and_dynamodb_and_their_errors_reach_catch(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn, sqs = n.client("stepfunctions"), n.client("sqs")
+    url = sqs.get_queue_url(QueueName="jobs")["QueueUrl"]
+    states = {
+        "Put": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem",
+                "Parameters": {"TableName": "items", "Item": {"id": {"S.$": "$.id"}},
+                               "ConditionExpression": "attribute_not_exists(id)"},
+                "ResultPath": None, "Next": "Get",
+                "Catch": [{"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": "$.dup",
+                           "Next": "Get"}]},
+        "Get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
+                "Parameters": {"TableName": "items", "Key": {"id": {"S.$": "$.id"}}},
+                "ResultSelector": {"found.$": "$.Item.id.S"}, "ResultPath": "$.get", "Next": "Send"},
+        "Send": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+                 "Parameters": {"QueueUrl": url, "MessageBody.$": "$"}, "ResultPath": None, "End": True},
+    }
+    arn = sfn.create_state_machine(name="services", definition=definition(states, "Put"), roleArn=ROLE)["stateMachineArn"]
+    first = finish(sfn, sfn.start_execution(stateMachineArn=arn, input='{"id": "a"}')["executionArn"])
+    assert first["status"] == "SUCCEEDED", first
+    assert json.loads(first["output"]) == {"id": "a", "get": {"found": "a"}}
+    second = finish(sfn, sfn.start_execution(stateMachineArn=arn, input='{"id": "a"}')["executionArn"])
+    assert json.loads(second["output"])["dup"]["Error"] == "DynamoDB.ConditionalCheckFailedException"
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                                    WaitTimeSeconds=1).get("Messages", [])]
+    assert {"id": "a", "get": {"found": "a"}} in bodies
+
+
+def test_the_api_answers_with_step_functions_errors(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    good = definition({"Pick": {"Type": "Choice", "Choices": [
+        {"Variable": "$.x", "NumericEquals": 1, "Next": "One"}]}, "One": {"Type": "Succeed"}}, "Pick")
+    arn = sfn.create_state_machine(name="pick", definition=good, roleArn=ROLE)["stateMachineArn"]
+    assert sfn.create_state_machine(name="pick", definition=good, roleArn=ROLE)["stateMachineArn"] == arn, \
+        "creating the same machine again is idempotent"
+    described = sfn.describe_state_machine(stateMachineArn=arn)
+    assert (described["status"], described["type"], described["definition"]) == ("ACTIVE", "STANDARD", good)
+
+    lost = definition({"First": {"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": 1, "Next": "Lost"}],
+                                 "Default": "Done"}, "Lost": {"Type": "Pass"}, "Done": {"Type": "Succeed"}}, "First")
+    dangling = definition({"A": {"Type": "Pass", "Next": "Nowhere"}}, "A")
+    cases = [
+        (sfn.create_state_machine, {"name": "lost", "definition": lost, "roleArn": ROLE}, "InvalidDefinition", "/States/Lost"),
+        (sfn.create_state_machine, {"name": "d", "definition": dangling, "roleArn": ROLE}, "InvalidDefinition",
+         "MISSING_TRANSITION_TARGET: Missing 'Next' target: Nowhere at /States/A/Next"),
+        (sfn.create_state_machine, {"name": "pick", "definition": dangling.replace("Nowhere", "A"), "roleArn": ROLE},
+         "InvalidDefinition", "MISSING_END_STATE"),
+        (sfn.create_state_machine, {"name": "bad name", "definition": good, "roleArn": ROLE}, "InvalidName", "bad name"),
+        (sfn.create_state_machine, {"name": "pick", "definition": good.replace("1", "2"), "roleArn": ROLE},
+         "StateMachineAlreadyExists", arn),
+        (sfn.describe_state_machine, {"stateMachineArn": arn + "x"}, "StateMachineDoesNotExist", arn + "x"),
+        (sfn.describe_state_machine, {"stateMachineArn": "nope"}, "InvalidArn", "nope"),
+        (sfn.start_execution, {"stateMachineArn": arn, "input": "{not json"}, "InvalidExecutionInput", "Invalid State Machine Execution Input"),
+        (sfn.describe_execution, {"executionArn": arn.replace("stateMachine", "execution") + ":none"},
+         "ExecutionDoesNotExist", "Execution Does Not Exist"),
+        (sfn.list_executions, {"stateMachineArn": arn, "statusFilter": "succeeded"}, "ValidationException", "statusFilter"),
+    ]
+    for call, kwargs, error, text in cases:
+        with pytest.raises(ClientError) as e:
+            call(**kwargs)
+        assert code(e) == error, (kwargs, e.value.response)
+        assert text in e.value.response["Error"]["Message"], e.value.response
+
+    v = sfn.validate_state_machine_definition(definition=lost)
+    assert v["result"] == "FAIL" and v["diagnostics"][0]["location"] == "/States/Lost"
+    assert sfn.validate_state_machine_definition(definition=good)["result"] == "OK"
+
+    ex = sfn.start_execution(stateMachineArn=arn, name="two", input='{"x": 2}')
+    d = finish(sfn, ex["executionArn"])
+    assert (d["status"], d["error"]) == ("FAILED", "States.NoChoiceMatched")
+    with pytest.raises(ClientError) as e:
+        sfn.start_execution(stateMachineArn=arn, name="two", input='{"x": 2}')
+    assert code(e) == "ExecutionAlreadyExists"
+
+    waiting = sfn.create_state_machine(name="waits", roleArn=ROLE, definition=definition(
+        {"Hold": {"Type": "Wait", "Seconds": 600, "End": True}}, "Hold"))["stateMachineArn"]
+    held = sfn.start_execution(stateMachineArn=waiting, name="held", input='{"a": 1}')["executionArn"]
+    assert sfn.start_execution(stateMachineArn=waiting, name="held", input='{"a": 1}')["executionArn"] == held, \
+        "starting a running execution again with the same input answers it"
+    with pytest.raises(ClientError) as e:
+        sfn.start_execution(stateMachineArn=waiting, name="held", input='{"a": 2}')
+    assert code(e) == "ExecutionAlreadyExists"
+    sfn.stop_execution(executionArn=held, error="Operator", cause="enough")
+    d = sfn.describe_execution(executionArn=held)
+    assert (d["status"], d["error"], d["cause"]) == ("ABORTED", "Operator", "enough")
+    assert history(sfn, held)[-1]["type"] == "ExecutionAborted"
+
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "a"}])
+    assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "value": "a"}]
+    sfn.delete_state_machine(stateMachineArn=arn)
+    sfn.delete_state_machine(stateMachineArn=arn)
+    assert "pick" not in [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+
+
+WAITING = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Waiting:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: waiting
+      Definition:
+        StartAt: First
+        States:
+          First: {Type: Pass, Result: {step: 1}, ResultPath: $.first, Next: Hold}
+          Hold: {Type: Wait, Seconds: 4, Next: After}
+          After: {Type: Pass, Parameters: {"waited.$": "$.first.step"}, End: true}
+"""
+
+
+def test_a_standard_execution_survives_kill_9_during_a_wait(start_nimbus):
+    n = start_nimbus(WAITING)
+    sfn = n.client("stepfunctions")
+    started = time.time()
+    ex = sfn.start_execution(stateMachineArn=machine(sfn, "waiting"), input="{}")["executionArn"]
+    wait_until("the Wait state entered", lambda: any(
+        e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=ex)["events"]), 10)
+    n.proc.kill()
+    n.proc.wait()
+    again = start_nimbus(WAITING)
+    again.wait_for("execution(s) continue where they were", timeout=30)
+    sfn = again.client("stepfunctions")
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"waited": 1}
+    assert time.time() - started >= 4, "the wait is not cut short by the restart"
+    events = history(sfn, ex)
+    types = [e["type"] for e in events]
+    assert types == ["ExecutionStarted", "PassStateEntered", "PassStateExited", "WaitStateEntered",
+                     "WaitStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"], types
+    assert [e["id"] for e in events] == list(range(1, 9))
