@@ -271,6 +271,53 @@ def test_tasks_call_sqs_and_dynamodb_and_their_errors_reach_catch(start_nimbus):
     assert {"id": "a", "get": {"found": "a"}} in bodies
 
 
+def test_wait_for_task_token_is_completed_from_outside(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn, sqs = n.client("stepfunctions"), n.client("sqs")
+    url = sqs.get_queue_url(QueueName="jobs")["QueueUrl"]
+    states = {
+        "Ask": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": url, "MessageBody": {"token.$": "$$.Task.Token", "order.$": "$.order"}},
+                "HeartbeatSeconds": 30, "ResultPath": "$.answer", "Next": "Done",
+                "Catch": [{"ErrorEquals": ["Rejected"], "ResultPath": "$.rejected", "Next": "Done"}]},
+        "Done": {"Type": "Succeed"},
+    }
+    arn = sfn.create_state_machine(name="approval", definition=definition(states, "Ask"), roleArn=ROLE)["stateMachineArn"]
+
+    def token_of(order):
+        found = {}
+
+        def arrived():
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                body = json.loads(m["Body"])
+                found[body["order"]] = body["token"]
+            return order in found
+
+        wait_until(f"the task token of {order}", arrived, 15)
+        return found[order]
+
+    ok = sfn.start_execution(stateMachineArn=arn, input='{"order": "o1"}')["executionArn"]
+    token = token_of("o1")
+    sfn.send_task_heartbeat(taskToken=token)
+    assert sfn.describe_execution(executionArn=ok)["status"] == "RUNNING", "it waits for the token"
+    sfn.send_task_success(taskToken=token, output='{"approved": true}')
+    d = finish(sfn, ok)
+    assert json.loads(d["output"]) == {"order": "o1", "answer": {"approved": True}}
+    assert "TaskSubmitted" in [e["type"] for e in history(sfn, ok)]
+    for call, kwargs, error in [
+        (sfn.send_task_success, {"taskToken": token, "output": "{}"}, "TaskTimedOut"),
+        (sfn.send_task_success, {"taskToken": "made-up", "output": "{}"}, "InvalidToken"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call(**kwargs)
+        assert code(e) == error
+
+    no = sfn.start_execution(stateMachineArn=arn, input='{"order": "o2"}')["executionArn"]
+    sfn.send_task_failure(taskToken=token_of("o2"), error="Rejected", cause="out of stock")
+    d = finish(sfn, no)
+    assert json.loads(d["output"])["rejected"] == {"Error": "Rejected", "Cause": "out of stock"}
+
+
 def test_the_api_answers_with_step_functions_errors(start_nimbus):
     n = start_nimbus(SERVICES)
     sfn = n.client("stepfunctions")

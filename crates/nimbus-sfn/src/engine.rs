@@ -81,12 +81,15 @@ pub struct Cursor {
     pub retries: Vec<u32>,
     /// When the state's wait (a `Wait` state, or the delay before a retry) ends.
     pub wake_at_ms: Option<u64>,
+    /// The task token of a `.waitForTaskToken` task, kept so the task waits on the same
+    /// token after a restart.
+    pub token: Option<String>,
 }
 
 impl Cursor {
     pub fn to_json(&self) -> Value {
         json!({"state": self.state, "input": self.input, "entered": self.entered,
-               "retries": self.retries, "wake_at_ms": self.wake_at_ms})
+               "retries": self.retries, "wake_at_ms": self.wake_at_ms, "token": self.token})
     }
 
     pub fn from_json(v: &Value) -> Option<Cursor> {
@@ -100,6 +103,7 @@ impl Cursor {
                 .map(|n| n.as_u64().unwrap_or(0) as u32)
                 .collect(),
             wake_at_ms: v["wake_at_ms"].as_u64(),
+            token: v["token"].as_str().map(str::to_owned),
         })
     }
 }
@@ -145,6 +149,9 @@ pub struct Resume {
     /// The result of the cursor's task when it had answered before the restart: the state
     /// goes on from it rather than starting the task again.
     pub task_result: Option<Result<Value, StatesError>>,
+    /// A `.waitForTaskToken` task had handed its token out (`TaskSubmitted`): it waits on the
+    /// cursor's token again rather than calling its resource again.
+    pub waiting: bool,
 }
 
 /// One execution's run.
@@ -158,6 +165,8 @@ pub struct Run {
     pub delay_scale: f64,
     /// The id of the last event recorded.
     pub last_event: AtomicU64,
+    /// Where `.waitForTaskToken` tasks wait for `SendTaskSuccess`/`SendTaskFailure`.
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// Events of one flow (the execution, a branch, a Map iteration): each names the previous
@@ -165,6 +174,14 @@ pub struct Run {
 struct Flow {
     last: AtomicU64,
     top: bool,
+}
+
+/// What one attempt of a task state starts from, besides its input.
+struct Attempt {
+    /// The task's answer from before a restart: used instead of running the task again.
+    known: Option<Result<Value, StatesError>>,
+    /// A `.waitForTaskToken` task's token, and whether it was already handed out.
+    callback: Option<(String, bool)>,
 }
 
 enum Step {
@@ -442,6 +459,7 @@ impl Run {
                         entered: id,
                         retries: vec![0; state.retry.len()],
                         wake_at_ms: None,
+                        token: None,
                     });
                     self.journal
                         .record(vec![e], cursor)
@@ -481,6 +499,7 @@ impl Run {
                             entered: id,
                             retries: vec![0; next_state.retry.len()],
                             wake_at_ms: None,
+                            token: None,
                         });
                         self.journal
                             .record(vec![exited, e], cursor)
@@ -498,6 +517,7 @@ impl Run {
                             entered: 0,
                             retries: Vec::new(),
                             wake_at_ms: None,
+                            token: None,
                         });
                         self.journal
                             .record(vec![exited], cursor)
@@ -542,14 +562,18 @@ impl Run {
         entered: u64,
         resume: Option<Resume>,
     ) -> Result<Step, StatesError> {
-        let (mut retries, wake_at, task_in_flight, task_result) = match resume {
-            Some(r) => (
-                r.cursor.retries,
-                r.cursor.wake_at_ms,
-                r.task_in_flight,
-                r.task_result,
-            ),
-            None => (vec![0; state.retry.len()], None, false, None),
+        let (mut retries, wake_at, task_in_flight, task_result, mut waiting) = match resume {
+            Some(r) => {
+                let waiting = r.waiting.then_some(r.cursor.token).flatten();
+                (
+                    r.cursor.retries,
+                    r.cursor.wake_at_ms,
+                    r.task_in_flight,
+                    r.task_result,
+                    waiting,
+                )
+            }
+            None => (vec![0; state.retry.len()], None, false, None, None),
         };
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
@@ -571,6 +595,7 @@ impl Run {
             entered,
             retries: retries.clone(),
             wake_at_ms: wake,
+            token: None,
         };
         let step = match &state.kind {
             Kind::Choice { rules, default } => {
@@ -665,13 +690,40 @@ impl Run {
                     }
                     let attempt: u32 = retries.iter().sum();
                     let ctx = context(attempt);
+                    // A callback task's token is kept with the cursor before it is handed out.
+                    let callback = match (&state.kind, waiting.take()) {
+                        (_, Some(token)) => Some((token, true)),
+                        (Kind::Task { resource, .. }, None)
+                            if resource.ends_with(".waitForTaskToken")
+                                && known.is_none()
+                                && !in_flight =>
+                        {
+                            let token = crate::tokens::Tokens::new_token();
+                            let mut c = cursor(&retries, None);
+                            c.token = Some(token.clone());
+                            self.save_cursor(flow, c).await?;
+                            Some((token, false))
+                        }
+                        _ => None,
+                    };
                     let result = if std::mem::take(&mut in_flight) {
                         Err(StatesError::new(
                             "States.TaskFailed",
                             "nimbus stopped while this task was running; a Standard workflow starts a task at most once, so it was not started again",
                         ))
                     } else {
-                        self.work(flow, name, state, &raw, &ctx, known.take()).await
+                        self.work(
+                            flow,
+                            name,
+                            state,
+                            &raw,
+                            &ctx,
+                            Attempt {
+                                known: known.take(),
+                                callback,
+                            },
+                        )
+                        .await
                     };
                     match result {
                         Ok(output) => break self.transition(state, output),
@@ -758,16 +810,34 @@ impl Run {
         state: &State,
         raw: &Value,
         ctx: &Value,
-        known: Option<Result<Value, StatesError>>,
+        attempt: Attempt,
     ) -> Result<Value, StatesError> {
+        let Attempt { known, callback } = attempt;
         let effective = apply_input(&state.input_path, raw, ctx, "InputPath")?;
         let result = match &state.kind {
             Kind::Task {
-                resource, timeout, ..
+                resource,
+                timeout,
+                heartbeat,
             } => {
+                let task_ctx;
+                let ctx = match &callback {
+                    Some((token, _)) => {
+                        let mut c = ctx.clone();
+                        c["Task"] = json!({ "Token": token });
+                        task_ctx = c;
+                        &task_ctx
+                    }
+                    None => ctx,
+                };
                 let params = match &state.parameters {
                     Some(p) => crate::payload::render(p, &effective, ctx)?,
                     None => effective,
+                };
+                let heartbeat = match heartbeat {
+                    Some(Seconds::Fixed(s)) => Some(*s),
+                    Some(Seconds::Path(p)) => select(p, raw, ctx).and_then(|v| v.as_u64()),
+                    None => None,
                 };
                 let timeout = match timeout {
                     None => None,
@@ -785,7 +855,7 @@ impl Run {
                 match known {
                     Some(answer) => answer?,
                     None => {
-                        let task = self.task(flow, resource, params);
+                        let task = self.task(flow, resource, params, callback, heartbeat);
                         match timeout {
                             Some(s) => {
                                 match tokio::time::timeout(Duration::from_secs(s), task).await {
@@ -968,7 +1038,19 @@ impl Run {
     }
 
     /// Runs a task's resource with its (rendered) parameters, recording the task's events.
-    async fn task(&self, flow: &Flow, resource: &str, params: Value) -> Result<Value, StatesError> {
+    async fn task(
+        &self,
+        flow: &Flow,
+        resource: &str,
+        params: Value,
+        callback: Option<(String, bool)>,
+        heartbeat: Option<u64>,
+    ) -> Result<Value, StatesError> {
+        if let Some((token, submitted)) = callback {
+            return self
+                .callback_task(flow, resource, params, &token, submitted, heartbeat)
+                .await;
+        }
         if let Some(function) = plain_function(resource) {
             let det = json!({"resource": resource, "input": text(&params), "inputDetails": {"truncated": false}});
             self.emit(
@@ -1039,6 +1121,109 @@ impl Run {
                 Err(e)
             }
         }
+    }
+
+    /// A `.waitForTaskToken` task: the resource is called with the token in its parameters,
+    /// then the task waits for `SendTaskSuccess`/`SendTaskFailure` (or a missed heartbeat).
+    async fn callback_task(
+        &self,
+        flow: &Flow,
+        resource: &str,
+        params: Value,
+        token: &str,
+        submitted: bool,
+        heartbeat: Option<u64>,
+    ) -> Result<Value, StatesError> {
+        // However the wait ends (an answer, a timeout that drops this future, a stop), the
+        // token stops being answerable.
+        struct Forget<'a>(&'a crate::tokens::Tokens, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget(self.1);
+            }
+        }
+        let (resource_type, short) = task_kind(resource);
+        let (mut answer, beat) = self.tokens.register(token);
+        let _forget = Forget(&self.tokens, token);
+        let base = resource.trim_end_matches(".waitForTaskToken");
+        if !submitted {
+            let mut det = json!({"resourceType": resource_type, "resource": short, "region": self.region,
+                                 "parameters": text(&params)});
+            if let Some(h) = heartbeat {
+                det["heartbeatInSeconds"] = json!(h);
+            }
+            self.emit(
+                flow,
+                "TaskScheduled",
+                details("taskScheduledEventDetails", det),
+            )
+            .await?;
+            let started = json!({"resourceType": resource_type, "resource": short});
+            self.emit(
+                flow,
+                "TaskStarted",
+                details("taskStartedEventDetails", started),
+            )
+            .await?;
+            match self.integration(base, params).await {
+                Ok(out) => {
+                    let det = json!({"resourceType": resource_type, "resource": short,
+                                     "output": text(&out), "outputDetails": {"truncated": false}});
+                    self.emit(
+                        flow,
+                        "TaskSubmitted",
+                        details("taskSubmittedEventDetails", det),
+                    )
+                    .await?;
+                }
+                Err(e) => {
+                    let det = json!({"resourceType": resource_type, "resource": short,
+                                     "error": e.error, "cause": e.cause});
+                    self.emit(flow, "TaskFailed", details("taskFailedEventDetails", det))
+                        .await?;
+                    return Err(e);
+                }
+            }
+        }
+        let result = loop {
+            let missed = async {
+                match heartbeat {
+                    Some(h) => tokio::time::sleep(Duration::from_secs(h)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                a = &mut answer => break a.unwrap_or_else(|_| {
+                    Err(StatesError::new("States.TaskFailed", "the task's token was dropped"))
+                }),
+                _ = beat.notified() => continue,
+                _ = missed => {
+                    let det = json!({"resourceType": resource_type, "resource": short,
+                                     "error": "States.HeartbeatTimeout"});
+                    self.emit(flow, "TaskTimedOut", details("taskTimedOutEventDetails", det)).await?;
+                    return Err(StatesError::new("States.HeartbeatTimeout", ""));
+                }
+            }
+        };
+        let (kind, det) = match &result {
+            Ok(out) => (
+                "TaskSucceeded",
+                json!({"resourceType": resource_type, "resource": short,
+                       "output": text(out), "outputDetails": {"truncated": false}}),
+            ),
+            Err(e) => (
+                "TaskFailed",
+                json!({"resourceType": resource_type, "resource": short,
+                       "error": e.error, "cause": e.cause}),
+            ),
+        };
+        let field = if kind == "TaskSucceeded" {
+            "taskSucceededEventDetails"
+        } else {
+            "taskFailedEventDetails"
+        };
+        self.emit(flow, kind, details(field, det)).await?;
+        result
     }
 
     /// A function's answer as the task's result; its error (the function's `errorType`) as

@@ -17,6 +17,7 @@ mod ops;
 pub mod path;
 pub mod payload;
 mod state;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::path::Path as FsPath;
@@ -118,6 +119,8 @@ pub(crate) struct Inner {
     pub machines: Mutex<HashMap<String, Arc<MachineEntry>>>,
     /// Running executions (Standard and Express) by ARN: stopping one aborts its task.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Tokens of `.waitForTaskToken` tasks waiting for an answer.
+    pub tokens: Arc<tokens::Tokens>,
 }
 
 impl StepFunctions {
@@ -149,6 +152,7 @@ impl StepFunctions {
                 integrations: OnceLock::new(),
                 machines: Mutex::new(machines),
                 running: Mutex::new(HashMap::new()),
+                tokens: Arc::default(),
             }),
         })
     }

@@ -35,6 +35,9 @@ pub(crate) async fn dispatch(
         "TagResource" => tag_resource(sfn, input, true),
         "UntagResource" => tag_resource(sfn, input, false),
         "ListTagsForResource" => list_tags(sfn, input),
+        "SendTaskSuccess" => send_task(sfn, input, "success"),
+        "SendTaskFailure" => send_task(sfn, input, "failure"),
+        "SendTaskHeartbeat" => send_task(sfn, input, "heartbeat"),
         _ => Err(SfnError::new(
             "UnknownOperationException",
             format!("nimbus's Step Functions does not serve the operation {action} yet"),
@@ -472,6 +475,7 @@ fn spawn_standard(
         region: inner.config.region.clone(),
         delay_scale: inner.config.delay_scale,
         last_event: AtomicU64::new(row.last_event),
+        tokens: Arc::clone(&inner.tokens),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -604,6 +608,7 @@ fn express_run(
         region: sfn.inner.config.region.clone(),
         delay_scale: sfn.inner.config.delay_scale,
         last_event: AtomicU64::new(0),
+        tokens: Arc::clone(&sfn.inner.tokens),
     }
 }
 
@@ -886,6 +891,40 @@ fn list_tags(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
     Ok(json!({ "tags": tags }))
 }
 
+/// `SendTaskSuccess`, `SendTaskFailure`, `SendTaskHeartbeat`.
+fn send_task(sfn: &StepFunctions, input: &Value, what: &str) -> Result<Value, SfnError> {
+    use crate::tokens::TokenError;
+    let token = required(input, "taskToken")?;
+    let tokens = &sfn.inner.tokens;
+    let outcome = match what {
+        "success" => {
+            let text = required(input, "output")?;
+            let output: Value = serde_json::from_str(text)
+                .map_err(|e| SfnError::new("InvalidOutput", format!("Invalid Output: '{e}'")))?;
+            tokens.answer(token, Ok(output))
+        }
+        "failure" => tokens.answer(
+            token,
+            Err(StatesError::new(
+                input["error"].as_str().unwrap_or(""),
+                input["cause"].as_str().unwrap_or(""),
+            )),
+        ),
+        _ => tokens.heartbeat(token),
+    };
+    match outcome {
+        Ok(()) => Ok(json!({})),
+        Err(TokenError::Invalid) => Err(SfnError::new(
+            "InvalidToken",
+            "Invalid Token: 'Invalid token'",
+        )),
+        Err(TokenError::Gone) => Err(SfnError::new(
+            "TaskTimedOut",
+            "Task Timed Out: 'Provided task does not exist anymore'",
+        )),
+    }
+}
+
 pub(crate) fn apply_template(
     sfn: &StepFunctions,
     machines: &[TemplateMachine],
@@ -1027,10 +1066,19 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                     }
                     _ => None,
                 };
+                // A callback task that handed its token out waits for it again.
+                let last_start = events
+                    .iter()
+                    .rposition(|e| TASK_STARTS.contains(&e.kind.as_str()));
+                let waiting = cursor.token.is_some()
+                    && starts > ends
+                    && last_start
+                        .is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
                 Some(Resume {
                     cursor,
-                    task_in_flight: starts > ends,
+                    task_in_flight: starts > ends && !waiting,
                     task_result,
+                    waiting,
                 })
             }
         };

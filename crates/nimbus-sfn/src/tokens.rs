@@ -1,0 +1,118 @@
+//! Task tokens of `.waitForTaskToken` tasks: a running task waits on its token until
+//! `SendTaskSuccess` or `SendTaskFailure` answers it; `SendTaskHeartbeat` keeps it alive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::Value;
+use tokio::sync::{oneshot, Notify};
+
+use crate::error::StatesError;
+
+/// What a waiting task is answered with.
+pub type TaskAnswer = Result<Value, StatesError>;
+
+struct Waiter {
+    answer: oneshot::Sender<TaskAnswer>,
+    beat: Arc<Notify>,
+}
+
+/// Why a token could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a token nimbus made.
+    Invalid,
+    /// A token nimbus made whose task is no longer waiting (answered, timed out, stopped).
+    Gone,
+}
+
+#[derive(Default)]
+pub struct Tokens {
+    waiting: Mutex<HashMap<String, Waiter>>,
+}
+
+const PREFIX: &str = "nimbus-task-token:";
+
+impl Tokens {
+    /// A new token: opaque to callers, recognisably nimbus's own to [`Tokens::answer`].
+    pub fn new_token() -> String {
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{PREFIX}{}", uuid::Uuid::new_v4()))
+    }
+
+    fn check(token: &str) -> Result<(), TokenError> {
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .is_some_and(|s| s.starts_with(PREFIX));
+        if ok {
+            Ok(())
+        } else {
+            Err(TokenError::Invalid)
+        }
+    }
+
+    /// Starts waiting on `token`: the receiver gets the answer, the notify each heartbeat.
+    pub fn register(&self, token: &str) -> (oneshot::Receiver<TaskAnswer>, Arc<Notify>) {
+        let (tx, rx) = oneshot::channel();
+        let beat = Arc::new(Notify::new());
+        self.lock().insert(
+            token.to_owned(),
+            Waiter {
+                answer: tx,
+                beat: Arc::clone(&beat),
+            },
+        );
+        (rx, beat)
+    }
+
+    pub fn forget(&self, token: &str) {
+        self.lock().remove(token);
+    }
+
+    /// Answers the task waiting on `token`.
+    pub fn answer(&self, token: &str, answer: TaskAnswer) -> Result<(), TokenError> {
+        Self::check(token)?;
+        let waiter = self.lock().remove(token).ok_or(TokenError::Gone)?;
+        waiter.answer.send(answer).map_err(|_| TokenError::Gone)
+    }
+
+    pub fn heartbeat(&self, token: &str) -> Result<(), TokenError> {
+        Self::check(token)?;
+        match self.lock().get(token) {
+            Some(w) => {
+                w.beat.notify_one();
+                Ok(())
+            }
+            None => Err(TokenError::Gone),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiter>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_token_is_answered_once_and_strangers_are_refused() {
+        let tokens = Tokens::default();
+        let token = Tokens::new_token();
+        let (rx, _) = tokens.register(&token);
+        assert_eq!(tokens.heartbeat(&token), Ok(()));
+        assert_eq!(tokens.answer(&token, Ok(json!(1))), Ok(()));
+        assert_eq!(rx.await.unwrap(), Ok(json!(1)));
+        assert_eq!(tokens.answer(&token, Ok(json!(2))), Err(TokenError::Gone));
+        assert_eq!(tokens.heartbeat("not-a-token"), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.answer(&Tokens::new_token(), Ok(json!(3))),
+            Err(TokenError::Gone)
+        );
+    }
+}
