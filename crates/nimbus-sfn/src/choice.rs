@@ -276,6 +276,14 @@ pub fn eval(rule: &Rule, input: &Value, context: &Value) -> Result<bool, StatesE
                 input
             };
             let found = variable.select(root);
+            // Only `IsPresent` may ask about a field the input lacks; any other test of it
+            // fails the execution, as on AWS.
+            if found.is_none() && *op != Op::IsPresent {
+                return Err(StatesError::runtime(format!(
+                    "Invalid path '{}': The choice state's condition path references an invalid value.",
+                    variable.as_str()
+                )));
+            }
             let expected = match operand {
                 Operand::Value(v) => v.clone(),
                 Operand::Path(p) => {
@@ -456,7 +464,6 @@ mod tests {
             (json!({"Variable": "$.nul", "IsNull": true}), true),
             (json!({"Variable": "$.missing", "IsPresent": false}), true),
             (json!({"Variable": "$.missing", "IsPresent": true}), false),
-            (json!({"Variable": "$.missing", "StringEquals": "x"}), false),
             (json!({"Variable": "$.n", "IsNumeric": true}), true),
             (json!({"Variable": "$.s", "IsString": false}), false),
             (json!({"Variable": "$.b", "IsBoolean": true}), true),
@@ -479,12 +486,15 @@ mod tests {
     }
 
     #[test]
-    fn a_path_operand_that_selects_nothing_is_a_runtime_error() {
-        let got = holds(
+    fn a_path_that_selects_nothing_is_a_runtime_error_except_for_is_present() {
+        for rule in [
             json!({"Variable": "$.n", "NumericEqualsPath": "$.nope"}),
-            json!({"n": 1}),
-        );
-        assert!(got.unwrap_err().starts_with("States.Runtime"));
+            json!({"Variable": "$.nope", "StringEquals": "x"}),
+            json!({"Not": {"Variable": "$.nope", "IsNull": true}}),
+        ] {
+            let got = holds(rule.clone(), json!({"n": 1}));
+            assert!(got.unwrap_err().starts_with("States.Runtime"), "{rule}");
+        }
     }
 
     #[test]

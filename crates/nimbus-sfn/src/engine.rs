@@ -197,12 +197,8 @@ fn catchable(e: &StatesError) -> bool {
 fn matches(errors: &[String], e: &StatesError) -> bool {
     errors.iter().any(|name| match name.as_str() {
         "States.ALL" => catchable(e),
-        // Any failure of the task itself, not a timeout and not the interpreter's own errors.
-        "States.TaskFailed" => {
-            catchable(e)
-                && e.error != "States.Timeout"
-                && (e.error == "States.TaskFailed" || !e.error.starts_with("States."))
-        }
+        // "A wildcard that matches any known error name except for States.Timeout".
+        "States.TaskFailed" => catchable(e) && e.error != "States.Timeout",
         n => n == e.error,
     })
 }
@@ -834,6 +830,7 @@ impl Run {
                     Some(p) => crate::payload::render(p, &effective, ctx)?,
                     None => effective,
                 };
+                size_check(&params, name)?;
                 let heartbeat = match heartbeat {
                     Some(Seconds::Fixed(s)) => Some(*s),
                     Some(Seconds::Path(p)) => select(p, raw, ctx).and_then(|v| v.as_u64()),

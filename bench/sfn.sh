@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark: Step Functions on nimbus. A 10-state Pass chain run as an Express machine with
+# StartSyncExecution (latency and executions/s at 1 and $CONC connections), and as a Standard
+# machine started with StartExecution at $CONC connections: durable transitions/s, counted from
+# the first start until every execution has ended (each state's exit and the next state's
+# entry are one durable write). Client: the keep-alive Rust load client
+# (crates/nimbus/examples/aws_json_load.rs); client and server share this machine's CPUs.
+# Targets (PASS/MISS): Express p50 < 1 ms; Standard >= 5,000 durable transitions/s.
+# Not measured yet: a Lambda Task's overhead over a direct Invoke.
+# Exits 0 whether the targets are met or not; non-zero only if something failed to run.
+#
+# Environment:
+#   CARGO_TARGET_DIR   cargo's target dir (default: ./target of the workspace)
+#   BENCH_DURATION     seconds per measured run (default 4)
+#   BENCH_NO_BUILD=1   skip `cargo build`
+#   BENCH_PYTHON       a python with boto3 (default: the test venv under the target dir)
+# Traffic: 127.0.0.1 only.
+set -euo pipefail
+
+DUR=${BENCH_DURATION:-4}
+CONC=16
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
+PY=${BENCH_PYTHON:-$TARGET/test-venv/bin/python}
+T_START=$EPOCHREALTIME
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need curl curl
+need setsid util-linux
+[[ -x $PY ]] && "$PY" -c 'import boto3' 2>/dev/null || die "no python with boto3 at $PY (run scripts/test.sh once, or set BENCH_PYTHON)"
+
+build_json_load
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench-sfn.XXXXXX")
+mkdir -p "$WORK/app"
+chain() { # type: a 10-state Pass chain as a template resource
+    local states="" i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        if ((i < 10)); then
+            states+="          S$i: {Type: Pass, Result: {step: $i}, ResultPath: \$.s$i, Next: S$((i + 1))}"$'\n'
+        else
+            states+="          S$i: {Type: Pass, Result: {step: $i}, ResultPath: \$.s$i, End: true}"$'\n'
+        fi
+    done
+    printf '    Type: AWS::Serverless::StateMachine\n    Properties:\n      Name: chain-%s\n      Type: %s\n      Definition:\n        StartAt: S1\n        States:\n%s' \
+        "${1,,}" "$1" "$states"
+}
+{
+    echo "Transform: AWS::Serverless-2016-10-31"
+    echo "Resources:"
+    echo "  Express:"
+    chain EXPRESS
+    echo "  Standard:"
+    chain STANDARD
+} >"$WORK/app/template.yaml"
+
+nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
+
+declare -A R
+run() { # label, target, body, connections: sets R[label rps|p50|p99]
+    local out rps p50 p99 errs
+    out=$(AWS_LOAD_SERVICE=states timeout $((DUR + 30)) "$LOAD" "$EP/" "$2" application/x-amz-json-1.0 "$3" "$4" "$DUR") || die "$1: the load client failed"
+    read -r rps p50 p99 errs <<<"$out"
+    ((errs == 0)) || die "$1: $errs requests failed"
+    R["$1 rps"]=$rps R["$1 p50"]=$p50 R["$1 p99"]=$p99
+    log "$1: $rps/s, p50 $p50 ms, p99 $p99 ms"
+}
+ARN=arn:aws:states:us-east-1:123456789012:stateMachine
+for c in 1 "$CONC"; do
+    run "express c=$c" AWSStepFunctions.StartSyncExecution "{\"stateMachineArn\":\"$ARN:chain-express\",\"input\":\"{}\"}" "$c"
+done
+
+# Standard: start for DUR seconds, then wait for every execution to end.
+t0=$EPOCHREALTIME
+run "standard starts c=$CONC" AWSStepFunctions.StartExecution "{\"stateMachineArn\":\"$ARN:chain-standard\",\"input\":\"{}\"}" "$CONC"
+read -r done_n failed_n < <("$PY" - "$EP" "$ARN:chain-standard" <<'EOF'
+import sys, time, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+arn = sys.argv[2]
+deadline = time.time() + 300
+while sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING", maxResults=1)["executions"] and time.time() < deadline:
+    time.sleep(0.05)
+count = {}
+for status in ("SUCCEEDED", "FAILED"):
+    n = 0
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter=status, PaginationConfig={"PageSize": 1000}):
+        n += len(page["executions"])
+    count[status] = n
+print(count["SUCCEEDED"], count["FAILED"])
+EOF
+)
+t1=$EPOCHREALTIME
+((failed_n == 0)) || die "$failed_n Standard executions failed"
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+transitions=$(awk -v n="$done_n" -v s="$secs" 'BEGIN { printf "%.0f", n * 10 / s }')
+stop_leader "$NB_PID"
+
+echo
+echo "Step Functions, a 10-state Pass chain; ${DUR}s per run; $(nproc) CPUs shared by client and server"
+printf '%-40s %12s %10s %10s  %s\n' "" "per second" "p50 ms" "p99 ms" "target"
+for c in 1 "$CONC"; do
+    printf '%-40s %12s %10s %10s  %s\n' "Express StartSyncExecution, c=$c" "${R["express c=$c rps"]}" \
+        "${R["express c=$c p50"]}" "${R["express c=$c p99"]}" "p50 <= 1 ms: $(verdict "${R["express c=$c p50"]}" "<=" 1)"
+done
+printf '%-40s %12s %10s %10s\n' "Standard StartExecution, c=$CONC" "${R["standard starts c=$CONC rps"]}" \
+    "${R["standard starts c=$CONC p50"]}" "${R["standard starts c=$CONC p99"]}"
+printf '%-40s %12s %10s %10s  %s\n' "Standard durable transitions" "$transitions" "-" "-" ">= 5000/s: $(verdict "$transitions" ">=" 5000)"
+echo "($done_n Standard executions ended in ${secs}s)"
+echo "total time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s"
+exit 0
