@@ -421,3 +421,59 @@ def test_a_standard_execution_survives_kill_9_during_a_wait(start_nimbus):
     assert types == ["ExecutionStarted", "PassStateEntered", "PassStateExited", "WaitStateEntered",
                      "WaitStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"], types
     assert [e["id"] for e in events] == list(range(1, 9))
+
+
+RULES = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  OnOrder:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: on-order
+      Definition:
+        StartAt: Keep
+        States:
+          Keep: {Type: Pass, Parameters: {"order.$": "$.detail.id", "via": "sam"}, End: true}
+      Events:
+        Placed:
+          Type: EventBridgeRule
+          Properties:
+            Pattern: {source: [shop], detail-type: [OrderPlaced]}
+  Audit:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: audit
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition:
+        StartAt: Keep
+        States:
+          Keep: {Type: Pass, End: true}
+  AuditRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [shop]}
+      Targets:
+        - Id: audit
+          Arn: !Ref Audit
+          RoleArn: arn:aws:iam::123456789012:role/r
+          InputPath: $.detail
+"""
+
+
+def test_eventbridge_rules_start_state_machines(start_nimbus):
+    n = start_nimbus(RULES)
+    sfn, events = n.client("stepfunctions"), n.client("events")
+    r = events.put_events(Entries=[{"Source": "shop", "DetailType": "OrderPlaced", "Detail": '{"id": "o-7"}'}])
+    assert r["FailedEntryCount"] == 0
+
+    def ended(name):
+        arn = machine(sfn, name)
+
+        def done():
+            runs = sfn.list_executions(stateMachineArn=arn)["executions"]
+            return runs and runs[0]["status"] == "SUCCEEDED" and runs
+        wait_until(f"an execution of {name}", done, 15)
+        return sfn.describe_execution(executionArn=sfn.list_executions(stateMachineArn=arn)["executions"][0]["executionArn"])
+
+    assert json.loads(ended("on-order")["output"]) == {"order": "o-7", "via": "sam"}
+    assert json.loads(ended("audit")["output"]) == {"id": "o-7"}

@@ -34,6 +34,7 @@ fn dest_node(dest: &Dest) -> String {
         Dest::Queue(q) => format!("queue:{q}"),
         Dest::Bus(b) => format!("bus:{b}"),
         Dest::Topic(t) => format!("topic:{t}"),
+        Dest::StateMachine(m) => format!("statemachine:{m}"),
     }
 }
 

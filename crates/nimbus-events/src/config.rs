@@ -25,6 +25,9 @@ pub enum Dest {
     Bus(String),
     /// An SNS topic, by name: published to through [`crate::Hub::set_topic_publisher`].
     Topic(String),
+    /// A Step Functions state machine, by name: an execution started through
+    /// [`crate::Hub::set_machine_starter`].
+    StateMachine(String),
 }
 
 impl Dest {
@@ -35,8 +38,20 @@ impl Dest {
             Dest::Queue(q) => nimbus_core::arn::queue_arn(region, account, q),
             Dest::Bus(b) => nimbus_core::arn::event_bus_arn(region, account, b),
             Dest::Topic(t) => format!("arn:aws:sns:{region}:{account}:{t}"),
+            Dest::StateMachine(m) => format!("arn:aws:states:{region}:{account}:stateMachine:{m}"),
         }
     }
+}
+
+/// The name of a template's state machine resource (`Name` for SAM's, `StateMachineName` for
+/// CloudFormation's, else the logical id); `None` for other resources.
+fn machine_name(id: &str, r: &nimbus_template::Resource) -> Option<String> {
+    let key = match r.resource_type.as_str() {
+        "AWS::Serverless::StateMachine" => "Name",
+        "AWS::StepFunctions::StateMachine" => "StateMachineName",
+        _ => return None,
+    };
+    Some(r.properties[key].as_str().unwrap_or(id).to_owned())
 }
 
 /// The bus a name or an ARN (`arn:aws:events:..:event-bus/NAME`) names.
@@ -166,6 +181,8 @@ struct Reader<'a> {
     buses: BTreeSet<String>,
     /// The template's SNS topics (`TopicName` or the logical id).
     topics: BTreeSet<String>,
+    /// The template's state machines (`Name`/`StateMachineName` or the logical id).
+    machines: BTreeSet<String>,
     errors: Vec<String>,
     warnings: Vec<String>,
 }
@@ -209,6 +226,11 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             .filter(|(_, r)| r.resource_type == "AWS::SNS::Topic")
             .map(|(id, r)| r.properties["TopicName"].as_str().unwrap_or(id).to_owned())
             .collect(),
+        machines: stack
+            .resources
+            .iter()
+            .filter_map(|(id, r)| machine_name(id, r))
+            .collect(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -238,12 +260,14 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             match ev["Type"].as_str().unwrap_or("") {
                 // CloudWatchEvent is the older name of the same event type.
                 "EventBridgeRule" | "CloudWatchEvent" => {
-                    if let Some(rule) = r.sam_rule(&f.name, &name, props, &at, false) {
+                    let dest = Dest::Function(f.name.clone());
+                    if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, props, &at, false) {
                         spec.rules.push(rule);
                     }
                 }
                 "Schedule" => {
-                    if let Some(rule) = r.sam_rule(&f.name, &name, props, &at, true) {
+                    let dest = Dest::Function(f.name.clone());
+                    if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, props, &at, true) {
                         spec.rules.push(rule);
                     }
                 }
@@ -274,6 +298,30 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             line: res.line,
         };
         let p = &res.properties;
+        if res.resource_type == "AWS::Serverless::StateMachine" {
+            let machine = machine_name(id, res).unwrap_or_else(|| id.clone());
+            for (event_id, ev) in p["Events"].as_object().into_iter().flatten() {
+                let at = at.child("Events").child(event_id);
+                let props = &ev["Properties"];
+                let name = format!("{id}{event_id}");
+                let dest = Dest::StateMachine(machine.clone());
+                let schedule = match ev["Type"].as_str().unwrap_or("") {
+                    "EventBridgeRule" | "CloudWatchEvent" => false,
+                    "Schedule" => true,
+                    other => {
+                        r.warnings.push(format!(
+                            "{at}: state machine event type {other} is not served by nimbus yet; the state machine will not be started by these events"
+                        ));
+                        continue;
+                    }
+                };
+                if let Some(rule) =
+                    r.sam_rule(dest, "StepFunctionsTarget", &name, props, &at, schedule)
+                {
+                    spec.rules.push(rule);
+                }
+            }
+        }
         match res.resource_type.as_str() {
             "AWS::Events::Rule" => {
                 if let Some(rule) = r.rule_resource(id, p, &at) {
@@ -388,10 +436,16 @@ impl Reader<'_> {
                     .to_owned(),
             ),
             "sns" => Dest::Topic(resource.to_owned()),
+            "states" => Dest::StateMachine(
+                resource
+                    .strip_prefix("stateMachine:")
+                    .unwrap_or(resource)
+                    .to_owned(),
+            ),
             other => {
                 self.error(
                     at,
-                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues, event buses and SNS topics, not {other}"),
+                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues, event buses, SNS topics and state machines, not {other}"),
                 );
                 return None;
             }
@@ -401,6 +455,7 @@ impl Reader<'_> {
             Dest::Queue(q) => !self.known.queues.contains(q),
             Dest::Bus(b) => b != "default" && !self.buses.contains(b),
             Dest::Topic(t) => !self.topics.contains(t),
+            Dest::StateMachine(m) => !self.machines.contains(m),
         };
         if missing {
             self.error(at, format!("{arn} names no resource of this template"));
@@ -769,7 +824,8 @@ impl Reader<'_> {
     /// A SAM `EventBridgeRule` or `Schedule` event: a rule with the function as its target.
     fn sam_rule(
         &mut self,
-        function: &str,
+        dest: Dest,
+        target_suffix: &str,
         name: &str,
         ev: &Value,
         at: &At,
@@ -799,9 +855,9 @@ impl Reader<'_> {
         let target = TargetSpec {
             id: ev["Target"]["Id"]
                 .as_str()
-                .unwrap_or(&format!("{name}LambdaTarget"))
+                .unwrap_or(&format!("{name}{target_suffix}"))
                 .to_owned(),
-            dest: Dest::Function(function.to_owned()),
+            dest,
             input: self.input(ev, &at),
             retry: self.retry(ev, &at),
             dead_letter_queue: self.target_dlq(ev, &at),

@@ -93,10 +93,13 @@ struct Inner {
     /// Publishes to an SNS topic (`topic name, message`); set once SNS exists, which is built on
     /// this hub.
     topics: std::sync::OnceLock<TopicPublisher>,
+    machines: std::sync::OnceLock<MachineStarter>,
 }
 
 /// What publishes a message to an SNS topic for the engine: `(topic name, message)`.
 pub type TopicPublisher = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+/// Starts an execution of a state machine (by name) with an input; set by the binary.
+pub type MachineStarter = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 
 /// Unix milliseconds: the time the engine and the SQS layer pass to the store.
 pub use nimbus_lambda::epoch_ms as now_ms;
@@ -129,6 +132,7 @@ impl Hub {
                     .collect(),
                 stop,
                 topics: std::sync::OnceLock::new(),
+                machines: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -326,6 +330,12 @@ impl Hub {
         let _ = self.inner.topics.set(publish);
     }
 
+    /// Lets the engine start Step Functions executions (rule targets); set like the topic
+    /// publisher, once Step Functions is built.
+    pub fn set_machine_starter(&self, start: MachineStarter) {
+        let _ = self.inner.machines.set(start);
+    }
+
     /// Delivers a payload to a destination: a queue message, an asynchronous invocation, or an
     /// event on a bus (`detail_type`/`source` used only then).
     pub(crate) fn deliver(
@@ -346,6 +356,10 @@ impl Hub {
             Dest::Topic(t) => match self.inner.topics.get() {
                 Some(publish) => publish(t, payload),
                 None => Err(format!("topic {t}: SNS is not running")),
+            },
+            Dest::StateMachine(m) => match self.inner.machines.get() {
+                Some(start) => start(m, payload),
+                None => Err(format!("state machine {m}: Step Functions is not running")),
             },
             Dest::Bus(b) => {
                 let (source, detail_type, resource) = as_event;

@@ -181,6 +181,13 @@ impl StepFunctions {
         ops::resume(self)
     }
 
+    /// Starts an execution of the state machine named `machine` with `input` (JSON text), as an
+    /// EventBridge rule's target does; the execution is committed before this returns. Needs a
+    /// tokio runtime (the execution runs on it).
+    pub fn start_now(&self, machine: &str, input: &str) -> Result<String, SfnError> {
+        ops::start_now(self, machine, input)
+    }
+
     /// The ARN of the state machine named `name`.
     pub fn machine_arn(&self, name: &str) -> String {
         format!(

@@ -514,21 +514,68 @@ async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
     let entry = machine_entry(sfn, machine_arn)?;
     let name = execution_name(input)?;
     let (text, value) = execution_input(input)?;
+    let start = match prepare_start(sfn, &entry, &name, &text, value)? {
+        Start::Running(arn, start_ms) => {
+            return Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
+        }
+        s => s,
+    };
+    if let Start::Standard(first, _) = &start {
+        let (row, started) = (**first).clone();
+        let inserted = state::start_execution(&sfn.inner.db, row, started).await;
+        return finish_start(sfn, &entry, start, inserted);
+    }
+    finish_start(sfn, &entry, start, Ok(0))
+}
+
+/// Starts an execution of the state machine `machine` (a name) for an EventBridge rule's
+/// target, from synchronous code: the execution is committed before this returns.
+pub(crate) fn start_now(
+    sfn: &StepFunctions,
+    machine: &str,
+    input: &str,
+) -> Result<String, SfnError> {
+    let entry = machine_entry(sfn, &sfn.machine_arn(machine))?;
+    let name = uuid::Uuid::new_v4().to_string();
+    let (text, value) = execution_input(&json!({ "input": input }))?;
+    let start = prepare_start(sfn, &entry, &name, &text, value)?;
+    let inserted = match &start {
+        Start::Standard(first, _) => {
+            let (row, started) = (**first).clone();
+            state::start_execution_now(&sfn.inner.db, row, started)
+        }
+        _ => Ok(0),
+    };
+    let answer = finish_start(sfn, &entry, start, inserted)?;
+    Ok(answer["executionArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// A start, checked and ready to be written (Standard) or run (Express).
+enum Start {
+    /// The same execution is already running: the start is answered with it.
+    Running(String, u64),
+    Express(String, Value, u64),
+    Standard(Box<(ExecutionRow, Event)>, Value),
+}
+
+fn prepare_start(
+    sfn: &StepFunctions,
+    entry: &MachineEntry,
+    name: &str,
+    text: &str,
+    value: Value,
+) -> Result<Start, SfnError> {
     let cfg = &sfn.inner.config;
     let start_ms = now_ms();
     if entry.row.kind == "EXPRESS" {
-        let arn = express_arn(cfg, &entry.row.name, &name);
-        let run = express_run(sfn, &arn, &name, &value, &entry.row, start_ms);
-        let machine = Arc::clone(&entry.machine);
-        let inner = Arc::clone(&sfn.inner);
-        let task_arn = arn.clone();
-        let mut running = lock(&sfn.inner.running);
-        let handle = tokio::spawn(async move {
-            let _ = run.execute(&machine, value, None).await;
-            lock(&inner.running).remove(&task_arn);
-        });
-        running.insert(arn.clone(), handle.abort_handle());
-        return Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}));
+        return Ok(Start::Express(
+            express_arn(cfg, &entry.row.name, name),
+            value,
+            start_ms,
+        ));
     }
     let arn = format!(
         "arn:aws:states:{}:{}:execution:{}:{name}",
@@ -537,20 +584,20 @@ async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
     if let Some(existing) = state::execution(&sfn.inner.db, &arn)? {
         // Idempotent for the same input while it runs, as on AWS.
         if existing.status == "RUNNING" && existing.input == text {
-            return Ok(json!({"executionArn": arn, "startDate": seconds(existing.start_ms)}));
+            return Ok(Start::Running(arn, existing.start_ms));
         }
         return Err(SfnError::new(
             "ExecutionAlreadyExists",
             format!("Execution Already Exists: '{arn}'"),
         ));
     }
-    let mut row = ExecutionRow {
+    let row = ExecutionRow {
         id: 0,
-        arn: arn.clone(),
-        machine_arn: machine_arn.to_owned(),
-        name: name.clone(),
+        arn,
+        machine_arn: entry.row.arn.clone(),
+        name: name.to_owned(),
         status: "RUNNING".into(),
-        input: text.clone(),
+        input: text.to_owned(),
         output: None,
         error: None,
         cause: None,
@@ -571,26 +618,62 @@ async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
             json!({"input": text, "inputDetails": {"truncated": false}, "roleArn": row.role_arn}),
         )),
     };
-    row.id = match state::start_execution(&sfn.inner.db, row.clone(), started).await {
-        Ok(id) => id,
-        // Two starts of one name at once: the second finds the first's row.
-        Err(_) if state::execution(&sfn.inner.db, &arn)?.is_some() => {
-            return Err(SfnError::new(
-                "ExecutionAlreadyExists",
-                format!("Execution Already Exists: '{arn}'"),
-            ))
+    Ok(Start::Standard(Box::new((row, started)), value))
+}
+
+/// Runs a prepared start once a Standard execution's row is written (`inserted`).
+fn finish_start(
+    sfn: &StepFunctions,
+    entry: &MachineEntry,
+    start: Start,
+    inserted: Result<i64, nimbus_store::StoreError>,
+) -> Result<Value, SfnError> {
+    match start {
+        Start::Running(arn, start_ms) => {
+            Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
         }
-        Err(e) => return Err(e.into()),
-    };
-    spawn_standard(
-        sfn,
-        &row,
-        Arc::clone(&entry.machine),
-        &entry.row,
-        value,
-        None,
-    );
-    Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
+        Start::Express(arn, value, start_ms) => {
+            let run = express_run(sfn, &arn, &arn_name(&arn), &value, &entry.row, start_ms);
+            let machine = Arc::clone(&entry.machine);
+            let inner = Arc::clone(&sfn.inner);
+            let task_arn = arn.clone();
+            let mut running = lock(&sfn.inner.running);
+            let handle = tokio::spawn(async move {
+                let _ = run.execute(&machine, value, None).await;
+                lock(&inner.running).remove(&task_arn);
+            });
+            running.insert(arn.clone(), handle.abort_handle());
+            Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
+        }
+        Start::Standard(first, value) => {
+            let (mut row, _) = *first;
+            row.id = match inserted {
+                Ok(id) => id,
+                // Two starts of one name at once: the second finds the first's row.
+                Err(_) if state::execution(&sfn.inner.db, &row.arn)?.is_some() => {
+                    return Err(SfnError::new(
+                        "ExecutionAlreadyExists",
+                        format!("Execution Already Exists: '{}'", row.arn),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            spawn_standard(
+                sfn,
+                &row,
+                Arc::clone(&entry.machine),
+                &entry.row,
+                value,
+                None,
+            );
+            Ok(json!({"executionArn": row.arn, "startDate": seconds(row.start_ms)}))
+        }
+    }
+}
+
+/// An Express execution's name: the part after the machine's name in its ARN.
+fn arn_name(arn: &str) -> String {
+    arn.split(':').nth(7).unwrap_or_default().to_owned()
 }
 
 fn express_run(

@@ -219,26 +219,45 @@ pub(crate) async fn start_execution(
     row: ExecutionRow,
     started: Event,
 ) -> Result<i64, StoreError> {
-    db.write(move |tx| {
-        tx.execute(
-            "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event)
-             VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8)",
-            params![
-                row.arn,
-                row.machine_arn,
-                row.name,
-                row.input,
-                row.start_ms as i64,
-                row.definition,
-                row.role_arn,
-                started.id as i64
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        insert_event(tx, id, &started)?;
-        Ok(id)
-    })
-    .await
+    db.write(move |tx| insert_execution(tx, &row, &started))
+        .await
+}
+
+/// [`start_execution`] for synchronous callers: a commit of its own, at once.
+pub(crate) fn start_execution_now(
+    db: &Database,
+    row: ExecutionRow,
+    started: Event,
+) -> Result<i64, StoreError> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    let id = insert_execution(&tx, &row, &started)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+fn insert_execution(
+    tx: &rusqlite::Transaction<'_>,
+    row: &ExecutionRow,
+    started: &Event,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event)
+         VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8)",
+        params![
+            row.arn,
+            row.machine_arn,
+            row.name,
+            row.input,
+            row.start_ms as i64,
+            row.definition,
+            row.role_arn,
+            started.id as i64
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    insert_event(tx, id, started)?;
+    Ok(id)
 }
 
 fn insert_event(tx: &rusqlite::Transaction<'_>, execution: i64, e: &Event) -> rusqlite::Result<()> {

@@ -640,6 +640,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let errors: Vec<String> = errors.lines().map(str::to_owned).collect();
         return Ok(refuse(&platform, &args.template.template, "state machine", &errors).await);
     }
+    {
+        let sfn = sfn.clone();
+        hub.set_machine_starter(Box::new(move |machine, input| {
+            sfn.start_now(machine, input)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", e.code()))
+        }));
+    }
     sfn.set_integrations(Arc::new(crate::states::NimbusTasks {
         platform: platform.clone(),
         sqs: sqs.clone(),
