@@ -5,8 +5,10 @@
 # the first start until every execution has ended (each state's exit and the next state's
 # entry are one durable write). Client: the keep-alive Rust load client
 # (crates/nimbus/examples/aws_json_load.rs); client and server share this machine's CPUs.
-# Targets (PASS/MISS): Express p50 < 1 ms; Standard >= 5,000 durable transitions/s.
-# Not measured yet: a Lambda Task's overhead over a direct Invoke.
+# And a Lambda Task's overhead: an Express machine of one `lambda:invoke` Task state against a
+# direct Invoke of the same echo function (crates/nimbus/examples/testfn.rs), at 1 connection.
+# Targets (PASS/MISS): Express p50 < 1 ms; Standard >= 5,000 durable transitions/s; Task
+# overhead (p50 difference) < 0.2 ms.
 # Exits 0 whether the targets are met or not; non-zero only if something failed to run.
 #
 # Environment:
@@ -31,9 +33,13 @@ need setsid util-linux
 [[ -x $PY ]] && "$PY" -c 'import boto3' 2>/dev/null || die "no python with boto3 at $PY (run scripts/test.sh once, or set BENCH_PYTHON)"
 
 build_json_load
+build -p nimbus --example testfn
+TESTFN=$TARGET/release/examples/testfn
+[[ -x $TESTFN ]] || die "missing $TESTFN"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench-sfn.XXXXXX")
-mkdir -p "$WORK/app"
+mkdir -p "$WORK/app/fn"
+ln -s "$TESTFN" "$WORK/app/fn/bootstrap"
 chain() { # type: a 10-state Pass chain as a template resource
     local states="" i
     for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -53,14 +59,33 @@ chain() { # type: a 10-state Pass chain as a template resource
     chain EXPRESS
     echo "  Standard:"
     chain STANDARD
+    cat <<'EOF'
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: fn, Handler: bootstrap, Runtime: provided.al2023, Timeout: 10}
+  OneTask:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: one-task
+      Type: EXPRESS
+      Definition:
+        StartAt: Call
+        States:
+          Call:
+            Type: Task
+            Resource: arn:aws:states:::lambda:invoke
+            Parameters: {FunctionName: Echo, "Payload.$": "$"}
+            OutputPath: $.Payload
+            End: true
+EOF
 } >"$WORK/app/template.yaml"
 
 nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
 
 declare -A R
-run() { # label, target, body, connections: sets R[label rps|p50|p99]
+run() { # label, target, body, connections, [path, service]: sets R[label rps|p50|p99]
     local out rps p50 p99 errs
-    out=$(AWS_LOAD_SERVICE=states timeout $((DUR + 30)) "$LOAD" "$EP/" "$2" application/x-amz-json-1.0 "$3" "$4" "$DUR") || die "$1: the load client failed"
+    out=$(AWS_LOAD_SERVICE=${6:-states} timeout $((DUR + 30)) "$LOAD" "$EP/${5:-}" "$2" application/x-amz-json-1.0 "$3" "$4" "$DUR") || die "$1: the load client failed"
     read -r rps p50 p99 errs <<<"$out"
     ((errs == 0)) || die "$1: $errs requests failed"
     R["$1 rps"]=$rps R["$1 p50"]=$p50 R["$1 p99"]=$p99
@@ -70,6 +95,10 @@ ARN=arn:aws:states:us-east-1:123456789012:stateMachine
 for c in 1 "$CONC"; do
     run "express c=$c" AWSStepFunctions.StartSyncExecution "{\"stateMachineArn\":\"$ARN:chain-express\",\"input\":\"{}\"}" "$c"
 done
+
+run "invoke c=1" "" '{"n":1}' 1 2015-03-31/functions/Echo/invocations lambda
+run "task c=1" AWSStepFunctions.StartSyncExecution "{\"stateMachineArn\":\"$ARN:one-task\",\"input\":\"{\\\"n\\\":1}\"}" 1
+overhead=$(awk -v a="${R["task c=1 p50"]}" -v b="${R["invoke c=1 p50"]}" 'BEGIN { printf "%.2f", a - b }')
 
 # Standard: start for DUR seconds, then wait for every execution to end.
 t0=$EPOCHREALTIME
@@ -106,6 +135,9 @@ done
 printf '%-40s %12s %10s %10s\n' "Standard StartExecution, c=$CONC" "${R["standard starts c=$CONC rps"]}" \
     "${R["standard starts c=$CONC p50"]}" "${R["standard starts c=$CONC p99"]}"
 printf '%-40s %12s %10s %10s  %s\n' "Standard durable transitions" "$transitions" "-" "-" ">= 5000/s: $(verdict "$transitions" ">=" 5000)"
+printf '%-40s %12s %10s %10s\n' "Invoke of the echo function, c=1" "${R["invoke c=1 rps"]}" "${R["invoke c=1 p50"]}" "${R["invoke c=1 p99"]}"
+printf '%-40s %12s %10s %10s\n' "Express one lambda:invoke Task, c=1" "${R["task c=1 rps"]}" "${R["task c=1 p50"]}" "${R["task c=1 p99"]}"
+printf '%-40s %12s %10s %10s  %s\n' "Task overhead (p50 difference), ms" "-" "$overhead" "-" "<= 0.2 ms: $(verdict "$overhead" "<=" 0.2)"
 echo "($done_n Standard executions ended in ${secs}s)"
 echo "total time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s"
 exit 0
