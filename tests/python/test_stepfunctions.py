@@ -398,6 +398,17 @@ Resources:
           First: {Type: Pass, Result: {step: 1}, ResultPath: $.first, Next: Hold}
           Hold: {Type: Wait, Seconds: 4, Next: After}
           After: {Type: Pass, Parameters: {"waited.$": "$.first.step"}, End: true}
+  Remembers:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: remembers
+      Definition:
+        QueryLanguage: JSONata
+        StartAt: First
+        States:
+          First: {Type: Pass, Assign: {step: "{% $states.input.step %}"}, Output: {}, Next: Hold}
+          Hold: {Type: Wait, Seconds: 4, Next: After}
+          After: {Type: Pass, Output: {waited: "{% $step %}"}, End: true}
 """
 
 
@@ -406,6 +417,7 @@ def test_a_standard_execution_survives_kill_9_during_a_wait(start_nimbus):
     sfn = n.client("stepfunctions")
     started = time.time()
     ex = sfn.start_execution(stateMachineArn=machine(sfn, "waiting"), input="{}")["executionArn"]
+    remembers = sfn.start_execution(stateMachineArn=machine(sfn, "remembers"), input='{"step": 7}')["executionArn"]
     wait_until("the Wait state entered", lambda: any(
         e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=ex)["events"]), 10)
     n.proc.kill()
@@ -421,6 +433,8 @@ def test_a_standard_execution_survives_kill_9_during_a_wait(start_nimbus):
     assert types == ["ExecutionStarted", "PassStateEntered", "PassStateExited", "WaitStateEntered",
                      "WaitStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"], types
     assert [e["id"] for e in events] == list(range(1, 9))
+    d = finish(sfn, remembers, timeout=30)
+    assert json.loads(d["output"]) == {"waited": 7}, "a variable assigned before the kill is there after it"
 
 
 RULES = """
@@ -477,3 +491,86 @@ def test_eventbridge_rules_start_state_machines(start_nimbus):
 
     assert json.loads(ended("on-order")["output"]) == {"order": "o-7", "via": "sam"}
     assert json.loads(ended("audit")["output"]) == {"id": "o-7"}
+
+
+JSONATA = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: python3.12, CodeUri: src, Timeout: 10}
+Resources:
+  Double: {Type: AWS::Serverless::Function, Properties: {Handler: app.double}}
+  Broken: {Type: AWS::Serverless::Function, Properties: {Handler: app.broken}}
+  Priced:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: priced
+      Definition:
+        QueryLanguage: JSONata
+        StartAt: Total
+        States:
+          Total:
+            Type: Task
+            Resource: arn:aws:states:::lambda:invoke
+            Arguments:
+              FunctionName: !Ref Double
+              Payload: {name: "{% $states.input.customer %}", items: "{% $states.input.lines.qty[] %}"}
+            Assign: {customer: "{% $states.input.customer %}", lines: "{% $states.input.lines %}"}
+            Output: "{% $states.result.Payload.total %}"
+            Next: Big
+          Big:
+            Type: Choice
+            Choices:
+              - Condition: "{% $states.input > 10 %}"
+                Next: Each
+                Assign: {size: big}
+            Default: Each
+            Assign: {size: small}
+          Each:
+            Type: Map
+            Items: "{% $lines %}"
+            ItemSelector: {sku: "{% $states.context.Map.Item.Value.sku %}", at: "{% $states.context.Map.Item.Index %}"}
+            ItemProcessor:
+              StartAt: Label
+              States:
+                Label:
+                  Type: Pass
+                  Output: "{% $uppercase($states.input.sku) & '#' & $string($states.input.at) %}"
+                  End: true
+            Output: {labels: "{% $states.result %}", size: "{% $size %}", who: "{% $customer %}"}
+            Next: Hold
+          Hold:
+            Type: Wait
+            Seconds: "{% 1 %}"
+            Next: Risky
+          Risky:
+            Type: Task
+            Resource: arn:aws:states:::lambda:invoke
+            Arguments: {FunctionName: !Ref Broken, Payload: {}}
+            Catch:
+              - ErrorEquals: [States.ALL]
+                Output: "{% $merge([$states.input, {'error': $states.errorOutput.Error}]) %}"
+                Next: Done
+            End: true
+          Done:
+            Type: Succeed
+"""
+
+
+def test_jsonata_arguments_output_assign_choice_map_and_catch(start_nimbus):
+    n = start_nimbus(JSONATA, {"src/app.py": APP})
+    sfn = n.client("stepfunctions")
+    arn = machine(sfn, "priced")
+    lines = [{"sku": "ab", "qty": 2}, {"sku": "cd", "qty": 5}]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"customer": "ann", "lines": lines}))
+    d = finish(sfn, ex["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {"labels": ["AB#0", "CD#1"], "size": "big", "who": "ann",
+                                       "error": "BrokenError"}
+    small = finish(sfn, sfn.start_execution(stateMachineArn=arn, input=json.dumps(
+        {"customer": "bo", "lines": [{"sku": "x", "qty": 1}]}))["executionArn"])
+    assert json.loads(small["output"])["size"] == "small"
+    with pytest.raises(ClientError) as e:
+        sfn.create_state_machine(name="bad-jsonata", roleArn=ROLE, definition=json.dumps({
+            "QueryLanguage": "JSONata", "StartAt": "A",
+            "States": {"A": {"Type": "Pass", "Output": "{% $states.input + %}", "End": True}}}))
+    assert code(e) == "InvalidDefinition" and "/States/A/Output" in e.value.response["Error"]["Message"]

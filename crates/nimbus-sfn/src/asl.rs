@@ -71,6 +71,8 @@ pub struct State {
     pub result_selector: Option<Value>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// The state as written, for the JSONata fields evaluated at run time.
+    pub def: Value,
     /// JSONata: `Arguments`, `Output`, `Assign`.
     pub arguments: Option<Value>,
     pub output: Option<Value>,
@@ -614,6 +616,9 @@ impl Parser {
                 self.schema(at, format!("Field '{key}' is not supported{why}"));
             }
         }
+        if lang == Lang::Jsonata {
+            self.jsonata_fields(obj, at);
+        }
         let field = |k: &str| obj.get(k);
         let has_transition = !matches!(kind_name, "Choice" | "Succeed" | "Fail");
         let mut next = None;
@@ -788,10 +793,59 @@ impl Parser {
             result_selector,
             retry,
             catch,
+            def: v.clone(),
             arguments: field("Arguments").cloned(),
             output: field("Output").cloned(),
             assign: field("Assign").cloned(),
         })
+    }
+
+    /// Every `{% %}` expression of a JSONata state's fields must parse.
+    fn jsonata_fields(&mut self, obj: &Map<String, Value>, at: &str) {
+        fn walk(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+            match v {
+                Value::String(s) if is_jsonata(s) => {
+                    let t = s.trim();
+                    if let Err(e) = crate::jsonata::Expr::parse(&t[2..t.len() - 2]) {
+                        out.push((at.to_owned(), e));
+                    }
+                }
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        walk(v, &format!("{at}/{k}"), out);
+                    }
+                }
+                Value::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        walk(v, &format!("{at}[{i}]"), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        for key in [
+            "Arguments",
+            "Output",
+            "Assign",
+            "Items",
+            "ItemSelector",
+            "Seconds",
+            "Timestamp",
+            "Error",
+            "Cause",
+            "Choices",
+            "Catch",
+            "TimeoutSeconds",
+            "HeartbeatSeconds",
+        ] {
+            if let Some(v) = obj.get(key) {
+                walk(v, &format!("{at}/{key}"), &mut bad);
+            }
+        }
+        for (loc, e) in bad {
+            self.schema(&loc, format!("The JSONata expression is invalid: {e}"));
+        }
     }
 
     fn sel(&mut self, obj: &Map<String, Value>, key: &str, at: &str) -> Sel {
@@ -1309,6 +1363,11 @@ mod tests {
                     "MISSING_TRANSITION_TARGET",
                     "/States/M/ItemProcessor/States/X",
                 )],
+            ),
+            (
+                "a JSONata expression that does not parse",
+                json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": {"x": "{% $states.input.a + %}"}, "End": true}}}),
+                vec![("SCHEMA_VALIDATION_FAILED", "/States/A/Output/x")],
             ),
             (
                 "an unknown States error name",

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::asl::{Kind, Lang, Machine, Retrier, Seconds, Sel, State, Text, WaitFor};
 use crate::clock::{format_ms, now_ms, parse_timestamp};
@@ -84,12 +84,15 @@ pub struct Cursor {
     /// The task token of a `.waitForTaskToken` task, kept so the task waits on the same
     /// token after a restart.
     pub token: Option<String>,
+    /// The workflow variables (`Assign`) of the execution's own flow.
+    pub vars: Value,
 }
 
 impl Cursor {
     pub fn to_json(&self) -> Value {
         json!({"state": self.state, "input": self.input, "entered": self.entered,
-               "retries": self.retries, "wake_at_ms": self.wake_at_ms, "token": self.token})
+               "retries": self.retries, "wake_at_ms": self.wake_at_ms, "token": self.token,
+               "vars": self.vars})
     }
 
     pub fn from_json(v: &Value) -> Option<Cursor> {
@@ -104,6 +107,7 @@ impl Cursor {
                 .collect(),
             wake_at_ms: v["wake_at_ms"].as_u64(),
             token: v["token"].as_str().map(str::to_owned),
+            vars: v["vars"].clone(),
         })
     }
 }
@@ -174,6 +178,35 @@ pub struct Run {
 struct Flow {
     last: AtomicU64,
     top: bool,
+    /// Workflow variables (`Assign`) visible in this flow: a branch or iteration starts with a
+    /// copy of its parent's, and its own assignments stay inside it.
+    vars: std::sync::Mutex<Map<String, Value>>,
+}
+
+impl Flow {
+    fn new(last: u64, top: bool, vars: Map<String, Value>) -> Flow {
+        Flow {
+            last: AtomicU64::new(last),
+            top,
+            vars: std::sync::Mutex::new(vars),
+        }
+    }
+
+    /// A branch or Map iteration of this flow.
+    fn child(&self) -> Flow {
+        Flow::new(self.last.load(Ordering::SeqCst), false, self.vars())
+    }
+
+    fn vars(&self) -> Map<String, Value> {
+        self.vars.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn assign(&self, values: Map<String, Value>) {
+        self.vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(values);
+    }
 }
 
 /// What one attempt of a task state starts from, besides its input.
@@ -310,10 +343,7 @@ impl Run {
         if self.last_event.load(Ordering::SeqCst) == 0 {
             let started = json!({"input": text(&input), "inputDetails": {"truncated": false},
                                  "roleArn": self.context["Execution"]["RoleArn"]});
-            let first = Flow {
-                last: AtomicU64::new(0),
-                top: false,
-            };
+            let first = Flow::new(0, false, Map::new());
             if let Err(e) = self
                 .emit(
                     &first,
@@ -326,12 +356,13 @@ impl Run {
             }
         }
         // The first state's entry names no previous event, as on AWS.
-        let flow = Flow {
-            last: AtomicU64::new(match &resume {
-                Some(_) => self.last_event.load(Ordering::SeqCst),
-                None => 0,
-            }),
-            top: true,
+        let flow = match &resume {
+            Some(r) => Flow::new(
+                self.last_event.load(Ordering::SeqCst),
+                true,
+                r.cursor.vars.as_object().cloned().unwrap_or_default(),
+            ),
+            None => Flow::new(0, true, Map::new()),
         };
         let finished = resume
             .as_ref()
@@ -359,10 +390,7 @@ impl Run {
                     Ok(r) => r,
                     Err(_) => {
                         let det = json!({"error": "States.Timeout"});
-                        let last = Flow {
-                            last: AtomicU64::new(0),
-                            top: false,
-                        };
+                        let last = Flow::new(0, false, Map::new());
                         let _ = self
                             .emit(
                                 &last,
@@ -456,6 +484,7 @@ impl Run {
                         retries: vec![0; state.retry.len()],
                         wake_at_ms: None,
                         token: None,
+                        vars: Value::Object(flow.vars()),
                     });
                     self.journal
                         .record(vec![e], cursor)
@@ -496,6 +525,7 @@ impl Run {
                             retries: vec![0; next_state.retry.len()],
                             wake_at_ms: None,
                             token: None,
+                            vars: Value::Object(flow.vars()),
                         });
                         self.journal
                             .record(vec![exited, e], cursor)
@@ -514,6 +544,7 @@ impl Run {
                             retries: Vec::new(),
                             wake_at_ms: None,
                             token: None,
+                            vars: Value::Object(flow.vars()),
                         });
                         self.journal
                             .record(vec![exited], cursor)
@@ -574,17 +605,13 @@ impl Run {
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
         }
-        if state.lang == Lang::Jsonata {
-            return Err(StatesError::runtime(
-                "nimbus does not evaluate JSONata yet (QueryLanguage: JSONata)",
-            ));
-        }
         let entered_time = format_ms(now_ms());
         let context = |retry: u32| {
             let mut c = self.context.clone();
             c["State"] = json!({"Name": name, "EnteredTime": entered_time, "RetryCount": retry});
             c
         };
+        let jsonata = state.lang == Lang::Jsonata;
         let cursor = |retries: &Vec<u32>, wake: Option<u64>| Cursor {
             state: name.to_owned(),
             input: raw.clone(),
@@ -592,8 +619,105 @@ impl Run {
             retries: retries.clone(),
             wake_at_ms: wake,
             token: None,
+            vars: Value::Object(flow.vars()),
         };
         let step = match &state.kind {
+            Kind::Choice { rules, default } if jsonata => {
+                let ctx = context(0);
+                let states = json!({"input": raw, "context": ctx});
+                let choices = state.def["Choices"].as_array().cloned().unwrap_or_default();
+                let mut chosen = None;
+                for (i, (rule, next)) in rules.iter().enumerate() {
+                    let crate::choice::Rule::Condition(cond) = rule else {
+                        continue;
+                    };
+                    match self.query(flow, &json!(cond), &states)? {
+                        Value::Bool(true) => {
+                            chosen = Some((next.clone(), choices.get(i).cloned()));
+                            break;
+                        }
+                        Value::Bool(false) => {}
+                        other => {
+                            return Err(StatesError::new(
+                                "States.QueryEvaluationError",
+                                format!("The Condition of Choices[{i}] must evaluate to a boolean, but evaluated to {other}"),
+                            ))
+                        }
+                    }
+                }
+                let (next, rule) = match chosen {
+                    Some(c) => c,
+                    None => match default {
+                        Some(d) => (d.clone(), None),
+                        None => {
+                            return Err(StatesError::new(
+                                "States.NoChoiceMatched",
+                                format!("No Matches! at state: {name}"),
+                            ))
+                        }
+                    },
+                };
+                // A matching rule's own Output and Assign win over the state's.
+                let fields = rule.unwrap_or_else(|| state.def.clone());
+                let output = self.finish_jsonata(flow, &fields, &states, raw.clone())?;
+                Step::Next(next, output)
+            }
+            Kind::Succeed | Kind::Pass { .. } if jsonata => {
+                let ctx = context(0);
+                let states = json!({"input": raw, "context": ctx});
+                let output = self.finish_jsonata(flow, &state.def, &states, raw.clone())?;
+                match &state.kind {
+                    Kind::Succeed => Step::End(output),
+                    _ => self.transition(state, output),
+                }
+            }
+            Kind::Fail { .. } if jsonata => {
+                let ctx = context(0);
+                let states = json!({"input": raw, "context": ctx});
+                let text = |key: &str| -> Result<String, StatesError> {
+                    Ok(match self.query(flow, &state.def[key], &states)? {
+                        Value::Null => String::new(),
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                };
+                return Err(StatesError::new(text("Error")?, text("Cause")?));
+            }
+            Kind::Wait(_) if jsonata => {
+                let ctx = context(0);
+                let states = json!({"input": raw, "context": ctx});
+                let wake = match wake_at {
+                    Some(t) => t,
+                    None => {
+                        let t = match (state.def.get("Seconds"), state.def.get("Timestamp")) {
+                            (Some(v), _) => match self.query(flow, v, &states)?.as_u64() {
+                                Some(secs) => now_ms() + self.scaled(Duration::from_secs(secs)).as_millis() as u64,
+                                None => {
+                                    return Err(StatesError::new(
+                                        "States.QueryEvaluationError",
+                                        "The Seconds field must evaluate to a non-negative integer",
+                                    ))
+                                }
+                            },
+                            (None, Some(v)) => match self.query(flow, v, &states)? {
+                                Value::String(t) => self.until(&t)?,
+                                _ => {
+                                    return Err(StatesError::new(
+                                        "States.QueryEvaluationError",
+                                        "The Timestamp field must evaluate to an ISO-8601 timestamp string",
+                                    ))
+                                }
+                            },
+                            _ => now_ms(),
+                        };
+                        self.save_cursor(flow, cursor(&retries, Some(t))).await?;
+                        t
+                    }
+                };
+                tokio::time::sleep(Duration::from_millis(wake.saturating_sub(now_ms()))).await;
+                let output = self.finish_jsonata(flow, &state.def, &states, raw.clone())?;
+                self.transition(state, output)
+            }
             Kind::Choice { rules, default } => {
                 let ctx = context(0);
                 let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
@@ -737,9 +861,17 @@ impl Run {
                                     continue;
                                 }
                             }
-                            if let Some(c) = state.catch.iter().find(|c| matches(&c.errors, &e)) {
+                            if let Some(i) = state.catch.iter().position(|c| matches(&c.errors, &e))
+                            {
+                                let c = &state.catch[i];
                                 let err = json!({"Error": e.error, "Cause": e.cause});
-                                let output = apply_result(&c.result_path, raw.clone(), err)?;
+                                let output = if jsonata {
+                                    let states = json!({"input": raw, "context": context(0), "errorOutput": err});
+                                    let fields = state.def["Catch"][i].clone();
+                                    self.finish_jsonata(flow, &fields, &states, err.clone())?
+                                } else {
+                                    apply_result(&c.result_path, raw.clone(), err)?
+                                };
                                 break Step::Next(c.next.clone(), output);
                             }
                             return Err(e);
@@ -749,6 +881,53 @@ impl Run {
             }
         };
         Ok(step)
+    }
+
+    /// Evaluates a JSONata field (`{% %}` strings, inside objects and arrays too) with
+    /// `$states` and the flow's variables.
+    fn query(&self, flow: &Flow, template: &Value, states: &Value) -> Result<Value, StatesError> {
+        let vars = flow.vars();
+        let lookup = |name: &str| match name {
+            "states" => Some(states.clone()),
+            other => vars.get(other).cloned(),
+        };
+        let random = || rand::random::<f64>();
+        let uuid = || uuid::Uuid::new_v4().to_string();
+        let env = crate::jsonata::Env {
+            vars: &lookup,
+            now_ms: now_ms(),
+            random: &random,
+            uuid: &uuid,
+        };
+        crate::jsonata::render(template, &env)
+            .map_err(|e| StatesError::new("States.QueryEvaluationError", e.to_string()))
+    }
+
+    /// A JSONata state's end: its `Output` (else `default`) and its `Assign`, both evaluated
+    /// before either takes effect, as Step Functions does.
+    fn finish_jsonata(
+        &self,
+        flow: &Flow,
+        fields: &Value,
+        states: &Value,
+        default: Value,
+    ) -> Result<Value, StatesError> {
+        let output = match fields.get("Output") {
+            Some(o) => self.query(flow, o, states)?,
+            None => default,
+        };
+        if let Some(assign) = fields.get("Assign") {
+            match self.query(flow, assign, states)? {
+                Value::Object(values) => flow.assign(values),
+                other => {
+                    return Err(StatesError::new(
+                        "States.QueryEvaluationError",
+                        format!("Assign must be an object, but evaluated to {other}"),
+                    ))
+                }
+            }
+        }
+        Ok(output)
     }
 
     fn transition(&self, state: &State, output: Value) -> Step {
@@ -809,7 +988,23 @@ impl Run {
         attempt: Attempt,
     ) -> Result<Value, StatesError> {
         let Attempt { known, callback } = attempt;
-        let effective = apply_input(&state.input_path, raw, ctx, "InputPath")?;
+        let jsonata = state.lang == Lang::Jsonata;
+        // JSONata states have no paths: `Arguments` (or a Map's `ItemSelector`) is evaluated
+        // with `$states.input`; JSONPath states render `Parameters` over the effective input.
+        let effective = match jsonata {
+            true => raw.clone(),
+            false => apply_input(&state.input_path, raw, ctx, "InputPath")?,
+        };
+        let arguments =
+            |template: Option<&Value>, input: &Value, ctx: &Value| match (template, jsonata) {
+                (None, _) => Ok(input.clone()),
+                (Some(t), true) => self.query(flow, t, &json!({"input": raw, "context": ctx})),
+                (Some(t), false) => crate::payload::render(t, input, ctx),
+            };
+        let template = match jsonata {
+            true => state.arguments.as_ref(),
+            false => state.parameters.as_ref(),
+        };
         let result = match &state.kind {
             Kind::Task {
                 resource,
@@ -826,10 +1021,7 @@ impl Run {
                     }
                     None => ctx,
                 };
-                let params = match &state.parameters {
-                    Some(p) => crate::payload::render(p, &effective, ctx)?,
-                    None => effective,
-                };
+                let params = arguments(template, &effective, ctx)?;
                 size_check(&params, name)?;
                 let heartbeat = match heartbeat {
                     Some(Seconds::Fixed(s)) => Some(*s),
@@ -877,18 +1069,12 @@ impl Run {
                 }
             }
             Kind::Parallel { branches } => {
-                let input = match &state.parameters {
-                    Some(p) => crate::payload::render(p, &effective, ctx)?,
-                    None => effective,
-                };
+                let input = arguments(template, &effective, ctx)?;
                 self.emit(flow, "ParallelStateStarted", None).await?;
                 let runs = branches.iter().map(|b| {
                     let input = input.clone();
                     async move {
-                        let sub = Flow {
-                            last: AtomicU64::new(flow.last.load(Ordering::SeqCst)),
-                            top: false,
-                        };
+                        let sub = flow.child();
                         self.machine(&sub, b, input, None).await
                     }
                 });
@@ -913,8 +1099,12 @@ impl Run {
                 tolerated_percentage,
                 tolerated_count,
             } => {
-                let list = match items {
-                    Some(Value::Array(a)) => Value::Array(a.clone()),
+                let list = match (items, jsonata) {
+                    (Some(Value::Array(a)), _) => Value::Array(a.clone()),
+                    (Some(expr), true) => {
+                        self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
+                    }
+                    (_, true) => raw.clone(),
                     _ => apply_input(items_path, &effective, ctx, "ItemsPath")?,
                 };
                 let Value::Array(list) = list else {
@@ -952,14 +1142,9 @@ impl Run {
                         let _permit = permits.acquire().await;
                         let mut ictx = ctx.clone();
                         ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                        let input = match &state.parameters {
-                            Some(p) => crate::payload::render(p, effective, &ictx)?,
-                            None => item,
-                        };
-                        let sub = Flow {
-                            last: AtomicU64::new(flow.last.load(Ordering::SeqCst)),
-                            top: false,
-                        };
+                        let input = arguments(state.parameters.as_ref(), effective, &ictx)
+                            .map(|v| if state.parameters.is_some() { v } else { item })?;
+                        let sub = flow.child();
                         let it = json!({"name": name, "index": index});
                         self.emit(
                             &sub,
@@ -1025,6 +1210,11 @@ impl Run {
             }
             _ => unreachable!("work() runs only Task, Parallel and Map states"),
         };
+        if jsonata {
+            size_check(&result, name)?;
+            let states = json!({"input": raw, "context": ctx, "result": result});
+            return self.finish_jsonata(flow, &state.def, &states, result);
+        }
         let result = match &state.result_selector {
             Some(sel) => crate::payload::render(sel, &result, ctx)?,
             None => result,

@@ -616,7 +616,10 @@ impl Parser {
         if t.tok == Tok::End {
             return fail(
                 "S0203",
-                format!("Expected \"{op}\" before end of expression at character {}", t.pos),
+                format!(
+                    "Expected \"{op}\" before end of expression at character {}",
+                    t.pos
+                ),
             );
         }
         fail(
@@ -1044,7 +1047,9 @@ fn num(f: f64) -> R<Value> {
     if f.fract() == 0.0 && f.abs() < 9.2e18 {
         return Ok(Value::from(f as i64));
     }
-    Ok(Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null))
+    Ok(Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null))
 }
 
 fn as_f64(v: &Value) -> Option<f64> {
@@ -1065,7 +1070,9 @@ fn deep_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| deep_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| deep_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| deep_eq(v, w)))
         }
         _ => a == b,
     }
@@ -1778,13 +1785,7 @@ impl Evaluator<'_, '_> {
     }
 
     #[inline(never)]
-    fn path(
-        &self,
-        steps: &[Step],
-        keep: bool,
-        input: Option<&Value>,
-        scope: &Rc<Scope>,
-    ) -> R<Out> {
+    fn path(&self, steps: &[Step], keep: bool, input: Option<&Value>, scope: &Rc<Scope>) -> R<Out> {
         let Some(first) = steps.first() else {
             return plain(None);
         };
@@ -1820,13 +1821,7 @@ impl Evaluator<'_, '_> {
     }
 
     #[inline(never)]
-    fn step(
-        &self,
-        st: &Step,
-        ctxs: &[Option<&Value>],
-        scope: &Rc<Scope>,
-        last: bool,
-    ) -> R<Out> {
+    fn step(&self, st: &Step, ctxs: &[Option<&Value>], scope: &Rc<Scope>, last: bool) -> R<Out> {
         let mut results: Vec<Out> = Vec::new();
         for ctx in ctxs {
             let mut out = self.ev(&st.node, *ctx, scope)?;
@@ -1839,7 +1834,10 @@ impl Evaluator<'_, '_> {
         }
         if last
             && results.len() == 1
-            && matches!(results[0], (Some(Value::Array(_)), Kind::Plain | Kind::Cons))
+            && matches!(
+                results[0],
+                (Some(Value::Array(_)), Kind::Plain | Kind::Cons)
+            )
         {
             if let Some(r) = results.pop() {
                 return Ok(r);
@@ -1987,102 +1985,7 @@ impl Evaluator<'_, '_> {
         }
         let lv = self.val(l, input, scope)?;
         let rv = self.val(r, input, scope)?;
-        let sym = op.symbol();
-        match op {
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod => {
-                let ln = match &lv {
-                    None => None,
-                    Some(v) => Some(as_f64(v).ok_or_else(|| {
-                        Error::new(
-                            "T2001",
-                            format!("The left side of the \"{sym}\" operator must evaluate to a number"),
-                        )
-                    })?),
-                };
-                let rn = match &rv {
-                    None => None,
-                    Some(v) => Some(as_f64(v).ok_or_else(|| {
-                        Error::new(
-                            "T2002",
-                            format!("The right side of the \"{sym}\" operator must evaluate to a number"),
-                        )
-                    })?),
-                };
-                let (Some(a), Some(b)) = (ln, rn) else {
-                    return plain(None);
-                };
-                let res = match op {
-                    Op::Add => a + b,
-                    Op::Sub => a - b,
-                    Op::Mul => a * b,
-                    Op::Div => a / b,
-                    _ => a % b,
-                };
-                plain(Some(num(res)?))
-            }
-            Op::Eq | Op::Ne => {
-                let (Some(a), Some(b)) = (&lv, &rv) else {
-                    return plain(Some(Value::Bool(false)));
-                };
-                let eq = deep_eq(a, b);
-                plain(Some(Value::Bool(if op == Op::Eq { eq } else { !eq })))
-            }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                let comparable = |v: &Option<Value>| {
-                    matches!(v, None | Some(Value::Number(_)) | Some(Value::String(_)))
-                };
-                if !comparable(&lv) || !comparable(&rv) {
-                    return fail(
-                        "T2010",
-                        format!("The expressions either side of operator \"{sym}\" must evaluate to numeric or string values"),
-                    );
-                }
-                let (Some(a), Some(b)) = (&lv, &rv) else {
-                    return plain(Some(Value::Bool(false)));
-                };
-                let ord = match (a, b) {
-                    (Value::Number(x), Value::Number(y)) => x
-                        .as_f64()
-                        .unwrap_or(0.0)
-                        .partial_cmp(&y.as_f64().unwrap_or(0.0)),
-                    (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
-                    _ => {
-                        return fail(
-                            "T2009",
-                            format!(
-                                "The values {} and {} either side of operator \"{sym}\" must be of the same data type",
-                                stringify_json(a),
-                                stringify_json(b)
-                            ),
-                        )
-                    }
-                };
-                let Some(ord) = ord else {
-                    return plain(Some(Value::Bool(false)));
-                };
-                use std::cmp::Ordering::*;
-                let res = match op {
-                    Op::Lt => ord == Less,
-                    Op::Le => ord != Greater,
-                    Op::Gt => ord == Greater,
-                    _ => ord != Less,
-                };
-                plain(Some(Value::Bool(res)))
-            }
-            Op::Concat => {
-                let a = lv.map(|v| stringify(&v, false)).unwrap_or_default();
-                let b = rv.map(|v| stringify(&v, false)).unwrap_or_default();
-                plain(Some(Value::String(a + &b)))
-            }
-            Op::In => {
-                let Some(a) = lv else {
-                    return plain(Some(Value::Bool(false)));
-                };
-                let found = to_seq(rv).iter().any(|x| deep_eq(&a, x));
-                plain(Some(Value::Bool(found)))
-            }
-            _ => plain(None),
-        }
+        combine(op, lv, rv)
     }
 
     #[inline(never)]
@@ -2162,33 +2065,34 @@ impl Evaluator<'_, '_> {
             }
             keyed.push((keys, item));
         }
-        let mut cmp = |a: &(Vec<Option<Value>>, Value), b: &(Vec<Option<Value>>, Value)| -> R<bool> {
-            for (i, (_, desc)) in terms.iter().enumerate() {
-                let ord = match (&a.0[i], &b.0[i]) {
-                    (None, None) => continue,
-                    (None, Some(_)) => return Ok(true),
-                    (Some(_), None) => return Ok(false),
-                    (Some(Value::Number(x)), Some(Value::Number(y))) => x
-                        .as_f64()
-                        .unwrap_or(0.0)
-                        .partial_cmp(&y.as_f64().unwrap_or(0.0))
-                        .unwrap_or(std::cmp::Ordering::Equal),
-                    (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-                    _ => {
-                        return fail(
-                            "T2007",
-                            "Type mismatch when comparing values in order-by clause",
-                        )
+        let mut cmp =
+            |a: &(Vec<Option<Value>>, Value), b: &(Vec<Option<Value>>, Value)| -> R<bool> {
+                for (i, (_, desc)) in terms.iter().enumerate() {
+                    let ord = match (&a.0[i], &b.0[i]) {
+                        (None, None) => continue,
+                        (None, Some(_)) => return Ok(true),
+                        (Some(_), None) => return Ok(false),
+                        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+                            .as_f64()
+                            .unwrap_or(0.0)
+                            .partial_cmp(&y.as_f64().unwrap_or(0.0))
+                            .unwrap_or(std::cmp::Ordering::Equal),
+                        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+                        _ => {
+                            return fail(
+                                "T2007",
+                                "Type mismatch when comparing values in order-by clause",
+                            )
+                        }
+                    };
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    match ord {
+                        std::cmp::Ordering::Equal => continue,
+                        o => return Ok(o == std::cmp::Ordering::Greater),
                     }
-                };
-                let ord = if *desc { ord.reverse() } else { ord };
-                match ord {
-                    std::cmp::Ordering::Equal => continue,
-                    o => return Ok(o == std::cmp::Ordering::Greater),
                 }
-            }
-            Ok(false)
-        };
+                Ok(false)
+            };
         let sorted = merge_sort(keyed, &mut cmp)?;
         seq(sorted.into_iter().map(|(_, v)| v).collect())
     }
@@ -2213,7 +2117,10 @@ impl Evaluator<'_, '_> {
                 Some(Value::Bool(b)) => plain(Some(Value::from(u8::from(*b)))),
                 Some(Value::String(s)) => match parse_number(s) {
                     Some(f) => plain(Some(num(f)?)),
-                    None => fail("D3030", format!("Unable to cast value to a number: \"{s}\"")),
+                    None => fail(
+                        "D3030",
+                        format!("Unable to cast value to a number: \"{s}\""),
+                    ),
                 },
                 Some(v) => fail(
                     "D3030",
@@ -2222,9 +2129,10 @@ impl Evaluator<'_, '_> {
             },
             "boolean" => plain(av(a, 0).map(|v| Value::Bool(truthy(Some(v))))),
             "not" => plain(av(a, 0).map(|v| Value::Bool(!truthy(Some(v))))),
-            "exists" => plain(Some(Value::Bool(
-                matches!(a.first(), Some(Arg::V(Some(_))) | Some(Arg::F(_))),
-            ))),
+            "exists" => plain(Some(Value::Bool(matches!(
+                a.first(),
+                Some(Arg::V(Some(_))) | Some(Arg::F(_))
+            )))),
             "count" => plain(Some(Value::from(arg_arr(a, 0).map_or(0, |v| v.len())))),
             "sum" | "max" | "min" | "average" => {
                 let Some(items) = arg_arr(a, 0) else {
@@ -2290,7 +2198,9 @@ impl Evaluator<'_, '_> {
                 if width.abs() > MAX_STRING {
                     return fail("D3001", "The width of $pad is too large");
                 }
-                let fill = arg_str(a, 2, name)?.filter(|f| !f.is_empty()).unwrap_or(" ");
+                let fill = arg_str(a, 2, name)?
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or(" ");
                 let have = s.chars().count();
                 let want = width.abs().trunc() as usize;
                 if want <= have {
@@ -2316,13 +2226,15 @@ impl Evaluator<'_, '_> {
                     return plain(None);
                 };
                 let sep = arg_str(a, 1, name)?.ok_or_else(|| sig_err(name, 1))?;
-                let limit = match arg_num(a, 2, name)? {
-                    Some(l) if l < 0.0 => {
-                        return fail("D3020", "Third argument of split function must evaluate to a positive number")
-                    }
-                    Some(l) => l.floor() as usize,
-                    None => usize::MAX,
-                };
+                let limit =
+                    match arg_num(a, 2, name)? {
+                        Some(l) if l < 0.0 => return fail(
+                            "D3020",
+                            "Third argument of split function must evaluate to a positive number",
+                        ),
+                        Some(l) => l.floor() as usize,
+                        None => usize::MAX,
+                    };
                 let parts: Vec<Value> = if sep.is_empty() {
                     s.chars()
                         .take(limit)
@@ -2356,13 +2268,17 @@ impl Evaluator<'_, '_> {
                 };
                 let pat = arg_str(a, 1, name)?.ok_or_else(|| sig_err(name, 1))?;
                 if pat.is_empty() {
-                    return fail("D3010", "Second argument of replace function cannot be an empty string");
+                    return fail(
+                        "D3010",
+                        "Second argument of replace function cannot be an empty string",
+                    );
                 }
                 let rep = arg_str(a, 2, name)?.ok_or_else(|| sig_err(name, 2))?;
                 let r = match arg_num(a, 3, name)? {
-                    Some(l) if l < 0.0 => {
-                        return fail("D3011", "Fourth argument of replace function must evaluate to a positive number")
-                    }
+                    Some(l) if l < 0.0 => return fail(
+                        "D3011",
+                        "Fourth argument of replace function must evaluate to a positive number",
+                    ),
                     Some(l) => s.replacen(pat, rep, l.floor() as usize),
                     None => s.replace(pat, rep),
                 };
@@ -2416,7 +2332,9 @@ impl Evaluator<'_, '_> {
                 };
                 if let Some(f) = afn(a, 1) {
                     let mut cmp = |x: &Value, y: &Value| -> R<bool> {
-                        Ok(truthy(self.call_fn(f, vec![x.clone(), y.clone()], 2)?.as_ref()))
+                        Ok(truthy(
+                            self.call_fn(f, vec![x.clone(), y.clone()], 2)?.as_ref(),
+                        ))
                     };
                     return plain(Some(Value::Array(merge_sort(items, &mut cmp)?)));
                 }
@@ -2456,7 +2374,9 @@ impl Evaluator<'_, '_> {
                 plain(Some(Value::Array(items)))
             }
             "zip" => {
-                let arrays: Vec<Vec<Value>> = (0..a.len()).map(|i| arg_arr(a, i).unwrap_or_default()).collect();
+                let arrays: Vec<Vec<Value>> = (0..a.len())
+                    .map(|i| arg_arr(a, i).unwrap_or_default())
+                    .collect();
                 let n = arrays.iter().map(Vec::len).min().unwrap_or(0);
                 let out = (0..n)
                     .map(|i| Value::Array(arrays.iter().map(|arr| arr[i].clone()).collect()))
@@ -2473,7 +2393,11 @@ impl Evaluator<'_, '_> {
                 for (k, v) in m {
                     let r = self.call_fn(
                         f,
-                        vec![v.clone(), Value::String(k.clone()), Value::Object(m.clone())],
+                        vec![
+                            v.clone(),
+                            Value::String(k.clone()),
+                            Value::Object(m.clone()),
+                        ],
                         1,
                     )?;
                     if name == "each" {
@@ -2521,7 +2445,9 @@ impl Evaluator<'_, '_> {
                 let mut out = Vec::new();
                 for (i, v) in items.into_iter().enumerate() {
                     let r = match f {
-                        Some(f) => self.call_fn(f, vec![v.clone(), Value::from(i), whole.clone()], 1)?,
+                        Some(f) => {
+                            self.call_fn(f, vec![v.clone(), Value::from(i), whole.clone()], 1)?
+                        }
                         None => Some(Value::Bool(true)),
                     };
                     if name == "map" {
@@ -2573,7 +2499,13 @@ impl Evaluator<'_, '_> {
                     return plain(None);
                 };
                 if name == "sqrt" && x < 0.0 {
-                    return fail("D3060", format!("The sqrt function cannot be applied to a negative number: {}", fmt_num(x)));
+                    return fail(
+                        "D3060",
+                        format!(
+                            "The sqrt function cannot be applied to a negative number: {}",
+                            fmt_num(x)
+                        ),
+                    );
                 }
                 let r = match name {
                     "floor" => x.floor(),
@@ -2616,7 +2548,10 @@ impl Evaluator<'_, '_> {
                 };
                 match parse_iso(s) {
                     Some(ms) => plain(Some(Value::from(ms))),
-                    None => fail("D3110", format!("The timestamp \"{s}\" is not in ISO 8601 format")),
+                    None => fail(
+                        "D3110",
+                        format!("The timestamp \"{s}\" is not in ISO 8601 format"),
+                    ),
                 }
             }
             "type" => plain(match a.first() {
@@ -2636,7 +2571,11 @@ impl Evaluator<'_, '_> {
                 };
                 let size = match av(a, 1).and_then(as_f64) {
                     Some(s) if is_int(s) && s >= 1.0 => s as usize,
-                    _ => return Err(sfn_err("The second argument of $partition must be a positive integer")),
+                    _ => {
+                        return Err(sfn_err(
+                            "The second argument of $partition must be a positive integer",
+                        ))
+                    }
                 };
                 let out = items
                     .chunks(size)
@@ -2678,7 +2617,9 @@ impl Evaluator<'_, '_> {
                     "SHA-512" => sha2::Sha512::digest(bytes).to_vec(),
                     other => return Err(sfn_err(format!("$hash does not support the algorithm '{other}'; use MD5, SHA-1, SHA-256, SHA-384 or SHA-512"))),
                 };
-                plain(Some(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect())))
+                plain(Some(Value::String(
+                    digest.iter().map(|b| format!("{b:02x}")).collect(),
+                )))
             }
             "parse" => {
                 let Some(s) = arg_str(a, 0, name)? else {
@@ -2688,7 +2629,12 @@ impl Evaluator<'_, '_> {
                     .map(|v| (Some(v), Kind::Plain))
                     .map_err(|e| sfn_err(format!("$parse: invalid JSON: {e}")))
             }
-            "error" => fail("D3137", arg_str(a, 0, name)?.unwrap_or("$error() function evaluated").to_string()),
+            "error" => fail(
+                "D3137",
+                arg_str(a, 0, name)?
+                    .unwrap_or("$error() function evaluated")
+                    .to_string(),
+            ),
             "assert" => {
                 let ok = match av(a, 0) {
                     Some(Value::Bool(b)) => *b,
@@ -2697,11 +2643,123 @@ impl Evaluator<'_, '_> {
                 if ok {
                     plain(None)
                 } else {
-                    fail("D3141", arg_str(a, 1, name)?.unwrap_or("$assert() statement failed").to_string())
+                    fail(
+                        "D3141",
+                        arg_str(a, 1, name)?
+                            .unwrap_or("$assert() statement failed")
+                            .to_string(),
+                    )
                 }
             }
-            _ => fail("T1006", format!("Attempted to invoke a non-function: ${name}")),
+            _ => fail(
+                "T1006",
+                format!("Attempted to invoke a non-function: ${name}"),
+            ),
         }
+    }
+}
+
+#[inline(never)]
+fn combine(op: Op, lv: Option<Value>, rv: Option<Value>) -> R<Out> {
+    let sym = op.symbol();
+    match op {
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mod => {
+            let ln = match &lv {
+                None => None,
+                Some(v) => Some(as_f64(v).ok_or_else(|| {
+                    Error::new(
+                        "T2001",
+                        format!(
+                            "The left side of the \"{sym}\" operator must evaluate to a number"
+                        ),
+                    )
+                })?),
+            };
+            let rn = match &rv {
+                None => None,
+                Some(v) => Some(as_f64(v).ok_or_else(|| {
+                    Error::new(
+                        "T2002",
+                        format!(
+                            "The right side of the \"{sym}\" operator must evaluate to a number"
+                        ),
+                    )
+                })?),
+            };
+            let (Some(a), Some(b)) = (ln, rn) else {
+                return plain(None);
+            };
+            let res = match op {
+                Op::Add => a + b,
+                Op::Sub => a - b,
+                Op::Mul => a * b,
+                Op::Div => a / b,
+                _ => a % b,
+            };
+            plain(Some(num(res)?))
+        }
+        Op::Eq | Op::Ne => {
+            let (Some(a), Some(b)) = (&lv, &rv) else {
+                return plain(Some(Value::Bool(false)));
+            };
+            let eq = deep_eq(a, b);
+            plain(Some(Value::Bool(if op == Op::Eq { eq } else { !eq })))
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            let comparable = |v: &Option<Value>| {
+                matches!(v, None | Some(Value::Number(_)) | Some(Value::String(_)))
+            };
+            if !comparable(&lv) || !comparable(&rv) {
+                return fail(
+                    "T2010",
+                    format!("The expressions either side of operator \"{sym}\" must evaluate to numeric or string values"),
+                );
+            }
+            let (Some(a), Some(b)) = (&lv, &rv) else {
+                return plain(Some(Value::Bool(false)));
+            };
+            let ord = match (a, b) {
+                (Value::Number(x), Value::Number(y)) => x
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .partial_cmp(&y.as_f64().unwrap_or(0.0)),
+                (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+                _ => {
+                    return fail(
+                        "T2009",
+                        format!(
+                            "The values {} and {} either side of operator \"{sym}\" must be of the same data type",
+                            stringify_json(a),
+                            stringify_json(b)
+                        ),
+                    )
+                }
+            };
+            let Some(ord) = ord else {
+                return plain(Some(Value::Bool(false)));
+            };
+            use std::cmp::Ordering::*;
+            let res = match op {
+                Op::Lt => ord == Less,
+                Op::Le => ord != Greater,
+                Op::Gt => ord == Greater,
+                _ => ord != Less,
+            };
+            plain(Some(Value::Bool(res)))
+        }
+        Op::Concat => {
+            let a = lv.map(|v| stringify(&v, false)).unwrap_or_default();
+            let b = rv.map(|v| stringify(&v, false)).unwrap_or_default();
+            plain(Some(Value::String(a + &b)))
+        }
+        Op::In => {
+            let Some(a) = lv else {
+                return plain(Some(Value::Bool(false)));
+            };
+            let found = to_seq(rv).iter().any(|x| deep_eq(&a, x));
+            plain(Some(Value::Bool(found)))
+        }
+        _ => plain(None),
     }
 }
 
@@ -2736,7 +2794,11 @@ fn merge_sort<T>(mut items: Vec<T>, after: &mut dyn FnMut(&T, &T) -> R<bool>) ->
 fn substring(s: &str, start: f64, len: Option<f64>) -> String {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len() as i64;
-    let mut start = if start.is_nan() { 0 } else { start.trunc() as i64 };
+    let mut start = if start.is_nan() {
+        0
+    } else {
+        start.trunc() as i64
+    };
     if n.saturating_add(start) < 0 {
         start = 0;
     }
@@ -2768,7 +2830,10 @@ fn parse_number(s: &str) -> Option<f64> {
             .or_else(|| body.strip_prefix(&p.to_uppercase()))
             .and_then(|d| u64::from_str_radix(d, r).ok())
     };
-    if let Some(v) = radix("0x", 16).or_else(|| radix("0b", 2)).or_else(|| radix("0o", 8)) {
+    if let Some(v) = radix("0x", 16)
+        .or_else(|| radix("0b", 2))
+        .or_else(|| radix("0o", 8))
+    {
         let f = v as f64;
         return Some(if neg { -f } else { f });
     }
@@ -2858,7 +2923,10 @@ fn format_number(x: f64, picture: &str) -> String {
     let chars: Vec<char> = picture.chars().collect();
     let active = |c: char| c.is_ascii_digit() || c == '#' || c == ',' || c == '.';
     let first = chars.iter().position(|c| active(*c)).unwrap_or(chars.len());
-    let last = chars.iter().rposition(|c| active(*c)).map_or(first, |l| l + 1);
+    let last = chars
+        .iter()
+        .rposition(|c| active(*c))
+        .map_or(first, |l| l + 1);
     let prefix: String = chars[..first].iter().collect();
     let suffix: String = chars[last.max(first)..].iter().collect();
     let body: String = chars[first..last.max(first)].iter().collect();
@@ -2875,7 +2943,10 @@ fn format_number(x: f64, picture: &str) -> String {
         .map(|i| int_pic[i + 1..].chars().filter(|c| *c != ',').count())
         .filter(|g| *g > 0);
     let min_frac = frac_pic.chars().filter(char::is_ascii_digit).count();
-    let max_frac = frac_pic.chars().filter(|c| c.is_ascii_digit() || *c == '#').count();
+    let max_frac = frac_pic
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '#')
+        .count();
     let rounded = round_half_even(x.abs(), max_frac as i64);
     let text = format!("{rounded:.max_frac$}");
     let (int_part, frac_part) = text.split_once('.').unwrap_or((&text, ""));
@@ -2891,7 +2962,7 @@ fn format_number(x: f64, picture: &str) -> String {
         let digits: Vec<char> = int.chars().collect();
         let mut grouped = String::new();
         for (i, c) in digits.iter().enumerate() {
-            if i > 0 && (digits.len() - i) % g == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(g) {
                 grouped.push(',');
             }
             grouped.push(*c);
@@ -2951,15 +3022,15 @@ mod tests {
 
     fn orders() -> Value {
         json!({"Account": {
-          "Account Name": "Firefly",
-          "Order": [
-            {"OrderID": "order103", "Product": [
-              {"Product Name": "Bowler Hat", "ProductID": 858383, "SKU": "0406654608", "Price": 34.45, "Quantity": 2},
-              {"Product Name": "Trilby hat", "ProductID": 858236, "SKU": "0406634348", "Price": 21.67, "Quantity": 1}]},
-            {"OrderID": "order104", "Product": [
-              {"Product Name": "Bowler Hat", "ProductID": 858383, "SKU": "040657863", "Price": 34.45, "Quantity": 4},
-              {"ProductID": 345664, "SKU": "0406654603", "Product Name": "Cloak", "Price": 107.99, "Quantity": 1}]}
-          ]}})
+        "Account Name": "Firefly",
+        "Order": [
+          {"OrderID": "order103", "Product": [
+            {"Product Name": "Bowler Hat", "ProductID": 858383, "SKU": "0406654608", "Price": 34.45, "Quantity": 2},
+            {"Product Name": "Trilby hat", "ProductID": 858236, "SKU": "0406634348", "Price": 21.67, "Quantity": 1}]},
+          {"OrderID": "order104", "Product": [
+            {"Product Name": "Bowler Hat", "ProductID": 858383, "SKU": "040657863", "Price": 34.45, "Quantity": 4},
+            {"ProductID": 345664, "SKU": "0406654603", "Product Name": "Cloak", "Price": 107.99, "Quantity": 1}]}
+        ]}})
     }
 
     /// (expression, expected JSON text or "undefined") against the address document.
@@ -2971,51 +3042,114 @@ mod tests {
         ("Other.Nothing", "undefined"),
         ("Other.`Over 18 ?`", "true"),
         ("Phone[0]", r#"{"type": "home", "number": "0203 544 1234"}"#),
-        ("Phone[1]", r#"{"type": "office", "number": "01962 001234"}"#),
-        ("Phone[-1]", r#"{"type": "mobile", "number": "077 7700 1234"}"#),
-        ("Phone[-2]", r#"{"type": "office", "number": "01962 001235"}"#),
+        (
+            "Phone[1]",
+            r#"{"type": "office", "number": "01962 001234"}"#,
+        ),
+        (
+            "Phone[-1]",
+            r#"{"type": "mobile", "number": "077 7700 1234"}"#,
+        ),
+        (
+            "Phone[-2]",
+            r#"{"type": "office", "number": "01962 001235"}"#,
+        ),
         ("Phone[8]", "undefined"),
         ("Phone[0].number", r#""0203 544 1234""#),
-        ("Phone.number", r#"["0203 544 1234", "01962 001234", "01962 001235", "077 7700 1234"]"#),
-        ("Phone.number[0]", r#"["0203 544 1234", "01962 001234", "01962 001235", "077 7700 1234"]"#),
+        (
+            "Phone.number",
+            r#"["0203 544 1234", "01962 001234", "01962 001235", "077 7700 1234"]"#,
+        ),
+        (
+            "Phone.number[0]",
+            r#"["0203 544 1234", "01962 001234", "01962 001235", "077 7700 1234"]"#,
+        ),
         ("(Phone.number)[0]", r#""0203 544 1234""#),
-        ("Phone[type='mobile']", r#"{"type": "mobile", "number": "077 7700 1234"}"#),
+        (
+            "Phone[type='mobile']",
+            r#"{"type": "mobile", "number": "077 7700 1234"}"#,
+        ),
         ("Phone[type='mobile'].number", r#""077 7700 1234""#),
-        ("Phone[type='office'].number", r#"["01962 001234", "01962 001235"]"#),
+        (
+            "Phone[type='office'].number",
+            r#"["01962 001234", "01962 001235"]"#,
+        ),
         ("Phone[type='office'][1].number", r#""01962 001235""#),
         // Objects keep their keys sorted (serde_json without preserve_order).
         ("Address.*", r#"["Winchester", "SO21 2JN", "Hursley Park"]"#),
         ("*.Postcode", r#""SO21 2JN""#),
         ("**.Postcode", r#"["SO21 2JN", "E1 6RF"]"#),
-        ("Email.address", r#"["fred.smith@my-work.com", "fsmith@my-work.com", "freddy@my-social.com", "frederic.smith@very-serious.com"]"#),
-        ("Email[type='home'].address[1]", r#""frederic.smith@very-serious.com""#),
+        (
+            "Email.address",
+            r#"["fred.smith@my-work.com", "fsmith@my-work.com", "freddy@my-social.com", "frederic.smith@very-serious.com"]"#,
+        ),
+        (
+            "Email[type='home'].address[1]",
+            r#""frederic.smith@very-serious.com""#,
+        ),
         ("FirstName & ' ' & Surname", r#""Fred Smith""#),
-        ("Address.(Street & ', ' & City)", r#""Hursley Park, Winchester""#),
+        (
+            "Address.(Street & ', ' & City)",
+            r#""Hursley Park, Winchester""#,
+        ),
         ("Age > 18 ? 'adult' : 'minor'", r#""adult""#),
         ("Age < 18 ? 'minor'", "undefined"),
         ("Age = 28 and Surname = 'Smith'", "true"),
         ("Age = 27 or Surname = 'Jones'", "false"),
         ("'home' in Phone.type", "true"),
-        ("Phone[type in ['home', 'mobile']].type", r#"["home", "mobile"]"#),
+        (
+            "Phone[type in ['home', 'mobile']].type",
+            r#"["home", "mobile"]"#,
+        ),
         ("$count(Phone)", "4"),
         ("$count(Phone[type='office'])", "2"),
         ("$count(Nothing)", "0"),
-        ("Phone.{type: number}", r#"[{"home": "0203 544 1234"}, {"office": "01962 001234"}, {"office": "01962 001235"}, {"mobile": "077 7700 1234"}]"#),
-        ("Phone{type: number}", r#"{"home": "0203 544 1234", "office": ["01962 001234", "01962 001235"], "mobile": "077 7700 1234"}"#),
-        ("Phone{type: $count(number)}", r#"{"home": 1, "office": 2, "mobile": 1}"#),
-        ("{'name': FirstName, 'missing': Nope}", r#"{"name": "Fred"}"#),
-        ("[Address, Other.`Alternative.Address`].City", r#"["Winchester", "London"]"#),
-        ("Phone.[type]", r#"[["home"], ["office"], ["office"], ["mobile"]]"#),
+        (
+            "Phone.{type: number}",
+            r#"[{"home": "0203 544 1234"}, {"office": "01962 001234"}, {"office": "01962 001235"}, {"mobile": "077 7700 1234"}]"#,
+        ),
+        (
+            "Phone{type: number}",
+            r#"{"home": "0203 544 1234", "office": ["01962 001234", "01962 001235"], "mobile": "077 7700 1234"}"#,
+        ),
+        (
+            "Phone{type: $count(number)}",
+            r#"{"home": 1, "office": 2, "mobile": 1}"#,
+        ),
+        (
+            "{'name': FirstName, 'missing': Nope}",
+            r#"{"name": "Fred"}"#,
+        ),
+        (
+            "[Address, Other.`Alternative.Address`].City",
+            r#"["Winchester", "London"]"#,
+        ),
+        (
+            "Phone.[type]",
+            r#"[["home"], ["office"], ["office"], ["mobile"]]"#,
+        ),
         ("$.Age", "28"),
         ("$$.Address.City", r#""Winchester""#),
-        ("Phone[0][]", r#"[{"type": "home", "number": "0203 544 1234"}]"#),
+        (
+            "Phone[0][]",
+            r#"[{"type": "home", "number": "0203 544 1234"}]"#,
+        ),
         ("Address.City[]", r#"["Winchester"]"#),
         ("$keys(Address)", r#"["City", "Postcode", "Street"]"#),
         ("$lookup(Address, 'City')", r#""Winchester""#),
         ("$string(Address.Postcode)", r#""SO21 2JN""#),
-        ("Phone^(>number).type", r#"["mobile", "home", "office", "office"]"#),
-        ("Phone.$uppercase(type)", r#"["HOME", "OFFICE", "OFFICE", "MOBILE"]"#),
-        ("Phone.type.$substring(0, 3)", r#"["hom", "off", "off", "mob"]"#),
+        (
+            "Phone^(>number).type",
+            r#"["mobile", "home", "office", "office"]"#,
+        ),
+        (
+            "Phone.$uppercase(type)",
+            r#"["HOME", "OFFICE", "OFFICE", "MOBILE"]"#,
+        ),
+        (
+            "Phone.type.$substring(0, 3)",
+            r#"["hom", "off", "off", "mob"]"#,
+        ),
         ("Surname ~> $uppercase()", r#""SMITH""#),
         ("Surname ~> $substring(1, 2)", r#""mi""#),
         ("$exists(Other.Misc)", "true"),
@@ -3026,24 +3160,63 @@ mod tests {
 
     const ORDER_CASES: &[(&str, &str)] = &[
         ("Account.Order[0].OrderID", r#""order103""#),
-        ("Account.Order.Product.Price", "[34.45, 21.67, 34.45, 107.99]"),
+        (
+            "Account.Order.Product.Price",
+            "[34.45, 21.67, 34.45, 107.99]",
+        ),
         ("$sum(Account.Order.Product.(Price * Quantity))", "336.36"),
-        ("Account.Order.$sum(Product.(Price * Quantity))", "[90.57, 245.79]"),
-        ("Account.Order[0].Product[0].`Product Name`", r#""Bowler Hat""#),
-        ("Account.Order.Product[0].`Product Name`", r#"["Bowler Hat", "Bowler Hat"]"#),
+        (
+            "Account.Order.$sum(Product.(Price * Quantity))",
+            "[90.57, 245.79]",
+        ),
+        (
+            "Account.Order[0].Product[0].`Product Name`",
+            r#""Bowler Hat""#,
+        ),
+        (
+            "Account.Order.Product[0].`Product Name`",
+            r#"["Bowler Hat", "Bowler Hat"]"#,
+        ),
         ("$max(Account.Order.Product.Price)", "107.99"),
         ("$min(Account.Order.Product.Price)", "21.67"),
         ("$count(Account.Order.Product)", "4"),
-        ("$distinct(Account.Order.Product.`Product Name`)", r#"["Bowler Hat", "Trilby hat", "Cloak"]"#),
-        ("Account.Order.Product{`Product Name`: $sum(Quantity)}", r#"{"Bowler Hat": 6, "Trilby hat": 1, "Cloak": 1}"#),
-        ("Account.Order.Product[Price > 30].SKU", r#"["0406654608", "040657863", "0406654603"]"#),
-        ("Account.Order.Product^(Price).ProductID", "[858236, 858383, 858383, 345664]"),
-        ("Account.Order.Product^(>Price, Quantity).Quantity", "[1, 2, 4, 1]"),
-        ("$map(Account.Order, function($o){ $o.OrderID })", r#"["order103", "order104"]"#),
-        ("$filter(Account.Order.Product, function($p){ $p.Quantity > 1 }).SKU", r#"["0406654608", "040657863"]"#),
-        ("$reduce(Account.Order.Product.Quantity, function($a, $b){ $a + $b })", "8"),
+        (
+            "$distinct(Account.Order.Product.`Product Name`)",
+            r#"["Bowler Hat", "Trilby hat", "Cloak"]"#,
+        ),
+        (
+            "Account.Order.Product{`Product Name`: $sum(Quantity)}",
+            r#"{"Bowler Hat": 6, "Trilby hat": 1, "Cloak": 1}"#,
+        ),
+        (
+            "Account.Order.Product[Price > 30].SKU",
+            r#"["0406654608", "040657863", "0406654603"]"#,
+        ),
+        (
+            "Account.Order.Product^(Price).ProductID",
+            "[858236, 858383, 858383, 345664]",
+        ),
+        (
+            "Account.Order.Product^(>Price, Quantity).Quantity",
+            "[1, 2, 4, 1]",
+        ),
+        (
+            "$map(Account.Order, function($o){ $o.OrderID })",
+            r#"["order103", "order104"]"#,
+        ),
+        (
+            "$filter(Account.Order.Product, function($p){ $p.Quantity > 1 }).SKU",
+            r#"["0406654608", "040657863"]"#,
+        ),
+        (
+            "$reduce(Account.Order.Product.Quantity, function($a, $b){ $a + $b })",
+            "8",
+        ),
         ("$reduce([1,2,3], function($a, $b){ $a + $b }, 10)", "16"),
-        ("Account.Order.{'id': OrderID, 'n': $count(Product)}", r#"[{"id": "order103", "n": 2}, {"id": "order104", "n": 2}]"#),
+        (
+            "Account.Order.{'id': OrderID, 'n': $count(Product)}",
+            r#"[{"id": "order103", "n": 2}, {"id": "order104", "n": 2}]"#,
+        ),
         ("**.OrderID", r#"["order103", "order104"]"#),
     ];
 
@@ -3090,7 +3263,10 @@ mod tests {
         ("$string(5)", r#""5""#),
         ("$string(0.1 + 0.2)", r#""0.3""#),
         ("$string(1e21)", r#""1e+21""#),
-        ("$string({'a': [1, 'x', true]})", r#""{\"a\":[1,\"x\",true]}""#),
+        (
+            "$string({'a': [1, 'x', true]})",
+            r#""{\"a\":[1,\"x\",true]}""#,
+        ),
         ("$string('x')", r#""x""#),
         ("$number('42')", "42"),
         ("$number('-1.5e2')", "-150"),
@@ -3124,9 +3300,18 @@ mod tests {
         ("$split('abc', '')", r#"["a", "b", "c"]"#),
         ("$join(['a', 'b', 'c'])", r#""abc""#),
         ("$join(['a', 'b', 'c'], ', ')", r#""a, b, c""#),
-        ("$replace('John Smith and John Jones', 'John', 'Mr')", r#""Mr Smith and Mr Jones""#),
-        ("$replace('John Smith and John Jones', 'John', 'Mr', 1)", r#""Mr Smith and John Jones""#),
-        ("$merge([{'a': 1}, {'b': 2}, {'a': 3}])", r#"{"a": 3, "b": 2}"#),
+        (
+            "$replace('John Smith and John Jones', 'John', 'Mr')",
+            r#""Mr Smith and Mr Jones""#,
+        ),
+        (
+            "$replace('John Smith and John Jones', 'John', 'Mr', 1)",
+            r#""Mr Smith and John Jones""#,
+        ),
+        (
+            "$merge([{'a': 1}, {'b': 2}, {'a': 3}])",
+            r#"{"a": 3, "b": 2}"#,
+        ),
         ("$append([1, 2], [3])", "[1, 2, 3]"),
         ("$append(1, 2)", "[1, 2]"),
         ("$append([1], nothing)", "[1]"),
@@ -3134,16 +3319,28 @@ mod tests {
         ("$sort([3, 1, 2])", "[1, 2, 3]"),
         ("$sort(['b', 'c', 'a'])", r#"["a", "b", "c"]"#),
         ("$sort([3, 1, 2], function($a, $b){ $a < $b })", "[3, 2, 1]"),
-        ("$distinct([1, 2, 2, 'a', 'a', [1], [1]])", r#"[1, 2, "a", [1]]"#),
+        (
+            "$distinct([1, 2, 2, 'a', 'a', [1], [1]])",
+            r#"[1, 2, "a", [1]]"#,
+        ),
         ("$zip([1, 2, 3], [4, 5, 6])", "[[1, 4], [2, 5], [3, 6]]"),
         ("$zip([1, 2, 3], [4, 5])", "[[1, 4], [2, 5]]"),
-        ("$each({'a': 1, 'b': 2}, function($v, $k){ $k & '=' & $v })", r#"["a=1", "b=2"]"#),
+        (
+            "$each({'a': 1, 'b': 2}, function($v, $k){ $k & '=' & $v })",
+            r#"["a=1", "b=2"]"#,
+        ),
         ("$spread({'a': 1, 'b': 2})", r#"[{"a": 1}, {"b": 2}]"#),
-        ("$sift({'a': 1, 'b': 2}, function($v){ $v > 1 })", r#"{"b": 2}"#),
+        (
+            "$sift({'a': 1, 'b': 2}, function($v){ $v > 1 })",
+            r#"{"b": 2}"#,
+        ),
         ("$map([1, 2, 3], function($v, $i){ $v * $i })", "[0, 2, 6]"),
         ("$map([1, 2, 3], $string)", r#"["1", "2", "3"]"#),
         ("$map([1], function($v){ $v })", "1"),
-        ("$filter([1, 2, 3, 4], function($v){ $v % 2 = 0 })", "[2, 4]"),
+        (
+            "$filter([1, 2, 3, 4], function($v){ $v % 2 = 0 })",
+            "[2, 4]",
+        ),
         ("$round(123.456)", "123"),
         ("$round(123.456, 2)", "123.46"),
         ("$round(123.456, -1)", "120"),
@@ -3158,7 +3355,10 @@ mod tests {
         ("$sqrt(16)", "4"),
         ("$now()", r#""2023-11-14T22:13:20.123Z""#),
         ("$millis()", "1700000000123"),
-        ("$fromMillis(1510067557121)", r#""2017-11-07T15:12:37.121Z""#),
+        (
+            "$fromMillis(1510067557121)",
+            r#""2017-11-07T15:12:37.121Z""#,
+        ),
         ("$toMillis('2017-11-07T15:12:37.121Z')", "1510067557121"),
         ("$toMillis('2017-11-07')", "1510012800000"),
         ("$type(1)", r#""number""#),
@@ -3169,21 +3369,39 @@ mod tests {
         ("$formatNumber(1234.5678, '00.000')", r#""1234.568""#),
         ("$formatNumber(0.14, '01%')", r#""14%""#),
         ("$formatNumber(-6, '000')", r#""-006""#),
-        ("$base64encode('myuser:mypass')", r#""bXl1c2VyOm15cGFzcw==""#),
-        ("$base64decode('bXl1c2VyOm15cGFzcw==')", r#""myuser:mypass""#),
+        (
+            "$base64encode('myuser:mypass')",
+            r#""bXl1c2VyOm15cGFzcw==""#,
+        ),
+        (
+            "$base64decode('bXl1c2VyOm15cGFzcw==')",
+            r#""myuser:mypass""#,
+        ),
         ("$partition([1, 2, 3, 4], 2)", "[[1, 2], [3, 4]]"),
         ("$partition([1, 2, 3, 4, 5], 2)", "[[1, 2], [3, 4], [5]]"),
         ("$range(0, 10, 5)", "[0, 5, 10]"),
         ("$range(0, 10, 3)", "[0, 3, 6, 9]"),
         ("$range(10, 0, -5)", "[10, 5, 0]"),
-        ("$hash('input', 'SHA-256')", r#""c96c6d5be8d08a12e7b5cdc1b207fa6b2430974c86803d8891675e76fd992c20""#),
-        ("$hash('input', 'MD5')", r#""a43c1b0aa53a0c908810c06ab1ff3967""#),
-        ("$hash('input', 'SHA-1')", r#""140f86aae51ab9e1cda9b4254fe98a74eb54c1a1""#),
+        (
+            "$hash('input', 'SHA-256')",
+            r#""c96c6d5be8d08a12e7b5cdc1b207fa6b2430974c86803d8891675e76fd992c20""#,
+        ),
+        (
+            "$hash('input', 'MD5')",
+            r#""a43c1b0aa53a0c908810c06ab1ff3967""#,
+        ),
+        (
+            "$hash('input', 'SHA-1')",
+            r#""140f86aae51ab9e1cda9b4254fe98a74eb54c1a1""#,
+        ),
         ("$random()", "0.25"),
         ("$random(7) = $random(7)", "true"),
         ("$uuid()", r#""3f2504e0-4f89-41d3-9a0c-0305e82c3301""#),
         ("$parse('{\"a\": [1, 2]}').a[1]", "2"),
-        ("($f := function($n){ $n <= 1 ? 1 : $n * $f($n - 1) }; $f(5))", "120"),
+        (
+            "($f := function($n){ $n <= 1 ? 1 : $n * $f($n - 1) }; $f(5))",
+            "120",
+        ),
         ("($add := function($a, $b){ $a + $b }; 3 ~> $add(4))", "7"),
         ("function($x){ $x * 2 }(21)", "42"),
         ("(function($x){ $x * 2 })(21)", "42"),
@@ -3206,7 +3424,8 @@ mod tests {
             }
             (Value::Object(x), Value::Object(y)) => {
                 x.len() == y.len()
-                    && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| approx_eq(v, w)))
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| approx_eq(v, w)))
             }
             _ => a == b,
         }
@@ -3267,29 +3486,61 @@ mod tests {
             {"name": "lamp", "price": 30}
         ]});
         let cases: &[(&str, Value, &str)] = &[
-            ("$states.input.a + $states.input.b", json!({"a": 2, "b": 3}), "5"),
+            (
+                "$states.input.a + $states.input.b",
+                json!({"a": 2, "b": 3}),
+                "5",
+            ),
             ("$states.input * 10", json!(5), "50"),
             ("$count($states.input.items)", items.clone(), "3"),
-            ("$states.input.items[price > 10].name", items.clone(), r#"["book", "lamp"]"#),
-            ("$states.input.items[price > 20].name", items.clone(), r#""lamp""#),
-            ("$states.input.items[price > 100].name", items.clone(), "undefined"),
-            ("{\"total\": $sum($states.input.items.price)}", items.clone(), r#"{"total": 50}"#),
+            (
+                "$states.input.items[price > 10].name",
+                items.clone(),
+                r#"["book", "lamp"]"#,
+            ),
+            (
+                "$states.input.items[price > 20].name",
+                items.clone(),
+                r#""lamp""#,
+            ),
+            (
+                "$states.input.items[price > 100].name",
+                items.clone(),
+                "undefined",
+            ),
+            (
+                "{\"total\": $sum($states.input.items.price)}",
+                items.clone(),
+                r#"{"total": 50}"#,
+            ),
             ("$states.input.items[0].name", items.clone(), r#""pen""#),
             ("$states.input.items[-1].price", items.clone(), "30"),
-            ("$states.input.items.name", items.clone(), r#"["pen", "book", "lamp"]"#),
+            (
+                "$states.input.items.name",
+                items.clone(),
+                r#"["pen", "book", "lamp"]"#,
+            ),
             ("$states.context.Execution.Id", json!(null), r#""arn:x""#),
             ("$counter + 1", json!(null), "4"),
             ("$missing", json!(null), "undefined"),
             ("$states.input.missing.deeper", json!({}), "undefined"),
             ("$states.input.x ? 'yes' : 'no'", json!({"x": 0}), r#""no""#),
-            ("$states.input.status = 'ok'", json!({"status": "ok"}), "true"),
-            ("$map($states.input.items, function($i){ $i.price * 2 })", items.clone(), "[10, 30, 60]"),
+            (
+                "$states.input.status = 'ok'",
+                json!({"status": "ok"}),
+                "true",
+            ),
+            (
+                "$map($states.input.items, function($i){ $i.price * 2 })",
+                items.clone(),
+                "[10, 30, 60]",
+            ),
             ("$states.input.items.price ~> $sum()", items.clone(), "50"),
             ("$", json!(null), "undefined"),
         ];
         for (expr, input, want) in cases {
-            let got = run(expr, None, states(input.clone()))
-                .unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let got =
+                run(expr, None, states(input.clone())).unwrap_or_else(|e| panic!("{expr}: {e}"));
             let want: Option<Value> =
                 (*want != "undefined").then(|| serde_json::from_str(want).unwrap());
             assert_eq!(got, want, "{expr}");
@@ -3349,7 +3600,10 @@ mod tests {
             ("$partition([1], 0)", "States.QueryEvaluationError"),
             ("$range(0, 1, 0)", "States.QueryEvaluationError"),
             ("($f := function($n){ $f($n + 1) }; $f(0))", "U1001"),
-            ("($f := function($n){ $n = 0 ? 0 : $f($n - 1) + $f($n - 1) }; $f(60))", "U1001"),
+            (
+                "($f := function($n){ $n = 0 ? 0 : $f($n - 1) + $f($n - 1) }; $f(60))",
+                "U1001",
+            ),
             ("$toMillis('yesterday')", "D3110"),
             ("{'a': 1, 'a': 2}", "D1009"),
         ];
@@ -3471,7 +3725,11 @@ mod tests {
                     json!({}),
                 );
                 assert_eq!(r.unwrap_err().code, "U1001");
-                let r = run("($f := function($n){ $n = 0 ? 0 : 1 + $f($n - 1) }; $f(50))", None, json!({}));
+                let r = run(
+                    "($f := function($n){ $n = 0 ? 0 : 1 + $f($n - 1) }; $f(50))",
+                    None,
+                    json!({}),
+                );
                 assert_eq!(r.unwrap(), Some(json!(50)));
                 let nested = format!("{}1{}", "[".repeat(99), "]".repeat(99));
                 assert!(run(&nested, None, json!({})).unwrap().is_some());
