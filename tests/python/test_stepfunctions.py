@@ -574,3 +574,60 @@ def test_jsonata_arguments_output_assign_choice_map_and_catch(start_nimbus):
             "QueryLanguage": "JSONata", "StartAt": "A",
             "States": {"A": {"Type": "Pass", "Output": "{% $states.input + %}", "End": True}}}))
     assert code(e) == "InvalidDefinition" and "/States/A/Output" in e.value.response["Error"]["Message"]
+
+
+APIS = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: orders
+      Definition:
+        StartAt: Keep
+        States:
+          Keep: {Type: Pass, End: true}
+      Events:
+        Post:
+          Type: Api
+          Properties: {Path: /orders, Method: post}
+  Http:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {title: http, version: "1"}
+        paths:
+          /start:
+            post:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                integrationSubtype: StepFunctions-StartExecution
+                payloadFormatVersion: "1.0"
+                credentials: arn:aws:iam::123456789012:role/api
+                requestParameters:
+                  StateMachineArn: !Ref Orders
+                  Input: $request.body
+"""
+
+
+def test_an_api_event_and_an_http_api_integration_start_executions(start_nimbus):
+    import urllib.request
+    n = start_nimbus(APIS)
+    sfn = n.client("stepfunctions")
+    arn = machine(sfn, "orders")
+
+    def post(url, body):
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+
+    status, answer = post(n.api_url("ServerlessRestApi") + "/orders", {"order": 1})
+    assert status == 200 and answer["executionArn"].startswith(arn.replace("stateMachine", "execution"))
+    d = finish(sfn, answer["executionArn"])
+    assert json.loads(d["output"]) == {"order": 1}
+
+    status, answer = post(n.api_url("Http") + "/start", {"order": 2})
+    assert status == 200, answer
+    assert json.loads(finish(sfn, answer["executionArn"])["output"]) == {"order": 2}

@@ -596,7 +596,7 @@ mod tests {
     Properties: {ApiId: !Ref Http, RouteKey: "GET /things/{id}", Target: !Sub "integrations/${Integration}"}
   Sqs:
     Type: AWS::ApiGatewayV2::Integration
-    Properties: {ApiId: !Ref Http, IntegrationType: AWS_PROXY, IntegrationSubtype: StepFunctions-StartExecution}
+    Properties: {ApiId: !Ref Http, IntegrationType: AWS_PROXY, IntegrationSubtype: Kinesis-PutRecord}
   SqsRoute:
     Type: AWS::ApiGatewayV2::Route
     Properties: {ApiId: !Ref Http, RouteKey: "POST /send", Target: !Sub "integrations/${Sqs}"}
@@ -616,8 +616,7 @@ mod tests {
         assert_eq!(http.routes.len(), 2);
         assert!(http.routes[1].unserved.is_some());
         assert!(
-            http.notes[0]
-                .contains("StepFunctions-StartExecution integrations are not served by nimbus yet"),
+            http.notes[0].contains("Kinesis-PutRecord integrations are not served by nimbus yet"),
             "{:?}",
             http.notes
         );

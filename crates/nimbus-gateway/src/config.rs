@@ -339,6 +339,71 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
         }
     }
 
+    // SAM's `Api` events on state machines: a REST route whose AWS integration starts an
+    // execution with the request body as input, as the SAM transform writes it.
+    for (id, r) in &stack.resources {
+        if r.resource_type != "AWS::Serverless::StateMachine" {
+            continue;
+        }
+        let name = r.properties["Name"].as_str().unwrap_or(id);
+        let arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            stack.region, stack.account_id
+        );
+        for (event_id, event) in r.properties["Events"].as_object().into_iter().flatten() {
+            if event["Type"].as_str() != Some("Api") {
+                continue;
+            }
+            let source = format!("Resources.{id}.Properties.Events.{event_id}");
+            let props = &event["Properties"];
+            let api_id = props["RestApiId"]
+                .as_str()
+                .unwrap_or("ServerlessRestApi")
+                .to_owned();
+            let api = match apis.get_mut(&api_id) {
+                Some(api) if api.kind == ApiKind::Rest => api,
+                Some(_) => {
+                    errors.push(format!(
+                        "{source}.Properties.RestApiId: {api_id} is not an AWS::Serverless::Api (REST)"
+                    ));
+                    continue;
+                }
+                None if api_id == "ServerlessRestApi" => {
+                    apis.entry(api_id.clone()).or_insert_with(|| {
+                        api_from_properties(&api_id, ApiKind::Rest, &Value::Null, &mut Vec::new())
+                    })
+                }
+                None => {
+                    errors.push(format!(
+                        "{source}.Properties.RestApiId: no API named {api_id} in the template"
+                    ));
+                    continue;
+                }
+            };
+            let integration = serde_json::json!({
+                "Type": "AWS",
+                "Uri": format!("arn:aws:apigateway:{}:states:action/StartExecution", stack.region),
+                "RequestTemplates": {"application/json": format!(
+                    "{{\"input\": \"$util.escapeJavaScript($input.json('$'))\", \"stateMachineArn\": \"{arn}\"}}"
+                )},
+                "IntegrationResponses": [
+                    {"StatusCode": "200"},
+                    {"StatusCode": "400", "SelectionPattern": "4\\d{2}"}
+                ],
+            });
+            match route_from_event(ApiKind::Rest, props, "", &source, api) {
+                Ok(mut route) => {
+                    match crate::integration::read(&integration, &source, &mut errors) {
+                        Ok(rest) => route.rest = Some(Box::new(rest)),
+                        Err(e) => errors.push(e),
+                    }
+                    api.routes.push(route);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
     attach_usage_plans(stack, &mut apis, new_key, &mut errors);
 
     for api in apis.values() {

@@ -155,12 +155,12 @@ pub fn read(
             // arn:aws:apigateway:REGION:SERVICE:path/... | action/...
             let parts: Vec<&str> = uri.splitn(6, ':').collect();
             match parts.as_slice() {
-                [_, _, "apigateway", _, service, target] if matches!(*service, "sqs" | "events") => Backend::Aws {
+                [_, _, "apigateway", _, service, target] if matches!(*service, "sqs" | "events" | "states") => Backend::Aws {
                     service: (*service).to_owned(),
                     target: (*target).to_owned(),
                 },
                 [_, _, "apigateway", _, service, _] => {
-                    return Err(format!("{at}.Type: AWS integrations with {service} are not served by nimbus yet (it serves sqs and events)"))
+                    return Err(format!("{at}.Type: AWS integrations with {service} are not served by nimbus yet (it serves sqs, events and states)"))
                 }
                 _ => return Err(format!("{at}.Uri: {uri:?} is not an arn:aws:apigateway:REGION:SERVICE:path/... or action/... URI")),
             }

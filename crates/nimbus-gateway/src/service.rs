@@ -1,5 +1,5 @@
 //! HTTP APIs' first-class AWS service integrations (`IntegrationSubtype`, e.g.
-//! `SQS-SendMessage`, `EventBridge-PutEvents`): the integration's `RequestParameters` are
+//! `SQS-SendMessage`, `EventBridge-PutEvents`, `StepFunctions-StartExecution`): the integration's `RequestParameters` are
 //! evaluated against the request (pure, here), then the service call itself goes to nimbus's
 //! own services through [`Services`], which the binary implements: the gateway knows no other
 //! service's crate.
@@ -22,7 +22,13 @@ pub struct ServiceIntegration {
 }
 
 /// The subtypes nimbus serves.
-pub const SERVED: &[&str] = &["SQS-SendMessage", "EventBridge-PutEvents"];
+pub const SERVED: &[&str] = &[
+    "SQS-SendMessage",
+    "EventBridge-PutEvents",
+    "StepFunctions-StartExecution",
+    "StepFunctions-StartSyncExecution",
+    "StepFunctions-StopExecution",
+];
 
 /// An integration's answer: the status and body API Gateway passes on.
 pub type ServiceAnswer = Result<(u16, Vec<u8>), String>;

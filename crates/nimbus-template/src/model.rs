@@ -20,6 +20,9 @@ pub struct Stack {
     /// `(logical id, type)` of resources a local run needs nothing from (IAM, VPC, KMS, WAF,
     /// domains, certificates, permissions and policies): accepted without a warning.
     pub not_emulated: Vec<(String, String)>,
+    /// The region and account the stack was resolved for (what its ARNs name).
+    pub region: String,
+    pub account_id: String,
 }
 
 impl Stack {

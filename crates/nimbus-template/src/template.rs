@@ -405,6 +405,8 @@ pub(crate) fn build(root: &Node, opts: &LoadOptions, diags: &mut Diags) -> Optio
         outputs,
         warnings: Vec::new(),
         not_emulated: not_emulated_ids,
+        region: opts.region.clone(),
+        account_id: opts.account_id.clone(),
     })
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 pub struct NimbusServices {
     pub sqs: nimbus_aws::Sqs,
     pub hub: nimbus_events::Hub,
+    pub sfn: nimbus_sfn::StepFunctions,
 }
 
 impl Services for NimbusServices {
@@ -37,6 +38,11 @@ impl Services for NimbusServices {
                 }
                 "EventBridge-PutEvents" => {
                     nimbus_aws::events_put_events(&self.hub, events_input(&parameters)?).await
+                }
+                step if step.starts_with("StepFunctions-") => {
+                    let action = &step["StepFunctions-".len()..];
+                    let input = states_input(&parameters);
+                    return self.states(action, input).await;
                 }
                 other => return Err(format!("{other} is not served by nimbus yet")),
             };
@@ -97,9 +103,42 @@ impl NimbusServices {
                     }
                 }
             }
+            ("states", Some(("action", action))) => {
+                let input: Value = serde_json::from_slice(&body)
+                    .map_err(|e| format!("the Step Functions request is not JSON: {e}"))?;
+                self.states(action, input).await
+            }
             _ => Err(format!("{service} {target} is not served by nimbus yet")),
         }
     }
+}
+
+impl NimbusServices {
+    /// A Step Functions call: its answer, or its error with Step Functions' status and body.
+    async fn states(&self, action: &str, input: Value) -> ServiceAnswer {
+        match self.sfn.dispatch(action, &input).await {
+            Ok(v) => Ok((200, v.to_string().into_bytes())),
+            Err(e) => Ok((e.status(), e.body().to_string().into_bytes())),
+        }
+    }
+}
+
+/// `RequestParameters` of the `StepFunctions-*` integrations (`StateMachineArn`, `Name`,
+/// `Input`, `ExecutionArn`, `Error`, `Cause`) as the API's input (`stateMachineArn`, ...).
+fn states_input(p: &BTreeMap<String, String>) -> Value {
+    let mut input = Map::new();
+    for (k, v) in p {
+        if k == "Region" || (k == "TraceHeader" && v.is_empty()) {
+            continue;
+        }
+        let mut c = k.chars();
+        let key: String = match c.next() {
+            Some(f) => f.to_lowercase().chain(c).collect(),
+            None => continue,
+        };
+        input.insert(key, Value::from(v.clone()));
+    }
+    Value::Object(input)
 }
 
 /// The parameters among `keys` that are set, as JSON strings.

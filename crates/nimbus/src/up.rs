@@ -661,6 +661,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         Arc::new(crate::integrations::NimbusServices {
             sqs: sqs.clone(),
             hub: hub.clone(),
+            sfn: sfn.clone(),
         });
     let api_listeners = match nimbus_gateway::server::build(
         apis,
