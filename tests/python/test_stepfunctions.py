@@ -195,6 +195,16 @@ def test_a_sam_state_machine_runs_lambda_tasks_through_choice_parallel_map_and_w
     assert [e["status"] for e in listed] == ["FAILED", "SUCCEEDED"], "newest first"
     assert sfn.list_executions(stateMachineArn=arn, statusFilter="SUCCEEDED")["executions"][0]["name"] == "first"
 
+    import urllib.request
+    metrics = urllib.request.urlopen(n.endpoint + "/metrics", timeout=10).read().decode()
+    for line in ['states_executions_started_total{state_machine="flow",status="STANDARD"} 2',
+                 'states_executions_ended_total{state_machine="flow",status="SUCCEEDED"} 1',
+                 'states_executions_ended_total{state_machine="flow",status="FAILED"} 1',
+                 'states_execution_duration_seconds_count{state_machine="flow"} 2']:
+        assert line in metrics, line
+    transitions = [l for l in metrics.splitlines() if 'states_transitions_total{state_machine="flow"}' in l]
+    assert transitions and int(float(transitions[0].split()[-1])) >= 12, transitions
+
 
 def test_retry_until_the_function_succeeds_and_catch_with_a_result_path(start_nimbus, tmp_path):
     n = start_nimbus(template(tmp_path), {"src/app.py": APP})

@@ -171,6 +171,8 @@ pub struct Run {
     pub last_event: AtomicU64,
     /// Where `.waitForTaskToken` tasks wait for `SendTaskSuccess`/`SendTaskFailure`.
     pub tokens: Arc<crate::tokens::Tokens>,
+    /// Where executions and transitions are counted (`/metrics`), when nimbus measures.
+    pub telemetry: Option<Arc<nimbus_telemetry::Telemetry>>,
 }
 
 /// Events of one flow (the execution, a branch, a Map iteration): each names the previous
@@ -328,6 +330,28 @@ impl Run {
         Ok(())
     }
 
+    fn machine_name(&self) -> &str {
+        self.context["StateMachine"]["Name"].as_str().unwrap_or("")
+    }
+
+    /// Counts an execution's end on `/metrics`.
+    fn ended(&self, outcome: &Outcome) {
+        let status = match outcome {
+            Outcome::Succeeded(_) => "SUCCEEDED",
+            Outcome::Failed(_) => "FAILED",
+            Outcome::TimedOut => "TIMED_OUT",
+            Outcome::Suspended(_) => return,
+        };
+        if let Some(t) = &self.telemetry {
+            let start = self.context["Execution"]["StartTime"]
+                .as_str()
+                .and_then(parse_timestamp)
+                .unwrap_or(i128::from(now_ms()));
+            let secs = (i128::from(now_ms()) - start).max(0) as f64 / 1000.0;
+            t.record_execution_ended(self.machine_name(), status, secs);
+        }
+    }
+
     fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.delay_scale.max(0.0))
     }
@@ -335,6 +359,17 @@ impl Run {
     /// Runs the execution from its start, or from `resume`. A new Standard execution's
     /// `ExecutionStarted` is already recorded (with the execution's row) when `last_event` is 1.
     pub async fn execute(
+        &self,
+        machine: &Machine,
+        input: Value,
+        resume: Option<Resume>,
+    ) -> Outcome {
+        let outcome = self.execute_inner(machine, input, resume).await;
+        self.ended(&outcome);
+        outcome
+    }
+
+    async fn execute_inner(
         &self,
         machine: &Machine,
         input: Value,
@@ -498,6 +533,9 @@ impl Run {
                     return Err(StatesError::runtime(format!("no state named {name}")));
                 };
                 size_check(&input, &name)?;
+                if let Some(t) = &self.telemetry {
+                    t.record_state_transition(self.machine_name());
+                }
                 let step = self
                     .state(flow, &name, state, input, entered, resume.take())
                     .await?;

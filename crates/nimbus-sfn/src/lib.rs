@@ -122,6 +122,7 @@ pub(crate) struct Inner {
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// Tokens of `.waitForTaskToken` tasks waiting for an answer.
     pub tokens: Arc<tokens::Tokens>,
+    pub telemetry: OnceLock<Arc<nimbus_telemetry::Telemetry>>,
 }
 
 impl StepFunctions {
@@ -154,6 +155,7 @@ impl StepFunctions {
                 machines: Mutex::new(machines),
                 running: Mutex::new(HashMap::new()),
                 tokens: Arc::default(),
+                telemetry: OnceLock::new(),
             }),
         })
     }
@@ -162,6 +164,11 @@ impl StepFunctions {
     /// [`StepFunctions::resume`]; tasks started before it fail with `States.TaskFailed`.
     pub fn set_integrations(&self, integrations: Arc<dyn Integrations>) {
         let _ = self.inner.integrations.set(integrations);
+    }
+
+    /// Counts executions and transitions on `/metrics`. Set once, before executions start.
+    pub fn set_telemetry(&self, telemetry: Arc<nimbus_telemetry::Telemetry>) {
+        let _ = self.inner.telemetry.set(telemetry);
     }
 
     /// Serves one API call.

@@ -476,6 +476,7 @@ fn spawn_standard(
         delay_scale: inner.config.delay_scale,
         last_event: AtomicU64::new(row.last_event),
         tokens: Arc::clone(&inner.tokens),
+        telemetry: inner.telemetry.get().cloned(),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -628,6 +629,11 @@ fn finish_start(
     start: Start,
     inserted: Result<i64, nimbus_store::StoreError>,
 ) -> Result<Value, SfnError> {
+    if !matches!(start, Start::Running(..)) && inserted.is_ok() {
+        if let Some(t) = sfn.inner.telemetry.get() {
+            t.record_execution_started(&entry.row.name, &entry.row.kind);
+        }
+    }
     match start {
         Start::Running(arn, start_ms) => {
             Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
@@ -692,6 +698,7 @@ fn express_run(
         delay_scale: sfn.inner.config.delay_scale,
         last_event: AtomicU64::new(0),
         tokens: Arc::clone(&sfn.inner.tokens),
+        telemetry: sfn.inner.telemetry.get().cloned(),
     }
 }
 
@@ -710,6 +717,9 @@ async fn start_sync_execution(sfn: &StepFunctions, input: &Value) -> Result<Valu
     let start_ms = now_ms();
     let arn = express_arn(cfg, &entry.row.name, &name);
     let run = express_run(sfn, &arn, &name, &value, &entry.row, start_ms);
+    if let Some(t) = sfn.inner.telemetry.get() {
+        t.record_execution_started(&entry.row.name, "EXPRESS");
+    }
     let outcome = run.execute(&entry.machine, value, None).await;
     let stop_ms = now_ms();
     let mut out = json!({
@@ -852,6 +862,11 @@ async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
         details: Some(("executionAbortedEventDetails".into(), Value::Object(det))),
     };
     let stopped = state::abort(&sfn.inner.db, r.id, event).await?;
+    if let (true, Some(t)) = (stopped, sfn.inner.telemetry.get()) {
+        let machine = r.machine_arn.rsplit(':').next().unwrap_or_default();
+        let secs = now.saturating_sub(r.start_ms) as f64 / 1000.0;
+        t.record_execution_ended(machine, "ABORTED", secs);
+    }
     let stop_ms = if stopped {
         now
     } else {

@@ -304,6 +304,7 @@ async fn execute(
         delay_scale,
         last_event: AtomicU64::new(0),
         tokens: Arc::default(),
+        telemetry: None,
     };
     Ok((run.execute(&machine, input, None).await, ctx))
 }

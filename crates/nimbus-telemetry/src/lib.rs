@@ -170,6 +170,27 @@ pub struct DynamoDbMetrics {
     pub bytes: Family<TableLabels, Gauge>,
 }
 
+/// A state machine.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MachineLabels {
+    pub state_machine: String,
+}
+
+/// A state machine and an execution's type (`STANDARD`, `EXPRESS`) or end (`SUCCEEDED`,
+/// `FAILED`, `TIMED_OUT`, `ABORTED`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MachineStatusLabels {
+    pub state_machine: String,
+    pub status: String,
+}
+
+pub struct StatesMetrics {
+    pub started: Family<MachineStatusLabels, Counter>,
+    pub ended: Family<MachineStatusLabels, Counter>,
+    pub duration: Histograms<MachineLabels>,
+    pub transitions: Family<MachineLabels, Counter>,
+}
+
 pub struct EventsMetrics {
     pub put_events_entries: Family<BusLabels, Counter>,
     pub matched: Family<RuleLabels, Counter>,
@@ -196,6 +217,7 @@ pub struct Telemetry {
     pub gateway: GatewayMetrics,
     pub sqs: SqsMetrics,
     pub dynamodb: DynamoDbMetrics,
+    pub states: StatesMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
     /// Spans of recent traces (the dashboard's waterfall; OTLP export hooks in here).
@@ -475,6 +497,33 @@ impl Telemetry {
             Unit::Bytes,
             dynamodb.bytes.clone(),
         );
+        let states = StatesMetrics {
+            started: Family::default(),
+            ended: Family::default(),
+            duration: Family::new_with_constructor(seconds_histogram),
+            transitions: Family::default(),
+        };
+        r.register(
+            "states_executions_started",
+            "Step Functions executions started, by state machine and type (STANDARD, EXPRESS)",
+            states.started.clone(),
+        );
+        r.register(
+            "states_executions_ended",
+            "Step Functions executions ended, by state machine and status (SUCCEEDED, FAILED, TIMED_OUT, ABORTED)",
+            states.ended.clone(),
+        );
+        r.register_with_unit(
+            "states_execution_duration",
+            "Step Functions execution durations, by state machine",
+            Unit::Seconds,
+            states.duration.clone(),
+        );
+        r.register(
+            "states_transitions",
+            "Step Functions state transitions (states entered), by state machine",
+            states.transitions.clone(),
+        );
         Telemetry {
             registry: r,
             scrape: Mutex::new(()),
@@ -482,6 +531,7 @@ impl Telemetry {
             gateway,
             sqs,
             dynamodb,
+            states,
             events,
             emf,
             traces: traces::Traces::new(seed),
@@ -562,6 +612,44 @@ impl Telemetry {
                 operation: operation.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// A Step Functions execution started (`kind`: `STANDARD` or `EXPRESS`).
+    pub fn record_execution_started(&self, machine: &str, kind: &str) {
+        self.states
+            .started
+            .get_or_create(&MachineStatusLabels {
+                state_machine: machine.to_owned(),
+                status: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A Step Functions execution ended with `status` after `seconds`.
+    pub fn record_execution_ended(&self, machine: &str, status: &str, seconds: f64) {
+        self.states
+            .ended
+            .get_or_create(&MachineStatusLabels {
+                state_machine: machine.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+        self.states
+            .duration
+            .get_or_create(&MachineLabels {
+                state_machine: machine.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// A state of a `machine`'s execution was entered.
+    pub fn record_state_transition(&self, machine: &str) {
+        self.states
+            .transitions
+            .get_or_create(&MachineLabels {
+                state_machine: machine.to_owned(),
+            })
+            .inc();
     }
 
     /// Replaces the asynchronous queue gauges with the store's counts.

@@ -648,6 +648,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| format!("{}: {e}", e.code()))
         }));
     }
+    sfn.set_telemetry(Arc::clone(platform.telemetry()));
     sfn.set_integrations(Arc::new(crate::states::NimbusTasks {
         platform: platform.clone(),
         sqs: sqs.clone(),
