@@ -641,3 +641,57 @@ def test_an_api_event_and_an_http_api_integration_start_executions(start_nimbus)
     status, answer = post(n.api_url("Http") + "/start", {"order": 2})
     assert status == 200, answer
     assert json.loads(finish(sfn, answer["executionArn"])["output"]) == {"order": 2}
+
+
+def test_a_task_starts_a_child_execution_and_waits_for_it_and_reads_parameter_store(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn, ssm = n.client("stepfunctions"), n.client("ssm")
+    ssm.put_parameter(Name="/app/greeting", Value="hello", Type="String")
+    child = sfn.create_state_machine(name="child", roleArn=ROLE, definition=definition({
+        "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Answer"},
+        "Answer": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}}, "Wait"))["stateMachineArn"]
+    failing = sfn.create_state_machine(name="failing", roleArn=ROLE, definition=definition({
+        "No": {"Type": "Fail", "Error": "Nope", "Cause": "child says no"}}, "No"))["stateMachineArn"]
+    parent = sfn.create_state_machine(name="parent", roleArn=ROLE, definition=definition({
+        "Greeting": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                     "Parameters": {"Name": "/app/greeting"}, "ResultSelector": {"value.$": "$.Parameter.Value"},
+                     "ResultPath": "$.greeting", "Next": "Child"},
+        "Child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                  "Parameters": {"StateMachineArn": child, "Input": {"n.$": "$.n"}},
+                  "ResultSelector": {"output.$": "$.Output", "status.$": "$.Status"}, "ResultPath": "$.child",
+                  "Next": "Failing"},
+        "Failing": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync",
+                    "Parameters": {"StateMachineArn": failing, "Input": {}},
+                    "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.failed", "Next": "Done"}],
+                    "Next": "Done"},
+        "Done": {"Type": "Succeed"}}, "Greeting"))["stateMachineArn"]
+    d = finish(sfn, sfn.start_execution(stateMachineArn=parent, input='{"n": 21}')["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["greeting"] == {"value": "hello"}
+    assert out["child"] == {"output": {"doubled": 42}, "status": "SUCCEEDED"}
+    assert out["failed"]["Error"] == "States.TaskFailed" and json.loads(out["failed"]["Cause"])["Status"] == "FAILED"
+
+
+def test_test_state_runs_one_state(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    import boto3
+    # TestState, like StartSyncExecution, is sent to a `sync-` host: a local endpoint has none.
+    sfn = boto3.client("stepfunctions", endpoint_url=n.endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test",
+                       config=Config(inject_host_prefix=False, retries={"max_attempts": 1}))
+    pass_state = {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"}, "Next": "After"}
+    r = sfn.test_state(definition=json.dumps(pass_state), roleArn=ROLE, input='{"a": 1, "b": 2}')
+    assert (r["status"], json.loads(r["output"]), r["nextState"]) == ("SUCCEEDED", {"sum": 3}, "After")
+    choice = {"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": 1, "Next": "One"}], "Default": "Other"}
+    assert sfn.test_state(definition=json.dumps(choice), roleArn=ROLE, input='{"x": 1}')["nextState"] == "One"
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "Broken", "Payload": {}}, "End": True}
+    failed = sfn.test_state(definition=json.dumps(task), roleArn=ROLE, input="{}")
+    assert (failed["status"], failed["error"]) == ("FAILED", "BrokenError")
+    retried = sfn.test_state(definition=json.dumps({**task, "Retry": [{"ErrorEquals": ["BrokenError"]}]}),
+                             roleArn=ROLE, input="{}")
+    assert retried["status"] == "RETRIABLE"
+    caught = sfn.test_state(definition=json.dumps({**task, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Oops"}]}),
+                            roleArn=ROLE, input="{}")
+    assert (caught["status"], caught["nextState"], json.loads(caught["output"])["Error"]) == ("CAUGHT_ERROR", "Oops", "BrokenError")

@@ -1521,6 +1521,10 @@ impl Run {
                 let input = shape_service_input(&service, &action, params);
                 match self.integrations.call(&service, &action, input).await {
                     Ok(v) => Ok(v),
+                    // A child execution's failure (`.sync`) is already a States error.
+                    Err((code, message)) if code.starts_with("States.") => {
+                        Err(StatesError::new(code, message))
+                    }
                     Err((code, message)) => Err(StatesError::new(
                         format!("{}.{code}", service_error_prefix(&service)),
                         format!(
@@ -1563,8 +1567,10 @@ fn plain_function(resource: &str) -> Option<&str> {
 fn service_action(rest: &str) -> Option<(String, String)> {
     let rest = rest.strip_prefix("aws-sdk:").unwrap_or(rest);
     let (service, action) = rest.split_once(':')?;
-    if action.contains('.') {
-        return None; // .sync / .waitForTaskToken: not served yet
+    // `.sync` is served for Step Functions' own executions; other services' `.sync` jobs
+    // (Batch, ECS, Glue, ...) are not in nimbus.
+    if action.contains('.') && service != "states" {
+        return None;
     }
     let mut chars = action.chars();
     let first = chars.next()?;
@@ -1614,6 +1620,10 @@ fn service_error_prefix(service: &str) -> &str {
         "sqs" => "SQS",
         "sns" => "SNS",
         "events" | "eventbridge" => "EventBridge",
+        "states" | "sfn" => "Sfn",
+        "ssm" => "Ssm",
+        "secretsmanager" => "SecretsManager",
+        "lambda" => "Lambda",
         other => other,
     }
 }

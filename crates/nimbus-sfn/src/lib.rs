@@ -123,6 +123,8 @@ pub(crate) struct Inner {
     /// Tokens of `.waitForTaskToken` tasks waiting for an answer.
     pub tokens: Arc<tokens::Tokens>,
     pub telemetry: OnceLock<Arc<nimbus_telemetry::Telemetry>>,
+    /// Tasks waiting for a Standard execution to end (`states:startExecution.sync`).
+    pub waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
 }
 
 impl StepFunctions {
@@ -156,6 +158,7 @@ impl StepFunctions {
                 running: Mutex::new(HashMap::new()),
                 tokens: Arc::default(),
                 telemetry: OnceLock::new(),
+                waiters: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -25,6 +25,7 @@ pub(crate) async fn dispatch(
         "UpdateStateMachine" => update_state_machine(sfn, input),
         "DeleteStateMachine" => delete_state_machine(sfn, input),
         "ValidateStateMachineDefinition" => Ok(validate_definition(input)),
+        "TestState" => test_state(sfn, input).await,
         "StartExecution" => start_execution(sfn, input).await,
         "StartSyncExecution" => start_sync_execution(sfn, input).await,
         "DescribeExecution" => describe_execution(sfn, input),
@@ -440,12 +441,143 @@ impl crate::engine::Integrations for NoIntegrations {
     }
 }
 
-fn integrations(inner: &Inner) -> Arc<dyn crate::engine::Integrations> {
-    inner
-        .integrations
-        .get()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(NoIntegrations))
+/// What an execution's tasks reach: Step Functions itself (`states:startExecution`, with
+/// `.sync` and `.sync:2`, and `aws-sdk:sfn:*`) and, through the binary, everything else.
+fn integrations(inner: &Arc<Inner>) -> Arc<dyn crate::engine::Integrations> {
+    Arc::new(WithStates {
+        others: inner
+            .integrations
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(NoIntegrations)),
+        sfn: Arc::downgrade(inner),
+    })
+}
+
+struct WithStates {
+    others: Arc<dyn crate::engine::Integrations>,
+    /// Weak: executions must not keep the service alive.
+    sfn: std::sync::Weak<Inner>,
+}
+
+impl crate::engine::Integrations for WithStates {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: Vec<u8>,
+    ) -> crate::engine::BoxFuture<'a, Result<crate::engine::Invoked, StatesError>> {
+        self.others.invoke(function, payload)
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        action: &'a str,
+        input: Value,
+    ) -> crate::engine::BoxFuture<'a, Result<Value, (String, String)>> {
+        if !matches!(service, "states" | "sfn") {
+            return self.others.call(service, action, input);
+        }
+        Box::pin(async move {
+            let Some(inner) = self.sfn.upgrade() else {
+                return Err((
+                    "ServiceUnavailable".into(),
+                    "Step Functions is stopping".into(),
+                ));
+            };
+            states_call(&StepFunctions { inner }, action, input).await
+        })
+    }
+}
+
+/// A task's call of Step Functions: the SDK's PascalCase shapes on both sides; `.sync` waits
+/// for the started execution to end (its output as text), `.sync:2` likewise with the output
+/// as JSON.
+async fn states_call(
+    sfn: &StepFunctions,
+    action: &str,
+    input: Value,
+) -> Result<Value, (String, String)> {
+    let (action, wait) = match action.split_once(".sync") {
+        Some((a, rest)) => (a, Some(rest == ":2")),
+        None => (action, None),
+    };
+    let mut request = Map::new();
+    for (k, v) in input.as_object().into_iter().flatten() {
+        let mut c = k.chars();
+        let key: String = match c.next() {
+            Some(f) => f.to_lowercase().chain(c).collect(),
+            None => continue,
+        };
+        // Step Functions takes an object as the child's input and sends it as text.
+        let v = match (key.as_str(), v) {
+            ("input" | "output", v) if !v.is_string() => Value::String(v.to_string()),
+            (_, v) => v.clone(),
+        };
+        request.insert(key, v);
+    }
+    let request = Value::Object(request);
+    let fail = |e: SfnError| (e.code().to_owned(), e.to_string());
+    let answer = dispatch(sfn, action, &request).await.map_err(fail)?;
+    let Some(json_output) = wait else {
+        return Ok(pascal(&answer));
+    };
+    if action != "StartExecution" {
+        return Err((
+            "ValidationException".into(),
+            format!("{action}.sync is not an integration Step Functions offers"),
+        ));
+    }
+    let arn = answer["executionArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ended = wait_for_end(sfn, &arn).await;
+    let described = describe_execution(sfn, &json!({ "executionArn": arn })).map_err(fail)?;
+    let mut out = pascal(&described);
+    if json_output {
+        if let Some(o) = described["output"].as_str() {
+            out["Output"] = serde_json::from_str(o).unwrap_or(Value::Null);
+        }
+    }
+    match (ended, described["status"].as_str()) {
+        (_, Some("SUCCEEDED")) => Ok(out),
+        _ => Err(("States.TaskFailed".into(), out.to_string())),
+    }
+}
+
+/// Waits until the Standard execution `arn` has ended.
+async fn wait_for_end(sfn: &StepFunctions, arn: &str) -> bool {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    lock(&sfn.inner.waiters)
+        .entry(arn.to_owned())
+        .or_default()
+        .push(tx);
+    // It may have ended before the waiter was in place.
+    if !lock(&sfn.inner.running).contains_key(arn) {
+        lock(&sfn.inner.waiters).remove(arn);
+        return true;
+    }
+    rx.await.is_ok()
+}
+
+/// Top-level keys in the SDK's PascalCase, as Step Functions' tasks give API answers.
+fn pascal(v: &Value) -> Value {
+    match v.as_object() {
+        Some(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut c = k.chars();
+                    let key: String = match c.next() {
+                        Some(f) => f.to_uppercase().chain(c).collect(),
+                        None => String::new(),
+                    };
+                    (key, v.clone())
+                })
+                .collect(),
+        ),
+        None => v.clone(),
+    }
 }
 
 /// Starts a Standard execution's task: runs it to its end (or from `resume`).
@@ -488,6 +620,12 @@ fn spawn_standard(
             tracing::error!(execution = %task_arn, "the execution's history could not be written, so it stops here and continues after a restart: {why}");
         }
         lock(&task_inner.running).remove(&task_arn);
+        for waiter in lock(&task_inner.waiters)
+            .remove(&task_arn)
+            .unwrap_or_default()
+        {
+            let _ = waiter.send(());
+        }
     });
     running.insert(arn, handle.abort_handle());
 }
@@ -987,6 +1125,146 @@ fn list_tags(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
         .map(|(k, v)| json!({"key": k, "value": v}))
         .collect();
     Ok(json!({ "tags": tags }))
+}
+
+/// A journal that keeps the events in memory (TestState reads them back).
+#[derive(Default)]
+struct MemoryJournal(std::sync::Mutex<Vec<Event>>);
+
+impl crate::engine::Journal for MemoryJournal {
+    fn record<'a>(
+        &'a self,
+        events: Vec<Event>,
+        _: Option<Cursor>,
+    ) -> crate::engine::BoxFuture<'a, Result<(), String>> {
+        lock(&self.0).extend(events);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `TestState`: one state run on its own with the given input, its tasks called for real.
+/// Retries are not run (as on AWS): an error a retrier would catch answers `RETRIABLE`.
+async fn test_state(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let text = required(input, "definition")?;
+    let mut state: Value = serde_json::from_str(text).map_err(|e| {
+        SfnError::new(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {e}'"),
+        )
+    })?;
+    let retry = state.as_object_mut().and_then(|s| s.remove("Retry"));
+    // Each state it may go to is a Succeed of its own, so the run stops there.
+    let mut states = Map::new();
+    let mut targets: Vec<String> = Vec::new();
+    targets.extend(state["Next"].as_str().map(str::to_owned));
+    targets.extend(state["Default"].as_str().map(str::to_owned));
+    for list in ["Choices", "Catch"] {
+        for c in state[list].as_array().into_iter().flatten() {
+            targets.extend(c["Next"].as_str().map(str::to_owned));
+        }
+    }
+    const NAME: &str = "TestState";
+    for t in &targets {
+        states.insert(t.clone(), json!({"Type": "Succeed"}));
+    }
+    states.insert(NAME.to_owned(), state.clone());
+    let mut machine_def = json!({"StartAt": NAME, "States": states});
+    if let Some(q) = state.get("QueryLanguage") {
+        machine_def["QueryLanguage"] = q.clone();
+    }
+    let machine = asl::parse_value(&machine_def)
+        .map_err(|d| SfnError::new("InvalidDefinition", asl::invalid_definition_message(&d)))?;
+    let (_, value) = execution_input(input)?;
+    let journal = Arc::new(MemoryJournal::default());
+    let start_ms = now_ms();
+    let row = MachineRow {
+        arn: sfn.machine_arn("TestState"),
+        name: "TestState".into(),
+        kind: "STANDARD".into(),
+        definition: machine_def.to_string(),
+        role_arn: input["roleArn"].as_str().unwrap_or_default().to_owned(),
+        created_ms: start_ms,
+        updated_ms: None,
+        revision: String::new(),
+        from_template: false,
+        settings: json!({}),
+        tags: json!({}),
+    };
+    let arn = express_arn(&sfn.inner.config, "TestState", "TestState");
+    let mut run = express_run(sfn, &arn, "TestState", &value, &row, start_ms);
+    run.journal = journal.clone();
+    run.telemetry = None;
+    let outcome = run.execute(&machine, value, None).await;
+    let events = lock(&journal.0).clone();
+    let entered: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind.ends_with("StateEntered"))
+        .collect();
+    let next = entered.get(1).and_then(|e| {
+        e.details
+            .as_ref()
+            .and_then(|(_, d)| d["name"].as_str().map(str::to_owned))
+    });
+    let exited = events.iter().find(|e| {
+        e.kind.ends_with("StateExited")
+            && e.details.as_ref().is_some_and(|(_, d)| d["name"] == NAME)
+    });
+    let output = exited
+        .and_then(|e| e.details.as_ref())
+        .and_then(|(_, d)| d["output"].as_str().map(str::to_owned));
+    let caught = events
+        .iter()
+        .any(|e| e.kind.ends_with("Failed") && !e.kind.starts_with("Execution"));
+    let mut out = Map::new();
+    match outcome {
+        Outcome::Succeeded(_) => {
+            out.insert(
+                "status".into(),
+                json!(if caught { "CAUGHT_ERROR" } else { "SUCCEEDED" }),
+            );
+            if let Some(o) = output {
+                out.insert("output".into(), json!(o));
+            }
+            if let Some(n) = next {
+                out.insert("nextState".into(), json!(n));
+            }
+        }
+        Outcome::Failed(e) => {
+            let retriable = retry.as_ref().and_then(Value::as_array).is_some_and(|rs| {
+                rs.iter().any(|r| {
+                    r["ErrorEquals"].as_array().into_iter().flatten().any(|n| {
+                        n == "States.ALL" && e.error != "States.Runtime"
+                            || n.as_str() == Some(&e.error)
+                    })
+                })
+            });
+            out.insert(
+                "status".into(),
+                json!(if retriable { "RETRIABLE" } else { "FAILED" }),
+            );
+            out.insert("error".into(), json!(e.error));
+            out.insert("cause".into(), json!(e.cause));
+        }
+        Outcome::TimedOut => {
+            out.insert("status".into(), json!("FAILED"));
+            out.insert("error".into(), json!("States.Timeout"));
+        }
+        Outcome::Suspended(why) => return Err(SfnError::Internal(why)),
+    }
+    if input["inspectionLevel"]
+        .as_str()
+        .is_some_and(|l| l != "INFO")
+    {
+        let first = entered
+            .first()
+            .and_then(|e| e.details.as_ref())
+            .map(|(_, d)| d.clone());
+        out.insert(
+            "inspectionData".into(),
+            json!({"input": first.as_ref().and_then(|d| d["input"].as_str())}),
+        );
+    }
+    Ok(Value::Object(out))
 }
 
 /// `SendTaskSuccess`, `SendTaskFailure`, `SendTaskHeartbeat`.

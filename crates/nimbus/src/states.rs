@@ -16,6 +16,8 @@ pub struct NimbusTasks {
     pub hub: nimbus_events::Hub,
     pub dynamodb: nimbus_dynamodb::DynamoDb,
     pub sns: nimbus_sns::Sns,
+    pub ssm: nimbus_ssm::ParameterStore,
+    pub secrets: nimbus_secrets::SecretsManager,
 }
 
 impl nimbus_sfn::Integrations for NimbusTasks {
@@ -90,6 +92,34 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                     .sns
                     .dispatch(action, &input)
                     .map_err(|e| (e.code().to_owned(), e.to_string())),
+                "ssm" => self
+                    .ssm
+                    .dispatch(action, &input, nimbus_events::now_ms())
+                    .map_err(|e| (e.code().to_owned(), e.to_string())),
+                "secretsmanager" => self
+                    .secrets
+                    .dispatch(action, &input, nimbus_events::now_ms())
+                    .map_err(|e| (e.code().to_owned(), e.to_string())),
+                // `aws-sdk:lambda:invoke`: the SDK's answer, the payload as text.
+                "lambda" if action == "Invoke" => {
+                    let function = input["FunctionName"].as_str().unwrap_or_default();
+                    let payload = match &input["Payload"] {
+                        Value::Null => b"{}".to_vec(),
+                        Value::String(s) => s.clone().into_bytes(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    match self.invoke(function, payload).await {
+                        Ok(a) => {
+                            let mut out = json!({"StatusCode": 200, "ExecutedVersion": a.executed_version,
+                                                 "Payload": String::from_utf8_lossy(&a.payload)});
+                            if let Some(e) = a.function_error {
+                                out["FunctionError"] = json!(e);
+                            }
+                            Ok(out)
+                        }
+                        Err(e) => Err((e.error.trim_start_matches("Lambda.").to_owned(), e.cause)),
+                    }
+                }
                 "dynamodb" => {
                     let db = self.dynamodb.clone();
                     let action = action.to_owned();

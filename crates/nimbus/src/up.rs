@@ -655,6 +655,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         hub: hub.clone(),
         dynamodb: dynamodb.clone(),
         sns: sns.clone(),
+        ssm: ssm.clone(),
+        secrets: secrets.clone(),
     }));
 
     let jwks_files = args.jwks.iter().cloned().collect();
