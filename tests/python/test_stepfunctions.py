@@ -695,3 +695,30 @@ def test_test_state_runs_one_state(start_nimbus, tmp_path):
     caught = sfn.test_state(definition=json.dumps({**task, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Oops"}]}),
                             roleArn=ROLE, input="{}")
     assert (caught["status"], caught["nextState"], json.loads(caught["output"])["Error"]) == ("CAUGHT_ERROR", "Oops", "BrokenError")
+
+
+def test_redrive_runs_a_failed_execution_again_from_the_state_that_failed(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    sfn = n.client("stepfunctions")
+    states = {
+        "Before": {"Type": "Pass", "Result": "done", "ResultPath": "$.before", "Next": "TryIt"},
+        "TryIt": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                  "Parameters": {"FunctionName": "Flaky", "Payload.$": "$"}, "ResultSelector": {"n.$": "$.Payload.attempts"},
+                  "ResultPath": "$.result", "End": True},
+    }
+    arn = sfn.create_state_machine(name="redrivable", roleArn=ROLE, definition=definition(states, "Before"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"key": "redrive"}))["executionArn"]
+    d = finish(sfn, ex)
+    assert (d["status"], d["error"], d["redriveStatus"]) == ("FAILED", "FlakyError", "REDRIVABLE")
+    for expected in ("FAILED", "SUCCEEDED"):
+        sfn.redrive_execution(executionArn=ex)
+        d = finish(sfn, ex)
+        assert d["status"] == expected, d
+    assert json.loads(d["output"]) == {"key": "redrive", "before": "done", "result": {"n": 3}}
+    assert d["redriveCount"] == 2
+    types = [e["type"] for e in history(sfn, ex)]
+    assert types.count("ExecutionRedriven") == 2 and types.count("PassStateEntered") == 1, types
+    assert types.count("TaskStateEntered") == 3
+    with pytest.raises(ClientError) as e:
+        sfn.redrive_execution(executionArn=ex)
+    assert code(e) == "ExecutionNotRedrivable"

@@ -156,6 +156,8 @@ pub struct Resume {
     /// A `.waitForTaskToken` task had handed its token out (`TaskSubmitted`): it waits on the
     /// cursor's token again rather than calling its resource again.
     pub waiting: bool,
+    /// A redrive: the cursor's state is entered again (a new `...StateEntered`), from its input.
+    pub reenter: bool,
 }
 
 /// One execution's run.
@@ -499,6 +501,26 @@ impl Run {
     ) -> BoxFuture<'a, Result<Value, StatesError>> {
         Box::pin(async move {
             let (mut name, mut input, mut entered, mut resume) = match resume {
+                Some(r) if r.reenter => {
+                    let name = r.cursor.state.clone();
+                    let Some(state) = machine.states.get(&name) else {
+                        return Err(StatesError::runtime(format!("no state named {name}")));
+                    };
+                    let e = self.entered_event(flow, &name, state, &r.cursor.input);
+                    let id = e.id;
+                    let cursor = Cursor {
+                        entered: id,
+                        retries: vec![0; state.retry.len()],
+                        wake_at_ms: None,
+                        token: None,
+                        ..r.cursor.clone()
+                    };
+                    self.journal
+                        .record(vec![e], flow.top.then_some(cursor))
+                        .await
+                        .map_err(suspended)?;
+                    (name, r.cursor.input, id, None)
+                }
                 Some(r) => (
                     r.cursor.state.clone(),
                     r.cursor.input.clone(),

@@ -31,6 +31,7 @@ pub(crate) async fn dispatch(
         "DescribeExecution" => describe_execution(sfn, input),
         "DescribeStateMachineForExecution" => describe_machine_for_execution(sfn, input),
         "StopExecution" => stop_execution(sfn, input).await,
+        "RedriveExecution" => redrive_execution(sfn, input).await,
         "GetExecutionHistory" => get_execution_history(sfn, input),
         "ListExecutions" => list_executions(sfn, input),
         "TagResource" => tag_resource(sfn, input, true),
@@ -746,6 +747,8 @@ fn prepare_start(
         role_arn: entry.row.role_arn.clone(),
         cursor: None,
         last_event: 1,
+        redrive_count: 0,
+        redrive_ms: None,
     };
     let started = Event {
         id: 1,
@@ -922,8 +925,11 @@ fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnEr
         "startDate": seconds(r.start_ms),
         "input": r.input,
         "inputDetails": {"included": true},
-        "redriveCount": 0,
+        "redriveCount": r.redrive_count,
     });
+    if let Some(ms) = r.redrive_ms {
+        out["redriveDate"] = seconds(ms);
+    }
     if let Some(stop) = r.stop_ms {
         out["stopDate"] = seconds(stop);
     }
@@ -943,8 +949,7 @@ fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnEr
             out["redriveStatusReason"] =
                 json!(format!("Execution is {} and cannot be redriven", r.status));
         }
-        // nimbus does not redrive yet; AWS would say REDRIVABLE here.
-        _ => out["redriveStatus"] = json!("NOT_REDRIVABLE"),
+        _ => out["redriveStatus"] = json!("REDRIVABLE"),
     }
     Ok(out)
 }
@@ -979,11 +984,80 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
     }))
 }
 
+/// `RedriveExecution`: a failed, timed-out or aborted Standard execution runs again from the
+/// state where it stopped (that state entered again with its input; what came before is not
+/// repeated).
+async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "executionArn")?;
+    let r = execution_row(sfn, arn)?;
+    let not_redrivable = |why: String| SfnError::new("ExecutionNotRedrivable", why);
+    let cursor = r
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| Cursor::from_json(&c))
+        .filter(|c| !c.state.is_empty());
+    let Some(cursor) = cursor.filter(|_| r.status != "RUNNING" && r.status != "SUCCEEDED") else {
+        return Err(not_redrivable(format!(
+            "Execution '{arn}' is {} and cannot be redriven",
+            r.status
+        )));
+    };
+    let machine = asl::parse(&r.definition)
+        .map_err(|d| SfnError::Internal(asl::invalid_definition_message(&d)))?;
+    let now = now_ms();
+    let event = Event {
+        id: 0,
+        previous: 0,
+        ts_ms: now,
+        kind: "ExecutionRedriven".into(),
+        details: None,
+    };
+    let Some(last) = state::redrive(&sfn.inner.db, r.id, event).await? else {
+        return Err(not_redrivable(format!(
+            "Execution '{arn}' cannot be redriven now"
+        )));
+    };
+    let mut row = r;
+    row.last_event = last;
+    let machine_row = lock(&sfn.inner.machines)
+        .get(&row.machine_arn)
+        .map(|m| m.row.clone())
+        .ok_or_else(|| {
+            SfnError::new(
+                "StateMachineDoesNotExist",
+                format!("State Machine Does Not Exist: '{}'", row.machine_arn),
+            )
+        })?;
+    let input_value: Value = serde_json::from_str(&row.input).unwrap_or(json!({}));
+    let resume = Resume {
+        cursor,
+        task_in_flight: false,
+        task_result: None,
+        waiting: false,
+        reenter: true,
+    };
+    spawn_standard(
+        sfn,
+        &row,
+        Arc::new(machine),
+        &machine_row,
+        input_value,
+        Some(resume),
+    );
+    Ok(json!({ "redriveDate": seconds(now) }))
+}
+
 async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
     let arn = required(input, "executionArn")?;
     let r = execution_row(sfn, arn)?;
     if let Some(h) = lock(&sfn.inner.running).remove(arn) {
         h.abort();
+    }
+    // An aborted execution's task never reaches its own end: answer whoever waits for it
+    // (a parent's `.sync` task) here.
+    for waiter in lock(&sfn.inner.waiters).remove(arn).unwrap_or_default() {
+        let _ = waiter.send(());
     }
     let now = now_ms();
     let mut det = Map::new();
@@ -1074,7 +1148,7 @@ fn list_executions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError
         .iter()
         .map(|r| {
             let mut v = json!({"executionArn": r.arn, "stateMachineArn": r.machine_arn, "name": r.name,
-                               "status": r.status, "startDate": seconds(r.start_ms), "redriveCount": 0});
+                               "status": r.status, "startDate": seconds(r.start_ms), "redriveCount": r.redrive_count});
             if let Some(s) = r.stop_ms {
                 v["stopDate"] = seconds(s);
             }
@@ -1455,6 +1529,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                     task_in_flight: starts > ends && !waiting,
                     task_result,
                     waiting,
+                    reenter: false,
                 })
             }
         };

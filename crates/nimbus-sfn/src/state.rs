@@ -41,7 +41,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         definition TEXT NOT NULL,
         role_arn TEXT NOT NULL,
         cursor TEXT,
-        last_event INTEGER NOT NULL DEFAULT 0
+        last_event INTEGER NOT NULL DEFAULT 0,
+        redrive_count INTEGER NOT NULL DEFAULT 0,
+        redrive_ms INTEGER
     );
     CREATE INDEX executions_machine ON executions (machine_arn, start_ms);
     CREATE INDEX executions_running ON executions (status) WHERE status = 'RUNNING';
@@ -91,6 +93,8 @@ pub struct ExecutionRow {
     pub role_arn: String,
     pub cursor: Option<String>,
     pub last_event: u64,
+    pub redrive_count: u64,
+    pub redrive_ms: Option<u64>,
 }
 
 const MACHINE_COLUMNS: &str =
@@ -112,7 +116,7 @@ fn machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRow> {
     })
 }
 
-const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event";
+const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event, redrive_count, redrive_ms";
 
 fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
     Ok(ExecutionRow {
@@ -131,6 +135,8 @@ fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
         role_arn: r.get(12)?,
         cursor: r.get(13)?,
         last_event: r.get::<_, i64>(14)? as u64,
+        redrive_count: r.get::<_, i64>(15)? as u64,
+        redrive_ms: r.get::<_, Option<i64>>(16)?.map(|v| v as u64),
     })
 }
 
@@ -410,7 +416,7 @@ fn write_events(
     for e in events {
         if let Some(c) = closing_of(e) {
             tx.prepare_cached(
-                "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6, cursor = NULL
+                "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6
                  WHERE id = ?1 AND status = 'RUNNING'",
             )?
             .execute(params![
@@ -424,6 +430,41 @@ fn write_events(
         }
     }
     Ok(())
+}
+
+/// Runs a closed execution again (`RedriveExecution`): back to `RUNNING` with its
+/// `ExecutionRedriven` event, unless it is running or succeeded meanwhile. Says whether it did.
+pub(crate) async fn redrive(
+    db: &Database,
+    execution: i64,
+    event: Event,
+) -> Result<Option<u64>, StoreError> {
+    db.write(move |tx| {
+        let (status, last, count): (String, i64, i64) = tx.query_row(
+            "SELECT status, last_event, redrive_count FROM executions WHERE id = ?1",
+            [execution],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if !matches!(status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+            return Ok(None);
+        }
+        let count = count as u64 + 1;
+        let mut e = event;
+        e.id = last as u64 + 1;
+        e.previous = last as u64;
+        e.details = Some((
+            "executionRedrivenEventDetails".into(),
+            serde_json::json!({ "redriveCount": count }),
+        ));
+        insert_event(tx, execution, &e)?;
+        tx.execute(
+            "UPDATE executions SET status = 'RUNNING', output = NULL, error = NULL, cause = NULL,
+             stop_ms = NULL, last_event = ?2, redrive_count = ?3, redrive_ms = ?4 WHERE id = ?1",
+            params![execution, e.id as i64, count as i64, e.ts_ms as i64],
+        )?;
+        Ok(Some(e.id))
+    })
+    .await
 }
 
 /// Ends a running execution with `event` (`ExecutionAborted`) unless it has ended already;
