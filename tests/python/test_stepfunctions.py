@@ -205,6 +205,19 @@ def test_a_sam_state_machine_runs_lambda_tasks_through_choice_parallel_map_and_w
     transitions = [l for l in metrics.splitlines() if 'states_transitions_total{state_machine="flow"}' in l]
     assert transitions and int(float(transitions[0].split()[-1])) >= 12, transitions
 
+    # The execution is a trace: a span per state, the Lambda invocations inside them.
+    traces = json.loads(urllib.request.urlopen(n.endpoint + "/_nimbus/api/traces?limit=50", timeout=10).read())
+    first_trace = next(t for t in traces["traces"] if t["name"] == "first")
+    spans = json.loads(urllib.request.urlopen(
+        n.endpoint + "/_nimbus/api/traces/" + first_trace["trace_id"], timeout=10).read())["spans"]
+    by_id = {s["id"]: s for s in spans}
+    kinds = [s["kind"] for s in spans]
+    assert kinds[0] == "state-machine" and kinds.count("state") >= 6, kinds
+    invokes = [s for s in spans if s["kind"] == "invoke"]
+    assert {s["name"] for s in invokes} >= {"Double", "Square"}, invokes
+    compute = next(s for s in invokes if s["name"] == "Double")
+    assert by_id[compute["parent_id"]]["name"] == "Compute", "the invocation is inside its Task state's span"
+
 
 def test_retry_until_the_function_succeeds_and_catch_with_a_result_path(start_nimbus, tmp_path):
     n = start_nimbus(template(tmp_path), {"src/app.py": APP})

@@ -41,10 +41,12 @@ pub struct Invoked {
 pub trait Integrations: Send + Sync + 'static {
     /// Invokes a function (a name, a name with `:qualifier`, or an ARN) and waits for it.
     /// `Err` when the platform refused (no such function, throttled): Lambda's own errors.
+    /// `trace` is the X-Ray header of the task's span, for the invocation to continue.
     fn invoke<'a>(
         &'a self,
         function: &'a str,
         payload: Vec<u8>,
+        trace: Option<String>,
     ) -> BoxFuture<'a, Result<Invoked, StatesError>>;
 
     /// Calls an AWS API nimbus serves: `service` as Step Functions names it (`sqs`, `sns`,
@@ -175,6 +177,9 @@ pub struct Run {
     pub tokens: Arc<crate::tokens::Tokens>,
     /// Where executions and transitions are counted (`/metrics`), when nimbus measures.
     pub telemetry: Option<Arc<nimbus_telemetry::Telemetry>>,
+    /// The X-Ray header the execution continues (`traceHeader`, or a new root); its spans
+    /// (the execution, each state) go to the telemetry's trace store.
+    pub trace: Option<String>,
 }
 
 /// Events of one flow (the execution, a branch, a Map iteration): each names the previous
@@ -185,6 +190,10 @@ struct Flow {
     /// Workflow variables (`Assign`) visible in this flow: a branch or iteration starts with a
     /// copy of its parent's, and its own assignments stay inside it.
     vars: std::sync::Mutex<Map<String, Value>>,
+    /// The trace header the flow's state spans are children of.
+    parent_span: Option<String>,
+    /// The trace header of the state running now (its tasks and child flows continue it).
+    current_span: std::sync::Mutex<Option<String>>,
 }
 
 impl Flow {
@@ -193,12 +202,27 @@ impl Flow {
             last: AtomicU64::new(last),
             top,
             vars: std::sync::Mutex::new(vars),
+            parent_span: None,
+            current_span: std::sync::Mutex::new(None),
         }
     }
 
     /// A branch or Map iteration of this flow.
     fn child(&self) -> Flow {
-        Flow::new(self.last.load(Ordering::SeqCst), false, self.vars())
+        let mut f = Flow::new(self.last.load(Ordering::SeqCst), false, self.vars());
+        f.parent_span = self.current_span();
+        f
+    }
+
+    fn current_span(&self) -> Option<String> {
+        self.current_span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_current_span(&self, header: Option<String>) {
+        *self.current_span.lock().unwrap_or_else(|e| e.into_inner()) = header;
     }
 
     fn vars(&self) -> Map<String, Value> {
@@ -366,8 +390,30 @@ impl Run {
         input: Value,
         resume: Option<Resume>,
     ) -> Outcome {
-        let outcome = self.execute_inner(machine, input, resume).await;
+        let traces = self.telemetry.as_ref().map(|t| &t.traces);
+        let mut span = traces.and_then(|t| {
+            t.open(
+                self.trace.as_deref(),
+                nimbus_telemetry::traces::SpanKind::StateMachine,
+                format!("statemachine:{}", self.machine_name()),
+                self.context["Execution"]["Name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                now_us(),
+            )
+        });
+        let header = span.as_ref().map(|s| s.header());
+        let outcome = self.execute_inner(machine, input, resume, header).await;
         self.ended(&outcome);
+        if let (Some(t), Some(mut s)) = (traces, span.take()) {
+            match &outcome {
+                Outcome::Failed(e) => s.fail(format!("{}: {}", e.error, e.cause)),
+                Outcome::TimedOut => s.fail("States.Timeout"),
+                _ => {}
+            }
+            t.close(s, now_us());
+        }
         outcome
     }
 
@@ -376,6 +422,7 @@ impl Run {
         machine: &Machine,
         input: Value,
         resume: Option<Resume>,
+        span: Option<String>,
     ) -> Outcome {
         if self.last_event.load(Ordering::SeqCst) == 0 {
             let started = json!({"input": text(&input), "inputDetails": {"truncated": false},
@@ -393,7 +440,7 @@ impl Run {
             }
         }
         // The first state's entry names no previous event, as on AWS.
-        let flow = match &resume {
+        let mut flow = match &resume {
             Some(r) => Flow::new(
                 self.last_event.load(Ordering::SeqCst),
                 true,
@@ -401,6 +448,7 @@ impl Run {
             ),
             None => Flow::new(0, true, Map::new()),
         };
+        flow.parent_span = span;
         let finished = resume
             .as_ref()
             .filter(|r| r.cursor.state.is_empty())
@@ -627,9 +675,31 @@ impl Run {
         entered: u64,
         resume: Option<Resume>,
     ) -> Result<Step, StatesError> {
-        self.state_inner(flow, name, state, raw, entered, resume)
-            .await
-            .map_err(|mut e| {
+        let traces = self.telemetry.as_ref().map(|t| &t.traces);
+        let mut span = traces.and_then(|t| {
+            t.open(
+                flow.parent_span.as_deref(),
+                nimbus_telemetry::traces::SpanKind::State,
+                format!("statemachine:{}", self.machine_name()),
+                name.to_owned(),
+                now_us(),
+            )
+        });
+        if let Some(s) = &mut span {
+            s.attr("type", state.type_name());
+        }
+        flow.set_current_span(span.as_ref().map(|s| s.header()));
+        let result = self
+            .state_inner(flow, name, state, raw, entered, resume)
+            .await;
+        flow.set_current_span(None);
+        if let (Some(t), Some(mut s)) = (traces, span) {
+            if let Err(e) = &result {
+                s.fail(format!("{}: {}", e.error, e.cause));
+            }
+            t.close(s, now_us());
+        }
+        result.map_err(|mut e| {
                 if e.error == "States.Runtime" && !e.cause.starts_with("An error occurred") {
                     e.cause = format!(
                         "An error occurred while executing the state '{name}' (entered at the event id #{entered}). {}",
@@ -1307,7 +1377,10 @@ impl Run {
             )
             .await?;
             self.emit(flow, "LambdaFunctionStarted", None).await?;
-            let answer = self.invoke(function, &params, false).await.map(|(v, _)| v);
+            let answer = self
+                .invoke(function, &params, false, flow.current_span())
+                .await
+                .map(|(v, _)| v);
             return match answer {
                 Ok(out) => {
                     let det = json!({"output": text(&out), "outputDetails": {"truncated": false}});
@@ -1347,7 +1420,9 @@ impl Run {
             details("taskStartedEventDetails", started),
         )
         .await?;
-        let result = self.integration(resource, params).await;
+        let result = self
+            .integration(resource, params, flow.current_span())
+            .await;
         match result {
             Ok(out) => {
                 let det = json!({"resourceType": resource_type, "resource": short,
@@ -1412,7 +1487,7 @@ impl Run {
                 details("taskStartedEventDetails", started),
             )
             .await?;
-            match self.integration(base, params).await {
+            match self.integration(base, params, flow.current_span()).await {
                 Ok(out) => {
                     let det = json!({"resourceType": resource_type, "resource": short,
                                      "output": text(&out), "outputDetails": {"truncated": false}});
@@ -1481,9 +1556,10 @@ impl Run {
         function: &str,
         payload: &Value,
         compact_cause: bool,
+        trace: Option<String>,
     ) -> Result<(Value, Invoked), StatesError> {
         let bytes = serde_json::to_vec(payload).unwrap_or_default();
-        let answer = self.integrations.invoke(function, bytes).await?;
+        let answer = self.integrations.invoke(function, bytes, trace).await?;
         let parsed: Value = serde_json::from_slice(&answer.payload).unwrap_or_else(|_| {
             Value::String(String::from_utf8_lossy(&answer.payload).into_owned())
         });
@@ -1502,7 +1578,12 @@ impl Run {
         Ok((parsed, answer))
     }
 
-    async fn integration(&self, resource: &str, params: Value) -> Result<Value, StatesError> {
+    async fn integration(
+        &self,
+        resource: &str,
+        params: Value,
+        trace: Option<String>,
+    ) -> Result<Value, StatesError> {
         let rest = resource.strip_prefix("arn:aws:states:::").unwrap_or("");
         match rest {
             "lambda:invoke" => {
@@ -1516,7 +1597,7 @@ impl Run {
                     _ => function.to_owned(),
                 };
                 let payload = params.get("Payload").cloned().unwrap_or(json!({}));
-                let (parsed, answer) = self.invoke(&function, &payload, true).await?;
+                let (parsed, answer) = self.invoke(&function, &payload, true, trace).await?;
                 let headers = json!({"Connection": "keep-alive", "Content-Type": "application/json",
                                      "X-Amz-Executed-Version": answer.executed_version,
                                      "x-amzn-Remapped-Content-Length": "0",
@@ -1561,6 +1642,13 @@ impl Run {
 
 /// The marker error that carries a journal failure up through the interpreter.
 const SUSPENDED: &str = "nimbus.Suspended";
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
 
 fn suspended(why: String) -> StatesError {
     StatesError::new(SUSPENDED, why)

@@ -418,6 +418,7 @@ impl crate::engine::Integrations for NoIntegrations {
         &'a self,
         function: &'a str,
         _: Vec<u8>,
+        _: Option<String>,
     ) -> crate::engine::BoxFuture<'a, Result<crate::engine::Invoked, StatesError>> {
         Box::pin(async move {
             Err(StatesError::new(
@@ -466,8 +467,9 @@ impl crate::engine::Integrations for WithStates {
         &'a self,
         function: &'a str,
         payload: Vec<u8>,
+        trace: Option<String>,
     ) -> crate::engine::BoxFuture<'a, Result<crate::engine::Invoked, StatesError>> {
-        self.others.invoke(function, payload)
+        self.others.invoke(function, payload, trace)
     }
 
     fn call<'a>(
@@ -610,6 +612,7 @@ fn spawn_standard(
         last_event: AtomicU64::new(row.last_event),
         tokens: Arc::clone(&inner.tokens),
         telemetry: inner.telemetry.get().cloned(),
+        trace: Some(trace_root()),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -840,7 +843,16 @@ fn express_run(
         last_event: AtomicU64::new(0),
         tokens: Arc::clone(&sfn.inner.tokens),
         telemetry: sfn.inner.telemetry.get().cloned(),
+        trace: Some(trace_root()),
     }
+}
+
+/// A new X-Ray trace for an execution, sampled.
+fn trace_root() -> String {
+    let secs = now_ms() / 1000;
+    let random: [u8; 12] = rand::random();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("Root=1-{secs:08x}-{hex};Sampled=1")
 }
 
 async fn start_sync_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {

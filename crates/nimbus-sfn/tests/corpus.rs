@@ -192,6 +192,7 @@ impl Integrations for Fake {
         &'a self,
         function: &'a str,
         payload: Vec<u8>,
+        _trace: Option<String>,
     ) -> BoxFuture<'a, Result<Invoked, StatesError>> {
         Box::pin(async move {
             let input: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
@@ -305,6 +306,7 @@ async fn execute(
         last_event: AtomicU64::new(0),
         tokens: Arc::default(),
         telemetry: None,
+        trace: None,
     };
     Ok((run.execute(&machine, input, None).await, ctx))
 }

@@ -41,6 +41,10 @@ pub enum SpanKind {
     Target,
     /// A message between its send and a mapping's receive.
     QueueWait,
+    /// A Step Functions execution.
+    StateMachine,
+    /// One state of an execution.
+    State,
 }
 
 impl SpanKind {
@@ -54,6 +58,8 @@ impl SpanKind {
             SpanKind::Bus => "bus",
             SpanKind::Target => "target",
             SpanKind::QueueWait => "queue-wait",
+            SpanKind::StateMachine => "state-machine",
+            SpanKind::State => "state",
         }
     }
 }

@@ -258,7 +258,8 @@ fn kind(k: SpanKind) -> opentelemetry::trace::SpanKind {
         SpanKind::Gateway | SpanKind::Invoke | SpanKind::Bus => O::Server,
         SpanKind::Target => O::Producer,
         SpanKind::QueueWait | SpanKind::AsyncQueue => O::Consumer,
-        SpanKind::Init | SpanKind::Execution => O::Internal,
+        SpanKind::StateMachine => O::Server,
+        SpanKind::Init | SpanKind::Execution | SpanKind::State => O::Internal,
     }
 }
 

@@ -25,6 +25,7 @@ impl nimbus_sfn::Integrations for NimbusTasks {
         &'a self,
         function: &'a str,
         payload: Vec<u8>,
+        trace: Option<String>,
     ) -> BoxFuture<'a, Result<Invoked, StatesError>> {
         Box::pin(async move {
             let cfg = self.platform.config();
@@ -47,7 +48,7 @@ impl nimbus_sfn::Integrations for NimbusTasks {
             let req = nimbus_lambda::InvokeRequest {
                 payload: payload.into(),
                 client_context: None,
-                trace_header: None,
+                trace_header: trace,
                 tail_log: false,
                 request_id: None,
             };
@@ -108,7 +109,7 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                         Value::String(s) => s.clone().into_bytes(),
                         other => other.to_string().into_bytes(),
                     };
-                    match self.invoke(function, payload).await {
+                    match self.invoke(function, payload, None).await {
                         Ok(a) => {
                             let mut out = json!({"StatusCode": 200, "ExecutedVersion": a.executed_version,
                                                  "Payload": String::from_utf8_lossy(&a.payload)});
