@@ -735,3 +735,35 @@ def test_redrive_runs_a_failed_execution_again_from_the_state_that_failed(start_
     with pytest.raises(ClientError) as e:
         sfn.redrive_execution(executionArn=ex)
     assert code(e) == "ExecutionNotRedrivable"
+
+
+def test_an_activity_worker_takes_and_answers_a_task(start_nimbus):
+    import threading
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    activity = sfn.create_activity(name="review")["activityArn"]
+    assert sfn.create_activity(name="review")["activityArn"] == activity
+    assert [a["name"] for a in sfn.list_activities()["activities"]] == ["review"]
+    arn = sfn.create_state_machine(name="reviewed", roleArn=ROLE, definition=definition({
+        "Review": {"Type": "Task", "Resource": activity, "HeartbeatSeconds": 30, "ResultPath": "$.review", "End": True}},
+        "Review"))["stateMachineArn"]
+
+    def worker():
+        task = sfn.get_activity_task(activityArn=activity, workerName="w1")
+        doc = json.loads(task["input"])
+        sfn.send_task_success(taskToken=task["taskToken"], output=json.dumps({"ok": doc["doc"] == "a"}))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    ex = sfn.start_execution(stateMachineArn=arn, input='{"doc": "a"}')["executionArn"]
+    t.join(30)
+    d = finish(sfn, ex)
+    assert json.loads(d["output"]) == {"doc": "a", "review": {"ok": True}}
+    events = history(sfn, ex)
+    started = next(e for e in events if e["type"] == "ActivityStarted")
+    assert started["activityStartedEventDetails"]["workerName"] == "w1"
+    with pytest.raises(ClientError) as e:
+        sfn.describe_activity(activityArn=activity + "-nope")
+    assert code(e) == "ActivityDoesNotExist"
+    sfn.delete_activity(activityArn=activity)
+    assert sfn.list_activities()["activities"] == []

@@ -1368,6 +1368,9 @@ impl Run {
                 .callback_task(flow, resource, params, &token, submitted, heartbeat)
                 .await;
         }
+        if resource.split(':').nth(5) == Some("activity") {
+            return self.activity_task(flow, resource, params, heartbeat).await;
+        }
         if let Some(function) = plain_function(resource) {
             let det = json!({"resource": resource, "input": text(&params), "inputDetails": {"truncated": false}});
             self.emit(
@@ -1443,6 +1446,89 @@ impl Run {
                 Err(e)
             }
         }
+    }
+
+    /// An activity task: queued for the activity's workers (`GetActivityTask`), answered with
+    /// `SendTaskSuccess`/`SendTaskFailure`, kept alive with `SendTaskHeartbeat`.
+    async fn activity_task(
+        &self,
+        flow: &Flow,
+        resource: &str,
+        params: Value,
+        heartbeat: Option<u64>,
+    ) -> Result<Value, StatesError> {
+        struct Forget<'a>(&'a crate::tokens::Tokens, String);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget(&self.1);
+            }
+        }
+        let token = crate::tokens::Tokens::new_token();
+        let (mut answer, beat) = self.tokens.register(&token);
+        let _forget = Forget(&self.tokens, token.clone());
+        let mut det = json!({"resource": resource, "input": text(&params), "inputDetails": {"truncated": false}});
+        if let Some(h) = heartbeat {
+            det["heartbeatInSeconds"] = json!(h);
+        }
+        self.emit(
+            flow,
+            "ActivityScheduled",
+            details("activityScheduledEventDetails", det),
+        )
+        .await?;
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        self.tokens.schedule(
+            resource,
+            crate::tokens::ActivityTask {
+                token: token.clone(),
+                input: text(&params),
+                started: started_tx,
+            },
+        );
+        // The heartbeat clock runs from the moment a worker has the task.
+        let worker = started_rx.await.unwrap_or_default();
+        self.emit(
+            flow,
+            "ActivityStarted",
+            details(
+                "activityStartedEventDetails",
+                json!({ "workerName": worker }),
+            ),
+        )
+        .await?;
+        let result = loop {
+            let missed = async {
+                match heartbeat {
+                    Some(h) => tokio::time::sleep(Duration::from_secs(h)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                a = &mut answer => break a.unwrap_or_else(|_| {
+                    Err(StatesError::new("States.TaskFailed", "the task's token was dropped"))
+                }),
+                _ = beat.notified() => continue,
+                _ = missed => {
+                    let det = json!({"error": "States.HeartbeatTimeout"});
+                    self.emit(flow, "ActivityTimedOut", details("activityTimedOutEventDetails", det)).await?;
+                    return Err(StatesError::new("States.HeartbeatTimeout", ""));
+                }
+            }
+        };
+        let (kind, field, det) = match &result {
+            Ok(out) => (
+                "ActivitySucceeded",
+                "activitySucceededEventDetails",
+                json!({"output": text(out), "outputDetails": {"truncated": false}}),
+            ),
+            Err(e) => (
+                "ActivityFailed",
+                "activityFailedEventDetails",
+                json!({"error": e.error, "cause": e.cause}),
+            ),
+        };
+        self.emit(flow, kind, details(field, det)).await?;
+        result
     }
 
     /// A `.waitForTaskToken` task: the resource is called with the token in its parameters,

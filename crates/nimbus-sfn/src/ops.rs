@@ -26,6 +26,11 @@ pub(crate) async fn dispatch(
         "DeleteStateMachine" => delete_state_machine(sfn, input),
         "ValidateStateMachineDefinition" => Ok(validate_definition(input)),
         "TestState" => test_state(sfn, input).await,
+        "CreateActivity" => create_activity(sfn, input),
+        "DescribeActivity" => describe_activity(sfn, input),
+        "ListActivities" => list_activities(sfn, input),
+        "DeleteActivity" => delete_activity(sfn, input),
+        "GetActivityTask" => get_activity_task(sfn, input).await,
         "StartExecution" => start_execution(sfn, input).await,
         "StartSyncExecution" => start_sync_execution(sfn, input).await,
         "DescribeExecution" => describe_execution(sfn, input),
@@ -1353,6 +1358,79 @@ async fn test_state(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnErro
     Ok(Value::Object(out))
 }
 
+fn activity_arn(sfn: &StepFunctions, name: &str) -> String {
+    let cfg = &sfn.inner.config;
+    format!(
+        "arn:aws:states:{}:{}:activity:{name}",
+        cfg.region, cfg.account
+    )
+}
+
+fn create_activity(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let name = required(input, "name")?;
+    check_name(name)?;
+    let arn = activity_arn(sfn, name);
+    let created = state::create_activity(&sfn.inner.db, &arn, name, now_ms())?;
+    Ok(json!({"activityArn": arn, "creationDate": seconds(created)}))
+}
+
+/// The activity `arn` names: `(name, created_ms)`.
+fn activity(sfn: &StepFunctions, arn: &str) -> Result<(String, u64), SfnError> {
+    check_arn(arn)?;
+    state::activities(&sfn.inner.db)?
+        .into_iter()
+        .find(|(a, _, _)| a == arn)
+        .map(|(_, name, created)| (name, created))
+        .ok_or_else(|| {
+            SfnError::new(
+                "ActivityDoesNotExist",
+                format!("Activity Does Not Exist: '{arn}'"),
+            )
+        })
+}
+
+fn describe_activity(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "activityArn")?;
+    let (name, created) = activity(sfn, arn)?;
+    Ok(json!({"activityArn": arn, "name": name, "creationDate": seconds(created)}))
+}
+
+fn list_activities(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let (offset, limit) = page(input, 1000, 100)?;
+    let all = state::activities(&sfn.inner.db)?;
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(arn, name, created)| json!({"activityArn": arn, "name": name, "creationDate": seconds(*created)}))
+        .collect();
+    let mut out = json!({ "activities": items });
+    if all.len() > offset + limit {
+        out["nextToken"] = json!(token(offset + limit));
+    }
+    Ok(out)
+}
+
+fn delete_activity(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "activityArn")?;
+    check_arn(arn)?;
+    state::delete_activity(&sfn.inner.db, arn)?;
+    Ok(json!({}))
+}
+
+/// `GetActivityTask`: a task of the activity, waiting up to 60 s for one, as the service
+/// long-polls; `{}` when none came.
+async fn get_activity_task(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "activityArn")?;
+    activity(sfn, arn)?;
+    let worker = input["workerName"].as_str().unwrap_or_default();
+    let wait = std::time::Duration::from_secs(60);
+    Ok(match sfn.inner.tokens.take(arn, worker, wait).await {
+        Some((token, task_input)) => json!({"taskToken": token, "input": task_input}),
+        None => json!({}),
+    })
+}
+
 /// `SendTaskSuccess`, `SendTaskFailure`, `SendTaskHeartbeat`.
 fn send_task(sfn: &StepFunctions, input: &Value, what: &str) -> Result<Value, SfnError> {
     use crate::tokens::TokenError;
@@ -1461,7 +1539,7 @@ pub(crate) fn apply_template(
 }
 
 /// The events that start and end a task, to tell whether a task was left running.
-const TASK_STARTS: &[&str] = &["TaskStarted", "LambdaFunctionStarted"];
+const TASK_STARTS: &[&str] = &["TaskStarted", "LambdaFunctionStarted", "ActivityStarted"];
 const TASK_ENDS: &[&str] = &[
     "TaskSucceeded",
     "TaskFailed",
@@ -1469,6 +1547,9 @@ const TASK_ENDS: &[&str] = &[
     "LambdaFunctionSucceeded",
     "LambdaFunctionFailed",
     "LambdaFunctionTimedOut",
+    "ActivitySucceeded",
+    "ActivityFailed",
+    "ActivityTimedOut",
 ];
 
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {

@@ -55,8 +55,48 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         type TEXT NOT NULL,
         details TEXT,
         PRIMARY KEY (execution, id)
-    ) WITHOUT ROWID;",
+    ) WITHOUT ROWID;
+    CREATE TABLE activities (
+        arn TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL
+    );",
 ];
+
+/// Activities: `(arn, name, created_ms)`, by name.
+pub(crate) fn activities(db: &Database) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare("SELECT arn, name, created_ms FROM activities ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Creates the activity unless it exists; its creation time either way.
+pub(crate) fn create_activity(
+    db: &Database,
+    arn: &str,
+    name: &str,
+    now_ms: u64,
+) -> Result<u64, StoreError> {
+    let conn = db.lock();
+    conn.execute(
+        "INSERT OR IGNORE INTO activities (arn, name, created_ms) VALUES (?1, ?2, ?3)",
+        params![arn, name, now_ms as i64],
+    )?;
+    Ok(conn.query_row(
+        "SELECT created_ms FROM activities WHERE arn = ?1",
+        [arn],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+pub(crate) fn delete_activity(db: &Database, arn: &str) -> Result<(), StoreError> {
+    db.lock()
+        .execute("DELETE FROM activities WHERE arn = ?1", [arn])?;
+    Ok(())
+}
 
 /// A state machine's row.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! Task tokens of `.waitForTaskToken` tasks: a running task waits on its token until
 //! `SendTaskSuccess` or `SendTaskFailure` answers it; `SendTaskHeartbeat` keeps it alive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -30,6 +30,18 @@ pub enum TokenError {
 #[derive(Default)]
 pub struct Tokens {
     waiting: Mutex<HashMap<String, Waiter>>,
+    /// Activity tasks waiting for a worker (`GetActivityTask`), by activity ARN.
+    activities: Mutex<HashMap<String, VecDeque<ActivityTask>>>,
+    /// Wakes workers polling for activity tasks.
+    scheduled: Notify,
+}
+
+/// An activity task waiting for a worker: its token, its input, and how the task learns
+/// which worker took it.
+pub struct ActivityTask {
+    pub token: String,
+    pub input: String,
+    pub started: oneshot::Sender<String>,
 }
 
 const PREFIX: &str = "nimbus-task-token:";
@@ -77,6 +89,43 @@ impl Tokens {
         Self::check(token)?;
         let waiter = self.lock().remove(token).ok_or(TokenError::Gone)?;
         waiter.answer.send(answer).map_err(|_| TokenError::Gone)
+    }
+
+    /// Queues an activity task for `activity`'s workers.
+    pub fn schedule(&self, activity: &str, task: ActivityTask) {
+        self.activities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(activity.to_owned())
+            .or_default()
+            .push_back(task);
+        self.scheduled.notify_waiters();
+    }
+
+    /// Takes `activity`'s oldest task for `worker`, waiting up to `wait` for one (a task whose
+    /// execution has gone away is skipped).
+    pub async fn take(
+        &self,
+        activity: &str,
+        worker: &str,
+        wait: std::time::Duration,
+    ) -> Option<(String, String)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let woken = self.scheduled.notified();
+            {
+                let mut queues = self.activities.lock().unwrap_or_else(|e| e.into_inner());
+                let queue = queues.entry(activity.to_owned()).or_default();
+                while let Some(task) = queue.pop_front() {
+                    if task.started.send(worker.to_owned()).is_ok() {
+                        return Some((task.token, task.input));
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return None;
+            }
+        }
     }
 
     pub fn heartbeat(&self, token: &str) -> Result<(), TokenError> {
