@@ -767,3 +767,27 @@ def test_an_activity_worker_takes_and_answers_a_task(start_nimbus):
     assert code(e) == "ActivityDoesNotExist"
     sfn.delete_activity(activityArn=activity)
     assert sfn.list_activities()["activities"] == []
+
+
+def test_jsonpath_states_assign_and_read_variables(start_nimbus, tmp_path):
+    n = start_nimbus(template(tmp_path), {"src/app.py": APP})
+    sfn = n.client("stepfunctions")
+    states = {
+        "Compute": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "Double", "Payload.$": "$"},
+                    "Assign": {"total.$": "$.Payload.total", "customer.$": "$.Payload.name", "fixed": "yes"},
+                    "ResultPath": None, "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$total", "NumericGreaterThan": 5, "Next": "Each",
+                                                  "Assign": {"size": "big"}}],
+                  "Default": "Each", "Assign": {"size": "small"}},
+        "Each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.labels",
+                 "ItemProcessor": {"StartAt": "Label", "States": {"Label": {
+                     "Type": "Pass", "Parameters": {"label.$": "States.Format('{}-{}', $customer, $)"}, "End": True}}},
+                 "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"total.$": "$total", "size.$": "$size", "fixed.$": "$fixed",
+                                                 "labels.$": "$.labels[*].label"}, "End": True},
+    }
+    arn = sfn.create_state_machine(name="vars", roleArn=ROLE, definition=definition(states, "Compute"))["stateMachineArn"]
+    d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input=json.dumps({"name": "ann", "items": [1, 2]}))["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {"total": 6, "size": "big", "fixed": "yes", "labels": ["ann-1", "ann-2"]}

@@ -678,6 +678,16 @@ impl Parser {
         };
         let result_selector = field("ResultSelector")
             .and_then(|p| self.template(p, &format!("{at}/ResultSelector"), lang));
+        if let Some(a) = field("Assign") {
+            if !a.is_object() {
+                self.schema(
+                    &format!("{at}/Assign"),
+                    "Expected value of type: Object".into(),
+                );
+            } else {
+                self.template(a, &format!("{at}/Assign"), lang);
+            }
+        }
         let retry = match field("Retry") {
             Some(r) => self.retriers(r, &format!("{at}/Retry")),
             None => Vec::new(),

@@ -242,24 +242,29 @@ pub fn parse_rule(v: &Value, top: bool, lang: Lang) -> Result<Rule, (String, Str
 /// selects nothing is a `States.Runtime` error, as on AWS; a `Variable` that selects nothing is
 /// simply not matched (except by `IsPresent: false`).
 pub fn eval(rule: &Rule, input: &Value, context: &Value) -> Result<bool, StatesError> {
+    eval_in(rule, &crate::path::Roots::new(input, context))
+}
+
+/// [`eval`] with workflow variables (`"Variable": "$name"`).
+pub fn eval_in(rule: &Rule, r: &crate::path::Roots<'_>) -> Result<bool, StatesError> {
     Ok(match rule {
         Rule::And(rules) => {
-            for r in rules {
-                if !eval(r, input, context)? {
+            for rule in rules {
+                if !eval_in(rule, r)? {
                     return Ok(false);
                 }
             }
             true
         }
         Rule::Or(rules) => {
-            for r in rules {
-                if eval(r, input, context)? {
+            for rule in rules {
+                if eval_in(rule, r)? {
                     return Ok(true);
                 }
             }
             false
         }
-        Rule::Not(r) => !eval(r, input, context)?,
+        Rule::Not(inner) => !eval_in(inner, r)?,
         Rule::Condition(_) => {
             return Err(StatesError::runtime(
                 "JSONata Choice conditions are evaluated by the JSONata engine",
@@ -270,12 +275,7 @@ pub fn eval(rule: &Rule, input: &Value, context: &Value) -> Result<bool, StatesE
             op,
             operand,
         } => {
-            let root = if variable.is_context() {
-                context
-            } else {
-                input
-            };
-            let found = variable.select(root);
+            let found = r.select(variable);
             // Only `IsPresent` may ask about a field the input lacks; any other test of it
             // fails the execution, as on AWS.
             if found.is_none() && *op != Op::IsPresent {
@@ -287,8 +287,7 @@ pub fn eval(rule: &Rule, input: &Value, context: &Value) -> Result<bool, StatesE
             let expected = match operand {
                 Operand::Value(v) => v.clone(),
                 Operand::Path(p) => {
-                    let root = if p.is_context() { context } else { input };
-                    match p.select(root) {
+                    match r.select(p) {
                         Some(v) => v,
                         None => {
                             return Err(StatesError::runtime(format!(

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::asl::{Kind, Lang, Machine, Retrier, Seconds, Sel, State, Text, WaitFor};
 use crate::clock::{format_ms, now_ms, parse_timestamp};
 use crate::error::StatesError;
-use crate::path::Path;
+use crate::path::{Path, Roots};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -275,29 +275,25 @@ fn size_check(v: &Value, what: &str) -> Result<(), StatesError> {
     Ok(())
 }
 
-fn apply_input(
-    sel: &Sel,
-    input: &Value,
-    context: &Value,
-    field: &str,
-) -> Result<Value, StatesError> {
+fn apply_input(sel: &Sel, r: Roots<'_>, field: &str) -> Result<Value, StatesError> {
     match sel {
-        Sel::Default => Ok(input.clone()),
+        Sel::Default => Ok(r.input.clone()),
         Sel::Null => Ok(json!({})),
-        Sel::Path(p) => select(p, input, context).ok_or_else(|| {
-            let root = if p.is_context() { context } else { input };
+        Sel::Path(p) => r.select(p).ok_or_else(|| {
+            let root = r.root(p).unwrap_or(r.input);
             let _ = field;
             StatesError::runtime(p.not_found_cause(root))
         }),
     }
 }
 
-fn select(p: &Path, input: &Value, context: &Value) -> Option<Value> {
-    if p.is_context() {
-        p.select(context)
-    } else {
-        p.select(input)
+fn select(p: &Path, input: &Value, context: &Value, vars: &Map<String, Value>) -> Option<Value> {
+    Roots {
+        input,
+        context,
+        vars,
     }
+    .select(p)
 }
 
 fn apply_result(sel: &Sel, raw: Value, result: Value) -> Result<Value, StatesError> {
@@ -742,6 +738,8 @@ impl Run {
             c
         };
         let jsonata = state.lang == Lang::Jsonata;
+        // Variables as the state found them: its own `Assign` takes effect when it ends.
+        let vars = flow.vars();
         let cursor = |retries: &Vec<u32>, wake: Option<u64>| Cursor {
             state: name.to_owned(),
             input: raw.clone(),
@@ -850,30 +848,71 @@ impl Run {
             }
             Kind::Choice { rules, default } => {
                 let ctx = context(0);
-                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let effective = apply_input(
+                    &state.input_path,
+                    Roots {
+                        input: &raw,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "InputPath",
+                )?;
                 let mut chosen = None;
-                for (rule, next) in rules {
-                    if crate::choice::eval(rule, &effective, &ctx)? {
-                        chosen = Some(next.clone());
+                for (i, (rule, next)) in rules.iter().enumerate() {
+                    if crate::choice::eval_in(
+                        rule,
+                        &Roots {
+                            input: &effective,
+                            context: &ctx,
+                            vars: &vars,
+                        },
+                    )? {
+                        chosen = Some((next.clone(), Some(i)));
                         break;
                     }
                 }
-                let Some(next) = chosen.or_else(|| default.clone()) else {
+                let Some((next, rule)) = chosen.or_else(|| default.clone().map(|d| (d, None)))
+                else {
                     return Err(StatesError::new(
                         "States.NoChoiceMatched",
                         format!("No Matches! at state: {name}"),
                     ));
                 };
-                let output = apply_input(&state.output_path, &effective, &ctx, "OutputPath")?;
+                // A matching rule's own Assign, else the state's.
+                let assign = match rule {
+                    Some(i) => state.def["Choices"][i].get("Assign"),
+                    None => state.assign.as_ref(),
+                };
+                self.assign_jsonpath(flow, assign, &effective, &ctx, &vars)?;
+                let output = apply_input(
+                    &state.output_path,
+                    Roots {
+                        input: &effective,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "OutputPath",
+                )?;
                 Step::Next(next, output)
             }
             Kind::Succeed => {
                 let ctx = context(0);
-                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let effective = apply_input(
+                    &state.input_path,
+                    Roots {
+                        input: &raw,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "InputPath",
+                )?;
                 Step::End(apply_input(
                     &state.output_path,
-                    &effective,
-                    &ctx,
+                    Roots {
+                        input: &effective,
+                        context: &ctx,
+                        vars: &vars,
+                    },
                     "OutputPath",
                 )?)
             }
@@ -883,7 +922,7 @@ impl Run {
                     Ok(match t {
                         None => String::new(),
                         Some(Text::Literal(s)) => s.clone(),
-                        Some(Text::Path(p)) => match select(p, &raw, &ctx) {
+                        Some(Text::Path(p)) => match select(p, &raw, &ctx, &vars) {
                             Some(Value::String(s)) => s,
                             Some(v) => v.to_string(),
                             None => {
@@ -893,7 +932,7 @@ impl Run {
                                 )))
                             }
                         },
-                        Some(Text::Intrinsic(f)) => match f.eval(&raw, &ctx)? {
+                        Some(Text::Intrinsic(f)) => match f.eval_in(&Roots { input: &raw, context: &ctx, vars: &vars })? {
                             Value::String(s) => s,
                             v => v.to_string(),
                         },
@@ -903,30 +942,71 @@ impl Run {
             }
             Kind::Wait(w) => {
                 let ctx = context(0);
-                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let effective = apply_input(
+                    &state.input_path,
+                    Roots {
+                        input: &raw,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "InputPath",
+                )?;
                 let wake = match wake_at {
                     Some(t) => t,
                     None => {
-                        let t = self.wake_time(w, &effective, &ctx)?;
+                        let t = self.wake_time(w, &effective, &ctx, &vars)?;
                         self.save_cursor(flow, cursor(&retries, Some(t))).await?;
                         t
                     }
                 };
                 let left = wake.saturating_sub(now_ms());
                 tokio::time::sleep(Duration::from_millis(left)).await;
-                let output = apply_input(&state.output_path, &effective, &ctx, "OutputPath")?;
+                self.assign_jsonpath(flow, state.assign.as_ref(), &effective, &ctx, &vars)?;
+                let output = apply_input(
+                    &state.output_path,
+                    Roots {
+                        input: &effective,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "OutputPath",
+                )?;
                 self.transition(state, output)
             }
             Kind::Pass { result } => {
                 let ctx = context(0);
-                let effective = apply_input(&state.input_path, &raw, &ctx, "InputPath")?;
+                let effective = apply_input(
+                    &state.input_path,
+                    Roots {
+                        input: &raw,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "InputPath",
+                )?;
                 let value = match (result, &state.parameters) {
                     (Some(r), _) => r.clone(),
-                    (None, Some(p)) => crate::payload::render(p, &effective, &ctx)?,
+                    (None, Some(p)) => crate::payload::render_in(
+                        p,
+                        &Roots {
+                            input: &effective,
+                            context: &ctx,
+                            vars: &vars,
+                        },
+                    )?,
                     (None, None) => effective,
                 };
+                self.assign_jsonpath(flow, state.assign.as_ref(), &value, &ctx, &vars)?;
                 let output = apply_result(&state.result_path, raw.clone(), value)?;
-                let output = apply_input(&state.output_path, &output, &ctx, "OutputPath")?;
+                let output = apply_input(
+                    &state.output_path,
+                    Roots {
+                        input: &output,
+                        context: &ctx,
+                        vars: &vars,
+                    },
+                    "OutputPath",
+                )?;
                 self.transition(state, output)
             }
             Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
@@ -1000,6 +1080,8 @@ impl Run {
                                     let fields = state.def["Catch"][i].clone();
                                     self.finish_jsonata(flow, &fields, &states, err.clone())?
                                 } else {
+                                    let assign = state.def["Catch"][i].get("Assign");
+                                    self.assign_jsonpath(flow, assign, &err, &context(0), &vars)?;
                                     apply_result(&c.result_path, raw.clone(), err)?
                                 };
                                 break Step::Next(c.next.clone(), output);
@@ -1011,6 +1093,35 @@ impl Run {
             }
         };
         Ok(step)
+    }
+
+    /// A JSONPath state's `Assign`: a payload template whose `$` is `root` (the state's
+    /// result, or its effective input when it has none), taking effect as the state ends.
+    fn assign_jsonpath(
+        &self,
+        flow: &Flow,
+        template: Option<&Value>,
+        root: &Value,
+        ctx: &Value,
+        vars: &Map<String, Value>,
+    ) -> Result<(), StatesError> {
+        let Some(template) = template else {
+            return Ok(());
+        };
+        let roots = Roots {
+            input: root,
+            context: ctx,
+            vars,
+        };
+        match crate::payload::render_in(template, &roots)? {
+            Value::Object(values) => {
+                flow.assign(values);
+                Ok(())
+            }
+            other => Err(StatesError::runtime(format!(
+                "Assign must be an object, but is {other}"
+            ))),
+        }
     }
 
     /// Evaluates a JSONata field (`{% %}` strings, inside objects and arrays too) with
@@ -1067,12 +1178,18 @@ impl Run {
         }
     }
 
-    fn wake_time(&self, w: &WaitFor, input: &Value, ctx: &Value) -> Result<u64, StatesError> {
+    fn wake_time(
+        &self,
+        w: &WaitFor,
+        input: &Value,
+        ctx: &Value,
+        vars: &Map<String, Value>,
+    ) -> Result<u64, StatesError> {
         let now = now_ms();
         let seconds = |s: u64| now + self.scaled(Duration::from_secs(s)).as_millis() as u64;
         Ok(match w {
             WaitFor::Seconds(Seconds::Fixed(s)) => seconds(*s),
-            WaitFor::Seconds(Seconds::Path(p)) => match select(p, input, ctx).and_then(|v| v.as_u64()) {
+            WaitFor::Seconds(Seconds::Path(p)) => match select(p, input, ctx, vars).and_then(|v| v.as_u64()) {
                 Some(s) => seconds(s),
                 None => {
                     return Err(StatesError::runtime(format!(
@@ -1082,7 +1199,7 @@ impl Run {
                 }
             },
             WaitFor::Timestamp(t) => self.until(t)?,
-            WaitFor::TimestampPath(p) => match select(p, input, ctx) {
+            WaitFor::TimestampPath(p) => match select(p, input, ctx, vars) {
                 Some(Value::String(t)) => self.until(&t)?,
                 _ => {
                     return Err(StatesError::runtime(format!(
@@ -1119,17 +1236,33 @@ impl Run {
     ) -> Result<Value, StatesError> {
         let Attempt { known, callback } = attempt;
         let jsonata = state.lang == Lang::Jsonata;
+        let vars = flow.vars();
         // JSONata states have no paths: `Arguments` (or a Map's `ItemSelector`) is evaluated
         // with `$states.input`; JSONPath states render `Parameters` over the effective input.
         let effective = match jsonata {
             true => raw.clone(),
-            false => apply_input(&state.input_path, raw, ctx, "InputPath")?,
+            false => apply_input(
+                &state.input_path,
+                Roots {
+                    input: raw,
+                    context: ctx,
+                    vars: &vars,
+                },
+                "InputPath",
+            )?,
         };
         let arguments =
             |template: Option<&Value>, input: &Value, ctx: &Value| match (template, jsonata) {
                 (None, _) => Ok(input.clone()),
                 (Some(t), true) => self.query(flow, t, &json!({"input": raw, "context": ctx})),
-                (Some(t), false) => crate::payload::render(t, input, ctx),
+                (Some(t), false) => crate::payload::render_in(
+                    t,
+                    &Roots {
+                        input,
+                        context: ctx,
+                        vars: &vars,
+                    },
+                ),
             };
         let template = match jsonata {
             true => state.arguments.as_ref(),
@@ -1155,13 +1288,13 @@ impl Run {
                 size_check(&params, name)?;
                 let heartbeat = match heartbeat {
                     Some(Seconds::Fixed(s)) => Some(*s),
-                    Some(Seconds::Path(p)) => select(p, raw, ctx).and_then(|v| v.as_u64()),
+                    Some(Seconds::Path(p)) => select(p, raw, ctx, &vars).and_then(|v| v.as_u64()),
                     None => None,
                 };
                 let timeout = match timeout {
                     None => None,
                     Some(Seconds::Fixed(s)) => Some(*s),
-                    Some(Seconds::Path(p)) => match select(p, raw, ctx).and_then(|v| v.as_u64()) {
+                    Some(Seconds::Path(p)) => match select(p, raw, ctx, &vars).and_then(|v| v.as_u64()) {
                         Some(s) if s > 0 => Some(s),
                         _ => {
                             return Err(StatesError::runtime(format!(
@@ -1235,7 +1368,15 @@ impl Run {
                         self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
                     }
                     (_, true) => raw.clone(),
-                    _ => apply_input(items_path, &effective, ctx, "ItemsPath")?,
+                    _ => apply_input(
+                        items_path,
+                        Roots {
+                            input: &effective,
+                            context: ctx,
+                            vars: &vars,
+                        },
+                        "ItemsPath",
+                    )?,
                 };
                 let Value::Array(list) = list else {
                     return Err(StatesError::runtime(format!(
@@ -1245,7 +1386,7 @@ impl Run {
                 let limit = match max_concurrency {
                     None | Some(Seconds::Fixed(0)) => list.len().max(1),
                     Some(Seconds::Fixed(n)) => *n as usize,
-                    Some(Seconds::Path(p)) => match select(p, &effective, ctx).and_then(|v| v.as_u64()) {
+                    Some(Seconds::Path(p)) => match select(p, &effective, ctx, &vars).and_then(|v| v.as_u64()) {
                         Some(0) => list.len().max(1),
                         Some(n) => n as usize,
                         None => {
@@ -1346,12 +1487,28 @@ impl Run {
             return self.finish_jsonata(flow, &state.def, &states, result);
         }
         let result = match &state.result_selector {
-            Some(sel) => crate::payload::render(sel, &result, ctx)?,
+            Some(sel) => crate::payload::render_in(
+                sel,
+                &Roots {
+                    input: &result,
+                    context: ctx,
+                    vars: &vars,
+                },
+            )?,
             None => result,
         };
         size_check(&result, name)?;
+        self.assign_jsonpath(flow, state.assign.as_ref(), &result, ctx, &vars)?;
         let output = apply_result(&state.result_path, raw.clone(), result)?;
-        apply_input(&state.output_path, &output, ctx, "OutputPath")
+        apply_input(
+            &state.output_path,
+            Roots {
+                input: &output,
+                context: ctx,
+                vars: &vars,
+            },
+            "OutputPath",
+        )
     }
 
     /// Runs a task's resource with its (rendered) parameters, recording the task's events.

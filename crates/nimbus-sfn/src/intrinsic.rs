@@ -202,7 +202,12 @@ impl Intrinsic {
 
     /// Evaluates with `input` (what `$` refers to) and `context` (what `$$` refers to).
     pub fn eval(&self, input: &Value, context: &Value) -> Result<Value, StatesError> {
-        eval_call(&self.call, input, context).map_err(|f| match f {
+        self.eval_in(&crate::path::Roots::new(input, context))
+    }
+
+    /// [`Intrinsic::eval`] with workflow variables.
+    pub fn eval_in(&self, roots: &crate::path::Roots<'_>) -> Result<Value, StatesError> {
+        eval_call(&self.call, roots).map_err(|f| match f {
             Failure::Missing { path, input } => StatesError::runtime(format!(
                 "The function '{}' had the following error: The JsonPath argument for the field '{path}' could not be found in the input '{input}'",
                 self.text
@@ -218,14 +223,14 @@ impl Intrinsic {
     }
 }
 
-fn eval_call(call: &Call, input: &Value, context: &Value) -> Eval<Value> {
+fn eval_call(call: &Call, r: &crate::path::Roots<'_>) -> Eval<Value> {
     let name = call.func.name();
     if call.func == Func::Format {
-        return format(call, input, context);
+        return format(call, r);
     }
     let mut args = Vec::with_capacity(call.args.len());
     for arg in &call.args {
-        args.push(eval_arg(arg, input, context)?);
+        args.push(eval_arg(arg, r)?);
     }
     match (call.func, args.as_slice()) {
         (Func::Array, _) => Ok(Value::Array(args)),
@@ -379,7 +384,7 @@ fn eval_call(call: &Call, input: &Value, context: &Value) -> Eval<Value> {
     }
 }
 
-fn eval_arg(arg: &Arg, input: &Value, context: &Value) -> Eval<Value> {
+fn eval_arg(arg: &Arg, r: &crate::path::Roots<'_>) -> Eval<Value> {
     match arg {
         Arg::Str(lit) => match lit.bad_escape {
             Some(c) => invalid(format!("the escape sequence '\\{c}' is not supported")),
@@ -388,18 +393,19 @@ fn eval_arg(arg: &Arg, input: &Value, context: &Value) -> Eval<Value> {
         Arg::Number(n) => Ok(Value::Number(n.clone())),
         Arg::Bool(b) => Ok(Value::Bool(*b)),
         Arg::Null => Ok(Value::Null),
-        Arg::Call(call) => eval_call(call, input, context),
+        Arg::Call(call) => eval_call(call, r),
         Arg::Path(path) => {
-            let root = if path.is_context() { context } else { input };
-            path.select(root).ok_or_else(|| Failure::Missing {
-                path: path.as_str().to_string(),
-                input: serde_json::to_string(root).unwrap_or_default(),
-            })
+            let root = r.root(path);
+            root.and_then(|root| path.select(root))
+                .ok_or_else(|| Failure::Missing {
+                    path: path.as_str().to_string(),
+                    input: serde_json::to_string(root.unwrap_or(r.input)).unwrap_or_default(),
+                })
         }
     }
 }
 
-fn format(call: &Call, input: &Value, context: &Value) -> Eval<Value> {
+fn format(call: &Call, r: &crate::path::Roots<'_>) -> Eval<Value> {
     let name = Func::Format.name();
     let Some((first, rest)) = call.args.split_first() else {
         return invalid(format!("{name} requires a template string"));
@@ -413,7 +419,7 @@ fn format(call: &Call, input: &Value, context: &Value) -> Eval<Value> {
             }
             lit.template.clone()
         }
-        other => match eval_arg(other, input, context)? {
+        other => match eval_arg(other, r)? {
             Value::String(s) => split_placeholders(&s),
             _ => return invalid(format!("{name} requires a string as its first argument")),
         },
@@ -427,7 +433,7 @@ fn format(call: &Call, input: &Value, context: &Value) -> Eval<Value> {
     }
     let mut values = Vec::with_capacity(rest.len());
     for arg in rest {
-        values.push(eval_arg(arg, input, context)?);
+        values.push(eval_arg(arg, r)?);
     }
     let mut values = values.iter();
     let mut out = String::new();

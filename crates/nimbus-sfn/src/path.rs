@@ -11,7 +11,7 @@
 //! `..` recursive descent, and `[?(...)]` filters with `==`, `!=`, `<`, `<=`, `>`, `>=`,
 //! existence, `&&`, `||` and parentheses over `@`/`$` reference paths and JSON literals.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// How deep filter expressions may nest; far beyond any real filter, and it keeps a hostile
 /// definition from overflowing the stack while parsing.
@@ -21,7 +21,48 @@ const MAX_FILTER_DEPTH: usize = 32;
 pub struct Path {
     text: String,
     context: bool,
+    /// `$name...`: a path into the workflow variable `name`.
+    variable: Option<String>,
     steps: Vec<Step>,
+}
+
+/// What paths start from: `$` the input, `$$` the context object, `$name` a workflow
+/// variable.
+#[derive(Clone, Copy)]
+pub struct Roots<'a> {
+    pub input: &'a Value,
+    pub context: &'a Value,
+    pub vars: &'a Map<String, Value>,
+}
+
+/// No variables: what paths see outside a workflow with `Assign`.
+pub fn no_vars() -> &'static Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Map::new)
+}
+
+impl<'a> Roots<'a> {
+    pub fn new(input: &'a Value, context: &'a Value) -> Roots<'a> {
+        Roots {
+            input,
+            context,
+            vars: no_vars(),
+        }
+    }
+
+    /// The value `path` starts from; `None` for a variable that was never assigned.
+    pub fn root(&self, path: &Path) -> Option<&'a Value> {
+        match (&path.variable, path.context) {
+            (Some(name), _) => self.vars.get(name),
+            (None, true) => Some(self.context),
+            (None, false) => Some(self.input),
+        }
+    }
+
+    /// What `path` selects, from its root.
+    pub fn select(&self, path: &Path) -> Option<Value> {
+        path.select(self.root(path)?)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +117,16 @@ impl Path {
             return Err("a path must begin with '$'".to_string());
         }
         let context = p.eat('$');
+        // `$name`: a workflow variable (letters, digits and `_`, not starting with a digit).
+        let mut variable = None;
+        if !context && p.peek().is_some_and(|c| c.is_alphabetic() || c == '_') {
+            let mut name = String::new();
+            while let Some(c) = p.peek().filter(|c| c.is_alphanumeric() || *c == '_') {
+                name.push(c);
+                p.pos += 1;
+            }
+            variable = Some(name);
+        }
         let steps = p.steps(false)?;
         if let Some(c) = p.peek() {
             return Err(format!("unexpected '{c}' at position {}", p.pos));
@@ -83,6 +134,7 @@ impl Path {
         Ok(Path {
             text: text.to_string(),
             context,
+            variable,
             steps,
         })
     }
@@ -90,6 +142,11 @@ impl Path {
     /// True for `$$...` paths.
     pub fn is_context(&self) -> bool {
         self.context
+    }
+
+    /// The workflow variable a `$name...` path reads.
+    pub fn variable(&self) -> Option<&str> {
+        self.variable.as_deref()
     }
 
     /// A reference path: only `.name`, `['name']` and `[n]` steps.
@@ -711,6 +768,38 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variable_paths_start_from_the_variable() {
+        let vars: Map<String, Value> = serde_json::from_value(
+            serde_json::json!({"order": {"id": 7, "items": [1, 2]}, "n": 3}),
+        )
+        .unwrap();
+        let input = serde_json::json!({"order": "from the input"});
+        let context = serde_json::json!({"Execution": {"Name": "e"}});
+        let roots = Roots {
+            input: &input,
+            context: &context,
+            vars: &vars,
+        };
+        let cases = [
+            ("$order.id", Some(serde_json::json!(7))),
+            ("$order.items[1]", Some(serde_json::json!(2))),
+            ("$n", Some(serde_json::json!(3))),
+            ("$missing", None),
+            ("$.order", Some(serde_json::json!("from the input"))),
+            ("$$.Execution.Name", Some(serde_json::json!("e"))),
+        ];
+        for (text, want) in cases {
+            let p = Path::parse(text).unwrap();
+            assert_eq!(roots.select(&p), want, "{text}");
+        }
+        assert_eq!(Path::parse("$order.id").unwrap().variable(), Some("order"));
+        assert!(
+            Path::parse("$9x").is_err(),
+            "a variable name does not start with a digit"
+        );
+    }
     use serde_json::json;
 
     fn store() -> Value {

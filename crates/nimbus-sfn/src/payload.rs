@@ -55,16 +55,21 @@ pub fn validate(template: &Value) -> Result<(), String> {
 
 /// Renders a template against the effective input and the context object.
 pub fn render(template: &Value, input: &Value, context: &Value) -> Result<Value, StatesError> {
+    render_in(template, &crate::path::Roots::new(input, context))
+}
+
+/// [`render`] with workflow variables (`"x.$": "$name.field"`).
+pub fn render_in(template: &Value, r: &crate::path::Roots<'_>) -> Result<Value, StatesError> {
     match template {
         Value::Object(map) => {
             let mut out = Map::new();
             for (key, value) in map {
                 match key.strip_suffix(".$") {
                     Some(name) => {
-                        out.insert(name.to_string(), resolve(key, value, input, context)?);
+                        out.insert(name.to_string(), resolve(key, value, r)?);
                     }
                     None => {
-                        out.insert(key.clone(), render(value, input, context)?);
+                        out.insert(key.clone(), render_in(value, r)?);
                     }
                 }
             }
@@ -72,21 +77,21 @@ pub fn render(template: &Value, input: &Value, context: &Value) -> Result<Value,
         }
         Value::Array(items) => items
             .iter()
-            .map(|item| render(item, input, context))
+            .map(|item| render_in(item, r))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         other => Ok(other.clone()),
     }
 }
 
-fn resolve(key: &str, value: &Value, input: &Value, context: &Value) -> Result<Value, StatesError> {
+fn resolve(key: &str, value: &Value, r: &crate::path::Roots<'_>) -> Result<Value, StatesError> {
     // Definitions are validated before they run; a template that skipped validation still
     // fails the state rather than the process.
     match binding(key, value).map_err(StatesError::runtime)? {
-        Binding::Intrinsic(call) => call.eval(input, context),
+        Binding::Intrinsic(call) => call.eval_in(r),
         Binding::Path(path) => {
-            let root = if path.is_context() { context } else { input };
-            path.select(root).ok_or_else(|| {
+            let input = r.input;
+            r.select(&path).ok_or_else(|| {
                 StatesError::runtime(format!(
                     "The JSONPath '{}' specified for the field '{key}' could not be found in the input '{}'",
                     path.as_str(),
