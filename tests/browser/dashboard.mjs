@@ -7,14 +7,18 @@
 // Environment:
 //   NIMBUS_ENDPOINT  nimbus's AWS endpoint                      [http://127.0.0.1:4566]
 //   NIMBUS_FUNCTION  a function of the stack to invoke          [the stack's first function]
+//   NIMBUS_STATE_MACHINE  a STANDARD state machine to run once   [the first STANDARD one, if any]
 //   SCREENSHOT_DIR   where the views' screenshots go            [<repo>/target/dashboard-screenshots]
 //   CHROMIUM         the browser                                 [/usr/bin/chromium]
 //
 // Checks: the page loads with no console error and no failed request; the service map has a
 // node for every node of GET /_nimbus/api/stack; an Invoke of NIMBUS_FUNCTION raises its
 // invocation total on the Functions view and its REPORT line (by request id) reaches the log
-// tail within 10 s; the Traces view lists a trace whose waterfall has span rows. Screenshots of
-// every view are saved. The whole run is bounded to 60 s. Exit status 0 only if all passed.
+// tail within 10 s; the Traces view lists a trace whose waterfall has span rows; an execution of
+// NIMBUS_STATE_MACHINE (started through the Step Functions API) shows on the State machines
+// view: the machine is listed, its graph has a box per state, and the execution's path is
+// highlighted. Screenshots of every view are saved. The whole run is bounded to 75 s. Exit
+// status 0 only if all passed.
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -27,7 +31,7 @@ const endpoint = (process.env.NIMBUS_ENDPOINT || 'http://127.0.0.1:4566').replac
 const dashboard = `${endpoint}/_nimbus/`;
 const shotDir = path.resolve(process.env.SCREENSHOT_DIR || path.join(repoRoot, 'target', 'dashboard-screenshots'));
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const TOTAL_MS = 60_000;
+const TOTAL_MS = 75_000;
 const STEP_MS = 10_000;
 
 const t0 = Date.now();
@@ -104,6 +108,30 @@ async function getJSON(url) {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`GET ${url} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   return res.json();
+}
+
+/** A Step Functions operation (AWS JSON 1.0) on nimbus's endpoint, as an SDK sends it. */
+async function sfn(op, input) {
+  const res = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${op}` },
+    body: JSON.stringify(input),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new StepError(`${op} answered ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Names of a definition's states, nested branches and item processors included. */
+function stateNames(def) {
+  const out = [];
+  for (const [name, st] of Object.entries((def && def.States) || {})) {
+    out.push(name);
+    for (const b of st.Branches || []) out.push(...stateNames(b));
+    if (st.ItemProcessor || st.Iterator) out.push(...stateNames(st.ItemProcessor || st.Iterator));
+  }
+  return out;
 }
 
 const numberIn = (s) => {
@@ -271,6 +299,59 @@ async function main() {
     // open the first span's attributes for the screenshot
     await page.locator('#waterfall .span-row').first().click();
     await shot('waterfall');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- state machines
+  await step('an execution of a state machine shows its path on the State machines view', async () => {
+    const machines = (await sfn('ListStateMachines', {})).stateMachines || [];
+    const wanted = process.env.NIMBUS_STATE_MACHINE;
+    const m = wanted ? machines.find((x) => x.name === wanted) : machines.find((x) => x.type === 'STANDARD');
+    if (!m) {
+      if (wanted) throw new StepError(`NIMBUS_STATE_MACHINE=${wanted} is not a state machine of nimbus (machines: ${machines.map((x) => x.name).join(', ') || 'none'})`);
+      log('       no STANDARD state machine: skipped');
+      return;
+    }
+    const def = JSON.parse((await sfn('DescribeStateMachine', { stateMachineArn: m.stateMachineArn })).definition);
+    const names = stateNames(def);
+    // one that takes the Choice's default into the Fail state, then the one the test follows
+    await sfn('StartExecution', { stateMachineArn: m.stateMachineArn, name: `browser-rejected-${Date.now()}`, input: JSON.stringify({ ok: false, order: { id: 41 } }) });
+    const started = await sfn('StartExecution', { stateMachineArn: m.stateMachineArn, name: `browser-${Date.now()}`, input: JSON.stringify({ ok: true, order: { id: 42, items: ['book', 'pen'] } }) });
+    const arn = started.executionArn;
+    let status = 'RUNNING';
+    await waitFor(`execution ${arn} to end`, async () => {
+      status = (await sfn('DescribeExecution', { executionArn: arn })).status;
+      return status !== 'RUNNING';
+    });
+    log(`       ${m.name}: execution ${arn.split(':').pop()} ${status}`);
+
+    await go('#/statemachines', '#sm-list');
+    await waitFor(`a row for ${m.name} in the state machines table ([data-machine="${m.name}"])`, async () => (await page.locator(`#sm-list [data-machine="${m.name}"]`).count()) > 0);
+    await shot('statemachines-list');
+    await page.locator(`#sm-list [data-machine="${m.name}"]`).click();
+    let drawn = [];
+    await waitFor(`the graph of ${m.name} with a box for each of its states (${names.join(', ')})`, async () => {
+      drawn = await page.$$eval('#sm-graph .sm-node[data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
+      return names.every((n) => drawn.includes(n));
+    }).catch((e) => {
+      throw new StepError(`${e.message}; drawn: ${drawn.join(', ') || 'none'}`);
+    });
+    const row = page.locator(`#sm-execs tr[data-exec-arn="${arn}"]`);
+    await waitFor(`the execution in the executions list (#sm-execs tr[data-exec-arn="${arn}"])`, async () => (await row.count()) > 0);
+    await row.click();
+    const hash = await page.evaluate(() => location.hash);
+    if (!hash.startsWith('#/statemachines/')) throw new StepError(`clicking an execution should route to #/statemachines/<name>/<arn>, the page is at ${hash}`);
+    const first = def.StartAt;
+    await waitFor(`the first state ${first} marked succeeded on the graph (.sm-node.succeeded[data-state="${first}"])`, async () => (await page.locator(`#sm-graph .sm-node.succeeded[data-state="${first}"]`).count()) > 0);
+    await waitFor('the states table of the execution (#sm-states)', async () => (await page.locator('#sm-states [data-state-row]').count()) > 0);
+    const visited = await page.locator('#sm-graph .sm-node.succeeded, #sm-graph .sm-node.failed').count();
+    const rows = await page.locator('#sm-states [data-state-row]').count();
+    log(`       ${drawn.length} states drawn, ${visited} on the execution's path, ${rows} rows in its states table`);
+    // open the first state's input for the screenshot
+    const details = page.locator('#sm-states details.json').first();
+    if (await details.count()) await details.locator('summary').click();
+    await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header stays on top in a full-page shot
+    await page.waitForTimeout(200);
+    await shot('statemachines');
   }, { critical: false });
 
   // ---------------------------------------------------------------- the remaining views

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core
 from tests/browser; scripts/test.sh installs both): it loads with no console errors, the
 service map shows every function, a fresh invocation and its REPORT line appear within
-seconds, and a trace opens in the waterfall. Screenshots go to
+seconds, a trace opens in the waterfall, and a state machine's execution shows its path on
+the State machines view. Screenshots go to
 <target>/dashboard-screenshots."""
 
 import os
@@ -25,12 +26,40 @@ ALARM = """
       TreatMissingData: notBreaching
 """
 
+# Pass -> Choice -> Succeed / Fail: the browser test runs it once ({"ok": true} succeeds).
+STATE_MACHINE = """
+  Checkout:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: checkout
+      Type: STANDARD
+      Definition:
+        StartAt: Prepare
+        States:
+          Prepare:
+            Type: Pass
+            Parameters: {"ok.$": "$.ok", "order.$": "$.order", "checked": true}
+            Next: IsOk
+          IsOk:
+            Type: Choice
+            Choices:
+              - {Variable: "$.ok", BooleanEquals: true, Next: Done}
+            Default: Rejected
+          Done:
+            Type: Succeed
+          Rejected:
+            Type: Fail
+            Error: Rejected
+            Cause: the order is not ok
+"""
+
 
 def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(start_nimbus):
-    n = start_nimbus(TEMPLATE + ALARM, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
     shots = TARGET / "dashboard-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
+               NIMBUS_STATE_MACHINE="checkout",
                SCREENSHOT_DIR=str(shots))
     out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],
                          env=env, capture_output=True, text=True, timeout=120)

@@ -3,7 +3,7 @@
 
 import { $, MetricStore, fmtClock } from './util.js';
 import { overviewView } from './map.js';
-import { functionsView, queuesView, alarmsView } from './views.js';
+import { functionsView, queuesView, alarmsView, statemachinesView } from './views.js';
 import { tracesView } from './traces.js';
 import { logsView } from './logs.js';
 
@@ -28,6 +28,8 @@ export const state = {
   logsLoaded: false,
   alarms: [],
   alarmsLoaded: false,
+  machines: [], // Step Functions ListStateMachines
+  machinesLoaded: false,
   connected: null, // null: connecting, true, false
   lastOkMs: 0,
   failures: 0,
@@ -38,6 +40,7 @@ const VIEWS = {
   overview: overviewView,
   functions: functionsView,
   queues: queuesView,
+  statemachines: statemachinesView,
   traces: tracesView,
   logs: logsView,
   alarms: alarmsView,
@@ -59,6 +62,41 @@ export async function getJSON(path) {
       throw err;
     }
     return await res.json();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Calls a read-only Step Functions operation (AWS JSON 1.0) on nimbus's AWS endpoint, which
+ * serves this page too. Throws on network error or timeout, and on an error answer with
+ * `code` (e.g. StateMachineTypeNotSupported) and `status` set.
+ */
+export async function sfnCall(op, input = {}) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+  try {
+    const res = await fetch('/', {
+      method: 'POST',
+      cache: 'no-store',
+      signal: ctl.signal,
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${op}` },
+      body: JSON.stringify(input),
+    });
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (e) {
+      body = null;
+    }
+    if (!res.ok) {
+      const type = String((body && (body.__type || body.code)) || `HTTP ${res.status}`);
+      const err = new Error(String((body && (body.message || body.Message)) || type));
+      err.status = res.status;
+      err.code = type.split('#').pop();
+      throw err;
+    }
+    return body && typeof body === 'object' ? body : {};
   } finally {
     clearTimeout(timer);
   }
@@ -206,12 +244,13 @@ async function poll() {
   }
   const needStack = !state.stack || started - lastStackFetch > STACK_REFRESH_MS;
   const logPath = state.logsAfter > 0 ? `api/logs?after=${state.logsAfter}&limit=1000` : 'api/logs?limit=1000';
-  const [stackR, metricsR, tracesR, logsR, alarmsR] = await Promise.allSettled([
+  const [stackR, metricsR, tracesR, logsR, alarmsR, machinesR] = await Promise.allSettled([
     needStack ? getJSON('api/stack') : Promise.resolve(null),
     getJSON('api/metrics'),
     getJSON('api/traces?limit=50'),
     getJSON(logPath),
     getJSON('api/alarms'),
+    sfnCall('ListStateMachines', { maxResults: 1000 }),
   ]);
 
   let anyOk = false;
@@ -240,6 +279,12 @@ async function poll() {
       anyOk = true;
       state.alarms = Array.isArray(alarmsR.value.alarms) ? alarmsR.value.alarms.filter(Boolean) : [];
       state.alarmsLoaded = true;
+    }
+    if (machinesR.status === 'fulfilled' && machinesR.value) {
+      anyOk = true;
+      const list = Array.isArray(machinesR.value.stateMachines) ? machinesR.value.stateMachines : [];
+      state.machines = list.filter((m) => m && typeof m.stateMachineArn === 'string');
+      state.machinesLoaded = true;
     }
   } catch (e) {
     // malformed answers must never stop the dashboard
@@ -321,6 +366,7 @@ function setBadge(name, text, tone = '') {
 function renderNavBadges() {
   setBadge('functions', state.stack ? String(functionNames().length) : '');
   setBadge('queues', state.stack ? String(queueNames().length) : '');
+  setBadge('statemachines', state.machinesLoaded ? String(state.machines.length) : '');
   setBadge('traces', state.tracesLoaded ? String(state.traces.length) : '');
   const firing = state.alarms.filter((a) => a.state === 'ALARM').length;
   setBadge('alarms', state.alarmsLoaded ? (firing ? String(firing) : String(state.alarms.length)) : '', firing ? 'danger' : '');
