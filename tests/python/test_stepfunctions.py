@@ -791,3 +791,51 @@ def test_jsonpath_states_assign_and_read_variables(start_nimbus, tmp_path):
     d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input=json.dumps({"name": "ann", "items": [1, 2]}))["executionArn"])
     assert d["status"] == "SUCCEEDED", d
     assert json.loads(d["output"]) == {"total": 6, "size": "big", "fixed": "yes", "labels": ["ann-1", "ann-2"]}
+
+
+
+SCHEDULES = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Ticker:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: ticker
+      Definition:
+        StartAt: Tick
+        States:
+          Tick: {Type: Pass, End: true}
+      Events:
+        Every:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: rate(5 minutes)
+            Input: '{"from": "scheduler"}'
+  Plain:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: plain
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition:
+        StartAt: Tick
+        States:
+          Tick: {Type: Pass, End: true}
+  PlainSchedule:
+    Type: AWS::Scheduler::Schedule
+    Properties:
+      ScheduleExpression: cron(0 12 * * ? *)
+      FlexibleTimeWindow: {Mode: "OFF"}
+      Target:
+        Arn: !Ref Plain
+        RoleArn: arn:aws:iam::123456789012:role/r
+"""
+
+
+def test_scheduler_schedules_are_rules_that_start_state_machines(start_nimbus):
+    # Firing is the event engine's schedule (tested with the rules); here: they are wired, with
+    # no "not served" warning.
+    n = start_nimbus(SCHEDULES)
+    n.wait_for("nimbus: ready")
+    assert any('TickerEvery on bus default: rate(5 minutes) -> StateMachine("ticker")' in l for l in n.lines), n.lines
+    assert any('PlainSchedule on bus default: cron(0 12 * * ? *) -> StateMachine("plain")' in l for l in n.lines), n.lines
+    assert "not served" not in n.stderr

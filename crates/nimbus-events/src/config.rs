@@ -271,6 +271,13 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                         spec.rules.push(rule);
                     }
                 }
+                "ScheduleV2" => {
+                    let dest = Dest::Function(f.name.clone());
+                    let props = r.scheduler(props, &at);
+                    if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, &props, &at, true) {
+                        spec.rules.push(rule);
+                    }
+                }
                 "SQS" => {
                     if let Some(m) = r.mapping(&f.name, props, &at.child("Properties"), "Queue") {
                         spec.mappings.push(m);
@@ -305,9 +312,14 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                 let props = &ev["Properties"];
                 let name = format!("{id}{event_id}");
                 let dest = Dest::StateMachine(machine.clone());
-                let schedule = match ev["Type"].as_str().unwrap_or("") {
-                    "EventBridgeRule" | "CloudWatchEvent" => false,
-                    "Schedule" => true,
+                let v2;
+                let (props, schedule) = match ev["Type"].as_str().unwrap_or("") {
+                    "EventBridgeRule" | "CloudWatchEvent" => (props, false),
+                    "Schedule" => (props, true),
+                    "ScheduleV2" => {
+                        v2 = r.scheduler(props, &at);
+                        (&v2, true)
+                    }
                     other => {
                         r.warnings.push(format!(
                             "{at}: state machine event type {other} is not served by nimbus yet; the state machine will not be started by these events"
@@ -326,6 +338,22 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             "AWS::Events::Rule" => {
                 if let Some(rule) = r.rule_resource(id, p, &at) {
                     spec.rules.push(rule);
+                }
+            }
+            // EventBridge Scheduler: one target, served as a schedule rule on the default bus.
+            "AWS::Scheduler::Schedule" => {
+                let target = &p["Target"];
+                let props = r.scheduler(p, &at);
+                if let Some(dest) = r.dest(&target["Arn"], &at.child("Target").child("Arn")) {
+                    let name = p["Name"].as_str().unwrap_or(id).to_owned();
+                    let mut props = props;
+                    props["Input"] = target
+                        .get("Input")
+                        .cloned()
+                        .unwrap_or(props["Input"].clone());
+                    if let Some(rule) = r.sam_rule(dest, "Target", &name, &props, &at, true) {
+                        spec.rules.push(rule);
+                    }
                 }
             }
             "AWS::Lambda::EventSourceMapping" => {
@@ -819,6 +847,29 @@ impl Reader<'_> {
             },
             _ => true,
         }
+    }
+
+    /// EventBridge Scheduler's properties (`ScheduleV2` events, `AWS::Scheduler::Schedule`) in
+    /// the shape of a `Schedule` event: `ScheduleExpression` as `Schedule`, `State`, and the
+    /// target's `Input` (Scheduler sends `{}` when there is none, not an event envelope).
+    fn scheduler(&mut self, p: &Value, at: &At) -> Value {
+        let mut v = p.clone();
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(expr) = p.get("ScheduleExpression") {
+                obj.insert("Schedule".into(), expr.clone());
+            }
+            if obj.get("Input").is_none() {
+                obj.insert("Input".into(), Value::String("{}".into()));
+            }
+            obj.remove("Name");
+        }
+        match p["ScheduleExpressionTimezone"].as_str() {
+            None | Some("UTC" | "Etc/UTC") => {}
+            Some(tz) => self.warnings.push(format!(
+                "{at}: ScheduleExpressionTimezone {tz} is not applied by nimbus; the schedule runs in UTC"
+            )),
+        }
+        v
     }
 
     /// A SAM `EventBridgeRule` or `Schedule` event: a rule with the function as its target.

@@ -135,6 +135,9 @@ impl StepFunctions {
             None => Database::in_memory(state::MIGRATIONS)?,
         };
         let db = Arc::new(db);
+        // Closed executions are kept 90 days, as on AWS.
+        const RETENTION_MS: u64 = 90 * 24 * 3600 * 1000;
+        state::purge_closed(&db, clock::now_ms().saturating_sub(RETENTION_MS))?;
         let mut machines = HashMap::new();
         for row in state::machines(&db)? {
             // A definition was valid when stored; one that no longer parses (an older nimbus

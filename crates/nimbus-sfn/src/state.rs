@@ -63,6 +63,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// Forgets executions that ended before `cutoff_ms`, with their histories (Step Functions
+/// keeps a closed Standard execution's history for 90 days). Returns how many.
+pub(crate) fn purge_closed(db: &Database, cutoff_ms: u64) -> Result<usize, StoreError> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM history WHERE execution IN
+           (SELECT id FROM executions WHERE status != 'RUNNING' AND stop_ms < ?1)",
+        [cutoff_ms as i64],
+    )?;
+    let n = tx.execute(
+        "DELETE FROM executions WHERE status != 'RUNNING' AND stop_ms < ?1",
+        [cutoff_ms as i64],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
 /// Activities: `(arn, name, created_ms)`, by name.
 pub(crate) fn activities(db: &Database) -> Result<Vec<(String, String, u64)>, StoreError> {
     let conn = db.lock();

@@ -91,6 +91,7 @@ const SERVED: &[&str] = &[
     "AWS::SNS::Subscription",
     "AWS::Serverless::StateMachine",
     "AWS::StepFunctions::StateMachine",
+    "AWS::Scheduler::Schedule",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,
