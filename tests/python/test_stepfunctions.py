@@ -96,6 +96,7 @@ Resources:
     Type: AWS::Serverless::StateMachine
     Properties:
       Name: flow
+      Tracing: {Enabled: true}
       Definition: %(flow)s
       DefinitionSubstitutions:
         Double: !Ref Double

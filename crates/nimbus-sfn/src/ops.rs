@@ -617,7 +617,7 @@ fn spawn_standard(
         last_event: AtomicU64::new(row.last_event),
         tokens: Arc::clone(&inner.tokens),
         telemetry: inner.telemetry.get().cloned(),
-        trace: Some(trace_root()),
+        trace: traced(machine_row).then(trace_root),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -848,8 +848,14 @@ fn express_run(
         last_event: AtomicU64::new(0),
         tokens: Arc::clone(&sfn.inner.tokens),
         telemetry: sfn.inner.telemetry.get().cloned(),
-        trace: Some(trace_root()),
+        trace: traced(machine).then(trace_root),
     }
+}
+
+/// Whether the machine's executions are traced: X-Ray tracing is opt-in on AWS
+/// (`tracingConfiguration.enabled`, SAM's `Tracing: {Enabled: true}`).
+fn traced(machine: &MachineRow) -> bool {
+    machine.settings["tracingConfiguration"]["enabled"] == true
 }
 
 /// A new X-Ray trace for an execution, sampled.
