@@ -840,3 +840,79 @@ def test_scheduler_schedules_are_rules_that_start_state_machines(start_nimbus):
     assert any('TickerEvery on bus default: rate(5 minutes) -> StateMachine("ticker")' in l for l in n.lines), n.lines
     assert any('PlainSchedule on bus default: cron(0 12 * * ? *) -> StateMachine("plain")' in l for l in n.lines), n.lines
     assert "not served" not in n.stderr
+
+
+def test_a_distributed_map_batches_items_and_tolerates_failures(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    states = {
+        "Fan": {"Type": "Map", "ItemsPath": "$.orders", "MaxConcurrency": 4, "Label": "Fan",
+                "ItemSelector": {"id.$": "$$.Map.Item.Value.id"},
+                "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"run.$": "$.run"}},
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                                  "StartAt": "Count", "States": {"Count": {
+                                      "Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($.Items)",
+                                                                     "run.$": "$.BatchInput.run"}, "End": True}}},
+                "End": True},
+    }
+    arn = sfn.create_state_machine(name="fan", roleArn=ROLE, definition=definition(states, "Fan"))["stateMachineArn"]
+    orders = [{"id": i} for i in range(5)]
+    d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run": "r1", "orders": orders}))["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"n": 2, "run": "r1"}, {"n": 2, "run": "r1"}, {"n": 1, "run": "r1"}]
+    with pytest.raises(ClientError) as e:
+        sfn.create_state_machine(name="reads-s3", roleArn=ROLE, definition=definition({"M": {
+            "Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+            "End": True}}, "M"))
+    assert code(e) == "InvalidDefinition" and "/States/M/ItemReader" in e.value.response["Error"]["Message"]
+
+
+def test_an_http_task_calls_an_endpoint_and_its_errors_reach_catch(start_nimbus):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            seen.append((self.path, self.headers.get("x-trace"), body))
+            if self.path.startswith("/missing"):
+                self.send_response(404)
+                self.end_headers()
+                self.wfile.write(b'{"message": "no such thing"}')
+                return
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"echo": json.loads(body)}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        n = start_nimbus(SERVICES)
+        sfn = n.client("stepfunctions")
+        call = {"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+                "Parameters": {"ApiEndpoint": base + "/orders", "Method": "POST", "Headers": {"x-trace": "t1"},
+                               "QueryParameters": {"q": "1"}, "RequestBody": {"id.$": "$.id"},
+                               "Authentication": {"ConnectionArn": "arn:aws:events:us-east-1:123456789012:connection/c/x"}},
+                "ResultSelector": {"status.$": "$.StatusCode", "body.$": "$.ResponseBody"},
+                "ResultPath": "$.ok", "Next": "Missing"}
+        missing = {**call, "Parameters": {**call["Parameters"], "ApiEndpoint": base + "/missing"},
+                   "ResultSelector": {"never.$": "$"}, "Next": "Done",
+                   "Catch": [{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.missing", "Next": "Done"}]}
+        arn = sfn.create_state_machine(name="http", roleArn=ROLE, definition=definition(
+            {"Call": call, "Missing": missing, "Done": {"Type": "Succeed"}}, "Call"))["stateMachineArn"]
+        d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input='{"id": 7}')["executionArn"])
+        assert d["status"] == "SUCCEEDED", d
+        out = json.loads(d["output"])
+        assert out["ok"] == {"status": 200, "body": {"echo": {"id": 7}}}
+        assert out["missing"]["Error"] == "States.Http.StatusCode.404"
+        assert json.loads(out["missing"]["Cause"])["ResponseBody"] == {"message": "no such thing"}
+        assert seen[0][0] == "/orders?q=1" and seen[0][1] == "t1"
+    finally:
+        server.shutdown()

@@ -126,7 +126,16 @@ pub enum Kind {
         max_concurrency: Option<Seconds>,
         tolerated_percentage: Option<f64>,
         tolerated_count: Option<u64>,
+        /// Distributed mode's `ItemBatcher`: each iteration gets `{"Items": [...], "BatchInput"}`.
+        batcher: Option<Batcher>,
     },
+}
+
+#[derive(Debug, Clone)]
+pub struct Batcher {
+    pub max_items: u64,
+    pub max_bytes: u64,
+    pub batch_input: Option<Value>,
 }
 
 /// A number of seconds given literally or read from the input.
@@ -1050,10 +1059,10 @@ impl Parser {
                     .pointer("/ProcessorConfig/Mode")
                     .and_then(Value::as_str)
                     .unwrap_or("INLINE");
-                if mode != "INLINE" {
+                if mode != "INLINE" && mode != "DISTRIBUTED" {
                     self.schema(
                         &format!("{at}/ItemProcessor/ProcessorConfig/Mode"),
-                        "nimbus runs Map states in INLINE mode only; DISTRIBUTED mode (ItemReader over S3) is not served yet".into(),
+                        "Value must be one of [INLINE, DISTRIBUTED]".into(),
                     );
                 }
                 self.machine(p, &format!("{at}/ItemProcessor"), lang, false)?
@@ -1067,14 +1076,42 @@ impl Parser {
                 return None;
             }
         };
-        for key in ["ItemReader", "ItemBatcher", "ResultWriter"] {
+        // Distributed mode runs here as inline iterations (one machine, no Map Run), its items
+        // from the input; reading items from S3 and writing results to S3 need S3.
+        for key in ["ItemReader", "ResultWriter"] {
             if obj.contains_key(key) {
                 self.schema(
                     &format!("{at}/{key}"),
-                    format!("nimbus does not serve a Map state's {key} yet (distributed mode)"),
+                    format!("nimbus does not serve a Map state's {key} yet: it reads and writes S3, which nimbus does not serve yet"),
                 );
             }
         }
+        let batcher = match obj.get("ItemBatcher") {
+            None => None,
+            Some(b) if b.is_object() => {
+                let count = |key: &str| b.get(key).and_then(Value::as_u64);
+                let max_items = count("MaxItemsPerBatch");
+                let max_bytes = count("MaxInputBytesPerBatch");
+                if max_items.is_none() && max_bytes.is_none() {
+                    self.schema(
+                        &format!("{at}/ItemBatcher"),
+                        "At least one of these fields is required: [MaxItemsPerBatch, MaxInputBytesPerBatch]".into(),
+                    );
+                }
+                Some(Batcher {
+                    max_items: max_items.unwrap_or(u64::MAX),
+                    max_bytes: max_bytes.unwrap_or(262_144),
+                    batch_input: b.get("BatchInput").cloned(),
+                })
+            }
+            Some(_) => {
+                self.schema(
+                    &format!("{at}/ItemBatcher"),
+                    "Expected value of type: Object".into(),
+                );
+                None
+            }
+        };
         let items_path = self.sel(obj, "ItemsPath", at);
         let max_concurrency = self.seconds_or_zero(obj, "MaxConcurrency", "MaxConcurrencyPath", at);
         let tolerated_percentage = match obj.get("ToleratedFailurePercentage") {
@@ -1110,6 +1147,7 @@ impl Parser {
             max_concurrency,
             tolerated_percentage,
             tolerated_count,
+            batcher,
         })
     }
 
@@ -1141,7 +1179,11 @@ impl Parser {
                     );
                 }
                 for n in &names {
-                    if n.starts_with("States.") && !ERROR_NAMES_WITH_DOT.contains(&n.as_str()) {
+                    // `States.Http.StatusCode.404`, `States.Http.Socket`: the HTTP task's errors.
+                    if n.starts_with("States.")
+                        && !n.starts_with("States.Http.")
+                        && !ERROR_NAMES_WITH_DOT.contains(&n.as_str())
+                    {
                         self.schema(
                             &format!("{at}/ErrorEquals"),
                             format!("Unknown States error name: {n}"),

@@ -1361,6 +1361,7 @@ impl Run {
                 max_concurrency,
                 tolerated_percentage,
                 tolerated_count,
+                batcher,
             } => {
                 let list = match (items, jsonata) {
                     (Some(Value::Array(a)), _) => Value::Array(a.clone()),
@@ -1382,6 +1383,27 @@ impl Run {
                     return Err(StatesError::runtime(format!(
                         "Map state input must be an array, but got: {list}"
                     )));
+                };
+                // `ItemBatcher`: each item selected first, then batches of them, each with the
+                // batch input, are what the iterations get.
+                let (list, selected) = match batcher {
+                    None => (list, false),
+                    Some(b) => {
+                        let mut picked = Vec::with_capacity(list.len());
+                        for (index, item) in list.into_iter().enumerate() {
+                            let mut ictx = ctx.clone();
+                            ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                            picked.push(match state.parameters.as_ref() {
+                                Some(_) => arguments(state.parameters.as_ref(), &effective, &ictx)?,
+                                None => item,
+                            });
+                        }
+                        let batch_input = match &b.batch_input {
+                            Some(t) => Some(arguments(Some(t), &effective, ctx)?),
+                            None => None,
+                        };
+                        (batches(picked, b, batch_input), true)
+                    }
                 };
                 let limit = match max_concurrency {
                     None | Some(Seconds::Fixed(0)) => list.len().max(1),
@@ -1413,8 +1435,12 @@ impl Run {
                         let _permit = permits.acquire().await;
                         let mut ictx = ctx.clone();
                         ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                        let input = arguments(state.parameters.as_ref(), effective, &ictx)
-                            .map(|v| if state.parameters.is_some() { v } else { item })?;
+                        let input = match (selected, state.parameters.is_some()) {
+                            (false, true) => {
+                                arguments(state.parameters.as_ref(), effective, &ictx)?
+                            }
+                            _ => item,
+                        };
                         let sub = flow.child();
                         let it = json!({"name": name, "index": index});
                         self.emit(
@@ -1881,6 +1907,37 @@ impl Run {
             }
         }
     }
+}
+
+/// Items grouped as `ItemBatcher` says: at most `max_items` a batch and at most `max_bytes` of
+/// items (a single larger item is a batch of its own).
+fn batches(items: Vec<Value>, b: &crate::asl::Batcher, batch_input: Option<Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut bytes = 0u64;
+    let batch = |items: Vec<Value>| {
+        let mut v = json!({ "Items": items });
+        if let Some(i) = &batch_input {
+            v["BatchInput"] = i.clone();
+        }
+        v
+    };
+    for item in items {
+        let size = serde_json::to_vec(&item)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0);
+        let full = current.len() as u64 >= b.max_items || bytes + size > b.max_bytes;
+        if !current.is_empty() && full {
+            out.push(batch(std::mem::take(&mut current)));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(batch(current));
+    }
+    out
 }
 
 /// The marker error that carries a journal failure up through the interpreter.

@@ -129,12 +129,132 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                         .map_err(|e| ("InternalServerError".to_owned(), e.to_string()))?
                         .map_err(|e| (e.code().to_owned(), e.to_string()))
                 }
+                "http" if action == "Invoke" => http_invoke(&input).await,
                 other => Err((
                     "UnknownService".to_owned(),
                     format!("nimbus does not serve {other} yet, so a task cannot call it"),
                 )),
             }
         })
+    }
+}
+
+/// The largest HTTP answer a task takes: Step Functions' payload limit.
+const HTTP_TASK_BODY_LIMIT: usize = 256 * 1024;
+
+/// `arn:aws:states:::http:invoke`: `ApiEndpoint`, `Method`, `Headers`, `QueryParameters`,
+/// `RequestBody` (`Transform.RequestBodyEncoding: URL_ENCODED` form-encodes an object). The
+/// answer as Step Functions gives it (`StatusCode`, `StatusText`, `Headers`, `ResponseBody`);
+/// a status outside 2xx is the error `States.Http.StatusCode.<code>`. `Authentication` (an
+/// EventBridge connection) is accepted and not applied: nimbus has no connections. Plain
+/// http:// only (a local service or mock), as the gateway's HTTP proxy.
+async fn http_invoke(input: &Value) -> Result<Value, (String, String)> {
+    use http_body_util::{BodyExt, Full, Limited};
+    let fail = |why: String| ("States.Http.Socket".to_owned(), why);
+    let Some(endpoint) = input["ApiEndpoint"].as_str() else {
+        return Err((
+            "States.Runtime".to_owned(),
+            "The field 'ApiEndpoint' is required by arn:aws:states:::http:invoke".to_owned(),
+        ));
+    };
+    if !endpoint.starts_with("http://") {
+        return Err(fail(format!(
+            "nimbus calls http:// endpoints (a local service); {endpoint} is not one"
+        )));
+    }
+    let mut url = endpoint.to_owned();
+    if let Some(q) = input["QueryParameters"]
+        .as_object()
+        .filter(|q| !q.is_empty())
+    {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in q {
+            form.append_pair(
+                k,
+                v.as_str()
+                    .map_or_else(|| v.to_string(), str::to_owned)
+                    .as_str(),
+            );
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&form.finish());
+    }
+    let method = input["Method"]
+        .as_str()
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
+    let url_encoded = input["Transform"]["RequestBodyEncoding"] == "URL_ENCODED";
+    let (body, content_type) = match &input["RequestBody"] {
+        Value::Null => (Vec::new(), None),
+        Value::Object(m) if url_encoded => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in m {
+                form.append_pair(
+                    k,
+                    v.as_str()
+                        .map_or_else(|| v.to_string(), str::to_owned)
+                        .as_str(),
+                );
+            }
+            (
+                form.finish().into_bytes(),
+                Some("application/x-www-form-urlencoded"),
+            )
+        }
+        Value::String(s) => (s.clone().into_bytes(), Some("text/plain")),
+        other => (other.to_string().into_bytes(), Some("application/json")),
+    };
+    let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    for (k, v) in input["Headers"].as_object().into_iter().flatten() {
+        req = req.header(
+            k.as_str(),
+            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        );
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| fail(format!("the request to {url} is not valid: {e}")))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), client.request(req))
+        .await
+        .map_err(|_| fail(format!("{url} did not answer within 60 s")))?
+        .map_err(|e| fail(format!("cannot reach {url}: {e}")))?;
+    let status = resp.status();
+    let mut headers = serde_json::Map::new();
+    for (k, v) in resp.headers() {
+        if let Ok(v) = v.to_str() {
+            headers.insert(k.as_str().to_owned(), json!([v]));
+        }
+    }
+    let bytes = Limited::new(resp.into_body(), HTTP_TASK_BODY_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| {
+            (
+                "States.DataLimitExceeded".to_owned(),
+                format!("the answer of {url} is over 256 KiB or broke off: {e}"),
+            )
+        })?
+        .to_bytes();
+    let body = serde_json::from_slice::<Value>(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let out = json!({
+        "StatusCode": status.as_u16(),
+        "StatusText": status.canonical_reason().unwrap_or_default(),
+        "Headers": headers,
+        "ResponseBody": body,
+    });
+    if status.is_success() {
+        Ok(out)
+    } else {
+        Err((
+            format!("States.Http.StatusCode.{}", status.as_u16()),
+            out.to_string(),
+        ))
     }
 }
 

@@ -133,9 +133,20 @@ fn warm_environment_is_reused_and_only_the_cold_start_reports_init_duration() {
         start.is_some() && end.is_some() && start < end,
         "START/END missing or out of order"
     );
-    let file = std::fs::read_to_string(nimbus.state_dir().join("logs/Echo.log")).unwrap();
+    // The log file is written by its own thread, after the console line: read it until the
+    // second REPORT has reached it (bounded).
+    let path = nimbus.state_dir().join("logs/Echo.log");
+    let want = format!("REPORT RequestId: {id2}\tDuration: ");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let file = loop {
+        let file = std::fs::read_to_string(&path).unwrap_or_default();
+        if file.contains(&want) || std::time::Instant::now() > deadline {
+            break file;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(file.contains(&format!("START RequestId: {id1} Version: $LATEST")));
-    assert!(file.contains(&format!("REPORT RequestId: {id2}\tDuration: ")));
+    assert!(file.contains(&want), "{file}");
 }
 
 #[test]
