@@ -167,17 +167,8 @@ async fn http_invoke(input: &Value) -> Result<Value, (String, String)> {
         .as_object()
         .filter(|q| !q.is_empty())
     {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in q {
-            form.append_pair(
-                k,
-                v.as_str()
-                    .map_or_else(|| v.to_string(), str::to_owned)
-                    .as_str(),
-            );
-        }
         url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&form.finish());
+        url.push_str(&form(q));
     }
     let method = input["Method"]
         .as_str()
@@ -186,21 +177,10 @@ async fn http_invoke(input: &Value) -> Result<Value, (String, String)> {
     let url_encoded = input["Transform"]["RequestBodyEncoding"] == "URL_ENCODED";
     let (body, content_type) = match &input["RequestBody"] {
         Value::Null => (Vec::new(), None),
-        Value::Object(m) if url_encoded => {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in m {
-                form.append_pair(
-                    k,
-                    v.as_str()
-                        .map_or_else(|| v.to_string(), str::to_owned)
-                        .as_str(),
-                );
-            }
-            (
-                form.finish().into_bytes(),
-                Some("application/x-www-form-urlencoded"),
-            )
-        }
+        Value::Object(m) if url_encoded => (
+            form(m).into_bytes(),
+            Some("application/x-www-form-urlencoded"),
+        ),
         Value::String(s) => (s.clone().into_bytes(), Some("text/plain")),
         other => (other.to_string().into_bytes(), Some("application/json")),
     };
@@ -256,6 +236,16 @@ async fn http_invoke(input: &Value) -> Result<Value, (String, String)> {
             out.to_string(),
         ))
     }
+}
+
+/// An object's members form-encoded (`a=1&b=x`), non-string values as JSON text.
+fn form(m: &serde_json::Map<String, Value>) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in m {
+        let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        form.append_pair(k, &text);
+    }
+    form.finish()
 }
 
 /// The template's state machines: `AWS::Serverless::StateMachine` (`Definition`,
