@@ -275,13 +275,14 @@ fn size_check(v: &Value, what: &str) -> Result<(), StatesError> {
     Ok(())
 }
 
-fn apply_input(sel: &Sel, r: Roots<'_>, field: &str) -> Result<Value, StatesError> {
+/// `InputPath`, `OutputPath`, `ItemsPath`: what the path selects, or `States.Runtime` with
+/// Jayway's words for what was missing.
+fn apply_input(sel: &Sel, r: Roots<'_>) -> Result<Value, StatesError> {
     match sel {
         Sel::Default => Ok(r.input.clone()),
         Sel::Null => Ok(json!({})),
         Sel::Path(p) => r.select(p).ok_or_else(|| {
             let root = r.root(p).unwrap_or(r.input);
-            let _ = field;
             StatesError::runtime(p.not_found_cause(root))
         }),
     }
@@ -855,7 +856,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "InputPath",
                 )?;
                 let mut chosen = None;
                 for (i, (rule, next)) in rules.iter().enumerate() {
@@ -891,7 +891,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "OutputPath",
                 )?;
                 Step::Next(next, output)
             }
@@ -904,7 +903,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "InputPath",
                 )?;
                 Step::End(apply_input(
                     &state.output_path,
@@ -913,7 +911,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "OutputPath",
                 )?)
             }
             Kind::Fail { error, cause } => {
@@ -949,7 +946,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "InputPath",
                 )?;
                 let wake = match wake_at {
                     Some(t) => t,
@@ -969,7 +965,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "OutputPath",
                 )?;
                 self.transition(state, output)
             }
@@ -982,7 +977,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "InputPath",
                 )?;
                 let value = match (result, &state.parameters) {
                     (Some(r), _) => r.clone(),
@@ -1005,7 +999,6 @@ impl Run {
                         context: &ctx,
                         vars: &vars,
                     },
-                    "OutputPath",
                 )?;
                 self.transition(state, output)
             }
@@ -1248,7 +1241,6 @@ impl Run {
                     context: ctx,
                     vars: &vars,
                 },
-                "InputPath",
             )?,
         };
         let arguments =
@@ -1376,7 +1368,6 @@ impl Run {
                             context: ctx,
                             vars: &vars,
                         },
-                        "ItemsPath",
                     )?,
                 };
                 let Value::Array(list) = list else {
@@ -1533,7 +1524,6 @@ impl Run {
                 context: ctx,
                 vars: &vars,
             },
-            "OutputPath",
         )
     }
 

@@ -987,15 +987,13 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
         .unwrap_or_default()
         .to_owned();
     let current = lock(&sfn.inner.machines).get(&r.machine_arn).cloned();
-    let (kind, settings, created) = match &current {
+    let (settings, created) = match &current {
         Some(m) => (
-            m.row.kind.clone(),
             m.row.settings.clone(),
             m.row.updated_ms.unwrap_or(m.row.created_ms),
         ),
-        None => ("STANDARD".into(), settings_of(&json!({})), r.start_ms),
+        None => (settings_of(&json!({})), r.start_ms),
     };
-    let _ = kind;
     Ok(json!({
         "stateMachineArn": r.machine_arn,
         "name": name,

@@ -255,7 +255,6 @@ fn form(m: &serde_json::Map<String, Value>) -> String {
 pub fn template_machines(
     stack: &Stack,
     template_dir: &Path,
-    region: &str,
     account: &str,
 ) -> Result<Vec<TemplateMachine>, Vec<String>> {
     let mut machines = Vec::new();
@@ -328,7 +327,6 @@ pub fn template_machines(
             .or(p["RoleArn"].as_str())
             .map(str::to_owned)
             .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{id}Role"));
-        let _ = region;
         let logging = match &p["Logging"] {
             Value::Null => match &p["LoggingConfiguration"] {
                 Value::Null => json!({"level": "OFF", "includeExecutionData": false}),

@@ -163,7 +163,6 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     let machines = match crate::states::template_machines(
         &stack,
         &template_dir(&args.template),
-        "us-east-1",
         "123456789012",
     ) {
         Ok(m) => m,
@@ -398,17 +397,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let machines =
-        match crate::states::template_machines(&stack, &prepare.template_dir, &region, &account) {
-            Ok(m) => m,
-            Err(errors) => {
-                return Ok(refused_early(
-                    &args.template.template,
-                    "state machine",
-                    &errors,
-                ))
-            }
-        };
+    let machines = match crate::states::template_machines(&stack, &prepare.template_dir, &account) {
+        Ok(m) => m,
+        Err(errors) => {
+            return Ok(refused_early(
+                &args.template.template,
+                "state machine",
+                &errors,
+            ))
+        }
+    };
     let mut new_key = || {
         use rand::distr::{Alphanumeric, SampleString};
         Alphanumeric.sample_string(&mut rand::rng(), 40)
