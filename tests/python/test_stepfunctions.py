@@ -916,3 +916,52 @@ def test_an_http_task_calls_an_endpoint_and_its_errors_reach_catch(start_nimbus)
         assert seen[0][0] == "/orders?q=1" and seen[0][1] == "t1"
     finally:
         server.shutdown()
+
+
+def test_versions_and_aliases_pin_what_an_execution_runs(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+
+    def answering(v):
+        return definition({"Answer": {"Type": "Pass", "Result": {"v": v}, "End": True}}, "Answer")
+
+    created = sfn.create_state_machine(name="pinned", roleArn=ROLE, definition=answering(1), publish=True,
+                                       versionDescription="first")
+    arn, v1 = created["stateMachineArn"], created["stateMachineVersionArn"]
+    assert v1 == arn + ":1"
+    sfn.update_state_machine(stateMachineArn=arn, definition=answering(2))
+    v2 = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+    assert v2 == arn + ":2"
+    assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == v2, \
+        "nothing changed: the newest version is answered again"
+    assert [v["stateMachineVersionArn"] for v in sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]] == [v2, v1]
+    alias = sfn.create_state_machine_alias(name="prod", routingConfiguration=[
+        {"stateMachineVersionArn": v1, "weight": 100}])["stateMachineAliasArn"]
+
+    def run(target):
+        ex = sfn.start_execution(stateMachineArn=target)["executionArn"]
+        return finish(sfn, ex)
+
+    d = run(alias)
+    assert json.loads(d["output"]) == {"v": 1}
+    assert (d["stateMachineAliasArn"], d["stateMachineVersionArn"]) == (alias, v1)
+    assert json.loads(run(arn)["output"]) == {"v": 2}, "the machine itself runs its latest definition"
+    assert json.loads(run(v1)["output"]) == {"v": 1}
+    sfn.update_state_machine_alias(stateMachineAliasArn=alias, routingConfiguration=[
+        {"stateMachineVersionArn": v2, "weight": 100}])
+    assert json.loads(run(alias)["output"]) == {"v": 2}
+    assert sfn.describe_state_machine_alias(stateMachineAliasArn=alias)["routingConfiguration"][0]["stateMachineVersionArn"] == v2
+    for call, kwargs, error in [
+        (sfn.delete_state_machine_version, {"stateMachineVersionArn": v2}, "ConflictException"),
+        (sfn.create_state_machine_alias, {"name": "bad", "routingConfiguration": [
+            {"stateMachineVersionArn": arn + ":9", "weight": 100}]}, "ResourceNotFound"),
+        (sfn.create_state_machine_alias, {"name": "split", "routingConfiguration": [
+            {"stateMachineVersionArn": v1, "weight": 50}, {"stateMachineVersionArn": v2, "weight": 40}]}, "ValidationException"),
+        (sfn.start_execution, {"stateMachineArn": arn + ":7"}, "StateMachineDoesNotExist"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call(**kwargs)
+        assert code(e) == error, (kwargs, e.value.response)
+    sfn.delete_state_machine_alias(stateMachineAliasArn=alias)
+    sfn.delete_state_machine_version(stateMachineVersionArn=v2)
+    assert sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"] == []

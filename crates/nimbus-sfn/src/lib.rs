@@ -104,6 +104,9 @@ pub struct TemplateMachine {
 pub(crate) struct MachineEntry {
     pub row: state::MachineRow,
     pub machine: Arc<asl::Machine>,
+    /// Set when the entry is a published version (reached by its ARN or through an alias).
+    pub version_arn: Option<String>,
+    pub alias_arn: Option<String>,
 }
 
 /// Step Functions: cheap to clone, one per process.
@@ -148,6 +151,8 @@ impl StepFunctions {
                     Arc::new(MachineEntry {
                         row,
                         machine: Arc::new(m),
+                        version_arn: None,
+                        alias_arn: None,
                     }),
                 );
             }

@@ -42,6 +42,14 @@ pub(crate) async fn dispatch(
         "TagResource" => tag_resource(sfn, input, true),
         "UntagResource" => tag_resource(sfn, input, false),
         "ListTagsForResource" => list_tags(sfn, input),
+        "PublishStateMachineVersion" => publish_state_machine_version(sfn, input),
+        "ListStateMachineVersions" => list_state_machine_versions(sfn, input),
+        "DeleteStateMachineVersion" => delete_state_machine_version(sfn, input),
+        "CreateStateMachineAlias" => create_state_machine_alias(sfn, input),
+        "DescribeStateMachineAlias" => describe_state_machine_alias(sfn, input),
+        "UpdateStateMachineAlias" => update_state_machine_alias(sfn, input),
+        "DeleteStateMachineAlias" => delete_state_machine_alias(sfn, input),
+        "ListStateMachineAliases" => list_state_machine_aliases(sfn, input),
         "SendTaskSuccess" => send_task(sfn, input, "success"),
         "SendTaskFailure" => send_task(sfn, input, "failure"),
         "SendTaskHeartbeat" => send_task(sfn, input, "heartbeat"),
@@ -172,8 +180,303 @@ fn install(inner: &Inner, row: MachineRow, machine: asl::Machine) {
         Arc::new(MachineEntry {
             row,
             machine: Arc::new(machine),
+            version_arn: None,
+            alias_arn: None,
         }),
     );
+}
+
+/// What a state machine ARN names: the machine, a version (`...:stateMachine:name:3`) or an
+/// alias (`...:stateMachine:name:prod`, one of its versions picked by the routing weights).
+fn resolve(sfn: &StepFunctions, arn: &str) -> Result<Arc<MachineEntry>, SfnError> {
+    check_arn(arn)?;
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() != 8 {
+        return machine_entry(sfn, arn);
+    }
+    let base_arn = parts[..7].join(":");
+    let base = machine_entry(sfn, &base_arn)?;
+    let qualifier = parts[7];
+    let missing = || {
+        SfnError::new(
+            "StateMachineDoesNotExist",
+            format!("State Machine Does Not Exist: '{arn}'"),
+        )
+    };
+    let (version, alias_arn) = match qualifier.parse::<u64>() {
+        Ok(v) => (v, None),
+        Err(_) => {
+            let alias = state::aliases(&sfn.inner.db, &base_arn)?
+                .into_iter()
+                .find(|a| a.name == qualifier)
+                .ok_or_else(missing)?;
+            (
+                pick_version(&alias.routing).ok_or_else(missing)?,
+                Some(arn.to_owned()),
+            )
+        }
+    };
+    let v = state::versions(&sfn.inner.db, &base_arn)?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(missing)?;
+    let machine = parse_definition(&v.definition)?;
+    let mut row = base.row.clone();
+    row.definition = v.definition;
+    row.role_arn = v.role_arn;
+    Ok(Arc::new(MachineEntry {
+        row,
+        machine: Arc::new(machine),
+        version_arn: Some(format!("{base_arn}:{version}")),
+        alias_arn,
+    }))
+}
+
+/// The version an alias sends this execution to, by its routing weights.
+fn pick_version(routing: &Value) -> Option<u64> {
+    let routes: Vec<(u64, u64)> = routing
+        .as_array()?
+        .iter()
+        .filter_map(|r| {
+            let v = r["stateMachineVersionArn"]
+                .as_str()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((v, r["weight"].as_u64().unwrap_or(0)))
+        })
+        .collect();
+    let total: u64 = routes.iter().map(|(_, w)| w).sum();
+    let mut roll = if total == 0 {
+        0
+    } else {
+        rand::random::<u64>() % total
+    };
+    for (v, w) in &routes {
+        if roll < *w {
+            return Some(*v);
+        }
+        roll -= w;
+    }
+    routes.first().map(|(v, _)| *v)
+}
+
+/// Publishes the machine's current definition as a new version, unless the newest version
+/// already is it (then that one is answered, as on AWS).
+fn publish_version(
+    sfn: &StepFunctions,
+    entry: &MachineEntry,
+    description: Option<&str>,
+) -> Result<(String, u64), SfnError> {
+    let versions = state::versions(&sfn.inner.db, &entry.row.arn)?;
+    if let Some(v) = versions.first() {
+        if v.definition == entry.row.definition && v.role_arn == entry.row.role_arn {
+            return Ok((format!("{}:{}", entry.row.arn, v.version), v.created_ms));
+        }
+    }
+    let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+    let now = now_ms();
+    state::put_version(
+        &sfn.inner.db,
+        &state::VersionRow {
+            machine_arn: entry.row.arn.clone(),
+            version,
+            definition: entry.row.definition.clone(),
+            role_arn: entry.row.role_arn.clone(),
+            description: description.map(str::to_owned),
+            created_ms: now,
+        },
+    )?;
+    Ok((format!("{}:{version}", entry.row.arn), now))
+}
+
+fn publish_state_machine_version(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    let entry = machine_entry(sfn, arn)?;
+    if let Some(rev) = input["revisionId"].as_str() {
+        if rev != entry.row.revision {
+            return Err(SfnError::new(
+                "ConflictException",
+                format!("Failed to publish the State Machine version for revision {rev}. The current State Machine revision is {}.", entry.row.revision),
+            ));
+        }
+    }
+    let (version_arn, created) = publish_version(sfn, &entry, input["description"].as_str())?;
+    Ok(json!({"stateMachineVersionArn": version_arn, "creationDate": seconds(created)}))
+}
+
+fn list_state_machine_versions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    machine_entry(sfn, arn)?;
+    let items: Vec<Value> = state::versions(&sfn.inner.db, arn)?
+        .iter()
+        .map(|v| json!({"stateMachineVersionArn": format!("{arn}:{}", v.version), "creationDate": seconds(v.created_ms)}))
+        .collect();
+    Ok(json!({ "stateMachineVersions": items }))
+}
+
+/// `(machine ARN, qualifier)` of a version or alias ARN.
+fn split_qualified(arn: &str) -> Result<(String, String), SfnError> {
+    check_arn(arn)?;
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() != 8 || parts[5] != "stateMachine" {
+        return Err(SfnError::new("InvalidArn", format!("Invalid Arn: '{arn}'")));
+    }
+    Ok((parts[..7].join(":"), parts[7].to_owned()))
+}
+
+fn delete_state_machine_version(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineVersionArn")?;
+    let (machine, version) = split_qualified(arn)?;
+    let Ok(version) = version.parse::<u64>() else {
+        return Err(SfnError::new("InvalidArn", format!("Invalid Arn: '{arn}'")));
+    };
+    let used = state::aliases(&sfn.inner.db, &machine)?
+        .into_iter()
+        .find(|a| a.routing.to_string().contains(&format!("\"{arn}\"")));
+    if let Some(a) = used {
+        return Err(SfnError::new(
+            "ConflictException",
+            format!("Version to be deleted must not be referenced by an alias. Current list of aliases referencing this version: [{machine}:{}]", a.name),
+        ));
+    }
+    state::delete_version(&sfn.inner.db, &machine, version)?;
+    Ok(json!({}))
+}
+
+/// An alias's `routingConfiguration`: one or two existing versions of `machine`, weights
+/// adding up to 100.
+fn routing(sfn: &StepFunctions, machine: &str, v: &Value) -> Result<Value, SfnError> {
+    let invalid = |why: &str| SfnError::new("ValidationException", why.to_owned());
+    let Some(routes) = v.as_array().filter(|r| (1..=2).contains(&r.len())) else {
+        return Err(invalid(
+            "routingConfiguration must name one or two versions",
+        ));
+    };
+    let versions = state::versions(&sfn.inner.db, machine)?;
+    let mut total = 0;
+    for r in routes {
+        let (m, q) = split_qualified(r["stateMachineVersionArn"].as_str().unwrap_or(""))?;
+        let exists = q
+            .parse::<u64>()
+            .ok()
+            .is_some_and(|n| m == machine && versions.iter().any(|v| v.version == n));
+        if !exists {
+            return Err(SfnError::new(
+                "ResourceNotFound",
+                format!(
+                    "Resource not found: '{}'",
+                    r["stateMachineVersionArn"].as_str().unwrap_or("")
+                ),
+            ));
+        }
+        total += r["weight"]
+            .as_u64()
+            .filter(|w| *w <= 100)
+            .ok_or_else(|| invalid("weight must be 0 to 100"))?;
+    }
+    if total != 100 {
+        return Err(invalid(
+            "The weights of routingConfiguration must add up to 100",
+        ));
+    }
+    Ok(v.clone())
+}
+
+fn create_state_machine_alias(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let name = required(input, "name")?;
+    check_name(name)?;
+    if name.parse::<u64>().is_ok() {
+        return Err(SfnError::new(
+            "ValidationException",
+            format!("Invalid alias name: '{name}' (an alias name is not a number)"),
+        ));
+    }
+    let first = input["routingConfiguration"][0]["stateMachineVersionArn"]
+        .as_str()
+        .unwrap_or("");
+    let (machine, _) = split_qualified(first)?;
+    machine_entry(sfn, &machine)?;
+    let routing = routing(sfn, &machine, &input["routingConfiguration"])?;
+    let arn = format!("{machine}:{name}");
+    if let Some(existing) = state::aliases(&sfn.inner.db, &machine)?
+        .into_iter()
+        .find(|a| a.name == name)
+    {
+        if existing.routing == routing {
+            return Ok(
+                json!({"stateMachineAliasArn": arn, "creationDate": seconds(existing.created_ms)}),
+            );
+        }
+        return Err(SfnError::new(
+            "ConflictException",
+            format!("Alias already exists: '{arn}'"),
+        ));
+    }
+    let now = now_ms();
+    state::put_alias(
+        &sfn.inner.db,
+        &state::AliasRow {
+            machine_arn: machine,
+            name: name.to_owned(),
+            description: input["description"].as_str().map(str::to_owned),
+            routing,
+            created_ms: now,
+            updated_ms: now,
+        },
+    )?;
+    Ok(json!({"stateMachineAliasArn": arn, "creationDate": seconds(now)}))
+}
+
+fn alias(sfn: &StepFunctions, arn: &str) -> Result<state::AliasRow, SfnError> {
+    let (machine, name) = split_qualified(arn)?;
+    state::aliases(&sfn.inner.db, &machine)?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| SfnError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))
+}
+
+fn describe_state_machine_alias(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineAliasArn")?;
+    let a = alias(sfn, arn)?;
+    let mut out = json!({"stateMachineAliasArn": arn, "name": a.name, "routingConfiguration": a.routing,
+                         "creationDate": seconds(a.created_ms), "updateDate": seconds(a.updated_ms)});
+    if let Some(d) = a.description {
+        out["description"] = json!(d);
+    }
+    Ok(out)
+}
+
+fn update_state_machine_alias(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineAliasArn")?;
+    let mut a = alias(sfn, arn)?;
+    if let Some(r) = input.get("routingConfiguration") {
+        a.routing = routing(sfn, &a.machine_arn, r)?;
+    }
+    if let Some(d) = input["description"].as_str() {
+        a.description = Some(d.to_owned());
+    }
+    a.updated_ms = now_ms();
+    state::put_alias(&sfn.inner.db, &a)?;
+    Ok(json!({ "updateDate": seconds(a.updated_ms) }))
+}
+
+fn delete_state_machine_alias(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineAliasArn")?;
+    let (machine, name) = split_qualified(arn)?;
+    state::delete_alias(&sfn.inner.db, &machine, &name)?;
+    Ok(json!({}))
+}
+
+fn list_state_machine_aliases(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
+    let arn = required(input, "stateMachineArn")?;
+    machine_entry(sfn, arn)?;
+    let items: Vec<Value> = state::aliases(&sfn.inner.db, arn)?
+        .iter()
+        .map(|a| json!({"stateMachineAliasArn": format!("{arn}:{}", a.name), "creationDate": seconds(a.created_ms)}))
+        .collect();
+    Ok(json!({ "stateMachineAliases": items }))
 }
 
 fn create_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
@@ -215,7 +518,32 @@ fn create_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
     };
     state::put_machine(&sfn.inner.db, &row)?;
     install(&sfn.inner, row, machine);
-    Ok(json!({"stateMachineArn": arn, "creationDate": seconds(now)}))
+    let mut out = json!({"stateMachineArn": arn, "creationDate": seconds(now)});
+    published(sfn, &arn, input, &mut out)?;
+    Ok(out)
+}
+
+/// `publish: true` on CreateStateMachine / UpdateStateMachine: a version of what was just
+/// written, its ARN in the answer.
+fn published(
+    sfn: &StepFunctions,
+    arn: &str,
+    input: &Value,
+    out: &mut Value,
+) -> Result<(), SfnError> {
+    if input["publish"].as_bool() != Some(true) {
+        if input.get("versionDescription").is_some() {
+            return Err(SfnError::new(
+                "ValidationException",
+                "Version description can only be set when publish is true",
+            ));
+        }
+        return Ok(());
+    }
+    let entry = machine_entry(sfn, arn)?;
+    let (version_arn, _) = publish_version(sfn, &entry, input["versionDescription"].as_str())?;
+    out["stateMachineVersionArn"] = json!(version_arn);
+    Ok(())
 }
 
 fn describe_row(r: &MachineRow) -> Value {
@@ -241,7 +569,13 @@ fn describe_row(r: &MachineRow) -> Value {
 
 fn describe_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
     let arn = required(input, "stateMachineArn")?;
-    Ok(describe_row(&machine_entry(sfn, arn)?.row))
+    let entry = resolve(sfn, arn)?;
+    let mut out = describe_row(&entry.row);
+    // A version describes itself under its own ARN.
+    if let Some(v) = &entry.version_arn {
+        out["stateMachineArn"] = json!(v);
+    }
+    Ok(out)
 }
 
 /// A page token: the offset of the page's first item.
@@ -330,7 +664,9 @@ fn update_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
     state::put_machine(&sfn.inner.db, &row)?;
     let revision = row.revision.clone();
     install(&sfn.inner, row, machine);
-    Ok(json!({"updateDate": seconds(now), "revisionId": revision}))
+    let mut out = json!({"updateDate": seconds(now), "revisionId": revision});
+    published(sfn, arn, input, &mut out)?;
+    Ok(out)
 }
 
 fn delete_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
@@ -659,7 +995,7 @@ fn express_arn(cfg: &crate::SfnConfig, machine: &str, name: &str) -> String {
 
 async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
     let machine_arn = required(input, "stateMachineArn")?;
-    let entry = machine_entry(sfn, machine_arn)?;
+    let entry = resolve(sfn, machine_arn)?;
     let name = execution_name(input)?;
     let (text, value) = execution_input(input)?;
     let start = match prepare_start(sfn, &entry, &name, &text, value)? {
@@ -683,7 +1019,7 @@ pub(crate) fn start_now(
     machine: &str,
     input: &str,
 ) -> Result<String, SfnError> {
-    let entry = machine_entry(sfn, &sfn.machine_arn(machine))?;
+    let entry = resolve(sfn, &sfn.machine_arn(machine))?;
     let name = uuid::Uuid::new_v4().to_string();
     let (text, value) = execution_input(&json!({ "input": input }))?;
     let start = prepare_start(sfn, &entry, &name, &text, value)?;
@@ -757,6 +1093,8 @@ fn prepare_start(
         last_event: 1,
         redrive_count: 0,
         redrive_ms: None,
+        version_arn: entry.version_arn.clone(),
+        alias_arn: entry.alias_arn.clone(),
     };
     let started = Event {
         id: 1,
@@ -868,7 +1206,7 @@ fn trace_root() -> String {
 
 async fn start_sync_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
     let machine_arn = required(input, "stateMachineArn")?;
-    let entry = machine_entry(sfn, machine_arn)?;
+    let entry = resolve(sfn, machine_arn)?;
     if entry.row.kind != "EXPRESS" {
         return Err(SfnError::new(
             "StateMachineTypeNotSupported",
@@ -950,6 +1288,12 @@ fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnEr
         "inputDetails": {"included": true},
         "redriveCount": r.redrive_count,
     });
+    if let Some(v) = &r.version_arn {
+        out["stateMachineVersionArn"] = json!(v);
+    }
+    if let Some(a) = &r.alias_arn {
+        out["stateMachineAliasArn"] = json!(a);
+    }
     if let Some(ms) = r.redrive_ms {
         out["redriveDate"] = seconds(ms);
     }

@@ -61,7 +61,141 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL UNIQUE,
         created_ms INTEGER NOT NULL
     );",
+    // 2: state machine versions and aliases; the version or alias an execution started from.
+    "CREATE TABLE versions (
+        machine_arn TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        role_arn TEXT NOT NULL,
+        description TEXT,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (machine_arn, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE aliases (
+        machine_arn TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        routing TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (machine_arn, name)
+    ) WITHOUT ROWID;
+    ALTER TABLE executions ADD COLUMN version_arn TEXT;
+    ALTER TABLE executions ADD COLUMN alias_arn TEXT;",
 ];
+
+/// A published version of a state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRow {
+    pub machine_arn: String,
+    pub version: u64,
+    pub definition: String,
+    pub role_arn: String,
+    pub description: Option<String>,
+    pub created_ms: u64,
+}
+
+/// An alias: a name routing executions to one or two versions by weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasRow {
+    pub machine_arn: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `[{"stateMachineVersionArn", "weight"}]`.
+    pub routing: Value,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+pub(crate) fn versions(db: &Database, machine_arn: &str) -> Result<Vec<VersionRow>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(
+        "SELECT machine_arn, version, definition, role_arn, description, created_ms FROM versions
+         WHERE machine_arn = ?1 ORDER BY version DESC",
+    )?;
+    let rows = stmt.query_map([machine_arn], |r| {
+        Ok(VersionRow {
+            machine_arn: r.get(0)?,
+            version: r.get::<_, i64>(1)? as u64,
+            definition: r.get(2)?,
+            role_arn: r.get(3)?,
+            description: r.get(4)?,
+            created_ms: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn put_version(db: &Database, v: &VersionRow) -> Result<(), StoreError> {
+    db.lock().execute(
+        "INSERT INTO versions (machine_arn, version, definition, role_arn, description, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            v.machine_arn,
+            v.version as i64,
+            v.definition,
+            v.role_arn,
+            v.description,
+            v.created_ms as i64
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_version(
+    db: &Database,
+    machine_arn: &str,
+    version: u64,
+) -> Result<(), StoreError> {
+    db.lock().execute(
+        "DELETE FROM versions WHERE machine_arn = ?1 AND version = ?2",
+        params![machine_arn, version as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn aliases(db: &Database, machine_arn: &str) -> Result<Vec<AliasRow>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(
+        "SELECT machine_arn, name, description, routing, created_ms, updated_ms FROM aliases
+         WHERE machine_arn = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([machine_arn], |r| {
+        Ok(AliasRow {
+            machine_arn: r.get(0)?,
+            name: r.get(1)?,
+            description: r.get(2)?,
+            routing: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+            created_ms: r.get::<_, i64>(4)? as u64,
+            updated_ms: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn put_alias(db: &Database, a: &AliasRow) -> Result<(), StoreError> {
+    db.lock().execute(
+        "INSERT OR REPLACE INTO aliases (machine_arn, name, description, routing, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            a.machine_arn,
+            a.name,
+            a.description,
+            a.routing.to_string(),
+            a.created_ms as i64,
+            a.updated_ms as i64
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_alias(db: &Database, machine_arn: &str, name: &str) -> Result<(), StoreError> {
+    db.lock().execute(
+        "DELETE FROM aliases WHERE machine_arn = ?1 AND name = ?2",
+        params![machine_arn, name],
+    )?;
+    Ok(())
+}
 
 /// Forgets executions that ended before `cutoff_ms`, with their histories (Step Functions
 /// keeps a closed Standard execution's history for 90 days). Returns how many.
@@ -153,6 +287,9 @@ pub struct ExecutionRow {
     pub last_event: u64,
     pub redrive_count: u64,
     pub redrive_ms: Option<u64>,
+    /// The version or alias ARN the execution was started with.
+    pub version_arn: Option<String>,
+    pub alias_arn: Option<String>,
 }
 
 const MACHINE_COLUMNS: &str =
@@ -174,7 +311,7 @@ fn machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRow> {
     })
 }
 
-const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event, redrive_count, redrive_ms";
+const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event, redrive_count, redrive_ms, version_arn, alias_arn";
 
 fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
     Ok(ExecutionRow {
@@ -195,6 +332,8 @@ fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
         last_event: r.get::<_, i64>(14)? as u64,
         redrive_count: r.get::<_, i64>(15)? as u64,
         redrive_ms: r.get::<_, Option<i64>>(16)?.map(|v| v as u64),
+        version_arn: r.get(17)?,
+        alias_arn: r.get(18)?,
     })
 }
 
@@ -306,8 +445,8 @@ fn insert_execution(
     started: &Event,
 ) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event)
-         VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event, version_arn, alias_arn)
+         VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             row.arn,
             row.machine_arn,
@@ -316,7 +455,9 @@ fn insert_execution(
             row.start_ms as i64,
             row.definition,
             row.role_arn,
-            started.id as i64
+            started.id as i64,
+            row.version_arn,
+            row.alias_arn
         ],
     )?;
     let id = tx.last_insert_rowid();
