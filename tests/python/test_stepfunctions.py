@@ -385,6 +385,11 @@ def test_the_api_answers_with_step_functions_errors(start_nimbus):
     ex = sfn.start_execution(stateMachineArn=arn, name="two", input='{"x": 2}')
     d = finish(sfn, ex["executionArn"])
     assert (d["status"], d["error"]) == ("FAILED", "States.NoChoiceMatched")
+    # No error name is special: one that looks like nimbus's own is just the execution's error.
+    odd = sfn.create_state_machine(name="odd", roleArn=ROLE, definition=definition(
+        {"F": {"Type": "Fail", "Error": "nimbus.Suspended", "Cause": "user"}}, "F"))["stateMachineArn"]
+    d = finish(sfn, sfn.start_execution(stateMachineArn=odd)["executionArn"])
+    assert (d["status"], d["error"]) == ("FAILED", "nimbus.Suspended")
     with pytest.raises(ClientError) as e:
         sfn.start_execution(stateMachineArn=arn, name="two", input='{"x": 2}')
     assert code(e) == "ExecutionAlreadyExists"
@@ -666,6 +671,8 @@ def test_a_task_starts_a_child_execution_and_waits_for_it_and_reads_parameter_st
         "Answer": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}}, "Wait"))["stateMachineArn"]
     failing = sfn.create_state_machine(name="failing", roleArn=ROLE, definition=definition({
         "No": {"Type": "Fail", "Error": "Nope", "Cause": "child says no"}}, "No"))["stateMachineArn"]
+    quick = sfn.create_state_machine(name="quick-child", roleArn=ROLE, type="EXPRESS", definition=definition({
+        "Up": {"Type": "Pass", "Parameters": {"up.$": "States.MathAdd($.n, 1)"}, "End": True}}, "Up"))["stateMachineArn"]
     parent = sfn.create_state_machine(name="parent", roleArn=ROLE, definition=definition({
         "Greeting": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
                      "Parameters": {"Name": "/app/greeting"}, "ResultSelector": {"value.$": "$.Parameter.Value"},
@@ -673,7 +680,10 @@ def test_a_task_starts_a_child_execution_and_waits_for_it_and_reads_parameter_st
         "Child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
                   "Parameters": {"StateMachineArn": child, "Input": {"n.$": "$.n"}},
                   "ResultSelector": {"output.$": "$.Output", "status.$": "$.Status"}, "ResultPath": "$.child",
-                  "Next": "Failing"},
+                  "Next": "Quick"},
+        "Quick": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                  "Parameters": {"StateMachineArn": quick, "Input": {"n.$": "$.n"}},
+                  "ResultSelector": {"output.$": "$.Output"}, "ResultPath": "$.quick", "Next": "Failing"},
         "Failing": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync",
                     "Parameters": {"StateMachineArn": failing, "Input": {}},
                     "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.failed", "Next": "Done"}],
@@ -684,6 +694,7 @@ def test_a_task_starts_a_child_execution_and_waits_for_it_and_reads_parameter_st
     out = json.loads(d["output"])
     assert out["greeting"] == {"value": "hello"}
     assert out["child"] == {"output": {"doubled": 42}, "status": "SUCCEEDED"}
+    assert out["quick"] == {"output": {"up": 22}}, "an Express child runs to its end for .sync"
     assert out["failed"]["Error"] == "States.TaskFailed" and json.loads(out["failed"]["Cause"])["Status"] == "FAILED"
 
 

@@ -252,7 +252,7 @@ enum Step {
 
 /// An error the interpreter raises, and whether `States.ALL` may catch it.
 fn catchable(e: &StatesError) -> bool {
-    e.error != "States.Runtime" && e.error != "States.DataLimitExceeded"
+    !e.is_suspended() && e.error != "States.Runtime" && e.error != "States.DataLimitExceeded"
 }
 
 fn matches(errors: &[String], e: &StatesError) -> bool {
@@ -375,8 +375,13 @@ impl Run {
         }
     }
 
+    /// A wait scaled by `--delay-scale`, at most Step Functions' own limit (99999999 s), so
+    /// no input can overflow it.
     fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.delay_scale.max(0.0))
+        let max = Duration::from_secs(99_999_999);
+        d.min(max)
+            .mul_f64(self.delay_scale.clamp(0.0, 1_000.0))
+            .min(max)
     }
 
     /// Runs the execution from its start, or from `resume`. A new Standard execution's
@@ -501,7 +506,7 @@ impl Run {
                     Err(e) => Outcome::Suspended(e.cause),
                 }
             }
-            Err(e) if e.error == SUSPENDED => Outcome::Suspended(e.cause),
+            Err(e) if e.is_suspended() => Outcome::Suspended(e.cause),
             Err(e) => {
                 let mut det = serde_json::Map::new();
                 if !e.error.is_empty() {
@@ -1010,6 +1015,9 @@ impl Run {
                     if let Some(t) = wake.take() {
                         let left = t.saturating_sub(now_ms());
                         tokio::time::sleep(Duration::from_millis(left)).await;
+                        // The wait is over: a restart from here on must read the next
+                        // attempt's events, not think the last failure still unhandled.
+                        self.save_cursor(flow, cursor(&retries, None)).await?;
                     }
                     let attempt: u32 = retries.iter().sum();
                     let ctx = context(attempt);
@@ -1050,7 +1058,7 @@ impl Run {
                     };
                     match result {
                         Ok(output) => break self.transition(state, output),
-                        Err(e) if e.error == SUSPENDED => return Err(e),
+                        Err(e) if e.is_suspended() => return Err(e),
                         Err(e) => {
                             if let Some(i) = state.retry.iter().position(|r| matches(&r.errors, &e))
                             {
@@ -1339,7 +1347,7 @@ impl Run {
                         Value::Array(outputs)
                     }
                     Err(e) => {
-                        if e.error != SUSPENDED {
+                        if !e.is_suspended() {
                             self.emit(flow, "ParallelStateFailed", None).await?;
                         }
                         return Err(e);
@@ -1416,7 +1424,8 @@ impl Run {
                     details("mapStateStartedEventDetails", json!({"length": list.len()})),
                 )
                 .await?;
-                let permits = tokio::sync::Semaphore::new(limit);
+                // No more permits than iterations (a path may ask for any number).
+                let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
                 let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
                 let total = list.len();
                 let runs = list.into_iter().enumerate().map(|(index, item)| {
@@ -1451,7 +1460,7 @@ impl Run {
                                 .await?;
                                 Ok(Ok(out))
                             }
-                            Err(e) if e.error == SUSPENDED => Err(e),
+                            Err(e) if e.is_suspended() => Err(e),
                             Err(e) => {
                                 self.emit(
                                     &sub,
@@ -1471,7 +1480,7 @@ impl Run {
                 let outcomes = match futures_util::future::try_join_all(runs).await {
                     Ok(o) => o,
                     Err(e) => {
-                        if e.error != SUSPENDED {
+                        if !e.is_suspended() {
                             self.emit(flow, "MapStateFailed", None).await?;
                         }
                         return Err(e);
@@ -1930,9 +1939,6 @@ fn batches(items: Vec<Value>, b: &crate::asl::Batcher, batch_input: Option<Value
     out
 }
 
-/// The marker error that carries a journal failure up through the interpreter.
-const SUSPENDED: &str = "nimbus.Suspended";
-
 fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1941,7 +1947,7 @@ fn now_us() -> u64 {
 }
 
 fn suspended(why: String) -> StatesError {
-    StatesError::new(SUSPENDED, why)
+    StatesError::suspended(why)
 }
 
 /// Step Functions' task event `resourceType`/`resource` for a service integration ARN:

@@ -7,6 +7,9 @@
 pub struct StatesError {
     pub error: String,
     pub cause: String,
+    /// Not an error of the execution: its history could not be written, so it stops where it
+    /// is and continues after a restart. No error name a user can raise means this.
+    suspended: bool,
 }
 
 impl StatesError {
@@ -14,7 +17,21 @@ impl StatesError {
         StatesError {
             error: error.into(),
             cause: cause.into(),
+            suspended: false,
         }
+    }
+
+    /// The journal failed (`why`): the execution stops without an end.
+    pub fn suspended(why: impl Into<String>) -> StatesError {
+        StatesError {
+            error: String::new(),
+            cause: why.into(),
+            suspended: true,
+        }
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
     }
 
     pub fn runtime(cause: impl Into<String>) -> StatesError {

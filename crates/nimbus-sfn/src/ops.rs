@@ -862,6 +862,23 @@ async fn states_call(
     }
     let request = Value::Object(request);
     let fail = |e: SfnError| (e.code().to_owned(), e.to_string());
+    // An Express child keeps no history to wait on: `.sync` runs it to its end here.
+    if wait.is_some() && action == "StartExecution" {
+        let child = request["stateMachineArn"].as_str().unwrap_or_default();
+        if resolve(sfn, child).map_err(fail)?.row.kind == "EXPRESS" {
+            let answer = start_sync_execution(sfn, &request).await.map_err(fail)?;
+            let mut out = pascal(&answer);
+            if wait == Some(true) {
+                if let Some(o) = answer["output"].as_str() {
+                    out["Output"] = serde_json::from_str(o).unwrap_or(Value::Null);
+                }
+            }
+            return match answer["status"].as_str() {
+                Some("SUCCEEDED") => Ok(out),
+                _ => Err(("States.TaskFailed".into(), out.to_string())),
+            };
+        }
+    }
     let answer = dispatch(sfn, action, &request).await.map_err(fail)?;
     let Some(json_output) = wait else {
         return Ok(pascal(&answer));
@@ -924,6 +941,30 @@ fn pascal(v: &Value) -> Value {
     }
 }
 
+/// When an execution's task ends (or panics), its entry in `running` is removed, unless a
+/// redrive has replaced it meanwhile, and whoever waits for it (`.sync`) is answered.
+struct RunDone {
+    inner: Arc<Inner>,
+    arn: String,
+}
+
+impl Drop for RunDone {
+    fn drop(&mut self) {
+        let me = tokio::task::try_id();
+        let mut running = lock(&self.inner.running);
+        if running.get(&self.arn).map(|h| h.id()) == me {
+            running.remove(&self.arn);
+            drop(running);
+            for waiter in lock(&self.inner.waiters)
+                .remove(&self.arn)
+                .unwrap_or_default()
+            {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
 /// Starts a Standard execution's task: runs it to its end (or from `resume`).
 fn spawn_standard(
     sfn: &StepFunctions,
@@ -960,16 +1001,13 @@ fn spawn_standard(
     let task_inner = Arc::clone(&inner);
     let task_arn = arn.clone();
     let handle = tokio::spawn(async move {
+        let _done = RunDone {
+            inner: task_inner,
+            arn: task_arn.clone(),
+        };
         let outcome = run.execute(&machine, input, resume).await;
         if let Outcome::Suspended(why) = &outcome {
             tracing::error!(execution = %task_arn, "the execution's history could not be written, so it stops here and continues after a restart: {why}");
-        }
-        lock(&task_inner.running).remove(&task_arn);
-        for waiter in lock(&task_inner.waiters)
-            .remove(&task_arn)
-            .unwrap_or_default()
-        {
-            let _ = waiter.send(());
         }
     });
     running.insert(arn, handle.abort_handle());
@@ -1419,11 +1457,6 @@ async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
     if let Some(h) = lock(&sfn.inner.running).remove(arn) {
         h.abort();
     }
-    // An aborted execution's task never reaches its own end: answer whoever waits for it
-    // (a parent's `.sync` task) here.
-    for waiter in lock(&sfn.inner.waiters).remove(arn).unwrap_or_default() {
-        let _ = waiter.send(());
-    }
     let now = now_ms();
     let mut det = Map::new();
     for key in ["error", "cause"] {
@@ -1439,6 +1472,11 @@ async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
         details: Some(("executionAbortedEventDetails".into(), Value::Object(det))),
     };
     let stopped = state::abort(&sfn.inner.db, r.id, event).await?;
+    // An aborted execution's task never reaches its own end: whoever waits for it (a
+    // parent's `.sync` task) is answered here, once the abort is committed.
+    for waiter in lock(&sfn.inner.waiters).remove(arn).unwrap_or_default() {
+        let _ = waiter.send(());
+    }
     if let (true, Some(t)) = (stopped, sfn.inner.telemetry.get()) {
         let machine = r.machine_arn.rsplit(':').next().unwrap_or_default();
         let secs = now.saturating_sub(r.start_ms) as f64 / 1000.0;
@@ -1945,10 +1983,12 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                             .map(|(_, d)| d.clone())
                             .unwrap_or_default();
                         Some(match e.kind.as_str() {
-                            "TaskSucceeded" | "LambdaFunctionSucceeded" => Ok(d["output"]
-                                .as_str()
-                                .and_then(|o| serde_json::from_str(o).ok())
-                                .unwrap_or(Value::Null)),
+                            "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => {
+                                Ok(d["output"]
+                                    .as_str()
+                                    .and_then(|o| serde_json::from_str(o).ok())
+                                    .unwrap_or(Value::Null))
+                            }
                             _ => Err(StatesError::new(
                                 d["error"].as_str().unwrap_or("States.TaskFailed"),
                                 d["cause"].as_str().unwrap_or(""),

@@ -601,6 +601,15 @@ fn write_events(
     events: &[Event],
     cursor: Option<&Cursor>,
 ) -> Result<(), StoreError> {
+    // An execution already ended (stopped while its task still had a write queued) takes no
+    // more events: the end stays the last event.
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM executions WHERE id = ?1")?
+        .query_row([execution], |r| r.get(0))
+        .optional()?;
+    if status.as_deref() != Some("RUNNING") {
+        return Ok(());
+    }
     for e in events {
         insert_event(tx, execution, e)?;
     }

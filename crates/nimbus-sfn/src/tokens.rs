@@ -93,12 +93,17 @@ impl Tokens {
 
     /// Queues an activity task for `activity`'s workers.
     pub fn schedule(&self, activity: &str, task: ActivityTask) {
-        self.activities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let mut queues = self.activities.lock().unwrap_or_else(|e| e.into_inner());
+        // Tasks whose executions have gone (stopped, timed out) leave with each new one.
+        for queue in queues.values_mut() {
+            queue.retain(|t| !t.started.is_closed());
+        }
+        queues.retain(|_, q| !q.is_empty());
+        queues
             .entry(activity.to_owned())
             .or_default()
             .push_back(task);
+        drop(queues);
         self.scheduled.notify_waiters();
     }
 
