@@ -325,6 +325,8 @@ def test_wait_for_task_token_is_completed_from_outside(start_nimbus):
     sfn.send_task_heartbeat(taskToken=token)
     assert sfn.describe_execution(executionArn=ok)["status"] == "RUNNING", "it waits for the token"
     sfn.send_task_success(taskToken=token, output='{"approved": true}')
+    assert "TaskSucceeded" in [e["type"] for e in history(sfn, ok)], \
+        "SendTaskSuccess answers once the task has recorded the answer (it survives kill -9)"
     d = finish(sfn, ok)
     assert json.loads(d["output"]) == {"order": "o1", "answer": {"approved": True}}
     assert "TaskSubmitted" in [e["type"] for e in history(sfn, ok)]

@@ -1678,6 +1678,8 @@ impl Run {
             ),
         )
         .await?;
+        // Answers the SendTask* call once the end event below is durable.
+        let mut recorded = None;
         let result = loop {
             let missed = async {
                 match heartbeat {
@@ -1686,9 +1688,13 @@ impl Run {
                 }
             };
             tokio::select! {
-                a = &mut answer => break a.unwrap_or_else(|_| {
-                    Err(StatesError::new("States.TaskFailed", "the task's token was dropped"))
-                }),
+                a = &mut answer => match a {
+                    Ok((r, ack)) => {
+                        recorded = Some(ack);
+                        break r;
+                    }
+                    Err(_) => break Err(StatesError::new("States.TaskFailed", "the task's token was dropped")),
+                },
                 _ = beat.notified() => continue,
                 _ = missed => {
                     let det = json!({"error": "States.HeartbeatTimeout"});
@@ -1710,6 +1716,9 @@ impl Run {
             ),
         };
         self.emit(flow, kind, details(field, det)).await?;
+        if let Some(ack) = recorded {
+            let _ = ack.send(());
+        }
         result
     }
 
@@ -1775,6 +1784,8 @@ impl Run {
                 }
             }
         }
+        // Answers the SendTask* call once the end event below is durable.
+        let mut recorded = None;
         let result = loop {
             let missed = async {
                 match heartbeat {
@@ -1783,9 +1794,13 @@ impl Run {
                 }
             };
             tokio::select! {
-                a = &mut answer => break a.unwrap_or_else(|_| {
-                    Err(StatesError::new("States.TaskFailed", "the task's token was dropped"))
-                }),
+                a = &mut answer => match a {
+                    Ok((r, ack)) => {
+                        recorded = Some(ack);
+                        break r;
+                    }
+                    Err(_) => break Err(StatesError::new("States.TaskFailed", "the task's token was dropped")),
+                },
                 _ = beat.notified() => continue,
                 _ = missed => {
                     let det = json!({"resourceType": resource_type, "resource": short,
@@ -1813,6 +1828,9 @@ impl Run {
             "taskFailedEventDetails"
         };
         self.emit(flow, kind, details(field, det)).await?;
+        if let Some(ack) = recorded {
+            let _ = ack.send(());
+        }
         result
     }
 

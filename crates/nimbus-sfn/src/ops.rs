@@ -50,9 +50,9 @@ pub(crate) async fn dispatch(
         "UpdateStateMachineAlias" => update_state_machine_alias(sfn, input),
         "DeleteStateMachineAlias" => delete_state_machine_alias(sfn, input),
         "ListStateMachineAliases" => list_state_machine_aliases(sfn, input),
-        "SendTaskSuccess" => send_task(sfn, input, "success"),
-        "SendTaskFailure" => send_task(sfn, input, "failure"),
-        "SendTaskHeartbeat" => send_task(sfn, input, "heartbeat"),
+        "SendTaskSuccess" => send_task(sfn, input, "success").await,
+        "SendTaskFailure" => send_task(sfn, input, "failure").await,
+        "SendTaskHeartbeat" => send_task(sfn, input, "heartbeat").await,
         _ => Err(SfnError::new(
             "UnknownOperationException",
             format!("nimbus's Step Functions does not serve the operation {action} yet"),
@@ -1818,7 +1818,7 @@ async fn get_activity_task(sfn: &StepFunctions, input: &Value) -> Result<Value, 
 }
 
 /// `SendTaskSuccess`, `SendTaskFailure`, `SendTaskHeartbeat`.
-fn send_task(sfn: &StepFunctions, input: &Value, what: &str) -> Result<Value, SfnError> {
+async fn send_task(sfn: &StepFunctions, input: &Value, what: &str) -> Result<Value, SfnError> {
     use crate::tokens::TokenError;
     let token = required(input, "taskToken")?;
     let tokens = &sfn.inner.tokens;
@@ -1836,10 +1836,19 @@ fn send_task(sfn: &StepFunctions, input: &Value, what: &str) -> Result<Value, Sf
                 input["cause"].as_str().unwrap_or(""),
             )),
         ),
-        _ => tokens.heartbeat(token),
+        _ => tokens.heartbeat(token).map(|()| {
+            let (done, rx) = tokio::sync::oneshot::channel();
+            let _ = done.send(());
+            rx
+        }),
     };
     match outcome {
-        Ok(()) => Ok(json!({})),
+        // Answered once the task has recorded the answer: an acknowledged SendTaskSuccess
+        // survives a kill -9. A task that went away first (stopped) answers at once.
+        Ok(recorded) => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), recorded).await;
+            Ok(json!({}))
+        }
         Err(TokenError::Invalid) => Err(SfnError::new(
             "InvalidToken",
             "Invalid Token: 'Invalid token'",

@@ -13,8 +13,11 @@ use crate::error::StatesError;
 /// What a waiting task is answered with.
 pub type TaskAnswer = Result<Value, StatesError>;
 
+/// An answer, and how the task says it has recorded it (its end event is durable).
+pub type Answered = (TaskAnswer, oneshot::Sender<()>);
+
 struct Waiter {
-    answer: oneshot::Sender<TaskAnswer>,
+    answer: oneshot::Sender<Answered>,
     beat: Arc<Notify>,
 }
 
@@ -67,7 +70,7 @@ impl Tokens {
     }
 
     /// Starts waiting on `token`: the receiver gets the answer, the notify each heartbeat.
-    pub fn register(&self, token: &str) -> (oneshot::Receiver<TaskAnswer>, Arc<Notify>) {
+    pub fn register(&self, token: &str) -> (oneshot::Receiver<Answered>, Arc<Notify>) {
         let (tx, rx) = oneshot::channel();
         let beat = Arc::new(Notify::new());
         self.lock().insert(
@@ -84,11 +87,22 @@ impl Tokens {
         self.lock().remove(token);
     }
 
-    /// Answers the task waiting on `token`.
-    pub fn answer(&self, token: &str, answer: TaskAnswer) -> Result<(), TokenError> {
+    /// Answers the task waiting on `token`. The receiver completes once the task has recorded
+    /// the answer (closed if the execution went away first), so a caller can be acknowledged
+    /// only when the answer survives a `kill -9`.
+    pub fn answer(
+        &self,
+        token: &str,
+        answer: TaskAnswer,
+    ) -> Result<oneshot::Receiver<()>, TokenError> {
         Self::check(token)?;
         let waiter = self.lock().remove(token).ok_or(TokenError::Gone)?;
-        waiter.answer.send(answer).map_err(|_| TokenError::Gone)
+        let (recorded, rx) = oneshot::channel();
+        waiter
+            .answer
+            .send((answer, recorded))
+            .map_err(|_| TokenError::Gone)?;
+        Ok(rx)
     }
 
     /// Queues an activity task for `activity`'s workers.
@@ -160,13 +174,19 @@ mod tests {
         let token = Tokens::new_token();
         let (rx, _) = tokens.register(&token);
         assert_eq!(tokens.heartbeat(&token), Ok(()));
-        assert_eq!(tokens.answer(&token, Ok(json!(1))), Ok(()));
-        assert_eq!(rx.await.unwrap(), Ok(json!(1)));
-        assert_eq!(tokens.answer(&token, Ok(json!(2))), Err(TokenError::Gone));
+        let recorded = tokens.answer(&token, Ok(json!(1))).unwrap();
+        let (answer, ack) = rx.await.unwrap();
+        assert_eq!(answer, Ok(json!(1)));
+        ack.send(()).unwrap();
+        recorded.await.unwrap();
+        assert_eq!(
+            tokens.answer(&token, Ok(json!(2))).err(),
+            Some(TokenError::Gone)
+        );
         assert_eq!(tokens.heartbeat("not-a-token"), Err(TokenError::Invalid));
         assert_eq!(
-            tokens.answer(&Tokens::new_token(), Ok(json!(3))),
-            Err(TokenError::Gone)
+            tokens.answer(&Tokens::new_token(), Ok(json!(3))).err(),
+            Some(TokenError::Gone)
         );
     }
 }
