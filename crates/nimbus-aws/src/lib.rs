@@ -321,13 +321,7 @@ fn json10_error(status: u16, body: serde_json::Value) -> Response {
 
 /// A DynamoDB error as its AWS JSON 1.0 clients read it: `__type` and `message` in the body.
 fn dynamodb_error(e: nimbus_dynamodb::DdbError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [("content-type", "application/x-amz-json-1.0")],
-        e.body().to_string(),
-    )
-        .into_response()
+    json10_error(e.status(), e.body())
 }
 
 /// The request's `X-Amzn-Trace-Id` (what an SDK in a traced function sends) applies to every

@@ -908,17 +908,8 @@ impl Parser {
         path_key: &str,
         at: &str,
     ) -> Option<Seconds> {
-        match (obj.get(key), obj.get(path_key)) {
-            (Some(_), Some(_)) => {
-                self.schema(
-                    at,
-                    format!(
-                        "There should only be one of the following fields: [{key}, {path_key}]"
-                    ),
-                );
-                None
-            }
-            (Some(v), None) => match v.as_u64().filter(|n| (1..=99_999_999).contains(n)) {
+        match self.literal_or_path(obj, key, path_key, at)? {
+            (Some(v), _) => match v.as_u64().filter(|n| (1..=99_999_999).contains(n)) {
                 Some(n) => Some(Seconds::Fixed(n)),
                 None if v.is_string() => None, // a JSONata expression, evaluated at run time
                 None => {
@@ -940,6 +931,29 @@ impl Parser {
                 }
             },
             (None, None) => None,
+        }
+    }
+
+    /// A field given literally (`key`) or by path (`path_key`), never both: `None` (reported)
+    /// when both are there.
+    fn literal_or_path<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        key: &str,
+        path_key: &str,
+        at: &str,
+    ) -> Option<(Option<&'v Value>, Option<&'v Value>)> {
+        match (obj.get(key), obj.get(path_key)) {
+            (Some(_), Some(_)) => {
+                self.schema(
+                    at,
+                    format!(
+                        "There should only be one of the following fields: [{key}, {path_key}]"
+                    ),
+                );
+                None
+            }
+            pair => Some(pair),
         }
     }
 
@@ -1002,18 +1016,9 @@ impl Parser {
         path_key: &str,
         at: &str,
     ) -> Option<Text> {
-        match (obj.get(key), obj.get(path_key)) {
-            (Some(_), Some(_)) => {
-                self.schema(
-                    at,
-                    format!(
-                        "There should only be one of the following fields: [{key}, {path_key}]"
-                    ),
-                );
-                None
-            }
-            (Some(Value::String(s)), None) => Some(Text::Literal(s.clone())),
-            (Some(_), None) => {
+        match self.literal_or_path(obj, key, path_key, at)? {
+            (Some(Value::String(s)), _) => Some(Text::Literal(s.clone())),
+            (Some(_), _) => {
                 self.schema(
                     &format!("{at}/{key}"),
                     "Expected value of type: String".into(),

@@ -237,6 +237,44 @@ impl Flow {
     }
 }
 
+/// However a token's wait ends (an answer, a timeout that drops the future, a stop), the
+/// token stops being answerable.
+struct ForgetToken<'a>(&'a crate::tokens::Tokens, &'a str);
+
+impl Drop for ForgetToken<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
+/// The end events of a task that waits on a token: `Task...` (with the task's `resourceType`
+/// and `resource` in each) or `Activity...`.
+struct TokenEvents {
+    prefix: &'static str,
+    fields: Value,
+}
+
+impl TokenEvents {
+    /// `TaskSucceeded`, `ActivityTimedOut`, ...
+    fn kind(&self, end: &str) -> String {
+        format!("{}{end}", self.prefix)
+    }
+
+    /// `taskSucceededEventDetails`, `activityTimedOutEventDetails`, ...
+    fn field(&self, end: &str) -> String {
+        format!("{}{end}EventDetails", self.prefix.to_ascii_lowercase())
+    }
+
+    fn details(&self, mut det: Value) -> Value {
+        if let (Some(d), Some(f)) = (det.as_object_mut(), self.fields.as_object()) {
+            for (k, v) in f {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        det
+    }
+}
+
 /// What one attempt of a task state starts from, besides its input.
 struct Attempt {
     /// The task's answer from before a restart: used instead of running the task again.
@@ -1639,15 +1677,9 @@ impl Run {
         params: Value,
         heartbeat: Option<u64>,
     ) -> Result<Value, StatesError> {
-        struct Forget<'a>(&'a crate::tokens::Tokens, String);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.forget(&self.1);
-            }
-        }
         let token = crate::tokens::Tokens::new_token();
         let (mut answer, beat) = self.tokens.register(&token);
-        let _forget = Forget(&self.tokens, token.clone());
+        let _forget = ForgetToken(&self.tokens, &token);
         let mut det = json!({"resource": resource, "input": text(&params), "inputDetails": {"truncated": false}});
         if let Some(h) = heartbeat {
             det["heartbeatInSeconds"] = json!(h);
@@ -1678,48 +1710,12 @@ impl Run {
             ),
         )
         .await?;
-        // Answers the SendTask* call once the end event below is durable.
-        let mut recorded = None;
-        let result = loop {
-            let missed = async {
-                match heartbeat {
-                    Some(h) => tokio::time::sleep(Duration::from_secs(h)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                a = &mut answer => match a {
-                    Ok((r, ack)) => {
-                        recorded = Some(ack);
-                        break r;
-                    }
-                    Err(_) => break Err(StatesError::new("States.TaskFailed", "the task's token was dropped")),
-                },
-                _ = beat.notified() => continue,
-                _ = missed => {
-                    let det = json!({"error": "States.HeartbeatTimeout"});
-                    self.emit(flow, "ActivityTimedOut", details("activityTimedOutEventDetails", det)).await?;
-                    return Err(StatesError::new("States.HeartbeatTimeout", ""));
-                }
-            }
+        let events = TokenEvents {
+            prefix: "Activity",
+            fields: json!({}),
         };
-        let (kind, field, det) = match &result {
-            Ok(out) => (
-                "ActivitySucceeded",
-                "activitySucceededEventDetails",
-                json!({"output": text(out), "outputDetails": {"truncated": false}}),
-            ),
-            Err(e) => (
-                "ActivityFailed",
-                "activityFailedEventDetails",
-                json!({"error": e.error, "cause": e.cause}),
-            ),
-        };
-        self.emit(flow, kind, details(field, det)).await?;
-        if let Some(ack) = recorded {
-            let _ = ack.send(());
-        }
-        result
+        self.wait_token(flow, &mut answer, &beat, heartbeat, &events)
+            .await
     }
 
     /// A `.waitForTaskToken` task: the resource is called with the token in its parameters,
@@ -1733,17 +1729,9 @@ impl Run {
         submitted: bool,
         heartbeat: Option<u64>,
     ) -> Result<Value, StatesError> {
-        // However the wait ends (an answer, a timeout that drops this future, a stop), the
-        // token stops being answerable.
-        struct Forget<'a>(&'a crate::tokens::Tokens, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.forget(self.1);
-            }
-        }
         let (resource_type, short) = task_kind(resource);
         let (mut answer, beat) = self.tokens.register(token);
-        let _forget = Forget(&self.tokens, token);
+        let _forget = ForgetToken(&self.tokens, token);
         let base = resource.trim_end_matches(".waitForTaskToken");
         if !submitted {
             let mut det = json!({"resourceType": resource_type, "resource": short, "region": self.region,
@@ -1784,7 +1772,25 @@ impl Run {
                 }
             }
         }
-        // Answers the SendTask* call once the end event below is durable.
+        let events = TokenEvents {
+            prefix: "Task",
+            fields: json!({"resourceType": resource_type, "resource": short}),
+        };
+        self.wait_token(flow, &mut answer, &beat, heartbeat, &events)
+            .await
+    }
+
+    /// Waits for a task token's answer (`SendTaskSuccess`/`SendTaskFailure`), kept alive by
+    /// heartbeats, and records how the task ended; the `SendTask*` call is answered only once
+    /// that record is durable.
+    async fn wait_token(
+        &self,
+        flow: &Flow,
+        answer: &mut tokio::sync::oneshot::Receiver<crate::tokens::Answered>,
+        beat: &tokio::sync::Notify,
+        heartbeat: Option<u64>,
+        events: &TokenEvents,
+    ) -> Result<Value, StatesError> {
         let mut recorded = None;
         let result = loop {
             let missed = async {
@@ -1794,7 +1800,7 @@ impl Run {
                 }
             };
             tokio::select! {
-                a = &mut answer => match a {
+                a = &mut *answer => match a {
                     Ok((r, ack)) => {
                         recorded = Some(ack);
                         break r;
@@ -1803,31 +1809,22 @@ impl Run {
                 },
                 _ = beat.notified() => continue,
                 _ = missed => {
-                    let det = json!({"resourceType": resource_type, "resource": short,
-                                     "error": "States.HeartbeatTimeout"});
-                    self.emit(flow, "TaskTimedOut", details("taskTimedOutEventDetails", det)).await?;
+                    let det = events.details(json!({"error": "States.HeartbeatTimeout"}));
+                    self.emit(flow, &events.kind("TimedOut"), details(&events.field("TimedOut"), det)).await?;
                     return Err(StatesError::new("States.HeartbeatTimeout", ""));
                 }
             }
         };
-        let (kind, det) = match &result {
+        let (end, det) = match &result {
             Ok(out) => (
-                "TaskSucceeded",
-                json!({"resourceType": resource_type, "resource": short,
-                       "output": text(out), "outputDetails": {"truncated": false}}),
+                "Succeeded",
+                json!({"output": text(out), "outputDetails": {"truncated": false}}),
             ),
-            Err(e) => (
-                "TaskFailed",
-                json!({"resourceType": resource_type, "resource": short,
-                       "error": e.error, "cause": e.cause}),
-            ),
+            Err(e) => ("Failed", json!({"error": e.error, "cause": e.cause})),
         };
-        let field = if kind == "TaskSucceeded" {
-            "taskSucceededEventDetails"
-        } else {
-            "taskFailedEventDetails"
-        };
-        self.emit(flow, kind, details(field, det)).await?;
+        let det = events.details(det);
+        self.emit(flow, &events.kind(end), details(&events.field(end), det))
+            .await?;
         if let Some(ack) = recorded {
             let _ = ack.send(());
         }
@@ -1996,12 +1993,7 @@ fn service_action(rest: &str) -> Option<(String, String)> {
     if action.contains('.') && service != "states" {
         return None;
     }
-    let mut chars = action.chars();
-    let first = chars.next()?;
-    Some((
-        service.to_owned(),
-        first.to_uppercase().chain(chars).collect(),
-    ))
+    (!action.is_empty()).then(|| (service.to_owned(), crate::pascal(action)))
 }
 
 /// Step Functions' optimized integrations accept JSON where the API wants text (an SQS body,

@@ -30,6 +30,23 @@ use serde_json::{json, Value};
 pub use engine::{Integrations, Invoked};
 pub use error::StatesError;
 
+/// `Name` -> `name`: an SDK's PascalCase member name as the JSON APIs spell it (Step Functions'
+/// task parameters, CloudFormation's properties).
+pub fn camel(name: &str) -> String {
+    let mut c = name.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// `name` -> `Name`: a JSON API's member name as the SDKs (and task results) spell it.
+pub fn pascal(name: &str) -> String {
+    let mut c = name.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// The service's own errors: the code clients read from `__type`, and its message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SfnError {

@@ -190,13 +190,12 @@ fn install(inner: &Inner, row: MachineRow, machine: asl::Machine) {
 /// alias (`...:stateMachine:name:prod`, one of its versions picked by the routing weights).
 fn resolve(sfn: &StepFunctions, arn: &str) -> Result<Arc<MachineEntry>, SfnError> {
     check_arn(arn)?;
-    let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() != 8 {
+    if arn.split(':').count() != 8 {
         return machine_entry(sfn, arn);
     }
-    let base_arn = parts[..7].join(":");
+    let (base_arn, qualifier) = split_qualified(arn)?;
     let base = machine_entry(sfn, &base_arn)?;
-    let qualifier = parts[7];
+    let qualifier = qualifier.as_str();
     let missing = || {
         SfnError::new(
             "StateMachineDoesNotExist",
@@ -848,11 +847,7 @@ async fn states_call(
     };
     let mut request = Map::new();
     for (k, v) in input.as_object().into_iter().flatten() {
-        let mut c = k.chars();
-        let key: String = match c.next() {
-            Some(f) => f.to_lowercase().chain(c).collect(),
-            None => continue,
-        };
+        let key = crate::camel(k);
         // Step Functions takes an object as the child's input and sends it as text.
         let v = match (key.as_str(), v) {
             ("input" | "output", v) if !v.is_string() => Value::String(v.to_string()),
@@ -927,14 +922,7 @@ fn pascal(v: &Value) -> Value {
     match v.as_object() {
         Some(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| {
-                    let mut c = k.chars();
-                    let key: String = match c.next() {
-                        Some(f) => f.to_uppercase().chain(c).collect(),
-                        None => String::new(),
-                    };
-                    (key, v.clone())
-                })
+                .map(|(k, v)| (crate::pascal(k), v.clone()))
                 .collect(),
         ),
         None => v.clone(),

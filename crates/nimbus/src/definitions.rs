@@ -7,6 +7,18 @@ use std::path::Path;
 
 use nimbus_template::Stack;
 
+/// A definition file's document: JSON, or YAML (as `sam` accepts both). The error names the
+/// file (and the line and column for JSON).
+pub fn document(text: &str, path: &Path) -> Result<serde_json::Value, String> {
+    // JSON is YAML too, but JSON's own parser gives the better message for a JSON file.
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text)
+            .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+    } else {
+        crate::samconfig::yaml_to_json(text).map_err(|e| format!("{}: {e:#}", path.display()))
+    }
+}
+
 /// Reads every local `DefinitionUri` into `DefinitionBody`. Errors name the resource, the
 /// property and the file (with line and column for a parse error).
 pub fn inline(stack: &mut Stack, template_dir: &Path) -> Result<(), Vec<String>> {
@@ -49,14 +61,7 @@ pub fn inline(stack: &mut Stack, template_dir: &Path) -> Result<(), Vec<String>>
                 continue;
             }
         };
-        // JSON is YAML too, but JSON's own parser gives the better message for a JSON file.
-        let parsed = if text.trim_start().starts_with('{') {
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
-        } else {
-            crate::samconfig::yaml_to_json(&text).map_err(|e| format!("{}: {e:#}", path.display()))
-        };
-        match parsed {
+        match document(&text, &path) {
             Ok(doc) => {
                 if let Some(props) = r.properties.as_object_mut() {
                     props.remove("DefinitionUri");

@@ -131,12 +131,7 @@ fn states_input(p: &BTreeMap<String, String>) -> Value {
         if k == "Region" || (k == "TraceHeader" && v.is_empty()) {
             continue;
         }
-        let mut c = k.chars();
-        let key: String = match c.next() {
-            Some(f) => f.to_lowercase().chain(c).collect(),
-            None => continue,
-        };
-        input.insert(key, Value::from(v.clone()));
+        input.insert(nimbus_sfn::camel(k), Value::from(v.clone()));
     }
     Value::Object(input)
 }

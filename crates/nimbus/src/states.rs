@@ -288,7 +288,15 @@ pub fn template_machines(
                                 path.display()
                             )
                         })
-                        .and_then(|text| definition_file(&text, &path, &at("DefinitionUri")))
+                        .and_then(|text| {
+                            crate::definitions::document(&text, &path)
+                                // A JSON file is kept as written; YAML becomes JSON text.
+                                .map(|doc| match text.trim_start().starts_with('{') {
+                                    true => text.clone(),
+                                    false => doc.to_string(),
+                                })
+                                .map_err(|e| format!("{}: {e}", at("DefinitionUri")))
+                        })
                 }
                 _ => Err(format!(
                     "{}: nimbus reads a definition from a local file; an S3 location is not served",
@@ -355,16 +363,6 @@ pub fn template_machines(
     }
 }
 
-/// A `DefinitionUri` file: JSON, or YAML (as `sam` accepts), as JSON text.
-fn definition_file(text: &str, path: &Path, at: &str) -> Result<String, String> {
-    if serde_json::from_str::<Value>(text).is_ok() {
-        return Ok(text.to_owned());
-    }
-    crate::samconfig::yaml_to_json(text)
-        .map(|v| v.to_string())
-        .map_err(|e| format!("{at}: {} is neither JSON nor YAML: {e:#}", path.display()))
-}
-
 /// `DefinitionSubstitutions`: each `${Key}` in the definition replaced by its value.
 fn substitute(definition: &str, subs: &Value) -> String {
     let Some(map) = subs.as_object() else {
@@ -387,14 +385,7 @@ fn lower_keys(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| {
-                    let mut c = k.chars();
-                    let key = match c.next() {
-                        Some(f) => f.to_lowercase().chain(c).collect(),
-                        None => String::new(),
-                    };
-                    (key, lower_keys(v))
-                })
+                .map(|(k, v)| (nimbus_sfn::camel(k), lower_keys(v)))
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(lower_keys).collect()),
