@@ -53,6 +53,7 @@ pub struct Services {
     pub secrets: nimbus_secrets::SecretsManager,
     pub sns: nimbus_sns::Sns,
     pub sfn: nimbus_sfn::StepFunctions,
+    pub s3: nimbus_s3::S3,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -66,6 +67,7 @@ pub fn router(services: Services) -> Router {
         secrets,
         sns,
         sfn,
+        s3,
     } = services;
     let dynamodb_for_metrics = dynamodb.clone();
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
@@ -86,10 +88,39 @@ pub fn router(services: Services) -> Router {
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
         .with_state((events.clone(), dynamodb_for_metrics));
-    lambda_router(platform, events)
+    let apis = lambda_router(platform, events)
         .merge(json_protocol)
         .merge(metrics)
-        .fallback(error::unknown_operation)
+        .fallback(error::unknown_operation);
+    // S3 is told apart before routing: its paths (`/<bucket>/<key>`, any method) overlap every
+    // other API's.
+    Router::new()
+        .fallback_service(apis)
+        .layer(axum::middleware::from_fn_with_state(s3, s3_first))
+}
+
+/// Sends S3's requests to S3: signed for `s3`, addressed to a virtual-hosted bucket, or
+/// unsigned (a browser, curl) and naming an existing bucket as the first path segment.
+async fn s3_first(
+    State(s3): State<nimbus_s3::S3>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (uri, h) = (req.uri(), req.headers());
+    let for_s3 = nimbus_s3::is_s3_request(uri, h)
+        || (!h.contains_key("authorization")
+            && !h.contains_key("x-amz-target")
+            && !uri.query().is_some_and(|q| q.contains("Action="))
+            && uri
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .is_some_and(|b| !b.is_empty() && s3.has_bucket(b)));
+    if for_s3 {
+        return s3.handle(req).await;
+    }
+    next.run(req).await
 }
 
 /// Every metric in the OpenMetrics text format (which Prometheus scrapes), the store's gauges

@@ -338,7 +338,7 @@ impl Hub {
 
     /// Delivers a payload to a destination: a queue message, an asynchronous invocation, or an
     /// event on a bus (`detail_type`/`source` used only then).
-    pub(crate) fn deliver(
+    pub fn deliver(
         &self,
         dest: &Dest,
         payload: &str,

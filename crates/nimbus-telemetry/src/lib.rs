@@ -170,6 +170,25 @@ pub struct DynamoDbMetrics {
     pub bytes: Family<TableLabels, Gauge>,
 }
 
+/// An S3 bucket, an operation and its outcome (`ok` or S3's error code).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketRequestLabels {
+    pub bucket: String,
+    pub operation: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    pub bucket: String,
+}
+
+pub struct S3Metrics {
+    pub requests: Family<BucketRequestLabels, Counter>,
+    pub bytes_in: Family<BucketLabels, Counter>,
+    pub bytes_out: Family<BucketLabels, Counter>,
+}
+
 /// A state machine.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MachineLabels {
@@ -217,6 +236,7 @@ pub struct Telemetry {
     pub gateway: GatewayMetrics,
     pub sqs: SqsMetrics,
     pub dynamodb: DynamoDbMetrics,
+    pub s3: S3Metrics,
     pub states: StatesMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
@@ -497,6 +517,28 @@ impl Telemetry {
             Unit::Bytes,
             dynamodb.bytes.clone(),
         );
+        let s3 = S3Metrics {
+            requests: Family::default(),
+            bytes_in: Family::default(),
+            bytes_out: Family::default(),
+        };
+        r.register(
+            "s3_requests",
+            "S3 API calls, by bucket, operation and outcome (ok or S3's error code)",
+            s3.requests.clone(),
+        );
+        r.register_with_unit(
+            "s3_received",
+            "Object bytes S3 stored from requests (uploads and parts), by bucket",
+            Unit::Bytes,
+            s3.bytes_in.clone(),
+        );
+        r.register_with_unit(
+            "s3_sent",
+            "Object bytes S3 sent in answers (GetObject), by bucket",
+            Unit::Bytes,
+            s3.bytes_out.clone(),
+        );
         let states = StatesMetrics {
             started: Family::default(),
             ended: Family::default(),
@@ -531,6 +573,7 @@ impl Telemetry {
             gateway,
             sqs,
             dynamodb,
+            s3,
             states,
             events,
             emf,
@@ -612,6 +655,34 @@ impl Telemetry {
                 operation: operation.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Records one S3 call and the object bytes it moved.
+    pub fn record_s3(
+        &self,
+        bucket: &str,
+        operation: &str,
+        outcome: &str,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        self.s3
+            .requests
+            .get_or_create(&BucketRequestLabels {
+                bucket: bucket.to_owned(),
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let l = BucketLabels {
+            bucket: bucket.to_owned(),
+        };
+        if bytes_in > 0 {
+            self.s3.bytes_in.get_or_create(&l).inc_by(bytes_in);
+        }
+        if bytes_out > 0 {
+            self.s3.bytes_out.get_or_create(&l).inc_by(bytes_out);
+        }
     }
 
     /// A Step Functions execution started (`kind`: `STANDARD` or `EXPRESS`).

@@ -14,6 +14,7 @@ pub(crate) enum Family {
     LogGroup,
     Layer,
     Secret,
+    Bucket,
     Other,
 }
 
@@ -33,6 +34,7 @@ pub(crate) fn family(resource_type: &str) -> Family {
         "AWS::Logs::LogGroup" => Family::LogGroup,
         "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion" => Family::Layer,
         "AWS::SecretsManager::Secret" => Family::Secret,
+        "AWS::S3::Bucket" => Family::Bucket,
         _ => Family::Other,
     }
 }
@@ -74,6 +76,13 @@ pub(crate) fn attributes(f: Family) -> Option<&'static [&'static str]> {
         // CloudFormation's LayerVersion has no GetAtt attributes; its Ref is the version ARN.
         Family::Layer => &[],
         Family::Secret => &["Id"],
+        Family::Bucket => &[
+            "Arn",
+            "DomainName",
+            "DualStackDomainName",
+            "RegionalDomainName",
+            "WebsiteURL",
+        ],
         Family::Other => return None,
     })
 }
@@ -156,6 +165,17 @@ pub(crate) fn get_att(
             true,
             &format!("table/{name}/stream/1970-01-01T00:00:00.000"),
         ),
+        (Family::Bucket, "Arn") => format!("arn:{}:s3:::{name}", env.partition),
+        (Family::Bucket, "DomainName") => format!("{name}.s3.amazonaws.com"),
+        (Family::Bucket, "DualStackDomainName") => {
+            format!("{name}.s3.dualstack.{}.amazonaws.com", env.region)
+        }
+        (Family::Bucket, "RegionalDomainName") => {
+            format!("{name}.s3.{}.amazonaws.com", env.region)
+        }
+        (Family::Bucket, "WebsiteURL") => {
+            format!("http://{name}.s3-website-{}.amazonaws.com", env.region)
+        }
         (Family::Alarm, "Arn") => env.arn("cloudwatch", true, &format!("alarm:{name}")),
         (Family::LogGroup, "Arn") => env.arn("logs", true, &format!("log-group:{name}:*")),
         (Family::Other, "Arn") => {

@@ -28,7 +28,7 @@
 //! | `AWS::DynamoDB::Table`, `AWS::Serverless::SimpleTable` | `TableName` or logical id | `Arn`, `StreamArn` |
 //! | `AWS::CloudWatch::Alarm` | `AlarmName` or logical id | `Arn` |
 //! | `AWS::Logs::LogGroup` | `LogGroupName` or logical id | `Arn` |
-//! | `AWS::S3::Bucket` | `BucketName` or logical id | as for anything else |
+//! | `AWS::S3::Bucket` | `BucketName` or the logical id lowercased | `Arn`, `DomainName`, `RegionalDomainName`, `DualStackDomainName`, `WebsiteURL` |
 //! | `AWS::SSM::Parameter` | `Name` or logical id | as for anything else |
 //! | `AWS::SecretsManager::Secret` | the ARN, `...:secret:{Name or logical id}-{6 characters derived from the name}` (as on AWS, where the suffix is random) | `Id` (the ARN) |
 //! | `AWS::Serverless::LayerVersion`, `AWS::Lambda::LayerVersion` | the version ARN `arn:...:layer:{LayerName or logical id}:1` (as on AWS) | none |
@@ -75,6 +75,17 @@ mod yaml;
 /// sorted by position, with the warnings found so far. On success, warnings (e.g. resource types
 /// nimbus does not serve yet) are in [`Stack::warnings`]. What `Ref` and `Fn::GetAtt` return is
 /// in the crate documentation.
+/// The name of a template bucket without `BucketName`: CloudFormation generates a lowercase
+/// name (`<stack>-<logical id>-<random>`); locally the logical id lowercased (padded to S3's
+/// three-character minimum) is enough, and `Ref` and nimbus-s3 agree on it.
+pub fn default_bucket_name(logical_id: &str) -> String {
+    let mut name = logical_id.to_ascii_lowercase();
+    while name.len() < 3 {
+        name.push('0');
+    }
+    name
+}
+
 /// The ARN of a template's secret: Secrets Manager adds six random characters to the name; a
 /// local stack derives them from the name, so `Ref` resolves before the secret exists and the
 /// same ARN comes back on every run. nimbus-secrets creates the template's secrets with it.

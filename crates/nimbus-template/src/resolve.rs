@@ -595,6 +595,9 @@ impl<'a> Resolver<'a> {
     }
 
     fn default_name(&mut self, decl: &Decl) -> String {
+        if attrs::family(&decl.resource_type) == Family::Bucket {
+            return crate::default_bucket_name(&decl.logical_id);
+        }
         let fifo = attrs::family(&decl.resource_type) == Family::Queue
             && self
                 .property_text(&decl.logical_id, "FifoQueue")

@@ -160,6 +160,9 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
+    if let Err(errors) = nimbus_s3::template_buckets(&stack) {
+        return Ok(invalid(&args.template, &errors));
+    }
     let machines = match crate::states::template_machines(
         &stack,
         &template_dir(&args.template),
@@ -624,6 +627,25 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             return Ok(refuse(&platform, &args.template.template, "topic", &errors).await)
         }
     };
+    let s3 = nimbus_s3::S3::open(
+        &state_dir,
+        nimbus_s3::S3Config {
+            region: region.clone(),
+            account: account.clone(),
+        },
+    )
+    .with_context(|| format!("cannot open S3's state in {}", state_dir.display()))?;
+    s3.set_hub(hub.clone());
+    let buckets = match nimbus_s3::template_buckets(&stack).and_then(|b| {
+        s3.apply_template(&b)
+            .map(|()| b)
+            .map_err(|e| vec![e.to_string()])
+    }) {
+        Ok(b) => b,
+        Err(errors) => {
+            return Ok(refuse(&platform, &args.template.template, "bucket", &errors).await)
+        }
+    };
     let sfn_path = state_dir.join("stepfunctions.db");
     let sfn = nimbus_sfn::StepFunctions::open(
         Some(&sfn_path),
@@ -707,6 +729,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     for t in &topics {
         println!("nimbus: SNS topic {t}");
+    }
+    for b in &buckets {
+        println!("nimbus: S3 bucket {} {endpoint}/{}", b.name, b.name);
     }
     for (name, arn) in &template_secrets {
         println!("nimbus: secret {name} {arn}");
@@ -855,6 +880,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         secrets,
         sns,
         sfn: sfn.clone(),
+        s3,
     })
     .merge(nimbus_dashboard::router(hub.clone(), graph, {
         let hub = hub.clone();
