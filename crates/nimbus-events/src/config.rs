@@ -291,8 +291,9 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                         spec.stream_mappings.push(m);
                     }
                 }
-                // Served by nimbus-sns, which the binary gives the template's subscriptions.
-                "Api" | "HttpApi" | "SNS" => {}
+                // Served by the gateway, by nimbus-sns (the template's subscriptions) and by
+                // nimbus-s3 (a bucket's notifications), which read them from the stack.
+                "Api" | "HttpApi" | "SNS" | "S3" => {}
                 other => r.warnings.push(format!(
                     "{at}: event type {other} is not served by nimbus; the function will not receive these events"
                 )),

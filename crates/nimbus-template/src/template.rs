@@ -92,6 +92,7 @@ const SERVED: &[&str] = &[
     "AWS::Serverless::StateMachine",
     "AWS::StepFunctions::StateMachine",
     "AWS::Scheduler::Schedule",
+    "AWS::S3::Bucket",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,
