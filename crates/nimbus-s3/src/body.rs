@@ -2,8 +2,9 @@
 //! for the ETag, the client's checksum if it sent one), aws-chunked bodies decoded on the way,
 //! and every check S3 makes (`Content-MD5`, `x-amz-checksum-*`, the decoded length) made before
 //! the file is published. A body is never whole in memory: up to [`SPILL`] bytes are buffered
-//! (small objects are then written in one call), beyond that a writer thread takes the chunks
-//! through a bounded channel, so hashing and disk writes overlap the network.
+//! (small objects are then written in one call), beyond that a hashing thread and a writing
+//! thread take the chunks through bounded channels, so hashing, disk writes and the network
+//! overlap.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -131,15 +132,30 @@ impl Writer {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL);
                 let path = self.path.clone();
                 let algorithm = self.algorithm;
+                // Two stages on two blocking threads: hashing (MD5 is the slowest step, about
+                // 600 MiB/s) and writing, so the disk never waits for the hash.
+                let runtime = tokio::runtime::Handle::current();
                 let done = tokio::task::spawn_blocking(move || {
-                    let mut f = std::fs::File::create(&path)?;
+                    let (wtx, mut wrx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL);
+                    let writer = runtime.spawn_blocking(move || -> std::io::Result<()> {
+                        let mut f = std::fs::File::create(&path)?;
+                        while let Some(chunk) = wrx.blocking_recv() {
+                            f.write_all(&chunk)?;
+                        }
+                        Ok(())
+                    });
                     let mut d = Digests::new(algorithm);
-                    d.update(&first);
-                    f.write_all(&first)?;
-                    drop(first);
-                    while let Some(chunk) = rx.blocking_recv() {
+                    let mut next = Some(Bytes::from(first));
+                    while let Some(chunk) = next.take().or_else(|| rx.blocking_recv()) {
                         d.update(&chunk);
-                        f.write_all(&chunk)?;
+                        if wtx.blocking_send(chunk).is_err() {
+                            break; // the writer failed: its error is below
+                        }
+                    }
+                    drop(wtx);
+                    match runtime.block_on(writer) {
+                        Ok(written) => written?,
+                        Err(e) => return Err(std::io::Error::other(e.to_string())),
                     }
                     Ok(d.finish())
                 });
