@@ -439,3 +439,94 @@ def test_kill_9_loses_no_acknowledged_object_and_shows_no_partial_one(tmp_path):
         assert os.listdir(n_state_tmp(again)) == []
     finally:
         again.stop()
+
+
+MAP_OVER_S3 = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Data:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: data
+  FromCsv:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: from-csv
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemReader:
+              Resource: arn:aws:states:::s3:getObject
+              ReaderConfig: {InputType: CSV, CSVHeaderLocation: FIRST_ROW}
+              Parameters: {Bucket: data, "Key.$": "$.key"}
+            ItemSelector: {"sku.$": "$$.Map.Item.Value.sku", "qty.$": "States.StringToJson($$.Map.Item.Value.qty)"}
+            ItemProcessor:
+              ProcessorConfig: {Mode: DISTRIBUTED, ExecutionType: STANDARD}
+              StartAt: Double
+              States:
+                Double:
+                  Type: Pass
+                  Parameters: {"sku.$": "$.sku", "twice.$": "States.MathAdd($.qty, $.qty)"}
+                  End: true
+            ResultWriter:
+              Resource: arn:aws:states:::s3:putObject
+              Parameters: {Bucket: data, Prefix: results}
+            End: true
+  FromListing:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: from-listing
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemReader:
+              Resource: arn:aws:states:::s3:listObjectsV2
+              Parameters: {Bucket: data, Prefix: in/}
+            ItemProcessor:
+              ProcessorConfig: {Mode: DISTRIBUTED, ExecutionType: EXPRESS}
+              StartAt: Key
+              States:
+                Key: {Type: Pass, OutputPath: $.Key, End: true}
+            ResultWriter:
+              WriterConfig: {OutputType: JSON, Transformation: COMPACT}
+            End: true
+"""
+
+
+def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(start_nimbus):
+    n = start_nimbus(MAP_OVER_S3)
+    c, sfn = s3(n), n.client("stepfunctions")
+    c.put_object(Bucket="data", Key="orders.csv", Body=b'sku,qty\nA-1,2\n"B,2",5\n')
+    for k in ("in/a.txt", "in/b.txt", "other/c.txt"):
+        c.put_object(Bucket="data", Key=k, Body=b"x")
+
+    def run(machine, payload):
+        arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{machine}"
+        ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"]
+        d = wait_until("the execution's end", lambda: (lambda d: d if d["status"] != "RUNNING" else None)(
+            sfn.describe_execution(executionArn=ex)))
+        assert d["status"] == "SUCCEEDED", d
+        return json.loads(d["output"])
+
+    out = run("from-csv", {"key": "orders.csv"})
+    assert out["MapRunArn"].startswith("arn:aws:states:us-east-1:123456789012:mapRun:from-csv/Each:")
+    manifest_key = out["ResultWriterDetails"]["Key"]
+    assert out["ResultWriterDetails"]["Bucket"] == "data" and manifest_key.startswith("results/")
+    manifest = json.loads(c.get_object(Bucket="data", Key=manifest_key)["Body"].read())
+    assert manifest["MapRunArn"] == out["MapRunArn"] and manifest["ResultFiles"]["FAILED"] == []
+    [done] = manifest["ResultFiles"]["SUCCEEDED"]
+    results = json.loads(c.get_object(Bucket="data", Key=done["Key"])["Body"].read())
+    assert [json.loads(r["Output"]) for r in results] == [{"sku": "A-1", "twice": 4}, {"sku": "B,2", "twice": 10}]
+    assert {r["Status"] for r in results} == {"SUCCEEDED"} and json.loads(results[0]["Input"]) == {"sku": "A-1", "qty": 2}
+
+    assert run("from-listing", {}) == ["in/a.txt", "in/b.txt"]
+
+    # A missing object fails the Map with States.ItemReaderFailed, naming S3's error.
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:from-csv"
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"key": "missing.csv"}))["executionArn"]
+    d = wait_until("the failure", lambda: (lambda d: d if d["status"] != "RUNNING" else None)(sfn.describe_execution(executionArn=ex)))
+    assert d["status"] == "FAILED" and d["error"] == "States.ItemReaderFailed" and "NoSuchKey" in d["cause"]

@@ -231,8 +231,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: axum::extract::Request) -> R
             .as_deref()
             .filter(|b| inner.bucket(b).is_some())
             .unwrap_or("");
-        let bytes_out = result.as_ref().map(|a| a.bytes_out).unwrap_or(0);
-        t.record_s3(label, operation, outcome, 0, bytes_out);
+        t.record_s3(label, operation, outcome);
+        if let Ok(a) = &result {
+            t.record_s3_bytes(label, 0, a.bytes_out);
+        }
     }
     match result {
         Ok(a) => {

@@ -7,6 +7,7 @@
 //!   matching and record shapes), `xml.rs`, `error.rs`.
 //! - Durable: `state.rs` (bodies as files under `<state-dir>/s3/`, metadata in
 //!   `<state-dir>/s3.db` through `nimbus_store::Database`).
+//! - For other services: `sdk.rs` (operations in the SDKs' JSON shapes).
 //! - Wire: `http.rs` (addressing and dispatch), `buckets.rs`, `objects.rs` and `multipart.rs`
 //!   (one function per operation), `body.rs` (streaming an upload to disk while
 //!   hashing it), `template.rs` (the template's buckets and their notifications).
@@ -23,6 +24,7 @@ pub mod names;
 pub mod notify;
 mod objects;
 pub mod range;
+mod sdk;
 mod state;
 mod template;
 pub mod xml;
@@ -177,17 +179,18 @@ impl Inner {
         self.buckets.read().unwrap().get(name).cloned()
     }
 
-    async fn read_object(&self, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, S3Error> {
+    /// The current version of a key (not a delete marker), or S3's error.
+    pub(crate) fn current(&self, bucket: &str, key: &str) -> Result<state::ObjectRow, S3Error> {
         if self.bucket(bucket).is_none() {
             return Err(S3Error::no_such_bucket(bucket));
         }
-        let row = {
-            let conn = self.db.lock();
-            state::latest(&conn, bucket, key)?
-        };
-        let row = row
-            .filter(|r| !r.delete_marker)
-            .ok_or_else(|| S3Error::no_such_key(key))?;
+        let row = state::latest(&self.db.lock(), bucket, key)?;
+        row.filter(|r| !r.delete_marker)
+            .ok_or_else(|| S3Error::no_such_key(key))
+    }
+
+    async fn read_object(&self, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, S3Error> {
+        let row = self.current(bucket, key)?;
         if row.size > limit {
             return Err(S3Error::new(
                 400,

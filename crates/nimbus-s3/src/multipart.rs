@@ -170,7 +170,7 @@ pub(crate) async fn upload_part(
         }
     }
     if let Some(t) = inner.telemetry.get() {
-        t.record_s3(bucket, "UploadPart", "bytes", part.size, 0);
+        t.record_s3_bytes(bucket, part.size, 0);
     }
     if req.header("x-amz-copy-source").is_some() {
         let mut out = String::new();
@@ -298,7 +298,7 @@ pub(crate) async fn complete_upload(
             inner,
             &b,
             event(
-                req,
+            &req.request_id,
                 "ObjectCreated:CompleteMultipartUpload",
                 bucket,
                 &row,

@@ -89,7 +89,7 @@ pub(crate) fn notify(inner: &Inner, bucket: &BucketState, event: ObjectEvent) {
 }
 
 pub(crate) fn event(
-    req: &Req,
+    request_id: &str,
     name: &'static str,
     bucket: &str,
     row: &ObjectRow,
@@ -104,7 +104,7 @@ pub(crate) fn event(
         etag: created.then(|| row.etag.clone()),
         version_id: (versioning != Versioning::Unversioned).then(|| row.version_id.clone()),
         sequencer: row.seq,
-        request_id: req.request_id.clone(),
+        request_id: request_id.to_owned(),
         source_ip: "127.0.0.1".into(),
         time_ms: row.modified_ms,
     }
@@ -216,7 +216,7 @@ pub(crate) async fn put_object(
     };
     let (row, versioning) = commit_object(inner, bucket, row, write_condition(req), None).await?;
     if let Some(t) = inner.telemetry.get() {
-        t.record_s3(bucket, "PutObject", "bytes", size, 0);
+        t.record_s3_bytes(bucket, size, 0);
     }
     let mut a = Answer::new(StatusCode::OK);
     a.set("etag", &row.quoted_etag());
@@ -229,10 +229,55 @@ pub(crate) async fn put_object(
         notify(
             inner,
             &b,
-            event(req, "ObjectCreated:Put", bucket, &row, versioning),
+            event(
+            &req.request_id, "ObjectCreated:Put", bucket, &row, versioning),
         );
     }
     Ok(a)
+}
+
+/// Stores `data` as an object, for other services (a Step Functions `ResultWriter`, an
+/// `aws-sdk:s3:putObject` task), with the notifications a PUT gets.
+pub(crate) async fn put_bytes(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    key: &str,
+    data: Vec<u8>,
+    content_type: &str,
+) -> Result<ObjectRow, S3Error> {
+    names::check_key(key)?;
+    if inner.bucket(bucket).is_none() {
+        return Err(S3Error::no_such_bucket(bucket));
+    }
+    let size = data.len() as u64;
+    let (file, digested) = body::write_file(&inner.files, move |into| {
+        std::fs::write(into, &data)?;
+        let mut d = crate::checksum::Digests::new(None);
+        d.update(&data);
+        Ok(d.finish())
+    })
+    .await?;
+    let row = ObjectRow {
+        key: key.to_owned(),
+        file: Some(file),
+        size,
+        etag: digested.md5_hex(),
+        modified_ms: now_ms(),
+        headers: vec![("content-type".into(), content_type.to_owned())],
+        ..ObjectRow::default()
+    };
+    let (row, versioning) = commit_object(inner, bucket, row, (false, None), None).await?;
+    if let Some(b) = inner.bucket(bucket) {
+        let request_id = crate::http::request_id();
+        notify(inner, &b, event(&request_id, "ObjectCreated:Put", bucket, &row, versioning));
+    }
+    Ok(row)
+}
+
+/// Deletes a key as `DeleteObject` without a version does, for other services.
+pub(crate) async fn delete_key(inner: &Arc<Inner>, bucket: &str, key: &str) -> Result<(), S3Error> {
+    delete_one(inner, &crate::http::request_id(), bucket, key, None).await?;
+    Ok(())
 }
 
 /// The version a read names (`?versionId=`), or the current one; S3's errors for neither.
@@ -398,9 +443,7 @@ pub(crate) async fn delete_object(
     bucket: &str,
     key: &str,
 ) -> Result<Answer, S3Error> {
-    let (outcome, versioning) = delete_one(
-        inner,
-        req,
+    let (outcome, versioning) = delete_one(inner, &req.request_id,
         bucket,
         key,
         req.q("versionId").map(str::to_owned),
@@ -422,7 +465,7 @@ pub(crate) async fn delete_object(
 /// created row, if any.
 pub(crate) async fn delete_one(
     inner: &Arc<Inner>,
-    req: &Req,
+    request_id: &str,
     bucket: &str,
     key: &str,
     version_id: Option<String>,
@@ -464,7 +507,8 @@ pub(crate) async fn delete_one(
         .await??;
     inner.files.remove(&freed);
     if let Some(r) = &row {
-        let mut e = event(req, event_name, bucket, r, versioning);
+        let mut e = event(
+            request_id, event_name, bucket, r, versioning);
         e.time_ms = now_ms();
         notify(inner, &state, e);
     }
@@ -496,7 +540,7 @@ pub(crate) async fn delete_objects(
     let mut out = String::new();
     xml::root(&mut out, "DeleteResult");
     for (key, version) in objects {
-        match delete_one(inner, req, bucket, &key, version.clone()).await {
+        match delete_one(inner, &req.request_id, bucket, &key, version.clone()).await {
             Ok((row, _)) => {
                 if quiet {
                     continue;
@@ -653,7 +697,8 @@ pub(crate) async fn copy_object(
         notify(
             inner,
             &b,
-            event(req, "ObjectCreated:Copy", bucket, &row, versioning),
+            event(
+            &req.request_id, "ObjectCreated:Copy", bucket, &row, versioning),
         );
     }
     Ok(a)
@@ -704,7 +749,8 @@ pub(crate) async fn set_object_tags(
         a.set("x-amz-version-id", &row.version_id);
     }
     if let Some(b) = inner.bucket(bucket) {
-        let mut e = event(req, event_name, bucket, &row, b.versioning);
+        let mut e = event(
+            &req.request_id, event_name, bucket, &row, b.versioning);
         e.time_ms = now_ms();
         notify(inner, &b, e);
     }

@@ -128,7 +128,54 @@ pub enum Kind {
         tolerated_count: Option<u64>,
         /// Distributed mode's `ItemBatcher`: each iteration gets `{"Items": [...], "BatchInput"}`.
         batcher: Option<Batcher>,
+        /// Distributed mode's `ItemReader`: the items come from S3 instead of the input.
+        reader: Option<ItemReader>,
+        /// Distributed mode's `ResultWriter`: the results go to S3 (and/or are transformed).
+        writer: Option<ResultWriter>,
     },
+}
+
+/// Where a distributed `Map` reads its items: one S3 object (`s3:getObject`, as JSON, JSON
+/// Lines or CSV) or a listing (`s3:listObjectsV2`, one item per object).
+#[derive(Debug, Clone)]
+pub struct ItemReader {
+    pub listing: bool,
+    /// `Parameters` (JSONPath) or `Arguments` (JSONata): `Bucket`, `Key` / `Prefix`.
+    pub template: Option<Value>,
+    pub input_type: InputType,
+    /// CSV headers given in the definition (`CSVHeaderLocation: GIVEN`); else the first row.
+    pub csv_headers: Option<Vec<String>>,
+    pub csv_delimiter: char,
+    pub max_items: Option<Seconds>,
+    /// JSON files: a JSON Pointer to the array inside the document.
+    pub items_pointer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// A distributed `Map`'s `ResultWriter`: `Bucket`/`Prefix` to write the child results to (when
+/// a `Resource` is given) and the `WriterConfig` that shapes them.
+#[derive(Debug, Clone)]
+pub struct ResultWriter {
+    pub template: Option<Value>,
+    pub to_s3: bool,
+    pub jsonl: bool,
+    pub transformation: Transformation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transformation {
+    /// Each child's execution metadata with its input and output (the default).
+    None,
+    /// The children's outputs only.
+    Compact,
+    /// The children's outputs, arrays flattened into one.
+    Flatten,
 }
 
 #[derive(Debug, Clone)]
@@ -1081,16 +1128,14 @@ impl Parser {
                 return None;
             }
         };
-        // Distributed mode runs here as inline iterations (one machine, no Map Run), its items
-        // from the input; reading items from S3 and writing results to S3 need S3.
-        for key in ["ItemReader", "ResultWriter"] {
-            if obj.contains_key(key) {
-                self.schema(
-                    &format!("{at}/{key}"),
-                    format!("nimbus does not serve a Map state's {key} yet: it reads and writes S3, which nimbus does not serve yet"),
-                );
-            }
-        }
+        // Distributed mode runs here as inline iterations (one machine, no child executions),
+        // its items from the input or from S3, its results to S3.
+        let reader = obj
+            .get("ItemReader")
+            .and_then(|r| self.item_reader(r, &format!("{at}/ItemReader"), lang));
+        let writer = obj
+            .get("ResultWriter")
+            .and_then(|w| self.result_writer(w, &format!("{at}/ResultWriter"), lang));
         let batcher = match obj.get("ItemBatcher") {
             None => None,
             Some(b) if b.is_object() => {
@@ -1153,6 +1198,164 @@ impl Parser {
             tolerated_percentage,
             tolerated_count,
             batcher,
+            reader,
+            writer,
+        })
+    }
+
+    /// `Parameters` (JSONPath) or `Arguments` (JSONata) of an `ItemReader` / `ResultWriter`.
+    fn io_template(&mut self, obj: &Map<String, Value>, at: &str, lang: Lang) -> Option<Value> {
+        let key = match lang {
+            Lang::JsonPath => "Parameters",
+            Lang::Jsonata => "Arguments",
+        };
+        obj.get(key)
+            .and_then(|t| self.template(t, &format!("{at}/{key}"), lang))
+    }
+
+    fn item_reader(&mut self, v: &Value, at: &str, lang: Lang) -> Option<ItemReader> {
+        let Some(obj) = v.as_object() else {
+            self.schema(at, "Expected value of type: Object".into());
+            return None;
+        };
+        let listing = match obj.get("Resource").and_then(Value::as_str) {
+            Some("arn:aws:states:::s3:getObject") => false,
+            Some("arn:aws:states:::s3:listObjectsV2") => true,
+            Some(other) => {
+                self.schema(
+                    &format!("{at}/Resource"),
+                    format!("Value is not a supported ItemReader resource: {other} (nimbus reads arn:aws:states:::s3:getObject and arn:aws:states:::s3:listObjectsV2)"),
+                );
+                return None;
+            }
+            None => {
+                self.schema(at, "The field 'Resource' is required".into());
+                return None;
+            }
+        };
+        let empty = Map::new();
+        let config = obj
+            .get("ReaderConfig")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let cat = format!("{at}/ReaderConfig");
+        let input_type = match (listing, config.get("InputType").and_then(Value::as_str)) {
+            (true, _) => InputType::Json,
+            (false, Some("JSON")) => InputType::Json,
+            (false, Some("JSONL")) => InputType::Jsonl,
+            (false, Some("CSV")) => InputType::Csv,
+            (false, Some(other @ ("MANIFEST" | "PARQUET"))) => {
+                self.schema(
+                    &format!("{cat}/InputType"),
+                    format!("nimbus does not read InputType {other} yet; JSON, JSONL and CSV it does"),
+                );
+                return None;
+            }
+            (false, other) => {
+                self.schema(
+                    &format!("{cat}/InputType"),
+                    format!("Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got {other:?}"),
+                );
+                return None;
+            }
+        };
+        let csv_headers = match config.get("CSVHeaderLocation").and_then(Value::as_str) {
+            Some("GIVEN") => match config.get("CSVHeaders").and_then(Value::as_array) {
+                Some(h) => Some(h.iter().map(|x| x.as_str().unwrap_or("").to_owned()).collect()),
+                None => {
+                    self.schema(
+                        &cat,
+                        "CSVHeaders is required when CSVHeaderLocation is GIVEN".into(),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let csv_delimiter = match config.get("CSVDelimiter").and_then(Value::as_str) {
+            None | Some("COMMA") => ',',
+            Some("PIPE") => '|',
+            Some("SEMICOLON") => ';',
+            Some("SPACE") => ' ',
+            Some("TAB") => '\t',
+            Some(other) => {
+                self.schema(
+                    &format!("{cat}/CSVDelimiter"),
+                    format!("Value must be one of [COMMA, PIPE, SEMICOLON, SPACE, TAB], got {other:?}"),
+                );
+                ','
+            }
+        };
+        let max_items = self.seconds_or_zero(config, "MaxItems", "MaxItemsPath", &cat);
+        Some(ItemReader {
+            listing,
+            template: self.io_template(obj, at, lang),
+            input_type,
+            csv_headers,
+            csv_delimiter,
+            max_items,
+            items_pointer: config
+                .get("ItemsPointer")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    fn result_writer(&mut self, v: &Value, at: &str, lang: Lang) -> Option<ResultWriter> {
+        let Some(obj) = v.as_object() else {
+            self.schema(at, "Expected value of type: Object".into());
+            return None;
+        };
+        let to_s3 = match obj.get("Resource").and_then(Value::as_str) {
+            Some("arn:aws:states:::s3:putObject") => true,
+            None => false,
+            Some(other) => {
+                self.schema(
+                    &format!("{at}/Resource"),
+                    format!("Value is not a supported ResultWriter resource: {other} (arn:aws:states:::s3:putObject is)"),
+                );
+                return None;
+            }
+        };
+        let config = obj.get("WriterConfig");
+        let jsonl = match config.and_then(|c| c.get("OutputType")).and_then(Value::as_str) {
+            None | Some("JSON") => false,
+            Some("JSONL") => true,
+            Some(other) => {
+                self.schema(
+                    &format!("{at}/WriterConfig/OutputType"),
+                    format!("Value must be one of [JSON, JSONL], got {other:?}"),
+                );
+                false
+            }
+        };
+        let transformation = match config
+            .and_then(|c| c.get("Transformation"))
+            .and_then(Value::as_str)
+        {
+            None | Some("NONE") => Transformation::None,
+            Some("COMPACT") => Transformation::Compact,
+            Some("FLATTEN") => Transformation::Flatten,
+            Some(other) => {
+                self.schema(
+                    &format!("{at}/WriterConfig/Transformation"),
+                    format!("Value must be one of [NONE, COMPACT, FLATTEN], got {other:?}"),
+                );
+                Transformation::None
+            }
+        };
+        if !to_s3 && config.is_none() {
+            self.schema(
+                at,
+                "A ResultWriter needs a Resource with Parameters (Bucket, Prefix), a WriterConfig, or both".into(),
+            );
+            return None;
+        }
+        Some(ResultWriter {
+            template: self.io_template(obj, at, lang),
+            to_s3,
+            jsonl,
+            transformation,
         })
     }
 

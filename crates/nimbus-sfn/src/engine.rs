@@ -60,6 +60,10 @@ pub trait Integrations: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Value, (String, String)>>;
 }
 
+/// One iteration of a `Map`: its outcome, its input (kept only for a `ResultWriter`), and
+/// when it started and stopped (ms).
+type ChildOutcome = (Result<Value, StatesError>, Option<Value>, u64, u64);
+
 /// One event of an execution's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -1400,8 +1404,26 @@ impl Run {
                 tolerated_percentage,
                 tolerated_count,
                 batcher,
+                reader,
+                writer,
             } => {
-                let list = match (items, jsonata) {
+                let list = match (reader, items, jsonata) {
+                    (Some(r), _, _) => {
+                        let params = match &r.template {
+                            Some(t) => arguments(Some(t), &effective, ctx)?,
+                            None => json!({}),
+                        };
+                        let max = match &r.max_items {
+                            None | Some(Seconds::Fixed(0)) => None,
+                            Some(Seconds::Fixed(n)) => Some(*n as usize),
+                            Some(Seconds::Path(p)) => select(p, &effective, ctx, &vars)
+                                .and_then(|v| v.as_u64())
+                                .filter(|n| *n > 0)
+                                .map(|n| n as usize),
+                        };
+                        Value::Array(self.read_items(r, params, max).await?)
+                    }
+                    (None, items, jsonata) => match (items, jsonata) {
                     (Some(Value::Array(a)), _) => Value::Array(a.clone()),
                     (Some(expr), true) => {
                         self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
@@ -1415,6 +1437,7 @@ impl Run {
                             vars: &vars,
                         },
                     )?,
+                    },
                 };
                 let Value::Array(list) = list else {
                     return Err(StatesError::runtime(format!(
@@ -1479,6 +1502,8 @@ impl Run {
                             }
                             _ => item,
                         };
+                        let started = now_ms();
+                        let child_input = writer.as_ref().map(|_| input.clone());
                         let sub = flow.child();
                         let it = json!({"name": name, "index": index});
                         self.emit(
@@ -1496,7 +1521,7 @@ impl Run {
                                     details("mapIterationSucceededEventDetails", it),
                                 )
                                 .await?;
-                                Ok(Ok(out))
+                                Ok((Ok(out), child_input, started, now_ms()))
                             }
                             Err(e) if e.is_suspended() => Err(e),
                             Err(e) => {
@@ -1507,7 +1532,7 @@ impl Run {
                                 )
                                 .await?;
                                 if tolerant {
-                                    Ok(Err(e))
+                                    Ok((Err(e), child_input, started, now_ms()))
                                 } else {
                                     Err(e)
                                 }
@@ -1524,7 +1549,7 @@ impl Run {
                         return Err(e);
                     }
                 };
-                let failed = outcomes.iter().filter(|o| o.is_err()).count();
+                let failed = outcomes.iter().filter(|o| o.0.is_err()).count();
                 let over_count = tolerated_count.is_some_and(|n| failed as u64 > n);
                 let over_pct = tolerated_percentage
                     .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) > p);
@@ -1535,13 +1560,29 @@ impl Run {
                         "The specified tolerated failure threshold was exceeded",
                     ));
                 }
+                let result = match writer {
+                    Some(w) => {
+                        let params = match &w.template {
+                            Some(t) => arguments(Some(t), &effective, ctx)?,
+                            None => json!({}),
+                        };
+                        match self.write_results(w, params, name, ctx, outcomes).await {
+                            Ok(v) => v,
+                            Err(e) => {
+                                self.emit(flow, "MapStateFailed", None).await?;
+                                return Err(e);
+                            }
+                        }
+                    }
+                    None => Value::Array(
+                        outcomes
+                            .into_iter()
+                            .map(|o| o.0.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause})))
+                            .collect(),
+                    ),
+                };
                 self.emit(flow, "MapStateSucceeded", None).await?;
-                Value::Array(
-                    outcomes
-                        .into_iter()
-                        .map(|o| o.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause})))
-                        .collect(),
-                )
+                result
             }
             _ => unreachable!("work() runs only Task, Parallel and Map states"),
         };
@@ -1572,6 +1613,161 @@ impl Run {
                 vars: &vars,
             },
         )
+    }
+
+    /// A distributed `Map`'s items from S3: one object parsed as its `ReaderConfig` says, or
+    /// every object of a listing, page after page; at most `max`.
+    async fn read_items(
+        &self,
+        r: &crate::asl::ItemReader,
+        params: Value,
+        max: Option<usize>,
+    ) -> Result<Vec<Value>, StatesError> {
+        let fail = |why: String| StatesError::new("States.ItemReaderFailed", why);
+        let limit = max.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        if r.listing {
+            let mut input = params;
+            loop {
+                let page = self
+                    .integrations
+                    .call("s3", "ListObjectsV2", input.clone())
+                    .await
+                    .map_err(|(code, m)| fail(format!("{code}: {m}")))?;
+                for o in page["Contents"].as_array().into_iter().flatten() {
+                    if items.len() < limit {
+                        items.push(crate::items::listing_item(o));
+                    }
+                }
+                match page["NextContinuationToken"].as_str() {
+                    Some(t) if page["IsTruncated"] == true && items.len() < limit => {
+                        input["ContinuationToken"] = t.into();
+                    }
+                    _ => break,
+                }
+            }
+            return Ok(items);
+        }
+        let object = self
+            .integrations
+            .call("s3", "GetObject", params)
+            .await
+            .map_err(|(code, m)| fail(format!("{code}: {m}")))?;
+        let text = object["Body"].as_str().unwrap_or("");
+        items = crate::items::parse(r, text).map_err(fail)?;
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// A distributed `Map`'s results through its `ResultWriter`: shaped by `WriterConfig`, and
+    /// with a `Resource` written to S3 as Step Functions lays them out
+    /// (`<Prefix>/<run>/SUCCEEDED_0.json`, `FAILED_0.json`, `manifest.json`), the state's
+    /// result then naming the manifest.
+    async fn write_results(
+        &self,
+        w: &crate::asl::ResultWriter,
+        params: Value,
+        state_name: &str,
+        ctx: &Value,
+        outcomes: Vec<ChildOutcome>,
+    ) -> Result<Value, StatesError> {
+        use crate::asl::Transformation;
+        let fail = |why: String| StatesError::new("States.ResultWriterFailed", why);
+        let machine_arn = ctx["StateMachine"]["Id"].as_str().unwrap_or("");
+        let parts: Vec<&str> = machine_arn.splitn(7, ':').collect();
+        let (region, account, machine) = match parts.as_slice() {
+            [_, _, _, region, account, _, machine] => (*region, *account, *machine),
+            _ => ("us-east-1", "123456789012", "machine"),
+        };
+        let run = uuid::Uuid::new_v4().to_string();
+        let map_run_arn = format!("arn:aws:states:{region}:{account}:mapRun:{machine}/{state_name}:{run}");
+        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        for (outcome, input, started, stopped) in outcomes {
+            let ok = outcome.is_ok();
+            let list = if ok { &mut succeeded } else { &mut failed };
+            let value = match outcome {
+                Ok(v) => v,
+                Err(e) => json!({"Error": e.error, "Cause": e.cause}),
+            };
+            match w.transformation {
+                Transformation::Compact => list.push(value),
+                Transformation::Flatten => match value {
+                    Value::Array(a) => list.extend(a),
+                    v => list.push(v),
+                },
+                Transformation::None => {
+                    let name = uuid::Uuid::new_v4().to_string();
+                    let mut entry = json!({
+                        "ExecutionArn": format!("arn:aws:states:{region}:{account}:execution:{machine}/{state_name}:{name}"),
+                        "Input": input.unwrap_or(Value::Null).to_string(),
+                        "InputDetails": {"Included": true},
+                        "Name": name,
+                        "RedriveCount": 0,
+                        "RedriveStatus": "NOT_REDRIVABLE",
+                        "StartDate": crate::clock::format_ms(started),
+                        "StateMachineArn": machine_arn,
+                        "Status": if ok { "SUCCEEDED" } else { "FAILED" },
+                        "StopDate": crate::clock::format_ms(stopped),
+                    });
+                    if ok {
+                        entry["Output"] = value.to_string().into();
+                        entry["OutputDetails"] = json!({"Included": true});
+                        entry["RedriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven".into();
+                    } else {
+                        entry["Error"] = value["Error"].clone();
+                        entry["Cause"] = value["Cause"].clone();
+                        entry["RedriveStatusReason"] = "Execution is FAILED and cannot be redriven".into();
+                    }
+                    list.push(entry);
+                }
+            }
+        }
+        if !w.to_s3 {
+            succeeded.extend(failed);
+            return Ok(Value::Array(succeeded));
+        }
+        let Some(bucket) = params["Bucket"].as_str() else {
+            return Err(fail("The ResultWriter's Parameters need a Bucket".into()));
+        };
+        let prefix = params["Prefix"].as_str().unwrap_or("").trim_end_matches('/');
+        let base = if prefix.is_empty() { run.clone() } else { format!("{prefix}/{run}") };
+        let mut files = json!({"FAILED": [], "PENDING": [], "SUCCEEDED": []});
+        for (kind, list) in [("SUCCEEDED", succeeded), ("FAILED", failed)] {
+            if list.is_empty() {
+                continue;
+            }
+            let body = if w.jsonl {
+                list.iter().map(|v| v.to_string() + "\n").collect::<String>()
+            } else {
+                Value::Array(list).to_string()
+            };
+            let key = format!("{base}/{kind}_0.json");
+            let size = body.len();
+            self.put_result(bucket, &key, body).await.map_err(fail)?;
+            files[kind] = json!([{"Key": key, "Size": size}]);
+        }
+        let manifest_key = format!("{base}/manifest.json");
+        let manifest = json!({
+            "DestinationBucket": bucket,
+            "MapRunArn": map_run_arn,
+            "ResultFiles": files,
+        });
+        self.put_result(bucket, &manifest_key, manifest.to_string())
+            .await
+            .map_err(fail)?;
+        Ok(json!({
+            "MapRunArn": map_run_arn,
+            "ResultWriterDetails": {"Bucket": bucket, "Key": manifest_key},
+        }))
+    }
+
+    async fn put_result(&self, bucket: &str, key: &str, body: String) -> Result<(), String> {
+        let input = json!({"Bucket": bucket, "Key": key, "Body": body, "ContentType": "application/json"});
+        self.integrations
+            .call("s3", "PutObject", input)
+            .await
+            .map(|_| ())
+            .map_err(|(code, m)| format!("{code}: {m}"))
     }
 
     /// Runs a task's resource with its (rendered) parameters, recording the task's events.

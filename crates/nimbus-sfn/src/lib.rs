@@ -13,6 +13,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod intrinsic;
+pub mod items;
 pub mod jsonata;
 mod ops;
 pub mod path;

@@ -657,15 +657,8 @@ impl Telemetry {
             .observe(seconds);
     }
 
-    /// Records one S3 call and the object bytes it moved.
-    pub fn record_s3(
-        &self,
-        bucket: &str,
-        operation: &str,
-        outcome: &str,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
+    /// Records one S3 call.
+    pub fn record_s3(&self, bucket: &str, operation: &str, outcome: &str) {
         self.s3
             .requests
             .get_or_create(&BucketRequestLabels {
@@ -674,14 +667,18 @@ impl Telemetry {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Records object bytes S3 stored (`received`) or sent.
+    pub fn record_s3_bytes(&self, bucket: &str, received: u64, sent: u64) {
         let l = BucketLabels {
             bucket: bucket.to_owned(),
         };
-        if bytes_in > 0 {
-            self.s3.bytes_in.get_or_create(&l).inc_by(bytes_in);
+        if received > 0 {
+            self.s3.bytes_in.get_or_create(&l).inc_by(received);
         }
-        if bytes_out > 0 {
-            self.s3.bytes_out.get_or_create(&l).inc_by(bytes_out);
+        if sent > 0 {
+            self.s3.bytes_out.get_or_create(&l).inc_by(sent);
         }
     }
 

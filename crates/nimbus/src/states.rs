@@ -18,6 +18,7 @@ pub struct NimbusTasks {
     pub sns: nimbus_sns::Sns,
     pub ssm: nimbus_ssm::ParameterStore,
     pub secrets: nimbus_secrets::SecretsManager,
+    pub s3: nimbus_s3::S3,
 }
 
 impl nimbus_sfn::Integrations for NimbusTasks {
@@ -129,6 +130,11 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                         .map_err(|e| ("InternalServerError".to_owned(), e.to_string()))?
                         .map_err(|e| (e.code().to_owned(), e.to_string()))
                 }
+                "s3" => self
+                    .s3
+                    .sdk_call(action, &input)
+                    .await
+                    .map_err(|e| (e.code.to_owned(), e.message)),
                 "http" if action == "Invoke" => http_invoke(&input).await,
                 other => Err((
                     "UnknownService".to_owned(),

@@ -677,6 +677,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         sns: sns.clone(),
         ssm: ssm.clone(),
         secrets: secrets.clone(),
+        s3: s3.clone(),
     }));
 
     let jwks_files = args.jwks.iter().cloned().collect();

@@ -1,0 +1,187 @@
+//! A distributed `Map`'s items read from an S3 object (pure): a JSON array (or the array a
+//! JSON Pointer names inside the document), JSON Lines, or CSV with the header row first or
+//! the headers given, each row an object of strings, as Step Functions reads them. And the
+//! listing items of `s3:listObjectsV2`.
+
+use serde_json::{json, Map, Value};
+
+use crate::asl::{InputType, ItemReader};
+
+/// The items of an object's text, or the reason it holds none.
+pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
+    match r.input_type {
+        InputType::Json => {
+            let doc: Value = serde_json::from_str(text)
+                .map_err(|e| format!("the object is not valid JSON: {e}"))?;
+            let array = match &r.items_pointer {
+                Some(p) => doc
+                    .pointer(p)
+                    .ok_or_else(|| format!("the ItemsPointer {p} selects nothing in the object"))?,
+                None => &doc,
+            };
+            match array {
+                Value::Array(a) => Ok(a.clone()),
+                _ => Err("the JSON object is not an array of items (use ItemsPointer to select one inside it)".into()),
+            }
+        }
+        InputType::Jsonl => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| format!("line {} is not valid JSON: {e}", i + 1))
+            })
+            .collect(),
+        InputType::Csv => {
+            let mut rows = csv_rows(text, r.csv_delimiter)?.into_iter();
+            let headers = match &r.csv_headers {
+                Some(h) => h.clone(),
+                None => rows.next().ok_or("the CSV object has no header row")?,
+            };
+            rows.enumerate()
+                .map(|(i, row)| {
+                    if row.len() > headers.len() {
+                        return Err(format!(
+                            "row {} has {} fields but there are {} headers",
+                            i + 1,
+                            row.len(),
+                            headers.len()
+                        ));
+                    }
+                    let mut item = Map::new();
+                    for (h, v) in headers.iter().zip(row.into_iter().chain(std::iter::repeat(String::new()))) {
+                        item.insert(h.clone(), Value::String(v));
+                    }
+                    Ok(Value::Object(item))
+                })
+                .collect()
+        }
+    }
+}
+
+/// RFC 4180 rows: fields split by `delim`, quoted fields may hold the delimiter, line breaks
+/// and `""` for a quote; blank lines are skipped.
+pub fn csv_rows(text: &str, delim: char) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                c => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() && !was_quoted => {
+                quoted = true;
+                was_quoted = true;
+            }
+            c if c == delim => {
+                row.push(std::mem::take(&mut field));
+                was_quoted = false;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                row.push(std::mem::take(&mut field));
+                was_quoted = false;
+                if !(row.len() == 1 && row[0].is_empty()) {
+                    rows.push(std::mem::take(&mut row));
+                } else {
+                    row.clear();
+                }
+            }
+            c => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted CSV field is not closed".into());
+    }
+    if !field.is_empty() || !row.is_empty() || was_quoted {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// One `s3:listObjectsV2` item as Step Functions gives it (`LastModified` in epoch seconds).
+pub fn listing_item(o: &Value) -> Value {
+    let modified = o["LastModified"]
+        .as_str()
+        .and_then(crate::clock::parse_timestamp)
+        .map(|ms| (ms / 1000) as i64)
+        .unwrap_or(0);
+    json!({
+        "Etag": o["ETag"],
+        "Key": o["Key"],
+        "LastModified": modified,
+        "Size": o["Size"],
+        "StorageClass": o["StorageClass"],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(input_type: InputType) -> ItemReader {
+        ItemReader {
+            listing: false,
+            template: None,
+            input_type,
+            csv_headers: None,
+            csv_delimiter: ',',
+            max_items: None,
+            items_pointer: None,
+        }
+    }
+
+    #[test]
+    fn json_jsonl_and_csv_objects_become_items() {
+        let cases: Vec<(ItemReader, &str, Result<Value, &str>)> = vec![
+            (reader(InputType::Json), r#"[{"a":1},2]"#, Ok(json!([{"a": 1}, 2]))),
+            (reader(InputType::Json), r#"{"a":1}"#, Err("not an array")),
+            (
+                ItemReader { items_pointer: Some("/data/rows".into()), ..reader(InputType::Json) },
+                r#"{"data":{"rows":[1,2]}}"#,
+                Ok(json!([1, 2])),
+            ),
+            (reader(InputType::Jsonl), "{\"a\":1}\n\n[2]\n", Ok(json!([{"a": 1}, [2]]))),
+            (reader(InputType::Jsonl), "{\"a\":1}\nnope\n", Err("line 2")),
+            (
+                reader(InputType::Csv),
+                "name,qty\nbolt,3\n\"nut, hex\",\"say \"\"hi\"\"\"\n",
+                Ok(json!([{"name": "bolt", "qty": "3"}, {"name": "nut, hex", "qty": "say \"hi\""}])),
+            ),
+            (
+                ItemReader { csv_headers: Some(vec!["a".into(), "b".into()]), csv_delimiter: '|', ..reader(InputType::Csv) },
+                "1|2\r\n3|\r\n",
+                Ok(json!([{"a": "1", "b": "2"}, {"a": "3", "b": ""}])),
+            ),
+            (reader(InputType::Csv), "a\n1,2\n", Err("row 1 has 2 fields")),
+            (reader(InputType::Csv), "a\n\"open\n", Err("not closed")),
+        ];
+        for (i, (r, text, want)) in cases.into_iter().enumerate() {
+            match (parse(&r, text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(Value::Array(got), want, "case {i}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "case {i}: {got}"),
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn listing_items_carry_epoch_seconds() {
+        let o = json!({"Key": "a", "Size": 3, "ETag": "\"x\"", "LastModified": "2026-01-01T00:00:01.000Z", "StorageClass": "STANDARD"});
+        assert_eq!(listing_item(&o)["LastModified"], 1_767_225_601);
+        assert_eq!(listing_item(&o)["Etag"], "\"x\"");
+    }
+}
