@@ -8,6 +8,7 @@
 //   NIMBUS_ENDPOINT  nimbus's AWS endpoint                      [http://127.0.0.1:4566]
 //   NIMBUS_FUNCTION  a function of the stack to invoke          [the stack's first function]
 //   NIMBUS_STATE_MACHINE  a STANDARD state machine to run once   [the first STANDARD one, if any]
+//   NIMBUS_BUCKET    a bucket holding notes/readme.txt (text, x-amz-meta-owner) to browse  [skipped]
 //   SCREENSHOT_DIR   where the views' screenshots go            [<repo>/target/dashboard-screenshots]
 //   CHROMIUM         the browser                                 [/usr/bin/chromium]
 //
@@ -17,7 +18,8 @@
 // tail within 10 s; the Traces view lists a trace whose waterfall has span rows; an execution of
 // NIMBUS_STATE_MACHINE (started through the Step Functions API) shows on the State machines
 // view: the machine is listed, its graph has a box per state, and the execution's path is
-// highlighted. Screenshots of every view are saved. The whole run is bounded to 75 s. Exit
+// highlighted; the Buckets view lists NIMBUS_BUCKET, opens its notes/ folder and previews
+// notes/readme.txt with its metadata. Screenshots of every view are saved. The whole run is bounded to 75 s. Exit
 // status 0 only if all passed.
 
 import { chromium } from 'playwright-core';
@@ -352,6 +354,27 @@ async function main() {
     await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header stays on top in a full-page shot
     await page.waitForTimeout(200);
     await shot('statemachines');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- buckets
+  await step("a bucket's folders and objects are browsable and a text object previews", async () => {
+    const bucket = process.env.NIMBUS_BUCKET;
+    if (!bucket) {
+      log('       no NIMBUS_BUCKET: skipped');
+      return;
+    }
+    await go('#/buckets', '#bucket-list');
+    await waitFor(`a row for ${bucket} in the buckets table`, async () => (await page.locator(`#bucket-list [data-bucket="${bucket}"]`).count()) > 0);
+    await shot('buckets');
+    await page.locator(`#bucket-list [data-bucket="${bucket}"]`).click();
+    await waitFor('the folder notes/ in the bucket', async () => (await page.locator('#bucket-detail [data-prefix="notes/"]').count()) > 0);
+    await page.locator('#bucket-detail [data-prefix="notes/"]').click();
+    await waitFor('the object notes/readme.txt in the folder', async () => (await page.locator('#bucket-detail [data-key="notes/readme.txt"]').count()) > 0);
+    await page.locator('#bucket-detail [data-key="notes/readme.txt"]').click();
+    await waitFor('the preview of notes/readme.txt', async () => ((await page.locator('#object-preview').textContent().catch(() => '')) || '').includes('hello from S3'));
+    const meta = (await page.locator('#object-card').textContent()) || '';
+    if (!meta.includes('x-amz-meta-owner')) throw new StepError(`the object's metadata (x-amz-meta-owner) is not shown: ${meta.slice(0, 300)}`);
+    await shot('bucket-object');
   }, { critical: false });
 
   // ---------------------------------------------------------------- the remaining views

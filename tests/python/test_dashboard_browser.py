@@ -2,7 +2,7 @@
 from tests/browser; scripts/test.sh installs both): it loads with no console errors, the
 service map shows every function, a fresh invocation and its REPORT line appear within
 seconds, a trace opens in the waterfall, and a state machine's execution shows its path on
-the State machines view. Screenshots go to
+the State machines view, and a bucket's object previews on the Buckets view. Screenshots go to
 <target>/dashboard-screenshots."""
 
 import os
@@ -54,12 +54,24 @@ STATE_MACHINE = """
 """
 
 
+BUCKET = """
+  Files:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: files
+"""
+
+
 def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(start_nimbus):
-    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE + BUCKET, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    s3 = n.client("s3")
+    s3.put_object(Bucket="files", Key="notes/readme.txt", Body=b"hello from S3\n", ContentType="text/plain",
+                  Metadata={"owner": "browser-test"})
+    s3.put_object(Bucket="files", Key="data.bin", Body=b"\0" * 100)
     shots = TARGET / "dashboard-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
-               NIMBUS_STATE_MACHINE="checkout",
+               NIMBUS_STATE_MACHINE="checkout", NIMBUS_BUCKET="files",
                SCREENSHOT_DIR=str(shots))
     out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],
                          env=env, capture_output=True, text=True, timeout=120)

@@ -5,6 +5,7 @@ import { $, MetricStore, fmtClock } from './util.js';
 import { overviewView } from './map.js';
 import { functionsView, queuesView, alarmsView, statemachinesView } from './views.js';
 import { tracesView } from './traces.js';
+import { bucketsView } from './buckets.js';
 import { logsView } from './logs.js';
 
 const POLL_MS = 2000;
@@ -41,6 +42,7 @@ const VIEWS = {
   functions: functionsView,
   queues: queuesView,
   statemachines: statemachinesView,
+  buckets: bucketsView,
   traces: tracesView,
   logs: logsView,
   alarms: alarmsView,
