@@ -530,3 +530,58 @@ def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(star
     ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"key": "missing.csv"}))["executionArn"]
     d = wait_until("the failure", lambda: (lambda d: d if d["status"] != "RUNNING" else None)(sfn.describe_execution(executionArn=ex)))
     assert d["status"] == "FAILED" and d["error"] == "States.ItemReaderFailed" and "NoSuchKey" in d["cause"]
+
+
+CORS = """
+Resources:
+  Site:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: site
+      CorsConfiguration:
+        CorsRules:
+          - AllowedOrigins: ["http://*.example.com"]
+            AllowedMethods: [GET, PUT]
+            AllowedHeaders: ["content-type", "x-amz-*"]
+            ExposedHeaders: [ETag]
+            MaxAge: 600
+  Plain:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: plain
+"""
+
+
+def test_cors_preflights_and_responses_follow_the_buckets_rules(start_nimbus):
+    import requests
+    n = start_nimbus(CORS)
+    c = s3(n)
+    c.put_object(Bucket="site", Key="index.html", Body=b"<h1>hi</h1>", ContentType="text/html")
+    ok = requests.options(f"{n.endpoint}/site/index.html", headers={
+        "Origin": "http://app.example.com", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "Content-Type, X-Amz-Meta-Owner"}, timeout=10)
+    assert ok.status_code == 200, ok.text
+    h = ok.headers
+    assert (h["Access-Control-Allow-Origin"], h["Access-Control-Allow-Methods"], h["Access-Control-Max-Age"]) == \
+        ("http://app.example.com", "GET, PUT", "600")
+    assert h["Access-Control-Allow-Headers"] == "content-type, x-amz-meta-owner"
+    refused = requests.options(f"{n.endpoint}/site/index.html", headers={
+        "Origin": "http://evil.test", "Access-Control-Request-Method": "GET"}, timeout=10)
+    assert refused.status_code == 403 and "<Code>AccessForbidden</Code>" in refused.text
+    none = requests.options(f"{n.endpoint}/plain/x", headers={
+        "Origin": "http://app.example.com", "Access-Control-Request-Method": "GET"}, timeout=10)
+    assert none.status_code == 403 and "CORS is not enabled for this bucket" in none.text
+    # An actual browser GET gets the headers; the object comes back as usual.
+    g = requests.get(f"{n.endpoint}/site/index.html", headers={"Origin": "http://www.example.com"}, timeout=10)
+    assert g.status_code == 200 and g.headers["Access-Control-Allow-Origin"] == "http://www.example.com"
+    assert g.headers["Access-Control-Expose-Headers"] == "ETag"
+    # The API reads and replaces the configuration, checked as S3 checks it.
+    assert c.get_bucket_cors(Bucket="site")["CORSRules"][0]["MaxAgeSeconds"] == 600
+    status, code, _ = error(lambda: c.put_bucket_cors(Bucket="plain", CORSConfiguration={
+        "CORSRules": [{"AllowedMethods": ["PATCH"], "AllowedOrigins": ["*"]}]}))
+    assert (status, code) == (400, "InvalidRequest")
+    c.put_bucket_cors(Bucket="plain", CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]})
+    anyone = requests.options(f"{n.endpoint}/plain/x", headers={"Origin": "http://x.test", "Access-Control-Request-Method": "GET"}, timeout=10)
+    assert anyone.status_code == 200 and anyone.headers["Access-Control-Allow-Origin"] == "*"
+    c.delete_bucket_cors(Bucket="plain")
+    assert error(lambda: c.get_bucket_cors(Bucket="plain"))[:2] == (404, "NoSuchCORSConfiguration")

@@ -74,6 +74,7 @@ pub(crate) async fn create_bucket(
             BucketState {
                 versioning: Versioning::Unversioned,
                 notification: Arc::default(),
+                cors: Arc::default(),
             },
         );
     }

@@ -216,10 +216,17 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: axum::extract::Request) -> R
         request_id,
         host,
     };
-    let (operation, result) = match expired(&req) {
-        Some(e) => ("Presigned", Err(e)),
-        None => route(inner, &req, body).await,
+    let (operation, result) = match (expired(&req), req.method == Method::OPTIONS) {
+        (Some(e), _) => ("Presigned", Err(e)),
+        (None, true) => ("Preflight", preflight(inner, &req)),
+        (None, false) => route(inner, &req, body).await,
     };
+    let result = result.map(|mut a| {
+        if req.method != Method::OPTIONS {
+            cors_headers(inner, &req, &mut a);
+        }
+        a
+    });
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code,
@@ -251,6 +258,59 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: axum::extract::Request) -> R
             resp
         }
         Err(e) => error_response(&req.method, &e, &req.request_id),
+    }
+}
+
+/// A browser's CORS preflight, answered from the bucket's CORS configuration.
+pub(crate) fn preflight(inner: &Inner, req: &Req) -> Result<Answer, S3Error> {
+    let bucket = req.bucket.as_deref().unwrap_or("");
+    let state = inner
+        .bucket(bucket)
+        .ok_or_else(|| S3Error::no_such_bucket(bucket))?;
+    let (Some(origin), Some(method)) = (
+        req.header("origin"),
+        req.header("access-control-request-method"),
+    ) else {
+        return Err(S3Error::new(
+            400,
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        ));
+    };
+    if state.cors.is_empty() {
+        return Err(crate::cors::not_enabled());
+    }
+    let asked: Vec<String> = req
+        .header("access-control-request-headers")
+        .map(|h| {
+            h.split(',')
+                .map(|x| x.trim().to_ascii_lowercase())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let headers = crate::cors::answer(&state.cors, origin, method, &asked, true)
+        .ok_or_else(crate::cors::not_allowed)?;
+    let mut a = Answer::new(StatusCode::OK);
+    for (n, v) in headers {
+        a.set(n, &v);
+    }
+    Ok(a)
+}
+
+/// An actual request from a browser (`Origin`) gets the matching rule's CORS headers.
+fn cors_headers(inner: &Inner, req: &Req, a: &mut Answer) {
+    let (Some(origin), Some(bucket)) = (req.header("origin"), req.bucket.as_deref()) else {
+        return;
+    };
+    let Some(state) = inner.bucket(bucket).filter(|b| !b.cors.is_empty()) else {
+        return;
+    };
+    if let Some(headers) = crate::cors::answer(&state.cors, origin, req.method.as_str(), &[], false)
+    {
+        for (n, v) in headers {
+            a.set(n, &v);
+        }
     }
 }
 
@@ -477,21 +537,25 @@ pub(crate) async fn bucket_route(
                 match body::read_small(body, &req.headers, MAX_XML).await {
                     Ok(doc) => {
                         let valid = match *root {
-                        "" => serde_json::from_str::<serde_json::Value>(&doc)
-                            .map(|_| ())
-                            .map_err(|_| S3Error::new(400, "MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")),
-                        root => xml::parse(&doc, root).map(|_| ()),
-                    };
+                            "" => serde_json::from_str::<serde_json::Value>(&doc)
+                                .map(|_| ())
+                                .map_err(|_| S3Error::new(400, "MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")),
+                            "CORSConfiguration" => crate::cors::from_xml(&doc).map(|_| ()),
+                            root => xml::parse(&doc, root).map(|_| ()),
+                        };
                         valid.and_then(|()| {
-                            state::set_config(&inner.db.lock(), bucket, sub, Some(&doc))
-                                .map(|()| Answer::new(StatusCode::OK))
+                            state::set_config(&inner.db.lock(), bucket, sub, Some(&doc))?;
+                            inner.set_cors(bucket, (*sub == "cors").then_some(doc.as_str()), *sub);
+                            Ok(Answer::new(StatusCode::OK))
                         })
                     }
                     Err(e) => Err(e),
                 }
             }
-            Method::DELETE => state::set_config(&inner.db.lock(), bucket, sub, None)
-                .map(|()| Answer::new(StatusCode::NO_CONTENT)),
+            Method::DELETE => state::set_config(&inner.db.lock(), bucket, sub, None).map(|()| {
+                inner.set_cors(bucket, None, sub);
+                Answer::new(StatusCode::NO_CONTENT)
+            }),
             _ => Err(method_not_allowed(m, "BUCKET")),
         };
         return ("BucketConfiguration", r);

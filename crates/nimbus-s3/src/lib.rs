@@ -16,6 +16,7 @@ mod body;
 mod buckets;
 pub mod checksum;
 pub mod chunked;
+pub mod cors;
 mod error;
 mod http;
 pub mod list;
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
 pub(crate) struct BucketState {
     versioning: Versioning,
     notification: Arc<Notification>,
+    cors: Arc<Vec<cors::Rule>>,
 }
 
 impl S3 {
@@ -82,11 +84,15 @@ impl S3 {
                     Some(x) => Notification::from_xml(&x).unwrap_or_default(),
                     None => Notification::default(),
                 };
+                let cors = state::config(&conn, &b.name, "cors")?
+                    .and_then(|x| cors::from_xml(&x).ok())
+                    .unwrap_or_default();
                 buckets.insert(
                     b.name,
                     BucketState {
                         versioning: b.versioning,
                         notification: Arc::new(notification),
+                        cors: Arc::new(cors),
                     },
                 );
             }
@@ -141,6 +147,12 @@ impl S3 {
             }
             let xml = (b.notification != Notification::default()).then(|| b.notification.to_xml());
             state::set_config(&conn, &b.name, "notification", xml.as_deref())?;
+            if let Some(c) = &b.cors {
+                state::set_config(&conn, &b.name, "cors", Some(c))?;
+            }
+            let cors = state::config(&conn, &b.name, "cors")?
+                .and_then(|x| cors::from_xml(&x).ok())
+                .unwrap_or_default();
             let versioning = state::buckets(&conn)?
                 .into_iter()
                 .find(|r| r.name == b.name)
@@ -151,6 +163,7 @@ impl S3 {
                 BucketState {
                     versioning,
                     notification: Arc::new(b.notification.clone()),
+                    cors: Arc::new(cors),
                 },
             );
         }
@@ -177,6 +190,18 @@ impl S3 {
 impl Inner {
     pub(crate) fn bucket(&self, name: &str) -> Option<BucketState> {
         self.buckets.read().unwrap().get(name).cloned()
+    }
+
+    /// Keeps the cached CORS rules in step with a stored configuration that changed
+    /// (`kind` is the subresource; only `cors` matters).
+    pub(crate) fn set_cors(&self, bucket: &str, xml: Option<&str>, kind: &str) {
+        if kind != "cors" {
+            return;
+        }
+        let rules = xml.and_then(|x| cors::from_xml(x).ok()).unwrap_or_default();
+        if let Some(b) = self.buckets.write().unwrap().get_mut(bucket) {
+            b.cors = Arc::new(rules);
+        }
     }
 
     /// The current version of a key (not a delete marker), or S3's error.

@@ -298,7 +298,7 @@ pub(crate) async fn complete_upload(
             inner,
             &b,
             event(
-            &req.request_id,
+                &req.request_id,
                 "ObjectCreated:CompleteMultipartUpload",
                 bucket,
                 &row,

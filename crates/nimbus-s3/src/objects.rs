@@ -230,7 +230,12 @@ pub(crate) async fn put_object(
             inner,
             &b,
             event(
-            &req.request_id, "ObjectCreated:Put", bucket, &row, versioning),
+                &req.request_id,
+                "ObjectCreated:Put",
+                bucket,
+                &row,
+                versioning,
+            ),
         );
     }
     Ok(a)
@@ -269,7 +274,11 @@ pub(crate) async fn put_bytes(
     let (row, versioning) = commit_object(inner, bucket, row, (false, None), None).await?;
     if let Some(b) = inner.bucket(bucket) {
         let request_id = crate::http::request_id();
-        notify(inner, &b, event(&request_id, "ObjectCreated:Put", bucket, &row, versioning));
+        notify(
+            inner,
+            &b,
+            event(&request_id, "ObjectCreated:Put", bucket, &row, versioning),
+        );
     }
     Ok(row)
 }
@@ -443,7 +452,9 @@ pub(crate) async fn delete_object(
     bucket: &str,
     key: &str,
 ) -> Result<Answer, S3Error> {
-    let (outcome, versioning) = delete_one(inner, &req.request_id,
+    let (outcome, versioning) = delete_one(
+        inner,
+        &req.request_id,
         bucket,
         key,
         req.q("versionId").map(str::to_owned),
@@ -507,8 +518,7 @@ pub(crate) async fn delete_one(
         .await??;
     inner.files.remove(&freed);
     if let Some(r) = &row {
-        let mut e = event(
-            request_id, event_name, bucket, r, versioning);
+        let mut e = event(request_id, event_name, bucket, r, versioning);
         e.time_ms = now_ms();
         notify(inner, &state, e);
     }
@@ -698,7 +708,12 @@ pub(crate) async fn copy_object(
             inner,
             &b,
             event(
-            &req.request_id, "ObjectCreated:Copy", bucket, &row, versioning),
+                &req.request_id,
+                "ObjectCreated:Copy",
+                bucket,
+                &row,
+                versioning,
+            ),
         );
     }
     Ok(a)
@@ -749,8 +764,7 @@ pub(crate) async fn set_object_tags(
         a.set("x-amz-version-id", &row.version_id);
     }
     if let Some(b) = inner.bucket(bucket) {
-        let mut e = event(
-            &req.request_id, event_name, bucket, &row, b.versioning);
+        let mut e = event(&req.request_id, event_name, bucket, &row, b.versioning);
         e.time_ms = now_ms();
         notify(inner, &b, e);
     }

@@ -13,6 +13,8 @@ pub struct TemplateBucket {
     pub name: String,
     pub versioning: Option<Versioning>,
     pub notification: Notification,
+    /// `CorsConfiguration` as the XML `GetBucketCors` answers with.
+    pub cors: Option<String>,
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -114,11 +116,22 @@ pub fn template_buckets(
                 }
             }
         }
+        let cors = match &p["CorsConfiguration"] {
+            Value::Null => None,
+            c => match crate::cors::template_xml(c) {
+                Ok(x) => Some(x),
+                Err(why) => {
+                    errors.push(format!("{}: {why}", at("CorsConfiguration")));
+                    None
+                }
+            },
+        };
         buckets.push(TemplateBucket {
             logical_id: id.clone(),
             name,
             versioning,
             notification,
+            cors,
         });
     }
     // SAM's S3 events: the bucket must be in the same template (SAM says so too).

@@ -1247,21 +1247,29 @@ impl Parser {
             (false, Some(other @ ("MANIFEST" | "PARQUET"))) => {
                 self.schema(
                     &format!("{cat}/InputType"),
-                    format!("nimbus does not read InputType {other} yet; JSON, JSONL and CSV it does"),
+                    format!(
+                        "nimbus does not read InputType {other} yet; JSON, JSONL and CSV it does"
+                    ),
                 );
                 return None;
             }
             (false, other) => {
                 self.schema(
                     &format!("{cat}/InputType"),
-                    format!("Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got {other:?}"),
+                    format!(
+                        "Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got {other:?}"
+                    ),
                 );
                 return None;
             }
         };
         let csv_headers = match config.get("CSVHeaderLocation").and_then(Value::as_str) {
             Some("GIVEN") => match config.get("CSVHeaders").and_then(Value::as_array) {
-                Some(h) => Some(h.iter().map(|x| x.as_str().unwrap_or("").to_owned()).collect()),
+                Some(h) => Some(
+                    h.iter()
+                        .map(|x| x.as_str().unwrap_or("").to_owned())
+                        .collect(),
+                ),
                 None => {
                     self.schema(
                         &cat,
@@ -1281,7 +1289,9 @@ impl Parser {
             Some(other) => {
                 self.schema(
                     &format!("{cat}/CSVDelimiter"),
-                    format!("Value must be one of [COMMA, PIPE, SEMICOLON, SPACE, TAB], got {other:?}"),
+                    format!(
+                        "Value must be one of [COMMA, PIPE, SEMICOLON, SPACE, TAB], got {other:?}"
+                    ),
                 );
                 ','
             }
@@ -1318,7 +1328,10 @@ impl Parser {
             }
         };
         let config = obj.get("WriterConfig");
-        let jsonl = match config.and_then(|c| c.get("OutputType")).and_then(Value::as_str) {
+        let jsonl = match config
+            .and_then(|c| c.get("OutputType"))
+            .and_then(Value::as_str)
+        {
             None | Some("JSON") => false,
             Some("JSONL") => true,
             Some(other) => {

@@ -1424,19 +1424,19 @@ impl Run {
                         Value::Array(self.read_items(r, params, max).await?)
                     }
                     (None, items, jsonata) => match (items, jsonata) {
-                    (Some(Value::Array(a)), _) => Value::Array(a.clone()),
-                    (Some(expr), true) => {
-                        self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
-                    }
-                    (_, true) => raw.clone(),
-                    _ => apply_input(
-                        items_path,
-                        Roots {
-                            input: &effective,
-                            context: ctx,
-                            vars: &vars,
-                        },
-                    )?,
+                        (Some(Value::Array(a)), _) => Value::Array(a.clone()),
+                        (Some(expr), true) => {
+                            self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
+                        }
+                        (_, true) => raw.clone(),
+                        _ => apply_input(
+                            items_path,
+                            Roots {
+                                input: &effective,
+                                context: ctx,
+                                vars: &vars,
+                            },
+                        )?,
                     },
                 };
                 let Value::Array(list) = list else {
@@ -1577,7 +1577,9 @@ impl Run {
                     None => Value::Array(
                         outcomes
                             .into_iter()
-                            .map(|o| o.0.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause})))
+                            .map(|o| {
+                                o.0.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause}))
+                            })
                             .collect(),
                     ),
                 };
@@ -1680,7 +1682,8 @@ impl Run {
             _ => ("us-east-1", "123456789012", "machine"),
         };
         let run = uuid::Uuid::new_v4().to_string();
-        let map_run_arn = format!("arn:aws:states:{region}:{account}:mapRun:{machine}/{state_name}:{run}");
+        let map_run_arn =
+            format!("arn:aws:states:{region}:{account}:mapRun:{machine}/{state_name}:{run}");
         let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
         for (outcome, input, started, stopped) in outcomes {
             let ok = outcome.is_ok();
@@ -1712,11 +1715,13 @@ impl Run {
                     if ok {
                         entry["Output"] = value.to_string().into();
                         entry["OutputDetails"] = json!({"Included": true});
-                        entry["RedriveStatusReason"] = "Execution is SUCCEEDED and cannot be redriven".into();
+                        entry["RedriveStatusReason"] =
+                            "Execution is SUCCEEDED and cannot be redriven".into();
                     } else {
                         entry["Error"] = value["Error"].clone();
                         entry["Cause"] = value["Cause"].clone();
-                        entry["RedriveStatusReason"] = "Execution is FAILED and cannot be redriven".into();
+                        entry["RedriveStatusReason"] =
+                            "Execution is FAILED and cannot be redriven".into();
                     }
                     list.push(entry);
                 }
@@ -1729,15 +1734,24 @@ impl Run {
         let Some(bucket) = params["Bucket"].as_str() else {
             return Err(fail("The ResultWriter's Parameters need a Bucket".into()));
         };
-        let prefix = params["Prefix"].as_str().unwrap_or("").trim_end_matches('/');
-        let base = if prefix.is_empty() { run.clone() } else { format!("{prefix}/{run}") };
+        let prefix = params["Prefix"]
+            .as_str()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        let base = if prefix.is_empty() {
+            run.clone()
+        } else {
+            format!("{prefix}/{run}")
+        };
         let mut files = json!({"FAILED": [], "PENDING": [], "SUCCEEDED": []});
         for (kind, list) in [("SUCCEEDED", succeeded), ("FAILED", failed)] {
             if list.is_empty() {
                 continue;
             }
             let body = if w.jsonl {
-                list.iter().map(|v| v.to_string() + "\n").collect::<String>()
+                list.iter()
+                    .map(|v| v.to_string() + "\n")
+                    .collect::<String>()
             } else {
                 Value::Array(list).to_string()
             };
@@ -1762,7 +1776,8 @@ impl Run {
     }
 
     async fn put_result(&self, bucket: &str, key: &str, body: String) -> Result<(), String> {
-        let input = json!({"Bucket": bucket, "Key": key, "Body": body, "ContentType": "application/json"});
+        let input =
+            json!({"Bucket": bucket, "Key": key, "Body": body, "ContentType": "application/json"});
         self.integrations
             .call("s3", "PutObject", input)
             .await

@@ -29,7 +29,8 @@ pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| format!("line {} is not valid JSON: {e}", i + 1))
+                serde_json::from_str(l)
+                    .map_err(|e| format!("line {} is not valid JSON: {e}", i + 1))
             })
             .collect(),
         InputType::Csv => {
@@ -49,7 +50,10 @@ pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
                         ));
                     }
                     let mut item = Map::new();
-                    for (h, v) in headers.iter().zip(row.into_iter().chain(std::iter::repeat(String::new()))) {
+                    for (h, v) in headers
+                        .iter()
+                        .zip(row.into_iter().chain(std::iter::repeat(String::new())))
+                    {
                         item.insert(h.clone(), Value::String(v));
                     }
                     Ok(Value::Object(item))
@@ -147,26 +151,47 @@ mod tests {
     #[test]
     fn json_jsonl_and_csv_objects_become_items() {
         let cases: Vec<(ItemReader, &str, Result<Value, &str>)> = vec![
-            (reader(InputType::Json), r#"[{"a":1},2]"#, Ok(json!([{"a": 1}, 2]))),
+            (
+                reader(InputType::Json),
+                r#"[{"a":1},2]"#,
+                Ok(json!([{"a": 1}, 2])),
+            ),
             (reader(InputType::Json), r#"{"a":1}"#, Err("not an array")),
             (
-                ItemReader { items_pointer: Some("/data/rows".into()), ..reader(InputType::Json) },
+                ItemReader {
+                    items_pointer: Some("/data/rows".into()),
+                    ..reader(InputType::Json)
+                },
                 r#"{"data":{"rows":[1,2]}}"#,
                 Ok(json!([1, 2])),
             ),
-            (reader(InputType::Jsonl), "{\"a\":1}\n\n[2]\n", Ok(json!([{"a": 1}, [2]]))),
+            (
+                reader(InputType::Jsonl),
+                "{\"a\":1}\n\n[2]\n",
+                Ok(json!([{"a": 1}, [2]])),
+            ),
             (reader(InputType::Jsonl), "{\"a\":1}\nnope\n", Err("line 2")),
             (
                 reader(InputType::Csv),
                 "name,qty\nbolt,3\n\"nut, hex\",\"say \"\"hi\"\"\"\n",
-                Ok(json!([{"name": "bolt", "qty": "3"}, {"name": "nut, hex", "qty": "say \"hi\""}])),
+                Ok(
+                    json!([{"name": "bolt", "qty": "3"}, {"name": "nut, hex", "qty": "say \"hi\""}]),
+                ),
             ),
             (
-                ItemReader { csv_headers: Some(vec!["a".into(), "b".into()]), csv_delimiter: '|', ..reader(InputType::Csv) },
+                ItemReader {
+                    csv_headers: Some(vec!["a".into(), "b".into()]),
+                    csv_delimiter: '|',
+                    ..reader(InputType::Csv)
+                },
                 "1|2\r\n3|\r\n",
                 Ok(json!([{"a": "1", "b": "2"}, {"a": "3", "b": ""}])),
             ),
-            (reader(InputType::Csv), "a\n1,2\n", Err("row 1 has 2 fields")),
+            (
+                reader(InputType::Csv),
+                "a\n1,2\n",
+                Err("row 1 has 2 fields"),
+            ),
             (reader(InputType::Csv), "a\n\"open\n", Err("not closed")),
         ];
         for (i, (r, text, want)) in cases.into_iter().enumerate() {
