@@ -129,9 +129,9 @@ pub enum Kind {
         /// Distributed mode's `ItemBatcher`: each iteration gets `{"Items": [...], "BatchInput"}`.
         batcher: Option<Batcher>,
         /// Distributed mode's `ItemReader`: the items come from S3 instead of the input.
-        reader: Option<ItemReader>,
+        reader: Option<Box<ItemReader>>,
         /// Distributed mode's `ResultWriter`: the results go to S3 (and/or are transformed).
-        writer: Option<ResultWriter>,
+        writer: Option<Box<ResultWriter>>,
     },
 }
 
@@ -1132,10 +1132,12 @@ impl Parser {
         // its items from the input or from S3, its results to S3.
         let reader = obj
             .get("ItemReader")
-            .and_then(|r| self.item_reader(r, &format!("{at}/ItemReader"), lang));
+            .and_then(|r| self.item_reader(r, &format!("{at}/ItemReader"), lang))
+            .map(Box::new);
         let writer = obj
             .get("ResultWriter")
-            .and_then(|w| self.result_writer(w, &format!("{at}/ResultWriter"), lang));
+            .and_then(|w| self.result_writer(w, &format!("{at}/ResultWriter"), lang))
+            .map(Box::new);
         let batcher = match obj.get("ItemBatcher") {
             None => None,
             Some(b) if b.is_object() => {
