@@ -545,7 +545,7 @@ pub(crate) async fn bucket_route(
                         };
                         valid.and_then(|()| {
                             state::set_config(&inner.db.lock(), bucket, sub, Some(&doc))?;
-                            inner.set_cors(bucket, (*sub == "cors").then_some(doc.as_str()), *sub);
+                            inner.set_cors(bucket, (*sub == "cors").then_some(doc.as_str()), sub);
                             Ok(Answer::new(StatusCode::OK))
                         })
                     }
