@@ -541,6 +541,7 @@ pub(crate) async fn bucket_route(
                                 .map(|_| ())
                                 .map_err(|_| S3Error::new(400, "MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")),
                             "CORSConfiguration" => crate::cors::from_xml(&doc).map(|_| ()),
+                            "LifecycleConfiguration" => crate::lifecycle::from_xml(&doc).map(|_| ()),
                             root => xml::parse(&doc, root).map(|_| ()),
                         };
                         valid.and_then(|()| {

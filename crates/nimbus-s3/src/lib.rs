@@ -19,6 +19,7 @@ pub mod chunked;
 pub mod cors;
 mod error;
 mod http;
+pub mod lifecycle;
 pub mod list;
 mod multipart;
 pub mod names;
@@ -45,6 +46,8 @@ use notify::Notification;
 pub struct S3Config {
     pub region: String,
     pub account: String,
+    /// A lifecycle day in milliseconds: 86,400,000, or scaled by `--delay-scale`.
+    pub day_ms: u64,
 }
 
 /// S3's state and handlers; cheap to clone.
@@ -150,6 +153,9 @@ impl S3 {
             if let Some(c) = &b.cors {
                 state::set_config(&conn, &b.name, "cors", Some(c))?;
             }
+            if let Some(l) = &b.lifecycle {
+                state::set_config(&conn, &b.name, "lifecycle", Some(l))?;
+            }
             let cors = state::config(&conn, &b.name, "cors")?
                 .and_then(|x| cors::from_xml(&x).ok())
                 .unwrap_or_default();
@@ -168,6 +174,98 @@ impl S3 {
             );
         }
         Ok(())
+    }
+
+    /// Applies every bucket's lifecycle rules once, at `now_ms`: current versions past their
+    /// expiration deleted (a delete marker in a versioned bucket), noncurrent versions past
+    /// theirs removed, multipart uploads past `DaysAfterInitiation` aborted. Walks each bucket
+    /// with rules in key order, a thousand rows a query; returns what it expired.
+    pub async fn sweep_lifecycle(&self, now_ms: i64) -> Result<usize, S3Error> {
+        let inner = &self.inner;
+        let day = inner.config.day_ms;
+        let mut expired = 0;
+        for bucket in self.bucket_names() {
+            let rules = match state::config(&inner.db.lock(), &bucket, "lifecycle")? {
+                Some(x) => lifecycle::from_xml(&x).unwrap_or_default(),
+                None => continue,
+            };
+            if !rules.iter().any(|r| r.enabled) {
+                continue;
+            }
+            // (key, version id or None for the current one, seq) to expire, found first and
+            // then deleted, so no database lock is held across a delete.
+            let mut due: Vec<(String, Option<String>, i64)> = Vec::new();
+            let mut start = String::new();
+            loop {
+                let mut rows = state::rows_from(&inner.db.lock(), &bucket, &start, 1000, true)?;
+                let full = rows.len() == 1000;
+                if full {
+                    // Keep whole keys only (their versions are needed together), unless one key
+                    // fills the batch.
+                    let last = rows.last().map(|r| r.key.clone()).unwrap_or_default();
+                    if rows.iter().any(|r| r.key != last) {
+                        rows.retain(|r| r.key != last);
+                    }
+                }
+                let mut newer: Option<(String, i64)> = None; // the previous row's key, time
+                for r in &rows {
+                    let since = match &newer {
+                        Some((k, t)) if *k == r.key => Some(*t),
+                        _ => None,
+                    };
+                    newer = Some((r.key.clone(), r.modified_ms));
+                    if r.delete_marker {
+                        continue;
+                    }
+                    let selected = rules.iter().filter(|l| l.selects(&r.key, r.size, &r.tags));
+                    match (r.latest, since) {
+                        (true, _) => {
+                            if selected
+                                .clone()
+                                .any(|l| l.expires_current(r.modified_ms, now_ms, day))
+                            {
+                                due.push((r.key.clone(), None, r.seq));
+                            }
+                        }
+                        (false, Some(t)) => {
+                            if selected
+                                .clone()
+                                .any(|l| l.expires_noncurrent(t, now_ms, day))
+                            {
+                                due.push((r.key.clone(), Some(r.version_id.clone()), r.seq));
+                            }
+                        }
+                        (false, None) => {}
+                    }
+                }
+                match rows.last() {
+                    Some(r) if full => start = format!("{}\u{0}", r.key),
+                    _ => break,
+                }
+            }
+            for (key, version, seq) in due {
+                let rid = http::request_id();
+                if let (Some(_), _) =
+                    objects::delete_as(inner, &rid, &bucket, &key, version, Some(seq)).await?
+                {
+                    expired += 1;
+                }
+            }
+            let uploads = state::uploads_from(&inner.db.lock(), &bucket, "", usize::MAX >> 1)?;
+            for u in uploads {
+                if rules.iter().any(|l| {
+                    u.key.starts_with(&l.prefix) && l.aborts_upload(u.created_ms, now_ms, day)
+                }) {
+                    let freed = inner
+                        .db
+                        .write(move |tx| Ok(state::drop_upload(tx, &u.id)))
+                        .await??;
+                    inner.files.remove(&freed);
+                    expired += 1;
+                }
+            }
+        }
+        Ok(expired)
     }
 
     /// Serves one S3 REST request.

@@ -312,6 +312,16 @@ pub fn eventbridge_detail(
             "DeleteObject",
             Some("Delete Marker Created"),
         ),
+        "LifecycleExpiration:Delete" => (
+            "Object Deleted",
+            "Lifecycle Expiration",
+            Some("Permanently Deleted"),
+        ),
+        "LifecycleExpiration:DeleteMarkerCreated" => (
+            "Object Deleted",
+            "Lifecycle Expiration",
+            Some("Delete Marker Created"),
+        ),
         "ObjectTagging:Put" => ("Object Tags Added", "PutObjectTagging", None),
         "ObjectTagging:Delete" => ("Object Tags Deleted", "DeleteObjectTagging", None),
         _ => return None,

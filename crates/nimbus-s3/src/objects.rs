@@ -481,6 +481,20 @@ pub(crate) async fn delete_one(
     key: &str,
     version_id: Option<String>,
 ) -> Result<(Option<ObjectRow>, Versioning), S3Error> {
+    delete_as(inner, request_id, bucket, key, version_id, None).await
+}
+
+/// [`delete_one`], or with `expiring` (the sequence number of the version a lifecycle rule
+/// expired) a lifecycle expiration: it does nothing if that version is no longer the one it
+/// names (a newer PUT won), and notifies `LifecycleExpiration:*` events.
+pub(crate) async fn delete_as(
+    inner: &Arc<Inner>,
+    request_id: &str,
+    bucket: &str,
+    key: &str,
+    version_id: Option<String>,
+    expiring: Option<i64>,
+) -> Result<(Option<ObjectRow>, Versioning), S3Error> {
     names::check_key(key)?;
     let state = inner
         .bucket(bucket)
@@ -490,6 +504,17 @@ pub(crate) async fn delete_one(
     let (row, freed, event_name) = inner
         .db
         .write(move |tx| {
+            if let Some(seq) = expiring {
+                let target = match &version_id {
+                    Some(v) => state::version(tx, &b, &k, v),
+                    None => state::latest(tx, &b, &k),
+                };
+                match target {
+                    Ok(Some(r)) if r.seq == seq && !(version_id.is_none() && r.delete_marker) => {}
+                    Ok(_) => return Ok(Ok((None, Vec::new(), ""))),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             let r = (|| match version_id {
                 Some(v) => {
                     let row = state::remove_version(tx, &b, &k, &v)?;
@@ -517,6 +542,11 @@ pub(crate) async fn delete_one(
         })
         .await??;
     inner.files.remove(&freed);
+    let event_name = match (expiring, event_name) {
+        (Some(_), "ObjectRemoved:Delete") => "LifecycleExpiration:Delete",
+        (Some(_), "ObjectRemoved:DeleteMarkerCreated") => "LifecycleExpiration:DeleteMarkerCreated",
+        (_, name) => name,
+    };
     if let Some(r) = &row {
         let mut e = event(request_id, event_name, bucket, r, versioning);
         e.time_ms = now_ms();

@@ -15,6 +15,8 @@ pub struct TemplateBucket {
     pub notification: Notification,
     /// `CorsConfiguration` as the XML `GetBucketCors` answers with.
     pub cors: Option<String>,
+    /// `LifecycleConfiguration` as the XML `GetBucketLifecycleConfiguration` answers with.
+    pub lifecycle: Option<String>,
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -126,12 +128,23 @@ pub fn template_buckets(
                 }
             },
         };
+        let lifecycle = match &p["LifecycleConfiguration"] {
+            Value::Null => None,
+            c => match crate::lifecycle::template_xml(c) {
+                Ok(x) => Some(x),
+                Err(why) => {
+                    errors.push(format!("{}: {why}", at("LifecycleConfiguration")));
+                    None
+                }
+            },
+        };
         buckets.push(TemplateBucket {
             logical_id: id.clone(),
             name,
             versioning,
             notification,
             cors,
+            lifecycle,
         });
     }
     // SAM's S3 events: the bucket must be in the same template (SAM says so too).

@@ -632,6 +632,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         nimbus_s3::S3Config {
             region: region.clone(),
             account: account.clone(),
+            day_ms: (86_400_000.0 * args.delay_scale) as u64,
         },
     )
     .with_context(|| format!("cannot open S3's state in {}", state_dir.display()))?;
@@ -844,6 +845,29 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     Ok(Err(e)) => tracing::error!(error = %e, "DynamoDB TTL sweep failed"),
                     Ok(Ok(n)) if n > 0 => {
                         tracing::info!(deleted = n, "DynamoDB TTL deleted expired items")
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    {
+        // S3 applies lifecycle rules in the background, once a day or so; locally about a
+        // hundred times a (scaled) day, at least every second and at most every minute.
+        let s3 = s3.clone();
+        let every = Duration::from_millis((86_400_000.0 * args.delay_scale / 100.0) as u64)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                match s3.sweep_lifecycle(nimbus_events::now_ms() as i64).await {
+                    Err(e) => tracing::error!(error = %e, "S3 lifecycle sweep failed"),
+                    Ok(n) if n > 0 => {
+                        tracing::info!(expired = n, "S3 lifecycle rules expired objects")
                     }
                     _ => {}
                 }

@@ -116,9 +116,9 @@ Resources:
   Stream:
     Type: AWS::Kinesis::Stream
     Properties: {Name: !Sub "${AWS::StackName}-jobs"}
-  Bucket:
-    Type: AWS::S3::Bucket
-    Properties: {BucketName: orders}
+  Pool:
+    Type: AWS::Cognito::UserPool
+    Properties: {UserPoolName: orders}
   Custom:
     Type: Custom::Seeder
 "#,
@@ -127,7 +127,7 @@ Resources:
                 warnings(stack),
                 [
                     "template.yaml:3:3: Resources.Stream: resource type AWS::Kinesis::Stream is not served by nimbus yet; ignoring Resources.Stream",
-                    "template.yaml:6:3: Resources.Bucket: resource type AWS::S3::Bucket is not served by nimbus yet; ignoring Resources.Bucket",
+                    "template.yaml:6:3: Resources.Pool: resource type AWS::Cognito::UserPool is not served by nimbus yet; ignoring Resources.Pool",
                     "template.yaml:9:3: Resources.Custom: resource type Custom::Seeder is not served by nimbus yet; ignoring Resources.Custom",
                 ]
             );
