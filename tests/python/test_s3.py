@@ -228,6 +228,11 @@ def test_a_50_mib_multipart_upload_with_crc32_checksums(start_nimbus):
     r = c.get_object(Bucket="data", Key="big", Range=f"bytes={20 * MiB}-{20 * MiB + 99}")
     assert r["Body"].read() == data[20 * MiB:20 * MiB + 100]
     assert c.list_multipart_uploads(Bucket="data").get("Uploads", []) == []
+    # One part by its number, as transfer managers download in parallel.
+    p2 = c.get_object(Bucket="data", Key="big", PartNumber=2)
+    assert (p2["PartsCount"], p2["ContentLength"], p2["ContentRange"]) == (len(parts), size, f"bytes {size}-{2 * size - 1}/{len(data)}")
+    assert p2["Body"].read() == parts[1]
+    assert error(lambda: c.get_object(Bucket="data", Key="big", PartNumber=len(parts) + 1))[:2] == (416, "InvalidPartNumber")
 
 
 def test_versioning_keeps_versions_and_delete_markers(start_nimbus):
@@ -385,11 +390,16 @@ def test_notifications_reach_a_function_a_queue_and_eventbridge(start_nimbus, tm
         ("aws:s3", "ObjectCreated:Put", "uploads", "incoming/cat.jpg", 4)
 
     url = sqs.get_queue_url(QueueName="s3-events")["QueueUrl"]
-    got = []
+    bodies = []
     deadline = time.time() + 10
-    while len(got) < 2 and time.time() < deadline:
+    while len(bodies) < 3 and time.time() < deadline:
         for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            got.append(json.loads(m["Body"])["Records"][0])
+            bodies.append(json.loads(m["Body"]))
+    # Setting the configuration (the template's, the first time) sends S3's test event, once
+    # for the queue although two rules name it.
+    tests = [b for b in bodies if b.get("Event") == "s3:TestEvent"]
+    assert [(t["Service"], t["Bucket"]) for t in tests] == [("Amazon S3", "uploads")]
+    got = [b["Records"][0] for b in bodies if "Records" in b]
     assert sorted((r["eventName"], r["s3"]["object"]["key"]) for r in got) == [
         ("ObjectCreated:Put", "incoming/cat.jpg"), ("ObjectRemoved:Delete", "other/dog.png")]
 
@@ -619,3 +629,29 @@ def test_lifecycle_rules_expire_objects_and_uploads_in_scaled_days(start_nimbus)
     status, code, _ = error(lambda: c.put_bucket_lifecycle_configuration(Bucket="scratch", LifecycleConfiguration={
         "Rules": [{"ID": "zero", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 0}}]}))
     assert (status, code) == (400, "InvalidArgument")
+
+
+def test_a_presigned_post_uploads_from_a_form_within_its_policy(start_nimbus):
+    import requests
+    n = start_nimbus(BUCKET)
+    c = s3(n, signature_version="s3v4", s3={"addressing_style": "path"})
+    post = c.generate_presigned_post("data", "uploads/${filename}", Fields={"Content-Type": "text/plain"},
+                                     Conditions=[["starts-with", "$key", "uploads/"], {"Content-Type": "text/plain"},
+                                                 ["content-length-range", 1, 100]], ExpiresIn=60)
+    r = requests.post(post["url"], data=post["fields"], files={"file": ("note.txt", b"posted from a form")}, timeout=10)
+    assert r.status_code == 204, r.text
+    g = c.get_object(Bucket="data", Key="uploads/note.txt")
+    assert (g["Body"].read(), g["ContentType"]) == (b"posted from a form", "text/plain")
+    assert r.headers["ETag"] == g["ETag"]
+    # Outside the policy: too large, or a key it does not allow.
+    big = requests.post(post["url"], data=post["fields"], files={"file": ("big.txt", b"x" * 101)}, timeout=10)
+    assert big.status_code == 400 and "<Code>EntityTooLarge</Code>" in big.text
+    fields = dict(post["fields"], key="private/x")
+    other = requests.post(post["url"], data=fields, files={"file": ("x", b"x")}, timeout=10)
+    assert other.status_code == 403 and "Policy Condition failed" in other.text
+    assert [o["Key"] for o in c.list_objects_v2(Bucket="data")["Contents"]] == ["uploads/note.txt"]
+    # success_action_status 201 answers with the document S3 sends.
+    post = c.generate_presigned_post("data", "k201", Fields={"success_action_status": "201"},
+                                     Conditions=[{"success_action_status": "201"}], ExpiresIn=60)
+    r = requests.post(post["url"], data=post["fields"], files={"file": ("f", b"y")}, timeout=10)
+    assert r.status_code == 201 and "<Key>k201</Key>" in r.text

@@ -183,6 +183,9 @@ pub(crate) async fn put_notification(
     let n = Notification::from_xml(&doc)?;
     let stored = (n != Notification::default()).then(|| n.to_xml());
     state::set_config(&inner.db.lock(), bucket, "notification", stored.as_deref())?;
+    if let Some(hub) = inner.hub.get() {
+        crate::notify::send_test_event(hub, &n, bucket, &req.request_id, now_ms());
+    }
     if let Some(b) = inner.buckets.write().unwrap().get_mut(bucket) {
         b.notification = Arc::new(n);
     }

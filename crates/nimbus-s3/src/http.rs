@@ -641,6 +641,16 @@ pub(crate) async fn bucket_route(
             "DeleteObjects",
             delete_objects(inner, req, bucket, body).await,
         ),
+        Method::POST
+            if req
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("multipart/form-data")) =>
+        {
+            (
+                "PostObject",
+                crate::post::post_object(inner, req, bucket, body).await,
+            )
+        }
         _ => ("Unknown", Err(not_implemented())),
     }
 }

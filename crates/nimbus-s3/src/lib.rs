@@ -25,6 +25,7 @@ mod multipart;
 pub mod names;
 pub mod notify;
 mod objects;
+mod post;
 pub mod range;
 mod sdk;
 mod state;
@@ -149,6 +150,19 @@ impl S3 {
                 )?;
             }
             let xml = (b.notification != Notification::default()).then(|| b.notification.to_xml());
+            // Setting a configuration sends S3's test event; running the same template again
+            // sets nothing new.
+            if let (Some(x), Some(hub)) = (&xml, inner.hub.get()) {
+                if state::config(&conn, &b.name, "notification")?.as_deref() != Some(x.as_str()) {
+                    notify::send_test_event(
+                        hub,
+                        &b.notification,
+                        &b.name,
+                        &http::request_id(),
+                        now_ms(),
+                    );
+                }
+            }
             state::set_config(&conn, &b.name, "notification", xml.as_deref())?;
             if let Some(c) = &b.cors {
                 state::set_config(&conn, &b.name, "cors", Some(c))?;

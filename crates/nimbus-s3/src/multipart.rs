@@ -270,6 +270,7 @@ pub(crate) async fn complete_upload(
         tags: upload.tags.clone(),
         checksum,
         parts: Some(chosen.len() as u32),
+        part_sizes: chosen.iter().map(|p| p.size).collect(),
         ..ObjectRow::default()
     };
     let (row, versioning) = commit_object(

@@ -382,6 +382,42 @@ pub fn deliver(hub: &Hub, config: &Notification, e: &ObjectEvent, region: &str, 
     }
 }
 
+/// The `s3:TestEvent` S3 sends to each queue and topic of a configuration when it is set
+/// (functions get none).
+pub fn send_test_event(
+    hub: &Hub,
+    config: &Notification,
+    bucket: &str,
+    request_id: &str,
+    time_ms: i64,
+) {
+    let payload = serde_json::json!({
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": crate::iso_time(time_ms),
+        "Bucket": bucket,
+        "RequestId": request_id,
+        "HostId": request_id,
+    })
+    .to_string();
+    let mut sent: Vec<&str> = Vec::new();
+    for r in config
+        .rules
+        .iter()
+        .filter(|r| r.kind != TargetKind::Function)
+    {
+        if sent.contains(&r.arn.as_str()) {
+            continue;
+        }
+        sent.push(&r.arn);
+        if let Some(dest) = dest_of(r.kind, &r.arn) {
+            if let Err(err) = hub.deliver(&dest, &payload, None, ("", "", "")) {
+                tracing::warn!(bucket, destination = %r.arn, error = %err, "S3 test event not delivered");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -289,6 +289,46 @@ pub(crate) async fn delete_key(inner: &Arc<Inner>, bucket: &str, key: &str) -> R
     Ok(())
 }
 
+/// The bytes of part `n` (`GetObject` / `HeadObject` with `partNumber`): a multipart object's
+/// part, or part 1 of a single-part object, which is all of it.
+pub(crate) fn part_span(row: &ObjectRow, n: &str) -> Result<(u64, u64), S3Error> {
+    let bad = || {
+        S3Error::invalid_argument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            "partNumber",
+            n,
+        )
+    };
+    let n: usize = n
+        .parse()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(bad)?;
+    let sizes: Vec<u64> = match row.parts {
+        Some(_) if !row.part_sizes.is_empty() => row.part_sizes.clone(),
+        _ => vec![row.size],
+    };
+    if n > sizes.len() {
+        return Err(S3Error::new(
+            416,
+            "InvalidPartNumber",
+            "The requested partnumber is not satisfiable",
+        )
+        .with("PartNumberRequested", n.to_string())
+        .with("ActualPartCount", sizes.len().to_string()));
+    }
+    let start: u64 = sizes[..n - 1].iter().sum();
+    let len = sizes[n - 1];
+    if len == 0 {
+        return Err(S3Error::new(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+        ));
+    }
+    Ok((start, start + len - 1))
+}
+
 /// The version a read names (`?versionId=`), or the current one; S3's errors for neither.
 pub(crate) fn find_object(
     inner: &Inner,
@@ -384,16 +424,19 @@ pub(crate) async fn get_object(
         }
         Condition::Failed(h) => return Err(range::precondition_failed(h)),
     }
-    if req.q("partNumber").is_some() {
-        return Err(not_implemented());
-    }
-    let span = range::resolve(req.header("range"), row.size)?;
+    let span = match req.q("partNumber") {
+        None => range::resolve(req.header("range"), row.size)?,
+        Some(n) => Some(part_span(&row, n)?),
+    };
     let mut a = Answer::new(if span.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
     });
     describe_object(&mut a, &row, versioning, req);
+    if req.q("partNumber").is_some() {
+        a.set("x-amz-mp-parts-count", &row.parts.unwrap_or(1).to_string());
+    }
     let (start, len) = match span {
         Some((s, e)) => {
             a.set("content-range", &format!("bytes {s}-{e}/{}", row.size));
@@ -720,6 +763,7 @@ pub(crate) async fn copy_object(
         tags,
         checksum: src.checksum.clone(),
         parts: src.parts,
+        part_sizes: src.part_sizes.clone(),
         ..ObjectRow::default()
     };
     let (row, versioning) = commit_object(inner, bucket, row, (false, None), None).await?;

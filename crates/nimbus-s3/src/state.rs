@@ -14,7 +14,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::checksum::Algorithm;
 use crate::error::S3Error;
 
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE buckets (
     name TEXT PRIMARY KEY,
     created_ms INTEGER NOT NULL,
@@ -73,7 +74,10 @@ CREATE TABLE parts (
     modified_ms INTEGER NOT NULL,
     PRIMARY KEY (upload, number)
 ) WITHOUT ROWID;
-"#];
+"#,
+    // A multipart object's part sizes (JSON), so `GetObject?partNumber=` can serve one part.
+    "ALTER TABLE objects ADD COLUMN part_sizes TEXT;",
+];
 
 /// Where bodies live.
 #[derive(Debug, Clone)]
@@ -199,6 +203,8 @@ pub struct ObjectRow {
     pub tags: Vec<(String, String)>,
     pub checksum: Option<(Algorithm, String)>,
     pub parts: Option<u32>,
+    /// A multipart object's part sizes, in order.
+    pub part_sizes: Vec<u64>,
 }
 
 impl ObjectRow {
@@ -238,7 +244,7 @@ pub(crate) fn checksum_from_text(t: Option<String>) -> Option<(Algorithm, String
     Some((Algorithm::parse(a)?, v.to_owned()))
 }
 
-const OBJECT_COLUMNS: &str = "seq, key, version_id, latest, delete_marker, file, size, etag, modified_ms, headers, meta, tags, checksum, parts";
+const OBJECT_COLUMNS: &str = "seq, key, version_id, latest, delete_marker, file, size, etag, modified_ms, headers, meta, tags, checksum, parts, part_sizes";
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     Ok(ObjectRow {
@@ -256,6 +262,10 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
         tags: pairs_from_json(&r.get::<_, String>(11)?),
         checksum: checksum_from_text(r.get(12)?),
         parts: r.get(13)?,
+        part_sizes: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -352,8 +362,8 @@ pub(crate) fn put_version(
     )?
     .execute(params![bucket, row.key])?;
     tx.prepare_cached(
-        "INSERT INTO objects (bucket, key, version_id, latest, delete_marker, file, size, etag, modified_ms, headers, meta, tags, checksum, parts)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO objects (bucket, key, version_id, latest, delete_marker, file, size, etag, modified_ms, headers, meta, tags, checksum, parts, part_sizes)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         bucket,
@@ -369,6 +379,7 @@ pub(crate) fn put_version(
         pairs_json(&row.tags),
         checksum_text(&row.checksum),
         row.parts,
+        (!row.part_sizes.is_empty()).then(|| serde_json::to_string(&row.part_sizes).unwrap_or_default()),
     ])?;
     row.seq = tx.last_insert_rowid();
     row.latest = true;
