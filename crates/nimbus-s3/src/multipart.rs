@@ -294,19 +294,14 @@ pub(crate) async fn complete_upload(
     out.push_str("</CompleteMultipartUploadResult>");
     let mut a = Answer::xml(out);
     version_header(&mut a, versioning, &row.version_id);
-    if let Some(b) = inner.bucket(bucket) {
-        notify(
-            inner,
-            &b,
-            event(
-                &req.request_id,
-                "ObjectCreated:CompleteMultipartUpload",
-                bucket,
-                &row,
-                versioning,
-            ),
-        );
-    }
+    announce(
+        inner,
+        bucket,
+        &req.request_id,
+        "ObjectCreated:CompleteMultipartUpload",
+        &row,
+        versioning,
+    );
     Ok(a)
 }
 

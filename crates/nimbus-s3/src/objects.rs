@@ -110,6 +110,20 @@ pub(crate) fn event(
     }
 }
 
+/// Notifies what a write did to `row`, if the bucket has destinations for it.
+pub(crate) fn announce(
+    inner: &Inner,
+    bucket: &str,
+    request_id: &str,
+    name: &'static str,
+    row: &ObjectRow,
+    versioning: Versioning,
+) {
+    if let Some(b) = inner.bucket(bucket) {
+        notify(inner, &b, event(request_id, name, bucket, row, versioning));
+    }
+}
+
 /// Conditional writes (`If-None-Match: *`, `If-Match`) checked against the current version
 /// inside the write's transaction.
 pub(crate) fn write_condition(req: &Req) -> (bool, Option<String>) {
@@ -225,19 +239,14 @@ pub(crate) async fn put_object(
     if let Some((alg, v)) = &row.checksum {
         a.set(alg.header(), v);
     }
-    if let Some(b) = inner.bucket(bucket) {
-        notify(
-            inner,
-            &b,
-            event(
-                &req.request_id,
-                "ObjectCreated:Put",
-                bucket,
-                &row,
-                versioning,
-            ),
-        );
-    }
+    announce(
+        inner,
+        bucket,
+        &req.request_id,
+        "ObjectCreated:Put",
+        &row,
+        versioning,
+    );
     Ok(a)
 }
 
@@ -272,14 +281,14 @@ pub(crate) async fn put_bytes(
         ..ObjectRow::default()
     };
     let (row, versioning) = commit_object(inner, bucket, row, (false, None), None).await?;
-    if let Some(b) = inner.bucket(bucket) {
-        let request_id = crate::http::request_id();
-        notify(
-            inner,
-            &b,
-            event(&request_id, "ObjectCreated:Put", bucket, &row, versioning),
-        );
-    }
+    announce(
+        inner,
+        bucket,
+        &crate::http::request_id(),
+        "ObjectCreated:Put",
+        &row,
+        versioning,
+    );
     Ok(row)
 }
 
@@ -777,19 +786,14 @@ pub(crate) async fn copy_object(
     if src.version_id != "null" {
         a.set("x-amz-copy-source-version-id", &src.version_id);
     }
-    if let Some(b) = inner.bucket(bucket) {
-        notify(
-            inner,
-            &b,
-            event(
-                &req.request_id,
-                "ObjectCreated:Copy",
-                bucket,
-                &row,
-                versioning,
-            ),
-        );
-    }
+    announce(
+        inner,
+        bucket,
+        &req.request_id,
+        "ObjectCreated:Copy",
+        &row,
+        versioning,
+    );
     Ok(a)
 }
 

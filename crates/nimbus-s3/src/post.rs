@@ -14,7 +14,7 @@ use crate::body;
 use crate::error::S3Error;
 use crate::http::{Answer, Req, MAX_PUT};
 use crate::names;
-use crate::objects::{commit_object, event, notify};
+use crate::objects::{announce, commit_object};
 use crate::state::ObjectRow;
 use crate::{now_ms, xml, Inner};
 
@@ -276,19 +276,14 @@ pub(crate) async fn post_object(
     if let Some(t) = inner.telemetry.get() {
         t.record_s3_bytes(bucket, row.size, 0);
     }
-    if let Some(b) = inner.bucket(bucket) {
-        notify(
-            inner,
-            &b,
-            event(
-                &req.request_id,
-                "ObjectCreated:Post",
-                bucket,
-                &row,
-                versioning,
-            ),
-        );
-    }
+    announce(
+        inner,
+        bucket,
+        &req.request_id,
+        "ObjectCreated:Post",
+        &row,
+        versioning,
+    );
     let location = format!(
         "http://{}/{bucket}/{}",
         req.host,
