@@ -6,13 +6,16 @@
 //! Streams (AWS JSON 1.0, `DynamoDB_20120810.*`, `DynamoDBStreams_20120810.*`, served by
 //! `nimbus-dynamodb`), and SQS's older query protocol (form-encoded `Action=...`, XML answers).
 
+mod chaos;
 mod error;
 mod events;
+mod fis;
 mod lambda;
 mod logs;
 mod sns;
 pub mod sqs;
 
+pub use chaos::Chaos;
 pub use error::AwsError;
 pub use lambda::router as lambda_router;
 pub use sqs::{Sqs, SqsConfig};
@@ -70,6 +73,12 @@ pub fn router(services: Services) -> Router {
         s3,
     } = services;
     let dynamodb_for_metrics = dynamodb.clone();
+    let front = Front {
+        s3,
+        chaos: Chaos::default(),
+        region: platform.config().region.clone(),
+        telemetry: std::sync::Arc::clone(events.telemetry()),
+    };
     // JSON-protocol services post to `/` (SDKs) or to the queue URL's path (some clients).
     let json_protocol = Router::new()
         .route("/", post(json_protocol).get(query_get))
@@ -88,24 +97,45 @@ pub fn router(services: Services) -> Router {
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
         .with_state((events.clone(), dynamodb_for_metrics));
+    let fis = fis::Fis::new(platform.clone(), events.clone());
     let apis = lambda_router(platform, events)
+        .merge(fis.routes())
         .merge(json_protocol)
         .merge(metrics)
         .fallback(error::unknown_operation);
-    // S3 is told apart before routing: its paths (`/<bucket>/<key>`, any method) overlap every
-    // other API's.
+    // Chaos faults and S3 are decided before routing: a fault answers in any API's stead, and
+    // S3's paths (`/<bucket>/<key>`, any method) overlap every other API's.
     Router::new()
+        .merge(front.chaos.routes())
         .fallback_service(apis)
-        .layer(axum::middleware::from_fn_with_state(s3, s3_first))
+        .layer(axum::middleware::from_fn_with_state(front, front_door))
 }
 
-/// Sends S3's requests to S3: signed for `s3`, addressed to a virtual-hosted bucket, or
-/// unsigned (a browser, curl) and naming an existing bucket as the first path segment.
-async fn s3_first(
-    State(s3): State<nimbus_s3::S3>,
+#[derive(Clone)]
+struct Front {
+    s3: nimbus_s3::S3,
+    chaos: Chaos,
+    region: String,
+    telemetry: std::sync::Arc<nimbus_telemetry::Telemetry>,
+}
+
+/// Applies the chaos effects and faults, then sends S3's requests to S3: signed for `s3`,
+/// addressed to a virtual-hosted bucket, or unsigned (a browser, curl) and naming an existing
+/// bucket as the first path segment.
+async fn front_door(
+    State(front): State<Front>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let req = match front
+        .chaos
+        .apply(req, &front.region, &front.telemetry)
+        .await
+    {
+        Ok(r) => r,
+        Err(answer) => return answer,
+    };
+    let s3 = &front.s3;
     let (uri, h) = (req.uri(), req.headers());
     let for_s3 = nimbus_s3::is_s3_request(uri, h)
         || (!h.contains_key("authorization")

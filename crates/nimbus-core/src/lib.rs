@@ -3,6 +3,7 @@
 
 pub mod alarm;
 pub mod arn;
+pub mod chaos;
 pub mod concurrency;
 pub mod json;
 pub mod local_url;

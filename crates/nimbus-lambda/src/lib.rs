@@ -6,6 +6,7 @@
 //! errors: [`InvokeError`] is for what the platform itself refuses (unknown function, throttle).
 
 mod env;
+pub mod faults;
 pub mod launch;
 pub mod logfile;
 pub mod logs;

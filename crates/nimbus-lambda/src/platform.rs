@@ -35,6 +35,7 @@ struct Inner {
     in_flight: AtomicUsize,
     idle_now: Notify,
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    faults: Arc<crate::faults::Faults>,
 }
 
 /// Holds one in-flight count and, once acquired, one unit of concurrency counted in the
@@ -99,6 +100,7 @@ impl Platform {
                 in_flight: AtomicUsize::new(0),
                 idle_now: Notify::new(),
                 reaper: Mutex::new(None),
+                faults: Arc::default(),
             }),
         };
         platform.start_reaper();
@@ -228,9 +230,48 @@ impl Platform {
         let running = m.concurrent_executions.get_or_create(&pool.labels).clone();
         running.inc();
         slot.acquired = Some(running);
+        let injected = match inner.faults.is_empty() {
+            true => crate::faults::Injected::default(),
+            false => inner.faults.pick(name, || rand::random::<f64>() * 100.0),
+        };
         let platform = self.clone();
         let task = tokio::spawn(async move {
-            let response = platform.run(&pool, req).await;
+            // An injected delay is part of the invocation, as FIS's extension adds it inside
+            // the environment.
+            if injected.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(injected.delay_ms)).await;
+            }
+            let function = pool.spec.name.clone();
+            let response = match &injected.replace {
+                Some((replacement, true)) => {
+                    let (payload, function_error) = replacement.answer();
+                    if function_error.is_some() {
+                        // An injected error is a failed invocation in Lambda's Errors metric.
+                        platform.count_error(&function, "function");
+                    }
+                    InvokeResponse {
+                        request_id: req
+                            .request_id
+                            .clone()
+                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                        payload,
+                        function_error,
+                        executed_version: "$LATEST".into(),
+                        log_tail: None,
+                    }
+                }
+                other => {
+                    let mut response = platform.run(&pool, req).await;
+                    if let Some((replacement, false)) = other {
+                        let already_failed = response.function_error.is_some();
+                        (response.payload, response.function_error) = replacement.answer();
+                        if response.function_error.is_some() && !already_failed {
+                            platform.count_error(&function, "function");
+                        }
+                    }
+                    response
+                }
+            };
             drop(slot);
             response
         });
@@ -409,6 +450,11 @@ impl Platform {
                 error_type: error_type.to_owned(),
             })
             .inc();
+    }
+
+    /// The faults injected into invocations (AWS FIS's Lambda actions).
+    pub fn faults(&self) -> &Arc<crate::faults::Faults> {
+        &self.inner.faults
     }
 
     /// The metrics this platform records into.

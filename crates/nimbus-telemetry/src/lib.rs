@@ -183,6 +183,13 @@ pub struct BucketLabels {
     pub bucket: String,
 }
 
+/// A service and the error code a chaos fault answered with.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    pub service: String,
+    pub code: String,
+}
+
 pub struct S3Metrics {
     pub requests: Family<BucketRequestLabels, Counter>,
     pub bytes_in: Family<BucketLabels, Counter>,
@@ -237,6 +244,8 @@ pub struct Telemetry {
     pub sqs: SqsMetrics,
     pub dynamodb: DynamoDbMetrics,
     pub s3: S3Metrics,
+    /// Requests a chaos fault answered instead of the service.
+    pub chaos_faults: Family<FaultLabels, Counter>,
     pub states: StatesMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
@@ -539,6 +548,12 @@ impl Telemetry {
             Unit::Bytes,
             s3.bytes_out.clone(),
         );
+        let chaos_faults = Family::<FaultLabels, Counter>::default();
+        r.register(
+            "chaos_faults_injected",
+            "AWS API requests answered by a chaos fault (POST /_nimbus/chaos/faults), by service and error code",
+            chaos_faults.clone(),
+        );
         let states = StatesMetrics {
             started: Family::default(),
             ended: Family::default(),
@@ -574,6 +589,7 @@ impl Telemetry {
             sqs,
             dynamodb,
             s3,
+            chaos_faults,
             states,
             events,
             emf,

@@ -1,0 +1,204 @@
+"""Chaos faults on nimbus's AWS APIs, in LocalStack's chaos API shape (`/_nimbus/chaos/faults`,
+`/_nimbus/chaos/effects`): boto3 sees the configured error in each service's own protocol
+(AWS JSON, query/XML, REST-JSON, S3's XML), probabilities hold, latency is added, clearing
+restores, and bad rules are refused with the reason."""
+
+import json
+import time
+
+import requests
+from botocore.exceptions import ClientError
+
+TEMPLATE = """
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: chaos-q}
+  T:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: chaos-t
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  B:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: chaos-b}
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties: {TopicName: chaos-topic}
+"""
+
+
+def faults(n, method, rules=None):
+    r = requests.request(method, f"{n.endpoint}/_nimbus/chaos/faults", data=None if rules is None else json.dumps(rules), timeout=10)
+    return r.status_code, r.json()
+
+
+def code_of(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]
+    return 200, None
+
+
+def test_faults_answer_in_each_services_protocol_and_clear(start_nimbus):
+    n = start_nimbus(TEMPLATE)
+    sqs, ddb, s3, sns = n.client("sqs"), n.client("dynamodb"), n.client("s3"), n.client("sns")
+    q = sqs.get_queue_url(QueueName="chaos-q")["QueueUrl"]
+    topic = sns.list_topics()["Topics"][0]["TopicArn"]
+    status, listed = faults(n, "POST", [
+        {"service": "sqs", "operation": "SendMessage", "error": {"statusCode": 503, "code": "ServiceUnavailable"}},
+        {"service": "dynamodb", "operation": "PutItem", "probability": 1, "error": {"statusCode": 400, "code": "ProvisionedThroughputExceededException"}},
+        {"service": "s3", "error": {"statusCode": 500, "code": "InternalError"}},
+    ])
+    assert status == 200 and [r.get("operation") for r in listed] == ["SendMessage", "PutItem", None]
+    assert code_of(lambda: sqs.send_message(QueueUrl=q, MessageBody="x")) == (503, "ServiceUnavailable")
+    assert code_of(lambda: sqs.receive_message(QueueUrl=q)) == (200, None)  # another operation
+    assert code_of(lambda: ddb.put_item(TableName="chaos-t", Item={"pk": {"S": "a"}})) == (400, "ProvisionedThroughputExceededException")
+    assert code_of(lambda: ddb.get_item(TableName="chaos-t", Key={"pk": {"S": "a"}})) == (200, None)
+    assert code_of(lambda: s3.put_object(Bucket="chaos-b", Key="k", Body=b"x")) == (500, "InternalError")
+    # PATCH adds a rule (SNS speaks the query protocol); DELETE removes one.
+    status, listed = faults(n, "PATCH", [{"service": "sns", "operation": "Publish", "error": {"statusCode": 429, "code": "Throttling"}}])
+    assert status == 200 and len(listed) == 4
+    assert code_of(lambda: sns.publish(TopicArn=topic, Message="m")) == (429, "Throttling")
+    status, listed = faults(n, "DELETE", [{"service": "s3", "error": {"statusCode": 500, "code": "InternalError"}}])
+    assert status == 200 and len(listed) == 3
+    assert code_of(lambda: s3.put_object(Bucket="chaos-b", Key="k", Body=b"x")) == (200, None)
+    # A probability of 0.5 fails about half the calls.
+    faults(n, "POST", [{"service": "sqs", "operation": "GetQueueAttributes", "probability": 0.5}])
+    failed = sum(code_of(lambda: sqs.get_queue_attributes(QueueUrl=q))[0] == 503 for _ in range(200))
+    assert 60 <= failed <= 140, failed
+    metrics = requests.get(f"{n.endpoint}/metrics", timeout=10).text
+    assert 'nimbus_chaos_faults_injected_total{service="sqs",code="ServiceUnavailable"}' in metrics
+    # Clearing restores everything.
+    assert faults(n, "POST", []) == (200, [])
+    assert code_of(lambda: sqs.send_message(QueueUrl=q, MessageBody="x")) == (200, None)
+
+
+def test_latency_effect_and_bad_rules(start_nimbus):
+    n = start_nimbus(TEMPLATE)
+    sqs = n.client("sqs")
+    q = sqs.get_queue_url(QueueName="chaos-q")["QueueUrl"]
+    r = requests.post(f"{n.endpoint}/_nimbus/chaos/effects", data=json.dumps({"latency": 300}), timeout=10)
+    assert r.status_code == 200 and r.json() == {"latency": 300}
+    t = time.time()
+    sqs.get_queue_attributes(QueueUrl=q)
+    assert time.time() - t >= 0.3
+    requests.post(f"{n.endpoint}/_nimbus/chaos/effects", data=json.dumps({"latency": 0}), timeout=10)
+    t = time.time()
+    sqs.get_queue_attributes(QueueUrl=q)
+    assert time.time() - t < 0.3
+    for rules, want in [
+        ([{"service": "kinesis"}], 'nimbus serves no service "kinesis"'),
+        ([{"probability": 2}], "probability must be a number from 0 to 1"),
+        ([{"error": {"statusCode": 200}}], "HTTP error status"),
+        ({"service": "sqs"}, "JSON array"),
+    ]:
+        r = requests.post(f"{n.endpoint}/_nimbus/chaos/faults", data=json.dumps(rules), timeout=10)
+        assert r.status_code == 400 and want in r.json()["message"], r.text
+    # A refused rule set leaves the rules as they were.
+    assert faults(n, "GET") == (200, [])
+
+
+FIS_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+      Environment:
+        Variables:
+          MARKS: {marks}
+  Errors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: echo-errors
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions: [{Name: FunctionName, Value: !Ref Echo}]
+      Statistic: Sum
+      Period: 10
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+"""
+
+ECHO = """
+import os, uuid
+def handler(event, context):
+    open(os.path.join(os.environ["MARKS"], uuid.uuid4().hex), "w").close()
+    return {"statusCode": 200, "body": "ran"}
+"""
+
+
+def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
+    import uuid as _uuid
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    n = start_nimbus(FIS_TEMPLATE.replace("{marks}", str(marks)), {"src/app.py": ECHO})
+    lam, fis = n.client("lambda"), n.client("fis")
+    arn = lam.get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
+    role = "arn:aws:iam::123456789012:role/fis"
+
+    def template(action, params, stop=None):
+        return fis.create_experiment_template(
+            clientToken=_uuid.uuid4().hex, description=action, roleArn=role,
+            stopConditions=stop or [{"source": "none"}],
+            targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
+            actions={"act": {"actionId": action, "parameters": params, "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+
+    def run(tid):
+        return fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)["experiment"]["id"]
+
+    def invoke():
+        r = lam.invoke(FunctionName="Echo", Payload=b"{}")
+        return r.get("FunctionError"), json.loads(r["Payload"].read())
+
+    # An HTTP response replaces the function's, which still runs without preventExecution.
+    eid = run(template("aws:lambda:invocation-http-integration-response",
+                       {"duration": "PT1M", "statusCode": "503", "contentTypeHeader": "text/plain", "preventExecution": "false"}))
+    before = len(list(marks.iterdir()))
+    assert invoke() == (None, {"statusCode": 503, "headers": {"Content-Type": "text/plain"}, "body": ""})
+    assert len(list(marks.iterdir())) == before + 1
+    fis.stop_experiment(id=eid)
+    assert fis.get_experiment(id=eid)["experiment"]["state"]["status"] == "stopped"
+    assert invoke() == (None, {"statusCode": 200, "body": "ran"})
+
+    # An action ends by itself after its duration.
+    eid = run(template("aws:lambda:invocation-error", {"duration": "PT1S", "preventExecution": "true"}))
+    err, payload = invoke()
+    assert err == "Unhandled" and payload["errorType"] == "FaultInjectionError"
+    wait_status = lambda want: next((s for _ in range(50) if (s := fis.get_experiment(id=eid)["experiment"]["state"]["status"]) == want or time.sleep(0.1)), None)  # noqa: E731
+    assert wait_status("completed") == "completed"
+    assert invoke()[0] is None
+
+    # A stop condition on an alarm stops the experiment when the alarm fires.
+    alarm = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:echo-errors"
+    eid = run(template("aws:lambda:invocation-error", {"duration": "PT5M", "preventExecution": "false"},
+                       stop=[{"source": "aws:cloudwatch:alarm", "value": alarm}]))
+    for _ in range(3):
+        invoke()
+    status = None
+    for _ in range(150):
+        status = fis.get_experiment(id=eid)["experiment"]["state"]
+        if status["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert status["status"] == "stopped" and "echo-errors" in status["reason"], status
+    assert invoke()[0] is None
+
+    # Bad input is refused with FIS's error and the reason.
+    for params, want in [({"duration": "PT1M", "delayMilliseconds": "300"}, "delayMilliseconds"),
+                         ({"duration": "PT1M", "invocationPercentage": "101"}, "invocationPercentage"),
+                         ({"duration": "soon"}, "ISO 8601")]:
+        try:
+            template("aws:lambda:invocation-add-delay", params)
+            raise AssertionError(f"{params} was accepted")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ValidationException" and want in e.response["Error"]["Message"], e.response
