@@ -5,6 +5,7 @@ pub mod alarm;
 pub mod arn;
 pub mod chaos;
 pub mod concurrency;
+pub mod cost;
 pub mod json;
 pub mod local_url;
 pub mod pattern;

@@ -383,6 +383,12 @@ impl Platform {
         m.duration
             .get_or_create(labels)
             .observe(outcome.duration.as_secs_f64());
+        // AWS bills INIT with the invocation (on-demand functions, since August 2025).
+        let billed = (outcome.duration + outcome.init_duration.unwrap_or_default())
+            .as_nanos()
+            .div_ceil(1_000_000)
+            .max(1);
+        m.billed_ms.get_or_create(labels).inc_by(billed as u64);
         if let Some(init) = outcome.init_duration {
             m.cold_starts.get_or_create(labels).inc();
             m.init_duration

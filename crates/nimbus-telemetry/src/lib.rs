@@ -138,6 +138,8 @@ pub struct LambdaMetrics {
     pub duration: Histograms<FunctionLabels>,
     pub init_duration: Histograms<FunctionLabels>,
     pub cold_starts: Family<FunctionLabels, Counter>,
+    /// Billed duration as AWS bills it (each invocation's INIT and run, rounded up to 1 ms).
+    pub billed_ms: Family<FunctionLabels, Counter>,
     pub concurrent_executions: Family<FunctionLabels, Gauge>,
     pub async_events_queued: Family<FunctionLabels, Gauge>,
     pub async_event_age: Family<FunctionLabels, FloatGauge>,
@@ -246,6 +248,8 @@ pub struct Telemetry {
     pub s3: S3Metrics,
     /// Requests a chaos fault answered instead of the service.
     pub chaos_faults: Family<FaultLabels, Counter>,
+    /// When this nimbus started (Unix seconds), for rates over the whole run (`nimbus cost`).
+    pub start_time: Gauge,
     pub states: StatesMetrics,
     pub events: EventsMetrics,
     pub emf: EmfMetrics,
@@ -300,6 +304,7 @@ impl Telemetry {
             duration: Family::new_with_constructor(seconds_histogram),
             init_duration: Family::new_with_constructor(seconds_histogram),
             cold_starts: Family::default(),
+            billed_ms: Family::default(),
             concurrent_executions: Family::default(),
             async_events_queued: Family::default(),
             async_event_age: Family::default(),
@@ -337,6 +342,11 @@ impl Telemetry {
             "lambda_cold_starts",
             "Invocations that started a new execution environment",
             l.cold_starts.clone(),
+        );
+        r.register(
+            "lambda_billed_milliseconds",
+            "Billed duration in ms, as AWS bills it: INIT plus the run, each invocation rounded up to 1 ms",
+            l.billed_ms.clone(),
         );
         r.register(
             "lambda_concurrent_executions",
@@ -554,6 +564,12 @@ impl Telemetry {
             "AWS API requests answered by a chaos fault (POST /_nimbus/chaos/faults), by service and error code",
             chaos_faults.clone(),
         );
+        let start_time = Gauge::default();
+        r.register(
+            "start_time_seconds",
+            "When this nimbus started, in Unix seconds",
+            start_time.clone(),
+        );
         let states = StatesMetrics {
             started: Family::default(),
             ended: Family::default(),
@@ -590,6 +606,7 @@ impl Telemetry {
             dynamodb,
             s3,
             chaos_faults,
+            start_time,
             states,
             events,
             emf,

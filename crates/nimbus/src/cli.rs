@@ -26,6 +26,24 @@ pub enum Command {
     Validate(TemplateArgs),
     /// Print the functions' (and APIs' access) logs from the state directory.
     Logs(LogsArgs),
+    /// Print what the running nimbus's work so far would have cost on AWS.
+    Cost(CostArgs),
+}
+
+#[derive(Args)]
+pub struct CostArgs {
+    /// The nimbus AWS endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint_url: String,
+    /// Price everything, without AWS's monthly free tier.
+    #[arg(long)]
+    pub no_free_tier: bool,
+    /// A price file of your own (the format of crates/nimbus/prices/us-east-1.json).
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Print the estimate as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -1,6 +1,7 @@
 //! `nimbus`: run an AWS SAM template's serverless system on this machine.
 
 mod cli;
+mod cost;
 mod definitions;
 mod dynref;
 mod integrations;
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Up(args) => run_async(up::up(*args)),
         cli::Command::Invoke(args) => run_async(invoke::invoke(args)),
         cli::Command::Logs(args) => logs::logs(&args),
+        cli::Command::Cost(args) => run_async(cost::cost(args)),
     };
     match result {
         Ok(code) => code,

@@ -828,6 +828,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         "nimbus: ready; try: {me} invoke <function> --payload '{{}}' --endpoint-url {endpoint}"
     );
 
+    platform.telemetry().start_time.set(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    );
     let (shutdown, _) = tokio::sync::watch::channel(false);
     {
         // DynamoDB deletes expired items in the background, typically within days; locally

@@ -1,0 +1,199 @@
+//! `nimbus cost`: what a running nimbus's work so far would have cost on AWS. It reads the
+//! stack (`/_nimbus/api/stack`: functions' memory, APIs' kinds) and the counters on `/metrics`,
+//! and prices them with `nimbus_core::cost` and the price file embedded from
+//! `prices/us-east-1.json` (or `--prices`).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use nimbus_core::cost::{self, Prices, Usage};
+use nimbus_telemetry::samples::{self, Sample};
+
+use crate::cli::CostArgs;
+
+const PRICES: &str = include_str!("../prices/us-east-1.json");
+
+async fn fetch(endpoint: &str, path: &str) -> anyhow::Result<String> {
+    let uri = format!("{}{path}", endpoint.trim_end_matches('/'));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let req = hyper::Request::get(&uri)
+        .body(Empty::new())
+        .with_context(|| format!("invalid endpoint: {uri}"))?;
+    let resp = client.request(req).await.with_context(|| {
+        format!("cannot reach nimbus at {endpoint}; is `nimbus up` running? (set --endpoint-url or NIMBUS_ENDPOINT)")
+    })?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("{uri} answered {status}");
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+fn sum(samples: &[Sample], name: &str, keep: impl Fn(&Sample) -> bool) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && keep(s))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// The usage nimbus measured, from its stack and metrics.
+fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
+    let mut u = Usage::default();
+    for n in stack["nodes"].as_array().into_iter().flatten() {
+        let name = n["name"].as_str().unwrap_or("").to_owned();
+        match n["kind"].as_str() {
+            Some("function") => {
+                let of = |s: &Sample| s.label("function") == Some(name.as_str());
+                let requests = sum(samples, "nimbus_lambda_invocations_total", of);
+                let billed = sum(samples, "nimbus_lambda_billed_milliseconds_total", of);
+                let memory = n["detail"]["memory_mb"].as_u64().unwrap_or(128) as u32;
+                let arm = n["detail"]["architecture"] == "arm64";
+                u.functions.push((name, requests, billed, memory, arm));
+            }
+            Some("api") => {
+                let requests = sum(samples, "nimbus_apigateway_requests_total", |s| {
+                    s.label("api") == Some(name.as_str())
+                });
+                u.apis.push((name, requests, n["detail"]["type"] == "REST"));
+            }
+            _ => {}
+        }
+    }
+    u.events = sum(samples, "nimbus_events_put_entries_total", |_| true);
+    // A machine with Express starts is billed by request; the others by transition.
+    let express: Vec<String> = samples
+        .iter()
+        .filter(|s| {
+            s.name == "nimbus_states_executions_started_total"
+                && s.label("status") == Some("EXPRESS")
+        })
+        .filter_map(|s| s.label("state_machine").map(str::to_owned))
+        .collect();
+    u.express_requests = sum(samples, "nimbus_states_executions_started_total", |s| {
+        s.label("status") == Some("EXPRESS")
+    });
+    u.standard_transitions = sum(samples, "nimbus_states_transitions_total", |s| {
+        !s.label("state_machine")
+            .is_some_and(|m| express.iter().any(|e| e == m))
+    });
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "nimbus_dynamodb_requests_total" && s.label("outcome") == Some("ok"))
+    {
+        let (r, w) = cost::dynamodb_units(s.label("operation").unwrap_or(""));
+        u.dynamodb_reads += r * s.value;
+        u.dynamodb_writes += w * s.value;
+    }
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "nimbus_s3_requests_total")
+    {
+        if cost::s3_put_class(s.label("operation").unwrap_or("")) {
+            u.s3_put_class += s.value;
+        } else {
+            u.s3_get_class += s.value;
+        }
+    }
+    u
+}
+
+fn money(v: f64) -> String {
+    if v == 0.0 {
+        "$0".into()
+    } else if v < 0.01 {
+        format!("${v:.8}")
+    } else {
+        format!("${v:.4}")
+    }
+}
+
+pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
+    let text = match &args.prices {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
+        None => PRICES.to_owned(),
+    };
+    let prices = Prices::parse(&text).map_err(|why| {
+        let file = args
+            .prices
+            .as_ref()
+            .map_or("the embedded price file".to_owned(), |p| {
+                p.display().to_string()
+            });
+        anyhow::anyhow!("{file}: {why}")
+    })?;
+    let stack: serde_json::Value =
+        serde_json::from_str(&fetch(&args.endpoint_url, "/_nimbus/api/stack").await?)
+            .context("nimbus's /_nimbus/api/stack is not JSON")?;
+    let metrics = samples::parse(&fetch(&args.endpoint_url, "/metrics").await?);
+    let started_s = metrics
+        .iter()
+        .find(|s| s.name == "nimbus_start_time_seconds")
+        .map(|s| s.value);
+    let u = usage(&stack, &metrics);
+    let e = cost::estimate(&u, &prices, !args.no_free_tier);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let month = started_s
+        .filter(|s| now_s - s > 60.0)
+        .map(|s| e.total / (now_s - s) * 30.0 * 86_400.0);
+    if args.json {
+        let lines: Vec<serde_json::Value> = e
+            .lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({"service": l.service, "resource": l.resource, "item": l.item,
+                                        "quantity": l.quantity, "unit": l.unit, "cost": l.cost})
+            })
+            .collect();
+        let out = serde_json::json!({"currency": prices.currency, "region": prices.region,
+            "prices_version": prices.version, "free_tier": !args.no_free_tier,
+            "lines": lines, "total": e.total, "projected_per_month": month});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "What this run would have cost on AWS ({}, {} prices of {}; free tier {}):",
+        prices.region,
+        prices.currency,
+        prices.version,
+        if args.no_free_tier {
+            "not applied"
+        } else {
+            "applied"
+        }
+    );
+    let mut service = "";
+    for l in &e.lines {
+        if l.service != service {
+            service = l.service;
+            println!("{service}");
+        }
+        let what = if l.resource.is_empty() {
+            l.item.clone()
+        } else {
+            format!("{} {}", l.resource, l.item)
+        };
+        let quantity = if l.unit == "GB-s" {
+            format!("{:.4} GB-s", l.quantity)
+        } else {
+            format!("{} {}", l.quantity.round(), l.unit)
+        };
+        println!("  {what:<48} {quantity:>22} {:>14}", money(l.cost));
+    }
+    println!("Total {:>80}", money(e.total));
+    if let Some(m) = month {
+        println!("Projected at this rate for a 30-day month: {}", money(m));
+    }
+    println!("Not priced yet: SQS and SNS requests, S3 storage, Express duration, data transfer, CloudWatch.");
+    Ok(ExitCode::SUCCESS)
+}
