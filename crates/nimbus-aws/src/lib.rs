@@ -5,6 +5,9 @@
 //! functions' logs (AWS JSON 1.1, `X-Amz-Target: Logs_20140328.*`), DynamoDB and DynamoDB
 //! Streams (AWS JSON 1.0, `DynamoDB_20120810.*`, `DynamoDBStreams_20120810.*`, served by
 //! `nimbus-dynamodb`), and SQS's older query protocol (form-encoded `Action=...`, XML answers).
+//! In front of them all: the chaos layer (`chaos.rs`: faults and latency on any of these APIs,
+//! LocalStack's chaos API shape) and S3's routing (its REST paths overlap every other API's).
+//! AWS FIS's API (`fis.rs`) drives the Lambda platform's injected faults.
 
 mod chaos;
 mod error;
@@ -15,7 +18,7 @@ mod logs;
 mod sns;
 pub mod sqs;
 
-pub use chaos::Chaos;
+use chaos::Chaos;
 pub use error::AwsError;
 pub use lambda::router as lambda_router;
 pub use sqs::{Sqs, SqsConfig};

@@ -171,8 +171,8 @@ pub struct UpArgs {
     pub cache_dir: Option<PathBuf>,
     /// Multiplies every retry and backoff delay of asynchronous invocations, rule deliveries and
     /// event source mappings (Lambda retries a failed event after about 1 and 2 minutes; 0.01
-    /// makes that 0.6 and 1.2 s), and CloudWatch alarms' periods. Event age limits are not
-    /// scaled.
+    /// makes that 0.6 and 1.2 s), CloudWatch alarms' periods, and S3 lifecycle days. Event
+    /// age limits are not scaled.
     #[arg(long, default_value_t = 1.0, env = "NIMBUS_DELAY_SCALE", value_parser = parse_scale)]
     pub delay_scale: f64,
     /// Rebuild a function when a file of its code (or of a template layer it uses) changes, and
