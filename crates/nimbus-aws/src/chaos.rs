@@ -154,7 +154,11 @@ fn classify(
     if nimbus_s3::is_s3_request(uri, headers) {
         return Some(("s3", String::new(), Protocol::RestXml));
     }
-    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+    if let Some(target) = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+    {
         let (prefix, op) = target.split_once('.')?;
         let (service, protocol) = match prefix {
             "AmazonSQS" => ("sqs", Protocol::Json10),
