@@ -206,3 +206,27 @@ def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
             raise AssertionError(f"{params} was accepted")
         except ClientError as e:
             assert e.response["Error"]["Code"] == "ValidationException" and want in e.response["Error"]["Message"], e.response
+
+
+def test_the_chaos_command_injects_lists_and_clears(start_nimbus):
+    import subprocess
+    from conftest import NIMBUS
+    n = start_nimbus(TEMPLATE)
+    sqs = n.client("sqs")
+    q = sqs.get_queue_url(QueueName="chaos-q")["QueueUrl"]
+
+    def chaos(*args):
+        out = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, *args], capture_output=True, text=True, timeout=30)
+        return out.returncode, out.stdout + out.stderr
+
+    code, out = chaos("inject", "--service", "sqs", "--operation", "SendMessage", "--code", "ServiceUnavailable")
+    assert code == 0 and "1 rule(s) active" in out, out
+    assert code_of(lambda: sqs.send_message(QueueUrl=q, MessageBody="x")) == (503, "ServiceUnavailable")
+    assert chaos("latency", "50")[0] == 0
+    code, out = chaos("list")
+    assert code == 0 and "fault: sqs SendMessage" in out and "latency: 50 ms" in out, out
+    code, out = chaos("inject", "--service", "kinesis")
+    assert code != 0 and "nimbus serves no service" in out, out
+    assert chaos("clear")[0] == 0
+    assert code_of(lambda: sqs.send_message(QueueUrl=q, MessageBody="x")) == (200, None)
+    assert "no fault rules" in chaos("list")[1]

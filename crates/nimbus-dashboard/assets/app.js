@@ -104,6 +104,34 @@ export async function sfnCall(op, input = {}) {
   }
 }
 
+/** FIS experiments (REST-JSON on the AWS endpoint, signed-looking for the `fis` service). */
+async function fisExperiments() {
+  const res = await fetch('/experiments', {
+    cache: 'no-store',
+    headers: { authorization: 'AWS4-HMAC-SHA256 Credential=dashboard/20260101/us-east-1/fis/aws4_request, SignedHeaders=host, Signature=0' },
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return await res.json();
+}
+
+/** The topbar's chaos banner: shown while any fault, latency or FIS experiment is active. */
+function renderChaos(faultsR, effectsR, fisR) {
+  const el = $('#chaos-banner');
+  if (!el) return;
+  const rules = faultsR.status === 'fulfilled' && Array.isArray(faultsR.value) ? faultsR.value.length : 0;
+  const latency = effectsR.status === 'fulfilled' && effectsR.value ? Number(effectsR.value.latency) || 0 : 0;
+  const running = fisR.status === 'fulfilled' && fisR.value && Array.isArray(fisR.value.experiments)
+    ? fisR.value.experiments.filter((e) => e && e.state && e.state.status === 'running').length
+    : 0;
+  const parts = [];
+  if (rules) parts.push(`${rules} fault rule${rules === 1 ? '' : 's'}`);
+  if (latency) parts.push(`+${latency} ms latency`);
+  if (running) parts.push(`${running} FIS experiment${running === 1 ? '' : 's'} running`);
+  const text = parts.length ? `Chaos active: ${parts.join(' · ')}` : '';
+  if (el.textContent !== text) el.textContent = text;
+  el.hidden = !text;
+}
+
 // ---------------------------------------------------------------- derived state
 
 export function stackNodes(kind) {
@@ -246,14 +274,18 @@ async function poll() {
   }
   const needStack = !state.stack || started - lastStackFetch > STACK_REFRESH_MS;
   const logPath = state.logsAfter > 0 ? `api/logs?after=${state.logsAfter}&limit=1000` : 'api/logs?limit=1000';
-  const [stackR, metricsR, tracesR, logsR, alarmsR, machinesR] = await Promise.allSettled([
+  const [stackR, metricsR, tracesR, logsR, alarmsR, machinesR, faultsR, effectsR, fisR] = await Promise.allSettled([
     needStack ? getJSON('api/stack') : Promise.resolve(null),
     getJSON('api/metrics'),
     getJSON('api/traces?limit=50'),
     getJSON(logPath),
     getJSON('api/alarms'),
     sfnCall('ListStateMachines', { maxResults: 1000 }),
+    getJSON('chaos/faults'),
+    getJSON('chaos/effects'),
+    fisExperiments(),
   ]);
+  safe(() => renderChaos(faultsR, effectsR, fisR));
 
   let anyOk = false;
   let logDelta = { fresh: [], dropped: 0 };

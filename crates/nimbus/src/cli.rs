@@ -28,6 +28,47 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print what the running nimbus's work so far would have cost on AWS.
     Cost(CostArgs),
+    /// List, inject or clear faults on a running nimbus's AWS APIs (its chaos API).
+    Chaos(ChaosArgs),
+}
+
+#[derive(Args)]
+pub struct ChaosArgs {
+    /// The nimbus AWS endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint_url: String,
+    #[command(subcommand)]
+    pub action: ChaosAction,
+}
+
+#[derive(Subcommand)]
+pub enum ChaosAction {
+    /// Print the active fault rules, the latency effect and the FIS experiments running.
+    List,
+    /// Add a fault rule: matching requests answer with an error instead.
+    Inject {
+        /// The service (botocore's name: sqs, dynamodb, s3, lambda, sns, events, ...).
+        #[arg(long)]
+        service: Option<String>,
+        /// The operation (SendMessage, PutItem, Invoke, ...); every one when left out.
+        #[arg(long)]
+        operation: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// The share of matching requests that fail, 0 to 1.
+        #[arg(long, default_value_t = 1.0)]
+        probability: f64,
+        /// The HTTP status of the error.
+        #[arg(long, default_value_t = 503)]
+        status: u16,
+        /// The AWS error code.
+        #[arg(long, default_value = "ServiceUnavailable")]
+        code: String,
+    },
+    /// Add this many milliseconds to every AWS API call (0 removes it).
+    Latency { ms: u64 },
+    /// Remove every fault rule and the latency effect.
+    Clear,
 }
 
 #[derive(Args)]

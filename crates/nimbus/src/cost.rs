@@ -5,34 +5,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use anyhow::Context;
 use nimbus_core::cost::{self, Prices, Usage};
 use nimbus_telemetry::samples::{self, Sample};
 
 use crate::cli::CostArgs;
 
 const PRICES: &str = include_str!("../prices/us-east-1.json");
-
-async fn fetch(endpoint: &str, path: &str) -> anyhow::Result<String> {
-    let uri = format!("{}{path}", endpoint.trim_end_matches('/'));
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let req = hyper::Request::get(&uri)
-        .body(Empty::new())
-        .with_context(|| format!("invalid endpoint: {uri}"))?;
-    let resp = client.request(req).await.with_context(|| {
-        format!("cannot reach nimbus at {endpoint}; is `nimbus up` running? (set --endpoint-url or NIMBUS_ENDPOINT)")
-    })?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        bail!("{uri} answered {status}");
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
-}
 
 fn sum(samples: &[Sample], name: &str, keep: impl Fn(&Sample) -> bool) -> f64 {
     samples
@@ -130,9 +109,9 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("{file}: {why}")
     })?;
     let stack: serde_json::Value =
-        serde_json::from_str(&fetch(&args.endpoint_url, "/_nimbus/api/stack").await?)
+        serde_json::from_str(&crate::client::get(&args.endpoint_url, "/_nimbus/api/stack").await?)
             .context("nimbus's /_nimbus/api/stack is not JSON")?;
-    let metrics = samples::parse(&fetch(&args.endpoint_url, "/metrics").await?);
+    let metrics = samples::parse(&crate::client::get(&args.endpoint_url, "/metrics").await?);
     let started_s = metrics
         .iter()
         .find(|s| s.name == "nimbus_start_time_seconds")

@@ -1,6 +1,8 @@
 //! `nimbus`: run an AWS SAM template's serverless system on this machine.
 
+mod chaos;
 mod cli;
+mod client;
 mod cost;
 mod definitions;
 mod dynref;
@@ -32,6 +34,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Invoke(args) => run_async(invoke::invoke(args)),
         cli::Command::Logs(args) => logs::logs(&args),
         cli::Command::Cost(args) => run_async(cost::cost(args)),
+        cli::Command::Chaos(args) => run_async(chaos::chaos(args)),
     };
     match result {
         Ok(code) => code,
