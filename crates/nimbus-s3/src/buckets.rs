@@ -266,20 +266,13 @@ pub(crate) fn list_objects(
     } else {
         req.q("marker")
     };
-    let listing = {
-        let conn = inner.db.lock();
-        list::walk(
-            &list::Params {
-                prefix,
-                delimiter,
-                after: after.filter(|a| !a.is_empty()),
-                max,
-                versions: false,
-                after_seq: None,
-            },
-            |start, n| state::rows_from(&conn, bucket, start, n, false),
-        )?
-    };
+    let listing = inner.list_current(
+        bucket,
+        prefix,
+        delimiter,
+        after.filter(|a| !a.is_empty()),
+        max,
+    )?;
     let mut out = String::new();
     xml::root(&mut out, "ListBucketResult");
     xml::element(&mut out, "Name", bucket);

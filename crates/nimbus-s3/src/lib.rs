@@ -206,9 +206,9 @@ impl S3 {
             if !rules.iter().any(|r| r.enabled) {
                 continue;
             }
-            // (key, version id or None for the current one, seq) to expire, found first and
-            // then deleted, so no database lock is held across a delete.
-            let mut due: Vec<(String, Option<String>, i64)> = Vec::new();
+            // What to expire is found first and then deleted, so no database lock is held
+            // across a delete.
+            let mut due: Vec<lifecycle::Due> = Vec::new();
             let mut start = String::new();
             loop {
                 let mut rows = state::rows_from(&inner.db.lock(), &bucket, &start, 1000, true)?;
@@ -221,37 +221,7 @@ impl S3 {
                         rows.retain(|r| r.key != last);
                     }
                 }
-                let mut newer: Option<(String, i64)> = None; // the previous row's key, time
-                for r in &rows {
-                    let since = match &newer {
-                        Some((k, t)) if *k == r.key => Some(*t),
-                        _ => None,
-                    };
-                    newer = Some((r.key.clone(), r.modified_ms));
-                    if r.delete_marker {
-                        continue;
-                    }
-                    let selected = rules.iter().filter(|l| l.selects(&r.key, r.size, &r.tags));
-                    match (r.latest, since) {
-                        (true, _) => {
-                            if selected
-                                .clone()
-                                .any(|l| l.expires_current(r.modified_ms, now_ms, day))
-                            {
-                                due.push((r.key.clone(), None, r.seq));
-                            }
-                        }
-                        (false, Some(t)) => {
-                            if selected
-                                .clone()
-                                .any(|l| l.expires_noncurrent(t, now_ms, day))
-                            {
-                                due.push((r.key.clone(), Some(r.version_id.clone()), r.seq));
-                            }
-                        }
-                        (false, None) => {}
-                    }
-                }
+                due.extend(lifecycle::due(&rows, &rules, now_ms, day));
                 match rows.last() {
                     Some(r) if full => start = format!("{}\u{0}", r.key),
                     _ => break,
@@ -314,6 +284,29 @@ impl Inner {
         if let Some(b) = self.buckets.write().unwrap().get_mut(bucket) {
             b.cors = Arc::new(rules);
         }
+    }
+
+    /// A page of the current objects of `bucket` (a listing's walk over `objects_latest`).
+    pub(crate) fn list_current(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<list::Listing, S3Error> {
+        let conn = self.db.lock();
+        list::walk(
+            &list::Params {
+                prefix,
+                delimiter,
+                after,
+                max,
+                versions: false,
+                after_seq: None,
+            },
+            |start, n| state::rows_from(&conn, bucket, start, n, false),
+        )
     }
 
     /// The current version of a key (not a delete marker), or S3's error.

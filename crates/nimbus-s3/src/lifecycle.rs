@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use crate::error::S3Error;
+use crate::state::ObjectRow;
 use crate::xml;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,6 +60,36 @@ impl Rule {
                 .abort_days
                 .is_some_and(|d| now_ms >= started_ms + (d * day_ms) as i64)
     }
+}
+
+/// A version to expire: its key, its version id (`None` for the current version, which a
+/// versioned bucket then hides behind a delete marker) and the sequence number it was judged at.
+pub type Due = (String, Option<String>, i64);
+
+/// The versions among `rows` (whole keys, in key order and newest first within a key, as
+/// `ListObjectVersions` walks them) that `rules` expire at `now_ms`. A noncurrent version
+/// stopped being current when the next newer one was written.
+pub fn due(rows: &[ObjectRow], rules: &[Rule], now_ms: i64, day_ms: u64) -> Vec<Due> {
+    let mut out = Vec::new();
+    let mut newer: Option<(&str, i64)> = None;
+    for r in rows {
+        let since = newer.filter(|(k, _)| *k == r.key).map(|(_, t)| t);
+        newer = Some((&r.key, r.modified_ms));
+        if r.delete_marker {
+            continue;
+        }
+        let mut selected = rules.iter().filter(|l| l.selects(&r.key, r.size, &r.tags));
+        let expired = match (r.latest, since) {
+            (true, _) => selected.any(|l| l.expires_current(r.modified_ms, now_ms, day_ms)),
+            (false, Some(t)) => selected.any(|l| l.expires_noncurrent(t, now_ms, day_ms)),
+            (false, None) => false,
+        };
+        if expired {
+            let version = (!r.latest).then(|| r.version_id.clone());
+            out.push((r.key.clone(), version, r.seq));
+        }
+    }
+    out
 }
 
 fn date_ms(s: &str) -> Option<i64> {
@@ -228,6 +259,45 @@ mod tests {
         assert!(rules[1].expires_current(0, 1_767_225_600_000, DAY));
         assert!(rules[2].aborts_upload(0, (2 * DAY) as i64, DAY));
         assert!(!rules[2].aborts_upload(0, (2 * DAY) as i64 - 1, DAY));
+    }
+
+    #[test]
+    fn due_finds_expired_current_and_noncurrent_versions() {
+        let rules = from_xml(
+            "<LifecycleConfiguration><Rule><Filter><Prefix>tmp/</Prefix></Filter><Status>Enabled</Status>
+               <Expiration><Days>2</Days></Expiration><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration>
+             </Rule></LifecycleConfiguration>",
+        )
+        .unwrap();
+        let day = DAY as i64;
+        let row = |key: &str, seq: i64, latest: bool, marker: bool, written: i64| ObjectRow {
+            seq,
+            key: key.into(),
+            version_id: format!("v{seq}"),
+            latest,
+            delete_marker: marker,
+            modified_ms: written,
+            ..ObjectRow::default()
+        };
+        // Newest first within a key, as the walk gives them.
+        let rows = [
+            row("keep/a", 1, true, false, 0),
+            row("tmp/old", 4, true, false, 0),
+            row("tmp/v", 7, true, false, 2 * day),
+            row("tmp/v", 6, false, false, day),
+            row("tmp/v", 5, false, false, 0),
+            row("tmp/gone", 9, true, true, 0),
+            row("tmp/gone", 8, false, false, 0),
+        ];
+        let got = due(&rows, &rules, (5 * day) / 2, DAY);
+        // tmp/old is 2.5 days old; v6 stopped being current 0.5 days ago, v5 1.5 days ago;
+        // a delete marker is never expired by Expiration; v8 is noncurrent since time 0.
+        let want: Vec<Due> = vec![
+            ("tmp/old".into(), None, 4),
+            ("tmp/v".into(), Some("v5".into()), 5),
+            ("tmp/gone".into(), Some("v8".into()), 8),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

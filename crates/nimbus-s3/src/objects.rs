@@ -110,6 +110,18 @@ pub(crate) fn event(
     }
 }
 
+/// The conditional headers of a read (`prefix` "") or of a copy's source
+/// (`x-amz-copy-source-`).
+fn conditions<'a>(req: &'a Req, prefix: &str) -> Conditions<'a> {
+    let h = |name: &str| req.header(&format!("{prefix}{name}"));
+    Conditions {
+        if_match: h("if-match"),
+        if_none_match: h("if-none-match"),
+        if_modified_since: h("if-modified-since"),
+        if_unmodified_since: h("if-unmodified-since"),
+    }
+}
+
 /// Notifies what a write did to `row`, if the bucket has destinations for it.
 pub(crate) fn announce(
     inner: &Inner,
@@ -417,12 +429,7 @@ pub(crate) async fn get_object(
         .map(|b| b.versioning)
         .unwrap_or(Versioning::Unversioned);
     let row = find_object(inner, req, bucket, key)?;
-    let cond = Conditions {
-        if_match: req.header("if-match"),
-        if_none_match: req.header("if-none-match"),
-        if_modified_since: req.header("if-modified-since"),
-        if_unmodified_since: req.header("if-unmodified-since"),
-    };
+    let cond = conditions(req, "");
     match range::evaluate(&cond, &row.etag, (row.modified_ms / 1000) as u64) {
         Condition::Proceed => {}
         Condition::NotModified => {
@@ -702,12 +709,7 @@ pub(crate) fn source_row(
             .ok_or_else(|| S3Error::no_such_key(&sk))?,
     };
     drop(conn);
-    let cond = Conditions {
-        if_match: req.header("x-amz-copy-source-if-match"),
-        if_none_match: req.header("x-amz-copy-source-if-none-match"),
-        if_modified_since: req.header("x-amz-copy-source-if-modified-since"),
-        if_unmodified_since: req.header("x-amz-copy-source-if-unmodified-since"),
-    };
+    let cond = conditions(req, "x-amz-copy-source-");
     match range::evaluate(&cond, &row.etag, (row.modified_ms / 1000) as u64) {
         Condition::Proceed => Ok(row),
         // For copies a failed If-None-Match / If-Modified-Since is 412 as well.

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::error::S3Error;
-use crate::{iso_time, list, state, S3};
+use crate::{iso_time, S3};
 
 /// Objects larger than this are not read into a state's JSON (Step Functions' 256 KiB limit
 /// applies to what a task returns; an `ItemReader` file may be larger, up to 10 GB on AWS).
@@ -69,20 +69,7 @@ impl S3 {
                 let after = input["ContinuationToken"]
                     .as_str()
                     .or(input["StartAfter"].as_str());
-                let listing = {
-                    let conn = inner.db.lock();
-                    list::walk(
-                        &list::Params {
-                            prefix,
-                            delimiter,
-                            after,
-                            max,
-                            versions: false,
-                            after_seq: None,
-                        },
-                        |start, n| state::rows_from(&conn, bucket, start, n, false),
-                    )?
-                };
+                let listing = inner.list_current(bucket, prefix, delimiter, after, max)?;
                 let contents: Vec<Value> = listing
                     .objects
                     .iter()

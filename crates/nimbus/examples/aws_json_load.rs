@@ -8,6 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common/load.rs"]
+mod load;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -47,8 +50,7 @@ async fn main() {
             authorization.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
+            let mut tally = load::Tally::default();
             while Instant::now() < deadline {
                 let req = hyper::Request::post(&url)
                     .header("content-type", &content_type)
@@ -60,48 +62,22 @@ async fn main() {
                     .body(Full::new(body.clone()))
                     .expect("a valid request");
                 let t = Instant::now();
-                match client.request(req).await {
+                let outcome = match client.request(req).await {
                     Ok(resp) => {
                         let ok = resp.status() == 200;
                         let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
                         if ok && bytes.is_ok() {
-                            latencies.push(t.elapsed());
+                            Ok(())
                         } else {
-                            if errors == 0 {
-                                eprintln!("error answer: {bytes:?}");
-                            }
-                            errors += 1;
+                            Err(format!("error answer: {bytes:?}"))
                         }
                     }
-                    Err(e) => {
-                        if errors == 0 {
-                            eprintln!("request failed: {e}");
-                        }
-                        errors += 1;
-                    }
-                }
+                    Err(e) => Err(format!("request failed: {e}")),
+                };
+                tally.record(t, outcome);
             }
-            (latencies, errors)
+            tally
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.expect("a load task");
-        all.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    println!(
-        "{:.0} {:.2} {:.2} {errors}",
-        all.len() as f64 / elapsed,
-        pct(0.5),
-        pct(0.99)
-    );
+    load::report(tasks, started, 2).await;
 }

@@ -13,6 +13,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common/load.rs"]
+mod load;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -41,21 +44,6 @@ async fn drain(body: hyper::body::Incoming) -> Result<u64, String> {
     Ok(n)
 }
 
-fn report(mut all: Vec<Duration>, errors: u64, elapsed: f64) {
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    println!(
-        "{:.0} {:.3} {:.3} {errors}",
-        all.len() as f64 / elapsed,
-        pct(0.5),
-        pct(0.99)
-    );
-}
-
 async fn many(put: bool, url: String, size: usize, conns: usize, secs: f64) {
     let body = Bytes::from(vec![b'x'; size]);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -68,8 +56,7 @@ async fn many(put: bool, url: String, size: usize, conns: usize, secs: f64) {
             .build_http::<Full<Bytes>>();
         let (url, body) = (url.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
+            let mut tally = load::Tally::default();
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
@@ -93,27 +80,12 @@ async fn many(put: bool, url: String, size: usize, conns: usize, secs: f64) {
                     }
                     Err(e) => Err(e.to_string()),
                 };
-                match outcome {
-                    Ok(()) => latencies.push(t.elapsed()),
-                    Err(e) => {
-                        if errors == 0 {
-                            eprintln!("request failed: {e}");
-                        }
-                        errors += 1;
-                    }
-                }
+                tally.record(t, outcome.map_err(|e| format!("request failed: {e}")));
             }
-            (latencies, errors)
+            tally
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.expect("a load task");
-        all.extend(l);
-        errors += e;
-    }
-    report(all, errors, started.elapsed().as_secs_f64());
+    load::report(tasks, started, 3).await;
 }
 
 async fn put_file(url: &str, path: &str) -> Result<u64, String> {
