@@ -1,20 +1,24 @@
 //! Lambda's control-plane and Invoke APIs (`/2015-03-31/functions/...`).
 
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use bytes::Bytes;
 use nimbus_core::arn::{function_arn, parse_function_ref};
 use nimbus_events::{EventsError, Hub};
+use nimbus_lambda::versions::version_number;
 use nimbus_lambda::{
-    FunctionSpec, InvokeError, InvokeRequest, Platform, MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD,
+    AliasInfo, AliasUpdate, FunctionSpec, InvokeError, InvokeRequest, Platform, VersionError,
+    MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use crate::AwsError;
 
@@ -34,10 +38,37 @@ pub fn router(platform: Platform, events: Hub) -> Router {
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/2015-03-31/functions", get(list_functions))
         .route("/2015-03-31/functions/", get(list_functions))
-        .route("/2015-03-31/functions/{name}", get(get_function))
+        .route(
+            "/2015-03-31/functions/{name}",
+            get(get_function).delete(delete_function),
+        )
         .route(
             "/2015-03-31/functions/{name}/configuration",
-            get(get_function_configuration),
+            get(get_function_configuration).put(update_function_configuration),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/code",
+            put(update_function_code).layer(DefaultBodyLimit::max(MAX_ZIP * 4 / 3 + 4096)),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            get(list_versions).post(publish_version),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            get(list_aliases).post(create_alias),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(get_alias).put(update_alias).delete(delete_alias),
+        )
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            put(put_concurrency).delete(delete_concurrency),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/concurrency",
+            get(get_concurrency),
         )
         .with_state(api)
 }
@@ -61,27 +92,75 @@ fn not_found(platform: &Platform, name: &str, qualifier: Option<&str>) -> AwsErr
     )
 }
 
-/// Resolves the `FunctionName` path segment and `Qualifier` to a served function.
-fn resolve<'p>(
-    platform: &'p Platform,
-    raw: &str,
-    query_qualifier: Option<&str>,
-) -> Result<&'p FunctionSpec, AwsError> {
-    let Some(r) = parse_function_ref(raw) else {
-        return Err(AwsError::new(
+fn invalid_name(raw: &str) -> AwsError {
+    AwsError::new(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        format!("1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"),
+    )
+}
+
+/// The `FunctionName` path segment and `Qualifier` parameter, checked: the function's name and
+/// the qualifier, if any. The two ways of qualifying must agree, as on Lambda.
+fn target<'a>(
+    platform: &Platform,
+    raw: &'a str,
+    query_qualifier: Option<&'a str>,
+) -> Result<(&'a str, Option<&'a str>), AwsError> {
+    let r = parse_function_ref(raw).ok_or_else(|| invalid_name(raw))?;
+    let qualifier = match (r.qualifier, query_qualifier) {
+        (Some(a), Some(b)) if a != b => return Err(AwsError::new(
             StatusCode::BAD_REQUEST,
-            "ValidationException",
-            format!("1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"),
-        ));
+            "InvalidParameterValueException",
+            "The derived qualifier from the function name does not match the specified qualifier.",
+        )),
+        (a, b) => a.or(b),
     };
-    let qualifier = r.qualifier.or(query_qualifier);
-    let spec = platform
-        .function(r.name)
-        .ok_or_else(|| not_found(platform, r.name, qualifier))?;
-    // Versions and aliases come with the deployments work; until then only $LATEST exists.
+    if platform.function(r.name).is_none() {
+        return Err(not_found(platform, r.name, qualifier));
+    }
+    Ok((r.name, qualifier))
+}
+
+/// An unqualified function name (the operations on a function as a whole).
+fn unqualified<'a>(platform: &Platform, raw: &'a str) -> Result<&'a str, AwsError> {
+    let r = parse_function_ref(raw).ok_or_else(|| invalid_name(raw))?;
+    if platform.function(r.name).is_none() {
+        return Err(not_found(platform, r.name, None));
+    }
+    Ok(r.name)
+}
+
+fn version_error(e: VersionError) -> AwsError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    AwsError::new(status, e.code(), e.to_string())
+}
+
+/// The configuration of `$LATEST`, of a version, or of the version an alias routes to first.
+fn resolve(
+    platform: &Platform,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<Arc<FunctionSpec>, AwsError> {
+    let missing = || not_found(platform, name, qualifier);
     match qualifier {
-        None | Some("$LATEST") => Ok(spec),
-        Some(q) => Err(not_found(platform, r.name, Some(q))),
+        None | Some("$LATEST") => platform.function(name).ok_or_else(missing),
+        Some(q) => match version_number(q) {
+            Some(n) => platform
+                .version(name, n)
+                .map(|v| v.spec)
+                .ok_or_else(missing),
+            None => {
+                let alias = platform.alias(name, q).map_err(|_| missing())?;
+                match version_number(&alias.version) {
+                    Some(n) => platform
+                        .version(name, n)
+                        .map(|v| v.spec)
+                        .ok_or_else(missing),
+                    None => platform.function(name).ok_or_else(missing),
+                }
+            }
+        },
     }
 }
 
@@ -110,8 +189,16 @@ async fn invoke(
             ))
         }
     };
-    let spec = resolve(&platform, &name, query.qualifier.as_deref())?;
-    let function = spec.name.clone();
+    let (function, qualifier) = target(&platform, &name, query.qualifier.as_deref())?;
+    if let Some(q) = qualifier.filter(|q| *q != "$LATEST") {
+        if !platform.exists(&format!("{function}:{q}")) {
+            return Err(not_found(&platform, function, Some(q)));
+        }
+    }
+    let function = match qualifier {
+        Some(q) => format!("{function}:{q}"),
+        None => function.to_owned(),
+    };
 
     let payload = axum::body::to_bytes(body, limit).await.map_err(|_| {
         AwsError::new(
@@ -164,7 +251,10 @@ async fn invoke(
             let request_id = events
                 .invoke_async(&function, payload, req.trace_header.as_deref())
                 .map_err(|e| match e {
-                    EventsError::FunctionNotFound(name) => not_found(&platform, &name, None),
+                    EventsError::FunctionNotFound(_) => {
+                        let (name, q) = function.split_once(':').unzip();
+                        not_found(&platform, name.unwrap_or(&function), q)
+                    }
                     other => AwsError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "ServiceException",
@@ -223,7 +313,10 @@ fn decode_client_context(b64: &str) -> Result<String, AwsError> {
 
 fn invoke_error(platform: &Platform, e: InvokeError) -> AwsError {
     match e {
-        InvokeError::NotFound(name) => not_found(platform, &name, None),
+        InvokeError::NotFound(name) => match name.split_once(':') {
+            Some((name, q)) => not_found(platform, name, Some(q)),
+            None => not_found(platform, &name, None),
+        },
         InvokeError::Throttled(reason) => {
             let mut err = AwsError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -248,35 +341,100 @@ fn set(resp: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn configuration(platform: &Platform, f: &FunctionSpec) -> Value {
+/// `2019-08-14T22:26:11.234+0000`, Lambda's `LastModified`.
+fn last_modified(ms: u64) -> String {
+    nimbus_core::alarm::state_timestamp(ms)
+}
+
+/// A `FunctionConfiguration`. `qualified_arn` gives `$LATEST` its `:$LATEST` ARN, as
+/// `ListVersionsByFunction` does; a version's ARN always carries its number.
+fn configuration(
+    platform: &Platform,
+    f: &FunctionSpec,
+    code_sha256: Option<&str>,
+    qualified_arn: bool,
+) -> Value {
     let cfg = platform.config();
-    json!({
+    let arn = if f.version != "$LATEST" || qualified_arn {
+        format!("{}:{}", f.arn, f.version)
+    } else {
+        f.arn.clone()
+    };
+    let mut out = json!({
         "FunctionName": f.name,
-        "FunctionArn": f.arn,
+        "FunctionArn": arn,
         "Runtime": f.runtime,
         "Role": format!("arn:aws:iam::{}:role/nimbus-{}", cfg.account_id, f.name),
         "Handler": f.handler.clone().unwrap_or_else(|| "bootstrap".into()),
         "CodeSize": 0,
-        "Description": "",
+        "Description": f.description,
         "Timeout": f.timeout.as_secs(),
         "MemorySize": f.memory_mb,
-        "Version": "$LATEST",
+        "LastModified": last_modified(f.last_modified_ms),
+        "Version": f.version,
         "Environment": { "Variables": f.environment },
-        "TracingConfig": { "Mode": "PassThrough" },
+        "TracingConfig": { "Mode": if f.tracing_active { "Active" } else { "PassThrough" } },
+        "RevisionId": f.revision_id,
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
-        "State": "Active",
+        "State": if f.launch.is_ok() { "Active" } else { "Failed" },
         "LastUpdateStatus": "Successful",
         "EphemeralStorage": { "Size": 512 },
-    })
+    });
+    if let Err(reason) = &f.launch {
+        out["StateReason"] = json!(reason);
+        out["StateReasonCode"] = json!("InvalidEntrypoint");
+    }
+    if let Some(sha) = code_sha256 {
+        out["CodeSha256"] = json!(sha);
+    }
+    out
 }
 
-async fn list_functions(State(Api { platform, .. }): State<Api>) -> Json<Value> {
+#[derive(Deserialize, Default)]
+struct Page {
+    #[serde(rename = "Marker")]
+    marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    max_items: Option<usize>,
+    #[serde(rename = "FunctionVersion")]
+    function_version: Option<String>,
+}
+
+/// One page of `items` from `Marker` (an index, as nimbus issues them): the page and the
+/// next marker.
+fn page<T>(items: Vec<T>, p: &Page) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let start = match &p.marker {
+        None => 0,
+        Some(m) => m.parse::<usize>().map_err(|_| {
+            AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                format!("Invalid Marker: {m}"),
+            )
+        })?,
+    };
+    let max = p.max_items.unwrap_or(50).clamp(1, 10_000);
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let next = (start + max < total).then(|| (start + max).to_string());
+    Ok((page, next))
+}
+
+async fn list_functions(
+    State(Api { platform, .. }): State<Api>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, AwsError> {
     let functions: Vec<Value> = platform
         .functions()
-        .map(|f| configuration(&platform, f))
+        .map(|f| configuration(&platform, &f, None, false))
         .collect();
-    Json(json!({ "Functions": functions }))
+    let (functions, next) = page(functions, &p)?;
+    let mut out = json!({ "Functions": functions });
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
+    }
+    Ok(Json(out))
 }
 
 async fn get_function(
@@ -284,12 +442,14 @@ async fn get_function(
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, AwsError> {
-    let f = resolve(&platform, &name, query.qualifier.as_deref())?;
+    let (name, qualifier) = target(&platform, &name, query.qualifier.as_deref())?;
+    let f = resolve(&platform, name, qualifier)?;
+    let sha = platform.code_sha256(f.clone()).await;
     let mut out = json!({
-        "Configuration": configuration(&platform, f),
+        "Configuration": configuration(&platform, &f, sha.as_deref(), false),
         "Code": { "RepositoryType": "Local" },
     });
-    if let Some(reserved) = f.reserved_concurrency {
+    if let Some(reserved) = platform.function(name).and_then(|l| l.reserved_concurrency) {
         out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
     }
     Ok(Json(out))
@@ -300,6 +460,428 @@ async fn get_function_configuration(
     Path(name): Path<String>,
     Query(query): Query<QualifierQuery>,
 ) -> Result<Json<Value>, AwsError> {
-    let f = resolve(&platform, &name, query.qualifier.as_deref())?;
-    Ok(Json(configuration(&platform, f)))
+    let (name, qualifier) = target(&platform, &name, query.qualifier.as_deref())?;
+    let f = resolve(&platform, name, qualifier)?;
+    let sha = platform.code_sha256(f.clone()).await;
+    Ok(Json(configuration(&platform, &f, sha.as_deref(), false)))
+}
+
+/// A JSON request body (`{}` when empty), or Lambda's answer to one it cannot read.
+fn body(raw: &Bytes) -> Result<Value, AwsError> {
+    if raw.is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json",
+        )),
+    }
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+async fn publish_version(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Response, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let v = platform
+        .publish_version(
+            name,
+            text(&b, "Description"),
+            text(&b, "CodeSha256"),
+            text(&b, "RevisionId"),
+        )
+        .await
+        .map_err(version_error)?;
+    let config = configuration(&platform, &v.spec, Some(&v.code_sha256), false);
+    Ok((StatusCode::CREATED, Json(config)).into_response())
+}
+
+async fn list_versions(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let latest = platform
+        .function(name)
+        .ok_or_else(|| not_found(&platform, name, None))?;
+    let latest_sha = platform.code_sha256(latest.clone()).await;
+    let mut all = vec![configuration(
+        &platform,
+        &latest,
+        latest_sha.as_deref(),
+        true,
+    )];
+    all.extend(
+        platform
+            .versions(name)
+            .map_err(version_error)?
+            .iter()
+            .map(|v| configuration(&platform, &v.spec, Some(&v.code_sha256), false)),
+    );
+    let (versions, next) = page(all, &p)?;
+    let mut out = json!({ "Versions": versions });
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
+    }
+    Ok(Json(out))
+}
+
+fn alias_json(platform: &Platform, a: &AliasInfo) -> Value {
+    let cfg = platform.config();
+    let mut out = json!({
+        "AliasArn": format!("{}:{}", function_arn(&cfg.region, &cfg.account_id, &a.function), a.name),
+        "Name": a.name,
+        "FunctionVersion": a.version,
+        "Description": a.description,
+        "RevisionId": a.revision_id,
+    });
+    if let Some((v, w)) = &a.additional {
+        out["RoutingConfig"] = json!({ "AdditionalVersionWeights": { v.clone(): w } });
+    }
+    out
+}
+
+/// `RoutingConfig` as the request gives it: `None` when absent, `Some(None)` for no weights.
+fn routing(b: &Value) -> Result<Option<Option<(String, f64)>>, AwsError> {
+    let Some(rc) = b.get("RoutingConfig") else {
+        return Ok(None);
+    };
+    let weights = match rc.get("AdditionalVersionWeights") {
+        None | Some(Value::Null) => return Ok(Some(None)),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "RoutingConfig.AdditionalVersionWeights must be a map of version to weight",
+            ))
+        }
+    };
+    if weights.len() > 1 {
+        return Err(AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            "Number of items in AdditionalVersionWeights cannot be greater than 1",
+        ));
+    }
+    Ok(Some(
+        weights
+            .iter()
+            .next()
+            .map(|(v, w)| (v.clone(), w.as_f64().unwrap_or(f64::NAN))),
+    ))
+}
+
+async fn create_alias(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Response, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let required = |key: &str| {
+        text(&b, key).ok_or_else(|| {
+            AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(key)),
+            )
+        })
+    };
+    let alias = AliasInfo {
+        function: name.to_owned(),
+        name: required("Name")?,
+        version: required("FunctionVersion")?,
+        additional: routing(&b)?.flatten(),
+        description: text(&b, "Description").unwrap_or_default(),
+        revision_id: String::new(),
+    };
+    let a = platform.create_alias(alias).map_err(version_error)?;
+    Ok((StatusCode::CREATED, Json(alias_json(&platform, &a))).into_response())
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+async fn get_alias(
+    State(Api { platform, .. }): State<Api>,
+    Path((name, alias)): Path<(String, String)>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let a = platform.alias(name, &alias).map_err(version_error)?;
+    Ok(Json(alias_json(&platform, &a)))
+}
+
+async fn update_alias(
+    State(Api { platform, .. }): State<Api>,
+    Path((name, alias)): Path<(String, String)>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let update = AliasUpdate {
+        version: text(&b, "FunctionVersion"),
+        description: text(&b, "Description"),
+        additional: routing(&b)?,
+        revision_id: text(&b, "RevisionId"),
+    };
+    let a = platform
+        .update_alias(name, &alias, update)
+        .map_err(version_error)?;
+    Ok(Json(alias_json(&platform, &a)))
+}
+
+async fn delete_alias(
+    State(Api { platform, .. }): State<Api>,
+    Path((name, alias)): Path<(String, String)>,
+) -> Result<StatusCode, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    platform.delete_alias(name, &alias).map_err(version_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_aliases(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let aliases: Vec<Value> = platform
+        .aliases(name)
+        .map_err(version_error)?
+        .iter()
+        .filter(|a| {
+            p.function_version.as_deref().is_none_or(|v| {
+                a.version == v || a.additional.as_ref().is_some_and(|(o, _)| o == v)
+            })
+        })
+        .map(|a| alias_json(&platform, a))
+        .collect();
+    let (aliases, next) = page(aliases, &p)?;
+    let mut out = json!({ "Aliases": aliases });
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
+    }
+    Ok(Json(out))
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidParameterValueException",
+        message,
+    )
+}
+
+async fn update_function_configuration(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let memory = match b.get("MemorySize") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(m @ 128..=10240) => Some(m as u32),
+            _ => return Err(AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("1 validation error detected: Value '{v}' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 10240, Member must have value greater than or equal to 128"),
+            )),
+        },
+    };
+    let timeout = match b.get("Timeout") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(t @ 1..=900) => Some(t),
+            _ => return Err(AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("1 validation error detected: Value '{v}' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1"),
+            )),
+        },
+    };
+    let environment = match b.get("Environment") {
+        None => None,
+        Some(e) => {
+            let mut vars = std::collections::BTreeMap::new();
+            if let Some(map) = e.get("Variables").and_then(Value::as_object) {
+                for (k, v) in map {
+                    let Some(v) = v.as_str() else {
+                        return Err(invalid(format!(
+                            "Environment variable {k} must be a string"
+                        )));
+                    };
+                    if nimbus_lambda::RESERVED_ENV.contains(&k.as_str()) {
+                        return Err(invalid(format!(
+                            "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {k}"
+                        )));
+                    }
+                    vars.insert(k.clone(), v.to_owned());
+                }
+            }
+            Some(vars)
+        }
+    };
+    let current = platform
+        .function(name)
+        .ok_or_else(|| not_found(&platform, name, None))?;
+    if let Some(runtime) = text(&b, "Runtime").filter(|r| *r != current.runtime) {
+        return Err(invalid(format!(
+            "nimbus runs {name} as {} from its template: change Runtime there (asked for {runtime})",
+            current.runtime
+        )));
+    }
+    let f = platform
+        .update_configuration(name, text(&b, "RevisionId").as_deref(), |spec| {
+            if let Some(m) = memory {
+                spec.memory_mb = m;
+            }
+            if let Some(t) = timeout {
+                spec.timeout = std::time::Duration::from_secs(t);
+            }
+            if let Some(vars) = environment {
+                spec.environment = vars;
+            }
+            if let Some(d) = text(&b, "Description") {
+                spec.description = d;
+            }
+            if let Some(h) = text(&b, "Handler") {
+                spec.handler = Some(h);
+            }
+        })
+        .map_err(version_error)?;
+    Ok(Json(configuration(&platform, &f, None, false)))
+}
+
+async fn update_function_code(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let Some(zip) = text(&b, "ZipFile") else {
+        return Err(invalid(
+            "nimbus takes new code as ZipFile (S3Bucket/S3Key and ImageUri are not served); or run `nimbus up --watch` and edit the function's folder",
+        ));
+    };
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(zip)
+        .map_err(|_| invalid("ZipFile is not valid base64"))?;
+    if zip.len() > MAX_ZIP {
+        return Err(AwsError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!(
+                "Request must be smaller than {MAX_ZIP} bytes for the UpdateFunctionCode operation"
+            ),
+        ));
+    }
+    let f = platform
+        .update_code(name, Bytes::from(zip), text(&b, "RevisionId"))
+        .await
+        .map_err(version_error)?;
+    if b.get("Publish").and_then(Value::as_bool) == Some(true) {
+        let v = platform
+            .publish_version(name, None, None, None)
+            .await
+            .map_err(version_error)?;
+        return Ok(Json(configuration(
+            &platform,
+            &v.spec,
+            Some(&v.code_sha256),
+            false,
+        )));
+    }
+    let sha = platform.code_sha256(f.clone()).await;
+    Ok(Json(configuration(&platform, &f, sha.as_deref(), false)))
+}
+
+/// Lambda's limit on a directly uploaded deployment package.
+const MAX_ZIP: usize = 50 * 1024 * 1024;
+
+async fn delete_function(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Result<StatusCode, AwsError> {
+    let (name, qualifier) = target(&platform, &name, query.qualifier.as_deref())?;
+    match qualifier.map(|q| (q, version_number(q))) {
+        Some((_, Some(n))) => match platform.delete_version(name, n).map_err(version_error)? {
+            true => Ok(StatusCode::NO_CONTENT),
+            false => Err(not_found(&platform, name, qualifier)),
+        },
+        Some((q, None)) if q != "$LATEST" => Err(invalid(
+            "Deletion of aliases is not supported by DeleteFunction: use DeleteAlias",
+        )),
+        _ => Err(invalid(format!(
+            "nimbus serves {name} from the template: remove it there (DeleteFunction deletes published versions: pass Qualifier)"
+        ))),
+    }
+}
+
+async fn put_concurrency(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let b = body(&raw)?;
+    let Some(reserved) = b
+        .get("ReservedConcurrentExecutions")
+        .and_then(Value::as_u64)
+    else {
+        return Err(AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "1 validation error detected: Value null at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must not be null",
+        ));
+    };
+    let reserved = u32::try_from(reserved)
+        .map_err(|_| invalid("ReservedConcurrentExecutions is too large"))?;
+    platform
+        .set_reserved_concurrency(name, Some(reserved))
+        .map_err(version_error)?;
+    Ok(Json(json!({ "ReservedConcurrentExecutions": reserved })))
+}
+
+async fn delete_concurrency(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    platform
+        .set_reserved_concurrency(name, None)
+        .map_err(version_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_concurrency(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let f = platform
+        .function(name)
+        .ok_or_else(|| not_found(&platform, name, None))?;
+    Ok(Json(match f.reserved_concurrency {
+        Some(r) => json!({ "ReservedConcurrentExecutions": r }),
+        None => json!({}),
+    }))
 }

@@ -47,6 +47,7 @@ struct JsonServices {
     secrets: nimbus_secrets::SecretsManager,
     sns: nimbus_sns::Sns,
     sfn: nimbus_sfn::StepFunctions,
+    codedeploy: nimbus_codedeploy::Deployments,
 }
 
 /// The services behind the AWS endpoint.
@@ -60,6 +61,7 @@ pub struct Services {
     pub sns: nimbus_sns::Sns,
     pub sfn: nimbus_sfn::StepFunctions,
     pub s3: nimbus_s3::S3,
+    pub codedeploy: nimbus_codedeploy::Deployments,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -74,6 +76,7 @@ pub fn router(services: Services) -> Router {
         sns,
         sfn,
         s3,
+        codedeploy,
     } = services;
     let dynamodb_for_metrics = dynamodb.clone();
     let front = Front {
@@ -96,6 +99,7 @@ pub fn router(services: Services) -> Router {
             secrets,
             sns,
             sfn,
+            codedeploy,
         });
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics))
@@ -239,12 +243,14 @@ async fn json_protocol(
         (Service::Secrets, a, "application/x-amz-json-1.1")
     } else if let Some(a) = target.strip_prefix("AWSStepFunctions.") {
         (Service::StepFunctions, a, "application/x-amz-json-1.0")
+    } else if let Some(a) = target.strip_prefix("CodeDeploy_20141006.") {
+        (Service::CodeDeploy, a, "application/x-amz-json-1.1")
     } else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             format!(
-                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action> (DynamoDB), AmazonSSM.<Action> (Parameter Store), secretsmanager.<Action> (Secrets Manager), AWSStepFunctions.<Action> (Step Functions), or a form-encoded Action=<Action> body (SQS query protocol)"
+                "nimbus serves no operation {target:?} here; use X-Amz-Target AmazonSQS.<Action> (SQS), AWSEvents.<Action> (EventBridge), Logs_20140328.<Action> (CloudWatch Logs), DynamoDB_20120810.<Action> or DynamoDBStreams_20120810.<Action> (DynamoDB), AmazonSSM.<Action> (Parameter Store), secretsmanager.<Action> (Secrets Manager), AWSStepFunctions.<Action> (Step Functions), CodeDeploy_20141006.<Action> (CodeDeploy), or a form-encoded Action=<Action> body (SQS query protocol)"
             ),
         )
         .into_response();
@@ -293,6 +299,10 @@ async fn json_protocol(
         Service::Secrets => services
             .secrets
             .dispatch(action, &input, nimbus_events::now_ms())
+            .map_err(|e| json_error(e.status(), e.body())),
+        Service::CodeDeploy => services
+            .codedeploy
+            .dispatch(action, &input)
             .map_err(|e| json_error(e.status(), e.body())),
         Service::StepFunctions => services
             .sfn
@@ -441,6 +451,7 @@ enum Service {
     Ssm,
     Secrets,
     StepFunctions,
+    CodeDeploy,
 }
 
 /// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the

@@ -30,7 +30,13 @@ impl ThrottleReason {
 pub enum ConcurrencyError {
     #[error("functions reserve {reserved} concurrent executions in all, more than the account limit of {account_limit}; lower ReservedConcurrentExecutions or raise --account-concurrency")]
     OverReserved { reserved: u64, account_limit: u32 },
+    /// Lambda's own message for a `PutFunctionConcurrency` that leaves too little unreserved.
+    #[error("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{minimum}].")]
+    BelowMinimumUnreserved { minimum: u32 },
 }
+
+/// Lambda keeps at least this much of the account's concurrency unreserved.
+pub const MIN_UNRESERVED: u32 = 100;
 
 /// Running counts per function against the limits. The caller serialises access (a mutex).
 #[derive(Debug)]
@@ -82,6 +88,55 @@ impl Concurrency {
         })
     }
 
+    /// Changes `function`'s reserved concurrency while invocations may be running: what they
+    /// hold moves between the shared pool and the function's own, so their releases balance.
+    /// The account keeps [`MIN_UNRESERVED`] unreserved (or all of a smaller account limit).
+    pub fn set_reserved(
+        &mut self,
+        function: &str,
+        reserved: Option<u32>,
+    ) -> Result<(), ConcurrencyError> {
+        let account = self.account_limit();
+        let others: u64 = self
+            .functions
+            .iter()
+            .filter(|(name, _)| name.as_str() != function)
+            .filter_map(|(_, f)| f.reserved)
+            .map(u64::from)
+            .sum();
+        let total = others + u64::from(reserved.unwrap_or(0));
+        let minimum = MIN_UNRESERVED.min(account);
+        if reserved.is_some() && total + u64::from(minimum) > u64::from(account) {
+            return Err(ConcurrencyError::BelowMinimumUnreserved { minimum });
+        }
+        let slot = self.functions.entry(function.to_owned()).or_default();
+        match (slot.reserved, reserved) {
+            (None, Some(_)) => {
+                self.unreserved_in_use = self.unreserved_in_use.saturating_sub(slot.in_use)
+            }
+            (Some(_), None) => self.unreserved_in_use += slot.in_use,
+            _ => {}
+        }
+        slot.reserved = reserved;
+        self.unreserved_limit = account - total as u32;
+        Ok(())
+    }
+
+    /// The account limit: what is unreserved plus what functions reserve.
+    fn account_limit(&self) -> u32 {
+        self.unreserved_limit
+            + self
+                .functions
+                .values()
+                .filter_map(|f| f.reserved)
+                .sum::<u32>()
+    }
+
+    /// A function's reserved concurrency, if it has one.
+    pub fn reserved(&self, function: &str) -> Option<u32> {
+        self.functions.get(function).and_then(|f| f.reserved)
+    }
+
     /// Takes one execution slot for `function`, or says why it cannot.
     pub fn try_acquire(&mut self, function: &str) -> Result<(), ThrottleReason> {
         let slot = self.functions.entry(function.to_owned()).or_default();
@@ -125,6 +180,32 @@ impl Concurrency {
 mod tests {
     use super::*;
     use ThrottleReason::*;
+
+    #[test]
+    fn reserving_while_running_keeps_the_shared_pool_balanced() {
+        let mut c = Concurrency::new(200, [("f", None), ("g", None)]).unwrap();
+        c.try_acquire("f").unwrap();
+        c.try_acquire("f").unwrap();
+        c.set_reserved("f", Some(2)).unwrap();
+        assert_eq!(
+            c.try_acquire("f"),
+            Err(ReservedFunctionConcurrentInvocationLimitExceeded)
+        );
+        c.release("f");
+        c.release("f");
+        // What f held left the shared pool when it was reserved: g has all 198 of it.
+        for _ in 0..198 {
+            c.try_acquire("g").unwrap();
+        }
+        assert_eq!(c.try_acquire("g"), Err(ConcurrentInvocationLimitExceeded));
+        c.set_reserved("f", None).unwrap();
+        assert_eq!(c.reserved("f"), None);
+        assert_eq!(
+            c.set_reserved("f", Some(101)),
+            Err(ConcurrencyError::BelowMinimumUnreserved { minimum: 100 })
+        );
+        c.set_reserved("f", Some(100)).unwrap();
+    }
 
     #[test]
     fn reserved_function_is_throttled_at_its_own_limit() {

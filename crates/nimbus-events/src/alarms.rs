@@ -52,6 +52,15 @@ impl Alarm {
         }
     }
 
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub(crate) fn state(&self) -> &'static str {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .as_str()
+    }
+
     /// The alarm as the dashboard's API shows it.
     pub(crate) fn describe(&self) -> Value {
         let s = self.status.lock().unwrap_or_else(|e| e.into_inner());

@@ -46,13 +46,19 @@ pub(crate) fn enqueue(
     payload: &str,
     trace: Option<&str>,
 ) -> Result<(), StoreError> {
+    // A version's or an alias's events share the function's lane (one queue per function, as
+    // Lambda's), the qualifier riding with each event.
+    let (function, qualifier) = match function.split_once(':') {
+        Some((name, q)) => (name, Some(q)),
+        None => (function, None),
+    };
     let lane = lane(function);
     hub.store().add_jobs_now(
         &[NewJob {
             lane: lane.clone(),
             id: request_id.to_owned(),
             payload: payload.to_owned(),
-            meta: json!({ "trace": trace }).to_string(),
+            meta: json!({ "trace": trace, "qualifier": qualifier }).to_string(),
             due_ms: None,
         }],
         now_ms(),
@@ -62,7 +68,7 @@ pub(crate) fn enqueue(
 }
 
 pub(crate) async fn worker(hub: Hub, function: String) {
-    let Some(spec) = hub.platform().function(&function).cloned() else {
+    let Some(spec) = hub.platform().function(&function) else {
         return;
     };
     let lane = lane(&function);
@@ -121,6 +127,10 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
     let cfg = hub.async_config(&function);
     let meta: Value = serde_json::from_str(&job.meta).unwrap_or_default();
     let trace = meta["trace"].as_str().map(str::to_owned);
+    let target = match meta["qualifier"].as_str() {
+        Some(q) => format!("{function}:{q}"),
+        None => function.clone(),
+    };
     let scale = hub.settings().delay_scale;
     let outcome = if !cfg.policy.alive(job.created_ms, now_ms()) {
         Outcome::GiveUp(GiveUp::EventAgeExceeded, None, job.attempts)
@@ -145,7 +155,7 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
             request_id: Some(job.id.clone()),
             ..InvokeRequest::default()
         };
-        match hub.platform().invoke(&function, req).await {
+        match hub.platform().invoke(&target, req).await {
             Ok(out) if out.function_error.is_none() => Outcome::Success(out, job.attempts + 1),
             Ok(out) => {
                 let attempts = job.attempts + 1;

@@ -209,6 +209,15 @@ impl Hub {
         serde_json::json!({ "alarms": alarms })
     }
 
+    /// The state of the template's alarm `name` now (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
+    pub fn alarm_state(&self, name: &str) -> Option<&'static str> {
+        self.inner
+            .alarms
+            .iter()
+            .find(|a| a.spec.name == name)
+            .map(|a| a.state())
+    }
+
     pub fn alarms(&self) -> impl Iterator<Item = &AlarmSpec> {
         self.inner.alarms.iter().map(|a| &a.spec)
     }
@@ -292,7 +301,7 @@ impl Hub {
         payload: &str,
         trace_header: Option<&str>,
     ) -> Result<String, EventsError> {
-        if self.inner.platform.function(function).is_none() {
+        if !self.inner.platform.exists(function) {
             return Err(EventsError::FunctionNotFound(function.to_owned()));
         }
         let request_id = uuid::Uuid::new_v4().to_string();

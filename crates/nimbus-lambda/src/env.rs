@@ -32,6 +32,8 @@ pub(crate) struct Dispatch {
     pub timeout: Duration,
     pub client_context: Option<String>,
     pub trace_header: String,
+    /// The ARN the caller named, with its qualifier.
+    pub invoked_arn: Arc<str>,
     pub started_tx: oneshot::Sender<Instant>,
     pub result_tx: oneshot::Sender<RuntimeResult>,
 }
@@ -159,7 +161,9 @@ impl Env {
 
         // The environment's log stream: the function sees it in AWS_LAMBDA_LOG_STREAM_NAME and
         // every line it writes is filed under it.
-        let stream: Arc<str> = crate::logfile::stream_name(epoch_ms(), rand::random()).into();
+        let stream: Arc<str> =
+            crate::logfile::version_stream_name(epoch_ms(), &function.version, rand::random())
+                .into();
         let env_vars = environment(
             &function,
             launch,
@@ -227,6 +231,7 @@ impl Env {
             Origin {
                 function: function.name.clone(),
                 stream,
+                version: function.version.as_str().into(),
             },
         ));
 
@@ -319,6 +324,7 @@ impl Env {
         req: &InvokeRequest,
         trace_header: String,
         init_timeout: Duration,
+        invoked_arn: Arc<str>,
     ) -> RunOutcome {
         let function = &self.shared.function;
         if function.tracing_active {
@@ -336,6 +342,7 @@ impl Env {
             timeout: function.timeout,
             client_context: req.client_context.clone(),
             trace_header,
+            invoked_arn,
             started_tx,
             result_tx,
         };
@@ -665,7 +672,7 @@ fn environment(
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", f.version.clone()),
         ("_HANDLER", f.handler.clone().unwrap_or_default()),
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),

@@ -14,6 +14,7 @@ mod memory;
 mod platform;
 mod pool;
 mod runtime_api;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,7 +27,9 @@ pub use env::{epoch_ms, epoch_us};
 pub use launch::{LaunchSpec, PrepareError};
 pub use logs::{LogFormat, LogSink};
 pub use nimbus_core::concurrency::ThrottleReason;
+pub use nimbus_template::RESERVED_ENV;
 pub use platform::Platform;
+pub use versions::{AliasInfo, AliasUpdate, VersionError, VersionInfo};
 
 /// Largest synchronous request or response payload: 6 MB, as on AWS.
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -47,10 +50,21 @@ pub struct FunctionSpec {
     pub provisioned_concurrency: u32,
     /// `Tracing: Active`: REPORT lines state the invocation's X-Ray trace.
     pub tracing_active: bool,
+    /// `$LATEST`, or the number of a published version.
+    pub version: String,
+    pub description: String,
+    /// Changes whenever the configuration or code does (Lambda's `RevisionId`).
+    pub revision_id: String,
+    pub last_modified_ms: u64,
     /// How to start an environment, or why it cannot start (a missing bootstrap, a failed
     /// build). A function that cannot start is still served: each invoke answers
     /// `Runtime.InvalidEntrypoint` with the reason, as Lambda does.
     pub launch: Result<LaunchSpec, String>,
+}
+
+/// A fresh `RevisionId`.
+pub fn new_revision_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Settings shared by every function.
@@ -116,6 +130,7 @@ pub struct InvokeResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
+    /// The function, or the version or alias named after its `:`, does not exist.
     #[error("function not found: {0}")]
     NotFound(String),
     #[error("rate exceeded ({})", .0.as_str())]
@@ -128,6 +143,8 @@ pub enum InvokeError {
 pub enum PlatformError {
     #[error(transparent)]
     Concurrency(#[from] nimbus_core::concurrency::ConcurrencyError),
+    #[error(transparent)]
+    Versions(#[from] VersionError),
     #[error("cannot create {path}: {source}")]
     StateDir {
         path: PathBuf,

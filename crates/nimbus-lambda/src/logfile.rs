@@ -75,9 +75,14 @@ fn log_path(dir: &Path, source: &str) -> PathBuf {
 /// Lambda's name for the log stream of an environment started at `epoch_ms`:
 /// `YYYY/MM/DD/[$LATEST]` and 32 hex digits of `id`.
 pub fn stream_name(epoch_ms: u64, id: u128) -> String {
+    version_stream_name(epoch_ms, "$LATEST", id)
+}
+
+/// The log stream of an environment of one version: Lambda puts the version in brackets.
+pub fn version_stream_name(epoch_ms: u64, version: &str, id: u128) -> String {
     let date = date_of(epoch_ms);
     format!(
-        "{:04}/{:02}/{:02}/[$LATEST]{id:032x}",
+        "{:04}/{:02}/{:02}/[{version}]{id:032x}",
         date.year(),
         date.month() as u8,
         date.day()

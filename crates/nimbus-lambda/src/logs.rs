@@ -258,6 +258,8 @@ pub(crate) enum LogCtl {
 pub(crate) struct Origin {
     pub function: String,
     pub stream: Arc<str>,
+    /// The version its START lines name.
+    pub version: Arc<str>,
 }
 
 /// Reads the function's merged stdout/stderr line by line until EOF, interleaving the platform
@@ -277,6 +279,7 @@ pub(crate) async fn capture(
     let mut cap = Capture {
         function: origin.function.into(),
         stream: origin.stream,
+        version: origin.version,
         partial: Vec::new(),
         request_id: None,
         tail: String::new(),
@@ -345,6 +348,7 @@ struct Capture {
     function: Arc<str>,
     /// The environment's log stream.
     stream: Arc<str>,
+    version: Arc<str>,
     partial: Vec<u8>,
     request_id: Option<Arc<str>>,
     tail: String,
@@ -462,7 +466,7 @@ impl Capture {
                     self.tail.clear();
                     self.request_id = Some(request_id.as_str().into());
                     self.record(
-                        &nimbus_core::report::start_line(&request_id, "$LATEST"),
+                        &nimbus_core::report::start_line(&request_id, &self.version),
                         true,
                     );
                 }
@@ -497,7 +501,7 @@ impl Capture {
             if self.request_id.as_deref() != Some(&*id) {
                 self.tail.clear();
                 self.request_id = Some(id.clone());
-                self.record(&nimbus_core::report::start_line(&id, "$LATEST"), true);
+                self.record(&nimbus_core::report::start_line(&id, &self.version), true);
             }
         }
     }

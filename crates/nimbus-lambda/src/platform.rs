@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 
 use crate::pool::FunctionPool;
 use crate::{
-    FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, LogSink, PlatformConfig,
-    PlatformError,
+    AliasInfo, FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, LogSink, PlatformConfig,
+    PlatformError, VersionError, VersionInfo,
 };
 
 /// Cheap to clone; every clone drives the same functions.
@@ -36,6 +36,7 @@ struct Inner {
     idle_now: Notify,
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     faults: Arc<crate::faults::Faults>,
+    versions: crate::versions::Registry,
 }
 
 /// Holds one in-flight count and, once acquired, one unit of concurrency counted in the
@@ -89,6 +90,7 @@ impl Platform {
             .into_iter()
             .map(|f| (f.name.clone(), FunctionPool::new(f)))
             .collect();
+        let versions = crate::versions::Registry::open(&config.state_dir, &pools)?;
         let platform = Self {
             inner: Arc::new(Inner {
                 config,
@@ -101,6 +103,7 @@ impl Platform {
                 idle_now: Notify::new(),
                 reaper: Mutex::new(None),
                 faults: Arc::default(),
+                versions,
             }),
         };
         platform.start_reaper();
@@ -118,7 +121,7 @@ impl Platform {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let now = Instant::now();
-                for pool in inner.pools.values() {
+                for pool in inner.pools.values().chain(inner.versions.pools().iter()) {
                     let reaped = pool.reap(now, idle_timeout);
                     if reaped > 0 {
                         tracing::debug!(function = %pool.spec.name, reaped, "stopped idle environments");
@@ -133,12 +136,198 @@ impl Platform {
         &self.inner.config
     }
 
-    pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {
-        self.inner.pools.values().map(|p| p.spec.as_ref())
+    /// Every function's `$LATEST` configuration now.
+    pub fn functions(&self) -> impl Iterator<Item = Arc<FunctionSpec>> + '_ {
+        self.inner.pools.values().map(|p| p.current().1)
     }
 
-    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
-        self.inner.pools.get(name).map(|p| p.spec.as_ref())
+    /// A function's `$LATEST` configuration now.
+    pub fn function(&self, name: &str) -> Option<Arc<FunctionSpec>> {
+        self.inner.pools.get(name).map(|p| p.current().1)
+    }
+
+    /// Whether `name` or `name:qualifier` names a function, a published version or an alias.
+    pub fn exists(&self, qualified: &str) -> bool {
+        let (name, qualifier) = split_qualifier(qualified);
+        match (self.inner.pools.get(name), qualifier) {
+            (None, _) => false,
+            (Some(_), None | Some("$LATEST")) => true,
+            (Some(_), Some(q)) => match crate::versions::version_number(q) {
+                Some(n) => self.inner.versions.version(name, n).is_some(),
+                None => self.inner.versions.alias(name, q).is_some(),
+            },
+        }
+    }
+
+    fn latest(&self, name: &str) -> Result<&Arc<FunctionPool>, VersionError> {
+        self.inner.pools.get(name).ok_or_else(|| {
+            let cfg = &self.inner.config;
+            VersionError::NotFound(format!(
+                "Function not found: {}",
+                nimbus_core::arn::function_arn(&cfg.region, &cfg.account_id, name)
+            ))
+        })
+    }
+
+    /// `PublishVersion`: a snapshot of `$LATEST`'s code and configuration, or the newest
+    /// version when neither changed since it.
+    pub async fn publish_version(
+        &self,
+        name: &str,
+        description: Option<String>,
+        code_sha256: Option<String>,
+        revision_id: Option<String>,
+    ) -> Result<VersionInfo, VersionError> {
+        let latest = self.latest(name)?.clone();
+        let platform = self.clone();
+        tokio::task::spawn_blocking(move || {
+            platform.inner.versions.publish(
+                &latest,
+                description.as_deref(),
+                code_sha256.as_deref(),
+                revision_id.as_deref(),
+            )
+        })
+        .await
+        .map_err(|e| VersionError::Store(format!("publishing stopped: {e}")))?
+    }
+
+    /// The published versions of a function, oldest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, VersionError> {
+        self.latest(name)?;
+        Ok(self.inner.versions.versions(name))
+    }
+
+    /// One published version.
+    pub fn version(&self, name: &str, n: u32) -> Option<VersionInfo> {
+        self.inner.versions.version(name, n)
+    }
+
+    /// Deletes a published version (refused while an alias uses it); its environments stop.
+    pub fn delete_version(&self, name: &str, n: u32) -> Result<bool, VersionError> {
+        let arn = self.latest(name)?.spec.arn.clone();
+        match self.inner.versions.delete_version(name, &arn, n)? {
+            Some(pool) => {
+                for env in pool.stop_starting() {
+                    env.kill();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub fn aliases(&self, name: &str) -> Result<Vec<AliasInfo>, VersionError> {
+        self.latest(name)?;
+        Ok(self.inner.versions.aliases(name))
+    }
+
+    pub fn alias(&self, name: &str, alias: &str) -> Result<AliasInfo, VersionError> {
+        let arn = &self.latest(name)?.spec.arn;
+        self.inner
+            .versions
+            .alias(name, alias)
+            .ok_or_else(|| crate::versions::alias_not_found(arn, alias))
+    }
+
+    pub fn create_alias(&self, alias: AliasInfo) -> Result<AliasInfo, VersionError> {
+        let arn = self.latest(&alias.function)?.spec.arn.clone();
+        self.inner.versions.create_alias(&arn, alias)
+    }
+
+    pub fn update_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        update: crate::versions::AliasUpdate,
+    ) -> Result<AliasInfo, VersionError> {
+        let arn = self.latest(name)?.spec.arn.clone();
+        self.inner.versions.update_alias(&arn, name, alias, update)
+    }
+
+    pub fn delete_alias(&self, name: &str, alias: &str) -> Result<(), VersionError> {
+        self.latest(name)?;
+        self.inner.versions.delete_alias(name, alias)
+    }
+
+    /// `UpdateFunctionConfiguration`: `$LATEST` takes the change; environments started from
+    /// now on run with it, idle ones of the old configuration are stopped.
+    pub fn update_configuration(
+        &self,
+        name: &str,
+        revision_id: Option<&str>,
+        change: impl FnOnce(&mut FunctionSpec),
+    ) -> Result<Arc<FunctionSpec>, VersionError> {
+        let pool = self.latest(name)?;
+        if revision_id.is_some_and(|r| r != pool.current().1.revision_id) {
+            return Err(VersionError::Precondition(
+                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
+            ));
+        }
+        Ok(pool.update(change))
+    }
+
+    /// `UpdateFunctionCode` with a `.zip`: `$LATEST` runs the archive's code from now on,
+    /// started as the function's own code was (same runtime, dependencies and layers).
+    pub async fn update_code(
+        &self,
+        name: &str,
+        zip: bytes::Bytes,
+        revision_id: Option<String>,
+    ) -> Result<Arc<FunctionSpec>, VersionError> {
+        let pool = self.latest(name)?.clone();
+        let (_, spec) = pool.current();
+        if revision_id.is_some_and(|r| r != spec.revision_id) {
+            return Err(VersionError::Precondition(
+                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
+            ));
+        }
+        let launch = spec.launch.clone().map_err(|e| {
+            VersionError::Conflict(format!(
+                "The function {name} cannot take new code: it does not start ({e})"
+            ))
+        })?;
+        let out = self
+            .inner
+            .config
+            .state_dir
+            .join("code")
+            .join("uploads")
+            .join(name)
+            .join(uuid::Uuid::new_v4().to_string());
+        let dir = out.clone();
+        tokio::task::spawn_blocking(move || crate::versions::extract_zip(&zip, &dir))
+            .await
+            .map_err(|e| VersionError::Store(format!("extracting stopped: {e}")))??;
+        let launch = crate::versions::rebase(&launch, &out);
+        Ok(pool.update(|spec| spec.launch = Ok(launch)))
+    }
+
+    /// The SHA-256 of `$LATEST`'s code (or of a version's), as Lambda's `CodeSha256`.
+    pub async fn code_sha256(&self, spec: Arc<FunctionSpec>) -> Option<String> {
+        let launch = spec.launch.clone().ok()?;
+        tokio::task::spawn_blocking(move || crate::versions::code_sha256(&launch).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// `PutFunctionConcurrency` / `DeleteFunctionConcurrency`: the function's reserved
+    /// concurrency, shared by all its versions.
+    pub fn set_reserved_concurrency(
+        &self,
+        name: &str,
+        reserved: Option<u32>,
+    ) -> Result<(), VersionError> {
+        let pool = self.latest(name)?;
+        self.inner
+            .concurrency
+            .lock()
+            .expect("concurrency poisoned")
+            .set_reserved(name, reserved)
+            .map_err(|e| VersionError::Invalid(e.to_string()))?;
+        pool.update(|spec| spec.reserved_concurrency = reserved);
+        Ok(())
     }
 
     /// New invocations of `name` run `launch` (a rebuilt function, or why the rebuild cannot
@@ -159,13 +348,13 @@ impl Platform {
     pub async fn prewarm(&self) {
         let inner = &self.inner;
         for pool in inner.pools.values() {
-            let (generation, code) = pool.code();
-            let Ok(launch) = code.as_ref() else {
+            let (generation, spec) = pool.current();
+            let Ok(launch) = spec.launch.as_ref() else {
                 continue;
             };
             for _ in 0..pool.spec.provisioned_concurrency {
                 match pool
-                    .start(launch, &inner.config, inner.logs.clone(), true)
+                    .start(&spec, launch, &inner.config, inner.logs.clone(), true)
                     .await
                 {
                     // Provisioned environments may initialise for up to 130 s or the
@@ -197,11 +386,22 @@ impl Platform {
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
         let inner = &self.inner;
-        let pool = inner
-            .pools
-            .get(name)
-            .ok_or_else(|| InvokeError::NotFound(name.to_owned()))?
-            .clone();
+        let qualified = name;
+        let (name, qualifier) = split_qualifier(qualified);
+        let not_found = || InvokeError::NotFound(qualified.to_owned());
+        let latest = inner.pools.get(name).ok_or_else(not_found)?;
+        let pool = match qualifier {
+            None | Some("$LATEST") => latest.clone(),
+            Some(q) => inner
+                .versions
+                .resolve(name, q, latest)
+                .ok_or_else(not_found)?,
+        };
+        // The function sees the ARN it was invoked by, qualifier and all.
+        let invoked_arn: Arc<str> = match qualifier {
+            None => pool.spec.arn.as_str().into(),
+            Some(q) => format!("{}:{q}", pool.spec.arn).into(),
+        };
         inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut slot = Slot {
             inner: inner.clone(),
@@ -256,12 +456,12 @@ impl Platform {
                             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                         payload,
                         function_error,
-                        executed_version: "$LATEST".into(),
+                        executed_version: pool.spec.version.clone(),
                         log_tail: None,
                     }
                 }
                 other => {
-                    let mut response = platform.run(&pool, req).await;
+                    let mut response = platform.run(&pool, req, invoked_arn).await;
                     if let Some((replacement, false)) = other {
                         let already_failed = response.function_error.is_some();
                         (response.payload, response.function_error) = replacement.answer();
@@ -278,7 +478,12 @@ impl Platform {
         Ok(task.await.expect("invocation task panicked"))
     }
 
-    async fn run(&self, pool: &Arc<FunctionPool>, req: InvokeRequest) -> InvokeResponse {
+    async fn run(
+        &self,
+        pool: &Arc<FunctionPool>,
+        req: InvokeRequest,
+        invoked_arn: Arc<str>,
+    ) -> InvokeResponse {
         let inner = &self.inner;
         let name = &pool.spec.name;
         let request_id = req
@@ -324,8 +529,8 @@ impl Platform {
             }
         };
 
-        let (generation, code) = pool.code();
-        let launch = match code.as_ref() {
+        let (generation, spec) = pool.current();
+        let launch = match spec.launch.as_ref() {
             Ok(l) => l,
             Err(reason) => {
                 if let Some(mut s) = invoke_span {
@@ -344,7 +549,7 @@ impl Platform {
             let (env, generation) = match idle {
                 Some(idle) => idle,
                 None => match pool
-                    .start(launch, &inner.config, inner.logs.clone(), false)
+                    .start(&spec, launch, &inner.config, inner.logs.clone(), false)
                     .await
                 {
                     Ok(env) => (env, generation),
@@ -365,6 +570,7 @@ impl Platform {
                     &req,
                     trace_header.clone(),
                     inner.config.init_timeout,
+                    invoked_arn.clone(),
                 )
                 .await;
             if outcome.undelivered && attempt == 1 {
@@ -441,7 +647,7 @@ impl Platform {
             request_id,
             payload: outcome.payload,
             function_error: outcome.function_error.then_some("Unhandled"),
-            executed_version: "$LATEST".into(),
+            executed_version: pool.spec.version.clone(),
             log_tail: outcome.log_tail,
         }
     }
@@ -484,7 +690,7 @@ impl Platform {
             request_id: request_id.to_owned(),
             payload: Bytes::from(report::error_body(&message, "Runtime.InvalidEntrypoint")),
             function_error: Some("Unhandled"),
-            executed_version: "$LATEST".into(),
+            executed_version: pool.spec.version.clone(),
             log_tail: None,
         }
     }
@@ -515,6 +721,8 @@ impl Platform {
         let envs: Vec<_> = inner
             .pools
             .values()
+            .cloned()
+            .chain(inner.versions.pools())
             .flat_map(|p| p.stop_starting())
             .collect();
         for env in &envs {
@@ -531,6 +739,14 @@ impl Platform {
         {
             tracing::warn!("some function output was still open 10 s after its process was killed");
         }
+    }
+}
+
+/// `name:qualifier` split at its colon.
+pub(crate) fn split_qualifier(qualified: &str) -> (&str, Option<&str>) {
+    match qualified.split_once(':') {
+        Some((name, q)) => (name, Some(q)),
+        None => (qualified, None),
     }
 }
 

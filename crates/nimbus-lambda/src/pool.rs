@@ -10,15 +10,17 @@ use crate::env::Env;
 use crate::{FunctionSpec, LaunchSpec, LogSink, PlatformConfig};
 
 pub(crate) struct FunctionPool {
+    /// The function as it was registered: its name, ARN and version never change.
     pub spec: Arc<FunctionSpec>,
     /// The function's name, and `function:<name>`, as its trace spans name them, and its
     /// metric labels: made once, not per invocation.
     pub span_name: Arc<str>,
     pub span_service: Arc<str>,
     pub labels: nimbus_telemetry::FunctionLabels,
-    /// How new environments start, and its generation: replaced when `--watch` rebuilds the
-    /// function. An environment of an older generation is not reused.
-    code: Mutex<(u64, Arc<Result<LaunchSpec, String>>)>,
+    /// The configuration and code new environments start with, and its generation: replaced
+    /// when `--watch` rebuilds the function or its configuration is updated. An environment of
+    /// an older generation is not reused.
+    current: Mutex<(u64, Arc<FunctionSpec>)>,
     /// Warm environments waiting for work, the most recently used last, with the generation
     /// of the code they run.
     idle: Mutex<Vec<(Arc<Env>, Instant, u64)>>,
@@ -35,26 +37,37 @@ impl FunctionPool {
             span_name: spec.name.as_str().into(),
             span_service: format!("function:{}", spec.name).into(),
             labels: nimbus_telemetry::function(&spec.name),
-            code: Mutex::new((0, Arc::new(spec.launch.clone()))),
+            current: Mutex::new((0, Arc::new(spec.clone()))),
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             live: Mutex::new(Some(HashMap::new())),
         })
     }
 
-    /// The code new environments run, and its generation.
-    pub fn code(&self) -> (u64, Arc<Result<LaunchSpec, String>>) {
-        let code = self.code.lock().expect("pool poisoned");
-        (code.0, code.1.clone())
+    /// The configuration and code new environments run, and its generation.
+    pub fn current(&self) -> (u64, Arc<FunctionSpec>) {
+        let current = self.current.lock().expect("pool poisoned");
+        (current.0, current.1.clone())
     }
 
     /// New environments run `launch` from now on; idle environments of the old code are
     /// stopped, and busy ones are stopped when their invocation ends (see [`Self::put_idle`]).
     pub fn replace_code(&self, launch: Result<LaunchSpec, String>) {
-        let generation = {
-            let mut code = self.code.lock().expect("pool poisoned");
-            *code = (code.0 + 1, Arc::new(launch));
-            code.0
+        self.update(|spec| spec.launch = launch);
+    }
+
+    /// Changes the configuration (and a new revision id) new environments start with; idle
+    /// environments of the old one are stopped. Returns the new configuration.
+    pub fn update(&self, change: impl FnOnce(&mut FunctionSpec)) -> Arc<FunctionSpec> {
+        let (generation, spec) = {
+            let mut current = self.current.lock().expect("pool poisoned");
+            let mut spec = FunctionSpec::clone(&current.1);
+            change(&mut spec);
+            spec.revision_id = uuid::Uuid::new_v4().to_string();
+            spec.last_modified_ms = crate::epoch_ms();
+            let spec = Arc::new(spec);
+            *current = (current.0 + 1, spec.clone());
+            (current.0, spec)
         };
         self.idle
             .lock()
@@ -66,6 +79,7 @@ impl FunctionPool {
                 }
                 keep
             });
+        spec
     }
 
     /// A warm environment if one is idle, with its code's generation.
@@ -81,13 +95,14 @@ impl FunctionPool {
 
     pub async fn start(
         self: &Arc<Self>,
+        spec: &Arc<FunctionSpec>,
         launch: &LaunchSpec,
         config: &PlatformConfig,
         logs: Arc<LogSink>,
         provisioned: bool,
     ) -> std::io::Result<Arc<Env>> {
         let id = NEXT_ENV_ID.fetch_add(1, Ordering::Relaxed);
-        let env = Env::spawn(id, self.spec.clone(), launch, config, logs, provisioned).await?;
+        let env = Env::spawn(id, spec.clone(), launch, config, logs, provisioned).await?;
         match self.live.lock().expect("pool poisoned").as_mut() {
             Some(live) => {
                 live.insert(id, env.clone());
@@ -114,7 +129,7 @@ impl FunctionPool {
 
     /// Keeps `env` warm for the next invocation, unless the code changed since it started.
     pub fn put_idle(&self, env: Arc<Env>, generation: u64) {
-        let current = self.code.lock().expect("pool poisoned").0;
+        let current = self.current.lock().expect("pool poisoned").0;
         if generation != current {
             env.kill();
             return;

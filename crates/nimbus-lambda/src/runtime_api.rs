@@ -104,7 +104,7 @@ async fn next(State(shared): State<Arc<EnvShared>>) -> Response {
     };
     put("lambda-runtime-aws-request-id", &dispatch.request_id);
     put("lambda-runtime-deadline-ms", &deadline.to_string());
-    put("lambda-runtime-invoked-function-arn", &shared.function.arn);
+    put("lambda-runtime-invoked-function-arn", &dispatch.invoked_arn);
     put("lambda-runtime-trace-id", &dispatch.trace_header);
     if let Some(cc) = &dispatch.client_context {
         put("lambda-runtime-client-context", cc);

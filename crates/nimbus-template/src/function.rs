@@ -12,7 +12,7 @@ use crate::yaml::{Kind, Node, Pos};
 const ENV_LIMIT_BYTES: usize = 4096;
 
 /// Names Lambda sets itself and refuses in a function's configuration.
-const RESERVED_ENV: &[&str] = &[
+pub const RESERVED_ENV: &[&str] = &[
     "_HANDLER",
     "_X_AMZN_TRACE_ID",
     "AWS_DEFAULT_REGION",

@@ -61,6 +61,7 @@ pub use model::*;
 mod attrs;
 mod diag;
 mod function;
+pub use function::RESERVED_ENV;
 mod globals;
 mod params;
 mod pattern;

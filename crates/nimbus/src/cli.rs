@@ -30,6 +30,18 @@ pub enum Command {
     Cost(CostArgs),
     /// List, inject or clear faults on a running nimbus's AWS APIs (its chaos API).
     Chaos(ChaosArgs),
+    /// List a running nimbus's gradual deployments (CodeDeploy's), newest first.
+    Deployments(DeploymentsArgs),
+}
+
+#[derive(Args)]
+pub struct DeploymentsArgs {
+    /// The nimbus AWS endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint_url: String,
+    /// Only this many of the newest.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
 }
 
 #[derive(Args)]

@@ -10,6 +10,7 @@ mod integrations;
 mod invoke;
 mod logs;
 mod otlp;
+mod release;
 mod samconfig;
 mod states;
 mod up;
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Logs(args) => logs::logs(&args),
         cli::Command::Cost(args) => run_async(cost::cost(args)),
         cli::Command::Chaos(args) => run_async(chaos::chaos(args)),
+        cli::Command::Deployments(args) => run_async(release::list(args)),
     };
     match result {
         Ok(code) => code,

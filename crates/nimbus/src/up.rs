@@ -497,6 +497,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 reserved_concurrency: f.reserved_concurrent_executions,
                 provisioned_concurrency: f.provisioned_concurrency.unwrap_or(0),
                 tracing_active: f.tracing.as_deref() == Some("Active"),
+                version: "$LATEST".into(),
+                description: f
+                    .properties
+                    .get("Description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                revision_id: nimbus_lambda::new_revision_id(),
+                last_modified_ms: nimbus_lambda::epoch_ms(),
                 launch,
             }
         })
@@ -600,6 +609,40 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         signals,
         events,
     );
+    let codedeploy_path = state_dir.join("codedeploy.db");
+    let deployments = nimbus_codedeploy::Deployments::open(
+        Some(&codedeploy_path),
+        platform.clone(),
+        {
+            let hub = hub.clone();
+            std::sync::Arc::new(move |alarm: &str| hub.alarm_state(alarm).map(str::to_owned))
+        },
+        args.delay_scale,
+    )
+    .with_context(|| format!("cannot open {}", codedeploy_path.display()))?;
+    let releases = {
+        let alarms: Vec<String> = hub.alarms().map(|a| a.name.clone()).collect();
+        match crate::release::Releases::new(
+            &stack,
+            &args.template.template,
+            platform.clone(),
+            deployments.clone(),
+            &alarms,
+        ) {
+            Ok(r) => r,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                eprintln!(
+                    "{} deployment preference error(s); nothing was started",
+                    errors.len()
+                );
+                platform.shutdown(Duration::ZERO).await;
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    };
     let sns_path = state_dir.join("sns.db");
     let sns = nimbus_sns::Sns::open(
         Some(&sns_path),
@@ -784,6 +827,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     hub.start()?;
     hub.start_streams(&dynamodb);
+    match deployments.resume() {
+        Ok(0) => {}
+        Ok(n) => println!("nimbus: {n} deployment(s) running when nimbus stopped were rolled back"),
+        Err(e) => eprintln!("warning: cannot read the deployments of the last run: {e}"),
+    }
+    releases.release_all().await;
     for (api, listener) in &api_listeners {
         let cfg = &api.config;
         let kind = match cfg.kind {
@@ -912,6 +961,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         sns,
         sfn: sfn.clone(),
         s3,
+        codedeploy: deployments.clone(),
     })
     .merge(nimbus_dashboard::router(hub.clone(), graph, {
         let hub = hub.clone();
@@ -941,7 +991,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     let watch = if args.watch {
-        Some(crate::watch::start(stack, prepare, platform.clone())?)
+        Some(crate::watch::start(
+            stack,
+            prepare,
+            platform.clone(),
+            releases.clone(),
+        )?)
     } else {
         None
     };

@@ -88,7 +88,12 @@ fn is_noise(path: &Path) -> bool {
 }
 
 /// Starts watching every function's sources.
-pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyhow::Result<Watch> {
+pub fn start(
+    stack: Stack,
+    prepare: PrepareOptions,
+    platform: Platform,
+    releases: crate::release::Releases,
+) -> anyhow::Result<Watch> {
     let mut entries = Vec::new();
     for f in &stack.functions {
         for root in launch::sources(f, &stack, &prepare) {
@@ -192,6 +197,7 @@ pub fn start(stack: Stack, prepare: PrepareOptions, platform: Platform) -> anyho
                             "nimbus: {name} reloaded in {:.1} s; new invocations run the new code",
                             started.elapsed().as_secs_f64()
                         );
+                        releases.release(&name).await;
                     }
                     Ok(Err(e)) => {
                         launch::remove_generation(&prepare.state_dir, &name, generation);

@@ -1,0 +1,232 @@
+//! `AutoPublishAlias` and `DeploymentPreference`: what `sam deploy` does to a function's alias
+//! when its code or configuration changed. At start-up and after each `--watch` rebuild
+//! nimbus publishes `$LATEST` (no new version when nothing changed), then points the alias at
+//! it: at once, or by a CodeDeploy deployment when the function has a preference.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use nimbus_codedeploy::{config, Deployments, Preference};
+use nimbus_lambda::{AliasInfo, AliasUpdate, Platform};
+use nimbus_template::Stack;
+
+/// The functions with an `AutoPublishAlias`: their alias and deployment preference.
+#[derive(Clone)]
+pub struct Releases {
+    platform: Platform,
+    deployments: Deployments,
+    functions: BTreeMap<String, (String, Option<Preference>)>,
+}
+
+impl Releases {
+    /// Reads every function's `AutoPublishAlias` and `DeploymentPreference`; the errors name
+    /// the template line and property.
+    pub fn new(
+        stack: &Stack,
+        template: &std::path::Path,
+        platform: Platform,
+        deployments: Deployments,
+        alarms: &[String],
+    ) -> Result<Self, Vec<String>> {
+        let mut customs = BTreeMap::new();
+        let mut errors = Vec::new();
+        for r in stack.resources.values() {
+            if r.resource_type != "AWS::CodeDeploy::DeploymentConfig" {
+                continue;
+            }
+            let name = r.properties["DeploymentConfigName"]
+                .as_str()
+                .unwrap_or(&r.logical_id)
+                .to_owned();
+            match config::custom_config(&r.properties) {
+                Ok(routing) => {
+                    customs.insert(name, routing);
+                }
+                Err(e) => errors.push(format!(
+                    "{}:{}: Resources.{}.Properties: {e}",
+                    template.display(),
+                    r.line,
+                    r.logical_id
+                )),
+            }
+        }
+        let mut functions = BTreeMap::new();
+        for f in &stack.functions {
+            let at = |prop: &str| {
+                format!(
+                    "{}:{}: Resources.{}.Properties.{prop}",
+                    template.display(),
+                    f.property_lines.get(prop).copied().unwrap_or(f.line),
+                    f.logical_id
+                )
+            };
+            let preference = match config::preference(&f.properties, &customs) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", at("DeploymentPreference")));
+                    continue;
+                }
+            };
+            if let Some(p) = &preference {
+                for alarm in &p.alarms {
+                    if !alarms.contains(alarm) {
+                        errors.push(format!(
+                            "{}: alarm {alarm:?} is not an AWS::CloudWatch::Alarm of the template (nimbus watches the template's alarms)",
+                            at("DeploymentPreference")
+                        ));
+                    }
+                }
+                for hook in p.pre_traffic.iter().chain(&p.post_traffic) {
+                    if stack.function(hook).is_none() {
+                        errors.push(format!(
+                            "{}: hook {hook:?} is not a function of the template",
+                            at("DeploymentPreference")
+                        ));
+                    }
+                }
+            }
+            if let Some(alias) = &f.auto_publish_alias {
+                functions.insert(f.name.clone(), (alias.clone(), preference));
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(Self {
+                platform,
+                deployments,
+                functions,
+            }),
+            false => Err(errors),
+        }
+    }
+
+    /// Releases every function with an `AutoPublishAlias`.
+    pub async fn release_all(&self) {
+        for name in self.functions.keys() {
+            self.release(name).await;
+        }
+    }
+
+    /// Publishes `name`'s `$LATEST` and moves its alias to the version, directly or by a
+    /// deployment. Does nothing for a function without `AutoPublishAlias`.
+    pub async fn release(&self, name: &str) {
+        let Some((alias, preference)) = self.functions.get(name) else {
+            return;
+        };
+        let version = match self.platform.publish_version(name, None, None, None).await {
+            Ok(v) => v.spec.version.clone(),
+            Err(e) => {
+                eprintln!("error: cannot publish a version of {name}: {e}");
+                return;
+            }
+        };
+        let current = self.platform.alias(name, alias).ok();
+        match current {
+            None => {
+                let made = self.platform.create_alias(AliasInfo {
+                    function: name.to_owned(),
+                    name: alias.clone(),
+                    version: version.clone(),
+                    additional: None,
+                    description: String::new(),
+                    revision_id: String::new(),
+                });
+                match made {
+                    Ok(_) => {
+                        println!("nimbus: {name} version {version}, alias {alias} -> {version}")
+                    }
+                    Err(e) => eprintln!("error: cannot create alias {alias} of {name}: {e}"),
+                }
+            }
+            Some(a) if a.version == version && a.additional.is_none() => {}
+            Some(a) => {
+                if self.deployments.running(name) {
+                    eprintln!(
+                        "warning: {name} changed during its deployment; version {version} is published, and the alias stays with the running deployment"
+                    );
+                    return;
+                }
+                match preference {
+                    Some(p) => match self.deployments.start(name, alias, &a.version, &version, p.clone()) {
+                        Ok(id) => println!(
+                            "nimbus: {name} version {version} published; deployment {id} shifts alias {alias} from version {} ({})",
+                            a.version, p.config_name
+                        ),
+                        Err(e) => eprintln!("error: cannot start the deployment of {name}: {e}"),
+                    },
+                    None => {
+                        let update = AliasUpdate {
+                            version: Some(version.clone()),
+                            additional: Some(None),
+                            ..AliasUpdate::default()
+                        };
+                        match self.platform.update_alias(name, alias, update) {
+                            Ok(_) => println!(
+                                "nimbus: {name} version {version} published; alias {alias} -> {version} (was {})",
+                                a.version
+                            ),
+                            Err(e) => eprintln!("error: cannot move alias {alias} of {name}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One CodeDeploy call to a running nimbus.
+async fn codedeploy(endpoint: &str, action: &str, input: Value) -> anyhow::Result<Value> {
+    let target = format!("CodeDeploy_20141006.{action}");
+    let (status, text) = crate::client::call_with(
+        endpoint,
+        "POST",
+        "/",
+        Some(input.to_string()),
+        &[
+            ("x-amz-target", &target),
+            ("content-type", "application/x-amz-json-1.1"),
+        ],
+    )
+    .await?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status != 200 {
+        anyhow::bail!(
+            "{action} answered {status}: {}",
+            v["message"].as_str().unwrap_or(&text)
+        );
+    }
+    Ok(v)
+}
+
+/// `nimbus deployments`: each deployment's function, versions, configuration and outcome.
+pub async fn list(args: crate::cli::DeploymentsArgs) -> anyhow::Result<ExitCode> {
+    let ep = &args.endpoint_url;
+    let ids = codedeploy(ep, "ListDeployments", json!({})).await?;
+    let ids: Vec<&str> = ids["deployments"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if ids.is_empty() {
+        println!("no deployments");
+    }
+    for id in ids.into_iter().take(args.last) {
+        let d = codedeploy(ep, "GetDeployment", json!({ "deploymentId": id })).await?;
+        let d = &d["deploymentInfo"];
+        let text = |k: &str| d[k].as_str().unwrap_or("").to_owned();
+        let mut line = format!(
+            "{id}  {:<10} {}  {}",
+            text("status"),
+            text("description"),
+            text("deploymentConfigName")
+        );
+        if let Some(m) = d["errorInformation"]["message"].as_str() {
+            line.push_str(&format!("  ({m})"));
+        }
+        if let Some(m) = d["rollbackInfo"]["rollbackMessage"].as_str() {
+            line.push_str(&format!("  {m}"));
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
