@@ -727,6 +727,16 @@ async fn update_function_configuration(
                             "Environment variable {k} must be a string"
                         )));
                     };
+                    let valid = k.len() >= 2
+                        && k.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        return Err(AwsError::new(
+                            StatusCode::BAD_REQUEST,
+                            "ValidationException",
+                            format!("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] (the key {k:?})"),
+                        ));
+                    }
                     if nimbus_lambda::RESERVED_ENV.contains(&k.as_str()) {
                         return Err(invalid(format!(
                             "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {k}"

@@ -30,7 +30,7 @@ fn selector(name: &str, labels: Value) -> Value {
 
 fn dest_node(dest: &Dest) -> String {
     match dest {
-        Dest::Function(f) => format!("function:{f}"),
+        Dest::Function(f) => format!("function:{}", base(f)),
         Dest::Queue(q) => format!("queue:{q}"),
         Dest::Bus(b) => format!("bus:{b}"),
         Dest::Topic(t) => format!("topic:{t}"),
@@ -64,7 +64,7 @@ pub fn build(
             let key = r.key();
             edges.push(json!({
                 "from": format!("api:{}", c.logical_id),
-                "to": format!("function:{}", r.function),
+                "to": format!("function:{}", base(&r.function)),
                 "kind": "route",
                 "label": key,
                 "traffic": selector("nimbus_apigateway_requests_total",
@@ -182,11 +182,11 @@ pub fn build(
     for m in hub.mappings() {
         edges.push(json!({
             "from": format!("queue:{}", m.queue),
-            "to": format!("function:{}", m.function),
+            "to": format!("function:{}", base(&m.function)),
             "kind": "mapping",
             "label": format!("batch {}", m.batch_size),
-            "traffic": selector("nimbus_lambda_invocations_total", json!({"function": m.function})),
-            "errors": selector("nimbus_lambda_errors_total", json!({"function": m.function})),
+            "traffic": selector("nimbus_lambda_invocations_total", json!({"function": base(&m.function)})),
+            "errors": selector("nimbus_lambda_errors_total", json!({"function": base(&m.function)})),
         }));
     }
     let s = hub.settings();
@@ -222,6 +222,11 @@ pub fn with_calls(graph: &Value, calls: &BTreeSet<Call>) -> Value {
         }
     }
     g
+}
+
+/// A function's node, whatever version or alias (`name:live`) an edge invokes.
+fn base(function: &str) -> &str {
+    function.split(':').next().unwrap_or(function)
 }
 
 #[cfg(test)]

@@ -260,33 +260,33 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
             match ev["Type"].as_str().unwrap_or("") {
                 // CloudWatchEvent is the older name of the same event type.
                 "EventBridgeRule" | "CloudWatchEvent" => {
-                    let dest = Dest::Function(f.name.clone());
+                    let dest = Dest::Function(f.event_target());
                     if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, props, &at, false) {
                         spec.rules.push(rule);
                     }
                 }
                 "Schedule" => {
-                    let dest = Dest::Function(f.name.clone());
+                    let dest = Dest::Function(f.event_target());
                     if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, props, &at, true) {
                         spec.rules.push(rule);
                     }
                 }
                 "ScheduleV2" => {
-                    let dest = Dest::Function(f.name.clone());
+                    let dest = Dest::Function(f.event_target());
                     let props = r.scheduler(props, &at);
                     if let Some(rule) = r.sam_rule(dest, "LambdaTarget", &name, &props, &at, true) {
                         spec.rules.push(rule);
                     }
                 }
                 "SQS" => {
-                    if let Some(m) = r.mapping(&f.name, props, &at.child("Properties"), "Queue") {
+                    if let Some(m) = r.mapping(&f.event_target(), props, &at.child("Properties"), "Queue") {
                         spec.mappings.push(m);
                     }
                 }
                 "DynamoDB" => {
                     let id = format!("{}/{event_id}", f.logical_id);
                     if let Some(m) =
-                        r.stream_mapping(id, &f.name, props, &at.child("Properties"), "Stream")
+                        r.stream_mapping(id, &f.event_target(), props, &at.child("Properties"), "Stream")
                     {
                         spec.stream_mappings.push(m);
                     }
@@ -358,7 +358,7 @@ pub fn read(stack: &Stack, known: Known<'_>) -> Result<EventsSpec, Vec<String>> 
                 }
             }
             "AWS::Lambda::EventSourceMapping" => {
-                let function = r.function_ref(p, &at.child("FunctionName"));
+                let function = r.qualified_function_ref(p, &at.child("FunctionName"));
                 let from_stream = p["EventSourceArn"]
                     .as_str()
                     .is_some_and(|a| a.contains(":dynamodb:"));
@@ -449,13 +449,13 @@ impl Reader<'_> {
         let dest = match service {
             "lambda" => {
                 let name = resource.strip_prefix("function:").unwrap_or(resource);
-                let (name, qualifier) = name.split_once(':').unwrap_or((name, "$LATEST"));
-                if qualifier != "$LATEST" {
-                    self.warnings.push(format!(
-                        "{at}: qualifier {qualifier} is served as $LATEST (nimbus serves only $LATEST)"
-                    ));
+                // A version or alias is invoked as such (`name:qualifier`).
+                match name.split_once(':') {
+                    None | Some((_, "$LATEST")) => {
+                        Dest::Function(name.split(':').next().unwrap_or(name).to_owned())
+                    }
+                    Some(_) => Dest::Function(name.to_owned()),
                 }
-                Dest::Function(name.to_owned())
             }
             "sqs" => Dest::Queue(resource.to_owned()),
             "events" => Dest::Bus(
@@ -480,7 +480,10 @@ impl Reader<'_> {
             }
         };
         let missing = match &dest {
-            Dest::Function(f) => !self.known.functions.contains(f),
+            Dest::Function(f) => !self
+                .known
+                .functions
+                .contains(f.split(':').next().unwrap_or(f)),
             Dest::Queue(q) => !self.known.queues.contains(q),
             Dest::Bus(b) => b != "default" && !self.buses.contains(b),
             Dest::Topic(t) => !self.topics.contains(t),
@@ -493,12 +496,26 @@ impl Reader<'_> {
         Some(dest)
     }
 
+    /// The function `FunctionName` names (a name or an ARN), without its qualifier.
     fn function_ref(&mut self, p: &Value, at: &At) -> Option<String> {
+        self.qualified_function_ref(p, at)
+            .map(|f| f.split(':').next().unwrap_or(&f).to_owned())
+    }
+
+    /// The function `FunctionName` names, with its version or alias (`name:qualifier`) if it
+    /// has one.
+    fn qualified_function_ref(&mut self, p: &Value, at: &At) -> Option<String> {
         let raw = p["FunctionName"].as_str().unwrap_or("");
         let name = raw.rsplit_once(":function:").map_or(raw, |(_, n)| n);
-        let name = name.split(':').next().unwrap_or(name);
-        if self.known.functions.contains(name) {
-            Some(name.to_owned())
+        let (base, qualifier) = match name.split_once(':') {
+            Some((base, q)) => (base, Some(q)),
+            None => (name, None),
+        };
+        if self.known.functions.contains(base) {
+            Some(match qualifier {
+                None | Some("$LATEST") => base.to_owned(),
+                Some(q) => format!("{base}:{q}"),
+            })
         } else {
             self.error(at, format!("no function {raw:?} in this template"));
             None

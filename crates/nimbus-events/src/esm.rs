@@ -60,7 +60,7 @@ pub(crate) async fn poller(hub: Hub, m: MappingSpec) {
     let arn = hub.queue_arn(&m.queue);
     let reserved = hub
         .platform()
-        .function(&m.function)
+        .function(m.function.split(':').next().unwrap_or(&m.function))
         .and_then(|f| f.reserved_concurrency);
     let limit = m
         .max_concurrency

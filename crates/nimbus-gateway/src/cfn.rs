@@ -22,7 +22,8 @@ pub fn apis(stack: &Stack, errors: &mut Vec<String>) -> BTreeMap<String, ApiConf
             .values()
             .filter(move |r| r.resource_type == ty)
     };
-    let function_named = |f: &str| stack.function(f).is_some();
+    // A qualified name (`name:alias`) names the function's version or alias.
+    let function_named = |f: &str| stack.function(f.split(':').next().unwrap_or(f)).is_some();
     for api in of_type("AWS::ApiGateway::RestApi") {
         if let Some(config) = rest_api(stack, api, &function_named, errors) {
             out.insert(api.logical_id.clone(), config);

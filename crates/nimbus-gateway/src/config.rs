@@ -258,7 +258,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
                 kind,
                 body,
                 &format!("Resources.{id}.Properties.DefinitionBody"),
-                &|f| stack.function(f).is_some(),
+                &|f| stack.function(f.split(':').next().unwrap_or(f)).is_some(),
                 &mut errors,
             );
             api.routes = read.routes;
@@ -317,7 +317,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
                     continue;
                 }
             };
-            match route_from_event(kind, props, &f.name, &source, api) {
+            match route_from_event(kind, props, &f.event_target(), &source, api) {
                 Ok(route) => {
                     // SAM refuses a template whose event declares a method the definition
                     // already integrates; nimbus serves the event's and says so.

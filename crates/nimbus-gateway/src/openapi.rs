@@ -221,7 +221,8 @@ pub fn read(
 }
 
 /// The function name in a Lambda integration URI (API Gateway's `.../functions/ARN/invocations`
-/// form, or an HTTP API's bare function ARN); an alias or version qualifier is dropped.
+/// form, or an HTTP API's bare function ARN), with its alias or version (`name:live`) when the
+/// ARN is qualified: the integration invokes that alias or version.
 pub(crate) fn function_of_uri(uri: &str) -> Option<String> {
     let arn = match uri.split_once("/functions/") {
         Some((_, rest)) => rest.strip_suffix("/invocations").unwrap_or(rest),
@@ -231,7 +232,10 @@ pub(crate) fn function_of_uri(uri: &str) -> Option<String> {
     if !arn.contains(":function:") {
         return None;
     }
-    nimbus_core::arn::parse_function_ref(arn).map(|f| f.name.to_owned())
+    nimbus_core::arn::parse_function_ref(arn).map(|f| match f.qualifier {
+        None | Some("$LATEST") => f.name.to_owned(),
+        Some(q) => format!("{}:{q}", f.name),
+    })
 }
 
 /// Whether `security` (the operation's, else the document's) names an API key scheme in the

@@ -155,8 +155,9 @@ fn dest_of(kind: TargetKind, arn: &str) -> Option<Dest> {
     let resource = arn.splitn(6, ':').nth(5).filter(|r| !r.is_empty())?;
     Some(match kind {
         TargetKind::Function => {
+            // A qualified ARN invokes that version or alias.
             let name = resource.strip_prefix("function:")?;
-            Dest::Function(name.split(':').next()?.to_owned())
+            Dest::Function(name.strip_suffix(":$LATEST").unwrap_or(name).to_owned())
         }
         TargetKind::Queue => Dest::Queue(resource.to_owned()),
         TargetKind::Topic => Dest::Topic(resource.to_owned()),

@@ -168,7 +168,9 @@ pub fn template_buckets(
             };
             let arn = format!(
                 "arn:aws:lambda:{}:{}:function:{}",
-                stack.region, stack.account_id, f.name
+                stack.region,
+                stack.account_id,
+                f.event_target()
             );
             match Rule::new(
                 Some(format!("{}{event_id}", f.logical_id)),

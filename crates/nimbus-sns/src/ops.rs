@@ -53,12 +53,12 @@ fn queue_of(arn: &str) -> Option<&str> {
     }
 }
 
-/// The function name of a Lambda ARN (a qualifier, if any, dropped).
+/// The function of a Lambda ARN, with its version or alias (`name:live`) if it names one.
 fn function_of(arn: &str) -> Option<&str> {
     arn.split_once(":function:")
         .filter(|(p, _)| p.starts_with("arn:"))
-        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest))
-        .filter(|n| !n.is_empty())
+        .map(|(_, rest)| rest.strip_suffix(":$LATEST").unwrap_or(rest))
+        .filter(|n| !n.is_empty() && !n.starts_with(':'))
 }
 
 pub(crate) fn check_subscription(
@@ -840,9 +840,13 @@ mod tests {
             e.to_string().starts_with("Invalid parameter: FilterPolicy"),
             "{e}"
         );
-        assert_eq!(
-            function_of("arn:aws:lambda:us-east-1:1:function:f:live"),
-            Some("f")
-        );
+        for (arn, want) in [
+            ("arn:aws:lambda:us-east-1:1:function:f:live", Some("f:live")),
+            ("arn:aws:lambda:us-east-1:1:function:f:$LATEST", Some("f")),
+            ("arn:aws:lambda:us-east-1:1:function:f", Some("f")),
+            ("arn:aws:lambda:us-east-1:1:function:", None),
+        ] {
+            assert_eq!(function_of(arn), want, "{arn}");
+        }
     }
 }

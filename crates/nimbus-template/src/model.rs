@@ -95,6 +95,17 @@ pub struct Function {
     pub property_lines: BTreeMap<String, usize>,
 }
 
+impl Function {
+    /// What the function's SAM `Events` invoke: with `AutoPublishAlias`, SAM points every event
+    /// source at the alias (`name:alias`); otherwise the function itself.
+    pub fn event_target(&self) -> String {
+        match &self.auto_publish_alias {
+            Some(alias) => format!("{}:{alias}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Code {
     /// `CodeUri` as written (a path relative to the template's folder).

@@ -30,22 +30,27 @@ impl nimbus_sfn::Integrations for NimbusTasks {
     ) -> BoxFuture<'a, Result<Invoked, StatesError>> {
         Box::pin(async move {
             let cfg = self.platform.config();
+            // `name` may carry its qualifier (`name:live`); an unqualified one is `$LATEST`.
             let not_found = |name: &str| {
+                let qualified = match name.contains(':') {
+                    true => name.to_owned(),
+                    false => format!("{name}:$LATEST"),
+                };
                 StatesError::new(
                     "Lambda.ResourceNotFoundException",
                     format!(
-                        "Function not found: {}:$LATEST (Service: AWSLambda; Status Code: 404; Error Code: ResourceNotFoundException; Proxy: null)",
-                        nimbus_core::arn::function_arn(&cfg.region, &cfg.account_id, name),
+                        "Function not found: {} (Service: AWSLambda; Status Code: 404; Error Code: ResourceNotFoundException; Proxy: null)",
+                        nimbus_core::arn::function_arn(&cfg.region, &cfg.account_id, &qualified),
                     ),
                 )
             };
             let Some(r) = nimbus_core::arn::parse_function_ref(function) else {
                 return Err(not_found(function));
             };
-            // Versions and aliases come with the deployments work; until then only $LATEST.
-            if !matches!(r.qualifier, None | Some("$LATEST")) {
-                return Err(not_found(function));
-            }
+            let target = match r.qualifier {
+                None | Some("$LATEST") => r.name.to_owned(),
+                Some(q) => format!("{}:{q}", r.name),
+            };
             let req = nimbus_lambda::InvokeRequest {
                 payload: payload.into(),
                 client_context: None,
@@ -53,7 +58,7 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                 tail_log: false,
                 request_id: None,
             };
-            match self.platform.invoke(r.name, req).await {
+            match self.platform.invoke(&target, req).await {
                 Ok(answer) => Ok(Invoked {
                     payload: answer.payload.to_vec(),
                     function_error: answer.function_error.map(str::to_owned),

@@ -1214,7 +1214,7 @@ fn template_sns(
             if !p["SqsSubscription"].is_null() && p["SqsSubscription"] != false {
                 eprintln!("warning: {at}: SqsSubscription is not served: the function is subscribed to the topic directly");
             }
-            let function = nimbus_core::arn::function_arn(region, account, &f.name);
+            let function = nimbus_core::arn::function_arn(region, account, &f.event_target());
             subs.push(subscription(topic.to_owned(), p, "lambda", function));
         }
     }
