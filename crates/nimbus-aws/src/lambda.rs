@@ -189,12 +189,8 @@ async fn invoke(
             ))
         }
     };
+    // A missing version or alias is Invoke's (or the async queue's) ResourceNotFoundException.
     let (function, qualifier) = target(&platform, &name, query.qualifier.as_deref())?;
-    if let Some(q) = qualifier.filter(|q| *q != "$LATEST") {
-        if !platform.exists(&format!("{function}:{q}")) {
-            return Err(not_found(&platform, function, Some(q)));
-        }
-    }
     let function = match qualifier {
         Some(q) => format!("{function}:{q}"),
         None => function.to_owned(),
@@ -244,7 +240,13 @@ async fn invoke(
     };
 
     match invocation_type {
-        "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
+        "DryRun" => match platform.exists(&function) {
+            true => Ok(StatusCode::NO_CONTENT.into_response()),
+            false => {
+                let (name, q) = function.split_once(':').unzip();
+                Err(not_found(&platform, name.unwrap_or(&function), q))
+            }
+        },
         "Event" => {
             // Valid JSON is UTF-8, so the payload is text.
             let payload = std::str::from_utf8(&req.payload).unwrap_or("{}");

@@ -390,17 +390,17 @@ impl Platform {
         let (name, qualifier) = split_qualifier(qualified);
         let not_found = || InvokeError::NotFound(qualified.to_owned());
         let latest = inner.pools.get(name).ok_or_else(not_found)?;
-        let pool = match qualifier {
-            None | Some("$LATEST") => latest.clone(),
+        // The function sees the ARN it was invoked by, qualifier and all.
+        let (pool, invoked_arn) = match qualifier {
+            None => (latest.clone(), latest.arn.clone()),
+            Some("$LATEST") => (
+                latest.clone(),
+                format!("{}:$LATEST", latest.spec.arn).into(),
+            ),
             Some(q) => inner
                 .versions
                 .resolve(name, q, latest)
                 .ok_or_else(not_found)?,
-        };
-        // The function sees the ARN it was invoked by, qualifier and all.
-        let invoked_arn: Arc<str> = match qualifier {
-            None => pool.spec.arn.as_str().into(),
-            Some(q) => format!("{}:{q}", pool.spec.arn).into(),
         };
         inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let mut slot = Slot {

@@ -16,6 +16,8 @@ pub(crate) struct FunctionPool {
     /// metric labels: made once, not per invocation.
     pub span_name: Arc<str>,
     pub span_service: Arc<str>,
+    /// The function's unqualified ARN, as an invocation by name sees it.
+    pub arn: Arc<str>,
     pub labels: nimbus_telemetry::FunctionLabels,
     /// The configuration and code new environments start with, and its generation: replaced
     /// when `--watch` rebuilds the function or its configuration is updated. An environment of
@@ -36,6 +38,7 @@ impl FunctionPool {
         Arc::new(Self {
             span_name: spec.name.as_str().into(),
             span_service: format!("function:{}", spec.name).into(),
+            arn: spec.arn.as_str().into(),
             labels: nimbus_telemetry::function(&spec.name),
             current: Mutex::new((0, Arc::new(spec.clone()))),
             spec: Arc::new(spec),

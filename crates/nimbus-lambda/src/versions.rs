@@ -140,6 +140,20 @@ struct Version {
 struct Versions {
     versions: BTreeMap<u32, Version>,
     aliases: BTreeMap<String, AliasInfo>,
+    /// The ARN an invocation by each qualifier sees (`...:function:f:live`), made once rather
+    /// than per invocation.
+    arns: HashMap<String, Arc<str>>,
+}
+
+impl Versions {
+    fn remember(&mut self, function_arn: &str, qualifier: &str) {
+        if !self.arns.contains_key(qualifier) {
+            self.arns.insert(
+                qualifier.to_owned(),
+                format!("{function_arn}:{qualifier}").into(),
+            );
+        }
+    }
 }
 
 /// The versions and aliases of every function, in memory for the invoke path and in
@@ -210,7 +224,9 @@ impl Registry {
                     VersionError::Store(format!("version {n} of {function} is unreadable: {e}"))
                 })?;
                 let spec = thaw(&pool.spec, n, frozen);
-                functions.entry(function).or_default().versions.insert(
+                let entry = functions.entry(function).or_default();
+                entry.remember(&pool.spec.arn, &n.to_string());
+                entry.versions.insert(
                     n,
                     Version {
                         pool: FunctionPool::new(spec),
@@ -237,12 +253,10 @@ impl Registry {
             })?;
             for alias in rows {
                 let alias = alias?;
-                if latest.contains_key(&alias.function) {
-                    functions
-                        .entry(alias.function.clone())
-                        .or_default()
-                        .aliases
-                        .insert(alias.name.clone(), alias);
+                if let Some(pool) = latest.get(&alias.function) {
+                    let entry = functions.entry(alias.function.clone()).or_default();
+                    entry.remember(&pool.spec.arn, &alias.name);
+                    entry.aliases.insert(alias.name.clone(), alias);
                 }
             }
         }
@@ -256,17 +270,19 @@ impl Registry {
     }
 
     /// The environments pool a qualifier names: a version number, or an alias (one of its
-    /// versions picked by the routing weight). `None` when neither exists.
+    /// versions picked by the routing weight), and the ARN the function sees it invoked by.
+    /// `None` when neither exists.
     pub fn resolve(
         &self,
         function: &str,
         qualifier: &str,
         latest: &Arc<FunctionPool>,
-    ) -> Option<Arc<FunctionPool>> {
+    ) -> Option<(Arc<FunctionPool>, Arc<str>)> {
         let functions = self.functions.read().expect("versions poisoned");
         let f = functions.get(function)?;
+        let arn = f.arns.get(qualifier)?.clone();
         if let Some(n) = version_number(qualifier) {
-            return f.versions.get(&n).map(|v| v.pool.clone());
+            return f.versions.get(&n).map(|v| (v.pool.clone(), arn));
         }
         let alias = f.aliases.get(qualifier)?;
         let target = match &alias.additional {
@@ -274,8 +290,8 @@ impl Registry {
             _ => &alias.version,
         };
         match version_number(target) {
-            Some(n) => f.versions.get(&n).map(|v| v.pool.clone()),
-            None => Some(latest.clone()),
+            Some(n) => f.versions.get(&n).map(|v| (v.pool.clone(), arn)),
+            None => Some((latest.clone(), arn)),
         }
     }
 
@@ -372,20 +388,17 @@ impl Registry {
             spec: pool.spec.clone(),
             code_sha256: code_sha256.clone(),
         };
-        self.functions
-            .write()
-            .expect("versions poisoned")
-            .entry(name)
-            .or_default()
-            .versions
-            .insert(
-                n,
-                Version {
-                    pool,
-                    code_sha256,
-                    config_sha256,
-                },
-            );
+        let mut functions = self.functions.write().expect("versions poisoned");
+        let entry = functions.entry(name).or_default();
+        entry.remember(&spec.arn, &n.to_string());
+        entry.versions.insert(
+            n,
+            Version {
+                pool,
+                code_sha256,
+                config_sha256,
+            },
+        );
         Ok(info)
     }
 
@@ -463,6 +476,7 @@ impl Registry {
             params![function, n],
         )?;
         let gone = f.versions.remove(&n).map(|v| v.pool);
+        f.arns.remove(&n.to_string());
         let _ = std::fs::remove_dir_all(self.dir.join(function).join(n.to_string()));
         Ok(gone)
     }
@@ -495,6 +509,7 @@ impl Registry {
         let mut alias = alias;
         alias.revision_id = uuid::Uuid::new_v4().to_string();
         self.store_alias(&alias)?;
+        f.remember(arn, &alias.name);
         f.aliases.insert(alias.name.clone(), alias.clone());
         Ok(alias)
     }
@@ -544,6 +559,7 @@ impl Registry {
         )?;
         if let Some(f) = functions.get_mut(function) {
             f.aliases.remove(name);
+            f.arns.remove(name);
         }
         Ok(())
     }
