@@ -428,3 +428,41 @@ Resources:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "Resources.F.Properties.DeploymentPreference" in out.stderr and message in out.stderr, out.stderr
+
+
+PROVISIONED = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: app.handler
+      AutoPublishAlias: live
+      ProvisionedConcurrencyConfig: {ProvisionedConcurrentExecutions: 2}
+"""
+
+INIT_TYPE = APP.replace('"code": "one",', '"code": "one", "init": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"],')
+
+
+def test_provisioned_concurrency_is_the_aliases_and_follows_the_api(start_nimbus):
+    n = start_nimbus(PROVISIONED, {"src/app.py": INIT_TYPE})
+    lam = n.lambda_client()
+    cfg = lam.get_provisioned_concurrency_config(FunctionName="F", Qualifier="live")
+    assert (cfg["RequestedProvisionedConcurrentExecutions"], cfg["AvailableProvisionedConcurrentExecutions"],
+            cfg["Status"]) == (2, 2, "READY"), cfg
+    # The alias's invocations take the warm environments; $LATEST's start on demand.
+    assert invoke(lam, "live")[1]["init"] == "provisioned-concurrency"
+    assert invoke(lam)[1]["init"] == "on-demand"
+    assert err(lambda: lam.put_provisioned_concurrency_config(
+        FunctionName="F", Qualifier="$LATEST", ProvisionedConcurrentExecutions=1)) == (400, "InvalidParameterValueException")
+    assert err(lambda: lam.put_provisioned_concurrency_config(
+        FunctionName="F", Qualifier="nope", ProvisionedConcurrentExecutions=1)) == (404, "ResourceNotFoundException")
+    put = lam.put_provisioned_concurrency_config(FunctionName="F", Qualifier="1", ProvisionedConcurrentExecutions=1)
+    assert put["RequestedProvisionedConcurrentExecutions"] == 1
+    wait_until("version 1's own config to be ready", lambda: lam.get_provisioned_concurrency_config(
+        FunctionName="F", Qualifier="1")["Status"] == "READY" or None)
+    lam.delete_provisioned_concurrency_config(FunctionName="F", Qualifier="1")
+    assert err(lambda: lam.get_provisioned_concurrency_config(FunctionName="F", Qualifier="1")) \
+        == (404, "ProvisionedConcurrencyConfigNotFoundException")

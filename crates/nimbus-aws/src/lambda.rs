@@ -70,6 +70,12 @@ pub fn router(platform: Platform, events: Hub) -> Router {
             "/2019-09-30/functions/{name}/concurrency",
             get(get_concurrency),
         )
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            get(get_provisioned)
+                .put(put_provisioned)
+                .delete(delete_provisioned),
+        )
         .with_state(api)
 }
 
@@ -896,4 +902,83 @@ async fn get_concurrency(
         Some(r) => json!({ "ReservedConcurrentExecutions": r }),
         None => json!({}),
     }))
+}
+
+/// The `Qualifier` that provisioned concurrency needs.
+fn provisioned_qualifier(q: &QualifierQuery) -> Result<&str, AwsError> {
+    q.qualifier.as_deref().ok_or_else(|| {
+        AwsError::new(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "1 validation error detected: Value null at 'qualifier' failed to satisfy constraint: Member must not be null",
+        )
+    })
+}
+
+fn provisioned_json(platform: &Platform, name: &str, qualifier: &str) -> Result<Value, AwsError> {
+    let (requested, ready, modified) = platform.provisioned(name, qualifier).ok_or_else(|| {
+        AwsError::new(
+            StatusCode::NOT_FOUND,
+            "ProvisionedConcurrencyConfigNotFoundException",
+            "No Provisioned Concurrency Config found for this function",
+        )
+    })?;
+    Ok(json!({
+        "RequestedProvisionedConcurrentExecutions": requested,
+        "AvailableProvisionedConcurrentExecutions": ready,
+        "AllocatedProvisionedConcurrentExecutions": ready,
+        "Status": if ready >= requested { "READY" } else { "IN_PROGRESS" },
+        "LastModified": last_modified(modified),
+    }))
+}
+
+async fn put_provisioned(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+    raw: Bytes,
+) -> Result<Response, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let qualifier = provisioned_qualifier(&query)?;
+    let b = body(&raw)?;
+    let count = b
+        .get("ProvisionedConcurrentExecutions")
+        .and_then(Value::as_u64)
+        .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+        .ok_or_else(|| {
+            AwsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "1 validation error detected: Value at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1",
+            )
+        })?;
+    platform
+        .put_provisioned(name, qualifier, Some(count as u32))
+        .map_err(version_error)?;
+    let out = provisioned_json(&platform, name, qualifier)?;
+    Ok((StatusCode::ACCEPTED, Json(out)).into_response())
+}
+
+async fn get_provisioned(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let qualifier = provisioned_qualifier(&query)?;
+    Ok(Json(provisioned_json(&platform, name, qualifier)?))
+}
+
+async fn delete_provisioned(
+    State(Api { platform, .. }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Result<StatusCode, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let qualifier = provisioned_qualifier(&query)?;
+    provisioned_json(&platform, name, qualifier)?;
+    platform
+        .put_provisioned(name, qualifier, None)
+        .map_err(version_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }

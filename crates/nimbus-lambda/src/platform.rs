@@ -235,6 +235,7 @@ impl Platform {
         self.inner.versions.create_alias(&arn, alias)
     }
 
+    /// Changes an alias; provisioned concurrency on it follows its versions and weights.
     pub fn update_alias(
         &self,
         name: &str,
@@ -242,7 +243,16 @@ impl Platform {
         update: crate::versions::AliasUpdate,
     ) -> Result<AliasInfo, VersionError> {
         let arn = self.latest(name)?.spec.arn.clone();
-        self.inner.versions.update_alias(&arn, name, alias, update)
+        let updated = self
+            .inner
+            .versions
+            .update_alias(&arn, name, alias, update)?;
+        if self.inner.versions.provisioned(name, alias).is_some() {
+            let platform = self.clone();
+            let name = name.to_owned();
+            tokio::spawn(async move { platform.reprovision(&name).await });
+        }
+        Ok(updated)
     }
 
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<(), VersionError> {
@@ -348,33 +358,111 @@ impl Platform {
     pub async fn prewarm(&self) {
         let inner = &self.inner;
         for pool in inner.pools.values() {
-            let (generation, spec) = pool.current();
-            let Ok(launch) = spec.launch.as_ref() else {
-                continue;
-            };
-            for _ in 0..pool.spec.provisioned_concurrency {
-                match pool
-                    .start(&spec, launch, &inner.config, inner.logs.clone(), true)
+            self.warm(pool, pool.spec.provisioned_concurrency as usize)
+                .await;
+        }
+        for name in inner.pools.keys() {
+            self.reprovision(name).await;
+        }
+    }
+
+    /// Starts provisioned environments in `pool` until it has `count`, each initialised
+    /// before it takes work.
+    async fn warm(&self, pool: &Arc<FunctionPool>, count: usize) {
+        let inner = &self.inner;
+        let (generation, spec) = pool.current();
+        let Ok(launch) = spec.launch.as_ref() else {
+            return;
+        };
+        for _ in pool.provisioned()..count {
+            match pool
+                .start(&spec, launch, &inner.config, inner.logs.clone(), true)
+                .await
+            {
+                // Provisioned environments may initialise for up to 130 s or the
+                // function's timeout, whichever is longer (Lambda's limit).
+                Ok(env) => match env
+                    .wait_ready(pool.spec.timeout.max(Duration::from_secs(130)))
                     .await
                 {
-                    // Provisioned environments may initialise for up to 130 s or the
-                    // function's timeout, whichever is longer (Lambda's limit).
-                    Ok(env) => match env
-                        .wait_ready(pool.spec.timeout.max(Duration::from_secs(130)))
-                        .await
-                    {
-                        Ok(()) => pool.put_idle(env, generation),
-                        Err(failure) => {
-                            env.kill();
-                            tracing::error!(function = %pool.spec.name, ?failure, "provisioned environment failed to initialise");
-                        }
-                    },
-                    Err(e) => {
-                        tracing::error!(function = %pool.spec.name, error = %e, "cannot start provisioned environment")
+                    Ok(()) => pool.put_idle(env, generation),
+                    Err(failure) => {
+                        env.kill();
+                        tracing::error!(function = %pool.spec.name, version = %pool.spec.version, ?failure, "provisioned environment failed to initialise");
                     }
+                },
+                Err(e) => {
+                    tracing::error!(function = %pool.spec.name, version = %pool.spec.version, error = %e, "cannot start provisioned environment")
                 }
             }
         }
+    }
+
+    /// Gives each published version of `name` the provisioned environments its versions' and
+    /// aliases' configurations add up to, stopping surplus ones; returns once they are ready.
+    pub async fn reprovision(&self, name: &str) {
+        for (pool, count) in self.inner.versions.provisioned_targets(name) {
+            pool.set_provisioned_target(count);
+            self.warm(&pool, count).await;
+        }
+    }
+
+    /// `PutProvisionedConcurrencyConfig` on a version or alias; the environments start in the
+    /// background (the configuration is `IN_PROGRESS` until they are ready).
+    pub fn put_provisioned(
+        &self,
+        name: &str,
+        qualifier: &str,
+        count: Option<u32>,
+    ) -> Result<(), VersionError> {
+        self.latest(name)?;
+        if qualifier == "$LATEST" {
+            return Err(VersionError::Invalid(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+                    .into(),
+            ));
+        }
+        if !self.exists(&format!("{name}:{qualifier}")) {
+            let cfg = &self.inner.config;
+            return Err(VersionError::NotFound(format!(
+                "Function not found: {}:{qualifier}",
+                nimbus_core::arn::function_arn(&cfg.region, &cfg.account_id, name)
+            )));
+        }
+        self.inner
+            .versions
+            .set_provisioned(name, qualifier, count)?;
+        let platform = self.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move { platform.reprovision(&name).await });
+        Ok(())
+    }
+
+    /// A version's or alias's provisioned concurrency: requested, ready now, last modified ms.
+    pub fn provisioned(&self, name: &str, qualifier: &str) -> Option<(u32, u32, u64)> {
+        let (requested, modified) = self.inner.versions.provisioned(name, qualifier)?;
+        let versions: Vec<String> = match crate::versions::version_number(qualifier) {
+            Some(_) => vec![qualifier.to_owned()],
+            None => self
+                .inner
+                .versions
+                .alias(name, qualifier)
+                .map(|a| {
+                    std::iter::once(a.version)
+                        .chain(a.additional.map(|(v, _)| v))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let ready: usize = self
+            .inner
+            .versions
+            .provisioned_targets(name)
+            .iter()
+            .filter(|(pool, _)| versions.contains(&pool.spec.version))
+            .map(|(pool, _)| pool.provisioned())
+            .sum();
+        Some((requested, (ready as u32).min(requested), modified))
     }
 
     /// Runs `name` once and waits for the result. The invocation runs in a task of its own,
@@ -427,6 +515,15 @@ impl Platform {
             return Err(InvokeError::Throttled(reason));
         }
         m.invocations.get_or_create(&pool.labels).inc();
+        let by_version = nimbus_telemetry::VersionLabels {
+            function: name.to_owned(),
+            version: pool.spec.version.clone(),
+            resource: match qualifier {
+                Some(q) => format!("{name}:{q}"),
+                None => name.to_owned(),
+            },
+        };
+        m.version_invocations.get_or_create(&by_version).inc();
         let running = m.concurrent_executions.get_or_create(&pool.labels).clone();
         running.inc();
         slot.acquired = Some(running);
@@ -473,6 +570,15 @@ impl Platform {
                 }
             };
             drop(slot);
+            if response.function_error.is_some() {
+                platform
+                    .inner
+                    .telemetry
+                    .lambda
+                    .version_errors
+                    .get_or_create(&by_version)
+                    .inc();
+            }
             response
         });
         Ok(task.await.expect("invocation task panicked"))

@@ -23,6 +23,9 @@ pub(crate) struct FunctionPool {
     /// when `--watch` rebuilds the function or its configuration is updated. An environment of
     /// an older generation is not reused.
     current: Mutex<(u64, Arc<FunctionSpec>)>,
+    /// Provisioned environments to keep (the template's, or `PutProvisionedConcurrencyConfig`'s
+    /// share for this version).
+    provisioned_target: std::sync::atomic::AtomicUsize,
     /// Warm environments waiting for work, the most recently used last, with the generation
     /// of the code they run.
     idle: Mutex<Vec<(Arc<Env>, Instant, u64)>>,
@@ -41,6 +44,7 @@ impl FunctionPool {
             arn: spec.arn.as_str().into(),
             labels: nimbus_telemetry::function(&spec.name),
             current: Mutex::new((0, Arc::new(spec.clone()))),
+            provisioned_target: (spec.provisioned_concurrency as usize).into(),
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             live: Mutex::new(Some(HashMap::new())),
@@ -133,7 +137,8 @@ impl FunctionPool {
     /// Keeps `env` warm for the next invocation, unless the code changed since it started.
     pub fn put_idle(&self, env: Arc<Env>, generation: u64) {
         let current = self.current.lock().expect("pool poisoned").0;
-        if generation != current {
+        let surplus = env.provisioned && self.provisioned() > self.provisioned_target();
+        if generation != current || surplus {
             env.kill();
             return;
         }
@@ -155,6 +160,42 @@ impl FunctionPool {
             keep
         });
         before - idle.len()
+    }
+
+    /// Live environments started as provisioned concurrency (busy or idle).
+    pub fn provisioned(&self) -> usize {
+        self.live
+            .lock()
+            .expect("pool poisoned")
+            .as_ref()
+            .map_or(0, |live| {
+                live.values()
+                    .filter(|e| e.provisioned && !e.is_failed())
+                    .count()
+            })
+    }
+
+    /// How many provisioned environments this pool should keep.
+    pub fn provisioned_target(&self) -> usize {
+        self.provisioned_target.load(Ordering::Acquire)
+    }
+
+    /// Keeps `target` provisioned environments from now on: idle ones beyond it stop now, busy
+    /// ones when their invocation ends ([`Self::put_idle`]).
+    pub fn set_provisioned_target(&self, target: usize) {
+        self.provisioned_target.store(target, Ordering::Release);
+        let mut surplus = self.provisioned().saturating_sub(target);
+        self.idle
+            .lock()
+            .expect("pool poisoned")
+            .retain(|(env, _, _)| {
+                if !env.provisioned || surplus == 0 {
+                    return true;
+                }
+                surplus -= 1;
+                env.kill();
+                false
+            });
     }
 
     /// Refuses new environments from now on and returns every live one (shutdown).

@@ -75,7 +75,8 @@ impl From<rusqlite::Error> for VersionError {
     }
 }
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE functions (
         name TEXT PRIMARY KEY,
         next_version INTEGER NOT NULL
@@ -97,7 +98,16 @@ const MIGRATIONS: &[&str] = &["
         description TEXT NOT NULL,
         revision_id TEXT NOT NULL,
         PRIMARY KEY (function, name)
-    );"];
+    );",
+    "
+    CREATE TABLE provisioned (
+        function TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (function, qualifier)
+    );",
+];
 
 /// A published version, as the API describes it.
 #[derive(Clone)]
@@ -143,6 +153,8 @@ struct Versions {
     /// The ARN an invocation by each qualifier sees (`...:function:f:live`), made once rather
     /// than per invocation.
     arns: HashMap<String, Arc<str>>,
+    /// Provisioned concurrency by version or alias: `(count, last modified ms)`.
+    provisioned: BTreeMap<String, (u32, u64)>,
 }
 
 impl Versions {
@@ -257,6 +269,26 @@ impl Registry {
                     let entry = functions.entry(alias.function.clone()).or_default();
                     entry.remember(&pool.spec.arn, &alias.name);
                     entry.aliases.insert(alias.name.clone(), alias);
+                }
+            }
+            let mut stmt =
+                conn.prepare("SELECT function, qualifier, count, updated_ms FROM provisioned")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, u64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (function, qualifier, count, ms) = row?;
+                if latest.contains_key(&function) {
+                    functions
+                        .entry(function)
+                        .or_default()
+                        .provisioned
+                        .insert(qualifier, (count, ms));
                 }
             }
         }
@@ -562,6 +594,74 @@ impl Registry {
             f.arns.remove(name);
         }
         Ok(())
+    }
+
+    /// A version's or alias's provisioned concurrency: `(count, last modified ms)`.
+    pub fn provisioned(&self, function: &str, qualifier: &str) -> Option<(u32, u64)> {
+        let functions = self.functions.read().expect("versions poisoned");
+        functions.get(function)?.provisioned.get(qualifier).copied()
+    }
+
+    /// Sets (or with `None` removes) a version's or alias's provisioned concurrency.
+    pub fn set_provisioned(
+        &self,
+        function: &str,
+        qualifier: &str,
+        count: Option<u32>,
+    ) -> Result<(), VersionError> {
+        let mut functions = self.functions.write().expect("versions poisoned");
+        let f = functions.entry(function.to_owned()).or_default();
+        let now = crate::epoch_ms();
+        let conn = self.db.lock();
+        match count {
+            Some(n) => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO provisioned (function, qualifier, count, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![function, qualifier, n, now],
+                )?;
+                f.provisioned.insert(qualifier.to_owned(), (n, now));
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM provisioned WHERE function = ?1 AND qualifier = ?2",
+                    params![function, qualifier],
+                )?;
+                f.provisioned.remove(qualifier);
+            }
+        }
+        Ok(())
+    }
+
+    /// How many provisioned environments each published version of `function` should keep:
+    /// a version's own configuration plus its share of each alias's (split by the alias's
+    /// routing weight, as Lambda splits it).
+    pub fn provisioned_targets(&self, function: &str) -> Vec<(Arc<FunctionPool>, usize)> {
+        let functions = self.functions.read().expect("versions poisoned");
+        let Some(f) = functions.get(function) else {
+            return Vec::new();
+        };
+        let mut want: BTreeMap<u32, usize> = f.versions.keys().map(|n| (*n, 0)).collect();
+        for (qualifier, (count, _)) in &f.provisioned {
+            let count = *count as usize;
+            if let Some(n) = version_number(qualifier) {
+                *want.entry(n).or_default() += count;
+            } else if let Some(a) = f.aliases.get(qualifier) {
+                let extra = a.additional.as_ref().and_then(|(v, w)| {
+                    Some((version_number(v)?, (count as f64 * w).round() as usize))
+                });
+                if let Some((n, share)) = extra {
+                    *want.entry(n).or_default() += share;
+                }
+                if let Some(n) = version_number(&a.version) {
+                    *want.entry(n).or_default() +=
+                        count - extra.map_or(0, |(_, share)| share.min(count));
+                }
+            }
+        }
+        want.into_iter()
+            .filter_map(|(n, count)| Some((f.versions.get(&n)?.pool.clone(), count)))
+            .collect()
     }
 
     fn store_alias(&self, a: &AliasInfo) -> Result<(), VersionError> {

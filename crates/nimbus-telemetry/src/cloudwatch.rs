@@ -128,6 +128,25 @@ pub fn source(
     match namespace {
         "AWS/Lambda" => {
             let f = dim("FunctionName")?;
+            // By version or alias: CloudWatch's ExecutedVersion and Resource dimensions.
+            let version = dimensions.get("ExecutedVersion").map(String::as_str);
+            let resource = dimensions.get("Resource").map(String::as_str);
+            if version.is_some() || resource.is_some() {
+                let mut labels = vec![("function", f)];
+                labels.extend(version.map(|v| ("version", v)));
+                labels.extend(resource.map(|r| ("resource", r)));
+                let invocations = Series::new("nimbus_lambda_version_invocations_total", &labels);
+                return match metric {
+                    "Invocations" => Ok(Source::Count { count: invocations }),
+                    "Errors" => Ok(Source::Events {
+                        events: Series::new("nimbus_lambda_version_errors_total", &labels),
+                        of: vec![invocations],
+                    }),
+                    _ => Err(format!(
+                        "nimbus computes {namespace} {metric} by FunctionName alone; by ExecutedVersion or Resource it computes Invocations and Errors"
+                    )),
+                };
+            }
             let invocations = Series::new("nimbus_lambda_invocations_total", &[("function", f)]);
             Ok(match metric {
                 "Invocations" => Source::Count { count: invocations },
@@ -445,6 +464,71 @@ mod tests {
             datapoint(&lambda("Invocations"), Statistic::Sum, &start, &end),
             Some(4.0)
         );
+    }
+
+    #[test]
+    fn errors_by_executed_version_and_resource_count_only_that_version_or_alias() {
+        let t = Telemetry::new();
+        let start = samples::parse(&t.encode());
+        let labels = |version: &str, resource: &str| crate::VersionLabels {
+            function: "F".into(),
+            version: version.into(),
+            resource: resource.into(),
+        };
+        for (version, resource, invocations, errors) in [
+            ("1", "F:live", 6, 0),
+            ("2", "F:live", 2, 2),
+            ("$LATEST", "F", 3, 1),
+        ] {
+            let l = labels(version, resource);
+            t.lambda
+                .version_invocations
+                .get_or_create(&l)
+                .inc_by(invocations);
+            t.lambda.version_errors.get_or_create(&l).inc_by(errors);
+        }
+        let end = samples::parse(&t.encode());
+        let by = |pairs: &[(&str, &str)]| {
+            let errors = source("AWS/Lambda", "Errors", &dims(pairs)).unwrap();
+            let invocations = source("AWS/Lambda", "Invocations", &dims(pairs)).unwrap();
+            (
+                datapoint(&errors, Statistic::Sum, &start, &end),
+                datapoint(&invocations, Statistic::Sum, &start, &end),
+            )
+        };
+        // Dimensions, then the datapoints of Errors and of Invocations (Sum).
+        type Row<'a> = (&'a [(&'a str, &'a str)], (Option<f64>, Option<f64>));
+        let table: &[Row] = &[
+            (
+                &[("FunctionName", "F"), ("Resource", "F:live")],
+                (Some(2.0), Some(8.0)),
+            ),
+            (
+                &[("FunctionName", "F"), ("ExecutedVersion", "2")],
+                (Some(2.0), Some(2.0)),
+            ),
+            (
+                &[
+                    ("FunctionName", "F"),
+                    ("Resource", "F:live"),
+                    ("ExecutedVersion", "1"),
+                ],
+                (Some(0.0), Some(6.0)),
+            ),
+            (
+                &[("FunctionName", "F"), ("Resource", "F")],
+                (Some(1.0), Some(3.0)),
+            ),
+        ];
+        for (pairs, want) in table {
+            assert_eq!(&by(pairs), want, "{pairs:?}");
+        }
+        assert!(source(
+            "AWS/Lambda",
+            "Duration",
+            &dims(&[("FunctionName", "F"), ("Resource", "F:live")])
+        )
+        .is_err());
     }
 
     #[test]

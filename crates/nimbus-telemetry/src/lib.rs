@@ -36,6 +36,16 @@ pub struct FunctionLabels {
     pub function: String,
 }
 
+/// CloudWatch's `ExecutedVersion` and `Resource` dimensions of a function's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub function: String,
+    /// The version that ran: `$LATEST` or a number.
+    pub version: String,
+    /// What the caller invoked: the function (`F`), or a version or alias (`F:live`).
+    pub resource: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub function: String,
@@ -133,6 +143,9 @@ fn seconds_histogram() -> Histogram {
 
 pub struct LambdaMetrics {
     pub invocations: Family<FunctionLabels, Counter>,
+    /// Invocations and failed ones by the version that ran and the resource invoked.
+    pub version_invocations: Family<VersionLabels, Counter>,
+    pub version_errors: Family<VersionLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub throttles: Family<ThrottleLabels, Counter>,
     pub duration: Histograms<FunctionLabels>,
@@ -299,6 +312,8 @@ impl Telemetry {
         let mut r = Registry::with_prefix("nimbus");
         let lambda = LambdaMetrics {
             invocations: Family::default(),
+            version_invocations: Family::default(),
+            version_errors: Family::default(),
             errors: Family::default(),
             throttles: Family::default(),
             duration: Family::new_with_constructor(seconds_histogram),
@@ -320,6 +335,16 @@ impl Telemetry {
             "lambda_errors",
             "Invocations that failed, by error type (function, timeout, runtime)",
             l.errors.clone(),
+        );
+        r.register(
+            "lambda_version_invocations",
+            "Invocations that ran, by executed version and invoked resource (function, version or alias)",
+            l.version_invocations.clone(),
+        );
+        r.register(
+            "lambda_version_errors",
+            "Invocations that failed, by executed version and invoked resource",
+            l.version_errors.clone(),
         );
         r.register(
             "lambda_throttles",

@@ -17,7 +17,8 @@ use nimbus_template::Stack;
 pub struct Releases {
     platform: Platform,
     deployments: Deployments,
-    functions: BTreeMap<String, (String, Option<Preference>)>,
+    /// Per function: its alias, deployment preference and the alias's provisioned concurrency.
+    functions: BTreeMap<String, (String, Option<Preference>, Option<u32>)>,
 }
 
 impl Releases {
@@ -88,7 +89,10 @@ impl Releases {
                 }
             }
             if let Some(alias) = &f.auto_publish_alias {
-                functions.insert(f.name.clone(), (alias.clone(), preference));
+                functions.insert(
+                    f.name.clone(),
+                    (alias.clone(), preference, f.provisioned_concurrency),
+                );
             }
         }
         match errors.is_empty() {
@@ -101,6 +105,18 @@ impl Releases {
         }
     }
 
+    /// The template's `ProvisionedConcurrencyConfig`, on the alias as SAM sets it.
+    /// Returns once the environments are ready, so start-up's "ready" means warm.
+    async fn provision(&self, name: &str, alias: &str, count: Option<u32>) {
+        let current = self.platform.provisioned(name, alias).map(|p| p.0);
+        if current != count {
+            if let Err(e) = self.platform.put_provisioned(name, alias, count) {
+                eprintln!("error: cannot provision concurrency on {name}:{alias}: {e}");
+            }
+        }
+        self.platform.reprovision(name).await;
+    }
+
     /// Releases every function with an `AutoPublishAlias`.
     pub async fn release_all(&self) {
         for name in self.functions.keys() {
@@ -111,7 +127,7 @@ impl Releases {
     /// Publishes `name`'s `$LATEST` and moves its alias to the version, directly or by a
     /// deployment. Does nothing for a function without `AutoPublishAlias`.
     pub async fn release(&self, name: &str) {
-        let Some((alias, preference)) = self.functions.get(name) else {
+        let Some((alias, preference, provisioned)) = self.functions.get(name) else {
             return;
         };
         let version = match self.platform.publish_version(name, None, None, None).await {
@@ -138,8 +154,11 @@ impl Releases {
                     }
                     Err(e) => eprintln!("error: cannot create alias {alias} of {name}: {e}"),
                 }
+                self.provision(name, alias, *provisioned).await;
             }
-            Some(a) if a.version == version && a.additional.is_none() => {}
+            Some(a) if a.version == version && a.additional.is_none() => {
+                self.provision(name, alias, *provisioned).await
+            }
             Some(a) => {
                 if self.deployments.running(name) {
                     eprintln!(

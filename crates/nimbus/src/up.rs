@@ -495,7 +495,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
                 reserved_concurrency: f.reserved_concurrent_executions,
-                provisioned_concurrency: f.provisioned_concurrency.unwrap_or(0),
+                // With AutoPublishAlias, provisioned concurrency is the alias's (release.rs).
+                provisioned_concurrency: match f.auto_publish_alias {
+                    Some(_) => 0,
+                    None => f.provisioned_concurrency.unwrap_or(0),
+                },
                 tracing_active: f.tracing.as_deref() == Some("Active"),
                 version: "$LATEST".into(),
                 description: f

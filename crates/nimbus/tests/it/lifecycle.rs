@@ -43,7 +43,7 @@ fn idle_environments_are_stopped_after_the_idle_timeout() {
 }
 
 #[test]
-fn provisioned_environments_start_before_the_first_invoke_and_report_no_init() {
+fn provisioned_environments_of_the_alias_start_before_the_first_invoke_and_report_no_init() {
     let nimbus = Nimbus::start(ONE, &[]);
     let before: Vec<u32> = descendants(nimbus.pid());
     assert_eq!(
@@ -51,7 +51,8 @@ fn provisioned_environments_start_before_the_first_invoke_and_report_no_init() {
         2,
         "two provisioned environments expected, found {before:?}"
     );
-    let r = nimbus.invoke("Warm", "{}");
+    // As on Lambda, provisioned concurrency serves the alias it is configured on.
+    let r = nimbus.invoke("Warm:live", "{}");
     let body = r.json();
     assert_eq!(body["env"]["init_type"], "provisioned-concurrency");
     assert!(before.contains(&(body["pid"].as_u64().unwrap() as u32)));
