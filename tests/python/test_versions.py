@@ -12,6 +12,7 @@ import time
 import zipfile
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from conftest import NIMBUS, wait_until
@@ -357,6 +358,10 @@ def test_a_bad_canary_is_rolled_back_by_its_alarm_under_watch(start_nimbus, tmp_
     # After the rollback only version 1 answers.
     after = [invoke(lam, "live") for _ in range(50)]
     assert all(v == "1" and b["code"] == "one" for v, b in after)
+    # The dashboard's timeline: the alias's share on version 2 went to 10% and back to 0.
+    listed = requests.get(f"{n.endpoint}/_nimbus/api/deployments", timeout=10).json()["deployments"]
+    mine = next(x for x in listed if x["id"] == dep_id)
+    assert [w["weight"] for w in mine["weights"]] == [0, 0.1, 0] and mine["rolled_back"], mine
     out = subprocess.run([str(NIMBUS), "deployments", "--endpoint-url", n.endpoint],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and dep_id in out.stdout and "rolled back to version 1" in out.stdout, out

@@ -6,6 +6,7 @@ import { overviewView } from './map.js';
 import { functionsView, queuesView, alarmsView, statemachinesView } from './views.js';
 import { tracesView } from './traces.js';
 import { bucketsView } from './buckets.js';
+import { deploymentsView } from './deployments.js';
 import { logsView } from './logs.js';
 
 const POLL_MS = 2000;
@@ -43,6 +44,7 @@ const VIEWS = {
   queues: queuesView,
   statemachines: statemachinesView,
   buckets: bucketsView,
+  deployments: deploymentsView,
   traces: tracesView,
   logs: logsView,
   alarms: alarmsView,

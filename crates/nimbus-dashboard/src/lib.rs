@@ -33,14 +33,17 @@ struct Dashboard {
     hub: Hub,
     graph: Arc<Value>,
     alarms: Arc<dyn Fn() -> Value + Send + Sync>,
+    deployments: Arc<dyn Fn() -> Value + Send + Sync>,
 }
 
 /// The dashboard's routes: `/_nimbus/` and everything under it. `graph` is
-/// [`graph::build`]'s answer; `alarms` gives the alarms' states as `API.md` shows them.
+/// [`graph::build`]'s answer; `alarms` gives the alarms' states as `API.md` shows them, and
+/// `deployments` the CodeDeploy deployments with their timelines.
 pub fn router(
     hub: Hub,
     graph: Value,
     alarms: impl Fn() -> Value + Send + Sync + 'static,
+    deployments: impl Fn() -> Value + Send + Sync + 'static,
 ) -> Router {
     Router::new()
         .route(
@@ -54,12 +57,14 @@ pub fn router(
         .route("/_nimbus/api/traces/{id}", get(trace))
         .route("/_nimbus/api/logs", get(logs))
         .route("/_nimbus/api/alarms", get(alarm_states))
+        .route("/_nimbus/api/deployments", get(deployment_list))
         .route("/_nimbus/api/{*rest}", get(unknown_api))
         .route("/_nimbus/{*path}", get(asset))
         .with_state(Dashboard {
             hub,
             graph: Arc::new(graph),
             alarms: Arc::new(alarms),
+            deployments: Arc::new(deployments),
         })
 }
 
@@ -245,4 +250,9 @@ async fn logs(State(d): State<Dashboard>, Query(q): Query<HashMap<String, String
 
 async fn alarm_states(State(d): State<Dashboard>) -> Json<Value> {
     Json((d.alarms)())
+}
+
+/// `{"deployments": [...]}`, newest first: CodeDeploy's deployments with their timelines.
+async fn deployment_list(State(d): State<Dashboard>) -> Json<Value> {
+    Json((d.deployments)())
 }

@@ -967,10 +967,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         s3,
         codedeploy: deployments.clone(),
     })
-    .merge(nimbus_dashboard::router(hub.clone(), graph, {
-        let hub = hub.clone();
-        move || hub.alarm_states()
-    }));
+    .merge(nimbus_dashboard::router(
+        hub.clone(),
+        graph,
+        {
+            let hub = hub.clone();
+            move || hub.alarm_states()
+        },
+        {
+            let deployments = deployments.clone();
+            move || {
+                deployments.describe().unwrap_or_else(
+                    |e| serde_json::json!({"deployments": [], "error": e.to_string()}),
+                )
+            }
+        },
+    ));
     println!("nimbus: dashboard {endpoint}/_nimbus/");
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {
