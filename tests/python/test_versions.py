@@ -471,3 +471,92 @@ def test_provisioned_concurrency_is_the_aliases_and_follows_the_api(start_nimbus
     lam.delete_provisioned_concurrency_config(FunctionName="F", Qualifier="1")
     assert err(lambda: lam.get_provisioned_concurrency_config(FunctionName="F", Qualifier="1")) \
         == (404, "ProvisionedConcurrencyConfigNotFoundException")
+
+
+CFN = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: cfn-q}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: app.handler
+      Environment: {Variables: {CALLS: "%s"}}
+  V:
+    Type: AWS::Lambda::Version
+    Properties: {FunctionName: !Ref F, Description: from the template}
+  Prod:
+    Type: AWS::Lambda::Alias
+    Properties: {FunctionName: !Ref F, FunctionVersion: !GetAtt V.Version, Name: prod}
+  M:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: {FunctionName: !Ref Prod, EventSourceArn: !GetAtt Q.Arn, BatchSize: 1}
+"""
+
+
+def test_cloudformation_versions_and_aliases_are_published_once_and_served(start_nimbus, calls):
+    n = start_nimbus(CFN % calls, {"src/app.py": APP})
+    lam, sqs = n.lambda_client(), n.client("sqs")
+    n.wait_for("nimbus: F alias prod -> 1")
+    assert invoke(lam, "prod")[0] == "1"
+    # The version's Ref names its logical id as the qualifier: served as the version.
+    assert invoke(lam, "V")[0] == "1"
+    assert lam.get_function(FunctionName="F", Qualifier="1")["Configuration"]["Description"] == "from the template"
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="cfn-q")["QueueUrl"], MessageBody="m")
+    got = wait_until("the mapping's invocation", lambda: calls_of(calls) or None)
+    assert got[0]["version"] == "1" and got[0]["arn"].endswith(":function:F:prod"), got
+    n.stop()
+    # CloudFormation publishes a version resource once: changed code does not move it.
+    n = start_nimbus(CFN % calls, {"src/app.py": APP.replace('"one"', '"two"')})
+    n.wait_for("nimbus: F alias prod -> 1")
+    assert invoke(n.lambda_client(), "prod")[1]["code"] == "one"
+    assert invoke(n.lambda_client())[1]["code"] == "two"
+
+
+FAILING = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Failed:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: failed-q}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: app.handler
+      AutoPublishAlias: live
+"""
+
+
+def test_event_invoke_config_of_an_alias_sends_its_failures_where_it_says(start_nimbus):
+    n = start_nimbus(FAILING, {"src/app.py": BAD_CODE}, args=["--delay-scale", "0.01"])
+    lam, sqs = n.lambda_client(), n.client("sqs")
+    url = sqs.get_queue_url(QueueName="failed-q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert err(lambda: lam.get_function_event_invoke_config(FunctionName="F", Qualifier="live")) \
+        == (404, "ResourceNotFoundException")
+    put = lam.put_function_event_invoke_config(
+        FunctionName="F", Qualifier="live", MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+    assert put["FunctionArn"].endswith(":function:F:live") and put["MaximumRetryAttempts"] == 0
+    assert put["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
+    updated = lam.update_function_event_invoke_config(FunctionName="F", Qualifier="live", MaximumEventAgeInSeconds=600)
+    assert (updated["MaximumRetryAttempts"], updated["MaximumEventAgeInSeconds"]) == (0, 600)
+    listed = lam.list_function_event_invoke_configs(FunctionName="F")["FunctionEventInvokeConfigs"]
+    assert [c["FunctionArn"].rsplit(":", 1)[1] for c in listed] == ["live"]
+    assert err(lambda: lam.put_function_event_invoke_config(
+        FunctionName="F", Qualifier="live", DestinationConfig={"OnFailure": {"Destination": "arn:aws:s3:::nope"}})) \
+        == (400, "InvalidParameterValueException")
+    # An event through the alias fails once (no retries) and its record reaches the queue.
+    lam.invoke(FunctionName="F", Qualifier="live", InvocationType="Event", Payload=b'{"n": 1}')
+    msgs = wait_until("the failure record", lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"), 30)
+    record = json.loads(msgs[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted" and record["requestContext"]["approximateInvokeCount"] == 1
+    assert record["requestContext"]["functionArn"].endswith(":function:F:live"), record["requestContext"]
+    lam.delete_function_event_invoke_config(FunctionName="F", Qualifier="live")
+    assert lam.list_function_event_invoke_configs(FunctionName="F")["FunctionEventInvokeConfigs"] == []

@@ -71,6 +71,17 @@ pub fn router(platform: Platform, events: Hub) -> Router {
             get(get_concurrency),
         )
         .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            get(get_invoke_config)
+                .put(put_invoke_config)
+                .post(update_invoke_config)
+                .delete(delete_invoke_config),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(list_invoke_configs),
+        )
+        .route(
             "/2019-09-30/functions/{name}/provisioned-concurrency",
             get(get_provisioned)
                 .put(put_provisioned)
@@ -981,4 +992,180 @@ async fn delete_provisioned(
         .put_provisioned(name, qualifier, None)
         .map_err(version_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The function or `function:qualifier` an event invoke configuration belongs to.
+fn invoke_config_target(
+    platform: &Platform,
+    raw: &str,
+    q: &QualifierQuery,
+) -> Result<String, AwsError> {
+    let (name, qualifier) = target(platform, raw, q.qualifier.as_deref())?;
+    match qualifier {
+        None | Some("$LATEST") => Ok(name.to_owned()),
+        Some(q) if platform.exists(&format!("{name}:{q}")) => Ok(format!("{name}:{q}")),
+        Some(q) => Err(not_found(platform, name, Some(q))),
+    }
+}
+
+/// `name:$LATEST` for an unqualified name, as event invoke configurations name their function.
+fn with_qualifier(target: &str) -> String {
+    match target.contains(':') {
+        true => target.to_owned(),
+        false => format!("{target}:$LATEST"),
+    }
+}
+
+fn invoke_config_json(
+    platform: &Platform,
+    target: &str,
+    c: &nimbus_events::AsyncConfig,
+    set_ms: u64,
+) -> Value {
+    let cfg = platform.config();
+    let qualified = with_qualifier(target);
+    let dest = |d: &Option<nimbus_events::Dest>| match d {
+        Some(d) => json!({ "Destination": d.arn(&cfg.region, &cfg.account_id) }),
+        None => json!({}),
+    };
+    json!({
+        "LastModified": set_ms as f64 / 1000.0,
+        "FunctionArn": function_arn(&cfg.region, &cfg.account_id, &qualified),
+        "MaximumRetryAttempts": c.policy.maximum_retry_attempts,
+        "MaximumEventAgeInSeconds": c.policy.maximum_event_age_s,
+        "DestinationConfig": { "OnSuccess": dest(&c.on_success), "OnFailure": dest(&c.on_failure) },
+    })
+}
+
+/// `PutFunctionEventInvokeConfig` (a fresh configuration) or `Update...` (over the current one).
+fn read_invoke_config(
+    b: &Value,
+    mut c: nimbus_events::AsyncConfig,
+) -> Result<nimbus_events::AsyncConfig, AwsError> {
+    let range = |key: &str, lo: u64, hi: u64| -> Result<Option<u32>, AwsError> {
+        match b.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64().filter(|n| (lo..=hi).contains(n)) {
+                Some(n) => Ok(Some(n as u32)),
+                None => Err(AwsError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    format!("1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must have value between {lo} and {hi}", lower_first(key)),
+                )),
+            },
+        }
+    };
+    if let Some(n) = range("MaximumRetryAttempts", 0, 2)? {
+        c.policy.maximum_retry_attempts = n;
+    }
+    if let Some(n) = range("MaximumEventAgeInSeconds", 60, 21_600)? {
+        c.policy.maximum_event_age_s = n;
+    }
+    let dc = &b["DestinationConfig"];
+    for (key, slot) in [
+        ("OnSuccess", &mut c.on_success),
+        ("OnFailure", &mut c.on_failure),
+    ] {
+        match dc[key]["Destination"].as_str() {
+            None if dc.get(key).is_some() => *slot = None,
+            None => {}
+            Some(arn) => match nimbus_events::dest_from_arn(arn) {
+                Some(d) => *slot = Some(d),
+                None => {
+                    return Err(invalid(format!(
+                        "The destination ARN {arn} is invalid: use an SQS queue, SNS topic, Lambda function or EventBridge event bus ARN"
+                    )))
+                }
+            },
+        }
+    }
+    Ok(c)
+}
+
+async fn put_invoke_config(
+    State(Api { platform, events }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let target = invoke_config_target(&platform, &name, &query)?;
+    let c = read_invoke_config(&body(&raw)?, nimbus_events::AsyncConfig::default())?;
+    events.set_event_invoke_config(&target, Some(c));
+    get_invoke_config_of(&platform, &events, &target)
+}
+
+async fn update_invoke_config(
+    State(Api { platform, events }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+    raw: Bytes,
+) -> Result<Json<Value>, AwsError> {
+    let target = invoke_config_target(&platform, &name, &query)?;
+    let current = events
+        .event_invoke_config(&target)
+        .map(|(c, _)| c)
+        .unwrap_or_default();
+    let c = read_invoke_config(&body(&raw)?, current)?;
+    events.set_event_invoke_config(&target, Some(c));
+    get_invoke_config_of(&platform, &events, &target)
+}
+
+fn get_invoke_config_of(
+    platform: &Platform,
+    events: &Hub,
+    target: &str,
+) -> Result<Json<Value>, AwsError> {
+    let (c, set_ms) = events.event_invoke_config(target).ok_or_else(|| {
+        let cfg = platform.config();
+        let qualified = with_qualifier(target);
+        AwsError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!(
+                "The function {} doesn't have an EventInvokeConfig",
+                function_arn(&cfg.region, &cfg.account_id, &qualified)
+            ),
+        )
+    })?;
+    Ok(Json(invoke_config_json(platform, target, &c, set_ms)))
+}
+
+async fn get_invoke_config(
+    State(Api { platform, events }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Result<Json<Value>, AwsError> {
+    let target = invoke_config_target(&platform, &name, &query)?;
+    get_invoke_config_of(&platform, &events, &target)
+}
+
+async fn delete_invoke_config(
+    State(Api { platform, events }): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Result<StatusCode, AwsError> {
+    let target = invoke_config_target(&platform, &name, &query)?;
+    // Deleting what is not there is Get's ResourceNotFoundException.
+    let _exists = get_invoke_config_of(&platform, &events, &target)?;
+    events.set_event_invoke_config(&target, None);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_invoke_configs(
+    State(Api { platform, events }): State<Api>,
+    Path(name): Path<String>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, AwsError> {
+    let name = unqualified(&platform, &name)?;
+    let all: Vec<Value> = events
+        .event_invoke_configs(name)
+        .iter()
+        .map(|(t, c, ms)| invoke_config_json(&platform, t, c, *ms))
+        .collect();
+    let (configs, next) = page(all, &p)?;
+    let mut out = json!({ "FunctionEventInvokeConfigs": configs });
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
+    }
+    Ok(Json(out))
 }

@@ -124,13 +124,14 @@ pub(crate) async fn worker(hub: Hub, function: String) {
 }
 
 async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
-    let cfg = hub.async_config(&function);
     let meta: Value = serde_json::from_str(&job.meta).unwrap_or_default();
     let trace = meta["trace"].as_str().map(str::to_owned);
     let target = match meta["qualifier"].as_str() {
         Some(q) => format!("{function}:{q}"),
         None => function.clone(),
     };
+    // A version's or alias's own settings, else the function's.
+    let cfg = hub.async_config(&target);
     let scale = hub.settings().delay_scale;
     let outcome = if !cfg.policy.alive(job.created_ms, now_ms()) {
         Outcome::GiveUp(GiveUp::EventAgeExceeded, None, job.attempts)
@@ -204,8 +205,8 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
         }
         Outcome::Success(out, attempts) => {
             if let Some(dest) = &cfg.on_success {
-                let record = record(&hub, &function, &job, "Success", Some(&out), attempts);
-                send_record(&hub, &function, dest, &record, trace.as_deref(), true);
+                let record = record(&hub, &target, &job, "Success", Some(&out), attempts);
+                send_record(&hub, &target, dest, &record, trace.as_deref(), true);
             }
             hub.store().finish_job(job.seq).await
         }
@@ -213,6 +214,7 @@ async fn run(hub: Hub, function: String, job: Job, slot: OwnedSemaphorePermit) {
             give_up(
                 &hub,
                 &function,
+                &target,
                 &job,
                 &cfg,
                 why,
@@ -240,6 +242,7 @@ enum Outcome {
 fn give_up(
     hub: &Hub,
     function: &str,
+    target: &str,
     job: &Job,
     cfg: &crate::AsyncConfig,
     why: GiveUp,
@@ -257,8 +260,8 @@ fn give_up(
             .inc();
     }
     if let Some(dest) = &cfg.on_failure {
-        let record = record(hub, function, job, why.as_str(), out, attempts);
-        send_record(hub, function, dest, &record, trace, false);
+        let record = record(hub, target, job, why.as_str(), out, attempts);
+        send_record(hub, target, dest, &record, trace, false);
     }
     if let Some(queue) = &cfg.dead_letter_queue {
         let (code, message) = match out {
@@ -303,23 +306,32 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     i
 }
 
-/// The record Lambda sends to a destination.
+/// The ARN of what was invoked: `function:$LATEST`, or the version or alias it named.
+fn invoked_arn(hub: &Hub, target: &str) -> String {
+    let s = hub.settings();
+    let arn = nimbus_core::arn::function_arn(&s.region, &s.account, target);
+    match target.contains(':') {
+        true => arn,
+        false => format!("{arn}:$LATEST"),
+    }
+}
+
+/// The record Lambda sends to a destination. `target` is what was invoked (`name` or
+/// `name:qualifier`).
 fn record(
     hub: &Hub,
-    function: &str,
+    target: &str,
     job: &Job,
     condition: &str,
     out: Option<&InvokeResponse>,
     attempts: u32,
 ) -> Value {
-    let s = hub.settings();
-    let arn = nimbus_core::arn::function_arn(&s.region, &s.account, function);
     let mut record = json!({
         "version": "1.0",
         "timestamp": nimbus_core::report::timestamp_millis(now_ms()),
         "requestContext": {
             "requestId": job.id,
-            "functionArn": format!("{arn}:$LATEST"),
+            "functionArn": invoked_arn(hub, target),
             "condition": condition,
             "approximateInvokeCount": attempts,
         },
@@ -345,14 +357,12 @@ fn send_record(
     trace: Option<&str>,
     success: bool,
 ) {
-    let s = hub.settings();
-    let arn = nimbus_core::arn::function_arn(&s.region, &s.account, function);
     let detail_type = if success {
         "Lambda Function Invocation Result - Success"
     } else {
         "Lambda Function Invocation Result - Failure"
     };
-    let resource = format!("{arn}:$LATEST");
+    let resource = invoked_arn(hub, function);
     if let Err(e) = hub.deliver(
         dest,
         &record.to_string(),

@@ -54,6 +54,28 @@ fn machine_name(id: &str, r: &nimbus_template::Resource) -> Option<String> {
     Some(r.properties[key].as_str().unwrap_or(id).to_owned())
 }
 
+/// Where an asynchronous invocation's destination ARN delivers: a function (with its
+/// qualifier), a queue, a topic or an event bus. `None` for anything else.
+pub fn dest_from_arn(arn: &str) -> Option<Dest> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, service, _, _, resource] = parts.as_slice() else {
+        return None;
+    };
+    if resource.is_empty() {
+        return None;
+    }
+    Some(match *service {
+        "lambda" => {
+            let name = resource.strip_prefix("function:")?;
+            Dest::Function(name.strip_suffix(":$LATEST").unwrap_or(name).to_owned())
+        }
+        "sqs" => Dest::Queue((*resource).to_owned()),
+        "sns" => Dest::Topic((*resource).to_owned()),
+        "events" => Dest::Bus(resource.strip_prefix("event-bus/")?.to_owned()),
+        _ => return None,
+    })
+}
+
 /// The bus a name or an ARN (`arn:aws:events:..:event-bus/NAME`) names.
 pub fn bus_name(raw: &str) -> &str {
     raw.rsplit_once(":event-bus/").map_or(raw, |(_, n)| n)

@@ -32,7 +32,9 @@ use nimbus_telemetry::{AsyncSnapshot, QueueSnapshot};
 use tokio::sync::Notify;
 
 pub use bus::{PutEntryError, PutEventsEntry};
-pub use config::{AlarmSpec, AsyncConfig, Dest, EventsSpec, MappingSpec, RuleSpec, TargetSpec};
+pub use config::{
+    dest_from_arn, AlarmSpec, AsyncConfig, Dest, EventsSpec, MappingSpec, RuleSpec, TargetSpec,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -84,7 +86,9 @@ struct Inner {
     settings: Settings,
     queues: Signals,
     lanes: Signals,
-    async_configs: BTreeMap<String, AsyncConfig>,
+    /// By function, or by `function:qualifier` for a version's or alias's own settings
+    /// (`PutFunctionEventInvokeConfig` with a `Qualifier`), with the time each was set.
+    async_configs: std::sync::RwLock<BTreeMap<String, (AsyncConfig, u64)>>,
     buses: bus::Buses,
     mappings: Vec<MappingSpec>,
     stream_mappings: Vec<config::StreamMappingSpec>,
@@ -121,7 +125,12 @@ impl Hub {
                 settings,
                 queues,
                 lanes: Signals::default(),
-                async_configs: spec.async_configs,
+                async_configs: std::sync::RwLock::new(
+                    spec.async_configs
+                        .into_iter()
+                        .map(|(k, v)| (k, (v, now_ms())))
+                        .collect(),
+                ),
                 buses,
                 mappings: spec.mappings,
                 stream_mappings: spec.stream_mappings,
@@ -317,11 +326,48 @@ impl Hub {
 
     /// A function's asynchronous invocation settings (Lambda's defaults when it declared none).
     pub fn async_config(&self, function: &str) -> AsyncConfig {
-        self.inner
-            .async_configs
+        let configs = self.inner.async_configs.read().expect("configs poisoned");
+        let base = function.split(':').next().unwrap_or(function);
+        configs
             .get(function)
-            .cloned()
+            .or_else(|| configs.get(base))
+            .map(|(c, _)| c.clone())
             .unwrap_or_default()
+    }
+
+    /// The settings `PutFunctionEventInvokeConfig` (or the template) gave exactly `target` (a
+    /// function, or `function:qualifier`), and when.
+    pub fn event_invoke_config(&self, target: &str) -> Option<(AsyncConfig, u64)> {
+        let configs = self.inner.async_configs.read().expect("configs poisoned");
+        configs.get(target).cloned()
+    }
+
+    /// Every function's and qualifier's own asynchronous settings starting with `function`.
+    pub fn event_invoke_configs(&self, function: &str) -> Vec<(String, AsyncConfig, u64)> {
+        let configs = self.inner.async_configs.read().expect("configs poisoned");
+        configs
+            .iter()
+            .filter(|(k, _)| k.split(':').next() == Some(function))
+            .map(|(k, (c, t))| (k.clone(), c.clone(), *t))
+            .collect()
+    }
+
+    /// Sets (`None`: removes) `target`'s own asynchronous settings; the DLQ stays the
+    /// function's.
+    pub fn set_event_invoke_config(&self, target: &str, config: Option<AsyncConfig>) {
+        let mut configs = self.inner.async_configs.write().expect("configs poisoned");
+        match config {
+            Some(mut c) => {
+                let base = target.split(':').next().unwrap_or(target);
+                c.dead_letter_queue = configs
+                    .get(base)
+                    .and_then(|(b, _)| b.dead_letter_queue.clone());
+                configs.insert(target.to_owned(), (c, now_ms()));
+            }
+            None => {
+                configs.remove(target);
+            }
+        }
     }
 
     pub(crate) fn lanes(&self) -> &Signals {

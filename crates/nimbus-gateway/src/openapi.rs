@@ -159,7 +159,8 @@ pub fn read(
                 ));
                 continue;
             };
-            if !function_named(&function) {
+            // A qualified name (`name:alias`) invokes that alias of the template's function.
+            if !function_named(function.split(':').next().unwrap_or(&function)) {
                 errors.push(format!(
                     "{int_source}.uri: names the function {function:?}, which is not in the template"
                 ));
@@ -429,7 +430,7 @@ mod tests {
                 ),
                 (
                     "ANY /items/{id}".into(),
-                    "Echo".into(),
+                    "Echo:live".into(),
                     Duration::from_secs(29)
                 ),
                 (

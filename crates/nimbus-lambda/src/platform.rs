@@ -152,10 +152,7 @@ impl Platform {
         match (self.inner.pools.get(name), qualifier) {
             (None, _) => false,
             (Some(_), None | Some("$LATEST")) => true,
-            (Some(_), Some(q)) => match crate::versions::version_number(q) {
-                Some(n) => self.inner.versions.version(name, n).is_some(),
-                None => self.inner.versions.alias(name, q).is_some(),
-            },
+            (Some(_), Some(q)) => self.inner.versions.knows(name, q),
         }
     }
 
@@ -190,6 +187,32 @@ impl Platform {
         })
         .await
         .map_err(|e| VersionError::Store(format!("publishing stopped: {e}")))?
+    }
+
+    /// The version the template's `AWS::Lambda::Version` `logical_id` stands for: the one
+    /// published for it before (CloudFormation publishes a version resource once), else a new
+    /// publish of `$LATEST`.
+    pub async fn publish_version_ref(
+        &self,
+        name: &str,
+        logical_id: &str,
+        description: Option<String>,
+    ) -> Result<u32, VersionError> {
+        if let Some(n) = self.inner.versions.version_ref(name, logical_id) {
+            return Ok(n);
+        }
+        let v = self.publish_version(name, description, None, None).await?;
+        let n: u32 = v.spec.version.parse().unwrap_or_default();
+        let arn = self.latest(name)?.spec.arn.clone();
+        self.inner
+            .versions
+            .bind_version_ref(name, &arn, logical_id, n)?;
+        Ok(n)
+    }
+
+    /// The version a template `AWS::Lambda::Version` id stands for, once published.
+    pub fn version_ref(&self, name: &str, logical_id: &str) -> Option<u32> {
+        self.inner.versions.version_ref(name, logical_id)
     }
 
     /// The published versions of a function, oldest first.

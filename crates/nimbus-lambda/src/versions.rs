@@ -107,6 +107,13 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL,
         PRIMARY KEY (function, qualifier)
     );",
+    "
+    CREATE TABLE version_refs (
+        function TEXT NOT NULL,
+        logical_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (function, logical_id)
+    );",
 ];
 
 /// A published version, as the API describes it.
@@ -155,6 +162,9 @@ struct Versions {
     arns: HashMap<String, Arc<str>>,
     /// Provisioned concurrency by version or alias: `(count, last modified ms)`.
     provisioned: BTreeMap<String, (u32, u64)>,
+    /// The template's `AWS::Lambda::Version`s: logical id to the version published for it (its
+    /// `Ref` and `GetAtt Version` name the id, which is served as that version).
+    refs: HashMap<String, u32>,
 }
 
 impl Versions {
@@ -291,6 +301,27 @@ impl Registry {
                         .insert(qualifier, (count, ms));
                 }
             }
+            let mut stmt =
+                conn.prepare("SELECT function, logical_id, version FROM version_refs")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (function, id, n) = row?;
+                if let Some(pool) = latest.get(&function) {
+                    let entry = functions.entry(function).or_default();
+                    if entry.versions.contains_key(&n) {
+                        entry
+                            .arns
+                            .insert(id.clone(), format!("{}:{n}", pool.spec.arn).into());
+                        entry.refs.insert(id, n);
+                    }
+                }
+            }
         }
         Ok(Self {
             db,
@@ -316,7 +347,10 @@ impl Registry {
         if let Some(n) = version_number(qualifier) {
             return f.versions.get(&n).map(|v| (v.pool.clone(), arn));
         }
-        let alias = f.aliases.get(qualifier)?;
+        let Some(alias) = f.aliases.get(qualifier) else {
+            let n = f.refs.get(qualifier)?;
+            return f.versions.get(n).map(|v| (v.pool.clone(), arn));
+        };
         let target = match &alias.additional {
             Some((other, weight)) if rand::random::<f64>() < *weight => other,
             _ => &alias.version,
@@ -596,6 +630,49 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether `qualifier` names a version, an alias or a template version of `function`.
+    pub fn knows(&self, function: &str, qualifier: &str) -> bool {
+        let functions = self.functions.read().expect("versions poisoned");
+        let Some(f) = functions.get(function) else {
+            return false;
+        };
+        match version_number(qualifier) {
+            Some(n) => f.versions.contains_key(&n),
+            None => f.aliases.contains_key(qualifier) || f.refs.contains_key(qualifier),
+        }
+    }
+
+    /// The version published for the template's `AWS::Lambda::Version` `logical_id`, if it
+    /// still exists.
+    pub fn version_ref(&self, function: &str, logical_id: &str) -> Option<u32> {
+        let functions = self.functions.read().expect("versions poisoned");
+        let f = functions.get(function)?;
+        f.refs
+            .get(logical_id)
+            .copied()
+            .filter(|n| f.versions.contains_key(n))
+    }
+
+    /// Serves `logical_id` (an `AWS::Lambda::Version` of the template) as version `n`.
+    pub fn bind_version_ref(
+        &self,
+        function: &str,
+        arn: &str,
+        logical_id: &str,
+        n: u32,
+    ) -> Result<(), VersionError> {
+        self.db.lock().execute(
+            "INSERT OR REPLACE INTO version_refs (function, logical_id, version) VALUES (?1, ?2, ?3)",
+            params![function, logical_id, n],
+        )?;
+        let mut functions = self.functions.write().expect("versions poisoned");
+        let f = functions.entry(function.to_owned()).or_default();
+        f.arns
+            .insert(logical_id.to_owned(), format!("{arn}:{n}").into());
+        f.refs.insert(logical_id.to_owned(), n);
+        Ok(())
+    }
+
     /// A version's or alias's provisioned concurrency: `(count, last modified ms)`.
     pub fn provisioned(&self, function: &str, qualifier: &str) -> Option<(u32, u64)> {
         let functions = self.functions.read().expect("versions poisoned");
@@ -644,7 +721,7 @@ impl Registry {
         let mut want: BTreeMap<u32, usize> = f.versions.keys().map(|n| (*n, 0)).collect();
         for (qualifier, (count, _)) in &f.provisioned {
             let count = *count as usize;
-            if let Some(n) = version_number(qualifier) {
+            if let Some(n) = version_number(qualifier).or_else(|| f.refs.get(qualifier).copied()) {
                 *want.entry(n).or_default() += count;
             } else if let Some(a) = f.aliases.get(qualifier) {
                 let extra = a.additional.as_ref().and_then(|(v, w)| {

@@ -487,6 +487,9 @@ impl<'a> Resolver<'a> {
         let Some(decl) = self.target(name, "Ref", pos, path) else {
             return Some(Node::invalid(pos));
         };
+        if let Some(arn) = self.qualified_function(name, &decl.resource_type) {
+            return Some(Node::string(arn, pos));
+        }
         let family = attrs::family(&decl.resource_type);
         match self.physical_name(name) {
             Some(phys) => Some(Node::string(
@@ -610,6 +613,22 @@ impl<'a> Resolver<'a> {
     }
 
     /// A resolved scalar property of a resource, as text.
+    /// `Ref` of an `AWS::Lambda::Version` or `AWS::Lambda::Alias`: the function's ARN with the
+    /// alias's name, or with the version's logical id (which nimbus serves as a qualifier of the
+    /// version it publishes for it). `None` for other types.
+    fn qualified_function(&mut self, id: &str, resource_type: &str) -> Option<String> {
+        let qualifier = match resource_type {
+            "AWS::Lambda::Version" => id.to_owned(),
+            "AWS::Lambda::Alias" => self.property_text(id, "Name")?,
+            _ => return None,
+        };
+        let function = self.property_text(id, "FunctionName")?;
+        Some(format!(
+            "{}:{qualifier}",
+            self.env.function_arn(function_name_of(&function))
+        ))
+    }
+
     fn property_text(&mut self, id: &str, prop: &str) -> Option<String> {
         let t = self.t;
         let decl = t.decl(id)?;
@@ -657,6 +676,23 @@ impl<'a> Resolver<'a> {
             Some(d) => d,
             None => return Some(Node::invalid(pos)),
         };
+        match (decl.resource_type.as_str(), attr) {
+            // The number is the publish's, known when nimbus starts the stack: the logical id
+            // stands for it, and nimbus serves that id as a qualifier of the version.
+            ("AWS::Lambda::Version", "Version") => return Some(Node::string(id, pos)),
+            ("AWS::Lambda::Alias", "AliasArn") => {
+                let arn = self.qualified_function(id, &decl.resource_type);
+                return Some(arn.map_or_else(|| Node::invalid(pos), |a| Node::string(a, pos)));
+            }
+            ("AWS::Lambda::Version" | "AWS::Lambda::Alias", "FunctionArn") => {
+                let f = self.property_text(id, "FunctionName");
+                return Some(match f.as_deref().map(function_name_of) {
+                    Some(f) => Node::string(self.env.function_arn(f), pos),
+                    None => Node::invalid(pos),
+                });
+            }
+            _ => {}
+        }
         let Some(name) = self.physical_name(id) else {
             return Some(Node::invalid(pos));
         };
@@ -1174,6 +1210,12 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The function name in a `FunctionName` value: a name, or an ARN (qualified or not).
+fn function_name_of(value: &str) -> &str {
+    let name = value.rsplit_once(":function:").map_or(value, |(_, n)| n);
+    name.split(':').next().unwrap_or(name)
 }
 
 #[cfg(test)]

@@ -93,6 +93,9 @@ const SERVED: &[&str] = &[
     "AWS::StepFunctions::StateMachine",
     "AWS::Scheduler::Schedule",
     "AWS::S3::Bucket",
+    "AWS::Lambda::Version",
+    "AWS::Lambda::Alias",
+    "AWS::CodeDeploy::DeploymentConfig",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,
@@ -125,6 +128,7 @@ const NOT_EMULATED: &[&str] = &[
     "AWS::Events::EventBusPolicy",
     "AWS::Logs::ResourcePolicy",
     "AWS::Serverless::Connector",
+    "AWS::CodeDeploy::Application",
 ];
 
 fn not_emulated(resource_type: &str) -> bool {

@@ -12,11 +12,33 @@ use nimbus_codedeploy::{config, Deployments, Preference};
 use nimbus_lambda::{AliasInfo, AliasUpdate, Platform};
 use nimbus_template::Stack;
 
+/// The template's `AWS::Lambda::Version`: published once per logical id, as CloudFormation does.
+#[derive(Clone)]
+struct CfnVersion {
+    id: String,
+    function: String,
+    description: Option<String>,
+}
+
+/// The template's `AWS::Lambda::Alias`.
+#[derive(Clone)]
+struct CfnAlias {
+    function: String,
+    name: String,
+    /// A number, `$LATEST`, or a version resource's logical id (what its `GetAtt Version` gives).
+    version: String,
+    additional: Option<(String, f64)>,
+    description: String,
+    provisioned: Option<u32>,
+}
+
 /// The functions with an `AutoPublishAlias`: their alias and deployment preference.
 #[derive(Clone)]
 pub struct Releases {
     platform: Platform,
     deployments: Deployments,
+    cfn_versions: Vec<CfnVersion>,
+    cfn_aliases: Vec<CfnAlias>,
     /// Per function: its alias, deployment preference and the alias's provisioned concurrency.
     functions: BTreeMap<String, (String, Option<Preference>, Option<u32>)>,
 }
@@ -53,6 +75,7 @@ impl Releases {
                 )),
             }
         }
+        let (cfn_versions, cfn_aliases) = cfn_resources(stack, template, &mut errors);
         let mut functions = BTreeMap::new();
         for f in &stack.functions {
             let at = |prop: &str| {
@@ -99,6 +122,8 @@ impl Releases {
             true => Ok(Self {
                 platform,
                 deployments,
+                cfn_versions,
+                cfn_aliases,
                 functions,
             }),
             false => Err(errors),
@@ -117,11 +142,69 @@ impl Releases {
         self.platform.reprovision(name).await;
     }
 
-    /// Releases every function with an `AutoPublishAlias`.
+    /// Releases every function with an `AutoPublishAlias`, then the template's own versions
+    /// and aliases.
     pub async fn release_all(&self) {
         for name in self.functions.keys() {
             self.release(name).await;
         }
+        for v in &self.cfn_versions {
+            match self
+                .platform
+                .publish_version_ref(&v.function, &v.id, v.description.clone())
+                .await
+            {
+                Ok(n) => println!("nimbus: {} version {n} ({})", v.function, v.id),
+                Err(e) => eprintln!("error: cannot publish {} for {}: {e}", v.id, v.function),
+            }
+        }
+        for a in &self.cfn_aliases {
+            if let Err(e) = self.cfn_alias(a).await {
+                eprintln!("error: cannot set alias {} of {}: {e}", a.name, a.function);
+            }
+        }
+    }
+
+    /// Creates or updates a template alias, its version ids read as the versions they stand for.
+    async fn cfn_alias(&self, a: &CfnAlias) -> Result<(), nimbus_lambda::VersionError> {
+        let number = |v: &str| match self.platform.version_ref(&a.function, v) {
+            Some(n) => n.to_string(),
+            None => v.to_owned(),
+        };
+        let version = number(&a.version);
+        let additional = a.additional.as_ref().map(|(v, w)| (number(v), *w));
+        match self.platform.alias(&a.function, &a.name) {
+            Err(_) => {
+                self.platform.create_alias(AliasInfo {
+                    function: a.function.clone(),
+                    name: a.name.clone(),
+                    version: version.clone(),
+                    additional,
+                    description: a.description.clone(),
+                    revision_id: String::new(),
+                })?;
+            }
+            Ok(current) => {
+                if current.version != version
+                    || current.additional != additional
+                    || current.description != a.description
+                {
+                    self.platform.update_alias(
+                        &a.function,
+                        &a.name,
+                        AliasUpdate {
+                            version: Some(version.clone()),
+                            description: Some(a.description.clone()),
+                            additional: Some(additional),
+                            revision_id: None,
+                        },
+                    )?;
+                }
+            }
+        }
+        println!("nimbus: {} alias {} -> {version}", a.function, a.name);
+        self.provision(&a.function, &a.name, a.provisioned).await;
+        Ok(())
     }
 
     /// Publishes `name`'s `$LATEST` and moves its alias to the version, directly or by a
@@ -248,4 +331,109 @@ pub async fn list(args: crate::cli::DeploymentsArgs) -> anyhow::Result<ExitCode>
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The function a `FunctionName` value names (a name, or an ARN, qualified or not).
+fn function_of(value: &str) -> &str {
+    let name = value.rsplit_once(":function:").map_or(value, |(_, n)| n);
+    name.split(':').next().unwrap_or(name)
+}
+
+/// The template's `AWS::Lambda::Version` and `AWS::Lambda::Alias` resources; the errors name
+/// the line and property.
+fn cfn_resources(
+    stack: &Stack,
+    template: &std::path::Path,
+    errors: &mut Vec<String>,
+) -> (Vec<CfnVersion>, Vec<CfnAlias>) {
+    let (mut versions, mut aliases) = (Vec::new(), Vec::new());
+    for r in stack.resources.values() {
+        let at = |prop: &str| {
+            format!(
+                "{}:{}: Resources.{}.Properties.{prop}",
+                template.display(),
+                r.property_lines.get(prop).copied().unwrap_or(r.line),
+                r.logical_id
+            )
+        };
+        let p = &r.properties;
+        if !matches!(
+            r.resource_type.as_str(),
+            "AWS::Lambda::Version" | "AWS::Lambda::Alias"
+        ) {
+            continue;
+        }
+        let Some(function) = p["FunctionName"].as_str().map(function_of) else {
+            errors.push(format!(
+                "{}: required (the function's name or ARN)",
+                at("FunctionName")
+            ));
+            continue;
+        };
+        if stack.function(function).is_none() {
+            errors.push(format!(
+                "{}: {function:?} is not a function of the template",
+                at("FunctionName")
+            ));
+            continue;
+        }
+        let text = |k: &str| p[k].as_str().map(str::to_owned);
+        if r.resource_type == "AWS::Lambda::Version" {
+            versions.push(CfnVersion {
+                id: r.logical_id.clone(),
+                function: function.to_owned(),
+                description: text("Description"),
+            });
+            continue;
+        }
+        let (Some(name), Some(version)) = (text("Name"), text("FunctionVersion")) else {
+            errors.push(format!(
+                "{}: Name and FunctionVersion are required",
+                at("FunctionVersion")
+            ));
+            continue;
+        };
+        let weights = p["RoutingConfig"]["AdditionalVersionWeights"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if weights.len() > 1 {
+            errors.push(format!(
+                "{}: Lambda routes an alias to at most one additional version",
+                at("RoutingConfig")
+            ));
+            continue;
+        }
+        let additional = match weights.first() {
+            None => None,
+            Some(w) => {
+                let v = w["FunctionVersion"].as_str();
+                let weight = w["FunctionWeight"]
+                    .as_f64()
+                    .or_else(|| w["FunctionWeight"].as_str().and_then(|s| s.parse().ok()));
+                match (v, weight) {
+                    (Some(v), Some(weight)) => Some((v.to_owned(), weight)),
+                    _ => {
+                        errors.push(format!(
+                            "{}: each weight needs FunctionVersion and a numeric FunctionWeight",
+                            at("RoutingConfig")
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        let provisioned = p["ProvisionedConcurrencyConfig"]["ProvisionedConcurrentExecutions"]
+            .as_u64()
+            .map(|n| n as u32);
+        aliases.push(CfnAlias {
+            function: function.to_owned(),
+            name,
+            version,
+            additional,
+            description: text("Description").unwrap_or_default(),
+            provisioned,
+        });
+    }
+    (versions, aliases)
 }
