@@ -317,19 +317,39 @@ def finished(n, dep_id, timeout=60):
         cd.get_deployment(deploymentId=dep_id)["deploymentInfo"]), timeout)
 
 
-def test_a_linear_deployment_with_a_good_hook_completes(start_nimbus, tmp_path):
+@pytest.mark.parametrize("kind,shifts", [("Linear10PercentEvery1Minute", 10), ("Canary10Percent5Minutes", 2),
+                                          ("AllAtOnce", 1)])
+def test_a_good_deployment_with_a_good_hook_completes_on_restart(start_nimbus, kind, shifts):
     files = {"src/app.py": APP, "hook/hook.py": HOOK}
-    start_nimbus(deploying("Linear10PercentEvery1Minute", "Succeeded"), files).stop()
-    n = start_nimbus(deploying("Linear10PercentEvery1Minute", "Succeeded"),
+    start_nimbus(deploying(kind, "Succeeded"), files).stop()
+    n = start_nimbus(deploying(kind, "Succeeded"),
                      {"src/app.py": APP.replace('"one"', '"two"')}, args=["--delay-scale", "0.003"])
     d = finished(n, deployment(n))
     assert d["status"] == "Succeeded", d
-    assert d["deploymentConfigName"] == "CodeDeployDefault.LambdaLinear10PercentEvery1Minute"
+    assert d["deploymentConfigName"] == f"CodeDeployDefault.Lambda{kind}"
     a = n.lambda_client().get_alias(FunctionName="F", Name="live")
     assert (a["FunctionVersion"], a.get("RoutingConfig")) == ("2", None)
-    assert invoke(n.lambda_client(), "live") [1]["code"] == "two"
-    # Ten shifts of 10%, each logged.
-    assert sum("traffic shifted" in line for line in n.lines) == 10
+    assert invoke(n.lambda_client(), "live")[1]["code"] == "two"
+    # Each shift is logged.
+    assert sum("traffic shifted" in line for line in n.lines) == shifts
+
+
+def test_nimbus_deploy_rebuilds_releases_and_follows_the_deployment(start_nimbus, tmp_path):
+    n = start_nimbus(deploying("Canary10Percent5Minutes"), {"src/app.py": APP}, args=["--delay-scale", "0.002"])
+    (tmp_path / "src" / "app.py").write_text(APP.replace('"one"', '"two"'))
+    out = subprocess.run([str(NIMBUS), "deploy", "F", "--endpoint-url", n.endpoint],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out
+    assert "F version 2 published; deployment d-" in out.stdout and ": Succeeded" in out.stdout, out.stdout
+    executed, body = invoke(n.lambda_client(), "live")
+    assert (executed, body["code"]) == ("2", "two")
+    # Nothing changed: nothing to deploy.
+    again = subprocess.run([str(NIMBUS), "deploy", "F", "--endpoint-url", n.endpoint],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "unchanged, alias live is version 2" in again.stdout, again
+    missing = subprocess.run([str(NIMBUS), "deploy", "Nope", "--endpoint-url", n.endpoint],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and 'no function "Nope"' in missing.stderr, missing
 
 
 def test_a_bad_canary_is_rolled_back_by_its_alarm_under_watch(start_nimbus, tmp_path):

@@ -37,6 +37,8 @@ struct Inner {
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     faults: Arc<crate::faults::Faults>,
     versions: crate::versions::Registry,
+    /// One reprovisioning at a time: two would each start the environments missing.
+    provisioning: tokio::sync::Mutex<()>,
 }
 
 /// Holds one in-flight count and, once acquired, one unit of concurrency counted in the
@@ -104,6 +106,7 @@ impl Platform {
                 reaper: Mutex::new(None),
                 faults: Arc::default(),
                 versions,
+                provisioning: tokio::sync::Mutex::new(()),
             }),
         };
         platform.start_reaper();
@@ -424,6 +427,7 @@ impl Platform {
     /// Gives each published version of `name` the provisioned environments its versions' and
     /// aliases' configurations add up to, stopping surplus ones; returns once they are ready.
     pub async fn reprovision(&self, name: &str) {
+        let _one = self.inner.provisioning.lock().await;
         for (pool, count) in self.inner.versions.provisioned_targets(name) {
             pool.set_provisioned_target(count);
             self.warm(&pool, count).await;

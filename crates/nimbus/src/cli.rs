@@ -32,6 +32,22 @@ pub enum Command {
     Chaos(ChaosArgs),
     /// List a running nimbus's gradual deployments (CodeDeploy's), newest first.
     Deployments(DeploymentsArgs),
+    /// Rebuild a function of a running nimbus from its sources and release it (publish, then
+    /// move its AutoPublishAlias at once or by its DeploymentPreference), following any
+    /// deployment to its verdict.
+    Deploy(DeployArgs),
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The function (its name); every function of the template when left out.
+    pub function: Option<String>,
+    /// The nimbus AWS endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "NIMBUS_ENDPOINT")]
+    pub endpoint_url: String,
+    /// Return once released, without following the deployments.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args)]

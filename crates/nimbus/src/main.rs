@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Cost(args) => run_async(cost::cost(args)),
         cli::Command::Chaos(args) => run_async(chaos::chaos(args)),
         cli::Command::Deployments(args) => run_async(release::list(args)),
+        cli::Command::Deploy(args) => run_async(release::deploy(args)),
     };
     match result {
         Ok(code) => code,

@@ -146,7 +146,7 @@ impl Releases {
     /// and aliases.
     pub async fn release_all(&self) {
         for name in self.functions.keys() {
-            self.release(name).await;
+            let _ = self.release(name).await;
         }
         for v in &self.cfn_versions {
             match self
@@ -208,16 +208,18 @@ impl Releases {
     }
 
     /// Publishes `name`'s `$LATEST` and moves its alias to the version, directly or by a
-    /// deployment. Does nothing for a function without `AutoPublishAlias`.
-    pub async fn release(&self, name: &str) {
+    /// deployment; says what it did (printed as well). A function without `AutoPublishAlias`
+    /// only runs its new code as `$LATEST`.
+    pub async fn release(&self, name: &str) -> Release {
         let Some((alias, preference, provisioned)) = self.functions.get(name) else {
-            return;
+            return Release::said(format!(
+                "{name}: $LATEST runs the new code (no AutoPublishAlias)"
+            ));
         };
         let version = match self.platform.publish_version(name, None, None, None).await {
             Ok(v) => v.spec.version.clone(),
             Err(e) => {
-                eprintln!("error: cannot publish a version of {name}: {e}");
-                return;
+                return Release::failed(format!("cannot publish a version of {name}: {e}"));
             }
         };
         let current = self.platform.alias(name, alias).ok();
@@ -231,31 +233,39 @@ impl Releases {
                     description: String::new(),
                     revision_id: String::new(),
                 });
-                match made {
-                    Ok(_) => {
-                        println!("nimbus: {name} version {version}, alias {alias} -> {version}")
+                let out = match made {
+                    Ok(_) => Release::said(format!(
+                        "{name} version {version}, alias {alias} -> {version}"
+                    )),
+                    Err(e) => {
+                        Release::failed(format!("cannot create alias {alias} of {name}: {e}"))
                     }
-                    Err(e) => eprintln!("error: cannot create alias {alias} of {name}: {e}"),
-                }
+                };
                 self.provision(name, alias, *provisioned).await;
+                out
             }
             Some(a) if a.version == version && a.additional.is_none() => {
-                self.provision(name, alias, *provisioned).await
+                self.provision(name, alias, *provisioned).await;
+                Release::quiet(format!(
+                    "{name}: unchanged, alias {alias} is version {version}"
+                ))
             }
             Some(a) => {
                 if self.deployments.running(name) {
-                    eprintln!(
-                        "warning: {name} changed during its deployment; version {version} is published, and the alias stays with the running deployment"
-                    );
-                    return;
+                    return Release::failed(format!(
+                        "{name} changed during its deployment; version {version} is published, and the alias stays with the running deployment"
+                    ));
                 }
                 match preference {
                     Some(p) => match self.deployments.start(name, alias, &a.version, &version, p.clone()) {
-                        Ok(id) => println!(
-                            "nimbus: {name} version {version} published; deployment {id} shifts alias {alias} from version {} ({})",
-                            a.version, p.config_name
-                        ),
-                        Err(e) => eprintln!("error: cannot start the deployment of {name}: {e}"),
+                        Ok(id) => Release {
+                            deployment: Some(id.clone()),
+                            ..Release::said(format!(
+                                "{name} version {version} published; deployment {id} shifts alias {alias} from version {} ({})",
+                                a.version, p.config_name
+                            ))
+                        },
+                        Err(e) => Release::failed(format!("cannot start the deployment of {name}: {e}")),
                     },
                     None => {
                         let update = AliasUpdate {
@@ -264,17 +274,99 @@ impl Releases {
                             ..AliasUpdate::default()
                         };
                         match self.platform.update_alias(name, alias, update) {
-                            Ok(_) => println!(
-                                "nimbus: {name} version {version} published; alias {alias} -> {version} (was {})",
+                            Ok(_) => Release::said(format!(
+                                "{name} version {version} published; alias {alias} -> {version} (was {})",
                                 a.version
-                            ),
-                            Err(e) => eprintln!("error: cannot move alias {alias} of {name}: {e}"),
+                            )),
+                            Err(e) => Release::failed(format!("cannot move alias {alias} of {name}: {e}")),
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// What a release did: its message (printed as `nimbus: ...`, or as an error), and the
+/// deployment it started.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub message: String,
+    pub ok: bool,
+    pub deployment: Option<String>,
+}
+
+impl Release {
+    fn said(message: String) -> Release {
+        println!("nimbus: {message}");
+        Release {
+            message,
+            ok: true,
+            deployment: None,
+        }
+    }
+
+    /// A release that changed nothing: not worth a line at start-up.
+    fn quiet(message: String) -> Release {
+        Release {
+            message,
+            ok: true,
+            deployment: None,
+        }
+    }
+
+    fn failed(message: String) -> Release {
+        eprintln!("error: {message}");
+        Release {
+            message,
+            ok: false,
+            deployment: None,
+        }
+    }
+}
+
+/// `POST /_nimbus/deploy[?function=NAME]`: `nimbus deploy`'s endpoint on the AWS port. Rebuilds
+/// the function (every function when none is named) from its sources, then releases it.
+pub fn deploy_router(rebuilder: crate::watch::Rebuilder) -> axum::Router {
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::Json;
+
+    async fn deploy(
+        State(r): State<crate::watch::Rebuilder>,
+        Query(mut which): Query<std::collections::HashMap<String, String>>,
+    ) -> (StatusCode, Json<Value>) {
+        let names: Vec<String> = match which.remove("function") {
+            Some(f) if r.stack().function(&f).is_none() => {
+                let known: Vec<&str> = r
+                    .stack()
+                    .functions
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(
+                        json!({"message": format!("no function {f:?} in the template; it has {}", known.join(", "))}),
+                    ),
+                );
+            }
+            Some(f) => vec![f],
+            None => r.stack().functions.iter().map(|f| f.name.clone()).collect(),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            out.push(match r.rebuild(&name).await {
+                Ok(rel) => json!({"function": name, "ok": rel.ok, "message": rel.message, "deployment": rel.deployment}),
+                Err(e) => json!({"function": name, "ok": false, "message": e}),
+            });
+        }
+        (StatusCode::OK, Json(json!({ "released": out })))
+    }
+
+    axum::Router::new()
+        .route("/_nimbus/deploy", axum::routing::post(deploy))
+        .with_state(rebuilder)
 }
 
 /// One CodeDeploy call to a running nimbus.
@@ -436,4 +528,86 @@ fn cfn_resources(
         });
     }
     (versions, aliases)
+}
+
+/// `nimbus deploy [FUNCTION]`: rebuild and release through a running nimbus, then follow each
+/// deployment it started to its end. Exit status 1 when a rebuild, release or deployment failed.
+pub async fn deploy(args: crate::cli::DeployArgs) -> anyhow::Result<ExitCode> {
+    let ep = &args.endpoint_url;
+    let path = match &args.function {
+        Some(f) => format!("/_nimbus/deploy?function={}", urlencode(f)),
+        None => "/_nimbus/deploy".to_owned(),
+    };
+    let (status, text) = crate::client::call(ep, "POST", &path, None).await?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status != 200 {
+        anyhow::bail!("{}", v["message"].as_str().unwrap_or(&text));
+    }
+    let mut ok = true;
+    let mut running = Vec::new();
+    for r in v["released"].as_array().cloned().unwrap_or_default() {
+        let message = r["message"].as_str().unwrap_or("");
+        match r["ok"].as_bool() == Some(true) {
+            true => println!("{message}"),
+            false => {
+                ok = false;
+                eprintln!("error: {message}");
+            }
+        }
+        if let Some(id) = r["deployment"].as_str() {
+            running.push(id.to_owned());
+        }
+    }
+    if args.no_wait {
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    for id in running {
+        let mut seen = 0;
+        loop {
+            let d = codedeploy(ep, "GetDeployment", json!({ "deploymentId": id })).await?;
+            let d = &d["deploymentInfo"];
+            let status = d["status"].as_str().unwrap_or("");
+            if seen == 0 {
+                println!(
+                    "{id}: {} ({})",
+                    d["description"].as_str().unwrap_or(""),
+                    status
+                );
+                seen = 1;
+            }
+            if status != "InProgress" {
+                let mut line = format!("{id}: {status}");
+                if let Some(m) = d["errorInformation"]["message"].as_str() {
+                    line.push_str(&format!(": {m}"));
+                }
+                if let Some(m) = d["rollbackInfo"]["rollbackMessage"].as_str() {
+                    line.push_str(&format!("; {m}"));
+                }
+                println!("{line}");
+                ok &= status == "Succeeded";
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

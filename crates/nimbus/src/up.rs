@@ -955,6 +955,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         &queues,
     );
     drop(served);
+    let rebuilder = crate::watch::Rebuilder::new(
+        stack.clone(),
+        prepare.clone(),
+        platform.clone(),
+        releases.clone(),
+    );
     let app = nimbus_aws::router(nimbus_aws::Services {
         platform: platform.clone(),
         sqs,
@@ -967,6 +973,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         s3,
         codedeploy: deployments.clone(),
     })
+    .merge(crate::release::deploy_router(rebuilder.clone()))
     .merge(nimbus_dashboard::router(
         hub.clone(),
         graph,
@@ -1007,12 +1014,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     let watch = if args.watch {
-        Some(crate::watch::start(
-            stack,
-            prepare,
-            platform.clone(),
-            releases.clone(),
-        )?)
+        Some(crate::watch::start(rebuilder)?)
     } else {
         None
     };

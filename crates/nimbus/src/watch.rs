@@ -88,12 +88,95 @@ fn is_noise(path: &Path) -> bool {
 }
 
 /// Starts watching every function's sources.
-pub fn start(
-    stack: Stack,
+/// Prepares one function again and swaps it in, then releases it (`AutoPublishAlias`): what a
+/// `--watch` change and `nimbus deploy` both do. One rebuild at a time.
+#[derive(Clone)]
+pub struct Rebuilder {
+    stack: Arc<Stack>,
     prepare: PrepareOptions,
     platform: Platform,
     releases: crate::release::Releases,
-) -> anyhow::Result<Watch> {
+    state: Arc<tokio::sync::Mutex<Generations>>,
+}
+
+/// The last generation made, and per function the generation it serves and the one before,
+/// whose environments may still finish an invocation; older ones' files are removed.
+type Generations = (u64, BTreeMap<String, (u64, Option<u64>)>);
+
+impl Rebuilder {
+    pub fn new(
+        stack: Stack,
+        prepare: PrepareOptions,
+        platform: Platform,
+        releases: crate::release::Releases,
+    ) -> Self {
+        let generation = prepare.generation;
+        Self {
+            stack: Arc::new(stack),
+            prepare,
+            platform,
+            releases,
+            state: Arc::new(tokio::sync::Mutex::new((generation, BTreeMap::new()))),
+        }
+    }
+
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// Rebuilds `name` from its sources and releases it: what happened, or why it failed (the
+    /// function then keeps serving its last good code).
+    pub async fn rebuild(&self, name: &str) -> Result<crate::release::Release, String> {
+        let Some(f) = self.stack.function(name).cloned() else {
+            return Err(format!("no function {name:?} in the template"));
+        };
+        let mut state = self.state.lock().await;
+        state.0 += 1;
+        let generation = state.0;
+        let opts = PrepareOptions {
+            generation,
+            ..self.prepare.clone()
+        };
+        println!("nimbus: {name} changed; rebuilding");
+        let started = Instant::now();
+        let stack = self.stack.clone();
+        let result = tokio::task::spawn_blocking(move || launch::prepare(&f, &stack, &opts)).await;
+        match result {
+            Ok(Ok(spec)) => {
+                self.platform.replace_code(name, Ok(spec));
+                let (current, previous) = state
+                    .1
+                    .get(name)
+                    .copied()
+                    .unwrap_or((self.prepare.generation, None));
+                if let Some(old) = previous {
+                    launch::remove_generation(&self.prepare.state_dir, name, old);
+                }
+                state.1.insert(name.to_owned(), (generation, Some(current)));
+                drop(state);
+                println!(
+                    "nimbus: {name} reloaded in {:.1} s; new invocations run the new code",
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(self.releases.release(name).await)
+            }
+            Ok(Err(e)) => {
+                launch::remove_generation(&self.prepare.state_dir, name, generation);
+                eprintln!("error: {e}");
+                eprintln!("       {name} keeps serving its last good code");
+                Err(format!("{e}; {name} keeps serving its last good code"))
+            }
+            Err(e) => {
+                eprintln!("error: rebuilding {name} failed: {e}");
+                Err(format!("rebuilding {name} failed: {e}"))
+            }
+        }
+    }
+}
+
+pub fn start(rebuilder: Rebuilder) -> anyhow::Result<Watch> {
+    let stack = rebuilder.stack.clone();
+    let prepare = rebuilder.prepare.clone();
     let mut entries = Vec::new();
     for f in &stack.functions {
         for root in launch::sources(f, &stack, &prepare) {
@@ -159,53 +242,13 @@ pub fn start(
     );
 
     let task = tokio::spawn(async move {
-        let mut generation = prepare.generation;
-        // Per function, the generation it serves and the one before, whose environments may
-        // still finish an invocation; older ones' files are removed.
-        let mut served: BTreeMap<String, (u64, Option<u64>)> = BTreeMap::new();
         loop {
             wake.notified().await;
             // Quiet for SETTLE since the last change.
             while tokio::time::timeout(SETTLE, wake.notified()).await.is_ok() {}
             let names = std::mem::take(&mut *pending.lock().expect("watch set poisoned"));
             for name in names {
-                let Some(f) = stack.function(&name).cloned() else {
-                    continue;
-                };
-                generation += 1;
-                let opts = PrepareOptions {
-                    generation,
-                    ..prepare.clone()
-                };
-                println!("nimbus: {name} changed; rebuilding");
-                let started = Instant::now();
-                let stack = stack.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || launch::prepare(&f, &stack, &opts)).await;
-                match result {
-                    Ok(Ok(spec)) => {
-                        platform.replace_code(&name, Ok(spec));
-                        let (current, previous) = served
-                            .get(&name)
-                            .copied()
-                            .unwrap_or((prepare.generation, None));
-                        if let Some(old) = previous {
-                            launch::remove_generation(&prepare.state_dir, &name, old);
-                        }
-                        served.insert(name.clone(), (generation, Some(current)));
-                        println!(
-                            "nimbus: {name} reloaded in {:.1} s; new invocations run the new code",
-                            started.elapsed().as_secs_f64()
-                        );
-                        releases.release(&name).await;
-                    }
-                    Ok(Err(e)) => {
-                        launch::remove_generation(&prepare.state_dir, &name, generation);
-                        eprintln!("error: {e}");
-                        eprintln!("       {name} keeps serving its last good code");
-                    }
-                    Err(e) => eprintln!("error: rebuilding {name} failed: {e}"),
-                }
+                let _ = rebuilder.rebuild(&name).await;
             }
         }
     });
