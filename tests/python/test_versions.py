@@ -449,10 +449,11 @@ Resources:
       Handler: app.handler{alias}
       DeploymentPreference: {preference}
 """)
-    out = subprocess.run([str(NIMBUS), "up", str(tmp_path / "template.yaml"), "--aws-port", "0"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0
-    assert "Resources.F.Properties.DeploymentPreference" in out.stderr and message in out.stderr, out.stderr
+    for command in (["up", str(tmp_path / "template.yaml"), "--aws-port", "0"],
+                    ["validate", str(tmp_path / "template.yaml")]):
+        out = subprocess.run([str(NIMBUS), *command], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0, command
+        assert "Resources.F.Properties.DeploymentPreference" in out.stderr and message in out.stderr, out.stderr
 
 
 PROVISIONED = """

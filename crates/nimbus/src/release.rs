@@ -43,14 +43,33 @@ pub struct Releases {
     functions: BTreeMap<String, (String, Option<Preference>, Option<u32>)>,
 }
 
+/// What the template asks to release: read and checked before anything runs (`nimbus
+/// validate` checks it too).
+pub struct Plan {
+    cfn_versions: Vec<CfnVersion>,
+    cfn_aliases: Vec<CfnAlias>,
+    functions: BTreeMap<String, (String, Option<Preference>, Option<u32>)>,
+}
+
 impl Releases {
-    /// Reads every function's `AutoPublishAlias` and `DeploymentPreference`; the errors name
-    /// the template line and property.
-    pub fn new(
+    pub fn new(plan: Plan, platform: Platform, deployments: Deployments) -> Self {
+        Self {
+            platform,
+            deployments,
+            cfn_versions: plan.cfn_versions,
+            cfn_aliases: plan.cfn_aliases,
+            functions: plan.functions,
+        }
+    }
+}
+
+impl Plan {
+    /// Reads every function's `AutoPublishAlias` and `DeploymentPreference` and the template's
+    /// own versions and aliases; the errors name the template line and property. `alarms` are
+    /// the template's alarm names.
+    pub fn read(
         stack: &Stack,
         template: &std::path::Path,
-        platform: Platform,
-        deployments: Deployments,
         alarms: &[String],
     ) -> Result<Self, Vec<String>> {
         let mut customs = BTreeMap::new();
@@ -120,8 +139,6 @@ impl Releases {
         }
         match errors.is_empty() {
             true => Ok(Self {
-                platform,
-                deployments,
                 cfn_versions,
                 cfn_aliases,
                 functions,
@@ -129,7 +146,9 @@ impl Releases {
             false => Err(errors),
         }
     }
+}
 
+impl Releases {
     /// The template's `ProvisionedConcurrencyConfig`, on the alias as SAM sets it.
     /// Returns once the environments are ready, so start-up's "ready" means warm.
     async fn provision(&self, name: &str, alias: &str, count: Option<u32>) {

@@ -195,6 +195,14 @@ pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
         Ok(spec) => spec,
         Err(errors) => return Ok(invalid(&args.template, &errors)),
     };
+    let alarms: Vec<String> = events.alarms.iter().map(|a| a.name.clone()).collect();
+    if let Err(errors) = crate::release::Plan::read(&stack, &args.template, &alarms) {
+        // These name the template and line themselves.
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     println!(
         "{}: valid; {} function(s), {} resource(s), {} warning(s)",
         args.template.display(),
@@ -626,14 +634,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("cannot open {}", codedeploy_path.display()))?;
     let releases = {
         let alarms: Vec<String> = hub.alarms().map(|a| a.name.clone()).collect();
-        match crate::release::Releases::new(
-            &stack,
-            &args.template.template,
-            platform.clone(),
-            deployments.clone(),
-            &alarms,
-        ) {
-            Ok(r) => r,
+        match crate::release::Plan::read(&stack, &args.template.template, &alarms) {
+            Ok(plan) => crate::release::Releases::new(plan, platform.clone(), deployments.clone()),
             Err(errors) => {
                 for e in &errors {
                     eprintln!("error: {e}");
