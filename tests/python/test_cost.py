@@ -58,3 +58,44 @@ def test_cost_of_a_fixed_workload_matches_the_price_file(start_nimbus, tmp_path)
     (tmp_path / "prices.json").write_text(json.dumps(bad))
     code, _, err = cost(n, "--prices", str(tmp_path / "prices.json"))
     assert code != 0 and "lambda.gb_second_x86_64" in err, err
+
+
+QUEUES = """
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: cost-q}
+  T:
+    Type: AWS::SNS::Topic
+    Properties: {TopicName: cost-t}
+  S:
+    Type: AWS::SecretsManager::Secret
+    Properties: {Name: cost-s, SecretString: x}
+"""
+
+
+def test_sqs_sns_and_secrets_manager_calls_are_priced_and_the_dashboard_api_agrees(start_nimbus):
+    n = start_nimbus(QUEUES)
+    sqs, sns, sm = n.client("sqs"), n.client("sns"), n.client("secretsmanager")
+    url = sqs.get_queue_url(QueueName="cost-q")["QueueUrl"]
+    for i in range(20):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "b"} for i in range(10)])
+    topic = sns.create_topic(Name="cost-t")["TopicArn"]
+    for _ in range(5):
+        sns.publish(TopicArn=topic, Message="m")
+    for _ in range(4):
+        sm.get_secret_value(SecretId="cost-s")
+    code, out, err = cost(n, "--no-free-tier", "--json")
+    assert code == 0, err
+    lines = {l["service"]: l for l in json.loads(out)["lines"]}
+    # Every SQS call is a request (GetQueueUrl, 20 sends, one batch); CreateTopic is free.
+    assert lines["SQS"]["quantity"] == 22, lines
+    assert abs(lines["SQS"]["cost"] - 22 * PRICES["sqs"]["requests_per_million"] / 1e6) < 1e-15
+    assert lines["SNS"]["quantity"] == 5
+    assert abs(lines["Secrets Manager"]["cost"] - 4 * PRICES["secretsmanager"]["api_calls_per_ten_thousand"] / 1e4) < 1e-15
+    api = requests.get(f"{n.endpoint}/_nimbus/api/cost?free_tier=false", timeout=10).json()
+    assert {l["service"]: l["quantity"] for l in api["lines"]} == {k: v["quantity"] for k, v in lines.items()}
+    # The free tier covers SQS and SNS here; Secrets Manager has none (a 30-day trial only).
+    free = requests.get(f"{n.endpoint}/_nimbus/api/cost", timeout=10).json()
+    assert abs(free["total"] - lines["Secrets Manager"]["cost"]) < 1e-15, free

@@ -222,9 +222,16 @@ async fn json_protocol(
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if target.is_empty() && form {
         let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let action = params
+            .iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
         if sns::is_sns(&headers, &params) {
+            count_call(&services.events, "sns", action);
             return sns::answer(&services.sns, params);
         }
+        count_call(&services.events, "sqs", action);
         return services.sqs.query(params, path_queue(&uri)).await;
     }
     let (service, action, content_type) = if let Some(a) = target.strip_prefix("AmazonSQS.") {
@@ -277,6 +284,7 @@ async fn json_protocol(
     if let Some(trace) = headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()) {
         carry_trace_header(&mut input, action, trace);
     }
+    count_call(&services.events, service.botocore_name(), action);
     let answer = match service {
         Service::Sqs => services
             .sqs
@@ -438,6 +446,33 @@ fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) 
             }
         }
         _ => {}
+    }
+}
+
+/// One AWS API call, for `nimbus cost` (what AWS bills per request).
+fn count_call(hub: &Hub, service: &str, operation: &str) {
+    hub.telemetry()
+        .api_calls
+        .get_or_create(&nimbus_telemetry::ApiCallLabels {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+        })
+        .inc();
+}
+
+impl Service {
+    fn botocore_name(self) -> &'static str {
+        match self {
+            Service::Sqs => "sqs",
+            Service::Events => "events",
+            Service::Logs => "logs",
+            Service::DynamoDb => "dynamodb",
+            Service::DynamoDbStreams => "dynamodbstreams",
+            Service::Ssm => "ssm",
+            Service::Secrets => "secretsmanager",
+            Service::StepFunctions => "stepfunctions",
+            Service::CodeDeploy => "codedeploy",
+        }
     }
 }
 

@@ -35,6 +35,11 @@ const FIGURES: &[(&str, &str)] = &[
     ("s3", "get_class_per_thousand"),
     ("s3", "free_put_class"),
     ("s3", "free_get_class"),
+    ("sqs", "requests_per_million"),
+    ("sqs", "free_requests"),
+    ("sns", "publishes_per_million"),
+    ("sns", "free_publishes"),
+    ("secretsmanager", "api_calls_per_ten_thousand"),
 ];
 
 impl Prices {
@@ -88,6 +93,12 @@ pub struct Usage {
     pub dynamodb_writes: f64,
     pub s3_put_class: f64,
     pub s3_get_class: f64,
+    /// SQS API requests (every action; a batch is one).
+    pub sqs_requests: f64,
+    /// SNS `Publish` and `PublishBatch` requests (deliveries to SQS and Lambda are free).
+    pub sns_publishes: f64,
+    /// Secrets Manager API calls.
+    pub secrets_api_calls: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +130,8 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
     let mut free_transitions = free("stepfunctions", "free_standard_transitions");
     let mut free_put = free("s3", "free_put_class");
     let mut free_get = free("s3", "free_get_class");
+    let mut free_sqs = free("sqs", "free_requests");
+    let mut free_sns = free("sns", "free_publishes");
     let take = |left: &mut f64, q: f64| {
         let used = q.min(*left);
         *left -= used;
@@ -228,6 +241,27 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
         "requests",
         take(&mut free_get, usage.s3_get_class) / 1000.0 * p("s3", "get_class_per_thousand"),
     );
+    simple(
+        "SQS",
+        "requests (standard queue rate)",
+        usage.sqs_requests,
+        "requests",
+        take(&mut free_sqs, usage.sqs_requests) / 1e6 * p("sqs", "requests_per_million"),
+    );
+    simple(
+        "SNS",
+        "publishes",
+        usage.sns_publishes,
+        "requests",
+        take(&mut free_sns, usage.sns_publishes) / 1e6 * p("sns", "publishes_per_million"),
+    );
+    simple(
+        "Secrets Manager",
+        "API calls",
+        usage.secrets_api_calls,
+        "calls",
+        usage.secrets_api_calls / 1e4 * p("secretsmanager", "api_calls_per_ten_thousand"),
+    );
     let total = lines.iter().map(|l| l.cost).sum();
     Estimate { lines, total }
 }
@@ -272,6 +306,9 @@ mod tests {
             functions: vec![("f".into(), 100.0, 100.0 * 12.0, 128, false)],
             apis: vec![("Api".into(), 1_000.0, true)],
             s3_put_class: 10.0,
+            sqs_requests: 2_000_000.0,
+            sns_publishes: 10.0,
+            secrets_api_calls: 20_000.0,
             ..Usage::default()
         };
         let e = estimate(&usage, &prices(), false);
@@ -287,10 +324,15 @@ mod tests {
         assert!((cost("duration") - 0.15 * 0.0000166667).abs() < 1e-12);
         assert!((cost("REST") - 1_000.0 * 3.5 / 1e6).abs() < 1e-12);
         assert!((cost("PUT") - 10.0 * 0.005 / 1000.0).abs() < 1e-12);
+        assert!((cost("requests (standard") - 2.0 * 0.40).abs() < 1e-12);
+        assert!((cost("publishes") - 10.0 * 0.50 / 1e6).abs() < 1e-12);
+        assert!((cost("API calls") - 2.0 * 0.05).abs() < 1e-12);
         let total: f64 = e.lines.iter().map(|l| l.cost).sum();
         assert_eq!(e.total, total);
-        // The free tier covers all of it.
-        assert_eq!(estimate(&usage, &prices(), true).total, 0.0);
+        // The free tier covers all of it but SQS's second million and Secrets Manager (which
+        // has no free tier beyond a 30-day trial).
+        let free = estimate(&usage, &prices(), true);
+        assert!((free.total - (0.40 + 0.10)).abs() < 1e-12, "{free:?}");
     }
 
     #[test]

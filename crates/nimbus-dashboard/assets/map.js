@@ -1,7 +1,7 @@
 // Overview: headline numbers and the service map (the stack's graph, laid out in layered
 // columns left to right, with live rates on nodes and edges).
 
-import { state, go } from './app.js';
+import { state, go, getJSON } from './app.js';
 import { $, $$, html, raw, setHTML, esc, fmtRate, fmtInt, fmtAge, fmtMs, fmtAgo, fmtClock, fitText, textWidth, splitId, KIND_ORDER, KIND_LABEL } from './util.js';
 import { classifyLog, logSummary } from './logs.js';
 
@@ -604,7 +604,32 @@ function kpi(label, value, sub, tone = '', href = '') {
 
 let kpiHTML = '';
 
+// What the run so far would cost on AWS (GET api/cost, the estimate `nimbus cost` prints),
+// without the free tier so a small run still shows what it uses. Fetched every 10 s at most.
+const COST_REFRESH_MS = 10000;
+let cost = null;
+let costAt = 0;
+
+function refreshCost() {
+  if (Date.now() - costAt < COST_REFRESH_MS) return;
+  costAt = Date.now();
+  getJSON('api/cost?free_tier=false')
+    .then((c) => {
+      cost = c;
+      if (!$('#view-overview').hidden) renderKpis();
+    })
+    .catch(() => {});
+}
+
+function fmtMoney(v) {
+  if (v === null || v === undefined || !isFinite(v)) return '–';
+  if (v === 0) return '$0';
+  if (v < 0.01) return '$' + Number(v).toPrecision(2);
+  return '$' + Number(v).toFixed(2);
+}
+
 function renderKpis() {
+  refreshCost();
   const m = state.metrics;
   const snap = m.latest;
   const inv = m.rate('nimbus_lambda_invocations_total', {});
@@ -623,7 +648,8 @@ function renderKpis() {
       ${kpi('Throttles, last minute', fmtInt(thr ?? 0), 'concurrency limits hit', thr ? 'warn' : '', '#/functions')}
       ${kpi('API requests', req === null ? '…' : `${fmtRate(req)}/s`, p99 !== null ? `p99 latency ${p99 < 1 ? Math.round(p99 * 1000) + ' ms' : p99.toFixed(2) + ' s'}` : 'through API Gateway', req ? 'active' : '')}
       ${kpi('Messages waiting', fmtInt(vis ?? 0), `${fmtInt(fl ?? 0)} in flight`, vis ? 'info' : '', '#/queues')}
-      ${kpi('Alarms', alarmsText, state.alarms.length ? `${state.alarms.length} defined` : 'CloudWatch alarms in the template', firing ? 'danger' : state.alarms.length ? 'ok' : '', '#/alarms')}`.s;
+      ${kpi('Alarms', alarmsText, state.alarms.length ? `${state.alarms.length} defined` : 'CloudWatch alarms in the template', firing ? 'danger' : state.alarms.length ? 'ok' : '', '#/alarms')}
+      ${kpi('On AWS, so far', cost ? fmtMoney(cost.total) : '…', cost && cost.projected_per_month !== null && cost.projected_per_month !== undefined ? `≈ ${fmtMoney(cost.projected_per_month)}/month at this rate, before the free tier` : 'before the free tier (nimbus cost)')}`.s;
   if (out !== kpiHTML) {
     kpiHTML = out;
     $('#kpis').innerHTML = out;

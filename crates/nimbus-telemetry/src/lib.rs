@@ -205,6 +205,15 @@ pub struct FaultLabels {
     pub code: String,
 }
 
+/// An AWS API call of a JSON- or query-protocol service (SQS, SNS, Parameter Store, Secrets
+/// Manager, EventBridge, ...), for what AWS bills per request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    /// botocore's service name: `sqs`, `sns`, `ssm`, `secretsmanager`, `events`, ...
+    pub service: String,
+    pub operation: String,
+}
+
 pub struct S3Metrics {
     pub requests: Family<BucketRequestLabels, Counter>,
     pub bytes_in: Family<BucketLabels, Counter>,
@@ -261,6 +270,8 @@ pub struct Telemetry {
     pub s3: S3Metrics,
     /// Requests a chaos fault answered instead of the service.
     pub chaos_faults: Family<FaultLabels, Counter>,
+    /// AWS API calls answered by the JSON and query protocol services, by operation.
+    pub api_calls: Family<ApiCallLabels, Counter>,
     /// When this nimbus started (Unix seconds), for rates over the whole run (`nimbus cost`).
     pub start_time: Gauge,
     pub states: StatesMetrics,
@@ -589,6 +600,12 @@ impl Telemetry {
             "AWS API requests answered by a chaos fault (POST /_nimbus/chaos/faults), by service and error code",
             chaos_faults.clone(),
         );
+        let api_calls = Family::<ApiCallLabels, Counter>::default();
+        r.register(
+            "aws_api_calls",
+            "AWS API calls of the JSON and query protocol services (SQS, SNS, Parameter Store, Secrets Manager, EventBridge, ...), by service and operation",
+            api_calls.clone(),
+        );
         let start_time = Gauge::default();
         r.register(
             "start_time_seconds",
@@ -631,6 +648,7 @@ impl Telemetry {
             dynamodb,
             s3,
             chaos_faults,
+            api_calls,
             start_time,
             states,
             events,

@@ -69,6 +69,15 @@ fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
         u.dynamodb_reads += r * s.value;
         u.dynamodb_writes += w * s.value;
     }
+    let calls = |service: &str, ops: &[&str]| {
+        sum(samples, "nimbus_aws_api_calls_total", |s| {
+            s.label("service") == Some(service)
+                && (ops.is_empty() || ops.contains(&s.label("operation").unwrap_or("")))
+        })
+    };
+    u.sqs_requests = calls("sqs", &[]);
+    u.sns_publishes = calls("sns", &["Publish", "PublishBatch"]);
+    u.secrets_api_calls = calls("secretsmanager", &[]);
     for s in samples
         .iter()
         .filter(|s| s.name == "nimbus_s3_requests_total")
@@ -80,6 +89,69 @@ fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
         }
     }
     u
+}
+
+/// The estimate of a run from its stack and metrics, and the month it projects to (after a
+/// minute of running).
+fn estimate(
+    stack: &serde_json::Value,
+    metrics: &[Sample],
+    prices: &Prices,
+    free_tier: bool,
+) -> (cost::Estimate, Option<f64>) {
+    let started_s = metrics
+        .iter()
+        .find(|s| s.name == "nimbus_start_time_seconds")
+        .map(|s| s.value);
+    let e = cost::estimate(&usage(stack, metrics), prices, free_tier);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let month = started_s
+        .filter(|s| now_s - s > 60.0)
+        .map(|s| e.total / (now_s - s) * 30.0 * 86_400.0);
+    (e, month)
+}
+
+/// `nimbus cost --json`'s document, which `/_nimbus/api/cost` also answers.
+fn to_json(
+    e: &cost::Estimate,
+    month: Option<f64>,
+    prices: &Prices,
+    free_tier: bool,
+) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = e
+        .lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({"service": l.service, "resource": l.resource, "item": l.item,
+                                    "quantity": l.quantity, "unit": l.unit, "cost": l.cost})
+        })
+        .collect();
+    serde_json::json!({"currency": prices.currency, "region": prices.region,
+        "prices_version": prices.version, "free_tier": free_tier,
+        "lines": lines, "total": e.total, "projected_per_month": month})
+}
+
+/// `GET /_nimbus/api/cost[?free_tier=false]`: the running nimbus's estimate with the embedded
+/// prices, for the dashboard.
+pub fn router(graph: serde_json::Value, hub: nimbus_events::Hub) -> axum::Router {
+    use axum::extract::{Query, State};
+    type Shared = (std::sync::Arc<serde_json::Value>, nimbus_events::Hub);
+    async fn answer(
+        State((graph, hub)): State<Shared>,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+    ) -> axum::Json<serde_json::Value> {
+        let prices = Prices::parse(PRICES).expect("the embedded price file is valid");
+        let free_tier = q.get("free_tier").map(String::as_str) != Some("false");
+        let metrics = samples::parse(&hub.scrape_metrics());
+        let (e, month) = estimate(&graph, &metrics, &prices, free_tier);
+        axum::Json(to_json(&e, month, &prices, free_tier))
+    }
+    axum::Router::new()
+        .route("/_nimbus/api/cost", axum::routing::get(answer))
+        .with_state((std::sync::Arc::new(graph), hub))
 }
 
 fn money(v: f64) -> String {
@@ -112,31 +184,9 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
         serde_json::from_str(&crate::client::get(&args.endpoint_url, "/_nimbus/api/stack").await?)
             .context("nimbus's /_nimbus/api/stack is not JSON")?;
     let metrics = samples::parse(&crate::client::get(&args.endpoint_url, "/metrics").await?);
-    let started_s = metrics
-        .iter()
-        .find(|s| s.name == "nimbus_start_time_seconds")
-        .map(|s| s.value);
-    let u = usage(&stack, &metrics);
-    let e = cost::estimate(&u, &prices, !args.no_free_tier);
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let month = started_s
-        .filter(|s| now_s - s > 60.0)
-        .map(|s| e.total / (now_s - s) * 30.0 * 86_400.0);
+    let (e, month) = estimate(&stack, &metrics, &prices, !args.no_free_tier);
     if args.json {
-        let lines: Vec<serde_json::Value> = e
-            .lines
-            .iter()
-            .map(|l| {
-                serde_json::json!({"service": l.service, "resource": l.resource, "item": l.item,
-                                        "quantity": l.quantity, "unit": l.unit, "cost": l.cost})
-            })
-            .collect();
-        let out = serde_json::json!({"currency": prices.currency, "region": prices.region,
-            "prices_version": prices.version, "free_tier": !args.no_free_tier,
-            "lines": lines, "total": e.total, "projected_per_month": month});
+        let out = to_json(&e, month, &prices, !args.no_free_tier);
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -173,6 +223,6 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = month {
         println!("Projected at this rate for a 30-day month: {}", money(m));
     }
-    println!("Not priced yet: SQS and SNS requests, S3 storage, Express duration, data transfer, CloudWatch.");
+    println!("Not priced yet: S3 storage, Secrets Manager's monthly charge per secret, Express duration, data transfer, CloudWatch, and the SQS requests Lambda's event source mappings make on AWS.");
     Ok(ExitCode::SUCCESS)
 }

@@ -976,6 +976,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         codedeploy: deployments.clone(),
     })
     .merge(crate::release::deploy_router(rebuilder.clone()))
+    .merge(crate::cost::router(graph.clone(), hub.clone()))
     .merge(nimbus_dashboard::router(
         hub.clone(),
         graph,
