@@ -230,3 +230,46 @@ def test_the_chaos_command_injects_lists_and_clears(start_nimbus):
     assert chaos("clear")[0] == 0
     assert code_of(lambda: sqs.send_message(QueueUrl=q, MessageBody="x")) == (200, None)
     assert "no fault rules" in chaos("list")[1]
+
+
+ROUTES = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+      Events:
+        Post: {Type: HttpApi, Properties: {Path: /orders, Method: POST}}
+        Get: {Type: HttpApi, Properties: {Path: '/orders/{id}', Method: GET}}
+"""
+
+ROUTE_ECHO = "def handler(event, context):\n    return {'statusCode': 200, 'body': event['routeKey']}\n"
+
+
+def test_api_route_faults_fail_or_slow_one_route(start_nimbus):
+    n = start_nimbus(ROUTES, {"src/app.py": ROUTE_ECHO}, args=["--api-port", "0"])
+    base = n.api_url("ServerlessHttpApi")
+    status, _ = faults(n, "POST", [
+        {"service": "apigateway", "api": "ServerlessHttpApi", "operation": "POST /orders",
+         "error": {"statusCode": 502, "code": "BadGateway"}},
+        {"service": "apigateway", "operation": "GET /orders/{id}", "latency": 400},
+    ])
+    assert status == 200
+    r = requests.post(f"{base}/orders", data="{}", timeout=10)
+    assert (r.status_code, r.headers.get("x-amzn-errortype")) == (502, "BadGateway"), r.text
+    assert "simulated fault" in r.json()["message"]
+    started = time.time()
+    r = requests.get(f"{base}/orders/7", timeout=10)
+    took = time.time() - started
+    assert (r.status_code, r.text) == (200, "GET /orders/{id}") and took >= 0.4, (r.status_code, took)
+    metrics = requests.get(f"{n.endpoint}/metrics", timeout=10).text
+    assert 'nimbus_chaos_faults_injected_total{service="apigateway",code="BadGateway"} 1' in metrics
+    # A rule for one API does not touch AWS API calls; clearing restores the route.
+    assert n.client("lambda").invoke(FunctionName="Orders", Payload=b'{"routeKey": "x"}')["StatusCode"] == 200
+    faults(n, "POST", [])
+    assert requests.post(f"{base}/orders", data="{}", timeout=10).status_code == 200
+    status, body = faults(n, "POST", [{"service": "sqs", "api": "ServerlessHttpApi"}])
+    assert status == 400 and "apigateway" in json.dumps(body), body

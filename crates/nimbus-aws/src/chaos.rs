@@ -101,7 +101,10 @@ impl Chaos {
             )
             .cloned()
         };
-        match fault {
+        if let Some(ms) = fault.as_ref().map(|f| f.latency_ms).filter(|ms| *ms > 0) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        match fault.filter(|f| f.fails) {
             None => Ok(Request::from_parts(parts, body)),
             Some(f) => {
                 telemetry
@@ -114,6 +117,32 @@ impl Chaos {
                 Err(error_response(protocol, &f))
             }
         }
+    }
+
+    /// The rule for a request to an API Gateway route (`api`'s logical id, the route key), if
+    /// one matches and wins its roll; its latency is the caller's to add. Counted like the AWS
+    /// APIs' faults when it answers with an error.
+    pub fn route_fault(
+        &self,
+        api: &str,
+        route: &str,
+        telemetry: &nimbus_telemetry::Telemetry,
+    ) -> Option<Fault> {
+        let s = self.state.read().unwrap();
+        if s.faults.is_empty() {
+            return None;
+        }
+        let f = chaos::pick_route(&s.faults, api, route, rand::random::<f64>()).cloned()?;
+        if f.fails {
+            telemetry
+                .chaos_faults
+                .get_or_create(&nimbus_telemetry::FaultLabels {
+                    service: "apigateway".into(),
+                    code: f.code.clone(),
+                })
+                .inc();
+        }
+        Some(f)
     }
 
     /// `/_nimbus/chaos/faults` and `/_nimbus/chaos/effects`.

@@ -10,7 +10,7 @@
 //! AWS FIS's API (`fis.rs`) drives the Lambda platform's injected faults.
 
 mod chaos;
-mod error;
+pub mod error;
 mod events;
 mod fis;
 mod lambda;
@@ -18,7 +18,7 @@ mod logs;
 mod sns;
 pub mod sqs;
 
-use chaos::Chaos;
+pub use chaos::Chaos;
 pub use error::AwsError;
 pub use lambda::router as lambda_router;
 pub use sqs::{Sqs, SqsConfig};
@@ -62,6 +62,8 @@ pub struct Services {
     pub sfn: nimbus_sfn::StepFunctions,
     pub s3: nimbus_s3::S3,
     pub codedeploy: nimbus_codedeploy::Deployments,
+    /// The chaos rules, shared with the API Gateway (route faults).
+    pub chaos: Chaos,
 }
 
 /// Every AWS API nimbus serves, as one router for the AWS endpoint.
@@ -77,11 +79,12 @@ pub fn router(services: Services) -> Router {
         sfn,
         s3,
         codedeploy,
+        chaos,
     } = services;
     let dynamodb_for_metrics = dynamodb.clone();
     let front = Front {
         s3,
-        chaos: Chaos::default(),
+        chaos,
         region: platform.config().region.clone(),
         telemetry: std::sync::Arc::clone(events.telemetry()),
     };

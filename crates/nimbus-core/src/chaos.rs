@@ -1,12 +1,17 @@
-//! Fault rules for nimbus's AWS APIs, in the shape of LocalStack's chaos API so existing
-//! experiments port: `[{"service", "region", "operation", "probability", "error":
-//! {"statusCode", "code"}}]`. A rule's absent field matches anything; the first rule that
-//! matches a request and wins its roll decides the error. Pure: the caller rolls the dice.
+//! Fault rules for nimbus's AWS APIs and API Gateway routes, in the shape of LocalStack's chaos
+//! API so existing experiments port: `[{"service", "region", "operation", "probability",
+//! "error": {"statusCode", "code"}}]`. A rule's absent field matches anything; the first rule
+//! that matches a request and wins its roll decides the error. nimbus adds two fields:
+//! `"latency"` (milliseconds added to a matching request; a rule with a latency and no `error`
+//! only slows requests down) and, for `"service": "apigateway"` (whose `operation` is a route
+//! key such as `GET /weather/{city}`), `"api"` (the API's logical id). Pure: the caller rolls
+//! the dice.
 
 use serde_json::{json, Value};
 
 /// The services a rule may name (botocore's service names, as LocalStack takes them).
 pub const SERVICES: &[&str] = &[
+    "apigateway",
     "dynamodb",
     "dynamodbstreams",
     "events",
@@ -25,22 +30,32 @@ pub struct Fault {
     pub service: Option<String>,
     pub region: Option<String>,
     pub operation: Option<String>,
+    /// An API Gateway API's logical id (rules for `apigateway` only).
+    pub api: Option<String>,
     /// 0 to 1.
     pub probability: f64,
+    /// Milliseconds added before the request is answered (or failed).
+    pub latency_ms: u64,
+    /// Whether the rule answers with the error (a latency-only rule does not).
+    pub fails: bool,
     pub status: u16,
     pub code: String,
 }
 
 impl Fault {
     pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "probability": self.probability,
-            "error": {"statusCode": self.status, "code": self.code},
-        });
+        let mut v = json!({ "probability": self.probability });
+        if self.fails {
+            v["error"] = json!({"statusCode": self.status, "code": self.code});
+        }
+        if self.latency_ms > 0 {
+            v["latency"] = self.latency_ms.into();
+        }
         for (k, f) in [
             ("service", &self.service),
             ("region", &self.region),
             ("operation", &self.operation),
+            ("api", &self.api),
         ] {
             if let Some(s) = f {
                 v[k] = s.as_str().into();
@@ -51,7 +66,20 @@ impl Fault {
 
     pub fn matches(&self, service: &str, operation: &str, region: &str) -> bool {
         let is = |rule: &Option<String>, v: &str| rule.as_deref().is_none_or(|r| r == v);
-        is(&self.service, service) && is(&self.operation, operation) && is(&self.region, region)
+        // A rule for one API's routes never matches an AWS API call.
+        self.api.is_none()
+            && is(&self.service, service)
+            && is(&self.operation, operation)
+            && is(&self.region, region)
+    }
+
+    /// Whether the rule applies to a request for `route` (its key, `GET /items/{id}`) of the
+    /// API `api`: a rule naming the `apigateway` service, or no service at all.
+    pub fn matches_route(&self, api: &str, route: &str) -> bool {
+        let is = |rule: &Option<String>, v: &str| rule.as_deref().is_none_or(|r| r == v);
+        self.service.as_deref().is_none_or(|s| s == "apigateway")
+            && is(&self.api, api)
+            && is(&self.operation, route)
     }
 }
 
@@ -67,9 +95,11 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
             let at = format!("rule {i}");
             let obj = r.as_object().ok_or(format!("{at}: a rule is a JSON object"))?;
             for k in obj.keys() {
-                if !["service", "region", "operation", "probability", "error"].contains(&k.as_str()) {
+                if !["service", "region", "operation", "api", "probability", "latency", "error"]
+                    .contains(&k.as_str())
+                {
                     return Err(format!(
-                        "{at}: unknown field {k:?} (a rule has service, region, operation, probability and error)"
+                        "{at}: unknown field {k:?} (a rule has service, region, operation, api, probability, latency and error)"
                     ));
                 }
             }
@@ -110,11 +140,27 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 v => return Err(format!("{at}: error.code must be a non-empty string, got {v}")),
             };
+            let api = text("api")?;
+            if api.is_some() && service.as_deref() != Some("apigateway") {
+                return Err(format!(
+                    "{at}: api names an API Gateway API: give the rule \"service\": \"apigateway\""
+                ));
+            }
+            let latency_ms = match &r["latency"] {
+                Value::Null => 0,
+                v => v.as_u64().filter(|ms| *ms <= 600_000).ok_or(format!(
+                    "{at}: latency must be a whole number of milliseconds up to 600000, got {v}"
+                ))?,
+            };
             Ok(Fault {
                 service,
                 region: text("region")?,
                 operation: text("operation")?,
+                api,
                 probability,
+                latency_ms,
+                // A rule that only adds latency answers normally after it.
+                fails: !error.is_null() || latency_ms == 0,
                 status,
                 code,
             })
@@ -134,6 +180,15 @@ pub fn pick<'a>(
     faults
         .iter()
         .find(|f| f.matches(service, operation, region))
+        .filter(|f| roll < f.probability)
+}
+
+/// The fault for a request to an API Gateway route, if a rule matches and `roll` is under its
+/// probability.
+pub fn pick_route<'a>(faults: &'a [Fault], api: &str, route: &str, roll: f64) -> Option<&'a Fault> {
+    faults
+        .iter()
+        .find(|f| f.matches_route(api, route))
         .filter(|f| roll < f.probability)
 }
 
@@ -195,6 +250,39 @@ mod tests {
             parse(&faults.iter().map(Fault::to_json).collect()).unwrap(),
             faults
         );
+    }
+
+    #[test]
+    fn route_rules_match_by_api_and_route_key_and_may_only_add_latency() {
+        let faults = parse(&json!([
+            {"service": "apigateway", "api": "Orders", "operation": "POST /orders", "error": {"statusCode": 502, "code": "BadGateway"}},
+            {"service": "apigateway", "operation": "GET /weather/{city}", "latency": 300},
+            {"service": "sqs"},
+        ]))
+        .unwrap();
+        let cases = [
+            ("Orders", "POST /orders", Some(("BadGateway", true, 0))),
+            ("Other", "POST /orders", None),
+            (
+                "Weather",
+                "GET /weather/{city}",
+                Some(("ServiceUnavailable", false, 300)),
+            ),
+            ("Weather", "GET /other", None),
+        ];
+        for (api, route, want) in cases {
+            let got = pick_route(&faults, api, route, 0.5)
+                .map(|f| (f.code.as_str(), f.fails, f.latency_ms));
+            assert_eq!(got, want, "{api} {route}");
+        }
+        // An API rule never matches an AWS API call; an SQS rule never matches a route.
+        assert!(pick(&faults, "apigateway", "POST /orders", "us-east-1", 0.0).is_none());
+        assert_eq!(
+            parse(&faults.iter().map(Fault::to_json).collect()).unwrap(),
+            faults
+        );
+        let bad = parse(&json!([{"service": "sqs", "api": "Orders"}])).unwrap_err();
+        assert!(bad.contains("apigateway"), "{bad}");
     }
 
     #[test]

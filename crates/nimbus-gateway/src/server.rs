@@ -904,6 +904,30 @@ async fn answer(
     };
     let route: &RouteConfig = &api.config.routes[*hit.value];
     access.route_key = Some(route.key());
+    if let Some(f) = api
+        .services
+        .as_ref()
+        .and_then(|s| s.route_fault(&api.config.logical_id, &route.key()))
+    {
+        if f.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
+        }
+        if let Some((status, code)) = f.error {
+            access.error = Some(format!("chaos fault: {code}"));
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            // LocalStack's wording for a simulated fault, in each API flavour's error shape.
+            let mut resp = gateway_error(
+                kind,
+                status,
+                ("", "Operation failed due to a simulated fault"),
+                "Operation failed due to a simulated fault",
+            );
+            if let Ok(v) = HeaderValue::from_str(&code) {
+                resp.headers_mut().insert("x-amzn-errortype", v);
+            }
+            return resp;
+        }
+    }
     let matched = MatchedRoute {
         route_key: match kind {
             ApiKind::Rest => route.path.clone(),

@@ -51,6 +51,20 @@ pub trait Services: Send + Sync {
         headers: BTreeMap<String, String>,
         body: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
+
+    /// A chaos rule for this request to `route` (its key) of the API `api` (logical id): the
+    /// latency to add, and the error to answer with, if any.
+    fn route_fault(&self, _api: &str, _route: &str) -> Option<RouteFault> {
+        None
+    }
+}
+
+/// What a chaos rule does to a request of an API route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteFault {
+    pub latency_ms: u64,
+    /// `(status, code)` to answer with instead of the integration.
+    pub error: Option<(u16, String)>,
 }
 
 /// What the selection expressions of an HTTP API's parameter mapping may read.

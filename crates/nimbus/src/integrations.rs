@@ -13,9 +13,19 @@ pub struct NimbusServices {
     pub sqs: nimbus_aws::Sqs,
     pub hub: nimbus_events::Hub,
     pub sfn: nimbus_sfn::StepFunctions,
+    /// The chaos API's rules, which may name API routes.
+    pub chaos: nimbus_aws::Chaos,
 }
 
 impl Services for NimbusServices {
+    fn route_fault(&self, api: &str, route: &str) -> Option<nimbus_gateway::service::RouteFault> {
+        let f = self.chaos.route_fault(api, route, self.hub.telemetry())?;
+        Some(nimbus_gateway::service::RouteFault {
+            latency_ms: f.latency_ms,
+            error: f.fails.then_some((f.status, f.code)),
+        })
+    }
+
     fn aws<'a>(
         &'a self,
         service: &'a str,

@@ -621,6 +621,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         signals,
         events,
     );
+    // The chaos API's rules: AWS API faults (nimbus-aws) and API route faults (the gateway).
+    let chaos = nimbus_aws::Chaos::default();
     let codedeploy_path = state_dir.join("codedeploy.db");
     let deployments = nimbus_codedeploy::Deployments::open(
         Some(&codedeploy_path),
@@ -736,6 +738,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             sqs: sqs.clone(),
             hub: hub.clone(),
             sfn: sfn.clone(),
+            chaos: chaos.clone(),
         });
     let api_listeners = match nimbus_gateway::server::build(
         apis,
@@ -974,6 +977,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         sfn: sfn.clone(),
         s3,
         codedeploy: deployments.clone(),
+        chaos,
     })
     .merge(crate::release::deploy_router(rebuilder.clone()))
     .merge(crate::cost::router(graph.clone(), hub.clone()))
