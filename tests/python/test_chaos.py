@@ -273,3 +273,29 @@ def test_api_route_faults_fail_or_slow_one_route(start_nimbus):
     assert requests.post(f"{base}/orders", data="{}", timeout=10).status_code == 200
     status, body = faults(n, "POST", [{"service": "sqs", "api": "ServerlessHttpApi"}])
     assert status == 400 and "apigateway" in json.dumps(body), body
+
+
+def test_an_injected_delay_is_in_the_report_duration_and_the_timeout(start_nimbus, tmp_path):
+    import base64
+    import re as _re
+    import uuid as _uuid
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    n = start_nimbus(FIS_TEMPLATE.replace("{marks}", str(marks)), {"src/app.py": ECHO})
+    lam, fis = n.client("lambda"), n.client("fis")
+    arn = lam.get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
+    tid = fis.create_experiment_template(
+        clientToken=_uuid.uuid4().hex, description="delay", roleArn="arn:aws:iam::123456789012:role/fis",
+        stopConditions=[{"source": "none"}],
+        targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
+        actions={"act": {"actionId": "aws:lambda:invocation-add-delay",
+                         "parameters": {"duration": "PT1M", "startupDelayMilliseconds": "400"},
+                         "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+    fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)
+    started = time.time()
+    r = lam.invoke(FunctionName="Echo", Payload=b"{}", LogType="Tail")
+    took = time.time() - started
+    report = next(l for l in base64.b64decode(r["LogResult"]).decode().splitlines() if l.startswith("REPORT"))
+    duration = float(_re.search(r"\tDuration: ([\d.]+) ms", report).group(1))
+    assert took >= 0.4 and duration >= 400, (took, report)
+    assert json.loads(r["Payload"].read()) == {"statusCode": 200, "body": "ran"}

@@ -34,6 +34,10 @@ pub(crate) struct Dispatch {
     pub trace_header: String,
     /// The ARN the caller named, with its qualifier.
     pub invoked_arn: Arc<str>,
+    /// An injected startup delay (FIS's `aws:lambda:invocation-add-delay`): the event reaches
+    /// the runtime this long after the invocation starts, so the delay is in the REPORT line's
+    /// duration and counts against the timeout, as FIS's extension makes it.
+    pub delay: Duration,
     pub started_tx: oneshot::Sender<Instant>,
     pub result_tx: oneshot::Sender<RuntimeResult>,
 }
@@ -325,6 +329,7 @@ impl Env {
         trace_header: String,
         init_timeout: Duration,
         invoked_arn: Arc<str>,
+        delay: Duration,
     ) -> RunOutcome {
         let function = &self.shared.function;
         if function.tracing_active {
@@ -343,6 +348,7 @@ impl Env {
             client_context: req.client_context.clone(),
             trace_header,
             invoked_arn,
+            delay,
             started_tx,
             result_tx,
         };

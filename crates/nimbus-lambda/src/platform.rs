@@ -560,14 +560,12 @@ impl Platform {
         };
         let platform = self.clone();
         let task = tokio::spawn(async move {
-            // An injected delay is part of the invocation, as FIS's extension adds it inside
-            // the environment.
-            if injected.delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(injected.delay_ms)).await;
-            }
+            let delay = Duration::from_millis(injected.delay_ms);
             let function = pool.spec.name.clone();
             let response = match &injected.replace {
                 Some((replacement, true)) => {
+                    // No environment takes the event: the delay is the caller's wait alone.
+                    tokio::time::sleep(delay).await;
                     let (payload, function_error) = replacement.answer();
                     if function_error.is_some() {
                         // An injected error is a failed invocation in Lambda's Errors metric.
@@ -585,7 +583,9 @@ impl Platform {
                     }
                 }
                 other => {
-                    let mut response = platform.run(&pool, req, invoked_arn).await;
+                    // An injected delay is part of the invocation, as FIS's extension adds it
+                    // inside the environment: in the REPORT duration and the timeout.
+                    let mut response = platform.run(&pool, req, invoked_arn, delay).await;
                     if let Some((replacement, false)) = other {
                         let already_failed = response.function_error.is_some();
                         (response.payload, response.function_error) = replacement.answer();
@@ -616,6 +616,7 @@ impl Platform {
         pool: &Arc<FunctionPool>,
         req: InvokeRequest,
         invoked_arn: Arc<str>,
+        delay: Duration,
     ) -> InvokeResponse {
         let inner = &self.inner;
         let name = &pool.spec.name;
@@ -704,6 +705,7 @@ impl Platform {
                     trace_header.clone(),
                     inner.config.init_timeout,
                     invoked_arn.clone(),
+                    delay,
                 )
                 .await;
             if outcome.undelivered && attempt == 1 {

@@ -95,6 +95,9 @@ async fn next(State(shared): State<Arc<EnvShared>>) -> Response {
     }
     *shared.started.lock().expect("started poisoned") = Some(dispatch.request_id.as_str().into());
     let _ = dispatch.started_tx.send(Instant::now());
+    if !dispatch.delay.is_zero() {
+        tokio::time::sleep(dispatch.delay).await;
+    }
 
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
