@@ -4,12 +4,15 @@
 restores, and bad rules are refused with the reason."""
 
 import json
+import subprocess
 import time
 
 import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from conftest import NIMBUS, ROOT
 
 TEMPLATE = """
 Resources:
@@ -299,3 +302,33 @@ def test_an_injected_delay_is_in_the_report_duration_and_the_timeout(start_nimbu
     duration = float(_re.search(r"\tDuration: ([\d.]+) ms", report).group(1))
     assert took >= 0.4 and duration >= 400, (took, report)
     assert json.loads(r["Payload"].read()) == {"statusCode": 200, "body": "ran"}
+
+
+def test_chaos_run_follows_an_experiment_file_and_the_orders_experiment_loads(start_nimbus, tmp_path):
+    n = start_nimbus(FIS_TEMPLATE.replace("{marks}", str(tmp_path)).replace("  Echo:", "  Deliver:")
+                     .replace("!Ref Echo", "!Ref Deliver"), {"src/app.py": ECHO})
+    brief = {
+        "description": "one second of errors",
+        "targets": {"fn": {"resourceType": "aws:lambda:function", "selectionMode": "ALL",
+                           "resourceArns": ["arn:aws:lambda:us-east-1:123456789012:function:Deliver"]}},
+        "actions": {"err": {"actionId": "aws:lambda:invocation-error",
+                            "parameters": {"duration": "PT1S", "preventExecution": "true"},
+                            "targets": {"Functions": "fn"}}},
+    }
+    (tmp_path / "brief.json").write_text(json.dumps(brief))
+    out = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, "run", str(tmp_path / "brief.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "running" in out.stdout and ": completed" in out.stdout, out
+    # The orders app's shipped experiment is one FIS accepts.
+    shipped = ROOT / "apps" / "orders" / "chaos" / "slow-deliver.json"
+    out = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, "run", "--no-wait", str(shipped)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "started" in out.stdout, out
+    listed = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, "list"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "experiment" in listed.stdout, listed.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"actions": {"a": {"actionId": "aws:ec2:stop-instances"}}}')
+    out = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, "run", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "bad.json" in out.stderr, out

@@ -34,14 +34,28 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             }
             for r in rules {
                 let any = |k: &str| r[k].as_str().unwrap_or("*").to_owned();
+                let mut does = Vec::new();
+                if let Some(ms) = r["latency"].as_u64() {
+                    does.push(format!("+{ms} ms"));
+                }
+                if r["error"].is_object() {
+                    does.push(format!(
+                        "{} {}",
+                        r["error"]["statusCode"],
+                        r["error"]["code"].as_str().unwrap_or("")
+                    ));
+                }
+                let api = r["api"]
+                    .as_str()
+                    .map(|a| format!(" of API {a}"))
+                    .unwrap_or_default();
                 println!(
-                    "fault: {} {} in {} at {} -> {} {}",
+                    "fault: {} {}{api} in {} at {} -> {}",
                     any("service"),
                     any("operation"),
                     any("region"),
                     r["probability"],
-                    r["error"]["statusCode"],
-                    r["error"]["code"].as_str().unwrap_or("")
+                    does.join(", ")
                 );
             }
             println!("latency: {} ms", effects["latency"]);
@@ -111,6 +125,7 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             .await?;
             println!("latency: {ms} ms");
         }
+        ChaosAction::Run { file, no_wait } => return run(ep, &file, no_wait).await,
         ChaosAction::Clear => {
             send(ep, "POST", "/_nimbus/chaos/faults", "[]".into()).await?;
             send(
@@ -124,4 +139,93 @@ pub async fn chaos(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One FIS call (REST-JSON; nimbus routes it by its signature's service).
+async fn fis(
+    ep: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let (status, text) = crate::client::call_with(
+        ep,
+        method,
+        path,
+        body.map(|b| b.to_string()),
+        &[("authorization", FIS_AUTH)],
+    )
+    .await?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    if !(200..300).contains(&status) {
+        anyhow::bail!(
+            "FIS refused it ({status}): {}",
+            v["message"].as_str().unwrap_or(&text)
+        );
+    }
+    Ok(v)
+}
+
+/// `nimbus chaos run FILE`: an experiment template file created, started and followed.
+async fn run(ep: &str, file: &std::path::Path, no_wait: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let mut template: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", file.display()))?;
+    if !template.is_object() {
+        anyhow::bail!(
+            "{}: an experiment template is a JSON object",
+            file.display()
+        );
+    }
+    let token = format!("nimbus-chaos-run-{}", std::process::id());
+    template["clientToken"] = token.clone().into();
+    if template["roleArn"].is_null() {
+        template["roleArn"] = "arn:aws:iam::123456789012:role/nimbus-fis".into();
+    }
+    if template["stopConditions"].is_null() {
+        template["stopConditions"] = serde_json::json!([{"source": "none"}]);
+    }
+    let made = fis(ep, "POST", "/experimentTemplates", Some(template))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let tid = made["experimentTemplate"]["id"].as_str().unwrap_or("");
+    let started = fis(
+        ep,
+        "POST",
+        "/experiments",
+        Some(serde_json::json!({"experimentTemplateId": tid, "clientToken": token})),
+    )
+    .await?;
+    let id = started["experiment"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    println!("experiment {id} (template {tid}) started");
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last = String::new();
+    loop {
+        let e = fis(ep, "GET", &format!("/experiments/{id}"), None).await?;
+        let state = &e["experiment"]["state"];
+        let status = state["status"].as_str().unwrap_or("").to_owned();
+        if status != last {
+            let reason = state["reason"].as_str().unwrap_or("");
+            println!(
+                "experiment {id}: {status}{}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                }
+            );
+            last = status.clone();
+        }
+        match status.as_str() {
+            "completed" => return Ok(ExitCode::SUCCESS),
+            "stopped" | "failed" => return Ok(ExitCode::FAILURE),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
 }

@@ -97,6 +97,16 @@ pub enum ChaosAction {
     Latency { ms: u64 },
     /// Remove every fault rule and the latency effect.
     Clear,
+    /// Run an AWS FIS experiment template file (what `aws fis create-experiment-template
+    /// --cli-input-json` takes): create it, start it, and follow it to its end. Exit status 1
+    /// when it is stopped or fails.
+    Run {
+        /// The experiment template (JSON).
+        file: PathBuf,
+        /// Return once started, without following the experiment.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Args)]
