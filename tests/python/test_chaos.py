@@ -332,3 +332,29 @@ def test_chaos_run_follows_an_experiment_file_and_the_orders_experiment_loads(st
     out = subprocess.run([str(NIMBUS), "chaos", "--endpoint-url", n.endpoint, "run", str(bad)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "bad.json" in out.stderr, out
+
+
+def test_fis_templates_survive_a_restart_and_a_running_experiment_is_stopped(start_nimbus, tmp_path):
+    import uuid as _uuid
+    template = FIS_TEMPLATE.replace("{marks}", str(tmp_path))
+    n = start_nimbus(template, {"src/app.py": ECHO})
+    fis = n.client("fis")
+    arn = n.client("lambda").get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
+    tid = fis.create_experiment_template(
+        clientToken=_uuid.uuid4().hex, description="kept", roleArn="arn:aws:iam::123456789012:role/fis",
+        stopConditions=[{"source": "none"}],
+        targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
+        actions={"act": {"actionId": "aws:lambda:invocation-error",
+                         "parameters": {"duration": "PT5M", "preventExecution": "true"},
+                         "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+    eid = fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)["experiment"]["id"]
+    assert n.client("lambda").invoke(FunctionName="Echo", Payload=b"{}").get("FunctionError") == "Unhandled"
+    n.proc.kill()
+    n.proc.wait()
+    n = start_nimbus(template)
+    fis = n.client("fis")
+    assert fis.get_experiment_template(id=tid)["experimentTemplate"]["description"] == "kept"
+    state = fis.get_experiment(id=eid)["experiment"]["state"]
+    assert state["status"] == "stopped" and "nimbus stopped" in state["reason"], state
+    # No fault survives the restart.
+    assert n.client("lambda").invoke(FunctionName="Echo", Payload=b"{}").get("FunctionError") is None

@@ -26,6 +26,8 @@ pub(crate) struct Fis {
     platform: Platform,
     hub: Hub,
     state: Arc<Mutex<Experiments>>,
+    /// `<state-dir>/fis.json`.
+    path: Arc<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -180,11 +182,81 @@ fn action_fault(name: &str, action: &Value) -> Result<(FaultKind, f64, Duration)
 }
 
 impl Fis {
+    /// Templates and experiments are kept in `<state-dir>/fis.json`. An experiment that was
+    /// running when nimbus stopped is `stopped` at the next start: its faults lived in the
+    /// stopped process, and none is injected again without a new `StartExperiment`.
     pub(crate) fn new(platform: Platform, hub: Hub) -> Fis {
-        Fis {
+        let path = platform.config().state_dir.join("fis.json");
+        let mut state = Experiments::default();
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(doc) => {
+                    let map = |k: &str| -> BTreeMap<String, Value> {
+                        doc[k]
+                            .as_object()
+                            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default()
+                    };
+                    state.templates = map("templates");
+                    state.experiments = map("experiments");
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "the FIS state file is unreadable; starting without it")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the FIS state file")
+            }
+        }
+        let fis = Fis {
             platform,
             hub,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
+            path: Arc::new(path),
+        };
+        let interrupted: Vec<String> = {
+            let s = fis.state.lock().unwrap();
+            s.experiments
+                .iter()
+                .filter(|(_, e)| {
+                    matches!(
+                        e["state"]["status"].as_str(),
+                        Some("running" | "initiating" | "pending")
+                    )
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in &interrupted {
+            set_status(
+                &fis,
+                id,
+                "stopped",
+                "nimbus stopped while the experiment ran; its faults were lifted with it.",
+            );
+            tracing::warn!(experiment = %id, "FIS experiment interrupted by a restart: stopped");
+        }
+        fis
+    }
+
+    /// Writes the templates and experiments to `fis.json` (a new file renamed over the old, so
+    /// a crash leaves one or the other whole).
+    fn save(&self) {
+        let doc = {
+            let s = self.state.lock().unwrap();
+            json!({"templates": s.templates, "experiments": s.experiments})
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(doc.to_string().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &*self.path)
+        })();
+        if let Err(e) = written {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot keep the FIS state");
         }
     }
 
@@ -291,6 +363,7 @@ async fn create_template(State(fis): State<Fis>, body: Bytes) -> Response {
         "lastUpdateTime": now_s(),
     });
     fis.state.lock().unwrap().templates.insert(id, t.clone());
+    fis.save();
     axum::Json(json!({"experimentTemplate": t})).into_response()
 }
 
@@ -308,13 +381,22 @@ async fn list_templates(State(fis): State<Fis>) -> Response {
 }
 
 async fn delete_template(State(fis): State<Fis>, Path(id): Path<String>) -> Response {
-    match fis.state.lock().unwrap().templates.remove(&id) {
-        Some(t) => axum::Json(json!({"experimentTemplate": t})).into_response(),
+    let removed = fis.state.lock().unwrap().templates.remove(&id);
+    match removed {
+        Some(t) => {
+            fis.save();
+            axum::Json(json!({"experimentTemplate": t})).into_response()
+        }
         None => not_found("Experiment template", &id),
     }
 }
 
 fn set_status(fis: &Fis, id: &str, status: &str, reason: &str) {
+    set_status_unsaved(fis, id, status, reason);
+    fis.save();
+}
+
+fn set_status_unsaved(fis: &Fis, id: &str, status: &str, reason: &str) {
     if let Some(e) = fis.state.lock().unwrap().experiments.get_mut(id) {
         e["state"] = json!({"status": status, "reason": reason});
         if matches!(status, "completed" | "stopped" | "failed") {
@@ -407,6 +489,7 @@ async fn start(State(fis): State<Fis>, body: Bytes) -> Response {
         .unwrap()
         .experiments
         .insert(id.clone(), e.clone());
+    fis.save();
     let faults = fis.platform.faults().clone();
     faults.install(plan.iter().map(|(_, _, f)| f.clone()).collect());
     tracing::warn!(experiment = %id, template = %tid, "FIS experiment started: faults injected into Lambda invocations");
@@ -441,6 +524,7 @@ async fn start(State(fis): State<Fis>, body: Bytes) -> Response {
                 break;
             }
             let elapsed = started.elapsed();
+            let before = left.len();
             left.retain(|(owner, d)| {
                 if elapsed >= *d {
                     faults.lift(owner);
@@ -455,6 +539,9 @@ async fn start(State(fis): State<Fis>, body: Bytes) -> Response {
                     true
                 }
             });
+            if left.len() != before && !left.is_empty() {
+                runner.save();
+            }
             if left.is_empty() {
                 set_status(&runner, &exp, "completed", "Experiment completed.");
                 tracing::info!(experiment = %exp, "FIS experiment completed; faults lifted");
