@@ -144,6 +144,16 @@ def handler(event, context):
 """
 
 
+def fis_template(fis, arn, action, params, stop=None):
+    """A FIS experiment template with one Lambda action on the function `arn`: its id."""
+    import uuid as _uuid
+    return fis.create_experiment_template(
+        clientToken=_uuid.uuid4().hex, description=action, roleArn="arn:aws:iam::123456789012:role/fis",
+        stopConditions=stop or [{"source": "none"}],
+        targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
+        actions={"act": {"actionId": action, "parameters": params, "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+
+
 def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
     import uuid as _uuid
     marks = tmp_path / "marks"
@@ -151,14 +161,9 @@ def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
     n = start_nimbus(FIS_TEMPLATE.replace("{marks}", str(marks)), {"src/app.py": ECHO})
     lam, fis = n.client("lambda"), n.client("fis")
     arn = lam.get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
-    role = "arn:aws:iam::123456789012:role/fis"
 
     def template(action, params, stop=None):
-        return fis.create_experiment_template(
-            clientToken=_uuid.uuid4().hex, description=action, roleArn=role,
-            stopConditions=stop or [{"source": "none"}],
-            targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
-            actions={"act": {"actionId": action, "parameters": params, "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+        return fis_template(fis, arn, action, params, stop)
 
     def run(tid):
         return fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)["experiment"]["id"]
@@ -287,13 +292,8 @@ def test_an_injected_delay_is_in_the_report_duration_and_the_timeout(start_nimbu
     n = start_nimbus(FIS_TEMPLATE.replace("{marks}", str(marks)), {"src/app.py": ECHO})
     lam, fis = n.client("lambda"), n.client("fis")
     arn = lam.get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
-    tid = fis.create_experiment_template(
-        clientToken=_uuid.uuid4().hex, description="delay", roleArn="arn:aws:iam::123456789012:role/fis",
-        stopConditions=[{"source": "none"}],
-        targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
-        actions={"act": {"actionId": "aws:lambda:invocation-add-delay",
-                         "parameters": {"duration": "PT1M", "startupDelayMilliseconds": "400"},
-                         "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+    tid = fis_template(fis, arn, "aws:lambda:invocation-add-delay",
+                       {"duration": "PT1M", "startupDelayMilliseconds": "400"})
     fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)
     started = time.time()
     r = lam.invoke(FunctionName="Echo", Payload=b"{}", LogType="Tail")
@@ -340,20 +340,14 @@ def test_fis_templates_survive_a_restart_and_a_running_experiment_is_stopped(sta
     n = start_nimbus(template, {"src/app.py": ECHO})
     fis = n.client("fis")
     arn = n.client("lambda").get_function(FunctionName="Echo")["Configuration"]["FunctionArn"]
-    tid = fis.create_experiment_template(
-        clientToken=_uuid.uuid4().hex, description="kept", roleArn="arn:aws:iam::123456789012:role/fis",
-        stopConditions=[{"source": "none"}],
-        targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
-        actions={"act": {"actionId": "aws:lambda:invocation-error",
-                         "parameters": {"duration": "PT5M", "preventExecution": "true"},
-                         "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+    tid = fis_template(fis, arn, "aws:lambda:invocation-error", {"duration": "PT5M", "preventExecution": "true"})
     eid = fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)["experiment"]["id"]
     assert n.client("lambda").invoke(FunctionName="Echo", Payload=b"{}").get("FunctionError") == "Unhandled"
     n.proc.kill()
     n.proc.wait()
     n = start_nimbus(template)
     fis = n.client("fis")
-    assert fis.get_experiment_template(id=tid)["experimentTemplate"]["description"] == "kept"
+    assert fis.get_experiment_template(id=tid)["experimentTemplate"]["description"] == "aws:lambda:invocation-error"
     state = fis.get_experiment(id=eid)["experiment"]["state"]
     assert state["status"] == "stopped" and "nimbus stopped" in state["reason"], state
     # No fault survives the restart.
