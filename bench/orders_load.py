@@ -219,6 +219,11 @@ def main():
         recs = records(state)
         dlq = dlq_count()
         queued = backlog()
+        # What the run would have cost on AWS, before the free tier (nimbus cost's estimate).
+        try:
+            cost = requests.get(f"{n.endpoint}/_nimbus/api/cost?free_tier=false", timeout=10).json()
+        except Exception as e:  # noqa: BLE001
+            cost = {"error": str(e)}
     finally:
         n.stop()
 
@@ -253,6 +258,7 @@ def main():
                       "max": max(latencies) if latencies else float("nan")},
         "load_s": round(load_s, 1),
         "drain_s": round(drain_s, 1),
+        "aws_cost": cost,
     }
     print()
     print(f"order pipeline: {report['template']}, scenario {report['scenario']}")
@@ -265,6 +271,14 @@ def main():
     lat = report["latency_s"]
     print(f"  {'latency (s)':<18} p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  max {lat['max']:.2f}")
     print(f"  {'time (s)':<18} load {report['load_s']}, drain {report['drain_s']}")
+    if "total" in cost:
+        by = {}
+        for line in cost["lines"]:
+            by[line["service"]] = by.get(line["service"], 0.0) + line["cost"]
+        parts = ", ".join(f"{k} ${v:.6f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v > 0)
+        print(f"  {'on AWS (USD)':<18} ${cost['total']:.6f} before the free tier ({parts})")
+    else:
+        print(f"  {'on AWS (USD)':<18} n/a: {cost.get('error')}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(report, f, indent=2)
