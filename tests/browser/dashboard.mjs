@@ -9,6 +9,7 @@
 //   NIMBUS_FUNCTION  a function of the stack to invoke          [the stack's first function]
 //   NIMBUS_STATE_MACHINE  a STANDARD state machine to run once   [the first STANDARD one, if any]
 //   NIMBUS_BUCKET    a bucket holding notes/readme.txt (text, x-amz-meta-owner) to browse  [skipped]
+//   NIMBUS_TABLE     a DynamoDB table (partition key pk, sort key sk) holding pk "car#1" items  [skipped]
 //   SCREENSHOT_DIR   where the views' screenshots go            [<repo>/target/dashboard-screenshots]
 //   CHROMIUM         the browser                                 [/usr/bin/chromium]
 //
@@ -375,6 +376,31 @@ async function main() {
     const meta = (await page.locator('#object-card').textContent()) || '';
     if (!meta.includes('x-amz-meta-owner')) throw new StepError(`the object's metadata (x-amz-meta-owner) is not shown: ${meta.slice(0, 300)}`);
     await shot('bucket-object');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- tables
+  await step("a table's items scan and query by key", async () => {
+    const table = process.env.NIMBUS_TABLE;
+    if (!table) {
+      log('       no NIMBUS_TABLE: skipped');
+      return;
+    }
+    await go('#/tables', '#table-list');
+    await waitFor(`a row for ${table} in the tables table`, async () => (await page.locator(`#table-list [data-table="${table}"]`).count()) > 0);
+    await shot('tables');
+    await page.locator(`#table-list [data-table="${table}"]`).click();
+    await waitFor('the scanned items', async () => (await page.locator('#table-detail table.items tbody tr').count()) > 0);
+    const scanned = await page.locator('#table-detail table.items tbody tr').count();
+    await page.locator('#table-query input[name=pk]').fill('car#1');
+    await page.locator('#table-query button').click();
+    await waitFor('the queried items', async () => {
+      const rows = page.locator('#table-detail table.items tbody tr');
+      const n = await rows.count();
+      if (n === 0 || n >= scanned) return false;
+      const first = (await rows.first().textContent()) || '';
+      return first.includes('car#1');
+    });
+    await shot('table-items');
   }, { critical: false });
 
   // ---------------------------------------------------------------- the remaining views

@@ -2,7 +2,8 @@
 from tests/browser; scripts/test.sh installs both): it loads with no console errors, the
 service map shows every function, a fresh invocation and its REPORT line appear within
 seconds, a trace opens in the waterfall, and a state machine's execution shows its path on
-the State machines view, and a bucket's object previews on the Buckets view. Screenshots go to
+the State machines view, a bucket's object previews on the Buckets view, and a table's items
+scan and query on the Tables view. Screenshots go to
 <target>/dashboard-screenshots."""
 
 import os
@@ -61,9 +62,22 @@ BUCKET = """
       BucketName: files
 """
 
+TABLE = """
+  Cars:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: cars
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}, {AttributeName: sk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}, {AttributeName: sk, KeyType: RANGE}]
+"""
+
 
 def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(start_nimbus):
-    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE + BUCKET, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE + BUCKET + TABLE, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    ddb = n.client("dynamodb")
+    for i in range(6):
+        ddb.put_item(TableName="cars", Item={"pk": {"S": f"car#{i % 2}"}, "sk": {"S": f"v#{i}"}, "price": {"N": str(100 + i)}})
     s3 = n.client("s3")
     s3.put_object(Bucket="files", Key="notes/readme.txt", Body=b"hello from S3\n", ContentType="text/plain",
                   Metadata={"owner": "browser-test"})
@@ -71,7 +85,7 @@ def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(s
     shots = TARGET / "dashboard-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
-               NIMBUS_STATE_MACHINE="checkout", NIMBUS_BUCKET="files",
+               NIMBUS_STATE_MACHINE="checkout", NIMBUS_BUCKET="files", NIMBUS_TABLE="cars",
                SCREENSHOT_DIR=str(shots))
     out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],
                          env=env, capture_output=True, text=True, timeout=120)

@@ -7,6 +7,7 @@ import { functionsView, queuesView, alarmsView, statemachinesView } from './view
 import { tracesView } from './traces.js';
 import { bucketsView } from './buckets.js';
 import { deploymentsView } from './deployments.js';
+import { tablesView } from './tables.js';
 import { logsView } from './logs.js';
 
 const POLL_MS = 2000;
@@ -44,6 +45,7 @@ const VIEWS = {
   queues: queuesView,
   statemachines: statemachinesView,
   buckets: bucketsView,
+  tables: tablesView,
   deployments: deploymentsView,
   traces: tracesView,
   logs: logsView,
@@ -76,7 +78,12 @@ export async function getJSON(path) {
  * serves this page too. Throws on network error or timeout, and on an error answer with
  * `code` (e.g. StateMachineTypeNotSupported) and `status` set.
  */
-export async function sfnCall(op, input = {}) {
+export function sfnCall(op, input = {}) {
+  return awsJsonCall(`AWSStepFunctions.${op}`, input);
+}
+
+/** An AWS JSON 1.0 call (`target`: `DynamoDB_20120810.Scan`, ...), as sfnCall describes. */
+export async function awsJsonCall(target, input = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
   try {
@@ -84,7 +91,7 @@ export async function sfnCall(op, input = {}) {
       method: 'POST',
       cache: 'no-store',
       signal: ctl.signal,
-      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${op}` },
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': target },
       body: JSON.stringify(input),
     });
     let body = null;
