@@ -229,3 +229,25 @@ def test_a_topic_is_a_rule_target_and_a_functions_failure_destination(start_nimb
     record = next(m for m in messages if "requestContext" in m)
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestPayload"] == {"order": 8}
+
+
+def test_a_failed_delivery_goes_to_the_subscriptions_dead_letter_queue(start_nimbus):
+    n = start_nimbus("Resources:\n  D:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: sns-dlq}\n")
+    sns, sqs = n.client("sns"), n.client("sqs")
+    arn = sns.create_topic(Name="t")["TopicArn"]
+    gone = sqs.create_queue(QueueName="gone")["QueueUrl"]
+    policy = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:sns-dlq"})
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:gone",
+                  Attributes={"RedrivePolicy": policy})
+    sqs.delete_queue(QueueUrl=gone)
+    sns.publish(TopicArn=arn, Message="lost?", MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}})
+    dlq = sqs.get_queue_url(QueueName="sns-dlq")["QueueUrl"]
+    got = drain(sqs, dlq, 1)
+    envelope = json.loads(got[0]["Body"])
+    assert envelope["Message"] == "lost?" and envelope["TopicArn"] == arn, envelope
+    assert envelope["MessageAttributes"]["k"]["Value"] == "v", envelope
+    for bad in ['{"deadLetterTargetArn": "arn:aws:sns:us-east-1:123456789012:t"}', "not json", "{}"]:
+        with pytest.raises(ClientError) as e:
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:sns-dlq",
+                          Attributes={"RedrivePolicy": bad})
+        assert code(e) == "InvalidParameter" and "RedrivePolicy" in e.value.response["Error"]["Message"], bad

@@ -53,6 +53,22 @@ fn queue_of(arn: &str) -> Option<&str> {
     }
 }
 
+/// The dead-letter queue a subscription's `RedrivePolicy` names
+/// (`{"deadLetterTargetArn": "arn:aws:sqs:...:name"}`), or SNS's message for a bad one.
+fn redrive_queue(policy: &str) -> Result<String, SnsError> {
+    let bad = |why: &str| SnsError::invalid(format!("Invalid parameter: RedrivePolicy: {why}"));
+    let doc: Value =
+        serde_json::from_str(policy).map_err(|_| bad("Invalid RedrivePolicy: not valid JSON"))?;
+    let arn = doc["deadLetterTargetArn"]
+        .as_str()
+        .ok_or_else(|| bad("deadLetterTargetArn is required"))?;
+    queue_of(arn).map(str::to_owned).ok_or_else(|| {
+        bad(&format!(
+            "deadLetterTargetArn {arn} is not an SQS queue ARN"
+        ))
+    })
+}
+
 /// The function of a Lambda ARN, with its version or alias (`name:live`) if it names one.
 fn function_of(arn: &str) -> Option<&str> {
     arn.split_once(":function:")
@@ -109,7 +125,10 @@ fn check_subscription_attributes(attributes: &Map<String, Value>) -> Result<(), 
                     "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value. Must be true or false.",
                 ))
             }
-            "FilterPolicyScope" | "RawMessageDelivery" | "RedrivePolicy" | "DeliveryPolicy"
+            "RedrivePolicy" => {
+                redrive_queue(v)?;
+            }
+            "FilterPolicyScope" | "RawMessageDelivery" | "DeliveryPolicy"
             | "SubscriptionRoleArn" => {}
             other => {
                 return Err(SnsError::invalid(format!(
@@ -373,10 +392,13 @@ enum Delivery {
         attributes: Option<Map<String, Value>>,
         group_id: Option<String>,
         dedup_id: Option<String>,
+        /// The subscription's dead-letter queue and what it is sent when delivery fails.
+        dlq: Option<(String, String)>,
     },
     Function {
         function: String,
         payload: String,
+        dlq: Option<(String, String)>,
     },
 }
 
@@ -553,6 +575,18 @@ fn plan_one(
         if let Some(s) = subject {
             sns_doc["Subject"] = s.into();
         }
+        // A delivery that fails goes to the subscription's DLQ as the SNS envelope, with the
+        // message attributes, as SNS sends it.
+        let dlq = sub
+            .attribute("RedrivePolicy")
+            .and_then(|p| redrive_queue(p).ok())
+            .map(|q| {
+                let mut doc = sns_doc.clone();
+                if !attrs.is_empty() {
+                    doc["MessageAttributes"] = Value::Object(envelope_attributes(&attrs));
+                }
+                (q, doc.to_string())
+            });
         match sub.protocol.as_str() {
             "sqs" => {
                 let Some(queue) = queue_of(&sub.endpoint) else {
@@ -577,6 +611,7 @@ fn plan_one(
                     attributes,
                     group_id: group_id.clone(),
                     dedup_id: dedup_id.clone(),
+                    dlq,
                 });
             }
             "lambda" => {
@@ -596,6 +631,7 @@ fn plan_one(
                 deliveries.push(Delivery::Function {
                     function: function.to_owned(),
                     payload: event.to_string(),
+                    dlq,
                 });
             }
             _ => {}
@@ -684,6 +720,7 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
                 attributes,
                 group_id,
                 dedup_id,
+                dlq,
             } => {
                 let mut m =
                     nimbus_events::message::internal(body.clone(), attributes.clone(), None);
@@ -693,26 +730,51 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
                         .clone()
                         .or_else(|| Some(nimbus_events::message::sha256_hex(body.as_bytes())));
                 }
-                // A queue that was deleted after it subscribed: SNS drops the delivery.
+                // A queue that was deleted after it subscribed: the delivery fails for good,
+                // to the subscription's DLQ if it has one, else dropped, as SNS does.
                 match sns.hub().send(queue, &[m]) {
                     Ok(()) => {}
                     Err(nimbus_store::StoreError::Queue(
                         nimbus_store::QueueError::NonExistentQueue,
-                    )) => {}
+                    )) => dead_letter(sns, dlq, &format!("queue {queue} does not exist"))?,
                     Err(e) => {
                         return Err(SnsError::Internal(format!("delivering to {queue}: {e}")))
                     }
                 }
             }
-            Delivery::Function { function, payload } => {
-                match sns.hub().invoke_async(function, payload, None) {
-                    Ok(_) | Err(nimbus_events::EventsError::FunctionNotFound(_)) => {}
-                    Err(e) => return Err(SnsError::Internal(format!("invoking {function}: {e}"))),
+            Delivery::Function {
+                function,
+                payload,
+                dlq,
+            } => match sns.hub().invoke_async(function, payload, None) {
+                Ok(_) => {}
+                Err(nimbus_events::EventsError::FunctionNotFound(_)) => {
+                    dead_letter(sns, dlq, &format!("function {function} does not exist"))?
                 }
-            }
+                Err(e) => return Err(SnsError::Internal(format!("invoking {function}: {e}"))),
+            },
         }
     }
     Ok(())
+}
+
+/// A delivery that cannot succeed: to the subscription's dead-letter queue, if it has one.
+fn dead_letter(sns: &Sns, dlq: &Option<(String, String)>, why: &str) -> Result<(), SnsError> {
+    let Some((queue, body)) = dlq else {
+        tracing::warn!(reason = %why, "SNS delivery failed and the subscription has no dead-letter queue: dropped");
+        return Ok(());
+    };
+    let m = nimbus_events::message::internal(body.clone(), None, None);
+    match sns.hub().send(queue, &[m]) {
+        Ok(()) => {
+            tracing::warn!(reason = %why, dlq = %queue, "SNS delivery failed: sent to the subscription's dead-letter queue");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(reason = %why, dlq = %queue, error = %e, "SNS delivery failed and its dead-letter queue refused it: dropped");
+            Ok(())
+        }
+    }
 }
 
 pub(crate) fn deliver(sns: &Sns, plan: Plan) -> Result<Value, SnsError> {
