@@ -198,6 +198,7 @@ fn classify(
             "AmazonSSM" => ("ssm", Protocol::Json11),
             "secretsmanager" => ("secretsmanager", Protocol::Json11),
             "AWSStepFunctions" => ("stepfunctions", Protocol::Json10),
+            "CodeDeploy_20141006" => ("codedeploy", Protocol::Json11),
             _ => return None,
         };
         return Some((service, op.to_owned(), protocol));
@@ -216,12 +217,40 @@ fn classify(
         };
         return Some((service, action.clone(), Protocol::Query));
     }
-    let path = uri.path().strip_prefix("/2015-03-31/functions")?;
-    let op = match (method.as_str(), path.trim_end_matches('/')) {
-        ("POST", p) if p.ends_with("/invocations") => "Invoke",
-        ("GET", "") => "ListFunctions",
-        ("GET", p) if p.ends_with("/configuration") => "GetFunctionConfiguration",
-        ("GET", _) => "GetFunction",
+    // Lambda's REST paths: `/<api version>/functions[/<name>[/<resource>[/<id>]]]`.
+    let path = uri.path();
+    let rest = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .filter(|(version, _)| version.starts_with("20"))
+        .and_then(|(_, rest)| rest.strip_prefix("functions"))?;
+    let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    let op = match (method.as_str(), parts.as_slice()) {
+        ("GET", [""]) => "ListFunctions",
+        ("POST", [_, "invocations"]) => "Invoke",
+        ("GET", [_]) => "GetFunction",
+        ("DELETE", [_]) => "DeleteFunction",
+        ("GET", [_, "configuration"]) => "GetFunctionConfiguration",
+        ("PUT", [_, "configuration"]) => "UpdateFunctionConfiguration",
+        ("PUT", [_, "code"]) => "UpdateFunctionCode",
+        ("POST", [_, "versions"]) => "PublishVersion",
+        ("GET", [_, "versions"]) => "ListVersionsByFunction",
+        ("POST", [_, "aliases"]) => "CreateAlias",
+        ("GET", [_, "aliases"]) => "ListAliases",
+        ("GET", [_, "aliases", _]) => "GetAlias",
+        ("PUT", [_, "aliases", _]) => "UpdateAlias",
+        ("DELETE", [_, "aliases", _]) => "DeleteAlias",
+        ("PUT", [_, "concurrency"]) => "PutFunctionConcurrency",
+        ("DELETE", [_, "concurrency"]) => "DeleteFunctionConcurrency",
+        ("GET", [_, "concurrency"]) => "GetFunctionConcurrency",
+        ("PUT", [_, "provisioned-concurrency"]) => "PutProvisionedConcurrencyConfig",
+        ("GET", [_, "provisioned-concurrency"]) => "GetProvisionedConcurrencyConfig",
+        ("DELETE", [_, "provisioned-concurrency"]) => "DeleteProvisionedConcurrencyConfig",
+        ("PUT", [_, "event-invoke-config"]) => "PutFunctionEventInvokeConfig",
+        ("POST", [_, "event-invoke-config"]) => "UpdateFunctionEventInvokeConfig",
+        ("GET", [_, "event-invoke-config"]) => "GetFunctionEventInvokeConfig",
+        ("DELETE", [_, "event-invoke-config"]) => "DeleteFunctionEventInvokeConfig",
+        ("GET", [_, "event-invoke-config", "list"]) => "ListFunctionEventInvokeConfigs",
         _ => return None,
     };
     Some(("lambda", op.to_owned(), Protocol::RestJson))
@@ -387,6 +416,10 @@ mod tests {
             (Method::POST, "/", h(&[]), Some("Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At"), Some(("sns", "Publish", Protocol::Query))),
             (Method::GET, "/123456789012/q?Action=ReceiveMessage", h(&[]), None, Some(("sqs", "ReceiveMessage", Protocol::Query))),
             (Method::POST, "/2015-03-31/functions/f/invocations", h(&[]), None, Some(("lambda", "Invoke", Protocol::RestJson))),
+            (Method::PUT, "/2015-03-31/functions/f/aliases/live", h(&[]), None, Some(("lambda", "UpdateAlias", Protocol::RestJson))),
+            (Method::PUT, "/2017-10-31/functions/f/concurrency", h(&[]), None, Some(("lambda", "PutFunctionConcurrency", Protocol::RestJson))),
+            (Method::GET, "/2015-03-31/functions/", h(&[]), None, Some(("lambda", "ListFunctions", Protocol::RestJson))),
+            (Method::POST, "/", h(&[("x-amz-target", "CodeDeploy_20141006.GetDeployment")]), None, Some(("codedeploy", "GetDeployment", Protocol::Json11))),
             (Method::GET, "/b/k", h(&[("authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x")]), None, Some(("s3", "", Protocol::RestXml))),
             (Method::GET, "/_nimbus/", h(&[]), None, None),
         ];

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 /// The services a rule may name (botocore's service names, as LocalStack takes them).
 pub const SERVICES: &[&str] = &[
     "apigateway",
+    "codedeploy",
     "dynamodb",
     "dynamodbstreams",
     "events",

@@ -296,9 +296,7 @@ impl Platform {
     ) -> Result<Arc<FunctionSpec>, VersionError> {
         let pool = self.latest(name)?;
         if revision_id.is_some_and(|r| r != pool.current().1.revision_id) {
-            return Err(VersionError::Precondition(
-                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
-            ));
+            return Err(crate::versions::stale_revision());
         }
         Ok(pool.update(change))
     }
@@ -314,9 +312,7 @@ impl Platform {
         let pool = self.latest(name)?.clone();
         let (_, spec) = pool.current();
         if revision_id.is_some_and(|r| r != spec.revision_id) {
-            return Err(VersionError::Precondition(
-                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
-            ));
+            return Err(crate::versions::stale_revision());
         }
         let launch = spec.launch.clone().map_err(|e| {
             VersionError::Conflict(format!(

@@ -767,7 +767,8 @@ pub fn version_number(q: &str) -> Option<u32> {
         .flatten()
 }
 
-fn stale_revision() -> VersionError {
+/// Lambda's answer to a `RevisionId` that is not the current one.
+pub(crate) fn stale_revision() -> VersionError {
     VersionError::Precondition(
         "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
     )
