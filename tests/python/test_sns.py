@@ -251,3 +251,36 @@ def test_a_failed_delivery_goes_to_the_subscriptions_dead_letter_queue(start_nim
             sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:sns-dlq",
                           Attributes={"RedrivePolicy": bad})
         assert code(e) == "InvalidParameter" and "RedrivePolicy" in e.value.response["Error"]["Message"], bad
+
+
+DLQ_TOPIC = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Failed:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: failed-events}
+  Dead:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: dead
+      Subscription:
+        - {Protocol: sqs, Endpoint: !GetAtt Failed.Arn}
+  Fails:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+      DeadLetterQueue: {Type: SNS, TargetArn: !Ref Dead}
+      EventInvokeConfig: {MaximumRetryAttempts: 0}
+"""
+
+
+def test_a_functions_dead_letter_topic_gets_its_failed_events(start_nimbus):
+    n = start_nimbus(DLQ_TOPIC, {"src/app.py": "def handler(event, context):\n    raise RuntimeError('no')\n"})
+    n.lambda_client().invoke(FunctionName="Fails", InvocationType="Event", Payload=b'{"order": 7}')
+    sqs = n.client("sqs")
+    url = sqs.get_queue_url(QueueName="failed-events")["QueueUrl"]
+    got = drain(sqs, url, 1)
+    envelope = json.loads(got[0]["Body"])
+    assert envelope["TopicArn"].endswith(":dead") and json.loads(envelope["Message"]) == {"order": 7}, envelope

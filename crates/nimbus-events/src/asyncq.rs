@@ -251,7 +251,8 @@ fn give_up(
     trace: Option<&str>,
 ) {
     tracing::warn!(%function, request_id = %job.id, attempts, reason = why.as_str(), "asynchronous invocation given up");
-    if cfg.on_failure.is_some() || cfg.dead_letter_queue.is_some() {
+    let dead_letter = cfg.dead_letter_queue.is_some() || cfg.dead_letter_topic.is_some();
+    if cfg.on_failure.is_some() || dead_letter {
         hub.platform()
             .telemetry()
             .lambda
@@ -293,7 +294,20 @@ fn give_up(
             tracing::error!(%function, request_id = %job.id, queue, error = %e, "cannot send the failed event to the dead-letter queue; it is dropped");
         }
     }
-    if cfg.on_failure.is_none() && cfg.dead_letter_queue.is_none() {
+    if let Some(topic) = &cfg.dead_letter_topic {
+        // The event is the message, as Lambda publishes it to an SNS dead-letter topic.
+        let dest = crate::Dest::Topic(topic.clone());
+        let resource = invoked_arn(hub, target);
+        if let Err(e) = hub.deliver(
+            &dest,
+            &job.payload,
+            trace,
+            ("lambda", "Lambda Function Dead Letter", &resource),
+        ) {
+            tracing::error!(%function, request_id = %job.id, topic, error = %e, "cannot publish the failed event to the dead-letter topic; it is dropped");
+        }
+    }
+    if cfg.on_failure.is_none() && !dead_letter {
         tracing::warn!(%function, request_id = %job.id, "the event is dropped: the function has no OnFailure destination or DeadLetterQueue");
     }
 }

@@ -87,8 +87,10 @@ pub struct AsyncConfig {
     pub policy: RetryPolicy,
     pub on_success: Option<Dest>,
     pub on_failure: Option<Dest>,
-    /// `DeadLetterQueue` (SQS): the queue's name.
+    /// `DeadLetterQueue` of `Type: SQS`: the queue's name.
     pub dead_letter_queue: Option<String>,
+    /// `DeadLetterQueue` of `Type: SNS`: the topic's name.
+    pub dead_letter_topic: Option<String>,
 }
 
 impl Default for AsyncConfig {
@@ -98,6 +100,7 @@ impl Default for AsyncConfig {
             on_success: None,
             on_failure: None,
             dead_letter_queue: None,
+            dead_letter_topic: None,
         }
     }
 }
@@ -752,9 +755,19 @@ impl Reader<'_> {
                     cfg.dead_letter_queue =
                         self.queue_dest(&dlq["TargetArn"], &at.child("TargetArn"))
                 }
+                Some("SNS") => {
+                    let at = at.child("TargetArn");
+                    match self.dest(&dlq["TargetArn"], &at) {
+                        Some(Dest::Topic(t)) => cfg.dead_letter_topic = Some(t),
+                        Some(other) => {
+                            self.error(&at, format!("expected an SNS topic ARN, got {other:?}"))
+                        }
+                        None => {}
+                    }
+                }
                 other => self.error(
                     &at.child("Type"),
-                    format!("nimbus supports dead-letter queues of Type SQS, got {other:?}"),
+                    format!("a dead-letter queue's Type is SQS or SNS, got {other:?}"),
                 ),
             }
         }

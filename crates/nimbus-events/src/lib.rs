@@ -359,9 +359,12 @@ impl Hub {
         match config {
             Some(mut c) => {
                 let base = target.split(':').next().unwrap_or(target);
-                c.dead_letter_queue = configs
+                let function = configs
                     .get(base)
-                    .and_then(|(b, _)| b.dead_letter_queue.clone());
+                    .map(|(b, _)| b.clone())
+                    .unwrap_or_default();
+                c.dead_letter_queue = function.dead_letter_queue;
+                c.dead_letter_topic = function.dead_letter_topic;
                 configs.insert(target.to_owned(), (c, now_ms()));
             }
             None => {
