@@ -444,12 +444,6 @@ pub async fn list(args: crate::cli::DeploymentsArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// The function a `FunctionName` value names (a name, or an ARN, qualified or not).
-fn function_of(value: &str) -> &str {
-    let name = value.rsplit_once(":function:").map_or(value, |(_, n)| n);
-    name.split(':').next().unwrap_or(name)
-}
-
 /// The template's `AWS::Lambda::Version` and `AWS::Lambda::Alias` resources; the errors name
 /// the line and property.
 fn cfn_resources(
@@ -474,7 +468,12 @@ fn cfn_resources(
         ) {
             continue;
         }
-        let Some(function) = p["FunctionName"].as_str().map(function_of) else {
+        // A name or an ARN, qualified or not: Lambda's own FunctionName parsing.
+        let Some(function) = p["FunctionName"]
+            .as_str()
+            .and_then(nimbus_core::arn::parse_function_ref)
+            .map(|r| r.name)
+        else {
             errors.push(format!(
                 "{}: required (the function's name or ARN)",
                 at("FunctionName")
@@ -554,7 +553,12 @@ fn cfn_resources(
 pub async fn deploy(args: crate::cli::DeployArgs) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoint_url;
     let path = match &args.function {
-        Some(f) => format!("/_nimbus/deploy?function={}", urlencode(f)),
+        Some(f) => format!(
+            "/_nimbus/deploy?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("function", f)
+                .finish()
+        ),
         None => "/_nimbus/deploy".to_owned(),
     };
     let (status, text) = crate::client::call(ep, "POST", &path, None).await?;
@@ -618,15 +622,4 @@ pub async fn deploy(args: crate::cli::DeployArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
