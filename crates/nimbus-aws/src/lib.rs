@@ -15,6 +15,7 @@ mod events;
 mod fis;
 mod lambda;
 mod logs;
+mod query_json;
 mod sns;
 pub mod sqs;
 
@@ -201,10 +202,11 @@ async fn query_get(
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
+    let json = query_json::wanted(&headers);
     if sns::is_sns(&headers, &params) {
-        return sns::answer(&services.sns, params);
+        return sns::answer(&services.sns, params, json);
     }
-    services.sqs.query(params, path_queue(&uri)).await
+    services.sqs.query(params, path_queue(&uri), json).await
 }
 
 /// Routes an AWS JSON protocol request by its `X-Amz-Target`, and a form-encoded one to SQS's
@@ -224,7 +226,14 @@ async fn json_protocol(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if target.is_empty() && form {
-        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        // The query protocol takes parameters from the URL's query string as well as the
+        // body (API Gateway's integrations put them in either).
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+                .chain(form_urlencoded::parse(&body))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        let json = query_json::wanted(&headers);
         let action = params
             .iter()
             .find(|(k, _)| k == "Action")
@@ -232,30 +241,15 @@ async fn json_protocol(
             .unwrap_or("");
         if sns::is_sns(&headers, &params) {
             count_call(&services.events, "sns", action);
-            return sns::answer(&services.sns, params);
+            return sns::answer(&services.sns, params, json);
         }
         count_call(&services.events, "sqs", action);
-        return services.sqs.query(params, path_queue(&uri)).await;
+        return services.sqs.query(params, path_queue(&uri), json).await;
     }
-    let (service, action, content_type) = if let Some(a) = target.strip_prefix("AmazonSQS.") {
-        (Service::Sqs, a, "application/x-amz-json-1.0")
-    } else if let Some(a) = target.strip_prefix("AWSEvents.") {
-        (Service::Events, a, "application/x-amz-json-1.1")
-    } else if let Some(a) = target.strip_prefix("Logs_20140328.") {
-        (Service::Logs, a, "application/x-amz-json-1.1")
-    } else if let Some(a) = target.strip_prefix("DynamoDB_20120810.") {
-        (Service::DynamoDb, a, "application/x-amz-json-1.0")
-    } else if let Some(a) = target.strip_prefix("DynamoDBStreams_20120810.") {
-        (Service::DynamoDbStreams, a, "application/x-amz-json-1.0")
-    } else if let Some(a) = target.strip_prefix("AmazonSSM.") {
-        (Service::Ssm, a, "application/x-amz-json-1.1")
-    } else if let Some(a) = target.strip_prefix("secretsmanager.") {
-        (Service::Secrets, a, "application/x-amz-json-1.1")
-    } else if let Some(a) = target.strip_prefix("AWSStepFunctions.") {
-        (Service::StepFunctions, a, "application/x-amz-json-1.0")
-    } else if let Some(a) = target.strip_prefix("CodeDeploy_20141006.") {
-        (Service::CodeDeploy, a, "application/x-amz-json-1.1")
-    } else {
+    let Some((service, action)) = Service::ALL.into_iter().find_map(|s| {
+        let action = target.strip_prefix(s.target_prefix())?.strip_prefix('.')?;
+        Some((s, action))
+    }) else {
         return AwsError::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -265,6 +259,7 @@ async fn json_protocol(
         )
         .into_response();
     };
+    let content_type = service.content_type();
     let input: serde_json::Value = match body.is_empty() {
         true => serde_json::json!({}),
         false => match serde_json::from_slice(&body) {
@@ -463,7 +458,62 @@ fn count_call(hub: &Hub, service: &str, operation: &str) {
         .inc();
 }
 
+/// The `X-Amz-Target` prefix of the AWS JSON protocol service named `service` in ARNs
+/// (`dynamodb` -> `DynamoDB_20120810`, `states` -> `AWSStepFunctions`), for callers that
+/// build such requests (API Gateway's `AWS` integrations).
+pub fn json_target_prefix(service: &str) -> Option<&'static str> {
+    let s = match service {
+        "sqs" => Service::Sqs,
+        "events" => Service::Events,
+        "logs" => Service::Logs,
+        "dynamodb" => Service::DynamoDb,
+        "ssm" => Service::Ssm,
+        "secretsmanager" => Service::Secrets,
+        "states" => Service::StepFunctions,
+        "codedeploy" => Service::CodeDeploy,
+        _ => return None,
+    };
+    Some(s.target_prefix())
+}
+
 impl Service {
+    const ALL: [Service; 9] = [
+        Service::Sqs,
+        Service::Events,
+        Service::Logs,
+        Service::DynamoDb,
+        Service::DynamoDbStreams,
+        Service::Ssm,
+        Service::Secrets,
+        Service::StepFunctions,
+        Service::CodeDeploy,
+    ];
+
+    fn target_prefix(self) -> &'static str {
+        match self {
+            Service::Sqs => "AmazonSQS",
+            Service::Events => "AWSEvents",
+            Service::Logs => "Logs_20140328",
+            Service::DynamoDb => "DynamoDB_20120810",
+            Service::DynamoDbStreams => "DynamoDBStreams_20120810",
+            Service::Ssm => "AmazonSSM",
+            Service::Secrets => "secretsmanager",
+            Service::StepFunctions => "AWSStepFunctions",
+            Service::CodeDeploy => "CodeDeploy_20141006",
+        }
+    }
+
+    /// AWS JSON 1.0 or 1.1, as each service's model says.
+    fn content_type(self) -> &'static str {
+        match self {
+            Service::Sqs
+            | Service::DynamoDb
+            | Service::DynamoDbStreams
+            | Service::StepFunctions => "application/x-amz-json-1.0",
+            _ => "application/x-amz-json-1.1",
+        }
+    }
+
     fn botocore_name(self) -> &'static str {
         match self {
             Service::Sqs => "sqs",
@@ -492,24 +542,21 @@ enum Service {
     CodeDeploy,
 }
 
-/// SQS `SendMessage` as API Gateway's first-class `SQS-SendMessage` integration calls it: the
-/// answer in the JSON shape that integration returns, or the status and message of SQS's
-/// error.
-pub async fn sqs_send_message(
+/// An SQS action as API Gateway's first-class `SQS-*` integrations call it: the answer in
+/// the query protocol's JSON shape those integrations return
+/// (`{"SendMessageResponse": {"SendMessageResult": ...}}`), or the status and message of
+/// SQS's error.
+pub async fn sqs_call(
     sqs: &Sqs,
+    action: &str,
     input: serde_json::Value,
 ) -> Result<serde_json::Value, (u16, String)> {
-    match sqs.dispatch("SendMessage", input).await {
-        Ok(r) => Ok(serde_json::json!({"SendMessageResponse": {
-            "ResponseMetadata": {"RequestId": uuid::Uuid::new_v4().to_string()},
-            "SendMessageResult": {
-                "MD5OfMessageAttributes": r.get("MD5OfMessageAttributes"),
-                "MD5OfMessageBody": r.get("MD5OfMessageBody"),
-                "MD5OfMessageSystemAttributes": r.get("MD5OfMessageSystemAttributes"),
-                "MessageId": r.get("MessageId"),
-                "SequenceNumber": r.get("SequenceNumber"),
-            },
-        }})),
+    match sqs.dispatch(action, input).await {
+        Ok(r) => Ok(query_json::answer(
+            action,
+            &r,
+            &uuid::Uuid::new_v4().to_string(),
+        )),
         Err(e) => Err(e.status_and_message()),
     }
 }

@@ -149,10 +149,23 @@ fn element(xml: &mut String, name: &str, v: &Value) {
     let _ = write!(xml, "</{name}>");
 }
 
-/// Answers one SNS request.
-pub fn answer(sns: &nimbus_sns::Sns, params: Vec<(String, String)>) -> Response {
+/// Answers one SNS request, in XML or in the query protocol's JSON when `json`.
+pub fn answer(sns: &nimbus_sns::Sns, params: Vec<(String, String)>, json: bool) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (action, input) = parse(params);
+    if json {
+        let (status, body) = match sns.dispatch(&action, &input) {
+            Ok(out) => (
+                StatusCode::OK,
+                crate::query_json::answer(&action, &out, &request_id),
+            ),
+            Err(e) => (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                crate::query_json::error(e.fault(), e.code(), &e.to_string(), &request_id),
+            ),
+        };
+        return crate::query_json::respond(status, &body, &request_id);
+    }
     let xml_response = |status: StatusCode, body: String| {
         (
             status,

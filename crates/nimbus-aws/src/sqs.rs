@@ -256,13 +256,15 @@ impl Sqs {
 
     /// Answers a query-protocol request (form parameters; `path_queue` is the queue URL when the
     /// request was sent to it rather than to `/`).
+    /// Answers in XML, or in the query protocol's JSON when `json` (the caller's `Accept`).
     pub async fn query(
         &self,
         params: Vec<(String, String)>,
         path_queue: Option<(&str, &str)>,
+        json: bool,
     ) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let answer = match query::parse(params) {
+        let (action, answer) = match query::parse(params) {
             Ok((action, mut input)) => {
                 if let Some((account, queue)) = path_queue {
                     if input.get("QueueUrl").is_none() {
@@ -270,14 +272,26 @@ impl Sqs {
                             format!("{}/{account}/{queue}", self.config.endpoint).into();
                     }
                 }
-                self.dispatch(&action, input)
-                    .await
-                    .map(|out| query::response(&action, &out, &request_id))
+                let answer = self.dispatch(&action, input).await;
+                (action, answer)
             }
-            Err(e) => Err(e),
+            Err(e) => (String::new(), Err(e)),
         };
+        if json {
+            let (status, body) = match answer {
+                Ok(out) => (
+                    StatusCode::OK,
+                    crate::query_json::answer(&action, &out, &request_id),
+                ),
+                Err(e) => (
+                    e.status,
+                    crate::query_json::error(e.fault(), e.query_code, &e.message, &request_id),
+                ),
+            };
+            return crate::query_json::respond(status, &body, &request_id);
+        }
         let (status, body) = match answer {
-            Ok(xml) => (StatusCode::OK, xml),
+            Ok(out) => (StatusCode::OK, query::response(&action, &out, &request_id)),
             Err(e) => (e.status, query::error(&e, &request_id)),
         };
         let mut resp = (status, [("content-type", "text/xml")], body).into_response();

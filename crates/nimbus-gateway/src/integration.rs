@@ -31,6 +31,20 @@ pub enum Backend {
     },
 }
 
+/// The services an `AWS` integration may name: those nimbus serves on its AWS endpoint (by
+/// their name in `arn:aws:apigateway:REGION:SERVICE:...`).
+pub const AWS_SERVICES: &[&str] = &[
+    "sqs",
+    "sns",
+    "events",
+    "states",
+    "dynamodb",
+    "ssm",
+    "secretsmanager",
+    "s3",
+    "logs",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// A Java regular expression the integration's status (or error) must match; `None` for
@@ -70,6 +84,9 @@ pub struct RestIntegration {
     /// `integration.request.header.X` -> `'literal'` or `method.request.header.y` (and
     /// `querystring`, `path`).
     pub request_parameters: BTreeMap<String, String>,
+    /// `IntegrationHttpMethod` (OpenAPI `httpMethod`): how an `AWS` integration calls the
+    /// service.
+    pub http_method: String,
     pub responses: Vec<Response>,
 }
 
@@ -155,12 +172,25 @@ pub fn read(
             // arn:aws:apigateway:REGION:SERVICE:path/... | action/...
             let parts: Vec<&str> = uri.splitn(6, ':').collect();
             match parts.as_slice() {
-                [_, _, "apigateway", _, service, target] if matches!(*service, "sqs" | "events" | "states") => Backend::Aws {
-                    service: (*service).to_owned(),
-                    target: (*target).to_owned(),
-                },
+                [_, _, "apigateway", _, service, target]
+                    if AWS_SERVICES.contains(service)
+                        && (target.starts_with("path/") || target.starts_with("action/")) =>
+                {
+                    Backend::Aws {
+                        service: (*service).to_owned(),
+                        target: (*target).to_owned(),
+                    }
+                }
+                [_, _, "apigateway", _, service, target]
+                    if AWS_SERVICES.contains(service) =>
+                {
+                    return Err(format!("{at}.Uri: {target:?} is neither path/... nor action/NAME"))
+                }
                 [_, _, "apigateway", _, service, _] => {
-                    return Err(format!("{at}.Type: AWS integrations with {service} are not served by nimbus yet (it serves sqs, events and states)"))
+                    return Err(format!(
+                        "{at}.Type: AWS integrations with {service} are not served by nimbus yet (it serves {})",
+                        AWS_SERVICES.join(", ")
+                    ))
                 }
                 _ => return Err(format!("{at}.Uri: {uri:?} is not an arn:aws:apigateway:REGION:SERVICE:path/... or action/... URI")),
             }
@@ -206,6 +236,11 @@ pub fn read(
             .unwrap_or("WHEN_NO_MATCH")
             .to_ascii_uppercase(),
         request_parameters: strings(get(integration, "RequestParameters")),
+        http_method: get(integration, "IntegrationHttpMethod")
+            .as_str()
+            .or_else(|| integration["httpMethod"].as_str())
+            .unwrap_or("POST")
+            .to_ascii_uppercase(),
         responses,
     })
 }

@@ -313,12 +313,131 @@ async fn http_proxy(
     out
 }
 
+/// What a path parameter keeps unencoded in a URI path segment (RFC 3986's unreserved).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// What a REST mapping template sees as `$input`, `$context` and `$stageVariables`.
 struct MappingHost<'a> {
     body: String,
     request: &'a GatewayRequest,
     matched: &'a MatchedRoute,
     ctx: &'a RequestContext,
+}
+
+impl MappingHost<'_> {
+    /// The value of a REST `RequestParameters` source: `'literal'`,
+    /// `method.request.{header,querystring,path}.NAME`, `method.request.body` (or a JSON
+    /// path into it, `method.request.body.a.b`), `context.NAME`, `stageVariables.NAME`.
+    fn parameter(&self, source: &str) -> Option<String> {
+        if let Some(literal) = source.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            return Some(literal.to_owned());
+        }
+        let r = self.request;
+        if let Some(rest) = source.strip_prefix("method.request.") {
+            let (place, name) = rest.split_once('.').unwrap_or((rest, ""));
+            return match place {
+                "header" => r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone()),
+                "multivalueheader" => {
+                    let values: Vec<&str> = r
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    (!values.is_empty()).then(|| values.join(","))
+                }
+                "querystring" | "multivaluequerystring" => {
+                    let values: Vec<String> = crate::event::query_pairs(&r.raw_query)
+                        .into_iter()
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v)
+                        .collect();
+                    match place {
+                        "querystring" => values.into_iter().last(),
+                        _ => (!values.is_empty()).then(|| values.join(",")),
+                    }
+                }
+                "path" => self.matched.path_parameters.get(name).cloned(),
+                "body" if name.is_empty() => Some(self.body.clone()),
+                "body" => {
+                    let body: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+                    let pointer = format!("/{}", name.trim_start_matches("$.").replace('.', "/"));
+                    match body.pointer(&pointer)? {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    }
+                }
+                _ => None,
+            };
+        }
+        let (root, path) = source.split_once('.')?;
+        let mut v = nimbus_core::vtl::Host::variable(self, root)?;
+        for part in path.split('.') {
+            v = v.get(part)?.clone();
+        }
+        match v {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// The `AWS` integration's request: `integration.request.{header,querystring,path}.*`
+    /// evaluated, the path parameters filled into the URI's `{name}`s.
+    fn aws_request(
+        &self,
+        rest: &crate::integration::RestIntegration,
+        service: &str,
+        target: &str,
+        body: Vec<u8>,
+    ) -> crate::service::AwsRequest {
+        let mut call = crate::service::AwsRequest {
+            service: service.to_owned(),
+            method: rest.http_method.clone(),
+            target: target.to_owned(),
+            body,
+            ..Default::default()
+        };
+        let mut path = BTreeMap::new();
+        for (key, source) in &rest.request_parameters {
+            let Some(dest) = key.strip_prefix("integration.request.") else {
+                continue;
+            };
+            let Some((place, name)) = dest.split_once('.') else {
+                continue;
+            };
+            let value = self.parameter(source).unwrap_or_default();
+            match place {
+                "header" => {
+                    call.headers.insert(name.to_ascii_lowercase(), value);
+                }
+                "querystring" | "multivaluequerystring" => {
+                    call.query.push((name.to_owned(), value))
+                }
+                "path" => {
+                    path.insert(name.to_owned(), value);
+                }
+                _ => {}
+            }
+        }
+        // A `{name}` the parameters do not map takes the method's path parameter of that name.
+        for (name, value) in path.iter().chain(&self.matched.path_parameters) {
+            let encoded = percent_encoding::utf8_percent_encode(value, PATH_SEGMENT).to_string();
+            call.target = call
+                .target
+                .replace(&format!("{{{name}}}"), &encoded)
+                .replace(&format!("{{{name}+}}"), value);
+        }
+        call
+    }
 }
 
 impl nimbus_core::vtl::Host for MappingHost<'_> {
@@ -452,27 +571,9 @@ async fn run_rest(
             }
         }
         crate::integration::Backend::Aws { service, target } => {
-            let mut headers = BTreeMap::new();
-            for (k, v) in &rest.request_parameters {
-                if let Some(name) = k.strip_prefix("integration.request.header.") {
-                    let value = match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-                        Some(literal) => literal.to_owned(),
-                        None => v
-                            .strip_prefix("method.request.header.")
-                            .and_then(|h| {
-                                request
-                                    .headers
-                                    .iter()
-                                    .find(|(k, _)| k.eq_ignore_ascii_case(h))
-                            })
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default(),
-                    };
-                    headers.insert(name.to_ascii_lowercase(), value);
-                }
-            }
+            let call = host.aws_request(rest, service, target, body.into_bytes());
             let answer = match &api.services {
-                Some(s) => s.aws(service, target, headers, body.into_bytes()).await,
+                Some(s) => s.aws(call).await,
                 None => Err("no services are connected to the gateway".into()),
             };
             match answer {

@@ -24,6 +24,9 @@ pub struct ServiceIntegration {
 /// The subtypes nimbus serves.
 pub const SERVED: &[&str] = &[
     "SQS-SendMessage",
+    "SQS-ReceiveMessage",
+    "SQS-DeleteMessage",
+    "SQS-PurgeQueue",
     "EventBridge-PutEvents",
     "StepFunctions-StartExecution",
     "StepFunctions-StartSyncExecution",
@@ -42,14 +45,10 @@ pub trait Services: Send + Sync {
         parameters: BTreeMap<String, String>,
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
 
-    /// A REST API's `AWS` integration: `service` (`sqs`, `events`) at `target` (`path/...` or
-    /// `action/...`), with the integration request's headers and (mapped) body.
+    /// A REST API's `AWS` integration request, sent to the service as API Gateway sends it.
     fn aws<'a>(
         &'a self,
-        service: &'a str,
-        target: &'a str,
-        headers: BTreeMap<String, String>,
-        body: Vec<u8>,
+        request: AwsRequest,
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
 
     /// A chaos rule for this request to `route` (its key) of the API `api` (logical id): the
@@ -57,6 +56,23 @@ pub trait Services: Send + Sync {
     fn route_fault(&self, _api: &str, _route: &str) -> Option<RouteFault> {
         None
     }
+}
+
+/// A REST API's `AWS` integration request: what API Gateway sends the service after the
+/// request template and the `integration.request.*` parameters have been applied.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AwsRequest {
+    /// The service's name in the integration URI (`sqs`, `sns`, `dynamodb`, `states`, `s3`).
+    pub service: String,
+    /// `IntegrationHttpMethod`.
+    pub method: String,
+    /// `path/...` (path parameters filled in) or `action/NAME`.
+    pub target: String,
+    /// `integration.request.querystring.*`, decoded.
+    pub query: Vec<(String, String)>,
+    /// `integration.request.header.*`, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 /// What a chaos rule does to a request of an API route.

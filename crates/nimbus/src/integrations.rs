@@ -1,12 +1,14 @@
-//! The gateway's first-class AWS service integrations, connected to nimbus's own SQS and
-//! EventBridge. The gateway and the AWS protocol crate know nothing of each other; the binary
+//! The gateway's AWS service integrations, connected to nimbus's own services: HTTP APIs'
+//! first-class subtypes, and REST `AWS` integrations through nimbus's AWS endpoint. The gateway and the AWS protocol crate know nothing of each other; the binary
 //! joins them here.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use nimbus_gateway::service::{ServiceAnswer, Services};
+use std::sync::{Arc, OnceLock};
+
+use nimbus_gateway::service::{AwsRequest, ServiceAnswer, Services};
 use serde_json::{json, Map, Value};
 
 pub struct NimbusServices {
@@ -15,6 +17,10 @@ pub struct NimbusServices {
     pub sfn: nimbus_sfn::StepFunctions,
     /// The chaos API's rules, which may name API routes.
     pub chaos: nimbus_aws::Chaos,
+    /// nimbus's AWS endpoint, set once it is built (after the gateway's APIs): REST `AWS`
+    /// integrations call it.
+    pub aws: Arc<OnceLock<axum::Router>>,
+    pub region: String,
 }
 
 impl Services for NimbusServices {
@@ -28,12 +34,9 @@ impl Services for NimbusServices {
 
     fn aws<'a>(
         &'a self,
-        service: &'a str,
-        target: &'a str,
-        headers: BTreeMap<String, String>,
-        body: Vec<u8>,
+        call: AwsRequest,
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>> {
-        Box::pin(self.rest_aws(service, target, headers, body))
+        Box::pin(self.rest_aws(call))
     }
 
     fn call<'a>(
@@ -43,8 +46,10 @@ impl Services for NimbusServices {
     ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>> {
         Box::pin(async move {
             let answer = match subtype {
-                "SQS-SendMessage" => {
-                    nimbus_aws::sqs_send_message(&self.sqs, sqs_input(&parameters)?).await
+                sqs if sqs.starts_with("SQS-") => {
+                    let action = &sqs["SQS-".len()..];
+                    let input = sqs_input(action, &parameters)?;
+                    nimbus_aws::sqs_call(&self.sqs, action, input).await
                 }
                 "EventBridge-PutEvents" => {
                     nimbus_aws::events_put_events(&self.hub, events_input(&parameters)?).await
@@ -68,59 +73,103 @@ impl Services for NimbusServices {
 }
 
 impl NimbusServices {
-    async fn rest_aws(
-        &self,
-        service: &str,
-        target: &str,
-        headers: BTreeMap<String, String>,
-        body: Vec<u8>,
-    ) -> ServiceAnswer {
-        match (service, target.split_once('/')) {
-            // SQS's query API at the queue's path, as such integrations call it.
-            ("sqs", Some(("path", path))) => {
-                let json_target = headers
-                    .get("x-amz-target")
-                    .and_then(|t| t.strip_prefix("AmazonSQS."));
-                if let Some(action) = json_target {
-                    let input: Value = serde_json::from_slice(&body)
-                        .map_err(|e| format!("the SQS request is not JSON: {e}"))?;
-                    return match self.sqs.dispatch(action, input).await {
-                        Ok(v) => Ok((200, v.to_string().into_bytes())),
-                        Err(e) => {
-                            let (status, message) = e.status_and_message();
-                            Ok((status, json!({"message": message}).to_string().into_bytes()))
-                        }
-                    };
-                }
-                let params: Vec<(String, String)> = form_urlencoded::parse(&body)
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                let queue = path.split_once('/');
-                let resp = self.sqs.query(params, queue).await;
-                let status = resp.status().as_u16();
-                let bytes = axum::body::to_bytes(resp.into_body(), 1024 * 1024)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((status, bytes.to_vec()))
-            }
-            ("events", Some(("action", "PutEvents"))) => {
-                let input: Value = serde_json::from_slice(&body)
-                    .map_err(|e| format!("the PutEvents request is not JSON: {e}"))?;
-                match nimbus_aws::events_put_events(&self.hub, input).await {
-                    Ok(v) => Ok((200, v.to_string().into_bytes())),
-                    Err((status, message)) => {
-                        Ok((status, json!({"message": message}).to_string().into_bytes()))
-                    }
-                }
-            }
-            ("states", Some(("action", action))) => {
-                let input: Value = serde_json::from_slice(&body)
-                    .map_err(|e| format!("the Step Functions request is not JSON: {e}"))?;
-                self.states(action, input).await
-            }
-            _ => Err(format!("{service} {target} is not served by nimbus yet")),
+    /// A REST `AWS` integration: the request API Gateway would send the service, sent to
+    /// nimbus's own AWS endpoint in-process, so every service nimbus serves is reachable and
+    /// answers exactly as it answers the SDKs (chaos rules and cost counting included).
+    async fn rest_aws(&self, call: AwsRequest) -> ServiceAnswer {
+        let Some(endpoint) = self.aws.get() else {
+            return Err("the AWS endpoint is not serving yet".into());
+        };
+        let request = aws_http_request(&call, &self.region)?;
+        let response = tower::ServiceExt::oneshot(endpoint.clone(), request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
+            .await
+            .map_err(|e| format!("the {} answer: {e}", call.service))?;
+        Ok((status, bytes.to_vec()))
+    }
+}
+
+/// The largest service answer an integration passes on (API Gateway's own payload limit is
+/// 10 MB).
+const MAX_ANSWER: usize = 10 << 20;
+
+/// The HTTP request an `AWS` integration makes: JSON-protocol services get their
+/// `X-Amz-Target` for `action/NAME`; SQS and SNS (query protocol) a form with `Action`, the
+/// query string's parameters and the body's, asking for JSON as API Gateway does; `path/...`
+/// goes to that path (S3's buckets and keys, SQS's queue URLs). Signed for the service as
+/// API Gateway signs it, so the endpoint routes it as it routes the SDKs' calls.
+fn aws_http_request(call: &AwsRequest, region: &str) -> Result<axum::extract::Request, String> {
+    let service = call.service.as_str();
+    let (kind, rest) = call
+        .target
+        .split_once('/')
+        .ok_or_else(|| format!("{:?} is neither path/... nor action/NAME", call.target))?;
+    let date = time::OffsetDateTime::now_utc();
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential=APIGATEWAY/{:04}{:02}{:02}/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
+    let mut builder = axum::http::Request::builder().header("authorization", authorization);
+    for (k, v) in &call.headers {
+        if k != "authorization" && k != "host" && k != "content-length" {
+            builder = builder.header(k.as_str(), v.as_str());
         }
     }
+    let query_protocol = matches!(service, "sqs" | "sns")
+        && !call.headers.contains_key("x-amz-target")
+        && (kind == "action" || call.method == "POST" || call.method == "GET");
+    let (method, uri, body) = if query_protocol {
+        let form = call
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        if kind == "action" {
+            params.append_pair("Action", rest);
+        }
+        for (k, v) in &call.query {
+            params.append_pair(k, v);
+        }
+        if form {
+            for (k, v) in form_urlencoded::parse(&call.body) {
+                params.append_pair(&k, &v);
+            }
+        }
+        builder = builder
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json");
+        let path = match kind {
+            "path" => format!("/{rest}"),
+            _ => "/".to_owned(),
+        };
+        ("POST", path, params.finish().into_bytes())
+    } else if kind == "action" {
+        let prefix = nimbus_aws::json_target_prefix(service)
+            .ok_or_else(|| format!("{service} is not called by action (use path/...)"))?;
+        builder = builder.header("x-amz-target", format!("{prefix}.{rest}"));
+        if !call.headers.contains_key("content-type") {
+            builder = builder.header("content-type", "application/x-amz-json-1.0");
+        }
+        ("POST", "/".to_owned(), call.body.clone())
+    } else {
+        let mut uri = format!("/{rest}");
+        if !call.query.is_empty() {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.extend_pairs(&call.query);
+            uri = format!("{uri}?{}", q.finish());
+        }
+        (call.method.as_str(), uri, call.body.clone())
+    };
+    builder
+        .method(method)
+        .uri(uri)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| format!("the {service} request: {e}"))
 }
 
 impl NimbusServices {
@@ -153,30 +202,40 @@ fn strings(p: &BTreeMap<String, String>, keys: &[&str]) -> Map<String, Value> {
         .collect()
 }
 
-/// `RequestParameters` of `SQS-SendMessage` as SendMessage's input: `QueueUrl`,
-/// `MessageBody`, `DelaySeconds`, `MessageGroupId`, `MessageDeduplicationId`,
-/// `MessageAttributes` (a JSON map).
-fn sqs_input(p: &BTreeMap<String, String>) -> Result<Value, String> {
-    let mut input = strings(
-        p,
-        &[
-            "QueueUrl",
-            "MessageBody",
-            "MessageGroupId",
-            "MessageDeduplicationId",
-        ],
-    );
-    if let Some(d) = p.get("DelaySeconds") {
-        let d: u64 = d
-            .trim()
-            .parse()
-            .map_err(|_| format!("DelaySeconds {d:?} is not a number"))?;
-        input.insert("DelaySeconds".into(), d.into());
-    }
-    if let Some(a) = p.get("MessageAttributes") {
-        let a: Value =
-            serde_json::from_str(a).map_err(|e| format!("MessageAttributes is not JSON: {e}"))?;
-        input.insert("MessageAttributes".into(), a);
+/// `RequestParameters` of an `SQS-*` integration as the action's input: strings as they are,
+/// numbers where SQS takes numbers (`DelaySeconds`, `MaxNumberOfMessages`,
+/// `VisibilityTimeout`, `WaitTimeSeconds`), lists where it takes lists (`AttributeNames`,
+/// `MessageAttributeNames`, comma-separated), and `MessageAttributes` as a JSON map.
+fn sqs_input(action: &str, p: &BTreeMap<String, String>) -> Result<Value, String> {
+    const NUMBERS: &[&str] = &[
+        "DelaySeconds",
+        "MaxNumberOfMessages",
+        "VisibilityTimeout",
+        "WaitTimeSeconds",
+    ];
+    const LISTS: &[&str] = &["AttributeNames", "MessageAttributeNames"];
+    let mut input = Map::new();
+    for (k, v) in p {
+        let value = if NUMBERS.contains(&k.as_str()) {
+            let n: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{action}: {k} {v:?} is not a number"))?;
+            n.into()
+        } else if LISTS.contains(&k.as_str()) {
+            v.split(',')
+                .map(|s| Value::from(s.trim()))
+                .collect::<Vec<_>>()
+                .into()
+        } else if k == "MessageAttributes" {
+            serde_json::from_str(v)
+                .map_err(|e| format!("{action}: MessageAttributes is not JSON: {e}"))?
+        } else if k == "Region" {
+            continue;
+        } else {
+            Value::from(v.clone())
+        };
+        input.insert(k.clone(), value);
     }
     Ok(Value::Object(input))
 }

@@ -733,12 +733,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }));
 
     let jwks_files = args.jwks.iter().cloned().collect();
+    let aws_endpoint = Arc::new(std::sync::OnceLock::new());
     let services: Arc<dyn nimbus_gateway::service::Services> =
         Arc::new(crate::integrations::NimbusServices {
             sqs: sqs.clone(),
             hub: hub.clone(),
             sfn: sfn.clone(),
             chaos: chaos.clone(),
+            aws: Arc::clone(&aws_endpoint),
+            region: region.clone(),
         });
     let api_listeners = match nimbus_gateway::server::build(
         apis,
@@ -978,25 +981,27 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         s3,
         codedeploy: deployments.clone(),
         chaos,
-    })
-    .merge(crate::release::deploy_router(rebuilder.clone()))
-    .merge(crate::cost::router(graph.clone(), hub.clone()))
-    .merge(nimbus_dashboard::router(
-        hub.clone(),
-        graph,
-        {
-            let hub = hub.clone();
-            move || hub.alarm_states()
-        },
-        {
-            let deployments = deployments.clone();
-            move || {
-                deployments.describe().unwrap_or_else(
-                    |e| serde_json::json!({"deployments": [], "error": e.to_string()}),
-                )
-            }
-        },
-    ));
+    });
+    let _ = aws_endpoint.set(app.clone());
+    let app = app
+        .merge(crate::release::deploy_router(rebuilder.clone()))
+        .merge(crate::cost::router(graph.clone(), hub.clone()))
+        .merge(nimbus_dashboard::router(
+            hub.clone(),
+            graph,
+            {
+                let hub = hub.clone();
+                move || hub.alarm_states()
+            },
+            {
+                let deployments = deployments.clone();
+                move || {
+                    deployments.describe().unwrap_or_else(
+                        |e| serde_json::json!({"deployments": [], "error": e.to_string()}),
+                    )
+                }
+            },
+        ));
     println!("nimbus: dashboard {endpoint}/_nimbus/");
     let mut stop = shutdown.subscribe();
     servers.push(tokio::spawn(async move {

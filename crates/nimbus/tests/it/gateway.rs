@@ -828,22 +828,6 @@ fn cloudformation_rest_apis_serve_their_resource_tree_and_unserved_integrations_
 }
 
 /// The next message of `queue` on nimbus's SQS (JSON protocol), waiting up to 5 s for one.
-fn receive_one(nimbus: &Nimbus, queue: &str) -> serde_json::Value {
-    let url = format!("{}/123456789012/{queue}", nimbus.endpoint);
-    let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 5}).to_string();
-    let r = nimbus.request(
-        "POST",
-        &nimbus.endpoint,
-        &[
-            ("content-type", "application/x-amz-json-1.0"),
-            ("x-amz-target", "AmazonSQS.ReceiveMessage"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["Messages"][0].clone()
-}
-
 const SERVICE_TEMPLATE: &str = r#"
 Resources:
   Outbox:
@@ -876,9 +860,31 @@ Resources:
       IntegrationSubtype: EventBridge-PutEvents
       PayloadFormatVersion: "1.0"
       RequestParameters: {Source: orders.api, DetailType: $request.header.x-kind, Detail: $request.body}
+  Receive:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: AWS_PROXY
+      IntegrationSubtype: SQS-ReceiveMessage
+      PayloadFormatVersion: "1.0"
+      RequestParameters: {QueueUrl: !Ref Outbox, MaxNumberOfMessages: "1", VisibilityTimeout: $request.querystring.hold}
+  Delete:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: AWS_PROXY
+      IntegrationSubtype: SQS-DeleteMessage
+      PayloadFormatVersion: "1.0"
+      RequestParameters: {QueueUrl: !Ref Outbox, ReceiptHandle: $request.header.x-receipt}
   SendRoute:
     Type: AWS::ApiGatewayV2::Route
     Properties: {ApiId: !Ref Http, RouteKey: POST /orders, Target: !Sub "integrations/${Send}"}
+  ReceiveRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: GET /orders/next, Target: !Sub "integrations/${Receive}"}
+  DeleteRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Http, RouteKey: DELETE /orders, Target: !Sub "integrations/${Delete}"}
   PublishRoute:
     Type: AWS::ApiGatewayV2::Route
     Properties: {ApiId: !Ref Http, RouteKey: POST /events, Target: !Sub "integrations/${Publish}"}
@@ -888,7 +894,6 @@ Resources:
 fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     let nimbus = Nimbus::start(SERVICE_TEMPLATE, &[]);
     let base = nimbus.api_url("Http");
-    let receive = |queue: &str| receive_one(&nimbus, queue);
 
     let r = nimbus.request(
         "POST",
@@ -898,9 +903,28 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let result = &r.json()["SendMessageResponse"]["SendMessageResult"];
-    let message = receive("outbox");
-    assert_eq!(message["Body"], r#"{"id":7}"#);
-    assert_eq!(message["MessageId"], result["MessageId"]);
+    // Received and deleted through the API too (SQS-ReceiveMessage, SQS-DeleteMessage).
+    let r = nimbus.request("GET", &format!("{base}/orders/next?hold=30"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let received = &r.json()["ReceiveMessageResponse"]["ReceiveMessageResult"]["Messages"][0];
+    assert_eq!(received["Body"], r#"{"id":7}"#);
+    assert_eq!(received["MessageId"], result["MessageId"]);
+    let handle = received["ReceiptHandle"].as_str().unwrap();
+    let r = nimbus.request(
+        "DELETE",
+        &format!("{base}/orders"),
+        &[("x-receipt", handle)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["DeleteMessageResponse"].is_object(), "{}", r.body);
+    let r = nimbus.request(
+        "DELETE",
+        &format!("{base}/orders"),
+        &[("x-receipt", "not-a-handle")],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
 
     let r = nimbus.request(
         "POST",
@@ -911,7 +935,7 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["FailedEntryCount"], 0);
     let envelope: serde_json::Value =
-        serde_json::from_str(receive("audit")["Body"].as_str().unwrap()).unwrap();
+        serde_json::from_str(nimbus.receive_one("audit")["Body"].as_str().unwrap()).unwrap();
     assert_eq!(envelope["detail-type"], "order.placed");
     assert_eq!(envelope["detail"], serde_json::json!({"id": 8}));
 }
@@ -1028,7 +1052,7 @@ fn rest_mock_and_sqs_integrations_run_their_mapping_templates() {
         "{}",
         r.body
     );
-    let message = receive_one(&nimbus, "orders");
+    let message = nimbus.receive_one("orders");
     assert_eq!(message["Body"], r#"{"id":9,"item":"tea"}"#, "{message}");
 
     // Lambda non-proxy: the mapped event in, the response template out; a function error

@@ -185,6 +185,24 @@ impl Nimbus {
         reply(self.agent.run(req).expect("request to nimbus"))
     }
 
+    /// The first message of one ReceiveMessage on the template's queue `queue` (SQS's JSON
+    /// protocol, waiting up to 5 s).
+    pub fn receive_one(&self, queue: &str) -> serde_json::Value {
+        let url = format!("{}/123456789012/{queue}", self.endpoint);
+        let body = serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 5}).to_string();
+        let r = self.request(
+            "POST",
+            &self.endpoint,
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "AmazonSQS.ReceiveMessage"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["Messages"][0].clone()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
     }

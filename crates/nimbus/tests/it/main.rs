@@ -4,6 +4,7 @@
 mod cli;
 mod gateway;
 mod gateway_auth;
+mod gateway_services;
 mod harness;
 mod invoke;
 mod lifecycle;

@@ -1,0 +1,65 @@
+//! The query protocol's JSON answers: what SQS and SNS send a caller that asks for them with
+//! `Accept: application/json` (API Gateway's `AWS` integrations do, which is why mapping
+//! templates read `$input.path('$.SendMessageResponse.SendMessageResult.MessageId')`).
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// Whether the caller asked for JSON instead of XML.
+pub(crate) fn wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
+
+/// `{"<Action>Response": {"<Action>Result": ..., "ResponseMetadata": {"RequestId": ...}}}`;
+/// an action with nothing to say has no result member, as in XML.
+pub(crate) fn answer(action: &str, output: &Value, request_id: &str) -> Value {
+    let mut inner = json!({"ResponseMetadata": {"RequestId": request_id}});
+    if output.as_object().is_some_and(|m| !m.is_empty()) {
+        inner[format!("{action}Result")] = output.clone();
+    }
+    json!({ format!("{action}Response"): inner })
+}
+
+/// `{"Error": {"Type", "Code", "Message"}, "RequestId"}`.
+pub(crate) fn error(fault: &str, code: &str, message: &str, request_id: &str) -> Value {
+    json!({
+        "Error": {"Type": fault, "Code": code, "Message": message},
+        "RequestId": request_id,
+    })
+}
+
+pub(crate) fn respond(status: StatusCode, body: &Value, request_id: &str) -> Response {
+    (
+        status,
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-requestid", request_id),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_nest_the_result_under_the_action_as_xml_does() {
+        assert_eq!(
+            answer("SendMessage", &json!({"MessageId": "m"}), "r"),
+            json!({"SendMessageResponse": {
+                "SendMessageResult": {"MessageId": "m"},
+                "ResponseMetadata": {"RequestId": "r"},
+            }})
+        );
+        assert_eq!(
+            answer("DeleteMessage", &json!({}), "r"),
+            json!({"DeleteMessageResponse": {"ResponseMetadata": {"RequestId": "r"}}})
+        );
+    }
+}

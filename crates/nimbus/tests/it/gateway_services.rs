@@ -1,0 +1,189 @@
+//! REST APIs' `AWS` integrations to the services nimbus serves, with no function at all:
+//! the request API Gateway would send (mapping template, `integration.request.*` parameters,
+//! `action/NAME` or `path/...`) reaches nimbus's own DynamoDB, SNS, S3 and SQS, and the
+//! service's answer comes back through the integration response.
+
+use crate::harness::Nimbus;
+
+const TEMPLATE: &str = r#"
+Resources:
+  Cars:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: cars
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+  Inbox:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: inbox}
+  Alerts:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: alerts
+      Subscription: [{Protocol: sqs, Endpoint: !GetAtt Inbox.Arn}]
+  Files:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: files}
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Name: services
+      Body:
+        openapi: "3.0.1"
+        info: {title: services, version: "1"}
+        paths:
+          /cars/{id}:
+            put:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: arn:aws:apigateway:us-east-1:dynamodb:action/PutItem
+                requestTemplates:
+                  application/json: '{"TableName": "$stageVariables.table", "Item": {"id": {"S": "$input.params(''id'')"}, "make": {"S": "$input.path(''$.make'')"}}, "ConditionExpression": "attribute_not_exists(id)"}'
+                responses:
+                  "4\\d{2}":
+                    statusCode: "400"
+                    responseTemplates: {application/json: '{"error": "$input.path(''$.__type'')"}'}
+                  default: {statusCode: "204"}
+            get:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: arn:aws:apigateway:us-east-1:dynamodb:action/GetItem
+                requestTemplates:
+                  application/json: '{"TableName": "cars", "Key": {"id": {"S": "$input.params(''id'')"}}}'
+                responses:
+                  default:
+                    statusCode: "200"
+                    responseTemplates:
+                      application/json: '#set($item = $input.path(''$.Item'')){"id": "$item.id.S", "make": "$item.make.S"}'
+          /alerts:
+            post:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: arn:aws:apigateway:us-east-1:sns:action/Publish
+                requestParameters:
+                  integration.request.querystring.TopicArn: "'arn:aws:sns:us-east-1:123456789012:alerts'"
+                  integration.request.querystring.Message: method.request.body
+                  integration.request.querystring.Subject: method.request.header.X-Subject
+                responses:
+                  default:
+                    statusCode: "202"
+                    responseTemplates:
+                      application/json: '{"id": "$input.path(''$.PublishResponse.PublishResult.MessageId'')"}'
+          /queue:
+            post:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: arn:aws:apigateway:us-east-1:sqs:action/SendMessage
+                requestParameters:
+                  integration.request.querystring.QueueUrl: "'http://127.0.0.1/123456789012/inbox'"
+                  integration.request.querystring.MessageBody: method.request.body.order
+                responses:
+                  default:
+                    statusCode: "200"
+                    responseTemplates:
+                      application/json: '{"id": "$input.path(''$.SendMessageResponse.SendMessageResult.MessageId'')"}'
+          /files/{key}:
+            get:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: GET
+                uri: arn:aws:apigateway:us-east-1:s3:path/files/{object}
+                requestParameters:
+                  integration.request.path.object: method.request.path.key
+                responses:
+                  "404": {statusCode: "404"}
+                  default: {statusCode: "200"}
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    Properties: {RestApiId: !Ref Api}
+  Stage:
+    Type: AWS::ApiGateway::Stage
+    Properties:
+      RestApiId: !Ref Api
+      DeploymentId: !Ref Deployment
+      StageName: prod
+      Variables: {table: cars}
+"#;
+
+#[test]
+fn rest_aws_integrations_reach_dynamodb_sns_sqs_and_s3_without_a_function() {
+    let nimbus = Nimbus::start(TEMPLATE, &[]);
+    let base = nimbus.api_url("Api");
+    let json = ("content-type", "application/json");
+
+    // DynamoDB: PutItem from a mapping template (the table name a stage variable), GetItem
+    // through a response template.
+    let r = nimbus.request(
+        "PUT",
+        &format!("{base}/cars/c1"),
+        &[json],
+        br#"{"make": "Volvo"}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = nimbus.request("GET", &format!("{base}/cars/c1"), &[], b"");
+    assert_eq!(
+        (r.status, r.json()),
+        (200, serde_json::json!({"id": "c1", "make": "Volvo"})),
+        "{}",
+        r.body
+    );
+    // DynamoDB's own error (the template's condition) selects the 4xx integration response.
+    let r = nimbus.request(
+        "PUT",
+        &format!("{base}/cars/c1"),
+        &[json],
+        br#"{"make": "Saab"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.json()["error"],
+        "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
+    );
+
+    // SNS: Publish with query-string parameters mapped from the body and a header; the
+    // topic's queue subscription gets the notification.
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/alerts"),
+        &[json, ("X-Subject", "disk")],
+        br#"{"level": "high"}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty(), "{}", r.body);
+    let m = nimbus.receive_one("inbox");
+    let envelope: serde_json::Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["MessageId"], id.as_str());
+    assert_eq!(envelope["Message"], r#"{"level": "high"}"#);
+    assert_eq!(envelope["Subject"], "disk");
+
+    // SQS: SendMessage by action, the body a JSON path of the request's.
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/queue"),
+        &[json],
+        br#"{"order": {"id": 4}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = nimbus.receive_one("inbox");
+    assert_eq!(m["Body"], r#"{"id":4}"#);
+    assert_eq!(m["MessageId"], r.json()["id"]);
+
+    // S3: GetObject at a path filled from the method's path parameter.
+    let put = nimbus.request(
+        "PUT",
+        &format!("{}/files/report.txt", nimbus.endpoint),
+        &[("content-type", "text/plain")],
+        b"all good",
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let r = nimbus.request("GET", &format!("{base}/files/report.txt"), &[], b"");
+    assert_eq!((r.status, r.body.as_str()), (200, "all good"));
+    let r = nimbus.request("GET", &format!("{base}/files/missing.txt"), &[], b"");
+    assert_eq!(r.status, 404, "{}", r.body);
+}
