@@ -129,6 +129,13 @@ fn rest_api(
     let mut config = empty_api(id, ApiKind::Rest, stage);
     config.stage_variables = variables;
     config.notes = others;
+    authorizers(
+        stack,
+        &mut config,
+        "AWS::ApiGateway::Authorizer",
+        "RestApiId",
+        errors,
+    );
     config.binary_media_types = api.properties["BinaryMediaTypes"]
         .as_array()
         .into_iter()
@@ -147,6 +154,7 @@ fn rest_api(
         config.routes = read.routes;
         config.notes.extend(read.warnings);
         config.binary_media_types.extend(read.binary_media_types);
+        config.authorizers.extend(read.authorizers);
         return Some(config);
     }
 
@@ -257,11 +265,6 @@ fn rest_api(
             ));
             continue;
         }
-        if let Some(auth) = p["AuthorizationType"].as_str().filter(|a| *a != "NONE") {
-            config.notes.push(format!(
-                "{source}.AuthorizationType: {auth} authorizers declared as AWS::ApiGateway::Authorizer are not served by nimbus yet; {method} {path} of {id} is open"
-            ));
-        }
         config.routes.push(RouteConfig {
             api_key_required: p["ApiKeyRequired"].as_bool() == Some(true)
                 || p["ApiKeyRequired"].as_str() == Some("true"),
@@ -275,6 +278,13 @@ fn rest_api(
             )
         });
     }
+    protect(
+        stack,
+        &mut config,
+        "AWS::ApiGateway::Method",
+        "RestApiId",
+        errors,
+    );
     Some(config)
 }
 
@@ -313,10 +323,18 @@ fn http_api(
         );
         config.routes = read.routes;
         config.notes.extend(read.warnings);
+        config.authorizers.extend(read.authorizers);
         if config.cors.is_none() {
             config.cors = read.cors;
         }
     }
+    authorizers(
+        stack,
+        &mut config,
+        "AWS::ApiGatewayV2::Authorizer",
+        "ApiId",
+        errors,
+    );
     let source = format!("Resources.{id}.Properties");
     if let Some(target) = quick_target {
         match crate::openapi::function_of_uri(target) {
@@ -426,7 +444,88 @@ fn http_api(
             config.routes.push(r);
         }
     }
+    protect(
+        stack,
+        &mut config,
+        "AWS::ApiGatewayV2::Route",
+        "ApiId",
+        errors,
+    );
     Some(config)
+}
+
+/// The API's authorizers of type `ty` (`AWS::ApiGateway::Authorizer`,
+/// `AWS::ApiGatewayV2::Authorizer`), by logical id (what a method's `AuthorizerId: !Ref X`
+/// gives).
+fn authorizers(
+    stack: &Stack,
+    config: &mut ApiConfig,
+    ty: &str,
+    field: &str,
+    errors: &mut Vec<String>,
+) {
+    let api = config.logical_id.clone();
+    for a in members(stack, ty, field, &api) {
+        let path = format!("Resources.{}.Properties", a.logical_id);
+        match crate::authorizers::from_cfn(config.kind, &a.properties, &path) {
+            Ok(Some(authorizer)) => {
+                config.authorizers.insert(a.logical_id.clone(), authorizer);
+            }
+            Ok(None) => config.notes.push(format!(
+                "{path}.Type: Cognito user pool authorizers are not served by nimbus; the methods {} protects are open",
+                a.logical_id
+            )),
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// Puts each method's (route's) `AuthorizationType` and `AuthorizerId` on the routes read
+/// from it: `CUSTOM` and `JWT` run that authorizer; `AWS_IAM` and Cognito are not checked,
+/// which is said once.
+fn protect(stack: &Stack, config: &mut ApiConfig, ty: &str, field: &str, errors: &mut Vec<String>) {
+    let api = config.logical_id.clone();
+    for m in members(stack, ty, field, &api) {
+        let p = &m.properties;
+        let source = format!("Resources.{}.Properties", m.logical_id);
+        let auth = p["AuthorizationType"]
+            .as_str()
+            .unwrap_or("NONE")
+            .to_ascii_uppercase();
+        let name = match auth.as_str() {
+            "NONE" => continue,
+            "CUSTOM" | "JWT" | "COGNITO_USER_POOLS" => {
+                let id = p["AuthorizerId"].as_str().unwrap_or_default();
+                if config.authorizers.contains_key(id) {
+                    id.to_owned()
+                } else if auth == "COGNITO_USER_POOLS" {
+                    continue;
+                } else {
+                    errors.push(format!(
+                        "{source}.AuthorizerId: {id:?} names no authorizer of {api} (write !Ref MyAuthorizer, an {} of the API)",
+                        if config.kind == ApiKind::Rest { "AWS::ApiGateway::Authorizer" } else { "AWS::ApiGatewayV2::Authorizer" }
+                    ));
+                    continue;
+                }
+            }
+            other => {
+                config.notes.push(format!(
+                    "{source}.AuthorizationType: {other} is not checked by nimbus; the route is open"
+                ));
+                continue;
+            }
+        };
+        let scopes: Vec<String> = p["AuthorizationScopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some(s.as_str()?.to_owned()))
+            .collect();
+        for route in config.routes.iter_mut().filter(|r| r.source == source) {
+            route.authorizer = Some(name.clone());
+            route.authorization_scopes = scopes.clone();
+        }
+    }
 }
 
 /// An HTTP API route from its route key (`GET /items/{id}`, `ANY /x`, `$default`).

@@ -263,6 +263,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
             );
             api.routes = read.routes;
             api.notes = read.warnings;
+            api.authorizers.extend(read.authorizers);
             api.binary_media_types.extend(read.binary_media_types);
             if api.cors.is_none() {
                 api.cors = read.cors;
@@ -645,7 +646,7 @@ fn identity_source(s: &str) -> Option<String> {
     }
 }
 
-fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, String> {
+pub(crate) fn authorizer(kind: ApiKind, a: &Value, path: &str) -> Result<AuthorizerConfig, String> {
     if !a["UserPoolArn"].is_null() {
         return Err(format!("{path}: Cognito user pool authorizers are not supported by nimbus; use a JWT authorizer on an HTTP API or a Lambda authorizer"));
     }

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 mod authorize;
+mod authorizers;
 pub mod cache;
 pub mod cfn;
 pub mod config;

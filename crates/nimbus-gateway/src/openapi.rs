@@ -5,11 +5,12 @@
 //! `x-amazon-apigateway-request-validators` in force give the body's JSON schema and the
 //! required parameters to check. Pure: the definition is already a JSON value.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{RequestValidation, RouteConfig};
+use crate::config::{AuthorizerConfig, RequestValidation, RouteConfig};
 use crate::{ApiKind, PayloadVersion};
 
 /// OpenAPI's operation keys, and the method each serves.
@@ -33,6 +34,9 @@ pub struct Read {
     pub binary_media_types: Vec<String>,
     /// `x-amazon-apigateway-cors` (HTTP API), in the shape of SAM's `CorsConfiguration`.
     pub cors: Option<Value>,
+    /// Security schemes with `x-amazon-apigateway-authorizer`, by scheme name; the routes
+    /// whose `security` names one are protected by it.
+    pub authorizers: BTreeMap<String, AuthorizerConfig>,
 }
 
 /// Reads the routes of `doc`, the definition of the API `api_id`, found at `source` (a property
@@ -80,9 +84,10 @@ pub fn read(
             .collect();
         out.cors = Some(Value::Object(sam));
     }
+    out.authorizers =
+        crate::authorizers::from_openapi(kind, doc, source, errors, &mut out.warnings);
     for unserved in [
         "x-amazon-apigateway-gateway-responses",
-        "x-amazon-apigateway-authorizer",
         "x-amazon-apigateway-api-key-source",
     ] {
         if !doc[unserved].is_null() {
@@ -126,7 +131,7 @@ pub fn read(
                             .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                             .collect(),
                     });
-                    out.routes.push(route);
+                    out.routes.push(protect(route, doc, op, &out.authorizers));
                     continue;
                 }
             }
@@ -135,7 +140,7 @@ pub fn read(
                     let mut route = crate::config::integration_route(method, path, &op_source);
                     route.rest = Some(Box::new(rest));
                     route.api_key_required = requires_api_key(doc, op);
-                    out.routes.push(route);
+                    out.routes.push(protect(route, doc, op, &out.authorizers));
                     continue;
                 }
             }
@@ -200,7 +205,7 @@ pub fn read(
                     }
                 },
             };
-            out.routes.push(RouteConfig {
+            let route = RouteConfig {
                 method: (*method).to_owned(),
                 path: path.clone(),
                 function,
@@ -215,10 +220,25 @@ pub fn read(
                 unserved: None,
                 service: None,
                 rest: None,
-            });
+            };
+            out.routes.push(protect(route, doc, op, &out.authorizers));
         }
     }
     out
+}
+
+/// The route with the authorizer (and scopes) its operation's `security` names.
+fn protect(
+    mut route: RouteConfig,
+    doc: &Value,
+    op: &Value,
+    authorizers: &BTreeMap<String, AuthorizerConfig>,
+) -> RouteConfig {
+    if let Some((name, scopes)) = crate::authorizers::of_operation(doc, op, authorizers) {
+        route.authorizer = Some(name);
+        route.authorization_scopes = scopes;
+    }
+    route
 }
 
 /// The function name in a Lambda integration URI (API Gateway's `.../functions/ARN/invocations`
@@ -247,11 +267,7 @@ fn requires_api_key(doc: &Value, op: &Value) -> bool {
     } else {
         &doc["security"]
     };
-    let schemes = if doc["components"]["securitySchemes"].is_object() {
-        &doc["components"]["securitySchemes"]
-    } else {
-        &doc["securityDefinitions"]
-    };
+    let schemes = crate::authorizers::schemes(doc);
     security.as_array().into_iter().flatten().any(|req| {
         req.as_object().into_iter().flatten().any(|(name, _)| {
             let s = &schemes[name];

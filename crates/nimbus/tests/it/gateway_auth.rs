@@ -496,3 +496,143 @@ fn sams_cors_preflights_carry_the_default_authorizer_unless_told_not_to() {
     let r = nimbus.request("OPTIONS", &format!("{open}/items"), &[origin], b"");
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+const DECLARED_AUTH_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    CodeUri: fn
+    Handler: bootstrap
+    Runtime: provided.al2023
+Resources:
+  Authorizer:
+    Type: AWS::Serverless::Function
+  Echo:
+    Type: AWS::Serverless::Function
+  OpenApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {title: declared, version: "1"}
+        components:
+          securitySchemes:
+            tokens:
+              type: apiKey
+              name: Authorization
+              in: header
+              x-amazon-apigateway-authtype: custom
+              x-amazon-apigateway-authorizer:
+                type: token
+                authorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Authorizer.Arn}/invocations"
+                authorizerResultTtlInSeconds: 0
+        paths:
+          /items/{id}:
+            get:
+              security: [{tokens: []}]
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+          /open:
+            get:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+  Cfn:
+    Type: AWS::ApiGateway::RestApi
+    Properties: {Name: cfn}
+  CfnTokens:
+    Type: AWS::ApiGateway::Authorizer
+    Properties:
+      RestApiId: !Ref Cfn
+      Name: tokens
+      Type: TOKEN
+      IdentitySource: method.request.header.Authorization
+      AuthorizerResultTtlInSeconds: 0
+      AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Authorizer.Arn}/invocations"
+  CfnItems:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Cfn, ParentId: !GetAtt Cfn.RootResourceId, PathPart: items}
+  CfnItem:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Cfn, ParentId: !Ref CfnItems, PathPart: "{id}"}
+  CfnGet:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Cfn
+      ResourceId: !Ref CfnItem
+      HttpMethod: GET
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref CfnTokens
+      Integration:
+        Type: AWS_PROXY
+        IntegrationHttpMethod: POST
+        Uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+  CfnStage:
+    Type: AWS::ApiGateway::Stage
+    Properties: {RestApiId: !Ref Cfn, DeploymentId: d, StageName: v1}
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: http, ProtocolType: HTTP}
+  HttpSimple:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Http
+      Name: simple
+      AuthorizerType: REQUEST
+      AuthorizerPayloadFormatVersion: "2.0"
+      EnableSimpleResponses: true
+      IdentitySource: [$request.header.Authorization]
+      AuthorizerUri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Authorizer.Arn}/invocations"
+  HttpEcho:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Http
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !GetAtt Echo.Arn
+      PayloadFormatVersion: "2.0"
+  HttpItem:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Http
+      RouteKey: GET /items/{id}
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref HttpSimple
+      Target: !Sub "integrations/${HttpEcho}"
+"#;
+
+#[test]
+fn authorizers_declared_in_openapi_and_cloudformation_protect_their_routes() {
+    let nimbus = Nimbus::start(DECLARED_AUTH_TEMPLATE, &[]);
+    let get = |api: &str, path: &str, token: Option<&str>| {
+        let headers: Vec<(&str, &str)> = token.map(|t| ("authorization", t)).into_iter().collect();
+        let r = nimbus.request(
+            "GET",
+            &format!("{}{path}", nimbus.api_url(api)),
+            &headers,
+            b"",
+        );
+        (r.status, r.body)
+    };
+    // (api, token, status): the REST token authorizers answer 401 without a token and 403 on
+    // a deny; the HTTP API's simple authorizer 403 on false.
+    let table = [
+        ("OpenApi", Some("allow"), 200),
+        ("OpenApi", Some("deny"), 403),
+        ("OpenApi", None, 401),
+        ("Cfn", Some("allow"), 200),
+        ("Cfn", Some("deny"), 403),
+        ("Cfn", None, 401),
+        ("Http", Some("allow"), 200),
+        ("Http", Some("nope"), 403),
+    ];
+    for (api, token, status) in table {
+        let (got, body) = get(api, "/items/1", token);
+        assert_eq!(got, status, "{api} with {token:?}: {body}");
+    }
+    // An operation without `security` stays open.
+    assert_eq!(get("OpenApi", "/open", None).0, 200);
+}
