@@ -206,6 +206,7 @@ mod tests {
             api_key_on_preflight: true,
             cache_ttls: BTreeMap::new(),
             notes: vec![],
+            gateway_responses: BTreeMap::new(),
         }
     }
 

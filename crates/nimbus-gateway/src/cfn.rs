@@ -155,6 +155,8 @@ fn rest_api(
         config.notes.extend(read.warnings);
         config.binary_media_types.extend(read.binary_media_types);
         config.authorizers.extend(read.authorizers);
+        config.gateway_responses.extend(read.gateway_responses);
+        gateway_responses(stack, &mut config, errors);
         return Some(config);
     }
 
@@ -285,7 +287,25 @@ fn rest_api(
         "RestApiId",
         errors,
     );
+    gateway_responses(stack, &mut config, errors);
     Some(config)
+}
+
+/// The API's `AWS::ApiGateway::GatewayResponse`s.
+fn gateway_responses(stack: &Stack, config: &mut ApiConfig, errors: &mut Vec<String>) {
+    let api = config.logical_id.clone();
+    for r in members(stack, "AWS::ApiGateway::GatewayResponse", "RestApiId", &api) {
+        let at = format!("Resources.{}.Properties", r.logical_id);
+        let Some(ty) = r.properties["ResponseType"].as_str() else {
+            errors.push(format!(
+                "{at}.ResponseType: required (DEFAULT_4XX, UNAUTHORIZED, ...)"
+            ));
+            continue;
+        };
+        if let Some(g) = crate::gateway_responses::read(ty, &r.properties, &at, errors) {
+            config.gateway_responses.insert(ty.to_owned(), g);
+        }
+    }
 }
 
 fn http_api(

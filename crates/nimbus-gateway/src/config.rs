@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub cache_ttls: BTreeMap<String, u64>,
     /// What nimbus does not serve of the API's definition, to say once at start-up.
     pub notes: Vec<String>,
+    /// REST gateway responses by type (`DEFAULT_4XX`, `UNAUTHORIZED`, ...).
+    pub gateway_responses: BTreeMap<String, crate::gateway_responses::GatewayResponse>,
 }
 
 /// An API Gateway authorizer.
@@ -264,6 +266,7 @@ pub fn apis(stack: &Stack, new_key: KeyGenerator<'_>) -> Result<Vec<ApiConfig>, 
             api.routes = read.routes;
             api.notes = read.warnings;
             api.authorizers.extend(read.authorizers);
+            api.gateway_responses.extend(read.gateway_responses);
             api.binary_media_types.extend(read.binary_media_types);
             if api.cors.is_none() {
                 api.cors = read.cors;
@@ -586,7 +589,29 @@ pub(crate) fn api_from_properties(
             .unwrap_or(true),
         cache_ttls,
         notes: Vec::new(),
+        gateway_responses: gateway_responses(
+            &props["GatewayResponses"],
+            &format!("{source}.GatewayResponses"),
+            errors,
+        ),
     }
+}
+
+/// A map of response type to declaration (SAM's `GatewayResponses`, OpenAPI's
+/// `x-amazon-apigateway-gateway-responses`).
+pub(crate) fn gateway_responses(
+    v: &Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, crate::gateway_responses::GatewayResponse> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(ty, r)| {
+            let read = crate::gateway_responses::read(ty, r, &format!("{at}.{ty}"), errors)?;
+            Some((ty.clone(), read))
+        })
+        .collect()
 }
 
 /// `MethodSettings` paths are `/` followed by the resource path with its `/` escaped as `~1`:

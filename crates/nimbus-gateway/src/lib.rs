@@ -10,6 +10,7 @@ pub mod cfn;
 pub mod config;
 pub mod cors;
 pub mod event;
+pub mod gateway_responses;
 pub mod integration;
 pub mod listener;
 pub mod openapi;

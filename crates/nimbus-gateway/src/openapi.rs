@@ -37,6 +37,8 @@ pub struct Read {
     /// Security schemes with `x-amazon-apigateway-authorizer`, by scheme name; the routes
     /// whose `security` names one are protected by it.
     pub authorizers: BTreeMap<String, AuthorizerConfig>,
+    /// `x-amazon-apigateway-gateway-responses` (REST).
+    pub gateway_responses: BTreeMap<String, crate::gateway_responses::GatewayResponse>,
 }
 
 /// Reads the routes of `doc`, the definition of the API `api_id`, found at `source` (a property
@@ -86,10 +88,23 @@ pub fn read(
     }
     out.authorizers =
         crate::authorizers::from_openapi(kind, doc, source, errors, &mut out.warnings);
-    for unserved in [
-        "x-amazon-apigateway-gateway-responses",
-        "x-amazon-apigateway-api-key-source",
-    ] {
+    let responses_at = format!("{source}.x-amazon-apigateway-gateway-responses");
+    match kind {
+        ApiKind::Rest => {
+            out.gateway_responses = crate::config::gateway_responses(
+                &doc["x-amazon-apigateway-gateway-responses"],
+                &responses_at,
+                errors,
+            );
+        }
+        ApiKind::Http if !doc["x-amazon-apigateway-gateway-responses"].is_null() => {
+            out.warnings.push(format!(
+                "{responses_at}: gateway responses are a REST API feature; HTTP APIs ignore them"
+            ));
+        }
+        ApiKind::Http => {}
+    }
+    for unserved in ["x-amazon-apigateway-api-key-source"] {
         if !doc[unserved].is_null() {
             out.warnings
                 .push(format!("{source}.{unserved}: not served by nimbus yet"));
@@ -554,7 +569,7 @@ mod tests {
         assert_eq!(read.binary_media_types, ["image/png", "*/*"]);
         assert_eq!(
             read.warnings,
-            ["Resources.Api.Properties.DefinitionBody.x-amazon-apigateway-gateway-responses: not served by nimbus yet"]
+            ["Resources.Api.Properties.DefinitionBody.x-amazon-apigateway-gateway-responses: gateway responses are a REST API feature; HTTP APIs ignore them"]
         );
     }
 

@@ -743,6 +743,18 @@ async fn handle(
         error: None,
     };
     let ip = peer.addr.ip();
+    // What a customised gateway response may read of the request.
+    let asked = (!api.config.gateway_responses.is_empty()).then(|| {
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        (
+            headers,
+            crate::event::query_pairs(req.uri().query().unwrap_or_default()),
+        )
+    });
     let mut resp = answer(
         &api,
         req,
@@ -753,6 +765,9 @@ async fn handle(
         &mut access,
     )
     .await;
+    if let Some((headers, query)) = asked {
+        resp = customise(&api.config, resp, &request_id, &headers, &query).await;
+    }
 
     record_metrics(&api, &access, resp.status().as_u16(), started.elapsed());
     if let Some(mut s) = span.take() {
@@ -843,6 +858,87 @@ fn put(headers: &mut axum::http::HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
+}
+
+/// A REST gateway error (one carrying `x-amzn-errortype`) as the API's gateway responses
+/// customise it: status, headers and the body its template renders.
+async fn customise(
+    config: &crate::config::ApiConfig,
+    resp: Response,
+    request_id: &str,
+    headers: &[(String, String)],
+    query: &[(String, String)],
+) -> Response {
+    let Some(error_type) = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return resp;
+    };
+    let status = resp.status().as_u16();
+    let (mut parts, body) = resp.into_parts();
+    // Gateway errors are a line of JSON.
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let m = if v["message"].is_null() {
+                &v["Message"]
+            } else {
+                &v["message"]
+            };
+            m.as_str().map(str::to_owned)
+        });
+    let ty = crate::gateway_responses::response_type(
+        &error_type,
+        status,
+        message.as_deref().unwrap_or(""),
+    );
+    let Some(custom) = crate::gateway_responses::lookup(&config.gateway_responses, ty, status)
+    else {
+        return Response::from_parts(parts, axum::body::Body::from(body));
+    };
+    let request = crate::gateway_responses::Request {
+        request_id,
+        stage: &config.stage,
+        api_id: &config.logical_id,
+        headers,
+        query,
+        stage_variables: &config.stage_variables,
+        response_type: ty,
+        message: message.as_deref(),
+    };
+    if let Some(s) = custom.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        parts.status = s;
+    }
+    for (name, source) in &custom.headers {
+        let value = request.parameter(source).unwrap_or_default();
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            parts.headers.insert(n, v);
+        }
+    }
+    let template = custom
+        .templates
+        .get("application/json")
+        .or_else(|| custom.templates.values().next());
+    let body = match template.map(|t| t.render(&request)) {
+        Some(Ok(rendered)) => axum::body::Bytes::from(rendered),
+        // A template that fails at run time leaves API Gateway's default body.
+        Some(Err(e)) => {
+            tracing::warn!(api = %config.logical_id, error = %e, "gateway response template");
+            body
+        }
+        None => body,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// API Gateway's own error responses, as each API flavour words them.

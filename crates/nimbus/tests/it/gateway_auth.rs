@@ -513,6 +513,16 @@ Resources:
     Type: AWS::Serverless::Api
     Properties:
       StageName: v1
+      GatewayResponses:
+        DEFAULT_4XX:
+          ResponseParameters:
+            Headers:
+              Access-Control-Allow-Origin: "'*'"
+              X-Asked-From: method.request.header.Origin
+        UNAUTHORIZED:
+          StatusCode: 401
+          ResponseTemplates:
+            application/json: '{"error": $context.error.messageString, "type": "$context.error.responseType"}'
       DefinitionBody:
         openapi: "3.0.1"
         info: {title: declared, version: "1"}
@@ -571,6 +581,13 @@ Resources:
         Type: AWS_PROXY
         IntegrationHttpMethod: POST
         Uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+  CfnNoRoute:
+    Type: AWS::ApiGateway::GatewayResponse
+    Properties:
+      RestApiId: !Ref Cfn
+      ResponseType: MISSING_AUTHENTICATION_TOKEN
+      StatusCode: "404"
+      ResponseTemplates: {application/json: '{"message": "no such route"}'}
   CfnStage:
     Type: AWS::ApiGateway::Stage
     Properties: {RestApiId: !Ref Cfn, DeploymentId: d, StageName: v1}
@@ -605,7 +622,7 @@ Resources:
 "#;
 
 #[test]
-fn authorizers_declared_in_openapi_and_cloudformation_protect_their_routes() {
+fn authorizers_and_gateway_responses_declared_in_openapi_and_cloudformation_apply() {
     let nimbus = Nimbus::start(DECLARED_AUTH_TEMPLATE, &[]);
     let get = |api: &str, path: &str, token: Option<&str>| {
         let headers: Vec<(&str, &str)> = token.map(|t| ("authorization", t)).into_iter().collect();
@@ -635,4 +652,32 @@ fn authorizers_declared_in_openapi_and_cloudformation_protect_their_routes() {
     }
     // An operation without `security` stays open.
     assert_eq!(get("OpenApi", "/open", None).0, 200);
+
+    // Gateway responses: a type's own customisation, else DEFAULT_4XX's.
+    let (status, body) = get("OpenApi", "/items/1", None);
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body).unwrap()),
+        (
+            401,
+            json!({"error": "Unauthorized", "type": "UNAUTHORIZED"})
+        )
+    );
+    let r = nimbus.request(
+        "GET",
+        &format!("{}/items/1", nimbus.api_url("OpenApi")),
+        &[("authorization", "deny"), ("origin", "https://app.example")],
+        b"",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("x-asked-from"), Some("https://app.example"));
+    assert_eq!(
+        r.body,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#
+    );
+    let (status, body) = get("Cfn", "/nothing", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"message": "no such route"}"#)
+    );
 }
