@@ -288,7 +288,145 @@ fn rest_api(
         errors,
     );
     gateway_responses(stack, &mut config, errors);
+    validators(stack, &mut config, errors);
     Some(config)
+}
+
+/// Each method's `RequestValidatorId` (an `AWS::ApiGateway::RequestValidator`) with its
+/// `RequestParameters` (`method.request.querystring.x: true` is required) and `RequestModels`
+/// (an `AWS::ApiGateway::Model`'s schema, by `Ref` or name), as an OpenAPI request validator
+/// would check them.
+fn validators(stack: &Stack, config: &mut ApiConfig, errors: &mut Vec<String>) {
+    let api = config.logical_id.clone();
+    let validators: BTreeMap<&str, &Resource> = members(
+        stack,
+        "AWS::ApiGateway::RequestValidator",
+        "RestApiId",
+        &api,
+    )
+    .map(|r| (r.logical_id.as_str(), r))
+    .collect();
+    // Models by logical id and by name; a schema's `$ref` to another model's URL
+    // (`https://apigateway.amazonaws.com/restapis/API/models/NAME`) points into `definitions`.
+    let models: Vec<&Resource> =
+        members(stack, "AWS::ApiGateway::Model", "RestApiId", &api).collect();
+    let name_of = |m: &Resource| {
+        m.properties["Name"]
+            .as_str()
+            .unwrap_or(&m.logical_id)
+            .to_owned()
+    };
+    // CloudFormation takes a schema as JSON or as a string of JSON.
+    let schema_of = |m: &Resource, errors: &mut Vec<String>| match &m.properties["Schema"] {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+            errors.push(format!(
+                "Resources.{}.Properties.Schema: not JSON: {e}",
+                m.logical_id
+            ));
+            Value::Null
+        }),
+        other => other.clone(),
+    };
+    let schemas: BTreeMap<String, Value> = models
+        .iter()
+        .map(|m| (m.logical_id.clone(), model_refs(&schema_of(m, errors))))
+        .collect();
+    let definitions: serde_json::Map<String, Value> = models
+        .iter()
+        .map(|m| (name_of(m), schemas[&m.logical_id].clone()))
+        .collect();
+    for m in members(stack, "AWS::ApiGateway::Method", "RestApiId", &api) {
+        let p = &m.properties;
+        let source = format!("Resources.{}.Properties", m.logical_id);
+        let Some(id) = p["RequestValidatorId"].as_str() else {
+            continue;
+        };
+        let Some(v) = validators.get(id) else {
+            errors.push(format!(
+                "{source}.RequestValidatorId: {id:?} names no AWS::ApiGateway::RequestValidator of {api}"
+            ));
+            continue;
+        };
+        let yes = |v: &Value| v.as_bool() == Some(true) || v.as_str() == Some("true");
+        let required = if yes(&v.properties["ValidateRequestParameters"]) {
+            p["RequestParameters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, required)| yes(required))
+                .filter_map(|(k, _)| {
+                    let (place, name) = k.strip_prefix("method.request.")?.split_once('.')?;
+                    let place = match place {
+                        "querystring" | "multivaluequerystring" => "query",
+                        "header" | "multivalueheader" => "header",
+                        "path" => "path",
+                        _ => return None,
+                    };
+                    Some((place.to_owned(), name.to_owned()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut body_schema = None;
+        if yes(&v.properties["ValidateRequestBody"]) {
+            let model = p["RequestModels"]
+                .get("application/json")
+                .or_else(|| {
+                    p["RequestModels"]
+                        .as_object()
+                        .and_then(|m| m.values().next())
+                })
+                .and_then(Value::as_str);
+            if let Some(model) = model {
+                let Some(found) = models
+                    .iter()
+                    .find(|m| m.logical_id == model || name_of(m) == model)
+                else {
+                    errors.push(format!(
+                        "{source}.RequestModels: {model:?} names no AWS::ApiGateway::Model of {api}"
+                    ));
+                    continue;
+                };
+                body_schema = Some(serde_json::json!({
+                    "allOf": [schemas[&found.logical_id]],
+                    "definitions": definitions,
+                }));
+            }
+        }
+        if body_schema.is_none() && required.is_empty() {
+            continue;
+        }
+        let validation = crate::config::RequestValidation {
+            body_schema,
+            required,
+        };
+        for route in config.routes.iter_mut().filter(|r| r.source == source) {
+            route.validation = Some(validation.clone());
+        }
+    }
+}
+
+/// A model's schema with `$ref`s to other models' URLs made local (`#/definitions/NAME`).
+fn model_refs(schema: &Value) -> Value {
+    match schema {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(url)) if url.contains("/models/") => {
+                            let name = url.rsplit("/models/").next().unwrap_or_default();
+                            Value::from(format!("#/definitions/{name}"))
+                        }
+                        _ => model_refs(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(model_refs).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The API's `AWS::ApiGateway::GatewayResponse`s.

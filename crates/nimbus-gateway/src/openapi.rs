@@ -129,6 +129,22 @@ pub fn read(
                 continue;
             }
             let int_source = format!("{op_source}.x-amazon-apigateway-integration");
+            let validator = op["x-amazon-apigateway-request-validator"]
+                .as_str()
+                .or(default_validator);
+            let validation = match validator {
+                None => None,
+                Some(name) => match validators.and_then(|v| v.get(name)) {
+                    Some(v) => request_validation(doc, item, op, v),
+                    None => {
+                        errors.push(format!(
+                            "{op_source}.x-amazon-apigateway-request-validator: no validator named {name:?} in x-amazon-apigateway-request-validators"
+                        ));
+                        continue;
+                    }
+                },
+            };
+
             let ty = integration["type"]
                 .as_str()
                 .unwrap_or_default()
@@ -155,6 +171,7 @@ pub fn read(
                     let mut route = crate::config::integration_route(method, path, &op_source);
                     route.rest = Some(Box::new(rest));
                     route.api_key_required = requires_api_key(doc, op);
+                    route.validation = validation;
                     out.routes.push(protect(route, doc, op, &out.authorizers));
                     continue;
                 }
@@ -205,21 +222,6 @@ pub fn read(
                     ApiKind::Rest => Duration::from_millis(29_000),
                     ApiKind::Http => Duration::from_millis(30_000),
                 });
-            let validator = op["x-amazon-apigateway-request-validator"]
-                .as_str()
-                .or(default_validator);
-            let validation = match validator {
-                None => None,
-                Some(name) => match validators.and_then(|v| v.get(name)) {
-                    Some(v) => request_validation(doc, item, op, v),
-                    None => {
-                        errors.push(format!(
-                            "{op_source}.x-amazon-apigateway-request-validator: no validator named {name:?} in x-amazon-apigateway-request-validators"
-                        ));
-                        continue;
-                    }
-                },
-            };
             let route = RouteConfig {
                 method: (*method).to_owned(),
                 path: path.clone(),

@@ -1204,6 +1204,19 @@ async fn answer(
             "Internal Server Error",
         );
     }
+    // Request validation comes before any integration, as on API Gateway.
+    if let (ApiKind::Rest, Some(validation)) = (kind, &route.validation) {
+        let schema = api.body_schemas.get(*hit.value).and_then(Option::as_ref);
+        if let Err(message) = validate(validation, schema, &request, &matched) {
+            access.error = Some(message.clone());
+            return gateway_error(
+                kind,
+                StatusCode::BAD_REQUEST,
+                ("BadRequestException", &message),
+                "Bad Request",
+            );
+        }
+    }
     // What HTTP proxies and service integrations map their parameters from.
     let cx = crate::service::Context {
         request: &request,
@@ -1248,18 +1261,6 @@ async fn answer(
                 )
             }
         };
-    }
-    if let (ApiKind::Rest, Some(validation)) = (kind, &route.validation) {
-        let schema = api.body_schemas.get(*hit.value).and_then(Option::as_ref);
-        if let Err(message) = validate(validation, schema, &request, &matched) {
-            access.error = Some(message.clone());
-            return gateway_error(
-                kind,
-                StatusCode::BAD_REQUEST,
-                ("BadRequestException", &message),
-                "Bad Request",
-            );
-        }
     }
 
     // The stage cache answers after authorization and throttling, as API Gateway's does.

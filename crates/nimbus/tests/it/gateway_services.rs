@@ -187,3 +187,98 @@ fn rest_aws_integrations_reach_dynamodb_sns_sqs_and_s3_without_a_function() {
     let r = nimbus.request("GET", &format!("{base}/files/missing.txt"), &[], b"");
     assert_eq!(r.status, 404, "{}", r.body);
 }
+
+const VALIDATED: &str = r#"
+Resources:
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties: {Name: validated}
+  Orders:
+    Type: AWS::ApiGateway::Resource
+    Properties: {RestApiId: !Ref Api, ParentId: !GetAtt Api.RootResourceId, PathPart: orders}
+  Everything:
+    Type: AWS::ApiGateway::RequestValidator
+    Properties: {RestApiId: !Ref Api, Name: everything, ValidateRequestBody: true, ValidateRequestParameters: true}
+  Line:
+    Type: AWS::ApiGateway::Model
+    Properties:
+      RestApiId: !Ref Api
+      Name: Line
+      ContentType: application/json
+      Schema:
+        type: object
+        required: [sku, quantity]
+        properties:
+          sku: {type: string}
+          quantity: {type: integer, minimum: 1}
+  Order:
+    Type: AWS::ApiGateway::Model
+    Properties:
+      RestApiId: !Ref Api
+      Name: Order
+      ContentType: application/json
+      Schema: !Sub |
+        {"type": "object", "required": ["lines"],
+         "properties": {"lines": {"type": "array", "items": {"$ref": "https://apigateway.amazonaws.com/restapis/${Api}/models/Line"}}}}
+  Post:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Orders
+      HttpMethod: POST
+      AuthorizationType: NONE
+      RequestValidatorId: !Ref Everything
+      RequestParameters: {method.request.querystring.tenant: true, method.request.header.X-Trace: false}
+      RequestModels: {application/json: !Ref Order}
+      Integration:
+        Type: MOCK
+        RequestTemplates: {application/json: '{"statusCode": 200}'}
+        IntegrationResponses:
+          - StatusCode: 200
+            ResponseTemplates: {application/json: '{"accepted": true}'}
+  Stage:
+    Type: AWS::ApiGateway::Stage
+    Properties: {RestApiId: !Ref Api, DeploymentId: d, StageName: v1}
+"#;
+
+#[test]
+fn cloudformation_request_validators_check_parameters_and_models_before_the_integration() {
+    let nimbus = Nimbus::start(VALIDATED, &[]);
+    let base = nimbus.api_url("Api");
+    let json = ("content-type", "application/json");
+    let good = br#"{"lines": [{"sku": "tea", "quantity": 2}]}"#;
+    // (query, body, status, answer): parameters are checked first, then the body against
+    // the model, whose `$ref` names the other model by its URL.
+    let table: [(&str, &[u8], u16, &str); 4] = [
+        ("?tenant=a", good, 200, r#"{"accepted": true}"#),
+        (
+            "",
+            good,
+            400,
+            r#"{"message": "Missing required request parameters: [tenant]"}"#,
+        ),
+        (
+            "?tenant=a",
+            br#"{"lines": [{"sku": "tea", "quantity": 0}]}"#,
+            400,
+            r#"{"message": "Invalid request body"}"#,
+        ),
+        (
+            "?tenant=a",
+            b"not json",
+            400,
+            r#"{"message": "Invalid request body"}"#,
+        ),
+    ];
+    for (query, body, status, answer) in table {
+        let r = nimbus.request("POST", &format!("{base}/orders{query}"), &[json], body);
+        let got: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let want: serde_json::Value = serde_json::from_str(answer).unwrap();
+        assert_eq!(
+            (r.status, got),
+            (status, want),
+            "{query} {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
