@@ -23,6 +23,11 @@ pub enum Backend {
     HttpProxy {
         url: String,
     },
+    /// `HTTP` (non-proxy): the mapped request to this URL (`{name}` filled from
+    /// `integration.request.path.*`), its answer through the integration responses.
+    Http {
+        url: String,
+    },
     /// `arn:aws:apigateway:REGION:SERVICE:path/...` or `...:action/NAME`: the service and the
     /// rest (`path/123456789012/queue`, `action/PutEvents`).
     Aws {
@@ -142,18 +147,20 @@ pub fn read(
         .to_ascii_uppercase();
     let backend = match ty.as_str() {
         "MOCK" => Backend::Mock,
-        "HTTP_PROXY" => {
+        "HTTP_PROXY" | "HTTP" => {
             let url = get(integration, "Uri")
                 .as_str()
                 .or_else(|| get(integration, "IntegrationUri").as_str())
                 .unwrap_or_default();
-            if !url.starts_with("http://") {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!(
-                    "{at}.Uri: {url:?}: nimbus proxies to http:// URLs (a local backend); https is not served yet"
+                    "{at}.Uri: {url:?} is not an http:// or https:// URL (a VPC link or Cloud Map integration is not served by nimbus)"
                 ));
             }
-            Backend::HttpProxy {
-                url: url.to_owned(),
+            let url = url.to_owned();
+            match ty.as_str() {
+                "HTTP" => Backend::Http { url },
+                _ => Backend::HttpProxy { url },
             }
         }
         "AWS"

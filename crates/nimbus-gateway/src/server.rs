@@ -2,7 +2,7 @@
 //! event, invoked, and mapped back, with API Gateway's error responses and an access-log line.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -152,19 +152,6 @@ pub fn router(api: Arc<ApiState>) -> Router {
 
 use nimbus_lambda::epoch_ms;
 
-/// Headers about one connection (and the body's framing, which hyper sets anew): not passed
-/// through a proxy in either direction.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-];
-
-/// Largest answer an `HTTP_PROXY` backend may give (API Gateway's payload limit).
-const MAX_PROXIED: usize = 10 * 1024 * 1024;
-
 /// `HTTP_PROXY`: the request, with its method, headers, query and body, to the integration's
 /// URL (each `{name}` filled from the path parameter its `RequestParameters` map, else the one of
 /// that name), and the backend's answer back as it is.
@@ -176,7 +163,6 @@ async fn http_proxy(
     matched: &MatchedRoute,
     access: &mut Access,
 ) -> Response {
-    use http_body_util::BodyExt;
     let request = cx.request;
     // HTTP APIs' parameter mapping: `append|overwrite|remove:header.x`,
     // `append|overwrite|remove:querystring.x`, `overwrite:path`.
@@ -243,73 +229,31 @@ async fn http_proxy(
         let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         target.push_str(&pairs.join("&"));
     }
-    let fail = |access: &mut Access, why: String, status: StatusCode| {
-        access.error = Some(why);
-        gateway_error(
-            ApiKind::Rest,
-            status,
-            ("InternalServerErrorException", "Internal server error"),
-            "Internal Server Error",
-        )
-    };
-    let mut builder = hyper::Request::builder()
-        .method(request.method.as_str())
-        .uri(&target);
-    for (k, v) in &headers {
-        if k != "host" && !HOP_BY_HOP.contains(&k.as_str()) {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-    }
-    let Ok(outgoing) = builder.body(http_body_util::Full::new(request.body.clone())) else {
-        return fail(
-            access,
-            format!("HTTP_PROXY: {target:?} is not a valid request URL"),
-            StatusCode::INTERNAL_SERVER_ERROR,
-        );
-    };
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
     let started = Instant::now();
-    let answer = tokio::time::timeout(route.timeout, client.request(outgoing)).await;
+    let answer = crate::outbound::send(
+        &request.method,
+        &target,
+        &headers,
+        request.body.clone(),
+        route.timeout,
+    )
+    .await;
     access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-    let resp = match answer {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            return fail(
-                access,
-                format!("HTTP_PROXY to {target}: {e}"),
-                StatusCode::INTERNAL_SERVER_ERROR,
-            )
-        }
-        Err(_) => {
-            return fail(
-                access,
-                format!("HTTP_PROXY to {target}: timed out"),
-                StatusCode::GATEWAY_TIMEOUT,
-            )
+    let answer = match answer {
+        Ok(a) => a,
+        Err(f) => {
+            access.error = Some(format!("HTTP_PROXY to {}", f.why));
+            return gateway_error(
+                ApiKind::Rest,
+                f.status,
+                ("InternalServerErrorException", "Internal server error"),
+                "Internal Server Error",
+            );
         }
     };
-    let (parts, body) = resp.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_PROXIED)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return fail(
-                access,
-                format!("HTTP_PROXY answer from {target}: {e}"),
-                StatusCode::BAD_GATEWAY,
-            )
-        }
-    };
-    let mut out = Response::new(axum::body::Body::from(body));
-    *out.status_mut() = parts.status;
-    for (k, v) in &parts.headers {
-        if !HOP_BY_HOP.contains(&k.as_str()) {
-            out.headers_mut().append(k, v.clone());
-        }
-    }
+    let mut out = Response::new(axum::body::Body::from(answer.body));
+    *out.status_mut() = answer.status;
+    *out.headers_mut() = answer.headers;
     out
 }
 
@@ -494,6 +438,7 @@ async fn run_rest(
     request: &GatewayRequest,
     matched: &MatchedRoute,
     ctx: &RequestContext,
+    route_timeout: Duration,
     access: &mut Access,
 ) -> Response {
     let internal = |access: &mut Access, why: String| {
@@ -568,6 +513,54 @@ async fn run_rest(
                     (selector, payload, BTreeMap::new())
                 }
                 Err(e) => return internal(access, format!("invoking {function}: {e}")),
+            }
+        }
+        crate::integration::Backend::Http { url } => {
+            let call = host.aws_request(rest, "http", url, body.into_bytes());
+            let mut target = call.target;
+            if !call.query.is_empty() {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                q.extend_pairs(&call.query);
+                target.push(if target.contains('?') { '&' } else { '?' });
+                target.push_str(&q.finish());
+            }
+            let mut headers: Vec<(String, String)> = call.headers.into_iter().collect();
+            if !headers.iter().any(|(k, _)| k == "content-type") {
+                headers.push(("content-type".into(), content_type.to_owned()));
+            }
+            let answer = crate::outbound::send(
+                &rest.http_method,
+                &target,
+                &headers,
+                call.body.into(),
+                route_timeout,
+            )
+            .await;
+            match answer {
+                Ok(a) => {
+                    let headers = a
+                        .headers
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                        })
+                        .collect();
+                    (
+                        a.status.as_u16().to_string(),
+                        String::from_utf8_lossy(&a.body).into_owned(),
+                        headers,
+                    )
+                }
+                Err(f) if f.status == StatusCode::GATEWAY_TIMEOUT => {
+                    access.error = Some(format!("HTTP integration to {}", f.why));
+                    return gateway_error(
+                        ApiKind::Rest,
+                        f.status,
+                        ("InternalServerErrorException", "Endpoint request timed out"),
+                        "",
+                    );
+                }
+                Err(f) => return internal(access, format!("HTTP integration to {}", f.why)),
             }
         }
         crate::integration::Backend::Aws { service, target } => {
@@ -1229,7 +1222,7 @@ async fn answer(
         if let crate::integration::Backend::HttpProxy { url } = &rest.backend {
             return http_proxy(url, rest, route, &cx, &matched, access).await;
         }
-        return run_rest(api, rest, &request, &matched, &ctx, access).await;
+        return run_rest(api, rest, &request, &matched, &ctx, route.timeout, access).await;
     }
     if let Some(integration) = &route.service {
         let parameters = crate::service::evaluate(&integration.parameters, &cx);

@@ -1163,6 +1163,60 @@ Resources:
 }
 
 #[test]
+fn rest_http_integrations_map_the_request_and_the_backends_answer() {
+    let port = proxy_backend();
+    let template = format!(
+        r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Mapped:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: Prod
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {{title: mapped, version: "1"}}
+        paths:
+          /orders/{{id}}:
+            post:
+              x-amazon-apigateway-integration:
+                type: http
+                httpMethod: PUT
+                uri: http://127.0.0.1:{port}/v2/orders/{{order}}
+                requestParameters:
+                  integration.request.path.order: method.request.path.id
+                  integration.request.querystring.source: "'nimbus'"
+                  integration.request.header.X-Client: method.request.header.X-Who
+                requestTemplates:
+                  application/json: '{{"qty": $input.json(''$.quantity'')}}'
+                responses:
+                  "5\\d{{2}}":
+                    statusCode: "502"
+                  default:
+                    statusCode: "200"
+                    responseParameters:
+                      method.response.header.X-From-Backend: integration.response.header.x-backend
+                    responseTemplates:
+                      application/json: '{{"backend": "$util.escapeJavaScript($input.body)"}}'
+"#
+    );
+    let nimbus = Nimbus::start(&template, &[]);
+    let base = nimbus.api_url("Mapped");
+    let r = nimbus.request(
+        "POST",
+        &format!("{base}/orders/a%20b"),
+        &[("content-type", "application/json"), ("X-Who", "c7")],
+        br#"{"quantity": 3}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-from-backend"), Some("yes"));
+    assert_eq!(
+        r.json()["backend"],
+        "PUT /v2/orders/a%20b?source=nimbus HTTP/1.1 | x-client: c7"
+    );
+}
+
+#[test]
 fn http_api_parameter_mapping_rewrites_what_reaches_an_http_backend() {
     let port = proxy_backend();
     let template = format!(
