@@ -190,6 +190,20 @@ pub struct LoadOptions {
     pub endpoint_url: String,
     /// `--import-values NAME=VALUE`: what `Fn::ImportValue` of another stack's export gives.
     pub import_values: BTreeMap<String, String>,
+    /// Reads the file an `Fn::Transform` of `AWS::Include` names (its `Location`), for the
+    /// caller does the I/O; without one, such an include is an error.
+    pub include: Option<IncludeReader>,
+}
+
+/// The text of an included file by its `Location` (a path relative to the template's folder),
+/// or why it cannot be read.
+#[derive(Clone)]
+pub struct IncludeReader(pub std::sync::Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>);
+
+impl std::fmt::Debug for IncludeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IncludeReader")
+    }
 }
 
 impl Default for LoadOptions {
@@ -202,6 +216,7 @@ impl Default for LoadOptions {
             strict: false,
             endpoint_url: "http://127.0.0.1:4566".into(),
             import_values: BTreeMap::new(),
+            include: None,
         }
     }
 }

@@ -92,6 +92,9 @@ pub(crate) struct Resolver<'a> {
     /// `--import-values`: other stacks' exports, by name.
     imports: std::collections::BTreeMap<String, String>,
     strict: bool,
+    include: Option<crate::IncludeReader>,
+    /// How deep `AWS::Include`s are nested now (an include may include).
+    include_depth: usize,
 }
 
 impl<'a> Resolver<'a> {
@@ -142,6 +145,8 @@ impl<'a> Resolver<'a> {
             in_conditions: false,
             imports: opts.import_values.clone(),
             strict: opts.strict,
+            include: opts.include.clone(),
+            include_depth: 0,
         }
     }
 
@@ -287,6 +292,90 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// `Fn::Transform` of `AWS::Include`: the local file at `Parameters.Location`, parsed as
+    /// YAML or JSON and resolved in place (its own intrinsics included), as CloudFormation
+    /// inserts the snippet before processing. Its values are placed at the include's position,
+    /// so a message about them points at the include.
+    fn include(&mut self, arg: &Node, pos: Pos, path: &str) -> Option<Node> {
+        let p = child(path, "Fn::Transform");
+        let name = arg.get("Name").and_then(Node::as_str);
+        if name != Some("AWS::Include") {
+            return self.fail(
+                &p,
+                pos,
+                format!(
+                    "only the AWS::Include transform is run by nimbus (macros are not), got Name {}",
+                    name.map_or("(none)".to_owned(), |n| format!("{n:?}"))
+                ),
+            );
+        }
+        let location = match arg.get("Parameters").and_then(|a| a.get("Location")) {
+            Some(l) => match self.resolve(l, &child(&p, "Parameters.Location")) {
+                Some(Node {
+                    kind: Kind::String(s),
+                    ..
+                }) => s,
+                _ => {
+                    return self.fail(
+                        &p,
+                        pos,
+                        "Parameters.Location must be a string (a file path)",
+                    )
+                }
+            },
+            None => {
+                return self.fail(
+                    &p,
+                    pos,
+                    "Parameters.Location is required (the file to include)",
+                )
+            }
+        };
+        if location.starts_with("s3://") || location.starts_with("https://") {
+            return self.fail(
+                &p,
+                pos,
+                format!("Location {location:?} is in S3, which nimbus cannot read; point it at a file beside the template"),
+            );
+        }
+        const MAX_DEPTH: usize = 8;
+        if self.include_depth >= MAX_DEPTH {
+            return self.fail(
+                &p,
+                pos,
+                format!(
+                    "includes nest deeper than {MAX_DEPTH} (does {location:?} include itself?)"
+                ),
+            );
+        }
+        let Some(reader) = self.include.clone() else {
+            return self.fail(
+                &p,
+                pos,
+                "AWS::Include needs the template's folder to read from",
+            );
+        };
+        let text = match (reader.0)(&location) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&p, pos, format!("cannot read {location:?}: {e}")),
+        };
+        let (root, errors) = crate::yaml::parse(&text);
+        if let Some(e) = errors.first() {
+            return self.fail(
+                &p,
+                pos,
+                format!("{location}:{}:{}: {}", e.pos.line, e.pos.column, e.message),
+            );
+        }
+        let Some(root) = root else {
+            return self.fail(&p, pos, format!("{location} is empty"));
+        };
+        self.include_depth += 1;
+        let out = self.resolve(&at(root, pos), path);
+        self.include_depth -= 1;
+        out
+    }
+
     // ---- intrinsic functions ----------------------------------------------------------------
 
     /// Resolves every intrinsic in `node`. `None` means `AWS::NoValue`: the caller drops the
@@ -411,7 +500,8 @@ impl<'a> Resolver<'a> {
                 pos,
                 format!("{f} can only be used under Conditions; declare a condition there and use Fn::If"),
             ),
-            "Fn::Cidr" | "Fn::Length" | "Fn::ToJsonString" | "Fn::Transform" => {
+            "Fn::Transform" => self.include(arg, pos, path),
+            "Fn::Cidr" | "Fn::Length" | "Fn::ToJsonString" => {
                 self.fail(path, pos, format!("{f} is not supported by nimbus; write the value out"))
             }
             _ => {
@@ -1244,4 +1334,23 @@ mod tests {
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"hello world"), "aGVsbG8gd29ybGQ=");
     }
+}
+
+/// `node` with every position set to `pos`.
+fn at(node: Node, pos: Pos) -> Node {
+    let kind = match node.kind {
+        Kind::Map(entries) => Kind::Map(
+            entries
+                .into_iter()
+                .map(|e| Entry {
+                    key: e.key,
+                    key_pos: pos,
+                    value: at(e.value, pos),
+                })
+                .collect(),
+        ),
+        Kind::Seq(items) => Kind::Seq(items.into_iter().map(|n| at(n, pos)).collect()),
+        other => other,
+    };
+    Node::new(kind, pos)
 }

@@ -34,6 +34,7 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
         strict: args.strict,
         import_values: args.import_values.iter().cloned().collect(),
         endpoint_url: endpoint.unwrap_or("http://127.0.0.1:4566").to_owned(),
+        include: Some(include_reader(template_dir(&args.template))),
         ..LoadOptions::default()
     };
     let file = args.template.display().to_string();
@@ -296,6 +297,26 @@ fn template_dir(template: &Path) -> PathBuf {
 }
 
 /// `.nimbus/` beside the template.
+/// Reads `AWS::Include` files relative to the template's folder, as `sam` packages them.
+fn include_reader(dir: PathBuf) -> nimbus_template::IncludeReader {
+    // A snippet is a piece of a template, which CloudFormation caps at 1 MB; 10 MB leaves room
+    // for a large OpenAPI document and still bounds what is read.
+    const MAX_INCLUDE: u64 = 10 << 20;
+    nimbus_template::IncludeReader(Arc::new(move |location: &str| {
+        let path = dir.join(location);
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        if size > MAX_INCLUDE {
+            return Err(format!(
+                "{} is {size} bytes, over the {MAX_INCLUDE} nimbus reads",
+                path.display()
+            ));
+        }
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }))
+}
+
 pub fn default_state_dir(template: &std::path::Path) -> PathBuf {
     template_dir(template).join(".nimbus")
 }

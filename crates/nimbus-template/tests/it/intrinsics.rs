@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::{check_err, check_ok};
+use nimbus_template::LoadOptions;
+
+use crate::{check_err, check_err_with, check_ok, check_ok_with};
 
 /// A template with one of each referenced kind of thing; `EXPR` becomes the output's value.
 const FIXTURE: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
@@ -562,5 +564,80 @@ Resources:
       Timeout: !Ref Seconds
 "#,
         |stack| assert_eq!(stack.functions[0].timeout, 45),
+    );
+}
+
+/// Options whose include reader serves `files` (location -> text).
+fn with_files(files: &[(&'static str, &'static str)]) -> LoadOptions {
+    let files: std::collections::BTreeMap<&str, &str> = files.iter().copied().collect();
+    LoadOptions {
+        include: Some(nimbus_template::IncludeReader(std::sync::Arc::new(
+            move |location: &str| {
+                files
+                    .get(location)
+                    .map(|t| (*t).to_owned())
+                    .ok_or_else(|| "No such file or directory (os error 2)".to_owned())
+            },
+        ))),
+        ..LoadOptions::default()
+    }
+}
+
+const INCLUDING: &str = r#"Resources:
+  Q:
+    Type: AWS::SQS::Queue
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Body:
+        Fn::Transform:
+          Name: AWS::Include
+          Parameters: {Location: LOCATION}
+"#;
+
+#[test]
+fn aws_include_inserts_the_local_file_and_resolves_its_intrinsics() {
+    let opts = with_files(&[(
+        "api.yaml",
+        "openapi: 3.0.1\npaths:\n  /q:\n    get:\n      x-queue: !GetAtt Q.Arn\n      x-region: !Sub '${AWS::Region}'\n",
+    )]);
+    check_ok_with(&INCLUDING.replace("LOCATION", "api.yaml"), &opts, |stack| {
+        let body = &stack.resources["Api"].properties["Body"];
+        assert_eq!(body["openapi"], "3.0.1");
+        assert_eq!(
+            body["paths"]["/q"]["get"]["x-queue"],
+            "arn:aws:sqs:us-east-1:123456789012:Q"
+        );
+        assert_eq!(body["paths"]["/q"]["get"]["x-region"], "us-east-1");
+    });
+}
+
+#[test]
+fn aws_include_refuses_what_it_cannot_insert_naming_the_include() {
+    let opts = with_files(&[
+        ("broken.yaml", "a: [1, 2\n"),
+        (
+            "self.yaml",
+            "Fn::Transform: {Name: AWS::Include, Parameters: {Location: self.yaml}}\n",
+        ),
+    ]);
+    let at = "template.yaml:8:9: Resources.Api.Properties.Body.Fn::Transform";
+    let table = [
+        ("s3://bucket/api.yaml", format!("{at}: Location \"s3://bucket/api.yaml\" is in S3, which nimbus cannot read; point it at a file beside the template")),
+        ("missing.yaml", format!("{at}: cannot read \"missing.yaml\": No such file or directory (os error 2)")),
+        ("broken.yaml", format!("{at}: broken.yaml:2:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'")),
+        ("self.yaml", format!("{at}: includes nest deeper than 8 (does \"self.yaml\" include itself?)")),
+    ];
+    for (location, want) in table {
+        check_err_with(
+            &INCLUDING.replace("LOCATION", location),
+            &opts,
+            &[want.as_str()],
+        );
+    }
+    check_err_with(
+        &INCLUDING.replace("AWS::Include", "MyMacro"),
+        &opts,
+        &[&format!("{at}: only the AWS::Include transform is run by nimbus (macros are not), got Name \"MyMacro\"")],
     );
 }

@@ -282,3 +282,41 @@ fn cloudformation_request_validators_check_parameters_and_models_before_the_inte
         );
     }
 }
+
+#[test]
+fn an_openapi_body_included_with_aws_include_is_served() {
+    let template = r#"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: fn, Handler: bootstrap, Runtime: provided.al2023}
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      DefinitionBody:
+        Fn::Transform:
+          Name: AWS::Include
+          Parameters: {Location: api/openapi.yaml}
+"#;
+    let openapi = r#"openapi: "3.0.1"
+info: {title: included, version: "1"}
+paths:
+  /items/{id}:
+    get:
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Echo.Arn}/invocations"
+"#;
+    let nimbus = Nimbus::start_with_files(template, &[], &[("api/openapi.yaml", openapi, false)]);
+    let r = nimbus.request(
+        "GET",
+        &format!("{}/items/9", nimbus.api_url("Api")),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["pathParameters"]["id"], "9", "{}", r.body);
+}
