@@ -198,7 +198,10 @@ pub struct LoadOptions {
 /// The text of an included file by its `Location` (a path relative to the template's folder),
 /// or why it cannot be read.
 #[derive(Clone)]
-pub struct IncludeReader(pub std::sync::Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>);
+pub struct IncludeReader(pub std::sync::Arc<ReadInclude>);
+
+/// What an [`IncludeReader`] calls: the location in, the text (or why not) out.
+pub type ReadInclude = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 
 impl std::fmt::Debug for IncludeReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1308,6 +1308,25 @@ fn function_name_of(value: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
+/// `node` with every position set to `pos`.
+fn at(node: Node, pos: Pos) -> Node {
+    let kind = match node.kind {
+        Kind::Map(entries) => Kind::Map(
+            entries
+                .into_iter()
+                .map(|e| Entry {
+                    key: e.key,
+                    key_pos: pos,
+                    value: at(e.value, pos),
+                })
+                .collect(),
+        ),
+        Kind::Seq(items) => Kind::Seq(items.into_iter().map(|n| at(n, pos)).collect()),
+        other => other,
+    };
+    Node::new(kind, pos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1334,23 +1353,4 @@ mod tests {
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"hello world"), "aGVsbG8gd29ybGQ=");
     }
-}
-
-/// `node` with every position set to `pos`.
-fn at(node: Node, pos: Pos) -> Node {
-    let kind = match node.kind {
-        Kind::Map(entries) => Kind::Map(
-            entries
-                .into_iter()
-                .map(|e| Entry {
-                    key: e.key,
-                    key_pos: pos,
-                    value: at(e.value, pos),
-                })
-                .collect(),
-        ),
-        Kind::Seq(items) => Kind::Seq(items.into_iter().map(|n| at(n, pos)).collect()),
-        other => other,
-    };
-    Node::new(kind, pos)
 }
