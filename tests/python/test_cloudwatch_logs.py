@@ -257,3 +257,43 @@ def test_errors_are_cloudwatchs(orders):
     r = requests.post(n.endpoint, data="{}", timeout=10, headers={
         "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Logs_20140328.PutLogEvents"})
     assert r.status_code == 400 and r.json()["__type"] == "UnknownOperationException"
+
+
+EVENTS_TEMPLATE = """
+Resources:
+  Audit:
+    Type: AWS::Logs::LogGroup
+    Properties: {LogGroupName: /aws/events/orders}
+  ToAudit:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [orders.api]}
+      Targets: [{Arn: !GetAtt Audit.Arn, Id: audit}]
+"""
+
+
+def test_a_rules_log_group_target_writes_each_event_to_a_stream_named_by_its_id(start_nimbus):
+    n = start_nimbus(EVENTS_TEMPLATE)
+    entries = [{"Source": "orders.api", "DetailType": "placed", "Detail": json.dumps({"n": i})} for i in range(3)]
+    out = n.client("events").put_events(Entries=entries)
+    assert out["FailedEntryCount"] == 0, out
+    ids = sorted(e["EventId"] for e in out["Entries"])
+    logs = n.client("logs")
+    group = "/aws/events/orders"
+
+    streams = poll(lambda: logs.describe_log_streams(logGroupName=group)["logStreams"]
+                   if any(g["logGroupName"] == group for g in logs.describe_log_groups(logGroupNamePrefix="/aws/events/")["logGroups"]) else [],
+                   lambda s: len(s) == 3)
+    assert sorted(s["logStreamName"] for s in streams) == ids
+    events = logs.get_log_events(logGroupName=group, logStreamName=ids[0], startFromHead=True)["events"]
+    assert len(events) == 1
+    event = json.loads(events[0]["message"])
+    assert event["id"] == ids[0] and event["source"] == "orders.api" and event["detail-type"] == "placed"
+
+    found = logs.filter_log_events(logGroupName=group, filterPattern=f'"{ids[1]}"')["events"]
+    assert [(e["logStreamName"], json.loads(e["message"])["id"]) for e in found] == [(ids[1], ids[1])]
+
+    # A group nothing wrote to does not exist, in CloudWatch's words.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_streams(logGroupName="/aws/events/nothing")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -1,5 +1,6 @@
 //! Amazon CloudWatch Logs over AWS JSON 1.1 (`X-Amz-Target: Logs_20140328.<Action>`), read
-//! only, for the functions' log groups `/aws/lambda/<FunctionName>`: `DescribeLogGroups`,
+//! only, for the functions' log groups `/aws/lambda/<FunctionName>` and the groups EventBridge
+//! rules write events to (one stream per event, named by its id): `DescribeLogGroups`,
 //! `DescribeLogStreams`, `GetLogEvents`, `FilterLogEvents`. A function's group exists once the
 //! function has logged (its file exists), as on AWS, where Lambda creates the group on first
 //! use. Reading the files (streams, pages, tokens) is `nimbus_lambda::logfile`; this module
@@ -34,6 +35,7 @@ const NEWEST_FIRST_SINCE_MS: u64 = 1_704_067_200_000;
 pub struct Logs {
     platform: Platform,
     store: Arc<LogStore>,
+    dir: std::path::PathBuf,
 }
 
 impl Logs {
@@ -41,7 +43,8 @@ impl Logs {
         let dir = logfile::log_dir(&platform.config().state_dir);
         Self {
             platform,
-            store: Arc::new(LogStore::new(dir)),
+            store: Arc::new(LogStore::new(dir.clone())),
+            dir,
         }
     }
 }
@@ -204,9 +207,10 @@ impl Logs {
         log_group_arn(&cfg.region, &cfg.account_id, group)
     }
 
-    /// The function whose log group the request names (`logGroupName`, or `logGroupIdentifier`
-    /// as a name or ARN), if it has one.
-    fn function(&self, input: &Input<'_>) -> Result<String, AwsError> {
+    /// The log file source of the group the request names (`logGroupName`, or
+    /// `logGroupIdentifier` as a name or ARN), and the group's name, if it exists: a function's
+    /// group once it has logged, another group (a rule's target) once written to.
+    fn source(&self, input: &Input<'_>) -> Result<(String, String), AwsError> {
         let group = match (
             input.string("logGroupName")?,
             input.string("logGroupIdentifier")?,
@@ -224,12 +228,13 @@ impl Logs {
                 ))
             }
         };
-        let function = group
-            .strip_prefix(LAMBDA_GROUP_PREFIX)
-            .filter(|f| self.platform.function(f).is_some())
-            .ok_or_else(group_not_found)?;
-        match self.store.log_info(function).map_err(read_error)? {
-            Some(_) => Ok(function.to_owned()),
+        let source = match group.strip_prefix(LAMBDA_GROUP_PREFIX) {
+            Some(f) if self.platform.function(f).is_some() => f.to_owned(),
+            Some(_) => return Err(group_not_found()),
+            None => logfile::group_source(group),
+        };
+        match self.store.log_info(&source).map_err(read_error)? {
+            Some(_) => Ok((source, group.to_owned())),
             None => Err(group_not_found()),
         }
     }
@@ -258,6 +263,26 @@ impl Logs {
                 continue;
             }
             if let Some(info) = self.store.log_info(&f.name).map_err(read_error)? {
+                groups.push((name, info));
+            }
+        }
+        // Groups other services wrote to (a rule's log group target).
+        let sources = logfile::log_sources(&self.dir).map_err(|e| {
+            read_error(LogReadError::Io {
+                path: self.dir.clone(),
+                source: e,
+            })
+        })?;
+        for (source, _) in sources {
+            let Some(name) = logfile::source_group(&source) else {
+                continue;
+            };
+            if prefix.is_some_and(|p| !name.starts_with(p))
+                || pattern.is_some_and(|p| !name.contains(p))
+            {
+                continue;
+            }
+            if let Some(info) = self.store.log_info(&source).map_err(read_error)? {
                 groups.push((name, info));
             }
         }
@@ -295,7 +320,7 @@ impl Logs {
     }
 
     fn describe_log_streams(&self, input: &Input<'_>) -> Result<Value, AwsError> {
-        let function = self.function(input)?;
+        let (source, group) = self.source(input)?;
         let prefix = input.string("logStreamNamePrefix")?;
         let order = match input.string("orderBy")? {
             None | Some("LogStreamName") => StreamOrder::Name,
@@ -320,9 +345,8 @@ impl Logs {
             limit: input.limit(MAX_DESCRIBE, MAX_DESCRIBE)?,
             token: input.string("nextToken")?,
         };
-        let (streams, next) = self.store.list_streams(&function, &q).map_err(read_error)?;
+        let (streams, next) = self.store.list_streams(&source, &q).map_err(read_error)?;
         let cfg = self.platform.config();
-        let group = format!("{LAMBDA_GROUP_PREFIX}{function}");
         let streams: Vec<Value> = streams
             .into_iter()
             .map(|s| {
@@ -348,7 +372,7 @@ impl Logs {
     }
 
     fn get_log_events(&self, input: &Input<'_>) -> Result<Value, AwsError> {
-        let function = self.function(input)?;
+        let (source, _) = self.source(input)?;
         let stream = input.string("logStreamName")?.ok_or_else(|| {
             invalid("1 validation error detected: Value null at 'logStreamName' failed to satisfy constraint: Member must not be null")
         })?;
@@ -364,7 +388,7 @@ impl Logs {
         };
         let page = self
             .store
-            .read_stream(&function, stream, &q)
+            .read_stream(&source, stream, &q)
             .map_err(read_error)?;
         let events: Vec<Value> = page
             .events
@@ -385,7 +409,7 @@ impl Logs {
     }
 
     fn filter_log_events(&self, input: &Input<'_>) -> Result<Value, AwsError> {
-        let function = self.function(input)?;
+        let (source, _) = self.source(input)?;
         let names = match input.member("logStreamNames") {
             None => None,
             Some(Value::Array(items)) => {
@@ -450,7 +474,7 @@ impl Logs {
             token: input.string("nextToken")?,
             start_from_head,
         };
-        let page = self.store.filter(&function, &q).map_err(read_error)?;
+        let page = self.store.filter(&source, &q).map_err(read_error)?;
         let events: Vec<Value> = page
             .events
             .into_iter()

@@ -35,6 +35,7 @@ fn dest_node(dest: &Dest) -> String {
         Dest::Bus(b) => format!("bus:{b}"),
         Dest::Topic(t) => format!("topic:{t}"),
         Dest::StateMachine(m) => format!("statemachine:{m}"),
+        Dest::LogGroup(g) => format!("loggroup:{g}"),
     }
 }
 

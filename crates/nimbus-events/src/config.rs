@@ -28,6 +28,9 @@ pub enum Dest {
     /// A Step Functions state machine, by name: an execution started through
     /// [`crate::Hub::set_machine_starter`].
     StateMachine(String),
+    /// A CloudWatch Logs log group, by name: the event written to it through
+    /// [`crate::Hub::set_log_writer`].
+    LogGroup(String),
 }
 
 impl Dest {
@@ -39,6 +42,7 @@ impl Dest {
             Dest::Bus(b) => nimbus_core::arn::event_bus_arn(region, account, b),
             Dest::Topic(t) => format!("arn:aws:sns:{region}:{account}:{t}"),
             Dest::StateMachine(m) => format!("arn:aws:states:{region}:{account}:stateMachine:{m}"),
+            Dest::LogGroup(g) => nimbus_core::arn::log_group_arn(region, account, g),
         }
     }
 }
@@ -496,10 +500,18 @@ impl Reader<'_> {
                     .unwrap_or(resource)
                     .to_owned(),
             ),
+            // `log-group:NAME`, with or without the `:*` CloudFormation's `Arn` attribute adds.
+            "logs" => match resource.strip_prefix("log-group:") {
+                Some(g) => Dest::LogGroup(g.strip_suffix(":*").unwrap_or(g).to_owned()),
+                None => {
+                    self.error(at, format!("{arn} is not a log group ARN (arn:aws:logs:REGION:ACCOUNT:log-group:NAME)"));
+                    return None;
+                }
+            },
             other => {
                 self.error(
                     at,
-                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues, event buses, SNS topics and state machines, not {other}"),
+                    format!("{arn}: nimbus delivers to Lambda functions, SQS queues, event buses, SNS topics, state machines and log groups, not {other}"),
                 );
                 return None;
             }
@@ -513,6 +525,8 @@ impl Reader<'_> {
             Dest::Bus(b) => b != "default" && !self.buses.contains(b),
             Dest::Topic(t) => !self.topics.contains(t),
             Dest::StateMachine(m) => !self.machines.contains(m),
+            // A log group outside the template may exist already; nimbus makes it on first use.
+            Dest::LogGroup(_) => false,
         };
         if missing {
             self.error(at, format!("{arn} names no resource of this template"));

@@ -98,12 +98,15 @@ struct Inner {
     /// this hub.
     topics: std::sync::OnceLock<TopicPublisher>,
     machines: std::sync::OnceLock<MachineStarter>,
+    log_writer: std::sync::OnceLock<LogWriter>,
 }
 
 /// What publishes a message to an SNS topic for the engine: `(topic name, message)`.
 pub type TopicPublisher = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 /// Starts an execution of a state machine (by name) with an input; set by the binary.
 pub type MachineStarter = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+/// Writes an event (JSON text) to a log group, by name.
+pub type LogWriter = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 
 /// Unix milliseconds: the time the engine and the SQS layer pass to the store.
 pub use nimbus_lambda::epoch_ms as now_ms;
@@ -142,6 +145,7 @@ impl Hub {
                 stop,
                 topics: std::sync::OnceLock::new(),
                 machines: std::sync::OnceLock::new(),
+                log_writer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -394,6 +398,12 @@ impl Hub {
         let _ = self.inner.machines.set(start);
     }
 
+    /// Lets the engine write events to CloudWatch Logs log groups (rule targets); set once by
+    /// the binary, which owns the log files.
+    pub fn set_log_writer(&self, write: LogWriter) {
+        let _ = self.inner.log_writer.set(write);
+    }
+
     /// Delivers a payload to a destination: a queue message, an asynchronous invocation, or an
     /// event on a bus (`detail_type`/`source` used only then).
     pub fn deliver(
@@ -418,6 +428,10 @@ impl Hub {
             Dest::StateMachine(m) => match self.inner.machines.get() {
                 Some(start) => start(m, payload),
                 None => Err(format!("state machine {m}: Step Functions is not running")),
+            },
+            Dest::LogGroup(g) => match self.inner.log_writer.get() {
+                Some(write) => write(g, payload),
+                None => Err(format!("log group {g}: no log writer is set")),
             },
             Dest::Bus(b) => {
                 let (source, detail_type, resource) = as_event;

@@ -105,8 +105,38 @@ fn date_of(epoch_ms: u64) -> time::Date {
         .date()
 }
 
-/// `YYYY/MM/DD/[<qualifier>]<32 lowercase hex digits>`.
+/// The file source of a log group that is not a function's (`/aws/events/orders`): `~group~`
+/// and the name with `/` as `~`, which neither a function name, an API's logical id nor a
+/// log group name (`[.\-_/#A-Za-z0-9]+`) can contain, so it reads back unambiguously.
+pub fn group_source(group: &str) -> String {
+    format!("{GROUP_SOURCE}{}", group.replace('/', "~"))
+}
+
+/// The log group a file source holds, for a [`group_source`].
+pub fn source_group(source: &str) -> Option<String> {
+    source
+        .strip_prefix(GROUP_SOURCE)
+        .map(|g| g.replace('~', "/"))
+}
+
+const GROUP_SOURCE: &str = "~group~";
+
+/// A log stream name nimbus writes: Lambda's (`YYYY/MM/DD/[<qualifier>]<32 hex digits>`), or
+/// an event's id (a UUID), the stream EventBridge writes each event to in a log group.
 pub fn is_stream_name(s: &str) -> bool {
+    is_lambda_stream_name(s) || is_uuid(s)
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// `YYYY/MM/DD/[<qualifier>]<32 lowercase hex digits>`.
+fn is_lambda_stream_name(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() < 12 + 2 + 32 {
         return false;
@@ -1210,9 +1240,23 @@ mod tests {
             "START RequestId: 0123456789abcdef0123456789abcdef01",
             "2026-11-22/[$LATEST]0123456789abcdef0123456789abcdef",
             "2026/11/22/[]0123456789abcdef0123456789abcdef",
+            "6a7e8feb-b491-4cf7-a9f1-bf3703467718x",
+            "6a7e8feb_b491-4cf7-a9f1-bf3703467718",
         ] {
             assert!(!is_stream_name(bad), "{bad}");
         }
+        // An event's id: the stream EventBridge writes it to in a log group.
+        assert!(is_stream_name("6a7e8feb-b491-4cf7-a9f1-bf3703467718"));
+    }
+
+    #[test]
+    fn log_group_sources_read_back_as_their_groups() {
+        for group in ["/aws/events/orders", "audit", "a.b-c_d#e/f"] {
+            let source = group_source(group);
+            assert!(!source.contains('/'), "{source}");
+            assert_eq!(source_group(&source).as_deref(), Some(group));
+        }
+        assert_eq!(source_group("Orders"), None);
     }
 
     #[test]

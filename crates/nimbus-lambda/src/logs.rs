@@ -48,6 +48,8 @@ pub(crate) enum Kind {
     Platform,
     /// An API access-log line, already a JSON object.
     Access,
+    /// A line written to a log group by another service (an EventBridge rule's event).
+    Group,
 }
 
 enum Msg {
@@ -105,6 +107,22 @@ impl LogSink {
             time_ms,
         }])
         .await;
+    }
+
+    /// Queues one line for the log group `group` (not a function's), in `stream`, without
+    /// waiting: `Err` when the writer is behind, so the caller can retry as a failed delivery.
+    pub fn try_group_line(&self, group: &str, stream: &str, line: String) -> Result<(), String> {
+        let record = Record {
+            function: crate::logfile::group_source(group).into(),
+            request_id: None,
+            stream: Some(stream.into()),
+            kind: Kind::Group,
+            line,
+            time_ms: crate::env::epoch_ms(),
+        };
+        self.tx
+            .try_send(Msg::Lines(vec![record]))
+            .map_err(|_| format!("log group {group}: the log writer is behind"))
     }
 
     /// Queues one access-log line without waiting: when the writer is behind, the line is
@@ -170,7 +188,11 @@ fn write_logs(
                                 "time": nimbus_core::report::timestamp_millis(r.time_ms),
                                 "function": &*r.function,
                                 "requestId": r.request_id.as_deref(),
-                                "type": if r.kind == Kind::Platform { "platform" } else { "function" },
+                                "type": match r.kind {
+                                    Kind::Platform => "platform",
+                                    Kind::Group => "event",
+                                    _ => "function",
+                                },
                                 "message": r.line,
                                 "logStream": r.stream.as_deref(),
                             }),
@@ -178,7 +200,8 @@ fn write_logs(
                         std::str::from_utf8(&json).unwrap_or_default()
                     }
                 };
-                if console {
+                // A log group's lines are for the Logs API, not the console.
+                if console && r.kind != Kind::Group {
                     let _ = match format {
                         LogFormat::Text => writeln!(stdout, "{} | {rendered}", r.function),
                         LogFormat::Json => writeln!(stdout, "{rendered}"),
@@ -213,12 +236,14 @@ fn write_logs(
                         };
                     }
                 }
-                // Last, so the dashboard's ring takes the line without a copy.
-                if let Some(t) = &telemetry {
+                // Last, so the dashboard's ring takes the line without a copy. The ring shows
+                // what functions and APIs logged; a log group's events are the Logs API's.
+                if let Some(t) = telemetry.as_ref().filter(|_| r.kind != Kind::Group) {
                     let kind = match r.kind {
                         Kind::Function => "function",
                         Kind::Platform => "platform",
                         Kind::Access => "access",
+                        Kind::Group => "group",
                     };
                     t.logs
                         .push(r.time_ms, r.function, kind, r.request_id, r.line);

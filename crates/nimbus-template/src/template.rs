@@ -80,6 +80,11 @@ const SERVED: &[&str] = &[
     "AWS::ApiGateway::Method",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
+    "AWS::ApiGateway::Authorizer",
+    "AWS::ApiGateway::GatewayResponse",
+    "AWS::ApiGateway::RequestValidator",
+    "AWS::ApiGateway::Model",
+    "AWS::ApiGatewayV2::Authorizer",
     "AWS::ApiGatewayV2::Api",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Integration",
@@ -96,6 +101,8 @@ const SERVED: &[&str] = &[
     "AWS::Lambda::Version",
     "AWS::Lambda::Alias",
     "AWS::CodeDeploy::DeploymentConfig",
+    // A function's group, or a rule's target (written to on first use).
+    "AWS::Logs::LogGroup",
 ];
 
 /// Resource types a local run needs nothing from (permissions, networking, encryption keys,

@@ -53,10 +53,14 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-/// The log files to read: `<function>.log`, or every `*.log`, by name.
+/// The log files to read: `<function>.log`, or every `*.log`, by name (a log group's by the
+/// group's name, `/aws/events/orders`).
 fn log_files(dir: &Path, function: Option<&str>) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let all =
-        logfile::log_sources(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let all: Vec<(String, PathBuf)> = logfile::log_sources(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .into_iter()
+        .map(|(name, path)| (logfile::source_group(&name).unwrap_or(name), path))
+        .collect();
     match function {
         None => Ok(all),
         Some(f) => match all.iter().find(|(n, _)| n == f) {

@@ -691,6 +691,19 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| format!("{}: {e}", e.code()))
         }));
     }
+    {
+        // A rule's log group target: each event in a stream named by its id, as EventBridge
+        // writes them.
+        let logs = Arc::clone(&logs);
+        hub.set_log_writer(Box::new(move |group, event| {
+            let id = serde_json::from_str::<serde_json::Value>(event)
+                .ok()
+                .and_then(|e| e["id"].as_str().map(str::to_owned))
+                .filter(|id| nimbus_lambda::logfile::is_stream_name(id))
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            logs.try_group_line(group, &id, event.to_owned())
+        }));
+    }
     let topics = match template_sns(&stack, &region, &account)
         .and_then(|(t, s)| sns.apply_template(&t, &s).map_err(|e| vec![e.to_string()]))
     {
