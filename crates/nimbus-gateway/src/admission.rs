@@ -179,6 +179,7 @@ mod tests {
             unserved: None,
             service: None,
             rest: None,
+            response_parameters: BTreeMap::new(),
         }
     }
 

@@ -609,6 +609,22 @@ fn http_api(
         "ApiId",
         errors,
     );
+    // Each route's integration's response parameter mapping.
+    for route in members(stack, "AWS::ApiGatewayV2::Route", "ApiId", id) {
+        let source = format!("Resources.{}.Properties", route.logical_id);
+        let target = route.properties["Target"].as_str().unwrap_or_default();
+        let Some(integration) = target
+            .strip_prefix("integrations/")
+            .and_then(|i| integrations.get(i))
+        else {
+            continue;
+        };
+        let mapping =
+            crate::service::response_parameters(&integration.properties["ResponseParameters"]);
+        for r in config.routes.iter_mut().filter(|r| r.source == source) {
+            r.response_parameters = mapping.clone();
+        }
+    }
     Some(config)
 }
 

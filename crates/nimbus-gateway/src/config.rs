@@ -120,6 +120,10 @@ pub struct RouteConfig {
     pub service: Option<crate::service::ServiceIntegration>,
     /// A REST API's MOCK or AWS service integration with mapping templates.
     pub rest: Option<Box<crate::integration::RestIntegration>>,
+    /// An HTTP API integration's `ResponseParameters`: by the integration's status code, the
+    /// mappings (`overwrite:header.x`, `append:header.x`, `remove:header.x`,
+    /// `overwrite:statuscode`) to their values.
+    pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl RouteConfig {
@@ -147,6 +151,7 @@ impl RouteConfig {
             unserved: None,
             service: None,
             rest: None,
+            response_parameters: BTreeMap::new(),
         }
     }
 }
@@ -865,6 +870,7 @@ fn route_from_event(
         unserved: None,
         service: None,
         rest: None,
+        response_parameters: BTreeMap::new(),
     })
 }
 

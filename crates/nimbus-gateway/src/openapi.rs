@@ -162,7 +162,8 @@ pub fn read(
                             .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                             .collect(),
                     });
-                    out.routes.push(protect(route, doc, op, &out.authorizers));
+                    out.routes
+                        .push(protect(route, doc, op, integration, kind, &out.authorizers));
                     continue;
                 }
             }
@@ -172,7 +173,8 @@ pub fn read(
                     route.rest = Some(Box::new(rest));
                     route.api_key_required = requires_api_key(doc, op);
                     route.validation = validation;
-                    out.routes.push(protect(route, doc, op, &out.authorizers));
+                    out.routes
+                        .push(protect(route, doc, op, integration, kind, &out.authorizers));
                     continue;
                 }
             }
@@ -237,20 +239,29 @@ pub fn read(
                 unserved: None,
                 service: None,
                 rest: None,
+                response_parameters: BTreeMap::new(),
             };
-            out.routes.push(protect(route, doc, op, &out.authorizers));
+            out.routes
+                .push(protect(route, doc, op, integration, kind, &out.authorizers));
         }
     }
     out
 }
 
-/// The route with the authorizer (and scopes) its operation's `security` names.
+/// The route with the authorizer (and scopes) its operation's `security` names, and (HTTP
+/// APIs) its integration's response parameter mapping.
 fn protect(
     mut route: RouteConfig,
     doc: &Value,
     op: &Value,
+    integration: &Value,
+    kind: ApiKind,
     authorizers: &BTreeMap<String, AuthorizerConfig>,
 ) -> RouteConfig {
+    if kind == ApiKind::Http {
+        route.response_parameters =
+            crate::service::response_parameters(&integration["responseParameters"]);
+    }
     if let Some((name, scopes)) = crate::authorizers::of_operation(doc, op, authorizers) {
         route.authorizer = Some(name);
         route.authorization_scopes = scopes;

@@ -761,6 +761,14 @@ async fn handle(
     if let Some((headers, query)) = asked {
         resp = customise(&api.config, resp, &request_id, &headers, &query).await;
     }
+    if let Some(route) = access.route_key.as_ref().and_then(|k| {
+        api.config
+            .routes
+            .iter()
+            .find(|r| !r.response_parameters.is_empty() && &r.key() == k)
+    }) {
+        resp = map_response(&api.config, route, resp, &request_id).await;
+    }
 
     record_metrics(&api, &access, resp.status().as_u16(), started.elapsed());
     if let Some(mut s) = span.take() {
@@ -851,6 +859,29 @@ fn put(headers: &mut axum::http::HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
+}
+
+/// An HTTP API route's response parameter mapping, for the status its integration answered.
+async fn map_response(
+    config: &crate::config::ApiConfig,
+    route: &RouteConfig,
+    resp: Response,
+    request_id: &str,
+) -> Response {
+    let Some(mappings) = route.response_parameters.get(resp.status().as_str()) else {
+        return resp;
+    };
+    let (mut parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, crate::outbound::MAX_ANSWER)
+        .await
+        .unwrap_or_default();
+    let cx = crate::service::ResponseContext {
+        request_id,
+        stage: &config.stage,
+        stage_variables: &config.stage_variables,
+    };
+    crate::service::map_response(mappings, &mut parts.status, &mut parts.headers, &body, &cx);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// A REST gateway error (one carrying `x-amzn-errortype`) as the API's gateway responses
@@ -1412,6 +1443,7 @@ async fn guard_rest_preflight(
         unserved: None,
         service: None,
         rest: None,
+        response_parameters: BTreeMap::new(),
     };
     if let Some(name) = &route.authorizer {
         if let Err((resp, why)) =

@@ -193,6 +193,114 @@ fn select_one(expr: &str, cx: &Context<'_>) -> String {
     }
 }
 
+/// An HTTP API integration's `ResponseParameters` (`{"200": {"overwrite:header.x": "..."}}`).
+pub(crate) fn response_parameters(v: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, m)| {
+            let m = m
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+            (status.clone(), m)
+        })
+        .collect()
+}
+
+/// What a response mapping's values may read besides the integration's response.
+pub struct ResponseContext<'a> {
+    pub request_id: &'a str,
+    pub stage: &'a str,
+    pub stage_variables: &'a BTreeMap<String, String>,
+}
+
+/// Applies the mappings for the integration's status (HTTP APIs' "transforming API
+/// responses"): `overwrite:statuscode`, and `append|overwrite|remove:header.name` with values
+/// `$response.header.name`, `$response.body` or `$response.body.a.b`, `$context.requestId`,
+/// `$context.stage`, `$stageVariables.name`, or static text.
+pub(crate) fn map_response(
+    mappings: &BTreeMap<String, String>,
+    status: &mut axum::http::StatusCode,
+    headers: &mut axum::http::HeaderMap,
+    body: &[u8],
+    cx: &ResponseContext<'_>,
+) {
+    let original = headers.clone();
+    let value = |v: &str| -> String {
+        let v = v
+            .strip_prefix("${")
+            .and_then(|e| e.strip_suffix('}'))
+            .map_or_else(|| v.to_owned(), |e| format!("${e}"));
+        if let Some(name) = v.strip_prefix("$response.header.") {
+            return original
+                .get_all(name)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        if v == "$response.body" {
+            return String::from_utf8_lossy(body).into_owned();
+        }
+        if let Some(path) = v.strip_prefix("$response.body.") {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            return match path.split('.').try_fold(&body, |b, k| b.get(k)) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+        }
+        if let Some(name) = v.strip_prefix("$stageVariables.") {
+            return cx.stage_variables.get(name).cloned().unwrap_or_default();
+        }
+        match v.as_str() {
+            "$context.requestId" => cx.request_id.to_owned(),
+            "$context.stage" => cx.stage.to_owned(),
+            _ => v,
+        }
+    };
+    for (key, v) in mappings {
+        let Some((action, place)) = key.split_once(':') else {
+            continue;
+        };
+        if place.eq_ignore_ascii_case("statuscode") {
+            if let Some(s) = value(v)
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+            {
+                *status = s;
+            }
+            continue;
+        }
+        let Some(name) = place
+            .strip_prefix("header.")
+            .and_then(|n| axum::http::HeaderName::from_bytes(n.as_bytes()).ok())
+        else {
+            continue;
+        };
+        match action {
+            "remove" => {
+                headers.remove(&name);
+            }
+            "overwrite" | "append" => {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&value(v)) {
+                    if action == "overwrite" {
+                        headers.insert(name, v);
+                    } else {
+                        headers.append(name, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1238,6 +1238,14 @@ Resources:
         overwrite:header.x-client: mapped-$request.header.x-client
         append:querystring.src: api
         remove:querystring.debug: ""
+      ResponseParameters:
+        "201":
+          overwrite:statuscode: "202"
+          append:header.x-copied: $response.header.x-backend
+          overwrite:header.x-stage: $context.stage
+          remove:header.x-backend: ""
+        "500":
+          overwrite:statuscode: "503"
   Route:
     Type: AWS::ApiGatewayV2::Route
     Properties: {{ApiId: !Ref Http, RouteKey: "GET /things/{{id}}", Target: !Sub "integrations/${{Backend}}"}}
@@ -1251,9 +1259,14 @@ Resources:
         &[("x-client", "c1")],
         b"",
     );
-    assert_eq!(r.status, 201, "{}", r.body);
+    // The response mapping for the backend's 201: another status, a header copied, one
+    // removed, one from the context.
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
         r.body,
         "GET /v2/9?q=z&src=api HTTP/1.1 | x-client: mapped-c1"
     );
+    assert_eq!(r.header("x-copied"), Some("yes"));
+    assert_eq!(r.header("x-stage"), Some("$default"));
+    assert_eq!(r.header("x-backend"), None);
 }
