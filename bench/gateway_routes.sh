@@ -5,7 +5,11 @@
 #   openapi   GET /oas/{id} from an OpenAPI DefinitionBody (aws_proxy) to the same function
 #   mapping   GET /mock/{id}: a MOCK integration with a request and a response mapping template
 #             (Velocity), no function
+#   dynamodb  GET /car/{id}: an AWS integration to DynamoDB GetItem (request and response
+#             templates), no function, through nimbus's AWS endpoint in-process
 #   direct    the same function through the Lambda Invoke API
+#   getitem   the same GetItem sent straight to the AWS endpoint (what the dynamodb route adds
+#             to it is the gateway's share)
 # Prints p50/p99 and requests/s, the gateway's overhead over a direct invoke for the two function
 # routes, and PASS/MISS: the OpenAPI route's p50 within 10% of the SAM route's; the mapping route's
 # p50 no higher than the SAM route's (it runs no function).
@@ -38,6 +42,13 @@ ln -s "$TESTFN" "$WORK/app/fn/bootstrap"
 cat >"$WORK/app/template.yaml" <<'EOF'
 Transform: AWS::Serverless-2016-10-31
 Resources:
+  Cars:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: cars
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
   Echo:
     Type: AWS::Serverless::Function
     Properties:
@@ -74,6 +85,25 @@ Resources:
                     statusCode: "200"
                     responseTemplates:
                       application/json: '{"id": "$input.params(''id'')", "stage": "$context.stage", "request": "$context.requestId"}'
+          /car/{id}:
+            get:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: POST
+                uri: arn:aws:apigateway:us-east-1:dynamodb:action/GetItem
+                requestTemplates:
+                  application/json: '{"TableName": "cars", "Key": {"id": {"S": "$input.params(''id'')"}}}'
+                responses:
+                  default:
+                    statusCode: "200"
+                    responseTemplates:
+                      application/json: '#set($item = $input.path(''$.Item'')){"id": "$item.id.S", "make": "$item.make.S"}'
+EOF
+cat >"$WORK/getitem.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"TableName": "cars", "Key": {"id": {"S": "7"}}}'
+wrk.headers["Content-Type"] = "application/x-amz-json-1.0"
+wrk.headers["X-Amz-Target"] = "DynamoDB_20120810.GetItem"
 EOF
 cat >"$WORK/post.lua" <<'EOF'
 wrk.method = "POST"
@@ -87,12 +117,18 @@ SAM_BASE=$(sed -n 's/^nimbus: REST API ServerlessRestApi (stage [^)]*) //p' "$WO
 OAS_BASE=$(sed -n 's/^nimbus: REST API Defined (stage [^)]*) //p' "$WORK/nimbus.log" | head -1)
 [[ -n $SAM_BASE && -n $OAS_BASE ]] || { cat "$WORK/nimbus.log" >&2; die "no API URLs in nimbus output"; }
 
+curl -sS --max-time 10 -o /dev/null -X POST "$EP/" -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.PutItem' \
+    -d '{"TableName": "cars", "Item": {"id": {"S": "7"}, "make": {"S": "Volvo"}}}' || die "PutItem failed"
+
 measure() { # name url [lua] -> sets <name>_P50 <name>_P99 <name>_RPS
     local name=$1 url=$2 lua=${3:-}
     local args=(-t1 -c1 --timeout 5s)
     [[ -n $lua ]] && args+=(-s "$lua")
-    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' ${lua:+-X POST -d '{"action":"echo"}'} "$url" |
-        grep -q '^200$' || die "$name: $url does not answer 200"
+    if [[ -z $lua ]]; then
+        curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$url" |
+            grep -q '^200$' || die "$name: $url does not answer 200"
+    fi
     wrk_measure "$name-warmup" 1 "$WORK/wrk-$name-w.txt" "${args[@]}" "$url"
     wrk_measure "$name" "$DUR" "$WORK/wrk-$name.txt" "${args[@]}" "$url"
     printf -v "${name}_P50" %s "$P50"; printf -v "${name}_P99" %s "$P99"; printf -v "${name}_RPS" %s "$RPS"
@@ -101,7 +137,9 @@ measure() { # name url [lua] -> sets <name>_P50 <name>_P99 <name>_RPS
 measure sam "$SAM_BASE/sam/7"
 measure openapi "$OAS_BASE/oas/7"
 measure mapping "$OAS_BASE/mock/7"
+measure dynamodb "$OAS_BASE/car/7"
 measure direct "$EP/2015-03-31/functions/Echo/invocations" "$WORK/post.lua"
+measure getitem "$EP/" "$WORK/getitem.lua"
 
 over() { awk -v a="$1" -v b="$direct_P50" 'BEGIN {printf "%.0f", (a - b) * 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
@@ -111,7 +149,9 @@ printf '%-40s %10s %10s %10s %16s\n' "route" "p50 ms" "p99 ms" "req/s" "over dir
 printf '%-40s %10s %10s %10s %16s\n' "SAM Api event -> function" "$sam_P50" "$sam_P99" "$sam_RPS" "$(over "$sam_P50")"
 printf '%-40s %10s %10s %10s %16s\n' "OpenAPI aws_proxy -> function" "$openapi_P50" "$openapi_P99" "$openapi_RPS" "$(over "$openapi_P50")"
 printf '%-40s %10s %10s %10s %16s\n' "MOCK + mapping templates (no function)" "$mapping_P50" "$mapping_P99" "$mapping_RPS" "-"
+printf '%-40s %10s %10s %10s %16s\n' "AWS integration -> DynamoDB GetItem" "$dynamodb_P50" "$dynamodb_P99" "$dynamodb_RPS" "$(awk -v a="$dynamodb_P50" -v b="$getitem_P50" 'BEGIN {printf "%.0f over GetItem", (a - b) * 1000}')"
 printf '%-40s %10s %10s %10s %16s\n' "direct Invoke API" "$direct_P50" "$direct_P99" "$direct_RPS" "-"
+printf '%-40s %10s %10s %10s %16s\n' "direct DynamoDB GetItem" "$getitem_P50" "$getitem_P99" "$getitem_RPS" "-"
 echo
 R_OAS=$(ratio "$openapi_P50" "$sam_P50")
 R_MAP=$(ratio "$mapping_P50" "$sam_P50")

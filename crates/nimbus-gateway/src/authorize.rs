@@ -10,9 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use nimbus_lambda::InvokeRequest;
 use serde_json::Value;
 
@@ -61,10 +58,12 @@ impl JwksStore {
             Some(path) => tokio::fs::read(path).await.map_err(|e| {
                 AuthError::InvalidJwks(format!("cannot read {}: {e}", path.display()))
             })?,
-            None if issuer.starts_with("http://") => fetch_jwks(issuer).await?,
+            None if issuer.starts_with("http://") || issuer.starts_with("https://") => {
+                fetch_jwks(issuer).await?
+            }
             None => {
                 return Err(AuthError::InvalidJwks(format!(
-                    "nimbus cannot fetch the keys of {issuer}; save its JWKS to a file and start nimbus with --jwks {issuer}=FILE"
+                    "the issuer {issuer:?} is not an http(s) URL; save its JWKS to a file and start nimbus with --jwks {issuer}=FILE"
                 )))
             }
         };
@@ -79,20 +78,16 @@ impl JwksStore {
 
 async fn http_get(url: &str) -> Result<Bytes, AuthError> {
     let fail = |why: String| AuthError::InvalidJwks(format!("GET {url}: {why}"));
-    let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+    let answer = crate::outbound::send("GET", url, &[], Bytes::new(), Duration::from_secs(5))
         .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("status {}", resp.status())));
+        .map_err(|f| fail(f.why))?;
+    if !answer.status.is_success() {
+        return Err(fail(format!("status {}", answer.status)));
     }
-    let body = http_body_util::Limited::new(resp.into_body(), MAX_JWKS_BYTES)
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(body.to_bytes())
+    if answer.body.len() > MAX_JWKS_BYTES {
+        return Err(fail(format!("over {MAX_JWKS_BYTES} bytes")));
+    }
+    Ok(answer.body)
 }
 
 /// OpenID discovery, as API Gateway does it: `{issuer}/.well-known/openid-configuration`,

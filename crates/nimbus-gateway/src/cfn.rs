@@ -24,6 +24,16 @@ pub fn apis(stack: &Stack, errors: &mut Vec<String>) -> BTreeMap<String, ApiConf
     };
     // A qualified name (`name:alias`) names the function's version or alias.
     let function_named = |f: &str| stack.function(f.split(':').next().unwrap_or(f)).is_some();
+    // A definition in S3 cannot be read here; serving the API without its routes would hide
+    // that.
+    for api in of_type("AWS::ApiGateway::RestApi").chain(of_type("AWS::ApiGatewayV2::Api")) {
+        if !api.properties["BodyS3Location"].is_null() && api.properties["Body"].is_null() {
+            errors.push(format!(
+                "Resources.{}.Properties.BodyS3Location: the definition is in S3, which nimbus cannot read; inline it as Body, or write Body: {{Fn::Transform: {{Name: AWS::Include, Parameters: {{Location: ./api.yaml}}}}}} with the file beside the template",
+                api.logical_id
+            ));
+        }
+    }
     for api in of_type("AWS::ApiGateway::RestApi") {
         if let Some(config) = rest_api(stack, api, &function_named, errors) {
             out.insert(api.logical_id.clone(), config);

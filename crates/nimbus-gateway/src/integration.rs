@@ -59,6 +59,8 @@ pub struct Response {
     pub templates: BTreeMap<String, Template>,
     /// `method.response.header.X` -> `'literal'` or `integration.response.header.y`.
     pub parameters: BTreeMap<String, String>,
+    /// `ContentHandling`: `CONVERT_TO_TEXT`, `CONVERT_TO_BINARY`, or none (passthrough).
+    pub content_handling: Option<String>,
 }
 
 /// `regex::Regex` compared by its source, so configurations stay comparable.
@@ -92,6 +94,8 @@ pub struct RestIntegration {
     /// `IntegrationHttpMethod` (OpenAPI `httpMethod`): how an `AWS` integration calls the
     /// service.
     pub http_method: String,
+    /// `ContentHandling` of the integration request.
+    pub content_handling: Option<String>,
     pub responses: Vec<Response>,
 }
 
@@ -248,6 +252,7 @@ pub fn read(
             .or_else(|| integration["httpMethod"].as_str())
             .unwrap_or("POST")
             .to_ascii_uppercase(),
+        content_handling: content_handling(integration, at, errors),
         responses,
     })
 }
@@ -284,7 +289,73 @@ fn response(
             errors,
         ),
         parameters: strings(get(r, "ResponseParameters")),
+        content_handling: content_handling(r, at, errors),
     })
+}
+
+/// `ContentHandling` (`contentHandling`): one of API Gateway's two conversions, or none.
+fn content_handling(v: &Value, at: &str, errors: &mut Vec<String>) -> Option<String> {
+    let h = get(v, "ContentHandling").as_str()?;
+    match h {
+        "CONVERT_TO_TEXT" | "CONVERT_TO_BINARY" => Some(h.to_owned()),
+        other => {
+            errors.push(format!(
+                "{at}.ContentHandling: {other:?} is not CONVERT_TO_TEXT or CONVERT_TO_BINARY"
+            ));
+            None
+        }
+    }
+}
+
+/// The integration request's payload, as API Gateway converts it ("Content type conversions
+/// in API Gateway"): `binary` is whether the request's `Content-Type` is one of the API's
+/// binary media types. Text with `CONVERT_TO_BINARY` is base64-decoded (`Err` if it is not
+/// base64); binary with `CONVERT_TO_TEXT` is base64-encoded; anything else passes as it is.
+pub fn convert_request(
+    body: &[u8],
+    binary: bool,
+    handling: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match (binary, handling) {
+        (false, Some("CONVERT_TO_BINARY")) => b64
+            .decode(body.trim_ascii())
+            .map_err(|e| format!("CONVERT_TO_BINARY: the request body is not base64: {e}")),
+        (true, Some("CONVERT_TO_TEXT")) => Ok(b64.encode(body).into_bytes()),
+        _ => Ok(body.to_vec()),
+    }
+}
+
+/// The method response's payload from the integration's, as API Gateway converts it:
+/// `integration_binary` is whether the integration's answer is of a binary media type,
+/// `accept_binary` whether the request's (first) `Accept` type is, `types_set` whether the
+/// API has binary media types at all. Base64 that does not decode passes as it is.
+pub fn convert_response(
+    body: Vec<u8>,
+    integration_binary: bool,
+    accept_binary: bool,
+    types_set: bool,
+    handling: Option<&str>,
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decode = |body: Vec<u8>| b64.decode(body.trim_ascii()).unwrap_or(body);
+    let encode = |body: Vec<u8>| b64.encode(body).into_bytes();
+    if !types_set {
+        return match handling {
+            Some("CONVERT_TO_BINARY") => decode(body),
+            _ => body,
+        };
+    }
+    match (integration_binary, accept_binary, handling) {
+        (false, false, Some("CONVERT_TO_BINARY")) => decode(body),
+        (false, false, _) | (false, true, Some("CONVERT_TO_TEXT")) => body,
+        (false, true, _) => decode(body),
+        (true, false, Some("CONVERT_TO_BINARY")) => body,
+        (true, false, _) | (true, true, Some("CONVERT_TO_TEXT")) => encode(body),
+        (true, true, _) => body,
+    }
 }
 
 impl RestIntegration {
@@ -328,5 +399,81 @@ impl RestIntegration {
                     .iter()
                     .find(|r| r.selection_pattern.is_none())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (binary content type, contentHandling, body in, body out).
+    type RequestCase = (bool, Option<&'static str>, &'static [u8], &'static [u8]);
+    /// (integration answer binary, Accept binary, contentHandling, body in, body out).
+    type ResponseCase = (
+        bool,
+        bool,
+        Option<&'static str>,
+        &'static [u8],
+        &'static [u8],
+    );
+
+    const TO_TEXT: Option<&str> = Some("CONVERT_TO_TEXT");
+    const TO_BINARY: Option<&str> = Some("CONVERT_TO_BINARY");
+
+    #[test]
+    fn request_payloads_convert_as_api_gateways_table_says() {
+        let table: [RequestCase; 6] = [
+            (false, None, b"aGk=", b"aGk="),
+            (false, TO_BINARY, b"aGk=", b"hi"),
+            (false, TO_TEXT, b"hi", b"hi"),
+            (true, None, b"\xff\x00", b"\xff\x00"),
+            (true, TO_BINARY, b"\xff\x00", b"\xff\x00"),
+            (true, TO_TEXT, b"\xff\x00", b"/wA="),
+        ];
+        for (binary, handling, body, want) in table {
+            assert_eq!(
+                convert_request(body, binary, handling).unwrap(),
+                want,
+                "{binary} {handling:?}"
+            );
+        }
+        assert!(convert_request(b"not base64!", false, TO_BINARY)
+            .unwrap_err()
+            .starts_with("CONVERT_TO_BINARY: the request body is not base64"));
+    }
+
+    #[test]
+    fn response_payloads_convert_by_the_answer_the_accept_header_and_content_handling() {
+        // With binary media types set.
+        let table: [ResponseCase; 12] = [
+            (false, false, None, b"aGk=", b"aGk="),
+            (false, false, TO_BINARY, b"aGk=", b"hi"),
+            (false, false, TO_TEXT, b"aGk=", b"aGk="),
+            (false, true, None, b"aGk=", b"hi"),
+            (false, true, TO_BINARY, b"aGk=", b"hi"),
+            (false, true, TO_TEXT, b"aGk=", b"aGk="),
+            (true, false, None, b"hi", b"aGk="),
+            (true, false, TO_BINARY, b"hi", b"hi"),
+            (true, false, TO_TEXT, b"hi", b"aGk="),
+            (true, true, None, b"hi", b"hi"),
+            (true, true, TO_BINARY, b"hi", b"hi"),
+            (true, true, TO_TEXT, b"hi", b"aGk="),
+        ];
+        for (answer, accept, handling, body, want) in table {
+            assert_eq!(
+                convert_response(body.to_vec(), answer, accept, true, handling),
+                want,
+                "{answer} {accept} {handling:?}"
+            );
+        }
+        // Without binary media types only CONVERT_TO_BINARY converts.
+        assert_eq!(
+            convert_response(b"aGk=".to_vec(), false, false, false, TO_BINARY),
+            b"hi"
+        );
+        assert_eq!(
+            convert_response(b"hi".to_vec(), true, false, false, TO_TEXT),
+            b"hi"
+        );
     }
 }

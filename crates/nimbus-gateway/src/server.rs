@@ -450,18 +450,30 @@ async fn run_rest(
             "",
         )
     };
-    let content_type = request
-        .headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .map_or("", |(_, v)| v.as_str());
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let content_type = header("content-type");
+    let binary_types = &api.config.binary_media_types;
+    let payload = match crate::integration::convert_request(
+        &request.body,
+        crate::event::matches_media_type(content_type, binary_types),
+        rest.content_handling.as_deref(),
+    ) {
+        Ok(p) => p,
+        Err(why) => return internal(access, why),
+    };
     let mut host = MappingHost {
-        body: String::from_utf8_lossy(&request.body).into_owned(),
+        body: String::from_utf8_lossy(&payload).into_owned(),
         request,
         matched,
         ctx,
     };
-    let body = match rest.request_body(content_type) {
+    let body: Vec<u8> = match rest.request_body(content_type) {
         crate::integration::RequestBody::Unsupported => {
             access.error = Some("no request template for the content type".into());
             return gateway_error(
@@ -471,114 +483,115 @@ async fn run_rest(
                 "",
             );
         }
-        crate::integration::RequestBody::Passthrough => host.body.clone(),
+        crate::integration::RequestBody::Passthrough => payload,
         crate::integration::RequestBody::Template(t) => match t.render(&host) {
-            Ok(b) => b,
+            Ok(b) => b.into_bytes(),
             Err(e) => return internal(access, format!("request template: {e}")),
         },
     };
     let started = Instant::now();
-    let (status, integration_body, headers) = match &rest.backend {
-        crate::integration::Backend::Mock => {
-            // A MOCK integration answers with the statusCode its request template wrote.
-            let status = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["statusCode"].as_u64())
-                .unwrap_or(200) as u16;
-            (status.to_string(), String::new(), BTreeMap::new())
-        }
-        // Answered by `http_proxy` before templates are involved.
-        crate::integration::Backend::HttpProxy { url } => {
-            return internal(
-                access,
-                format!("HTTP_PROXY to {url} reached the template path"),
-            );
-        }
-        crate::integration::Backend::Lambda { function } => {
-            let invoke = InvokeRequest {
-                payload: body.into_bytes().into(),
-                ..InvokeRequest::default()
-            };
-            match api.platform.invoke(function, invoke).await {
-                // A function error selects by its errorMessage; a success by "" (the default).
-                Ok(out) => {
-                    let payload = String::from_utf8_lossy(&out.payload).into_owned();
-                    let selector = match out.function_error {
-                        Some(_) => serde_json::from_str::<serde_json::Value>(&payload)
-                            .ok()
-                            .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        None => String::new(),
-                    };
-                    (selector, payload, BTreeMap::new())
+    // The integration's status (or, for Lambda, its error message), answer and headers.
+    let (status, integration_body, headers): (String, Vec<u8>, BTreeMap<String, String>) =
+        match &rest.backend {
+            crate::integration::Backend::Mock => {
+                // A MOCK integration answers with the statusCode its request template wrote.
+                let status = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["statusCode"].as_u64())
+                    .unwrap_or(200) as u16;
+                (status.to_string(), Vec::new(), BTreeMap::new())
+            }
+            // Answered by `http_proxy` before templates are involved.
+            crate::integration::Backend::HttpProxy { url } => {
+                return internal(
+                    access,
+                    format!("HTTP_PROXY to {url} reached the template path"),
+                );
+            }
+            crate::integration::Backend::Lambda { function } => {
+                let invoke = InvokeRequest {
+                    payload: body.into(),
+                    ..InvokeRequest::default()
+                };
+                match api.platform.invoke(function, invoke).await {
+                    // A function error selects by its errorMessage; a success by "" (the
+                    // default).
+                    Ok(out) => {
+                        let selector = match out.function_error {
+                            Some(_) => serde_json::from_slice::<serde_json::Value>(&out.payload)
+                                .ok()
+                                .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            None => String::new(),
+                        };
+                        (selector, out.payload.to_vec(), BTreeMap::new())
+                    }
+                    Err(e) => return internal(access, format!("invoking {function}: {e}")),
                 }
-                Err(e) => return internal(access, format!("invoking {function}: {e}")),
             }
-        }
-        crate::integration::Backend::Http { url } => {
-            let call = host.aws_request(rest, "http", url, body.into_bytes());
-            let mut target = call.target;
-            if !call.query.is_empty() {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.extend_pairs(&call.query);
-                target.push(if target.contains('?') { '&' } else { '?' });
-                target.push_str(&q.finish());
-            }
-            let mut headers: Vec<(String, String)> = call.headers.into_iter().collect();
-            if !headers.iter().any(|(k, _)| k == "content-type") {
-                headers.push(("content-type".into(), content_type.to_owned()));
-            }
-            let answer = crate::outbound::send(
-                &rest.http_method,
-                &target,
-                &headers,
-                call.body.into(),
-                route_timeout,
-            )
-            .await;
-            match answer {
-                Ok(a) => {
-                    let headers = a
-                        .headers
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                        })
-                        .collect();
-                    (
-                        a.status.as_u16().to_string(),
-                        String::from_utf8_lossy(&a.body).into_owned(),
-                        headers,
-                    )
+            crate::integration::Backend::Http { url } => {
+                let call = host.aws_request(rest, "http", url, body);
+                let mut target = call.target;
+                if !call.query.is_empty() {
+                    let mut q = form_urlencoded::Serializer::new(String::new());
+                    q.extend_pairs(&call.query);
+                    target.push(if target.contains('?') { '&' } else { '?' });
+                    target.push_str(&q.finish());
                 }
-                Err(f) if f.status == StatusCode::GATEWAY_TIMEOUT => {
-                    access.error = Some(format!("HTTP integration to {}", f.why));
-                    return gateway_error(
-                        ApiKind::Rest,
-                        f.status,
-                        ("InternalServerErrorException", "Endpoint request timed out"),
-                        "",
-                    );
+                let mut headers: Vec<(String, String)> = call.headers.into_iter().collect();
+                if !headers.iter().any(|(k, _)| k == "content-type") {
+                    headers.push(("content-type".into(), content_type.to_owned()));
                 }
-                Err(f) => return internal(access, format!("HTTP integration to {}", f.why)),
+                let answer = crate::outbound::send(
+                    &rest.http_method,
+                    &target,
+                    &headers,
+                    call.body.into(),
+                    route_timeout,
+                )
+                .await;
+                match answer {
+                    Ok(a) => {
+                        let headers = a
+                            .headers
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                            })
+                            .collect();
+                        (a.status.as_u16().to_string(), a.body.to_vec(), headers)
+                    }
+                    Err(f) if f.status == StatusCode::GATEWAY_TIMEOUT => {
+                        access.error = Some(format!("HTTP integration to {}", f.why));
+                        return gateway_error(
+                            ApiKind::Rest,
+                            f.status,
+                            ("InternalServerErrorException", "Endpoint request timed out"),
+                            "",
+                        );
+                    }
+                    Err(f) => return internal(access, format!("HTTP integration to {}", f.why)),
+                }
             }
-        }
-        crate::integration::Backend::Aws { service, target } => {
-            let call = host.aws_request(rest, service, target, body.into_bytes());
-            let answer = match &api.services {
-                Some(s) => s.aws(call).await,
-                None => Err("no services are connected to the gateway".into()),
-            };
-            match answer {
-                Ok((status, bytes)) => (
-                    status.to_string(),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                    BTreeMap::new(),
-                ),
-                Err(e) => return internal(access, format!("{service} integration: {e}")),
+            crate::integration::Backend::Aws { service, target } => {
+                let call = host.aws_request(rest, service, target, body);
+                let answer = match &api.services {
+                    Some(s) => s.aws(call).await,
+                    None => Err("no services are connected to the gateway".into()),
+                };
+                match answer {
+                    Ok(a) => (
+                        a.status.to_string(),
+                        a.body,
+                        a.headers
+                            .into_iter()
+                            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                            .collect(),
+                    ),
+                    Err(e) => return internal(access, format!("{service} integration: {e}")),
+                }
             }
-        }
-    };
+        };
     access.integration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     let Some(chosen) = rest.response_for(&status) else {
         return internal(
@@ -586,22 +599,39 @@ async fn run_rest(
             format!("no integration response matches status {status} and there is no default"),
         );
     };
-    host.body = integration_body;
-    let rendered = match chosen
+    let template = chosen
         .templates
         .get("application/json")
-        .or_else(|| chosen.templates.values().next())
-    {
-        Some(t) => match t.render(&host) {
-            Ok(b) => b,
-            Err(e) => return internal(access, format!("response template: {e}")),
-        },
-        None => host.body.clone(),
+        .or_else(|| chosen.templates.values().next());
+    // A template's output is text; an answer passed through is binary when its content type
+    // is one of the API's binary media types.
+    let (payload, integration_binary) = match template {
+        Some(t) => {
+            host.body = String::from_utf8_lossy(&integration_body).into_owned();
+            match t.render(&host) {
+                Ok(b) => (b.into_bytes(), false),
+                Err(e) => return internal(access, format!("response template: {e}")),
+            }
+        }
+        None => {
+            let binary = headers
+                .get("content-type")
+                .is_some_and(|c| crate::event::matches_media_type(c, binary_types));
+            (integration_body, binary)
+        }
     };
+    let accept = header("accept").split(',').next().unwrap_or_default();
+    let payload = crate::integration::convert_response(
+        payload,
+        integration_binary,
+        !accept.is_empty() && crate::event::matches_media_type(accept, binary_types),
+        !binary_types.is_empty(),
+        chosen.content_handling.as_deref(),
+    );
     let mut resp = (
         StatusCode::from_u16(chosen.status).unwrap_or(StatusCode::OK),
         [("content-type", "application/json")],
-        rendered,
+        payload,
     )
         .into_response();
     let integration_headers: &BTreeMap<String, String> = &headers;

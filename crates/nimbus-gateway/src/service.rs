@@ -49,7 +49,7 @@ pub trait Services: Send + Sync {
     fn aws<'a>(
         &'a self,
         request: AwsRequest,
-    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<AwsAnswer, String>> + Send + 'a>>;
 
     /// A chaos rule for this request to `route` (its key) of the API `api` (logical id): the
     /// latency to add, and the error to answer with, if any.
@@ -72,6 +72,14 @@ pub struct AwsRequest {
     pub query: Vec<(String, String)>,
     /// `integration.request.header.*`, names lower-cased.
     pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// A service's answer to an `AWS` integration: what `integration.response.*` reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AwsAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 

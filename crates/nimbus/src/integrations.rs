@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use std::sync::{Arc, OnceLock};
 
-use nimbus_gateway::service::{AwsRequest, ServiceAnswer, Services};
+use nimbus_gateway::service::{AwsAnswer, AwsRequest, ServiceAnswer, Services};
 use serde_json::{json, Map, Value};
 
 pub struct NimbusServices {
@@ -35,7 +35,7 @@ impl Services for NimbusServices {
     fn aws<'a>(
         &'a self,
         call: AwsRequest,
-    ) -> Pin<Box<dyn Future<Output = ServiceAnswer> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<AwsAnswer, String>> + Send + 'a>> {
         Box::pin(self.rest_aws(call))
     }
 
@@ -76,7 +76,7 @@ impl NimbusServices {
     /// A REST `AWS` integration: the request API Gateway would send the service, sent to
     /// nimbus's own AWS endpoint in-process, so every service nimbus serves is reachable and
     /// answers exactly as it answers the SDKs (chaos rules and cost counting included).
-    async fn rest_aws(&self, call: AwsRequest) -> ServiceAnswer {
+    async fn rest_aws(&self, call: AwsRequest) -> Result<AwsAnswer, String> {
         let Some(endpoint) = self.aws.get() else {
             return Err("the AWS endpoint is not serving yet".into());
         };
@@ -85,10 +85,19 @@ impl NimbusServices {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
             .await
             .map_err(|e| format!("the {} answer: {e}", call.service))?;
-        Ok((status, bytes.to_vec()))
+        Ok(AwsAnswer {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
     }
 }
 

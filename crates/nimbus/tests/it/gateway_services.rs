@@ -29,6 +29,7 @@ Resources:
     Type: AWS::ApiGateway::RestApi
     Properties:
       Name: services
+      BinaryMediaTypes: [image/png]
       Body:
         openapi: "3.0.1"
         info: {title: services, version: "1"}
@@ -97,6 +98,29 @@ Resources:
                   integration.request.path.object: method.request.path.key
                 responses:
                   "404": {statusCode: "404"}
+                  default:
+                    statusCode: "200"
+                    responseParameters:
+                      method.response.header.Content-Type: integration.response.header.Content-Type
+            put:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: PUT
+                uri: arn:aws:apigateway:us-east-1:s3:path/files/{key}
+                requestParameters:
+                  integration.request.header.Content-Type: method.request.header.Content-Type
+                responses:
+                  default: {statusCode: "200"}
+          /text/{key}:
+            put:
+              x-amazon-apigateway-integration:
+                type: aws
+                httpMethod: PUT
+                uri: arn:aws:apigateway:us-east-1:s3:path/files/{key}
+                contentHandling: CONVERT_TO_BINARY
+                requestParameters:
+                  integration.request.header.Content-Type: "'image/png'"
+                responses:
                   default: {statusCode: "200"}
   Deployment:
     Type: AWS::ApiGateway::Deployment
@@ -186,6 +210,47 @@ fn rest_aws_integrations_reach_dynamodb_sns_sqs_and_s3_without_a_function() {
     assert_eq!((r.status, r.body.as_str()), (200, "all good"));
     let r = nimbus.request("GET", &format!("{base}/files/missing.txt"), &[], b"");
     assert_eq!(r.status, 404, "{}", r.body);
+
+    // Binary through the API (BinaryMediaTypes image/png): uploaded as it is, downloaded as it
+    // is to an Accept of image/png, and as base64 text to a text Accept; a base64 upload with
+    // CONVERT_TO_BINARY is stored decoded.
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\x00\xff\xfe";
+    let r = nimbus.request(
+        "PUT",
+        &format!("{base}/files/dot.png"),
+        &[("content-type", "image/png")],
+        png,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/files/dot.png"),
+        &[("accept", "image/png")],
+        b"",
+    );
+    assert_eq!((r.status, r.bytes.as_slice()), (200, png));
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/files/dot.png"),
+        &[("accept", "application/json")],
+        b"",
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "iVBORw0KGgoA//4="));
+    let r = nimbus.request(
+        "PUT",
+        &format!("{base}/text/copy.png"),
+        &[("content-type", "text/plain")],
+        b"iVBORw0KGgoA//4=",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = nimbus.request(
+        "GET",
+        &format!("{base}/files/copy.png"),
+        &[("accept", "image/png")],
+        b"",
+    );
+    assert_eq!((r.status, r.bytes.as_slice()), (200, png));
 }
 
 const VALIDATED: &str = r#"

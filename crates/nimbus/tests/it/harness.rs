@@ -30,7 +30,9 @@ pub struct Nimbus {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy for binary bodies; `bytes` has them exactly).
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -270,16 +272,18 @@ fn reply(mut resp: ureq::http::Response<ureq::Body>) -> Reply {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
-    let body = resp
+    let bytes = resp
         .body_mut()
         .with_config()
         .limit(16 * 1024 * 1024)
-        .read_to_string()
+        .read_to_vec()
         .unwrap_or_default();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     Reply {
         status,
         headers,
         body,
+        bytes,
     }
 }
 
