@@ -297,3 +297,41 @@ def test_a_dynamic_reference_to_nothing_stops_the_start_naming_it(tmp_path):
     assert out.returncode != 0
     assert "function Env Environment.Variables.URL: {{resolve:ssm:/app/missing}}: ParameterNotFound" in out.stderr
     assert "nothing was started" in out.stderr
+
+
+SSM_TYPED_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Endpoint:
+    Type: AWS::SSM::Parameter::Value<String>
+    Default: /app/endpoint
+Resources:
+  Stored:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /app/endpoint, Type: String, Value: "http://example.test/v1"}
+  Env:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: env.handler
+      Environment:
+        Variables: {URL: !Ref Endpoint, DSN: unused}
+"""
+
+
+def test_an_ssm_typed_parameter_reads_nimbus_parameter_store(start_nimbus):
+    files = {"src/env.py": ENV_APP}
+    n = start_nimbus(SSM_TYPED_TEMPLATE, files)
+    # The first start has no Parameter Store yet: the name stands in, with a warning.
+    assert 'parameter "Endpoint" reads the SSM parameter "/app/endpoint", which nimbus\'s Parameter Store does not have' in n.stderr
+    out = json.loads(n.client("lambda").invoke(FunctionName="Env")["Payload"].read())
+    assert out["URL"] == "/app/endpoint"
+    n.client("ssm").put_parameter(Name="/app/endpoint", Value="http://changed.test", Type="String", Overwrite=True)
+    n.stop()
+
+    # Started again, `Ref` gives the stored value, as CloudFormation resolves it at deploy.
+    again = start_nimbus(SSM_TYPED_TEMPLATE, files)
+    out = json.loads(again.client("lambda").invoke(FunctionName="Env")["Payload"].read())
+    assert out["URL"] == "http://changed.test"
+    assert "does not have" not in again.stderr

@@ -192,20 +192,24 @@ pub struct LoadOptions {
     pub import_values: BTreeMap<String, String>,
     /// Reads the file an `Fn::Transform` of `AWS::Include` names (its `Location`), for the
     /// caller does the I/O; without one, such an include is an error.
-    pub include: Option<IncludeReader>,
+    pub include: Option<Reader>,
+    /// Reads a parameter of nimbus's Parameter Store by name: what an
+    /// `AWS::SSM::Parameter::Value<...>` template parameter gives.
+    pub parameter_store: Option<Reader>,
 }
 
-/// The text of an included file by its `Location` (a path relative to the template's folder),
-/// or why it cannot be read.
+/// A lookup the caller does for the loader (which does no I/O): a file by its `Location`
+/// relative to the template's folder, a Parameter Store value by its name; `Err` says why
+/// there is none.
 #[derive(Clone)]
-pub struct IncludeReader(pub std::sync::Arc<ReadInclude>);
+pub struct Reader(pub std::sync::Arc<Lookup>);
 
-/// What an [`IncludeReader`] calls: the location in, the text (or why not) out.
-pub type ReadInclude = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+/// What a [`Reader`] calls: the name in, the text (or why not) out.
+pub type Lookup = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 
-impl std::fmt::Debug for IncludeReader {
+impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IncludeReader")
+        f.write_str("Reader")
     }
 }
 
@@ -220,6 +224,7 @@ impl Default for LoadOptions {
             endpoint_url: "http://127.0.0.1:4566".into(),
             import_values: BTreeMap::new(),
             include: None,
+            parameter_store: None,
         }
     }
 }

@@ -336,19 +336,43 @@ fn load_one(e: &Entry, opts: &LoadOptions, diags: &mut Diags) -> Option<Param> {
         (value, "placeholder", path.clone(), e.key_pos)
     };
 
-    if let Type::Ssm { .. } = ty {
-        if source == "default" {
-            diags.warn(
-                &path,
-                e.key_pos,
-                format!(
-                    "parameter {name:?} is read from SSM Parameter Store, which nimbus does not \
-                     read; its Default is used as the value itself; pass the real value with \
-                     --parameter-overrides {name}=VALUE"
-                ),
-            );
+    // The value (Default or override) of an `AWS::SSM::Parameter::Value<...>` parameter names
+    // a parameter in Parameter Store; its value is what `Ref` gives, as on AWS. An override
+    // that names none is taken as the value itself, the way to give one without a store.
+    let text = match ty {
+        Type::Ssm { .. } if source != "placeholder" => {
+            match opts.parameter_store.as_ref().map(|r| (r.0)(&text)) {
+                Some(Ok(value)) => value,
+                _ if source == "override" => text,
+                _ if opts.strict => {
+                    diags.error(
+                        &vpath,
+                        vpos,
+                        format!(
+                            "parameter {name:?} reads the SSM parameter {text:?}, which nimbus's \
+                             Parameter Store does not have; put it there (aws ssm put-parameter \
+                             --endpoint-url ...) and start again"
+                        ),
+                    );
+                    return None;
+                }
+                _ => {
+                    diags.warn(
+                        &path,
+                        e.key_pos,
+                        format!(
+                            "parameter {name:?} reads the SSM parameter {text:?}, which nimbus's \
+                             Parameter Store does not have; using its name as the value. Put it \
+                             there (aws ssm put-parameter --endpoint-url ...) for the real value; \
+                             --strict refuses instead"
+                        ),
+                    );
+                    text
+                }
+            }
         }
-    }
+        _ => text,
+    };
 
     let items: Vec<String> = if ty.is_list() {
         // CloudFormation trims the spaces around each member of a comma-delimited list.

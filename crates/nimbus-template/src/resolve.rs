@@ -92,7 +92,7 @@ pub(crate) struct Resolver<'a> {
     /// `--import-values`: other stacks' exports, by name.
     imports: std::collections::BTreeMap<String, String>,
     strict: bool,
-    include: Option<crate::IncludeReader>,
+    include: Option<crate::Reader>,
     /// How deep `AWS::Include`s are nested now (an include may include).
     include_depth: usize,
 }

@@ -214,7 +214,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 5_000)]
     pub account_burst: u32,
     /// Keys for an HTTP API JWT authorizer's issuer, as `ISSUER=FILE` (a JWKS JSON file); by
-    /// default nimbus fetches them from an `http://` issuer's OpenID discovery document.
+    /// default nimbus fetches them from the issuer's OpenID discovery document (http or https).
     #[arg(long = "jwks", value_name = "ISSUER=FILE", value_parser = parse_issuer_file)]
     pub jwks: Vec<(String, PathBuf)>,
     /// Where logs and temporary files go [default: .nimbus/ beside the template].

@@ -15,7 +15,13 @@ use crate::samconfig::Settings;
 
 /// Reads and resolves the template, printing every error and warning with its location.
 /// `endpoint`: nimbus's AWS endpoint when starting (`None` for `validate`).
-fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(Stack, Settings)>> {
+/// `state_dir`: where nimbus's Parameter Store is, which `AWS::SSM::Parameter::Value<...>`
+/// parameters read.
+fn load(
+    args: &TemplateArgs,
+    endpoint: Option<&str>,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<Option<(Stack, Settings)>> {
     let starting = endpoint.is_some();
     let source = std::fs::read_to_string(&args.template)
         .with_context(|| format!("cannot read template {}", args.template.display()))?;
@@ -35,6 +41,7 @@ fn load(args: &TemplateArgs, endpoint: Option<&str>) -> anyhow::Result<Option<(S
         import_values: args.import_values.iter().cloned().collect(),
         endpoint_url: endpoint.unwrap_or("http://127.0.0.1:4566").to_owned(),
         include: Some(include_reader(template_dir(&args.template))),
+        parameter_store: state_dir.map(|d| parameter_store_reader(d, &settings.region)),
         ..LoadOptions::default()
     };
     let file = args.template.display().to_string();
@@ -133,7 +140,8 @@ fn invalid(template: &Path, errors: &[String]) -> ExitCode {
 }
 
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
-    let Some((stack, _)) = load(args, None)? else {
+    let state_dir = default_state_dir(&args.template);
+    let Some((stack, _)) = load(args, None, Some(&state_dir))? else {
         return Ok(ExitCode::FAILURE);
     };
     // The APIs are checked as `up` would check them (no key is generated here).
@@ -298,11 +306,11 @@ fn template_dir(template: &Path) -> PathBuf {
 
 /// `.nimbus/` beside the template.
 /// Reads `AWS::Include` files relative to the template's folder, as `sam` packages them.
-fn include_reader(dir: PathBuf) -> nimbus_template::IncludeReader {
+fn include_reader(dir: PathBuf) -> nimbus_template::Reader {
     // A snippet is a piece of a template, which CloudFormation caps at 1 MB; 10 MB leaves room
     // for a large OpenAPI document and still bounds what is read.
     const MAX_INCLUDE: u64 = 10 << 20;
-    nimbus_template::IncludeReader(Arc::new(move |location: &str| {
+    nimbus_template::Reader(Arc::new(move |location: &str| {
         let path = dir.join(location);
         let size = std::fs::metadata(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?
@@ -314,6 +322,31 @@ fn include_reader(dir: PathBuf) -> nimbus_template::IncludeReader {
             ));
         }
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }))
+}
+
+/// Reads nimbus's Parameter Store (`<state-dir>/ssm.db`) when it exists: a first run, or
+/// `validate` before any, has none, and reading must not create it.
+fn parameter_store_reader(state_dir: &Path, region: &str) -> nimbus_template::Reader {
+    let path = state_dir.join("ssm.db");
+    let config = nimbus_ssm::SsmConfig {
+        region: region.to_owned(),
+        account: LoadOptions::default().account_id,
+    };
+    nimbus_template::Reader(Arc::new(move |name: &str| {
+        if !path.exists() {
+            return Err("no Parameter Store yet".into());
+        }
+        let store = nimbus_ssm::ParameterStore::open(Some(&path), config.clone())
+            .map_err(|e| e.to_string())?;
+        let input = serde_json::json!({"Name": name, "WithDecryption": true});
+        let out = store
+            .dispatch("GetParameter", &input, nimbus_events::now_ms())
+            .map_err(|e| e.to_string())?;
+        out["Parameter"]["Value"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no value".into())
     }))
 }
 
@@ -333,14 +366,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         })?;
     let aws_addr = listener.local_addr()?;
     let endpoint = format!("http://{aws_addr}");
-    let Some((stack, settings)) = load(&args.template, Some(&endpoint))? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let template_dir = template_dir(&args.template.template);
     let state_dir = args
         .state_dir
         .clone()
         .unwrap_or_else(|| default_state_dir(&args.template.template));
+    let Some((stack, settings)) = load(&args.template, Some(&endpoint), Some(&state_dir))? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let template_dir = template_dir(&args.template.template);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;

@@ -571,7 +571,7 @@ Resources:
 fn with_files(files: &[(&'static str, &'static str)]) -> LoadOptions {
     let files: std::collections::BTreeMap<&str, &str> = files.iter().copied().collect();
     LoadOptions {
-        include: Some(nimbus_template::IncludeReader(std::sync::Arc::new(
+        include: Some(nimbus_template::Reader(std::sync::Arc::new(
             move |location: &str| {
                 files
                     .get(location)

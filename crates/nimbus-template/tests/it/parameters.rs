@@ -69,9 +69,46 @@ fn ssm_parameters_warn_and_use_the_default_text() {
         assert_eq!(stack.parameters["Image"].value, json!("/app/image"));
         assert_eq!(
             warnings(stack)[0],
-            "template.yaml:25:3: Parameters.Image: parameter \"Image\" is read from SSM Parameter Store, which nimbus does not read; its Default is used as the value itself; pass the real value with --parameter-overrides Image=VALUE"
+            "template.yaml:25:3: Parameters.Image: parameter \"Image\" reads the SSM parameter \"/app/image\", which nimbus's Parameter Store does not have; using its name as the value. Put it there (aws ssm put-parameter --endpoint-url ...) for the real value; --strict refuses instead"
         );
     });
+}
+
+#[test]
+fn ssm_parameters_read_the_parameter_store_their_default_or_override_names() {
+    let yaml = TEMPLATE.replace("    MinLength: 8\n", "");
+    let store = nimbus_template::Reader(std::sync::Arc::new(|name: &str| match name {
+        "/app/image" => Ok("repo:7".to_owned()),
+        "/app/other" => Ok("repo:8".to_owned()),
+        _ => Err("ParameterNotFound".to_owned()),
+    }));
+    // (override, value): the Default's parameter, an override's, an override naming none
+    // (taken as the value itself).
+    let table = [
+        (None, "repo:7"),
+        (Some("/app/other"), "repo:8"),
+        (Some("repo:1"), "repo:1"),
+    ];
+    for (given, want) in table {
+        let mut opts = overrides(&given.map(|g| ("Image", g)).into_iter().collect::<Vec<_>>());
+        opts.parameter_store = Some(store.clone());
+        check_ok_with(&yaml, &opts, |stack| {
+            assert_eq!(stack.parameters["Image"].value, json!(want), "{given:?}");
+            assert_eq!(warnings(stack).len(), 0, "{:?}", warnings(stack));
+        });
+    }
+    let strict = LoadOptions {
+        strict: true,
+        parameter_store: Some(nimbus_template::Reader(std::sync::Arc::new(|_: &str| {
+            Err("ParameterNotFound".to_owned())
+        }))),
+        ..LoadOptions::default()
+    };
+    check_err_with(
+        &yaml,
+        &strict,
+        &["template.yaml:27:14: Parameters.Image.Default: parameter \"Image\" reads the SSM parameter \"/app/image\", which nimbus's Parameter Store does not have; put it there (aws ssm put-parameter --endpoint-url ...) and start again"],
+    );
 }
 
 #[test]
