@@ -1,4 +1,4 @@
-"""API Gateway integrations to https:// backends: nimbus's gateway speaks TLS to them and
+"""API Gateway integrations (and Step Functions' HTTP tasks) to https:// backends: nimbus speaks TLS to them and
 trusts what the machine trusts (here a test CA given with SSL_CERT_FILE, which the system
 store reader honours), and refuses a backend whose certificate does not match its name."""
 
@@ -97,5 +97,22 @@ def test_https_backends_are_reached_over_tls_and_a_name_mismatch_is_refused(
             time.sleep(0.05)
         entry = [json.loads(l.split("\t", 1)[1]) for l in log.read_text().splitlines() if "/by-ip" in l][-1]
         assert 'certificate not valid for name "127.0.0.1"' in entry["error"], entry
+
+        # A Step Functions HTTP task reaches the same https backend through the same client.
+        sfn = nimbus.client("stepfunctions")
+        port = server.server_address[1]
+        definition = {"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+            "Parameters": {"ApiEndpoint": f"https://localhost:{port}/sfn", "Method": "GET",
+                           "Headers": {"x-who": "sfn"}},
+            "ResultSelector": {"status.$": "$.StatusCode", "body.$": "$.ResponseBody"}, "End": True}}}
+        arn = sfn.create_state_machine(name="https", roleArn="arn:aws:iam::123456789012:role/r",
+                                       definition=json.dumps(definition))["stateMachineArn"]
+        run = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        deadline = time.time() + 10
+        while (out := sfn.describe_execution(executionArn=run))["status"] == "RUNNING" and time.time() < deadline:
+            time.sleep(0.05)
+        assert out["status"] == "SUCCEEDED", out
+        assert json.loads(out["output"]) == {"status": 200, "body": {"path": "/sfn", "who": "sfn"}}
     finally:
         server.shutdown()

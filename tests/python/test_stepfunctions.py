@@ -978,3 +978,74 @@ def test_versions_and_aliases_pin_what_an_execution_runs(start_nimbus):
     sfn.delete_state_machine_alias(stateMachineAliasArn=alias)
     sfn.delete_state_machine_version(stateMachineVersionArn=v2)
     assert sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"] == []
+
+
+APIGW_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Shop:
+    Type: AWS::Serverless::Api
+    Properties: {StageName: Prod}
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: echo.handler
+      Events:
+        Item:
+          Type: Api
+          Properties: {RestApiId: !Ref Shop, Path: "/items/{id}", Method: get}
+  Caller:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: caller
+      DefinitionSubstitutions:
+        Endpoint: !Sub "${Shop}.execute-api.${AWS::Region}.amazonaws.com"
+      Definition:
+        StartAt: Call
+        States:
+          Call:
+            Type: Task
+            Resource: arn:aws:states:::apigateway:invoke
+            Parameters:
+              ApiEndpoint: ${Endpoint}
+              Method: GET
+              Stage: Prod
+              Path.$: States.Format('items/{}', $.id)
+              QueryParameters: {q: [a, b]}
+              Headers: {X-Who: [ada]}
+              AuthType: IAM_ROLE
+            ResultSelector: {status.$: $.StatusCode, body.$: $.ResponseBody}
+            ResultPath: $.ok
+            Next: Missing
+          Missing:
+            Type: Task
+            Resource: arn:aws:states:::apigateway:invoke
+            Parameters: {ApiEndpoint: "${Endpoint}", Method: GET, Stage: Prod, Path: nothing/here}
+            Catch: [{ErrorEquals: [ApiGateway.403], ResultPath: $.missing, Next: Done}]
+            Next: Done
+          Done: {Type: Succeed}
+"""
+
+ECHO_APP = '''
+import json
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({
+        "id": event["pathParameters"]["id"],
+        "q": event["multiValueQueryStringParameters"]["q"],
+        "who": {k.lower(): v for k, v in event["headers"].items()}.get("x-who"),
+        "stage": event["requestContext"]["stage"]})}
+'''
+
+
+def test_an_apigateway_invoke_task_calls_the_stacks_api_on_the_local_gateway(start_nimbus):
+    n = start_nimbus(APIGW_TEMPLATE, {"src/echo.py": ECHO_APP})
+    sfn = n.client("stepfunctions")
+    arn = machine(sfn, "caller")
+    d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input='{"id": "7"}')["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["ok"] == {"status": 200, "body": {"id": "7", "q": ["a", "b"], "who": "ada", "stage": "Prod"}}
+    # Step Functions' error for a status outside 2xx, the answer's body as the cause.
+    assert out["missing"] == {"Error": "ApiGateway.403", "Cause": '{"message":"Missing Authentication Token"}'}

@@ -14,7 +14,7 @@ pub mod gateway_responses;
 pub mod integration;
 pub mod listener;
 pub mod openapi;
-mod outbound;
+pub mod outbound;
 pub mod response;
 pub mod server;
 pub mod service;

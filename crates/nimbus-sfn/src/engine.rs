@@ -2119,7 +2119,10 @@ impl Run {
                 match self.integrations.call(&service, &action, input).await {
                     Ok(v) => Ok(v),
                     // A child execution's failure (`.sync`) is already a States error.
-                    Err((code, message)) if code.starts_with("States.") => {
+                    // So is an `apigateway:invoke` answer's (`ApiGateway.403`, the body as cause).
+                    Err((code, message))
+                        if code.starts_with("States.") || code.starts_with("ApiGateway.") =>
+                    {
                         Err(StatesError::new(code, message))
                     }
                     Err((code, message)) => Err(StatesError::new(

@@ -19,6 +19,9 @@ pub struct NimbusTasks {
     pub ssm: nimbus_ssm::ParameterStore,
     pub secrets: nimbus_secrets::SecretsManager,
     pub s3: nimbus_s3::S3,
+    /// The stack's APIs as the gateway serves them (id, stage, base URL), so that an
+    /// `execute-api` endpoint of the template reaches the local gateway.
+    pub local_apis: Vec<(String, String, String)>,
 }
 
 impl nimbus_sfn::Integrations for NimbusTasks {
@@ -140,7 +143,8 @@ impl nimbus_sfn::Integrations for NimbusTasks {
                     .sdk_call(action, &input)
                     .await
                     .map_err(|e| (e.code.to_owned(), e.message)),
-                "http" if action == "Invoke" => http_invoke(&input).await,
+                "http" if action == "Invoke" => self.http_invoke(&input).await,
+                "apigateway" if action == "Invoke" => self.apigateway_invoke(&input).await,
                 other => Err((
                     "UnknownService".to_owned(),
                     format!("nimbus does not serve {other} yet, so a task cannot call it"),
@@ -153,100 +157,241 @@ impl nimbus_sfn::Integrations for NimbusTasks {
 /// The largest HTTP answer a task takes: Step Functions' payload limit.
 const HTTP_TASK_BODY_LIMIT: usize = 256 * 1024;
 
-/// `arn:aws:states:::http:invoke`: `ApiEndpoint`, `Method`, `Headers`, `QueryParameters`,
-/// `RequestBody` (`Transform.RequestBodyEncoding: URL_ENCODED` form-encodes an object). The
-/// answer as Step Functions gives it (`StatusCode`, `StatusText`, `Headers`, `ResponseBody`);
-/// a status outside 2xx is the error `States.Http.StatusCode.<code>`. `Authentication` (an
-/// EventBridge connection) is accepted and not applied: nimbus has no connections. Plain
-/// http:// only (a local service or mock), as the gateway's HTTP proxy.
-async fn http_invoke(input: &Value) -> Result<Value, (String, String)> {
-    use http_body_util::{BodyExt, Full, Limited};
-    let fail = |why: String| ("States.Http.Socket".to_owned(), why);
-    let Some(endpoint) = input["ApiEndpoint"].as_str() else {
+impl NimbusTasks {
+    /// `url` with an `execute-api` URL of one of the stack's APIs pointed at the local
+    /// gateway, as functions' environments are.
+    fn local(&self, url: &str) -> String {
+        let region = &self.platform.config().region;
+        let apis: Vec<nimbus_core::local_url::LocalApi<'_>> = self
+            .local_apis
+            .iter()
+            .map(|(id, stage, base)| nimbus_core::local_url::LocalApi { id, stage, base })
+            .collect();
+        nimbus_core::local_url::rewrite(url, region, &apis).unwrap_or_else(|| url.to_owned())
+    }
+
+    /// `arn:aws:states:::http:invoke`: `ApiEndpoint`, `Method`, `Headers`, `QueryParameters`,
+    /// `RequestBody` (`Transform.RequestBodyEncoding: URL_ENCODED` form-encodes an object). The
+    /// answer as Step Functions gives it (`StatusCode`, `StatusText`, `Headers`,
+    /// `ResponseBody`); a status outside 2xx is the error `States.Http.StatusCode.<code>`.
+    /// `Authentication` (an EventBridge connection) is accepted and not applied: nimbus has no
+    /// connections. `https://` (the system's roots) or `http://`; an `execute-api` URL of the
+    /// stack's own APIs reaches the local gateway.
+    async fn http_invoke(&self, input: &Value) -> Result<Value, (String, String)> {
+        let fail = |why: String| ("States.Http.Socket".to_owned(), why);
+        let Some(endpoint) = input["ApiEndpoint"].as_str() else {
+            return Err((
+                "States.Runtime".to_owned(),
+                "The field 'ApiEndpoint' is required by arn:aws:states:::http:invoke".to_owned(),
+            ));
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(fail(format!("{endpoint} is not an http(s) URL")));
+        }
+        let mut url = self.local(endpoint);
+        if let Some(q) = input["QueryParameters"]
+            .as_object()
+            .filter(|q| !q.is_empty())
+        {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&form(q));
+        }
+        let url_encoded = input["Transform"]["RequestBodyEncoding"] == "URL_ENCODED";
+        let (body, content_type) = match &input["RequestBody"] {
+            Value::Null => (Vec::new(), None),
+            Value::Object(m) if url_encoded => (
+                form(m).into_bytes(),
+                Some("application/x-www-form-urlencoded"),
+            ),
+            Value::String(s) => (s.clone().into_bytes(), Some("text/plain")),
+            other => (other.to_string().into_bytes(), Some("application/json")),
+        };
+        let mut headers: Vec<(String, String)> = content_type
+            .map(|ct| ("content-type".to_owned(), ct.to_owned()))
+            .into_iter()
+            .collect();
+        for (k, v) in input["Headers"].as_object().into_iter().flatten() {
+            headers.push((
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            ));
+        }
+        let method = input["Method"]
+            .as_str()
+            .unwrap_or("GET")
+            .to_ascii_uppercase();
+        let answer = send(&method, &url, &headers, body)
+            .await
+            .map_err(fail)?;
+        let (out, status) = http_output(answer)?;
+        if status.is_success() {
+            Ok(out)
+        } else {
+            Err((
+                format!("States.Http.StatusCode.{}", status.as_u16()),
+                out.to_string(),
+            ))
+        }
+    }
+
+    /// `arn:aws:states:::apigateway:invoke`: `ApiEndpoint` (`<id>.execute-api.<region>.
+    /// amazonaws.com`), `Method`, `Stage`, `Path`, `QueryParameters` and `Headers` (lists of
+    /// values), `RequestBody`, `AuthType` (accepted; nimbus's gateway checks no IAM). An API of
+    /// the stack is called on the local gateway. The answer is `ResponseBody`, `Headers`,
+    /// `StatusCode`, `StatusText`; any other status is the error `ApiGateway.<status>` with the
+    /// body as its cause, as Step Functions reports it.
+    async fn apigateway_invoke(&self, input: &Value) -> Result<Value, (String, String)> {
+        let required = |field: &str| {
+            (
+                "States.Runtime".to_owned(),
+                format!("The field '{field}' is required by arn:aws:states:::apigateway:invoke"),
+            )
+        };
+        let endpoint = input["ApiEndpoint"]
+            .as_str()
+            .ok_or_else(|| required("ApiEndpoint"))?;
+        let method = input["Method"].as_str().ok_or_else(|| required("Method"))?;
+        const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+        if !METHODS.contains(&method) {
+            return Err((
+                "States.Runtime".to_owned(),
+                format!(
+                    "The value of the field 'Method' must be one of {METHODS:?}, got {method:?}"
+                ),
+            ));
+        }
+        let mut url = format!("https://{}", endpoint.trim_end_matches('/'));
+        for part in [input["Stage"].as_str(), input["Path"].as_str()]
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty() && *p != "$default")
+        {
+            url.push('/');
+            url.push_str(part.trim_matches('/'));
+        }
+        // The serializer is not `Send`: it must not live across the call below.
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (k, values) in input["QueryParameters"].as_object().into_iter().flatten() {
+                for v in values.as_array().into_iter().flatten() {
+                    query.append_pair(k, &v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                }
+            }
+            query.finish()
+        };
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+        }
+        let url = self.local(&url);
+        let mut headers = Vec::new();
+        for (k, values) in input["Headers"].as_object().into_iter().flatten() {
+            let lower = k.to_ascii_lowercase();
+            if FORBIDDEN_HEADERS.contains(&lower.as_str())
+                || ["x-forwarded", "x-amz", "x-amzn"]
+                    .iter()
+                    .any(|p| lower.starts_with(p))
+            {
+                return Err((
+                    "States.Runtime".to_owned(),
+                    format!(
+                        "The header {k:?} is not permitted in arn:aws:states:::apigateway:invoke"
+                    ),
+                ));
+            }
+            let joined: Vec<String> = values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect();
+            headers.push((k.clone(), joined.join(",")));
+        }
+        let body = match &input["RequestBody"] {
+            Value::Null => Vec::new(),
+            Value::String(s) => s.clone().into_bytes(),
+            other => {
+                headers.push(("content-type".into(), "application/json".into()));
+                other.to_string().into_bytes()
+            }
+        };
+        let answer = send(method, &url, &headers, body)
+            .await
+            .map_err(|why| ("ApiGateway.IOException".to_owned(), why))?;
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
+        let (out, status) = http_output(answer)?;
+        if status.is_success() {
+            Ok(out)
+        } else {
+            Err((format!("ApiGateway.{}", status.as_u16()), text))
+        }
+    }
+}
+
+/// Headers `apigateway:invoke` does not permit (besides `X-Forwarded*`, `X-Amz*`).
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "connection",
+    "content-md5",
+    "expect",
+    "host",
+    "max-forwards",
+    "proxy-authenticate",
+    "server",
+    "te",
+    "transfer-encoding",
+    "trailer",
+    "upgrade",
+    "via",
+    "www-authenticate",
+];
+
+/// One HTTP call of a task, through the gateway's client (http and https, 60 s at most).
+async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<nimbus_gateway::outbound::Answer, String> {
+    nimbus_gateway::outbound::send(
+        method,
+        url,
+        headers,
+        body.into(),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .map_err(|f| f.why)
+}
+
+/// A task's view of an HTTP answer (`StatusCode`, `StatusText`, `Headers` as lists,
+/// `ResponseBody` as JSON when it parses), refused over Step Functions' 256 KiB payload limit.
+fn http_output(
+    answer: nimbus_gateway::outbound::Answer,
+) -> Result<(Value, hyper::StatusCode), (String, String)> {
+    if answer.body.len() > HTTP_TASK_BODY_LIMIT {
         return Err((
-            "States.Runtime".to_owned(),
-            "The field 'ApiEndpoint' is required by arn:aws:states:::http:invoke".to_owned(),
+            "States.DataLimitExceeded".to_owned(),
+            format!("the answer is {} bytes, over 256 KiB", answer.body.len()),
         ));
-    };
-    if !endpoint.starts_with("http://") {
-        return Err(fail(format!(
-            "nimbus calls http:// endpoints (a local service); {endpoint} is not one"
-        )));
     }
-    let mut url = endpoint.to_owned();
-    if let Some(q) = input["QueryParameters"]
-        .as_object()
-        .filter(|q| !q.is_empty())
-    {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&form(q));
-    }
-    let method = input["Method"]
-        .as_str()
-        .unwrap_or("GET")
-        .to_ascii_uppercase();
-    let url_encoded = input["Transform"]["RequestBodyEncoding"] == "URL_ENCODED";
-    let (body, content_type) = match &input["RequestBody"] {
-        Value::Null => (Vec::new(), None),
-        Value::Object(m) if url_encoded => (
-            form(m).into_bytes(),
-            Some("application/x-www-form-urlencoded"),
-        ),
-        Value::String(s) => (s.clone().into_bytes(), Some("text/plain")),
-        other => (other.to_string().into_bytes(), Some("application/json")),
-    };
-    let mut req = hyper::Request::builder().method(method.as_str()).uri(&url);
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    for (k, v) in input["Headers"].as_object().into_iter().flatten() {
-        req = req.header(
-            k.as_str(),
-            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-        );
-    }
-    let req = req
-        .body(Full::new(bytes::Bytes::from(body)))
-        .map_err(|e| fail(format!("the request to {url} is not valid: {e}")))?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), client.request(req))
-        .await
-        .map_err(|_| fail(format!("{url} did not answer within 60 s")))?
-        .map_err(|e| fail(format!("cannot reach {url}: {e}")))?;
-    let status = resp.status();
     let mut headers = serde_json::Map::new();
-    for (k, v) in resp.headers() {
+    for (k, v) in &answer.headers {
         if let Ok(v) = v.to_str() {
             headers.insert(k.as_str().to_owned(), json!([v]));
         }
     }
-    let bytes = Limited::new(resp.into_body(), HTTP_TASK_BODY_LIMIT)
-        .collect()
-        .await
-        .map_err(|e| {
-            (
-                "States.DataLimitExceeded".to_owned(),
-                format!("the answer of {url} is over 256 KiB or broke off: {e}"),
-            )
-        })?
-        .to_bytes();
-    let body = serde_json::from_slice::<Value>(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    let out = json!({
-        "StatusCode": status.as_u16(),
-        "StatusText": status.canonical_reason().unwrap_or_default(),
-        "Headers": headers,
-        "ResponseBody": body,
-    });
-    if status.is_success() {
-        Ok(out)
-    } else {
-        Err((
-            format!("States.Http.StatusCode.{}", status.as_u16()),
-            out.to_string(),
-        ))
-    }
+    let body = serde_json::from_slice::<Value>(&answer.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.body).into_owned()));
+    let status = answer.status;
+    Ok((
+        json!({
+            "StatusCode": status.as_u16(),
+            "StatusText": status.canonical_reason().unwrap_or_default(),
+            "Headers": headers,
+            "ResponseBody": body,
+        }),
+        status,
+    ))
 }
 
 /// An object's members form-encoded (`a=1&b=x`), non-string values as JSON text.

@@ -797,6 +797,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ssm: ssm.clone(),
         secrets: secrets.clone(),
         s3: s3.clone(),
+        local_apis: local_apis
+            .iter()
+            .map(|a| (a.id.to_owned(), a.stage.to_owned(), a.base.to_owned()))
+            .collect(),
     }));
 
     let jwks_files = args.jwks.iter().cloned().collect();
