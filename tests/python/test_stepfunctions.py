@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import wait_until
+from conftest import poll, wait_until
 
 ROLE = "arn:aws:iam::123456789012:role/states"
 
@@ -1049,3 +1049,66 @@ def test_an_apigateway_invoke_task_calls_the_stacks_api_on_the_local_gateway(sta
     assert out["ok"] == {"status": 200, "body": {"id": "7", "q": ["a", "b"], "who": "ada", "stage": "Prod"}}
     # Step Functions' error for a status outside 2xx, the answer's body as the cause.
     assert out["missing"] == {"Error": "ApiGateway.403", "Cause": '{"message":"Missing Authentication Token"}'}
+
+
+LOGGED_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Trail:
+    Type: AWS::Logs::LogGroup
+    Properties: {LogGroupName: /aws/vendedlogs/states/trail}
+  Everything:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: everything
+      Logging:
+        Level: ALL
+        IncludeExecutionData: true
+        Destinations: [{CloudWatchLogsLogGroup: {LogGroupArn: !GetAtt Trail.Arn}}]
+      Definition:
+        StartAt: P
+        States:
+          P: {Type: Pass, Result: {ok: true}, End: true}
+  Errors:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: errors
+      Logging:
+        Level: ERROR
+        IncludeExecutionData: false
+        Destinations: [{CloudWatchLogsLogGroup: {LogGroupArn: !GetAtt Trail.Arn}}]
+      Definition:
+        StartAt: P
+        States:
+          P: {Type: Pass, Next: F}
+          F: {Type: Fail, Error: Broken, Cause: on purpose}
+"""
+
+
+def test_executions_log_to_their_cloudwatch_log_group_at_their_level(start_nimbus):
+    n = start_nimbus(LOGGED_TEMPLATE)
+    sfn, logs = n.client("stepfunctions"), n.client("logs")
+    ok = finish(sfn, sfn.start_execution(stateMachineArn=machine(sfn, "everything"), input='{"a": 1}')["executionArn"])
+    bad = finish(sfn, sfn.start_execution(stateMachineArn=machine(sfn, "errors"), input='{"a": 1}')["executionArn"])
+    assert (ok["status"], bad["status"]) == ("SUCCEEDED", "FAILED")
+    group = "/aws/vendedlogs/states/trail"
+
+    def lines():
+        try:
+            return [json.loads(e["message"]) for e in logs.filter_log_events(logGroupName=group)["events"]]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+    got = poll(lines, lambda l: len(l) >= 5)
+    by_execution = {}
+    for l in got:
+        by_execution.setdefault(l["execution_arn"], []).append(l["type"])
+    # ALL: every event, with the execution's data.
+    assert by_execution[ok["executionArn"]] == ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+    started = next(l for l in got if l["type"] == "ExecutionStarted")
+    assert json.loads(started["details"]["input"]) == {"a": 1} and started["id"] == "1"
+    # ERROR: only the failure, without data.
+    assert by_execution[bad["executionArn"]] == ["ExecutionFailed"]
+    failed = next(l for l in got if l["type"] == "ExecutionFailed")
+    assert failed["details"] == {"error": "Broken", "cause": "on purpose"}
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
+    assert len(streams) == 2 and all(s.startswith(("states/everything/", "states/errors/")) for s in streams), streams

@@ -121,10 +121,31 @@ pub fn source_group(source: &str) -> Option<String> {
 
 const GROUP_SOURCE: &str = "~group~";
 
-/// A log stream name nimbus writes: Lambda's (`YYYY/MM/DD/[<qualifier>]<32 hex digits>`), or
-/// an event's id (a UUID), the stream EventBridge writes each event to in a log group.
+/// A log stream name nimbus writes: Lambda's (`YYYY/MM/DD/[<qualifier>]<32 hex digits>`), an
+/// event's id (a UUID), the stream EventBridge writes each event to in a log group, or a
+/// Step Functions execution's (`states/<machine>/<yyyy-mm-dd-hh-mm>/<8 hex>`).
 pub fn is_stream_name(s: &str) -> bool {
-    is_lambda_stream_name(s) || is_uuid(s)
+    is_lambda_stream_name(s) || is_uuid(s) || is_states_stream_name(s)
+}
+
+fn is_states_stream_name(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("states/") else {
+        return false;
+    };
+    let mut parts = rest.rsplitn(3, '/');
+    let (Some(hex), Some(minute), Some(machine)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !machine.is_empty()
+        && !machine.contains(['\t', '\n'])
+        && minute.len() == 16
+        && minute.bytes().enumerate().all(|(i, c)| match i {
+            4 | 7 | 10 | 13 => c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+        && hex.len() == 8
+        && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -1245,8 +1266,11 @@ mod tests {
         ] {
             assert!(!is_stream_name(bad), "{bad}");
         }
-        // An event's id: the stream EventBridge writes it to in a log group.
+        // An event's id: the stream EventBridge writes it to in a log group; a Step Functions
+        // execution's stream.
         assert!(is_stream_name("6a7e8feb-b491-4cf7-a9f1-bf3703467718"));
+        assert!(is_stream_name("states/orders/2026-12-06-20-55/0a1b2c3d"));
+        assert!(!is_stream_name("states/orders/2026-12-06/0a1b2c3d"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod error;
 pub mod intrinsic;
 pub mod items;
 pub mod jsonata;
+mod logging;
 mod ops;
 pub mod path;
 pub mod payload;
@@ -133,6 +134,9 @@ pub struct StepFunctions {
     inner: Arc<Inner>,
 }
 
+/// Writes one line to a log group (`group`, `stream`, `line`).
+pub type LogSink = Box<dyn Fn(&str, &str, String) + Send + Sync>;
+
 pub(crate) struct Inner {
     pub db: Arc<Database>,
     pub config: SfnConfig,
@@ -144,6 +148,9 @@ pub(crate) struct Inner {
     /// Tokens of `.waitForTaskToken` tasks waiting for an answer.
     pub tokens: Arc<tokens::Tokens>,
     pub telemetry: OnceLock<Arc<nimbus_telemetry::Telemetry>>,
+    /// Where executions' logs go (`loggingConfiguration` destinations): a log group, a stream,
+    /// a line.
+    pub log_sink: OnceLock<LogSink>,
     /// Tasks waiting for a Standard execution to end (`states:startExecution.sync`).
     pub waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
 }
@@ -184,6 +191,7 @@ impl StepFunctions {
                 running: Mutex::new(HashMap::new()),
                 tokens: Arc::default(),
                 telemetry: OnceLock::new(),
+                log_sink: OnceLock::new(),
                 waiters: Mutex::new(HashMap::new()),
             }),
         })
@@ -198,6 +206,12 @@ impl StepFunctions {
     /// Counts executions and transitions on `/metrics`. Set once, before executions start.
     pub fn set_telemetry(&self, telemetry: Arc<nimbus_telemetry::Telemetry>) {
         let _ = self.inner.telemetry.set(telemetry);
+    }
+
+    /// Lets executions log to CloudWatch Logs log groups, as a machine's
+    /// `loggingConfiguration` asks; the binary, which owns the log files, sets it once.
+    pub fn set_log_sink(&self, sink: LogSink) {
+        let _ = self.inner.log_sink.set(sink);
     }
 
     /// Serves one API call.

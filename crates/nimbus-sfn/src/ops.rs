@@ -965,10 +965,16 @@ fn spawn_standard(
     let inner = Arc::clone(&sfn.inner);
     let run = Run {
         integrations: integrations(&inner),
-        journal: Arc::new(DbJournal {
-            db: Arc::clone(&inner.db),
-            execution: row.id,
-        }),
+        journal: crate::logging::journal(
+            &inner,
+            Arc::new(DbJournal {
+                db: Arc::clone(&inner.db),
+                execution: row.id,
+            }),
+            machine_row,
+            &row.arn,
+            row.start_ms,
+        ),
         context: context(
             &row.arn,
             &row.name,
@@ -1165,7 +1171,7 @@ fn finish_start(
             Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
         }
         Start::Standard(first, value) => {
-            let (mut row, _) = *first;
+            let (mut row, started) = *first;
             row.id = match inserted {
                 Ok(id) => id,
                 // Two starts of one name at once: the second finds the first's row.
@@ -1177,6 +1183,12 @@ fn finish_start(
                 }
                 Err(e) => return Err(e.into()),
             };
+            // The first event is kept with the row, not by the journal: logged here.
+            if let Some(dest) =
+                crate::logging::destination(&sfn.inner, &entry.row, &row.arn, row.start_ms)
+            {
+                crate::logging::write(&sfn.inner, &dest, std::slice::from_ref(&started));
+            }
             spawn_standard(
                 sfn,
                 &row,
@@ -1205,7 +1217,7 @@ fn express_run(
 ) -> Run {
     Run {
         integrations: integrations(&sfn.inner),
-        journal: Arc::new(NoJournal),
+        journal: crate::logging::journal(&sfn.inner, Arc::new(NoJournal), machine, arn, start_ms),
         context: context(arn, name, input, &machine.role_arn, start_ms, machine),
         region: sfn.inner.config.region.clone(),
         delay_scale: sfn.inner.config.delay_scale,

@@ -220,9 +220,7 @@ impl NimbusTasks {
             .as_str()
             .unwrap_or("GET")
             .to_ascii_uppercase();
-        let answer = send(&method, &url, &headers, body)
-            .await
-            .map_err(fail)?;
+        let answer = send(&method, &url, &headers, body).await.map_err(fail)?;
         let (out, status) = http_output(answer)?;
         if status.is_success() {
             Ok(out)

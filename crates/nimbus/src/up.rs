@@ -788,6 +788,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     sfn.set_telemetry(Arc::clone(platform.telemetry()));
+    {
+        let logs = Arc::clone(&logs);
+        sfn.set_log_sink(Box::new(move |group, stream, line| {
+            if let Err(e) = logs.try_group_line(group, stream, line) {
+                tracing::warn!(error = %e, "a Step Functions log line was dropped");
+            }
+        }));
+    }
     sfn.set_integrations(Arc::new(crate::states::NimbusTasks {
         platform: platform.clone(),
         sqs: sqs.clone(),
