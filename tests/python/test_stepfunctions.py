@@ -1112,3 +1112,19 @@ def test_executions_log_to_their_cloudwatch_log_group_at_their_level(start_nimbu
     assert failed["details"] == {"error": "Broken", "cause": "on purpose"}
     streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
     assert len(streams) == 2 and all(s.startswith(("states/everything/", "states/errors/")) for s in streams), streams
+
+
+@pytest.mark.parametrize("parameters, cause", [
+    ({"Method": "GET"}, "The field 'ApiEndpoint' is required by arn:aws:states:::apigateway:invoke"),
+    ({"ApiEndpoint": "x.execute-api.us-east-1.amazonaws.com", "Method": "TRACE"}, "The value of the field 'Method' must be one of"),
+    ({"ApiEndpoint": "x.execute-api.us-east-1.amazonaws.com", "Method": "GET", "Headers": {"Authorization": ["t"]}},
+     'The header "Authorization" is not permitted in arn:aws:states:::apigateway:invoke'),
+])
+def test_a_bad_apigateway_invoke_task_fails_the_execution_naming_the_field(start_nimbus, parameters, cause):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    task = {"Type": "Task", "Resource": "arn:aws:states:::apigateway:invoke", "Parameters": parameters, "End": True}
+    arn = sfn.create_state_machine(name="bad-apigw", roleArn=ROLE, definition=definition({"Call": task}, "Call"))["stateMachineArn"]
+    d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
+    assert (d["status"], d["error"]) == ("FAILED", "States.Runtime"), d
+    assert cause in d["cause"], d["cause"]
