@@ -12,7 +12,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import NIMBUS, ROOT
+from conftest import NIMBUS, ROOT, poll
 
 TEMPLATE = """
 Resources:
@@ -184,8 +184,15 @@ def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
 
     # An action ends by itself after its duration.
     eid = run(template("aws:lambda:invocation-error", {"duration": "PT1S", "preventExecution": "true"}))
-    err, payload = invoke()
+    r = lam.invoke(FunctionName="Echo", Payload=b"{}")
+    err, payload = r.get("FunctionError"), json.loads(r["Payload"].read())
     assert err == "Unhandled" and payload["errorType"] == "FaultInjectionError"
+    # The handler did not run, yet the invocation is framed in the log as Lambda frames it.
+    rid = r["ResponseMetadata"]["RequestId"]
+    logs = n.client("logs")
+    framed = poll(lambda: [e["message"].split("\t")[0].split(" RequestId")[0] for e in logs.filter_log_events(
+        logGroupName="/aws/lambda/Echo", filterPattern=f'"{rid}"')["events"]], lambda l: len(l) >= 3)
+    assert framed == ["START", "END", "REPORT"], framed
     wait_status = lambda want: next((s for _ in range(50) if (s := fis.get_experiment(id=eid)["experiment"]["state"]["status"]) == want or time.sleep(0.1)), None)  # noqa: E731
     assert wait_status("completed") == "completed"
     assert invoke()[0] is None

@@ -560,21 +560,53 @@ impl Platform {
             let function = pool.spec.name.clone();
             let response = match &injected.replace {
                 Some((replacement, true)) => {
-                    // No environment takes the event: the delay is the caller's wait alone.
+                    // The handler never runs, but Lambda still frames the invocation (FIS's
+                    // extension answers inside the environment): START, END and a REPORT
+                    // whose duration is the injected delay.
+                    let request_id = req
+                        .request_id
+                        .clone()
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                    let logs = &platform.inner.logs;
+                    let version = pool.spec.version.clone();
+                    logs.platform_line(
+                        &function,
+                        &request_id,
+                        nimbus_core::report::start_line(&request_id, &version),
+                    )
+                    .await;
+                    let started = std::time::Instant::now();
                     tokio::time::sleep(delay).await;
                     let (payload, function_error) = replacement.answer();
                     if function_error.is_some() {
                         // An injected error is a failed invocation in Lambda's Errors metric.
                         platform.count_error(&function, "function");
                     }
+                    let report = nimbus_core::report::Report {
+                        duration: started.elapsed(),
+                        memory_size_mb: pool.spec.memory_mb,
+                        max_memory_used_mb: 0,
+                        init_duration: None,
+                        status: None,
+                        xray: None,
+                    };
+                    logs.platform_line(
+                        &function,
+                        &request_id,
+                        nimbus_core::report::end_line(&request_id),
+                    )
+                    .await;
+                    logs.platform_line(
+                        &function,
+                        &request_id,
+                        nimbus_core::report::report_line(&request_id, &report),
+                    )
+                    .await;
                     InvokeResponse {
-                        request_id: req
-                            .request_id
-                            .clone()
-                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                        request_id,
                         payload,
                         function_error,
-                        executed_version: pool.spec.version.clone(),
+                        executed_version: version,
                         log_tail: None,
                     }
                 }
