@@ -931,10 +931,18 @@ async fn customise(
     else {
         return resp;
     };
+    // Gateway errors are a line of JSON; anything else carrying the header (a function may set
+    // it) is passed on untouched rather than read.
+    const MAX_ERROR_BODY: u64 = 64 * 1024;
+    if axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .is_none_or(|n| n > MAX_ERROR_BODY)
+    {
+        return resp;
+    }
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
-    // Gateway errors are a line of JSON.
-    let body = axum::body::to_bytes(body, 64 * 1024)
+    let body = axum::body::to_bytes(body, MAX_ERROR_BODY as usize)
         .await
         .unwrap_or_default();
     let message: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
