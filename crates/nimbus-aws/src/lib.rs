@@ -554,7 +554,7 @@ pub async fn sqs_call(
     match sqs.dispatch(action, input).await {
         Ok(r) => Ok(query_json::answer(
             action,
-            &r,
+            &query_json::sqs_result(action, &r),
             &uuid::Uuid::new_v4().to_string(),
         )),
         Err(e) => Err(e.status_and_message()),

@@ -24,6 +24,53 @@ pub(crate) fn answer(action: &str, output: &Value, request_id: &str) -> Value {
     json!({ format!("{action}Response"): inner })
 }
 
+/// SQS's result members as the query protocol's JSON names them: every member of the action's
+/// result present (`null` when absent), and `ReceiveMessage`'s list as `messages`, which is
+/// what mapping templates read (`$input.path('$.ReceiveMessageResponse.ReceiveMessageResult.messages')`).
+pub(crate) fn sqs_result(action: &str, out: &Value) -> Value {
+    let with_members = |v: &Value, members: &[&str]| {
+        let mut m = serde_json::Map::new();
+        for k in members {
+            m.insert((*k).to_owned(), v.get(*k).cloned().unwrap_or(Value::Null));
+        }
+        Value::Object(m)
+    };
+    match action {
+        "SendMessage" => with_members(
+            out,
+            &[
+                "MD5OfMessageAttributes",
+                "MD5OfMessageBody",
+                "MD5OfMessageSystemAttributes",
+                "MessageId",
+                "SequenceNumber",
+            ],
+        ),
+        "ReceiveMessage" => {
+            let messages = out["Messages"].as_array().map(|list| {
+                list.iter()
+                    .map(|m| {
+                        with_members(
+                            m,
+                            &[
+                                "Attributes",
+                                "Body",
+                                "MD5OfBody",
+                                "MD5OfMessageAttributes",
+                                "MessageAttributes",
+                                "MessageId",
+                                "ReceiptHandle",
+                            ],
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+            json!({ "messages": messages })
+        }
+        _ => out.clone(),
+    }
+}
+
 /// `{"Error": {"Type", "Code", "Message"}, "RequestId"}`.
 pub(crate) fn error(fault: &str, code: &str, message: &str, request_id: &str) -> Value {
     json!({
@@ -47,6 +94,27 @@ pub(crate) fn respond(status: StatusCode, body: &Value, request_id: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqs_results_name_every_member_and_lower_case_messages() {
+        assert_eq!(
+            sqs_result(
+                "SendMessage",
+                &json!({"MessageId": "m", "MD5OfMessageBody": "x"})
+            ),
+            json!({"MD5OfMessageAttributes": null, "MD5OfMessageBody": "x",
+                   "MD5OfMessageSystemAttributes": null, "MessageId": "m", "SequenceNumber": null})
+        );
+        assert_eq!(
+            sqs_result(
+                "ReceiveMessage",
+                &json!({"Messages": [{"Body": "b", "MessageId": "m"}]})
+            ),
+            json!({"messages": [{"Attributes": null, "Body": "b", "MD5OfBody": null,
+                   "MD5OfMessageAttributes": null, "MessageAttributes": null, "MessageId": "m",
+                   "ReceiptHandle": null}]})
+        );
+    }
 
     #[test]
     fn answers_nest_the_result_under_the_action_as_xml_does() {

@@ -281,7 +281,11 @@ impl Sqs {
             let (status, body) = match answer {
                 Ok(out) => (
                     StatusCode::OK,
-                    crate::query_json::answer(&action, &out, &request_id),
+                    crate::query_json::answer(
+                        &action,
+                        &crate::query_json::sqs_result(&action, &out),
+                        &request_id,
+                    ),
                 ),
                 Err(e) => (
                     e.status,

@@ -30,6 +30,14 @@ pub fn log_group_arn(region: &str, account: &str, group: &str) -> String {
     format!("arn:aws:logs:{region}:{account}:log-group:{group}")
 }
 
+/// The group a log group's ARN names (`...:log-group:NAME`, with or without the `:*` that
+/// CloudFormation's `Arn` attribute adds).
+pub fn log_group_of_arn(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(":log-group:")?;
+    let name = rest.strip_suffix(":*").unwrap_or(rest);
+    (!name.is_empty()).then_some(name)
+}
+
 /// `arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{stream}`.
 pub fn log_stream_arn(region: &str, account: &str, group: &str, stream: &str) -> String {
     format!(

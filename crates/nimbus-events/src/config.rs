@@ -501,8 +501,8 @@ impl Reader<'_> {
                     .to_owned(),
             ),
             // `log-group:NAME`, with or without the `:*` CloudFormation's `Arn` attribute adds.
-            "logs" => match resource.strip_prefix("log-group:") {
-                Some(g) => Dest::LogGroup(g.strip_suffix(":*").unwrap_or(g).to_owned()),
+            "logs" => match nimbus_core::arn::log_group_of_arn(arn) {
+                Some(g) => Dest::LogGroup(g.to_owned()),
                 None => {
                     self.error(at, format!("{arn} is not a log group ARN (arn:aws:logs:REGION:ACCOUNT:log-group:NAME)"));
                     return None;

@@ -388,7 +388,9 @@ fn validators(stack: &Stack, config: &mut ApiConfig, errors: &mut Vec<String>) {
                         .and_then(|m| m.values().next())
                 })
                 .and_then(Value::as_str);
-            if let Some(model) = model {
+            // Every REST API has the built-in models `Empty` and `Error`: `Empty` asks nothing
+            // of the body.
+            if let Some(model) = model.filter(|m| !matches!(*m, "Empty" | "Error")) {
                 let Some(found) = models
                     .iter()
                     .find(|m| m.logical_id == model || name_of(m) == model)

@@ -83,7 +83,8 @@ pub async fn send(
             StatusCode::INTERNAL_SERVER_ERROR,
         )
     })?;
-    let response = match tokio::time::timeout(timeout, client().request(request)).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let response = match tokio::time::timeout_at(deadline, client().request(request)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             // The connector's error says why (refused, TLS handshake, certificate).
@@ -106,16 +107,27 @@ pub async fn send(
         }
     };
     let (parts, body) = response.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| {
-            fail(
+    // The deadline covers the body too: a backend that trickles it is cut off.
+    let body = match tokio::time::timeout_at(
+        deadline,
+        http_body_util::Limited::new(body, MAX_ANSWER).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            return Err(fail(
                 format!("the answer from {url}: {e}"),
                 StatusCode::BAD_GATEWAY,
-            )
-        })?
-        .to_bytes();
+            ))
+        }
+        Err(_) => {
+            return Err(fail(
+                format!("{url}: timed out"),
+                StatusCode::GATEWAY_TIMEOUT,
+            ))
+        }
+    };
     let mut headers = parts.headers;
     for h in HOP_BY_HOP {
         headers.remove(*h);

@@ -375,10 +375,15 @@ impl MappingHost<'_> {
         // A `{name}` the parameters do not map takes the method's path parameter of that name.
         for (name, value) in path.iter().chain(&self.matched.path_parameters) {
             let encoded = percent_encoding::utf8_percent_encode(value, PATH_SEGMENT).to_string();
+            // A greedy `{name+}` keeps its slashes; each segment between them is encoded.
+            let greedy: Vec<String> = value
+                .split('/')
+                .map(|s| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string())
+                .collect();
             call.target = call
                 .target
                 .replace(&format!("{{{name}}}"), &encoded)
-                .replace(&format!("{{{name}+}}"), value);
+                .replace(&format!("{{{name}+}}"), &greedy.join("/"));
         }
         call
     }
@@ -450,6 +455,19 @@ async fn run_rest(
             "",
         )
     };
+    // API Gateway's answer when the integration outlasts its timeout (29 s unless set).
+    let timed_out = |access: &mut Access, what: String| {
+        access.error = Some(format!(
+            "{what}: timed out after {} ms",
+            route_timeout.as_millis()
+        ));
+        gateway_error(
+            ApiKind::Rest,
+            StatusCode::GATEWAY_TIMEOUT,
+            ("InternalServerErrorException", "Endpoint request timed out"),
+            "",
+        )
+    };
     let header = |name: &str| {
         request
             .headers
@@ -513,7 +531,13 @@ async fn run_rest(
                     payload: body.into(),
                     ..InvokeRequest::default()
                 };
-                match api.platform.invoke(function, invoke).await {
+                let invoked =
+                    tokio::time::timeout(route_timeout, api.platform.invoke(function, invoke))
+                        .await;
+                let Ok(invoked) = invoked else {
+                    return timed_out(access, format!("invoking {function}"));
+                };
+                match invoked {
                     // A function error selects by its errorMessage; a success by "" (the
                     // default).
                     Ok(out) => {
@@ -562,13 +586,7 @@ async fn run_rest(
                         (a.status.as_u16().to_string(), a.body.to_vec(), headers)
                     }
                     Err(f) if f.status == StatusCode::GATEWAY_TIMEOUT => {
-                        access.error = Some(format!("HTTP integration to {}", f.why));
-                        return gateway_error(
-                            ApiKind::Rest,
-                            f.status,
-                            ("InternalServerErrorException", "Endpoint request timed out"),
-                            "",
-                        );
+                        return timed_out(access, format!("HTTP integration to {}", f.why));
                     }
                     Err(f) => return internal(access, format!("HTTP integration to {}", f.why)),
                 }
@@ -576,7 +594,10 @@ async fn run_rest(
             crate::integration::Backend::Aws { service, target } => {
                 let call = host.aws_request(rest, service, target, body);
                 let answer = match &api.services {
-                    Some(s) => s.aws(call).await,
+                    Some(s) => match tokio::time::timeout(route_timeout, s.aws(call)).await {
+                        Ok(a) => a,
+                        Err(_) => return timed_out(access, format!("{service} integration")),
+                    },
                     None => Err("no services are connected to the gateway".into()),
                 };
                 match answer {
@@ -791,12 +812,18 @@ async fn handle(
     if let Some((headers, query)) = asked {
         resp = customise(&api.config, resp, &request_id, &headers, &query).await;
     }
-    if let Some(route) = access.route_key.as_ref().and_then(|k| {
-        api.config
-            .routes
-            .iter()
-            .find(|r| !r.response_parameters.is_empty() && &r.key() == k)
-    }) {
+    let integration_answer = resp.extensions().get::<GatewayMade>().is_none();
+    if let Some(route) = access
+        .route_key
+        .as_ref()
+        .filter(|_| integration_answer)
+        .and_then(|k| {
+            api.config
+                .routes
+                .iter()
+                .find(|r| !r.response_parameters.is_empty() && &r.key() == k)
+        })
+    {
         resp = map_response(&api.config, route, resp, &request_id).await;
     }
 
@@ -923,6 +950,9 @@ async fn customise(
     headers: &[(String, String)],
     query: &[(String, String)],
 ) -> Response {
+    if resp.extensions().get::<GatewayMade>().is_none() {
+        return resp;
+    }
     let Some(error_type) = resp
         .headers()
         .get("x-amzn-errortype")
@@ -1003,6 +1033,16 @@ async fn customise(
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
+/// Marks a response API Gateway made itself (an error, a refusal), not an integration's: only
+/// these get gateway responses, and only the others get response parameter mapping.
+#[derive(Clone, Copy)]
+struct GatewayMade;
+
+fn gateway_made(mut resp: Response) -> Response {
+    resp.extensions_mut().insert(GatewayMade);
+    resp
+}
+
 /// API Gateway's own error responses, as each API flavour words them.
 fn gateway_error(
     kind: ApiKind,
@@ -1024,7 +1064,7 @@ fn gateway_error(
     if kind == ApiKind::Rest {
         put(resp.headers_mut(), "x-amzn-errortype", error_type);
     }
-    resp
+    gateway_made(resp)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1206,7 +1246,7 @@ async fn answer(
             Err((resp, why)) => {
                 access.error = Some(format!("authorizer {name}: {why}"));
                 access.refused = Some(Refusal::Forbidden);
-                return to_http(resp);
+                return gateway_made(to_http(resp));
             }
         }
     }
@@ -1487,7 +1527,7 @@ async fn guard_rest_preflight(
         if let Err((resp, why)) =
             crate::authorize::authorize(api, name, &route, request, matched, ctx).await
         {
-            return Err((to_http(resp), why));
+            return Err((gateway_made(to_http(resp)), why));
         }
     }
     if route.api_key_required {

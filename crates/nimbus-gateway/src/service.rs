@@ -201,18 +201,31 @@ fn select_one(expr: &str, cx: &Context<'_>) -> String {
     }
 }
 
-/// An HTTP API integration's `ResponseParameters` (`{"200": {"overwrite:header.x": "..."}}`).
+/// An HTTP API integration's `ResponseParameters`: OpenAPI's `{"200": {"overwrite:header.x":
+/// "..."}}`, or CloudFormation's `{"200": {"ResponseParameters": [{"Destination":
+/// "overwrite:header.x", "Source": "..."}]}}`.
 pub(crate) fn response_parameters(v: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
     v.as_object()
         .into_iter()
         .flatten()
         .map(|(status, m)| {
-            let m = m
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect();
+            let m = match m["ResponseParameters"].as_array() {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p["Destination"].as_str()?.to_owned(),
+                            p["Source"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect(),
+                None => m
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect(),
+            };
             (status.clone(), m)
         })
         .collect()

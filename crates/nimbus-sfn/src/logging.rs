@@ -41,13 +41,16 @@ pub(crate) fn destination(
         .into_iter()
         .flatten()
         .find_map(|d| d["cloudWatchLogsLogGroup"]["logGroupArn"].as_str())
-        .and_then(group_of_arn)?;
+        .and_then(nimbus_core::arn::log_group_of_arn)
+        .map(str::to_owned)?;
     (matches!(level.as_str(), "ALL" | "ERROR" | "FATAL") && sfn.log_sink.get().is_some()).then(
         || Destination {
             group,
             stream: stream_name(&machine.name, execution_arn, start_ms),
             level,
-            include_data: config["includeExecutionData"] == true,
+            // CloudFormation may hand the flag over as text.
+            include_data: config["includeExecutionData"] == true
+                || config["includeExecutionData"] == "true",
             execution_arn: execution_arn.to_owned(),
         },
     )
@@ -80,13 +83,6 @@ pub(crate) fn journal(
         }),
         None => inner,
     }
-}
-
-/// `arn:aws:logs:REGION:ACCOUNT:log-group:NAME` (with or without `:*`) -> `NAME`.
-fn group_of_arn(arn: &str) -> Option<String> {
-    let (_, rest) = arn.split_once(":log-group:")?;
-    let name = rest.strip_suffix(":*").unwrap_or(rest);
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// `states/<machine>/<yyyy-mm-dd-hh-mm>/<8 hex of the execution>`.
@@ -226,10 +222,9 @@ mod tests {
         );
         assert_eq!(line(&e, arn, true)["details"]["output"], "{}");
         assert_eq!(
-            group_of_arn(
+            nimbus_core::arn::log_group_of_arn(
                 "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vendedlogs/states/m:*"
-            )
-            .as_deref(),
+            ),
             Some("/aws/vendedlogs/states/m")
         );
     }

@@ -90,7 +90,7 @@ impl NimbusServices {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
+        let body = axum::body::to_bytes(response.into_body(), nimbus_gateway::outbound::MAX_ANSWER)
             .await
             .map_err(|e| format!("the {} answer: {e}", call.service))?;
         Ok(AwsAnswer {
@@ -100,10 +100,6 @@ impl NimbusServices {
         })
     }
 }
-
-/// The largest service answer an integration passes on (API Gateway's own payload limit is
-/// 10 MB).
-const MAX_ANSWER: usize = 10 << 20;
 
 /// The HTTP request an `AWS` integration makes: JSON-protocol services get their
 /// `X-Amz-Target` for `action/NAME`; SQS and SNS (query protocol) a form with `Action`, the
@@ -123,20 +119,24 @@ fn aws_http_request(call: &AwsRequest, region: &str) -> Result<axum::extract::Re
         u8::from(date.month()),
         date.day()
     );
-    let mut builder = axum::http::Request::builder().header("authorization", authorization);
-    for (k, v) in &call.headers {
-        if k != "authorization" && k != "host" && k != "content-length" {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-    }
     let query_protocol = matches!(service, "sqs" | "sns")
         && !call.headers.contains_key("x-amz-target")
         && (kind == "action" || call.method == "POST" || call.method == "GET");
+    let mut builder = axum::http::Request::builder().header("authorization", authorization);
+    for (k, v) in &call.headers {
+        // The query protocol's form and JSON answer are set below, in their place.
+        let replaced = query_protocol && (k == "content-type" || k == "accept");
+        if k != "authorization" && k != "host" && k != "content-length" && !replaced {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+    }
     let (method, uri, body) = if query_protocol {
+        // A body that is a form (as mapped, or as the template wrote it) joins the parameters.
         let form = call
             .headers
             .get("content-type")
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+            .is_none_or(|c| c.starts_with("application/x-www-form-urlencoded"))
+            && form_urlencoded::parse(&call.body).any(|(k, _)| !k.is_empty());
         let mut params = form_urlencoded::Serializer::new(String::new());
         if kind == "action" {
             params.append_pair("Action", rest);

@@ -375,7 +375,12 @@ fn http_output(
     let mut headers = serde_json::Map::new();
     for (k, v) in &answer.headers {
         if let Ok(v) = v.to_str() {
-            headers.insert(k.as_str().to_owned(), json!([v]));
+            let values = headers
+                .entry(k.as_str().to_owned())
+                .or_insert_with(|| json!([]));
+            if let Some(list) = values.as_array_mut() {
+                list.push(v.into());
+            }
         }
     }
     let body = serde_json::from_slice::<Value>(&answer.body)

@@ -311,17 +311,21 @@ fn include_reader(dir: PathBuf) -> nimbus_template::Reader {
     // for a large OpenAPI document and still bounds what is read.
     const MAX_INCLUDE: u64 = 10 << 20;
     nimbus_template::Reader(Arc::new(move |location: &str| {
+        use std::io::Read;
         let path = dir.join(location);
-        let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
-        if size > MAX_INCLUDE {
+        // Read through a limit, not by the file's stated size: a FIFO or a /proc file says 0.
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut text = String::new();
+        file.take(MAX_INCLUDE + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if text.len() as u64 > MAX_INCLUDE {
             return Err(format!(
-                "{} is {size} bytes, over the {MAX_INCLUDE} nimbus reads",
+                "{} is over the {MAX_INCLUDE} bytes nimbus reads",
                 path.display()
             ));
         }
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+        Ok(text)
     }))
 }
 
@@ -339,10 +343,16 @@ fn parameter_store_reader(state_dir: &Path, region: &str) -> nimbus_template::Re
         }
         let store = nimbus_ssm::ParameterStore::open(Some(&path), config.clone())
             .map_err(|e| e.to_string())?;
-        let input = serde_json::json!({"Name": name, "WithDecryption": true});
+        let input = serde_json::json!({"Name": name});
         let out = store
             .dispatch("GetParameter", &input, nimbus_events::now_ms())
             .map_err(|e| e.to_string())?;
+        // CloudFormation refuses a SecureString here, so its value never enters a stack.
+        if out["Parameter"]["Type"] == "SecureString" {
+            return Err(format!(
+                "{name} is a SecureString, which an AWS::SSM::Parameter::Value parameter cannot read"
+            ));
+        }
         out["Parameter"]["Value"]
             .as_str()
             .map(str::to_owned)

@@ -906,7 +906,7 @@ fn http_api_service_integrations_send_to_nimbus_sqs_and_eventbridge() {
     // Received and deleted through the API too (SQS-ReceiveMessage, SQS-DeleteMessage).
     let r = nimbus.request("GET", &format!("{base}/orders/next?hold=30"), &[], b"");
     assert_eq!(r.status, 200, "{}", r.body);
-    let received = &r.json()["ReceiveMessageResponse"]["ReceiveMessageResult"]["Messages"][0];
+    let received = &r.json()["ReceiveMessageResponse"]["ReceiveMessageResult"]["messages"][0];
     assert_eq!(received["Body"], r#"{"id":7}"#);
     assert_eq!(received["MessageId"], result["MessageId"]);
     let handle = received["ReceiptHandle"].as_str().unwrap();
@@ -1240,12 +1240,13 @@ Resources:
         remove:querystring.debug: ""
       ResponseParameters:
         "201":
-          overwrite:statuscode: "202"
-          append:header.x-copied: $response.header.x-backend
-          overwrite:header.x-stage: $context.stage
-          remove:header.x-backend: ""
+          ResponseParameters:
+            - {{Destination: overwrite:statuscode, Source: "202"}}
+            - {{Destination: append:header.x-copied, Source: $response.header.x-backend}}
+            - {{Destination: overwrite:header.x-stage, Source: $context.stage}}
+            - {{Destination: remove:header.x-backend, Source: "''"}}
         "500":
-          overwrite:statuscode: "503"
+          ResponseParameters: [{{Destination: overwrite:statuscode, Source: "503"}}]
   Route:
     Type: AWS::ApiGatewayV2::Route
     Properties: {{ApiId: !Ref Http, RouteKey: "GET /things/{{id}}", Target: !Sub "integrations/${{Backend}}"}}
