@@ -26,7 +26,8 @@ pub(crate) fn answer(action: &str, output: &Value, request_id: &str) -> Value {
 
 /// SQS's result members as the query protocol's JSON names them: every member of the action's
 /// result present (`null` when absent), and `ReceiveMessage`'s list as `messages`, which is
-/// what mapping templates read (`$input.path('$.ReceiveMessageResponse.ReceiveMessageResult.messages')`).
+/// what mapping templates read
+/// (`$input.path('$.ReceiveMessageResponse.ReceiveMessageResult.messages')`).
 pub(crate) fn sqs_result(action: &str, out: &Value) -> Value {
     let with_members = |v: &Value, members: &[&str]| {
         let mut m = serde_json::Map::new();

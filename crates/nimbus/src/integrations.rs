@@ -1,6 +1,6 @@
 //! The gateway's AWS service integrations, connected to nimbus's own services: HTTP APIs'
-//! first-class subtypes, and REST `AWS` integrations through nimbus's AWS endpoint. The gateway and the AWS protocol crate know nothing of each other; the binary
-//! joins them here.
+//! first-class subtypes, and REST `AWS` integrations through nimbus's AWS endpoint. The
+//! gateway and the AWS protocol crate know nothing of each other; the binary joins them here.
 
 use std::collections::BTreeMap;
 use std::future::Future;
