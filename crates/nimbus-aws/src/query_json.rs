@@ -72,15 +72,28 @@ pub(crate) fn sqs_result(action: &str, out: &Value) -> Value {
     }
 }
 
-/// `{"Error": {"Type", "Code", "Message"}, "RequestId"}`.
-pub(crate) fn error(fault: &str, code: &str, message: &str, request_id: &str) -> Value {
-    json!({
-        "Error": {"Type": fault, "Code": code, "Message": message},
-        "RequestId": request_id,
-    })
+/// A service's error, as the query protocol's JSON reports it.
+pub(crate) struct Fault<'a> {
+    pub status: StatusCode,
+    /// `Sender` or `Receiver`.
+    pub fault: &'a str,
+    pub code: &'a str,
+    pub message: &'a str,
 }
 
-pub(crate) fn respond(status: StatusCode, body: &Value, request_id: &str) -> Response {
+/// The JSON answer to `action`: its result nested as XML nests it, or
+/// `{"Error": {"Type", "Code", "Message"}, "RequestId"}`.
+pub(crate) fn reply(action: &str, result: Result<Value, Fault<'_>>, request_id: &str) -> Response {
+    let (status, body) = match result {
+        Ok(out) => (StatusCode::OK, answer(action, &out, request_id)),
+        Err(f) => (
+            f.status,
+            json!({
+                "Error": {"Type": f.fault, "Code": f.code, "Message": f.message},
+                "RequestId": request_id,
+            }),
+        ),
+    };
     (
         status,
         [

@@ -154,17 +154,18 @@ pub fn answer(sns: &nimbus_sns::Sns, params: Vec<(String, String)>, json: bool) 
     let request_id = uuid::Uuid::new_v4().to_string();
     let (action, input) = parse(params);
     if json {
-        let (status, body) = match sns.dispatch(&action, &input) {
-            Ok(out) => (
-                StatusCode::OK,
-                crate::query_json::answer(&action, &out, &request_id),
-            ),
-            Err(e) => (
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                crate::query_json::error(e.fault(), e.code(), &e.to_string(), &request_id),
-            ),
+        let answer = sns.dispatch(&action, &input);
+        let message = answer.as_ref().err().map(ToString::to_string);
+        let result = match &answer {
+            Ok(out) => Ok(out.clone()),
+            Err(e) => Err(crate::query_json::Fault {
+                status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                fault: e.fault(),
+                code: e.code(),
+                message: message.as_deref().unwrap_or_default(),
+            }),
         };
-        return crate::query_json::respond(status, &body, &request_id);
+        return crate::query_json::reply(&action, result, &request_id);
     }
     let xml_response = |status: StatusCode, body: String| {
         (

@@ -278,21 +278,16 @@ impl Sqs {
             Err(e) => (String::new(), Err(e)),
         };
         if json {
-            let (status, body) = match answer {
-                Ok(out) => (
-                    StatusCode::OK,
-                    crate::query_json::answer(
-                        &action,
-                        &crate::query_json::sqs_result(&action, &out),
-                        &request_id,
-                    ),
-                ),
-                Err(e) => (
-                    e.status,
-                    crate::query_json::error(e.fault(), e.query_code, &e.message, &request_id),
-                ),
+            let result = match &answer {
+                Ok(out) => Ok(crate::query_json::sqs_result(&action, out)),
+                Err(e) => Err(crate::query_json::Fault {
+                    status: e.status,
+                    fault: e.fault(),
+                    code: e.query_code,
+                    message: &e.message,
+                }),
             };
-            return crate::query_json::respond(status, &body, &request_id);
+            return crate::query_json::reply(&action, result, &request_id);
         }
         let (status, body) = match answer {
             Ok(out) => (StatusCode::OK, query::response(&action, &out, &request_id)),

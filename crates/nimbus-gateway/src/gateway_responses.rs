@@ -62,15 +62,8 @@ pub fn read(
         ));
         return None;
     }
-    let field = |cfn: &str| {
-        let camel = format!("{}{}", cfn[..1].to_ascii_lowercase(), &cfn[1..]);
-        if v[cfn].is_null() {
-            v[camel.as_str()].clone()
-        } else {
-            v[cfn].clone()
-        }
-    };
-    let status = match field("StatusCode") {
+    let field = |cfn: &str| crate::integration::get(v, cfn);
+    let status = match field("StatusCode").clone() {
         Value::Null => None,
         s => match s.as_u64().or_else(|| s.as_str()?.parse().ok()) {
             Some(n @ 100..=599) => Some(n as u16),

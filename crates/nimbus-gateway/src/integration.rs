@@ -100,7 +100,7 @@ pub struct RestIntegration {
 }
 
 /// Looks a key up in CloudFormation's casing, then OpenAPI's.
-fn get<'v>(v: &'v Value, cfn: &str) -> &'v Value {
+pub(crate) fn get<'v>(v: &'v Value, cfn: &str) -> &'v Value {
     let mut camel = cfn.to_owned();
     if let Some(first) = camel.get_mut(0..1) {
         first.make_ascii_lowercase();

@@ -48,6 +48,25 @@ fn client() -> &'static Client<Https, Full<Bytes>> {
     })
 }
 
+/// The headers whose values are text, as `(name, value)` pairs.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// `url` with `pairs` form-encoded onto its query string.
+pub fn with_query(mut url: String, pairs: &[(String, String)]) -> String {
+    if !pairs.is_empty() {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(pairs);
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&q.finish());
+    }
+    url
+}
+
 /// A backend's answer.
 pub struct Answer {
     pub status: StatusCode,

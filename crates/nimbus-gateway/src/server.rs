@@ -555,13 +555,7 @@ async fn run_rest(
             }
             crate::integration::Backend::Http { url } => {
                 let call = host.aws_request(rest, "http", url, body);
-                let mut target = call.target;
-                if !call.query.is_empty() {
-                    let mut q = form_urlencoded::Serializer::new(String::new());
-                    q.extend_pairs(&call.query);
-                    target.push(if target.contains('?') { '&' } else { '?' });
-                    target.push_str(&q.finish());
-                }
+                let target = crate::outbound::with_query(call.target, &call.query);
                 let mut headers: Vec<(String, String)> = call.headers.into_iter().collect();
                 if !headers.iter().any(|(k, _)| k == "content-type") {
                     headers.push(("content-type".into(), content_type.to_owned()));
@@ -576,12 +570,8 @@ async fn run_rest(
                 .await;
                 match answer {
                     Ok(a) => {
-                        let headers = a
-                            .headers
-                            .iter()
-                            .filter_map(|(k, v)| {
-                                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                            })
+                        let headers = crate::outbound::header_pairs(&a.headers)
+                            .into_iter()
                             .collect();
                         (a.status.as_u16().to_string(), a.body.to_vec(), headers)
                     }
@@ -789,13 +779,8 @@ async fn handle(
     let ip = peer.addr.ip();
     // What a customised gateway response may read of the request.
     let asked = (!api.config.gateway_responses.is_empty()).then(|| {
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
         (
-            headers,
+            crate::outbound::header_pairs(req.headers()),
             crate::event::query_pairs(req.uri().query().unwrap_or_default()),
         )
     });
@@ -961,18 +946,10 @@ async fn customise(
     else {
         return resp;
     };
-    // Gateway errors are a line of JSON; anything else carrying the header (a function may set
-    // it) is passed on untouched rather than read.
-    const MAX_ERROR_BODY: u64 = 64 * 1024;
-    if axum::body::HttpBody::size_hint(resp.body())
-        .exact()
-        .is_none_or(|n| n > MAX_ERROR_BODY)
-    {
-        return resp;
-    }
     let status = resp.status().as_u16();
     let (mut parts, body) = resp.into_parts();
-    let body = axum::body::to_bytes(body, MAX_ERROR_BODY as usize)
+    // The gateway's own errors are a line of JSON.
+    let body = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
     let message: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)

@@ -56,15 +56,27 @@ pub(crate) fn destination(
     )
 }
 
+/// The lines of the events `dest`'s level admits.
+fn lines(dest: &Destination, events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| admits(&dest.level, &e.kind))
+        .map(|e| line(e, &dest.execution_arn, dest.include_data).to_string())
+        .collect()
+}
+
+/// Sends lines to the destination's group and stream.
+fn emit(sfn: &Inner, dest: &Destination, lines: Vec<String>) {
+    if let Some(sink) = sfn.log_sink.get() {
+        for l in lines {
+            sink(&dest.group, &dest.stream, l);
+        }
+    }
+}
+
 /// Logs the events `dest`'s level admits.
 pub(crate) fn write(sfn: &Inner, dest: &Destination, events: &[Event]) {
-    let Some(sink) = sfn.log_sink.get() else {
-        return;
-    };
-    for e in events.iter().filter(|e| admits(&dest.level, &e.kind)) {
-        let l = line(e, &dest.execution_arn, dest.include_data).to_string();
-        sink(&dest.group, &dest.stream, l);
-    }
+    emit(sfn, dest, lines(dest, events));
 }
 
 /// `inner`, logging what it keeps when the execution has a destination.
@@ -160,9 +172,10 @@ impl Journal for Logged {
         cursor: Option<Cursor>,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let kept = events.clone();
+            // Rendered before the events move into the journal; sent once they are kept.
+            let lines = lines(&self.dest, &events);
             self.inner.record(events, cursor).await?;
-            write(&self.sfn, &self.dest, &kept);
+            emit(&self.sfn, &self.dest, lines);
             Ok(())
         })
     }

@@ -85,11 +85,7 @@ impl NimbusServices {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        let headers = nimbus_gateway::outbound::header_pairs(response.headers());
         let body = axum::body::to_bytes(response.into_body(), nimbus_gateway::outbound::MAX_ANSWER)
             .await
             .map_err(|e| format!("the {} answer: {e}", call.service))?;
@@ -166,12 +162,7 @@ fn aws_http_request(call: &AwsRequest, region: &str) -> Result<axum::extract::Re
         }
         ("POST", "/".to_owned(), call.body.clone())
     } else {
-        let mut uri = format!("/{rest}");
-        if !call.query.is_empty() {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.extend_pairs(&call.query);
-            uri = format!("{uri}?{}", q.finish());
-        }
+        let uri = nimbus_gateway::outbound::with_query(format!("/{rest}"), &call.query);
         (call.method.as_str(), uri, call.body.clone())
     };
     builder
