@@ -93,6 +93,10 @@ pub fn router(services: Services) -> Router {
     let json_protocol = Router::new()
         .route("/", post(json_protocol).get(query_get))
         .route("/{account}/{queue}", post(json_protocol).get(query_get))
+        .route(
+            "/SimpleNotificationService-nimbus.pem",
+            axum::routing::get(sns_signing_cert),
+        )
         .layer(DefaultBodyLimit::max(JSON_PROTOCOL_BODY_LIMIT))
         .with_state(JsonServices {
             sqs,
@@ -180,6 +184,35 @@ async fn metrics(State((hub, dynamodb)): State<(Hub, nimbus_dynamodb::DynamoDb)>
         hub.scrape_metrics(),
     )
         .into_response()
+}
+
+/// The certificate of SNS's signing key, where its HTTP/HTTPS messages' `SigningCertURL` points.
+async fn sns_signing_cert(State(services): State<JsonServices>) -> Response {
+    let sns = services.sns.clone();
+    // The first call may generate the key: off the async threads.
+    match tokio::task::spawn_blocking(move || sns.signing_cert_pem()).await {
+        Ok(Ok(pem)) => (
+            StatusCode::OK,
+            [("content-type", "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "SNS's signing certificate");
+            AwsError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                e.to_string(),
+            )
+            .into_response()
+        }
+        Err(e) => AwsError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        )
+        .into_response(),
+    }
 }
 
 /// The `{account}/{queue}` of a request sent to a queue URL.

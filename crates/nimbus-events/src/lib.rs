@@ -190,7 +190,8 @@ impl Hub {
         let _ = self.inner.stop.send(true);
     }
 
-    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+    /// Changes when nimbus stops: workers of other crates (SNS's HTTP deliveries) end with it.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.stop.subscribe()
     }
 

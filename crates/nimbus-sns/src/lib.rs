@@ -4,26 +4,33 @@
 //! Deliveries go through nimbus's durable paths before `Publish` answers: a message for an SQS
 //! subscription is sent to the queue (the SNS envelope, or the bare message with
 //! `RawMessageDelivery`), a Lambda subscription becomes an asynchronous invocation (Lambda's SNS
-//! event). So an accepted publish survives `kill -9`. HTTP/HTTPS, email and SMS subscriptions
-//! are refused: nimbus does not deliver them yet.
+//! event), an HTTP/HTTPS subscription a durable delivery job (`http.rs`: confirmation first,
+//! signed messages, the delivery policy's retries). So an accepted publish survives `kill -9`.
+//! Email, SMS and mobile push subscriptions are refused: nimbus does not deliver them.
 //!
 //! Filter policies use EventBridge's matcher (`nimbus_core::pattern`), which reads the same
 //! syntax: on the message attributes (`FilterPolicyScope: MessageAttributes`, the default, with
 //! `String.Array` attributes as arrays and `Number` ones as numbers) or on the message body
 //! (`MessageBody`).
 //!
-//! The envelope's `Signature` is not AWS's (nimbus has no SNS signing key): it is present, so
-//! code that reads it finds it, and it cannot be verified against AWS's certificate.
+//! Messages to HTTP/HTTPS endpoints are signed with nimbus's own key (`signing.rs`), its
+//! certificate served at their `SigningCertURL`. The envelopes SQS and Lambda subscriptions get
+//! carry a placeholder `Signature` instead: signing every fan-out with RSA would cost more than
+//! the rest of a publish, and nothing reads those signatures that would not also have to be
+//! pointed at nimbus's certificate.
 
+mod http;
 mod ops;
+mod signing;
 mod state;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nimbus_events::Hub;
 use serde_json::{json, Value};
 
+pub use http::{HttpRequest, HttpSender};
 pub use state::{TemplateSubscription, TemplateTopic};
 
 /// SNS's errors: the query protocol's code, its HTTP status and message.
@@ -105,6 +112,12 @@ struct Inner {
     db: Mutex<rusqlite::Connection>,
     hub: Hub,
     config: SnsConfig,
+    /// Where the signing key is kept (beside the database); `None` in memory.
+    state_dir: Option<PathBuf>,
+    /// Made on first use: generating an RSA key takes a moment.
+    signer: Mutex<Option<Arc<signing::Signer>>>,
+    /// Wakes the HTTP delivery worker when a job is added.
+    http_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Sns {
@@ -115,11 +128,60 @@ impl Sns {
                 db: Mutex::new(state::open(path)?),
                 hub,
                 config,
+                state_dir: path.and_then(Path::parent).map(Path::to_path_buf),
+                signer: Mutex::new(None),
+                http_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    /// Starts delivering to HTTP/HTTPS subscriptions (deliveries queued before, and after a
+    /// restart, included) with `send`, until the hub stops. Needs a Tokio runtime.
+    pub fn start_http_delivery(&self, send: HttpSender) {
+        tokio::spawn(http::worker(self.clone(), send));
+    }
+
+    /// The certificate of the key HTTP/HTTPS messages are signed with (PEM), served at their
+    /// `SigningCertURL`. The first call may generate the key: call it off the async threads.
+    pub fn signing_cert_pem(&self) -> Result<String, SnsError> {
+        Ok(self.signer()?.cert_pem().to_owned())
+    }
+
+    pub(crate) fn signer(&self) -> Result<Arc<signing::Signer>, SnsError> {
+        let mut slot = self.inner.signer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let signer = Arc::new(signing::Signer::load_or_create(
+            self.inner.state_dir.as_deref(),
+        )?);
+        *slot = Some(Arc::clone(&signer));
+        Ok(signer)
+    }
+
+    /// At the endpoint's root, as SNS's own certificates are (`/SimpleNotificationService-<id>.pem`).
+    pub(crate) fn cert_url(&self) -> String {
+        format!(
+            "{}/SimpleNotificationService-nimbus.pem",
+            self.inner.config.endpoint
+        )
+    }
+
+    pub(crate) fn http_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.http_wake)
+    }
+
+    /// Makes HTTP/HTTPS deliveries durable, then wakes their worker.
+    pub(crate) fn queue_http(&self, jobs: &[nimbus_store::NewJob]) -> Result<(), SnsError> {
+        self.hub()
+            .store()
+            .add_jobs_now(jobs, nimbus_events::now_ms())
+            .map_err(|e| SnsError::Internal(format!("cannot queue an HTTP delivery: {e}")))?;
+        self.inner.http_wake.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
         self.inner.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -145,7 +207,18 @@ impl Sns {
     ) -> Result<Vec<String>, SnsError> {
         let now = nimbus_events::now_ms();
         let mut db = self.db();
-        state::apply_template(self, &mut db, topics, subscriptions, now)
+        let (arns, to_confirm) = state::apply_template(self, &mut db, topics, subscriptions, now)?;
+        let mut jobs = Vec::new();
+        for sub in &to_confirm {
+            if let Some(topic) = state::topic(&db, &sub.topic_arn)? {
+                jobs.push(ops::confirmation_job(self, &topic, sub, now));
+            }
+        }
+        drop(db);
+        if !jobs.is_empty() {
+            self.queue_http(&jobs)?;
+        }
+        Ok(arns)
     }
 
     /// Runs one action; `input` is the request as JSON (the query protocol's parameters, decoded).

@@ -90,9 +90,23 @@ pub(crate) fn check_subscription(
                 "Invalid parameter: {protocol} endpoint ARN: {endpoint}"
             )))
         }
-        "http" | "https" | "email" | "email-json" | "sms" | "application" | "firehose" => {
+        "http" | "https" => {
+            let host = endpoint
+                .strip_prefix(protocol)
+                .and_then(|r| r.strip_prefix("://"))
+                .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""))
+                .map(|a| a.rsplit('@').next().unwrap_or(""));
+            let valid = host.is_some_and(|h| !h.is_empty())
+                && !endpoint.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !valid {
+                return Err(SnsError::invalid(
+                    "Invalid parameter: Endpoint must match the specified protocol",
+                ));
+            }
+        }
+        "email" | "email-json" | "sms" | "application" | "firehose" => {
             return Err(SnsError::invalid(format!(
-                "Invalid parameter: Protocol Reason: nimbus delivers sqs and lambda subscriptions; {protocol} is not served yet"
+                "Invalid parameter: Protocol Reason: nimbus delivers sqs, lambda, http and https subscriptions; {protocol} is not served yet"
             )))
         }
         other => {
@@ -128,8 +142,8 @@ fn check_subscription_attributes(attributes: &Map<String, Value>) -> Result<(), 
             "RedrivePolicy" => {
                 redrive_queue(v)?;
             }
-            "FilterPolicyScope" | "RawMessageDelivery" | "DeliveryPolicy"
-            | "SubscriptionRoleArn" => {}
+            "DeliveryPolicy" => crate::http::check_subscription_policy(v)?,
+            "FilterPolicyScope" | "RawMessageDelivery" | "SubscriptionRoleArn" => {}
             other => {
                 return Err(SnsError::invalid(format!(
                     "Invalid parameter: Attributes Reason: Unknown attribute {other}"
@@ -140,13 +154,86 @@ fn check_subscription_attributes(attributes: &Map<String, Value>) -> Result<(), 
     Ok(())
 }
 
+/// Whether a protocol's subscriptions wait for the endpoint to confirm them.
+pub(crate) fn needs_confirmation(protocol: &str) -> bool {
+    matches!(protocol, "http" | "https")
+}
+
+/// A confirmation token: long and random, as SNS's are.
+pub(crate) fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A topic attribute checked as SNS checks it.
+pub(crate) fn check_topic_attribute(name: &str, value: &str) -> Result<(), SnsError> {
+    match name {
+        "DeliveryPolicy" => crate::http::check_topic_policy(value),
+        "SignatureVersion" if !matches!(value, "1" | "2") => Err(SnsError::invalid(
+            "Invalid parameter: Attributes Reason: SignatureVersion: Invalid value. Must be 1 or 2.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `SubscriptionConfirmation` message of a pending HTTP/HTTPS subscription, as a delivery
+/// job (it is retried like a notification).
+pub(crate) fn confirmation_job(
+    sns: &Sns,
+    topic: &Topic,
+    sub: &Subscription,
+    now_ms: u64,
+) -> nimbus_store::NewJob {
+    let token = sub.token.clone().unwrap_or_default();
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let subscribe_url = format!(
+        "{}/?Action=ConfirmSubscription&TopicArn={}&Token={token}",
+        sns.config().endpoint,
+        topic.arn
+    );
+    let doc = json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": message_id,
+        "Token": token,
+        "TopicArn": topic.arn,
+        "Message": format!(
+            "You have chosen to subscribe to the topic {}.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+            topic.arn
+        ),
+        "SubscribeURL": subscribe_url,
+        "Timestamp": nimbus_core::report::timestamp_millis(now_ms),
+    });
+    let (retry, content_type) = crate::http::effective_policy(
+        topic.attribute("DeliveryPolicy"),
+        sub.attribute("DeliveryPolicy"),
+    );
+    crate::http::job(
+        crate::http::Delivery {
+            kind: "SubscriptionConfirmation",
+            message_id: &message_id,
+            url: &sub.endpoint,
+            topic_arn: &topic.arn,
+            subscription_arn: &sub.arn,
+            raw: false,
+            signature_version: topic.signature_version(),
+            retry: &retry,
+            content_type: &content_type,
+            dlq: None,
+        },
+        doc.to_string(),
+    )
+}
+
 fn topic_or_404(db: &Connection, arn: &str) -> Result<Topic, SnsError> {
     state::topic(db, arn)?.ok_or_else(|| SnsError::not_found("Topic does not exist"))
 }
 
 fn subscription_json(s: &Subscription, account: &str) -> Value {
     json!({
-        "SubscriptionArn": s.arn,
+        "SubscriptionArn": if s.pending { "PendingConfirmation" } else { s.arn.as_str() },
         "Owner": account,
         "Protocol": s.protocol,
         "Endpoint": s.endpoint,
@@ -163,7 +250,7 @@ pub(crate) fn admin(
     db: &mut Connection,
     action: &str,
     input: &Value,
-    _now_ms: u64,
+    now_ms: u64,
 ) -> Result<Value, SnsError> {
     let account = sns.config().account.clone();
     match action {
@@ -171,6 +258,9 @@ pub(crate) fn admin(
             let name = string(input, "Name")?;
             let attributes = string_map(&input["Attributes"])?;
             check_topic_name(name, &attributes)?;
+            for (k, v) in &attributes {
+                check_topic_attribute(k, v.as_str().unwrap_or(""))?;
+            }
             let arn = sns.topic_arn(name);
             match state::topic(db, &arn)? {
                 Some(existing) => {
@@ -224,8 +314,14 @@ pub(crate) fn admin(
                 ("TopicArn", t.arn.clone()),
                 ("Owner", account.clone()),
                 ("DisplayName", String::new()),
-                ("SubscriptionsConfirmed", subs.len().to_string()),
-                ("SubscriptionsPending", "0".into()),
+                (
+                    "SubscriptionsConfirmed",
+                    subs.iter().filter(|s| !s.pending).count().to_string(),
+                ),
+                (
+                    "SubscriptionsPending",
+                    subs.iter().filter(|s| s.pending).count().to_string(),
+                ),
                 ("SubscriptionsDeleted", "0".into()),
                 (
                     "Policy",
@@ -247,6 +343,7 @@ pub(crate) fn admin(
                 ));
             }
             let value = input["AttributeValue"].as_str().unwrap_or("");
+            check_topic_attribute(name, value)?;
             t.attributes.insert(name.to_owned(), value.into());
             state::put_topic(db, &t)?;
             Ok(empty())
@@ -257,34 +354,56 @@ pub(crate) fn admin(
             let endpoint = input["Endpoint"].as_str().unwrap_or("");
             let attributes = string_map(&input["Attributes"])?;
             check_subscription(protocol, endpoint, &attributes)?;
-            // Subscribing the same endpoint again answers the existing subscription.
+            // A pending subscription's ARN is answered only when asked for.
+            let arn_answer = |s: &Subscription| {
+                let wanted = matches!(
+                    &input["ReturnSubscriptionArn"],
+                    Value::Bool(true) | Value::String(_)
+                ) && input["ReturnSubscriptionArn"] != "false";
+                match s.pending && !wanted {
+                    true => json!({"SubscriptionArn": "pending confirmation"}),
+                    false => json!({"SubscriptionArn": s.arn}),
+                }
+            };
+            // Subscribing the same endpoint again answers the existing subscription (and sends
+            // a pending one its confirmation again).
             if let Some(existing) = state::subscriptions(db, Some(&topic.arn))?
                 .into_iter()
                 .find(|s| s.protocol == protocol && s.endpoint == endpoint)
             {
-                return Ok(json!({"SubscriptionArn": existing.arn}));
+                if existing.pending {
+                    sns.queue_http(&[confirmation_job(sns, &topic, &existing, now_ms)])?;
+                }
+                return Ok(arn_answer(&existing));
             }
-            let arn = format!("{}:{}", topic.arn, uuid::Uuid::new_v4());
-            state::put_subscription(
-                db,
-                &Subscription {
-                    arn: arn.clone(),
-                    topic_arn: topic.arn,
-                    protocol: protocol.to_owned(),
-                    endpoint: endpoint.to_owned(),
-                    attributes,
-                },
-                false,
-            )?;
-            Ok(json!({"SubscriptionArn": arn}))
+            let pending = needs_confirmation(protocol);
+            let sub = Subscription {
+                arn: format!("{}:{}", topic.arn, uuid::Uuid::new_v4()),
+                topic_arn: topic.arn.clone(),
+                protocol: protocol.to_owned(),
+                endpoint: endpoint.to_owned(),
+                attributes,
+                pending,
+                token: pending.then(new_token),
+            };
+            state::put_subscription(db, &sub, false)?;
+            if pending {
+                sns.queue_http(&[confirmation_job(sns, &topic, &sub, now_ms)])?;
+            }
+            Ok(arn_answer(&sub))
         }
         "ConfirmSubscription" => {
-            // sqs and lambda subscriptions are confirmed when made.
             let topic = topic_or_404(db, string(input, "TopicArn")?)?;
-            Err(SnsError::invalid(format!(
-                "Invalid parameter: Token Reason: no pending subscription on {} has this token",
-                topic.arn
-            )))
+            let token = string(input, "Token")?;
+            let mut sub = state::subscription_by_token(db, &topic.arn, token)?
+                .ok_or_else(|| SnsError::invalid("Invalid parameter: Token"))?;
+            if sub.pending {
+                sub.pending = false;
+                let from_template = state::is_from_template(db, &sub.arn)?;
+                state::put_subscription(db, &sub, from_template)?;
+                tracing::info!(subscription = %sub.arn, endpoint = %crate::http::redacted(&sub.endpoint), "SNS subscription confirmed");
+            }
+            Ok(json!({"SubscriptionArn": sub.arn}))
         }
         "Unsubscribe" => match state::delete_subscription(db, string(input, "SubscriptionArn")?)? {
             true => Ok(empty()),
@@ -313,14 +432,36 @@ pub(crate) fn admin(
                 ("Owner", account.as_str()),
                 ("Protocol", s.protocol.as_str()),
                 ("Endpoint", s.endpoint.as_str()),
-                ("ConfirmationWasAuthenticated", "true"),
-                ("PendingConfirmation", "false"),
+                (
+                    "ConfirmationWasAuthenticated",
+                    if s.pending { "false" } else { "true" },
+                ),
+                (
+                    "PendingConfirmation",
+                    if s.pending { "true" } else { "false" },
+                ),
                 ("RawMessageDelivery", "false"),
             ] {
                 attrs.insert(k.into(), v.into());
             }
             if s.attributes.contains_key("FilterPolicy") {
                 attrs.insert("FilterPolicyScope".into(), "MessageAttributes".into());
+            }
+            if needs_confirmation(&s.protocol) {
+                let topic = state::topic(db, &s.topic_arn)?;
+                let (retry, content_type) = crate::http::effective_policy(
+                    topic.as_ref().and_then(|t| t.attribute("DeliveryPolicy")),
+                    s.attribute("DeliveryPolicy"),
+                );
+                attrs.insert(
+                    "EffectiveDeliveryPolicy".into(),
+                    json!({
+                        "healthyRetryPolicy": retry.to_json(),
+                        "requestPolicy": {"headerContentType": content_type},
+                    })
+                    .to_string()
+                    .into(),
+                );
             }
             attrs.extend(s.attributes.clone());
             Ok(json!({"Attributes": attrs}))
@@ -341,7 +482,8 @@ pub(crate) fn admin(
                     s.attributes.insert(name.to_owned(), value.into());
                 }
             }
-            state::put_subscription(db, &s, false)?;
+            let from_template = state::is_from_template(db, &s.arn)?;
+            state::put_subscription(db, &s, from_template)?;
             Ok(empty())
         }
         "TagResource" | "UntagResource" | "ListTagsForResource" => {
@@ -400,6 +542,8 @@ enum Delivery {
         payload: String,
         dlq: Option<(String, String)>,
     },
+    /// An HTTP/HTTPS POST, made durable as a job before the publish is answered.
+    Http(nimbus_store::NewJob),
 }
 
 /// A publish's message attributes, checked: `{name: {DataType, StringValue|BinaryValue}}`.
@@ -551,9 +695,9 @@ fn plan_one(
     let signature = base64::engine::general_purpose::STANDARD.encode(
         nimbus_events::message::sha256_hex(format!("{message_id}{message}").as_bytes()),
     );
-    let cert = format!("{endpoint}/_nimbus/sns/SimpleNotificationService.pem");
+    let cert = sns.cert_url();
     let mut deliveries = Vec::new();
-    for sub in subs {
+    for sub in subs.iter().filter(|s| !s.pending) {
         let text = per_protocol
             .as_ref()
             .and_then(|m| m.get(&sub.protocol).or_else(|| m.get("default")))
@@ -634,6 +778,44 @@ fn plan_one(
                     dlq,
                 });
             }
+            "http" | "https" => {
+                let raw = sub.attribute("RawMessageDelivery") == Some("true");
+                let body = match raw {
+                    true => text.to_owned(),
+                    false => {
+                        // Signed when sent: see http.rs.
+                        if let Some(doc) = sns_doc.as_object_mut() {
+                            doc.remove("SignatureVersion");
+                            doc.remove("Signature");
+                        }
+                        sns_doc["UnsubscribeURL"] = unsubscribe.into();
+                        if !attrs.is_empty() {
+                            sns_doc["MessageAttributes"] =
+                                Value::Object(envelope_attributes(&attrs));
+                        }
+                        sns_doc.to_string()
+                    }
+                };
+                let (retry, content_type) = crate::http::effective_policy(
+                    topic.attribute("DeliveryPolicy"),
+                    sub.attribute("DeliveryPolicy"),
+                );
+                deliveries.push(Delivery::Http(crate::http::job(
+                    crate::http::Delivery {
+                        kind: "Notification",
+                        message_id: &message_id,
+                        url: &sub.endpoint,
+                        topic_arn: &topic.arn,
+                        subscription_arn: &sub.arn,
+                        raw,
+                        signature_version: topic.signature_version(),
+                        retry: &retry,
+                        content_type: &content_type,
+                        dlq,
+                    },
+                    body,
+                )));
+            }
             _ => {}
         }
     }
@@ -712,8 +894,20 @@ pub(crate) fn publish_batch_plans(
 }
 
 fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
+    let jobs: Vec<nimbus_store::NewJob> = plan
+        .deliveries
+        .iter()
+        .filter_map(|d| match d {
+            Delivery::Http(job) => Some(job.clone()),
+            _ => None,
+        })
+        .collect();
+    if !jobs.is_empty() {
+        sns.queue_http(&jobs)?;
+    }
     for d in &plan.deliveries {
         match d {
+            Delivery::Http(_) => {}
             Delivery::Queue {
                 queue,
                 body,
@@ -759,7 +953,11 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
 }
 
 /// A delivery that cannot succeed: to the subscription's dead-letter queue, if it has one.
-fn dead_letter(sns: &Sns, dlq: &Option<(String, String)>, why: &str) -> Result<(), SnsError> {
+pub(crate) fn dead_letter(
+    sns: &Sns,
+    dlq: &Option<(String, String)>,
+    why: &str,
+) -> Result<(), SnsError> {
     let Some((queue, body)) = dlq else {
         tracing::warn!(reason = %why, "SNS delivery failed and the subscription has no dead-letter queue: dropped");
         return Ok(());
@@ -817,6 +1015,8 @@ mod tests {
             protocol: "sqs".into(),
             endpoint: "arn:aws:sqs:us-east-1:123456789012:q".into(),
             attributes,
+            pending: false,
+            token: None,
         }
     }
 
@@ -886,10 +1086,35 @@ mod tests {
         )
         .is_ok());
         assert!(check_subscription("sqs", "not-an-arn", &ok).is_err());
-        assert!(check_subscription("https", "https://example.com", &ok)
-            .unwrap_err()
-            .to_string()
-            .contains("not served yet"));
+        for (protocol, endpoint, ok_or_error) in [
+            ("https", "https://example.com/hook", None),
+            ("http", "http://user:pw@127.0.0.1:8080/", None),
+            (
+                "https",
+                "http://example.com",
+                Some("Invalid parameter: Endpoint must match the specified protocol"),
+            ),
+            (
+                "http",
+                "http://",
+                Some("Invalid parameter: Endpoint must match the specified protocol"),
+            ),
+            (
+                "http",
+                "http://a b",
+                Some("Invalid parameter: Endpoint must match the specified protocol"),
+            ),
+            ("email", "a@example.com", Some("not served yet")),
+        ] {
+            let got = check_subscription(protocol, endpoint, &ok);
+            match ok_or_error {
+                None => assert!(got.is_ok(), "{endpoint}: {got:?}"),
+                Some(want) => {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains(want), "{endpoint}: {e}");
+                }
+            }
+        }
         assert!(check_subscription("pigeon", "x", &ok)
             .unwrap_err()
             .to_string()

@@ -24,6 +24,9 @@ const MIGRATIONS: &[&str] = &[
         from_template INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     CREATE INDEX subscriptions_topic ON subscriptions(topic_arn);",
+    // 2: HTTP/HTTPS subscriptions wait for confirmation with the token they were sent.
+    "ALTER TABLE subscriptions ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subscriptions ADD COLUMN token TEXT;",
 ];
 
 pub(crate) fn open(path: Option<&Path>) -> Result<Connection, SnsError> {
@@ -49,6 +52,19 @@ impl Topic {
         self.attributes.get("FifoTopic").and_then(Value::as_str) == Some("true")
     }
 
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).and_then(Value::as_str)
+    }
+
+    /// The signature version of its messages to HTTP/HTTPS endpoints: "1" (SHA1withRSA) unless
+    /// the topic's `SignatureVersion` is "2" (SHA256withRSA).
+    pub fn signature_version(&self) -> &str {
+        match self.attribute("SignatureVersion") {
+            Some("2") => "2",
+            _ => "1",
+        }
+    }
+
     pub fn content_based_dedup(&self) -> bool {
         self.attributes
             .get("ContentBasedDeduplication")
@@ -64,6 +80,10 @@ pub(crate) struct Subscription {
     pub protocol: String,
     pub endpoint: String,
     pub attributes: Map<String, Value>,
+    /// An HTTP/HTTPS subscription not yet confirmed: nothing is delivered to it.
+    pub pending: bool,
+    /// The token its confirmation message carried.
+    pub token: Option<String>,
 }
 
 impl Subscription {
@@ -134,10 +154,12 @@ fn subscription_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
         protocol: r.get(2)?,
         endpoint: r.get(3)?,
         attributes: object(r.get(4)?),
+        pending: r.get(5)?,
+        token: r.get(6)?,
     })
 }
 
-const SUB_COLUMNS: &str = "arn, topic_arn, protocol, endpoint, attributes";
+const SUB_COLUMNS: &str = "arn, topic_arn, protocol, endpoint, attributes, pending, token";
 
 pub(crate) fn subscriptions(
     db: &Connection,
@@ -175,8 +197,9 @@ pub(crate) fn put_subscription(
     from_template: bool,
 ) -> Result<(), SnsError> {
     db.prepare_cached(
-        "INSERT OR REPLACE INTO subscriptions (arn, topic_arn, protocol, endpoint, attributes, from_template)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO subscriptions
+         (arn, topic_arn, protocol, endpoint, attributes, from_template, pending, token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         s.arn,
@@ -184,9 +207,34 @@ pub(crate) fn put_subscription(
         s.protocol,
         s.endpoint,
         Value::Object(s.attributes.clone()).to_string(),
-        from_template
+        from_template,
+        s.pending,
+        s.token
     ])?;
     Ok(())
+}
+
+/// The subscription to `topic_arn` that was sent `token`.
+pub(crate) fn subscription_by_token(
+    db: &Connection,
+    topic_arn: &str,
+    token: &str,
+) -> Result<Option<Subscription>, SnsError> {
+    Ok(db
+        .prepare_cached(&format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE topic_arn = ?1 AND token = ?2"
+        ))?
+        .query_row([topic_arn, token], subscription_of)
+        .optional()?)
+}
+
+/// Whether a subscription was made by the template: `Subscribe` keeps the mark.
+pub(crate) fn is_from_template(db: &Connection, arn: &str) -> Result<bool, SnsError> {
+    Ok(db
+        .prepare_cached("SELECT from_template FROM subscriptions WHERE arn = ?1")?
+        .query_row([arn], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 pub(crate) fn delete_subscription(db: &Connection, arn: &str) -> Result<bool, SnsError> {
@@ -219,11 +267,14 @@ pub(crate) fn apply_template(
     topics: &[TemplateTopic],
     subs: &[TemplateSubscription],
     _now_ms: u64,
-) -> Result<Vec<String>, SnsError> {
+) -> Result<(Vec<String>, Vec<Subscription>), SnsError> {
     let tx = db.transaction()?;
     let mut arns = Vec::new();
     for t in topics {
         crate::ops::check_topic_name(&t.name, &t.attributes)?;
+        for (k, v) in &t.attributes {
+            crate::ops::check_topic_attribute(k, v.as_str().unwrap_or(""))?;
+        }
         let arn = sns.topic_arn(&t.name);
         let mut topic = topic(&tx, &arn)?.unwrap_or_else(|| Topic {
             arn: arn.clone(),
@@ -238,8 +289,17 @@ pub(crate) fn apply_template(
         arns.push(arn);
     }
     // The template's subscriptions, replaced as a whole: a stable ARN from what they connect.
+    // An HTTP/HTTPS one keeps its confirmation across runs; a new one is sent a confirmation.
+    let before: std::collections::HashMap<String, Subscription> = tx
+        .prepare_cached(&format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE from_template = 1"
+        ))?
+        .query_map([], subscription_of)?
+        .map(|r| r.map(|s| (s.arn.clone(), s)))
+        .collect::<Result<_, _>>()?;
     tx.prepare_cached("DELETE FROM subscriptions WHERE from_template = 1")?
         .execute([])?;
+    let mut to_confirm = Vec::new();
     for s in subs {
         if topic(&tx, &s.topic_arn)?.is_none() {
             return Err(SnsError::not_found(format!(
@@ -252,18 +312,28 @@ pub(crate) fn apply_template(
             &uuid::Uuid::NAMESPACE_URL,
             format!("{}|{}|{}", s.topic_arn, s.protocol, s.endpoint).as_bytes(),
         );
-        put_subscription(
-            &tx,
-            &Subscription {
-                arn: format!("{}:{id}", s.topic_arn),
-                topic_arn: s.topic_arn.clone(),
-                protocol: s.protocol.clone(),
-                endpoint: s.endpoint.clone(),
-                attributes: s.attributes.clone(),
-            },
-            true,
-        )?;
+        let arn = format!("{}:{id}", s.topic_arn);
+        let (pending, token) = match before.get(&arn) {
+            Some(old) => (old.pending, old.token.clone()),
+            None if crate::ops::needs_confirmation(&s.protocol) => {
+                (true, Some(crate::ops::new_token()))
+            }
+            None => (false, None),
+        };
+        let sub = Subscription {
+            arn,
+            topic_arn: s.topic_arn.clone(),
+            protocol: s.protocol.clone(),
+            endpoint: s.endpoint.clone(),
+            attributes: s.attributes.clone(),
+            pending,
+            token,
+        };
+        put_subscription(&tx, &sub, true)?;
+        if sub.pending && !before.contains_key(&sub.arn) {
+            to_confirm.push(sub);
+        }
     }
     tx.commit()?;
-    Ok(arns)
+    Ok((arns, to_confirm))
 }

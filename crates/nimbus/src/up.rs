@@ -927,6 +927,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     hub.start()?;
+    // SNS's HTTP/HTTPS subscriptions are POSTed through the gateway's outbound client (http
+    // and https, system roots with Mozilla's as the fallback).
+    sns.start_http_delivery(Arc::new(|r: nimbus_sns::HttpRequest| {
+        Box::pin(async move {
+            nimbus_gateway::outbound::send("POST", &r.url, &r.headers, r.body.into(), r.timeout)
+                .await
+                .map(|answer| answer.status.as_u16())
+                .map_err(|failure| failure.why)
+        })
+    }));
     hub.start_streams(&dynamodb);
     match deployments.resume() {
         Ok(0) => {}
@@ -1260,6 +1270,7 @@ fn template_sns(
             "FilterPolicyScope",
             "RawMessageDelivery",
             "RedrivePolicy",
+            "DeliveryPolicy",
         ] {
             if let Some(v) = text(&p[key]) {
                 attributes.insert(key.into(), v.into());
@@ -1279,7 +1290,13 @@ fn template_sns(
             "AWS::SNS::Topic" => {
                 let name = p["TopicName"].as_str().unwrap_or(id).to_owned();
                 let mut attributes = serde_json::Map::new();
-                for key in ["FifoTopic", "ContentBasedDeduplication", "DisplayName"] {
+                for key in [
+                    "FifoTopic",
+                    "ContentBasedDeduplication",
+                    "DisplayName",
+                    "DeliveryPolicy",
+                    "SignatureVersion",
+                ] {
                     if let Some(v) = text(&p[key]) {
                         attributes.insert(key.into(), v.into());
                     }
@@ -1337,12 +1354,12 @@ fn template_sns(
             subs.push(subscription(topic.to_owned(), p, "lambda", function));
         }
     }
-    // An email or HTTP subscription (an alarm topic's, say) must not stop a local run.
+    // An email or SMS subscription (an alarm topic's, say) must not stop a local run.
     subs.retain(|s| {
-        let served = matches!(s.protocol.as_str(), "sqs" | "lambda");
+        let served = matches!(s.protocol.as_str(), "sqs" | "lambda" | "http" | "https");
         if !served {
             eprintln!(
-                "warning: the {} subscription of {} to {} is not served: nimbus delivers sqs and lambda subscriptions",
+                "warning: the {} subscription of {} to {} is not served: nimbus delivers sqs, lambda, http and https subscriptions",
                 s.protocol, s.topic_arn, s.endpoint
             );
         }
