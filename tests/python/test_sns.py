@@ -284,3 +284,8 @@ def test_a_functions_dead_letter_topic_gets_its_failed_events(start_nimbus):
     got = drain(sqs, url, 1)
     envelope = json.loads(got[0]["Body"])
     assert envelope["TopicArn"].endswith(":dead") and json.loads(envelope["Message"]) == {"order": 7}, envelope
+    # Lambda's dead-letter attributes travel with the message, as on the queue form.
+    attrs = envelope["MessageAttributes"]
+    assert attrs["ErrorCode"] == {"Type": "Number", "Value": "200"}, attrs
+    assert attrs["ErrorMessage"] == {"Type": "String", "Value": "no"}, attrs
+    assert attrs["RequestID"]["Type"] == "String" and len(attrs["RequestID"]["Value"]) == 36, attrs

@@ -264,7 +264,9 @@ fn give_up(
         let record = record(hub, target, job, why.as_str(), out, attempts);
         send_record(hub, target, dest, &record, trace, false);
     }
-    if let Some(queue) = &cfg.dead_letter_queue {
+    if dead_letter {
+        // Lambda's dead-letter message: the event, with why it failed as message attributes,
+        // to the queue and to the topic alike.
         let (code, message) = match out {
             Some(o) => {
                 let doc: Value = serde_json::from_slice(&o.payload).unwrap_or_default();
@@ -289,22 +291,16 @@ fn give_up(
                 json!({"DataType": "String", "StringValue": &message[..cut]}),
             );
         }
-        let msg = message::internal(job.payload.clone(), Some(attrs), trace);
-        if let Err(e) = hub.send(queue, &[msg]) {
-            tracing::error!(%function, request_id = %job.id, queue, error = %e, "cannot send the failed event to the dead-letter queue; it is dropped");
+        if let Some(queue) = &cfg.dead_letter_queue {
+            let msg = message::internal(job.payload.clone(), Some(attrs.clone()), trace);
+            if let Err(e) = hub.send(queue, &[msg]) {
+                tracing::error!(%function, request_id = %job.id, queue, error = %e, "cannot send the failed event to the dead-letter queue; it is dropped");
+            }
         }
-    }
-    if let Some(topic) = &cfg.dead_letter_topic {
-        // The event is the message, as Lambda publishes it to an SNS dead-letter topic.
-        let dest = crate::Dest::Topic(topic.clone());
-        let resource = invoked_arn(hub, target);
-        if let Err(e) = hub.deliver(
-            &dest,
-            &job.payload,
-            trace,
-            ("lambda", "Lambda Function Dead Letter", &resource),
-        ) {
-            tracing::error!(%function, request_id = %job.id, topic, error = %e, "cannot publish the failed event to the dead-letter topic; it is dropped");
+        if let Some(topic) = &cfg.dead_letter_topic {
+            if let Err(e) = hub.publish_to_topic(topic, &job.payload, Some(&attrs)) {
+                tracing::error!(%function, request_id = %job.id, topic, error = %e, "cannot publish the failed event to the dead-letter topic; it is dropped");
+            }
         }
     }
     if cfg.on_failure.is_none() && !dead_letter {

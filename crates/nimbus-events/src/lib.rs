@@ -94,15 +94,20 @@ struct Inner {
     stream_mappings: Vec<config::StreamMappingSpec>,
     alarms: Vec<Arc<alarms::Alarm>>,
     stop: tokio::sync::watch::Sender<bool>,
-    /// Publishes to an SNS topic (`topic name, message`); set once SNS exists, which is built on
-    /// this hub.
+    /// Publishes to an SNS topic (`topic name, message, message attributes`); set once SNS
+    /// exists, which is built on this hub.
     topics: std::sync::OnceLock<TopicPublisher>,
     machines: std::sync::OnceLock<MachineStarter>,
     log_writer: std::sync::OnceLock<LogWriter>,
 }
 
-/// What publishes a message to an SNS topic for the engine: `(topic name, message)`.
-pub type TopicPublisher = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+/// What publishes a message to an SNS topic for the engine: `(topic name, message, message
+/// attributes)`, the attributes in `Publish`'s shape (`{name: {DataType, StringValue}}`).
+pub type TopicPublisher = Box<
+    dyn Fn(&str, &str, Option<&serde_json::Map<String, serde_json::Value>>) -> Result<(), String>
+        + Send
+        + Sync,
+>;
 /// Starts an execution of a state machine (by name) with an input; set by the binary.
 pub type MachineStarter = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 /// Writes an event (JSON text) to a log group, by name.
@@ -393,6 +398,19 @@ impl Hub {
         let _ = self.inner.topics.set(publish);
     }
 
+    /// Publishes `message` (with `attributes`) to the SNS topic named `topic`.
+    pub fn publish_to_topic(
+        &self,
+        topic: &str,
+        message: &str,
+        attributes: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), String> {
+        match self.inner.topics.get() {
+            Some(publish) => publish(topic, message, attributes),
+            None => Err(format!("topic {topic}: SNS is not running")),
+        }
+    }
+
     /// Lets the engine start Step Functions executions (rule targets); set like the topic
     /// publisher, once Step Functions is built.
     pub fn set_machine_starter(&self, start: MachineStarter) {
@@ -422,10 +440,7 @@ impl Hub {
                 .invoke_async(f, payload, trace)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Dest::Topic(t) => match self.inner.topics.get() {
-                Some(publish) => publish(t, payload),
-                None => Err(format!("topic {t}: SNS is not running")),
-            },
+            Dest::Topic(t) => self.publish_to_topic(t, payload, None),
             Dest::StateMachine(m) => match self.inner.machines.get() {
                 Some(start) => start(m, payload),
                 None => Err(format!("state machine {m}: Step Functions is not running")),

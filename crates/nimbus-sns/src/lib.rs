@@ -246,13 +246,20 @@ impl Sns {
         }
     }
 
-    /// Publishes `message` to the topic named `topic`, as a rule target, destination or
-    /// dead-letter queue does: the same fan-out as `Publish`.
-    pub fn publish(&self, topic: &str, message: &str) -> Result<String, SnsError> {
-        let out = self.dispatch(
-            "Publish",
-            &json!({"TopicArn": self.topic_arn(topic), "Message": message}),
-        )?;
+    /// Publishes `message` (with `attributes`, `Publish`'s `MessageAttributes`) to the topic
+    /// named `topic`, as a rule target, destination or dead-letter topic does: the same fan-out
+    /// as `Publish`.
+    pub fn publish(
+        &self,
+        topic: &str,
+        message: &str,
+        attributes: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<String, SnsError> {
+        let mut input = json!({"TopicArn": self.topic_arn(topic), "Message": message});
+        if let Some(a) = attributes {
+            input["MessageAttributes"] = Value::Object(a.clone());
+        }
+        let out = self.dispatch("Publish", &input)?;
         Ok(out["MessageId"].as_str().unwrap_or("").to_owned())
     }
 

@@ -728,8 +728,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("cannot open {}", sns_path.display()))?;
     {
         let sns = sns.clone();
-        hub.set_topic_publisher(Box::new(move |topic, message| {
-            sns.publish(topic, message)
+        hub.set_topic_publisher(Box::new(move |topic, message, attributes| {
+            sns.publish(topic, message, attributes)
                 .map(|_| ())
                 .map_err(|e| format!("{}: {e}", e.code()))
         }));
