@@ -4,8 +4,9 @@
 //! Every POST is first a job in nimbus's durable store (lane [`LANE`]), added before `Publish`
 //! or `Subscribe` answers, so an accepted message survives `kill -9`. One worker claims due jobs
 //! and sends each on a task of its own (at most [`MAX_IN_FLIGHT`] at once, so a slow endpoint
-//! does not hold up the others); an answer from 200 to 499 ends the job, as it does on SNS, and
-//! anything else (5xx, a refused connection, no answer within 15 s) reschedules it by the
+//! does not hold up the others); an answer from 200 to 499 other than 429 ends the job, as it
+//! does on SNS, and anything else (429, 5xx, a refused connection, no answer within 15 s)
+//! reschedules it by the
 //! policy's phases, then sends it to the subscription's dead-letter queue. Messages are signed
 //! when they are sent, not when they are published, so publishing never waits on RSA.
 
@@ -89,22 +90,27 @@ impl RetryPolicy {
             return Err("healthyRetryPolicy must be an object".into());
         };
         let d = RetryPolicy::default();
-        let number = |name: &str, default: u32| -> Result<u32, String> {
-            match m.get(name) {
-                None | Some(Value::Null) => Ok(default),
+        // Every count is at most 100 and every delay at most 3600 before any arithmetic.
+        let number = |name: &str, default: u32, max: u32| -> Result<u32, String> {
+            let n = match m.get(name) {
+                None | Some(Value::Null) => default,
                 Some(v) => v
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| format!("{name} must be a whole number of 0 or more")),
+                    .ok_or_else(|| format!("{name} must be a whole number of 0 or more"))?,
+            };
+            match n <= max {
+                true => Ok(n),
+                false => Err(format!("{name} must be at most {max}")),
             }
         };
         let p = RetryPolicy {
-            min_delay: number("minDelayTarget", d.min_delay)?,
-            max_delay: number("maxDelayTarget", d.max_delay)?,
-            retries: number("numRetries", d.retries)?,
-            no_delay_retries: number("numNoDelayRetries", 0)?,
-            min_delay_retries: number("numMinDelayRetries", 0)?,
-            max_delay_retries: number("numMaxDelayRetries", 0)?,
+            min_delay: number("minDelayTarget", d.min_delay, 3600)?,
+            max_delay: number("maxDelayTarget", d.max_delay, 3600)?,
+            retries: number("numRetries", d.retries, 100)?,
+            no_delay_retries: number("numNoDelayRetries", 0, 100)?,
+            min_delay_retries: number("numMinDelayRetries", 0, 100)?,
+            max_delay_retries: number("numMaxDelayRetries", 0, 100)?,
             backoff: match m.get("backoffFunction").and_then(Value::as_str) {
                 None | Some("linear") => Backoff::Linear,
                 Some("arithmetic") => Backoff::Arithmetic,
@@ -120,14 +126,8 @@ impl RetryPolicy {
         if p.min_delay < 1 {
             return Err("minDelayTarget must be at least 1".into());
         }
-        if p.max_delay > 3600 {
-            return Err("maxDelayTarget must be at most 3600".into());
-        }
         if p.min_delay > p.max_delay {
             return Err("minDelayTarget must not exceed maxDelayTarget".into());
-        }
-        if p.retries > 100 {
-            return Err("numRetries must be at most 100".into());
         }
         if p.no_delay_retries + p.min_delay_retries + p.max_delay_retries > p.retries {
             return Err(
@@ -298,23 +298,33 @@ pub(crate) fn job(d: Delivery<'_>, body: String) -> NewJob {
 }
 
 /// The endpoint without its credentials, and the `Authorization` they make: SNS sends a URL's
-/// `user:password@` as basic authentication.
+/// `user:password@` as basic authentication (percent-decoded, `user:` when there is no
+/// password, as RFC 7617 has it).
 fn split_credentials(url: &str) -> (String, Option<String>) {
     let Some((scheme, rest)) = url.split_once("://") else {
         return (url.to_owned(), None);
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => (
-            format!("{scheme}://{host}{tail}"),
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(userinfo)
-            )),
-        ),
-        None => (url.to_owned(), None),
-    }
+    // The host is after the last `@` before the query: a password's own `@` must be encoded,
+    // but an unencoded `/` in it still leaves the credentials out of the URL sent and logged.
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (authority_and_path, tail) = rest.split_at(end);
+    let Some((userinfo, host_and_path)) = authority_and_path.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let credentials = format!("{}:{}", decode(user), decode(password));
+    (
+        format!("{scheme}://{host_and_path}{tail}"),
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )),
+    )
 }
 
 /// The endpoint as logs may show it: never its credentials.
@@ -324,33 +334,49 @@ pub(crate) fn redacted(url: &str) -> String {
 
 /// Runs until nimbus stops: claims due deliveries and sends each on a task of its own.
 pub(crate) async fn worker(sns: Sns, send: HttpSender) {
+    // The signing key may have to be generated: once, off the async threads, before the first
+    // delivery needs it.
+    let signer = {
+        let sns = sns.clone();
+        tokio::task::spawn_blocking(move || sns.signer()).await
+    };
+    match signer {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "SNS cannot sign HTTP/HTTPS messages"),
+        Err(e) => tracing::error!(error = %e, "SNS's signing key"),
+    }
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let wake = sns.http_wake();
     let mut stop = sns.hub().stopping();
     loop {
         let free = permits.available_permits() as u32;
-        if free > 0 {
-            let now = nimbus_events::now_ms();
-            match sns
-                .hub()
-                .store()
-                .claim_jobs(LANE, free, now, now + LEASE_MS)
-            {
-                Ok(jobs) => {
-                    for job in jobs {
-                        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                            return;
-                        };
-                        let (sns, send) = (sns.clone(), Arc::clone(&send));
-                        tokio::spawn(async move {
-                            attempt(&sns, &send, job).await;
-                            drop(permit);
-                            sns.http_wake().notify_one();
-                        });
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read SNS's HTTP deliveries"),
+        if free == 0 {
+            // Every permit is taken: a finishing delivery wakes the worker.
+            tokio::select! {
+                _ = wake.notified() => continue,
+                _ = stop.changed() => return,
             }
+        }
+        let now = nimbus_events::now_ms();
+        match sns
+            .hub()
+            .store()
+            .claim_jobs(LANE, free, now, now + LEASE_MS)
+        {
+            Ok(jobs) => {
+                for job in jobs {
+                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                        return;
+                    };
+                    let (sns, send) = (sns.clone(), Arc::clone(&send));
+                    tokio::spawn(async move {
+                        attempt(&sns, &send, job).await;
+                        drop(permit);
+                        sns.http_wake().notify_one();
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read SNS's HTTP deliveries"),
         }
         let wait = match sns.hub().store().next_job_due_ms(LANE) {
             Ok(Some(due)) => {
@@ -424,26 +450,27 @@ pub(crate) fn request(sns: &Sns, job: &Job, meta: &Value) -> Result<HttpRequest,
     })
 }
 
-/// SNS counts any answer from 200 to 499 as delivered.
+/// SNS counts an answer from 200 to 499 as delivered, except 429 (too many requests), which it
+/// retries like a 5xx.
 pub(crate) fn delivered(status: u16) -> bool {
-    (200..500).contains(&status)
+    (200..500).contains(&status) && status != 429
 }
 
 async fn attempt(sns: &Sns, send: &HttpSender, job: Job) {
     let meta: Value = serde_json::from_str(&job.meta).unwrap_or_default();
     let subscription = meta["subscription"].as_str().unwrap_or("");
     let endpoint = redacted(meta["url"].as_str().unwrap_or(""));
-    // A notification for a subscription that has since been deleted is not sent.
-    if meta["kind"] == "Notification" {
-        let live = state::subscription(&sns.db(), subscription)
-            .ok()
-            .flatten()
-            .is_some_and(|s| !s.pending);
-        if !live {
-            tracing::info!(%subscription, "SNS delivery dropped: the subscription no longer exists");
-            finish(sns, &job).await;
-            return;
-        }
+    // A notification for a subscription that has since been deleted is not sent, nor a
+    // confirmation for one deleted or confirmed meanwhile.
+    let confirmation = meta["kind"] == "SubscriptionConfirmation";
+    let wanted = state::subscription(&sns.db(), subscription)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.pending == confirmation);
+    if !wanted {
+        tracing::info!(%subscription, "SNS delivery dropped: the subscription is gone or its state changed");
+        finish(sns, &job).await;
+        return;
     }
     let outcome = match request(sns, &job, &meta) {
         Ok(r) => send(r).await.and_then(|status| match delivered(status) {
@@ -546,6 +573,10 @@ mod tests {
                 "maxDelayTarget must be at most 3600",
             ),
             (
+                json!({"numRetries": 3, "numNoDelayRetries": 4294967295u64, "numMinDelayRetries": 1}),
+                "numNoDelayRetries must be at most 100",
+            ),
+            (
                 json!({"minDelayTarget": 30, "maxDelayTarget": 20}),
                 "must not exceed maxDelayTarget",
             ),
@@ -610,7 +641,17 @@ mod tests {
                 "https://example.com/hook?x=1",
                 Some("Basic dXNlcjpwYTU1"),
             ),
-            ("http://u@h:8080", "http://h:8080", Some("Basic dQ==")),
+            ("http://u@h:8080", "http://h:8080", Some("Basic dTo=")),
+            (
+                "https://me:p%40ss%2Fw@example.com/x",
+                "https://example.com/x",
+                Some("Basic bWU6cEBzcy93"),
+            ),
+            (
+                "https://me:a/b@example.com/x",
+                "https://example.com/x",
+                Some("Basic bWU6YS9i"),
+            ),
         ] {
             let (u, a) = split_credentials(url);
             assert_eq!((u.as_str(), a.as_deref()), (bare, auth), "{url}");
@@ -620,7 +661,7 @@ mod tests {
             (200, true),
             (204, true),
             (404, true),
-            (429, true),
+            (429, false),
             (499, true),
             (500, false),
             (503, false),

@@ -356,10 +356,11 @@ pub(crate) fn admin(
             check_subscription(protocol, endpoint, &attributes)?;
             // A pending subscription's ARN is answered only when asked for.
             let arn_answer = |s: &Subscription| {
-                let wanted = matches!(
-                    &input["ReturnSubscriptionArn"],
-                    Value::Bool(true) | Value::String(_)
-                ) && input["ReturnSubscriptionArn"] != "false";
+                let wanted = match &input["ReturnSubscriptionArn"] {
+                    Value::Bool(b) => *b,
+                    Value::String(t) => t.eq_ignore_ascii_case("true"),
+                    _ => false,
+                };
                 match s.pending && !wanted {
                     true => json!({"SubscriptionArn": "pending confirmation"}),
                     false => json!({"SubscriptionArn": s.arn}),

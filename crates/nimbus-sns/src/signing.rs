@@ -46,10 +46,14 @@ impl Signer {
     pub(crate) fn load_or_create(dir: Option<&Path>) -> Result<Signer, SnsError> {
         let files = dir.map(|d| (d.join(KEY_FILE), d.join(CERT_FILE)));
         if let Some((key_path, cert_path)) = &files {
-            if let (Ok(key_pem), Ok(cert_pem)) = (
-                std::fs::read_to_string(key_path),
-                std::fs::read_to_string(cert_path),
-            ) {
+            // Only missing files make a new key: one that cannot be read is an error, not a
+            // reason to replace the key subscribers may have pinned.
+            let read = |p: &Path| match std::fs::read_to_string(p) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(failed(&format!("cannot read {}", p.display()), e)),
+            };
+            if let (Some(key_pem), Some(cert_pem)) = (read(key_path)?, read(cert_path)?) {
                 let key = RsaPrivateKey::from_pkcs8_pem(&key_pem)
                     .map_err(|e| failed(&format!("cannot read {}", key_path.display()), e))?;
                 return Ok(Signer { key, cert_pem });
@@ -80,8 +84,12 @@ impl Signer {
             let key_pem = key
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(|e| failed("cannot encode", e))?;
-            write_private(key_path, key_pem.as_bytes())?;
-            write_atomically(cert_path, cert_pem.as_bytes(), false)?;
+            // A key that cannot be kept still signs this run's messages.
+            if let Err(e) = write_private(key_path, key_pem.as_bytes())
+                .and_then(|()| write_atomically(cert_path, cert_pem.as_bytes(), false))
+            {
+                tracing::warn!(error = %e, "SNS's signing key is kept in memory only: a restart makes a new one");
+            }
         }
         Ok(Signer { key, cert_pem })
     }
@@ -133,8 +141,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SnsError> {
 fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<(), SnsError> {
     use std::io::Write;
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    // A leftover temporary file would keep its own permissions: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::OpenOptionsExt;

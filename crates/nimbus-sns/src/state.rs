@@ -289,7 +289,7 @@ pub(crate) fn apply_template(
         arns.push(arn);
     }
     // The template's subscriptions, replaced as a whole: a stable ARN from what they connect.
-    // An HTTP/HTTPS one keeps its confirmation across runs; a new one is sent a confirmation.
+    // An HTTP/HTTPS one keeps its confirmation across runs; a pending one is sent a confirmation.
     let before: std::collections::HashMap<String, Subscription> = tx
         .prepare_cached(&format!(
             "SELECT {SUB_COLUMNS} FROM subscriptions WHERE from_template = 1"
@@ -330,7 +330,9 @@ pub(crate) fn apply_template(
             token,
         };
         put_subscription(&tx, &sub, true)?;
-        if sub.pending && !before.contains_key(&sub.arn) {
+        // Still pending (new, or its confirmation lost to a crash before it was queued): sent
+        // again, as a second Subscribe would send it.
+        if sub.pending {
             to_confirm.push(sub);
         }
     }
