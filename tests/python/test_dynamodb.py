@@ -497,3 +497,106 @@ def test_metrics_count_calls_by_table_operation_and_outcome_and_read_table_sizes
 def requests_get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read().decode()
+
+
+def test_partiql_statements_read_and_write_items(ddb):
+    run = lambda statement, *params, **kw: ddb.execute_statement(  # noqa: E731
+        Statement=statement, **({"Parameters": list(params)} if params else {}), **kw)
+    run("INSERT INTO cars VALUE {'pk': ?, 'sk': 1, 'status': 'new', 'tags': <<'a'>>, 'n': 5}", S("p1"))
+    run("INSERT INTO \"cars\" VALUE {'pk': 'p1', 'sk': 2, 'status': 'sold', 'n': 7}")
+    with pytest.raises(ClientError) as dup:
+        run("INSERT INTO cars VALUE {'pk': 'p1', 'sk': 1}")
+    assert dup.value.response["Error"] == {"Code": "DuplicateItemException",
+                                           "Message": "Duplicate primary key exists in table"}
+
+    # A full key is a lookup; a partition key a query (with the rest as a filter); else a scan.
+    got = run("SELECT * FROM cars WHERE pk = ? AND sk = ?", S("p1"), N(1))["Items"]
+    assert got == [{"pk": S("p1"), "sk": N(1), "status": S("new"), "tags": {"SS": ["a"]}, "n": N(5)}]
+    got = run("SELECT sk, n FROM cars WHERE pk = 'p1' AND n > 5")["Items"]
+    assert got == [{"sk": N(2), "n": N(7)}]
+    got = run('SELECT pk, sk FROM "cars"."by-status" WHERE status = \'sold\'')["Items"]
+    assert got == [{"pk": S("p1"), "sk": N(2)}]
+    got = run("SELECT sk FROM cars WHERE n BETWEEN 1 AND 6 OR status IN ['sold']")["Items"]
+    assert sorted(int(i["sk"]["N"]) for i in got) == [1, 2]
+    # Pages: Limit, then NextToken.
+    first = run("SELECT sk FROM cars WHERE pk = 'p1'", Limit=1)
+    assert first["Items"] == [{"sk": N(1)}] and "NextToken" in first
+    rest = run("SELECT sk FROM cars WHERE pk = 'p1'", NextToken=first["NextToken"])
+    assert rest["Items"] == [{"sk": N(2)}]
+
+    # UPDATE changes an item that exists, with RETURNING; never creates one.
+    out = run("UPDATE cars SET n = n + 1 SET tags = set_add(tags, <<'b'>>) REMOVE status "
+              "WHERE pk = 'p1' AND sk = 1 RETURNING ALL NEW *")
+    item = out["Items"][0]
+    assert (item["n"], sorted(item["tags"]["SS"]), "status" in item) == (N(6), ["a", "b"], False)
+    with pytest.raises(ClientError) as missing:
+        run("UPDATE cars SET n = 1 WHERE pk = 'nope' AND sk = 1")
+    assert missing.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert "Item" not in ddb.get_item(TableName="cars", Key={"pk": S("nope"), "sk": N(1)})
+    with pytest.raises(ClientError) as keyless:
+        run("UPDATE cars SET n = 1 WHERE pk = 'p1'")
+    assert keyless.value.response["Error"]["Message"] == \
+        "Where clause does not contain a mandatory equality on all key attributes"
+
+    # DELETE with a condition; RETURNING ALL OLD *.
+    with pytest.raises(ClientError) as cond:
+        run("DELETE FROM cars WHERE pk = 'p1' AND sk = 2 AND n = 0")
+    assert cond.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    out = run("DELETE FROM cars WHERE pk = 'p1' AND sk = 2 RETURNING ALL OLD *")
+    assert out["Items"][0]["n"] == N(7)
+    assert run("SELECT * FROM cars WHERE pk = 'p1' AND sk = 2")["Items"] == []
+
+
+def test_partiql_batches_and_transactions(ddb):
+    out = ddb.batch_execute_statement(Statements=[
+        {"Statement": "INSERT INTO cars VALUE {'pk': 'b', 'sk': 1}"},
+        {"Statement": "INSERT INTO cars VALUE {'pk': 'b', 'sk': ?}", "Parameters": [N(2)]},
+        {"Statement": "INSERT INTO cars VALUE {'pk': 'b', 'sk': 1}"},
+        {"Statement": "INSERT INTO nosuch VALUE {'pk': 'b'}"},
+    ])["Responses"]
+    assert out[0] == {"TableName": "cars"} and out[1] == {"TableName": "cars"}
+    assert out[2]["Error"]["Code"] == "DuplicateItem"
+    assert out[3]["Error"]["Code"] == "ResourceNotFound"
+    out = ddb.batch_execute_statement(Statements=[
+        {"Statement": "SELECT sk FROM cars WHERE pk = 'b' AND sk = 2"},
+        {"Statement": "SELECT * FROM cars WHERE pk = 'b' AND sk = 9"},
+        {"Statement": "SELECT * FROM cars WHERE pk = 'b'"},
+    ])["Responses"]
+    assert out[0] == {"TableName": "cars", "Item": {"sk": N(2)}}
+    assert out[1] == {"TableName": "cars"}
+    assert out[2]["Error"]["Code"] == "ValidationError"
+
+    # A transaction: all or nothing; an INSERT of an existing key is DuplicateItem.
+    with pytest.raises(ClientError) as cancelled:
+        ddb.execute_transaction(TransactStatements=[
+            {"Statement": "UPDATE cars SET n = 1 WHERE pk = 'b' AND sk = 1"},
+            {"Statement": "INSERT INTO cars VALUE {'pk': 'b', 'sk': 2}"},
+        ])
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "DuplicateItem"]
+    assert "n" not in ddb.get_item(TableName="cars", Key={"pk": S("b"), "sk": N(1)})["Item"]
+    ddb.execute_transaction(TransactStatements=[
+        {"Statement": "UPDATE cars SET n = 1 WHERE pk = 'b' AND sk = 1"},
+        {"Statement": "EXISTS(SELECT * FROM cars WHERE pk = 'b' AND sk = 2)"},
+        {"Statement": "INSERT INTO cars VALUE {'pk': 'b', 'sk': 3}"},
+    ])
+    got = ddb.execute_transaction(TransactStatements=[
+        {"Statement": "SELECT n FROM cars WHERE pk = 'b' AND sk = 1"},
+        {"Statement": "SELECT * FROM cars WHERE pk = 'b' AND sk = 3"},
+    ])["Responses"]
+    assert got == [{"Item": {"n": N(1)}}, {"Item": {"pk": S("b"), "sk": N(3)}}]
+
+
+@pytest.mark.parametrize("statement, params, code, message", [
+    ("SELEC * FROM cars", None, "ValidationException",
+     "Statement wasn't well formed, can't be processed: expected SELECT, INSERT, UPDATE, DELETE or EXISTS, found keyword or name SELEC"),
+    ("SELECT * FROM cars WHERE pk = ?", None, "ValidationException",
+     "Number of parameters in request and statement don't match."),
+    ("SELECT * FROM nosuch", None, "ResourceNotFoundException", "Requested resource not found"),
+    ("DELETE FROM cars WHERE sk = 1", None, "ValidationException",
+     "Where clause does not contain a mandatory equality on all key attributes"),
+])
+def test_bad_partiql_gets_dynamodb_errors(ddb, statement, params, code, message):
+    with pytest.raises(ClientError) as bad:
+        ddb.execute_statement(Statement=statement, **({"Parameters": params} if params else {}))
+    assert bad.value.response["Error"] == {"Code": code, "Message": message}

@@ -27,6 +27,9 @@ pub enum DdbError {
     TransactionCanceled(Vec<CancellationReason>),
     #[error("{0}")]
     IdempotentParameterMismatch(String),
+    /// A PartiQL `INSERT` of a key that exists.
+    #[error("{0}")]
+    DuplicateItem(String),
     #[error("{0}")]
     Serialization(String),
     #[error("{0}")]
@@ -59,6 +62,7 @@ impl DdbError {
             DdbError::ConditionalCheckFailed(_) => "ConditionalCheckFailedException",
             DdbError::TransactionCanceled(_) => "TransactionCanceledException",
             DdbError::IdempotentParameterMismatch(_) => "IdempotentParameterMismatchException",
+            DdbError::DuplicateItem(_) => "DuplicateItemException",
             DdbError::Serialization(_) => "SerializationException",
             DdbError::UnknownOperation(_) => "UnknownOperationException",
             DdbError::Internal(_) => "InternalServerError",

@@ -5,12 +5,14 @@
 //! Layout, as DESIGN.md lays out a service: [`value`] (attribute values and numbers),
 //! [`expr`] (the expression language), [`table`] (definitions and keys) are pure; [`state`] is
 //! the durable state; [`items`], [`queries`], [`tables`] and [`streams`] are the operations, one
-//! function each, taking the request's JSON and answering JSON or DynamoDB's error.
+//! function each, taking the request's JSON and answering JSON or DynamoDB's error; [`partiql`]
+//! rewrites PartiQL statements into those operations' requests.
 
 pub mod error;
 pub mod expr;
 pub mod items;
 pub mod legacy;
+pub mod partiql;
 pub mod queries;
 pub mod reserved;
 pub mod state;
@@ -180,6 +182,9 @@ impl DynamoDb {
             "TransactGetItems" => items::transact_get(self, input),
             "Query" => queries::query(self, input),
             "Scan" => queries::scan(self, input),
+            "ExecuteStatement" => partiql::execute_statement(self, input),
+            "BatchExecuteStatement" => partiql::batch_execute_statement(self, input),
+            "ExecuteTransaction" => partiql::execute_transaction(self, input),
             other => Err(DdbError::UnknownOperation(format!(
                 "nimbus's DynamoDB does not serve {other} yet; see the README for the operations it serves"
             ))),
