@@ -518,6 +518,10 @@ def test_partiql_statements_read_and_write_items(ddb):
     assert got == [{"pk": S("p1"), "sk": N(2)}]
     got = run("SELECT sk FROM cars WHERE n BETWEEN 1 AND 6 OR status IN ['sold']")["Items"]
     assert sorted(int(i["sk"]["N"]) for i in got) == [1, 2]
+    # Conditions written value-first, and more than one on the sort key.
+    assert run("SELECT sk FROM cars WHERE 'p1' = pk AND 1 < sk")["Items"] == [{"sk": N(2)}]
+    assert run("SELECT sk FROM cars WHERE pk = 'p1' AND sk <> 1")["Items"] == [{"sk": N(2)}]
+    assert run("SELECT sk FROM cars WHERE pk = 'p1' AND sk > 0 AND sk < 2")["Items"] == [{"sk": N(1)}]
     # Pages: Limit, then NextToken.
     first = run("SELECT sk FROM cars WHERE pk = 'p1'", Limit=1)
     assert first["Items"] == [{"sk": N(1)}] and "NextToken" in first
@@ -533,6 +537,11 @@ def test_partiql_statements_read_and_write_items(ddb):
         run("UPDATE cars SET n = 1 WHERE pk = 'nope' AND sk = 1")
     assert missing.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert "Item" not in ddb.get_item(TableName="cars", Key={"pk": S("nope"), "sk": N(1)})
+    # An OR among the conditions keeps its meaning: still no item is created.
+    with pytest.raises(ClientError) as missing:
+        run("UPDATE cars SET n = 1 WHERE pk = 'ghost' AND sk = 1 AND (n = 1 OR status IS MISSING)")
+    assert missing.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert "Item" not in ddb.get_item(TableName="cars", Key={"pk": S("ghost"), "sk": N(1)})
     with pytest.raises(ClientError) as keyless:
         run("UPDATE cars SET n = 1 WHERE pk = 'p1'")
     assert keyless.value.response["Error"]["Message"] == \
@@ -565,6 +574,14 @@ def test_partiql_batches_and_transactions(ddb):
     assert out[0] == {"TableName": "cars", "Item": {"sk": N(2)}}
     assert out[1] == {"TableName": "cars"}
     assert out[2]["Error"]["Code"] == "ValidationError"
+    # Reads and writes mixed: refused whole, nothing written.
+    with pytest.raises(ClientError) as mixed:
+        ddb.batch_execute_statement(Statements=[
+            {"Statement": "INSERT INTO cars VALUE {'pk': 'mixed', 'sk': 1}"},
+            {"Statement": "SELECT * FROM cars WHERE pk = 'b' AND sk = 1"},
+        ])
+    assert mixed.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item" not in ddb.get_item(TableName="cars", Key={"pk": S("mixed"), "sk": N(1)})
 
     # A transaction: all or nothing; an INSERT of an existing key is DuplicateItem.
     with pytest.raises(ClientError) as cancelled:
@@ -595,8 +612,79 @@ def test_partiql_batches_and_transactions(ddb):
     ("SELECT * FROM nosuch", None, "ResourceNotFoundException", "Requested resource not found"),
     ("DELETE FROM cars WHERE sk = 1", None, "ValidationException",
      "Where clause does not contain a mandatory equality on all key attributes"),
+    ("SELECT * FROM cars WHERE " + "(" * 200 + "pk = 'x'" + ")" * 200, None, "ValidationException",
+     "Statement wasn't well formed, can't be processed: nested more than 100 levels deep"),
+    ("SELECT * FROM cars WHERE pk = '" + "x" * 9000 + "'", None, "ValidationException",
+     "1 validation error detected: Value at 'statement' failed to satisfy constraint: Member must have length less than or equal to 8192"),
 ])
 def test_bad_partiql_gets_dynamodb_errors(ddb, statement, params, code, message):
     with pytest.raises(ClientError) as bad:
         ddb.execute_statement(Statement=statement, **({"Parameters": params} if params else {}))
     assert bad.value.response["Error"] == {"Code": code, "Message": message}
+
+
+def test_consumed_capacity_is_counted_whether_or_not_the_caller_asks(n, ddb):
+    ddb.put_item(TableName="cars", Item={"pk": S("c"), "sk": N(1), "blob": S("x" * 1500)})
+    out = ddb.get_item(TableName="cars", Key={"pk": S("c"), "sk": N(1)})
+    assert "ConsumedCapacity" not in out  # not asked for, not answered
+    out = ddb.get_item(TableName="cars", Key={"pk": S("c"), "sk": N(1)}, ConsistentRead=True,
+                       ReturnConsumedCapacity="TOTAL")
+    assert out["ConsumedCapacity"] == {"TableName": "cars", "CapacityUnits": 1.0}
+    ddb.execute_statement(Statement="SELECT * FROM cars WHERE pk = 'c' AND sk = 1")
+    text = requests_get(n.endpoint + "/metrics")
+    # The 1.5 KB item: 2 write units; reads of 0.5 (eventually consistent), 1 and 0.5.
+    assert 'nimbus_dynamodb_consumed_write_capacity_units_total{table="cars"} 2.0' in text, text
+    assert 'nimbus_dynamodb_consumed_read_capacity_units_total{table="cars"} 2.0' in text, text
+
+
+TRACED = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Tracing: Active}
+Resources:
+  Cars:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: cars
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      BillingMode: PAY_PER_REQUEST
+  Writer:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: src
+      Handler: app.handler
+      Events:
+        Api: {Type: HttpApi, Properties: {Path: /cars, Method: post}}
+"""
+
+WRITER = '''
+import boto3
+ddb = boto3.client("dynamodb")
+def handler(event, context):
+    ddb.put_item(TableName="cars", Item={"pk": {"S": "traced"}})
+    return {"statusCode": 201}
+'''
+
+
+def test_a_functions_dynamodb_call_is_a_span_of_its_trace(start_nimbus):
+    n = start_nimbus(TRACED, {"src/app.py": WRITER})
+    r = urllib.request.urlopen(urllib.request.Request(
+        n.api_url("ServerlessHttpApi") + "/cars", data=b"{}", method="POST"), timeout=30)
+    assert r.status == 201
+
+    def traced():
+        traces = json.loads(urllib.request.urlopen(n.endpoint + "/_nimbus/api/traces", timeout=10).read())
+        for t in traces["traces"]:
+            trace = json.loads(urllib.request.urlopen(
+                n.endpoint + "/_nimbus/api/traces/" + t["trace_id"], timeout=10).read())
+            if any(s["kind"] == "dynamodb" for s in trace["spans"]):
+                return trace
+        return None
+    trace = wait_until("a trace with the DynamoDB call", traced)
+    spans = {s["id"]: s for s in trace["spans"]}
+    call = next(s for s in trace["spans"] if s["kind"] == "dynamodb")
+    assert (call["name"], call["service"]) == ("PutItem", "table:cars"), call
+    # botocore sends the function's _X_AMZN_TRACE_ID: the call's parent is the function's run.
+    assert spans[call["parent_id"]]["kind"] == "execution", spans[call["parent_id"]]

@@ -353,6 +353,27 @@ async fn json_protocol(
             let started = std::time::Instant::now();
             // Calls on one table are labelled with it; batches and transactions span several.
             let input_table = input["TableName"].as_str().map(str::to_owned);
+            // Capacity is counted for the metrics whether or not the caller asked for it; it
+            // is answered only when asked.
+            let telemetry = services.events.telemetry();
+            let capacity = match service {
+                Service::DynamoDb => nimbus_dynamodb::capacity_kind(action, &input),
+                _ => None,
+            };
+            let asked = input["ReturnConsumedCapacity"]
+                .as_str()
+                .is_some_and(|v| v != "NONE");
+            if capacity.is_some() && !asked {
+                input["ReturnConsumedCapacity"] = "TOTAL".into();
+            }
+            // A function's SDK call carries its trace: the call is a span of it.
+            let mut span = telemetry.traces.open(
+                headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()),
+                nimbus_telemetry::traces::SpanKind::DynamoDb,
+                format!("table:{}", input_table.as_deref().unwrap_or("*")),
+                action.to_owned(),
+                nimbus_lambda::epoch_us(),
+            );
             let answer = if matches!(service, Service::DynamoDb)
                 && nimbus_dynamodb::is_single_item(action)
                 && db.is_idle()
@@ -392,12 +413,24 @@ async fn json_protocol(
                 (_, "UnknownOperationException") => "unknown",
                 _ => action,
             };
-            services.events.telemetry().record_dynamodb(
-                table,
-                operation,
-                outcome,
-                started.elapsed().as_secs_f64(),
-            );
+            telemetry.record_dynamodb(table, operation, outcome, started.elapsed().as_secs_f64());
+            let mut answer = answer;
+            if let (Some(write), Ok(out)) = (capacity, answer.as_mut()) {
+                for (table, units) in nimbus_dynamodb::consumed_capacity(out) {
+                    telemetry.record_dynamodb_capacity(&table, units, write);
+                }
+                if !asked {
+                    if let Some(o) = out.as_object_mut() {
+                        o.remove("ConsumedCapacity");
+                    }
+                }
+            }
+            if let Some(mut s) = span.take() {
+                if let Err(e) = &answer {
+                    s.fail(e.code());
+                }
+                telemetry.traces.close(s, nimbus_lambda::epoch_us());
+            }
             answer.map_err(dynamodb_error)
         }
     };

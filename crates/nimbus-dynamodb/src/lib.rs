@@ -54,6 +54,47 @@ pub fn is_single_item(action: &str) -> bool {
     )
 }
 
+/// Whether `action` consumes capacity it can report (`ReturnConsumedCapacity`), and whether it
+/// is a write (write units) rather than a read. A PartiQL statement is a read when it selects.
+pub fn capacity_kind(action: &str, input: &Json) -> Option<bool> {
+    let selects = |s: &Json| {
+        s["Statement"].as_str().is_some_and(|t| {
+            t.trim_start()
+                .get(..6)
+                .is_some_and(|w| w.eq_ignore_ascii_case("select"))
+        })
+    };
+    match action {
+        "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems" => Some(false),
+        "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems" => {
+            Some(true)
+        }
+        "ExecuteStatement" => Some(!selects(input)),
+        "ExecuteTransaction" => Some(
+            !input["TransactStatements"]
+                .as_array()
+                .is_some_and(|all| all.iter().all(selects)),
+        ),
+        _ => None,
+    }
+}
+
+/// The `(table, capacity units)` an answer's `ConsumedCapacity` reports (one object, or one
+/// per table for batches and transactions).
+pub fn consumed_capacity(out: &Json) -> Vec<(String, f64)> {
+    let one = |c: &Json| {
+        Some((
+            c["TableName"].as_str()?.to_owned(),
+            c["CapacityUnits"].as_f64()?,
+        ))
+    };
+    match &out["ConsumedCapacity"] {
+        Json::Array(all) => all.iter().filter_map(one).collect(),
+        c @ Json::Object(_) => one(c).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Where the tables are, for the ARNs DynamoDB hands out.
 #[derive(Debug, Clone)]
 pub struct DdbConfig {

@@ -18,6 +18,10 @@ use serde_json::{json, Map, Value as Json};
 use crate::error::DdbError;
 use crate::{items, queries, DynamoDb};
 
+/// A statement's length limit, as DynamoDB's API declares it.
+const MAX_STATEMENT: usize = 8192;
+/// How deep brackets, `NOT`s and nested documents may go: the parser recurses on each.
+const MAX_DEPTH: usize = 100;
 /// The statements a batch may hold.
 const MAX_BATCH: usize = 25;
 /// The statements a transaction may hold.
@@ -196,6 +200,7 @@ struct Parser<'a> {
     at: usize,
     params: &'a [Json],
     used: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -289,8 +294,26 @@ impl Parser<'_> {
         Ok((table, index))
     }
 
+    /// One level deeper into brackets, refused past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), DdbError> {
+        self.depth += 1;
+        match self.depth > MAX_DEPTH {
+            true => Err(malformed(format!(
+                "nested more than {MAX_DEPTH} levels deep"
+            ))),
+            false => Ok(()),
+        }
+    }
+
     /// A literal, a parameter, a document `{...}`, a list `[...]` or a set `<<...>>`.
     fn value(&mut self) -> Result<Json, DdbError> {
+        self.deeper()?;
+        let v = self.bare_value();
+        self.depth -= 1;
+        v
+    }
+
+    fn bare_value(&mut self) -> Result<Json, DdbError> {
         match self.next() {
             Some(Tok::Str(s)) => Ok(json!({"S": s})),
             Some(Tok::Num(n)) => Ok(json!({"N": n})),
@@ -419,6 +442,13 @@ impl Parser<'_> {
     }
 
     fn negation(&mut self) -> Result<Cond, DdbError> {
+        self.deeper()?;
+        let c = self.predicate();
+        self.depth -= 1;
+        c
+    }
+
+    fn predicate(&mut self) -> Result<Cond, DdbError> {
         if self.eat_word("not") {
             return Ok(Cond::Not(Box::new(self.negation()?)));
         }
@@ -673,16 +703,22 @@ fn set_of(items: Vec<Json>) -> Result<Json, DdbError> {
 
 /// Parses one statement, its `?`s taken from `params` in order.
 fn parse(text: &str, params: &[Json]) -> Result<Statement, DdbError> {
-    if text.trim().is_empty() {
+    if text.is_empty() {
         return Err(DdbError::validation(
-            "1 validation error detected: Value at 'statement' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "1 validation error detected: Value '' at 'statement' failed to satisfy constraint: Member must have length greater than or equal to 1",
         ));
+    }
+    if text.len() > MAX_STATEMENT {
+        return Err(DdbError::validation(format!(
+            "1 validation error detected: Value at 'statement' failed to satisfy constraint: Member must have length less than or equal to {MAX_STATEMENT}"
+        )));
     }
     let mut p = Parser {
         toks: tokenize(text)?,
         at: 0,
         params,
         used: 0,
+        depth: 0,
     };
     let statement = p.statement()?;
     if p.peek().is_some() {
@@ -795,20 +831,48 @@ impl Exprs {
     }
 }
 
+/// The top-level `AND`ed conditions, each comparison written path-first (`1 < sk` as
+/// `sk > 1`), as key conditions need them.
 fn conjuncts(c: Option<Cond>) -> Vec<Cond> {
     match c {
         None => Vec::new(),
         Some(Cond::And(all)) => all.into_iter().flat_map(|c| conjuncts(Some(c))).collect(),
+        Some(Cond::Cmp(v @ Operand::Value(_), op, p @ Operand::Path(_))) => {
+            let flipped = match op {
+                "<" => ">",
+                "<=" => ">=",
+                ">" => "<",
+                ">=" => "<=",
+                other => other,
+            };
+            vec![Cond::Cmp(p, flipped, v)]
+        }
         Some(c) => vec![c],
     }
 }
 
-/// The value `attr = <value>` (either way round) compares to.
+/// Whether a condition reads the top-level attribute `attr` anywhere.
+fn mentions(c: &Cond, attr: &str) -> bool {
+    let on = |o: &Operand| match o {
+        Operand::Path(p) | Operand::Size(p) => p.first() == Some(&Seg::Name(attr.to_owned())),
+        Operand::Value(_) => false,
+    };
+    match c {
+        Cond::And(all) | Cond::Or(all) => all.iter().any(|c| mentions(c, attr)),
+        Cond::Not(c) => mentions(c, attr),
+        Cond::Cmp(a, _, b) => on(a) || on(b),
+        Cond::Between(a, lo, hi) => on(a) || on(lo) || on(hi),
+        Cond::In(a, list) => on(a) || list.iter().any(on),
+        Cond::Func(_, args) => args.iter().any(on),
+        Cond::Missing(a, _) => on(a),
+    }
+}
+
+/// The value `attr = <value>` compares to (conditions come path-first from [`conjuncts`]).
 fn equality_on<'a>(c: &'a Cond, attr: &str) -> Option<&'a Json> {
     let top = |o: &Operand| matches!(o, Operand::Path(p) if p.len() == 1 && p[0] == Seg::Name(attr.to_owned()));
     match c {
         Cond::Cmp(a, "=", Operand::Value(v)) if top(a) => Some(v),
-        Cond::Cmp(Operand::Value(v), "=", b) if top(b) => Some(v),
         _ => None,
     }
 }
@@ -828,7 +892,8 @@ fn is_range_condition(c: &Cond, attr: &str) -> bool {
 /// A request to run, and how its answer becomes the statement's.
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
-    Get(Json),
+    /// A key lookup (run as a `Query` on the key), with the key itself for transactions.
+    Get(Json, Map<String, Json>),
     Query(Json),
     Scan(Json),
     Put(Json),
@@ -894,12 +959,23 @@ fn split_key(
     Ok((key, rest))
 }
 
+/// The conditions `AND`ed, each in brackets (an `OR` among them keeps its meaning when more is
+/// appended).
 fn render_conditions(x: &mut Exprs, conds: &[Cond]) -> Option<String> {
     match conds.len() {
         0 => None,
-        1 => Some(x.cond(&conds[0])),
+        1 => Some(format!("({})", x.cond(&conds[0]))),
         _ => Some(x.cond(&Cond::And(conds.to_vec()))),
     }
+}
+
+/// A key condition: DynamoDB's grammar for those has no brackets.
+fn render_key(x: &mut Exprs, conds: &[Cond]) -> String {
+    conds
+        .iter()
+        .map(|c| x.cond(c))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbError> {
@@ -917,38 +993,54 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
                 request["IndexName"] = i.clone().into();
             }
             let conds = conjuncts(filter);
-            let pinned = conds.iter().position(|c| equality_on(c, &hash).is_some());
             let mut rest = conds.clone();
-            let kind = match pinned {
-                None => {
-                    if let Some(f) = render_conditions(&mut x, &rest) {
+            let mut key = Vec::new();
+            if let Some(at) = rest.iter().position(|c| equality_on(c, &hash).is_some()) {
+                key.push(rest.remove(at));
+                if let Some(r) = &range {
+                    if let Some(at) = rest.iter().position(|c| is_range_condition(c, r)) {
+                        key.push(rest.remove(at));
+                    }
+                }
+            }
+            // A Query's filter may not name a key attribute: when the rest does (a second
+            // sort-key condition, `sk <> 1`, an OR over keys), the statement is a Scan with the
+            // whole condition as its filter, which DynamoDB's answer equals.
+            let keys_in_rest = [Some(hash.as_str()), range.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|k| rest.iter().any(|c| mentions(c, k)));
+            let kind = match key.is_empty() || keys_in_rest {
+                true => {
+                    if let Some(f) = render_conditions(&mut x, &conds) {
                         request["FilterExpression"] = f.into();
                     }
                     "Scan"
                 }
-                Some(at) => {
-                    let mut key = vec![rest.remove(at)];
-                    if let Some(r) = &range {
-                        if let Some(at) = rest.iter().position(|c| is_range_condition(c, r)) {
-                            key.push(rest.remove(at));
-                        }
-                    }
+                false => {
                     let full = index.is_none()
                         && key.len() == 1 + usize::from(range.is_some())
                         && key.iter().all(|c| matches!(c, Cond::Cmp(_, "=", _)))
                         && rest.is_empty();
-                    request["KeyConditionExpression"] =
-                        render_conditions(&mut x, &key).unwrap_or_default().into();
+                    request["KeyConditionExpression"] = render_key(&mut x, &key).into();
                     if let Some(f) = render_conditions(&mut x, &rest) {
                         request["FilterExpression"] = f.into();
                     }
-                    if full {
-                        "Get"
-                    } else {
-                        "Query"
+                    match full {
+                        true => "Get",
+                        false => "Query",
                     }
                 }
             };
+            let lookup: Map<String, Json> = [Some(hash.as_str()), range.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|k| {
+                    key.iter()
+                        .find_map(|c| equality_on(c, k))
+                        .map(|v| (k.to_owned(), v.clone()))
+                })
+                .collect();
             if let Some(paths) = &projection {
                 let text: Vec<String> = paths.iter().map(|p| x.path(p)).collect();
                 request["ProjectionExpression"] = text.join(", ").into();
@@ -971,7 +1063,7 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
             Ok(match kind {
                 "Scan" => Plan::Scan(request),
                 "Query" => Plan::Query(request),
-                _ => Plan::Get(request),
+                _ => Plan::Get(request, lookup),
             })
         }
         Statement::Insert { table, item } => {
@@ -983,6 +1075,7 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
                 "Item": item,
                 "ConditionExpression": condition,
             });
+            copy_on_failure(input, &mut request);
             x.into_request(&mut request);
             Ok(Plan::Put(request))
         }
@@ -1088,9 +1181,15 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
     }
 }
 
+/// The request's settings a write statement passes on to its operation.
 fn copy_on_failure(input: &Json, request: &mut Json) {
-    if let Some(v) = input.get("ReturnValuesOnConditionCheckFailure") {
-        request["ReturnValuesOnConditionCheckFailure"] = v.clone();
+    for k in [
+        "ReturnValuesOnConditionCheckFailure",
+        "ReturnConsumedCapacity",
+    ] {
+        if let Some(v) = input.get(k) {
+            request[k] = v.clone();
+        }
     }
 }
 
@@ -1119,7 +1218,7 @@ fn statement_text(input: &Json) -> Result<&str, DdbError> {
 /// Runs one planned statement, answering `ExecuteStatement`'s shape.
 fn run(db: &DynamoDb, plan: Plan) -> Result<Json, DdbError> {
     match plan {
-        Plan::Get(mut request) => {
+        Plan::Get(mut request, _) => {
             // A key lookup: GetItem's capacity and consistency, Query's expressions. The
             // key condition names only the key, so the Query answers at most that item.
             if let Some(o) = request.as_object_mut() {
@@ -1200,30 +1299,39 @@ pub fn batch_execute_statement(db: &DynamoDb, input: &Json) -> Result<Json, DdbE
             "1 validation error detected: Value at 'statements' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH} and greater than or equal to 1"
         )));
     }
+    // Every entry is parsed before any runs: a batch that mixes reads and writes is refused
+    // whole, as DynamoDB refuses it, with nothing written.
+    let parsed: Vec<Result<Statement, DdbError>> = statements
+        .iter()
+        .map(|entry| {
+            statement_text(entry).and_then(|t| parameters(entry).and_then(|p| parse(t, p)))
+        })
+        .collect();
+    let reads = parsed
+        .iter()
+        .flatten()
+        .filter(|s| matches!(s, Statement::Select { .. }))
+        .count();
+    let writes = parsed.iter().flatten().count() - reads;
+    if reads > 0 && writes > 0 {
+        return Err(DdbError::validation(
+            "Batch statements must be either all reads or all writes",
+        ));
+    }
     let mut responses = Vec::new();
-    let mut reads = None;
-    for entry in statements {
-        let table = |s: &Statement| match s {
-            Statement::Select { table, .. }
-            | Statement::Insert { table, .. }
-            | Statement::Update { table, .. }
-            | Statement::Delete { table, .. } => table.clone(),
-            Statement::Exists(_) => String::new(),
-        };
-        let result = statement_text(entry)
-            .and_then(|t| parameters(entry).and_then(|p| parse(t, p)))
-            .and_then(|s| {
-                let is_read = matches!(s, Statement::Select { .. });
-                if *reads.get_or_insert(is_read) != is_read {
-                    return Err(DdbError::validation(
-                        "Batch statements must be either all reads or all writes",
-                    ));
-                }
-                let name = table(&s);
-                Ok((name, plan(db, s, entry)?))
-            });
+    for (entry, statement) in statements.iter().zip(parsed) {
+        let result = statement.and_then(|s| {
+            let name = match &s {
+                Statement::Select { table, .. }
+                | Statement::Insert { table, .. }
+                | Statement::Update { table, .. }
+                | Statement::Delete { table, .. } => table.clone(),
+                Statement::Exists(_) => String::new(),
+            };
+            Ok((name, plan(db, s, entry)?))
+        });
         let response = match result {
-            Ok((name, Plan::Get(request))) => match run(db, Plan::Get(request)) {
+            Ok((name, get @ Plan::Get(..))) => match run(db, get) {
                 Ok(out) => {
                     let mut r = json!({"TableName": name});
                     if let Some(item) = out["Items"].get(0) {
@@ -1277,18 +1385,25 @@ pub fn execute_transaction(db: &DynamoDb, input: &Json) -> Result<Json, DdbError
         let statement = parse(statement_text(entry)?, parameters(entry)?)?;
         plans.push(plan(db, statement, entry)?);
     }
-    let reads = plans.iter().filter(|p| matches!(p, Plan::Get(_))).count();
+    let reads = plans.iter().filter(|p| matches!(p, Plan::Get(..))).count();
     if reads == plans.len() {
         let gets: Vec<Json> = plans
             .into_iter()
             .map(|p| match p {
-                Plan::Get(r) => json!({"Get": get_request(r)}),
+                Plan::Get(r, key) => json!({"Get": get_request(r, key)}),
                 _ => Json::Null,
             })
             .collect();
-        let out = items::transact_get(db, &json!({"TransactItems": gets}))?;
-        let responses: Vec<Json> = out["Responses"].as_array().cloned().unwrap_or_default();
-        return Ok(json!({"Responses": responses}));
+        let mut request = json!({"TransactItems": gets});
+        if let Some(c) = input.get("ReturnConsumedCapacity") {
+            request["ReturnConsumedCapacity"] = c.clone();
+        }
+        let out = items::transact_get(db, &request)?;
+        let mut answer = json!({"Responses": out["Responses"].clone()});
+        if let Some(c) = out.get("ConsumedCapacity") {
+            answer["ConsumedCapacity"] = c.clone();
+        }
+        return Ok(answer);
     }
     let inserts: Vec<bool> = plans.iter().map(|p| matches!(p, Plan::Put(_))).collect();
     let mut writes = Vec::new();
@@ -1308,7 +1423,7 @@ pub fn execute_transaction(db: &DynamoDb, input: &Json) -> Result<Json, DdbError
                 json!({"Delete": r})
             }
             Plan::Check(r) => json!({"ConditionCheck": r}),
-            Plan::Get(_) | Plan::Query(_) | Plan::Scan(_) => {
+            Plan::Get(..) | Plan::Query(_) | Plan::Scan(_) => {
                 return Err(DdbError::validation(
                     "Transaction statements must be either all reads or all writes; a read in a write transaction is written EXISTS(SELECT ...)",
                 ))
@@ -1316,11 +1431,16 @@ pub fn execute_transaction(db: &DynamoDb, input: &Json) -> Result<Json, DdbError
         });
     }
     let mut request = json!({"TransactItems": writes});
-    if let Some(t) = input.get("ClientRequestToken") {
-        request["ClientRequestToken"] = t.clone();
+    for k in ["ClientRequestToken", "ReturnConsumedCapacity"] {
+        if let Some(v) = input.get(k) {
+            request[k] = v.clone();
+        }
     }
     match items::transact_write(db, &request) {
-        Ok(_) => Ok(json!({})),
+        Ok(out) => Ok(match out.get("ConsumedCapacity") {
+            Some(c) => json!({"ConsumedCapacity": c}),
+            None => json!({}),
+        }),
         // An INSERT whose key exists fails its condition: PartiQL calls that DuplicateItem.
         Err(DdbError::TransactionCanceled(reasons)) => Err(DdbError::TransactionCanceled(
             reasons
@@ -1339,27 +1459,13 @@ pub fn execute_transaction(db: &DynamoDb, input: &Json) -> Result<Json, DdbError
     }
 }
 
-/// A key lookup as `TransactGetItems` takes it: the key from the key condition's values.
-fn get_request(query: Json) -> Json {
-    let names = query["ExpressionAttributeNames"].clone();
-    let values = query["ExpressionAttributeValues"].clone();
-    let mut key = Map::new();
-    for part in query["KeyConditionExpression"]
-        .as_str()
-        .unwrap_or("")
-        .split(" AND ")
-    {
-        let part = part.trim_matches(|c| c == '(' || c == ')');
-        if let Some((n, v)) = part.split_once(" = ") {
-            if let (Some(name), Some(value)) = (names[n].as_str(), values.get(v)) {
-                key.insert(name.to_owned(), value.clone());
-            }
-        }
-    }
+/// A key lookup as `TransactGetItems` takes it: the key, and the projection with only the
+/// names it uses.
+fn get_request(query: Json, key: Map<String, Json>) -> Json {
     let mut get = json!({"TableName": query["TableName"], "Key": key});
     if let Some(p) = query.get("ProjectionExpression") {
         get["ProjectionExpression"] = p.clone();
-        let used: Map<String, Json> = names
+        let used: Map<String, Json> = query["ExpressionAttributeNames"]
             .as_object()
             .into_iter()
             .flatten()

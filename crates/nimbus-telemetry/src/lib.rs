@@ -181,6 +181,11 @@ pub struct SqsMetrics {
 pub struct DynamoDbMetrics {
     pub requests: Family<TableRequestLabels, Counter>,
     pub latency: Histograms<TableOperationLabels>,
+    /// CloudWatch's `ConsumedReadCapacityUnits` and `ConsumedWriteCapacityUnits`: what each
+    /// call consumed, computed as DynamoDB computes it (fractions for eventually consistent
+    /// reads).
+    pub read_units: Family<TableLabels, Counter<f64, AtomicU64>>,
+    pub write_units: Family<TableLabels, Counter<f64, AtomicU64>>,
     pub items: Family<TableLabels, Gauge>,
     pub bytes: Family<TableLabels, Gauge>,
 }
@@ -547,9 +552,21 @@ impl Telemetry {
         let dynamodb = DynamoDbMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(seconds_histogram),
+            read_units: Family::default(),
+            write_units: Family::default(),
             items: Family::default(),
             bytes: Family::default(),
         };
+        r.register(
+            "dynamodb_consumed_read_capacity_units",
+            "Read capacity units DynamoDB calls consumed (CloudWatch's ConsumedReadCapacityUnits), by table",
+            dynamodb.read_units.clone(),
+        );
+        r.register(
+            "dynamodb_consumed_write_capacity_units",
+            "Write capacity units DynamoDB calls consumed (CloudWatch's ConsumedWriteCapacityUnits), by table",
+            dynamodb.write_units.clone(),
+        );
         r.register(
             "dynamodb_requests",
             "DynamoDB API calls, by table, operation and outcome (ok or DynamoDB's error code)",
@@ -731,6 +748,20 @@ impl Telemetry {
                 operation: operation.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Adds the capacity a DynamoDB call consumed on `table`.
+    pub fn record_dynamodb_capacity(&self, table: &str, units: f64, write: bool) {
+        let d = &self.dynamodb;
+        let family = match write {
+            true => &d.write_units,
+            false => &d.read_units,
+        };
+        family
+            .get_or_create(&TableLabels {
+                table: table.to_owned(),
+            })
+            .inc_by(units);
     }
 
     /// Records one S3 call.

@@ -45,6 +45,8 @@ pub enum SpanKind {
     StateMachine,
     /// One state of an execution.
     State,
+    /// A DynamoDB API call (a function's SDK call carries its trace header).
+    DynamoDb,
 }
 
 impl SpanKind {
@@ -60,6 +62,7 @@ impl SpanKind {
             SpanKind::QueueWait => "queue-wait",
             SpanKind::StateMachine => "state-machine",
             SpanKind::State => "state",
+            SpanKind::DynamoDb => "dynamodb",
         }
     }
 }

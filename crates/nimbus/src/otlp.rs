@@ -258,7 +258,7 @@ fn kind(k: SpanKind) -> opentelemetry::trace::SpanKind {
         SpanKind::Gateway | SpanKind::Invoke | SpanKind::Bus => O::Server,
         SpanKind::Target => O::Producer,
         SpanKind::QueueWait | SpanKind::AsyncQueue => O::Consumer,
-        SpanKind::StateMachine => O::Server,
+        SpanKind::StateMachine | SpanKind::DynamoDb => O::Server,
         SpanKind::Init | SpanKind::Execution | SpanKind::State => O::Internal,
     }
 }
