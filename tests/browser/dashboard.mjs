@@ -10,6 +10,8 @@
 //   NIMBUS_STATE_MACHINE  a STANDARD state machine to run once   [the first STANDARD one, if any]
 //   NIMBUS_BUCKET    a bucket holding notes/readme.txt (text, x-amz-meta-owner) to browse  [skipped]
 //   NIMBUS_TABLE     a DynamoDB table (partition key pk, sort key sk) holding pk "car#1" items  [skipped]
+//   NIMBUS_TOPIC     an SNS topic with an sqs subscription; the parameter /dashboard/param and the
+//                    secret dashboard-secret exist, NIMBUS_SECRET_VALUE being its value  [skipped]
 //   SCREENSHOT_DIR   where the views' screenshots go            [<repo>/target/dashboard-screenshots]
 //   CHROMIUM         the browser                                 [/usr/bin/chromium]
 //
@@ -401,6 +403,36 @@ async function main() {
       return first.includes('car#1');
     });
     await shot('table-items');
+  }, { critical: false });
+
+  // ---------------------------------------------------------------- topics and config
+  await step("a topic's subscriptions and counts, and parameters and secrets by name only", async () => {
+    const topic = process.env.NIMBUS_TOPIC;
+    const secret = process.env.NIMBUS_SECRET_VALUE;
+    if (!topic) {
+      log('       no NIMBUS_TOPIC: skipped');
+      return;
+    }
+    await go('#/topics', '#topic-list');
+    await waitFor(`the topic ${topic} with a published count`, async () => {
+      const txt = (await page.locator('#topic-list').textContent()) || '';
+      return txt.includes(topic) && txt.includes('Published') && !txt.includes('Loading');
+    });
+    const topicsText = (await page.locator('#topic-list').textContent()) || '';
+    if (!topicsText.includes('sqs')) throw new StepError(`the topic's sqs subscription is not listed: ${topicsText.slice(0, 300)}`);
+    await shot('topics');
+    await go('#/config', '#config-lists');
+    await waitFor('the parameters and secrets', async () => {
+      const txt = (await page.locator('#config-lists').textContent()) || '';
+      return txt.includes('Parameters') && txt.includes('Secrets') && !txt.includes('Loading');
+    });
+    const configText = (await page.locator('#config-lists').textContent()) || '';
+    if (!configText.includes('/dashboard/param')) throw new StepError(`the parameter is not listed: ${configText.slice(0, 300)}`);
+    if (!configText.includes('dashboard-secret')) throw new StepError(`the secret is not listed: ${configText.slice(0, 300)}`);
+    if (secret && (configText.includes(secret) || (await page.content()).includes(secret))) {
+      throw new StepError('a secret value is on the page');
+    }
+    await shot('config');
   }, { critical: false });
 
   // ---------------------------------------------------------------- the remaining views

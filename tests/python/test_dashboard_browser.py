@@ -3,7 +3,8 @@ from tests/browser; scripts/test.sh installs both): it loads with no console err
 service map shows every function, a fresh invocation and its REPORT line appear within
 seconds, a trace opens in the waterfall, and a state machine's execution shows its path on
 the State machines view, a bucket's object previews on the Buckets view, and a table's items
-scan and query on the Tables view. Screenshots go to
+scan and query on the Tables view, a topic's subscription and counts on the Topics view, and
+parameters and secrets by name (never a secret's value) on the Config view. Screenshots go to
 <target>/dashboard-screenshots."""
 
 import os
@@ -62,6 +63,18 @@ BUCKET = """
       BucketName: files
 """
 
+TOPIC = """
+  Alerts:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: alerts
+      Subscription:
+        - {Protocol: sqs, Endpoint: !GetAtt AlertsQueue.Arn}
+  AlertsQueue:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: alerts-q}
+"""
+
 TABLE = """
   Cars:
     Type: AWS::DynamoDB::Table
@@ -74,7 +87,11 @@ TABLE = """
 
 
 def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(start_nimbus):
-    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE + BUCKET + TABLE, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    n = start_nimbus(TEMPLATE + ALARM + STATE_MACHINE + BUCKET + TABLE + TOPIC, {"src/app.py": APP}, args=["--delay-scale", "0.05"])
+    n.client("sns").publish(TopicArn="arn:aws:sns:us-east-1:123456789012:alerts", Message="hello")
+    n.client("ssm").put_parameter(Name="/dashboard/param", Value="not-secret", Type="String")
+    secret_value = "s3cr3t-value-never-shown"
+    n.client("secretsmanager").create_secret(Name="dashboard-secret", SecretString=secret_value)
     ddb = n.client("dynamodb")
     for i in range(6):
         ddb.put_item(TableName="cars", Item={"pk": {"S": f"car#{i % 2}"}, "sk": {"S": f"v#{i}"}, "price": {"N": str(100 + i)}})
@@ -86,6 +103,7 @@ def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(s
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
                NIMBUS_STATE_MACHINE="checkout", NIMBUS_BUCKET="files", NIMBUS_TABLE="cars",
+               NIMBUS_TOPIC="alerts", NIMBUS_SECRET_VALUE=secret_value,
                SCREENSHOT_DIR=str(shots))
     out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],
                          env=env, capture_output=True, text=True, timeout=120)

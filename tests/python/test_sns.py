@@ -4,6 +4,7 @@ body, FIFO topics, errors in SNS's shapes, and a publish accepted before `kill -
 after it."""
 
 import json
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -99,6 +100,14 @@ def test_a_publish_fans_out_by_filter_policy_in_each_subscriptions_shape(start_n
     raw = drain(sqs, red_url, 1)
     assert [m["Body"] for m in raw] == ['{"size": 3}'], "raw delivery, and only the red one"
     assert raw[0]["MessageAttributes"]["color"]["StringValue"] == "red"
+    # Two published; each filtered out of one subscription (red: the function's, blue: the red
+    # queue's); four deliveries: two to `all`, one to `red`, one to the function.
+    metrics = urllib.request.urlopen(n.endpoint + "/metrics", timeout=10).read().decode()
+    for want in ['nimbus_sns_messages_published_total{topic="orders"} 2',
+                 'nimbus_sns_notifications_filtered_out_total{topic="orders"} 2',
+                 'nimbus_sns_notifications_delivered_total{topic="orders",protocol="sqs"} 3',
+                 'nimbus_sns_notifications_delivered_total{topic="orders",protocol="lambda"} 1']:
+        assert want in metrics, want
 
     line = n.wait_for("SNS-EVENT ", timeout=20)
     event = json.loads(line.split("SNS-EVENT ", 1)[1])

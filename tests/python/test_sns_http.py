@@ -269,6 +269,13 @@ def test_failed_deliveries_are_retried_by_the_policy_then_dead_lettered(start_ni
     assert (envelope["MessageId"], envelope["Message"]) == (third, "given up")
     assert len([p for p in endpoint.notifications()
                 if p["headers"]["x-amz-sns-message-id"] == third]) == 3
+    # The topic's CloudWatch-style counts: three messages published, two delivered (the retried
+    # one and the 404), one failed; the confirmation counts in neither.
+    text = urllib.request.urlopen(n.endpoint + "/metrics", timeout=10).read().decode()
+    for line in ['nimbus_sns_messages_published_total{topic="hooks"} 3',
+                 'nimbus_sns_notifications_delivered_total{topic="hooks",protocol="http"} 2',
+                 'nimbus_sns_notifications_failed_total{topic="hooks",protocol="http"} 1']:
+        assert line in text, line
 
 
 SUBSCRIBED = TEMPLATE + """

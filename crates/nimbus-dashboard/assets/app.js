@@ -8,6 +8,7 @@ import { tracesView } from './traces.js';
 import { bucketsView } from './buckets.js';
 import { deploymentsView } from './deployments.js';
 import { tablesView } from './tables.js';
+import { topicsView, configView } from './topics.js';
 import { logsView } from './logs.js';
 
 const POLL_MS = 2000;
@@ -46,6 +47,8 @@ const VIEWS = {
   statemachines: statemachinesView,
   buckets: bucketsView,
   tables: tablesView,
+  topics: topicsView,
+  config: configView,
   deployments: deploymentsView,
   traces: tracesView,
   logs: logsView,

@@ -283,6 +283,7 @@ pub(crate) fn job(d: Delivery<'_>, body: String) -> NewJob {
         payload: body,
         meta: json!({
             "kind": d.kind,
+            "protocol": if d.url.starts_with("https:") { "https" } else { "http" },
             "url": d.url,
             "topic": d.topic_arn,
             "subscription": d.subscription_arn,
@@ -479,7 +480,19 @@ async fn attempt(sns: &Sns, send: &HttpSender, job: Job) {
         }),
         Err(e) => Err(e.to_string()),
     };
+    // Notifications count toward the topic's delivered and failed metrics; confirmations do
+    // not, as on SNS.
+    let counted = !confirmation;
+    let topic = meta["topic"]
+        .as_str()
+        .and_then(|t| t.rsplit(':').next())
+        .unwrap_or("");
+    let protocol = meta["protocol"].as_str().unwrap_or("http");
+    let telemetry = sns.hub().telemetry();
     let Err(why) = outcome else {
+        if counted {
+            telemetry.record_sns_delivery(topic, protocol, true);
+        }
         finish(sns, &job).await;
         return;
     };
@@ -506,6 +519,9 @@ async fn attempt(sns: &Sns, send: &HttpSender, job: Job) {
                     a.get(1)?.as_str()?.to_owned(),
                 ))
             });
+            if counted {
+                telemetry.record_sns_delivery(topic, protocol, false);
+            }
             let why = format!("{endpoint}: {why} after {attempts} attempt(s)");
             if let Err(e) = crate::ops::dead_letter(sns, &dlq, &why) {
                 tracing::error!(error = %e, "cannot dead-letter an SNS delivery");

@@ -522,7 +522,11 @@ pub(crate) fn admin(
 /// One message to deliver: already validated and shaped, with the subscriptions it goes to.
 pub(crate) struct Plan {
     message_id: String,
+    /// The topic's name, for the metrics.
+    topic: String,
     deliveries: Vec<Delivery>,
+    /// Subscriptions whose filter policy did not match.
+    filtered_out: u64,
 }
 
 /// A batch entry's id and its plan, or why it failed.
@@ -698,6 +702,7 @@ fn plan_one(
     );
     let cert = sns.cert_url();
     let mut deliveries = Vec::new();
+    let mut filtered_out = 0;
     for sub in subs.iter().filter(|s| !s.pending) {
         let text = per_protocol
             .as_ref()
@@ -705,6 +710,7 @@ fn plan_one(
             .and_then(Value::as_str)
             .unwrap_or(message);
         if !matches(sub, &attrs, text) {
+            filtered_out += 1;
             continue;
         }
         let unsubscribe = format!("{endpoint}/?Action=Unsubscribe&SubscriptionArn={}", sub.arn);
@@ -822,7 +828,9 @@ fn plan_one(
     }
     Ok(Plan {
         message_id,
+        topic: topic.name.clone(),
         deliveries,
+        filtered_out,
     })
 }
 
@@ -895,6 +903,8 @@ pub(crate) fn publish_batch_plans(
 }
 
 fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
+    let telemetry = sns.hub().telemetry();
+    telemetry.record_sns_publish(&plan.topic, plan.filtered_out);
     let jobs: Vec<nimbus_store::NewJob> = plan
         .deliveries
         .iter()
@@ -928,10 +938,13 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
                 // A queue that was deleted after it subscribed: the delivery fails for good,
                 // to the subscription's DLQ if it has one, else dropped, as SNS does.
                 match sns.hub().send(queue, &[m]) {
-                    Ok(()) => {}
+                    Ok(()) => telemetry.record_sns_delivery(&plan.topic, "sqs", true),
                     Err(nimbus_store::StoreError::Queue(
                         nimbus_store::QueueError::NonExistentQueue,
-                    )) => dead_letter(sns, dlq, &format!("queue {queue} does not exist"))?,
+                    )) => {
+                        telemetry.record_sns_delivery(&plan.topic, "sqs", false);
+                        dead_letter(sns, dlq, &format!("queue {queue} does not exist"))?
+                    }
                     Err(e) => {
                         return Err(SnsError::Internal(format!("delivering to {queue}: {e}")))
                     }
@@ -942,8 +955,9 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
                 payload,
                 dlq,
             } => match sns.hub().invoke_async(function, payload, None) {
-                Ok(_) => {}
+                Ok(_) => telemetry.record_sns_delivery(&plan.topic, "lambda", true),
                 Err(nimbus_events::EventsError::FunctionNotFound(_)) => {
+                    telemetry.record_sns_delivery(&plan.topic, "lambda", false);
                     dead_letter(sns, dlq, &format!("function {function} does not exist"))?
                 }
                 Err(e) => return Err(SnsError::Internal(format!("invoking {function}: {e}"))),

@@ -85,6 +85,29 @@ pub struct TableLabels {
     pub table: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+/// An SNS delivery: the topic and the subscription's protocol (`sqs`, `lambda`, `http`,
+/// `https`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicProtocolLabels {
+    pub topic: String,
+    pub protocol: String,
+}
+
+/// SNS's CloudWatch metrics, by topic: `NumberOfMessagesPublished`,
+/// `NumberOfNotificationsDelivered`, `NumberOfNotificationsFailed` and
+/// `NumberOfNotificationsFilteredOut`.
+pub struct SnsMetrics {
+    pub published: Family<TopicLabels, Counter>,
+    pub delivered: Family<TopicProtocolLabels, Counter>,
+    pub failed: Family<TopicProtocolLabels, Counter>,
+    pub filtered_out: Family<TopicLabels, Counter>,
+}
+
 /// A DynamoDB call: the table (empty for calls on several or none), the operation, and `ok` or
 /// DynamoDB's error code (a bounded set).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -273,6 +296,7 @@ pub struct Telemetry {
     pub sqs: SqsMetrics,
     pub dynamodb: DynamoDbMetrics,
     pub s3: S3Metrics,
+    pub sns: SnsMetrics,
     /// Requests a chaos fault answered instead of the service.
     pub chaos_faults: Family<FaultLabels, Counter>,
     /// AWS API calls answered by the JSON and query protocol services, by operation.
@@ -656,6 +680,32 @@ impl Telemetry {
             "Step Functions state transitions (states entered), by state machine",
             states.transitions.clone(),
         );
+        let sns = SnsMetrics {
+            published: Family::default(),
+            delivered: Family::default(),
+            failed: Family::default(),
+            filtered_out: Family::default(),
+        };
+        r.register(
+            "sns_messages_published",
+            "Messages published to each SNS topic (CloudWatch's NumberOfMessagesPublished)",
+            sns.published.clone(),
+        );
+        r.register(
+            "sns_notifications_delivered",
+            "SNS deliveries that reached their subscription (a queue, a function's event queue, an HTTP endpoint's 2xx-4xx answer), by topic and protocol",
+            sns.delivered.clone(),
+        );
+        r.register(
+            "sns_notifications_failed",
+            "SNS deliveries given up on (a missing queue or function, an HTTP delivery policy exhausted), by topic and protocol",
+            sns.failed.clone(),
+        );
+        r.register(
+            "sns_notifications_filtered_out",
+            "Subscriptions whose filter policy did not match a published message, by topic",
+            sns.filtered_out.clone(),
+        );
         Telemetry {
             registry: r,
             scrape: Mutex::new(()),
@@ -664,6 +714,7 @@ impl Telemetry {
             sqs,
             dynamodb,
             s3,
+            sns,
             chaos_faults,
             api_calls,
             start_time,
@@ -762,6 +813,31 @@ impl Telemetry {
                 table: table.to_owned(),
             })
             .inc_by(units);
+    }
+
+    /// Counts one SNS delivery's outcome.
+    pub fn record_sns_delivery(&self, topic: &str, protocol: &str, delivered: bool) {
+        let family = match delivered {
+            true => &self.sns.delivered,
+            false => &self.sns.failed,
+        };
+        family
+            .get_or_create(&TopicProtocolLabels {
+                topic: topic.to_owned(),
+                protocol: protocol.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one message published to `topic`, and the subscriptions it was filtered out of.
+    pub fn record_sns_publish(&self, topic: &str, filtered_out: u64) {
+        let l = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        self.sns.published.get_or_create(&l).inc();
+        if filtered_out > 0 {
+            self.sns.filtered_out.get_or_create(&l).inc_by(filtered_out);
+        }
     }
 
     /// Records one S3 call.
