@@ -166,6 +166,10 @@ pub struct StreamMappingSpec {
     pub on_failure: Option<Dest>,
     pub filters: Vec<Pattern>,
     pub enabled: bool,
+    /// `ParallelizationFactor` (1-10): concurrent batches, each for the keys hashed to it.
+    pub parallelization: u32,
+    /// `TumblingWindowInSeconds` in milliseconds; 0 for none.
+    pub tumbling_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1222,18 +1226,10 @@ impl Reader<'_> {
             self.limit_or_unlimited(p, "MaximumRecordAgeInSeconds", at, 60, 604_800);
         let bisect =
             p["BisectBatchOnFunctionError"] == true || p["BisectBatchOnFunctionError"] == "true";
-        if let Some(n) = self.int(p, "ParallelizationFactor", at, 1, 10) {
-            if n > 1 {
-                self.warnings.push(format!(
-                    "{at}: ParallelizationFactor {n} is served as 1: one batch at a time per stream, in order"
-                ));
-            }
-        }
-        if !p["TumblingWindowInSeconds"].is_null() {
-            self.warnings.push(format!(
-                "{at}: TumblingWindowInSeconds is not served by nimbus yet; the function is invoked without window state"
-            ));
-        }
+        let parallelization = self.int(p, "ParallelizationFactor", at, 1, 10).unwrap_or(1) as u32;
+        let tumbling_window_s = self
+            .int(p, "TumblingWindowInSeconds", at, 0, 900)
+            .unwrap_or(0);
         let report = self.report_batch_item_failures(p, at);
         let dest = &p["DestinationConfig"]["OnFailure"]["Destination"];
         let on_failure = if dest.is_null() {
@@ -1261,6 +1257,8 @@ impl Reader<'_> {
             on_failure,
             filters,
             enabled: self.enabled(p, at),
+            parallelization,
+            tumbling_window_ms: tumbling_window_s * 1000,
         })
     }
 }

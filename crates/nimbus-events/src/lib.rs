@@ -179,10 +179,28 @@ impl Hub {
         Ok(())
     }
 
-    /// Starts a poller per DynamoDB stream event source mapping.
+    /// Starts the pollers of each DynamoDB stream event source mapping: one per
+    /// `ParallelizationFactor` lane, each from its checkpoint.
     pub fn start_streams(&self, ddb: &nimbus_dynamodb::DynamoDb) {
         for m in self.inner.stream_mappings.iter().filter(|m| m.enabled) {
-            tokio::spawn(streams::poller(self.clone(), ddb.clone(), m.clone()));
+            // Every lane's start is fixed before any lane runs: a lane new to this run starts
+            // where the mapping as a whole had got to, not where another lane gets to now.
+            match streams::start_positions(ddb, m) {
+                Ok(starts) => {
+                    for (lane, start) in starts.into_iter().enumerate() {
+                        tokio::spawn(streams::poller(
+                            self.clone(),
+                            ddb.clone(),
+                            m.clone(),
+                            lane as u32,
+                            start,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot read the stream mapping's checkpoint; the mapping does not run")
+                }
+            }
         }
     }
 

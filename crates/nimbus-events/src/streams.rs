@@ -11,6 +11,14 @@
 //! `ReportBatchItemFailures` the checkpoint moves to just before the first failed record.
 //! The checkpoint is kept in DynamoDB's database, so a restart resumes where the last run
 //! stopped and a record is handed to the function again only if its batch had not succeeded.
+//!
+//! `ParallelizationFactor` N runs N pollers over the stream, each taking the records whose key
+//! hashes to it and keeping its own checkpoint: up to N batches at once, each key's records in
+//! order, a failing batch blocking only its own lane. `TumblingWindowInSeconds` groups records
+//! into windows by their creation time: each invocation gets the window, the `state` the last
+//! one returned, and when the window is over (a record of a later window arrives, or its end
+//! passes) a final invocation with `isFinalInvokeForWindow`; a state over 1 MB ends the window
+//! early. The state lives in the poller: a restart mid-window starts that window's state afresh.
 
 use std::time::Duration;
 
@@ -30,6 +38,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Lambda's synchronous invocation payload limit: a batch stops growing before it.
 const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// A tumbling window's state limit: past it, Lambda ends the window early.
+const MAX_WINDOW_STATE: usize = 1024 * 1024;
 
 type Record = (u64, Value);
 
@@ -53,39 +64,194 @@ fn created_ms(r: &Value) -> u64 {
         .map_or(now_ms(), |s| (s * 1000.0) as u64)
 }
 
-pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
-    let mut stop = hub.stopping();
-    let (db, id, table, from_start) = (ddb.clone(), m.id.clone(), m.table.clone(), m.from_start);
-    let start = blocking(move || {
-        let latest = db.stream_latest(&table)?;
-        let at = match db.checkpoint(&id)? {
+/// Where lane `lane` of a mapping keeps its checkpoint: lane 0 where the mapping always has.
+fn lane_id(m: &StreamMappingSpec, lane: u32) -> String {
+    match lane {
+        0 => m.id.clone(),
+        n => format!("{}#lane{n}", m.id),
+    }
+}
+
+/// The lane a record belongs to: its key hashed (FNV-1a, stable across runs and builds, which
+/// the standard library's hasher does not promise), so one key's records stay in one lane.
+fn lane_of(record: &Value, lanes: u32) -> u32 {
+    if lanes <= 1 {
+        return 0;
+    }
+    let key = record["dynamodb"]["Keys"].to_string();
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % lanes
+}
+
+/// Each lane's first position, fixed (and saved) before any lane runs. A lane without a
+/// checkpoint of its own (new, or the factor was raised) starts where the mapping had got to.
+pub(crate) fn start_positions(
+    ddb: &DynamoDb,
+    m: &StreamMappingSpec,
+) -> Result<Vec<u64>, nimbus_dynamodb::DdbError> {
+    let latest = ddb.stream_latest(&m.table)?;
+    let base = ddb.checkpoint(&m.id)?;
+    let mut starts = Vec::new();
+    for lane in 0..m.parallelization.max(1) {
+        let id = lane_id(m, lane);
+        let at = match ddb.checkpoint(&id)?.or(base) {
             // Past the stream's end: its records were trimmed away with the table; read what
             // is kept from the start, as Lambda does after a trim.
             Some(seq) if seq > latest => 0,
             Some(seq) => seq,
-            None if from_start => 0,
+            None if m.from_start => 0,
             None => latest,
         };
-        db.set_checkpoint(&id, at)?;
-        Ok(at)
+        ddb.set_checkpoint(&id, at)?;
+        starts.push(at);
+    }
+    Ok(starts)
+}
+
+/// A tumbling window in progress: its start, the state the function last returned, and the
+/// stream's ARN (for the final invocation, which carries no records).
+struct Window {
+    start_ms: u64,
+    state: Value,
+    source_arn: String,
+}
+
+/// The window a record belongs to.
+fn window_of(r: &Value, width_ms: u64) -> u64 {
+    created_ms(r) / width_ms * width_ms
+}
+
+/// `2020-12-09T07:04:00Z`, as Lambda writes a window's bounds.
+fn window_time(ms: u64) -> String {
+    let t = nimbus_core::report::timestamp_millis(ms);
+    match t.split_once('.') {
+        Some((whole, _)) => format!("{whole}Z"),
+        None => t,
+    }
+}
+
+/// The event of a windowed invocation.
+fn window_event(
+    records: &[&Value],
+    w: &Window,
+    width_ms: u64,
+    shard: &str,
+    is_final: bool,
+    early: bool,
+) -> Value {
+    json!({
+        "Records": records,
+        "window": {"start": window_time(w.start_ms), "end": window_time(w.start_ms + width_ms)},
+        "state": w.state,
+        "shardId": shard,
+        "eventSourceARN": w.source_arn,
+        "isFinalInvokeForWindow": is_final,
+        "isWindowTerminatedEarly": early,
     })
-    .await;
-    let mut after = match start {
-        Ok(seq) => seq,
-        Err(e) => {
-            tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot read the stream mapping's checkpoint; the mapping does not run");
-            return;
+}
+
+/// The final invocation of a window, retried until it succeeds (Lambda holds the stream
+/// until it does); false when nimbus is stopping.
+async fn final_invoke(
+    hub: &Hub,
+    m: &StreamMappingSpec,
+    w: &Window,
+    shard: &str,
+    early: bool,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let event = window_event(&[], w, m.tumbling_window_ms, shard, true, early);
+    let mut attempts = 0u32;
+    loop {
+        let req = InvokeRequest {
+            payload: Bytes::from(event.to_string()),
+            ..InvokeRequest::default()
+        };
+        match hub.platform().invoke(&m.function, req).await {
+            Ok(out) if out.function_error.is_none() => return true,
+            Err(InvokeError::ShuttingDown) => return false,
+            _ => attempts += 1,
         }
+        tracing::info!(function = %m.function, table = %m.table, attempts, "a tumbling window's final invocation failed; retrying it");
+        let backoff = Duration::from_millis(500 << attempts.min(5)).min(MAX_BACKOFF);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.mul_f64(hub.settings().delay_scale.max(0.0))) => {}
+            _ = stop.changed() => return false,
+        }
+    }
+}
+
+pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: u32, start: u64) {
+    let mut stop = hub.stopping();
+    let lanes = m.parallelization.max(1);
+    let id = lane_id(&m, lane);
+    let mut after = start;
+    let shard = {
+        let (db, table) = (ddb.clone(), m.table.clone());
+        blocking(move || db.shard_id(&table))
+            .await
+            .unwrap_or_default()
     };
+    let mut window: Option<Window> = None;
     // A failing range (up to this sequence number) is retried on its own, halved with
     // BisectBatchOnFunctionError, until it succeeds or is given up on; new records wait.
     let mut pinned: Option<u64> = None;
     let mut limit = m.batch_size as usize;
     let mut attempts = 0u32;
     loop {
-        let Some(mut batch) = gather(&ddb, &m, after, limit, pinned, &mut stop).await else {
+        // An open window ends with its time, even when no record of a later one arrives.
+        let window_end = window.as_ref().map(|w| w.start_ms + m.tumbling_window_ms);
+        let lane_of_mine = (lane, lanes);
+        let Some((mut batch, scanned)) = gather(
+            &ddb,
+            &m,
+            after,
+            limit,
+            pinned,
+            lane_of_mine,
+            window_end,
+            &mut stop,
+        )
+        .await
+        else {
             return;
         };
+        if m.tumbling_window_ms > 0 {
+            // The records of one window at a time: a record of a later window ends this one.
+            let next = batch
+                .first()
+                .map(|(_, r)| window_of(r, m.tumbling_window_ms));
+            let ended = match (&window, next) {
+                (Some(w), Some(start)) => start != w.start_ms,
+                (Some(w), None) => now_ms() >= w.start_ms + m.tumbling_window_ms,
+                (None, _) => false,
+            };
+            if ended {
+                let w = window.take().unwrap_or_else(|| unreachable!());
+                if !final_invoke(&hub, &m, &w, &shard, false, &mut stop).await {
+                    return;
+                }
+            }
+            if let Some(start) = next {
+                let keep = batch
+                    .iter()
+                    .take_while(|(_, r)| window_of(r, m.tumbling_window_ms) == start)
+                    .count();
+                batch.truncate(keep);
+            }
+        }
+        if batch.is_empty() {
+            // Only other lanes' records (or nothing): this lane has read past them.
+            if scanned > after && pinned.is_none() {
+                after = scanned;
+                save(&ddb, &id, &m, after).await;
+            }
+            continue;
+        }
         if let Some(max_age) = m.max_record_age_s {
             let cutoff = now_ms().saturating_sub(max_age * 1000);
             let old = batch
@@ -96,7 +262,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
                 let expired: Vec<Record> = batch.drain(..old).collect();
                 give_up(&hub, &ddb, &m, &expired, attempts, true).await;
                 after = expired.last().map_or(after, |(s, _)| *s);
-                save(&ddb, &m, after).await;
+                save(&ddb, &id, &m, after).await;
                 attempts = 0;
                 if pinned.is_some_and(|end| after >= end) {
                     pinned = None;
@@ -107,27 +273,63 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
                 }
             }
         }
-        let last_seq = batch.last().map_or(after, |(s, _)| *s);
+        // With a window, the batch ends at its last record; without, the read went past the
+        // other lanes' records too.
+        let last_seq = match m.tumbling_window_ms {
+            0 => batch.last().map_or(after, |(s, _)| *s).max(scanned),
+            _ => batch.last().map_or(after, |(s, _)| *s),
+        };
         let records: Vec<&Value> = batch
             .iter()
             .map(|(_, r)| r)
             .filter(|r| m.filters.is_empty() || m.filters.iter().any(|f| f.matches(r)))
             .collect();
+        if m.tumbling_window_ms > 0 && window.is_none() {
+            if let Some((_, first)) = batch.first() {
+                window = Some(Window {
+                    start_ms: window_of(first, m.tumbling_window_ms),
+                    state: json!({}),
+                    source_arn: first["eventSourceARN"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+        }
         let failed_from = if records.is_empty() {
             None
         } else {
+            let payload = match &window {
+                Some(w) => window_event(&records, w, m.tumbling_window_ms, &shard, false, false),
+                None => json!({ "Records": records }),
+            };
             let req = InvokeRequest {
-                payload: Bytes::from(json!({ "Records": records }).to_string()),
+                payload: Bytes::from(payload.to_string()),
                 ..InvokeRequest::default()
             };
             match hub.platform().invoke(&m.function, req).await {
-                Ok(out) if out.function_error.is_none() => {
-                    if m.report_batch_item_failures {
-                        first_failed(&out.payload, &records)
-                    } else {
-                        None
-                    }
-                }
+                Ok(out) if out.function_error.is_none() => match window.as_mut() {
+                    // A windowed answer must carry the state; without it the call failed.
+                    Some(w) => match serde_json::from_slice::<Value>(&out.payload)
+                        .ok()
+                        .filter(|doc| doc["state"].is_object())
+                    {
+                        Some(doc) => {
+                            w.state = doc["state"].clone();
+                            if m.report_batch_item_failures {
+                                first_failed(&out.payload, &records)
+                            } else {
+                                None
+                            }
+                        }
+                        None => {
+                            tracing::warn!(function = %m.function, "a tumbling window's invocation answered no state object: the batch failed");
+                            Some(after)
+                        }
+                    },
+                    None if m.report_batch_item_failures => first_failed(&out.payload, &records),
+                    None => None,
+                },
                 Ok(_) => Some(after),
                 Err(InvokeError::Throttled(_)) | Err(InvokeError::NotFound(_)) => {
                     tokio::select! {
@@ -140,7 +342,19 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
         };
         let Some(failed_after) = failed_from else {
             after = last_seq;
-            save(&ddb, &m, after).await;
+            save(&ddb, &id, &m, after).await;
+            // A state past 1 MB ends the window early: its final invocation now, then the same
+            // window goes on with a fresh state.
+            let too_big = window
+                .as_ref()
+                .is_some_and(|w| w.state.to_string().len() > MAX_WINDOW_STATE);
+            if too_big {
+                let Some(w) = window.as_mut() else { continue };
+                if !final_invoke(&hub, &m, w, &shard, true, &mut stop).await {
+                    return;
+                }
+                w.state = json!({});
+            }
             // Retries are counted per batch: a part that succeeded leaves none behind.
             attempts = 0;
             if pinned.is_none_or(|end| after >= end) {
@@ -152,7 +366,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
         // Records before the first reported failure are done, and the rest is a new batch.
         if failed_after > after {
             after = failed_after;
-            save(&ddb, &m, after).await;
+            save(&ddb, &id, &m, after).await;
             attempts = 0;
         }
         pinned = Some(pinned.unwrap_or(last_seq).max(last_seq));
@@ -167,7 +381,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
             let failed: Vec<Record> = batch.into_iter().filter(|(s, _)| *s > after).collect();
             give_up(&hub, &ddb, &m, &failed, attempts, false).await;
             after = last_seq;
-            save(&ddb, &m, after).await;
+            save(&ddb, &id, &m, after).await;
             if pinned.is_some_and(|end| after >= end) {
                 pinned = None;
                 limit = m.batch_size as usize;
@@ -185,23 +399,28 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec) {
     }
 }
 
-async fn save(ddb: &DynamoDb, m: &StreamMappingSpec, after: u64) {
-    let (db, id) = (ddb.clone(), m.id.clone());
+async fn save(ddb: &DynamoDb, id: &str, m: &StreamMappingSpec, after: u64) {
+    let (db, id) = (ddb.clone(), id.to_owned());
     if let Err(e) = blocking(move || db.set_checkpoint(&id, after)).await {
         tracing::error!(table = %m.table, function = %m.function, error = %e, "cannot keep the stream mapping's checkpoint");
     }
 }
 
-/// The next batch after `after` (within the pinned failing range, if any), at most `limit`
-/// records and 6 MB, or `None` when stopping.
+/// The next batch of this lane's records after `after` (within the pinned failing range, if
+/// any), at most `limit` records and 6 MB, with the last sequence number read (other lanes'
+/// records included); an empty batch when `until` (a tumbling window's end) comes first;
+/// `None` when stopping.
+#[allow(clippy::too_many_arguments)]
 async fn gather(
     ddb: &DynamoDb,
     m: &StreamMappingSpec,
     after: u64,
     limit: usize,
     pinned: Option<u64>,
+    (lane, lanes): (u32, u32),
+    until: Option<u64>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Vec<Record>> {
+) -> Option<(Vec<Record>, u64)> {
     let mut window_end: Option<tokio::time::Instant> = None;
     let mut pinned = pinned;
     loop {
@@ -214,30 +433,42 @@ async fn gather(
         let (db, table) = (ddb.clone(), m.table.clone());
         let read = blocking(move || {
             let raw = db.stream_records(&table, after, limit)?;
+            let more = raw.len() >= limit;
             let mut out = Vec::with_capacity(raw.len());
             let mut size = 0;
             let mut capped = false;
+            let mut scanned = after;
             for (seq, text) in raw {
                 if pinned.is_some_and(|end| seq > end) {
                     break;
+                }
+                let record = nimbus_dynamodb::state::parse_record(&text)?;
+                if lane_of(&record, lanes) != lane {
+                    scanned = seq;
+                    continue;
                 }
                 size += text.len() + 1; // and its comma in {"Records":[...]}
                 if size > MAX_PAYLOAD && !out.is_empty() {
                     capped = true;
                     break;
                 }
-                out.push((seq, nimbus_dynamodb::state::parse_record(&text)?));
+                scanned = seq;
+                out.push((seq, record));
             }
-            Ok((out, capped))
+            Ok((out, capped || more, scanned))
         })
         .await;
-        let (batch, capped) = match read {
+        let (batch, capped, scanned) = match read {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(table = %m.table, function = %m.function, error = %e, "the stream mapping cannot read its stream; trying again in 5 s");
-                (Vec::new(), false)
+                (Vec::new(), false, after)
             }
         };
+        // Only other lanes' records so far: the caller moves this lane's checkpoint past them.
+        if batch.is_empty() && scanned > after && pinned.is_none() {
+            return Some((batch, scanned));
+        }
         if pinned.is_some() && batch.is_empty() {
             // The failing range's records are gone (trimmed with their table): move on.
             pinned = None;
@@ -246,7 +477,10 @@ async fn gather(
         // A pinned (failing) range is already all there: no window to wait for.
         let full = batch.len() >= limit || capped || pinned.is_some();
         if !batch.is_empty() && (full || m.window_ms == 0) {
-            return Some(batch);
+            return Some((batch, scanned));
+        }
+        if batch.is_empty() && until.is_some_and(|end| now_ms() >= end) {
+            return Some((batch, scanned));
         }
         if !batch.is_empty() && window_end.is_none() {
             window_end = Some(tokio::time::Instant::now() + Duration::from_millis(m.window_ms));
@@ -255,9 +489,12 @@ async fn gather(
         if let Some(end) = window_end {
             let left = end.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Some(batch);
+                return Some((batch, scanned));
             }
             wait = wait.min(left);
+        }
+        if let Some(end) = until {
+            wait = wait.min(Duration::from_millis(end.saturating_sub(now_ms()).max(1)));
         }
         tokio::select! {
             _ = &mut notified => {}
