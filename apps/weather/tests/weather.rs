@@ -21,12 +21,15 @@ use weather::request::{validate, WeatherQuery};
 use weather::service::{Clock, Service};
 use weather::telemetry::CacheOutcome;
 
+/// The package's directory as `cargo test` gives it when the test runs: a test binary reused
+/// from a checkout elsewhere (a shared target directory) would carry that checkout's path.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    let path = format!("{}/tests/fixtures/{name}", manifest_dir());
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 // ---- provider mapping -------------------------------------------------------------------

@@ -363,8 +363,8 @@ async fn json_protocol(
             let asked = input["ReturnConsumedCapacity"]
                 .as_str()
                 .is_some_and(|v| v != "NONE");
-            if capacity.is_some() && !asked {
-                input["ReturnConsumedCapacity"] = "TOTAL".into();
+            if let (Some(_), false, Some(o)) = (capacity, asked, input.as_object_mut()) {
+                o.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
             }
             // A function's SDK call carries its trace: the call is a span of it.
             let mut span = telemetry.traces.open(

@@ -26,9 +26,21 @@ async function sns(action, params = {}) {
   return (doc[`${action}Response`] || {})[`${action}Result`] || {};
 }
 
-/** An endpoint as the page may show it: a URL's password is never displayed. */
+/**
+ * An endpoint as the page may show it: a URL's password is never displayed. The credentials
+ * end at the last `@` before the query, the rule SNS's delivery uses (http.rs).
+ */
 function shownEndpoint(endpoint) {
-  return String(endpoint || '').replace(/^([a-z]+:\/\/[^/@:]*):[^@/]*@/i, '$1:****@');
+  const text = String(endpoint || '');
+  const scheme = text.indexOf('://');
+  if (scheme < 0) return text;
+  const rest = text.slice(scheme + 3);
+  const cut = rest.search(/[?#]/);
+  const head = cut < 0 ? rest : rest.slice(0, cut);
+  const at = head.lastIndexOf('@');
+  if (at < 0) return text;
+  const user = head.slice(0, at).split(':')[0];
+  return text.slice(0, scheme + 3) + user + ':****' + rest.slice(at);
 }
 
 // ---------------------------------------------------------------- topics

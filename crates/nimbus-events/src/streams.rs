@@ -87,18 +87,31 @@ fn lane_of(record: &Value, lanes: u32) -> u32 {
     h % lanes
 }
 
-/// Each lane's first position, fixed (and saved) before any lane runs. A lane without a
-/// checkpoint of its own (new, or the factor was raised) starts where the mapping had got to.
+/// Each lane's first position, fixed (and saved) before any lane runs.
 pub(crate) fn start_positions(
     ddb: &DynamoDb,
     m: &StreamMappingSpec,
 ) -> Result<Vec<u64>, nimbus_dynamodb::DdbError> {
     let latest = ddb.stream_latest(&m.table)?;
-    let base = ddb.checkpoint(&m.id)?;
+    let lanes = m.parallelization.max(1);
+    // Keys move between lanes when the factor changes: every lane then starts where the
+    // slowest old lane was, so no key's record is skipped (some are handed over again).
+    let factor_id = format!("{}#factor", m.id);
+    let old = ddb.checkpoint(&factor_id)?.unwrap_or(1).max(1) as u32;
+    let mut slowest = None;
+    for lane in 0..old {
+        if let Some(seq) = ddb.checkpoint(&lane_id(m, lane))? {
+            slowest = Some(slowest.map_or(seq, |s: u64| s.min(seq)));
+        }
+    }
     let mut starts = Vec::new();
-    for lane in 0..m.parallelization.max(1) {
+    for lane in 0..lanes {
         let id = lane_id(m, lane);
-        let at = match ddb.checkpoint(&id)?.or(base) {
+        let own = match old == lanes {
+            true => ddb.checkpoint(&id)?,
+            false => slowest,
+        };
+        let at = match own.or(slowest) {
             // Past the stream's end: its records were trimmed away with the table; read what
             // is kept from the start, as Lambda does after a trim.
             Some(seq) if seq > latest => 0,
@@ -109,6 +122,7 @@ pub(crate) fn start_positions(
         ddb.set_checkpoint(&id, at)?;
         starts.push(at);
     }
+    ddb.set_checkpoint(&factor_id, u64::from(lanes))?;
     Ok(starts)
 }
 
@@ -206,7 +220,11 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
         // An open window ends with its time, even when no record of a later one arrives.
         let window_end = window.as_ref().map(|w| w.start_ms + m.tumbling_window_ms);
         let lane_of_mine = (lane, lanes);
-        let Some((mut batch, scanned)) = gather(
+        let Some(Gathered {
+            mut batch,
+            scanned,
+            caught_up,
+        }) = gather(
             &ddb,
             &m,
             after,
@@ -227,7 +245,9 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
                 .map(|(_, r)| window_of(r, m.tumbling_window_ms));
             let ended = match (&window, next) {
                 (Some(w), Some(start)) => start != w.start_ms,
-                (Some(w), None) => now_ms() >= w.start_ms + m.tumbling_window_ms,
+                // On time only once this lane has read everything: a backlog may still hold
+                // records of the window.
+                (Some(w), None) => caught_up && now_ms() >= w.start_ms + m.tumbling_window_ms,
                 (None, _) => false,
             };
             if ended {
@@ -245,10 +265,15 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             }
         }
         if batch.is_empty() {
-            // Only other lanes' records (or nothing): this lane has read past them.
-            if scanned > after && pinned.is_none() {
+            // Only other lanes' records (or nothing): this lane has read past them, within a
+            // failing range too (the range's records of this lane were handled).
+            if scanned > after {
                 after = scanned;
                 save(&ddb, &id, &m, after).await;
+                if pinned.is_some_and(|end| after >= end) {
+                    pinned = None;
+                    limit = m.batch_size as usize;
+                }
             }
             continue;
         }
@@ -406,10 +431,23 @@ async fn save(ddb: &DynamoDb, id: &str, m: &StreamMappingSpec, after: u64) {
     }
 }
 
+/// What one read of the stream found for a lane.
+struct Gathered {
+    batch: Vec<Record>,
+    /// The last sequence number read, other lanes' records included.
+    scanned: u64,
+    /// The read reached the stream's end (or the pinned range's): nothing of this lane waits.
+    caught_up: bool,
+}
+
+/// Records a lane reads past at most, per read, looking for its own: reads stay short when
+/// other lanes' records fill the stream.
+const MAX_SCAN: usize = 10_000;
+
 /// The next batch of this lane's records after `after` (within the pinned failing range, if
-/// any), at most `limit` records and 6 MB, with the last sequence number read (other lanes'
-/// records included); an empty batch when `until` (a tumbling window's end) comes first;
-/// `None` when stopping.
+/// any), at most `limit` of them and 6 MB, read page by page past other lanes' records; an
+/// empty batch when `until` (a tumbling window's end) comes first, or when only other lanes'
+/// records were read; `None` when stopping.
 #[allow(clippy::too_many_arguments)]
 async fn gather(
     ddb: &DynamoDb,
@@ -420,7 +458,7 @@ async fn gather(
     (lane, lanes): (u32, u32),
     until: Option<u64>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<(Vec<Record>, u64)> {
+) -> Option<Gathered> {
     let mut window_end: Option<tokio::time::Instant> = None;
     let mut pinned = pinned;
     loop {
@@ -432,42 +470,61 @@ async fn gather(
         notified.as_mut().enable();
         let (db, table) = (ddb.clone(), m.table.clone());
         let read = blocking(move || {
-            let raw = db.stream_records(&table, after, limit)?;
-            let more = raw.len() >= limit;
-            let mut out = Vec::with_capacity(raw.len());
-            let mut size = 0;
-            let mut capped = false;
-            let mut scanned = after;
-            for (seq, text) in raw {
-                if pinned.is_some_and(|end| seq > end) {
+            let mut out = Vec::new();
+            let (mut size, mut read, mut scanned) = (0, 0, after);
+            let (mut full, mut caught_up) = (false, false);
+            'pages: while read < MAX_SCAN {
+                let raw = db.stream_records(&table, scanned, limit)?;
+                if raw.len() < limit {
+                    caught_up = true;
+                }
+                if raw.is_empty() {
                     break;
                 }
-                let record = nimbus_dynamodb::state::parse_record(&text)?;
-                if lane_of(&record, lanes) != lane {
+                for (seq, text) in raw {
+                    if pinned.is_some_and(|end| seq > end) {
+                        caught_up = true;
+                        break 'pages;
+                    }
+                    read += 1;
+                    let record = nimbus_dynamodb::state::parse_record(&text)?;
+                    if lane_of(&record, lanes) != lane {
+                        scanned = seq;
+                        continue;
+                    }
+                    size += text.len() + 1; // and its comma in {"Records":[...]}
+                    if size > MAX_PAYLOAD && !out.is_empty() {
+                        full = true;
+                        break 'pages;
+                    }
                     scanned = seq;
-                    continue;
+                    out.push((seq, record));
+                    if out.len() >= limit {
+                        full = true;
+                        break 'pages;
+                    }
                 }
-                size += text.len() + 1; // and its comma in {"Records":[...]}
-                if size > MAX_PAYLOAD && !out.is_empty() {
-                    capped = true;
+                if caught_up {
                     break;
                 }
-                scanned = seq;
-                out.push((seq, record));
             }
-            Ok((out, capped || more, scanned))
+            Ok((out, scanned, full, caught_up))
         })
         .await;
-        let (batch, capped, scanned) = match read {
+        let (batch, scanned, full, caught_up) = match read {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(table = %m.table, function = %m.function, error = %e, "the stream mapping cannot read its stream; trying again in 5 s");
-                (Vec::new(), false, after)
+                (Vec::new(), after, false, false)
             }
         };
-        // Only other lanes' records so far: the caller moves this lane's checkpoint past them.
-        if batch.is_empty() && scanned > after && pinned.is_none() {
-            return Some((batch, scanned));
+        // Only other lanes' records: the caller moves this lane's checkpoint past them.
+        if batch.is_empty() && scanned > after {
+            return Some(Gathered {
+                batch,
+                scanned,
+                caught_up,
+            });
         }
         if pinned.is_some() && batch.is_empty() {
             // The failing range's records are gone (trimmed with their table): move on.
@@ -475,12 +532,17 @@ async fn gather(
             continue;
         }
         // A pinned (failing) range is already all there: no window to wait for.
-        let full = batch.len() >= limit || capped || pinned.is_some();
+        let full = full || pinned.is_some();
+        let done = |batch| Gathered {
+            batch,
+            scanned,
+            caught_up,
+        };
         if !batch.is_empty() && (full || m.window_ms == 0) {
-            return Some((batch, scanned));
+            return Some(done(batch));
         }
         if batch.is_empty() && until.is_some_and(|end| now_ms() >= end) {
-            return Some((batch, scanned));
+            return Some(done(batch));
         }
         if !batch.is_empty() && window_end.is_none() {
             window_end = Some(tokio::time::Instant::now() + Duration::from_millis(m.window_ms));
@@ -489,11 +551,11 @@ async fn gather(
         if let Some(end) = window_end {
             let left = end.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Some((batch, scanned));
+                return Some(done(batch));
             }
             wait = wait.min(left);
         }
-        if let Some(end) = until {
+        if let (true, Some(end)) = (batch.is_empty(), until) {
             wait = wait.min(Duration::from_millis(end.saturating_sub(now_ms()).max(1)));
         }
         tokio::select! {
@@ -620,6 +682,90 @@ mod tests {
                 *want,
                 "{payload}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+
+    fn mapping(parallelization: u32) -> StreamMappingSpec {
+        StreamMappingSpec {
+            id: "m".into(),
+            function: "f".into(),
+            table: "cars".into(),
+            from_start: true,
+            batch_size: 10,
+            window_ms: 0,
+            max_retries: None,
+            max_record_age_s: None,
+            bisect: false,
+            report_batch_item_failures: false,
+            on_failure: None,
+            filters: Vec::new(),
+            enabled: true,
+            parallelization,
+            tumbling_window_ms: 0,
+        }
+    }
+
+    fn table_with_records(n: u64) -> DynamoDb {
+        let config = nimbus_dynamodb::DdbConfig {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        };
+        let db = DynamoDb::open(None, &config).unwrap();
+        db.dispatch(
+            "CreateTable",
+            &json!({"TableName": "cars", "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                    "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
+        )
+        .unwrap();
+        for i in 0..n {
+            db.dispatch(
+                "PutItem",
+                &json!({"TableName": "cars", "Item": {"id": {"S": format!("k{i}")}}}),
+            )
+            .unwrap();
+        }
+        db
+    }
+
+    #[test]
+    fn a_changed_factor_starts_every_lane_where_the_slowest_old_lane_was() {
+        let db = table_with_records(6);
+        let latest = db.stream_latest("cars").unwrap();
+        assert!(latest >= 6);
+        // First run with two lanes: both from the start.
+        assert_eq!(start_positions(&db, &mapping(2)).unwrap(), vec![0, 0]);
+        db.set_checkpoint("m", latest).unwrap();
+        db.set_checkpoint("m#lane1", 2).unwrap();
+        // The same factor again: each lane resumes from its own checkpoint.
+        assert_eq!(start_positions(&db, &mapping(2)).unwrap(), vec![latest, 2]);
+        // Raised to four: keys move between lanes, so every lane starts at the slowest, 2.
+        assert_eq!(start_positions(&db, &mapping(4)).unwrap(), vec![2, 2, 2, 2]);
+        // Lowered to one: the same rule.
+        db.set_checkpoint("m#lane3", 1).unwrap();
+        assert_eq!(start_positions(&db, &mapping(1)).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn one_keys_records_always_fall_in_one_lane() {
+        let rec = |k: &str| json!({"dynamodb": {"Keys": {"id": {"S": k}}}});
+        for lanes in [1, 2, 4, 10] {
+            let mut used = std::collections::BTreeSet::new();
+            for i in 0..100 {
+                let k = format!("key{i}");
+                let lane = lane_of(&rec(&k), lanes);
+                assert!(lane < lanes);
+                assert_eq!(lane, lane_of(&rec(&k), lanes), "{k} moved");
+                used.insert(lane);
+            }
+            // A hundred keys reach every lane.
+            assert_eq!(used.len() as u32, lanes);
         }
     }
 }

@@ -904,7 +904,6 @@ pub(crate) fn publish_batch_plans(
 
 fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
     let telemetry = sns.hub().telemetry();
-    telemetry.record_sns_publish(&plan.topic, plan.filtered_out);
     let jobs: Vec<nimbus_store::NewJob> = plan
         .deliveries
         .iter()
@@ -916,6 +915,7 @@ fn run(sns: &Sns, plan: &Plan) -> Result<(), SnsError> {
     if !jobs.is_empty() {
         sns.queue_http(&jobs)?;
     }
+    telemetry.record_sns_publish(&plan.topic, plan.filtered_out);
     for d in &plan.deliveries {
         match d {
             Delivery::Http(_) => {}

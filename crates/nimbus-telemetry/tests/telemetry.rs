@@ -5,7 +5,11 @@ use nimbus_telemetry::emf::{self, EmfMetric};
 use nimbus_telemetry::{function, AsyncSnapshot, QueueSnapshot, RouteStatusLabels, Telemetry};
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/emf/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The directory `cargo test` gives at run time: a test binary reused from a checkout
+    // elsewhere (a shared target directory) would carry that checkout's path.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{dir}/tests/fixtures/emf/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

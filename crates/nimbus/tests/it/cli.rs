@@ -17,11 +17,11 @@ fn nimbus(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn validate_accepts_the_hello_app_and_lists_its_functions() {
-    let template = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../apps/hello/template.yaml"
-    );
-    let (code, stdout, stderr) = nimbus(&["validate", template]);
+    // The directory `cargo test` gives at run time, not the one the binary was built in.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let template = format!("{dir}/../../apps/hello/template.yaml");
+    let (code, stdout, stderr) = nimbus(&["validate", &template]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("valid; 2 function(s)"), "{stdout}");
     assert!(stdout.contains("HelloPython"), "{stdout}");
