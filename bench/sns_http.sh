@@ -2,9 +2,10 @@
 # Benchmark: SNS delivery to an HTTP subscription, end to end. A keep-alive Rust client
 # (crates/nimbus/examples/aws_json_load.rs) publishes to a topic for BENCH_DURATION seconds at
 # $CONC connections; nimbus makes each publish a durable delivery job, signs the message
-# (SHA1withRSA) and POSTs it to a local sink (Python, keep-alive, counting). Printed: the
-# publish rate, the delivery rate (every accepted publish delivered, measured to the last
-# POST), and the physical floor of this machine: the same client POSTing straight to the sink.
+# (SHA1withRSA) and POSTs it to a local sink (Python, keep-alive, counting); a second run with
+# RawMessageDelivery (no signature) prices the signing. Printed: the publish rate, the delivery
+# rate (every accepted publish delivered, measured to the last POST), and the physical floor of
+# this machine: the same client POSTing straight to the sink.
 # No peer serves HTTP subscriptions with retries and signatures; the floor is the comparison.
 # Exits 0 whether or not the figures look good; non-zero only if something failed to run.
 #
@@ -43,7 +44,10 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         kind = self.headers.get("x-amz-sns-message-type")
-        if kind == "SubscriptionConfirmation":
+        if self.path == "/reset":
+            with lock:
+                seen.update(count=0, first=0, last=0)
+        elif kind == "SubscriptionConfirmation":
             url = json.loads(body)["SubscribeURL"]
             threading.Thread(target=lambda: urllib.request.urlopen(url).read()).start()
         elif kind == "Notification":
@@ -78,7 +82,14 @@ out=$(timeout $((DUR + 30)) "$LOAD" "http://127.0.0.1:$SINK_PORT/direct" "" text
 read -r floor _ _ ferrs <<<"$out"
 log "direct POSTs to the sink, c=$CONC: $floor/s ($ferrs errors)"
 
-cat >"$WORK/app/template.yaml" <<EOF
+declare -A R
+# One run per delivery shape: the signed SNS JSON (SHA1withRSA per message), and the bare
+# message (RawMessageDelivery: no signature), which prices the signing.
+measure() { # label, RawMessageDelivery
+    rm -rf "$WORK/state" "$WORK/app"
+    mkdir -p "$WORK/app"
+    curl -s -X POST "http://127.0.0.1:$SINK_PORT/reset" >/dev/null
+    cat >"$WORK/app/template.yaml" <<EOF
 Resources:
   Topic:
     Type: AWS::SNS::Topic
@@ -89,45 +100,53 @@ Resources:
       TopicArn: !Ref Topic
       Protocol: http
       Endpoint: http://127.0.0.1:$SINK_PORT/hook
+      RawMessageDelivery: $2
 EOF
-nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
-# Wait for the sink to confirm the template's subscription.
-for ((i = 0; i < 500; i++)); do
-    curl -s -X POST -H 'content-type: application/x-www-form-urlencoded' \
-        --data "Action=ListSubscriptionsByTopic&TopicArn=arn:aws:sns:us-east-1:123456789012:bench" "$EP/" |
-        grep -q 'PendingConfirmation' || break
-    sleep 0.02
-done
-
-t0=$(now_ms)
-out=$(AWS_LOAD_SERVICE=sns timeout $((DUR + 30)) "$LOAD" "$EP/" "" application/x-www-form-urlencoded \
-    "Action=Publish&Version=2010-03-31&TopicArn=arn:aws:sns:us-east-1:123456789012:bench&Message=order+42+placed" "$CONC" "$DUR") ||
-    die "the publishes failed"
-read -r prps p50 p99 perrs <<<"$out"
-((perrs == 0)) || die "$perrs publishes failed"
-published=$(awk -v r="$prps" -v d="$DUR" 'BEGIN { printf "%d", r * d }')
-log "publish c=$CONC: $prps/s, p50 $p50 ms, p99 $p99 ms (about $published accepted)"
-# Delivered when the sink's count stops moving for a second (every accepted publish is a job).
-prev=-1
-for ((i = 0; i < 600; i++)); do
-    read -r got first last <<<"$(count)"
-    [[ $got == "$prev" ]] && break
-    prev=$got
-    sleep 1
-done
-stop_leader "$NB_PID"
+    nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
+    # Wait for the sink to confirm the template's subscription.
+    for ((i = 0; i < 500; i++)); do
+        curl -s -X POST -H 'content-type: application/x-www-form-urlencoded' \
+            --data "Action=ListSubscriptionsByTopic&TopicArn=arn:aws:sns:us-east-1:123456789012:bench" "$EP/" |
+            grep -q 'PendingConfirmation' || break
+        sleep 0.02
+    done
+    local t0 out prps p50 p99 perrs prev got first last secs
+    t0=$(now_ms)
+    out=$(AWS_LOAD_SERVICE=sns timeout $((DUR + 30)) "$LOAD" "$EP/" "" application/x-www-form-urlencoded \
+        "Action=Publish&Version=2010-03-31&TopicArn=arn:aws:sns:us-east-1:123456789012:bench&Message=order+42+placed" "$CONC" "$DUR") ||
+        die "the publishes failed"
+    read -r prps p50 p99 perrs <<<"$out"
+    ((perrs == 0)) || die "$perrs publishes failed"
+    log "$1: publish c=$CONC: $prps/s, p50 $p50 ms, p99 $p99 ms"
+    # Delivered when the sink's count stops moving for a second (every accepted publish is a job).
+    prev=-1
+    for ((i = 0; i < 600; i++)); do
+        read -r got first last <<<"$(count)"
+        [[ $got == "$prev" ]] && break
+        prev=$got
+        sleep 1
+    done
+    stop_leader "$NB_PID"
+    secs=$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.2f", (b - a) / 1000 }')
+    R["$1 publish"]=$prps
+    R["$1 delivered"]=$got
+    R["$1 secs"]=$secs
+    R["$1 rate"]=$(awk -v n="$got" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+}
+measure signed false
+measure raw true
 stop_leader "$SINK"
-secs=$(awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.2f", (b - a) / 1000 }')
-drps=$(awk -v n="$got" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
 
 echo
-echo "SNS to an HTTP subscription (signed, durable jobs), c=$CONC, ${DUR}s of publishing; $(nproc) CPUs shared by client, nimbus and sink"
-printf '%-52s %12s\n' "figure" "value"
-printf '%-52s %12s\n' "publishes accepted per second" "$prps"
-printf '%-52s %12s\n' "notifications delivered" "$got"
-printf '%-52s %12s\n' "seconds from the first publish to the last POST" "$secs"
-printf '%-52s %12s\n' "deliveries per second, end to end" "$drps"
-printf '%-52s %12s\n' "floor: direct POSTs to the sink per second" "$floor"
-printf '%-52s %12s\n' "deliveries / floor" "$(awk -v a="$drps" -v b="$floor" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+echo "SNS to an HTTP subscription (durable jobs), c=$CONC, ${DUR}s of publishing; $(nproc) CPUs shared by client, nimbus and sink"
+printf '%-44s %12s %12s\n' "figure" "signed" "raw"
+for f in "publishes accepted per second:publish" "notifications delivered:delivered" \
+    "seconds, first publish to last POST:secs" "deliveries per second, end to end:rate"; do
+    printf '%-44s %12s %12s\n' "${f%%:*}" "${R["signed ${f##*:}"]}" "${R["raw ${f##*:}"]}"
+done
+printf '%-44s %12s\n' "floor: direct POSTs to the sink per second" "$floor"
+printf '%-44s %12s %12s\n' "deliveries / floor" \
+    "$(awk -v a="${R["signed rate"]}" -v b="$floor" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
+    "$(awk -v a="${R["raw rate"]}" -v b="$floor" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 echo "total time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s"
 exit 0
