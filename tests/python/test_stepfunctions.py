@@ -1128,3 +1128,59 @@ def test_a_bad_apigateway_invoke_task_fails_the_execution_naming_the_field(start
     d = finish(sfn, sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"])
     assert (d["status"], d["error"]) == ("FAILED", "States.Runtime"), d
     assert cause in d["cause"], d["cause"]
+
+
+PASS_MACHINE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Quick:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: quick
+      Definition:
+        StartAt: Done
+        States:
+          Done: {Type: Pass, End: true}
+"""
+
+
+def test_an_execution_continues_its_callers_sampled_trace(start_nimbus):
+    n = start_nimbus(PASS_MACHINE)
+    sfn = n.client("stepfunctions")
+    arn = machine(sfn, "quick")
+    import urllib.request
+
+    def spans_of(root):
+        traces = json.loads(urllib.request.urlopen(n.endpoint + "/_nimbus/api/traces?limit=50", timeout=10).read())
+        if not any(t["trace_id"] == root for t in traces["traces"]):
+            return None
+        return json.loads(urllib.request.urlopen(n.endpoint + "/_nimbus/api/traces/" + root, timeout=10).read())["spans"]
+
+    # `traceHeader` in the request, on a machine without tracing: the caller sampled it.
+    root, parent = "1-5f84c7a0-6c1e2b3a4d5e6f708192a3b4", "53995c3f42cd8ad8"
+    ex = sfn.start_execution(stateMachineArn=arn, traceHeader=f"Root={root};Parent={parent};Sampled=1")
+    finish(sfn, ex["executionArn"])
+    spans = wait_until("the execution's spans in the caller's trace", lambda: spans_of(root))
+    top = next(s for s in spans if s["kind"] == "state-machine")
+    assert top["parent_id"] == parent, top
+
+    # The caller's X-Amzn-Trace-Id (what botocore sends from a traced function) does the same.
+    root2, parent2 = "1-5f84c7a0-000000000000000000000002", "1111222233334444"
+    def add_header(request, **kwargs):
+        request.headers["X-Amzn-Trace-Id"] = f"Root={root2};Parent={parent2};Sampled=1"
+    sfn.meta.events.register("before-send.states.StartExecution", add_header)
+    ex = sfn.start_execution(stateMachineArn=arn)
+    finish(sfn, ex["executionArn"])
+    spans = wait_until("the header's trace", lambda: spans_of(root2))
+    assert next(s for s in spans if s["kind"] == "state-machine")["parent_id"] == parent2
+
+    # Not sampled, on an untraced machine: nothing recorded.
+    root3 = "1-5f84c7a0-000000000000000000000003"
+    sfn.meta.events.unregister("before-send.states.StartExecution", add_header)
+    ex = sfn.start_execution(stateMachineArn=arn, traceHeader=f"Root={root3};Sampled=0")
+    finish(sfn, ex["executionArn"])
+    assert spans_of(root3) is None
+
+    with pytest.raises(ClientError) as long:
+        sfn.start_execution(stateMachineArn=arn, traceHeader="x" * 300)
+    assert long.value.response["Error"]["Code"] == "ValidationException"

@@ -471,8 +471,9 @@ fn dynamodb_error(e: nimbus_dynamodb::DdbError) -> Response {
 }
 
 /// The request's `X-Amzn-Trace-Id` (what an SDK in a traced function sends) applies to every
-/// message of `SendMessage` / `SendMessageBatch` and every `PutEvents` entry that does not set
-/// its own (`AWSTraceHeader`, `TraceHeader`), which wins, as SQS documents for X-Ray.
+/// message of `SendMessage` / `SendMessageBatch`, every `PutEvents` entry and every execution
+/// started that does not set its own (`AWSTraceHeader`, `TraceHeader`, `traceHeader`), which
+/// wins, as SQS documents for X-Ray.
 fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) {
     let sqs_attribute = || serde_json::json!({"DataType": "String", "StringValue": trace});
     // A malformed `MessageSystemAttributes` is left for validation to refuse.
@@ -506,6 +507,15 @@ fn carry_trace_header(input: &mut serde_json::Value, action: &str, trace: &str) 
                     if e["TraceHeader"].is_null() {
                         e["TraceHeader"] = trace.into();
                     }
+                }
+            }
+        }
+        // An execution started by a traced caller continues its trace, unless the request
+        // names another (`traceHeader` wins, as Step Functions reads it first).
+        "StartExecution" | "StartSyncExecution" => {
+            if let Some(o) = input.as_object_mut() {
+                if o.get("traceHeader").is_none_or(serde_json::Value::is_null) {
+                    o.insert("traceHeader".into(), trace.into());
                 }
             }
         }

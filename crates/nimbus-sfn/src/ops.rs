@@ -961,6 +961,7 @@ fn spawn_standard(
     machine_row: &MachineRow,
     input: Value,
     resume: Option<Resume>,
+    upstream: Option<&str>,
 ) {
     let inner = Arc::clone(&sfn.inner);
     let run = Run {
@@ -988,7 +989,7 @@ fn spawn_standard(
         last_event: AtomicU64::new(row.last_event),
         tokens: Arc::clone(&inner.tokens),
         telemetry: inner.telemetry.get().cloned(),
-        trace: traced(machine_row).then(trace_root),
+        trace: execution_trace(machine_row, upstream),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -1030,6 +1031,7 @@ async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
     let entry = resolve(sfn, machine_arn)?;
     let name = execution_name(input)?;
     let (text, value) = execution_input(input)?;
+    let upstream = trace_header(input)?;
     let start = match prepare_start(sfn, &entry, &name, &text, value)? {
         Start::Running(arn, start_ms) => {
             return Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
@@ -1039,9 +1041,9 @@ async fn start_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
     if let Start::Standard(first, _) = &start {
         let (row, started) = (**first).clone();
         let inserted = state::start_execution(&sfn.inner.db, row, started).await;
-        return finish_start(sfn, &entry, start, inserted);
+        return finish_start(sfn, &entry, start, inserted, upstream);
     }
-    finish_start(sfn, &entry, start, Ok(0))
+    finish_start(sfn, &entry, start, Ok(0), upstream)
 }
 
 /// Starts an execution of the state machine `machine` (a name) for an EventBridge rule's
@@ -1062,7 +1064,7 @@ pub(crate) fn start_now(
         }
         _ => Ok(0),
     };
-    let answer = finish_start(sfn, &entry, start, inserted)?;
+    let answer = finish_start(sfn, &entry, start, inserted, None)?;
     Ok(answer["executionArn"]
         .as_str()
         .unwrap_or_default()
@@ -1147,6 +1149,7 @@ fn finish_start(
     entry: &MachineEntry,
     start: Start,
     inserted: Result<i64, nimbus_store::StoreError>,
+    upstream: Option<&str>,
 ) -> Result<Value, SfnError> {
     if !matches!(start, Start::Running(..)) && inserted.is_ok() {
         if let Some(t) = sfn.inner.telemetry.get() {
@@ -1158,7 +1161,15 @@ fn finish_start(
             Ok(json!({"executionArn": arn, "startDate": seconds(start_ms)}))
         }
         Start::Express(arn, value, start_ms) => {
-            let run = express_run(sfn, &arn, &arn_name(&arn), &value, &entry.row, start_ms);
+            let run = express_run(
+                sfn,
+                &arn,
+                &arn_name(&arn),
+                &value,
+                &entry.row,
+                start_ms,
+                upstream,
+            );
             let machine = Arc::clone(&entry.machine);
             let inner = Arc::clone(&sfn.inner);
             let task_arn = arn.clone();
@@ -1196,6 +1207,7 @@ fn finish_start(
                 &entry.row,
                 value,
                 None,
+                upstream,
             );
             Ok(json!({"executionArn": row.arn, "startDate": seconds(row.start_ms)}))
         }
@@ -1214,6 +1226,7 @@ fn express_run(
     input: &Value,
     machine: &MachineRow,
     start_ms: u64,
+    upstream: Option<&str>,
 ) -> Run {
     Run {
         integrations: integrations(&sfn.inner),
@@ -1224,7 +1237,7 @@ fn express_run(
         last_event: AtomicU64::new(0),
         tokens: Arc::clone(&sfn.inner.tokens),
         telemetry: sfn.inner.telemetry.get().cloned(),
-        trace: traced(machine).then(trace_root),
+        trace: execution_trace(machine, upstream),
     }
 }
 
@@ -1232,6 +1245,39 @@ fn express_run(
 /// (`tracingConfiguration.enabled`, SAM's `Tracing: {Enabled: true}`).
 fn traced(machine: &MachineRow) -> bool {
     machine.settings["tracingConfiguration"]["enabled"] == true
+}
+
+/// The `traceHeader` a start request names (or the caller's `X-Amzn-Trace-Id`, which nimbus's
+/// endpoint puts there): at most 256 characters, as Step Functions checks it.
+fn trace_header(input: &Value) -> Result<Option<&str>, SfnError> {
+    match &input["traceHeader"] {
+        Value::Null => Ok(None),
+        Value::String(h) if h.len() <= 256 => Ok(Some(h)),
+        Value::String(_) => Err(SfnError::new(
+            "ValidationException",
+            "1 validation error detected: Value at 'traceHeader' failed to satisfy constraint: Member must have length less than or equal to 256",
+        )),
+        _ => Err(SfnError::new(
+            "ValidationException",
+            "traceHeader must be a string",
+        )),
+    }
+}
+
+/// The trace an execution's spans go to: the caller's when it sent one that is sampled or the
+/// machine is traced (its spans join the caller's trace), else a new root when the machine is
+/// traced, else none.
+fn execution_trace(machine: &MachineRow, upstream: Option<&str>) -> Option<String> {
+    let parsed = upstream.and_then(nimbus_core::trace::TraceHeader::parse);
+    match (upstream, parsed) {
+        (Some(h), Some(p))
+            if p.sampled.as_deref() != Some("0")
+                && (traced(machine) || p.sampled.as_deref() == Some("1")) =>
+        {
+            Some(h.to_owned())
+        }
+        _ => traced(machine).then(trace_root),
+    }
 }
 
 /// A new X-Ray trace for an execution, sampled.
@@ -1256,7 +1302,15 @@ async fn start_sync_execution(sfn: &StepFunctions, input: &Value) -> Result<Valu
     let cfg = &sfn.inner.config;
     let start_ms = now_ms();
     let arn = express_arn(cfg, &entry.row.name, &name);
-    let run = express_run(sfn, &arn, &name, &value, &entry.row, start_ms);
+    let run = express_run(
+        sfn,
+        &arn,
+        &name,
+        &value,
+        &entry.row,
+        start_ms,
+        trace_header(input)?,
+    );
     if let Some(t) = sfn.inner.telemetry.get() {
         t.record_execution_started(&entry.row.name, "EXPRESS");
     }
@@ -1447,6 +1501,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         &machine_row,
         input_value,
         Some(resume),
+        None,
     );
     Ok(json!({ "redriveDate": seconds(now) }))
 }
@@ -1668,7 +1723,7 @@ async fn test_state(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnErro
         tags: json!({}),
     };
     let arn = express_arn(&sfn.inner.config, "TestState", "TestState");
-    let mut run = express_run(sfn, &arn, "TestState", &value, &row, start_ms);
+    let mut run = express_run(sfn, &arn, "TestState", &value, &row, start_ms, None);
     run.journal = journal.clone();
     run.telemetry = None;
     let outcome = run.execute(&machine, value, None).await;
@@ -2044,7 +2099,15 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                 settings: json!({}),
                 tags: json!({}),
             });
-        spawn_standard(sfn, &row, Arc::new(machine), &machine_row, input, resume);
+        spawn_standard(
+            sfn,
+            &row,
+            Arc::new(machine),
+            &machine_row,
+            input,
+            resume,
+            None,
+        );
     }
     Ok(n)
 }
