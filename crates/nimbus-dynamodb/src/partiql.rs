@@ -1075,7 +1075,7 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
                 "Item": item,
                 "ConditionExpression": condition,
             });
-            copy_on_failure(input, &mut request);
+            pass_on(input, &mut request);
             x.into_request(&mut request);
             Ok(Plan::Put(request))
         }
@@ -1085,9 +1085,8 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
             filter,
             returning,
         } => {
-            let (hash, range) = key_of(db, &table, None)?;
-            let (key, rest) = split_key(&hash, range.as_deref(), filter)?;
-            let mut x = Exprs::default();
+            // PartiQL's UPDATE changes an item that exists; it never creates one.
+            let (mut request, mut x) = one_item(db, table, filter, true)?;
             let (mut set, mut remove, mut add, mut delete) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for a in &actions {
@@ -1123,19 +1122,11 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
                     update.push(format!("{clause} {}", parts.join(", ")));
                 }
             }
-            // PartiQL's UPDATE changes an item that exists; it never creates one.
-            let mut condition = vec![format!("attribute_exists({})", x.name(&hash))];
-            condition.extend(render_conditions(&mut x, &rest));
-            let mut request = json!({
-                "TableName": table,
-                "Key": key,
-                "UpdateExpression": update.join(" "),
-                "ConditionExpression": condition.join(" AND "),
-            });
+            request["UpdateExpression"] = update.join(" ").into();
             if let Some(r) = returning {
                 request["ReturnValues"] = r.into();
             }
-            copy_on_failure(input, &mut request);
+            pass_on(input, &mut request);
             x.into_request(&mut request);
             Ok(Plan::Update(request))
         }
@@ -1144,20 +1135,14 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
             filter,
             returning,
         } => {
-            let (hash, range) = key_of(db, &table, None)?;
-            let (key, rest) = split_key(&hash, range.as_deref(), filter)?;
-            let mut x = Exprs::default();
-            let mut request = json!({"TableName": table, "Key": key});
-            if let Some(c) = render_conditions(&mut x, &rest) {
-                request["ConditionExpression"] = c.into();
-            }
+            let (mut request, x) = one_item(db, table, filter, false)?;
             if let Some(r) = returning {
                 if r != "ALL_OLD" {
                     return Err(malformed("DELETE can return ALL OLD * only"));
                 }
                 request["ReturnValues"] = r.into();
             }
-            copy_on_failure(input, &mut request);
+            pass_on(input, &mut request);
             x.into_request(&mut request);
             Ok(Plan::Delete(request))
         }
@@ -1165,24 +1150,39 @@ fn plan(db: &DynamoDb, statement: Statement, input: &Json) -> Result<Plan, DdbEr
             let Statement::Select { table, filter, .. } = *select else {
                 return Err(malformed("EXISTS takes a SELECT"));
             };
-            let (hash, range) = key_of(db, &table, None)?;
-            let (key, rest) = split_key(&hash, range.as_deref(), filter)?;
-            let mut x = Exprs::default();
-            let mut condition = vec![format!("attribute_exists({})", x.name(&hash))];
-            condition.extend(render_conditions(&mut x, &rest));
-            let mut request = json!({
-                "TableName": table,
-                "Key": key,
-                "ConditionExpression": condition.join(" AND "),
-            });
+            let (mut request, x) = one_item(db, table, filter, true)?;
             x.into_request(&mut request);
             Ok(Plan::Check(request))
         }
     }
 }
 
+/// A statement on one item (`UPDATE`, `DELETE`, `EXISTS`): its table and the key its `WHERE`
+/// pins, the other conditions as the `ConditionExpression`, after `attribute_exists` of the
+/// key when the item `must_exist`; and the placeholders made so far, for the caller to add to.
+fn one_item(
+    db: &DynamoDb,
+    table: String,
+    filter: Option<Cond>,
+    must_exist: bool,
+) -> Result<(Json, Exprs), DdbError> {
+    let (hash, range) = key_of(db, &table, None)?;
+    let (key, rest) = split_key(&hash, range.as_deref(), filter)?;
+    let mut x = Exprs::default();
+    let mut condition: Vec<String> = Vec::new();
+    if must_exist {
+        condition.push(format!("attribute_exists({})", x.name(&hash)));
+    }
+    condition.extend(render_conditions(&mut x, &rest));
+    let mut request = json!({"TableName": table, "Key": key});
+    if !condition.is_empty() {
+        request["ConditionExpression"] = condition.join(" AND ").into();
+    }
+    Ok((request, x))
+}
+
 /// The request's settings a write statement passes on to its operation.
-fn copy_on_failure(input: &Json, request: &mut Json) {
+fn pass_on(input: &Json, request: &mut Json) {
     for k in [
         "ReturnValuesOnConditionCheckFailure",
         "ReturnConsumedCapacity",
@@ -1408,27 +1408,22 @@ pub fn execute_transaction(db: &DynamoDb, input: &Json) -> Result<Json, DdbError
     let inserts: Vec<bool> = plans.iter().map(|p| matches!(p, Plan::Put(_))).collect();
     let mut writes = Vec::new();
     for p in plans {
-        writes.push(match p {
-            Plan::Put(r) => json!({"Put": r}),
-            Plan::Update(mut r) => {
-                if let Some(o) = r.as_object_mut() {
-                    o.remove("ReturnValues");
-                }
-                json!({"Update": r})
-            }
-            Plan::Delete(mut r) => {
-                if let Some(o) = r.as_object_mut() {
-                    o.remove("ReturnValues");
-                }
-                json!({"Delete": r})
-            }
-            Plan::Check(r) => json!({"ConditionCheck": r}),
+        let (kind, mut r) = match p {
+            Plan::Put(r) => ("Put", r),
+            Plan::Update(r) => ("Update", r),
+            Plan::Delete(r) => ("Delete", r),
+            Plan::Check(r) => ("ConditionCheck", r),
             Plan::Get(..) | Plan::Query(_) | Plan::Scan(_) => {
                 return Err(DdbError::validation(
                     "Transaction statements must be either all reads or all writes; a read in a write transaction is written EXISTS(SELECT ...)",
                 ))
             }
-        });
+        };
+        // A transaction's writes return nothing: `RETURNING` has no place to go.
+        if let Some(o) = r.as_object_mut() {
+            o.remove("ReturnValues");
+        }
+        writes.push(json!({ kind: r }));
     }
     let mut request = json!({"TransactItems": writes});
     for k in ["ClientRequestToken", "ReturnConsumedCapacity"] {

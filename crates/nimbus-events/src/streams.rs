@@ -219,7 +219,6 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
     loop {
         // An open window ends with its time, even when no record of a later one arrives.
         let window_end = window.as_ref().map(|w| w.start_ms + m.tumbling_window_ms);
-        let lane_of_mine = (lane, lanes);
         let Some(Gathered {
             mut batch,
             scanned,
@@ -230,7 +229,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             after,
             limit,
             pinned,
-            lane_of_mine,
+            (lane, lanes),
             window_end,
             &mut stop,
         )
@@ -247,11 +246,10 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
                 (Some(w), Some(start)) => start != w.start_ms,
                 // On time only once this lane has read everything: a backlog may still hold
                 // records of the window.
-                (Some(w), None) => caught_up && now_ms() >= w.start_ms + m.tumbling_window_ms,
+                (Some(_), None) => caught_up && window_end.is_some_and(|end| now_ms() >= end),
                 (None, _) => false,
             };
-            if ended {
-                let w = window.take().unwrap_or_else(|| unreachable!());
+            if let Some(w) = window.take_if(|_| ended) {
                 if !final_invoke(&hub, &m, &w, &shard, false, &mut stop).await {
                     return;
                 }
@@ -270,10 +268,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             if scanned > after {
                 after = scanned;
                 save(&ddb, &id, &m, after).await;
-                if pinned.is_some_and(|end| after >= end) {
-                    pinned = None;
-                    limit = m.batch_size as usize;
-                }
+                leave_range(&mut pinned, &mut limit, after, &m);
             }
             continue;
         }
@@ -289,10 +284,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
                 after = expired.last().map_or(after, |(s, _)| *s);
                 save(&ddb, &id, &m, after).await;
                 attempts = 0;
-                if pinned.is_some_and(|end| after >= end) {
-                    pinned = None;
-                    limit = m.batch_size as usize;
-                }
+                leave_range(&mut pinned, &mut limit, after, &m);
                 if batch.is_empty() {
                     continue;
                 }
@@ -382,10 +374,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             }
             // Retries are counted per batch: a part that succeeded leaves none behind.
             attempts = 0;
-            if pinned.is_none_or(|end| after >= end) {
-                pinned = None;
-                limit = m.batch_size as usize;
-            }
+            leave_range(&mut pinned, &mut limit, after, &m);
             continue;
         };
         // Records before the first reported failure are done, and the rest is a new batch.
@@ -407,10 +396,7 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             give_up(&hub, &ddb, &m, &failed, attempts, false).await;
             after = last_seq;
             save(&ddb, &id, &m, after).await;
-            if pinned.is_some_and(|end| after >= end) {
-                pinned = None;
-                limit = m.batch_size as usize;
-            }
+            leave_range(&mut pinned, &mut limit, after, &m);
             attempts = 0;
             continue;
         }
@@ -421,6 +407,15 @@ pub(crate) async fn poller(hub: Hub, ddb: DynamoDb, m: StreamMappingSpec, lane: 
             _ = tokio::time::sleep(backoff.mul_f64(scale)) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// A failing range is behind once the checkpoint passes its end: new records flow again, in
+/// full batches (the range is the only time a batch is cut smaller).
+fn leave_range(pinned: &mut Option<u64>, limit: &mut usize, after: u64, m: &StreamMappingSpec) {
+    if pinned.is_some_and(|end| after >= end) {
+        *pinned = None;
+        *limit = m.batch_size as usize;
     }
 }
 

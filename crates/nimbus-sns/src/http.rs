@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use crate::{state, Sns, SnsError};
 
 /// The store lane of HTTP/HTTPS deliveries.
-pub(crate) const LANE: &str = "sns:http";
+const LANE: &str = "sns:http";
 /// Deliveries in flight at once, over every subscription.
 const MAX_IN_FLIGHT: usize = 32;
 /// SNS waits 15 seconds for an endpoint's answer.
@@ -394,7 +394,7 @@ pub(crate) async fn worker(sns: Sns, send: HttpSender) {
 }
 
 /// The request a job makes: SNS's headers, and the body signed unless it is raw.
-pub(crate) fn request(sns: &Sns, job: &Job, meta: &Value) -> Result<HttpRequest, SnsError> {
+fn request(sns: &Sns, job: &Job, meta: &Value) -> Result<HttpRequest, SnsError> {
     let kind = meta["kind"].as_str().unwrap_or("Notification");
     let raw = meta["raw"].as_bool() == Some(true);
     let body = match raw {
@@ -453,7 +453,7 @@ pub(crate) fn request(sns: &Sns, job: &Job, meta: &Value) -> Result<HttpRequest,
 
 /// SNS counts an answer from 200 to 499 as delivered, except 429 (too many requests), which it
 /// retries like a 5xx.
-pub(crate) fn delivered(status: u16) -> bool {
+fn delivered(status: u16) -> bool {
     (200..500).contains(&status) && status != 429
 }
 
