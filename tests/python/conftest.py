@@ -35,6 +35,18 @@ def wait_until(what, check, timeout=20):
     return got
 
 
+def chaos_toolkit(experiment, journal, **env):
+    """Runs a Chaos Toolkit experiment file with the `chaos` CLI installed beside this Python,
+    from the repository's root, with `env` added to the environment; returns its journal."""
+    chaos = Path(sys.executable).parent / "chaos"
+    run = subprocess.run([str(chaos), "--no-log-file", "run", "--journal-path", str(journal), str(experiment)],
+                         env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    j = json.loads(Path(journal).read_text())
+    assert j["status"] == "completed" and not j["deviated"], j["status"]
+    return j
+
+
 def aws(n, *args):
     """The AWS CLI (installed with the test requirements) against nimbus: its exit status, its
     JSON answer and its stderr."""

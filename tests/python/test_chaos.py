@@ -359,3 +359,117 @@ def test_fis_templates_survive_a_restart_and_a_running_experiment_is_stopped(sta
     assert state["status"] == "stopped" and "nimbus stopped" in state["reason"], state
     # No fault survives the restart.
     assert n.client("lambda").invoke(FunctionName="Echo", Payload=b"{}").get("FunctionError") is None
+
+
+FETCH = """
+import os, time, urllib.error, urllib.request
+
+def handler(event, context):
+    started = time.monotonic()
+    out = {"proxy": os.environ.get("HTTP_PROXY")}
+    try:
+        with urllib.request.urlopen(event["url"], timeout=10) as r:
+            out.update(status=r.status, body=r.read().decode())
+    except urllib.error.HTTPError as e:
+        out.update(status=e.code, body=e.read().decode())
+    except Exception as e:
+        out.update(error=type(e).__name__)
+    out["ms"] = (time.monotonic() - started) * 1000
+    return out
+"""
+
+FETCH_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fetch:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+      Timeout: 30
+"""
+
+
+class Upstream:
+    """A plain HTTP server on loopback answering every GET with 200 and a fixed body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = b"upstream says hello, at some length so that a cut shows" * 10
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_egress_rules_break_a_functions_outbound_calls_per_host(start_nimbus):
+    up = Upstream()
+    try:
+        n = start_nimbus(FETCH_TEMPLATE, {"src/app.py": FETCH})
+        lam = n.lambda_client()
+
+        def fetch(url=f"http://127.0.0.1:{up.port}/x"):
+            r = lam.invoke(FunctionName="Fetch", Payload=json.dumps({"url": url}).encode())
+            assert "FunctionError" not in r, r
+            return json.loads(r["Payload"].read())
+
+        # Without egress rules (and without --egress-proxy) functions get no proxy.
+        first = fetch()
+        assert first["proxy"] is None and first["status"] == 200, first
+        host = f"127.0.0.1:{up.port}"
+        cases = [
+            ({"service": "egress", "host": host, "error": {"statusCode": 503, "code": "ServiceUnavailable"}},
+             lambda r: r["status"] == 503 and "ServiceUnavailable" in r["body"]),
+            ({"service": "egress", "host": host, "error": {"statusCode": 429, "code": "TooManyRequests"}},
+             lambda r: r["status"] == 429),
+            ({"service": "egress", "host": "127.0.0.1", "connection": "refuse"},
+             lambda r: r["status"] == 502 and "refused" in r["body"]),
+            ({"service": "egress", "host": host, "connection": "reset"},
+             lambda r: r.get("error") in ("IncompleteRead", "RemoteDisconnected", "ConnectionResetError"), ),
+            ({"service": "egress", "host": host, "latency": 400},
+             lambda r: r["status"] == 200 and r["ms"] >= 400),
+            ({"service": "egress", "host": "elsewhere.example", "connection": "refuse"},
+             lambda r: r["status"] == 200 and r["body"].startswith("upstream says hello")),
+        ]
+        for rule, ok in cases:
+            status, _ = faults(n, "POST", [rule])
+            assert status == 200
+            got = fetch()
+            # The first egress rule restarted the environment with the proxy.
+            assert got["proxy"] and got["proxy"].startswith("http://127.0.0.1:"), got
+            assert ok(got), (rule, got)
+        # Cleared: the proxy passes calls through untouched.
+        faults(n, "POST", [])
+        cleared = fetch()
+        assert cleared["status"] == 200 and cleared["body"] == first["body"], cleared
+        # Calls to nimbus's own endpoint bypass the proxy (NO_PROXY).
+        faults(n, "POST", [{"service": "egress", "connection": "refuse"}])
+        own = fetch(f"{n.endpoint}/_nimbus/chaos/faults")
+        assert own["status"] == 200 and "egress" in own["body"], own
+        faults(n, "POST", [])
+        metrics = requests.get(f"{n.endpoint}/metrics", timeout=10).text
+        assert 'nimbus_chaos_faults_injected_total{service="egress",code="connection-refuse"} 1' in metrics, metrics
+        # Bad egress rules are refused whole.
+        for rule, want in [({"service": "egress", "connection": "drop"}, "connection must be"),
+                           ({"service": "sqs", "host": "x"}, "egress")]:
+            status, body = faults(n, "POST", [rule])
+            assert status == 400 and want in body["message"], body
+    finally:
+        up.stop()

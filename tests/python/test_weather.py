@@ -17,7 +17,7 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_spec_validator import validate as validate_spec
 
-from conftest import ROOT, Nimbus
+from conftest import ROOT, Nimbus, chaos_toolkit
 
 APP = ROOT / "apps" / "weather"
 sys.path.insert(0, str(APP))
@@ -37,7 +37,7 @@ def checked(resp):
 class Weather:
     """One `nimbus up apps/weather/template.yaml` with the provider URLs pointed at `fake`."""
 
-    def __init__(self, tmp, fake, *overrides, owm=False):
+    def __init__(self, tmp, fake, *overrides, owm=False, args=()):
         urls = [f"OpenMeteoGeocodingUrl={fake.url}", f"OpenMeteoForecastUrl={fake.url}"]
         if owm:
             urls = [f"OpenWeatherMapUrl={fake.url}"]
@@ -45,7 +45,7 @@ class Weather:
         self.state = tmp
         self.nimbus = Nimbus(
             APP,
-            ["--api-port", "0", "--state-dir", str(tmp), "--parameter-overrides", *params],
+            ["--api-port", "0", "--state-dir", str(tmp), *args, "--parameter-overrides", *params],
             timeout=600,
         )
         self.url = self.nimbus.api_url("WeatherApi")
@@ -85,8 +85,8 @@ def fake():
 def start_weather(tmp_path, fake):
     started = []
 
-    def start(*overrides, owm=False, provider=None):
-        w = Weather(tmp_path / f"state{len(started)}", provider or fake, *overrides, owm=owm)
+    def start(*overrides, owm=False, provider=None, args=()):
+        w = Weather(tmp_path / f"state{len(started)}", provider or fake, *overrides, owm=owm, args=args)
         started.append(w)
         return w
 
@@ -314,3 +314,38 @@ def test_fifty_concurrent_requests_make_one_upstream_call_and_environments_share
     r = b.get("/weather", city="melbourne")
     assert r.status_code == 200 and r.json()["cache"]["hit"] is True, r.text
     assert fake.calls["geocode"] == 1
+
+
+def test_the_chaos_toolkit_experiment_keeps_the_api_answering_through_a_provider_outage(start_weather, fake, tmp_path):
+    """apps/weather/chaos/provider-outage.json, run by Chaos Toolkit's own CLI against nimbus,
+    the provider cut off and then slowed by nimbus's egress proxy; asserted from its journal."""
+    w = start_weather("CacheTtlSeconds=1", "BreakerOpenSeconds=1", "UpstreamTimeoutMs=500",
+                      args=["--egress-proxy"])
+    j = chaos_toolkit(APP / "chaos" / "provider-outage.json", tmp_path / "journal.json",
+                      NIMBUS_ENDPOINT=w.nimbus.endpoint, WEATHER_URL=w.url, WEATHER_API_KEY=w.key,
+                      PROVIDER_HOST=f"127.0.0.1:{fake.port}", SLOW_MS="1500", RECOVERY_SECONDS="2")
+    assert j["steady_states"]["before"]["steady_state_met"] and j["steady_states"]["after"]["steady_state_met"]
+    out = {r["activity"]["name"]: r for r in j["run"]}
+    answer = lambda name: (out[name]["output"]["status"], out[name]["output"]["headers"],  # noqa: E731
+                           out[name]["output"]["body"])
+
+    def body(raw):
+        return raw if isinstance(raw, dict) else json.loads(raw)
+
+    # Down: the known city from the cache, marked stale; a new city is a 503 with Retry-After.
+    status, headers, raw = answer("known-city-while-down")
+    assert status == 200 and headers.get("x-cache") == "STALE" and body(raw)["cache"]["stale"], (status, headers, raw)
+    status, headers, raw = answer("new-city-while-down")
+    assert status == 503 and int(headers["retry-after"]) > 0, (status, headers, raw)
+    # Slow past the upstream timeout: still the stale answer.
+    status, headers, raw = answer("known-city-while-slow")
+    assert status == 200 and body(raw)["cache"]["stale"], (status, headers, raw)
+    # Back: fresh again.
+    status, headers, raw = answer("known-city-after")
+    assert status == 200 and not body(raw)["cache"]["stale"], (status, headers, raw)
+    # Never a 500, and every fault was lifted.
+    statuses = [r["output"]["status"] for r in j["run"] if isinstance(r.get("output"), dict) and "status" in r["output"]]
+    assert 500 not in statuses, statuses
+    assert requests.get(f"{w.nimbus.endpoint}/_nimbus/chaos/faults", timeout=10).json() == []
+    injected = requests.get(f"{w.nimbus.endpoint}/metrics", timeout=10).text
+    assert 'nimbus_chaos_faults_injected_total{service="egress",code="connection-refuse"}' in injected

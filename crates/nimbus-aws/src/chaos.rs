@@ -22,6 +22,9 @@ const MESSAGE: &str = "Operation failed due to a simulated fault";
 #[derive(Clone, Default)]
 pub struct Chaos {
     state: Arc<RwLock<Active>>,
+    /// Called whenever rules for `egress` are installed: the binary gives functions the
+    /// egress proxy from then on.
+    on_egress: Arc<std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>>,
 }
 
 #[derive(Default)]
@@ -143,6 +146,55 @@ impl Chaos {
                 .inc();
         }
         Some(f)
+    }
+
+    /// The rule for a function's outbound connection to `host:port`, if one matches and wins
+    /// its roll; counted when it breaks the connection or answers an error.
+    pub fn egress_fault(
+        &self,
+        host: &str,
+        port: u16,
+        telemetry: &nimbus_telemetry::Telemetry,
+    ) -> Option<Fault> {
+        let s = self.state.read().unwrap();
+        if s.faults.is_empty() {
+            return None;
+        }
+        let f = chaos::pick_egress(&s.faults, host, port, rand::random::<f64>()).cloned()?;
+        if f.fails {
+            let code = match f.connection {
+                Some(c) => format!("connection-{}", c.as_str()),
+                None => f.code.clone(),
+            };
+            telemetry
+                .chaos_faults
+                .get_or_create(&nimbus_telemetry::FaultLabels {
+                    service: "egress".into(),
+                    code,
+                })
+                .inc();
+        }
+        Some(f)
+    }
+
+    /// Runs `hook` each time egress rules are installed (once set; later calls are ignored).
+    pub fn on_egress(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_egress.set(Box::new(hook));
+    }
+
+    fn installed(&self, rules: &[Fault]) {
+        self.announce();
+        if rules.iter().any(|f| f.service.as_deref() == Some("egress")) {
+            if let Some(hook) = self.on_egress.get() {
+                hook();
+            }
+        }
+    }
+
+    /// Replaces the rules, as `POST /_nimbus/chaos/faults` does.
+    pub fn set_rules(&self, rules: Vec<Fault>) {
+        self.state.write().unwrap().faults = rules.clone();
+        self.installed(&rules);
     }
 
     /// `/_nimbus/chaos/faults` and `/_nimbus/chaos/effects`.
@@ -327,8 +379,7 @@ async fn list(State(chaos): State<Chaos>) -> Response {
 async fn replace(State(chaos): State<Chaos>, body: Bytes) -> Response {
     match rules_of(&body) {
         Ok(rules) => {
-            chaos.state.write().unwrap().faults = rules;
-            chaos.announce();
+            chaos.set_rules(rules);
             listing(&chaos)
         }
         Err(why) => bad(why),
@@ -338,8 +389,13 @@ async fn replace(State(chaos): State<Chaos>, body: Bytes) -> Response {
 async fn add(State(chaos): State<Chaos>, body: Bytes) -> Response {
     match rules_of(&body) {
         Ok(rules) => {
-            chaos.state.write().unwrap().faults.extend(rules);
-            chaos.announce();
+            chaos
+                .state
+                .write()
+                .unwrap()
+                .faults
+                .extend(rules.iter().cloned());
+            chaos.installed(&rules);
             listing(&chaos)
         }
         Err(why) => bad(why),

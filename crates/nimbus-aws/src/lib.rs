@@ -10,6 +10,7 @@
 //! AWS FIS's API (`fis.rs`) drives the Lambda platform's injected faults.
 
 mod chaos;
+pub mod egress;
 pub mod error;
 mod events;
 mod fis;

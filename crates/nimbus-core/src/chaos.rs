@@ -4,8 +4,11 @@
 //! that matches a request and wins its roll decides the error. nimbus adds two fields:
 //! `"latency"` (milliseconds added to a matching request; a rule with a latency and no `error`
 //! only slows requests down) and, for `"service": "apigateway"` (whose `operation` is a route
-//! key such as `GET /weather/{city}`), `"api"` (the API's logical id). Pure: the caller rolls
-//! the dice.
+//! key such as `GET /weather/{city}`), `"api"` (the API's logical id). Rules for
+//! `"service": "egress"` apply to functions' outbound HTTP(S) through nimbus's egress proxy:
+//! `"host"` names the destination (`api.example.com`, `127.0.0.1:8099`, `*.example.com`) and
+//! `"connection"` (`"refuse"` or `"reset"`) breaks the connection instead of answering with the
+//! rule's status. Pure: the caller rolls the dice.
 
 use serde_json::{json, Value};
 
@@ -15,6 +18,7 @@ pub const SERVICES: &[&str] = &[
     "codedeploy",
     "dynamodb",
     "dynamodbstreams",
+    "egress",
     "events",
     "lambda",
     "logs",
@@ -41,12 +45,37 @@ pub struct Fault {
     pub fails: bool,
     pub status: u16,
     pub code: String,
+    /// An outbound destination (rules for `egress` only): a host, `host:port`, or `*.suffix`.
+    pub host: Option<String>,
+    /// How an egress rule breaks the connection instead of answering with `status`.
+    pub connection: Option<Connection>,
+}
+
+/// A broken connection on a function's way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// The destination cannot be reached: the proxy answers 502, as a proxy whose upstream
+    /// refused the connection does.
+    Refuse,
+    /// The answer starts, then the connection is dropped mid-response.
+    Reset,
+}
+
+impl Connection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::Refuse => "refuse",
+            Connection::Reset => "reset",
+        }
+    }
 }
 
 impl Fault {
     pub fn to_json(&self) -> Value {
         let mut v = json!({ "probability": self.probability });
-        if self.fails {
+        if let Some(c) = self.connection {
+            v["connection"] = c.as_str().into();
+        } else if self.fails {
             v["error"] = json!({"statusCode": self.status, "code": self.code});
         }
         if self.latency_ms > 0 {
@@ -57,6 +86,7 @@ impl Fault {
             ("region", &self.region),
             ("operation", &self.operation),
             ("api", &self.api),
+            ("host", &self.host),
         ] {
             if let Some(s) = f {
                 v[k] = s.as_str().into();
@@ -82,6 +112,31 @@ impl Fault {
             && is(&self.api, api)
             && is(&self.operation, route)
     }
+
+    /// Whether the egress rule applies to a connection to `host` on `port`. Only rules that
+    /// name the `egress` service do: a rule for every service would otherwise cut every
+    /// function off from the world.
+    pub fn matches_egress(&self, host: &str, port: u16) -> bool {
+        if self.service.as_deref() != Some("egress") {
+            return false;
+        }
+        let Some(want) = self.host.as_deref() else {
+            return true;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (want_host, want_port) = match want.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !h.ends_with(':') => (h, p.parse::<u16>().ok()),
+            _ => (want, None),
+        };
+        let want_host = want_host.trim_start_matches('[').trim_end_matches(']');
+        let host_ok = match want_host.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|rest| rest.ends_with('.')),
+            None => want_host.eq_ignore_ascii_case(host),
+        };
+        host_ok && want_port.is_none_or(|p| p == port)
+    }
 }
 
 /// Reads a list of rules, or says what is wrong with the first bad one.
@@ -96,11 +151,11 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
             let at = format!("rule {i}");
             let obj = r.as_object().ok_or(format!("{at}: a rule is a JSON object"))?;
             for k in obj.keys() {
-                if !["service", "region", "operation", "api", "probability", "latency", "error"]
+                if !["service", "region", "operation", "api", "probability", "latency", "error", "host", "connection"]
                     .contains(&k.as_str())
                 {
                     return Err(format!(
-                        "{at}: unknown field {k:?} (a rule has service, region, operation, api, probability, latency and error)"
+                        "{at}: unknown field {k:?} (a rule has service, region, operation, api, host, probability, latency, error and connection)"
                     ));
                 }
             }
@@ -147,6 +202,44 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
                     "{at}: api names an API Gateway API: give the rule \"service\": \"apigateway\""
                 ));
             }
+            let egress = service.as_deref() == Some("egress");
+            for k in ["host", "connection"] {
+                if !egress && !r[k].is_null() {
+                    return Err(format!(
+                        "{at}: {k} is for a function's outbound calls: give the rule \"service\": \"egress\""
+                    ));
+                }
+            }
+            for k in ["region", "operation"] {
+                if egress && !r[k].is_null() {
+                    return Err(format!(
+                        "{at}: an egress rule matches by host, not {k}"
+                    ));
+                }
+            }
+            let host = text("host")?;
+            if let Some(h) = &host {
+                if h.is_empty() || h.contains(['/', ' ']) {
+                    return Err(format!(
+                        "{at}: host must be a host name or address, host:port, or *.suffix, got {h:?}"
+                    ));
+                }
+            }
+            let connection = match &r["connection"] {
+                Value::Null => None,
+                Value::String(s) if s == "refuse" => Some(Connection::Refuse),
+                Value::String(s) if s == "reset" => Some(Connection::Reset),
+                v => {
+                    return Err(format!(
+                        "{at}: connection must be \"refuse\" or \"reset\", got {v}"
+                    ))
+                }
+            };
+            if connection.is_some() && !error.is_null() {
+                return Err(format!(
+                    "{at}: a rule either breaks the connection or answers an error, not both"
+                ));
+            }
             let latency_ms = match &r["latency"] {
                 Value::Null => 0,
                 v => v.as_u64().filter(|ms| *ms <= 600_000).ok_or(format!(
@@ -161,9 +254,11 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
                 probability,
                 latency_ms,
                 // A rule that only adds latency answers normally after it.
-                fails: !error.is_null() || latency_ms == 0,
+                fails: !error.is_null() || connection.is_some() || latency_ms == 0,
                 status,
                 code,
+                host,
+                connection,
             })
         })
         .collect()
@@ -190,6 +285,15 @@ pub fn pick_route<'a>(faults: &'a [Fault], api: &str, route: &str, roll: f64) ->
     faults
         .iter()
         .find(|f| f.matches_route(api, route))
+        .filter(|f| roll < f.probability)
+}
+
+/// The rule for a function's connection to `host:port` through the egress proxy, if one
+/// matches and `roll` is under its probability.
+pub fn pick_egress<'a>(faults: &'a [Fault], host: &str, port: u16, roll: f64) -> Option<&'a Fault> {
+    faults
+        .iter()
+        .find(|f| f.matches_egress(host, port))
         .filter(|f| roll < f.probability)
 }
 
@@ -287,6 +391,51 @@ mod tests {
     }
 
     #[test]
+    fn egress_rules_match_by_host_port_or_suffix_and_only_when_they_name_egress() {
+        let faults = parse(&json!([
+            {"service": "egress", "host": "127.0.0.1:8099", "connection": "refuse"},
+            {"service": "egress", "host": "*.open-meteo.com", "error": {"statusCode": 429, "code": "TooManyRequests"}},
+            {"service": "egress", "host": "slow.example.com", "latency": 500},
+            {"service": "egress", "host": "[::1]:9000", "connection": "reset"},
+            {"probability": 1},
+        ]))
+        .unwrap();
+        let cases = [
+            ("127.0.0.1", 8099, Some(("refuse", 0))),
+            ("127.0.0.1", 8098, None),
+            ("api.open-meteo.com", 443, Some(("429", 0))),
+            ("API.open-meteo.com", 80, Some(("429", 0))),
+            ("open-meteo.com", 443, None),
+            ("evilopen-meteo.com", 443, None),
+            ("slow.example.com", 80, Some(("latency", 500))),
+            ("::1", 9000, Some(("reset", 0))),
+            ("example.com", 80, None),
+        ];
+        for (host, port, want) in cases {
+            let got = pick_egress(&faults, host, port, 0.5).map(|f| {
+                let what = match (f.connection, f.fails) {
+                    (Some(c), _) => c.as_str().to_owned(),
+                    (None, true) => f.status.to_string(),
+                    (None, false) => "latency".to_owned(),
+                };
+                (what, f.latency_ms)
+            });
+            assert_eq!(
+                got.as_ref().map(|(w, l)| (w.as_str(), *l)),
+                want,
+                "{host}:{port}"
+            );
+        }
+        // Egress rules never match AWS API calls or routes.
+        assert!(pick(&faults[..4], "sqs", "SendMessage", "us-east-1", 0.0).is_none());
+        assert!(pick_route(&faults[..4], "Api", "GET /", 0.0).is_none());
+        assert_eq!(
+            parse(&faults.iter().map(Fault::to_json).collect()).unwrap(),
+            faults
+        );
+    }
+
+    #[test]
     fn bad_rules_are_refused_with_the_reason() {
         let cases = [
             (json!({}), "JSON array"),
@@ -300,6 +449,26 @@ mod tests {
             ),
             (json!([{"error": {"statusCode": 200}}]), "HTTP error status"),
             (json!([{"servce": "sqs"}]), "unknown field \"servce\""),
+            (
+                json!([{"service": "sqs", "host": "x"}]),
+                "give the rule \"service\": \"egress\"",
+            ),
+            (
+                json!([{"service": "egress", "operation": "GET"}]),
+                "matches by host, not operation",
+            ),
+            (
+                json!([{"service": "egress", "connection": "drop"}]),
+                "connection must be \"refuse\" or \"reset\"",
+            ),
+            (
+                json!([{"service": "egress", "connection": "reset", "error": {"statusCode": 503}}]),
+                "not both",
+            ),
+            (
+                json!([{"service": "egress", "host": "http://x/"}]),
+                "host must be a host name",
+            ),
         ];
         for (doc, want) in cases {
             let e = parse(&doc).unwrap_err();

@@ -661,6 +661,33 @@ pub fn epoch_us() -> u64 {
         .unwrap_or_default()
 }
 
+/// Points a function's HTTP clients at nimbus's egress proxy, in both spellings clients read,
+/// unless the function's own configuration names a proxy (then it keeps its own). Calls to
+/// nimbus's AWS endpoint bypass it: faults for those are the chaos API's AWS rules.
+fn egress_proxy(env: &mut BTreeMap<String, String>, proxy: &str, endpoint_url: &str) {
+    const KEYS: [&str; 6] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ];
+    if KEYS.iter().any(|k| env.contains_key(*k)) {
+        return;
+    }
+    let endpoint = endpoint_url
+        .split_once("://")
+        .map_or(endpoint_url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    for (k, v) in KEYS
+        .iter()
+        .zip([proxy, proxy, endpoint, proxy, proxy, endpoint])
+    {
+        env.insert((*k).to_owned(), v.to_owned());
+    }
+}
+
 /// The process environment Lambda gives a function (INTERFACES.md section 1).
 fn environment(
     f: &FunctionSpec,
@@ -716,6 +743,9 @@ fn environment(
         env.insert(k.to_owned(), v);
     }
     env.extend(launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(proxy) = config.egress_proxy.get() {
+        egress_proxy(&mut env, proxy, &config.endpoint_url);
+    }
     if let Some(version) = f.runtime.strip_prefix("python") {
         env.insert(
             "AWS_EXECUTION_ENV".into(),
@@ -730,4 +760,21 @@ fn environment(
         );
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_egress_proxy_is_given_unless_the_function_names_its_own() {
+        let mut env = BTreeMap::new();
+        egress_proxy(&mut env, "http://127.0.0.1:5000", "http://127.0.0.1:4566/");
+        assert_eq!(env["HTTPS_PROXY"], "http://127.0.0.1:5000");
+        assert_eq!(env["http_proxy"], "http://127.0.0.1:5000");
+        assert_eq!(env["NO_PROXY"], "127.0.0.1:4566");
+        let mut own = BTreeMap::from([("https_proxy".to_owned(), "http://corp:3128".to_owned())]);
+        egress_proxy(&mut own, "http://127.0.0.1:5000", "http://127.0.0.1:4566");
+        assert_eq!(own.len(), 1);
+    }
 }

@@ -84,6 +84,9 @@ pub struct PlatformConfig {
     pub init_timeout: Duration,
     /// Address the per-environment Runtime API servers bind to.
     pub runtime_api_host: IpAddr,
+    /// nimbus's egress proxy (`http://127.0.0.1:<port>`), once functions are to be given it:
+    /// environments started after it is set get `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`.
+    pub egress_proxy: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl PlatformConfig {
@@ -97,6 +100,7 @@ impl PlatformConfig {
             idle_timeout: Duration::from_secs(300),
             init_timeout: Duration::from_secs(10),
             runtime_api_host: IpAddr::from([127, 0, 0, 1]),
+            egress_proxy: Default::default(),
         }
     }
 }

@@ -375,6 +375,28 @@ impl Platform {
         }
     }
 
+    /// Gives every function (each version too) fresh environments from now on: idle ones stop
+    /// now, busy ones after their invocation, and provisioned ones are started again once the
+    /// old ones have exited. For a change to what an environment starts with that is not the
+    /// function's configuration (nimbus's egress proxy).
+    pub fn recycle_environments(&self) {
+        let inner = &self.inner;
+        let stopped: Vec<_> = inner
+            .pools
+            .values()
+            .cloned()
+            .chain(inner.versions.pools())
+            .flat_map(|p| p.recycle())
+            .collect();
+        let platform = self.clone();
+        tokio::spawn(async move {
+            for env in &stopped {
+                let _ = tokio::time::timeout(Duration::from_secs(5), env.wait_exited()).await;
+            }
+            platform.prewarm().await;
+        });
+    }
+
     /// Starts each function's `ProvisionedConcurrencyConfig` environments and waits for their
     /// init. A failed init is logged and leaves the function on-demand.
     pub async fn prewarm(&self) {

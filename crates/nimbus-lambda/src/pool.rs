@@ -76,6 +76,13 @@ impl FunctionPool {
             *current = (current.0 + 1, spec.clone());
             (current.0, spec)
         };
+        self.stop_idle_before(generation);
+        spec
+    }
+
+    /// Stops the idle environments of generations before `generation`; returns them.
+    fn stop_idle_before(&self, generation: u64) -> Vec<Arc<Env>> {
+        let mut stopped = Vec::new();
         self.idle
             .lock()
             .expect("pool poisoned")
@@ -83,10 +90,23 @@ impl FunctionPool {
                 let keep = *g == generation;
                 if !keep {
                     env.kill();
+                    stopped.push(env.clone());
                 }
                 keep
             });
-        spec
+        stopped
+    }
+
+    /// New environments start afresh from now on (same configuration and revision): idle ones
+    /// stop now and are returned, so the caller can wait for them to exit; busy ones stop when
+    /// their invocation ends.
+    pub fn recycle(&self) -> Vec<Arc<Env>> {
+        let generation = {
+            let mut current = self.current.lock().expect("pool poisoned");
+            current.0 += 1;
+            current.0
+        };
+        self.stop_idle_before(generation)
     }
 
     /// A warm environment if one is idle, with its code's generation.

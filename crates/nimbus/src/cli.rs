@@ -261,6 +261,11 @@ pub struct UpArgs {
     /// Seconds to let running invocations finish on SIGINT/SIGTERM before stopping them.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Give every function nimbus's egress proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from its
+    /// first start, so chaos rules for "egress" apply without restarting environments. Without
+    /// it, the first such rule restarts them with the proxy.
+    #[arg(long)]
+    pub egress_proxy: bool,
 }
 
 #[derive(Args)]

@@ -685,8 +685,32 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         signals,
         events,
     );
-    // The chaos API's rules: AWS API faults (nimbus-aws) and API route faults (the gateway).
+    // The chaos API's rules: AWS API faults (nimbus-aws), API route faults (the gateway) and
+    // faults on functions' outbound calls (the egress proxy).
     let chaos = nimbus_aws::Chaos::default();
+    let egress = nimbus_aws::egress::start(
+        (std::net::Ipv4Addr::LOCALHOST, 0).into(),
+        chaos.clone(),
+        platform.telemetry().clone(),
+    )
+    .await
+    .context("cannot start the egress proxy")?;
+    let egress_url = format!("http://{egress}");
+    if args.egress_proxy {
+        let _ = platform.config().egress_proxy.set(egress_url.clone());
+    }
+    {
+        let platform = platform.clone();
+        chaos.on_egress(move || {
+            if platform.config().egress_proxy.set(egress_url.clone()).is_ok() {
+                tracing::warn!(
+                    proxy = %egress_url,
+                    "chaos: egress rules need functions to use nimbus's egress proxy: their environments restart with it (cold starts follow; start nimbus with --egress-proxy to have it from the first start)"
+                );
+                platform.recycle_environments();
+            }
+        });
+    }
     let codedeploy_path = state_dir.join("codedeploy.db");
     let deployments = nimbus_codedeploy::Deployments::open(
         Some(&codedeploy_path),
