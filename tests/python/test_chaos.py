@@ -71,6 +71,12 @@ def test_faults_answer_in_each_services_protocol_and_clear(start_nimbus):
     status, listed = faults(n, "DELETE", [{"service": "s3", "error": {"statusCode": 500, "code": "InternalError"}}])
     assert status == 200 and len(listed) == 3
     assert code_of(lambda: s3.put_object(Bucket="chaos-b", Key="k", Body=b"x")) == (200, None)
+    # An S3 rule may name the operation, by S3's own names.
+    faults(n, "PATCH", [{"service": "s3", "operation": "GetObject", "error": {"statusCode": 503, "code": "SlowDown"}}])
+    assert code_of(lambda: s3.get_object(Bucket="chaos-b", Key="k")) == (503, "SlowDown")
+    assert code_of(lambda: s3.put_object(Bucket="chaos-b", Key="k2", Body=b"x")) == (200, None)
+    assert code_of(lambda: s3.list_objects_v2(Bucket="chaos-b")) == (200, None)
+    faults(n, "DELETE", [{"service": "s3", "operation": "GetObject", "error": {"statusCode": 503, "code": "SlowDown"}}])
     # A probability of 0.5 fails about half the calls (one attempt each: botocore retries a 503).
     once = boto3.client("sqs", endpoint_url=n.endpoint, region_name="us-east-1", aws_access_key_id="test",
                         aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}))

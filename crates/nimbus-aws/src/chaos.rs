@@ -233,7 +233,8 @@ fn classify(
     form: Option<&Bytes>,
 ) -> Option<(&'static str, String, Protocol)> {
     if nimbus_s3::is_s3_request(uri, headers) {
-        return Some(("s3", String::new(), Protocol::RestXml));
+        let op = nimbus_s3::operation(method, uri, headers);
+        return Some(("s3", op.to_owned(), Protocol::RestXml));
     }
     if let Some(target) = headers
         .get("x-amz-target")
@@ -476,7 +477,7 @@ mod tests {
             (Method::PUT, "/2017-10-31/functions/f/concurrency", h(&[]), None, Some(("lambda", "PutFunctionConcurrency", Protocol::RestJson))),
             (Method::GET, "/2015-03-31/functions/", h(&[]), None, Some(("lambda", "ListFunctions", Protocol::RestJson))),
             (Method::POST, "/", h(&[("x-amz-target", "CodeDeploy_20141006.GetDeployment")]), None, Some(("codedeploy", "GetDeployment", Protocol::Json11))),
-            (Method::GET, "/b/k", h(&[("authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x")]), None, Some(("s3", "", Protocol::RestXml))),
+            (Method::GET, "/b/k", h(&[("authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x")]), None, Some(("s3", "GetObject", Protocol::RestXml))),
             (Method::GET, "/_nimbus/", h(&[]), None, None),
         ];
         for (m, u, headers, form, want) in cases {

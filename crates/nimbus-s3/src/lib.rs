@@ -25,6 +25,7 @@ mod multipart;
 pub mod names;
 pub mod notify;
 mod objects;
+mod operation;
 mod post;
 pub mod range;
 mod sdk;
@@ -38,6 +39,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 pub use error::S3Error;
 pub use http::{bucket_of_host, is_s3_request};
+pub use operation::operation;
 pub use state::Versioning;
 pub use template::{template_buckets, TemplateBucket};
 
