@@ -5,10 +5,11 @@ price file behave as documented."""
 import json
 import re
 import subprocess
+import time
 
 import requests
 
-from conftest import NIMBUS, ROOT
+from conftest import NIMBUS, ROOT, poll
 
 PRICES = json.loads((ROOT / "crates" / "nimbus" / "prices" / "us-east-1.json").read_text())
 
@@ -86,16 +87,63 @@ def test_sqs_sns_and_secrets_manager_calls_are_priced_and_the_dashboard_api_agre
         sns.publish(TopicArn=topic, Message="m")
     for _ in range(4):
         sm.get_secret_value(SecretId="cost-s")
+    # Storage is sampled each second: wait for the first sample that counts time.
+    secret_seconds = lambda: sum(float(l.rsplit(" ", 1)[1]) for l in requests.get(f"{n.endpoint}/metrics", timeout=10).text.splitlines()  # noqa: E731
+                                 if l.startswith("nimbus_secretsmanager_secret_seconds_total"))
+    poll(secret_seconds, lambda v: v > 0)
     code, out, err = cost(n, "--no-free-tier", "--json")
     assert code == 0, err
-    lines = {l["service"]: l for l in json.loads(out)["lines"]}
+    lines = {(l["service"], l["item"]): l for l in json.loads(out)["lines"]}
     # Every SQS call is a request (GetQueueUrl, 20 sends, one batch); CreateTopic is free.
-    assert lines["SQS"]["quantity"] == 22, lines
-    assert abs(lines["SQS"]["cost"] - 22 * PRICES["sqs"]["requests_per_million"] / 1e6) < 1e-15
-    assert lines["SNS"]["quantity"] == 5
-    assert abs(lines["Secrets Manager"]["cost"] - 4 * PRICES["secretsmanager"]["api_calls_per_ten_thousand"] / 1e4) < 1e-15
+    sqs_line = lines[("SQS", "requests (standard queue rate)")]
+    assert sqs_line["quantity"] == 22, lines
+    assert abs(sqs_line["cost"] - 22 * PRICES["sqs"]["requests_per_million"] / 1e6) < 1e-15
+    assert lines[("SNS", "publishes")]["quantity"] == 5
+    calls = lines[("Secrets Manager", "API calls")]
+    assert abs(calls["cost"] - 4 * PRICES["secretsmanager"]["api_calls_per_ten_thousand"] / 1e4) < 1e-15
+    # Stored secrets are billed per secret-month, prorated: one secret for the seconds so far.
+    stored = lines[("Secrets Manager", "secrets stored")]
+    assert 0 < stored["quantity"] * 30 * 86400 < 120, stored
+    assert abs(stored["cost"] - stored["quantity"] * PRICES["secretsmanager"]["secret_per_month"]) < 1e-15
     api = requests.get(f"{n.endpoint}/_nimbus/api/cost?free_tier=false", timeout=10).json()
-    assert {l["service"]: l["quantity"] for l in api["lines"]} == {k: v["quantity"] for k, v in lines.items()}
+    counted = lambda ls: {(l["service"], l["item"]): l["quantity"] for l in ls if not l["unit"].endswith("months")}  # noqa: E731
+    assert counted(api["lines"]) == counted(lines.values())
     # The free tier covers SQS and SNS here; Secrets Manager has none (a 30-day trial only).
     free = requests.get(f"{n.endpoint}/_nimbus/api/cost", timeout=10).json()
-    assert abs(free["total"] - lines["Secrets Manager"]["cost"]) < 1e-15, free
+    secrets_now = sum(l["cost"] for l in free["lines"] if l["service"] == "Secrets Manager")
+    assert abs(free["total"] - secrets_now) < 1e-15, free
+
+
+def test_s3_storage_is_priced_by_the_gb_month_it_was_held(start_nimbus):
+    n = start_nimbus("""
+Resources:
+  B:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: cost-b}
+""")
+    s3 = n.client("s3")
+    s3.put_object(Bucket="cost-b", Key="a", Body=b"x" * 300_000)
+    s3.put_object(Bucket="cost-b", Key="b", Body=b"y" * 200_000)
+    s3.delete_object(Bucket="cost-b", Key="b")
+    up = s3.create_multipart_upload(Bucket="cost-b", Key="big")["UploadId"]
+    s3.upload_part(Bucket="cost-b", Key="big", UploadId=up, PartNumber=1, Body=b"z" * 100_000)
+
+    def metric(name):
+        text = requests.get(f"{n.endpoint}/metrics", timeout=10).text
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + '{bucket="cost-b"}'))
+
+    # Held: the object and the uploaded part (S3 bills an unfinished upload's parts).
+    assert poll(lambda: metric("nimbus_s3_stored_bytes"), lambda b: b == 400_000) == 400_000
+    time.sleep(2)
+    before = metric("nimbus_s3_stored_byte_seconds_total")
+    code, out, err = cost(n, "--no-free-tier", "--json")
+    after = metric("nimbus_s3_stored_byte_seconds_total")
+    assert code == 0, err
+    line = next(l for l in json.loads(out)["lines"] if l["item"] == "storage (Standard)")
+    assert line["resource"] == "cost-b" and line["unit"] == "GB-months"
+    month = 30 * 86400
+    by_hand = lambda byte_s: byte_s / 2**30 / month * PRICES["s3"]["storage_gb_month"]  # noqa: E731
+    assert before >= 400_000 and by_hand(before) <= line["cost"] <= by_hand(after), (before, line, after)
+    # 5 GB-months free: this is well inside it.
+    free = requests.get(f"{n.endpoint}/_nimbus/api/cost", timeout=10).json()
+    assert next(l for l in free["lines"] if l["item"] == "storage (Standard)")["cost"] == 0

@@ -31,6 +31,8 @@ const FIGURES: &[(&str, &str)] = &[
     ("stepfunctions", "express_requests_per_million"),
     ("dynamodb", "write_request_units_per_million"),
     ("dynamodb", "read_request_units_per_million"),
+    ("s3", "storage_gb_month"),
+    ("s3", "free_storage_gb_months"),
     ("s3", "put_class_per_thousand"),
     ("s3", "get_class_per_thousand"),
     ("s3", "free_put_class"),
@@ -40,7 +42,16 @@ const FIGURES: &[(&str, &str)] = &[
     ("sns", "publishes_per_million"),
     ("sns", "free_publishes"),
     ("secretsmanager", "api_calls_per_ten_thousand"),
+    ("secretsmanager", "secret_per_month"),
 ];
+
+/// The month storage is billed by: 30 days, as `nimbus cost` projects a month.
+pub const MONTH_SECONDS: f64 = 30.0 * 86_400.0;
+
+/// GB-months from byte-seconds (S3's GB is 2^30 bytes).
+pub fn gb_months(byte_seconds: f64) -> f64 {
+    byte_seconds / f64::from(1u32 << 30) / MONTH_SECONDS
+}
 
 impl Prices {
     /// Reads a price file; every figure must be there, each service with its `source`.
@@ -99,6 +110,10 @@ pub struct Usage {
     pub sns_publishes: f64,
     /// Secrets Manager API calls.
     pub secrets_api_calls: f64,
+    /// (bucket, GB-months of storage over the run)
+    pub s3_storage: Vec<(String, f64)>,
+    /// Secrets stored, in secret-months over the run.
+    pub secret_months: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +144,7 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
     let mut free_http = free("apigateway", "free_http_requests");
     let mut free_transitions = free("stepfunctions", "free_standard_transitions");
     let mut free_put = free("s3", "free_put_class");
+    let mut free_storage = free("s3", "free_storage_gb_months");
     let mut free_get = free("s3", "free_get_class");
     let mut free_sqs = free("sqs", "free_requests");
     let mut free_sns = free("sns", "free_publishes");
@@ -177,6 +193,16 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
             quantity: *requests,
             unit: "requests",
             cost: take(left, *requests) / 1e6 * rate,
+        });
+    }
+    for (bucket, gb_months) in &usage.s3_storage {
+        lines.push(Line {
+            service: "S3",
+            resource: bucket.clone(),
+            item: "storage (Standard)".into(),
+            quantity: *gb_months,
+            unit: "GB-months",
+            cost: take(&mut free_storage, *gb_months) * p("s3", "storage_gb_month"),
         });
     }
     let mut simple = |service, item: &str, quantity: f64, unit, cost: f64| {
@@ -262,6 +288,13 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
         "calls",
         usage.secrets_api_calls / 1e4 * p("secretsmanager", "api_calls_per_ten_thousand"),
     );
+    simple(
+        "Secrets Manager",
+        "secrets stored",
+        usage.secret_months,
+        "secret-months",
+        usage.secret_months * p("secretsmanager", "secret_per_month"),
+    );
     let total = lines.iter().map(|l| l.cost).sum();
     Estimate { lines, total }
 }
@@ -309,6 +342,11 @@ mod tests {
             sqs_requests: 2_000_000.0,
             sns_publishes: 10.0,
             secrets_api_calls: 20_000.0,
+            s3_storage: vec![(
+                "b".into(),
+                gb_months(2.0 * f64::from(1u32 << 30) * MONTH_SECONDS),
+            )],
+            secret_months: 0.5,
             ..Usage::default()
         };
         let e = estimate(&usage, &prices(), false);
@@ -327,12 +365,18 @@ mod tests {
         assert!((cost("requests (standard") - 2.0 * 0.40).abs() < 1e-12);
         assert!((cost("publishes") - 10.0 * 0.50 / 1e6).abs() < 1e-12);
         assert!((cost("API calls") - 2.0 * 0.05).abs() < 1e-12);
+        // 2 GiB held for a 30-day month.
+        assert!((cost("storage") - 2.0 * 0.023).abs() < 1e-12);
+        assert!((cost("secrets stored") - 0.5 * 0.40).abs() < 1e-12);
         let total: f64 = e.lines.iter().map(|l| l.cost).sum();
         assert_eq!(e.total, total);
-        // The free tier covers all of it but SQS's second million and Secrets Manager (which
-        // has no free tier beyond a 30-day trial).
+        // The free tier covers all of it (S3's 5 GB-months too) but SQS's second million and
+        // Secrets Manager (which has no free tier beyond a 30-day trial).
         let free = estimate(&usage, &prices(), true);
-        assert!((free.total - (0.40 + 0.10)).abs() < 1e-12, "{free:?}");
+        assert!(
+            (free.total - (0.40 + 0.10 + 0.20)).abs() < 1e-12,
+            "{free:?}"
+        );
     }
 
     #[test]

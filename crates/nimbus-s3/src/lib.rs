@@ -121,6 +121,11 @@ impl S3 {
         let _ = self.inner.hub.set(hub);
     }
 
+    /// The bytes each bucket holds (every version and uploaded part), as S3 bills storage.
+    pub fn stored_bytes(&self) -> Result<Vec<(String, u64)>, S3Error> {
+        state::stored_bytes(&self.inner.db.lock())
+    }
+
     /// Whether a bucket of this name exists.
     pub fn has_bucket(&self, name: &str) -> bool {
         self.inner.bucket(name).is_some()

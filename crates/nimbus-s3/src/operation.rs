@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn requests_are_named_by_s3s_operation_names() {
-        let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             ("GET", "/", &[], "ListBuckets"),
             ("PUT", "/b", &[], "CreateBucket"),
             ("HEAD", "/b", &[], "HeadBucket"),

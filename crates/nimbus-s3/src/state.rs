@@ -77,7 +77,48 @@ CREATE TABLE parts (
 "#,
     // A multipart object's part sizes (JSON), so `GetObject?partNumber=` can serve one part.
     "ALTER TABLE objects ADD COLUMN part_sizes TEXT;",
+    // Each bucket's stored bytes (every version and uploaded part, as S3 bills storage),
+    // maintained by triggers in the transaction that changes them: storage is read without a
+    // scan of the objects.
+    r#"
+CREATE TABLE bucket_bytes (bucket TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO bucket_bytes (bucket, bytes) SELECT bucket, SUM(size) FROM objects WHERE true GROUP BY bucket;
+INSERT INTO bucket_bytes (bucket, bytes)
+    SELECT u.bucket, SUM(p.size) FROM parts p JOIN uploads u ON u.id = p.upload WHERE true GROUP BY u.bucket
+    ON CONFLICT (bucket) DO UPDATE SET bytes = bytes + excluded.bytes;
+CREATE TRIGGER objects_bytes_insert AFTER INSERT ON objects BEGIN
+    INSERT INTO bucket_bytes (bucket, bytes) VALUES (NEW.bucket, NEW.size)
+        ON CONFLICT (bucket) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER objects_bytes_delete AFTER DELETE ON objects BEGIN
+    UPDATE bucket_bytes SET bytes = bytes - OLD.size WHERE bucket = OLD.bucket;
+END;
+CREATE TRIGGER parts_bytes_insert AFTER INSERT ON parts BEGIN
+    INSERT INTO bucket_bytes (bucket, bytes) SELECT bucket, NEW.size FROM uploads WHERE id = NEW.upload
+        ON CONFLICT (bucket) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER parts_bytes_update AFTER UPDATE OF size ON parts BEGIN
+    UPDATE bucket_bytes SET bytes = bytes + NEW.size - OLD.size
+        WHERE bucket = (SELECT bucket FROM uploads WHERE id = NEW.upload);
+END;
+CREATE TRIGGER parts_bytes_delete AFTER DELETE ON parts BEGIN
+    UPDATE bucket_bytes SET bytes = bytes - OLD.size
+        WHERE bucket = (SELECT bucket FROM uploads WHERE id = OLD.upload);
+END;
+CREATE TRIGGER buckets_bytes_delete AFTER DELETE ON buckets BEGIN
+    DELETE FROM bucket_bytes WHERE bucket = OLD.name;
+END;
+"#,
 ];
+
+/// Each bucket's stored bytes (the triggers' maintained counts).
+pub(crate) fn stored_bytes(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>, S3Error> {
+    let mut st = conn.prepare_cached("SELECT bucket, bytes FROM bucket_bytes ORDER BY bucket")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
 
 /// Where bodies live.
 #[derive(Debug, Clone)]

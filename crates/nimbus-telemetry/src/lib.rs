@@ -246,6 +246,16 @@ pub struct S3Metrics {
     pub requests: Family<BucketRequestLabels, Counter>,
     pub bytes_in: Family<BucketLabels, Counter>,
     pub bytes_out: Family<BucketLabels, Counter>,
+    /// Bytes each bucket holds (every version and uploaded part, as S3 bills storage).
+    pub stored: Family<BucketLabels, Gauge>,
+    /// Stored bytes integrated over this run's time: what S3 storage is billed on.
+    pub stored_byte_seconds: Family<BucketLabels, Counter<f64, AtomicU64>>,
+    /// Secrets Manager's secrets, and their count integrated over this run's time (billed per
+    /// secret per month).
+    pub secrets: Gauge,
+    pub secret_seconds: Counter<f64, AtomicU64>,
+    /// The buckets last sampled, so a deleted one's series go.
+    sampled: Mutex<Vec<String>>,
 }
 
 /// A state machine.
@@ -617,7 +627,33 @@ impl Telemetry {
             requests: Family::default(),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
+            stored: Family::default(),
+            stored_byte_seconds: Family::default(),
+            secrets: Gauge::default(),
+            secret_seconds: Counter::default(),
+            sampled: Mutex::default(),
         };
+        r.register_with_unit(
+            "s3_stored",
+            "Bytes each S3 bucket holds: every object version and uploaded part",
+            Unit::Bytes,
+            s3.stored.clone(),
+        );
+        r.register(
+            "s3_stored_byte_seconds",
+            "Bytes each S3 bucket held, integrated over this run's seconds (sampled each second)",
+            s3.stored_byte_seconds.clone(),
+        );
+        r.register(
+            "secretsmanager_secrets",
+            "Secrets Manager secrets stored",
+            s3.secrets.clone(),
+        );
+        r.register(
+            "secretsmanager_secret_seconds",
+            "Secrets stored, integrated over this run's seconds (sampled each second)",
+            s3.secret_seconds.clone(),
+        );
         r.register(
             "s3_requests",
             "S3 API calls, by bucket, operation and outcome (ok or S3's error code)",
@@ -863,6 +899,35 @@ impl Telemetry {
         if sent > 0 {
             self.s3.bytes_out.get_or_create(&l).inc_by(sent);
         }
+    }
+
+    /// What S3 buckets and Secrets Manager hold now, and for how long since the last sample:
+    /// the storage AWS bills by the month.
+    pub fn record_stored(&self, buckets: &[(String, u64)], secrets: u64, seconds: f64) {
+        for (bucket, bytes) in buckets {
+            let l = BucketLabels {
+                bucket: bucket.clone(),
+            };
+            self.s3.stored.get_or_create(&l).set(*bytes as i64);
+            self.s3
+                .stored_byte_seconds
+                .get_or_create(&l)
+                .inc_by(*bytes as f64 * seconds);
+        }
+        self.s3.secrets.set(secrets as i64);
+        self.s3.secret_seconds.inc_by(secrets as f64 * seconds);
+        let mut sampled = self.s3.sampled.lock().unwrap();
+        for gone in sampled
+            .iter()
+            .filter(|b| !buckets.iter().any(|(n, _)| n == *b))
+        {
+            let l = BucketLabels {
+                bucket: gone.clone(),
+            };
+            self.s3.stored.remove(&l);
+            self.s3.stored_byte_seconds.remove(&l);
+        }
+        *sampled = buckets.iter().map(|(b, _)| b.clone()).collect();
     }
 
     /// A Step Functions execution started (`kind`: `STANDARD` or `EXPRESS`).

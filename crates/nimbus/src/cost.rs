@@ -80,6 +80,18 @@ fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
     u.secrets_api_calls = calls("secretsmanager", &[]);
     for s in samples
         .iter()
+        .filter(|s| s.name == "nimbus_s3_stored_byte_seconds_total")
+    {
+        let bucket = s.label("bucket").unwrap_or("").to_owned();
+        u.s3_storage.push((bucket, cost::gb_months(s.value)));
+    }
+    u.secret_months = sum(
+        samples,
+        "nimbus_secretsmanager_secret_seconds_total",
+        |_| true,
+    ) / cost::MONTH_SECONDS;
+    for s in samples
+        .iter()
         .filter(|s| s.name == "nimbus_s3_requests_total")
     {
         if cost::s3_put_class(s.label("operation").unwrap_or("")) {
@@ -214,6 +226,8 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
         };
         let quantity = if l.unit == "GB-s" {
             format!("{:.4} GB-s", l.quantity)
+        } else if l.unit.ends_with("months") {
+            format!("{:.3e} {}", l.quantity, l.unit)
         } else {
             format!("{} {}", l.quantity.round(), l.unit)
         };
@@ -223,6 +237,6 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = month {
         println!("Projected at this rate for a 30-day month: {}", money(m));
     }
-    println!("Not priced yet: S3 storage, Secrets Manager's monthly charge per secret, Express duration, data transfer, CloudWatch, and the SQS requests Lambda's event source mappings make on AWS.");
+    println!("Not priced yet: Express duration, data transfer, CloudWatch, and the SQS requests Lambda's event source mappings make on AWS.");
     Ok(ExitCode::SUCCESS)
 }

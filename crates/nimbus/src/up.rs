@@ -1042,6 +1042,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         });
     }
     {
+        // Storage is billed by the month on what is held over time: sample it each second.
+        let (s3, secrets, telemetry) = (s3.clone(), secrets.clone(), platform.telemetry().clone());
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut last = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let (s3, secrets) = (s3.clone(), secrets.clone());
+                let sample = tokio::task::spawn_blocking(move || {
+                    (s3.stored_bytes(), secrets.names().map(|n| n.len() as u64))
+                })
+                .await;
+                let now = tokio::time::Instant::now();
+                let seconds = (now - last).as_secs_f64();
+                last = now;
+                match sample {
+                    Ok((Ok(buckets), Ok(secrets))) => {
+                        telemetry.record_stored(&buckets, secrets, seconds)
+                    }
+                    Ok((Err(e), _)) => tracing::warn!(error = %e, "cannot read S3's stored bytes"),
+                    Ok((_, Err(e))) => tracing::warn!(error = %e, "cannot count secrets"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+    {
         // S3 applies lifecycle rules in the background, once a day or so; locally about a
         // hundred times a (scaled) day, at least every second and at most every minute.
         let s3 = s3.clone();
