@@ -368,18 +368,19 @@ def test_fis_templates_survive_a_restart_and_a_running_experiment_is_stopped(sta
 
 
 FETCH = """
-import os, time, urllib.error, urllib.request
+import os, ssl, time, urllib.error, urllib.request
 
 def handler(event, context):
     started = time.monotonic()
     out = {"proxy": os.environ.get("HTTP_PROXY")}
+    ctx = ssl.create_default_context(cafile=event["cafile"]) if event.get("cafile") else None
     try:
-        with urllib.request.urlopen(event["url"], timeout=10) as r:
+        with urllib.request.urlopen(event["url"], timeout=10, context=ctx) as r:
             out.update(status=r.status, body=r.read().decode())
     except urllib.error.HTTPError as e:
         out.update(status=e.code, body=e.read().decode())
     except Exception as e:
-        out.update(error=type(e).__name__)
+        out.update(error=type(e).__name__, reason=str(e))
     out["ms"] = (time.monotonic() - started) * 1000
     return out
 """
@@ -425,7 +426,7 @@ class Upstream:
         self.server.shutdown()
 
 
-def test_egress_rules_break_a_functions_outbound_calls_per_host(start_nimbus):
+def test_egress_rules_break_a_functions_outbound_calls_per_host(start_nimbus, tmp_path):
     up = Upstream()
     try:
         n = start_nimbus(FETCH_TEMPLATE, {"src/app.py": FETCH})
@@ -472,6 +473,33 @@ def test_egress_rules_break_a_functions_outbound_calls_per_host(start_nimbus):
         faults(n, "POST", [])
         metrics = requests.get(f"{n.endpoint}/metrics", timeout=10).text
         assert 'nimbus_chaos_faults_injected_total{service="egress",code="connection-refuse"} 1' in metrics, metrics
+        # HTTPS goes through a CONNECT tunnel, never decrypted: the function verifies the
+        # destination's own certificate, and rules break the tunnel.
+        from test_gateway_https import https_backend, make_certificates
+        ca, cert, key = make_certificates(tmp_path)
+        tls = https_backend(cert, key)
+        try:
+            def fetch_tls():
+                event = {"url": f"https://localhost:{tls.server_address[1]}/secure", "cafile": str(ca)}
+                r = lam.invoke(FunctionName="Fetch", Payload=json.dumps(event).encode())
+                return json.loads(r["Payload"].read())
+            ok = fetch_tls()
+            assert ok["status"] == 200 and json.loads(ok["body"])["path"] == "/secure", ok
+            tls_host = f"localhost:{tls.server_address[1]}"
+            for rule, want in [
+                ({"service": "egress", "host": tls_host, "connection": "refuse"}, "Tunnel connection failed: 502"),
+                ({"service": "egress", "host": tls_host, "error": {"statusCode": 503}}, "Tunnel connection failed: 503"),
+            ]:
+                faults(n, "POST", [rule])
+                got = fetch_tls()
+                assert got.get("error") == "URLError" and want in got["reason"], (rule, got)
+            faults(n, "POST", [{"service": "egress", "host": tls_host, "connection": "reset"}])
+            got = fetch_tls()
+            assert "error" in got and "status" not in got, got
+            faults(n, "POST", [])
+            assert fetch_tls()["status"] == 200
+        finally:
+            tls.shutdown()
         # Bad egress rules are refused whole.
         for rule, want in [({"service": "egress", "connection": "drop"}, "connection must be"),
                            ({"service": "sqs", "host": "x"}, "egress")]:

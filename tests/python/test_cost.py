@@ -147,3 +147,22 @@ Resources:
     # 5 GB-months free: this is well inside it.
     free = requests.get(f"{n.endpoint}/_nimbus/api/cost", timeout=10).json()
     assert next(l for l in free["lines"] if l["item"] == "storage (Standard)")["cost"] == 0
+    # What is held follows every change: a part uploaded again, an upload completed, a second
+    # version kept, every version deleted and the bucket too (what it held still counts).
+    held = lambda want: poll(lambda: metric("nimbus_s3_stored_bytes"), lambda b: b == want, timeout=5)  # noqa: E731
+    etag = s3.upload_part(Bucket="cost-b", Key="big", UploadId=up, PartNumber=1, Body=b"z" * 50_000)["ETag"]
+    assert held(350_000) == 350_000
+    s3.complete_multipart_upload(Bucket="cost-b", Key="big", UploadId=up,
+                                 MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]})
+    assert held(350_000) == 350_000
+    s3.put_bucket_versioning(Bucket="cost-b", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="cost-b", Key="a", Body=b"v" * 10)
+    assert held(350_010) == 350_010
+    for v in s3.list_object_versions(Bucket="cost-b").get("Versions", []):
+        s3.delete_object(Bucket="cost-b", Key=v["Key"], VersionId=v["VersionId"])
+    assert held(0) == 0
+    s3.delete_bucket(Bucket="cost-b")
+    text = lambda: requests.get(f"{n.endpoint}/metrics", timeout=10).text  # noqa: E731
+    gauge = 'nimbus_s3_stored_bytes{bucket="cost-b"}'
+    assert gauge not in poll(text, lambda t: gauge not in t, timeout=5)
+    assert metric("nimbus_s3_stored_byte_seconds_total") >= after

@@ -22,9 +22,19 @@ const MESSAGE: &str = "Operation failed due to a simulated fault";
 #[derive(Clone, Default)]
 pub struct Chaos {
     state: Arc<RwLock<Active>>,
+    /// Counts rule changes, for what must react to one (the egress proxy's open tunnels).
+    changes: Arc<Changes>,
     /// Called whenever rules for `egress` are installed: the binary gives functions the
     /// egress proxy from then on.
     on_egress: Arc<std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>>,
+}
+
+struct Changes(tokio::sync::watch::Sender<u64>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(tokio::sync::watch::Sender::new(0))
+    }
 }
 
 #[derive(Default)]
@@ -177,12 +187,25 @@ impl Chaos {
         Some(f)
     }
 
+    /// Whether any rule applies to outbound connections to `host:port`, whatever its
+    /// probability.
+    pub fn has_egress_rule(&self, host: &str, port: u16) -> bool {
+        let s = self.state.read().unwrap();
+        s.faults.iter().any(|f| f.matches_egress(host, port))
+    }
+
+    /// Wakes on every change of the rules.
+    pub fn rules_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.0.subscribe()
+    }
+
     /// Runs `hook` each time egress rules are installed (once set; later calls are ignored).
     pub fn on_egress(&self, hook: impl Fn() + Send + Sync + 'static) {
         let _ = self.on_egress.set(Box::new(hook));
     }
 
     fn installed(&self, rules: &[Fault]) {
+        self.changes.0.send_modify(|n| *n += 1);
         self.announce();
         if rules.iter().any(|f| f.service.as_deref() == Some("egress")) {
             if let Some(hook) = self.on_egress.get() {
@@ -412,6 +435,7 @@ async fn remove(State(chaos): State<Chaos>, body: Bytes) -> Response {
                 .unwrap()
                 .faults
                 .retain(|f| !rules.contains(f));
+            chaos.changes.0.send_modify(|n| *n += 1);
             chaos.announce();
             listing(&chaos)
         }

@@ -1,17 +1,25 @@
 //! nimbus's egress proxy. Functions given it (`HTTP_PROXY`, `HTTPS_PROXY`) send their
 //! outbound HTTP(S) through here, so `egress` fault rules can break it per destination: added
-//! latency, a refused connection, a connection reset mid-response, or (plain HTTP only) an
-//! error status such as 503 or 429. HTTPS is tunnelled with `CONNECT` and never decrypted: a
-//! status rule answers the `CONNECT` with that status, which the client sees as a failed
-//! connection. With no rule matching, the proxy only copies bytes.
+//! latency, a refused connection, a reset connection, or (plain HTTP only) an error status such
+//! as 503 or 429. HTTPS is tunnelled with `CONNECT` and never decrypted: a status rule answers
+//! the `CONNECT` with that status, which the client sees as a failed connection, and a reset
+//! comes after the TLS handshake. A tunnel open when a rule for its destination arrives is
+//! reset, so the client's next connection meets the rule (HTTP clients keep tunnels open for
+//! reuse). With no rule matching, the proxy only copies bytes; calls to nimbus's own endpoint
+//! and APIs are never faulted (their faults are the chaos API's AWS and route rules).
 //!
-//! Bounded: at most [`MAX_CONNECTIONS`] client connections at once (more wait to be accepted),
-//! a request head must arrive within [`HEAD_TIMEOUT`], an upstream must accept within
-//! [`CONNECT_TIMEOUT`]; bodies and tunnels are streamed, never buffered.
+//! Bounded: at most [`MAX_CONNECTIONS`] client connections, tunnels included, at once (more
+//! wait to be accepted), a request head must arrive within [`HEAD_TIMEOUT`], an upstream must
+//! accept within [`CONNECT_TIMEOUT`], a tunnel idle for [`TUNNEL_IDLE`] is closed; bodies and
+//! tunnels are streamed, never buffered.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -22,14 +30,16 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use nimbus_core::chaos::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Chaos;
 
 pub const MAX_CONNECTIONS: usize = 512;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TUNNEL_IDLE: Duration = Duration::from_secs(300);
 
 type ProxyBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 type Upstream = Client<hyper_util::client::legacy::connect::HttpConnector, Incoming>;
@@ -38,15 +48,81 @@ struct Proxy {
     chaos: Chaos,
     telemetry: Arc<nimbus_telemetry::Telemetry>,
     client: Upstream,
+    /// nimbus's own endpoint and APIs (`host:port`, lower case): passed through untouched.
+    own: Vec<String>,
+}
+
+/// A client's connection. With `reset` set it is reset (RST) when dropped rather than closed,
+/// which is what a connection broken mid-answer looks like to the client.
+struct ClientConn {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for ClientConn {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Acquire) {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for ClientConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// What one client connection's requests share: its reset switch, and its permit, which a
+/// tunnel takes over (the connection lives on as the tunnel).
+struct PerConn {
+    reset: Arc<AtomicBool>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// Binds the proxy on `addr` (loopback, port 0 for any) and serves it until the runtime
-/// stops. Returns the address functions are given.
+/// stops. `own` lists nimbus's own endpoint and APIs as `host:port`. Returns the address
+/// functions are given.
 pub async fn start(
     addr: SocketAddr,
     chaos: Chaos,
     telemetry: Arc<nimbus_telemetry::Telemetry>,
-) -> std::io::Result<SocketAddr> {
+    own: Vec<String>,
+) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -56,8 +132,11 @@ pub async fn start(
         chaos,
         telemetry,
         client: Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(16)
             .build(connector),
+        own: own.into_iter().map(|o| o.to_ascii_lowercase()).collect(),
     });
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
@@ -74,19 +153,26 @@ pub async fn start(
                 }
             };
             let _ = stream.set_nodelay(true);
+            let conn = Arc::new(PerConn {
+                reset: Arc::default(),
+                permit: Mutex::new(Some(permit)),
+            });
+            let io = ClientConn {
+                stream,
+                reset: conn.reset.clone(),
+            };
             let proxy = proxy.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+                    let (proxy, conn) = (proxy.clone(), conn.clone());
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &conn).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEAD_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(io), service)
                     .with_upgrades()
                     .await;
-                drop(permit);
             });
         }
     });
@@ -114,10 +200,47 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Removes the hop-by-hop headers, and those the `Connection` header names as such.
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for h in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(h);
+    }
+}
+
+fn why(e: &dyn std::error::Error) -> String {
+    let mut why = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    why
+}
+
 impl Proxy {
+    fn is_own(&self, host: &str, port: u16) -> bool {
+        let me = format!("{}:{port}", host.to_ascii_lowercase());
+        self.own.contains(&me)
+    }
+
     /// What the rules make of a connection to `host:port`, after any latency they add: the
     /// proxy's own answer instead of the destination's (`Err`), or whether to reset it partway.
     async fn verdict(&self, host: &str, port: u16) -> Result<bool, Response<ProxyBody>> {
+        if self.is_own(host, port) {
+            return Ok(false);
+        }
         let Some(f) = self.chaos.egress_fault(host, port, &self.telemetry) else {
             return Ok(false);
         };
@@ -140,47 +263,45 @@ impl Proxy {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(&self, req: Request<Incoming>, conn: &PerConn) -> Response<ProxyBody> {
         if req.method() == Method::CONNECT {
-            return self.tunnel(req).await;
+            return self.tunnel(req, conn).await;
         }
         let uri = req.uri().clone();
-        let (Some(host), Some("http")) = (uri.host(), uri.scheme_str()) else {
+        let (Some(authority), Some("http")) = (uri.authority(), uri.scheme_str()) else {
             return text(
                 StatusCode::BAD_REQUEST,
                 "nimbus's egress proxy takes absolute http:// URLs and CONNECT\n".into(),
             );
         };
-        let host = host.to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+        let host = authority.host().to_owned();
+        let port = authority.port_u16().unwrap_or(80);
         let reset = match self.verdict(&host, port).await {
             Ok(reset) => reset,
             Err(answer) => return answer,
         };
         let (mut parts, body) = req.into_parts();
-        for h in HOP_BY_HOP {
-            parts.headers.remove(*h);
+        strip_hop_by_hop(&mut parts.headers);
+        // The absolute URL names the destination; a client's Host says the same or is wrong.
+        if let Ok(v) = authority.as_str().parse() {
+            parts.headers.insert("host", v);
         }
         let upstream = match self.client.request(Request::from_parts(parts, body)).await {
             Ok(r) => r,
             Err(e) => {
-                let mut why = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    why = format!("{why}: {s}");
-                    source = s.source();
-                }
                 return text(
                     StatusCode::BAD_GATEWAY,
-                    format!("nimbus's egress proxy could not reach {host}:{port}: {why}\n"),
-                );
+                    format!(
+                        "nimbus's egress proxy could not reach {host}:{port}: {}\n",
+                        why(&e)
+                    ),
+                )
             }
         };
         let (mut parts, body) = upstream.into_parts();
-        for h in HOP_BY_HOP {
-            parts.headers.remove(*h);
-        }
+        strip_hop_by_hop(&mut parts.headers);
         let body = if reset {
+            conn.reset.store(true, Ordering::Release);
             cut_short(body)
         } else {
             body.map_err(|e| Box::new(e) as _).boxed()
@@ -188,7 +309,7 @@ impl Proxy {
         Response::from_parts(parts, body)
     }
 
-    async fn tunnel(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn tunnel(&self, req: Request<Incoming>, conn: &PerConn) -> Response<ProxyBody> {
         let Some(authority) = req.uri().authority().cloned() else {
             return text(StatusCode::BAD_REQUEST, "CONNECT takes host:port\n".into());
         };
@@ -219,16 +340,18 @@ impl Proxy {
                 }
             };
         let _ = upstream.set_nodelay(true);
+        let permit = conn.permit.lock().unwrap().take();
+        let watch = (!self.is_own(&host, port)).then(|| (self.chaos.clone(), host, port));
         tokio::spawn(async move {
+            let _permit = permit;
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 return;
             };
-            // The client's own socket, so a reset can be a real one (RST, not FIN).
-            let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            let Ok(parts) = upgraded.downcast::<TokioIo<ClientConn>>() else {
                 return;
             };
             let client = parts.io.into_inner();
-            let _ = relay(client, parts.read_buf, upstream, reset).await;
+            let _ = relay(client, parts.read_buf, upstream, reset, watch).await;
         });
         Response::new(Empty::new().map_err(|e| match e {}).boxed())
     }
@@ -303,29 +426,30 @@ impl hyper::body::Body for CutShort {
     }
 }
 
-/// Copies both ways until either side closes. With `reset`, the tunnel carries the exchange
-/// up to the client's request (for TLS: the handshake and what follows it), lets half of the
-/// destination's next chunk through, then resets the client's connection.
+/// Copies both ways until either side closes or the tunnel idles for [`TUNNEL_IDLE`]. With
+/// `reset`, the tunnel carries the exchange up to the client's first write after the
+/// destination's first answer (for TLS: the handshake), lets half of the destination's next
+/// chunk through, then resets the client's connection. With `watch`, a change of the rules
+/// that gives the destination a rule resets the tunnel.
 async fn relay(
-    mut client: TcpStream,
+    mut client: ClientConn,
     early: Bytes,
     mut upstream: TcpStream,
     reset: bool,
-) -> std::io::Result<()> {
+    watch: Option<(Chaos, String, u16)>,
+) -> io::Result<()> {
     if !early.is_empty() {
         upstream.write_all(&early).await?;
     }
-    if !reset {
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-        return Ok(());
-    }
-    // TLS: the first answer is the server's handshake; the client's next write finishes it
-    // and carries the request, and the answer to that is what gets cut.
+    let mut rules = watch.as_ref().map(|(chaos, _, _)| chaos.rules_changed());
+    // TLS: the first answer is the server's handshake; the client's next write finishes it.
     let mut tls: Option<bool> = (!early.is_empty()).then(|| early[0] == 0x16);
-    let mut upstream_chunks = 0u32;
-    let mut armed = tls == Some(false);
+    let mut answered = false;
+    let mut armed = reset && tls == Some(false);
     let mut from_client = vec![0u8; 16 * 1024];
     let mut from_upstream = vec![0u8; 16 * 1024];
+    let idle = tokio::time::sleep(TUNNEL_IDLE);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
             n = client.read(&mut from_client) => {
@@ -336,7 +460,7 @@ async fn relay(
                 if tls.is_none() {
                     tls = Some(from_client[0] == 0x16);
                 }
-                if tls == Some(false) || upstream_chunks > 0 {
+                if reset && (tls == Some(false) || answered) {
                     armed = true;
                 }
                 upstream.write_all(&from_client[..n]).await?;
@@ -348,13 +472,31 @@ async fn relay(
                 }
                 if armed {
                     client.write_all(&from_upstream[..n / 2]).await?;
-                    client.set_zero_linger()?;
+                    client.reset.store(true, Ordering::Release);
                     return Ok(());
                 }
-                upstream_chunks += 1;
+                answered = true;
                 client.write_all(&from_upstream[..n]).await?;
             }
+            Some(changed) = async {
+                match rules.as_mut() {
+                    Some(r) => Some(r.changed().await),
+                    None => None,
+                }
+            } => {
+                let (chaos, host, port) = watch.as_ref().expect("rules come with watch");
+                if changed.is_err() {
+                    rules = None;
+                } else if chaos.has_egress_rule(host, *port) {
+                    client.reset.store(true, Ordering::Release);
+                    return Ok(());
+                }
+                continue;
+            }
+            () = &mut idle => return Ok(()),
         }
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + TUNNEL_IDLE);
     }
 }
 
@@ -403,6 +545,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             chaos.clone(),
             Arc::default(),
+            vec!["127.0.0.1:1".into()],
         )
         .await
         .unwrap();
@@ -466,6 +609,40 @@ mod tests {
             err.map(|e| e.kind()),
             Some(std::io::ErrorKind::ConnectionReset),
             "{out}"
+        );
+        // A tunnel open before a rule for its destination arrives is reset by it.
+        chaos.set_rules(Vec::new());
+        let echo = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            tokio::spawn(async move {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = vec![0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            addr
+        };
+        let mut s = TcpStream::connect(proxy).await.unwrap();
+        s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nhost: {echo}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        s.write_all(b"ping").await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        chaos.set_rules(
+            nimbus_core::chaos::parse(&serde_json::json!([{"service": "egress", "host": echo.to_string(), "connection": "refuse"}]))
+                .unwrap(),
+        );
+        assert_eq!(
+            s.read(&mut buf).await.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset)
         );
         chaos.set_rules(
             nimbus_core::chaos::parse(

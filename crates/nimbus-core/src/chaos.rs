@@ -123,19 +123,46 @@ impl Fault {
         let Some(want) = self.host.as_deref() else {
             return true;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let (want_host, want_port) = match want.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && !h.ends_with(':') => (h, p.parse::<u16>().ok()),
-            _ => (want, None),
+        let Ok((want_host, want_port)) = split_host(want) else {
+            return false;
         };
-        let want_host = want_host.trim_start_matches('[').trim_end_matches(']');
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let want_host = want_host.to_ascii_lowercase();
         let host_ok = match want_host.strip_prefix("*.") {
             Some(suffix) => host
                 .strip_suffix(suffix)
                 .is_some_and(|rest| rest.ends_with('.')),
-            None => want_host.eq_ignore_ascii_case(host),
+            None => want_host == host,
         };
         host_ok && want_port.is_none_or(|p| p == port)
+    }
+}
+
+/// An egress rule's `host` as (host, port): `name`, `name:port`, `*.suffix[:port]`, an IPv4
+/// address with or without a port, an IPv6 address bare or in brackets (`[::1]:8080`).
+fn split_host(rule: &str) -> Result<(&str, Option<u16>), String> {
+    let bad =
+        || format!("host must be a host name or address, host:port, or *.suffix, got {rule:?}");
+    if rule.is_empty() || rule.contains(['/', ' ', '@']) {
+        return Err(bad());
+    }
+    if let Some(rest) = rule.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((addr, Some(p.parse().map_err(|_| bad())?))),
+            None if after.is_empty() => Ok((addr, None)),
+            None => Err(bad()),
+        };
+    }
+    match rule.split_once(':') {
+        // More than one colon: a bare IPv6 address.
+        Some((_, rest)) if rest.contains(':') => Ok((rule, None)),
+        Some((h, p)) if !h.is_empty() => Ok((h, Some(p.parse().map_err(|_| bad())?))),
+        Some(_) => Err(bad()),
+        None => Ok((rule, None)),
     }
 }
 
@@ -219,11 +246,7 @@ pub fn parse(doc: &Value) -> Result<Vec<Fault>, String> {
             }
             let host = text("host")?;
             if let Some(h) = &host {
-                if h.is_empty() || h.contains(['/', ' ']) {
-                    return Err(format!(
-                        "{at}: host must be a host name or address, host:port, or *.suffix, got {h:?}"
-                    ));
-                }
+                split_host(h).map_err(|why| format!("{at}: {why}"))?;
             }
             let connection = match &r["connection"] {
                 Value::Null => None,
@@ -394,9 +417,10 @@ mod tests {
     fn egress_rules_match_by_host_port_or_suffix_and_only_when_they_name_egress() {
         let faults = parse(&json!([
             {"service": "egress", "host": "127.0.0.1:8099", "connection": "refuse"},
-            {"service": "egress", "host": "*.open-meteo.com", "error": {"statusCode": 429, "code": "TooManyRequests"}},
+            {"service": "egress", "host": "*.Open-Meteo.com", "error": {"statusCode": 429, "code": "TooManyRequests"}},
             {"service": "egress", "host": "slow.example.com", "latency": 500},
             {"service": "egress", "host": "[::1]:9000", "connection": "reset"},
+            {"service": "egress", "host": "fe80::1:2", "connection": "refuse"},
             {"probability": 1},
         ]))
         .unwrap();
@@ -409,6 +433,7 @@ mod tests {
             ("evilopen-meteo.com", 443, None),
             ("slow.example.com", 80, Some(("latency", 500))),
             ("::1", 9000, Some(("reset", 0))),
+            ("fe80::1:2", 80, Some(("refuse", 0))),
             ("example.com", 80, None),
         ];
         for (host, port, want) in cases {
@@ -427,8 +452,8 @@ mod tests {
             );
         }
         // Egress rules never match AWS API calls or routes.
-        assert!(pick(&faults[..4], "sqs", "SendMessage", "us-east-1", 0.0).is_none());
-        assert!(pick_route(&faults[..4], "Api", "GET /", 0.0).is_none());
+        assert!(pick(&faults[..5], "sqs", "SendMessage", "us-east-1", 0.0).is_none());
+        assert!(pick_route(&faults[..5], "Api", "GET /", 0.0).is_none());
         assert_eq!(
             parse(&faults.iter().map(Fault::to_json).collect()).unwrap(),
             faults
@@ -467,6 +492,10 @@ mod tests {
             ),
             (
                 json!([{"service": "egress", "host": "http://x/"}]),
+                "host must be a host name",
+            ),
+            (
+                json!([{"service": "egress", "host": "x:https"}]),
                 "host must be a host name",
             ),
         ];

@@ -195,7 +195,7 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
             cost: take(left, *requests) / 1e6 * rate,
         });
     }
-    for (bucket, gb_months) in &usage.s3_storage {
+    for (bucket, gb_months) in usage.s3_storage.iter().filter(|(_, q)| *q > 0.0) {
         lines.push(Line {
             service: "S3",
             resource: bucket.clone(),

@@ -109,6 +109,9 @@ pub(crate) struct Env {
     exited: watch::Receiver<bool>,
     /// Set once the process is reaped and its group killed: its pid may be reused after that.
     reaped: Arc<AtomicBool>,
+    /// Set by [`Env::kill`]: the environment no longer counts as one of its pool's, even
+    /// before its process is gone.
+    killed: AtomicBool,
     /// The running invocation's trace, for the REPORT line of an actively traced function.
     xray: Mutex<Option<TraceHeader>>,
 }
@@ -278,12 +281,17 @@ impl Env {
             init_reported: AtomicBool::new(provisioned),
             exited: exited_rx,
             reaped,
+            killed: AtomicBool::new(false),
             xray: Mutex::new(None),
         }))
     }
 
     pub fn status(&self) -> EnvStatus {
         self.shared.status.borrow().clone()
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 
     pub fn is_failed(&self) -> bool {
@@ -310,6 +318,7 @@ impl Env {
 
     /// Kills the whole process group. The exit watcher cleans up after it.
     pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
         if !self.reaped.load(Ordering::Acquire) {
             kill_group(self.pid);
         }
@@ -662,30 +671,28 @@ pub fn epoch_us() -> u64 {
 }
 
 /// Points a function's HTTP clients at nimbus's egress proxy, in both spellings clients read,
-/// unless the function's own configuration names a proxy (then it keeps its own). Calls to
-/// nimbus's AWS endpoint bypass it: faults for those are the chaos API's AWS rules.
+/// unless the function's own configuration names a proxy (then it keeps its own). `NO_PROXY`
+/// gains nimbus's AWS endpoint, for the clients that honour `host:port` entries (Python's);
+/// the proxy passes the others' calls there through untouched.
 fn egress_proxy(env: &mut BTreeMap<String, String>, proxy: &str, endpoint_url: &str) {
-    const KEYS: [&str; 6] = [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    ];
-    if KEYS.iter().any(|k| env.contains_key(*k)) {
+    const PROXIES: [&str; 4] = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"];
+    if PROXIES.iter().any(|k| env.contains_key(*k)) {
         return;
+    }
+    for k in PROXIES {
+        env.insert(k.to_owned(), proxy.to_owned());
     }
     let endpoint = endpoint_url
         .split_once("://")
         .map_or(endpoint_url, |(_, rest)| rest)
         .trim_end_matches('/');
-    for (k, v) in KEYS
-        .iter()
-        .zip([proxy, proxy, endpoint, proxy, proxy, endpoint])
-    {
-        env.insert((*k).to_owned(), v.to_owned());
-    }
+    let own = env
+        .get("NO_PROXY")
+        .or_else(|| env.get("no_proxy"))
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| endpoint.to_owned(), |v| format!("{v},{endpoint}"));
+    env.insert("NO_PROXY".into(), own.clone());
+    env.insert("no_proxy".into(), own);
 }
 
 /// The process environment Lambda gives a function (INTERFACES.md section 1).
@@ -776,5 +783,9 @@ mod tests {
         let mut own = BTreeMap::from([("https_proxy".to_owned(), "http://corp:3128".to_owned())]);
         egress_proxy(&mut own, "http://127.0.0.1:5000", "http://127.0.0.1:4566");
         assert_eq!(own.len(), 1);
+        let mut skip = BTreeMap::from([("NO_PROXY".to_owned(), "internal.example".to_owned())]);
+        egress_proxy(&mut skip, "http://127.0.0.1:5000", "http://127.0.0.1:4566");
+        assert_eq!(skip["HTTP_PROXY"], "http://127.0.0.1:5000");
+        assert_eq!(skip["no_proxy"], "internal.example,127.0.0.1:4566");
     }
 }

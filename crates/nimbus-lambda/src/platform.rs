@@ -376,25 +376,16 @@ impl Platform {
     }
 
     /// Gives every function (each version too) fresh environments from now on: idle ones stop
-    /// now, busy ones after their invocation, and provisioned ones are started again once the
-    /// old ones have exited. For a change to what an environment starts with that is not the
-    /// function's configuration (nimbus's egress proxy).
+    /// now, busy ones after their invocation, and provisioned ones are started again at once.
+    /// For a change to what an environment starts with that is not the function's
+    /// configuration (nimbus's egress proxy).
     pub fn recycle_environments(&self) {
         let inner = &self.inner;
-        let stopped: Vec<_> = inner
-            .pools
-            .values()
-            .cloned()
-            .chain(inner.versions.pools())
-            .flat_map(|p| p.recycle())
-            .collect();
+        for pool in inner.pools.values().cloned().chain(inner.versions.pools()) {
+            pool.recycle();
+        }
         let platform = self.clone();
-        tokio::spawn(async move {
-            for env in &stopped {
-                let _ = tokio::time::timeout(Duration::from_secs(5), env.wait_exited()).await;
-            }
-            platform.prewarm().await;
-        });
+        tokio::spawn(async move { platform.prewarm().await });
     }
 
     /// Starts each function's `ProvisionedConcurrencyConfig` environments and waits for their
@@ -765,7 +756,14 @@ impl Platform {
             break (env, generation, outcome);
         };
         if outcome.reusable {
-            pool.put_idle(env, generation);
+            let provisioned = env.provisioned;
+            pool.put_idle(env.clone(), generation);
+            // A provisioned environment of an older generation (a configuration change, or
+            // environments recycled) is stopped after its invocation: start its replacement.
+            if provisioned && env.is_killed() {
+                let platform = self.clone();
+                tokio::spawn(async move { platform.prewarm().await });
+            }
         } else {
             env.kill();
         }

@@ -80,9 +80,8 @@ impl FunctionPool {
         spec
     }
 
-    /// Stops the idle environments of generations before `generation`; returns them.
-    fn stop_idle_before(&self, generation: u64) -> Vec<Arc<Env>> {
-        let mut stopped = Vec::new();
+    /// Stops the idle environments of generations before `generation`.
+    fn stop_idle_before(&self, generation: u64) {
         self.idle
             .lock()
             .expect("pool poisoned")
@@ -90,23 +89,20 @@ impl FunctionPool {
                 let keep = *g == generation;
                 if !keep {
                     env.kill();
-                    stopped.push(env.clone());
                 }
                 keep
             });
-        stopped
     }
 
     /// New environments start afresh from now on (same configuration and revision): idle ones
-    /// stop now and are returned, so the caller can wait for them to exit; busy ones stop when
-    /// their invocation ends.
-    pub fn recycle(&self) -> Vec<Arc<Env>> {
+    /// stop now, busy ones when their invocation ends.
+    pub fn recycle(&self) {
         let generation = {
             let mut current = self.current.lock().expect("pool poisoned");
             current.0 += 1;
             current.0
         };
-        self.stop_idle_before(generation)
+        self.stop_idle_before(generation);
     }
 
     /// A warm environment if one is idle, with its code's generation.
@@ -190,7 +186,7 @@ impl FunctionPool {
             .as_ref()
             .map_or(0, |live| {
                 live.values()
-                    .filter(|e| e.provisioned && !e.is_failed())
+                    .filter(|e| e.provisioned && !e.is_failed() && !e.is_killed())
                     .count()
             })
     }

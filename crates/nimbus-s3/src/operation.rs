@@ -1,7 +1,8 @@
 //! The S3 API operation a request is, by S3's own names (`GetObject`, `PutBucketCors`,
-//! `ListObjectsV2`, ...), from its method, bucket, key and subresource alone: what chaos rules
-//! and other callers outside the service name a request by, before it is served. The
-//! subresources and their precedence follow http.rs's routing.
+//! `ListObjectsV2`, `UploadPartCopy`, ...), from its method, bucket, key and subresource alone:
+//! what chaos rules name a request by, before it is served. The subresources' precedence
+//! follows http.rs's routing; http.rs's own labels (the `s3_requests` metric) are coarser in
+//! places (`BucketConfiguration` for every stored configuration).
 
 use axum::http::{HeaderMap, Method, Uri};
 
@@ -99,6 +100,8 @@ pub fn operation(method: &Method, uri: &Uri, headers: &HeaderMap) -> &'static st
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').map_or(p, |(k, _)| k))
+        // A presigned URL's signature and the SDKs' `x-id` are not subresources.
+        .filter(|k| !k.starts_with("X-Amz-") && *k != "x-id")
         .collect();
     let has = |k: &str| keys.contains(&k);
     let copy = headers.contains_key("x-amz-copy-source");
@@ -168,6 +171,13 @@ mod tests {
         let cases: &[Case<'_>] = &[
             ("GET", "/", &[], "ListBuckets"),
             ("PUT", "/b", &[], "CreateBucket"),
+            (
+                "PUT",
+                "/b?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=x",
+                &[],
+                "CreateBucket",
+            ),
+            ("GET", "/b/k?x-id=GetObject", &[], "GetObject"),
             ("HEAD", "/b", &[], "HeadBucket"),
             ("DELETE", "/b", &[], "DeleteBucket"),
             ("GET", "/b?list-type=2&prefix=a", &[], "ListObjectsV2"),

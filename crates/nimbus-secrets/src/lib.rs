@@ -235,6 +235,14 @@ impl SecretsManager {
             .collect::<Result<_, _>>()?)
     }
 
+    /// How many secrets AWS would bill for: those not marked for deletion.
+    pub fn billed_count(&self) -> Result<u64, SecretsError> {
+        Ok(self
+            .db()
+            .prepare_cached("SELECT COUNT(*) FROM secrets WHERE deleted_ms IS NULL")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     /// Creates the template's secrets (see the crate docs); returns `(name, ARN)` of each.
     pub fn apply_template(
         &self,

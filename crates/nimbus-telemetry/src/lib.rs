@@ -254,7 +254,7 @@ pub struct S3Metrics {
     /// secret per month).
     pub secrets: Gauge,
     pub secret_seconds: Counter<f64, AtomicU64>,
-    /// The buckets last sampled, so a deleted one's series go.
+    /// The buckets last sampled, so a deleted one's size series goes.
     sampled: Mutex<Vec<String>>,
 }
 
@@ -916,16 +916,15 @@ impl Telemetry {
         }
         self.s3.secrets.set(secrets as i64);
         self.s3.secret_seconds.inc_by(secrets as f64 * seconds);
+        // A deleted bucket holds nothing now; what it held still counts (and is billed).
         let mut sampled = self.s3.sampled.lock().unwrap();
         for gone in sampled
             .iter()
             .filter(|b| !buckets.iter().any(|(n, _)| n == *b))
         {
-            let l = BucketLabels {
+            self.s3.stored.remove(&BucketLabels {
                 bucket: gone.clone(),
-            };
-            self.s3.stored.remove(&l);
-            self.s3.stored_byte_seconds.remove(&l);
+            });
         }
         *sampled = buckets.iter().map(|(b, _)| b.clone()).collect();
     }

@@ -688,10 +688,19 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // The chaos API's rules: AWS API faults (nimbus-aws), API route faults (the gateway) and
     // faults on functions' outbound calls (the egress proxy).
     let chaos = nimbus_aws::Chaos::default();
+    let own: Vec<String> = bases
+        .iter()
+        .chain(std::iter::once(&endpoint))
+        .map(|url| {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_owned()
+        })
+        .collect();
     let egress = nimbus_aws::egress::start(
         (std::net::Ipv4Addr::LOCALHOST, 0).into(),
         chaos.clone(),
         platform.telemetry().clone(),
+        own,
     )
     .await
     .context("cannot start the egress proxy")?;
@@ -1054,7 +1063,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 }
                 let (s3, secrets) = (s3.clone(), secrets.clone());
                 let sample = tokio::task::spawn_blocking(move || {
-                    (s3.stored_bytes(), secrets.names().map(|n| n.len() as u64))
+                    (s3.stored_bytes(), secrets.billed_count())
                 })
                 .await;
                 let now = tokio::time::Instant::now();
