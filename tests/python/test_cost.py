@@ -7,7 +7,9 @@ import re
 import subprocess
 import time
 
+import boto3
 import requests
+from botocore.config import Config
 
 from conftest import NIMBUS, ROOT, poll
 
@@ -82,6 +84,9 @@ def test_sqs_sns_and_secrets_manager_calls_are_priced_and_the_dashboard_api_agre
     for i in range(20):
         sqs.send_message(QueueUrl=url, MessageBody=str(i))
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "b"} for i in range(10)])
+    # Each 64 KB chunk of a payload is a request: 100 KB of body and attributes is two.
+    sqs.send_message(QueueUrl=url, MessageBody="x" * 99_000,
+                     MessageAttributes={"a": {"DataType": "String", "StringValue": "y" * 1_000}})
     topic = sns.create_topic(Name="cost-t")["TopicArn"]
     for _ in range(5):
         sns.publish(TopicArn=topic, Message="m")
@@ -94,10 +99,11 @@ def test_sqs_sns_and_secrets_manager_calls_are_priced_and_the_dashboard_api_agre
     code, out, err = cost(n, "--no-free-tier", "--json")
     assert code == 0, err
     lines = {(l["service"], l["item"]): l for l in json.loads(out)["lines"]}
-    # Every SQS call is a request (GetQueueUrl, 20 sends, one batch); CreateTopic is free.
+    # Every SQS call is a request (GetQueueUrl, 20 sends, one batch), the large send two;
+    # CreateTopic is free.
     sqs_line = lines[("SQS", "requests (standard queue rate)")]
-    assert sqs_line["quantity"] == 22, lines
-    assert abs(sqs_line["cost"] - 22 * PRICES["sqs"]["requests_per_million"] / 1e6) < 1e-15
+    assert sqs_line["quantity"] == 24, lines
+    assert abs(sqs_line["cost"] - 24 * PRICES["sqs"]["requests_per_million"] / 1e6) < 1e-15
     assert lines[("SNS", "publishes")]["quantity"] == 5
     calls = lines[("Secrets Manager", "API calls")]
     assert abs(calls["cost"] - 4 * PRICES["secretsmanager"]["api_calls_per_ten_thousand"] / 1e4) < 1e-15
@@ -166,3 +172,31 @@ Resources:
     gauge = 'nimbus_s3_stored_bytes{bucket="cost-b"}'
     assert gauge not in poll(text, lambda t: gauge not in t, timeout=5)
     assert metric("nimbus_s3_stored_byte_seconds_total") >= after
+
+
+def test_express_executions_are_billed_by_request_and_by_duration(start_nimbus):
+    n = start_nimbus("""
+Resources:
+  Quick:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: quick
+      StateMachineType: EXPRESS
+      Definition: {StartAt: P, States: {P: {Type: Pass, End: true}}}
+""")
+    # boto3 sends StartSyncExecution to a `sync-` host, which a loopback address cannot have.
+    sfn = boto3.client("stepfunctions", endpoint_url=n.endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test",
+                       config=Config(inject_host_prefix=False, retries={"max_attempts": 1}))
+    arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    for _ in range(3):
+        assert sfn.start_sync_execution(stateMachineArn=arn, input="{}")["status"] == "SUCCEEDED"
+    code, out, err = cost(n, "--no-free-tier", "--json")
+    assert code == 0, err
+    lines = {l["item"]: l for l in json.loads(out)["lines"]}
+    assert lines["Express requests"]["quantity"] == 3
+    # Each execution is far under 100 ms, billed as 100 ms at 64 MB.
+    gbs = 3 * 0.1 * 64 / 1024
+    duration = lines["Express duration (64 MB)"]
+    assert abs(duration["quantity"] - gbs) < 1e-12, duration
+    assert abs(duration["cost"] - gbs / 3600 * PRICES["stepfunctions"]["express_gb_hour"]) < 1e-15

@@ -278,6 +278,12 @@ async fn json_protocol(
             return sns::answer(&services.sns, params, json);
         }
         count_call(&services.events, "sqs", action);
+        let payload = params
+            .iter()
+            .filter(|(k, _)| k.ends_with("MessageBody") || k.contains("MessageAttribute"))
+            .map(|(_, v)| v.len())
+            .sum();
+        bill_sqs(&services.events, payload);
         return services.sqs.query(params, path_queue(&uri), json).await;
     }
     let Some((service, action)) = Service::ALL.into_iter().find_map(|s| {
@@ -317,6 +323,9 @@ async fn json_protocol(
         carry_trace_header(&mut input, action, trace);
     }
     count_call(&services.events, service.botocore_name(), action);
+    if matches!(service, Service::Sqs) {
+        bill_sqs(&services.events, sqs_payload(&input));
+    }
     let answer = match service {
         Service::Sqs => services
             .sqs
@@ -533,6 +542,38 @@ fn count_call(hub: &Hub, service: &str, operation: &str) {
             operation: operation.to_owned(),
         })
         .inc();
+}
+
+/// Counts an SQS request as AWS bills it: one per 64 KB chunk of its payload, at least one.
+fn bill_sqs(hub: &Hub, payload: usize) {
+    let chunks = payload.div_ceil(64 * 1024).max(1);
+    hub.telemetry().sqs.billed_requests.inc_by(chunks as u64);
+}
+
+/// The message payload of an SQS JSON request: the bodies and message attributes (names,
+/// types and values) of a send or a batch; nothing for other actions.
+fn sqs_payload(input: &serde_json::Value) -> usize {
+    let message = |m: &serde_json::Value| -> usize {
+        let body = m["MessageBody"].as_str().map_or(0, str::len);
+        let attrs: usize = ["MessageAttributes", "MessageSystemAttributes"]
+            .iter()
+            .filter_map(|k| m[*k].as_object())
+            .flatten()
+            .map(|(name, v)| {
+                name.len()
+                    + ["DataType", "StringValue", "BinaryValue"]
+                        .iter()
+                        .filter_map(|f| v[*f].as_str())
+                        .map(str::len)
+                        .sum::<usize>()
+            })
+            .sum();
+        body + attrs
+    };
+    match input["Entries"].as_array() {
+        Some(entries) => entries.iter().map(message).sum(),
+        None => message(input),
+    }
 }
 
 /// The `X-Amz-Target` prefix of the AWS JSON protocol service named `service` in ARNs

@@ -29,6 +29,7 @@ const FIGURES: &[(&str, &str)] = &[
     ("stepfunctions", "standard_transitions_per_thousand"),
     ("stepfunctions", "free_standard_transitions"),
     ("stepfunctions", "express_requests_per_million"),
+    ("stepfunctions", "express_gb_hour"),
     ("dynamodb", "write_request_units_per_million"),
     ("dynamodb", "read_request_units_per_million"),
     ("s3", "storage_gb_month"),
@@ -100,11 +101,13 @@ pub struct Usage {
     pub events: f64,
     pub standard_transitions: f64,
     pub express_requests: f64,
+    /// Express executions' billed milliseconds (each rounded up to 100 ms).
+    pub express_billed_ms: f64,
     pub dynamodb_reads: f64,
     pub dynamodb_writes: f64,
     pub s3_put_class: f64,
     pub s3_get_class: f64,
-    /// SQS API requests (every action; a batch is one).
+    /// SQS API requests as billed (each 64 KB chunk of a payload is one; a batch is one).
     pub sqs_requests: f64,
     /// SNS `Publish` and `PublishBatch` requests (deliveries to SQS and Lambda are free).
     pub sns_publishes: f64,
@@ -239,6 +242,16 @@ pub fn estimate(usage: &Usage, prices: &Prices, free_tier: bool) -> Estimate {
         "requests",
         usage.express_requests / 1e6 * p("stepfunctions", "express_requests_per_million"),
     );
+    // Express memory is billed in 64 MB chunks from 50 MB plus the definition and the data
+    // the execution holds: 64 MB unless those pass 14 MB, which nimbus does not measure.
+    let express_gbs = usage.express_billed_ms / 1000.0 * 64.0 / 1024.0;
+    simple(
+        "Step Functions",
+        "Express duration (64 MB)",
+        express_gbs,
+        "GB-s",
+        express_gbs / 3600.0 * p("stepfunctions", "express_gb_hour"),
+    );
     simple(
         "DynamoDB",
         "write request units (on demand)",
@@ -347,6 +360,7 @@ mod tests {
                 gb_months(2.0 * f64::from(1u32 << 30) * MONTH_SECONDS),
             )],
             secret_months: 0.5,
+            express_billed_ms: 3_600_000.0 * 16.0,
             ..Usage::default()
         };
         let e = estimate(&usage, &prices(), false);
@@ -368,13 +382,15 @@ mod tests {
         // 2 GiB held for a 30-day month.
         assert!((cost("storage") - 2.0 * 0.023).abs() < 1e-12);
         assert!((cost("secrets stored") - 0.5 * 0.40).abs() < 1e-12);
+        // 16 hours at 64 MB is one GB-hour.
+        assert!((cost("Express duration") - 0.06).abs() < 1e-12);
         let total: f64 = e.lines.iter().map(|l| l.cost).sum();
         assert_eq!(e.total, total);
-        // The free tier covers all of it (S3's 5 GB-months too) but SQS's second million and
-        // Secrets Manager (which has no free tier beyond a 30-day trial).
+        // The free tier covers all of it (S3's 5 GB-months too) but SQS's second million,
+        // Secrets Manager (which has no free tier beyond a 30-day trial) and Express duration.
         let free = estimate(&usage, &prices(), true);
         assert!(
-            (free.total - (0.40 + 0.10 + 0.20)).abs() < 1e-12,
+            (free.total - (0.40 + 0.10 + 0.20 + 0.06)).abs() < 1e-12,
             "{free:?}"
         );
     }

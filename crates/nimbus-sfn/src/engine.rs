@@ -184,6 +184,8 @@ pub struct Run {
     /// The X-Ray header the execution continues (`traceHeader`, or a new root); its spans
     /// (the execution, each state) go to the telemetry's trace store.
     pub trace: Option<String>,
+    /// An Express execution: its duration is billed (`nimbus cost`).
+    pub express: bool,
 }
 
 /// Events of one flow (the execution, a branch, a Map iteration): each names the previous
@@ -412,8 +414,12 @@ impl Run {
                 .as_str()
                 .and_then(parse_timestamp)
                 .unwrap_or(i128::from(now_ms()));
-            let secs = (i128::from(now_ms()) - start).max(0) as f64 / 1000.0;
-            t.record_execution_ended(self.machine_name(), status, secs);
+            let ms = (i128::from(now_ms()) - start).max(0) as u64;
+            t.record_execution_ended(self.machine_name(), status, ms as f64 / 1000.0);
+            if self.express {
+                // Express duration is billed rounded up to the next 100 ms.
+                t.record_express_billed(self.machine_name(), ms.div_ceil(100).max(1) * 100);
+            }
         }
     }
 

@@ -990,6 +990,7 @@ fn spawn_standard(
         tokens: Arc::clone(&inner.tokens),
         telemetry: inner.telemetry.get().cloned(),
         trace: execution_trace(machine_row, upstream),
+        express: false,
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -1238,6 +1239,7 @@ fn express_run(
         tokens: Arc::clone(&sfn.inner.tokens),
         telemetry: sfn.inner.telemetry.get().cloned(),
         trace: execution_trace(machine, upstream),
+        express: true,
     }
 }
 

@@ -307,6 +307,7 @@ async fn execute(
         tokens: Arc::default(),
         telemetry: None,
         trace: None,
+        express: false,
     };
     Ok((run.execute(&machine, input, None).await, ctx))
 }

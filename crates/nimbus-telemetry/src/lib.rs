@@ -199,6 +199,8 @@ pub struct SqsMetrics {
     /// The store's group commit: commits, and the writes they carried.
     pub store_commits: Counter,
     pub store_writes: Counter,
+    /// SQS API requests as AWS bills them: each 64 KB chunk of a request's payload is one.
+    pub billed_requests: Counter,
 }
 
 pub struct DynamoDbMetrics {
@@ -277,6 +279,8 @@ pub struct StatesMetrics {
     pub ended: Family<MachineStatusLabels, Counter>,
     pub duration: Histograms<MachineLabels>,
     pub transitions: Family<MachineLabels, Counter>,
+    /// Express executions' duration as billed: each rounded up to 100 ms.
+    pub express_billed_ms: Family<MachineLabels, Counter>,
 }
 
 pub struct EventsMetrics {
@@ -494,7 +498,13 @@ impl Telemetry {
             oldest_message_age: Family::default(),
             store_commits: Counter::default(),
             store_writes: Counter::default(),
+            billed_requests: Counter::default(),
         };
+        r.register(
+            "sqs_billed_requests",
+            "SQS API requests as AWS bills them: each 64 KB chunk of a request's message payload (bodies and attributes) is one",
+            sqs.billed_requests.clone(),
+        );
         r.register(
             "sqs_messages_visible",
             "Messages available for retrieval",
@@ -694,7 +704,13 @@ impl Telemetry {
             ended: Family::default(),
             duration: Family::new_with_constructor(seconds_histogram),
             transitions: Family::default(),
+            express_billed_ms: Family::default(),
         };
+        r.register(
+            "states_express_billed_milliseconds",
+            "Express executions' duration as Step Functions bills it (each rounded up to 100 ms), by state machine",
+            states.express_billed_ms.clone(),
+        );
         r.register(
             "states_executions_started",
             "Step Functions executions started, by state machine and type (STANDARD, EXPRESS)",
@@ -955,6 +971,16 @@ impl Telemetry {
                 state_machine: machine.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// An Express execution of `machine` ended; `ms` is its billed duration.
+    pub fn record_express_billed(&self, machine: &str, ms: u64) {
+        self.states
+            .express_billed_ms
+            .get_or_create(&MachineLabels {
+                state_machine: machine.to_owned(),
+            })
+            .inc_by(ms);
     }
 
     /// A state of a `machine`'s execution was entered.

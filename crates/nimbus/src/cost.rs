@@ -57,6 +57,11 @@ fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
     u.express_requests = sum(samples, "nimbus_states_executions_started_total", |s| {
         s.label("status") == Some("EXPRESS")
     });
+    u.express_billed_ms = sum(
+        samples,
+        "nimbus_states_express_billed_milliseconds_total",
+        |_| true,
+    );
     u.standard_transitions = sum(samples, "nimbus_states_transitions_total", |s| {
         !s.label("state_machine")
             .is_some_and(|m| express.iter().any(|e| e == m))
@@ -75,7 +80,7 @@ fn usage(stack: &serde_json::Value, samples: &[Sample]) -> Usage {
                 && (ops.is_empty() || ops.contains(&s.label("operation").unwrap_or("")))
         })
     };
-    u.sqs_requests = calls("sqs", &[]);
+    u.sqs_requests = sum(samples, "nimbus_sqs_billed_requests_total", |_| true);
     u.sns_publishes = calls("sns", &["Publish", "PublishBatch"]);
     u.secrets_api_calls = calls("secretsmanager", &[]);
     for s in samples
@@ -237,6 +242,6 @@ pub async fn cost(args: CostArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = month {
         println!("Projected at this rate for a 30-day month: {}", money(m));
     }
-    println!("Not priced yet: Express duration, data transfer, CloudWatch, and the SQS requests Lambda's event source mappings make on AWS.");
+    println!("Not priced yet: FIFO queues' higher request rate, data transfer, CloudWatch, and the SQS requests Lambda's event source mappings make on AWS.");
     Ok(ExitCode::SUCCESS)
 }
