@@ -884,6 +884,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     platform.prewarm().await;
 
     println!("nimbus: AWS endpoint {endpoint}");
+    println!(
+        "nimbus: egress proxy http://{egress} (functions' outbound calls{}; chaos rules for \"egress\")",
+        if args.egress_proxy {
+            ", given to every function"
+        } else {
+            ", given to functions once an egress rule is set"
+        }
+    );
     println!("nimbus: state directory {}", state_dir.display());
     for f in platform.functions() {
         println!("nimbus: function {} ({})", f.name, f.runtime);
