@@ -1184,3 +1184,63 @@ def test_an_execution_continues_its_callers_sampled_trace(start_nimbus):
     with pytest.raises(ClientError) as long:
         sfn.start_execution(stateMachineArn=arn, traceHeader="x" * 300)
     assert long.value.response["Error"]["Code"] == "ValidationException"
+
+
+MAP_RESTART = """
+Resources:
+  Marks:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: map-marks}
+  Fanout:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: fanout
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemsPath: $.items
+            ItemProcessor:
+              StartAt: Which
+              States:
+                Which:
+                  Type: Choice
+                  Choices: [{Variable: $.kind, StringEquals: task, Next: Mark}]
+                  Default: Hold
+                Mark:
+                  Type: Task
+                  Resource: arn:aws:states:::sqs:sendMessage
+                  Parameters: {QueueUrl: "http://localhost/123456789012/map-marks", MessageBody: marked}
+                  ResultSelector: {marked: true}
+                  End: true
+                Hold: {Type: Wait, Seconds: 4, Next: Done}
+                Done: {Type: Pass, Result: {held: true}, End: true}
+            End: true
+"""
+
+
+def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_again(start_nimbus):
+    n = start_nimbus(MAP_RESTART)
+    sfn, sqs = n.client("stepfunctions"), n.client("sqs")
+    ex = sfn.start_execution(stateMachineArn=machine(sfn, "fanout"),
+                             input=json.dumps({"items": [{"kind": "task"}, {"kind": "wait"}]}))["executionArn"]
+    wait_until("the task iteration finished and the other waits", lambda: (
+        lambda types: "MapIterationSucceeded" in types and "WaitStateEntered" in types)(
+        [e["type"] for e in sfn.get_execution_history(executionArn=ex)["events"]]), 10)
+    n.proc.kill()
+    n.proc.wait()
+    again = start_nimbus(MAP_RESTART)
+    again.wait_for("execution(s) continue where they were", timeout=30)
+    sfn, sqs = again.client("stepfunctions"), again.client("sqs")
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"marked": True}, {"held": True}]
+    # The finished iteration's task was not started again, and the Map started once.
+    url = sqs.get_queue_url(QueueName="map-marks")["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "1"
+    types = [e["type"] for e in history(sfn, ex)]
+    assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 1, types
+    assert types.count("MapIterationSucceeded") == 2 and types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types

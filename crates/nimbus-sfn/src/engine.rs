@@ -164,6 +164,10 @@ pub struct Resume {
     pub waiting: bool,
     /// A redrive: the cursor's state is entered again (a new `...StateEntered`), from its input.
     pub reenter: bool,
+    /// The cursor's state is a `Map` whose attempt had started (`MapStateStarted`): the
+    /// iterations that had finished, by index, with their outputs. The attempt goes on: these
+    /// are not run again, the others run from their start.
+    pub map_finished: Option<std::collections::BTreeMap<usize, Value>>,
 }
 
 /// One execution's run.
@@ -287,6 +291,8 @@ struct Attempt {
     known: Option<Result<Value, StatesError>>,
     /// A `.waitForTaskToken` task's token, and whether it was already handed out.
     callback: Option<(String, bool)>,
+    /// A Map attempt continued after a restart: its finished iterations (see [`Resume`]).
+    map_finished: Option<std::collections::BTreeMap<usize, Value>>,
 }
 
 enum Step {
@@ -769,19 +775,21 @@ impl Run {
         entered: u64,
         resume: Option<Resume>,
     ) -> Result<Step, StatesError> {
-        let (mut retries, wake_at, task_in_flight, task_result, mut waiting) = match resume {
-            Some(r) => {
-                let waiting = r.waiting.then_some(r.cursor.token).flatten();
-                (
-                    r.cursor.retries,
-                    r.cursor.wake_at_ms,
-                    r.task_in_flight,
-                    r.task_result,
-                    waiting,
-                )
-            }
-            None => (vec![0; state.retry.len()], None, false, None, None),
-        };
+        let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut map_finished) =
+            match resume {
+                Some(r) => {
+                    let waiting = r.waiting.then_some(r.cursor.token).flatten();
+                    (
+                        r.cursor.retries,
+                        r.cursor.wake_at_ms,
+                        r.task_in_flight,
+                        r.task_result,
+                        waiting,
+                        r.map_finished,
+                    )
+                }
+                None => (vec![0; state.retry.len()], None, false, None, None, None),
+            };
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
         }
@@ -1100,6 +1108,7 @@ impl Run {
                             Attempt {
                                 known: known.take(),
                                 callback,
+                                map_finished: map_finished.take(),
                             },
                         )
                         .await
@@ -1283,7 +1292,11 @@ impl Run {
         ctx: &Value,
         attempt: Attempt,
     ) -> Result<Value, StatesError> {
-        let Attempt { known, callback } = attempt;
+        let Attempt {
+            known,
+            callback,
+            map_finished,
+        } = attempt;
         let jsonata = state.lang == Lang::Jsonata;
         let vars = flow.vars();
         // JSONata states have no paths: `Arguments` (or a Map's `ItemSelector`) is evaluated
@@ -1485,12 +1498,17 @@ impl Run {
                         }
                     },
                 };
-                self.emit(
-                    flow,
-                    "MapStateStarted",
-                    details("mapStateStartedEventDetails", json!({"length": list.len()})),
-                )
-                .await?;
+                // An attempt continued after a restart already said it started.
+                let continued = map_finished.is_some();
+                let finished = map_finished.unwrap_or_default();
+                if !continued {
+                    self.emit(
+                        flow,
+                        "MapStateStarted",
+                        details("mapStateStartedEventDetails", json!({"length": list.len()})),
+                    )
+                    .await?;
+                }
                 // No more permits than iterations (a path may ask for any number).
                 let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
                 let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
@@ -1498,8 +1516,8 @@ impl Run {
                 let runs = list.into_iter().enumerate().map(|(index, item)| {
                     let permits = &permits;
                     let effective = &effective;
+                    let done = finished.get(&index).cloned();
                     async move {
-                        let _permit = permits.acquire().await;
                         let mut ictx = ctx.clone();
                         ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
                         let input = match (selected, state.parameters.is_some()) {
@@ -1508,8 +1526,14 @@ impl Run {
                             }
                             _ => item,
                         };
-                        let started = now_ms();
                         let child_input = writer.as_ref().map(|_| input.clone());
+                        // Finished before a restart: its output stands, it does not run again.
+                        if let Some(out) = done {
+                            let now = now_ms();
+                            return Ok((Ok(out), child_input, now, now));
+                        }
+                        let _permit = permits.acquire().await;
+                        let started = now_ms();
                         let sub = flow.child();
                         let it = json!({"name": name, "index": index});
                         self.emit(

@@ -1495,6 +1495,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         task_result: None,
         waiting: false,
         reenter: true,
+        map_finished: None,
     };
     spawn_standard(
         sfn,
@@ -2004,6 +2005,37 @@ const TASK_ENDS: &[&str] = &[
     "ActivityTimedOut",
 ];
 
+/// The iterations of a Map attempt cut short by a restart that had finished, by index, with
+/// their outputs: each `MapIterationSucceeded` names (as its previous event) its iteration's
+/// last event, the final state's exit, which carries the iteration's output. `None` when the
+/// attempt had not started (or had ended): the Map state then runs as usual.
+fn finished_iterations(events: &[Event]) -> Option<std::collections::BTreeMap<usize, Value>> {
+    let start = events.iter().rposition(|e| e.kind == "MapStateStarted")?;
+    let attempt = &events[start..];
+    if attempt
+        .iter()
+        .any(|e| e.kind == "MapStateFailed" || e.kind == "MapStateSucceeded")
+    {
+        return None;
+    }
+    let by_id: std::collections::HashMap<u64, &Event> = attempt.iter().map(|e| (e.id, e)).collect();
+    Some(
+        attempt
+            .iter()
+            .filter(|e| e.kind == "MapIterationSucceeded")
+            .filter_map(|e| {
+                let index = e.details.as_ref()?.1["index"].as_u64()? as usize;
+                let last = by_id.get(&e.previous)?;
+                if !last.kind.ends_with("StateExited") {
+                    return None;
+                }
+                let output = last.details.as_ref()?.1["output"].as_str()?;
+                Some((index, serde_json::from_str(output).ok()?))
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
     let rows = state::running(&sfn.inner.db)?;
     let n = rows.len();
@@ -2071,12 +2103,23 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                     && starts > ends
                     && last_start
                         .is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+                let map_finished = match machine.states.get(&cursor.state) {
+                    Some(s)
+                        if matches!(s.kind, asl::Kind::Map { .. })
+                            && starts == ends
+                            && !handled =>
+                    {
+                        finished_iterations(&events)
+                    }
+                    _ => None,
+                };
                 Some(Resume {
                     cursor,
                     task_in_flight: starts > ends && !waiting,
                     task_result,
                     waiting,
                     reenter: false,
+                    map_finished,
                 })
             }
         };
