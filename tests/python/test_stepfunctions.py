@@ -155,6 +155,16 @@ def history(sfn, arn):
         kwargs = {"nextToken": page["nextToken"]}
 
 
+def killed_and_restarted(start_nimbus, n, template):
+    """`kill -9` of nimbus `n`, then a nimbus on the same state with `template`, once its
+    Standard executions have been picked up again."""
+    n.proc.kill()
+    n.proc.wait()
+    again = start_nimbus(template)
+    again.wait_for("execution(s) continue where they were", timeout=30)
+    return again
+
+
 def machine(sfn, name):
     return next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == name)
 
@@ -451,10 +461,7 @@ def test_a_standard_execution_survives_kill_9_during_a_wait(start_nimbus):
     remembers = sfn.start_execution(stateMachineArn=machine(sfn, "remembers"), input='{"step": 7}')["executionArn"]
     wait_until("the Wait state entered", lambda: any(
         e["type"] == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=ex)["events"]), 10)
-    n.proc.kill()
-    n.proc.wait()
-    again = start_nimbus(WAITING)
-    again.wait_for("execution(s) continue where they were", timeout=30)
+    again = killed_and_restarted(start_nimbus, n, WAITING)
     sfn = again.client("stepfunctions")
     d = finish(sfn, ex, timeout=30)
     assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"waited": 1}
@@ -1229,10 +1236,7 @@ def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_aga
     wait_until("the task iteration finished and the other waits", lambda: (
         lambda types: "MapIterationSucceeded" in types and "WaitStateEntered" in types)(
         [e["type"] for e in sfn.get_execution_history(executionArn=ex)["events"]]), 10)
-    n.proc.kill()
-    n.proc.wait()
-    again = start_nimbus(MAP_RESTART)
-    again.wait_for("execution(s) continue where they were", timeout=30)
+    again = killed_and_restarted(start_nimbus, n, MAP_RESTART)
     sfn, sqs = again.client("stepfunctions"), again.client("sqs")
     d = finish(sfn, ex, timeout=30)
     assert d["status"] == "SUCCEEDED", d
