@@ -151,6 +151,11 @@ pub fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, Sto
     // often.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)
         .map_err(open_err)?;
+    // Group commit runs each write in a savepoint of the batch's transaction: their undo
+    // journals (what a rollback to the savepoint needs, never what a crash needs) stay in
+    // memory instead of a temporary file written at every write.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(open_err)?;
     match migrate(conn, &shown, migrations) {
         Err(StoreError::Sql(e)) if in_use(&e) => Err(StoreError::InUse { path: shown }),
         other => other,
