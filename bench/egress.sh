@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: the cost of nimbus's egress proxy (functions' outbound HTTP through it, for chaos
 # rules on "egress"), in one run, with wrk (keep-alive) at c=1 and c=$CONC:
-#   direct   GET of a small answer straight from an HTTP server (nimbus's own /_nimbus/chaos/effects,
-#            which no chaos layer touches), the floor
+#   direct   GET of a small answer straight from an HTTP server (a second nimbus's
+#            /_nimbus/chaos/effects, which no chaos layer touches), the floor
 #   proxied  the same GET through the egress proxy with no rule: what every outbound call of a
 #            function given the proxy pays
 #   armed    through the proxy with one egress rule for another host, so each request is matched
@@ -37,16 +37,17 @@ Resources:
     Type: AWS::SQS::Queue
 YAML
 
+# The destination is another nimbus: the proxy passes its own nimbus's addresses through
+# without looking at the rules, and this measures the path a function's call takes.
+nimbus_up "$NIMBUS" "$WORK/upstream.log" 60 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/upstream" --shutdown-grace 1
+UP_PID=$NB_PID
+UP=$EP
 nimbus_up "$NIMBUS" "$WORK/nimbus.log" 60 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
 PROXY=$(sed -n 's/^nimbus: egress proxy \(http:[^ ]*\).*/\1/p' "$WORK/nimbus.log" | head -1)
 [[ $PROXY == http://127.0.0.1:* ]] || die "no egress proxy in nimbus's output"
-PORT=${EP##*:}
-# `localhost`, not the endpoint's 127.0.0.1: the proxy passes nimbus's own address through
-# without looking at the rules, and this measures the path a function's call takes.
-TARGET_URL="http://localhost:$PORT/_nimbus/chaos/effects"
 cat >"$WORK/proxied.lua" <<LUA
-wrk.path = "$TARGET_URL"
-wrk.headers["Host"] = "localhost:$PORT"
+wrk.path = "$UP/_nimbus/chaos/effects"
+wrk.headers["Host"] = "${UP#http://}"
 LUA
 
 declare -A R
@@ -61,14 +62,15 @@ run() { # label url connections [wrk args...]
 }
 
 for c in 1 $CONC; do
-    run direct "$EP/_nimbus/chaos/effects" "$c"
+    run direct "$UP/_nimbus/chaos/effects" "$c"
     run proxied "$PROXY" "$c" -s "$WORK/proxied.lua"
 done
-curl -sS -o /dev/null -X POST "$EP/_nimbus/chaos/faults" -d '[{"service":"egress","host":"elsewhere.example","latency":1}]'
+curl -fsS -o /dev/null -X POST "$EP/_nimbus/chaos/faults" -d '[{"service":"egress","host":"elsewhere.example","latency":1}]'
 for c in 1 $CONC; do
     run armed "$PROXY" "$c" -s "$WORK/proxied.lua"
 done
 stop_leader "$NB_PID"
+stop_leader "$UP_PID"
 
 echo
 echo "Egress proxy, wrk keep-alive GET, ${DUR}s per run; $(nproc) CPUs shared by client, proxy and server"

@@ -1233,9 +1233,11 @@ def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_aga
     sfn, sqs = n.client("stepfunctions"), n.client("sqs")
     ex = sfn.start_execution(stateMachineArn=machine(sfn, "fanout"),
                              input=json.dumps({"items": [{"kind": "task"}, {"kind": "wait"}]}))["executionArn"]
-    wait_until("the task iteration finished and the other waits", lambda: (
-        lambda types: "MapIterationSucceeded" in types and "WaitStateEntered" in types)(
-        [e["type"] for e in sfn.get_execution_history(executionArn=ex)["events"]]), 10)
+    seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
+    wait_until("the task iteration finished and the other waits",
+               lambda: "MapIterationSucceeded" in seen() and "WaitStateEntered" in seen(), 10)
+    before = seen()
+    assert "WaitStateExited" not in before and before.count("MapIterationSucceeded") == 1, before
     again = killed_and_restarted(start_nimbus, n, MAP_RESTART)
     sfn, sqs = again.client("stepfunctions"), again.client("sqs")
     d = finish(sfn, ex, timeout=30)
@@ -1247,4 +1249,6 @@ def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_aga
         "Attributes"]["ApproximateNumberOfMessages"] == "1"
     types = [e["type"] for e in history(sfn, ex)]
     assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 1, types
-    assert types.count("MapIterationSucceeded") == 2 and types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
+    # The waiting iteration ran again from its start; the finished one did not.
+    assert types.count("MapIterationStarted") == 3 and types.count("MapIterationSucceeded") == 2, types
+    assert types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types

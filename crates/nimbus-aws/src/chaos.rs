@@ -187,11 +187,15 @@ impl Chaos {
         Some(f)
     }
 
-    /// Whether any rule applies to outbound connections to `host:port`, whatever its
+    /// The rules that apply to outbound connections to `host:port`, whatever their
     /// probability.
-    pub fn has_egress_rule(&self, host: &str, port: u16) -> bool {
+    pub fn egress_rules_for(&self, host: &str, port: u16) -> Vec<Fault> {
         let s = self.state.read().unwrap();
-        s.faults.iter().any(|f| f.matches_egress(host, port))
+        s.faults
+            .iter()
+            .filter(|f| f.matches_egress(host, port))
+            .cloned()
+            .collect()
     }
 
     /// Wakes on every change of the rules.

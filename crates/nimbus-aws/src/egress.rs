@@ -48,8 +48,16 @@ struct Proxy {
     chaos: Chaos,
     telemetry: Arc<nimbus_telemetry::Telemetry>,
     client: Upstream,
-    /// nimbus's own endpoint and APIs (`host:port`, lower case): passed through untouched.
-    own: Vec<String>,
+    /// nimbus's own endpoint and APIs (host, port): passed through untouched.
+    own: Vec<(String, u16)>,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A client's connection. With `reset` set it is reset (RST) when dropped rather than closed,
@@ -136,7 +144,13 @@ pub async fn start(
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(16)
             .build(connector),
-        own: own.into_iter().map(|o| o.to_ascii_lowercase()).collect(),
+        own: own
+            .iter()
+            .filter_map(|o| {
+                let (h, p) = o.rsplit_once(':')?;
+                Some((h.to_ascii_lowercase(), p.parse().ok()?))
+            })
+            .collect(),
     });
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
@@ -230,9 +244,12 @@ fn why(e: &dyn std::error::Error) -> String {
 }
 
 impl Proxy {
+    /// Whether `host:port` is nimbus itself: one of its addresses, or any loopback name for
+    /// one of its loopback ports.
     fn is_own(&self, host: &str, port: u16) -> bool {
-        let me = format!("{}:{port}", host.to_ascii_lowercase());
-        self.own.contains(&me)
+        self.own.iter().any(|(h, p)| {
+            *p == port && (h.eq_ignore_ascii_case(host) || (is_loopback(h) && is_loopback(host)))
+        })
     }
 
     /// What the rules make of a connection to `host:port`, after any latency they add: the
@@ -315,6 +332,14 @@ impl Proxy {
         };
         let host = authority.host().to_owned();
         let port = authority.port_u16().unwrap_or(443);
+        // Watching starts before the rules are read, so no rule installed from now on is missed.
+        let watch = (!self.is_own(&host, port)).then(|| Watch {
+            rules: self.chaos.rules_changed(),
+            known: self.chaos.egress_rules_for(&host, port),
+            chaos: self.chaos.clone(),
+            host: host.clone(),
+            port,
+        });
         let reset = match self.verdict(&host, port).await {
             Ok(reset) => reset,
             Err(answer) => return answer,
@@ -341,7 +366,6 @@ impl Proxy {
             };
         let _ = upstream.set_nodelay(true);
         let permit = conn.permit.lock().unwrap().take();
-        let watch = (!self.is_own(&host, port)).then(|| (self.chaos.clone(), host, port));
         tokio::spawn(async move {
             let _permit = permit;
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
@@ -426,77 +450,129 @@ impl hyper::body::Body for CutShort {
     }
 }
 
-/// Copies both ways until either side closes or the tunnel idles for [`TUNNEL_IDLE`]. With
-/// `reset`, the tunnel carries the exchange up to the client's first write after the
-/// destination's first answer (for TLS: the handshake), lets half of the destination's next
-/// chunk through, then resets the client's connection. With `watch`, a change of the rules
-/// that gives the destination a rule resets the tunnel.
+/// What a tunnel watches: the rules for its destination when it opened, and their changes.
+struct Watch {
+    rules: tokio::sync::watch::Receiver<u64>,
+    known: Vec<nimbus_core::chaos::Fault>,
+    chaos: Chaos,
+    host: String,
+    port: u16,
+}
+
+impl Watch {
+    /// Whether a rule that breaks or slows the destination arrived since the tunnel opened,
+    /// and wins its roll: the tunnel is reset so the client's next connection meets it.
+    fn struck(&self) -> bool {
+        self.chaos
+            .egress_rules_for(&self.host, self.port)
+            .iter()
+            .filter(|f| !self.known.contains(f))
+            .any(|f| (f.fails || f.latency_ms > 0) && rand::random::<f64>() < f.probability)
+    }
+}
+
+/// Copies both ways, each direction on its own so a side that stops reading never stalls the
+/// other or the watch, until both sides have closed (a half-close is passed on), the tunnel
+/// idles for [`TUNNEL_IDLE`], or a rule for the destination arrives (`watch`): then the
+/// client's connection is reset. With `reset`, the tunnel carries the exchange up to the
+/// client's first write after the destination's first answer (for TLS: the handshake), lets
+/// half of the destination's next chunk through, then resets the client's connection. A
+/// destination that resets its connection has the client's reset too.
 async fn relay(
     mut client: ClientConn,
     early: Bytes,
     mut upstream: TcpStream,
     reset: bool,
-    watch: Option<(Chaos, String, u16)>,
+    mut watch: Option<Watch>,
 ) -> io::Result<()> {
+    use std::sync::atomic::{AtomicU64, AtomicU8};
     if !early.is_empty() {
         upstream.write_all(&early).await?;
     }
-    let mut rules = watch.as_ref().map(|(chaos, _, _)| chaos.rules_changed());
-    // TLS: the first answer is the server's handshake; the client's next write finishes it.
-    let mut tls: Option<bool> = (!early.is_empty()).then(|| early[0] == 0x16);
-    let mut answered = false;
-    let mut armed = reset && tls == Some(false);
-    let mut from_client = vec![0u8; 16 * 1024];
-    let mut from_upstream = vec![0u8; 16 * 1024];
-    let idle = tokio::time::sleep(TUNNEL_IDLE);
-    tokio::pin!(idle);
-    loop {
-        tokio::select! {
-            n = client.read(&mut from_client) => {
-                let n = n?;
-                if n == 0 {
-                    return Ok(());
-                }
-                if tls.is_none() {
-                    tls = Some(from_client[0] == 0x16);
-                }
-                if reset && (tls == Some(false) || answered) {
-                    armed = true;
-                }
-                upstream.write_all(&from_client[..n]).await?;
+    let start = tokio::time::Instant::now();
+    let since_start = || start.elapsed().as_millis() as u64;
+    let last = AtomicU64::new(0);
+    // 0: not known yet, 1: TLS, 2: something else.
+    let tls = AtomicU8::new(match early.first() {
+        None => 0,
+        Some(0x16) => 1,
+        Some(_) => 2,
+    });
+    let answered = AtomicBool::new(false);
+    let armed = AtomicBool::new(reset && tls.load(Ordering::Relaxed) == 2);
+    let reset_client = client.reset.clone();
+    let (mut cr, mut cw) = client.stream.split();
+    let (mut ur, mut uw) = upstream.split();
+    let to_upstream = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = cr.read(&mut buf).await?;
+            if n == 0 {
+                let _ = uw.shutdown().await;
+                return Ok::<_, io::Error>(());
             }
-            n = upstream.read(&mut from_upstream) => {
-                let n = n?;
-                if n == 0 {
+            last.store(since_start(), Ordering::Relaxed);
+            if tls.load(Ordering::Relaxed) == 0 {
+                tls.store(if buf[0] == 0x16 { 1 } else { 2 }, Ordering::Relaxed);
+            }
+            if reset && (tls.load(Ordering::Relaxed) == 2 || answered.load(Ordering::Relaxed)) {
+                armed.store(true, Ordering::Relaxed);
+            }
+            uw.write_all(&buf[..n]).await?;
+        }
+    };
+    let to_client = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match ur.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    reset_client.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                let _ = cw.shutdown().await;
+                return Ok(());
+            }
+            last.store(since_start(), Ordering::Relaxed);
+            if armed.load(Ordering::Relaxed) {
+                cw.write_all(&buf[..n / 2]).await?;
+                reset_client.store(true, Ordering::Release);
+                return Err(io::Error::other("reset by an injected fault"));
+            }
+            answered.store(true, Ordering::Relaxed);
+            cw.write_all(&buf[..n]).await?;
+        }
+    };
+    let copy = async { tokio::try_join!(to_upstream, to_client).map(|_| ()) };
+    tokio::pin!(copy);
+    loop {
+        let idle_for = Duration::from_millis(since_start() - last.load(Ordering::Relaxed));
+        tokio::select! {
+            r = &mut copy => return r,
+            () = tokio::time::sleep(TUNNEL_IDLE.saturating_sub(idle_for)) => {
+                let idle_for = since_start() - last.load(Ordering::Relaxed);
+                if idle_for >= TUNNEL_IDLE.as_millis() as u64 {
                     return Ok(());
                 }
-                if armed {
-                    client.write_all(&from_upstream[..n / 2]).await?;
-                    client.reset.store(true, Ordering::Release);
-                    return Ok(());
-                }
-                answered = true;
-                client.write_all(&from_upstream[..n]).await?;
             }
             Some(changed) = async {
-                match rules.as_mut() {
-                    Some(r) => Some(r.changed().await),
+                match watch.as_mut() {
+                    Some(w) => Some(w.rules.changed().await),
                     None => None,
                 }
             } => {
-                let (chaos, host, port) = watch.as_ref().expect("rules come with watch");
-                if changed.is_err() {
-                    rules = None;
-                } else if chaos.has_egress_rule(host, *port) {
-                    client.reset.store(true, Ordering::Release);
-                    return Ok(());
+                match changed {
+                    Err(_) => watch = None,
+                    Ok(()) if watch.as_ref().is_some_and(Watch::struck) => {
+                        reset_client.store(true, Ordering::Release);
+                        return Ok(());
+                    }
+                    Ok(()) => {}
                 }
-                continue;
             }
-            () = &mut idle => return Ok(()),
         }
-        idle.as_mut()
-            .reset(tokio::time::Instant::now() + TUNNEL_IDLE);
     }
 }
 

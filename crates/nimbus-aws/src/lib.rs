@@ -280,8 +280,15 @@ async fn json_protocol(
         count_call(&services.events, "sqs", action);
         let payload = params
             .iter()
-            .filter(|(k, _)| k.ends_with("MessageBody") || k.contains("MessageAttribute"))
-            .map(|(_, v)| v.len())
+            .filter(|(k, _)| {
+                k.ends_with("MessageBody")
+                    || ((k.contains("MessageAttribute.") || k.contains("MessageSystemAttribute."))
+                        && !k.contains("MessageAttributeName"))
+            })
+            .map(|(k, v)| match k.ends_with("BinaryValue") {
+                true => base64_len(v),
+                false => v.len(),
+            })
             .sum();
         bill_sqs(&services.events, payload);
         return services.sqs.query(params, path_queue(&uri), json).await;
@@ -550,6 +557,12 @@ fn bill_sqs(hub: &Hub, payload: usize) {
     hub.telemetry().sqs.billed_requests.inc_by(chunks as u64);
 }
 
+/// The length of what base64 text `b64` decodes to (a binary attribute's bytes).
+fn base64_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take_while(|b| *b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(padding)
+}
+
 /// The message payload of an SQS JSON request: the bodies and message attributes (names,
 /// types and values) of a send or a batch; nothing for other actions.
 fn sqs_payload(input: &serde_json::Value) -> usize {
@@ -561,11 +574,9 @@ fn sqs_payload(input: &serde_json::Value) -> usize {
             .flatten()
             .map(|(name, v)| {
                 name.len()
-                    + ["DataType", "StringValue", "BinaryValue"]
-                        .iter()
-                        .filter_map(|f| v[*f].as_str())
-                        .map(str::len)
-                        .sum::<usize>()
+                    + v["DataType"].as_str().map_or(0, str::len)
+                    + v["StringValue"].as_str().map_or(0, str::len)
+                    + v["BinaryValue"].as_str().map_or(0, base64_len)
             })
             .sum();
         body + attrs

@@ -686,11 +686,19 @@ fn egress_proxy(env: &mut BTreeMap<String, String>, proxy: &str, endpoint_url: &
         .split_once("://")
         .map_or(endpoint_url, |(_, rest)| rest)
         .trim_end_matches('/');
-    let own = env
+    let theirs = env
         .get("NO_PROXY")
         .or_else(|| env.get("no_proxy"))
         .filter(|v| !v.is_empty())
-        .map_or_else(|| endpoint.to_owned(), |v| format!("{v},{endpoint}"));
+        .cloned();
+    // `*` bypasses every proxy only when it is the whole value.
+    if theirs
+        .as_deref()
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == "*"))
+    {
+        return;
+    }
+    let own = theirs.map_or_else(|| endpoint.to_owned(), |v| format!("{v},{endpoint}"));
     env.insert("NO_PROXY".into(), own.clone());
     env.insert("no_proxy".into(), own);
 }
@@ -787,5 +795,8 @@ mod tests {
         egress_proxy(&mut skip, "http://127.0.0.1:5000", "http://127.0.0.1:4566");
         assert_eq!(skip["HTTP_PROXY"], "http://127.0.0.1:5000");
         assert_eq!(skip["no_proxy"], "internal.example,127.0.0.1:4566");
+        let mut all = BTreeMap::from([("no_proxy".to_owned(), "*".to_owned())]);
+        egress_proxy(&mut all, "http://127.0.0.1:5000", "http://127.0.0.1:4566");
+        assert_eq!(all["no_proxy"], "*");
     }
 }

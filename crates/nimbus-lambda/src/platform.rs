@@ -392,9 +392,13 @@ impl Platform {
     /// init. A failed init is logged and leaves the function on-demand.
     pub async fn prewarm(&self) {
         let inner = &self.inner;
-        for pool in inner.pools.values() {
-            self.warm(pool, pool.spec.provisioned_concurrency as usize)
-                .await;
+        {
+            // One warm-up at a time: two would each start the whole shortfall.
+            let _one = inner.provisioning.lock().await;
+            for pool in inner.pools.values() {
+                self.warm(pool, pool.spec.provisioned_concurrency as usize)
+                    .await;
+            }
         }
         for name in inner.pools.keys() {
             self.reprovision(name).await;
@@ -756,16 +760,15 @@ impl Platform {
             break (env, generation, outcome);
         };
         if outcome.reusable {
-            let provisioned = env.provisioned;
             pool.put_idle(env.clone(), generation);
-            // A provisioned environment of an older generation (a configuration change, or
-            // environments recycled) is stopped after its invocation: start its replacement.
-            if provisioned && env.is_killed() {
-                let platform = self.clone();
-                tokio::spawn(async move { platform.prewarm().await });
-            }
         } else {
             env.kill();
+        }
+        // A provisioned environment stopped after its invocation (it crashed or timed out, or
+        // its generation is an older one's) is replaced.
+        if env.provisioned && env.is_killed() && inner.accepting.load(Ordering::Acquire) {
+            let platform = self.clone();
+            tokio::spawn(async move { platform.prewarm().await });
         }
         let m = &inner.telemetry.lambda;
         let labels = &pool.labels;

@@ -2006,34 +2006,66 @@ const TASK_ENDS: &[&str] = &[
 ];
 
 /// The iterations of a Map attempt cut short by a restart that had finished, by index, with
-/// their outputs: each `MapIterationSucceeded` names (as its previous event) its iteration's
-/// last event, the final state's exit, which carries the iteration's output. `None` when the
-/// attempt had not started (or had ended): the Map state then runs as usual.
-fn finished_iterations(events: &[Event]) -> Option<std::collections::BTreeMap<usize, Value>> {
-    let start = events.iter().rposition(|e| e.kind == "MapStateStarted")?;
-    let attempt = &events[start..];
-    if attempt
-        .iter()
-        .any(|e| e.kind == "MapStateFailed" || e.kind == "MapStateSucceeded")
-    {
-        return None;
+/// their outputs. `entered` is the Map state's `MapStateEntered`; `events` follow it. Each event
+/// names the previous event of its own flow, so one pass sorts them into the Map's own flow,
+/// the flows of its iterations (each begins with a `MapIterationStarted` naming the attempt's
+/// `MapStateStarted`) and everything nested deeper; an iteration's `MapIterationSucceeded`
+/// names its final state's exit, which carries the iteration's output. `None` when the attempt
+/// had not started or had ended: the Map state then runs as usual.
+fn finished_iterations(
+    entered: u64,
+    events: &[Event],
+) -> Option<std::collections::BTreeMap<usize, Value>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Owner {
+        Map,
+        Iteration(usize),
+        Nested,
     }
-    let by_id: std::collections::HashMap<u64, &Event> = attempt.iter().map(|e| (e.id, e)).collect();
-    Some(
-        attempt
-            .iter()
-            .filter(|e| e.kind == "MapIterationSucceeded")
-            .filter_map(|e| {
-                let index = e.details.as_ref()?.1["index"].as_u64()? as usize;
-                let last = by_id.get(&e.previous)?;
-                if !last.kind.ends_with("StateExited") {
-                    return None;
+    let mut owner = std::collections::HashMap::from([(entered, Owner::Map)]);
+    let mut by_id: std::collections::HashMap<u64, &Event> = std::collections::HashMap::new();
+    let mut attempt: Option<u64> = None;
+    let mut ended = false;
+    let mut done = std::collections::BTreeMap::new();
+    for e in events {
+        by_id.insert(e.id, e);
+        let before = owner.get(&e.previous).copied().unwrap_or(Owner::Nested);
+        let previous_kind = by_id.get(&e.previous).map_or("", |p| p.kind.as_str());
+        let index = || e.details.as_ref()?.1["index"].as_u64();
+        let mine = match e.kind.as_str() {
+            "MapIterationStarted" if before == Owner::Map && attempt == Some(e.previous) => {
+                index().map_or(Owner::Nested, |i| Owner::Iteration(i as usize))
+            }
+            "MapIterationStarted" => Owner::Nested,
+            // A Parallel's branches begin with their first state's entry.
+            k if k.ends_with("StateEntered") && previous_kind == "ParallelStateStarted" => {
+                Owner::Nested
+            }
+            _ => before,
+        };
+        owner.insert(e.id, mine);
+        match (mine, e.kind.as_str()) {
+            (Owner::Map, "MapStateStarted") => {
+                attempt = Some(e.id);
+                ended = false;
+                done.clear();
+            }
+            (Owner::Map, "MapStateFailed" | "MapStateSucceeded") => ended = true,
+            (Owner::Iteration(i), "MapIterationSucceeded") => {
+                let last = by_id.get(&e.previous);
+                let output = last
+                    .filter(|l| l.kind.ends_with("StateExited"))
+                    .and_then(|l| l.details.as_ref())
+                    .and_then(|(_, d)| d["output"].as_str())
+                    .and_then(|o| serde_json::from_str(o).ok());
+                if let Some(output) = output {
+                    done.insert(i, output);
                 }
-                let output = last.details.as_ref()?.1["output"].as_str()?;
-                Some((index, serde_json::from_str(output).ok()?))
-            })
-            .collect(),
-    )
+            }
+            _ => {}
+        }
+    }
+    (attempt.is_some() && !ended).then_some(done)
 }
 
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
@@ -2109,7 +2141,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                             && starts == ends
                             && !handled =>
                     {
-                        finished_iterations(&events)
+                        finished_iterations(cursor.entered, &events)
                     }
                     _ => None,
                 };
@@ -2155,4 +2187,52 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
         );
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: u64, previous: u64, kind: &str, detail: Value) -> Event {
+        Event {
+            id,
+            previous,
+            ts_ms: 0,
+            kind: kind.to_owned(),
+            details: (!detail.is_null()).then(|| ("d".to_owned(), detail)),
+        }
+    }
+
+    #[test]
+    fn a_resumed_map_keeps_its_own_finished_iterations_not_a_nested_maps() {
+        let it = |i: u64| json!({"name": "Each", "index": i});
+        let exited = |o: &str| json!({"name": "P", "output": o});
+        let mut events = vec![
+            ev(6, 5, "MapStateStarted", Value::Null),
+            ev(7, 6, "MapIterationStarted", it(0)),
+            ev(8, 6, "MapIterationStarted", it(1)),
+            ev(9, 7, "PassStateEntered", Value::Null),
+            ev(10, 9, "PassStateExited", exited("{\"a\":0}")),
+            ev(11, 10, "MapIterationSucceeded", it(0)),
+            // Iteration 1 runs a Map of its own, which finishes.
+            ev(12, 8, "MapStateEntered", Value::Null),
+            ev(13, 12, "MapStateStarted", Value::Null),
+            ev(14, 13, "MapIterationStarted", it(0)),
+            ev(15, 14, "PassStateEntered", Value::Null),
+            ev(16, 15, "PassStateExited", exited("{\"inner\":1}")),
+            ev(17, 16, "MapIterationSucceeded", it(0)),
+            ev(18, 13, "MapStateSucceeded", Value::Null),
+        ];
+        let want = std::collections::BTreeMap::from([(0, json!({"a": 0}))]);
+        assert_eq!(finished_iterations(5, &events), Some(want));
+        // A retried attempt starts afresh; an ended one is not resumed.
+        events.push(ev(19, 6, "MapStateFailed", Value::Null));
+        assert_eq!(finished_iterations(5, &events), None);
+        events.push(ev(20, 19, "MapStateStarted", Value::Null));
+        assert_eq!(
+            finished_iterations(5, &events),
+            Some(std::collections::BTreeMap::new())
+        );
+        assert_eq!(finished_iterations(5, &[]), None);
+    }
 }
