@@ -1225,6 +1225,33 @@ Resources:
                 Hold: {Type: Wait, Seconds: 4, Next: Done}
                 Done: {Type: Pass, Result: {held: true}, End: true}
             End: true
+  ForkMarks:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: fork-marks}
+  Fork:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: fork
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition:
+        StartAt: Both
+        States:
+          Both:
+            Type: Parallel
+            End: true
+            Branches:
+              - StartAt: ForkMark
+                States:
+                  ForkMark:
+                    Type: Task
+                    Resource: arn:aws:states:::sqs:sendMessage
+                    Parameters: {QueueUrl: "http://localhost/123456789012/fork-marks", MessageBody: marked}
+                    ResultSelector: {marked: true}
+                    End: true
+              - StartAt: ForkHold
+                States:
+                  ForkHold: {Type: Wait, Seconds: 4, Next: ForkDone}
+                  ForkDone: {Type: Pass, Result: {held: true}, End: true}
 """
 
 
@@ -1252,3 +1279,36 @@ def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_aga
     # The waiting iteration ran again from its start; the finished one did not.
     assert types.count("MapIterationStarted") == 3 and types.count("MapIterationSucceeded") == 2, types
     assert types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
+
+
+def test_a_parallel_cut_by_kill_9_twice_goes_on_without_running_its_finished_branch_again(start_nimbus):
+    n = start_nimbus(MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    ex = sfn.start_execution(stateMachineArn=machine(sfn, "fork"), input="{}")["executionArn"]
+    seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
+    wait_until("the task branch finished and the other waits",
+               lambda: "TaskStateExited" in seen() and "WaitStateEntered" in seen(), 10)
+    # Killed while waiting, then again while the waiting branch, run again, waits again.
+    for waits in (1, 2):
+        assert seen().count("WaitStateEntered") == waits and "WaitStateExited" not in seen(), seen()
+        n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
+        sfn = n.client("stepfunctions")
+        if waits == 1:
+            wait_until("the waiting branch waits again", lambda: seen().count("WaitStateEntered") == 2, 10)
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"marked": True}, {"held": True}]
+    sqs = n.client("sqs")
+    url = sqs.get_queue_url(QueueName="fork-marks")["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "1"
+    events = history(sfn, ex)
+    types = [e["type"] for e in events]
+    assert types.count("ParallelStateStarted") == 1 and types.count("TaskScheduled") == 1, types
+    assert types.count("WaitStateEntered") == 3 and types.count("WaitStateExited") == 1, types
+    # Every branch, run again or not, hangs off the one ParallelStateStarted, as does its end.
+    started = next(e["id"] for e in events if e["type"] == "ParallelStateStarted")
+    firsts = [e for e in events if e["previousEventId"] == started]
+    assert sorted(e["type"] for e in firsts) == ["ParallelStateSucceeded", "TaskStateEntered"] + [
+        "WaitStateEntered"] * 3, firsts
+    assert types[-2:] == ["ParallelStateExited", "ExecutionSucceeded"], types

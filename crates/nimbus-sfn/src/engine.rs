@@ -164,10 +164,20 @@ pub struct Resume {
     pub waiting: bool,
     /// A redrive: the cursor's state is entered again (a new `...StateEntered`), from its input.
     pub reenter: bool,
-    /// The cursor's state is a `Map` whose attempt had started (`MapStateStarted`): the
-    /// iterations that had finished, by index, with their outputs. The attempt goes on: these
-    /// are not run again, the others run from their start.
-    pub map_finished: Option<std::collections::BTreeMap<usize, Value>>,
+    /// The cursor's state is a `Map` or `Parallel` whose attempt had started: the attempt goes
+    /// on, its finished parts are not run again, the others run from their start.
+    pub continued: Option<Continued>,
+}
+
+/// A `Map` or `Parallel` attempt cut short by a restart.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Continued {
+    /// The id of the attempt's `MapStateStarted` or `ParallelStateStarted`: the parts run
+    /// again continue its flow, as they would have.
+    pub started: u64,
+    /// The parts that had finished (Map iterations by index, Parallel branches by position),
+    /// with their outputs.
+    pub outputs: std::collections::BTreeMap<usize, Value>,
 }
 
 /// One execution's run.
@@ -291,8 +301,8 @@ struct Attempt {
     known: Option<Result<Value, StatesError>>,
     /// A `.waitForTaskToken` task's token, and whether it was already handed out.
     callback: Option<(String, bool)>,
-    /// A Map attempt continued after a restart: its finished iterations (see [`Resume`]).
-    map_finished: Option<std::collections::BTreeMap<usize, Value>>,
+    /// A Map or Parallel attempt continued after a restart (see [`Resume`]).
+    continued: Option<Continued>,
 }
 
 enum Step {
@@ -775,7 +785,7 @@ impl Run {
         entered: u64,
         resume: Option<Resume>,
     ) -> Result<Step, StatesError> {
-        let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut map_finished) =
+        let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut continued) =
             match resume {
                 Some(r) => {
                     let waiting = r.waiting.then_some(r.cursor.token).flatten();
@@ -785,7 +795,7 @@ impl Run {
                         r.task_in_flight,
                         r.task_result,
                         waiting,
-                        r.map_finished,
+                        r.continued,
                     )
                 }
                 None => (vec![0; state.retry.len()], None, false, None, None, None),
@@ -1108,7 +1118,7 @@ impl Run {
                             Attempt {
                                 known: known.take(),
                                 callback,
-                                map_finished: map_finished.take(),
+                                continued: continued.take(),
                             },
                         )
                         .await
@@ -1295,7 +1305,7 @@ impl Run {
         let Attempt {
             known,
             callback,
-            map_finished,
+            continued,
         } = attempt;
         let jsonata = state.lang == Lang::Jsonata;
         let vars = flow.vars();
@@ -1394,10 +1404,25 @@ impl Run {
             }
             Kind::Parallel { branches } => {
                 let input = arguments(template, &effective, ctx)?;
-                self.emit(flow, "ParallelStateStarted", None).await?;
-                let runs = branches.iter().map(|b| {
+                // An attempt continued after a restart already said it started.
+                let finished = match continued {
+                    Some(c) => {
+                        flow.last.store(c.started, Ordering::SeqCst);
+                        c.outputs
+                    }
+                    None => {
+                        self.emit(flow, "ParallelStateStarted", None).await?;
+                        Default::default()
+                    }
+                };
+                let runs = branches.iter().enumerate().map(|(i, b)| {
                     let input = input.clone();
+                    // Finished before a restart: its output stands, it does not run again.
+                    let done = finished.get(&i).cloned();
                     async move {
+                        if let Some(out) = done {
+                            return Ok(out);
+                        }
                         let sub = flow.child();
                         self.machine(&sub, b, input, None).await
                     }
@@ -1499,16 +1524,21 @@ impl Run {
                     },
                 };
                 // An attempt continued after a restart already said it started.
-                let continued = map_finished.is_some();
-                let finished = map_finished.unwrap_or_default();
-                if !continued {
-                    self.emit(
-                        flow,
-                        "MapStateStarted",
-                        details("mapStateStartedEventDetails", json!({"length": list.len()})),
-                    )
-                    .await?;
-                }
+                let finished = match continued {
+                    Some(c) => {
+                        flow.last.store(c.started, Ordering::SeqCst);
+                        c.outputs
+                    }
+                    None => {
+                        self.emit(
+                            flow,
+                            "MapStateStarted",
+                            details("mapStateStartedEventDetails", json!({"length": list.len()})),
+                        )
+                        .await?;
+                        Default::default()
+                    }
+                };
                 // No more permits than iterations (a path may ask for any number).
                 let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
                 let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();

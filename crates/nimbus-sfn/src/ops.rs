@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::asl::{self, Diagnostic};
 use crate::clock::{format_ms, now_ms};
-use crate::engine::{Cursor, Event, NoJournal, Outcome, Resume, Run};
+use crate::engine::{Continued, Cursor, Event, NoJournal, Outcome, Resume, Run};
 use crate::error::StatesError;
 use crate::state::{self, DbJournal, ExecutionRow, MachineRow};
 use crate::{Inner, MachineEntry, SfnError, StepFunctions, TemplateMachine};
@@ -1495,7 +1495,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         task_result: None,
         waiting: false,
         reenter: true,
-        map_finished: None,
+        continued: None,
     };
     spawn_standard(
         sfn,
@@ -2005,67 +2005,107 @@ const TASK_ENDS: &[&str] = &[
     "ActivityTimedOut",
 ];
 
-/// The iterations of a Map attempt cut short by a restart that had finished, by index, with
-/// their outputs. `entered` is the Map state's `MapStateEntered`; `events` follow it. Each event
-/// names the previous event of its own flow, so one pass sorts them into the Map's own flow,
-/// the flows of its iterations (each begins with a `MapIterationStarted` naming the attempt's
-/// `MapStateStarted`) and everything nested deeper; an iteration's `MapIterationSucceeded`
-/// names its final state's exit, which carries the iteration's output. `None` when the attempt
-/// had not started or had ended: the Map state then runs as usual.
-fn finished_iterations(
+/// A `Map` or `Parallel` attempt cut short by a restart: its start and the parts that had
+/// finished, with their outputs. `entered` is the state's `...StateEntered`; `events` follow
+/// it; `branches` holds a Parallel's branches' `StartAt` names (`None` for a Map). Each event
+/// names the previous event of its own flow, so one pass sorts them into the state's own flow,
+/// the flows of its parts and everything nested deeper. A Map iteration begins with a
+/// `MapIterationStarted` naming the attempt's `MapStateStarted` and ends with
+/// `MapIterationSucceeded`, which names its final state's exit (carrying the output). A
+/// Parallel branch begins with its first state's entry naming the attempt's
+/// `ParallelStateStarted`, and has finished when its last event is a state's exit: a state
+/// that goes on records its exit and the next state's entry together. `None` when the attempt
+/// had not started or had ended: the state then runs as usual.
+fn continued_attempt(
     entered: u64,
     events: &[Event],
-) -> Option<std::collections::BTreeMap<usize, Value>> {
+    branches: Option<&[&str]>,
+) -> Option<Continued> {
     #[derive(Clone, Copy, PartialEq)]
     enum Owner {
-        Map,
-        Iteration(usize),
+        Own,
+        Part(usize),
         Nested,
     }
-    let mut owner = std::collections::HashMap::from([(entered, Owner::Map)]);
+    let (start_kind, end_kinds) = match branches {
+        Some(_) => (
+            "ParallelStateStarted",
+            ["ParallelStateFailed", "ParallelStateSucceeded"],
+        ),
+        None => ("MapStateStarted", ["MapStateFailed", "MapStateSucceeded"]),
+    };
+    let output_of = |e: &Event| -> Option<Value> {
+        let (_, d) = e.details.as_ref()?;
+        serde_json::from_str(d["output"].as_str()?).ok()
+    };
+    let mut owner = std::collections::HashMap::from([(entered, Owner::Own)]);
     let mut by_id: std::collections::HashMap<u64, &Event> = std::collections::HashMap::new();
     let mut attempt: Option<u64> = None;
     let mut ended = false;
     let mut done = std::collections::BTreeMap::new();
+    // A branch's latest event: its output when that event is a state's exit.
+    let mut tails: std::collections::BTreeMap<usize, Option<Value>> = Default::default();
     for e in events {
         by_id.insert(e.id, e);
         let before = owner.get(&e.previous).copied().unwrap_or(Owner::Nested);
         let previous_kind = by_id.get(&e.previous).map_or("", |p| p.kind.as_str());
-        let index = || e.details.as_ref()?.1["index"].as_u64();
-        let mine = match e.kind.as_str() {
-            "MapIterationStarted" if before == Owner::Map && attempt == Some(e.previous) => {
-                index().map_or(Owner::Nested, |i| Owner::Iteration(i as usize))
+        let opens_part = before == Owner::Own && attempt == Some(e.previous);
+        let detail = |key: &str| e.details.as_ref().map(|(_, d)| d[key].clone());
+        let mine = match (e.kind.as_str(), branches) {
+            ("MapIterationStarted", None) if opens_part => detail("index")
+                .and_then(|i| i.as_u64())
+                .map_or(Owner::Nested, |i| Owner::Part(i as usize)),
+            ("MapIterationStarted", _) => Owner::Nested,
+            // Branches are told apart by their first state: the first unclaimed branch that
+            // starts there (state names are unique in a machine, so there is one).
+            (k, Some(starts)) if k.ends_with("StateEntered") && opens_part => {
+                let name = detail("name");
+                let name = name.as_ref().and_then(|n| n.as_str());
+                starts
+                    .iter()
+                    .enumerate()
+                    .position(|(i, s)| Some(*s) == name && !tails.contains_key(&i))
+                    .map_or(Owner::Nested, Owner::Part)
             }
-            "MapIterationStarted" => Owner::Nested,
-            // A Parallel's branches begin with their first state's entry.
-            k if k.ends_with("StateEntered") && previous_kind == "ParallelStateStarted" => {
+            // Any other Parallel's branches begin with their first state's entry.
+            (k, _) if k.ends_with("StateEntered") && previous_kind == "ParallelStateStarted" => {
                 Owner::Nested
             }
             _ => before,
         };
         owner.insert(e.id, mine);
         match (mine, e.kind.as_str()) {
-            (Owner::Map, "MapStateStarted") => {
+            (Owner::Own, k) if k == start_kind => {
                 attempt = Some(e.id);
                 ended = false;
                 done.clear();
+                tails.clear();
             }
-            (Owner::Map, "MapStateFailed" | "MapStateSucceeded") => ended = true,
-            (Owner::Iteration(i), "MapIterationSucceeded") => {
-                let last = by_id.get(&e.previous);
-                let output = last
+            (Owner::Own, k) if end_kinds.contains(&k) => ended = true,
+            (Owner::Part(i), "MapIterationSucceeded") => {
+                if let Some(output) = by_id
+                    .get(&e.previous)
                     .filter(|l| l.kind.ends_with("StateExited"))
-                    .and_then(|l| l.details.as_ref())
-                    .and_then(|(_, d)| d["output"].as_str())
-                    .and_then(|o| serde_json::from_str(o).ok());
-                if let Some(output) = output {
+                    .and_then(|l| output_of(l))
+                {
                     done.insert(i, output);
                 }
+            }
+            (Owner::Part(i), k) if branches.is_some() => {
+                let exit = k.ends_with("StateExited").then(|| output_of(e)).flatten();
+                tails.insert(i, exit);
             }
             _ => {}
         }
     }
-    (attempt.is_some() && !ended).then_some(done)
+    done.extend(tails.into_iter().filter_map(|(i, out)| Some((i, out?))));
+    match attempt {
+        Some(started) if !ended => Some(Continued {
+            started,
+            outputs: done,
+        }),
+        _ => None,
+    }
 }
 
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
@@ -2135,13 +2175,13 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                     && starts > ends
                     && last_start
                         .is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
-                let map_finished = match machine.states.get(&cursor.state) {
-                    Some(s)
-                        if matches!(s.kind, asl::Kind::Map { .. })
-                            && starts == ends
-                            && !handled =>
-                    {
-                        finished_iterations(cursor.entered, &events)
+                let continued = match machine.states.get(&cursor.state).map(|s| &s.kind) {
+                    _ if starts != ends || handled => None,
+                    Some(asl::Kind::Map { .. }) => continued_attempt(cursor.entered, &events, None),
+                    Some(asl::Kind::Parallel { branches }) => {
+                        let starts: Vec<&str> =
+                            branches.iter().map(|b| b.start_at.as_str()).collect();
+                        continued_attempt(cursor.entered, &events, Some(&starts))
                     }
                     _ => None,
                 };
@@ -2151,7 +2191,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
                     task_result,
                     waiting,
                     reenter: false,
-                    map_finished,
+                    continued,
                 })
             }
         };
@@ -2223,16 +2263,70 @@ mod tests {
             ev(17, 16, "MapIterationSucceeded", it(0)),
             ev(18, 13, "MapStateSucceeded", Value::Null),
         ];
-        let want = std::collections::BTreeMap::from([(0, json!({"a": 0}))]);
-        assert_eq!(finished_iterations(5, &events), Some(want));
+        let want = |started, outputs: &[(usize, Value)]| {
+            Some(Continued {
+                started,
+                outputs: outputs.iter().cloned().collect(),
+            })
+        };
+        assert_eq!(
+            continued_attempt(5, &events, None),
+            want(6, &[(0, json!({"a": 0}))])
+        );
         // A retried attempt starts afresh; an ended one is not resumed.
         events.push(ev(19, 6, "MapStateFailed", Value::Null));
-        assert_eq!(finished_iterations(5, &events), None);
+        assert_eq!(continued_attempt(5, &events, None), None);
         events.push(ev(20, 19, "MapStateStarted", Value::Null));
-        assert_eq!(
-            finished_iterations(5, &events),
-            Some(std::collections::BTreeMap::new())
-        );
-        assert_eq!(finished_iterations(5, &[]), None);
+        assert_eq!(continued_attempt(5, &events, None), want(20, &[]));
+        assert_eq!(continued_attempt(5, &[], None), None);
+    }
+
+    #[test]
+    fn a_resumed_parallel_keeps_the_branches_whose_last_event_is_an_exit() {
+        let entered = |n: &str| json!({"name": n, "input": "{}"});
+        let exited = |n: &str, o: &str| json!({"name": n, "output": o});
+        let branches = ["A1", "B1", "C1", "D1"];
+        let events = vec![
+            ev(6, 5, "ParallelStateStarted", Value::Null),
+            // A: one state, ended.
+            ev(7, 6, "PassStateEntered", entered("A1")),
+            ev(8, 7, "PassStateExited", exited("A1", "\"a\"")),
+            // B: went on to its second state (exit and entry together), which had not ended.
+            ev(9, 6, "PassStateEntered", entered("B1")),
+            ev(10, 9, "PassStateExited", exited("B1", "1")),
+            ev(11, 10, "WaitStateEntered", entered("B2")),
+            // C: runs a Parallel of its own, whose branch ends; C itself had not.
+            ev(12, 6, "ParallelStateEntered", entered("C1")),
+            ev(13, 12, "ParallelStateStarted", Value::Null),
+            ev(14, 13, "PassStateEntered", entered("X")),
+            ev(15, 14, "PassStateExited", exited("X", "\"x\"")),
+            // D: a Map whose iteration ended, then D itself.
+            ev(16, 6, "MapStateEntered", entered("D1")),
+            ev(17, 16, "MapStateStarted", Value::Null),
+            ev(
+                18,
+                17,
+                "MapIterationStarted",
+                json!({"name": "D1", "index": 0}),
+            ),
+            ev(19, 18, "PassStateEntered", entered("Y")),
+            ev(20, 19, "PassStateExited", exited("Y", "2")),
+            ev(
+                21,
+                20,
+                "MapIterationSucceeded",
+                json!({"name": "D1", "index": 0}),
+            ),
+            ev(22, 17, "MapStateSucceeded", Value::Null),
+            ev(23, 16, "MapStateExited", exited("D1", "[2]")),
+        ];
+        let want = Continued {
+            started: 6,
+            outputs: [(0, json!("a")), (3, json!([2]))].into_iter().collect(),
+        };
+        assert_eq!(continued_attempt(5, &events, Some(&branches)), Some(want));
+        let mut ended = events.clone();
+        ended.push(ev(24, 6, "ParallelStateFailed", Value::Null));
+        assert_eq!(continued_attempt(5, &ended, Some(&branches)), None);
     }
 }
