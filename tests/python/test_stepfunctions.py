@@ -1248,14 +1248,20 @@ Resources:
                     Parameters: {QueueUrl: "http://localhost/123456789012/fork-marks", MessageBody: marked}
                     ResultSelector: {marked: true}
                     End: true
-              - StartAt: ForkHold
+              - StartAt: ForkStamp
                 States:
+                  ForkStamp:
+                    Type: Task
+                    Resource: arn:aws:states:::sqs:sendMessage
+                    Parameters: {QueueUrl: "http://localhost/123456789012/fork-marks", MessageBody: stamped}
+                    ResultPath: null
+                    Next: ForkHold
                   ForkHold: {Type: Wait, Seconds: 4, Next: ForkDone}
                   ForkDone: {Type: Pass, Result: {held: true}, End: true}
 """
 
 
-def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_again(start_nimbus):
+def test_a_map_cut_by_kill_9_keeps_its_finished_iterations_and_goes_on_where_the_others_were(start_nimbus):
     n = start_nimbus(MAP_RESTART)
     sfn, sqs = n.client("stepfunctions"), n.client("sqs")
     ex = sfn.start_execution(stateMachineArn=machine(sfn, "fanout"),
@@ -1276,39 +1282,41 @@ def test_a_map_cut_by_kill_9_goes_on_without_running_its_finished_iterations_aga
         "Attributes"]["ApproximateNumberOfMessages"] == "1"
     types = [e["type"] for e in history(sfn, ex)]
     assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 1, types
-    # The waiting iteration ran again from its start; the finished one did not.
-    assert types.count("MapIterationStarted") == 3 and types.count("MapIterationSucceeded") == 2, types
+    # The waiting iteration went on waiting; the finished one did not run again.
+    assert types.count("MapIterationStarted") == 2 and types.count("MapIterationSucceeded") == 2, types
+    assert types.count("WaitStateEntered") == 1 and types.count("WaitStateExited") == 1, types
     assert types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
 
 
-def test_a_parallel_cut_by_kill_9_twice_goes_on_without_running_its_finished_branch_again(start_nimbus):
+def test_a_parallel_cut_by_kill_9_twice_keeps_its_finished_branch_and_goes_on_where_the_other_was(start_nimbus):
     n = start_nimbus(MAP_RESTART)
     sfn = n.client("stepfunctions")
     ex = sfn.start_execution(stateMachineArn=machine(sfn, "fork"), input="{}")["executionArn"]
     seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
-    wait_until("the task branch finished and the other waits",
-               lambda: "TaskStateExited" in seen() and "WaitStateEntered" in seen(), 10)
-    # Killed while waiting, then again while the waiting branch, run again, waits again.
-    for waits in (1, 2):
-        assert seen().count("WaitStateEntered") == waits and "WaitStateExited" not in seen(), seen()
+    wait_until("one branch finished and the other, past its task, waits",
+               lambda: seen().count("TaskStateExited") == 2 and "WaitStateEntered" in seen(), 10)
+    # Killed while waiting, and again while the branch goes on waiting after the first restart.
+    for _ in range(2):
+        assert "WaitStateExited" not in seen(), seen()
         n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
         sfn = n.client("stepfunctions")
-        if waits == 1:
-            wait_until("the waiting branch waits again", lambda: seen().count("WaitStateEntered") == 2, 10)
     d = finish(sfn, ex, timeout=30)
     assert d["status"] == "SUCCEEDED", d
     assert json.loads(d["output"]) == [{"marked": True}, {"held": True}]
+    # Neither the finished branch's task nor the waiting branch's earlier task ran again.
     sqs = n.client("sqs")
     url = sqs.get_queue_url(QueueName="fork-marks")["QueueUrl"]
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
-        "Attributes"]["ApproximateNumberOfMessages"] == "1"
+        "Attributes"]["ApproximateNumberOfMessages"] == "2"
     events = history(sfn, ex)
     types = [e["type"] for e in events]
-    assert types.count("ParallelStateStarted") == 1 and types.count("TaskScheduled") == 1, types
-    assert types.count("WaitStateEntered") == 3 and types.count("WaitStateExited") == 1, types
-    # Every branch, run again or not, hangs off the one ParallelStateStarted, as does its end.
+    assert types.count("ParallelStateStarted") == 1 and types.count("TaskScheduled") == 2, types
+    assert types.count("WaitStateEntered") == 1 and types.count("WaitStateExited") == 1, types
+    # The branches hang off the one ParallelStateStarted, as does its end; the wait's exit
+    # follows its entry across both restarts.
     started = next(e["id"] for e in events if e["type"] == "ParallelStateStarted")
-    firsts = [e for e in events if e["previousEventId"] == started]
-    assert sorted(e["type"] for e in firsts) == ["ParallelStateSucceeded", "TaskStateEntered"] + [
-        "WaitStateEntered"] * 3, firsts
+    firsts = sorted(e["type"] for e in events if e["previousEventId"] == started)
+    assert firsts == ["ParallelStateSucceeded", "TaskStateEntered", "TaskStateEntered"], firsts
+    wait = next(e["id"] for e in events if e["type"] == "WaitStateEntered")
+    assert next(e for e in events if e["type"] == "WaitStateExited")["previousEventId"] == wait
     assert types[-2:] == ["ParallelStateExited", "ExecutionSucceeded"], types

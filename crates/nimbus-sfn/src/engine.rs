@@ -150,8 +150,8 @@ pub enum Outcome {
     Suspended(String),
 }
 
-/// Where a resumed execution picks up.
-#[derive(Debug, Clone)]
+/// Where a resumed execution (or a Map iteration or Parallel branch of one) picks up.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Resume {
     pub cursor: Cursor,
     /// Whether a task of the cursor's state had been started and had not answered.
@@ -178,6 +178,18 @@ pub struct Continued {
     /// The parts that had finished (Map iterations by index, Parallel branches by position),
     /// with their outputs.
     pub outputs: std::collections::BTreeMap<usize, Value>,
+    /// The parts that had started and not finished: where each goes on.
+    pub started_parts: std::collections::BTreeMap<usize, PartResume>,
+}
+
+/// A Map iteration or Parallel branch that a restart cut short.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartResume {
+    /// The id of its flow's latest event: its next event follows it.
+    pub last: u64,
+    /// The state it was in, as [`Resume`] says; `None` when it had not entered a state yet
+    /// (it starts from its first, without saying again that it started).
+    pub resume: Option<Resume>,
 }
 
 /// One execution's run.
@@ -1405,10 +1417,10 @@ impl Run {
             Kind::Parallel { branches } => {
                 let input = arguments(template, &effective, ctx)?;
                 // An attempt continued after a restart already said it started.
-                let finished = match continued {
+                let (finished, mut started_parts) = match continued {
                     Some(c) => {
                         flow.last.store(c.started, Ordering::SeqCst);
-                        c.outputs
+                        (c.outputs, c.started_parts)
                     }
                     None => {
                         self.emit(flow, "ParallelStateStarted", None).await?;
@@ -1419,12 +1431,18 @@ impl Run {
                     let input = input.clone();
                     // Finished before a restart: its output stands, it does not run again.
                     let done = finished.get(&i).cloned();
+                    let part = started_parts.remove(&i);
                     async move {
                         if let Some(out) = done {
                             return Ok(out);
                         }
                         let sub = flow.child();
-                        self.machine(&sub, b, input, None).await
+                        // Cut short by a restart: it goes on where it was.
+                        let resume = part.and_then(|p| {
+                            sub.last.store(p.last, Ordering::SeqCst);
+                            p.resume
+                        });
+                        self.machine(&sub, b, input, resume).await
                     }
                 });
                 match futures_util::future::try_join_all(runs).await {
@@ -1524,10 +1542,10 @@ impl Run {
                     },
                 };
                 // An attempt continued after a restart already said it started.
-                let finished = match continued {
+                let (finished, mut started_parts) = match continued {
                     Some(c) => {
                         flow.last.store(c.started, Ordering::SeqCst);
-                        c.outputs
+                        (c.outputs, c.started_parts)
                     }
                     None => {
                         self.emit(
@@ -1536,7 +1554,7 @@ impl Run {
                             details("mapStateStartedEventDetails", json!({"length": list.len()})),
                         )
                         .await?;
-                        Default::default()
+                        (Default::default(), Default::default())
                     }
                 };
                 // No more permits than iterations (a path may ask for any number).
@@ -1547,6 +1565,7 @@ impl Run {
                     let permits = &permits;
                     let effective = &effective;
                     let done = finished.get(&index).cloned();
+                    let part = started_parts.remove(&index);
                     async move {
                         let mut ictx = ctx.clone();
                         ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
@@ -1566,13 +1585,23 @@ impl Run {
                         let started = now_ms();
                         let sub = flow.child();
                         let it = json!({"name": name, "index": index});
-                        self.emit(
-                            &sub,
-                            "MapIterationStarted",
-                            details("mapIterationStartedEventDetails", it.clone()),
-                        )
-                        .await?;
-                        let r = self.machine(&sub, processor, input, None).await;
+                        // Cut short by a restart: it goes on where it was.
+                        let resume = match part {
+                            Some(p) => {
+                                sub.last.store(p.last, Ordering::SeqCst);
+                                p.resume
+                            }
+                            None => {
+                                self.emit(
+                                    &sub,
+                                    "MapIterationStarted",
+                                    details("mapIterationStartedEventDetails", it.clone()),
+                                )
+                                .await?;
+                                None
+                            }
+                        };
+                        let r = self.machine(&sub, processor, input, resume).await;
                         match r {
                             Ok(out) => {
                                 self.emit(

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::asl::{self, Diagnostic};
 use crate::clock::{format_ms, now_ms};
-use crate::engine::{Continued, Cursor, Event, NoJournal, Outcome, Resume, Run};
+use crate::engine::{Continued, Cursor, Event, NoJournal, Outcome, PartResume, Resume, Run};
 use crate::error::StatesError;
 use crate::state::{self, DbJournal, ExecutionRow, MachineRow};
 use crate::{Inner, MachineEntry, SfnError, StepFunctions, TemplateMachine};
@@ -2005,71 +2005,163 @@ const TASK_ENDS: &[&str] = &[
     "ActivityTimedOut",
 ];
 
-/// A `Map` or `Parallel` attempt cut short by a restart: its start and the parts that had
-/// finished, with their outputs. `entered` is the state's `...StateEntered`; `events` follow
-/// it; `branches` holds a Parallel's branches' `StartAt` names (`None` for a Map). Each event
-/// names the previous event of its own flow, so one pass sorts them into the state's own flow,
-/// the flows of its parts and everything nested deeper. A Map iteration begins with a
-/// `MapIterationStarted` naming the attempt's `MapStateStarted` and ends with
-/// `MapIterationSucceeded`, which names its final state's exit (carrying the output). A
-/// Parallel branch begins with its first state's entry naming the attempt's
-/// `ParallelStateStarted`, and has finished when its last event is a state's exit: a state
-/// that goes on records its exit and the next state's entry together. `None` when the attempt
-/// had not started or had ended: the state then runs as usual.
-fn continued_attempt(
-    entered: u64,
-    events: &[Event],
-    branches: Option<&[&str]>,
-) -> Option<Continued> {
+/// Where the state entered at `cursor` goes on after a restart. `events` follow its entry:
+/// its own and everything nested below it. Only the execution's own flow keeps a cursor with
+/// retry counts, a wait's end and a callback's token; a Map iteration's or Parallel branch's
+/// state goes on without them (see the README).
+fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Resume {
+    let starts = events
+        .iter()
+        .filter(|e| TASK_STARTS.contains(&e.kind.as_str()))
+        .count();
+    let ends = events
+        .iter()
+        .filter(|e| TASK_ENDS.contains(&e.kind.as_str()))
+        .count();
+    // A task that answered: go on from its answer, do not run it again.
+    let last_end = events
+        .iter()
+        .rev()
+        .find(|e| TASK_ENDS.contains(&e.kind.as_str()));
+    // A retry already scheduled means the last failure was dealt with.
+    let handled = cursor.wake_at_ms.is_some();
+    let state = machine.states.get(&cursor.state);
+    let task_result = match (state, last_end) {
+        (Some(s), Some(e))
+            if matches!(s.kind, asl::Kind::Task { .. }) && starts == ends && !handled =>
+        {
+            let d = e
+                .details
+                .as_ref()
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default();
+            Some(match e.kind.as_str() {
+                "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => Ok(d
+                    ["output"]
+                    .as_str()
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .unwrap_or(Value::Null)),
+                _ => Err(StatesError::new(
+                    d["error"].as_str().unwrap_or("States.TaskFailed"),
+                    d["cause"].as_str().unwrap_or(""),
+                )),
+            })
+        }
+        _ => None,
+    };
+    // A callback task that handed its token out waits for it again.
+    let last_start = events
+        .iter()
+        .rposition(|e| TASK_STARTS.contains(&e.kind.as_str()));
+    let waiting = cursor.token.is_some()
+        && starts > ends
+        && last_start.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+    let continued = match state.map(|s| &s.kind) {
+        _ if starts != ends || handled => None,
+        Some(asl::Kind::Map { processor, .. }) => {
+            continued_attempt(cursor.entered, events, Parts::Iterations(processor))
+        }
+        Some(asl::Kind::Parallel { branches }) => {
+            continued_attempt(cursor.entered, events, Parts::Branches(branches))
+        }
+        _ => None,
+    };
+    Resume {
+        cursor,
+        task_in_flight: starts > ends && !waiting,
+        task_result,
+        waiting,
+        reenter: false,
+        continued,
+    }
+}
+
+/// What a `Map` or `Parallel` state runs: one machine per item, or one per branch.
+#[derive(Clone, Copy)]
+enum Parts<'a> {
+    Iterations(&'a asl::Machine),
+    Branches(&'a [asl::Machine]),
+}
+
+/// A `Map` or `Parallel` attempt cut short by a restart: its start, the parts that had
+/// finished with their outputs, and where each part that had started goes on. `entered` is the
+/// state's `...StateEntered`; `events` follow it. Each event names the previous event of its
+/// own flow, so one pass sorts them into the state's own flow, the flows of its parts and what
+/// is nested below each. A Map iteration begins with a `MapIterationStarted` naming the
+/// attempt's `MapStateStarted` and ends with `MapIterationSucceeded`, which names its final
+/// state's exit (carrying the output). A Parallel branch begins with its first state's entry
+/// naming the attempt's `ParallelStateStarted`, and has finished when its last event is a
+/// state's exit: a state that goes on records its exit and the next state's entry together.
+/// An unfinished part goes on from the last state it entered, as the execution does from its
+/// cursor. `None` when the attempt had not started or had ended: the state then runs as usual.
+fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option<Continued> {
     #[derive(Clone, Copy, PartialEq)]
     enum Owner {
         Own,
         Part(usize),
-        Nested,
+        /// Below a part (a Map or Parallel of its own), or below nothing of this state's.
+        Nested(Option<usize>),
     }
-    let (start_kind, end_kinds) = match branches {
-        Some(_) => (
+    let part_of = |o: Owner| match o {
+        Owner::Part(i) | Owner::Nested(Some(i)) => Some(i),
+        _ => None,
+    };
+    let (start_kind, end_kinds) = match parts {
+        Parts::Branches(_) => (
             "ParallelStateStarted",
             ["ParallelStateFailed", "ParallelStateSucceeded"],
         ),
-        None => ("MapStateStarted", ["MapStateFailed", "MapStateSucceeded"]),
+        Parts::Iterations(_) => ("MapStateStarted", ["MapStateFailed", "MapStateSucceeded"]),
     };
     let output_of = |e: &Event| -> Option<Value> {
         let (_, d) = e.details.as_ref()?;
         serde_json::from_str(d["output"].as_str()?).ok()
     };
+    #[derive(Default)]
+    struct Track<'e> {
+        /// The part's latest event of its own flow.
+        last: u64,
+        /// The part's latest state entry (of its own flow), and every event below the part
+        /// since.
+        entry: Option<(&'e Event, Vec<Event>)>,
+        /// Its output, when the part has finished.
+        output: Option<Value>,
+        /// A Map iteration that failed runs again from its start.
+        failed: bool,
+    }
     let mut owner = std::collections::HashMap::from([(entered, Owner::Own)]);
     let mut by_id: std::collections::HashMap<u64, &Event> = std::collections::HashMap::new();
     let mut attempt: Option<u64> = None;
     let mut ended = false;
-    let mut done = std::collections::BTreeMap::new();
-    // A branch's latest event: its output when that event is a state's exit.
-    let mut tails: std::collections::BTreeMap<usize, Option<Value>> = Default::default();
+    let mut track: std::collections::BTreeMap<usize, Track> = Default::default();
     for e in events {
         by_id.insert(e.id, e);
-        let before = owner.get(&e.previous).copied().unwrap_or(Owner::Nested);
+        let before = owner
+            .get(&e.previous)
+            .copied()
+            .unwrap_or(Owner::Nested(None));
         let previous_kind = by_id.get(&e.previous).map_or("", |p| p.kind.as_str());
         let opens_part = before == Owner::Own && attempt == Some(e.previous);
         let detail = |key: &str| e.details.as_ref().map(|(_, d)| d[key].clone());
-        let mine = match (e.kind.as_str(), branches) {
-            ("MapIterationStarted", None) if opens_part => detail("index")
+        let mine = match (e.kind.as_str(), parts) {
+            ("MapIterationStarted", Parts::Iterations(_)) if opens_part => detail("index")
                 .and_then(|i| i.as_u64())
-                .map_or(Owner::Nested, |i| Owner::Part(i as usize)),
-            ("MapIterationStarted", _) => Owner::Nested,
+                .map_or(Owner::Nested(None), |i| Owner::Part(i as usize)),
+            ("MapIterationStarted", _) => Owner::Nested(part_of(before)),
             // Branches are told apart by their first state: the first unclaimed branch that
             // starts there (state names are unique in a machine, so there is one).
-            (k, Some(starts)) if k.ends_with("StateEntered") && opens_part => {
+            (k, Parts::Branches(branches)) if k.ends_with("StateEntered") && opens_part => {
                 let name = detail("name");
                 let name = name.as_ref().and_then(|n| n.as_str());
-                starts
+                branches
                     .iter()
                     .enumerate()
-                    .position(|(i, s)| Some(*s) == name && !tails.contains_key(&i))
-                    .map_or(Owner::Nested, Owner::Part)
+                    .position(|(i, b)| Some(b.start_at.as_str()) == name && !track.contains_key(&i))
+                    .map_or(Owner::Nested(None), Owner::Part)
             }
             // Any other Parallel's branches begin with their first state's entry.
             (k, _) if k.ends_with("StateEntered") && previous_kind == "ParallelStateStarted" => {
-                Owner::Nested
+                Owner::Nested(part_of(before))
             }
             _ => before,
         };
@@ -2078,34 +2170,83 @@ fn continued_attempt(
             (Owner::Own, k) if k == start_kind => {
                 attempt = Some(e.id);
                 ended = false;
-                done.clear();
-                tails.clear();
+                track.clear();
             }
             (Owner::Own, k) if end_kinds.contains(&k) => ended = true,
-            (Owner::Part(i), "MapIterationSucceeded") => {
-                if let Some(output) = by_id
-                    .get(&e.previous)
-                    .filter(|l| l.kind.ends_with("StateExited"))
-                    .and_then(|l| output_of(l))
-                {
-                    done.insert(i, output);
+            (Owner::Part(i), k) => {
+                let t = track.entry(i).or_default();
+                t.last = e.id;
+                if matches!(parts, Parts::Branches(_)) {
+                    // A branch has finished when its latest event is a state's exit.
+                    t.output = k.ends_with("StateExited").then(|| output_of(e)).flatten();
+                }
+                match k {
+                    "MapIterationSucceeded" => {
+                        t.output = by_id
+                            .get(&e.previous)
+                            .filter(|l| l.kind.ends_with("StateExited"))
+                            .and_then(|l| output_of(l));
+                    }
+                    "MapIterationFailed" => t.failed = true,
+                    k if k.ends_with("StateEntered") => t.entry = Some((e, Vec::new())),
+                    _ => {
+                        if let Some((_, below)) = &mut t.entry {
+                            below.push(e.clone());
+                        }
+                    }
                 }
             }
-            (Owner::Part(i), k) if branches.is_some() => {
-                let exit = k.ends_with("StateExited").then(|| output_of(e)).flatten();
-                tails.insert(i, exit);
+            (Owner::Nested(Some(i)), _) => {
+                if let Some((_, below)) = track.get_mut(&i).and_then(|t| t.entry.as_mut()) {
+                    below.push(e.clone());
+                }
             }
             _ => {}
         }
     }
-    done.extend(tails.into_iter().filter_map(|(i, out)| Some((i, out?))));
-    match attempt {
-        Some(started) if !ended => Some(Continued {
-            started,
-            outputs: done,
-        }),
-        _ => None,
+    let started = match attempt {
+        Some(started) if !ended => started,
+        _ => return None,
+    };
+    let mut c = Continued {
+        started,
+        ..Continued::default()
+    };
+    for (i, t) in track {
+        let machine = match parts {
+            Parts::Iterations(m) => Some(m),
+            Parts::Branches(b) => b.get(i),
+        };
+        match (t.output, t.failed, machine) {
+            (Some(out), _, _) => {
+                c.outputs.insert(i, out);
+            }
+            (None, false, Some(machine)) => {
+                let resume = t.entry.and_then(|(e, below)| {
+                    let d = &e.details.as_ref()?.1;
+                    let cursor = Cursor {
+                        state: d["name"].as_str()?.to_owned(),
+                        input: serde_json::from_str(d["input"].as_str()?).ok()?,
+                        entered: e.id,
+                        retries: Vec::new(),
+                        wake_at_ms: None,
+                        token: None,
+                        vars: Value::Null,
+                    };
+                    Some(resume_state(machine, cursor, &below))
+                });
+                c.started_parts.insert(
+                    i,
+                    PartResume {
+                        last: t.last,
+                        resume,
+                    },
+                );
+            }
+            _ => {}
+        }
     }
+    Some(c)
 }
 
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
@@ -2126,73 +2267,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
             Some(cursor) => {
                 let (events, _) =
                     state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
-                let starts = events
-                    .iter()
-                    .filter(|e| TASK_STARTS.contains(&e.kind.as_str()))
-                    .count();
-                let ends = events
-                    .iter()
-                    .filter(|e| TASK_ENDS.contains(&e.kind.as_str()))
-                    .count();
-                // A top-level task that answered: go on from its answer, do not run it again.
-                let last_end = events
-                    .iter()
-                    .rev()
-                    .find(|e| TASK_ENDS.contains(&e.kind.as_str()));
-                // A retry already scheduled means the last failure was dealt with.
-                let handled = cursor.wake_at_ms.is_some();
-                let task_result = match (machine.states.get(&cursor.state), last_end) {
-                    (Some(s), Some(e))
-                        if matches!(s.kind, asl::Kind::Task { .. })
-                            && starts == ends
-                            && !handled =>
-                    {
-                        let d = e
-                            .details
-                            .as_ref()
-                            .map(|(_, d)| d.clone())
-                            .unwrap_or_default();
-                        Some(match e.kind.as_str() {
-                            "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => {
-                                Ok(d["output"]
-                                    .as_str()
-                                    .and_then(|o| serde_json::from_str(o).ok())
-                                    .unwrap_or(Value::Null))
-                            }
-                            _ => Err(StatesError::new(
-                                d["error"].as_str().unwrap_or("States.TaskFailed"),
-                                d["cause"].as_str().unwrap_or(""),
-                            )),
-                        })
-                    }
-                    _ => None,
-                };
-                // A callback task that handed its token out waits for it again.
-                let last_start = events
-                    .iter()
-                    .rposition(|e| TASK_STARTS.contains(&e.kind.as_str()));
-                let waiting = cursor.token.is_some()
-                    && starts > ends
-                    && last_start
-                        .is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
-                let continued = match machine.states.get(&cursor.state).map(|s| &s.kind) {
-                    _ if starts != ends || handled => None,
-                    Some(asl::Kind::Map { .. }) => continued_attempt(cursor.entered, &events, None),
-                    Some(asl::Kind::Parallel { branches }) => {
-                        let starts: Vec<&str> =
-                            branches.iter().map(|b| b.start_at.as_str()).collect();
-                        continued_attempt(cursor.entered, &events, Some(&starts))
-                    }
-                    _ => None,
-                };
-                Some(Resume {
-                    cursor,
-                    task_in_flight: starts > ends && !waiting,
-                    task_result,
-                    waiting,
-                    reenter: false,
-                    continued,
-                })
+                Some(resume_state(&machine, cursor, &events))
             }
         };
         let machine_row = lock(&sfn.inner.machines)
@@ -2243,90 +2318,233 @@ mod tests {
         }
     }
 
+    fn entered(name: &str, input: &str) -> Value {
+        json!({"name": name, "input": input})
+    }
+
+    fn exited(name: &str, output: &str) -> Value {
+        json!({"name": name, "output": output})
+    }
+
+    fn cursor(state: &str, input: Value, entered: u64) -> Cursor {
+        Cursor {
+            state: state.to_owned(),
+            input,
+            entered,
+            retries: Vec::new(),
+            wake_at_ms: None,
+            token: None,
+            vars: Value::Null,
+        }
+    }
+
+    fn resume(cursor: Cursor, continued: Option<Continued>) -> Resume {
+        Resume {
+            cursor,
+            task_in_flight: false,
+            task_result: None,
+            waiting: false,
+            reenter: false,
+            continued,
+        }
+    }
+
+    /// The machine a test's `Map` or `Parallel` state (named `S`) belongs to.
+    fn parsed(state: Value) -> asl::Machine {
+        asl::parse(&json!({"StartAt": "S", "States": {"S": state}}).to_string()).expect("valid")
+    }
+
     #[test]
-    fn a_resumed_map_keeps_its_own_finished_iterations_not_a_nested_maps() {
-        let it = |i: u64| json!({"name": "Each", "index": i});
-        let exited = |o: &str| json!({"name": "P", "output": o});
+    fn a_resumed_map_keeps_its_finished_iterations_and_continues_the_others_where_they_were() {
+        let machine = parsed(json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "StartAt": "Which", "States": {
+                "Which": {"Type": "Choice", "Default": "P",
+                          "Choices": [{"Variable": "$.inner", "IsPresent": true, "Next": "Inner"}]},
+                "P": {"Type": "Pass", "End": true},
+                "Inner": {"Type": "Map", "End": true, "ItemProcessor": {
+                    "StartAt": "Q", "States": {"Q": {"Type": "Pass", "End": true}}}}}}}));
+        let it = |i: u64| json!({"name": "S", "index": i});
         let mut events = vec![
             ev(6, 5, "MapStateStarted", Value::Null),
             ev(7, 6, "MapIterationStarted", it(0)),
             ev(8, 6, "MapIterationStarted", it(1)),
-            ev(9, 7, "PassStateEntered", Value::Null),
-            ev(10, 9, "PassStateExited", exited("{\"a\":0}")),
+            ev(9, 7, "PassStateEntered", entered("P", "{}")),
+            ev(10, 9, "PassStateExited", exited("P", "{\"a\":0}")),
             ev(11, 10, "MapIterationSucceeded", it(0)),
-            // Iteration 1 runs a Map of its own, which finishes.
-            ev(12, 8, "MapStateEntered", Value::Null),
+            // Iteration 1 runs a Map of its own, whose one iteration finishes.
+            ev(12, 8, "MapStateEntered", entered("Inner", "{\"inner\":1}")),
             ev(13, 12, "MapStateStarted", Value::Null),
             ev(14, 13, "MapIterationStarted", it(0)),
-            ev(15, 14, "PassStateEntered", Value::Null),
-            ev(16, 15, "PassStateExited", exited("{\"inner\":1}")),
+            ev(15, 14, "PassStateEntered", entered("Q", "{\"inner\":1}")),
+            ev(16, 15, "PassStateExited", exited("Q", "{\"inner\":1}")),
             ev(17, 16, "MapIterationSucceeded", it(0)),
-            ev(18, 13, "MapStateSucceeded", Value::Null),
+            // Iteration 2 had only started.
+            ev(18, 6, "MapIterationStarted", it(2)),
         ];
-        let want = |started, outputs: &[(usize, Value)]| {
-            Some(Continued {
-                started,
-                outputs: outputs.iter().cloned().collect(),
-            })
+        let asl::Kind::Map { processor, .. } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let inner = Continued {
+            started: 13,
+            outputs: [(0, json!({"inner": 1}))].into(),
+            ..Continued::default()
+        };
+        let want = Continued {
+            started: 6,
+            outputs: [(0, json!({"a": 0}))].into(),
+            started_parts: [
+                (
+                    1,
+                    PartResume {
+                        last: 13,
+                        resume: Some(resume(
+                            cursor("Inner", json!({"inner": 1}), 12),
+                            Some(inner),
+                        )),
+                    },
+                ),
+                (
+                    2,
+                    PartResume {
+                        last: 18,
+                        resume: None,
+                    },
+                ),
+            ]
+            .into(),
         };
         assert_eq!(
-            continued_attempt(5, &events, None),
-            want(6, &[(0, json!({"a": 0}))])
+            continued_attempt(5, &events, Parts::Iterations(processor)),
+            Some(want)
         );
         // A retried attempt starts afresh; an ended one is not resumed.
         events.push(ev(19, 6, "MapStateFailed", Value::Null));
-        assert_eq!(continued_attempt(5, &events, None), None);
+        assert_eq!(
+            continued_attempt(5, &events, Parts::Iterations(processor)),
+            None
+        );
         events.push(ev(20, 19, "MapStateStarted", Value::Null));
-        assert_eq!(continued_attempt(5, &events, None), want(20, &[]));
-        assert_eq!(continued_attempt(5, &[], None), None);
+        let afresh = Continued {
+            started: 20,
+            ..Continued::default()
+        };
+        assert_eq!(
+            continued_attempt(5, &events, Parts::Iterations(processor)),
+            Some(afresh)
+        );
+        assert_eq!(
+            continued_attempt(5, &[], Parts::Iterations(processor)),
+            None
+        );
     }
 
     #[test]
-    fn a_resumed_parallel_keeps_the_branches_whose_last_event_is_an_exit() {
-        let entered = |n: &str| json!({"name": n, "input": "{}"});
-        let exited = |n: &str, o: &str| json!({"name": n, "output": o});
-        let branches = ["A1", "B1", "C1", "D1"];
+    fn a_resumed_parallel_keeps_its_finished_branches_and_continues_the_others_where_they_were() {
+        let pass_end = json!({"Type": "Pass", "End": true});
+        let machine = parsed(json!({"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "A1", "States": {"A1": pass_end}},
+            {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Next": "B2"},
+                                         "B2": {"Type": "Wait", "Seconds": 5, "End": true}}},
+            {"StartAt": "C1", "States": {"C1": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "X", "States": {"X": pass_end}},
+                {"StartAt": "Z", "States": {"Z": {"Type": "Wait", "Seconds": 5, "End": true}}}]}}},
+            {"StartAt": "D1", "States": {"D1": {"Type": "Map", "End": true, "ItemProcessor": {
+                "StartAt": "Y", "States": {"Y": pass_end}}}}},
+            {"StartAt": "E1", "States": {"E1": {"Type": "Task", "End": true,
+                "Resource": "arn:aws:states:::sqs:sendMessage"}}},
+        ]}));
+        let asl::Kind::Parallel { branches } = &machine.states["S"].kind else {
+            unreachable!()
+        };
         let events = vec![
             ev(6, 5, "ParallelStateStarted", Value::Null),
             // A: one state, ended.
-            ev(7, 6, "PassStateEntered", entered("A1")),
+            ev(7, 6, "PassStateEntered", entered("A1", "{}")),
             ev(8, 7, "PassStateExited", exited("A1", "\"a\"")),
             // B: went on to its second state (exit and entry together), which had not ended.
-            ev(9, 6, "PassStateEntered", entered("B1")),
+            ev(9, 6, "PassStateEntered", entered("B1", "{}")),
             ev(10, 9, "PassStateExited", exited("B1", "1")),
-            ev(11, 10, "WaitStateEntered", entered("B2")),
-            // C: runs a Parallel of its own, whose branch ends; C itself had not.
-            ev(12, 6, "ParallelStateEntered", entered("C1")),
+            ev(11, 10, "WaitStateEntered", entered("B2", "1")),
+            // C: runs a Parallel of its own, one of whose branches ends; C itself had not.
+            ev(12, 6, "ParallelStateEntered", entered("C1", "{}")),
             ev(13, 12, "ParallelStateStarted", Value::Null),
-            ev(14, 13, "PassStateEntered", entered("X")),
+            ev(14, 13, "PassStateEntered", entered("X", "{}")),
             ev(15, 14, "PassStateExited", exited("X", "\"x\"")),
+            ev(16, 13, "WaitStateEntered", entered("Z", "{}")),
             // D: a Map whose iteration ended, then D itself.
-            ev(16, 6, "MapStateEntered", entered("D1")),
-            ev(17, 16, "MapStateStarted", Value::Null),
+            ev(17, 6, "MapStateEntered", entered("D1", "[2]")),
+            ev(18, 17, "MapStateStarted", Value::Null),
             ev(
+                19,
                 18,
-                17,
                 "MapIterationStarted",
                 json!({"name": "D1", "index": 0}),
             ),
-            ev(19, 18, "PassStateEntered", entered("Y")),
-            ev(20, 19, "PassStateExited", exited("Y", "2")),
+            ev(20, 19, "PassStateEntered", entered("Y", "2")),
+            ev(21, 20, "PassStateExited", exited("Y", "2")),
             ev(
+                22,
                 21,
-                20,
                 "MapIterationSucceeded",
                 json!({"name": "D1", "index": 0}),
             ),
-            ev(22, 17, "MapStateSucceeded", Value::Null),
-            ev(23, 16, "MapStateExited", exited("D1", "[2]")),
+            ev(23, 18, "MapStateSucceeded", Value::Null),
+            ev(24, 17, "MapStateExited", exited("D1", "[2]")),
+            // E: its task answered; the state had not exited.
+            ev(25, 6, "TaskStateEntered", entered("E1", "{}")),
+            ev(26, 25, "TaskScheduled", Value::Null),
+            ev(27, 26, "TaskStarted", Value::Null),
+            ev(28, 27, "TaskSucceeded", json!({"output": "5"})),
         ];
+        let inner = Continued {
+            started: 13,
+            outputs: [(0, json!("x"))].into(),
+            started_parts: [(
+                1,
+                PartResume {
+                    last: 16,
+                    resume: Some(resume(cursor("Z", json!({}), 16), None)),
+                },
+            )]
+            .into(),
+        };
+        let mut answered = resume(cursor("E1", json!({}), 25), None);
+        answered.task_result = Some(Ok(json!(5)));
         let want = Continued {
             started: 6,
-            outputs: [(0, json!("a")), (3, json!([2]))].into_iter().collect(),
+            outputs: [(0, json!("a")), (3, json!([2]))].into(),
+            started_parts: [
+                (
+                    1,
+                    PartResume {
+                        last: 11,
+                        resume: Some(resume(cursor("B2", json!(1), 11), None)),
+                    },
+                ),
+                (
+                    2,
+                    PartResume {
+                        last: 13,
+                        resume: Some(resume(cursor("C1", json!({}), 12), Some(inner))),
+                    },
+                ),
+                (
+                    4,
+                    PartResume {
+                        last: 28,
+                        resume: Some(answered),
+                    },
+                ),
+            ]
+            .into(),
         };
-        assert_eq!(continued_attempt(5, &events, Some(&branches)), Some(want));
+        let got = continued_attempt(5, &events, Parts::Branches(branches));
+        assert_eq!(got, Some(want));
         let mut ended = events.clone();
-        ended.push(ev(24, 6, "ParallelStateFailed", Value::Null));
-        assert_eq!(continued_attempt(5, &ended, Some(&branches)), None);
+        ended.push(ev(29, 6, "ParallelStateFailed", Value::Null));
+        assert_eq!(
+            continued_attempt(5, &ended, Parts::Branches(branches)),
+            None
+        );
     }
 }
