@@ -1225,6 +1225,43 @@ Resources:
                 Hold: {Type: Wait, Seconds: 4, Next: Done}
                 Done: {Type: Pass, Result: {held: true}, End: true}
             End: true
+  Callbacks:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: map-callbacks}
+  FanoutCallback:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: fanout-callback
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemsPath: $.items
+            End: true
+            ItemProcessor:
+              StartAt: Which
+              States:
+                Which:
+                  Type: Choice
+                  Choices: [{Variable: $.kind, StringEquals: task, Next: Mark}]
+                  Default: Call
+                Mark:
+                  Type: Task
+                  Resource: arn:aws:states:::sqs:sendMessage
+                  Parameters: {QueueUrl: "http://localhost/123456789012/map-marks", MessageBody: marked}
+                  ResultSelector: {marked: true}
+                  End: true
+                Call:
+                  Type: Task
+                  Resource: arn:aws:states:::sqs:sendMessage.waitForTaskToken
+                  Parameters:
+                    QueueUrl: "http://localhost/123456789012/map-callbacks"
+                    MessageBody.$: $$.Task.Token
+                  Catch: [{ErrorEquals: [States.TaskFailed], ResultPath: $.error, Next: Caught}]
+                  End: true
+                Caught: {Type: Pass, End: true}
   ForkMarks:
     Type: AWS::SQS::Queue
     Properties: {QueueName: fork-marks}
@@ -1286,6 +1323,28 @@ def test_a_map_cut_by_kill_9_keeps_its_finished_iterations_and_goes_on_where_the
     assert types.count("MapIterationStarted") == 2 and types.count("MapIterationSucceeded") == 2, types
     assert types.count("WaitStateEntered") == 1 and types.count("WaitStateExited") == 1, types
     assert types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
+
+
+def test_a_task_running_in_one_map_iteration_at_kill_9_fails_that_iteration_alone(start_nimbus):
+    n = start_nimbus(MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    ex = sfn.start_execution(stateMachineArn=machine(sfn, "fanout-callback"),
+                             input=json.dumps({"items": [{"kind": "task"}, {"kind": "callback"}]}))["executionArn"]
+    seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
+    wait_until("one iteration finished and the other's task is out",
+               lambda: "MapIterationSucceeded" in seen() and "TaskSubmitted" in seen(), 10)
+    n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    # The running task failed in its own iteration, whose Catch took it; the other stands.
+    assert out[0] == {"marked": True}, out
+    assert out[1]["kind"] == "callback" and out[1]["error"]["Error"] == "States.TaskFailed", out
+    assert "at most once" in out[1]["error"]["Cause"], out
+    types = [e["type"] for e in history(sfn, ex)]
+    assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 2, types
+    assert types.count("MapIterationStarted") == 2 and types.count("MapIterationSucceeded") == 2, types
 
 
 def test_a_parallel_cut_by_kill_9_twice_keeps_its_finished_branch_and_goes_on_where_the_other_was(start_nimbus):

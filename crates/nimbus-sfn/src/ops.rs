@@ -2056,8 +2056,10 @@ fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Res
     let waiting = cursor.token.is_some()
         && starts > ends
         && last_start.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+    // A Map or Parallel runs no task of its own: a task left running is its part's, which
+    // answers for it when it goes on.
     let continued = match state.map(|s| &s.kind) {
-        _ if starts != ends || handled => None,
+        _ if handled => None,
         Some(asl::Kind::Map { processor, .. }) => {
             continued_attempt(cursor.entered, events, Parts::Iterations(processor))
         }
@@ -2066,9 +2068,13 @@ fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Res
         }
         _ => None,
     };
+    let own_tasks = !matches!(
+        state.map(|s| &s.kind),
+        Some(asl::Kind::Map { .. } | asl::Kind::Parallel { .. })
+    );
     Resume {
         cursor,
-        task_in_flight: starts > ends && !waiting,
+        task_in_flight: own_tasks && starts > ends && !waiting,
         task_result,
         waiting,
         reenter: false,
@@ -2149,7 +2155,9 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
                 .map_or(Owner::Nested(None), |i| Owner::Part(i as usize)),
             ("MapIterationStarted", _) => Owner::Nested(part_of(before)),
             // Branches are told apart by their first state: the first unclaimed branch that
-            // starts there (state names are unique in a machine, so there is one).
+            // starts there. Branches may share a first state's name; their first entries are
+            // then told apart by order, which is the branches' (the engine polls the branches
+            // in order, and each records its first entry before it first waits).
             (k, Parts::Branches(branches)) if k.ends_with("StateEntered") && opens_part => {
                 let name = detail("name");
                 let name = name.as_ref().and_then(|n| n.as_str());
@@ -2174,12 +2182,14 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
             }
             (Owner::Own, k) if end_kinds.contains(&k) => ended = true,
             (Owner::Part(i), k) => {
+                // A Map iteration run again (after it failed, in a tolerant Map) starts over.
+                if k == "MapIterationStarted" {
+                    track.remove(&i);
+                }
                 let t = track.entry(i).or_default();
                 t.last = e.id;
-                if matches!(parts, Parts::Branches(_)) {
-                    // A branch has finished when its latest event is a state's exit.
-                    t.output = k.ends_with("StateExited").then(|| output_of(e)).flatten();
-                }
+                // A part has finished when its latest event is a state's exit (then, for an
+                // iteration, its MapIterationSucceeded, which names that exit).
                 match k {
                     "MapIterationSucceeded" => {
                         t.output = by_id
@@ -2187,10 +2197,16 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
                             .filter(|l| l.kind.ends_with("StateExited"))
                             .and_then(|l| output_of(l));
                     }
-                    "MapIterationFailed" => t.failed = true,
-                    k if k.ends_with("StateEntered") => t.entry = Some((e, Vec::new())),
-                    _ => {
-                        if let Some((_, below)) = &mut t.entry {
+                    "MapIterationFailed" => {
+                        t.failed = true;
+                        t.output = None;
+                    }
+                    k if k.ends_with("StateExited") => t.output = output_of(e),
+                    k => {
+                        t.output = None;
+                        if k.ends_with("StateEntered") {
+                            t.entry = Some((e, Vec::new()));
+                        } else if let Some((_, below)) = &mut t.entry {
                             below.push(e.clone());
                         }
                     }
@@ -2436,6 +2452,56 @@ mod tests {
             continued_attempt(5, &[], Parts::Iterations(processor)),
             None
         );
+    }
+
+    #[test]
+    fn a_task_left_running_in_one_iteration_fails_that_iteration_not_the_whole_map() {
+        let machine = parsed(json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "StartAt": "T", "States": {"T": {"Type": "Task", "Next": "W",
+                "Resource": "arn:aws:states:::sqs:sendMessage"},
+                "W": {"Type": "Wait", "Seconds": 5, "End": true}}}}));
+        let it = |i: u64| json!({"name": "S", "index": i});
+        let events = vec![
+            ev(6, 5, "MapStateStarted", Value::Null),
+            // 0: its task answered, and its last state's exit was recorded, not yet its
+            // MapIterationSucceeded.
+            ev(7, 6, "MapIterationStarted", it(0)),
+            ev(8, 7, "TaskStateEntered", entered("T", "0")),
+            ev(9, 8, "TaskScheduled", Value::Null),
+            ev(10, 9, "TaskStarted", Value::Null),
+            ev(11, 10, "TaskSucceeded", json!({"output": "10"})),
+            ev(12, 11, "TaskStateExited", exited("T", "0")),
+            ev(13, 12, "WaitStateEntered", entered("W", "0")),
+            ev(14, 13, "WaitStateExited", exited("W", "0")),
+            // 1: failed once (a tolerant Map goes on), then ran again: its task is running.
+            ev(15, 6, "MapIterationStarted", it(1)),
+            ev(16, 15, "TaskStateEntered", entered("T", "1")),
+            ev(17, 16, "TaskScheduled", Value::Null),
+            ev(18, 17, "TaskStarted", Value::Null),
+            ev(19, 18, "TaskFailed", json!({"error": "E", "cause": ""})),
+            ev(20, 19, "MapIterationFailed", it(1)),
+            ev(21, 6, "MapIterationStarted", it(1)),
+            ev(22, 21, "TaskStateEntered", entered("T", "1")),
+            ev(23, 22, "TaskScheduled", Value::Null),
+            ev(24, 23, "TaskStarted", Value::Null),
+        ];
+        let got = resume_state(&machine, cursor("S", json!([0, 1]), 5), &events);
+        assert!(!got.task_in_flight && got.task_result.is_none(), "{got:?}");
+        let mut running = resume(cursor("T", json!(1), 22), None);
+        running.task_in_flight = true;
+        let want = Continued {
+            started: 6,
+            outputs: [(0, json!(0))].into(),
+            started_parts: [(
+                1,
+                PartResume {
+                    last: 24,
+                    resume: Some(running),
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(got.continued, Some(want));
     }
 
     #[test]
