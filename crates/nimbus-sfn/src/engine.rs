@@ -165,8 +165,12 @@ pub struct Resume {
     /// A redrive: the cursor's state is entered again (a new `...StateEntered`), from its input.
     pub reenter: bool,
     /// The cursor's state is a `Map` or `Parallel` whose attempt had started: the attempt goes
-    /// on, its finished parts are not run again, the others run from their start.
+    /// on, its finished parts are not run again, the others go on where they were.
     pub continued: Option<Continued>,
+    /// When the cursor's state was entered, for a state of a Map iteration or Parallel branch,
+    /// which keeps no cursor of its own: a `Wait` of seconds counts from then, not from the
+    /// restart.
+    pub entered_ms: Option<u64>,
 }
 
 /// A `Map` or `Parallel` attempt cut short by a restart.
@@ -327,7 +331,7 @@ fn catchable(e: &StatesError) -> bool {
     !e.is_suspended() && e.error != "States.Runtime" && e.error != "States.DataLimitExceeded"
 }
 
-fn matches(errors: &[String], e: &StatesError) -> bool {
+pub(crate) fn matches(errors: &[String], e: &StatesError) -> bool {
     errors.iter().any(|name| match name.as_str() {
         "States.ALL" => catchable(e),
         // "A wildcard that matches any known error name except for States.Timeout".
@@ -797,6 +801,10 @@ impl Run {
         entered: u64,
         resume: Option<Resume>,
     ) -> Result<Step, StatesError> {
+        let since = resume
+            .as_ref()
+            .and_then(|r| r.entered_ms)
+            .unwrap_or_else(now_ms);
         let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut continued) =
             match resume {
                 Some(r) => {
@@ -903,7 +911,7 @@ impl Run {
                     None => {
                         let t = match (state.def.get("Seconds"), state.def.get("Timestamp")) {
                             (Some(v), _) => match self.query(flow, v, &states)?.as_u64() {
-                                Some(secs) => now_ms() + self.scaled(Duration::from_secs(secs)).as_millis() as u64,
+                                Some(secs) => since + self.scaled(Duration::from_secs(secs)).as_millis() as u64,
                                 None => {
                                     return Err(StatesError::new(
                                         "States.QueryEvaluationError",
@@ -1033,7 +1041,7 @@ impl Run {
                 let wake = match wake_at {
                     Some(t) => t,
                     None => {
-                        let t = self.wake_time(w, &effective, &ctx, &vars)?;
+                        let t = self.wake_time(w, &effective, &ctx, &vars, since)?;
                         self.save_cursor(flow, cursor(&retries, Some(t))).await?;
                         t
                     }
@@ -1258,15 +1266,16 @@ impl Run {
         }
     }
 
+    /// When a `Wait` entered at `since` ends.
     fn wake_time(
         &self,
         w: &WaitFor,
         input: &Value,
         ctx: &Value,
         vars: &Map<String, Value>,
+        since: u64,
     ) -> Result<u64, StatesError> {
-        let now = now_ms();
-        let seconds = |s: u64| now + self.scaled(Duration::from_secs(s)).as_millis() as u64;
+        let seconds = |s: u64| since + self.scaled(Duration::from_secs(s)).as_millis() as u64;
         Ok(match w {
             WaitFor::Seconds(Seconds::Fixed(s)) => seconds(*s),
             WaitFor::Seconds(Seconds::Path(p)) => match select(p, input, ctx, vars).and_then(|v| v.as_u64()) {

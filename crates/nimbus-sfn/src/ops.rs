@@ -1496,6 +1496,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         waiting: false,
         reenter: true,
         continued: None,
+        entered_ms: None,
     };
     spawn_standard(
         sfn,
@@ -2006,10 +2007,16 @@ const TASK_ENDS: &[&str] = &[
 ];
 
 /// Where the state entered at `cursor` goes on after a restart. `events` follow its entry:
-/// its own and everything nested below it. Only the execution's own flow keeps a cursor with
-/// retry counts, a wait's end and a callback's token; a Map iteration's or Parallel branch's
-/// state goes on without them (see the README).
-fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Resume {
+/// its own and everything nested below it. Only the execution's own flow keeps a cursor (retry
+/// counts, a wait's end, a callback's token); a Map iteration's or Parallel branch's state,
+/// `entered_ms` being when it was entered, counts its retries from its history and its wait
+/// from its entry, and has no token to wait on again (see the README).
+fn resume_state(
+    machine: &asl::Machine,
+    cursor: Cursor,
+    entered_ms: Option<u64>,
+    events: &[Event],
+) -> Resume {
     let starts = events
         .iter()
         .filter(|e| TASK_STARTS.contains(&e.kind.as_str()))
@@ -2056,6 +2063,31 @@ fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Res
     let waiting = cursor.token.is_some()
         && starts > ends
         && last_start.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+    // A part's state keeps no cursor with its retry counts: each failure that a later attempt
+    // followed was retried by the first retrier that matches it (a failure not yet followed is
+    // the task's answer, and is retried, or not, when the state goes on).
+    let mut cursor = cursor;
+    if let (Some(s), Some(_)) = (state, entered_ms) {
+        if matches!(s.kind, asl::Kind::Task { .. }) && !s.retry.is_empty() {
+            let mut counts = vec![0u32; s.retry.len()];
+            for (at, e) in events.iter().enumerate() {
+                let Some(error) = task_failure(e) else {
+                    continue;
+                };
+                let retried = events[at + 1..]
+                    .iter()
+                    .any(|later| TASK_STARTS.contains(&later.kind.as_str()));
+                let retrier = s
+                    .retry
+                    .iter()
+                    .position(|r| crate::engine::matches(&r.errors, &error));
+                if let (true, Some(i)) = (retried, retrier) {
+                    counts[i] += 1;
+                }
+            }
+            cursor.retries = counts;
+        }
+    }
     // A Map or Parallel runs no task of its own: a task left running is its part's, which
     // answers for it when it goes on.
     let continued = match state.map(|s| &s.kind) {
@@ -2079,7 +2111,30 @@ fn resume_state(machine: &asl::Machine, cursor: Cursor, events: &[Event]) -> Res
         waiting,
         reenter: false,
         continued,
+        entered_ms,
     }
+}
+
+/// The error of a task's failure or time-out event.
+fn task_failure(e: &Event) -> Option<StatesError> {
+    let timed_out = e.kind.ends_with("TimedOut");
+    if !TASK_ENDS.contains(&e.kind.as_str()) || !(timed_out || e.kind.ends_with("Failed")) {
+        return None;
+    }
+    let d = e
+        .details
+        .as_ref()
+        .map(|(_, d)| d.clone())
+        .unwrap_or_default();
+    let default = if timed_out {
+        "States.Timeout"
+    } else {
+        "States.TaskFailed"
+    };
+    Some(StatesError::new(
+        d["error"].as_str().unwrap_or(default),
+        d["cause"].as_str().unwrap_or(""),
+    ))
 }
 
 /// What a `Map` or `Parallel` state runs: one machine per item, or one per branch.
@@ -2249,7 +2304,7 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
                         token: None,
                         vars: Value::Null,
                     };
-                    Some(resume_state(machine, cursor, &below))
+                    Some(resume_state(machine, cursor, Some(e.ts_ms), &below))
                 });
                 c.started_parts.insert(
                     i,
@@ -2283,7 +2338,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
             Some(cursor) => {
                 let (events, _) =
                     state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
-                Some(resume_state(&machine, cursor, &events))
+                Some(resume_state(&machine, cursor, None, &events))
             }
         };
         let machine_row = lock(&sfn.inner.machines)
@@ -2354,6 +2409,7 @@ mod tests {
         }
     }
 
+    /// A part's resume; the test events are all stamped 0.
     fn resume(cursor: Cursor, continued: Option<Continued>) -> Resume {
         Resume {
             cursor,
@@ -2362,6 +2418,7 @@ mod tests {
             waiting: false,
             reenter: false,
             continued,
+            entered_ms: Some(0),
         }
     }
 
@@ -2485,7 +2542,7 @@ mod tests {
             ev(23, 22, "TaskScheduled", Value::Null),
             ev(24, 23, "TaskStarted", Value::Null),
         ];
-        let got = resume_state(&machine, cursor("S", json!([0, 1]), 5), &events);
+        let got = resume_state(&machine, cursor("S", json!([0, 1]), 5), None, &events);
         assert!(!got.task_in_flight && got.task_result.is_none(), "{got:?}");
         let mut running = resume(cursor("T", json!(1), 22), None);
         running.task_in_flight = true;
@@ -2502,6 +2559,44 @@ mod tests {
             .into(),
         };
         assert_eq!(got.continued, Some(want));
+    }
+
+    #[test]
+    fn a_resumed_branch_task_counts_the_retries_its_history_shows() {
+        let machine = parsed(json!({"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Retry": [{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 5},
+                          {"ErrorEquals": ["States.ALL"], "MaxAttempts": 5}]}}}]}));
+        let asl::Kind::Parallel { branches } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let events = vec![
+            ev(6, 5, "ParallelStateStarted", Value::Null),
+            ev(7, 6, "TaskStateEntered", entered("T", "{}")),
+            ev(8, 7, "TaskScheduled", Value::Null),
+            ev(9, 8, "TaskStarted", Value::Null),
+            ev(10, 9, "TaskFailed", json!({"error": "Boom", "cause": ""})),
+            ev(11, 10, "TaskScheduled", Value::Null),
+            ev(12, 11, "TaskStarted", Value::Null),
+            ev(13, 12, "TaskTimedOut", json!({"error": "States.Timeout"})),
+            ev(14, 13, "TaskScheduled", Value::Null),
+            ev(15, 14, "TaskStarted", Value::Null),
+            ev(
+                16,
+                15,
+                "TaskFailed",
+                json!({"error": "Boom", "cause": "again"}),
+            ),
+        ];
+        let got = continued_attempt(5, &events, Parts::Branches(branches)).expect("continued");
+        let part = got.started_parts[&0].resume.clone().expect("entered");
+        // The last failure is not counted yet: it is the answer the state goes on from.
+        assert_eq!(part.cursor.retries, vec![1, 1]);
+        assert_eq!(
+            part.task_result,
+            Some(Err(StatesError::new("Boom", "again")))
+        );
     }
 
     #[test]
