@@ -2017,71 +2017,69 @@ fn resume_state(
     entered_ms: Option<u64>,
     events: &[Event],
 ) -> Resume {
-    let starts = events
-        .iter()
-        .filter(|e| TASK_STARTS.contains(&e.kind.as_str()))
-        .count();
-    let ends = events
-        .iter()
-        .filter(|e| TASK_ENDS.contains(&e.kind.as_str()))
-        .count();
-    // A task that answered: go on from its answer, do not run it again.
-    let last_end = events
-        .iter()
-        .rev()
-        .find(|e| TASK_ENDS.contains(&e.kind.as_str()));
+    // The latest task event tells whether a task is running (a start) or answered (an end).
+    // Counts would not: a task found running at a restart fails without an event of its own.
+    let last_task = events.iter().rposition(|e| {
+        TASK_STARTS.contains(&e.kind.as_str()) || TASK_ENDS.contains(&e.kind.as_str())
+    });
+    let running = last_task.is_some_and(|i| TASK_STARTS.contains(&events[i].kind.as_str()));
     // A retry already scheduled means the last failure was dealt with.
     let handled = cursor.wake_at_ms.is_some();
     let state = machine.states.get(&cursor.state);
-    let task_result = match (state, last_end) {
-        (Some(s), Some(e))
-            if matches!(s.kind, asl::Kind::Task { .. }) && starts == ends && !handled =>
-        {
-            let d = e
-                .details
-                .as_ref()
-                .map(|(_, d)| d.clone())
-                .unwrap_or_default();
-            Some(match e.kind.as_str() {
-                "TaskSucceeded" | "LambdaFunctionSucceeded" | "ActivitySucceeded" => Ok(d
-                    ["output"]
-                    .as_str()
+    // A task that answered: go on from its answer, do not run it again.
+    let task_result = match (state, last_task) {
+        (Some(s), Some(i)) if matches!(s.kind, asl::Kind::Task { .. }) && !running && !handled => {
+            let e = &events[i];
+            Some(match task_failure(e) {
+                Some(error) => Err(error),
+                None => Ok(e
+                    .details
+                    .as_ref()
+                    .and_then(|(_, d)| d["output"].as_str())
                     .and_then(|o| serde_json::from_str(o).ok())
                     .unwrap_or(Value::Null)),
-                _ => Err(StatesError::new(
-                    d["error"].as_str().unwrap_or("States.TaskFailed"),
-                    d["cause"].as_str().unwrap_or(""),
-                )),
             })
         }
         _ => None,
     };
     // A callback task that handed its token out waits for it again.
-    let last_start = events
-        .iter()
-        .rposition(|e| TASK_STARTS.contains(&e.kind.as_str()));
     let waiting = cursor.token.is_some()
-        && starts > ends
-        && last_start.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+        && running
+        && last_task.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
     // A part's state keeps no cursor with its retry counts: each failure that a later attempt
     // followed was retried by the first retrier that matches it (a failure not yet followed is
-    // the task's answer, and is retried, or not, when the state goes on).
+    // the task's answer, and is retried, or not, when the state goes on); an attempt that a
+    // restart found running, and that another followed, failed with `States.TaskFailed`.
     let mut cursor = cursor;
     if let (Some(s), Some(_)) = (state, entered_ms) {
         if matches!(s.kind, asl::Kind::Task { .. }) && !s.retry.is_empty() {
+            let restarted = StatesError::new("States.TaskFailed", "nimbus stopped");
             let mut counts = vec![0u32; s.retry.len()];
-            for (at, e) in events.iter().enumerate() {
-                let Some(error) = task_failure(e) else {
-                    continue;
-                };
-                let retried = events[at + 1..]
+            let tasks: Vec<&Event> = events
+                .iter()
+                .filter(|e| {
+                    TASK_STARTS.contains(&e.kind.as_str()) || TASK_ENDS.contains(&e.kind.as_str())
+                })
+                .collect();
+            for (at, e) in tasks.iter().enumerate() {
+                let later_start = tasks[at + 1..]
                     .iter()
-                    .any(|later| TASK_STARTS.contains(&later.kind.as_str()));
-                let retrier = s
+                    .any(|l| TASK_STARTS.contains(&l.kind.as_str()));
+                let next_is_start = tasks
+                    .get(at + 1)
+                    .is_some_and(|n| TASK_STARTS.contains(&n.kind.as_str()));
+                let error = match task_failure(e) {
+                    Some(error) if later_start => error,
+                    None if TASK_STARTS.contains(&e.kind.as_str()) && next_is_start => {
+                        restarted.clone()
+                    }
+                    _ => continue,
+                };
+                if let Some(i) = s
                     .retry
                     .iter()
-                    .position(|r| crate::engine::matches(&r.errors, &error));
-                if let (true, Some(i)) = (retried, retrier) {
+                    .position(|r| crate::engine::matches(&r.errors, &error))
+                {
                     counts[i] += 1;
                 }
             }
@@ -2106,7 +2104,7 @@ fn resume_state(
     );
     Resume {
         cursor,
-        task_in_flight: own_tasks && starts > ends && !waiting,
+        task_in_flight: own_tasks && running && !waiting,
         task_result,
         waiting,
         reenter: false,
@@ -2582,9 +2580,12 @@ mod tests {
             ev(13, 12, "TaskTimedOut", json!({"error": "States.Timeout"})),
             ev(14, 13, "TaskScheduled", Value::Null),
             ev(15, 14, "TaskStarted", Value::Null),
+            // A restart found this attempt running: it failed (no event) and was retried.
+            ev(16, 15, "TaskScheduled", Value::Null),
+            ev(17, 16, "TaskStarted", Value::Null),
             ev(
-                16,
-                15,
+                18,
+                17,
                 "TaskFailed",
                 json!({"error": "Boom", "cause": "again"}),
             ),
@@ -2592,7 +2593,8 @@ mod tests {
         let got = continued_attempt(5, &events, Parts::Branches(branches)).expect("continued");
         let part = got.started_parts[&0].resume.clone().expect("entered");
         // The last failure is not counted yet: it is the answer the state goes on from.
-        assert_eq!(part.cursor.retries, vec![1, 1]);
+        assert_eq!(part.cursor.retries, vec![1, 2]);
+        assert!(!part.task_in_flight);
         assert_eq!(
             part.task_result,
             Some(Err(StatesError::new("Boom", "again")))
