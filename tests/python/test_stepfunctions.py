@@ -1342,7 +1342,14 @@ def test_a_task_running_in_one_map_iteration_at_kill_9_fails_that_iteration_alon
     assert out[0] == {"marked": True}, out
     assert out[1]["kind"] == "callback" and out[1]["error"]["Error"] == "States.TaskFailed", out
     assert "at most once" in out[1]["error"]["Cause"], out
-    types = [e["type"] for e in history(sfn, ex)]
+    events = history(sfn, ex)
+    types = [e["type"] for e in events]
+    # The history says the task failed, after its start.
+    failed = [e for e in events if e["type"] == "TaskFailed"]
+    assert len(failed) == 1 and types.count("TaskStarted") == 2 and types.count("TaskSucceeded") == 1, types
+    det = failed[0]["taskFailedEventDetails"]
+    assert (det["error"], det["resourceType"], det["resource"]) == (
+        "States.TaskFailed", "sqs", "sendMessage.waitForTaskToken"), det
     assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 2, types
     assert types.count("MapIterationStarted") == 2 and types.count("MapIterationSucceeded") == 2, types
 

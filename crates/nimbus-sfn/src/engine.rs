@@ -154,8 +154,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resume {
     pub cursor: Cursor,
-    /// Whether a task of the cursor's state had been started and had not answered.
-    pub task_in_flight: bool,
+    /// The start event (`TaskStarted`, `LambdaFunctionStarted`, `ActivityStarted`) of the
+    /// cursor's task when it had been started and had not answered.
+    pub task_in_flight: Option<Event>,
     /// The result of the cursor's task when it had answered before the restart: the state
     /// goes on from it rather than starting the task again.
     pub task_result: Option<Result<Value, StatesError>>,
@@ -818,7 +819,7 @@ impl Run {
                         r.continued,
                     )
                 }
-                None => (vec![0; state.retry.len()], None, false, None, None, None),
+                None => (vec![0; state.retry.len()], None, None, None, None, None),
             };
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
@@ -1113,7 +1114,7 @@ impl Run {
                         (Kind::Task { resource, .. }, None)
                             if resource.ends_with(".waitForTaskToken")
                                 && known.is_none()
-                                && !in_flight =>
+                                && in_flight.is_none() =>
                         {
                             let token = crate::tokens::Tokens::new_token();
                             let mut c = cursor(&retries, None);
@@ -1123,11 +1124,32 @@ impl Run {
                         }
                         _ => None,
                     };
-                    let result = if std::mem::take(&mut in_flight) {
-                        Err(StatesError::new(
+                    let result = if let Some(start) = in_flight.take() {
+                        let e = StatesError::new(
                             "States.TaskFailed",
                             "nimbus stopped while this task was running; a Standard workflow starts a task at most once, so it was not started again",
-                        ))
+                        );
+                        // Said in the history as the task's failure, so the task's events
+                        // pair up and a later restart reads this attempt as over.
+                        let (kind, key, mut det) = match start.kind.as_str() {
+                            "LambdaFunctionStarted" => (
+                                "LambdaFunctionFailed",
+                                "lambdaFunctionFailedEventDetails",
+                                json!({}),
+                            ),
+                            "ActivityStarted" => {
+                                ("ActivityFailed", "activityFailedEventDetails", json!({}))
+                            }
+                            _ => {
+                                let d = start.details.map(|(_, d)| d).unwrap_or_default();
+                                let det = json!({"resourceType": d["resourceType"], "resource": d["resource"]});
+                                ("TaskFailed", "taskFailedEventDetails", det)
+                            }
+                        };
+                        det["error"] = json!(e.error);
+                        det["cause"] = json!(e.cause);
+                        self.emit(flow, kind, details(key, det)).await?;
+                        Err(e)
                     } else {
                         self.work(
                             flow,

@@ -1491,7 +1491,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
     let input_value: Value = serde_json::from_str(&row.input).unwrap_or(json!({}));
     let resume = Resume {
         cursor,
-        task_in_flight: false,
+        task_in_flight: None,
         task_result: None,
         waiting: false,
         reenter: true,
@@ -2104,7 +2104,9 @@ fn resume_state(
     );
     Resume {
         cursor,
-        task_in_flight: own_tasks && running && !waiting,
+        task_in_flight: last_task
+            .filter(|_| own_tasks && running && !waiting)
+            .map(|i| events[i].clone()),
         task_result,
         waiting,
         reenter: false,
@@ -2411,7 +2413,7 @@ mod tests {
     fn resume(cursor: Cursor, continued: Option<Continued>) -> Resume {
         Resume {
             cursor,
-            task_in_flight: false,
+            task_in_flight: None,
             task_result: None,
             waiting: false,
             reenter: false,
@@ -2541,9 +2543,12 @@ mod tests {
             ev(24, 23, "TaskStarted", Value::Null),
         ];
         let got = resume_state(&machine, cursor("S", json!([0, 1]), 5), None, &events);
-        assert!(!got.task_in_flight && got.task_result.is_none(), "{got:?}");
+        assert!(
+            got.task_in_flight.is_none() && got.task_result.is_none(),
+            "{got:?}"
+        );
         let mut running = resume(cursor("T", json!(1), 22), None);
-        running.task_in_flight = true;
+        running.task_in_flight = Some(ev(24, 23, "TaskStarted", Value::Null));
         let want = Continued {
             started: 6,
             outputs: [(0, json!(0))].into(),
@@ -2594,7 +2599,7 @@ mod tests {
         let part = got.started_parts[&0].resume.clone().expect("entered");
         // The last failure is not counted yet: it is the answer the state goes on from.
         assert_eq!(part.cursor.retries, vec![1, 2]);
-        assert!(!part.task_in_flight);
+        assert!(part.task_in_flight.is_none());
         assert_eq!(
             part.task_result,
             Some(Err(StatesError::new("Boom", "again")))
