@@ -128,6 +128,12 @@ pub trait Journal: Send + Sync {
         events: Vec<Event>,
         cursor: Option<Cursor>,
     ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Whether it keeps anything. One that does not spares the interpreter rendering each
+    /// state's input and output into its events and copying them into cursors.
+    fn keeps(&self) -> bool {
+        true
+    }
 }
 
 /// A journal that keeps nothing (Express executions).
@@ -136,6 +142,10 @@ pub struct NoJournal;
 impl Journal for NoJournal {
     fn record<'a>(&'a self, _: Vec<Event>, _: Option<Cursor>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn keeps(&self) -> bool {
+        false
     }
 }
 
@@ -341,9 +351,24 @@ pub(crate) fn matches(errors: &[String], e: &StatesError) -> bool {
     })
 }
 
+/// Counts what is written to it: a payload's size without building its text.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn size_check(v: &Value, what: &str) -> Result<(), StatesError> {
-    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
-    if n > PAYLOAD_LIMIT {
+    let mut n = ByteCount(0);
+    let _ = serde_json::to_writer(&mut n, v);
+    if n.0 > PAYLOAD_LIMIT {
         return Err(StatesError::new(
             "States.DataLimitExceeded",
             format!("The state/task '{what}' returned a result with a size exceeding the maximum number of bytes service limit."),
@@ -362,6 +387,26 @@ fn apply_input(sel: &Sel, r: Roots<'_>) -> Result<Value, StatesError> {
             let root = r.root(p).unwrap_or(r.input);
             StatesError::runtime(p.not_found_cause(root))
         }),
+    }
+}
+
+/// `OutputPath` over an output the caller gives up: `$` keeps it as it is, without a copy.
+fn apply_output(
+    sel: &Sel,
+    output: Value,
+    context: &Value,
+    vars: &Map<String, Value>,
+) -> Result<Value, StatesError> {
+    match sel {
+        Sel::Default => Ok(output),
+        _ => apply_input(
+            sel,
+            Roots {
+                input: &output,
+                context,
+                vars,
+            },
+        ),
     }
 }
 
@@ -612,12 +657,17 @@ impl Run {
     }
 
     fn entered_event(&self, flow: &Flow, name: &str, state: &State, input: &Value) -> Event {
-        let det = json!({"name": name, "input": text(input), "inputDetails": {"truncated": false}});
-        self.new_event(
-            flow,
-            &format!("{}StateEntered", state.type_name()),
-            details("stateEnteredEventDetails", det),
-        )
+        let det = self.journal.keeps().then(|| {
+            let det =
+                json!({"name": name, "input": text(input), "inputDetails": {"truncated": false}});
+            ("stateEnteredEventDetails".to_owned(), det)
+        });
+        self.new_event(flow, &format!("{}StateEntered", state.type_name()), det)
+    }
+
+    /// A cursor to keep with a step of the execution's own flow, when the journal keeps one.
+    fn keeps_cursor(&self, flow: &Flow) -> bool {
+        flow.top && self.journal.keeps()
     }
 
     /// Runs `machine` (the execution's, a branch, an iteration's) to its end. A state's exit
@@ -665,7 +715,7 @@ impl Run {
                     };
                     let e = self.entered_event(flow, &name, state, &input);
                     let id = e.id;
-                    let cursor = flow.top.then(|| Cursor {
+                    let cursor = self.keeps_cursor(flow).then(|| Cursor {
                         state: name.clone(),
                         input: input.clone(),
                         entered: id,
@@ -693,15 +743,15 @@ impl Run {
                     .state(flow, &name, state, input, entered, resume.take())
                     .await?;
                 let output = match &step {
-                    Step::Next(_, o) | Step::End(o) => o.clone(),
+                    Step::Next(_, o) | Step::End(o) => o,
                 };
-                size_check(&output, &name)?;
-                let det = json!({"name": name, "output": text(&output), "outputDetails": {"truncated": false}});
-                let exited = self.new_event(
-                    flow,
-                    &format!("{}StateExited", state.type_name()),
-                    details("stateExitedEventDetails", det),
-                );
+                size_check(output, &name)?;
+                let det = self.journal.keeps().then(|| {
+                    let det = json!({"name": name, "output": text(output), "outputDetails": {"truncated": false}});
+                    ("stateExitedEventDetails".to_owned(), det)
+                });
+                let exited =
+                    self.new_event(flow, &format!("{}StateExited", state.type_name()), det);
                 match step {
                     Step::Next(next, output) => {
                         let Some(next_state) = machine.states.get(&next) else {
@@ -709,7 +759,7 @@ impl Run {
                         };
                         let e = self.entered_event(flow, &next, next_state, &output);
                         let id = e.id;
-                        let cursor = flow.top.then(|| Cursor {
+                        let cursor = self.keeps_cursor(flow).then(|| Cursor {
                             state: next.clone(),
                             input: output.clone(),
                             entered: id,
@@ -728,7 +778,7 @@ impl Run {
                     }
                     Step::End(output) => {
                         // The cursor's empty state means "finished with this output".
-                        let cursor = flow.top.then(|| Cursor {
+                        let cursor = self.keeps_cursor(flow).then(|| Cursor {
                             state: String::new(),
                             input: output.clone(),
                             entered: 0,
@@ -824,10 +874,11 @@ impl Run {
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
         }
-        let entered_time = format_ms(now_ms());
+        let entered_ms = now_ms();
         let context = |retry: u32| {
             let mut c = self.context.clone();
-            c["State"] = json!({"Name": name, "EnteredTime": entered_time, "RetryCount": retry});
+            c["State"] =
+                json!({"Name": name, "EnteredTime": format_ms(entered_ms), "RetryCount": retry});
             c
         };
         let jsonata = state.lang == Lang::Jsonata;
@@ -976,14 +1027,7 @@ impl Run {
                     None => state.assign.as_ref(),
                 };
                 self.assign_jsonpath(flow, assign, &effective, &ctx, &vars)?;
-                let output = apply_input(
-                    &state.output_path,
-                    Roots {
-                        input: &effective,
-                        context: &ctx,
-                        vars: &vars,
-                    },
-                )?;
+                let output = apply_output(&state.output_path, effective, &ctx, &vars)?;
                 Step::Next(next, output)
             }
             Kind::Succeed => {
@@ -996,14 +1040,7 @@ impl Run {
                         vars: &vars,
                     },
                 )?;
-                Step::End(apply_input(
-                    &state.output_path,
-                    Roots {
-                        input: &effective,
-                        context: &ctx,
-                        vars: &vars,
-                    },
-                )?)
+                Step::End(apply_output(&state.output_path, effective, &ctx, &vars)?)
             }
             Kind::Fail { error, cause } => {
                 let ctx = context(0);
@@ -1050,26 +1087,32 @@ impl Run {
                 let left = wake.saturating_sub(now_ms());
                 tokio::time::sleep(Duration::from_millis(left)).await;
                 self.assign_jsonpath(flow, state.assign.as_ref(), &effective, &ctx, &vars)?;
-                let output = apply_input(
-                    &state.output_path,
-                    Roots {
-                        input: &effective,
-                        context: &ctx,
-                        vars: &vars,
-                    },
-                )?;
+                let output = apply_output(&state.output_path, effective, &ctx, &vars)?;
                 self.transition(state, output)
             }
             Kind::Pass { result } => {
-                let ctx = context(0);
-                let effective = apply_input(
-                    &state.input_path,
-                    Roots {
-                        input: &raw,
-                        context: &ctx,
-                        vars: &vars,
-                    },
-                )?;
+                // The context object only when a field could read it (`ResultPath` cannot):
+                // a Pass of a literal `Result` is the commonest state and the cheapest.
+                let reads_context = !matches!(state.input_path, Sel::Default | Sel::Null)
+                    || !matches!(state.output_path, Sel::Default | Sel::Null)
+                    || (result.is_none() && state.parameters.is_some())
+                    || state.assign.is_some();
+                let ctx = match reads_context {
+                    true => context(0),
+                    false => Value::Null,
+                };
+                let effective = match (result, &state.input_path) {
+                    // Not read: the `Result` stands for it.
+                    (Some(_), Sel::Default) => Value::Null,
+                    _ => apply_input(
+                        &state.input_path,
+                        Roots {
+                            input: &raw,
+                            context: &ctx,
+                            vars: &vars,
+                        },
+                    )?,
+                };
                 let value = match (result, &state.parameters) {
                     (Some(r), _) => r.clone(),
                     (None, Some(p)) => crate::payload::render_in(
@@ -1083,15 +1126,8 @@ impl Run {
                     (None, None) => effective,
                 };
                 self.assign_jsonpath(flow, state.assign.as_ref(), &value, &ctx, &vars)?;
-                let output = apply_result(&state.result_path, raw.clone(), value)?;
-                let output = apply_input(
-                    &state.output_path,
-                    Roots {
-                        input: &output,
-                        context: &ctx,
-                        vars: &vars,
-                    },
-                )?;
+                let output = apply_result(&state.result_path, raw, value)?;
+                let output = apply_output(&state.output_path, output, &ctx, &vars)?;
                 self.transition(state, output)
             }
             Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
@@ -1727,14 +1763,7 @@ impl Run {
         size_check(&result, name)?;
         self.assign_jsonpath(flow, state.assign.as_ref(), &result, ctx, &vars)?;
         let output = apply_result(&state.result_path, raw.clone(), result)?;
-        apply_input(
-            &state.output_path,
-            Roots {
-                input: &output,
-                context: ctx,
-                vars: &vars,
-            },
-        )
+        apply_output(&state.output_path, output, ctx, &vars)
     }
 
     /// A distributed `Map`'s items from S3: one object parsed as its `ReaderConfig` says, or
