@@ -874,11 +874,11 @@ impl Run {
         if retries.len() != state.retry.len() {
             retries = vec![0; state.retry.len()];
         }
-        let entered_ms = now_ms();
+        let entered_at = now_ms();
         let context = |retry: u32| {
             let mut c = self.context.clone();
             c["State"] =
-                json!({"Name": name, "EnteredTime": format_ms(entered_ms), "RetryCount": retry});
+                json!({"Name": name, "EnteredTime": format_ms(entered_at), "RetryCount": retry});
             c
         };
         let jsonata = state.lang == Lang::Jsonata;
