@@ -12,7 +12,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import NIMBUS, ROOT, poll
+from conftest import NIMBUS, ROOT, TESTFN, poll
 
 TEMPLATE = """
 Resources:
@@ -158,6 +158,57 @@ def fis_template(fis, arn, action, params, stop=None):
         stopConditions=stop or [{"source": "none"}],
         targets={"fn": {"resourceType": "aws:lambda:function", "resourceArns": [arn], "selectionMode": "ALL"}},
         actions={"act": {"actionId": action, "parameters": params, "targets": {"Functions": "fn"}}})["experimentTemplate"]["id"]
+
+
+SHARE_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Py:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: python3.12, Handler: app.handler, CodeUri: py/}
+  Node:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: nodejs20.x, Handler: index.handler, CodeUri: node/}
+  Rust:
+    Type: AWS::Serverless::Function
+    Properties: {Runtime: provided.al2023, Handler: bootstrap, CodeUri: rust/}
+"""
+
+
+def test_an_invocation_error_hits_its_percentage_of_1000_invocations_on_python_node_and_rust(start_nimbus):
+    from concurrent.futures import ThreadPoolExecutor
+    import uuid as _uuid
+    n = start_nimbus(SHARE_TEMPLATE, {
+        "py/app.py": "def handler(event, context):\n    return {'ran': True}\n",
+        "node/index.js": "exports.handler = async () => ({ ran: true });\n",
+        "rust/bootstrap": TESTFN,
+    })
+    lam, fis = n.client("lambda"), n.client("fis")
+    arns = [lam.get_function(FunctionName=f)["Configuration"]["FunctionArn"] for f in ("Py", "Node", "Rust")]
+    tid = fis.create_experiment_template(
+        clientToken=_uuid.uuid4().hex, description="share", roleArn="arn:aws:iam::123456789012:role/fis",
+        stopConditions=[{"source": "none"}],
+        targets={"fns": {"resourceType": "aws:lambda:function", "resourceArns": arns, "selectionMode": "ALL"}},
+        actions={"err": {"actionId": "aws:lambda:invocation-error", "targets": {"Functions": "fns"},
+                         "parameters": {"duration": "PT10M", "invocationPercentage": "30",
+                                        "preventExecution": "true"}}})["experimentTemplate"]["id"]
+    eid = fis.start_experiment(clientToken=_uuid.uuid4().hex, experimentTemplateId=tid)["experiment"]["id"]
+
+    def faulted(name):
+        r = lam.invoke(FunctionName=name, Payload=json.dumps({"action": "echo"}).encode())
+        payload = json.loads(r["Payload"].read())
+        if r.get("FunctionError"):
+            assert payload["errorType"] == "FaultInjectionError", payload
+            return True
+        return False
+
+    with ThreadPoolExecutor(8) as pool:
+        for name in ("Py", "Node", "Rust"):
+            hits = sum(pool.map(faulted, [name] * 1000))
+            # Binomial(1000, 0.3): mean 300, standard deviation 14.5; five of them either side.
+            assert 228 <= hits <= 372, (name, hits)
+    fis.stop_experiment(id=eid)
+    assert not any(faulted(name) for name in ("Py", "Node", "Rust") for _ in range(20))
 
 
 def test_fis_lambda_actions_inject_and_lift_faults(start_nimbus, tmp_path):
