@@ -2015,14 +2015,12 @@ fn resume_state(
     machine: &asl::Machine,
     cursor: Cursor,
     entered_ms: Option<u64>,
-    events: &[Event],
+    events: &[&Event],
 ) -> Resume {
     // The latest task event tells whether a task is running (a start) or answered (an end).
     // Counts would not: a task found running at a restart fails without an event of its own.
-    let last_task = events.iter().rposition(|e| {
-        TASK_STARTS.contains(&e.kind.as_str()) || TASK_ENDS.contains(&e.kind.as_str())
-    });
-    let running = last_task.is_some_and(|i| TASK_STARTS.contains(&events[i].kind.as_str()));
+    let last_task = events.iter().rposition(|e| is_task_event(e));
+    let running = last_task.is_some_and(|i| is_task_start(events[i]));
     // A retry already scheduled means the last failure was dealt with.
     let handled = cursor.wake_at_ms.is_some();
     let state = machine.states.get(&cursor.state);
@@ -2057,22 +2055,15 @@ fn resume_state(
             let mut counts = vec![0u32; s.retry.len()];
             let tasks: Vec<&Event> = events
                 .iter()
-                .filter(|e| {
-                    TASK_STARTS.contains(&e.kind.as_str()) || TASK_ENDS.contains(&e.kind.as_str())
-                })
+                .copied()
+                .filter(|e| is_task_event(e))
                 .collect();
             for (at, e) in tasks.iter().enumerate() {
-                let later_start = tasks[at + 1..]
-                    .iter()
-                    .any(|l| TASK_STARTS.contains(&l.kind.as_str()));
-                let next_is_start = tasks
-                    .get(at + 1)
-                    .is_some_and(|n| TASK_STARTS.contains(&n.kind.as_str()));
+                let later_start = tasks[at + 1..].iter().any(|l| is_task_start(l));
+                let next_is_start = tasks.get(at + 1).is_some_and(|n| is_task_start(n));
                 let error = match task_failure(e) {
                     Some(error) if later_start => error,
-                    None if TASK_STARTS.contains(&e.kind.as_str()) && next_is_start => {
-                        restarted.clone()
-                    }
+                    None if is_task_start(e) && next_is_start => restarted.clone(),
                     _ => continue,
                 };
                 if let Some(i) = s
@@ -2115,25 +2106,29 @@ fn resume_state(
     }
 }
 
+fn is_task_start(e: &Event) -> bool {
+    TASK_STARTS.contains(&e.kind.as_str())
+}
+
+fn is_task_event(e: &Event) -> bool {
+    is_task_start(e) || TASK_ENDS.contains(&e.kind.as_str())
+}
+
 /// The error of a task's failure or time-out event.
 fn task_failure(e: &Event) -> Option<StatesError> {
     let timed_out = e.kind.ends_with("TimedOut");
     if !TASK_ENDS.contains(&e.kind.as_str()) || !(timed_out || e.kind.ends_with("Failed")) {
         return None;
     }
-    let d = e
-        .details
-        .as_ref()
-        .map(|(_, d)| d.clone())
-        .unwrap_or_default();
+    let text = |key: &str| e.details.as_ref().and_then(|(_, d)| d[key].as_str());
     let default = if timed_out {
         "States.Timeout"
     } else {
         "States.TaskFailed"
     };
     Some(StatesError::new(
-        d["error"].as_str().unwrap_or(default),
-        d["cause"].as_str().unwrap_or(""),
+        text("error").unwrap_or(default),
+        text("cause").unwrap_or(""),
     ))
 }
 
@@ -2155,7 +2150,7 @@ enum Parts<'a> {
 /// state's exit: a state that goes on records its exit and the next state's entry together.
 /// An unfinished part goes on from the last state it entered, as the execution does from its
 /// cursor. `None` when the attempt had not started or had ended: the state then runs as usual.
-fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option<Continued> {
+fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Option<Continued> {
     #[derive(Clone, Copy, PartialEq)]
     enum Owner {
         Own,
@@ -2184,7 +2179,7 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
         last: u64,
         /// The part's latest state entry (of its own flow), and every event below the part
         /// since.
-        entry: Option<(&'e Event, Vec<Event>)>,
+        entry: Option<(&'e Event, Vec<&'e Event>)>,
         /// Its output, when the part has finished.
         output: Option<Value>,
         /// A Map iteration that failed runs again from its start.
@@ -2195,7 +2190,7 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
     let mut attempt: Option<u64> = None;
     let mut ended = false;
     let mut track: std::collections::BTreeMap<usize, Track> = Default::default();
-    for e in events {
+    for &e in events {
         by_id.insert(e.id, e);
         let before = owner
             .get(&e.previous)
@@ -2203,7 +2198,7 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
             .unwrap_or(Owner::Nested(None));
         let previous_kind = by_id.get(&e.previous).map_or("", |p| p.kind.as_str());
         let opens_part = before == Owner::Own && attempt == Some(e.previous);
-        let detail = |key: &str| e.details.as_ref().map(|(_, d)| d[key].clone());
+        let detail = |key: &str| e.details.as_ref().map(|(_, d)| &d[key]);
         let mine = match (e.kind.as_str(), parts) {
             ("MapIterationStarted", Parts::Iterations(_)) if opens_part => detail("index")
                 .and_then(|i| i.as_u64())
@@ -2214,8 +2209,7 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
             // then told apart by order, which is the branches' (the engine polls the branches
             // in order, and each records its first entry before it first waits).
             (k, Parts::Branches(branches)) if k.ends_with("StateEntered") && opens_part => {
-                let name = detail("name");
-                let name = name.as_ref().and_then(|n| n.as_str());
+                let name = detail("name").and_then(|n| n.as_str());
                 branches
                     .iter()
                     .enumerate()
@@ -2262,14 +2256,14 @@ fn continued_attempt(entered: u64, events: &[Event], parts: Parts<'_>) -> Option
                         if k.ends_with("StateEntered") {
                             t.entry = Some((e, Vec::new()));
                         } else if let Some((_, below)) = &mut t.entry {
-                            below.push(e.clone());
+                            below.push(e);
                         }
                     }
                 }
             }
             (Owner::Nested(Some(i)), _) => {
                 if let Some((_, below)) = track.get_mut(&i).and_then(|t| t.entry.as_mut()) {
-                    below.push(e.clone());
+                    below.push(e);
                 }
             }
             _ => {}
@@ -2338,6 +2332,7 @@ pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
             Some(cursor) => {
                 let (events, _) =
                     state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
+                let events: Vec<&Event> = events.iter().collect();
                 Some(resume_state(&machine, cursor, None, &events))
             }
         };
@@ -2387,6 +2382,10 @@ mod tests {
             kind: kind.to_owned(),
             details: (!detail.is_null()).then(|| ("d".to_owned(), detail)),
         }
+    }
+
+    fn refs(events: &[Event]) -> Vec<&Event> {
+        events.iter().collect()
     }
 
     fn entered(name: &str, input: &str) -> Value {
@@ -2487,13 +2486,13 @@ mod tests {
             .into(),
         };
         assert_eq!(
-            continued_attempt(5, &events, Parts::Iterations(processor)),
+            continued_attempt(5, &refs(&events), Parts::Iterations(processor)),
             Some(want)
         );
         // A retried attempt starts afresh; an ended one is not resumed.
         events.push(ev(19, 6, "MapStateFailed", Value::Null));
         assert_eq!(
-            continued_attempt(5, &events, Parts::Iterations(processor)),
+            continued_attempt(5, &refs(&events), Parts::Iterations(processor)),
             None
         );
         events.push(ev(20, 19, "MapStateStarted", Value::Null));
@@ -2502,7 +2501,7 @@ mod tests {
             ..Continued::default()
         };
         assert_eq!(
-            continued_attempt(5, &events, Parts::Iterations(processor)),
+            continued_attempt(5, &refs(&events), Parts::Iterations(processor)),
             Some(afresh)
         );
         assert_eq!(
@@ -2542,7 +2541,12 @@ mod tests {
             ev(23, 22, "TaskScheduled", Value::Null),
             ev(24, 23, "TaskStarted", Value::Null),
         ];
-        let got = resume_state(&machine, cursor("S", json!([0, 1]), 5), None, &events);
+        let got = resume_state(
+            &machine,
+            cursor("S", json!([0, 1]), 5),
+            None,
+            &refs(&events),
+        );
         assert!(
             got.task_in_flight.is_none() && got.task_result.is_none(),
             "{got:?}"
@@ -2595,7 +2599,8 @@ mod tests {
                 json!({"error": "Boom", "cause": "again"}),
             ),
         ];
-        let got = continued_attempt(5, &events, Parts::Branches(branches)).expect("continued");
+        let got =
+            continued_attempt(5, &refs(&events), Parts::Branches(branches)).expect("continued");
         let part = got.started_parts[&0].resume.clone().expect("entered");
         // The last failure is not counted yet: it is the answer the state goes on from.
         assert_eq!(part.cursor.retries, vec![1, 2]);
@@ -2706,12 +2711,12 @@ mod tests {
             ]
             .into(),
         };
-        let got = continued_attempt(5, &events, Parts::Branches(branches));
+        let got = continued_attempt(5, &refs(&events), Parts::Branches(branches));
         assert_eq!(got, Some(want));
         let mut ended = events.clone();
         ended.push(ev(29, 6, "ParallelStateFailed", Value::Null));
         assert_eq!(
-            continued_attempt(5, &ended, Parts::Branches(branches)),
+            continued_attempt(5, &refs(&ended), Parts::Branches(branches)),
             None
         );
     }
