@@ -1483,12 +1483,12 @@ fn intrinsic_cases() -> Vec<Case> {
             Succeeded(json!("v4")),
         ),
         case(
-            "States.MathRandom stays in its range",
+            "States.MathRandom stays within its start and end, both included",
             json!({"StartAt": "R", "States": {
                 "R": {"Type": "Pass", "Parameters": {"n.$": "States.MathRandom($.start, $.end)"}, "Next": "C"},
                 "C": {"Type": "Choice", "Choices": [{"And": [
                     {"Variable": "$.n", "NumericGreaterThanEquals": 1},
-                    {"Variable": "$.n", "NumericLessThan": 999}
+                    {"Variable": "$.n", "NumericLessThanEquals": 999}
                 ], "Next": "Yes"}], "Default": "No"},
                 "Yes": {"Type": "Pass", "Result": "in range", "End": true},
                 "No": {"Type": "Fail", "Error": "OutOfRange"}
