@@ -120,6 +120,18 @@ impl Group {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_then(write, |_| {}).await
+    }
+
+    /// [`Group::write`], and `committed` with the write's result once its commit is durable,
+    /// before the writer is answered: state kept beside the database (the store's queue
+    /// counts) follows exactly the writes that were kept, even when the writer stopped waiting.
+    pub(crate) async fn write_then<T, F, C>(&self, write: F, committed: C) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        C: FnOnce(&T) + Send + 'static,
+    {
         let (answer_tx, mut answer_rx) = oneshot::channel::<Result<T, StoreError>>();
         let work: Work = Box::new(move |tx| {
             let result = match tx {
@@ -132,6 +144,9 @@ impl Group {
                     (Ok(_), Some(e)) => Err(StoreError::Commit(e.to_string())),
                     (result, _) => result,
                 };
+                if let Ok(kept) = &result {
+                    committed(kept);
+                }
                 let _ = answer_tx.send(result);
             });
             (ok, answer)
@@ -239,15 +254,20 @@ impl Inner {
                 // A write that failed outside a savepoint may have left part of itself behind:
                 // then nothing of this batch is kept, and every writer hears why.
                 let mut poisoned = false;
+                // Prepared once per connection: under load the writer thread runs these
+                // around every write, and parsing them each time was a share of its work.
+                let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
                 for w in batch {
                     // One write alone needs no savepoint: if it fails, the transaction is
                     // rolled back whole.
-                    let guarded = n > 1 && tx.execute_batch("SAVEPOINT w").is_ok();
+                    let guarded = n > 1 && step("SAVEPOINT w").is_ok();
                     let (ok, answer) = w(Ok(&tx));
                     if guarded && !ok {
-                        poisoned |= tx.execute_batch("ROLLBACK TO w; RELEASE w").is_err();
+                        poisoned |= step("ROLLBACK TO w")
+                            .and_then(|_| step("RELEASE w"))
+                            .is_err();
                     } else if guarded {
-                        poisoned |= tx.execute_batch("RELEASE w").is_err();
+                        poisoned |= step("RELEASE w").is_err();
                     } else {
                         poisoned |= !ok;
                     }

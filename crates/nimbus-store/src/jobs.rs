@@ -44,13 +44,14 @@ pub struct Job {
 impl Store {
     /// Adds `jobs`, all or none: all of them are durable when this returns.
     pub async fn add_jobs(&self, jobs: Vec<NewJob>, now_ms: u64) -> Result<(), StoreError> {
-        self.write(move |tx| add_jobs_in(tx, &jobs, now_ms)).await
+        self.write(move |tx, _| add_jobs_in(tx, &jobs, now_ms))
+            .await
     }
 
     /// [`Store::add_jobs`] in a commit of its own, for callers that cannot wait on a group
     /// commit.
     pub fn add_jobs_now(&self, jobs: &[NewJob], now_ms: u64) -> Result<(), StoreError> {
-        self.write_now(|tx| add_jobs_in(tx, jobs, now_ms))
+        self.write_now(|tx, _| add_jobs_in(tx, jobs, now_ms))
     }
 
     /// Claims up to `max` jobs of `lane` that are due at `now_ms`, oldest due first, leasing
@@ -101,7 +102,7 @@ impl Store {
         attempts: u32,
         throttles: u32,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.prepare_cached(
                 "UPDATE jobs SET due_ms = ?2, attempts = ?3, throttles = ?4, leased = 0
                  WHERE seq = ?1",
@@ -119,7 +120,7 @@ impl Store {
 
     /// Removes a job that has succeeded or been given up on.
     pub async fn finish_job(&self, seq: i64) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.prepare_cached("DELETE FROM jobs WHERE seq = ?1")?
                 .execute([seq])?;
             Ok(())

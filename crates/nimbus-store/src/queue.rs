@@ -10,9 +10,11 @@
 //! receive hands out messages in the order they were sent and never a message of a group that
 //! has one in flight, so each group is processed in order by one consumer at a time. A send
 //! whose deduplication id was seen in the last five minutes is accepted and dropped, answering
-//! with the first message's id. Sequence numbers are the store's own increasing row numbers.
+//! with the first message's id. A FIFO message's sequence number is its row number, taken above
+//! the last one its queue gave out, so a queue's sequence numbers only grow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -38,8 +40,14 @@ pub(crate) const RECEIVE_FIFO: &str =
            AND i.group_id = m.group_id AND i.receipt IS NOT NULL AND i.visible_ms > ?2)
      ORDER BY seq LIMIT ?3";
 
-/// The queue's message count, kept by every write that adds or removes one (no row is counted).
-pub(crate) const DEPTH: &str = "SELECT depth FROM queues WHERE name = ?1";
+/// Every queue's message count, read once when the store opens (an index walk; afterwards
+/// [`Depths`] keeps them).
+const COUNT_ALL: &str = "SELECT queue, COUNT(*) FROM messages GROUP BY queue";
+
+/// A FIFO queue's newest sequence number, and the highest row number taken: a FIFO message's
+/// row number is its sequence number, above both.
+const FIFO_FLOOR: &str = "SELECT last_seq, (SELECT COALESCE(MAX(seq), 0) FROM messages)
+     FROM queues WHERE name = ?1";
 
 /// In-flight and delayed messages: an index range over the invisible ones only; the visible
 /// ones are the depth less these.
@@ -348,13 +356,67 @@ fn queue_exists(tx: &Connection, queue: &str) -> Result<bool, StoreError> {
         .exists([queue])?)
 }
 
-/// Keeps a queue's message count as messages arrive and leave.
-fn add_depth(tx: &Connection, queue: &str, by: i64) -> Result<(), StoreError> {
-    if by != 0 {
-        tx.prepare_cached("UPDATE queues SET depth = depth + ?2 WHERE name = ?1")?
-            .execute(params![queue, by])?;
+/// Each queue's message count, in memory: a count kept in the queue's row cost every send a
+/// page of its own in the commit. Counted at open, then moved only by writes that were kept
+/// (their [`Moves`] are applied after their commit), and set by purges and queue deletion
+/// while they hold the connection.
+#[derive(Debug, Default)]
+pub(crate) struct Depths(Mutex<HashMap<String, i64>>);
+
+impl Depths {
+    pub(crate) fn count(conn: &Connection) -> Result<Depths, StoreError> {
+        let mut all: HashMap<String, i64> = conn
+            .prepare("SELECT name FROM queues")?
+            .query_map([], |r| Ok((r.get(0)?, 0)))?
+            .collect::<Result<_, _>>()?;
+        let mut counted = conn.prepare(COUNT_ALL)?;
+        let rows = counted.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (queue, n) = row?;
+            all.insert(queue, n);
+        }
+        Ok(Depths(Mutex::new(all)))
     }
-    Ok(())
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn apply(&self, moves: &Moves) {
+        if moves.0.is_empty() {
+            return;
+        }
+        let mut map = self.map();
+        for (queue, by) in &moves.0 {
+            // A queue deleted meanwhile has no count left to move.
+            if let Some(n) = map.get_mut(queue) {
+                *n = (*n + by).max(0);
+            }
+        }
+    }
+
+    fn get(&self, queue: &str) -> i64 {
+        self.map().get(queue).copied().unwrap_or(0)
+    }
+
+    fn set(&self, queue: &str, n: Option<i64>) {
+        match n {
+            Some(n) => self.map().insert(queue.to_owned(), n),
+            None => self.map().remove(queue),
+        };
+    }
+}
+
+/// The messages a write moved into or out of queues, applied to [`Depths`] once it is kept.
+#[derive(Debug, Default)]
+pub(crate) struct Moves(Vec<(String, i64)>);
+
+impl Moves {
+    fn add(&mut self, queue: &str, by: i64) {
+        if by != 0 {
+            self.0.push((queue.to_owned(), by));
+        }
+    }
 }
 
 impl Store {
@@ -403,11 +465,12 @@ impl Store {
             ],
         )?;
         tx.commit()?;
+        self.depths.set(name, Some(0));
         Ok(true)
     }
 
     pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes, StoreError> {
-        Ok(self.queue_settings(name)?.0)
+        Ok(self.queue_settings(name)?.0.clone())
     }
 
     pub fn queue_created_ms(&self, name: &str) -> Result<u64, StoreError> {
@@ -415,10 +478,11 @@ impl Store {
     }
 
     /// A queue's attributes and creation time, from memory after the first read: every request
-    /// asks for them, and they must not wait behind a commit for the connection.
-    fn queue_settings(&self, name: &str) -> Result<(QueueAttributes, u64), StoreError> {
+    /// asks for them, and they must not wait behind a commit for the connection (nor be read
+    /// and parsed again on the writer thread, where every send would wait for them).
+    fn queue_settings(&self, name: &str) -> Result<Arc<(QueueAttributes, u64)>, StoreError> {
         if let Some(hit) = self.queue_cache().get(name) {
-            return Ok(hit.clone());
+            return Ok(Arc::clone(hit));
         }
         let conn = self.lock();
         let created: Option<i64> = conn
@@ -426,10 +490,10 @@ impl Store {
             .query_row([name], |r| r.get(0))
             .optional()?;
         let created = created.ok_or(QueueError::NonExistentQueue)? as u64;
-        let settings = (attributes_of(&conn, name)?, created);
+        let settings = Arc::new((attributes_of(&conn, name)?, created));
         // Filled while holding the connection, so no change to the queue can slip in between.
         self.queue_cache_mut()
-            .insert(name.to_owned(), settings.clone());
+            .insert(name.to_owned(), Arc::clone(&settings));
         Ok(settings)
     }
 
@@ -481,6 +545,7 @@ impl Store {
         tx.execute("DELETE FROM queues WHERE name = ?1", [name])?;
         tx.commit()?;
         self.queue_cache_mut().remove(name);
+        self.depths.set(name, None);
         Ok(())
     }
 
@@ -491,8 +556,8 @@ impl Store {
             return Err(QueueError::NonExistentQueue.into());
         }
         tx.execute("DELETE FROM messages WHERE queue = ?1", [name])?;
-        tx.execute("UPDATE queues SET depth = 0 WHERE name = ?1", [name])?;
         tx.commit()?;
+        self.depths.set(name, Some(0));
         Ok(())
     }
 
@@ -503,8 +568,9 @@ impl Store {
         messages: Vec<NewMessage>,
         now_ms: u64,
     ) -> Result<Vec<Sent>, StoreError> {
+        let settings = self.queue_settings(queue)?;
         let queue = queue.to_owned();
-        self.write(move |tx| send_in(tx, &queue, &messages, now_ms))
+        self.write(move |tx, moves| send_in(tx, &queue, &settings.0, &messages, now_ms, moves))
             .await
     }
 
@@ -516,7 +582,8 @@ impl Store {
         messages: &[NewMessage],
         now_ms: u64,
     ) -> Result<Vec<Sent>, StoreError> {
-        self.write_now(|tx| send_in(tx, queue, messages, now_ms))
+        let settings = self.queue_settings(queue)?;
+        self.write_now(|tx, moves| send_in(tx, queue, &settings.0, messages, now_ms, moves))
     }
 
     /// Receives up to `max` visible messages, oldest first, making them invisible for
@@ -529,9 +596,12 @@ impl Store {
         visibility_s: Option<u32>,
         now_ms: u64,
     ) -> Result<Vec<Received>, StoreError> {
+        let settings = self.queue_settings(queue)?;
         let queue = queue.to_owned();
-        self.write(move |tx| receive_in(tx, &queue, max, visibility_s, now_ms))
-            .await
+        self.write(move |tx, moves| {
+            receive_in(tx, &queue, &settings.0, max, visibility_s, now_ms, moves)
+        })
+        .await
     }
 
     /// Deletes the message `receipt` was issued for, if it is still the latest handle; a stale
@@ -550,7 +620,7 @@ impl Store {
         receipts: Vec<String>,
     ) -> Result<Vec<Result<(), QueueError>>, StoreError> {
         let queue = queue.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, moves| {
             if !queue_exists(tx, &queue)? {
                 return Err(QueueError::NonExistentQueue.into());
             }
@@ -566,7 +636,7 @@ impl Store {
                     Err(e) => Err(e),
                 });
             }
-            add_depth(tx, &queue, -(gone as i64))?;
+            moves.add(&queue, -(gone as i64));
             Ok(out)
         })
         .await
@@ -595,7 +665,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<Vec<Result<(), QueueError>>, StoreError> {
         let queue = queue.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             if !queue_exists(tx, &queue)? {
                 return Err(QueueError::NonExistentQueue.into());
             }
@@ -643,7 +713,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let queue = queue.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let mut undo = tx.prepare_cached(UNRECEIVE)?;
             for r in &receipts {
                 if let Ok(seq) = receipt_seq(r) {
@@ -662,7 +732,7 @@ impl Store {
             return Err(QueueError::NonExistentQueue.into());
         }
         let at = params![queue, now_ms as i64];
-        let depth: i64 = tx.prepare_cached(DEPTH)?.query_row([queue], |r| r.get(0))?;
+        let depth = self.depths.get(queue);
         let (in_flight, delayed): (i64, i64) = tx
             .prepare_cached(COUNT_INVISIBLE)?
             .query_row(at, |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -704,13 +774,32 @@ impl Store {
     }
 }
 
+/// Stores `messages` in `queue`, whose settings (`attrs`) the caller read from the cache.
 fn send_in(
     tx: &Connection,
     queue: &str,
+    attrs: &QueueAttributes,
     messages: &[NewMessage],
     now_ms: u64,
+    moves: &mut Moves,
 ) -> Result<Vec<Sent>, StoreError> {
-    let attrs = attributes_of(tx, queue)?;
+    if !queue_exists(tx, queue)? {
+        return Err(QueueError::NonExistentQueue.into());
+    }
+    // Row numbers are SQLite's (the largest so far plus one), so one freed at the end is taken
+    // again; a FIFO queue's sequence numbers must only grow, so its messages take numbers above
+    // the last one the queue gave out. A standard queue never shows its row numbers, and a
+    // receipt handle names its message by row and handle both, so a reused row is never
+    // mistaken for the message that had it.
+    let mut next_fifo = match attrs.fifo {
+        true => {
+            let (last, top): (i64, i64) = tx
+                .prepare_cached(FIFO_FLOOR)?
+                .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Some(last.max(top) + 1)
+        }
+        false => None,
+    };
     if attrs.fifo {
         tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue = ?1 AND sent_ms <= ?2")?
             .execute(params![
@@ -723,8 +812,8 @@ fn send_in(
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (queue, id, body, md5_body, attributes, md5_attributes,
-                     system_attributes, sent_ms, visible_ms, group_id, dedup_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     system_attributes, sent_ms, visible_ms, group_id, dedup_id, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let mut seen = tx.prepare_cached(
             "SELECT message_id, sequence FROM fifo_dedup WHERE queue = ?1 AND dedup_id = ?2",
@@ -775,8 +864,10 @@ fn send_in(
                 (now_ms + delay * 1000) as i64,
                 m.group_id,
                 m.deduplication_id,
+                next_fifo,
             ])?;
-            let sequence = attrs.fifo.then(|| sequence_number(tx.last_insert_rowid()));
+            let sequence = next_fifo.map(sequence_number);
+            next_fifo = next_fifo.map(|n| n + 1);
             if let (Some(d), Some(sq)) = (dedup, &sequence) {
                 remember.execute(params![queue, d, m.id, sq, now_ms as i64])?;
             }
@@ -787,20 +878,25 @@ fn send_in(
             stored += 1;
         }
     }
-    add_depth(tx, queue, stored)?;
+    if let Some(next) = next_fifo {
+        tx.prepare_cached("UPDATE queues SET last_seq = ?2 WHERE name = ?1")?
+            .execute(params![queue, next - 1])?;
+    }
+    moves.add(queue, stored);
     Ok(out)
 }
 
 fn receive_in(
     tx: &Connection,
     queue: &str,
+    attrs: &QueueAttributes,
     max: u32,
     visibility_s: Option<u32>,
     now_ms: u64,
+    moves: &mut Moves,
 ) -> Result<Vec<Received>, StoreError> {
-    let attrs = attributes_of(tx, queue)?;
     let expired_before = now_ms.saturating_sub(attrs.retention_s as u64 * 1000);
-    expire(tx, queue, expired_before)?;
+    expire(tx, queue, expired_before, moves)?;
     let dead_letter = match &attrs.redrive {
         Some(r) if queue_exists(tx, &r.dead_letter_queue)? => Some(r),
         _ => None,
@@ -851,8 +947,8 @@ fn receive_in(
                              receive_count = 0, first_receive_ms = NULL WHERE seq = ?1",
                 )?
                 .execute(params![seq, r.dead_letter_queue, now_ms as i64])?;
-                add_depth(tx, queue, -1)?;
-                add_depth(tx, &r.dead_letter_queue, 1)?;
+                moves.add(queue, -1);
+                moves.add(&r.dead_letter_queue, 1);
                 continue;
             }
         }
@@ -879,7 +975,12 @@ fn receive_in(
 }
 
 /// Drops the queue's messages sent before `before_ms` (at most [`EXPIRE_PER_RECEIVE`]).
-fn expire(tx: &Connection, queue: &str, before_ms: u64) -> Result<(), StoreError> {
+fn expire(
+    tx: &Connection,
+    queue: &str,
+    before_ms: u64,
+    moves: &mut Moves,
+) -> Result<(), StoreError> {
     let expired: Vec<i64> = tx
         .prepare_cached(OLDEST_FIRST)?
         .query_map(params![queue, EXPIRE_PER_RECEIVE], |r| {
@@ -895,7 +996,8 @@ fn expire(tx: &Connection, queue: &str, before_ms: u64) -> Result<(), StoreError
     for seq in &expired {
         drop_one.execute([seq])?;
     }
-    add_depth(tx, queue, -(expired.len() as i64))
+    moves.add(queue, -(expired.len() as i64));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -934,7 +1036,12 @@ mod plans {
                 3,
                 &["messages_order", "messages_inflight"][..],
             ),
-            ("depth", DEPTH, 1, &["sqlite_autoindex_queues_1"][..]),
+            (
+                "FIFO floor",
+                FIFO_FLOOR,
+                1,
+                &["sqlite_autoindex_queues_1"][..],
+            ),
             (
                 "in-flight and delayed counts",
                 COUNT_INVISIBLE,

@@ -484,25 +484,34 @@ async fn the_counts_follow_every_way_a_message_arrives_and_leaves() {
     assert_eq!(counts(&s, "q", T0 + 61_000), (0, 0, 0), "purged");
 }
 
-#[tokio::test]
-async fn a_database_from_before_the_maintained_counts_is_migrated_with_its_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nimbus.db");
+/// The database an older nimbus left in `dir` (its schema at `version`, rows added by `sql`),
+/// opened by this one: migrated to the current schema.
+fn opened_from_version(dir: &std::path::Path, version: usize, sql: &str) -> Store {
+    let path = dir.join("nimbus.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let conn = nimbus_store::migrate(conn, "old", &nimbus_store::MIGRATIONS[..4]).unwrap();
-        conn.execute_batch(
-            "INSERT INTO queues (name, created_ms, attributes) VALUES ('q', 0, '{}'), ('e', 0, '{}');
-             INSERT INTO messages (queue, id, body, md5_body, sent_ms, visible_ms, receipt)
-             VALUES ('q', '1', 'a', 'm', 0, 0, NULL), ('q', '2', 'b', 'm', 0, 0, NULL),
-                    ('q', '3', 'c', 'm', 0, 9000000000000, 'nimbus-old');",
-        )
-        .unwrap();
+        let conn =
+            nimbus_store::migrate(conn, "old", &nimbus_store::MIGRATIONS[..version]).unwrap();
+        conn.execute_batch(sql).unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(
         s.schema_version().unwrap(),
         nimbus_store::MIGRATIONS.len() as i64
+    );
+    s
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_maintained_counts_is_migrated_with_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = opened_from_version(
+        dir.path(),
+        4,
+        "INSERT INTO queues (name, created_ms, attributes) VALUES ('q', 0, '{}'), ('e', 0, '{}');
+         INSERT INTO messages (queue, id, body, md5_body, sent_ms, visible_ms, receipt)
+         VALUES ('q', '1', 'a', 'm', 0, 0, NULL), ('q', '2', 'b', 'm', 0, 0, NULL),
+                ('q', '3', 'c', 'm', 0, 9000000000000, 'nimbus-old');",
     );
     assert_eq!(counts(&s, "q", 1), (2, 1, 0));
     assert_eq!(counts(&s, "e", 1), (0, 0, 0));
@@ -524,4 +533,99 @@ async fn a_second_process_on_the_same_database_is_refused_with_a_reason() {
         }
         other => panic!("expected InUse, got {:?}", other.err()),
     }
+}
+
+/// The sequence number a FIFO send was given, as a number.
+fn sequence_of(sent: &[nimbus_store::Sent]) -> u128 {
+    sent[0].sequence_number.as_deref().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn fifo_sequence_numbers_only_grow_even_after_the_newest_message_is_deleted_and_the_store_reopened(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nimbus.db");
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        // Each round empties the table, so a plain row number would be handed out again.
+        let s = Store::open(&path).unwrap();
+        if round == 0 {
+            fifo_queue(&s);
+            s.create_queue("std", BTreeMap::new(), T0).unwrap();
+        }
+        let dedup = round.to_string();
+        seen.push(sequence_of(
+            &s.send("q.fifo", vec![fifo_msg("m", "g", &dedup)], T0)
+                .await
+                .unwrap(),
+        ));
+        let got = s.receive("q.fifo", 1, None, T0).await.unwrap();
+        s.delete_message("q.fifo", &got[0].receipt).await.unwrap();
+        // A standard send in between takes the next plain row number.
+        s.send("std", vec![msg("x")], T0).await.unwrap();
+        let x = s.receive("std", 1, None, T0).await.unwrap();
+        s.delete_message("std", &x[0].receipt).await.unwrap();
+        assert_eq!(counts(&s, "q.fifo", T0), (0, 0, 0));
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_stale_receipt_never_deletes_the_message_that_took_its_row_again() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", BTreeMap::new(), T0).unwrap();
+    s.send("q", vec![msg("first")], T0).await.unwrap();
+    let first = s.receive("q", 1, None, T0).await.unwrap().remove(0);
+    s.delete_message("q", &first.receipt).await.unwrap();
+    s.send("q", vec![msg("second")], T0).await.unwrap();
+    s.delete_message("q", &first.receipt).await.unwrap();
+    assert_eq!(counts(&s, "q", T0), (1, 0, 0));
+    let second = s.receive("q", 1, None, T0).await.unwrap().remove(0);
+    assert_eq!(second.message.body, "second");
+    assert_eq!(
+        queue_err(s.change_visibility("q", &first.receipt, 5, T0).await),
+        QueueError::MessageNotInflight
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_before_plain_row_numbers_is_migrated_keeping_its_messages_counts_and_fifo_order(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    // Row 3 was the newest and is gone: AUTOINCREMENT remembered it in sqlite_sequence.
+    let s = opened_from_version(
+        dir.path(),
+        5,
+        r#"INSERT INTO queues (name, created_ms, attributes, depth)
+             VALUES ('q', 0, '{}', 2), ('f.fifo', 0, '{"FifoQueue":"true"}', 0);
+         INSERT INTO messages (seq, queue, id, body, md5_body, sent_ms, visible_ms)
+             VALUES (1, 'q', '1', 'a', 'm', 0, 0), (2, 'q', '2', 'b', 'm', 0, 0),
+                    (3, 'f.fifo', '3', 'c', 'm', 0, 0);
+         DELETE FROM messages WHERE seq = 3;"#,
+    );
+    assert_eq!(counts(&s, "q", 1), (2, 0, 0));
+    let sent = s
+        .send("f.fifo", vec![fifo_msg("d", "g", "d")], 1)
+        .await
+        .unwrap();
+    assert!(sequence_of(&sent) > 3, "{:?}", sent[0].sequence_number);
+    let got = s.receive("q", 10, None, 1).await.unwrap();
+    let bodies: Vec<&str> = got.iter().map(|r| r.message.body.as_str()).collect();
+    assert_eq!(bodies, ["a", "b"], "send order kept");
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("nimbus.db")).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        indexes,
+        ["messages_inflight", "messages_order", "messages_ready"]
+    );
 }
