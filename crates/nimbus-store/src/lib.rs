@@ -117,8 +117,9 @@ pub const MIGRATIONS: &[&str] = &[
     UPDATE queues SET depth = (SELECT COUNT(*) FROM messages WHERE messages.queue = queues.name);",
     // 6: two pages fewer per send. AUTOINCREMENT wrote `sqlite_sequence` at every insert and the
     // count wrote the queue's row: messages take SQLite's plain row numbers (a FIFO queue keeps
-    // the last sequence number it gave, so its numbers still only grow; every FIFO queue starts
-    // above the highest number ever taken) and the counts live in memory, counted at open.
+    // the last sequence number it gave, so its numbers still only grow; every queue here at the
+    // migration starts above the highest number ever taken) and the counts live in memory,
+    // counted at open.
     "ALTER TABLE queues ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
     UPDATE queues SET last_seq = COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0);
     ALTER TABLE queues DROP COLUMN depth;

@@ -947,6 +947,12 @@ fn receive_in(
                              receive_count = 0, first_receive_ms = NULL WHERE seq = ?1",
                 )?
                 .execute(params![seq, r.dead_letter_queue, now_ms as i64])?;
+                // The row keeps its number in the dead-letter queue: a FIFO one must not give
+                // that number out again once the row is gone.
+                tx.prepare_cached(
+                    "UPDATE queues SET last_seq = MAX(last_seq, ?2) WHERE name = ?1",
+                )?
+                .execute(params![r.dead_letter_queue, seq])?;
                 moves.add(queue, -1);
                 moves.add(&r.dead_letter_queue, 1);
                 continue;

@@ -629,3 +629,41 @@ async fn a_database_from_before_plain_row_numbers_is_migrated_keeping_its_messag
         ["messages_inflight", "messages_order", "messages_ready"]
     );
 }
+
+#[tokio::test]
+async fn a_fifo_dead_letter_queue_never_repeats_the_sequence_number_of_a_message_redriven_into_it()
+{
+    let s = Store::in_memory().unwrap();
+    s.create_queue("dlq.fifo", attrs(&[("FifoQueue", "true")]), T0)
+        .unwrap();
+    let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq.fifo","maxReceiveCount":1}"#;
+    s.create_queue(
+        "q.fifo",
+        attrs(&[("FifoQueue", "true"), ("RedrivePolicy", policy)]),
+        T0,
+    )
+    .unwrap();
+    let first = sequence_of(
+        &s.send("q.fifo", vec![fifo_msg("m", "g", "1")], T0)
+            .await
+            .unwrap(),
+    );
+    s.receive("q.fifo", 1, Some(0), T0).await.unwrap();
+    assert!(s
+        .receive("q.fifo", 1, None, T0 + 1)
+        .await
+        .unwrap()
+        .is_empty());
+    let moved = s
+        .receive("dlq.fifo", 1, None, T0 + 1)
+        .await
+        .unwrap()
+        .remove(0);
+    s.delete_message("dlq.fifo", &moved.receipt).await.unwrap();
+    let next = sequence_of(
+        &s.send("dlq.fifo", vec![fifo_msg("n", "g", "2")], T0 + 2)
+            .await
+            .unwrap(),
+    );
+    assert!(next > first, "{next} after {first}");
+}
