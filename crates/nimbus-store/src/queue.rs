@@ -24,7 +24,7 @@ use crate::{Store, StoreError};
 /// A standard queue's next messages, oldest first. `messages_order` walks the queue in send
 /// order and stops after `LIMIT` visible ones, so a receive costs the batch plus the in-flight
 /// or delayed messages ahead of it, not the backlog (sorting the visible ones, as the
-/// `messages_ready` range would, costs the whole backlog).
+/// visibility range would, costs the whole backlog).
 pub(crate) const RECEIVE_STANDARD: &str =
     "SELECT seq, id, body, md5_body, attributes, md5_attributes, system_attributes,
             sent_ms, receive_count, first_receive_ms, group_id, dedup_id
@@ -49,20 +49,35 @@ const COUNT_ALL: &str = "SELECT queue, COUNT(*) FROM messages GROUP BY queue";
 const FIFO_FLOOR: &str = "SELECT last_seq, (SELECT COALESCE(MAX(seq), 0) FROM messages)
      FROM queues WHERE name = ?1";
 
+/// Only a message held back can be invisible: delayed (visible after it was sent) or received
+/// (it has a receipt). `messages_held` indexes those alone, so a plain send adds no entry to
+/// it; a query names the same condition for SQLite to use that partial index.
+macro_rules! held {
+    () => {
+        "(receipt IS NOT NULL OR visible_ms > sent_ms)"
+    };
+}
+
 /// In-flight and delayed messages: an index range over the invisible ones only; the visible
 /// ones are the depth less these.
-pub(crate) const COUNT_INVISIBLE: &str =
+pub(crate) const COUNT_INVISIBLE: &str = concat!(
     "SELECT COALESCE(SUM(receipt IS NOT NULL), 0), COALESCE(SUM(receipt IS NULL), 0)
-     FROM messages WHERE queue = ?1 AND visible_ms > ?2";
+     FROM messages INDEXED BY messages_held WHERE queue = ?1 AND visible_ms > ?2 AND ",
+    held!()
+);
 
 /// The oldest message's send time: the first message in send order, one seek in
 /// `messages_order`.
 pub(crate) const OLDEST_SENT: &str = "SELECT sent_ms FROM messages INDEXED BY messages_order
      WHERE queue = ?1 ORDER BY seq LIMIT 1";
 
-/// When the next message becomes visible: one seek in `messages_ready`.
-pub(crate) const NEXT_VISIBLE: &str = "SELECT visible_ms FROM messages INDEXED BY messages_ready
-     WHERE queue = ?1 ORDER BY visible_ms LIMIT 1";
+/// When the next held-back message becomes visible: one seek in `messages_held` (callers ask
+/// after a receive found nothing visible, so the messages not held are not waited for).
+pub(crate) const NEXT_VISIBLE: &str = concat!(
+    "SELECT visible_ms FROM messages INDEXED BY messages_held WHERE queue = ?1 AND ",
+    held!(),
+    " ORDER BY visible_ms LIMIT 1"
+);
 
 /// The message a receipt handle was issued for: its row (the handle carries it), and only while
 /// the handle is the latest one.
@@ -1052,7 +1067,7 @@ mod plans {
                 "in-flight and delayed counts",
                 COUNT_INVISIBLE,
                 2,
-                &["messages_ready (queue=? AND visible_ms>?)"][..],
+                &["messages_held (queue=? AND visible_ms>?)"][..],
             ),
             (
                 "oldest message",
@@ -1070,7 +1085,7 @@ mod plans {
                 "next visible",
                 NEXT_VISIBLE,
                 1,
-                &["messages_ready (queue=?)"][..],
+                &["messages_held (queue=?)"][..],
             ),
             ("delete by receipt", DELETE_BY_RECEIPT, 3, &[rowid][..]),
             ("change visibility", CHANGE_VISIBILITY, 5, &[rowid][..]),

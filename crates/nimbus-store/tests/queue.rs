@@ -626,7 +626,7 @@ async fn a_database_from_before_plain_row_numbers_is_migrated_keeping_its_messag
         .collect();
     assert_eq!(
         indexes,
-        ["messages_inflight", "messages_order", "messages_ready"]
+        ["messages_held", "messages_inflight", "messages_order"]
     );
 }
 
