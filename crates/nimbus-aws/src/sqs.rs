@@ -616,7 +616,7 @@ impl Sqs {
             // Delayed or in-flight messages become visible without a send: wake for the next.
             let next = self
                 .store
-                .next_visible_ms(&queue)?
+                .next_visible_ms(&queue, now)?
                 .map(|t| Duration::from_millis(t.saturating_sub(now).max(1)))
                 .unwrap_or(left);
             let _ = tokio::time::timeout(left.min(next), notified).await;

@@ -159,7 +159,7 @@ async fn gather(
             continue;
         }
         let mut wait = IDLE_WAIT;
-        if let Some(next) = hub.store().next_visible_ms(&m.queue)? {
+        if let Some(next) = hub.store().next_visible_ms(&m.queue, now)? {
             wait = wait.min(Duration::from_millis(next.saturating_sub(now).max(1)));
         }
         if let Some(end) = window_end {

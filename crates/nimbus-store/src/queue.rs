@@ -71,10 +71,13 @@ pub(crate) const COUNT_INVISIBLE: &str = concat!(
 pub(crate) const OLDEST_SENT: &str = "SELECT sent_ms FROM messages INDEXED BY messages_order
      WHERE queue = ?1 ORDER BY seq LIMIT 1";
 
-/// When the next held-back message becomes visible: one seek in `messages_held` (callers ask
-/// after a receive found nothing visible, so the messages not held are not waited for).
+/// When the next invisible message becomes visible: one seek in `messages_held`, past `now`
+/// (?2). A message visible already is not waited for: a FIFO message blocked behind its group's
+/// in-flight one becomes receivable when that one does, so a waiter wakes for that instead of
+/// polling at once.
 pub(crate) const NEXT_VISIBLE: &str = concat!(
-    "SELECT visible_ms FROM messages INDEXED BY messages_held WHERE queue = ?1 AND ",
+    "SELECT visible_ms FROM messages INDEXED BY messages_held
+     WHERE queue = ?1 AND visible_ms > ?2 AND ",
     held!(),
     " ORDER BY visible_ms LIMIT 1"
 );
@@ -763,12 +766,12 @@ impl Store {
         })
     }
 
-    /// When the next message of `queue` becomes visible, if any is waiting.
-    pub fn next_visible_ms(&self, queue: &str) -> Result<Option<u64>, StoreError> {
+    /// When the next message of `queue` invisible at `now_ms` becomes visible, if any is.
+    pub fn next_visible_ms(&self, queue: &str, now_ms: u64) -> Result<Option<u64>, StoreError> {
         let v: Option<i64> = self
             .lock()
             .prepare_cached(NEXT_VISIBLE)?
-            .query_row([queue], |r| r.get(0))
+            .query_row(params![queue, now_ms as i64], |r| r.get(0))
             .optional()?;
         Ok(v.map(|v| v as u64))
     }
@@ -1084,8 +1087,8 @@ mod plans {
             (
                 "next visible",
                 NEXT_VISIBLE,
-                1,
-                &["messages_held (queue=?)"][..],
+                2,
+                &["messages_held (queue=? AND visible_ms>?)"][..],
             ),
             ("delete by receipt", DELETE_BY_RECEIPT, 3, &[rowid][..]),
             ("change visibility", CHANGE_VISIBILITY, 5, &[rowid][..]),

@@ -667,3 +667,21 @@ async fn a_fifo_dead_letter_queue_never_repeats_the_sequence_number_of_a_message
     );
     assert!(next > first, "{next} after {first}");
 }
+
+#[tokio::test]
+async fn the_next_visibility_time_is_the_next_invisible_messages_never_one_already_visible() {
+    let s = Store::in_memory().unwrap();
+    s.create_queue("q", BTreeMap::new(), T0).unwrap();
+    let mut delayed = msg("delayed");
+    delayed.delay_s = Some(5);
+    s.send("q", vec![msg("a"), delayed], T0).await.unwrap();
+    assert_eq!(s.next_visible_ms("q", T0).unwrap(), Some(T0 + 5_000));
+    s.receive("q", 1, Some(30), T0).await.unwrap();
+    // At T0 + 6 s the delayed message is visible (and still indexed as held back): the next
+    // change is the received one's timeout.
+    assert_eq!(
+        s.next_visible_ms("q", T0 + 6_000).unwrap(),
+        Some(T0 + 30_000)
+    );
+    assert_eq!(s.next_visible_ms("q", T0 + 30_000).unwrap(), None);
+}
