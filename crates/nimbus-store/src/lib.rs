@@ -277,8 +277,8 @@ impl Database {
 pub struct Store {
     db: group::Group,
     /// Queues' attributes and creation times (queue.rs), filled on first read and dropped by
-    /// whatever changes them. Shared, so a send takes them without copying the attribute map.
-    queues: RwLock<HashMap<String, Arc<(QueueAttributes, u64)>>>,
+    /// whatever changes them. Shared, so a request takes them without copying the attribute map.
+    queues: RwLock<HashMap<String, (Arc<QueueAttributes>, u64)>>,
     /// Each queue's message count, counted once at open and then moved by every kept write
     /// (queue.rs): kept in memory so that a send commits no page for it.
     depths: Arc<queue::Depths>,
@@ -323,13 +323,13 @@ impl Store {
         self.db.lock()
     }
 
-    fn queue_cache(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<(QueueAttributes, u64)>>> {
+    fn queue_cache(&self) -> RwLockReadGuard<'_, HashMap<String, (Arc<QueueAttributes>, u64)>> {
         self.queues.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn queue_cache_mut(
         &self,
-    ) -> RwLockWriteGuard<'_, HashMap<String, Arc<(QueueAttributes, u64)>>> {
+    ) -> RwLockWriteGuard<'_, HashMap<String, (Arc<QueueAttributes>, u64)>> {
         self.queues.write().unwrap_or_else(|e| e.into_inner())
     }
 

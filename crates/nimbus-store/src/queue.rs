@@ -417,11 +417,13 @@ impl Depths {
         self.map().get(queue).copied().unwrap_or(0)
     }
 
-    fn set(&self, queue: &str, n: Option<i64>) {
-        match n {
-            Some(n) => self.map().insert(queue.to_owned(), n),
-            None => self.map().remove(queue),
-        };
+    /// An empty queue: created, or purged.
+    fn empty(&self, queue: &str) {
+        self.map().insert(queue.to_owned(), 0);
+    }
+
+    fn forget(&self, queue: &str) {
+        self.map().remove(queue);
     }
 }
 
@@ -483,12 +485,12 @@ impl Store {
             ],
         )?;
         tx.commit()?;
-        self.depths.set(name, Some(0));
+        self.depths.empty(name);
         Ok(true)
     }
 
-    pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes, StoreError> {
-        Ok(self.queue_settings(name)?.0.clone())
+    pub fn queue_attributes(&self, name: &str) -> Result<Arc<QueueAttributes>, StoreError> {
+        Ok(self.queue_settings(name)?.0)
     }
 
     pub fn queue_created_ms(&self, name: &str) -> Result<u64, StoreError> {
@@ -498,9 +500,9 @@ impl Store {
     /// A queue's attributes and creation time, from memory after the first read: every request
     /// asks for them, and they must not wait behind a commit for the connection (nor be read
     /// and parsed again on the writer thread, where every send would wait for them).
-    fn queue_settings(&self, name: &str) -> Result<Arc<(QueueAttributes, u64)>, StoreError> {
+    fn queue_settings(&self, name: &str) -> Result<(Arc<QueueAttributes>, u64), StoreError> {
         if let Some(hit) = self.queue_cache().get(name) {
-            return Ok(Arc::clone(hit));
+            return Ok(hit.clone());
         }
         let conn = self.lock();
         let created: Option<i64> = conn
@@ -508,10 +510,10 @@ impl Store {
             .query_row([name], |r| r.get(0))
             .optional()?;
         let created = created.ok_or(QueueError::NonExistentQueue)? as u64;
-        let settings = Arc::new((attributes_of(&conn, name)?, created));
+        let settings = (Arc::new(attributes_of(&conn, name)?), created);
         // Filled while holding the connection, so no change to the queue can slip in between.
         self.queue_cache_mut()
-            .insert(name.to_owned(), Arc::clone(&settings));
+            .insert(name.to_owned(), settings.clone());
         Ok(settings)
     }
 
@@ -563,7 +565,7 @@ impl Store {
         tx.execute("DELETE FROM queues WHERE name = ?1", [name])?;
         tx.commit()?;
         self.queue_cache_mut().remove(name);
-        self.depths.set(name, None);
+        self.depths.forget(name);
         Ok(())
     }
 
@@ -575,7 +577,7 @@ impl Store {
         }
         tx.execute("DELETE FROM messages WHERE queue = ?1", [name])?;
         tx.commit()?;
-        self.depths.set(name, Some(0));
+        self.depths.empty(name);
         Ok(())
     }
 
@@ -782,6 +784,7 @@ impl Store {
         for name in self.list_queues("")? {
             if let Ok(a) = self.queue_attributes(&name) {
                 if a.redrive
+                    .as_ref()
                     .is_some_and(|r| r.dead_letter_queue == dead_letter_queue)
                 {
                     sources.push(name);
