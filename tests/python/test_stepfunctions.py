@@ -1325,33 +1325,91 @@ def test_a_map_cut_by_kill_9_keeps_its_finished_iterations_and_goes_on_where_the
     assert types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
 
 
-def test_a_task_running_in_one_map_iteration_at_kill_9_fails_that_iteration_alone(start_nimbus):
+def test_a_callback_task_in_a_map_iteration_at_kill_9_waits_again_on_the_token_it_handed_out(start_nimbus):
     n = start_nimbus(MAP_RESTART)
     sfn = n.client("stepfunctions")
     ex = sfn.start_execution(stateMachineArn=machine(sfn, "fanout-callback"),
                              input=json.dumps({"items": [{"kind": "task"}, {"kind": "callback"}]}))["executionArn"]
     seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
-    wait_until("one iteration finished and the other's task is out",
+    wait_until("one iteration finished and the other's token is out",
                lambda: "MapIterationSucceeded" in seen() and "TaskSubmitted" in seen(), 10)
+    n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
+    sfn, sqs = n.client("stepfunctions"), n.client("sqs")
+    url = sqs.get_queue_url(QueueName="map-callbacks")["QueueUrl"]
+    token = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"][0]["Body"]
+
+    def answered():
+        try:
+            sfn.send_task_success(taskToken=token, output='{"answered": true}')
+            return True
+        except ClientError as e:
+            # The resumed iteration has not registered its token yet.
+            assert code(e) == "TaskTimedOut", e
+            return False
+
+    wait_until("the token handed out before the kill is answerable again", answered, 10)
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"marked": True}, {"answered": True}]
+    types = [e["type"] for e in history(sfn, ex)]
+    # Neither task ran again; the callback's one scheduling got the answer.
+    assert types.count("TaskScheduled") == 2 and types.count("TaskSubmitted") == 1, types
+    assert types.count("TaskSucceeded") == 2 and "TaskFailed" not in types, types
+    assert types.count("MapStateStarted") == 1 and types.count("MapIterationSucceeded") == 2, types
+
+
+def test_map_iterations_resumed_after_kill_9_keep_their_variables_fail_a_taken_activity_and_wait_out_a_retry(
+        start_nimbus):
+    import threading
+    n = start_nimbus(MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    activity = sfn.create_activity(name="inspect")["activityArn"]
+    states = {
+        "Each": {"Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": {"StartAt": "Which", "States": {
+            "Which": {"Type": "Choice", "Default": "Remember",
+                      "Choices": [{"Variable": "$.kind", "StringEquals": "activity", "Next": "Inspect"}]},
+            "Inspect": {"Type": "Task", "Resource": activity, "End": True,
+                        "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Caught"}]},
+            "Caught": {"Type": "Pass", "End": True},
+            "Remember": {"Type": "Pass", "Assign": {"who.$": "$.kind", "n": 7}, "Next": "Send"},
+            "Send": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+                     "Parameters": {"QueueUrl": "http://localhost/123456789012/no-such-queue", "MessageBody": "x"},
+                     "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 6, "MaxAttempts": 1}],
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Recall"}], "End": True},
+            "Recall": {"Type": "Pass", "Parameters": {"who.$": "$who", "n.$": "$n"}, "End": True}}}}}
+    arn = sfn.create_state_machine(name="resumed-parts", roleArn=ROLE,
+                                   definition=definition(states, "Each"))["stateMachineArn"]
+    taken = threading.Thread(target=lambda: sfn.get_activity_task(activityArn=activity, workerName="w1"))
+    taken.start()
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps(
+        {"items": [{"kind": "remember"}, {"kind": "activity"}]}))["executionArn"]
+    seen = lambda: [e["type"] for e in sfn.get_execution_history(executionArn=ex, maxResults=1000)["events"]]  # noqa: E731
+    wait_until("the activity is taken and the send failed once",
+               lambda: "ActivityStarted" in seen() and "TaskFailed" in seen(), 10)
+    taken.join(10)
+    # Half the retry's interval gone, killed.
+    time.sleep(3)
     n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
     sfn = n.client("stepfunctions")
     d = finish(sfn, ex, timeout=30)
     assert d["status"] == "SUCCEEDED", d
     out = json.loads(d["output"])
-    # The running task failed in its own iteration, whose Catch took it; the other stands.
-    assert out[0] == {"marked": True}, out
-    assert out[1]["kind"] == "callback" and out[1]["error"]["Error"] == "States.TaskFailed", out
-    assert "at most once" in out[1]["error"]["Cause"], out
+    # Variables assigned before the kill are there after it, in their own iteration.
+    assert out[0] == {"who": "remember", "n": 7}, out
+    # The activity a worker had taken failed at the restart, in its own iteration.
+    assert out[1]["error"]["Error"] == "States.TaskFailed" and "at most once" in out[1]["error"]["Cause"], out
     events = history(sfn, ex)
+    remembered = next(e for e in events if e["type"] == "PassStateExited"
+                      and e["stateExitedEventDetails"]["name"] == "Remember")["stateExitedEventDetails"]
+    assert remembered["assignedVariables"] == {"who": '"remember"', "n": "7"}, remembered
+    assert remembered["assignedVariablesDetails"] == {"truncated": False}
+    # The retry's 6 s counted from the failure, not from the restart (that would be 9 or more).
+    failed = next(e for e in events if e["type"] == "TaskFailed")
+    again = [e for e in events if e["type"] == "TaskScheduled"][1]
+    waited = (again["timestamp"] - failed["timestamp"]).total_seconds()
+    assert 5.9 <= waited < 8.5, waited
     types = [e["type"] for e in events]
-    # The history says the task failed, after its start.
-    failed = [e for e in events if e["type"] == "TaskFailed"]
-    assert len(failed) == 1 and types.count("TaskStarted") == 2 and types.count("TaskSucceeded") == 1, types
-    det = failed[0]["taskFailedEventDetails"]
-    assert (det["error"], det["resourceType"], det["resource"]) == (
-        "States.TaskFailed", "sqs", "sendMessage.waitForTaskToken"), det
-    assert types.count("MapStateStarted") == 1 and types.count("TaskScheduled") == 2, types
-    assert types.count("MapIterationStarted") == 2 and types.count("MapIterationSucceeded") == 2, types
+    assert types.count("ActivityStarted") == 1 and types.count("ActivityFailed") == 1, types
 
 
 def test_a_parallel_cut_by_kill_9_twice_keeps_its_finished_branch_and_goes_on_where_the_other_was(start_nimbus):

@@ -90,7 +90,8 @@ pub struct Cursor {
     /// The task token of a `.waitForTaskToken` task, kept so the task waits on the same
     /// token after a restart.
     pub token: Option<String>,
-    /// The workflow variables (`Assign`) of the execution's own flow.
+    /// The workflow variables (`Assign`) of the execution's own flow; for a Map iteration's or
+    /// Parallel branch's state, only those its own states assigned (its parent's are added).
     pub vars: Value,
 }
 
@@ -170,6 +171,9 @@ pub struct Resume {
     /// The result of the cursor's task when it had answered before the restart: the state
     /// goes on from it rather than starting the task again.
     pub task_result: Option<Result<Value, StatesError>>,
+    /// When that answer, a failure, was recorded: a retry waits its interval from then, not
+    /// from the restart.
+    pub failed_ms: Option<u64>,
     /// A `.waitForTaskToken` task had handed its token out (`TaskSubmitted`): it waits on the
     /// cursor's token again rather than calling its resource again.
     pub waiting: bool,
@@ -237,6 +241,9 @@ struct Flow {
     /// Workflow variables (`Assign`) visible in this flow: a branch or iteration starts with a
     /// copy of its parent's, and its own assignments stay inside it.
     vars: std::sync::Mutex<Map<String, Value>>,
+    /// What the running state has assigned: said in its exit event (`assignedVariables`),
+    /// from which a resumed Map iteration or Parallel branch gets its variables back.
+    assigned: std::sync::Mutex<Map<String, Value>>,
     /// The trace header the flow's state spans are children of.
     parent_span: Option<String>,
     /// The trace header of the state running now (its tasks and child flows continue it).
@@ -249,6 +256,7 @@ impl Flow {
             last: AtomicU64::new(last),
             top,
             vars: std::sync::Mutex::new(vars),
+            assigned: std::sync::Mutex::new(Map::new()),
             parent_span: None,
             current_span: std::sync::Mutex::new(None),
         }
@@ -277,10 +285,41 @@ impl Flow {
     }
 
     fn assign(&self, values: Map<String, Value>) {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.restore(values);
+    }
+
+    /// Variables assigned before a restart: in scope again, but not assigned anew.
+    fn restore(&self, values: Map<String, Value>) {
         self.vars
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(values);
+    }
+
+    /// A Map iteration or Parallel branch resumed after a restart: its cursor's variables are
+    /// what its own states had assigned, on top of its parent's.
+    fn restore_part(&self, resume: Option<&Resume>) {
+        if let Some(Value::Object(v)) = resume.map(|r| &r.cursor.vars) {
+            self.restore(v.clone());
+        }
+    }
+
+    /// What the state that is ending assigned, as its exit event says it (`assignedVariables`:
+    /// each value as JSON text).
+    fn take_assigned(&self) -> Option<Value> {
+        let taken = std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|e| e.into_inner()));
+        (!taken.is_empty()).then(|| {
+            Value::Object(
+                taken
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v.to_string())))
+                    .collect(),
+            )
+        })
     }
 }
 
@@ -739,6 +778,8 @@ impl Run {
                 if let Some(t) = &self.telemetry {
                     t.record_state_transition(self.machine_name());
                 }
+                // Only what this state assigns is said at its exit.
+                flow.take_assigned();
                 let step = self
                     .state(flow, &name, state, input, entered, resume.take())
                     .await?;
@@ -746,8 +787,13 @@ impl Run {
                     Step::Next(_, o) | Step::End(o) => o,
                 };
                 size_check(output, &name)?;
+                let assigned = flow.take_assigned();
                 let det = self.journal.keeps().then(|| {
-                    let det = json!({"name": name, "output": text(output), "outputDetails": {"truncated": false}});
+                    let mut det = json!({"name": name, "output": text(output), "outputDetails": {"truncated": false}});
+                    if let Some(a) = assigned {
+                        det["assignedVariables"] = a;
+                        det["assignedVariablesDetails"] = json!({"truncated": false});
+                    }
                     ("stateExitedEventDetails".to_owned(), det)
                 });
                 let exited =
@@ -856,6 +902,7 @@ impl Run {
             .as_ref()
             .and_then(|r| r.entered_ms)
             .unwrap_or_else(now_ms);
+        let mut failed_ms = resume.as_ref().and_then(|r| r.failed_ms);
         let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut continued) =
             match resume {
                 Some(r) => {
@@ -1205,13 +1252,16 @@ impl Run {
                         Ok(output) => break self.transition(state, output),
                         Err(e) if e.is_suspended() => return Err(e),
                         Err(e) => {
+                            // A failure recorded before a restart had its interval running
+                            // since then.
+                            let failed_at = failed_ms.take().unwrap_or_else(now_ms);
                             if let Some(i) = state.retry.iter().position(|r| matches(&r.errors, &e))
                             {
                                 if retries[i] < state.retry[i].max_attempts {
                                     let delay =
                                         self.scaled(retry_delay(&state.retry[i], retries[i]));
                                     retries[i] += 1;
-                                    let t = now_ms() + delay.as_millis() as u64;
+                                    let t = failed_at + delay.as_millis() as u64;
                                     self.save_cursor(flow, cursor(&retries, Some(t))).await?;
                                     wake = Some(t);
                                     continue;
@@ -1509,6 +1559,7 @@ impl Run {
                             sub.last.store(p.last, Ordering::SeqCst);
                             p.resume
                         });
+                        sub.restore_part(resume.as_ref());
                         self.machine(&sub, b, input, resume).await
                     }
                 });
@@ -1656,6 +1707,7 @@ impl Run {
                         let resume = match part {
                             Some(p) => {
                                 sub.last.store(p.last, Ordering::SeqCst);
+                                sub.restore_part(p.resume.as_ref());
                                 p.resume
                             }
                             None => {

@@ -1493,6 +1493,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         cursor,
         task_in_flight: None,
         task_result: None,
+        failed_ms: None,
         waiting: false,
         reenter: true,
         continued: None,
@@ -2040,15 +2041,26 @@ fn resume_state(
         }
         _ => None,
     };
-    // A callback task that handed its token out waits for it again.
-    let waiting = cursor.token.is_some()
-        && running
-        && last_task.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+    // A callback task that handed its token out waits for it again. The execution's own
+    // flow kept the token with its cursor; a part's task finds it where it handed it out, in
+    // the parameters of its latest `TaskScheduled`.
+    let submitted =
+        running && last_task.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
+    let mut cursor = cursor;
+    if submitted && cursor.token.is_none() && entered_ms.is_some() {
+        cursor.token = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "TaskScheduled")
+            .and_then(|e| e.details.as_ref())
+            .and_then(|(_, d)| d["parameters"].as_str())
+            .and_then(crate::tokens::Tokens::find_token);
+    }
+    let waiting = submitted && cursor.token.is_some();
     // A part's state keeps no cursor with its retry counts: each failure that a later attempt
     // followed was retried by the first retrier that matches it (a failure not yet followed is
     // the task's answer, and is retried, or not, when the state goes on); an attempt that a
     // restart found running, and that another followed, failed with `States.TaskFailed`.
-    let mut cursor = cursor;
     if let (Some(s), Some(_)) = (state, entered_ms) {
         if matches!(s.kind, asl::Kind::Task { .. }) && !s.retry.is_empty() {
             let restarted = StatesError::new("States.TaskFailed", "nimbus stopped");
@@ -2098,6 +2110,11 @@ fn resume_state(
         task_in_flight: last_task
             .filter(|_| own_tasks && running && !waiting)
             .map(|i| events[i].clone()),
+        failed_ms: task_result
+            .as_ref()
+            .filter(|r| r.is_err())
+            .and(last_task)
+            .map(|i| events[i].ts_ms),
         task_result,
         waiting,
         reenter: false,
@@ -2184,6 +2201,8 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
         output: Option<Value>,
         /// A Map iteration that failed runs again from its start.
         failed: bool,
+        /// What its own states assigned (`assignedVariables` of their exits), in order.
+        vars: serde_json::Map<String, Value>,
     }
     let mut owner = std::collections::HashMap::from([(entered, Owner::Own)]);
     let mut by_id: std::collections::HashMap<u64, &Event> = std::collections::HashMap::new();
@@ -2250,7 +2269,16 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
                         t.failed = true;
                         t.output = None;
                     }
-                    k if k.ends_with("StateExited") => t.output = output_of(e),
+                    k if k.ends_with("StateExited") => {
+                        t.output = output_of(e);
+                        if let Some(Value::Object(a)) = detail("assignedVariables") {
+                            for (name, text) in a {
+                                let value =
+                                    text.as_str().and_then(|t| serde_json::from_str(t).ok());
+                                t.vars.insert(name.clone(), value.unwrap_or(Value::Null));
+                            }
+                        }
+                    }
                     k => {
                         t.output = None;
                         if k.ends_with("StateEntered") {
@@ -2296,7 +2324,7 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
                         retries: Vec::new(),
                         wake_at_ms: None,
                         token: None,
-                        vars: Value::Null,
+                        vars: Value::Object(t.vars),
                     };
                     Some(resume_state(machine, cursor, Some(e.ts_ms), &below))
                 });
@@ -2404,7 +2432,7 @@ mod tests {
             retries: Vec::new(),
             wake_at_ms: None,
             token: None,
-            vars: Value::Null,
+            vars: json!({}),
         }
     }
 
@@ -2414,6 +2442,7 @@ mod tests {
             cursor,
             task_in_flight: None,
             task_result: None,
+            failed_ms: None,
             waiting: false,
             reenter: false,
             continued,
@@ -2609,6 +2638,113 @@ mod tests {
             part.task_result,
             Some(Err(StatesError::new("Boom", "again")))
         );
+    }
+
+    #[test]
+    fn a_resumed_branch_gets_back_the_variables_its_own_states_assigned_and_not_a_nested_ones() {
+        let machine = parsed(json!({"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "A", "States": {
+                "A": {"Type": "Pass", "Assign": {"x": 1}, "Next": "N"},
+                "N": {"Type": "Parallel", "Next": "B", "Branches": [
+                    {"StartAt": "I", "States": {"I": {"Type": "Pass", "Assign": {"x": 99}, "End": true}}}]},
+                "B": {"Type": "Pass", "Assign": {"y": "two"}, "Next": "W"},
+                "W": {"Type": "Wait", "Seconds": 5, "End": true}}}]}));
+        let asl::Kind::Parallel { branches } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let assigned = |name: &str, vars: Value| {
+            json!({"name": name, "output": "{}", "assignedVariables": vars,
+                   "assignedVariablesDetails": {"truncated": false}})
+        };
+        let events = vec![
+            ev(6, 5, "ParallelStateStarted", Value::Null),
+            ev(7, 6, "PassStateEntered", entered("A", "{}")),
+            ev(8, 7, "PassStateExited", assigned("A", json!({"x": "1"}))),
+            ev(9, 8, "ParallelStateEntered", entered("N", "{}")),
+            ev(10, 9, "ParallelStateStarted", Value::Null),
+            ev(11, 10, "PassStateEntered", entered("I", "{}")),
+            ev(12, 11, "PassStateExited", assigned("I", json!({"x": "99"}))),
+            ev(13, 10, "ParallelStateSucceeded", Value::Null),
+            ev(14, 13, "ParallelStateExited", exited("N", "[{}]")),
+            ev(15, 14, "PassStateEntered", entered("B", "[{}]")),
+            ev(
+                16,
+                15,
+                "PassStateExited",
+                assigned("B", json!({"y": "\"two\""})),
+            ),
+            ev(17, 16, "WaitStateEntered", entered("W", "[{}]")),
+        ];
+        let got =
+            continued_attempt(5, &refs(&events), Parts::Branches(branches)).expect("continued");
+        let part = got.started_parts[&0].resume.clone().expect("entered");
+        assert_eq!(part.cursor.state, "W");
+        // The nested branch's x stayed inside it.
+        assert_eq!(part.cursor.vars, json!({"x": 1, "y": "two"}));
+    }
+
+    #[test]
+    fn a_resumed_iterations_callback_task_waits_again_on_the_token_it_handed_out() {
+        let machine = parsed(json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}}}}}}));
+        let asl::Kind::Map { processor, .. } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let token = crate::tokens::Tokens::new_token();
+        let params =
+            json!({"QueueUrl": "q", "MessageBody": format!("job {token} now")}).to_string();
+        let events = |submitted: bool| {
+            let mut e = vec![
+                ev(6, 5, "MapStateStarted", json!({"length": 1})),
+                ev(7, 6, "MapIterationStarted", json!({"index": 0})),
+                ev(8, 7, "TaskStateEntered", entered("T", "{}")),
+                ev(9, 8, "TaskScheduled", json!({"parameters": params})),
+                ev(10, 9, "TaskStarted", Value::Null),
+            ];
+            if submitted {
+                e.push(ev(11, 10, "TaskSubmitted", json!({"output": "{}"})));
+            }
+            e
+        };
+        let got = continued_attempt(5, &refs(&events(true)), Parts::Iterations(processor))
+            .expect("continued");
+        let part = got.started_parts[&0].resume.clone().expect("entered");
+        assert!(part.waiting);
+        assert_eq!(part.cursor.token.as_deref(), Some(token.as_str()));
+        assert!(part.task_in_flight.is_none());
+        // Cut before the token was handed out: the task was running, and is not started again.
+        let got = continued_attempt(5, &refs(&events(false)), Parts::Iterations(processor))
+            .expect("continued");
+        let part = got.started_parts[&0].resume.clone().expect("entered");
+        assert!(!part.waiting);
+        assert!(part.task_in_flight.is_some());
+    }
+
+    #[test]
+    fn a_resumed_task_failure_says_when_it_failed_so_its_retry_waits_only_what_is_left() {
+        let machine = parsed(json!({"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 60}]}}}]}));
+        let asl::Kind::Parallel { branches } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let mut failed = ev(10, 9, "TaskFailed", json!({"error": "Boom", "cause": ""}));
+        failed.ts_ms = 1_234;
+        let events = vec![
+            ev(6, 5, "ParallelStateStarted", Value::Null),
+            ev(7, 6, "TaskStateEntered", entered("T", "{}")),
+            ev(8, 7, "TaskScheduled", Value::Null),
+            ev(9, 8, "TaskStarted", Value::Null),
+            failed,
+        ];
+        let got =
+            continued_attempt(5, &refs(&events), Parts::Branches(branches)).expect("continued");
+        let part = got.started_parts[&0].resume.clone().expect("entered");
+        assert_eq!(part.failed_ms, Some(1_234));
+        assert!(part.task_result.is_some_and(|r| r.is_err()));
     }
 
     #[test]
