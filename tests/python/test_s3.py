@@ -7,6 +7,7 @@ and kill -9 losing no acknowledged object and showing no partial one."""
 import base64
 import hashlib
 import json
+import re
 import os
 import socket
 import subprocess
@@ -514,16 +515,21 @@ def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(star
     for k in ("in/a.txt", "in/b.txt", "other/c.txt"):
         c.put_object(Bucket="data", Key=k, Body=b"x")
 
+    last = {}
+
     def run(machine, payload):
         arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{machine}"
-        ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"]
+        ex = last["arn"] = sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"]
         d = wait_until("the execution's end", lambda: (lambda d: d if d["status"] != "RUNNING" else None)(
             sfn.describe_execution(executionArn=ex)))
         assert d["status"] == "SUCCEEDED", d
         return json.loads(d["output"])
 
     out = run("from-csv", {"key": "orders.csv"})
-    assert out["MapRunArn"].startswith("arn:aws:states:us-east-1:123456789012:mapRun:from-csv/Each:")
+    # Without a Label, Step Functions names the run with a generated label, not the state's name.
+    uid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert re.fullmatch(f"arn:aws:states:us-east-1:123456789012:mapRun:from-csv/{uid}:{uid}", out["MapRunArn"]), out
+    assert out["MapRunArn"] in [r["mapRunArn"] for r in sfn.list_map_runs(executionArn=last["arn"])["mapRuns"]]
     manifest_key = out["ResultWriterDetails"]["Key"]
     assert out["ResultWriterDetails"]["Bucket"] == "data" and manifest_key.startswith("results/")
     manifest = json.loads(c.get_object(Bucket="data", Key=manifest_key)["Body"].read())

@@ -1449,3 +1449,159 @@ def test_a_parallel_cut_by_kill_9_twice_keeps_its_finished_branch_and_goes_on_wh
     waited = (done["timestamp"] - wait["timestamp"]).total_seconds()
     assert 5.9 <= waited < 8.5, waited
     assert types[-2:] == ["ParallelStateExited", "ExecutionSucceeded"], types
+
+
+def distributed(states, start, **map_fields):
+    """A machine whose one state is a distributed Map of Standard children over `$.items`."""
+    return definition({"Fan": {"Type": "Map", "ItemsPath": "$.items", "End": True, **map_fields, "ItemProcessor": {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": start, "States": states}}}, "Fan")
+
+
+DOUBLE_OR_FAIL = {
+    "Which": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": 3, "Next": "Odd"}], "Default": "Double"},
+    "Odd": {"Type": "Fail", "Error": "Odd", "Cause": "three"},
+    "Double": {"Type": "Pass", "Parameters": {"double.$": "States.MathAdd($.n, $.n)"}, "End": True},
+}
+
+
+def test_a_distributed_map_runs_its_items_as_child_executions_of_a_map_run(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    arn = sfn.create_state_machine(name="fanout", roleArn=ROLE, definition=distributed(
+        DOUBLE_OR_FAIL, "Which", Label="Fan", MaxConcurrency=2, ToleratedFailureCount=1))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [{"n": 1}, {"n": 2}, {"n": 3}]}))["executionArn"]
+    d = finish(sfn, ex)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"double": 2}, {"double": 4}, {"Error": "Odd", "Cause": "three"}]
+    events = history(sfn, ex)
+    # The parent's history says the Map Run, not its children's states, as on AWS.
+    assert [e["type"] for e in events] == [
+        "ExecutionStarted", "MapStateEntered", "MapStateStarted", "MapRunStarted", "MapRunSucceeded",
+        "MapStateSucceeded", "MapStateExited", "ExecutionSucceeded"], [e["type"] for e in events]
+    assert events[2]["mapStateStartedEventDetails"] == {"length": 0}
+    run_arn = events[3]["mapRunStartedEventDetails"]["mapRunArn"]
+    assert run_arn.startswith("arn:aws:states:us-east-1:123456789012:mapRun:fanout/Fan:"), run_arn
+
+    runs = sfn.list_map_runs(executionArn=ex)["mapRuns"]
+    assert [(r["mapRunArn"], r["executionArn"], r["stateMachineArn"]) for r in runs] == [(run_arn, ex, arn + "/Fan")]
+    described = sfn.describe_map_run(mapRunArn=run_arn)
+    assert (described["status"], described["maxConcurrency"], described["toleratedFailureCount"]) == ("SUCCEEDED", 2, 1)
+    want = {"pending": 0, "running": 0, "succeeded": 2, "failed": 1, "timedOut": 0, "aborted": 0, "total": 3}
+    for counts in (described["executionCounts"], described["itemCounts"]):
+        assert {k: counts[k] for k in want} == want, counts
+    assert described["stopDate"] >= described["startDate"]
+
+    children = sfn.list_executions(mapRunArn=run_arn)["executions"]
+    assert sorted(c["status"] for c in children) == ["FAILED", "SUCCEEDED", "SUCCEEDED"], children
+    assert all(c["mapRunArn"] == run_arn and c["itemCount"] == 1 and c["stateMachineArn"] == arn + "/Fan"
+               for c in children), children
+    failed = sfn.list_executions(mapRunArn=run_arn, statusFilter="FAILED")["executions"]
+    child = sfn.describe_execution(executionArn=failed[0]["executionArn"])
+    assert (child["mapRunArn"], child["error"], child["cause"], json.loads(child["input"])) == (
+        run_arn, "Odd", "three", {"n": 3}), child
+    assert [e["type"] for e in history(sfn, child["executionArn"])] == [
+        "ExecutionStarted", "ChoiceStateEntered", "ChoiceStateExited", "FailStateEntered", "ExecutionFailed"]
+    machine_of = sfn.describe_state_machine_for_execution(executionArn=child["executionArn"])
+    assert (machine_of["label"], machine_of["mapRunArn"], machine_of["stateMachineArn"]) == ("Fan", run_arn, arn + "/Fan")
+    assert json.loads(machine_of["definition"])["StartAt"] == "Which"
+    # A child is not one of its parent machine's executions.
+    assert [e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]] == [ex]
+
+    # Past its tolerance the Map Run fails, with Step Functions' threshold error.
+    over = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [{"n": 3}, {"n": 3}, {"n": 1}]}))["executionArn"]
+    d = finish(sfn, over)
+    assert (d["status"], d["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold"), d
+    events = history(sfn, over)
+    failed_run = next(e for e in events if e["type"] == "MapRunFailed")["mapRunFailedEventDetails"]
+    assert failed_run == {"error": "States.ExceedToleratedFailureThreshold",
+                          "cause": "The specified tolerated failure threshold was exceeded"}, failed_run
+    over_run = sfn.list_map_runs(executionArn=over)["mapRuns"][0]["mapRunArn"]
+    assert sfn.describe_map_run(mapRunArn=over_run)["status"] == "FAILED"
+
+    for call, kwargs, error in [
+        (sfn.describe_map_run, {"mapRunArn": run_arn + "-nope"}, "ResourceNotFound"),
+        (sfn.describe_map_run, {"mapRunArn": "arn:aws:states:us-east-1:123456789012:execution:x:y"}, "InvalidArn"),
+        (sfn.update_map_run, {"mapRunArn": run_arn, "maxConcurrency": 5}, "ValidationException"),
+        (sfn.update_map_run, {"mapRunArn": run_arn, "toleratedFailurePercentage": 101}, "ValidationException"),
+        (sfn.list_map_runs, {"executionArn": ex + "-nope"}, "ExecutionDoesNotExist"),
+        (sfn.list_executions, {"mapRunArn": run_arn, "stateMachineArn": arn}, "ValidationException"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call(**kwargs)
+        assert code(e) == error, (call, kwargs, e.value.response)
+
+
+def test_update_map_run_raises_a_running_map_runs_concurrency_at_once(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    arn = sfn.create_state_machine(name="slow-fanout", roleArn=ROLE, definition=distributed(
+        {"Hold": {"Type": "Wait", "Seconds": 4, "End": True}}, "Hold", MaxConcurrency=1))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
+    run_arn = wait_until("the Map Run", lambda: sfn.list_map_runs(executionArn=ex)["mapRuns"], 10)[0]["mapRunArn"]
+    counts = lambda: sfn.describe_map_run(mapRunArn=run_arn)["executionCounts"]  # noqa: E731
+    first = poll(counts, lambda c: c["running"] == 1 and c["total"] == 3, 10)
+    assert (first["running"], first["pending"]) == (1, 2), first
+    sfn.update_map_run(mapRunArn=run_arn, maxConcurrency=3)
+    # All three run at once well before the first child's 4 s wait ends.
+    raised = poll(counts, lambda c: c["running"] == 3, 3)
+    assert raised["running"] == 3, raised
+    assert sfn.describe_map_run(mapRunArn=run_arn)["maxConcurrency"] == 3
+    d = finish(sfn, ex)
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == [1, 2, 3], d
+
+
+def test_a_map_run_cut_by_kill_9_goes_on_with_the_same_children(start_nimbus):
+    n = start_nimbus(MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    arn = sfn.create_state_machine(name="held-fanout", roleArn=ROLE, definition=distributed(
+        {"First": {"Type": "Pass", "Next": "Hold"}, "Hold": {"Type": "Wait", "Seconds": 4, "Next": "Done"},
+         "Done": {"Type": "Pass", "Parameters": {"done.$": "$"}, "End": True}}, "First"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
+    run_arn = wait_until("the Map Run", lambda: sfn.list_map_runs(executionArn=ex)["mapRuns"], 10)[0]["mapRunArn"]
+    wait_until("three children waiting", lambda: all(
+        "WaitStateEntered" in [e["type"] for e in history(sfn, c["executionArn"])]
+        for c in sfn.list_executions(mapRunArn=run_arn)["executions"]) and len(
+        sfn.list_executions(mapRunArn=run_arn)["executions"]) == 3, 10)
+    n = killed_and_restarted(start_nimbus, n, MAP_RESTART)
+    sfn = n.client("stepfunctions")
+    d = finish(sfn, ex, timeout=30)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"done": 1}, {"done": 2}, {"done": 3}]
+    # The same three children went on; none started again, no event said twice.
+    children = sfn.list_executions(mapRunArn=run_arn)["executions"]
+    assert len(children) == 3 and {c["status"] for c in children} == {"SUCCEEDED"}, children
+    for c in children:
+        types = [e["type"] for e in history(sfn, c["executionArn"])]
+        assert types.count("ExecutionStarted") == 1 and types.count("WaitStateEntered") == 1, types
+        assert types[-1] == "ExecutionSucceeded", types
+    types = [e["type"] for e in history(sfn, ex)]
+    assert types.count("MapRunStarted") == 1 and types.count("MapRunSucceeded") == 1, types
+    assert sfn.describe_map_run(mapRunArn=run_arn)["status"] == "SUCCEEDED"
+    assert [r["mapRunArn"] for r in sfn.list_map_runs(executionArn=ex)["mapRuns"]] == [run_arn]
+
+
+def test_stopping_an_execution_aborts_its_map_runs_children(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    arn = sfn.create_state_machine(name="stopped-fanout", roleArn=ROLE, definition=distributed(
+        {"Hold": {"Type": "Wait", "Seconds": 60, "End": True}}, "Hold"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2]}))["executionArn"]
+    run_arn = wait_until("the Map Run", lambda: sfn.list_map_runs(executionArn=ex)["mapRuns"], 10)[0]["mapRunArn"]
+    wait_until("two children", lambda: len(sfn.list_executions(mapRunArn=run_arn)["executions"]) == 2, 10)
+    sfn.stop_execution(executionArn=ex)
+    assert sfn.describe_execution(executionArn=ex)["status"] == "ABORTED"
+    children = sfn.list_executions(mapRunArn=run_arn)["executions"]
+    assert [c["status"] for c in children] == ["ABORTED", "ABORTED"], children
+    described = sfn.describe_map_run(mapRunArn=run_arn)
+    assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 2, described
+
+    # An execution that times out inside its distributed Map ends the run and its children too.
+    timed = json.loads(distributed({"Hold": {"Type": "Wait", "Seconds": 60, "End": True}}, "Hold"))
+    timed["TimeoutSeconds"] = 1
+    arn = sfn.create_state_machine(name="timed-fanout", roleArn=ROLE, definition=json.dumps(timed))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1]}))["executionArn"]
+    assert finish(sfn, ex)["status"] == "TIMED_OUT"
+    run_arn = sfn.list_map_runs(executionArn=ex)["mapRuns"][0]["mapRunArn"]
+    described = poll(lambda: sfn.describe_map_run(mapRunArn=run_arn), lambda d: d["status"] != "RUNNING", 5)
+    assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 1, described

@@ -132,7 +132,21 @@ pub enum Kind {
         reader: Option<Box<ItemReader>>,
         /// Distributed mode's `ResultWriter`: the results go to S3 (and/or are transformed).
         writer: Option<Box<ResultWriter>>,
+        /// Distributed mode: each item (or batch) is a child workflow execution of a Map Run.
+        distributed: Option<Box<Distributed>>,
     },
+}
+
+/// A distributed `Map`'s child workflow executions: what each runs, and how.
+#[derive(Debug, Clone)]
+pub struct Distributed {
+    /// `ProcessorConfig.ExecutionType: EXPRESS`; else each child is a Standard execution.
+    pub express: bool,
+    /// `Label`: names the Map Run and its children's state machine.
+    pub label: Option<String>,
+    /// The `ItemProcessor` as a definition of its own: its `ProcessorConfig` left out, its
+    /// query language the one it inherited.
+    pub definition: String,
 }
 
 /// Where a distributed `Map` reads its items: one S3 object (`s3:getObject`, as JSON, JSON
@@ -1105,6 +1119,7 @@ impl Parser {
     }
 
     fn map(&mut self, obj: &Map<String, Value>, at: &str, lang: Lang) -> Option<Kind> {
+        let mut distributed = None;
         let processor = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
             (Some(p), None) => {
                 let mode = p
@@ -1117,6 +1132,9 @@ impl Parser {
                         "Value must be one of [INLINE, DISTRIBUTED]".into(),
                     );
                 }
+                if mode == "DISTRIBUTED" {
+                    distributed = self.distributed(obj, p, at, lang);
+                }
                 self.machine(p, &format!("{at}/ItemProcessor"), lang, false)?
             }
             (None, Some(p)) => self.machine(p, &format!("{at}/Iterator"), lang, false)?,
@@ -1128,8 +1146,8 @@ impl Parser {
                 return None;
             }
         };
-        // Distributed mode runs here as inline iterations (one machine, no child executions),
-        // its items from the input or from S3, its results to S3.
+        // Distributed mode reads its items from the input or from S3, and writes its results
+        // to S3; with a service to keep them, its iterations are child executions.
         let reader = obj
             .get("ItemReader")
             .and_then(|r| self.item_reader(r, &format!("{at}/ItemReader"), lang))
@@ -1202,6 +1220,51 @@ impl Parser {
             batcher,
             reader,
             writer,
+            distributed: distributed.map(Box::new),
+        })
+    }
+
+    /// A distributed `Map`'s `ProcessorConfig.ExecutionType` and `Label`, and its item
+    /// processor as the definition its child executions run.
+    fn distributed(
+        &mut self,
+        map: &Map<String, Value>,
+        processor: &Value,
+        at: &str,
+        lang: Lang,
+    ) -> Option<Distributed> {
+        let express = match processor.pointer("/ProcessorConfig/ExecutionType") {
+            None => false,
+            Some(Value::String(t)) if t == "STANDARD" => false,
+            Some(Value::String(t)) if t == "EXPRESS" => true,
+            Some(_) => {
+                self.schema(
+                    &format!("{at}/ItemProcessor/ProcessorConfig/ExecutionType"),
+                    "Value must be one of [STANDARD, EXPRESS]".into(),
+                );
+                return None;
+            }
+        };
+        let label = match map.get("Label") {
+            None => None,
+            Some(Value::String(l)) if label_ok(l) => Some(l.clone()),
+            Some(_) => {
+                self.schema(
+                    &format!("{at}/Label"),
+                    "Label must be a string of 1 to 40 characters without whitespace, brackets, wildcards, control characters or any of \" # % \\ ^ | ~ ` $ & , ; : /".into(),
+                );
+                return None;
+            }
+        };
+        let mut definition = processor.as_object().cloned().unwrap_or_default();
+        definition.remove("ProcessorConfig");
+        if lang == Lang::Jsonata {
+            definition.insert("QueryLanguage".into(), "JSONata".into());
+        }
+        Some(Distributed {
+            express,
+            label,
+            definition: Value::Object(definition).to_string(),
         })
     }
 
@@ -1560,6 +1623,14 @@ fn reachable<'a>(start: &'a str, states: &'a BTreeMap<String, State>) -> BTreeSe
         todo.extend(s.catch.iter().map(|c| c.next.as_str()));
     }
     seen
+}
+
+/// A Map Run label: what Step Functions accepts in an ARN.
+fn label_ok(l: &str) -> bool {
+    (1..=40).contains(&l.chars().count())
+        && !l
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c))
 }
 
 #[cfg(test)]

@@ -60,9 +60,81 @@ pub trait Integrations: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Value, (String, String)>>;
 }
 
-/// One iteration of a `Map`: its outcome, its input (kept only for a `ResultWriter`), and
-/// when it started and stopped (ms).
-type ChildOutcome = (Result<Value, StatesError>, Option<Value>, u64, u64);
+/// One iteration of a `Map`: its outcome, its input (kept only for a `ResultWriter`), when it
+/// started and stopped (ms), and the child execution it was (a distributed Map's).
+struct ChildOutcome {
+    index: usize,
+    result: Result<Value, StatesError>,
+    input: Option<Value>,
+    started: u64,
+    stopped: u64,
+    arn: Option<String>,
+}
+
+/// How a child workflow execution of a Map Run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildEnd {
+    pub result: Result<Value, StatesError>,
+    pub arn: String,
+    pub started_ms: u64,
+    pub stopped_ms: u64,
+}
+
+/// A distributed `Map`'s Map Run, as its state opens it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapRunSpec {
+    pub arn: String,
+    /// The execution that runs the `Map` state.
+    pub execution_arn: String,
+    /// The children's state machine: the parent's, `/` and the label.
+    pub machine_arn: String,
+    pub label: String,
+    /// What each child runs (the item processor as a definition of its own).
+    pub definition: String,
+    pub express: bool,
+    /// 0: as many at once as there are items.
+    pub max_concurrency: usize,
+    pub tolerated_percentage: Option<f64>,
+    pub tolerated_count: Option<u64>,
+}
+
+/// Where a distributed `Map` runs its items as child workflow executions of a Map Run: the
+/// service that keeps executions (`ops.rs`). A run without it (an Express execution,
+/// `TestState`) runs a distributed Map's items inline, as iterations.
+pub trait MapRuns: Send + Sync {
+    /// Opens the Map Run, or finds it again after a restart (`spec.arn` is derived from the
+    /// execution and the state's `MapStateStarted`, so it is the same).
+    fn open<'a>(&'a self, spec: MapRunSpec) -> BoxFuture<'a, Result<(), StatesError>>;
+
+    /// The Map Run has `total` children, `items` items.
+    fn set_total<'a>(
+        &'a self,
+        map_run: &'a str,
+        total: usize,
+        items: usize,
+    ) -> BoxFuture<'a, Result<(), StatesError>>;
+
+    /// Runs child `index` (with `items` items) to its end: a new child execution, or the one
+    /// a restart cut short (it goes on), or the one that had ended (its end is answered).
+    /// A child still running when its run closes is aborted then.
+    fn child<'a>(
+        &'a self,
+        map_run: &'a str,
+        index: usize,
+        items: usize,
+        input: Value,
+    ) -> BoxFuture<'a, ChildEnd>;
+
+    /// The tolerated failures as they are now (`UpdateMapRun` may change them).
+    fn tolerated(&self, map_run: &str) -> (Option<f64>, Option<u64>);
+
+    /// The Map Run ended (`SUCCEEDED`, `FAILED`): children still running are aborted.
+    fn close<'a>(
+        &'a self,
+        map_run: &'a str,
+        status: &'a str,
+    ) -> BoxFuture<'a, Result<(), StatesError>>;
+}
 
 /// One event of an execution's history.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +271,8 @@ pub struct Continued {
     pub outputs: std::collections::BTreeMap<usize, Value>,
     /// The parts that had started and not finished: where each goes on.
     pub started_parts: std::collections::BTreeMap<usize, PartResume>,
+    /// A distributed Map's Map Run, when its `MapRunStarted` was recorded.
+    pub map_run: Option<String>,
 }
 
 /// A Map iteration or Parallel branch that a restart cut short.
@@ -231,6 +305,8 @@ pub struct Run {
     pub trace: Option<String>,
     /// An Express execution: its duration is billed (`nimbus cost`).
     pub express: bool,
+    /// Where a distributed `Map` runs its child executions (see [`MapRuns`]).
+    pub map_runs: Option<Arc<dyn MapRuns>>,
 }
 
 /// Events of one flow (the execution, a branch, a Map iteration): each names the previous
@@ -1586,213 +1662,307 @@ impl Run {
                 batcher,
                 reader,
                 writer,
+                distributed,
             } => {
-                let list = match (reader, items, jsonata) {
-                    (Some(r), _, _) => {
-                        let params = match &r.template {
-                            Some(t) => arguments(Some(t), &effective, ctx)?,
-                            None => json!({}),
-                        };
-                        let max = match &r.max_items {
-                            None | Some(Seconds::Fixed(0)) => None,
-                            Some(Seconds::Fixed(n)) => Some(*n as usize),
-                            Some(Seconds::Path(p)) => select(p, &effective, ctx, &vars)
-                                .and_then(|v| v.as_u64())
-                                .filter(|n| *n > 0)
-                                .map(|n| n as usize),
-                        };
-                        Value::Array(self.read_items(r, params, max).await?)
-                    }
-                    (None, items, jsonata) => match (items, jsonata) {
-                        (Some(Value::Array(a)), _) => Value::Array(a.clone()),
-                        (Some(expr), true) => {
-                            self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
-                        }
-                        (_, true) => raw.clone(),
-                        _ => apply_input(
-                            items_path,
-                            Roots {
-                                input: &effective,
-                                context: ctx,
-                                vars: &vars,
+                // Distributed, with a service to keep its children: a Map Run, opened (with
+                // `MapStateStarted` and `MapRunStarted`) before the items are read, as on AWS.
+                let mut continued = continued;
+                let map_run = match (distributed, &self.map_runs) {
+                    (Some(d), Some(runs)) => {
+                        let spec = MapRunPlan {
+                            d,
+                            max_concurrency: match max_concurrency {
+                                Some(Seconds::Fixed(n)) => *n as usize,
+                                _ => 0,
                             },
-                        )?,
-                    },
-                };
-                let Value::Array(list) = list else {
-                    return Err(StatesError::runtime(format!(
-                        "Map state input must be an array, but got: {list}"
-                    )));
-                };
-                // `ItemBatcher`: each item selected first, then batches of them, each with the
-                // batch input, are what the iterations get.
-                let (list, selected) = match batcher {
-                    None => (list, false),
-                    Some(b) => {
-                        let mut picked = Vec::with_capacity(list.len());
-                        for (index, item) in list.into_iter().enumerate() {
-                            let mut ictx = ctx.clone();
-                            ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                            picked.push(match state.parameters.as_ref() {
-                                Some(_) => arguments(state.parameters.as_ref(), &effective, &ictx)?,
-                                None => item,
-                            });
-                        }
-                        let batch_input = match &b.batch_input {
-                            Some(t) => Some(arguments(Some(t), &effective, ctx)?),
-                            None => None,
+                            tolerated_percentage: *tolerated_percentage,
+                            tolerated_count: *tolerated_count,
                         };
-                        (batches(picked, b, batch_input), true)
+                        let arn = self
+                            .open_map_run(flow, name, ctx, spec, runs.as_ref(), continued.take())
+                            .await?;
+                        Some((arn, Arc::clone(runs)))
                     }
+                    _ => None,
                 };
-                let limit = match max_concurrency {
-                    None | Some(Seconds::Fixed(0)) => list.len().max(1),
-                    Some(Seconds::Fixed(n)) => *n as usize,
-                    Some(Seconds::Path(p)) => match select(p, &effective, ctx, &vars).and_then(|v| v.as_u64()) {
-                        Some(0) => list.len().max(1),
-                        Some(n) => n as usize,
-                        None => {
-                            return Err(StatesError::runtime(format!(
-                                "The MaxConcurrencyPath field refers to value that is not a non-negative integer: '{}'",
-                                p.as_str()
-                            )))
+                let listed = async {
+                    let list = match (reader, items, jsonata) {
+                        (Some(r), _, _) => {
+                            let params = match &r.template {
+                                Some(t) => arguments(Some(t), &effective, ctx)?,
+                                None => json!({}),
+                            };
+                            let max = match &r.max_items {
+                                None | Some(Seconds::Fixed(0)) => None,
+                                Some(Seconds::Fixed(n)) => Some(*n as usize),
+                                Some(Seconds::Path(p)) => select(p, &effective, ctx, &vars)
+                                    .and_then(|v| v.as_u64())
+                                    .filter(|n| *n > 0)
+                                    .map(|n| n as usize),
+                            };
+                            Value::Array(self.read_items(r, params, max).await?)
                         }
-                    },
-                };
-                // An attempt continued after a restart already said it started.
-                let (finished, mut started_parts) = match continued {
-                    Some(c) => {
-                        flow.last.store(c.started, Ordering::SeqCst);
-                        (c.outputs, c.started_parts)
+                        (None, items, jsonata) => match (items, jsonata) {
+                            (Some(Value::Array(a)), _) => Value::Array(a.clone()),
+                            (Some(expr), true) => {
+                                self.query(flow, expr, &json!({"input": raw, "context": ctx}))?
+                            }
+                            (_, true) => raw.clone(),
+                            _ => apply_input(
+                                items_path,
+                                Roots {
+                                    input: &effective,
+                                    context: ctx,
+                                    vars: &vars,
+                                },
+                            )?,
+                        },
+                    };
+                    let Value::Array(list) = list else {
+                        return Err(StatesError::runtime(format!(
+                            "Map state input must be an array, but got: {list}"
+                        )));
+                    };
+                    // `ItemBatcher`: each item selected first, then batches of them, each with
+                    // the batch input, are what the iterations get.
+                    match batcher {
+                        None => Ok((list, false)),
+                        Some(b) => {
+                            let mut picked = Vec::with_capacity(list.len());
+                            for (index, item) in list.into_iter().enumerate() {
+                                let mut ictx = ctx.clone();
+                                ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                                picked.push(match state.parameters.as_ref() {
+                                    Some(_) => {
+                                        arguments(state.parameters.as_ref(), &effective, &ictx)?
+                                    }
+                                    None => item,
+                                });
+                            }
+                            let batch_input = match &b.batch_input {
+                                Some(t) => Some(arguments(Some(t), &effective, ctx)?),
+                                None => None,
+                            };
+                            Ok((batches(picked, b, batch_input), true))
+                        }
                     }
-                    None => {
-                        self.emit(
-                            flow,
-                            "MapStateStarted",
-                            details("mapStateStartedEventDetails", json!({"length": list.len()})),
-                        )
-                        .await?;
-                        (Default::default(), Default::default())
-                    }
                 };
-                // No more permits than iterations (a path may ask for any number).
-                let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
-                let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
-                let total = list.len();
-                let runs = list.into_iter().enumerate().map(|(index, item)| {
-                    let permits = &permits;
-                    let effective = &effective;
-                    let done = finished.get(&index).cloned();
-                    let part = started_parts.remove(&index);
-                    async move {
-                        let mut ictx = ctx.clone();
-                        ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                let (list, selected) = match (listed.await, &map_run) {
+                    (Ok(l), _) => l,
+                    (Err(e), Some((arn, runs))) => {
+                        return Err(self.fail_map_run(flow, arn, runs.as_ref(), e).await)
+                    }
+                    (Err(e), None) => return Err(e),
+                };
+                if let Some((arn, runs)) = map_run {
+                    let mut inputs = Vec::with_capacity(list.len());
+                    for (index, item) in list.into_iter().enumerate() {
                         let input = match (selected, state.parameters.is_some()) {
                             (false, true) => {
-                                arguments(state.parameters.as_ref(), effective, &ictx)?
+                                let mut ictx = ctx.clone();
+                                ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                                match arguments(state.parameters.as_ref(), &effective, &ictx) {
+                                    Ok(v) => v,
+                                    Err(e) => {
+                                        return Err(self
+                                            .fail_map_run(flow, &arn, runs.as_ref(), e)
+                                            .await)
+                                    }
+                                }
                             }
                             _ => item,
                         };
-                        let child_input = writer.as_ref().map(|_| input.clone());
-                        // Finished before a restart: its output stands, it does not run again.
-                        if let Some(out) = done {
-                            let now = now_ms();
-                            return Ok((Ok(out), child_input, now, now));
+                        inputs.push(input);
+                    }
+                    let outcomes = match self
+                        .map_run_children(&arn, runs.as_ref(), inputs, selected, writer.is_some())
+                        .await
+                    {
+                        Ok(o) => o,
+                        Err(e) => {
+                            return Err(self.fail_map_run(flow, &arn, runs.as_ref(), e).await)
                         }
-                        let _permit = permits.acquire().await;
-                        let started = now_ms();
-                        let sub = flow.child();
-                        let it = json!({"name": name, "index": index});
-                        // Cut short by a restart: it goes on where it was.
-                        let resume = match part {
-                            Some(p) => {
-                                sub.last.store(p.last, Ordering::SeqCst);
-                                sub.restore_part(p.resume.as_ref());
-                                p.resume
-                            }
-                            None => {
-                                self.emit(
-                                    &sub,
-                                    "MapIterationStarted",
-                                    details("mapIterationStartedEventDetails", it.clone()),
-                                )
-                                .await?;
-                                None
-                            }
-                        };
-                        let r = self.machine(&sub, processor, input, resume).await;
-                        match r {
-                            Ok(out) => {
-                                self.emit(
-                                    &sub,
-                                    "MapIterationSucceeded",
-                                    details("mapIterationSucceededEventDetails", it),
-                                )
-                                .await?;
-                                Ok((Ok(out), child_input, started, now_ms()))
-                            }
-                            Err(e) if e.is_suspended() => Err(e),
-                            Err(e) => {
-                                self.emit(
-                                    &sub,
-                                    "MapIterationFailed",
-                                    details("mapIterationFailedEventDetails", it),
-                                )
-                                .await?;
-                                if tolerant {
-                                    Ok((Err(e), child_input, started, now_ms()))
-                                } else {
-                                    Err(e)
+                    };
+                    let result = match writer {
+                        Some(w) => {
+                            let params = match &w.template {
+                                Some(t) => arguments(Some(t), &effective, ctx)?,
+                                None => json!({}),
+                            };
+                            match self
+                                .write_results(w, params, name, ctx, outcomes, Some(&arn))
+                                .await
+                            {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    return Err(self
+                                        .fail_map_run(flow, &arn, runs.as_ref(), e)
+                                        .await)
                                 }
                             }
                         }
-                    }
-                });
-                let outcomes = match futures_util::future::try_join_all(runs).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        if !e.is_suspended() {
-                            self.emit(flow, "MapStateFailed", None).await?;
+                        None => results_array(outcomes),
+                    };
+                    runs.close(&arn, "SUCCEEDED").await?;
+                    // Both ends in one write: a restart never finds the run ended and the
+                    // state not.
+                    let events = vec![
+                        self.new_event(flow, "MapRunSucceeded", None),
+                        self.new_event(flow, "MapStateSucceeded", None),
+                    ];
+                    self.journal.record(events, None).await.map_err(suspended)?;
+                    result
+                } else {
+                    let limit = match max_concurrency {
+                        None | Some(Seconds::Fixed(0)) => list.len().max(1),
+                        Some(Seconds::Fixed(n)) => *n as usize,
+                        Some(Seconds::Path(p)) => match select(p, &effective, ctx, &vars).and_then(|v| v.as_u64()) {
+                            Some(0) => list.len().max(1),
+                            Some(n) => n as usize,
+                            None => {
+                                return Err(StatesError::runtime(format!(
+                                    "The MaxConcurrencyPath field refers to value that is not a non-negative integer: '{}'",
+                                    p.as_str()
+                                )))
+                            }
+                        },
+                    };
+                    // An attempt continued after a restart already said it started.
+                    let (finished, mut started_parts) = match continued {
+                        Some(c) => {
+                            flow.last.store(c.started, Ordering::SeqCst);
+                            (c.outputs, c.started_parts)
                         }
-                        return Err(e);
-                    }
-                };
-                let failed = outcomes.iter().filter(|o| o.0.is_err()).count();
-                let over_count = tolerated_count.is_some_and(|n| failed as u64 > n);
-                let over_pct = tolerated_percentage
-                    .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) > p);
-                if failed > 0 && (over_count || over_pct) {
-                    self.emit(flow, "MapStateFailed", None).await?;
-                    return Err(StatesError::new(
-                        "States.ExceedToleratedFailureThreshold",
-                        "The specified tolerated failure threshold was exceeded",
-                    ));
-                }
-                let result = match writer {
-                    Some(w) => {
-                        let params = match &w.template {
-                            Some(t) => arguments(Some(t), &effective, ctx)?,
-                            None => json!({}),
-                        };
-                        match self.write_results(w, params, name, ctx, outcomes).await {
-                            Ok(v) => v,
-                            Err(e) => {
-                                self.emit(flow, "MapStateFailed", None).await?;
-                                return Err(e);
+                        None => {
+                            self.emit(
+                                flow,
+                                "MapStateStarted",
+                                details(
+                                    "mapStateStartedEventDetails",
+                                    json!({"length": list.len()}),
+                                ),
+                            )
+                            .await?;
+                            (Default::default(), Default::default())
+                        }
+                    };
+                    // No more permits than iterations (a path may ask for any number).
+                    let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
+                    let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
+                    let total = list.len();
+                    let runs = list.into_iter().enumerate().map(|(index, item)| {
+                        let permits = &permits;
+                        let effective = &effective;
+                        let done = finished.get(&index).cloned();
+                        let part = started_parts.remove(&index);
+                        async move {
+                            let mut ictx = ctx.clone();
+                            ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                            let input = match (selected, state.parameters.is_some()) {
+                                (false, true) => {
+                                    arguments(state.parameters.as_ref(), effective, &ictx)?
+                                }
+                                _ => item,
+                            };
+                            let child_input = writer.as_ref().map(|_| input.clone());
+                            let outcome = |result, started, stopped| ChildOutcome {
+                                index,
+                                result,
+                                input: child_input.clone(),
+                                started,
+                                stopped,
+                                arn: None,
+                            };
+                            // Finished before a restart: its output stands, it does not run again.
+                            if let Some(out) = done {
+                                let now = now_ms();
+                                return Ok(outcome(Ok(out), now, now));
+                            }
+                            let _permit = permits.acquire().await;
+                            let started = now_ms();
+                            let sub = flow.child();
+                            let it = json!({"name": name, "index": index});
+                            // Cut short by a restart: it goes on where it was.
+                            let resume = match part {
+                                Some(p) => {
+                                    sub.last.store(p.last, Ordering::SeqCst);
+                                    sub.restore_part(p.resume.as_ref());
+                                    p.resume
+                                }
+                                None => {
+                                    self.emit(
+                                        &sub,
+                                        "MapIterationStarted",
+                                        details("mapIterationStartedEventDetails", it.clone()),
+                                    )
+                                    .await?;
+                                    None
+                                }
+                            };
+                            let r = self.machine(&sub, processor, input, resume).await;
+                            match r {
+                                Ok(out) => {
+                                    self.emit(
+                                        &sub,
+                                        "MapIterationSucceeded",
+                                        details("mapIterationSucceededEventDetails", it),
+                                    )
+                                    .await?;
+                                    Ok(outcome(Ok(out), started, now_ms()))
+                                }
+                                Err(e) if e.is_suspended() => Err(e),
+                                Err(e) => {
+                                    self.emit(
+                                        &sub,
+                                        "MapIterationFailed",
+                                        details("mapIterationFailedEventDetails", it),
+                                    )
+                                    .await?;
+                                    if tolerant {
+                                        Ok(outcome(Err(e), started, now_ms()))
+                                    } else {
+                                        Err(e)
+                                    }
+                                }
                             }
                         }
+                    });
+                    let outcomes = match futures_util::future::try_join_all(runs).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            if !e.is_suspended() {
+                                self.emit(flow, "MapStateFailed", None).await?;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+                    if over_tolerance(failed, total, *tolerated_percentage, *tolerated_count) {
+                        self.emit(flow, "MapStateFailed", None).await?;
+                        return Err(threshold_exceeded());
                     }
-                    None => Value::Array(
-                        outcomes
-                            .into_iter()
-                            .map(|o| {
-                                o.0.unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause}))
-                            })
-                            .collect(),
-                    ),
-                };
-                self.emit(flow, "MapStateSucceeded", None).await?;
-                result
+                    let result = match writer {
+                        Some(w) => {
+                            let params = match &w.template {
+                                Some(t) => arguments(Some(t), &effective, ctx)?,
+                                None => json!({}),
+                            };
+                            match self
+                                .write_results(w, params, name, ctx, outcomes, None)
+                                .await
+                            {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    self.emit(flow, "MapStateFailed", None).await?;
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        None => results_array(outcomes),
+                    };
+                    self.emit(flow, "MapStateSucceeded", None).await?;
+                    result
+                }
             }
             _ => unreachable!("work() runs only Task, Parallel and Map states"),
         };
@@ -1816,6 +1986,156 @@ impl Run {
         self.assign_jsonpath(flow, state.assign.as_ref(), &result, ctx, &vars)?;
         let output = apply_result(&state.result_path, raw.clone(), result)?;
         apply_output(&state.output_path, output, ctx, &vars)
+    }
+
+    /// Opens a distributed `Map`'s Map Run: says `MapStateStarted` (its length 0: the items
+    /// are the Map Run's) and `MapRunStarted`, unless a restart finds them said already.
+    async fn open_map_run(
+        &self,
+        flow: &Flow,
+        name: &str,
+        ctx: &Value,
+        plan: MapRunPlan<'_>,
+        runs: &dyn MapRuns,
+        continued: Option<Continued>,
+    ) -> Result<String, StatesError> {
+        let (started, known) = match continued {
+            Some(c) => {
+                flow.last.store(c.started, Ordering::SeqCst);
+                (c.started, c.map_run)
+            }
+            None => {
+                let det = details("mapStateStartedEventDetails", json!({"length": 0}));
+                (self.emit(flow, "MapStateStarted", det).await?, None)
+            }
+        };
+        let (region, account, machine) = arn_parts(ctx);
+        let execution = ctx["Execution"]["Id"].as_str().unwrap_or_default();
+        let label = plan
+            .d
+            .label
+            .clone()
+            .unwrap_or_else(|| stable_uuid(&format!("{}\n{name}", ctx["StateMachine"]["Id"])));
+        // The run's id follows from the execution and its MapStateStarted: a restart between
+        // opening the run and saying so finds the same run.
+        let arn = known.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:states:{region}:{account}:mapRun:{machine}/{label}:{}",
+                stable_uuid(&format!("{execution}\n{started}"))
+            )
+        });
+        runs.open(MapRunSpec {
+            arn: arn.clone(),
+            execution_arn: execution.to_owned(),
+            machine_arn: format!(
+                "arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}"
+            ),
+            label,
+            definition: plan.d.definition.clone(),
+            express: plan.d.express,
+            max_concurrency: plan.max_concurrency,
+            tolerated_percentage: plan.tolerated_percentage,
+            tolerated_count: plan.tolerated_count,
+        })
+        .await?;
+        if known.is_none() {
+            let det = details("mapRunStartedEventDetails", json!({ "mapRunArn": arn }));
+            self.emit(flow, "MapRunStarted", det).await?;
+        }
+        Ok(arn)
+    }
+
+    /// Ends a Map Run that failed with `e`: its running children aborted, `MapRunFailed` and
+    /// `MapStateFailed` said in one write. Answers the error the state fails with.
+    async fn fail_map_run(
+        &self,
+        flow: &Flow,
+        arn: &str,
+        runs: &dyn MapRuns,
+        e: StatesError,
+    ) -> StatesError {
+        if e.is_suspended() {
+            return e;
+        }
+        if let Err(s) = runs.close(arn, "FAILED").await {
+            return s;
+        }
+        let mut det = Map::new();
+        if !e.error.is_empty() {
+            det.insert("error".into(), json!(e.error));
+        }
+        if !e.cause.is_empty() {
+            det.insert("cause".into(), json!(e.cause));
+        }
+        let events = vec![
+            self.new_event(
+                flow,
+                "MapRunFailed",
+                details("mapRunFailedEventDetails", Value::Object(det)),
+            ),
+            self.new_event(flow, "MapStateFailed", None),
+        ];
+        match self.journal.record(events, None).await {
+            Ok(()) => e,
+            Err(why) => suspended(why),
+        }
+    }
+
+    /// Runs a Map Run's children, as many at once as it allows, and stops (the others
+    /// aborted) once more have failed than it tolerates.
+    async fn map_run_children(
+        &self,
+        arn: &str,
+        runs: &dyn MapRuns,
+        inputs: Vec<Value>,
+        batched: bool,
+        keep_input: bool,
+    ) -> Result<Vec<ChildOutcome>, StatesError> {
+        use futures_util::StreamExt as _;
+        let items_of = |v: &Value| match batched {
+            true => v["Items"].as_array().map_or(1, Vec::len),
+            false => 1,
+        };
+        let total = inputs.len();
+        runs.set_total(arn, total, inputs.iter().map(items_of).sum())
+            .await?;
+        let mut pending: futures_util::stream::FuturesUnordered<_> = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(index, input)| {
+                let kept = keep_input.then(|| input.clone());
+                let items = items_of(&input);
+                async move {
+                    let end = runs.child(arn, index, items, input).await;
+                    ChildOutcome {
+                        index,
+                        result: end.result,
+                        input: kept,
+                        started: end.started_ms,
+                        stopped: end.stopped_ms,
+                        arn: Some(end.arn),
+                    }
+                }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(total);
+        let mut failed = 0;
+        while let Some(o) = pending.next().await {
+            if let Err(e) = &o.result {
+                // The child (or its Map Run) could not be kept: the parent stops too.
+                if e.is_suspended() {
+                    return Err(e.clone());
+                }
+                failed += 1;
+                let (pct, count) = runs.tolerated(arn);
+                if over_tolerance(failed, total, pct, count) {
+                    return Err(threshold_exceeded());
+                }
+            }
+            out.push(o);
+        }
+        out.sort_by_key(|o| o.index);
+        Ok(out)
     }
 
     /// A distributed `Map`'s items from S3: one object parsed as its `ReaderConfig` says, or
@@ -1873,23 +2193,36 @@ impl Run {
         state_name: &str,
         ctx: &Value,
         outcomes: Vec<ChildOutcome>,
+        map_run: Option<&str>,
     ) -> Result<Value, StatesError> {
         use crate::asl::Transformation;
         let fail = |why: String| StatesError::new("States.ResultWriterFailed", why);
-        let machine_arn = ctx["StateMachine"]["Id"].as_str().unwrap_or("");
-        let parts: Vec<&str> = machine_arn.splitn(7, ':').collect();
-        let (region, account, machine) = match parts.as_slice() {
-            [_, _, _, region, account, _, machine] => (*region, *account, *machine),
-            _ => ("us-east-1", "123456789012", "machine"),
+        let (region, account, machine) = arn_parts(ctx);
+        // Inline iterations (an Express parent) name a Map Run and children of their own.
+        let map_run_arn = match map_run {
+            Some(arn) => arn.to_owned(),
+            None => format!(
+                "arn:aws:states:{region}:{account}:mapRun:{machine}/{state_name}:{}",
+                uuid::Uuid::new_v4()
+            ),
         };
-        let run = uuid::Uuid::new_v4().to_string();
-        let map_run_arn =
-            format!("arn:aws:states:{region}:{account}:mapRun:{machine}/{state_name}:{run}");
+        let run = map_run_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let children_machine = match map_run_arn.split_once(":mapRun:") {
+            Some((head, tail)) => format!(
+                "{head}:stateMachine:{}",
+                tail.rsplit_once(':').map_or(tail, |(m, _)| m)
+            ),
+            None => String::new(),
+        };
         let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
-        for (outcome, input, started, stopped) in outcomes {
-            let ok = outcome.is_ok();
+        for o in outcomes {
+            let ok = o.result.is_ok();
             let list = if ok { &mut succeeded } else { &mut failed };
-            let value = match outcome {
+            let value = match o.result {
                 Ok(v) => v,
                 Err(e) => json!({"Error": e.error, "Cause": e.cause}),
             };
@@ -1900,18 +2233,24 @@ impl Run {
                     v => list.push(v),
                 },
                 Transformation::None => {
-                    let name = uuid::Uuid::new_v4().to_string();
+                    let arn = o.arn.unwrap_or_else(|| {
+                        format!(
+                            "arn:aws:states:{region}:{account}:execution:{machine}/{state_name}:{}",
+                            uuid::Uuid::new_v4()
+                        )
+                    });
+                    let name = arn.rsplit(':').next().unwrap_or_default().to_owned();
                     let mut entry = json!({
-                        "ExecutionArn": format!("arn:aws:states:{region}:{account}:execution:{machine}/{state_name}:{name}"),
-                        "Input": input.unwrap_or(Value::Null).to_string(),
+                        "ExecutionArn": arn,
+                        "Input": o.input.unwrap_or(Value::Null).to_string(),
                         "InputDetails": {"Included": true},
                         "Name": name,
                         "RedriveCount": 0,
                         "RedriveStatus": "NOT_REDRIVABLE",
-                        "StartDate": crate::clock::format_ms(started),
-                        "StateMachineArn": machine_arn,
+                        "StartDate": crate::clock::format_ms(o.started),
+                        "StateMachineArn": children_machine,
                         "Status": if ok { "SUCCEEDED" } else { "FAILED" },
-                        "StopDate": crate::clock::format_ms(stopped),
+                        "StopDate": crate::clock::format_ms(o.stopped),
                     });
                     if ok {
                         entry["Output"] = value.to_string().into();
@@ -2340,6 +2679,68 @@ impl Run {
 
 /// Items grouped as `ItemBatcher` says: at most `max_items` a batch and at most `max_bytes` of
 /// items (a single larger item is a batch of its own).
+/// The region, account and state machine name of the execution's state machine.
+fn arn_parts(ctx: &Value) -> (&str, &str, &str) {
+    let machine_arn = ctx["StateMachine"]["Id"].as_str().unwrap_or("");
+    let parts: Vec<&str> = machine_arn.splitn(7, ':').collect();
+    match parts.as_slice() {
+        [_, _, _, region, account, _, machine] => (*region, *account, *machine),
+        _ => ("us-east-1", "123456789012", "machine"),
+    }
+}
+
+/// A UUID-shaped name that is the same for the same `seed`: a Map Run's ARN must be found
+/// again after a restart, from what the history already says.
+fn stable_uuid(seed: &str) -> String {
+    use sha2::Digest as _;
+    let mut b: [u8; 16] = sha2::Sha256::digest(seed.as_bytes())[..16]
+        .try_into()
+        .unwrap_or_default();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// More failed children than a Map tolerates: with no tolerance set, any.
+fn over_tolerance(failed: usize, total: usize, pct: Option<f64>, count: Option<u64>) -> bool {
+    if failed == 0 {
+        return false;
+    }
+    if pct.is_none() && count.is_none() {
+        return true;
+    }
+    count.is_some_and(|n| failed as u64 > n)
+        || pct.is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) > p)
+}
+
+fn threshold_exceeded() -> StatesError {
+    StatesError::new(
+        "States.ExceedToleratedFailureThreshold",
+        "The specified tolerated failure threshold was exceeded",
+    )
+}
+
+/// A Map's result without a `ResultWriter`: each iteration's output, or its error.
+fn results_array(outcomes: Vec<ChildOutcome>) -> Value {
+    Value::Array(
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.result
+                    .unwrap_or_else(|e| json!({"Error": e.error, "Cause": e.cause}))
+            })
+            .collect(),
+    )
+}
+
+/// What a distributed `Map` state asks of its Map Run.
+struct MapRunPlan<'a> {
+    d: &'a crate::asl::Distributed,
+    max_concurrency: usize,
+    tolerated_percentage: Option<f64>,
+    tolerated_count: Option<u64>,
+}
+
 fn batches(items: Vec<Value>, b: &crate::asl::Batcher, batch_input: Option<Value>) -> Vec<Value> {
     let mut out = Vec::new();
     let mut current: Vec<Value> = Vec::new();

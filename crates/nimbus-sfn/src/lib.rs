@@ -16,6 +16,7 @@ pub mod intrinsic;
 pub mod items;
 pub mod jsonata;
 mod logging;
+mod maprun;
 mod ops;
 pub mod path;
 pub mod payload;
@@ -153,6 +154,8 @@ pub(crate) struct Inner {
     pub log_sink: OnceLock<LogSink>,
     /// Tasks waiting for a Standard execution to end (`states:startExecution.sync`).
     pub waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
+    /// Distributed Maps' Map Runs while they run.
+    pub map_runs: maprun::LiveRuns,
 }
 
 impl StepFunctions {
@@ -193,6 +196,7 @@ impl StepFunctions {
                 telemetry: OnceLock::new(),
                 log_sink: OnceLock::new(),
                 waiters: Mutex::new(HashMap::new()),
+                map_runs: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -50,6 +50,9 @@ pub(crate) async fn dispatch(
         "UpdateStateMachineAlias" => update_state_machine_alias(sfn, input),
         "DeleteStateMachineAlias" => delete_state_machine_alias(sfn, input),
         "ListStateMachineAliases" => list_state_machine_aliases(sfn, input),
+        "DescribeMapRun" => crate::maprun::describe_map_run(sfn, input),
+        "ListMapRuns" => crate::maprun::list_map_runs(sfn, input),
+        "UpdateMapRun" => crate::maprun::update_map_run(sfn, input).await,
         "SendTaskSuccess" => send_task(sfn, input, "success").await,
         "SendTaskFailure" => send_task(sfn, input, "failure").await,
         "SendTaskHeartbeat" => send_task(sfn, input, "heartbeat").await,
@@ -578,7 +581,7 @@ fn describe_state_machine(sfn: &StepFunctions, input: &Value) -> Result<Value, S
 }
 
 /// A page token: the offset of the page's first item.
-fn page(input: &Value, max: usize, default: usize) -> Result<(usize, usize), SfnError> {
+pub(crate) fn page(input: &Value, max: usize, default: usize) -> Result<(usize, usize), SfnError> {
     let limit = match input["maxResults"].as_u64() {
         None | Some(0) => default,
         Some(n) if n as usize <= max => n as usize,
@@ -601,7 +604,7 @@ fn page(input: &Value, max: usize, default: usize) -> Result<(usize, usize), Sfn
     Ok((offset, limit))
 }
 
-fn token(offset: usize) -> String {
+pub(crate) fn token(offset: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("nimbus:{offset}"))
 }
 
@@ -903,7 +906,7 @@ async fn states_call(
 }
 
 /// Waits until the Standard execution `arn` has ended.
-async fn wait_for_end(sfn: &StepFunctions, arn: &str) -> bool {
+pub(crate) async fn wait_for_end(sfn: &StepFunctions, arn: &str) -> bool {
     let (tx, rx) = tokio::sync::oneshot::channel();
     lock(&sfn.inner.waiters)
         .entry(arn.to_owned())
@@ -954,7 +957,7 @@ impl Drop for RunDone {
 }
 
 /// Starts a Standard execution's task: runs it to its end (or from `resume`).
-fn spawn_standard(
+pub(crate) fn spawn_standard(
     sfn: &StepFunctions,
     row: &ExecutionRow,
     machine: Arc<asl::Machine>,
@@ -991,6 +994,9 @@ fn spawn_standard(
         telemetry: inner.telemetry.get().cloned(),
         trace: execution_trace(machine_row, upstream),
         express: false,
+        map_runs: Some(Arc::new(crate::maprun::DbMapRuns {
+            inner: Arc::downgrade(&inner),
+        })),
     };
     let arn = row.arn.clone();
     let mut running = lock(&inner.running);
@@ -998,12 +1004,16 @@ fn spawn_standard(
     let task_arn = arn.clone();
     let handle = tokio::spawn(async move {
         let _done = RunDone {
-            inner: task_inner,
+            inner: Arc::clone(&task_inner),
             arn: task_arn.clone(),
         };
         let outcome = run.execute(&machine, input, resume).await;
         if let Outcome::Suspended(why) = &outcome {
             tracing::error!(execution = %task_arn, "the execution's history could not be written, so it stops here and continues after a restart: {why}");
+        } else {
+            // An execution that ended inside a distributed Map (it timed out) ends its Map
+            // Run, and the run's children, with it.
+            crate::maprun::close_runs_left_open(&task_inner, &task_arn).await;
         }
     });
     running.insert(arn, handle.abort_handle());
@@ -1130,18 +1140,26 @@ fn prepare_start(
         redrive_ms: None,
         version_arn: entry.version_arn.clone(),
         alias_arn: entry.alias_arn.clone(),
+        map_run: None,
+        map_index: None,
+        map_items: None,
     };
-    let started = Event {
+    let started = execution_started(&row);
+    Ok(Start::Standard(Box::new((row, started)), value))
+}
+
+/// A new Standard execution's first event, kept with its row.
+pub(crate) fn execution_started(row: &ExecutionRow) -> Event {
+    Event {
         id: 1,
         previous: 0,
-        ts_ms: start_ms,
+        ts_ms: row.start_ms,
         kind: "ExecutionStarted".into(),
         details: Some((
             "executionStartedEventDetails".into(),
-            json!({"input": text, "inputDetails": {"truncated": false}, "roleArn": row.role_arn}),
+            json!({"input": row.input, "inputDetails": {"truncated": false}, "roleArn": row.role_arn}),
         )),
-    };
-    Ok(Start::Standard(Box::new((row, started)), value))
+    }
 }
 
 /// Runs a prepared start once a Standard execution's row is written (`inserted`).
@@ -1220,7 +1238,7 @@ fn arn_name(arn: &str) -> String {
     arn.split(':').nth(7).unwrap_or_default().to_owned()
 }
 
-fn express_run(
+pub(crate) fn express_run(
     sfn: &StepFunctions,
     arn: &str,
     name: &str,
@@ -1240,6 +1258,8 @@ fn express_run(
         telemetry: sfn.inner.telemetry.get().cloned(),
         trace: execution_trace(machine, upstream),
         express: true,
+        // Express executions keep nothing: a distributed Map's items run inline.
+        map_runs: None,
     }
 }
 
@@ -1388,6 +1408,9 @@ fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnEr
     if let Some(a) = &r.alias_arn {
         out["stateMachineAliasArn"] = json!(a);
     }
+    if let Some(m) = &r.map_run {
+        out["mapRunArn"] = json!(m);
+    }
     if let Some(ms) = r.redrive_ms {
         out["redriveDate"] = seconds(ms);
     }
@@ -1432,7 +1455,7 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
         ),
         None => (settings_of(&json!({})), r.start_ms),
     };
-    Ok(json!({
+    let mut out = json!({
         "stateMachineArn": r.machine_arn,
         "name": name,
         "definition": r.definition,
@@ -1440,7 +1463,15 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
         "updateDate": seconds(created),
         "loggingConfiguration": settings["loggingConfiguration"],
         "tracingConfiguration": settings["tracingConfiguration"],
-    }))
+    });
+    // A Map Run's child runs its Map state's item processor, named by the run's label.
+    if let Some(m) = r.map_run.as_deref() {
+        out["mapRunArn"] = json!(m);
+        if let Some(run) = state::map_run(&sfn.inner.db, m)? {
+            out["label"] = json!(run.label);
+        }
+    }
+    Ok(out)
 }
 
 /// `RedriveExecution`: a failed, timed-out or aborted Standard execution runs again from the
@@ -1532,6 +1563,8 @@ async fn stop_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, Sfn
         details: Some(("executionAbortedEventDetails".into(), Value::Object(det))),
     };
     let stopped = state::abort(&sfn.inner.db, r.id, event).await?;
+    // Its distributed Maps' children stop with it.
+    crate::maprun::abort_runs_of(&sfn.inner, arn).await?;
     // An aborted execution's task never reaches its own end: whoever waits for it (a
     // parent's `.sync` task) is answered here, once the abort is committed.
     for waiter in lock(&sfn.inner.waiters).remove(arn).unwrap_or_default() {
@@ -1587,14 +1620,33 @@ fn get_execution_history(sfn: &StepFunctions, input: &Value) -> Result<Value, Sf
 }
 
 fn list_executions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {
-    let machine_arn = required(input, "stateMachineArn")?;
-    let entry = machine_entry(sfn, machine_arn)?;
-    if entry.row.kind == "EXPRESS" {
-        return Err(SfnError::new(
-            "StateMachineTypeNotSupported",
-            "This operation is not supported by this type of state machine",
-        ));
-    }
+    let of = match (
+        input["stateMachineArn"].as_str(),
+        input["mapRunArn"].as_str(),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(SfnError::new(
+                "ValidationException",
+                "Only one of stateMachineArn and mapRunArn can be given",
+            ))
+        }
+        (None, Some(map_run)) => {
+            crate::maprun::describe_map_run(sfn, &json!({ "mapRunArn": map_run }))?;
+            state::Of::MapRun(map_run)
+        }
+        _ => {
+            let machine_arn = required(input, "stateMachineArn")?;
+            let entry = machine_entry(sfn, machine_arn)?;
+            if entry.row.kind == "EXPRESS" {
+                return Err(SfnError::new(
+                    "StateMachineTypeNotSupported",
+                    "This operation is not supported by this type of state machine",
+                ));
+            }
+            state::Of::Machine(machine_arn)
+        }
+    };
+    let of_map_run = matches!(of, state::Of::MapRun(_));
     let status = match input["statusFilter"].as_str() {
         None => None,
         Some(s @ ("RUNNING" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED" | "PENDING_REDRIVE")) => Some(s),
@@ -1606,7 +1658,7 @@ fn list_executions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError
         }
     };
     let (offset, limit) = page(input, 1000, 100)?;
-    let (rows, more) = state::list_executions(&sfn.inner.db, machine_arn, status, offset, limit)?;
+    let (rows, more) = state::list_executions(&sfn.inner.db, of, status, offset, limit)?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -1614,6 +1666,11 @@ fn list_executions(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError
                                "status": r.status, "startDate": seconds(r.start_ms), "redriveCount": r.redrive_count});
             if let Some(s) = r.stop_ms {
                 v["stopDate"] = seconds(s);
+            }
+            // A Map Run's children say it, and how many items each got, only when listed by it.
+            if of_map_run {
+                v["mapRunArn"] = json!(r.map_run);
+                v["itemCount"] = json!(r.map_items.unwrap_or(1));
             }
             v
         })
@@ -2207,6 +2264,7 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
     let mut owner = std::collections::HashMap::from([(entered, Owner::Own)]);
     let mut by_id: std::collections::HashMap<u64, &Event> = std::collections::HashMap::new();
     let mut attempt: Option<u64> = None;
+    let mut map_run: Option<String> = None;
     let mut ended = false;
     let mut track: std::collections::BTreeMap<usize, Track> = Default::default();
     for &e in events {
@@ -2245,10 +2303,19 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
         match (mine, e.kind.as_str()) {
             (Owner::Own, k) if k == start_kind => {
                 attempt = Some(e.id);
+                map_run = None;
                 ended = false;
                 track.clear();
             }
             (Owner::Own, k) if end_kinds.contains(&k) => ended = true,
+            // A distributed Map's children are executions of their own: its flow goes on
+            // from the run's start, which names the run.
+            (Owner::Own, "MapRunStarted") if attempt.is_some() => {
+                attempt = Some(e.id);
+                map_run = detail("mapRunArn")
+                    .and_then(|a| a.as_str())
+                    .map(str::to_owned);
+            }
             (Owner::Part(i), k) => {
                 // A Map iteration run again (after it failed, in a tolerant Map) starts over.
                 if k == "MapIterationStarted" {
@@ -2303,6 +2370,7 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
     };
     let mut c = Continued {
         started,
+        map_run,
         ..Continued::default()
     };
     for (i, t) in track {
@@ -2342,28 +2410,42 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
     Some(c)
 }
 
+/// Where a Standard execution found running at start-up goes on: from its cursor, with what
+/// its history says since.
+pub(crate) fn resume_of(
+    sfn: &StepFunctions,
+    machine: &asl::Machine,
+    row: &ExecutionRow,
+) -> Result<Option<Resume>, SfnError> {
+    let cursor = row
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| Cursor::from_json(&c));
+    Ok(match cursor {
+        None => None,
+        Some(cursor) => {
+            let (events, _) =
+                state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
+            let events: Vec<&Event> = events.iter().collect();
+            Some(resume_state(machine, cursor, None, &events))
+        }
+    })
+}
+
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
     let rows = state::running(&sfn.inner.db)?;
     let n = rows.len();
     for row in rows {
+        // A Map Run's child goes on when its parent's Map state does.
+        if row.map_run.is_some() {
+            continue;
+        }
         let Ok(machine) = asl::parse(&row.definition) else {
             continue;
         };
         let input: Value = serde_json::from_str(&row.input).unwrap_or(json!({}));
-        let cursor = row
-            .cursor
-            .as_deref()
-            .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            .and_then(|c| Cursor::from_json(&c));
-        let resume = match cursor {
-            None => None,
-            Some(cursor) => {
-                let (events, _) =
-                    state::history(&sfn.inner.db, row.id, cursor.entered, false, 100_000)?;
-                let events: Vec<&Event> = events.iter().collect();
-                Some(resume_state(&machine, cursor, None, &events))
-            }
-        };
+        let resume = resume_of(sfn, &machine, &row)?;
         let machine_row = lock(&sfn.inner.machines)
             .get(&row.machine_arn)
             .map(|m| m.row.clone())
@@ -2486,11 +2568,13 @@ mod tests {
             unreachable!()
         };
         let inner = Continued {
+            map_run: None,
             started: 13,
             outputs: [(0, json!({"inner": 1}))].into(),
             ..Continued::default()
         };
         let want = Continued {
+            map_run: None,
             started: 6,
             outputs: [(0, json!({"a": 0}))].into(),
             started_parts: [
@@ -2583,6 +2667,7 @@ mod tests {
         let mut running = resume(cursor("T", json!(1), 22), None);
         running.task_in_flight = Some(ev(24, 23, "TaskStarted", Value::Null));
         let want = Continued {
+            map_run: None,
             started: 6,
             outputs: [(0, json!(0))].into(),
             started_parts: [(
@@ -2638,6 +2723,39 @@ mod tests {
             part.task_result,
             Some(Err(StatesError::new("Boom", "again")))
         );
+    }
+
+    #[test]
+    fn a_resumed_distributed_map_goes_on_with_the_map_run_its_history_names() {
+        let machine = parsed(json!({"Type": "Map", "End": true, "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}));
+        let asl::Kind::Map { processor, .. } = &machine.states["S"].kind else {
+            unreachable!()
+        };
+        let arn = "arn:aws:states:us-east-1:123456789012:mapRun:m/l:u";
+        let started = ev(6, 5, "MapStateStarted", json!({"length": 0}));
+        let run = ev(7, 6, "MapRunStarted", json!({ "mapRunArn": arn }));
+        let cases = [
+            // Cut before the run was said: a run named from event 6 is opened (again).
+            (vec![started.clone()], Some((6, None))),
+            (vec![started.clone(), run.clone()], Some((7, Some(arn)))),
+            (
+                vec![
+                    started.clone(),
+                    run.clone(),
+                    ev(8, 7, "MapRunSucceeded", Value::Null),
+                    ev(9, 8, "MapStateSucceeded", Value::Null),
+                ],
+                None,
+            ),
+        ];
+        for (events, want) in cases {
+            let got = continued_attempt(5, &refs(&events), Parts::Iterations(processor));
+            let got = got.map(|c| (c.started, c.map_run));
+            let want = want.map(|(s, a)| (s, a.map(str::to_owned)));
+            assert_eq!(got, want, "{events:?}");
+        }
     }
 
     #[test]
@@ -2806,6 +2924,7 @@ mod tests {
             ev(28, 27, "TaskSucceeded", json!({"output": "5"})),
         ];
         let inner = Continued {
+            map_run: None,
             started: 13,
             outputs: [(0, json!("x"))].into(),
             started_parts: [(
@@ -2820,6 +2939,7 @@ mod tests {
         let mut answered = resume(cursor("E1", json!({}), 25), None);
         answered.task_result = Some(Ok(json!(5)));
         let want = Continued {
+            map_run: None,
             started: 6,
             outputs: [(0, json!("a")), (3, json!([2]))].into(),
             started_parts: [

@@ -82,6 +82,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE executions ADD COLUMN version_arn TEXT;
     ALTER TABLE executions ADD COLUMN alias_arn TEXT;",
+    // 3: distributed Maps' Map Runs; a child execution names its Map Run, its place in it and
+    // how many items it got.
+    "CREATE TABLE map_runs (
+        arn TEXT PRIMARY KEY,
+        execution_arn TEXT NOT NULL,
+        machine_arn TEXT NOT NULL,
+        label TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        express INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        stop_ms INTEGER,
+        max_concurrency INTEGER NOT NULL,
+        tolerated_percentage REAL,
+        tolerated_count INTEGER,
+        total INTEGER,
+        items INTEGER,
+        counts TEXT
+    );
+    CREATE INDEX map_runs_execution ON map_runs (execution_arn, start_ms);
+    ALTER TABLE executions ADD COLUMN map_run TEXT;
+    ALTER TABLE executions ADD COLUMN map_index INTEGER;
+    ALTER TABLE executions ADD COLUMN map_items INTEGER;
+    CREATE INDEX executions_map_run ON executions (map_run, map_index) WHERE map_run IS NOT NULL;",
 ];
 
 /// A published version of a state machine.
@@ -211,6 +235,10 @@ pub(crate) fn purge_closed(db: &Database, cutoff_ms: u64) -> Result<usize, Store
         "DELETE FROM executions WHERE status != 'RUNNING' AND stop_ms < ?1",
         [cutoff_ms as i64],
     )?;
+    tx.execute(
+        "DELETE FROM map_runs WHERE status != 'RUNNING' AND stop_ms < ?1",
+        [cutoff_ms as i64],
+    )?;
     tx.commit()?;
     Ok(n)
 }
@@ -290,6 +318,10 @@ pub struct ExecutionRow {
     /// The version or alias ARN the execution was started with.
     pub version_arn: Option<String>,
     pub alias_arn: Option<String>,
+    /// A child of a distributed Map: its Map Run, its index there, how many items it got.
+    pub map_run: Option<String>,
+    pub map_index: Option<u64>,
+    pub map_items: Option<u64>,
 }
 
 const MACHINE_COLUMNS: &str =
@@ -311,7 +343,7 @@ fn machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRow> {
     })
 }
 
-const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event, redrive_count, redrive_ms, version_arn, alias_arn";
+const EXECUTION_COLUMNS: &str = "id, arn, machine_arn, name, status, input, output, error, cause, start_ms, stop_ms, definition, role_arn, cursor, last_event, redrive_count, redrive_ms, version_arn, alias_arn, map_run, map_index, map_items";
 
 fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
     Ok(ExecutionRow {
@@ -334,6 +366,9 @@ fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
         redrive_ms: r.get::<_, Option<i64>>(16)?.map(|v| v as u64),
         version_arn: r.get(17)?,
         alias_arn: r.get(18)?,
+        map_run: r.get(19)?,
+        map_index: r.get::<_, Option<i64>>(20)?.map(|v| v as u64),
+        map_items: r.get::<_, Option<i64>>(21)?.map(|v| v as u64),
     })
 }
 
@@ -393,22 +428,32 @@ pub(crate) fn running(db: &Database) -> Result<Vec<ExecutionRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// A page of a machine's executions, newest first: `(rows, more)`.
+/// Which executions a listing is of.
+pub(crate) enum Of<'a> {
+    Machine(&'a str),
+    MapRun(&'a str),
+}
+
+/// A page of a machine's executions (or a Map Run's children), newest first: `(rows, more)`.
 pub(crate) fn list_executions(
     db: &Database,
-    machine_arn: &str,
+    of: Of<'_>,
     status: Option<&str>,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<ExecutionRow>, bool), StoreError> {
     let conn = db.lock();
+    let (column, arn) = match of {
+        Of::Machine(arn) => ("machine_arn", arn),
+        Of::MapRun(arn) => ("map_run", arn),
+    };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE machine_arn = ?1 AND (?2 IS NULL OR status = ?2)
+        "SELECT {EXECUTION_COLUMNS} FROM executions WHERE {column} = ?1 AND (?2 IS NULL OR status = ?2)
          ORDER BY start_ms DESC, id DESC LIMIT ?3 OFFSET ?4"
     ))?;
     let rows: Vec<ExecutionRow> = stmt
         .query_map(
-            params![machine_arn, status, (limit + 1) as i64, offset as i64],
+            params![arn, status, (limit + 1) as i64, offset as i64],
             execution_row,
         )?
         .collect::<Result<_, _>>()?;
@@ -445,8 +490,8 @@ fn insert_execution(
     started: &Event,
 ) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event, version_arn, alias_arn)
-         VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO executions (arn, machine_arn, name, status, input, start_ms, definition, role_arn, last_event, version_arn, alias_arn, map_run, map_index, map_items)
+         VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             row.arn,
             row.machine_arn,
@@ -457,7 +502,10 @@ fn insert_execution(
             row.role_arn,
             started.id as i64,
             row.version_arn,
-            row.alias_arn
+            row.alias_arn,
+            row.map_run,
+            row.map_index.map(|v| v as i64),
+            row.map_items.map(|v| v as i64)
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -699,4 +747,231 @@ pub(crate) async fn abort(db: &Database, execution: i64, event: Event) -> Result
         Ok(true)
     })
     .await
+}
+/// A distributed Map's Map Run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapRunRow {
+    pub arn: String,
+    pub execution_arn: String,
+    /// The children's state machine ARN (the parent's, `/`, the label).
+    pub machine_arn: String,
+    pub label: String,
+    pub definition: String,
+    pub express: bool,
+    pub status: String,
+    pub start_ms: u64,
+    pub stop_ms: Option<u64>,
+    pub max_concurrency: u64,
+    pub tolerated_percentage: Option<f64>,
+    pub tolerated_count: Option<u64>,
+    /// Children and items, once the items are read.
+    pub total: Option<u64>,
+    pub items: Option<u64>,
+    /// Express children's counts, kept when the run ends (Standard children are counted from
+    /// their rows).
+    pub counts: Option<Value>,
+}
+
+const MAP_RUN_COLUMNS: &str = "arn, execution_arn, machine_arn, label, definition, express, status, start_ms, stop_ms, max_concurrency, tolerated_percentage, tolerated_count, total, items, counts";
+
+fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
+    Ok(MapRunRow {
+        arn: r.get(0)?,
+        execution_arn: r.get(1)?,
+        machine_arn: r.get(2)?,
+        label: r.get(3)?,
+        definition: r.get(4)?,
+        express: r.get::<_, i64>(5)? != 0,
+        status: r.get(6)?,
+        start_ms: r.get::<_, i64>(7)? as u64,
+        stop_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+        max_concurrency: r.get::<_, i64>(9)? as u64,
+        tolerated_percentage: r.get(10)?,
+        tolerated_count: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+        total: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+        items: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+        counts: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|c| serde_json::from_str(&c).ok()),
+    })
+}
+
+/// Keeps a new Map Run; one already kept (found again after a restart) stays as it is.
+pub(crate) async fn open_map_run(db: &Database, m: MapRunRow) -> Result<MapRunRow, StoreError> {
+    db.write(move |tx| {
+        tx.execute(
+            &format!("INSERT OR IGNORE INTO map_runs ({MAP_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, NULL, NULL, NULL)"),
+            params![
+                m.arn,
+                m.execution_arn,
+                m.machine_arn,
+                m.label,
+                m.definition,
+                m.express as i64,
+                m.status,
+                m.start_ms as i64,
+                m.max_concurrency as i64,
+                m.tolerated_percentage,
+                m.tolerated_count.map(|v| v as i64)
+            ],
+        )?;
+        Ok(tx.query_row(
+            &format!("SELECT {MAP_RUN_COLUMNS} FROM map_runs WHERE arn = ?1"),
+            [&m.arn],
+            map_run_row,
+        )?)
+    })
+    .await
+}
+
+pub(crate) fn map_run(db: &Database, arn: &str) -> Result<Option<MapRunRow>, StoreError> {
+    Ok(db
+        .lock()
+        .query_row(
+            &format!("SELECT {MAP_RUN_COLUMNS} FROM map_runs WHERE arn = ?1"),
+            [arn],
+            map_run_row,
+        )
+        .optional()?)
+}
+
+/// A page of an execution's Map Runs, oldest first: `(rows, more)`.
+pub(crate) fn map_runs_of(
+    db: &Database,
+    execution_arn: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<MapRunRow>, bool), StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {MAP_RUN_COLUMNS} FROM map_runs WHERE execution_arn = ?1 ORDER BY start_ms, arn LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows: Vec<MapRunRow> = stmt
+        .query_map(
+            params![execution_arn, (limit + 1) as i64, offset as i64],
+            map_run_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > limit;
+    Ok((rows.into_iter().take(limit).collect(), more))
+}
+
+/// `UpdateMapRun`: the settings given replace the kept ones.
+pub(crate) async fn update_map_run(
+    db: &Database,
+    arn: String,
+    max_concurrency: Option<u64>,
+    tolerated_percentage: Option<f64>,
+    tolerated_count: Option<u64>,
+) -> Result<(), StoreError> {
+    db.write(move |tx| {
+        tx.execute(
+            "UPDATE map_runs SET max_concurrency = coalesce(?2, max_concurrency),
+             tolerated_percentage = coalesce(?3, tolerated_percentage),
+             tolerated_count = coalesce(?4, tolerated_count) WHERE arn = ?1",
+            params![
+                arn,
+                max_concurrency.map(|v| v as i64),
+                tolerated_percentage,
+                tolerated_count.map(|v| v as i64)
+            ],
+        )?;
+        Ok(())
+    })
+    .await
+}
+
+pub(crate) async fn set_map_run_total(
+    db: &Database,
+    arn: String,
+    total: u64,
+    items: u64,
+) -> Result<(), StoreError> {
+    db.write(move |tx| {
+        tx.execute(
+            "UPDATE map_runs SET total = ?2, items = ?3 WHERE arn = ?1",
+            params![arn, total as i64, items as i64],
+        )?;
+        Ok(())
+    })
+    .await
+}
+
+/// Ends a Map Run: its status, its Express children's counts, and each child still running
+/// aborted (`ExecutionAborted`), in one commit.
+pub(crate) async fn close_map_run(
+    db: &Database,
+    arn: String,
+    status: &'static str,
+    stop_ms: u64,
+    counts: Option<Value>,
+) -> Result<(), StoreError> {
+    db.write(move |tx| {
+        tx.execute(
+            "UPDATE map_runs SET status = ?2, stop_ms = ?3, counts = coalesce(?4, counts)
+             WHERE arn = ?1 AND status = 'RUNNING'",
+            params![arn, status, stop_ms as i64, counts.map(|c| c.to_string())],
+        )?;
+        abort_children(tx, &arn, stop_ms)
+    })
+    .await
+}
+
+fn abort_children(
+    tx: &rusqlite::Transaction<'_>,
+    map_run: &str,
+    stop_ms: u64,
+) -> Result<(), StoreError> {
+    let running: Vec<(i64, i64)> = tx
+        .prepare("SELECT id, last_event FROM executions WHERE map_run = ?1 AND status = 'RUNNING'")?
+        .query_map([map_run], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, last) in running {
+        let e = Event {
+            id: last as u64 + 1,
+            previous: last as u64,
+            ts_ms: stop_ms,
+            kind: "ExecutionAborted".into(),
+            details: Some(("executionAbortedEventDetails".into(), serde_json::json!({}))),
+        };
+        write_events(tx, id, &[e], None)?;
+    }
+    Ok(())
+}
+
+/// A Map Run's child at `index`, when it was started.
+pub(crate) fn map_child(
+    db: &Database,
+    map_run: &str,
+    index: u64,
+) -> Result<Option<ExecutionRow>, StoreError> {
+    Ok(db
+        .lock()
+        .query_row(
+            &format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE map_run = ?1 AND map_index = ?2"
+            ),
+            params![map_run, index as i64],
+            execution_row,
+        )
+        .optional()?)
+}
+
+/// A Map Run's Standard children by status: `(status, executions, items)`.
+pub(crate) fn map_child_counts(
+    db: &Database,
+    map_run: &str,
+) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    let conn = db.lock();
+    let mut stmt = conn.prepare(
+        "SELECT status, count(*), sum(coalesce(map_items, 1)) FROM executions WHERE map_run = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([map_run], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -308,6 +308,8 @@ async fn execute(
         telemetry: None,
         trace: None,
         express: false,
+        // The corpus runs distributed Maps' items inline, as an Express parent would.
+        map_runs: None,
     };
     Ok((run.execute(&machine, input, None).await, ctx))
 }
