@@ -505,6 +505,25 @@ Resources:
             ResultWriter:
               WriterConfig: {OutputType: JSON, Transformation: COMPACT}
             End: true
+  FromInventory:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: from-inventory
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemReader:
+              Resource: arn:aws:states:::s3:getObject
+              ReaderConfig: {InputType: MANIFEST}
+              Parameters: {Bucket: data, "Key.$": "$.manifest"}
+            ItemProcessor:
+              ProcessorConfig: {Mode: DISTRIBUTED, ExecutionType: STANDARD}
+              StartAt: Name
+              States:
+                Name: {Type: Pass, Parameters: {"key.$": "$.Key", "size.$": "$.Size"}, End: true}
+            End: true
 """
 
 
@@ -540,6 +559,27 @@ def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(star
     assert {r["Status"] for r in results} == {"SUCCEEDED"} and json.loads(results[0]["Input"]) == {"sku": "A-1", "qty": 2}
 
     assert run("from-listing", {}) == ["in/a.txt", "in/b.txt"]
+
+    # An S3 Inventory report: its manifest names gzip'd CSV files whose rows are the items.
+    import gzip
+    c.put_object(Bucket="data", Key="inv/data/1.csv.gz",
+                 Body=gzip.compress(b'"photos","a.jpg","12"\n"photos","b, c.jpg","7"\n'))
+    c.put_object(Bucket="data", Key="inv/data/2.csv.gz", Body=gzip.compress(b'"photos","d.jpg","1"\n'))
+    c.put_object(Bucket="data", Key="inv/manifest.json", Body=json.dumps({
+        "sourceBucket": "photos", "destinationBucket": "arn:aws:s3:::data", "version": "2016-11-30",
+        "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size",
+        "files": [{"key": "inv/data/1.csv.gz", "size": 1, "MD5checksum": "x"},
+                  {"key": "inv/data/2.csv.gz", "size": 1, "MD5checksum": "x"}]}).encode())
+    assert run("from-inventory", {"manifest": "inv/manifest.json"}) == [
+        {"key": "a.jpg", "size": "12"}, {"key": "b, c.jpg", "size": "7"}, {"key": "d.jpg", "size": "1"}]
+    # A manifest that names a missing file fails the Map, naming the file.
+    c.put_object(Bucket="data", Key="inv/broken.json", Body=json.dumps({
+        "destinationBucket": "data", "fileFormat": "CSV", "fileSchema": "Bucket, Key",
+        "files": [{"key": "inv/data/gone.csv.gz"}]}).encode())
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:from-inventory"
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"manifest": "inv/broken.json"}))["executionArn"]
+    d = wait_until("the failure", lambda: (lambda d: d if d["status"] != "RUNNING" else None)(sfn.describe_execution(executionArn=ex)))
+    assert (d["status"], d["error"]) == ("FAILED", "States.ItemReaderFailed") and "inv/data/gone.csv.gz" in d["cause"], d
 
     # A missing object fails the Map with States.ItemReaderFailed, naming S3's error.
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:from-csv"

@@ -2,6 +2,7 @@
 //! services that call S3 inside nimbus: Step Functions' `aws-sdk:s3:*` tasks and distributed
 //! `Map`'s `ItemReader` and `ResultWriter`.
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::error::S3Error;
@@ -26,7 +27,9 @@ impl S3 {
     pub async fn sdk_call(&self, action: &str, input: &Value) -> Result<Value, S3Error> {
         let inner = &self.inner;
         match action {
-            "GetObject" | "HeadObject" => {
+            // `GetObjectBase64`: nimbus's own, for Step Functions' item readers, which read
+            // gzip'd inventory files that a text body would garble.
+            "GetObject" | "HeadObject" | "GetObjectBase64" => {
                 let (bucket, key) = (text(input, "Bucket")?, text(input, "Key")?);
                 let row = self.inner.current(bucket, key)?;
                 let mut out = json!({
@@ -36,9 +39,14 @@ impl S3 {
                     "LastModified": iso_time(row.modified_ms),
                     "Metadata": row.meta.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
                 });
-                if action == "GetObject" {
+                if action != "HeadObject" {
                     let bytes = inner.read_object(bucket, key, MAX_READ).await?;
-                    out["Body"] = String::from_utf8_lossy(&bytes).into();
+                    out["Body"] = match action {
+                        "GetObject" => String::from_utf8_lossy(&bytes).into(),
+                        _ => base64::engine::general_purpose::STANDARD
+                            .encode(&bytes)
+                            .into(),
+                    };
                 }
                 Ok(out)
             }

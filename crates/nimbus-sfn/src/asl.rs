@@ -170,6 +170,8 @@ pub enum InputType {
     Json,
     Jsonl,
     Csv,
+    /// An S3 Inventory report's `manifest.json`: its CSV files' rows are the items.
+    Manifest,
 }
 
 /// A distributed `Map`'s `ResultWriter`: `Bucket`/`Prefix` to write the child results to (when
@@ -1242,7 +1244,7 @@ impl Parser {
                     &format!("{at}/ItemProcessor/ProcessorConfig/ExecutionType"),
                     "Value must be one of [STANDARD, EXPRESS]".into(),
                 );
-                return None;
+                false
             }
         };
         let label = match map.get("Label") {
@@ -1253,7 +1255,7 @@ impl Parser {
                     &format!("{at}/Label"),
                     "Label must be a string of 1 to 40 characters without whitespace, brackets, wildcards, control characters or any of \" # % \\ ^ | ~ ` $ & , ; : /".into(),
                 );
-                return None;
+                None
             }
         };
         let mut definition = processor.as_object().cloned().unwrap_or_default();
@@ -1309,12 +1311,23 @@ impl Parser {
             (false, Some("JSON")) => InputType::Json,
             (false, Some("JSONL")) => InputType::Jsonl,
             (false, Some("CSV")) => InputType::Csv,
-            (false, Some(other @ ("MANIFEST" | "PARQUET"))) => {
+            (false, Some("MANIFEST")) => {
+                match config.get("ManifestType").and_then(Value::as_str) {
+                    None | Some("S3_INVENTORY") => InputType::Manifest,
+                    Some(other) => {
+                        self.schema(
+                        &format!("{cat}/ManifestType"),
+                        format!("nimbus does not read ManifestType {other} yet; S3_INVENTORY it does"),
+                    );
+                        return None;
+                    }
+                }
+            }
+            (false, Some("PARQUET")) => {
                 self.schema(
                     &format!("{cat}/InputType"),
-                    format!(
-                        "nimbus does not read InputType {other} yet; JSON, JSONL and CSV it does"
-                    ),
+                    "nimbus does not read InputType PARQUET yet; JSON, JSONL, CSV and MANIFEST it does"
+                        .into(),
                 );
                 return None;
             }
@@ -1671,6 +1684,40 @@ mod tests {
                 "an unreachable state",
                 json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}, "B": {"Type": "Succeed"}}}),
                 vec![("MISSING_TRANSITION_TARGET", "/States/B")],
+            ),
+            (
+                "a distributed Map's label with a slash, and an unknown ExecutionType",
+                json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "Label": "a/b",
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "FAST"},
+                                      "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}),
+                vec![
+                    (
+                        "SCHEMA_VALIDATION_FAILED",
+                        "/States/M/ItemProcessor/ProcessorConfig/ExecutionType",
+                    ),
+                    ("SCHEMA_VALIDATION_FAILED", "/States/M/Label"),
+                ],
+            ),
+            (
+                "a Parquet reader, and an Athena manifest",
+                json!({"StartAt": "M", "States": {"M": {"Type": "Parallel", "End": true, "Branches": [
+                    {"StartAt": "P", "States": {"P": {"Type": "Map", "End": true,
+                        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "PARQUET"}},
+                        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X", "States": {"X": {"Type": "Pass", "End": true}}}}}},
+                    {"StartAt": "A", "States": {"A": {"Type": "Map", "End": true,
+                        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                                       "ReaderConfig": {"InputType": "MANIFEST", "ManifestType": "ATHENA_DATA"}},
+                        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X", "States": {"X": {"Type": "Pass", "End": true}}}}}}]}}}),
+                vec![
+                    (
+                        "SCHEMA_VALIDATION_FAILED",
+                        "/States/M/Branches[0]/States/P/ItemReader/ReaderConfig/InputType",
+                    ),
+                    (
+                        "SCHEMA_VALIDATION_FAILED",
+                        "/States/M/Branches[1]/States/A/ItemReader/ReaderConfig/ManifestType",
+                    ),
+                ],
             ),
             (
                 "an unknown type",

@@ -2177,7 +2177,31 @@ impl Run {
             .await
             .map_err(|(code, m)| fail(format!("{code}: {m}")))?;
         let text = object["Body"].as_str().unwrap_or("");
-        items = crate::items::parse(r, text).map_err(fail)?;
+        if r.input_type == crate::asl::InputType::Manifest {
+            let inventory = crate::items::inventory(text).map_err(fail)?;
+            for key in &inventory.keys {
+                if items.len() >= limit {
+                    break;
+                }
+                let file = self
+                    .integrations
+                    .call(
+                        "s3",
+                        "GetObjectBase64",
+                        json!({"Bucket": inventory.bucket, "Key": key}),
+                    )
+                    .await
+                    .map_err(|(code, m)| fail(format!("{code}: {m} ({key})")))?;
+                let text = inventory_text(file["Body"].as_str().unwrap_or(""))
+                    .map_err(|why| fail(format!("{key}: {why}")))?;
+                items.extend(
+                    crate::items::inventory_rows(&text, &inventory.schema)
+                        .map_err(|why| fail(format!("{key}: {why}")))?,
+                );
+            }
+        } else {
+            items = crate::items::parse(r, text).map_err(fail)?;
+        }
         items.truncate(limit);
         Ok(items)
     }
@@ -2679,6 +2703,33 @@ impl Run {
 
 /// Items grouped as `ItemBatcher` says: at most `max_items` a batch and at most `max_bytes` of
 /// items (a single larger item is a batch of its own).
+/// The largest inventory file a `MANIFEST` reader unpacks.
+const INVENTORY_FILE_LIMIT: u64 = 256 << 20;
+
+/// An S3 Inventory file's text: gzip'd, as S3 writes CSV inventories, or plain.
+fn inventory_text(body_base64: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body_base64)
+        .map_err(|e| format!("the file could not be read: {e}"))?;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_owned());
+    }
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(bytes.as_slice())
+        .take(INVENTORY_FILE_LIMIT + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("the file is not gzip'd UTF-8 text: {e}"))?;
+    if text.len() as u64 > INVENTORY_FILE_LIMIT {
+        return Err(format!(
+            "the file unpacks to more than {} MiB",
+            INVENTORY_FILE_LIMIT >> 20
+        ));
+    }
+    Ok(text)
+}
+
 /// The region, account and state machine name of the execution's state machine.
 fn arn_parts(ctx: &Value) -> (&str, &str, &str) {
     let machine_arn = ctx["StateMachine"]["Id"].as_str().unwrap_or("");

@@ -39,28 +39,94 @@ pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
                 Some(h) => h.clone(),
                 None => rows.next().ok_or("the CSV object has no header row")?,
             };
-            rows.enumerate()
-                .map(|(i, row)| {
-                    if row.len() > headers.len() {
-                        return Err(format!(
-                            "row {} has {} fields but there are {} headers",
-                            i + 1,
-                            row.len(),
-                            headers.len()
-                        ));
-                    }
-                    let mut item = Map::new();
-                    for (h, v) in headers
-                        .iter()
-                        .zip(row.into_iter().chain(std::iter::repeat(String::new())))
-                    {
-                        item.insert(h.clone(), Value::String(v));
-                    }
-                    Ok(Value::Object(item))
-                })
-                .collect()
+            objects(rows, &headers)
+        }
+        InputType::Manifest => {
+            Err("an inventory manifest names the files that hold the items".into())
         }
     }
+}
+
+/// An S3 Inventory report, as its `manifest.json` says it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    /// Where the report's files are (the manifest's `destinationBucket`, an ARN or a name).
+    pub bucket: String,
+    pub keys: Vec<String>,
+    /// The columns of every row (`fileSchema`).
+    pub schema: Vec<String>,
+}
+
+/// Reads an S3 Inventory `manifest.json`. Step Functions reads CSV inventories only.
+pub fn inventory(text: &str) -> Result<Inventory, String> {
+    let doc: Value =
+        serde_json::from_str(text).map_err(|e| format!("the manifest is not valid JSON: {e}"))?;
+    let field = |k: &str| {
+        doc[k]
+            .as_str()
+            .ok_or_else(|| format!("the manifest has no {k}"))
+    };
+    let format = field("fileFormat")?;
+    if !format.eq_ignore_ascii_case("CSV") {
+        return Err(format!(
+            "the inventory's fileFormat is {format}; Step Functions reads CSV inventories"
+        ));
+    }
+    let bucket = field("destinationBucket")?;
+    let bucket = bucket.strip_prefix("arn:aws:s3:::").unwrap_or(bucket);
+    let schema = field("fileSchema")?
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .collect();
+    let keys = doc["files"]
+        .as_array()
+        .ok_or("the manifest has no files")?
+        .iter()
+        .map(|f| {
+            f["key"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "a file of the manifest has no key".to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Inventory {
+        bucket: bucket.to_owned(),
+        keys,
+        schema,
+    })
+}
+
+/// The rows of one inventory file (CSV without a header row), each an object of strings keyed
+/// by the manifest's schema.
+pub fn inventory_rows(text: &str, schema: &[String]) -> Result<Vec<Value>, String> {
+    objects(csv_rows(text, ',')?.into_iter(), schema)
+}
+
+/// CSV rows as objects of strings under `headers`; a short row's missing fields are empty.
+fn objects(
+    rows: impl Iterator<Item = Vec<String>>,
+    headers: &[String],
+) -> Result<Vec<Value>, String> {
+    rows.enumerate()
+        .map(|(i, row)| {
+            if row.len() > headers.len() {
+                return Err(format!(
+                    "row {} has {} fields but there are {} headers",
+                    i + 1,
+                    row.len(),
+                    headers.len()
+                ));
+            }
+            let mut item = Map::new();
+            for (h, v) in headers
+                .iter()
+                .zip(row.into_iter().chain(std::iter::repeat(String::new())))
+            {
+                item.insert(h.clone(), Value::String(v));
+            }
+            Ok(Value::Object(item))
+        })
+        .collect()
 }
 
 /// RFC 4180 rows: fields split by `delim`, quoted fields may hold the delimiter, line breaks
@@ -200,6 +266,51 @@ mod tests {
                 (Err(got), Err(want)) => assert!(got.contains(want), "case {i}: {got}"),
                 (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_inventory_manifest_names_its_csv_files_and_their_columns() {
+        let manifest = json!({
+            "sourceBucket": "photos",
+            "destinationBucket": "arn:aws:s3:::inventory",
+            "version": "2016-11-30",
+            "fileFormat": "CSV",
+            "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+            "files": [{"key": "photos/inv/data/a.csv.gz", "size": 10, "MD5checksum": "x"}]
+        });
+        let inv = inventory(&manifest.to_string()).unwrap();
+        assert_eq!(inv.bucket, "inventory");
+        assert_eq!(inv.keys, ["photos/inv/data/a.csv.gz"]);
+        assert_eq!(inv.schema, ["Bucket", "Key", "Size", "LastModifiedDate"]);
+        let rows = inventory_rows(
+            "\"photos\",\"a, b.jpg\",\"12\",\"2024-01-02T03:04:05.000Z\"\n",
+            &inv.schema,
+        )
+        .unwrap();
+        assert_eq!(
+            rows,
+            [json!({"Bucket": "photos", "Key": "a, b.jpg", "Size": "12",
+                    "LastModifiedDate": "2024-01-02T03:04:05.000Z"})]
+        );
+        let bad = [
+            ("not json", "not valid JSON"),
+            (
+                r#"{"fileFormat": "ORC", "destinationBucket": "b", "fileSchema": "Key", "files": []}"#,
+                "ORC",
+            ),
+            (
+                r#"{"fileFormat": "CSV", "fileSchema": "Key", "files": []}"#,
+                "destinationBucket",
+            ),
+            (
+                r#"{"fileFormat": "CSV", "destinationBucket": "b", "fileSchema": "Key", "files": [{}]}"#,
+                "no key",
+            ),
+        ];
+        for (text, why) in bad {
+            let e = inventory(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
         }
     }
 
