@@ -68,7 +68,7 @@ build() { # cargo build --release ARGS..., unless BENCH_NO_BUILD is set (needs R
 
 build_json_load() { # nimbus and the keep-alive AWS JSON load client in release; sets NIMBUS and LOAD
     build -p nimbus --bin nimbus --example aws_json_load
-    NIMBUS=$TARGET/release/nimbus
+    NIMBUS=${BENCH_NIMBUS:-$TARGET/release/nimbus} # BENCH_NIMBUS: another build, for an A/B
     LOAD=$TARGET/release/examples/aws_json_load
     [[ -x $NIMBUS && -x $LOAD ]] || die "missing $NIMBUS or $LOAD"
 }

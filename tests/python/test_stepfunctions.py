@@ -1351,7 +1351,12 @@ def test_a_callback_task_in_a_map_iteration_at_kill_9_waits_again_on_the_token_i
     d = finish(sfn, ex, timeout=30)
     assert d["status"] == "SUCCEEDED", d
     assert json.loads(d["output"]) == [{"marked": True}, {"answered": True}]
-    types = [e["type"] for e in history(sfn, ex)]
+    events = history(sfn, ex)
+    types = [e["type"] for e in events]
+    # The token nimbus keeps with the scheduling for a restart is not shown.
+    scheduled = [e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"]
+    assert all(set(d) <= {"resourceType", "resource", "region", "parameters", "heartbeatInSeconds",
+                          "timeoutInSeconds"} for d in scheduled), scheduled
     # Neither task ran again; the callback's one scheduling got the answer.
     assert types.count("TaskScheduled") == 2 and types.count("TaskSubmitted") == 1, types
     assert types.count("TaskSucceeded") == 2 and "TaskFailed" not in types, types
@@ -1526,6 +1531,8 @@ def test_a_distributed_map_runs_its_items_as_child_executions_of_a_map_run(start
         (sfn.update_map_run, {"mapRunArn": run_arn, "toleratedFailurePercentage": 101}, "ValidationException"),
         (sfn.list_map_runs, {"executionArn": ex + "-nope"}, "ExecutionDoesNotExist"),
         (sfn.list_executions, {"mapRunArn": run_arn, "stateMachineArn": arn}, "ValidationException"),
+        # A child is redriven through its parent.
+        (sfn.redrive_execution, {"executionArn": failed[0]["executionArn"]}, "ExecutionNotRedrivable"),
     ]:
         with pytest.raises(ClientError) as e:
             call(**kwargs)
@@ -1605,3 +1612,38 @@ def test_stopping_an_execution_aborts_its_map_runs_children(start_nimbus):
     run_arn = sfn.list_map_runs(executionArn=ex)["mapRuns"][0]["mapRunArn"]
     described = poll(lambda: sfn.describe_map_run(mapRunArn=run_arn), lambda d: d["status"] != "RUNNING", 5)
     assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 1, described
+
+
+def test_a_map_run_ends_its_nested_runs_and_one_dropped_by_its_parallel_is_aborted(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn = n.client("stepfunctions")
+    inner = json.loads(distributed({"Hold": {"Type": "Wait", "Seconds": 60, "End": True}}, "Hold"))["States"]["Fan"]
+    inner["ItemsPath"] = "$.inner"
+    arn = sfn.create_state_machine(name="nested-fanout", roleArn=ROLE, definition=distributed(
+        {"Inner": inner}, "Inner"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [{"inner": [1, 2]}]}))["executionArn"]
+    run_arn = wait_until("the Map Run", lambda: sfn.list_map_runs(executionArn=ex)["mapRuns"], 10)[0]["mapRunArn"]
+    child = wait_until("the child", lambda: sfn.list_executions(mapRunArn=run_arn)["executions"], 10)[0]["executionArn"]
+    nested = wait_until("the child's own Map Run", lambda: sfn.list_map_runs(executionArn=child)["mapRuns"], 10)[0]["mapRunArn"]
+    wait_until("two grandchildren", lambda: len(sfn.list_executions(mapRunArn=nested)["executions"]) == 2, 10)
+    sfn.stop_execution(executionArn=ex)
+    # Down the tree: the child, its run and the grandchildren end with the parent.
+    assert sfn.describe_execution(executionArn=child)["status"] == "ABORTED"
+    assert sfn.describe_map_run(mapRunArn=nested)["status"] == "ABORTED"
+    assert [g["status"] for g in sfn.list_executions(mapRunArn=nested)["executions"]] == ["ABORTED", "ABORTED"]
+
+    # A Parallel whose other branch fails drops the branch that runs a Map Run: the run is
+    # aborted at once, while the execution goes on from the Parallel's Catch.
+    branch = json.loads(distributed({"Hold": {"Type": "Wait", "Seconds": 60, "End": True}}, "Hold"))
+    arn = sfn.create_state_machine(name="dropped-fanout", roleArn=ROLE, definition=definition({
+        "Both": {"Type": "Parallel", "Next": "After", "Branches": [
+            branch, {"StartAt": "Late", "States": {"Late": {"Type": "Wait", "Seconds": 1, "Next": "Boom"},
+                                                   "Boom": {"Type": "Fail", "Error": "Boom"}}}],
+                 "Catch": [{"ErrorEquals": ["Boom"], "Next": "After"}]},
+        "After": {"Type": "Wait", "Seconds": 5, "End": True}}, "Both"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1]}))["executionArn"]
+    run_arn = wait_until("the Map Run", lambda: sfn.list_map_runs(executionArn=ex)["mapRuns"], 10)[0]["mapRunArn"]
+    described = poll(lambda: sfn.describe_map_run(mapRunArn=run_arn), lambda d: d["status"] != "RUNNING", 4)
+    assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 1, described
+    assert sfn.describe_execution(executionArn=ex)["status"] == "RUNNING"
+    sfn.stop_execution(executionArn=ex)

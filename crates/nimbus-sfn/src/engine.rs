@@ -103,8 +103,13 @@ pub struct MapRunSpec {
 /// `TestState`) runs a distributed Map's items inline, as iterations.
 pub trait MapRuns: Send + Sync {
     /// Opens the Map Run, or finds it again after a restart (`spec.arn` is derived from the
-    /// execution and the state's `MapStateStarted`, so it is the same).
-    fn open<'a>(&'a self, spec: MapRunSpec) -> BoxFuture<'a, Result<(), StatesError>>;
+    /// execution and the state's `MapStateStarted`, so it is the same). A run found already
+    /// ended without success answers the error it ended with: its state fails with it, and no
+    /// child starts.
+    fn open<'a>(
+        &'a self,
+        spec: MapRunSpec,
+    ) -> BoxFuture<'a, Result<Option<StatesError>, StatesError>>;
 
     /// The Map Run has `total` children, `items` items.
     fn set_total<'a>(
@@ -128,12 +133,42 @@ pub trait MapRuns: Send + Sync {
     /// The tolerated failures as they are now (`UpdateMapRun` may change them).
     fn tolerated(&self, map_run: &str) -> (Option<f64>, Option<u64>);
 
-    /// The Map Run ended (`SUCCEEDED`, `FAILED`): children still running are aborted.
-    fn close<'a>(
-        &'a self,
-        map_run: &'a str,
-        status: &'a str,
-    ) -> BoxFuture<'a, Result<(), StatesError>>;
+    /// The Map Run ended: children still running are aborted (and their own runs with them).
+    /// Closing a run that has ended does nothing.
+    fn close<'a>(&'a self, map_run: &'a str, end: RunEnd)
+        -> BoxFuture<'a, Result<(), StatesError>>;
+}
+
+/// How a Map Run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    Succeeded,
+    Failed(StatesError),
+    /// Its Map state was dropped before it ended, or its execution stopped.
+    Aborted,
+}
+
+/// Aborts a Map Run whose Map state is dropped while it runs (an enclosing `Parallel` or
+/// `Map` failed elsewhere, the execution stopped or timed out), so its children stop too.
+struct AbortRunOnDrop {
+    runs: Arc<dyn MapRuns>,
+    arn: String,
+    armed: bool,
+}
+
+impl Drop for AbortRunOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // No runtime (the process is ending): a restart finds the run and goes on with it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (runs, arn) = (Arc::clone(&self.runs), std::mem::take(&mut self.arn));
+            rt.spawn(async move {
+                let _ = runs.close(&arn, RunEnd::Aborted).await;
+            });
+        }
+    }
 }
 
 /// One event of an execution's history.
@@ -1669,19 +1704,27 @@ impl Run {
                 let mut continued = continued;
                 let map_run = match (distributed, &self.map_runs) {
                     (Some(d), Some(runs)) => {
+                        let max_concurrency = match max_concurrency {
+                            None => 0,
+                            Some(Seconds::Fixed(n)) => *n as usize,
+                            Some(Seconds::Path(p)) => select(p, &effective, ctx, &vars)
+                                .and_then(|v| v.as_u64())
+                                .map(|n| n as usize)
+                                .ok_or_else(|| StatesError::runtime(format!(
+                                    "The MaxConcurrencyPath field refers to value that is not a non-negative integer: '{}'",
+                                    p.as_str()
+                                )))?,
+                        };
                         let spec = MapRunPlan {
                             d,
-                            max_concurrency: match max_concurrency {
-                                Some(Seconds::Fixed(n)) => *n as usize,
-                                _ => 0,
-                            },
+                            max_concurrency,
                             tolerated_percentage: *tolerated_percentage,
                             tolerated_count: *tolerated_count,
                         };
-                        let arn = self
+                        let (arn, ended) = self
                             .open_map_run(flow, name, ctx, spec, runs.as_ref(), continued.take())
                             .await?;
-                        Some((arn, Arc::clone(runs)))
+                        Some((arn, Arc::clone(runs), ended))
                     }
                     _ => None,
                 };
@@ -1747,63 +1790,59 @@ impl Run {
                         }
                     }
                 };
-                let (list, selected) = match (listed.await, &map_run) {
-                    (Ok(l), _) => l,
-                    (Err(e), Some((arn, runs))) => {
-                        return Err(self.fail_map_run(flow, arn, runs.as_ref(), e).await)
-                    }
-                    (Err(e), None) => return Err(e),
-                };
-                if let Some((arn, runs)) = map_run {
-                    let mut inputs = Vec::with_capacity(list.len());
-                    for (index, item) in list.into_iter().enumerate() {
-                        let input = match (selected, state.parameters.is_some()) {
-                            (false, true) => {
-                                let mut ictx = ctx.clone();
-                                ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                                match arguments(state.parameters.as_ref(), &effective, &ictx) {
-                                    Ok(v) => v,
-                                    Err(e) => {
-                                        return Err(self
-                                            .fail_map_run(flow, &arn, runs.as_ref(), e)
-                                            .await)
-                                    }
-                                }
-                            }
-                            _ => item,
-                        };
-                        inputs.push(input);
-                    }
-                    let outcomes = match self
-                        .map_run_children(&arn, runs.as_ref(), inputs, selected, writer.is_some())
-                        .await
-                    {
-                        Ok(o) => o,
-                        Err(e) => {
-                            return Err(self.fail_map_run(flow, &arn, runs.as_ref(), e).await)
-                        }
+                if let Some((arn, runs, ended)) = map_run {
+                    // Dropped before it ends (an enclosing Parallel or Map failed elsewhere,
+                    // the execution stopped): the run is aborted with its children.
+                    let mut guard = AbortRunOnDrop {
+                        runs: Arc::clone(&runs),
+                        arn: arn.clone(),
+                        armed: true,
                     };
-                    let result = match writer {
-                        Some(w) => {
-                            let params = match &w.template {
-                                Some(t) => arguments(Some(t), &effective, ctx)?,
-                                None => json!({}),
+                    let runs = runs.as_ref();
+                    let run = async {
+                        // The run had ended before a restart, without its state ending.
+                        if let Some(e) = ended {
+                            return Err(e);
+                        }
+                        let (list, selected) = listed.await?;
+                        let mut inputs = Vec::with_capacity(list.len());
+                        for (index, item) in list.into_iter().enumerate() {
+                            let input = match (selected, state.parameters.is_some()) {
+                                (false, true) => {
+                                    let mut ictx = ctx.clone();
+                                    ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                                    arguments(state.parameters.as_ref(), &effective, &ictx)?
+                                }
+                                _ => item,
                             };
-                            match self
-                                .write_results(w, params, name, ctx, outcomes, Some(&arn))
-                                .await
-                            {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    return Err(self
-                                        .fail_map_run(flow, &arn, runs.as_ref(), e)
-                                        .await)
-                                }
-                            }
+                            inputs.push(input);
                         }
-                        None => results_array(outcomes),
+                        let outcomes = self
+                            .map_run_children(&arn, runs, inputs, selected, writer.is_some())
+                            .await?;
+                        match writer {
+                            Some(w) => {
+                                let params = match &w.template {
+                                    Some(t) => arguments(Some(t), &effective, ctx)?,
+                                    None => json!({}),
+                                };
+                                self.write_results(w, params, name, ctx, outcomes, Some(&arn))
+                                    .await
+                            }
+                            None => Ok(results_array(outcomes)),
+                        }
                     };
-                    runs.close(&arn, "SUCCEEDED").await?;
+                    let result = match run.await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let e = self.fail_map_run(flow, &arn, runs, e).await;
+                            guard.armed = false;
+                            return Err(e);
+                        }
+                    };
+                    let closed = runs.close(&arn, RunEnd::Succeeded).await;
+                    guard.armed = false;
+                    closed?;
                     // Both ends in one write: a restart never finds the run ended and the
                     // state not.
                     let events = vec![
@@ -1813,6 +1852,7 @@ impl Run {
                     self.journal.record(events, None).await.map_err(suspended)?;
                     result
                 } else {
+                    let (list, selected) = listed.await?;
                     let limit = match max_concurrency {
                         None | Some(Seconds::Fixed(0)) => list.len().max(1),
                         Some(Seconds::Fixed(n)) => *n as usize,
@@ -1998,7 +2038,7 @@ impl Run {
         plan: MapRunPlan<'_>,
         runs: &dyn MapRuns,
         continued: Option<Continued>,
-    ) -> Result<String, StatesError> {
+    ) -> Result<(String, Option<StatesError>), StatesError> {
         let (started, known) = match continued {
             Some(c) => {
                 flow.last.store(c.started, Ordering::SeqCst);
@@ -2024,25 +2064,26 @@ impl Run {
                 stable_uuid(&format!("{execution}\n{started}"))
             )
         });
-        runs.open(MapRunSpec {
-            arn: arn.clone(),
-            execution_arn: execution.to_owned(),
-            machine_arn: format!(
-                "arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}"
-            ),
-            label,
-            definition: plan.d.definition.clone(),
-            express: plan.d.express,
-            max_concurrency: plan.max_concurrency,
-            tolerated_percentage: plan.tolerated_percentage,
-            tolerated_count: plan.tolerated_count,
-        })
-        .await?;
+        let ended = runs
+            .open(MapRunSpec {
+                arn: arn.clone(),
+                execution_arn: execution.to_owned(),
+                machine_arn: format!(
+                    "arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}"
+                ),
+                label,
+                definition: plan.d.definition.clone(),
+                express: plan.d.express,
+                max_concurrency: plan.max_concurrency,
+                tolerated_percentage: plan.tolerated_percentage,
+                tolerated_count: plan.tolerated_count,
+            })
+            .await?;
         if known.is_none() {
             let det = details("mapRunStartedEventDetails", json!({ "mapRunArn": arn }));
             self.emit(flow, "MapRunStarted", det).await?;
         }
-        Ok(arn)
+        Ok((arn, ended))
     }
 
     /// Ends a Map Run that failed with `e`: its running children aborted, `MapRunFailed` and
@@ -2057,7 +2098,7 @@ impl Run {
         if e.is_suspended() {
             return e;
         }
-        if let Err(s) = runs.close(arn, "FAILED").await {
+        if let Err(s) = runs.close(arn, RunEnd::Failed(e.clone())).await {
             return s;
         }
         let mut det = Map::new();
@@ -2510,7 +2551,7 @@ impl Run {
         let base = resource.trim_end_matches(".waitForTaskToken");
         if !submitted {
             let mut det = json!({"resourceType": resource_type, "resource": short, "region": self.region,
-                                 "parameters": text(&params)});
+                                 "parameters": text(&params), TOKEN_FIELD: token});
             if let Some(h) = heartbeat {
                 det["heartbeatInSeconds"] = json!(h);
             }
@@ -2703,6 +2744,26 @@ impl Run {
 
 /// Items grouped as `ItemBatcher` says: at most `max_items` a batch and at most `max_bytes` of
 /// items (a single larger item is a batch of its own).
+/// Where a callback task's `TaskScheduled` keeps its token, so that the task, in a Map
+/// iteration or Parallel branch (which keep no cursor), waits on it again after a restart:
+/// nimbus's own field, never shown (see [`shown_details`]).
+pub(crate) const TOKEN_FIELD: &str = "nimbusTaskToken";
+
+/// An event's details as the history API and the logs show them: without nimbus's own fields,
+/// and without the data (`input`, `output`, `parameters`) unless it is included.
+pub(crate) fn shown_details(details: &Value, include_data: bool) -> Value {
+    let mut d = details.clone();
+    if let Some(obj) = d.as_object_mut() {
+        obj.remove(TOKEN_FIELD);
+        if !include_data {
+            for key in ["input", "output", "parameters"] {
+                obj.remove(key);
+            }
+        }
+    }
+    d
+}
+
 /// The largest inventory file a `MANIFEST` reader unpacks.
 const INVENTORY_FILE_LIMIT: u64 = 256 << 20;
 

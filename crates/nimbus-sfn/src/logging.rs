@@ -136,18 +136,11 @@ fn admits(level: &str, kind: &str) -> bool {
 
 /// One event as Step Functions logs it.
 fn line(e: &Event, execution_arn: &str, include_data: bool) -> Value {
-    let mut details = e
+    let details = e
         .details
         .as_ref()
-        .map(|(_, d)| d.clone())
+        .map(|(_, d)| crate::engine::shown_details(d, include_data))
         .unwrap_or_else(|| json!({}));
-    if !include_data {
-        if let Some(obj) = details.as_object_mut() {
-            for key in ["input", "output", "parameters"] {
-                obj.remove(key);
-            }
-        }
-    }
     json!({
         "id": e.id.to_string(),
         "type": e.kind,

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::clock::now_ms;
-use crate::engine::{BoxFuture, ChildEnd, MapRunSpec, MapRuns, Outcome};
+use crate::engine::{BoxFuture, ChildEnd, MapRunSpec, MapRuns, Outcome, RunEnd};
 use crate::error::StatesError;
-use crate::state::{self, ExecutionRow, MachineRow, MapRunRow};
+use crate::state::{self, ExecutionRow, MachineRow, MapRunRow, RunClosing};
 use crate::{asl, Inner, SfnError, StepFunctions};
 
 /// Permits that stand for "no limit" (`MaxConcurrency: 0`): more children than any run has,
@@ -89,7 +89,7 @@ pub(crate) struct LiveMapRun {
     permits: Arc<Semaphore>,
     /// Children running now, by ARN: a run that ends early aborts them.
     running: Mutex<HashSet<String>>,
-    /// Express children, which have no rows to count.
+    /// Express children, which have no rows to count: executions and items.
     express: Mutex<(Counts, Counts)>,
     total: AtomicU64,
 }
@@ -218,13 +218,13 @@ impl DbMapRuns {
             resume,
             None,
         );
-        crate::ops::wait_for_end(&sfn, &row.arn).await;
+        let ended = wait_ended(&inner, &row.arn).await;
         lock(&live.running).remove(&row.arn);
-        match state::execution(&inner.db, &row.arn).map_err(store_error)? {
-            Some(row) if row.status != "RUNNING" => Ok(end_of(&row)),
+        match ended.map_err(store_error)? {
+            Some(row) => Ok(end_of(&row)),
             // Its task stopped without an end (its history could not be written): it goes
             // on after a restart, and so does this run.
-            _ => Err(StatesError::suspended(format!(
+            None => Err(StatesError::suspended(format!(
                 "the child execution {} stopped before its end",
                 row.arn
             ))),
@@ -232,7 +232,12 @@ impl DbMapRuns {
     }
 
     /// An Express child: in memory, at least once (a restart runs it again), only counted.
-    async fn express_child(inner: Arc<Inner>, live: &LiveMapRun, input: Value) -> ChildEnd {
+    async fn express_child(
+        inner: Arc<Inner>,
+        live: &LiveMapRun,
+        items: u64,
+        input: Value,
+    ) -> ChildEnd {
         let sfn = StepFunctions { inner };
         let start_ms = now_ms();
         let name = uuid::Uuid::new_v4().to_string();
@@ -241,7 +246,11 @@ impl DbMapRuns {
             .arn
             .replacen(":stateMachine:", ":express:", 1);
         let arn = format!("{prefix}:{name}:{}", uuid::Uuid::new_v4());
-        lock(&live.express).0.add("RUNNING", 1);
+        {
+            let mut c = lock(&live.express);
+            c.0.add("RUNNING", 1);
+            c.1.add("RUNNING", items);
+        }
         let run =
             crate::ops::express_run(&sfn, &arn, &name, &input, &live.machine_row, start_ms, None);
         let outcome = run.execute(&live.machine, input, None).await;
@@ -255,6 +264,8 @@ impl DbMapRuns {
             let mut c = lock(&live.express);
             c.0.running = c.0.running.saturating_sub(1);
             c.0.add(status, 1);
+            c.1.running = c.1.running.saturating_sub(items);
+            c.1.add(status, items);
         }
         ChildEnd {
             result,
@@ -266,11 +277,14 @@ impl DbMapRuns {
 }
 
 impl MapRuns for DbMapRuns {
-    fn open<'a>(&'a self, spec: MapRunSpec) -> BoxFuture<'a, Result<(), StatesError>> {
+    fn open<'a>(
+        &'a self,
+        spec: MapRunSpec,
+    ) -> BoxFuture<'a, Result<Option<StatesError>, StatesError>> {
         Box::pin(async move {
             let inner = self.inner.upgrade().ok_or_else(stopping)?;
             if Self::live(&inner, &spec.arn).is_some() {
-                return Ok(());
+                return Ok(None);
             }
             let machine = asl::parse(&spec.definition).map_err(|d| {
                 StatesError::runtime(format!(
@@ -307,10 +321,17 @@ impl MapRuns for DbMapRuns {
                     total: None,
                     items: None,
                     counts: None,
+                    error: None,
+                    cause: None,
                 },
             )
             .await
             .map_err(store_error)?;
+            // Ended before a restart, and its state did not say so: it fails with the run's
+            // error (a run that succeeded goes on: its children answer their ends).
+            if !matches!(row.status.as_str(), "RUNNING" | "SUCCEEDED") {
+                return Ok(Some(run_error(&row)));
+            }
             let machine_row = MachineRow {
                 arn: spec.machine_arn.clone(),
                 name: spec
@@ -344,7 +365,7 @@ impl MapRuns for DbMapRuns {
                 express: Mutex::new(Default::default()),
             };
             lock(&inner.map_runs).insert(spec.arn, Arc::new(live));
-            Ok(())
+            Ok(None)
         })
     }
 
@@ -392,7 +413,7 @@ impl MapRuns for DbMapRuns {
                 return failed(stopping());
             };
             if live.machine_row.kind == "EXPRESS" {
-                return Self::express_child(inner, &live, input).await;
+                return Self::express_child(inner, &live, items as u64, input).await;
             }
             match Self::standard_child(inner, &live, map_run, index, items, input).await {
                 Ok(end) => end,
@@ -418,45 +439,95 @@ impl MapRuns for DbMapRuns {
     fn close<'a>(
         &'a self,
         map_run: &'a str,
-        status: &'a str,
+        end: RunEnd,
     ) -> BoxFuture<'a, Result<(), StatesError>> {
         Box::pin(async move {
             let inner = self.inner.upgrade().ok_or_else(stopping)?;
-            let status = if status == "SUCCEEDED" {
-                "SUCCEEDED"
-            } else {
-                "FAILED"
-            };
-            close(&inner, map_run, status).await.map_err(store_error)
+            close(&inner, map_run, end).await.map_err(store_error)
         })
     }
 }
 
-/// Ends a Map Run: its children still running stopped and aborted, its Express counts kept.
-async fn close(inner: &Arc<Inner>, map_run: &str, status: &'static str) -> Result<(), SfnError> {
-    let live = lock(&inner.map_runs).remove(map_run);
-    let mut counts = None;
-    if let Some(live) = &live {
-        let children: Vec<String> = lock(&live.running).drain().collect();
-        for arn in &children {
-            if let Some(h) = lock(&inner.running).remove(arn) {
-                h.abort();
-            }
-        }
-        if live.machine_row.kind == "EXPRESS" {
-            let c = lock(&live.express).0;
-            counts = Some(c.to_json(live.total.load(Ordering::SeqCst)));
-        }
-        state::close_map_run(&inner.db, map_run.to_owned(), status, now_ms(), counts).await?;
-        // Whoever waited for an aborted child (its parent's `.sync`) is answered.
-        for arn in children {
-            for waiter in lock(&inner.waiters).remove(&arn).unwrap_or_default() {
-                let _ = waiter.send(());
-            }
-        }
-        return Ok(());
+/// The error a Map Run that did not succeed ended with.
+fn run_error(row: &MapRunRow) -> StatesError {
+    match (&row.error, row.status.as_str()) {
+        (Some(e), _) => StatesError::new(e.clone(), row.cause.clone().unwrap_or_default()),
+        (None, "ABORTED") => StatesError::new("States.Aborted", "The Map Run was aborted"),
+        (None, _) => StatesError::new(
+            "States.ExceedToleratedFailureThreshold",
+            "The specified tolerated failure threshold was exceeded",
+        ),
     }
-    state::close_map_run(&inner.db, map_run.to_owned(), status, now_ms(), counts).await?;
+}
+
+/// Waits until the child execution `arn` has ended and answers its row; `None` when its task
+/// stopped without an end (its history could not be written: it goes on after a restart).
+async fn wait_ended(inner: &Arc<Inner>, arn: &str) -> Result<Option<ExecutionRow>, SfnError> {
+    // A StopExecution takes the task out of `running` before it commits the abort, and
+    // answers the waiters after: a child found RUNNING without a task is waited for a while.
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&inner.waiters)
+            .entry(arn.to_owned())
+            .or_default()
+            .push(tx);
+        let has_task = lock(&inner.running).contains_key(arn);
+        if let Some(row) = state::execution(&inner.db, arn)?.filter(|r| r.status != "RUNNING") {
+            return Ok(Some(row));
+        }
+        if has_task {
+            let _ = rx.await;
+        } else {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx).await;
+        }
+    }
+    Ok(state::execution(&inner.db, arn)?.filter(|r| r.status != "RUNNING"))
+}
+
+/// Takes an ended run out of memory: its children's tasks stopped, whoever waited for them
+/// (their parent's `.sync`) answered.
+fn forget_live(inner: &Arc<Inner>, map_run: &str) -> Option<Arc<LiveMapRun>> {
+    let live = lock(&inner.map_runs).remove(map_run)?;
+    let children: Vec<String> = lock(&live.running).drain().collect();
+    for arn in children {
+        if let Some(h) = lock(&inner.running).remove(&arn) {
+            h.abort();
+        }
+        for waiter in lock(&inner.waiters).remove(&arn).unwrap_or_default() {
+            let _ = waiter.send(());
+        }
+    }
+    Some(live)
+}
+
+/// Ends a Map Run: its children still running stopped and aborted (their own runs with
+/// them), its Express counts kept. A run that has ended stays as it ended.
+async fn close(inner: &Arc<Inner>, map_run: &str, end: RunEnd) -> Result<(), SfnError> {
+    let live = forget_live(inner, map_run);
+    let counts = live
+        .as_ref()
+        .filter(|l| l.machine_row.kind == "EXPRESS")
+        .map(|l| {
+            let (e, i) = *lock(&l.express);
+            let total = l.total.load(Ordering::SeqCst);
+            let items = lock(&l.row).items.unwrap_or(total);
+            json!({"executions": e.to_json(total), "items": i.to_json(items)})
+        });
+    let (status, error) = match end {
+        RunEnd::Succeeded => ("SUCCEEDED", None),
+        RunEnd::Failed(e) => ("FAILED", Some(e)),
+        RunEnd::Aborted => ("ABORTED", None),
+    };
+    let closing = RunClosing {
+        status,
+        stop_ms: now_ms(),
+        counts,
+        error: error.as_ref().map(|e| e.error.clone()),
+        cause: error.map(|e| e.cause),
+    };
+    for nested in state::close_map_run(&inner.db, map_run.to_owned(), closing).await? {
+        forget_live(inner, &nested);
+    }
     Ok(())
 }
 
@@ -469,7 +540,7 @@ pub(crate) async fn close_runs_left_open(inner: &Arc<Inner>, execution_arn: &str
         .map(|(arn, _)| arn.clone())
         .collect();
     for arn in open {
-        if let Err(e) = close(inner, &arn, "ABORTED").await {
+        if let Err(e) = close(inner, &arn, RunEnd::Aborted).await {
             tracing::error!(map_run = %arn, "the Map Run could not be ended: {e}");
         }
     }
@@ -479,7 +550,7 @@ pub(crate) async fn close_runs_left_open(inner: &Arc<Inner>, execution_arn: &str
 pub(crate) async fn abort_runs_of(inner: &Arc<Inner>, execution_arn: &str) -> Result<(), SfnError> {
     let (runs, _) = state::map_runs_of(&inner.db, execution_arn, 0, 10_000)?;
     for run in runs.into_iter().filter(|r| r.status == "RUNNING") {
-        close(inner, &run.arn, "ABORTED").await?;
+        close(inner, &run.arn, RunEnd::Aborted).await?;
     }
     Ok(())
 }
@@ -514,15 +585,15 @@ pub(crate) fn describe_map_run(sfn: &StepFunctions, input: &Value) -> Result<Val
     let total = row.total.unwrap_or(0);
     let items = row.items.unwrap_or(total);
     let (executions, item_counts) = if row.express {
-        let c = match &live {
-            Some(l) => lock(&l.express).0,
-            None => row
-                .counts
-                .as_ref()
-                .map(Counts::from_json)
-                .unwrap_or_default(),
+        let (e, i) = match (&live, &row.counts) {
+            (Some(l), _) => *lock(&l.express),
+            (None, Some(c)) => (
+                Counts::from_json(&c["executions"]),
+                Counts::from_json(&c["items"]),
+            ),
+            (None, None) => Default::default(),
         };
-        (c.to_json(total), c.to_json(items))
+        (e.to_json(total), i.to_json(items))
     } else {
         let (mut e, mut i) = (Counts::default(), Counts::default());
         for (status, n, items) in state::map_child_counts(&sfn.inner.db, arn)? {

@@ -1481,6 +1481,11 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
     let arn = required(input, "executionArn")?;
     let r = execution_row(sfn, arn)?;
     let not_redrivable = |why: String| SfnError::new("ExecutionNotRedrivable", why);
+    if let Some(run) = &r.map_run {
+        return Err(not_redrivable(format!(
+            "Execution '{arn}' is a child execution of the Map Run '{run}': redrive its parent execution"
+        )));
+    }
     let cursor = r
         .cursor
         .as_deref()
@@ -1587,15 +1592,7 @@ fn event_json(e: &Event, include_data: bool) -> Value {
     let mut v = json!({"timestamp": seconds(e.ts_ms), "type": e.kind, "id": e.id,
                        "previousEventId": e.previous});
     if let Some((k, d)) = &e.details {
-        let mut d = d.clone();
-        if !include_data {
-            if let Some(obj) = d.as_object_mut() {
-                for key in ["input", "output", "parameters"] {
-                    obj.remove(key);
-                }
-            }
-        }
-        v[k.as_str()] = d;
+        v[k.as_str()] = crate::engine::shown_details(d, include_data);
     }
     v
 }
@@ -2099,8 +2096,8 @@ fn resume_state(
         _ => None,
     };
     // A callback task that handed its token out waits for it again. The execution's own
-    // flow kept the token with its cursor; a part's task finds it where it handed it out, in
-    // the parameters of its latest `TaskScheduled`.
+    // flow kept the token with its cursor; a part's task finds it in its latest
+    // `TaskScheduled`, which keeps it (unseen) for this.
     let submitted =
         running && last_task.is_some_and(|i| events[i..].iter().any(|e| e.kind == "TaskSubmitted"));
     let mut cursor = cursor;
@@ -2110,8 +2107,8 @@ fn resume_state(
             .rev()
             .find(|e| e.kind == "TaskScheduled")
             .and_then(|e| e.details.as_ref())
-            .and_then(|(_, d)| d["parameters"].as_str())
-            .and_then(crate::tokens::Tokens::find_token);
+            .and_then(|(_, d)| d[crate::engine::TOKEN_FIELD].as_str())
+            .map(str::to_owned);
     }
     let waiting = submitted && cursor.token.is_some();
     // A part's state keeps no cursor with its retry counts: each failure that a later attempt
@@ -2434,6 +2431,8 @@ pub(crate) fn resume_of(
 }
 
 pub(crate) fn resume(sfn: &StepFunctions) -> Result<usize, SfnError> {
+    // Map Runs whose execution ended before they were closed (a restart came in between).
+    state::close_orphan_runs(&sfn.inner.db, now_ms())?;
     let rows = state::running(&sfn.inner.db)?;
     let n = rows.len();
     for row in rows {
@@ -2811,14 +2810,21 @@ mod tests {
             unreachable!()
         };
         let token = crate::tokens::Tokens::new_token();
+        // The item carries another task's token (its caller's), first in the parameters.
+        let callers = crate::tokens::Tokens::new_token();
         let params =
-            json!({"QueueUrl": "q", "MessageBody": format!("job {token} now")}).to_string();
+            json!({"QueueUrl": "q", "MessageBody": format!("{callers} {token}")}).to_string();
         let events = |submitted: bool| {
             let mut e = vec![
                 ev(6, 5, "MapStateStarted", json!({"length": 1})),
                 ev(7, 6, "MapIterationStarted", json!({"index": 0})),
                 ev(8, 7, "TaskStateEntered", entered("T", "{}")),
-                ev(9, 8, "TaskScheduled", json!({"parameters": params})),
+                ev(
+                    9,
+                    8,
+                    "TaskScheduled",
+                    json!({"parameters": params, crate::engine::TOKEN_FIELD: token}),
+                ),
                 ev(10, 9, "TaskStarted", Value::Null),
             ];
             if submitted {

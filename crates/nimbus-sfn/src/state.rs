@@ -99,7 +99,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         tolerated_count INTEGER,
         total INTEGER,
         items INTEGER,
-        counts TEXT
+        counts TEXT,
+        error TEXT,
+        cause TEXT
     );
     CREATE INDEX map_runs_execution ON map_runs (execution_arn, start_ms);
     ALTER TABLE executions ADD COLUMN map_run TEXT;
@@ -770,9 +772,12 @@ pub struct MapRunRow {
     /// Express children's counts, kept when the run ends (Standard children are counted from
     /// their rows).
     pub counts: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub cause: Option<String>,
 }
 
-const MAP_RUN_COLUMNS: &str = "arn, execution_arn, machine_arn, label, definition, express, status, start_ms, stop_ms, max_concurrency, tolerated_percentage, tolerated_count, total, items, counts";
+const MAP_RUN_COLUMNS: &str = "arn, execution_arn, machine_arn, label, definition, express, status, start_ms, stop_ms, max_concurrency, tolerated_percentage, tolerated_count, total, items, counts, error, cause";
 
 fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
     Ok(MapRunRow {
@@ -793,6 +798,8 @@ fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
         counts: r
             .get::<_, Option<String>>(14)?
             .and_then(|c| serde_json::from_str(&c).ok()),
+        error: r.get(15)?,
+        cause: r.get(16)?,
     })
 }
 
@@ -800,7 +807,7 @@ fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
 pub(crate) async fn open_map_run(db: &Database, m: MapRunRow) -> Result<MapRunRow, StoreError> {
     db.write(move |tx| {
         tx.execute(
-            &format!("INSERT OR IGNORE INTO map_runs ({MAP_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, NULL, NULL, NULL)"),
+            &format!("INSERT OR IGNORE INTO map_runs ({MAP_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, NULL, NULL, NULL, NULL, NULL)"),
             params![
                 m.arn,
                 m.execution_arn,
@@ -897,44 +904,107 @@ pub(crate) async fn set_map_run_total(
     .await
 }
 
-/// Ends a Map Run: its status, its Express children's counts, and each child still running
-/// aborted (`ExecutionAborted`), in one commit.
+/// How a Map Run is ended.
+#[derive(Debug, Clone)]
+pub(crate) struct RunClosing {
+    pub status: &'static str,
+    pub stop_ms: u64,
+    pub counts: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Ends a Map Run in one commit: its status and why, its Express children's counts, each
+/// child still running aborted (`ExecutionAborted`), and those children's own open runs
+/// aborted likewise, down the tree. Answers the nested runs it ended.
 pub(crate) async fn close_map_run(
     db: &Database,
     arn: String,
-    status: &'static str,
-    stop_ms: u64,
-    counts: Option<Value>,
-) -> Result<(), StoreError> {
+    closing: RunClosing,
+) -> Result<Vec<String>, StoreError> {
     db.write(move |tx| {
-        tx.execute(
-            "UPDATE map_runs SET status = ?2, stop_ms = ?3, counts = coalesce(?4, counts)
-             WHERE arn = ?1 AND status = 'RUNNING'",
-            params![arn, status, stop_ms as i64, counts.map(|c| c.to_string())],
-        )?;
-        abort_children(tx, &arn, stop_ms)
+        let mut nested = Vec::new();
+        close_tree(tx, &arn, &closing, &mut nested)?;
+        Ok(nested)
     })
     .await
 }
 
-fn abort_children(
-    tx: &rusqlite::Transaction<'_>,
-    map_run: &str,
-    stop_ms: u64,
-) -> Result<(), StoreError> {
-    let running: Vec<(i64, i64)> = tx
-        .prepare("SELECT id, last_event FROM executions WHERE map_run = ?1 AND status = 'RUNNING'")?
-        .query_map([map_run], |r| Ok((r.get(0)?, r.get(1)?)))?
+/// At start-up: Map Runs still open whose execution has ended (a restart came between the
+/// end and the runs' closing) are aborted, with their children. Answers how many.
+pub(crate) fn close_orphan_runs(db: &Database, stop_ms: u64) -> Result<usize, StoreError> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    let orphans: Vec<String> = tx
+        .prepare(
+            "SELECT m.arn FROM map_runs m LEFT JOIN executions e ON e.arn = m.execution_arn
+             WHERE m.status = 'RUNNING' AND (e.status IS NULL OR e.status != 'RUNNING')",
+        )?
+        .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    for (id, last) in running {
+    let closing = RunClosing {
+        status: "ABORTED",
+        stop_ms,
+        counts: None,
+        error: None,
+        cause: None,
+    };
+    let mut nested = Vec::new();
+    for arn in &orphans {
+        close_tree(&tx, arn, &closing, &mut nested)?;
+    }
+    tx.commit()?;
+    Ok(orphans.len())
+}
+
+fn close_tree(
+    tx: &rusqlite::Transaction<'_>,
+    arn: &str,
+    closing: &RunClosing,
+    nested: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE map_runs SET status = ?2, stop_ms = ?3, counts = coalesce(?4, counts), error = ?5,
+         cause = ?6 WHERE arn = ?1 AND status = 'RUNNING'",
+        params![
+            arn,
+            closing.status,
+            closing.stop_ms as i64,
+            closing.counts.as_ref().map(|c| c.to_string()),
+            closing.error,
+            closing.cause
+        ],
+    )?;
+    let running: Vec<(i64, i64, String)> = tx
+        .prepare(
+            "SELECT id, last_event, arn FROM executions WHERE map_run = ?1 AND status = 'RUNNING'",
+        )?
+        .query_map([arn], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let aborted = RunClosing {
+        status: "ABORTED",
+        stop_ms: closing.stop_ms,
+        counts: None,
+        error: None,
+        cause: None,
+    };
+    for (id, last, child) in running {
         let e = Event {
             id: last as u64 + 1,
             previous: last as u64,
-            ts_ms: stop_ms,
+            ts_ms: closing.stop_ms,
             kind: "ExecutionAborted".into(),
             details: Some(("executionAbortedEventDetails".into(), serde_json::json!({}))),
         };
         write_events(tx, id, &[e], None)?;
+        let runs: Vec<String> = tx
+            .prepare("SELECT arn FROM map_runs WHERE execution_arn = ?1 AND status = 'RUNNING'")?
+            .query_map([&child], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for run in runs {
+            nested.push(run.clone());
+            close_tree(tx, &run, &aborted, nested)?;
+        }
     }
     Ok(())
 }

@@ -56,22 +56,6 @@ impl Tokens {
             .encode(format!("{PREFIX}{}", uuid::Uuid::new_v4()))
     }
 
-    /// The first token of nimbus's found in `text` (a task's parameters as its `TaskScheduled`
-    /// event says them, where the state put `$$.Task.Token`), whole or inside a longer string.
-    pub fn find_token(text: &str) -> Option<String> {
-        // A token is the base64 of the prefix (a multiple of 3 bytes, so its encoding is
-        // fixed) and a UUID: always the same length, never padded.
-        let engine = base64::engine::general_purpose::STANDARD;
-        let head = engine.encode(PREFIX);
-        let len = engine
-            .encode(format!("{PREFIX}{}", uuid::Uuid::nil()))
-            .len();
-        text.match_indices(&head).find_map(|(at, _)| {
-            let token = text.get(at..at + len)?;
-            Tokens::check(token).ok().map(|()| token.to_owned())
-        })
-    }
-
     fn check(token: &str) -> Result<(), TokenError> {
         let ok = base64::engine::general_purpose::STANDARD
             .decode(token)
@@ -183,21 +167,6 @@ impl Tokens {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_token_is_found_whole_or_inside_a_longer_string_and_nothing_else_is() {
-        let token = Tokens::new_token();
-        let cases = [
-            (json!({"t": token}).to_string(), Some(token.clone())),
-            (format!("job {token}, now"), Some(token.clone())),
-            // The prefix alone, or cut short, is not a token.
-            (token[..40].to_owned(), None),
-            ("{\"t\": \"abc\"}".to_owned(), None),
-        ];
-        for (text, want) in cases {
-            assert_eq!(Tokens::find_token(&text), want, "{text}");
-        }
-    }
 
     #[tokio::test]
     async fn a_token_is_answered_once_and_strangers_are_refused() {
