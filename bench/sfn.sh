@@ -7,6 +7,10 @@
 # (crates/nimbus/examples/aws_json_load.rs); client and server share this machine's CPUs.
 # And a Lambda Task's overhead: an Express machine of one `lambda:invoke` Task state against a
 # direct Invoke of the same echo function (crates/nimbus/examples/testfn.rs), at 1 connection.
+# And a distributed Map of $MAP_ITEMS items whose children are Standard executions (each a
+# durable execution of its own: row, history, end) against the same Map run inline, in one
+# Standard execution each: items/s from start to end. No target; the figure says what a Map
+# Run's child executions cost.
 # Targets (PASS/MISS): Express p50 < 1 ms; Standard >= 5,000 durable transitions/s; Task
 # overhead (p50 difference) < 0.2 ms.
 # Exits 0 whether the targets are met or not; non-zero only if something failed to run.
@@ -21,6 +25,7 @@ set -euo pipefail
 
 DUR=${BENCH_DURATION:-4}
 CONC=16
+MAP_ITEMS=${BENCH_MAP_ITEMS:-2000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 PY=${BENCH_PYTHON:-$TARGET/test-venv/bin/python}
@@ -78,6 +83,10 @@ chain() { # type: a 10-state Pass chain as a template resource
             OutputPath: $.Payload
             End: true
 EOF
+    for mode in DISTRIBUTED INLINE; do
+        printf '  Fan%s:\n    Type: AWS::Serverless::StateMachine\n    Properties:\n      Name: fan-%s\n      Definition:\n        StartAt: Each\n        States:\n          Each:\n            Type: Map\n            ItemsPath: $.items\n            End: true\n            ItemProcessor:\n              ProcessorConfig: {Mode: %s, ExecutionType: STANDARD}\n              StartAt: P\n              States:\n                P: {Type: Pass, End: true}\n' \
+            "${mode,,}" "${mode,,}" "$mode"
+    done
 } >"$WORK/app/template.yaml"
 
 nimbus_up "$NIMBUS" "$WORK/nimbus.log" 30 "$WORK/app/template.yaml" --aws-port 0 --api-port 0 --state-dir "$WORK/state" --shutdown-grace 1
@@ -123,6 +132,26 @@ t1=$EPOCHREALTIME
 ((failed_n == 0)) || die "$failed_n Standard executions failed"
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 transitions=$(awk -v n="$done_n" -v s="$secs" 'BEGIN { printf "%.0f", n * 10 / s }')
+
+# One Map of MAP_ITEMS items, distributed (child executions) and inline: seconds to the end.
+read -r map_distributed map_inline < <("$PY" - "$EP" "$ARN" "$MAP_ITEMS" <<'EOF'
+import json, sys, time, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+items = json.dumps({"items": list(range(int(sys.argv[3])))})
+out = []
+for mode in ("distributed", "inline"):
+    t = time.time()
+    ex = sfn.start_execution(stateMachineArn=f"{sys.argv[2]}:fan-{mode}", input=items)["executionArn"]
+    while (d := sfn.describe_execution(executionArn=ex))["status"] == "RUNNING" and time.time() - t < 300:
+        time.sleep(0.02)
+    if d["status"] != "SUCCEEDED":
+        sys.exit(f"the {mode} Map ended {d['status']}")
+    out.append(f"{time.time() - t:.2f}")
+print(*out)
+EOF
+)
+[[ -n ${map_inline:-} ]] || die "the Map runs failed"
+per_s() { awk -v n="$MAP_ITEMS" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
 stop_leader "$NB_PID"
 
 echo
@@ -138,6 +167,8 @@ printf '%-40s %12s %10s %10s  %s\n' "Standard durable transitions" "$transitions
 printf '%-40s %12s %10s %10s\n' "Invoke of the echo function, c=1" "${R["invoke c=1 rps"]}" "${R["invoke c=1 p50"]}" "${R["invoke c=1 p99"]}"
 printf '%-40s %12s %10s %10s\n' "Express one lambda:invoke Task, c=1" "${R["task c=1 rps"]}" "${R["task c=1 p50"]}" "${R["task c=1 p99"]}"
 printf '%-40s %12s %10s %10s  %s\n' "Task overhead (p50 difference), ms" "-" "$overhead" "-" "<= 0.2 ms: $(verdict "$overhead" "<=" 0.2)"
+printf '%-40s %12s  (%s items in %s s)\n' "Map Run, Standard child executions" "$(per_s "$map_distributed")/s" "$MAP_ITEMS" "$map_distributed"
+printf '%-40s %12s  (%s items in %s s)\n' "The same Map inline" "$(per_s "$map_inline")/s" "$MAP_ITEMS" "$map_inline"
 echo "($done_n Standard executions ended in ${secs}s)"
 echo "total time: $(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s"
 exit 0

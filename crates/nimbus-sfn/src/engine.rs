@@ -1728,6 +1728,40 @@ impl Run {
                     }
                     _ => None,
                 };
+                // `ItemSelector` over each item, with `$$.Map.Item`: one context whose `Map` is
+                // replaced per item (a copy per item would copy the execution's input each time).
+                let select_items = |list: Vec<Value>| -> Result<Vec<Value>, StatesError> {
+                    let Some(t) = state.parameters.as_ref() else {
+                        return Ok(list);
+                    };
+                    let item = |index: usize, item: Value| json!({"Item": {"Index": index, "Value": item}});
+                    if jsonata {
+                        let mut states = json!({"input": raw, "context": ctx});
+                        return list
+                            .into_iter()
+                            .enumerate()
+                            .map(|(index, v)| {
+                                states["context"]["Map"] = item(index, v);
+                                self.query(flow, t, &states)
+                            })
+                            .collect();
+                    }
+                    let mut ictx = ctx.clone();
+                    list.into_iter()
+                        .enumerate()
+                        .map(|(index, v)| {
+                            ictx["Map"] = item(index, v);
+                            crate::payload::render_in(
+                                t,
+                                &Roots {
+                                    input: &effective,
+                                    context: &ictx,
+                                    vars: &vars,
+                                },
+                            )
+                        })
+                        .collect()
+                };
                 let listed = async {
                     let list = match (reader, items, jsonata) {
                         (Some(r), _, _) => {
@@ -1771,17 +1805,7 @@ impl Run {
                     match batcher {
                         None => Ok((list, false)),
                         Some(b) => {
-                            let mut picked = Vec::with_capacity(list.len());
-                            for (index, item) in list.into_iter().enumerate() {
-                                let mut ictx = ctx.clone();
-                                ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                                picked.push(match state.parameters.as_ref() {
-                                    Some(_) => {
-                                        arguments(state.parameters.as_ref(), &effective, &ictx)?
-                                    }
-                                    None => item,
-                                });
-                            }
+                            let picked = select_items(list)?;
                             let batch_input = match &b.batch_input {
                                 Some(t) => Some(arguments(Some(t), &effective, ctx)?),
                                 None => None,
@@ -1805,18 +1829,7 @@ impl Run {
                             return Err(e);
                         }
                         let (list, selected) = listed.await?;
-                        let mut inputs = Vec::with_capacity(list.len());
-                        for (index, item) in list.into_iter().enumerate() {
-                            let input = match (selected, state.parameters.is_some()) {
-                                (false, true) => {
-                                    let mut ictx = ctx.clone();
-                                    ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                                    arguments(state.parameters.as_ref(), &effective, &ictx)?
-                                }
-                                _ => item,
-                            };
-                            inputs.push(input);
-                        }
+                        let inputs = if selected { list } else { select_items(list)? };
                         let outcomes = self
                             .map_run_children(&arn, runs, inputs, selected, writer.is_some())
                             .await?;
@@ -1890,20 +1903,21 @@ impl Run {
                     let permits = tokio::sync::Semaphore::new(limit.clamp(1, list.len().max(1)));
                     let tolerant = tolerated_percentage.is_some() || tolerated_count.is_some();
                     let total = list.len();
-                    let runs = list.into_iter().enumerate().map(|(index, item)| {
+                    let inputs = match selected {
+                        true => list,
+                        false => match select_items(list) {
+                            Ok(inputs) => inputs,
+                            Err(e) => {
+                                self.emit(flow, "MapStateFailed", None).await?;
+                                return Err(e);
+                            }
+                        },
+                    };
+                    let runs = inputs.into_iter().enumerate().map(|(index, input)| {
                         let permits = &permits;
-                        let effective = &effective;
                         let done = finished.get(&index).cloned();
                         let part = started_parts.remove(&index);
                         async move {
-                            let mut ictx = ctx.clone();
-                            ictx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                            let input = match (selected, state.parameters.is_some()) {
-                                (false, true) => {
-                                    arguments(state.parameters.as_ref(), effective, &ictx)?
-                                }
-                                _ => item,
-                            };
                             let child_input = writer.as_ref().map(|_| input.clone());
                             let outcome = |result, started, stopped| ChildOutcome {
                                 index,
