@@ -359,6 +359,26 @@ async function main() {
     await shot('statemachines');
   }, { critical: false });
 
+  await step("a distributed Map's Map Run shows its counts and links its child executions", async () => {
+    const name = process.env.NIMBUS_FANOUT_MACHINE;
+    if (!name) {
+      log('       no NIMBUS_FANOUT_MACHINE: skipped');
+      return;
+    }
+    const machines = (await sfn('ListStateMachines', {})).stateMachines || [];
+    const m = machines.find((x) => x.name === name);
+    if (!m) throw new StepError(`NIMBUS_FANOUT_MACHINE=${name} is not a state machine of nimbus`);
+    const { executionArn: arn } = await sfn('StartExecution', { stateMachineArn: m.stateMachineArn, input: JSON.stringify({ items: [1, 2, 3] }) });
+    await waitFor(`execution ${arn} to end`, async () => (await sfn('DescribeExecution', { executionArn: arn })).status !== 'RUNNING');
+    await go(`#/statemachines/${encodeURIComponent(name)}/${encodeURIComponent(arn)}`, '#sm-exec');
+    const children = page.locator('#sm-exec .sm-maprun [data-child-execution]');
+    await waitFor('three child executions under the Map Run (.sm-maprun [data-child-execution])', async () => (await children.count()) === 3);
+    await children.first().locator('a').click();
+    await waitFor('the child execution, linking back to its parent ([data-parent-execution])', async () => (await page.locator('#sm-exec [data-parent-execution]').count()) > 0);
+    log(`       ${name}: a Map Run of 3 children, the first opened`);
+    await shot('statemachines-maprun-child');
+  }, { critical: false });
+
   // ---------------------------------------------------------------- buckets
   await step("a bucket's folders and objects are browsable and a text object previews", async () => {
     const bucket = process.env.NIMBUS_BUCKET;

@@ -2,7 +2,7 @@
 from tests/browser; scripts/test.sh installs both): it loads with no console errors, the
 service map shows every function, a fresh invocation and its REPORT line appear within
 seconds, a trace opens in the waterfall, and a state machine's execution shows its path on
-the State machines view, a bucket's object previews on the Buckets view, and a table's items
+the State machines view (a distributed Map's Map Run its child executions), a bucket's object previews on the Buckets view, and a table's items
 scan and query on the Tables view, a topic's subscription and counts on the Topics view, and
 parameters and secrets by name (never a secret's value) on the Config view. Screenshots go to
 <target>/dashboard-screenshots."""
@@ -53,6 +53,22 @@ STATE_MACHINE = """
             Type: Fail
             Error: Rejected
             Cause: the order is not ok
+  Fanout:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: fanout
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemsPath: $.items
+            End: true
+            ItemProcessor:
+              ProcessorConfig: {Mode: DISTRIBUTED, ExecutionType: STANDARD}
+              StartAt: Twice
+              States:
+                Twice: {Type: Pass, Parameters: {"n.$": "States.MathAdd($, $)"}, End: true}
 """
 
 
@@ -102,7 +118,7 @@ def test_the_dashboard_shows_the_stack_invocations_logs_and_traces_in_chromium(s
     shots = TARGET / "dashboard-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NIMBUS_ENDPOINT=n.endpoint, NIMBUS_FUNCTION="Worker",
-               NIMBUS_STATE_MACHINE="checkout", NIMBUS_BUCKET="files", NIMBUS_TABLE="cars",
+               NIMBUS_STATE_MACHINE="checkout", NIMBUS_FANOUT_MACHINE="fanout", NIMBUS_BUCKET="files", NIMBUS_TABLE="cars",
                NIMBUS_TOPIC="alerts", NIMBUS_SECRET_VALUE=secret_value,
                SCREENSHOT_DIR=str(shots))
     out = subprocess.run(["node", str(ROOT / "tests" / "browser" / "dashboard.mjs")],

@@ -993,11 +993,19 @@ function analyzeHistory(events, describe) {
       continue;
     }
     if (t.startsWith('Execution') || t.startsWith('MapIteration')) continue;
+    if (t === 'MapRunStarted') {
+      // a distributed Map: its items ran as the Map Run's child executions
+      o.mapRunArn = String((e.mapRunStartedEventDetails || {}).mapRunArn || '');
+      continue;
+    }
     if (FAILURE.test(t)) {
       const d = eventDetails(e);
       o.failed = true;
-      o.error = d.error ?? t;
-      o.cause = d.cause ?? null;
+      // MapRunFailed says why; the MapStateFailed after it says nothing more
+      if (d.error || !o.error) {
+        o.error = d.error ?? t;
+        o.cause = d.cause ?? null;
+      }
     } else if (/^(Task|LambdaFunction|Activity)Succeeded$/.test(t) && o.failed) {
       o.failed = false; // a retry succeeded
       o.recovered = true;
@@ -1212,7 +1220,7 @@ function renderSmExec() {
   }
   const d = smExec.describe;
   const events = smExec.events || [];
-  const sig = JSON.stringify([d, events.length, events.length ? events[events.length - 1].id : 0, smExec.more]);
+  const sig = JSON.stringify([d, events.length, events.length ? events[events.length - 1].id : 0, smExec.more, smExec.runs, smExec.parent]);
   const running = String(d.status) === 'RUNNING';
   if (sig === smSig.exec) {
     if (running) for (const el of $$('[data-since]', host)) el.textContent = smDuration(Number(el.getAttribute('data-since')), NaN);
@@ -1237,6 +1245,7 @@ function renderSmExec() {
           <span><span class="muted">duration</span> <strong ${running ? raw(`data-since="${Number(start)}"`) : ''}>${smDuration(start, running ? NaN : stop)}</strong></span>
           <span><span class="muted">states entered</span> <strong>${a.occ.length}</strong></span>
           <span><span class="muted">events</span> <strong>${events.length}${smExec.more ? '+' : ''}</strong></span>
+          ${smExec.parent ? html`<span><span class="muted">a child of</span> <a href="${smHash(smName, smExec.parent)}" data-parent-execution>its parent execution</a></span>` : ''}
         </div>
         <div class="mono muted small">${d.executionArn || smExecArn}</div>
       </div>
@@ -1266,9 +1275,54 @@ function renderSmExec() {
         ${a.occ.length > ROWS_MAX ? html`<div class="map-foot">The first ${ROWS_MAX} of ${a.occ.length} states entered.</div>` : ''}
         ${smExec.more ? html`<div class="map-foot">The history has more than ${HISTORY_MAX} events; the first ${HISTORY_MAX} are shown.</div>` : ''}`
         : html`<div class="empty"><div class="empty-title">No state entered yet</div></div>`}
+      ${(smExec.runs || []).map(mapRunCard)}
     </div>`,
   );
   wireJson(host);
+}
+
+/** A distributed Map's Map Run: its counts, and links to its child executions. */
+function mapRunCard(r) {
+  const d = r.describe || {};
+  const c = d.executionCounts || {};
+  const n = (k) => Number(c[k] || 0);
+  return html`<div class="table-card sm-maprun" data-map-run="${r.arn}">
+    <div class="wf-meta"><strong>Map Run</strong> ${execBadge(d.status)}
+      <span><span class="muted">children</span> <strong>${n('total')}</strong></span>
+      <span><span class="muted">succeeded</span> ${n('succeeded')}</span>
+      <span><span class="muted">failed</span> ${n('failed') + n('timedOut') + n('aborted')}</span>
+      <span><span class="muted">running</span> ${n('running')}</span>
+      <span><span class="muted">pending</span> ${n('pending')}</span></div>
+    <div class="mono muted small">${r.arn}</div>
+    ${r.children.length
+      ? html`<table class="table"><thead><tr><th>Child execution</th><th>Status</th><th class="num">Started</th></tr></thead>
+        <tbody>${r.children.map((x) => html`<tr data-child-execution="${x.executionArn}"><td class="mono"><a href="${smHash(smName, x.executionArn)}">${x.name}</a></td><td>${execBadge(x.status)}</td><td class="num nowrap muted">${fmtDateTime(secMs(x.startDate))}</td></tr>`)}</tbody></table>`
+      : html`<div class="map-foot">${r.error ? r.error : 'Express children keep no history: only their counts.'}</div>`}
+  </div>`;
+}
+
+/** The Map Runs an execution's history names, and the parent of a Map Run's child. */
+async function loadRuns(describe, events) {
+  const arns = events.filter((e) => e && e.type === 'MapRunStarted').map((e) => String((e.mapRunStartedEventDetails || {}).mapRunArn || '')).filter(Boolean);
+  const runs = await Promise.all(
+    arns.slice(0, 10).map(async (arn) => {
+      try {
+        const [r, c] = await Promise.all([sfnCall('DescribeMapRun', { mapRunArn: arn }), sfnCall('ListExecutions', { mapRunArn: arn, maxResults: 50 })]);
+        return { arn, describe: r, children: Array.isArray(c.executions) ? c.executions : [], error: null };
+      } catch (e) {
+        return { arn, describe: null, children: [], error: e.message };
+      }
+    }),
+  );
+  let parent = null;
+  if (describe && describe.mapRunArn) {
+    try {
+      parent = (await sfnCall('DescribeMapRun', { mapRunArn: describe.mapRunArn })).executionArn || null;
+    } catch (_) {
+      parent = null;
+    }
+  }
+  return { runs, parent };
 }
 
 function renderSmDetail() {
@@ -1353,7 +1407,9 @@ async function loadExec(name, arn) {
       sfnCall('DescribeExecution', { executionArn: arn }),
       sfnCall('GetExecutionHistory', { executionArn: arn, maxResults: HISTORY_MAX }),
     ]);
-    smExec = { arn, describe: d, events: Array.isArray(h.events) ? h.events : [], more: !!h.nextToken, missing: false, error: null };
+    const events = Array.isArray(h.events) ? h.events : [];
+    const { runs, parent } = await loadRuns(d, events);
+    smExec = { arn, describe: d, events, more: !!h.nextToken, missing: false, error: null, runs, parent };
   } catch (e) {
     if (e.code === 'ExecutionDoesNotExist' || e.code === 'InvalidArn') smExec = { arn, missing: true, error: null };
     else if (!smExec || smExec.arn !== arn || !smExec.describe) smExec = { arn, describe: null, missing: false, error: e.message };

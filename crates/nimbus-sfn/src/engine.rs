@@ -96,6 +96,8 @@ pub struct MapRunSpec {
     pub max_concurrency: usize,
     pub tolerated_percentage: Option<f64>,
     pub tolerated_count: Option<u64>,
+    /// The trace header of the Map state's span: each child's trace continues it.
+    pub trace: Option<String>,
 }
 
 /// Where a distributed `Map` runs its items as child workflow executions of a Map Run: the
@@ -2091,6 +2093,7 @@ impl Run {
                 max_concurrency: plan.max_concurrency,
                 tolerated_percentage: plan.tolerated_percentage,
                 tolerated_count: plan.tolerated_count,
+                trace: flow.current_span(),
             })
             .await?;
         if known.is_none() {

@@ -92,6 +92,8 @@ pub(crate) struct LiveMapRun {
     /// Express children, which have no rows to count: executions and items.
     express: Mutex<(Counts, Counts)>,
     total: AtomicU64,
+    /// The Map state's span: the children's traces continue it.
+    trace: Option<String>,
 }
 
 impl LiveMapRun {
@@ -208,6 +210,9 @@ impl DbMapRuns {
                     (row, None, input)
                 }
             };
+        if let (None, Some(t)) = (&resume, inner.telemetry.get()) {
+            t.record_execution_started(&live.machine_row.name, "STANDARD");
+        }
         lock(&live.running).insert(row.arn.clone());
         crate::ops::spawn_standard(
             &sfn,
@@ -216,7 +221,7 @@ impl DbMapRuns {
             &live.machine_row,
             input,
             resume,
-            None,
+            live.trace.as_deref(),
         );
         let ended = wait_ended(&inner, &row.arn).await;
         lock(&live.running).remove(&row.arn);
@@ -251,8 +256,18 @@ impl DbMapRuns {
             c.0.add("RUNNING", 1);
             c.1.add("RUNNING", items);
         }
-        let run =
-            crate::ops::express_run(&sfn, &arn, &name, &input, &live.machine_row, start_ms, None);
+        if let Some(t) = sfn.inner.telemetry.get() {
+            t.record_execution_started(&live.machine_row.name, "EXPRESS");
+        }
+        let run = crate::ops::express_run(
+            &sfn,
+            &arn,
+            &name,
+            &input,
+            &live.machine_row,
+            start_ms,
+            live.trace.as_deref(),
+        );
         let outcome = run.execute(&live.machine, input, None).await;
         let (status, result) = match outcome {
             Outcome::Succeeded(v) => ("SUCCEEDED", Ok(v)),
@@ -297,9 +312,10 @@ impl MapRuns for DbMapRuns {
                 .as_ref()
                 .map(|p| p.role_arn.clone())
                 .unwrap_or_default();
+            // A child's own runs take their settings from the root of the tree too.
             let parent_machine = parent.as_ref().and_then(|p| {
                 lock(&inner.machines)
-                    .get(&p.machine_arn)
+                    .get(crate::ops::root_machine(&p.machine_arn))
                     .map(|m| m.row.clone())
             });
             let now = now_ms();
@@ -363,6 +379,7 @@ impl MapRuns for DbMapRuns {
                 role_arn,
                 running: Mutex::new(HashSet::new()),
                 express: Mutex::new(Default::default()),
+                trace: spec.trace.clone(),
             };
             lock(&inner.map_runs).insert(spec.arn, Arc::new(live));
             Ok(None)

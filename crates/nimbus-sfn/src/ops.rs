@@ -1447,7 +1447,9 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
         .next()
         .unwrap_or_default()
         .to_owned();
-    let current = lock(&sfn.inner.machines).get(&r.machine_arn).cloned();
+    let current = lock(&sfn.inner.machines)
+        .get(root_machine(&r.machine_arn))
+        .cloned();
     let (settings, created) = match &current {
         Some(m) => (
             m.row.settings.clone(),
@@ -2405,6 +2407,12 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
         }
     }
     Some(c)
+}
+
+/// The state machine a Map Run's child belongs to in the end: its children's machines are
+/// named `<machine>/<label>` (a machine's own name has no `/`).
+pub(crate) fn root_machine(machine_arn: &str) -> &str {
+    machine_arn.split('/').next().unwrap_or(machine_arn)
 }
 
 /// Where a Standard execution found running at start-up goes on: from its cursor, with what
