@@ -505,6 +505,25 @@ Resources:
             ResultWriter:
               WriterConfig: {OutputType: JSON, Transformation: COMPACT}
             End: true
+  FromParquet:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: from-parquet
+      Definition:
+        StartAt: Each
+        States:
+          Each:
+            Type: Map
+            ItemReader:
+              Resource: arn:aws:states:::s3:getObject
+              ReaderConfig: {InputType: PARQUET}
+              Parameters: {Bucket: data, Key: fruit.parquet}
+            ItemProcessor:
+              ProcessorConfig: {Mode: DISTRIBUTED, ExecutionType: EXPRESS}
+              StartAt: Name
+              States:
+                Name: {Type: Pass, End: true}
+            End: true
   FromInventory:
     Type: AWS::Serverless::StateMachine
     Properties:
@@ -525,6 +544,18 @@ Resources:
                 Name: {Type: Pass, Parameters: {"key.$": "$.Key", "size.$": "$.Size"}, End: true}
             End: true
 """
+
+
+FRUIT_PARQUET = (
+    "UEFSMRUEFTAVLkwVBhUAEgAAGAQBAAkBPAIAAAAAAAAAAwAAAAAAAAAVABUIFQwsFQYVEBUGFQYcNgAoCAMAAAAAAAAAGAgB"
+    "AAAAAAAAABERAAAABAwCAyQAFQQVMhU2TBUGFQASAAAZYAUAAABhcHBsZQQAAABwZWFyBAAAAHBsdW0VABUIFQwsFQYVEBUG"
+    "FQYcNgAoBHBsdW0YBWFwcGxlEREAAAAEDAIDJAAZEQIZGAgBAAAAAAAAABkYCAMAAAAAAAAAFQIZFgAAGRECGRgFYXBwbGUZ"
+    "GARwbHVtFQIZFgAAGRwWUhViFgAAABkcFoYCFVQWAAAZFhoAFQIZPEgEaXRlbRUEABUEJQAYAmlkABUMJQAYBG5hbWUlAAAW"
+    "BhkcGSwmABwVBBk1AAYQGRgCaWQVAhYGFqoBFqwBJlImCBwYCAMAAAAAAAAAGAgBAAAAAAAAABYAKAgDAAAAAAAAABgIAQAA"
+    "AAAAAAAREQAZLBUEFQAVAgAVABUQFQIAABbIAxUUFtoCFT4AJgAcFQwZNQAGEBkYBG5hbWUVAhYGFp4BFqYBJoYCJrQBHDYA"
+    "KARwbHVtGAVhcHBsZRERABksFQQVABUCABUAFRAVAgA8FhoAABbcAxUcFpgDFTAAFsgCFgYmCBbSAhQAACgZcGFycXVldC1y"
+    "cyB2ZXJzaW9uIDU1LjIuMBksHAAAHAAAABUBAABQQVIx"
+)
 
 
 def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(start_nimbus):
@@ -572,6 +603,11 @@ def test_a_distributed_map_reads_items_from_s3_and_writes_its_results_there(star
                   {"key": "inv/data/2.csv.gz", "size": 1, "MD5checksum": "x"}]}).encode())
     assert run("from-inventory", {"manifest": "inv/manifest.json"}) == [
         {"key": "a.jpg", "size": "12"}, {"key": "b, c.jpg", "size": "7"}, {"key": "d.jpg", "size": "1"}]
+    # A Parquet object (written by parquet-rs from three (id INT64, name UTF8) rows, Snappy
+    # pages): its rows are the items, typed as their columns are.
+    import base64
+    c.put_object(Bucket="data", Key="fruit.parquet", Body=base64.b64decode(FRUIT_PARQUET))
+    assert run("from-parquet", {}) == [{"id": 1, "name": "apple"}, {"id": 2, "name": "pear"}, {"id": 3, "name": "plum"}]
     # A manifest that names a missing file fails the Map, naming the file.
     c.put_object(Bucket="data", Key="inv/broken.json", Body=json.dumps({
         "destinationBucket": "data", "fileFormat": "CSV", "fileSchema": "Bucket, Key",

@@ -172,6 +172,8 @@ pub enum InputType {
     Csv,
     /// An S3 Inventory report's `manifest.json`: its CSV files' rows are the items.
     Manifest,
+    /// A Parquet file: its rows are the items.
+    Parquet,
 }
 
 /// A distributed `Map`'s `ResultWriter`: `Bucket`/`Prefix` to write the child results to (when
@@ -1323,14 +1325,7 @@ impl Parser {
                     }
                 }
             }
-            (false, Some("PARQUET")) => {
-                self.schema(
-                    &format!("{cat}/InputType"),
-                    "nimbus does not read InputType PARQUET yet; JSON, JSONL, CSV and MANIFEST it does"
-                        .into(),
-                );
-                return None;
-            }
+            (false, Some("PARQUET")) => InputType::Parquet,
             (false, other) => {
                 self.schema(
                     &format!("{cat}/InputType"),
@@ -1699,10 +1694,10 @@ mod tests {
                 ],
             ),
             (
-                "a Parquet reader, and an Athena manifest",
+                "an unknown reader input type, and an Athena manifest",
                 json!({"StartAt": "M", "States": {"M": {"Type": "Parallel", "End": true, "Branches": [
                     {"StartAt": "P", "States": {"P": {"Type": "Map", "End": true,
-                        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "PARQUET"}},
+                        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "ORC"}},
                         "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X", "States": {"X": {"Type": "Pass", "End": true}}}}}},
                     {"StartAt": "A", "States": {"A": {"Type": "Map", "End": true,
                         "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",

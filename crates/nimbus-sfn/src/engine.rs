@@ -2229,6 +2229,20 @@ impl Run {
             }
             return Ok(items);
         }
+        if r.input_type == crate::asl::InputType::Parquet {
+            let object = self
+                .integrations
+                .call("s3", "GetObjectBase64", params)
+                .await
+                .map_err(|(code, m)| fail(format!("{code}: {m}")))?;
+            use base64::Engine as _;
+            let file = base64::engine::general_purpose::STANDARD
+                .decode(object["Body"].as_str().unwrap_or(""))
+                .map_err(|e| fail(format!("the object could not be read: {e}")))?;
+            let mut items = crate::items::parquet_rows(file).map_err(fail)?;
+            items.truncate(limit);
+            return Ok(items);
+        }
         let object = self
             .integrations
             .call("s3", "GetObject", params)

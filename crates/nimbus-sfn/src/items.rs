@@ -44,7 +44,24 @@ pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
         InputType::Manifest => {
             Err("an inventory manifest names the files that hold the items".into())
         }
+        InputType::Parquet => Err("a Parquet file is binary: read it with parquet_rows".into()),
     }
+}
+
+/// The rows of a Parquet file, each an object of its columns (numbers, strings, lists and
+/// maps as JSON), as Step Functions reads them.
+pub fn parquet_rows(file: Vec<u8>) -> Result<Vec<Value>, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::from(file))
+        .map_err(|e| format!("the object is not a Parquet file nimbus can read: {e}"))?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| format!("the Parquet file's rows cannot be read: {e}"))?;
+    rows.map(|r| {
+        r.map(|row| row.to_json_value())
+            .map_err(|e| format!("a row of the Parquet file cannot be read: {e}"))
+    })
+    .collect()
 }
 
 /// An S3 Inventory report, as its `manifest.json` says it.
@@ -312,6 +329,58 @@ mod tests {
             let e = inventory(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    /// A Parquet file of `(id INT64, name UTF8)` rows, its pages compressed with `codec`.
+    fn parquet_file(rows: &[(i64, &str)], codec: parquet::basic::Compression) -> Vec<u8> {
+        use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        let schema = std::sync::Arc::new(
+            parquet::schema::parser::parse_message_type(
+                "message item { REQUIRED INT64 id; REQUIRED BYTE_ARRAY name (UTF8); }",
+            )
+            .unwrap(),
+        );
+        let props = std::sync::Arc::new(WriterProperties::builder().set_compression(codec).build());
+        let mut out = Vec::new();
+        let mut w = SerializedFileWriter::new(&mut out, schema, props).unwrap();
+        let mut group = w.next_row_group().unwrap();
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let names: Vec<ByteArray> = rows.iter().map(|r| ByteArray::from(r.1)).collect();
+        let mut col = group.next_column().unwrap().unwrap();
+        col.typed::<Int64Type>()
+            .write_batch(&ids, None, None)
+            .unwrap();
+        col.close().unwrap();
+        let mut col = group.next_column().unwrap().unwrap();
+        col.typed::<ByteArrayType>()
+            .write_batch(&names, None, None)
+            .unwrap();
+        col.close().unwrap();
+        group.close().unwrap();
+        w.close().unwrap();
+        out
+    }
+
+    #[test]
+    fn a_parquet_files_rows_become_items_whatever_its_pages_codec() {
+        use parquet::basic::{Compression, GzipLevel};
+        let want = vec![
+            json!({"id": 1, "name": "a"}),
+            json!({"id": 2, "name": "b, c"}),
+        ];
+        for codec in [
+            Compression::UNCOMPRESSED,
+            Compression::SNAPPY,
+            Compression::GZIP(GzipLevel::default()),
+            Compression::LZ4_RAW,
+        ] {
+            let file = parquet_file(&[(1, "a"), (2, "b, c")], codec);
+            assert_eq!(parquet_rows(file).unwrap(), want, "{codec:?}");
+        }
+        let e = parquet_rows(b"id,name\n1,a\n".to_vec()).unwrap_err();
+        assert!(e.contains("not a Parquet file"), "{e}");
     }
 
     #[test]
