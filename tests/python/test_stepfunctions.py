@@ -1647,3 +1647,39 @@ def test_a_map_run_ends_its_nested_runs_and_one_dropped_by_its_parallel_is_abort
     assert described["status"] == "ABORTED" and described["executionCounts"]["aborted"] == 1, described
     assert sfn.describe_execution(executionArn=ex)["status"] == "RUNNING"
     sfn.stop_execution(executionArn=ex)
+
+
+def test_redriving_an_execution_redrives_its_failed_map_run_s_unsuccessful_children(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn, ssm = n.client("stepfunctions"), n.client("ssm")
+    arn = sfn.create_state_machine(name="flagged-fanout", roleArn=ROLE, definition=distributed({
+        "Which": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "Flag"}], "Default": "Done"},
+        "Flag": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                 "Parameters": {"Name": "/fanout/flag"}, "ResultSelector": {"flag.$": "$.Parameter.Value"}, "End": True},
+        "Done": {"Type": "Pass", "Result": {"flag": "none"}, "End": True}}, "Which"))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
+    assert finish(sfn, ex)["status"] == "FAILED"
+    run_arn = sfn.list_map_runs(executionArn=ex)["mapRuns"][0]["mapRunArn"]
+    before = {c["executionArn"]: c["status"] for c in sfn.list_executions(mapRunArn=run_arn)["executions"]}
+    assert sorted(before.values()) == ["FAILED", "SUCCEEDED", "SUCCEEDED"], before
+
+    ssm.put_parameter(Name="/fanout/flag", Value="up", Type="String")
+    sfn.redrive_execution(executionArn=ex)
+    d = finish(sfn, ex)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == [{"flag": "none"}, {"flag": "none"}, {"flag": "up"}]
+    # The same run, redriven once: its failed child redriven, its succeeded ones left as they were.
+    assert [r["mapRunArn"] for r in sfn.list_map_runs(executionArn=ex)["mapRuns"]] == [run_arn]
+    described = sfn.describe_map_run(mapRunArn=run_arn)
+    assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 1), described
+    assert "redriveDate" in described and described["executionCounts"]["succeeded"] == 3, described
+    after = sfn.list_executions(mapRunArn=run_arn)["executions"]
+    assert {c["executionArn"] for c in after} == set(before) and {c["status"] for c in after} == {"SUCCEEDED"}
+    for child, status in before.items():
+        redriven = sfn.describe_execution(executionArn=child)["redriveCount"]
+        assert redriven == (1 if status == "FAILED" else 0), (child, status, redriven)
+    events = history(sfn, ex)
+    redrive = next(e for e in events if e["type"] == "MapRunRedriven")["mapRunRedrivenEventDetails"]
+    assert redrive == {"mapRunArn": run_arn, "redriveCount": 1}, redrive
+    types = [e["type"] for e in events]
+    assert types.count("MapRunStarted") == 1 and types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types

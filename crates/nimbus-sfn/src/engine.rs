@@ -132,6 +132,16 @@ pub trait MapRuns: Send + Sync {
         input: Value,
     ) -> BoxFuture<'a, ChildEnd>;
 
+    /// A redriven execution's Map State entered again: the execution's last run of these
+    /// children (`machine_arn`) that did not succeed, open again with its redrive counted
+    /// (its unsuccessful children are redriven, its succeeded ones stand). `None` when there is
+    /// none: the state starts a new run.
+    fn redrive<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        machine_arn: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, u64)>, StatesError>>;
+
     /// The tolerated failures as they are now (`UpdateMapRun` may change them).
     fn tolerated(&self, map_run: &str) -> (Option<f64>, Option<u64>);
 
@@ -2072,21 +2082,27 @@ impl Run {
             .label
             .clone()
             .unwrap_or_else(|| stable_uuid(&format!("{}\n{name}", ctx["StateMachine"]["Id"])));
+        let machine_arn =
+            format!("arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}");
+        // A redriven execution redrives the run its failed Map State had.
+        let redriven = match (&known, ctx["Execution"]["RedriveCount"].as_u64()) {
+            (None, Some(n)) if n > 0 => runs.redrive(execution, &machine_arn).await?,
+            _ => None,
+        };
         // The run's id follows from the execution and its MapStateStarted: a restart between
         // opening the run and saying so finds the same run.
-        let arn = known.clone().unwrap_or_else(|| {
-            format!(
+        let arn = match (&known, &redriven) {
+            (Some(arn), _) | (None, Some((arn, _))) => arn.clone(),
+            (None, None) => format!(
                 "arn:aws:states:{region}:{account}:mapRun:{machine}/{label}:{}",
                 stable_uuid(&format!("{execution}\n{started}"))
-            )
-        });
+            ),
+        };
         let ended = runs
             .open(MapRunSpec {
                 arn: arn.clone(),
                 execution_arn: execution.to_owned(),
-                machine_arn: format!(
-                    "arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}"
-                ),
+                machine_arn,
                 label,
                 definition: plan.d.definition.clone(),
                 express: plan.d.express,
@@ -2096,9 +2112,21 @@ impl Run {
                 trace: flow.current_span(),
             })
             .await?;
-        if known.is_none() {
-            let det = details("mapRunStartedEventDetails", json!({ "mapRunArn": arn }));
-            self.emit(flow, "MapRunStarted", det).await?;
+        match (known, redriven) {
+            (Some(_), _) => {}
+            (None, Some((_, count))) => {
+                let det = json!({ "mapRunArn": arn, "redriveCount": count });
+                self.emit(
+                    flow,
+                    "MapRunRedriven",
+                    details("mapRunRedrivenEventDetails", det),
+                )
+                .await?;
+            }
+            (None, None) => {
+                let det = details("mapRunStartedEventDetails", json!({ "mapRunArn": arn }));
+                self.emit(flow, "MapRunStarted", det).await?;
+            }
         }
         Ok((arn, ended))
     }

@@ -164,6 +164,31 @@ impl DbMapRuns {
         };
         let (row, resume, input) =
             match state::map_child(&inner.db, map_run, index as u64).map_err(store_error)? {
+                // Ended without success before its run was redriven: redriven with it, from
+                // the state where it stopped.
+                Some(mut row)
+                    if !matches!(row.status.as_str(), "RUNNING" | "SUCCEEDED")
+                        && row.redrive_count < lock(&live.row).redrive_count =>
+                {
+                    let event = crate::engine::Event {
+                        id: 0,
+                        previous: 0,
+                        ts_ms: now_ms(),
+                        kind: "ExecutionRedriven".into(),
+                        details: None,
+                    };
+                    let Some(last) = state::redrive(&inner.db, row.id, event)
+                        .await
+                        .map_err(store_error)?
+                    else {
+                        return Ok(end_of(&row));
+                    };
+                    row.last_event = last;
+                    row.redrive_count += 1;
+                    let resume = crate::ops::redrive_resume(&row);
+                    let input = serde_json::from_str(&row.input).unwrap_or(Value::Null);
+                    (row, resume, input)
+                }
                 Some(row) if row.status != "RUNNING" => return Ok(end_of(&row)),
                 Some(row) => {
                     let resume = crate::ops::resume_of(&sfn, &live.machine, &row)
@@ -339,6 +364,8 @@ impl MapRuns for DbMapRuns {
                     counts: None,
                     error: None,
                     cause: None,
+                    redrive_count: 0,
+                    redrive_ms: None,
                 },
             )
             .await
@@ -436,6 +463,24 @@ impl MapRuns for DbMapRuns {
                 Ok(end) => end,
                 Err(e) => failed(e),
             }
+        })
+    }
+
+    fn redrive<'a>(
+        &'a self,
+        execution_arn: &'a str,
+        machine_arn: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, u64)>, StatesError>> {
+        Box::pin(async move {
+            let inner = self.inner.upgrade().ok_or_else(stopping)?;
+            state::redrive_map_run(
+                &inner.db,
+                execution_arn.to_owned(),
+                machine_arn.to_owned(),
+                now_ms(),
+            )
+            .await
+            .map_err(store_error)
         })
     }
 
@@ -629,10 +674,13 @@ pub(crate) fn describe_map_run(sfn: &StepFunctions, input: &Value) -> Result<Val
         "toleratedFailureCount": row.tolerated_count.unwrap_or(0),
         "itemCounts": item_counts,
         "executionCounts": executions,
-        "redriveCount": 0,
+        "redriveCount": row.redrive_count,
     });
     if let Some(stop) = row.stop_ms {
         out["stopDate"] = seconds(stop);
+    }
+    if let Some(ms) = row.redrive_ms {
+        out["redriveDate"] = seconds(ms);
     }
     Ok(out)
 }

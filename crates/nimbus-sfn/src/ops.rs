@@ -979,14 +979,18 @@ pub(crate) fn spawn_standard(
             &row.arn,
             row.start_ms,
         ),
-        context: context(
-            &row.arn,
-            &row.name,
-            &input,
-            &row.role_arn,
-            row.start_ms,
-            machine_row,
-        ),
+        context: {
+            let mut c = context(
+                &row.arn,
+                &row.name,
+                &input,
+                &row.role_arn,
+                row.start_ms,
+                machine_row,
+            );
+            c["Execution"]["RedriveCount"] = json!(row.redrive_count);
+            c
+        },
         region: inner.config.region.clone(),
         delay_scale: inner.config.delay_scale,
         last_event: AtomicU64::new(row.last_event),
@@ -1476,6 +1480,27 @@ fn describe_machine_for_execution(sfn: &StepFunctions, input: &Value) -> Result<
     Ok(out)
 }
 
+/// Where a redriven execution goes on: the state its cursor names, entered again from its
+/// input; `None` when it stopped before its first state.
+pub(crate) fn redrive_resume(row: &ExecutionRow) -> Option<Resume> {
+    let cursor = row
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| Cursor::from_json(&c))
+        .filter(|c| !c.state.is_empty())?;
+    Some(Resume {
+        cursor,
+        task_in_flight: None,
+        task_result: None,
+        failed_ms: None,
+        waiting: false,
+        reenter: true,
+        continued: None,
+        entered_ms: None,
+    })
+}
+
 /// `RedriveExecution`: a failed, timed-out or aborted Standard execution runs again from the
 /// state where it stopped (that state entered again with its input; what came before is not
 /// repeated).
@@ -1488,13 +1513,8 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
             "Execution '{arn}' is a child execution of the Map Run '{run}': redrive its parent execution"
         )));
     }
-    let cursor = r
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .and_then(|c| Cursor::from_json(&c))
-        .filter(|c| !c.state.is_empty());
-    let Some(cursor) = cursor.filter(|_| r.status != "RUNNING" && r.status != "SUCCEEDED") else {
+    let resume = redrive_resume(&r);
+    let Some(resume) = resume.filter(|_| r.status != "RUNNING" && r.status != "SUCCEEDED") else {
         return Err(not_redrivable(format!(
             "Execution '{arn}' is {} and cannot be redriven",
             r.status
@@ -1517,6 +1537,7 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
     };
     let mut row = r;
     row.last_event = last;
+    row.redrive_count += 1;
     let machine_row = lock(&sfn.inner.machines)
         .get(&row.machine_arn)
         .map(|m| m.row.clone())
@@ -1527,16 +1548,6 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
             )
         })?;
     let input_value: Value = serde_json::from_str(&row.input).unwrap_or(json!({}));
-    let resume = Resume {
-        cursor,
-        task_in_flight: None,
-        task_result: None,
-        failed_ms: None,
-        waiting: false,
-        reenter: true,
-        continued: None,
-        entered_ms: None,
-    };
     spawn_standard(
         sfn,
         &row,
@@ -2309,7 +2320,7 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
             (Owner::Own, k) if end_kinds.contains(&k) => ended = true,
             // A distributed Map's children are executions of their own: its flow goes on
             // from the run's start, which names the run.
-            (Owner::Own, "MapRunStarted") if attempt.is_some() => {
+            (Owner::Own, "MapRunStarted" | "MapRunRedriven") if attempt.is_some() => {
                 attempt = Some(e.id);
                 map_run = detail("mapRunArn")
                     .and_then(|a| a.as_str())

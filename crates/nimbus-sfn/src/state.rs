@@ -101,7 +101,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         items INTEGER,
         counts TEXT,
         error TEXT,
-        cause TEXT
+        cause TEXT,
+        redrive_count INTEGER NOT NULL DEFAULT 0,
+        redrive_ms INTEGER
     );
     CREATE INDEX map_runs_execution ON map_runs (execution_arn, start_ms);
     ALTER TABLE executions ADD COLUMN map_run TEXT;
@@ -775,9 +777,12 @@ pub struct MapRunRow {
     /// Why it failed.
     pub error: Option<String>,
     pub cause: Option<String>,
+    /// Redriven with its parent execution: how often, and when last.
+    pub redrive_count: u64,
+    pub redrive_ms: Option<u64>,
 }
 
-const MAP_RUN_COLUMNS: &str = "arn, execution_arn, machine_arn, label, definition, express, status, start_ms, stop_ms, max_concurrency, tolerated_percentage, tolerated_count, total, items, counts, error, cause";
+const MAP_RUN_COLUMNS: &str = "arn, execution_arn, machine_arn, label, definition, express, status, start_ms, stop_ms, max_concurrency, tolerated_percentage, tolerated_count, total, items, counts, error, cause, redrive_count, redrive_ms";
 
 fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
     Ok(MapRunRow {
@@ -800,6 +805,8 @@ fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
             .and_then(|c| serde_json::from_str(&c).ok()),
         error: r.get(15)?,
         cause: r.get(16)?,
+        redrive_count: r.get::<_, i64>(17)? as u64,
+        redrive_ms: r.get::<_, Option<i64>>(18)?.map(|v| v as u64),
     })
 }
 
@@ -807,7 +814,7 @@ fn map_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapRunRow> {
 pub(crate) async fn open_map_run(db: &Database, m: MapRunRow) -> Result<MapRunRow, StoreError> {
     db.write(move |tx| {
         tx.execute(
-            &format!("INSERT OR IGNORE INTO map_runs ({MAP_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, NULL, NULL, NULL, NULL, NULL)"),
+            &format!("INSERT OR IGNORE INTO map_runs ({MAP_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, NULL, NULL, NULL, NULL, NULL, 0, NULL)"),
             params![
                 m.arn,
                 m.execution_arn,
@@ -861,6 +868,38 @@ pub(crate) fn map_runs_of(
         .collect::<Result<_, _>>()?;
     let more = rows.len() > limit;
     Ok((rows.into_iter().take(limit).collect(), more))
+}
+
+/// A redriven execution's Map Run, open again: the execution's latest run of the children's
+/// machine `machine_arn` that did not succeed, back to `RUNNING` with its redrive counted.
+/// Answers its ARN and redrive count; `None` when there is none to redrive.
+pub(crate) async fn redrive_map_run(
+    db: &Database,
+    execution_arn: String,
+    machine_arn: String,
+    now_ms: u64,
+) -> Result<Option<(String, u64)>, StoreError> {
+    db.write(move |tx| {
+        let run: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT arn, redrive_count FROM map_runs WHERE execution_arn = ?1 AND machine_arn = ?2
+                 ORDER BY start_ms DESC, rowid DESC LIMIT 1",
+                params![execution_arn, machine_arn],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((arn, count)) = run else {
+            return Ok(None);
+        };
+        let n = tx.execute(
+            "UPDATE map_runs SET status = 'RUNNING', stop_ms = NULL, error = NULL, cause = NULL,
+             counts = NULL, redrive_count = redrive_count + 1, redrive_ms = ?2
+             WHERE arn = ?1 AND status IN ('FAILED', 'ABORTED')",
+            params![arn, now_ms as i64],
+        )?;
+        Ok((n == 1).then(|| (arn, count as u64 + 1)))
+    })
+    .await
 }
 
 /// `UpdateMapRun`: the settings given replace the kept ones.
