@@ -1684,3 +1684,32 @@ def test_redriving_an_execution_redrives_its_failed_map_run_s_unsuccessful_child
     assert redrive == {"mapRunArn": run_arn, "redriveCount": 1}, redrive
     types = [e["type"] for e in events]
     assert types.count("MapRunStarted") == 1 and types[-2:] == ["MapStateExited", "ExecutionSucceeded"], types
+
+
+def test_a_redrive_reopens_the_run_of_the_failed_attempt_and_a_retry_after_it_starts_a_new_one(start_nimbus):
+    n = start_nimbus(SERVICES)
+    sfn, ssm = n.client("stepfunctions"), n.client("ssm")
+    fan = json.loads(distributed({
+        "Flag": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                 "Parameters": {"Name": "/retried/flag"}, "ResultSelector": {"flag.$": "$.Parameter.Value"},
+                 "End": True}}, "Flag"))
+    fan["States"]["Fan"]["Retry"] = [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"],
+                                      "IntervalSeconds": 1, "MaxAttempts": 1}]
+    arn = sfn.create_state_machine(name="retried-fanout", roleArn=ROLE, definition=json.dumps(fan))["stateMachineArn"]
+    ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1]}))["executionArn"]
+    assert finish(sfn, ex)["status"] == "FAILED"
+    runs = lambda: [r["mapRunArn"] for r in sfn.list_map_runs(executionArn=ex)["mapRuns"]]  # noqa: E731
+    first, retried = runs()
+    # Redriven while the flag is still missing: the failed attempt's run (the retry's) is
+    # redriven once, and the state's own retry after it starts a run of its own.
+    sfn.redrive_execution(executionArn=ex)
+    assert finish(sfn, ex)["status"] == "FAILED"
+    assert runs()[:2] == [first, retried] and len(runs()) == 3, runs()
+    third = runs()[2]
+    counts = {a: sfn.describe_map_run(mapRunArn=a)["redriveCount"] for a in runs()}
+    assert counts == {first: 0, retried: 1, third: 0}, counts
+    ssm.put_parameter(Name="/retried/flag", Value="up", Type="String")
+    sfn.redrive_execution(executionArn=ex)
+    d = finish(sfn, ex)
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == [{"flag": "up"}], d
+    assert len(runs()) == 3 and sfn.describe_map_run(mapRunArn=third)["redriveCount"] == 1

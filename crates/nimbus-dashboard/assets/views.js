@@ -1281,6 +1281,9 @@ function renderSmExec() {
   wireJson(host);
 }
 
+/** The child executions a Map Run card lists. */
+const CHILDREN_MAX = 50;
+
 /** A distributed Map's Map Run: its counts, and links to its child executions. */
 function mapRunCard(r) {
   const d = r.describe || {};
@@ -1297,17 +1300,19 @@ function mapRunCard(r) {
     ${r.children.length
       ? html`<table class="table"><thead><tr><th>Child execution</th><th>Status</th><th class="num">Started</th></tr></thead>
         <tbody>${r.children.map((x) => html`<tr data-child-execution="${x.executionArn}"><td class="mono"><a href="${smHash(smName, x.executionArn)}">${x.name}</a></td><td>${execBadge(x.status)}</td><td class="num nowrap muted">${fmtDateTime(secMs(x.startDate))}</td></tr>`)}</tbody></table>`
-      : html`<div class="map-foot">${r.error ? r.error : 'Express children keep no history: only their counts.'}</div>`}
+      : html`<div class="map-foot">${r.error || (n('total') ? 'Express children keep no history: only their counts.' : 'No child execution yet.')}</div>`}
+    ${r.children.length >= CHILDREN_MAX ? html`<div class="map-foot">The newest ${CHILDREN_MAX} of ${n('total')} child executions.</div>` : ''}
   </div>`;
 }
 
 /** The Map Runs an execution's history names, and the parent of a Map Run's child. */
 async function loadRuns(describe, events) {
-  const arns = events.filter((e) => e && e.type === 'MapRunStarted').map((e) => String((e.mapRunStartedEventDetails || {}).mapRunArn || '')).filter(Boolean);
+  const named = (e) => String(((e.type === 'MapRunStarted' ? e.mapRunStartedEventDetails : e.mapRunRedrivenEventDetails) || {}).mapRunArn || '');
+  const arns = [...new Set(events.filter((e) => e && (e.type === 'MapRunStarted' || e.type === 'MapRunRedriven')).map(named).filter(Boolean))];
   const runs = await Promise.all(
     arns.slice(0, 10).map(async (arn) => {
       try {
-        const [r, c] = await Promise.all([sfnCall('DescribeMapRun', { mapRunArn: arn }), sfnCall('ListExecutions', { mapRunArn: arn, maxResults: 50 })]);
+        const [r, c] = await Promise.all([sfnCall('DescribeMapRun', { mapRunArn: arn }), sfnCall('ListExecutions', { mapRunArn: arn, maxResults: CHILDREN_MAX })]);
         return { arn, describe: r, children: Array.isArray(c.executions) ? c.executions : [], error: null };
       } catch (e) {
         return { arn, describe: null, children: [], error: e.message };

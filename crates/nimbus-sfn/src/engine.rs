@@ -132,14 +132,13 @@ pub trait MapRuns: Send + Sync {
         input: Value,
     ) -> BoxFuture<'a, ChildEnd>;
 
-    /// A redriven execution's Map State entered again: the execution's last run of these
-    /// children (`machine_arn`) that did not succeed, open again with its redrive counted
-    /// (its unsuccessful children are redriven, its succeeded ones stand). `None` when there is
-    /// none: the state starts a new run.
+    /// A redriven execution's Map state entered again: the run its failed attempt had, open
+    /// again with its redrive counted (its unsuccessful children are redriven, its succeeded
+    /// ones stand); one already reopened answers as it is. `None` when it cannot be redriven
+    /// (it succeeded): the state starts a new run.
     fn redrive<'a>(
         &'a self,
-        execution_arn: &'a str,
-        machine_arn: &'a str,
+        map_run: &'a str,
     ) -> BoxFuture<'a, Result<Option<(String, u64)>, StatesError>>;
 
     /// The tolerated failures as they are now (`UpdateMapRun` may change them).
@@ -212,13 +211,16 @@ pub struct Cursor {
     /// The workflow variables (`Assign`) of the execution's own flow; for a Map iteration's or
     /// Parallel branch's state, only those its own states assigned (its parent's are added).
     pub vars: Value,
+    /// A redriven execution's distributed `Map`, entered again: the Map Run its failed attempt
+    /// had, which its first attempt now redrives (kept here so a restart still does).
+    pub redrive_run: Option<String>,
 }
 
 impl Cursor {
     pub fn to_json(&self) -> Value {
         json!({"state": self.state, "input": self.input, "entered": self.entered,
                "retries": self.retries, "wake_at_ms": self.wake_at_ms, "token": self.token,
-               "vars": self.vars})
+               "vars": self.vars, "redrive_run": self.redrive_run})
     }
 
     pub fn from_json(v: &Value) -> Option<Cursor> {
@@ -234,6 +236,7 @@ impl Cursor {
             wake_at_ms: v["wake_at_ms"].as_u64(),
             token: v["token"].as_str().map(str::to_owned),
             vars: v["vars"].clone(),
+            redrive_run: v["redrive_run"].as_str().map(str::to_owned),
         })
     }
 }
@@ -492,6 +495,8 @@ struct Attempt {
     callback: Option<(String, bool)>,
     /// A Map or Parallel attempt continued after a restart (see [`Resume`]).
     continued: Option<Continued>,
+    /// The Map Run a redriven execution's distributed Map redrives (see [`Cursor`]).
+    redrive_run: Option<String>,
 }
 
 enum Step {
@@ -858,11 +863,22 @@ impl Run {
                         token: None,
                         ..r.cursor.clone()
                     };
+                    // The state's first attempt redrives the Map Run it had.
+                    let again = cursor.redrive_run.is_some().then(|| Resume {
+                        cursor: cursor.clone(),
+                        task_in_flight: None,
+                        task_result: None,
+                        failed_ms: None,
+                        waiting: false,
+                        reenter: false,
+                        continued: None,
+                        entered_ms: None,
+                    });
                     self.journal
                         .record(vec![e], flow.top.then_some(cursor))
                         .await
                         .map_err(suspended)?;
-                    (name, r.cursor.input, id, None)
+                    (name, r.cursor.input, id, again)
                 }
                 Some(r) => (
                     r.cursor.state.clone(),
@@ -885,6 +901,7 @@ impl Run {
                         wake_at_ms: None,
                         token: None,
                         vars: Value::Object(flow.vars()),
+                        redrive_run: None,
                     });
                     self.journal
                         .record(vec![e], cursor)
@@ -936,6 +953,7 @@ impl Run {
                             wake_at_ms: None,
                             token: None,
                             vars: Value::Object(flow.vars()),
+                            redrive_run: None,
                         });
                         self.journal
                             .record(vec![exited, e], cursor)
@@ -955,6 +973,7 @@ impl Run {
                             wake_at_ms: None,
                             token: None,
                             vars: Value::Object(flow.vars()),
+                            redrive_run: None,
                         });
                         self.journal
                             .record(vec![exited], cursor)
@@ -1026,6 +1045,7 @@ impl Run {
             .and_then(|r| r.entered_ms)
             .unwrap_or_else(now_ms);
         let mut failed_ms = resume.as_ref().and_then(|r| r.failed_ms);
+        let mut redrive_run = resume.as_ref().and_then(|r| r.cursor.redrive_run.clone());
         let (mut retries, wake_at, task_in_flight, task_result, mut waiting, mut continued) =
             match resume {
                 Some(r) => {
@@ -1062,6 +1082,8 @@ impl Run {
             wake_at_ms: wake,
             token: None,
             vars: Value::Object(flow.vars()),
+            // Only the first attempt redrives; a retry runs a new Map Run.
+            redrive_run: None,
         };
         let step = match &state.kind {
             Kind::Choice { rules, default } if jsonata => {
@@ -1367,6 +1389,7 @@ impl Run {
                                 known: known.take(),
                                 callback,
                                 continued: continued.take(),
+                                redrive_run: redrive_run.take(),
                             },
                         )
                         .await
@@ -1558,6 +1581,7 @@ impl Run {
             known,
             callback,
             continued,
+            redrive_run,
         } = attempt;
         let jsonata = state.lang == Lang::Jsonata;
         let vars = flow.vars();
@@ -1732,6 +1756,7 @@ impl Run {
                             max_concurrency,
                             tolerated_percentage: *tolerated_percentage,
                             tolerated_count: *tolerated_count,
+                            redrive_run: redrive_run.clone(),
                         };
                         let (arn, ended) = self
                             .open_map_run(flow, name, ctx, spec, runs.as_ref(), continued.take())
@@ -2084,9 +2109,10 @@ impl Run {
             .unwrap_or_else(|| stable_uuid(&format!("{}\n{name}", ctx["StateMachine"]["Id"])));
         let machine_arn =
             format!("arn:aws:states:{region}:{account}:stateMachine:{machine}/{label}");
-        // A redriven execution redrives the run its failed Map State had.
-        let redriven = match (&known, ctx["Execution"]["RedriveCount"].as_u64()) {
-            (None, Some(n)) if n > 0 => runs.redrive(execution, &machine_arn).await?,
+        // A redriven execution redrives the run its failed Map state had (idempotently: a
+        // restart before `MapRunRedriven` was said finds it reopened).
+        let redriven = match (&known, plan.redrive_run) {
+            (None, Some(run)) => runs.redrive(&run).await?,
             _ => None,
         };
         // The run's id follows from the execution and its MapStateStarted: a restart between
@@ -2267,9 +2293,12 @@ impl Run {
             let file = base64::engine::general_purpose::STANDARD
                 .decode(object["Body"].as_str().unwrap_or(""))
                 .map_err(|e| fail(format!("the object could not be read: {e}")))?;
-            let mut items = crate::items::parquet_rows(file).map_err(fail)?;
-            items.truncate(limit);
-            return Ok(items);
+            // Decoding is CPU work, and a file nimbus cannot convert may panic in the
+            // reader: off the runtime, a panic is this Map's failure, not the execution's end.
+            return tokio::task::spawn_blocking(move || crate::items::parquet_rows(file, limit))
+                .await
+                .map_err(|_| fail("the Parquet file has a column nimbus cannot convert".into()))?
+                .map_err(fail);
         }
         let object = self
             .integrations
@@ -2910,6 +2939,8 @@ struct MapRunPlan<'a> {
     max_concurrency: usize,
     tolerated_percentage: Option<f64>,
     tolerated_count: Option<u64>,
+    /// The run a redriven execution's first attempt of this state redrives.
+    redrive_run: Option<String>,
 }
 
 fn batches(items: Vec<Value>, b: &crate::asl::Batcher, batch_input: Option<Value>) -> Vec<Value> {

@@ -48,20 +48,48 @@ pub fn parse(r: &ItemReader, text: &str) -> Result<Vec<Value>, String> {
     }
 }
 
-/// The rows of a Parquet file, each an object of its columns (numbers, strings, lists and
-/// maps as JSON), as Step Functions reads them.
-pub fn parquet_rows(file: Vec<u8>) -> Result<Vec<Value>, String> {
+/// The most a Parquet file's rows may take as JSON text: its pages may unpack to far more
+/// than the object's size.
+const PARQUET_JSON_LIMIT: usize = 256 << 20;
+
+/// The first `limit` rows of a Parquet file, each an object of its columns (numbers, strings,
+/// lists and maps as JSON), as Step Functions reads them. Blocking: run it off the runtime.
+pub fn parquet_rows(file: Vec<u8>, limit: usize) -> Result<Vec<Value>, String> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let reader = SerializedFileReader::new(bytes::Bytes::from(file))
-        .map_err(|e| format!("the object is not a Parquet file nimbus can read: {e}"))?;
+    let why = |e: parquet::errors::ParquetError| {
+        let e = e.to_string();
+        match ["zstd", "brotli"].iter().find(|c| e.contains(*c)) {
+            Some(codec) => format!(
+                "its pages are compressed with {codec}, which nimbus does not read (Snappy, gzip, LZ4 and uncompressed pages it does)"
+            ),
+            None => e,
+        }
+    };
+    let reader = SerializedFileReader::new(bytes::Bytes::from(file)).map_err(|e| {
+        format!(
+            "the object is not a Parquet file nimbus can read: {}",
+            why(e)
+        )
+    })?;
     let rows = reader
         .get_row_iter(None)
-        .map_err(|e| format!("the Parquet file's rows cannot be read: {e}"))?;
-    rows.map(|r| {
-        r.map(|row| row.to_json_value())
-            .map_err(|e| format!("a row of the Parquet file cannot be read: {e}"))
-    })
-    .collect()
+        .map_err(|e| format!("the Parquet file's rows cannot be read: {}", why(e)))?;
+    let mut items = Vec::new();
+    let mut size = 0;
+    for row in rows.take(limit) {
+        let item = row
+            .map_err(|e| format!("a row of the Parquet file cannot be read: {}", why(e)))?
+            .to_json_value();
+        size += item.to_string().len();
+        if size > PARQUET_JSON_LIMIT {
+            return Err(format!(
+                "the Parquet file's rows take more than {} MiB as JSON",
+                PARQUET_JSON_LIMIT >> 20
+            ));
+        }
+        items.push(item);
+    }
+    Ok(items)
 }
 
 /// An S3 Inventory report, as its `manifest.json` says it.
@@ -377,9 +405,11 @@ mod tests {
             Compression::LZ4_RAW,
         ] {
             let file = parquet_file(&[(1, "a"), (2, "b, c")], codec);
-            assert_eq!(parquet_rows(file).unwrap(), want, "{codec:?}");
+            assert_eq!(parquet_rows(file, usize::MAX).unwrap(), want, "{codec:?}");
         }
-        let e = parquet_rows(b"id,name\n1,a\n".to_vec()).unwrap_err();
+        let file = parquet_file(&[(1, "a"), (2, "b, c")], Compression::SNAPPY);
+        assert_eq!(parquet_rows(file, 1).unwrap(), want[..1]);
+        let e = parquet_rows(b"id,name\n1,a\n".to_vec(), usize::MAX).unwrap_err();
         assert!(e.contains("not a Parquet file"), "{e}");
     }
 

@@ -165,10 +165,10 @@ impl DbMapRuns {
         let (row, resume, input) =
             match state::map_child(&inner.db, map_run, index as u64).map_err(store_error)? {
                 // Ended without success before its run was redriven: redriven with it, from
-                // the state where it stopped.
+                // the state where it stopped. (One that failed after, in this redrive, stands.)
                 Some(mut row)
                     if !matches!(row.status.as_str(), "RUNNING" | "SUCCEEDED")
-                        && row.redrive_count < lock(&live.row).redrive_count =>
+                        && row.stop_ms.unwrap_or(0) < lock(&live.row).redrive_ms.unwrap_or(0) =>
                 {
                     let event = crate::engine::Event {
                         id: 0,
@@ -468,19 +468,13 @@ impl MapRuns for DbMapRuns {
 
     fn redrive<'a>(
         &'a self,
-        execution_arn: &'a str,
-        machine_arn: &'a str,
+        map_run: &'a str,
     ) -> BoxFuture<'a, Result<Option<(String, u64)>, StatesError>> {
         Box::pin(async move {
             let inner = self.inner.upgrade().ok_or_else(stopping)?;
-            state::redrive_map_run(
-                &inner.db,
-                execution_arn.to_owned(),
-                machine_arn.to_owned(),
-                now_ms(),
-            )
-            .await
-            .map_err(store_error)
+            state::redrive_map_run(&inner.db, map_run.to_owned(), now_ms())
+                .await
+                .map_err(store_error)
         })
     }
 

@@ -1514,7 +1514,8 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
         )));
     }
     let resume = redrive_resume(&r);
-    let Some(resume) = resume.filter(|_| r.status != "RUNNING" && r.status != "SUCCEEDED") else {
+    let Some(mut resume) = resume.filter(|_| r.status != "RUNNING" && r.status != "SUCCEEDED")
+    else {
         return Err(not_redrivable(format!(
             "Execution '{arn}' is {} and cannot be redriven",
             r.status
@@ -1522,6 +1523,23 @@ async fn redrive_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, 
     };
     let machine = asl::parse(&r.definition)
         .map_err(|d| SfnError::Internal(asl::invalid_definition_message(&d)))?;
+    // A distributed Map that failed redrives its Map Run: the last one its attempt said.
+    resume.cursor.redrive_run = None;
+    if let Some(asl::Kind::Map {
+        distributed: Some(_),
+        ..
+    }) = machine.states.get(&resume.cursor.state).map(|s| &s.kind)
+    {
+        let (events, _) =
+            state::history(&sfn.inner.db, r.id, resume.cursor.entered, false, 100_000)?;
+        resume.cursor.redrive_run = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "MapRunStarted" || e.kind == "MapRunRedriven")
+            .and_then(|e| e.details.as_ref())
+            .and_then(|(_, d)| d["mapRunArn"].as_str())
+            .map(str::to_owned);
+    }
     let now = now_ms();
     let event = Event {
         id: 0,
@@ -2403,6 +2421,7 @@ fn continued_attempt(entered: u64, events: &[&Event], parts: Parts<'_>) -> Optio
                         wake_at_ms: None,
                         token: None,
                         vars: Value::Object(t.vars),
+                        redrive_run: None,
                     };
                     Some(resume_state(machine, cursor, Some(e.ts_ms), &below))
                 });
@@ -2533,6 +2552,7 @@ mod tests {
             wake_at_ms: None,
             token: None,
             vars: json!({}),
+            redrive_run: None,
         }
     }
 

@@ -870,34 +870,35 @@ pub(crate) fn map_runs_of(
     Ok((rows.into_iter().take(limit).collect(), more))
 }
 
-/// A redriven execution's Map Run, open again: the execution's latest run of the children's
-/// machine `machine_arn` that did not succeed, back to `RUNNING` with its redrive counted.
-/// Answers its ARN and redrive count; `None` when there is none to redrive.
+/// A redriven execution's Map Run, open again: back to `RUNNING` with its redrive counted.
+/// Idempotent: a run already reopened (a restart came before its `MapRunRedriven` was said)
+/// answers as it is. Answers its ARN and redrive count; `None` for a run that succeeded.
 pub(crate) async fn redrive_map_run(
     db: &Database,
-    execution_arn: String,
-    machine_arn: String,
+    arn: String,
     now_ms: u64,
 ) -> Result<Option<(String, u64)>, StoreError> {
     db.write(move |tx| {
         let run: Option<(String, i64)> = tx
             .query_row(
-                "SELECT arn, redrive_count FROM map_runs WHERE execution_arn = ?1 AND machine_arn = ?2
-                 ORDER BY start_ms DESC, rowid DESC LIMIT 1",
-                params![execution_arn, machine_arn],
+                "SELECT status, redrive_count FROM map_runs WHERE arn = ?1",
+                [&arn],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some((arn, count)) = run else {
-            return Ok(None);
-        };
-        let n = tx.execute(
-            "UPDATE map_runs SET status = 'RUNNING', stop_ms = NULL, error = NULL, cause = NULL,
-             counts = NULL, redrive_count = redrive_count + 1, redrive_ms = ?2
-             WHERE arn = ?1 AND status IN ('FAILED', 'ABORTED')",
-            params![arn, now_ms as i64],
-        )?;
-        Ok((n == 1).then(|| (arn, count as u64 + 1)))
+        Ok(match run {
+            Some((status, count)) if status == "FAILED" || status == "ABORTED" => {
+                tx.execute(
+                    "UPDATE map_runs SET status = 'RUNNING', stop_ms = NULL, error = NULL,
+                     cause = NULL, counts = NULL, redrive_count = redrive_count + 1,
+                     redrive_ms = ?2 WHERE arn = ?1",
+                    params![arn, now_ms as i64],
+                )?;
+                Some((arn, count as u64 + 1))
+            }
+            Some((status, count)) if status == "RUNNING" => Some((arn, count as u64)),
+            _ => None,
+        })
     })
     .await
 }
