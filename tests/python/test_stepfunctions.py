@@ -1506,6 +1506,7 @@ def test_a_distributed_map_runs_its_items_as_child_executions_of_a_map_run(start
     child = sfn.describe_execution(executionArn=failed[0]["executionArn"])
     assert (child["mapRunArn"], child["error"], child["cause"], json.loads(child["input"])) == (
         run_arn, "Odd", "three", {"n": 3}), child
+    assert child["redriveStatus"] == "REDRIVABLE_BY_MAP_RUN", child
     assert [e["type"] for e in history(sfn, child["executionArn"])] == [
         "ExecutionStarted", "ChoiceStateEntered", "ChoiceStateExited", "FailStateEntered", "ExecutionFailed"]
     machine_of = sfn.describe_state_machine_for_execution(executionArn=child["executionArn"])

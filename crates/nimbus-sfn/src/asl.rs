@@ -1329,9 +1329,12 @@ impl Parser {
             (false, other) => {
                 self.schema(
                     &format!("{cat}/InputType"),
-                    format!(
-                        "Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got {other:?}"
-                    ),
+                    match other {
+                        Some(v) => format!(
+                            "Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got \"{v}\""
+                        ),
+                        None => "The field 'InputType' is required".into(),
+                    },
                 );
                 return None;
             }
@@ -1654,6 +1657,19 @@ mod tests {
                 .map(|d| (d.code.to_owned(), d.location))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn an_unknown_reader_input_type_is_named_as_written() {
+        let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "ORC"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X",
+                              "States": {"X": {"Type": "Pass", "End": true}}}}}});
+        let d = parse_value(&def).unwrap_err();
+        assert_eq!(
+            d[0].message,
+            "Value must be one of [CSV, JSON, JSONL, MANIFEST, PARQUET], got \"ORC\""
+        );
     }
 
     #[test]

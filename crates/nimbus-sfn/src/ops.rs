@@ -1437,6 +1437,8 @@ fn describe_execution(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnEr
             out["redriveStatusReason"] =
                 json!(format!("Execution is {} and cannot be redriven", r.status));
         }
+        // A Map Run's child is redriven with its run, by redriving its parent.
+        _ if r.map_run.is_some() => out["redriveStatus"] = json!("REDRIVABLE_BY_MAP_RUN"),
         _ => out["redriveStatus"] = json!("REDRIVABLE"),
     }
     Ok(out)
