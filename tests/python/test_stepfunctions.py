@@ -1658,7 +1658,9 @@ def test_redriving_an_execution_redrives_its_failed_map_run_s_unsuccessful_child
         "Which": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "Flag"}], "Default": "Done"},
         "Flag": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
                  "Parameters": {"Name": "/fanout/flag"}, "ResultSelector": {"flag.$": "$.Parameter.Value"}, "End": True},
-        "Done": {"Type": "Pass", "Result": {"flag": "none"}, "End": True}}, "Which"))["stateMachineArn"]
+        "Done": {"Type": "Pass", "Result": {"flag": "none"}, "End": True}}, "Which",
+        # One at a time, in order: the failure cannot abort a sibling still running.
+        MaxConcurrency=1))["stateMachineArn"]
     ex = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2, 3]}))["executionArn"]
     assert finish(sfn, ex)["status"] == "FAILED"
     run_arn = sfn.list_map_runs(executionArn=ex)["mapRuns"][0]["mapRunArn"]
