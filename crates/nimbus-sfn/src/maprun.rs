@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::clock::now_ms;
 use crate::engine::{BoxFuture, ChildEnd, MapRunSpec, MapRuns, Outcome, RunEnd};
 use crate::error::StatesError;
+use crate::ops::{lock, seconds};
 use crate::state::{self, ExecutionRow, MachineRow, MapRunRow, RunClosing};
 use crate::{asl, Inner, SfnError, StepFunctions};
 
@@ -98,12 +99,8 @@ pub(crate) struct LiveMapRun {
 
 impl LiveMapRun {
     fn row(&self) -> MapRunRow {
-        self.row.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.row).clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The service side of [`MapRuns`]: Map Runs and their children kept in the database.
@@ -627,10 +624,6 @@ fn map_run_arn(input: &Value) -> Result<&str, SfnError> {
 fn map_run_row(sfn: &StepFunctions, arn: &str) -> Result<MapRunRow, SfnError> {
     state::map_run(&sfn.inner.db, arn)?
         .ok_or_else(|| SfnError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))
-}
-
-fn seconds(ms: u64) -> Value {
-    json!(ms as f64 / 1000.0)
 }
 
 pub(crate) fn describe_map_run(sfn: &StepFunctions, input: &Value) -> Result<Value, SfnError> {

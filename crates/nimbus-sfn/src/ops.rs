@@ -63,7 +63,7 @@ pub(crate) async fn dispatch(
     }
 }
 
-fn seconds(ms: u64) -> Value {
+pub(crate) fn seconds(ms: u64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
@@ -126,7 +126,7 @@ fn machine_entry(sfn: &StepFunctions, arn: &str) -> Result<Arc<MachineEntry>, Sf
     })
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -745,11 +745,12 @@ fn context(
     input: &Value,
     role: &str,
     start_ms: u64,
+    redrive_count: u64,
     machine: &MachineRow,
 ) -> Value {
     json!({
         "Execution": {"Id": execution_arn, "Input": input, "Name": name, "RoleArn": role,
-                      "StartTime": format_ms(start_ms), "RedriveCount": 0},
+                      "StartTime": format_ms(start_ms), "RedriveCount": redrive_count},
         "StateMachine": {"Id": machine.arn, "Name": machine.name},
     })
 }
@@ -979,18 +980,15 @@ pub(crate) fn spawn_standard(
             &row.arn,
             row.start_ms,
         ),
-        context: {
-            let mut c = context(
-                &row.arn,
-                &row.name,
-                &input,
-                &row.role_arn,
-                row.start_ms,
-                machine_row,
-            );
-            c["Execution"]["RedriveCount"] = json!(row.redrive_count);
-            c
-        },
+        context: context(
+            &row.arn,
+            &row.name,
+            &input,
+            &row.role_arn,
+            row.start_ms,
+            row.redrive_count,
+            machine_row,
+        ),
         region: inner.config.region.clone(),
         delay_scale: inner.config.delay_scale,
         last_event: AtomicU64::new(row.last_event),
@@ -1254,7 +1252,7 @@ pub(crate) fn express_run(
     Run {
         integrations: integrations(&sfn.inner),
         journal: crate::logging::journal(&sfn.inner, Arc::new(NoJournal), machine, arn, start_ms),
-        context: context(arn, name, input, &machine.role_arn, start_ms, machine),
+        context: context(arn, name, input, &machine.role_arn, start_ms, 0, machine),
         region: sfn.inner.config.region.clone(),
         delay_scale: sfn.inner.config.delay_scale,
         last_event: AtomicU64::new(0),
